@@ -1,0 +1,291 @@
+//! Blocks and CIDs: the base every other layer shares.
+//!
+//! A [`Block`] is a CID plus the bytes it names. This module creates CIDs
+//! (BLAKE3 by default, SHA2-256 for IPFS compatibility), parses them from any
+//! multibase, prints them the way IPFS does (base58btc for CIDv0, base32 for
+//! CIDv1) and verifies that bytes match the CID that names them. Every block
+//! that enters the node from outside, or is read back from disk, goes
+//! through [`Block::verified`] or [`verify`].
+
+use bytes::Bytes;
+pub use cid::Cid;
+use std::fmt;
+use std::str::FromStr;
+
+/// Multihash code of SHA2-256.
+pub const SHA2_256: u64 = 0x12;
+/// Multihash code of BLAKE3 (32-byte digest).
+pub const BLAKE3: u64 = 0x1e;
+/// Multicodec of raw binary blocks.
+pub const RAW: u64 = 0x55;
+/// Multicodec of dag-pb (protobuf) nodes, the codec UnixFS uses.
+pub const DAG_PB: u64 = 0x70;
+
+/// The largest block the node accepts from anywhere (the Bitswap limit).
+pub const MAX_BLOCK_BYTES: usize = 2 * 1024 * 1024;
+
+/// A multihash with room for any digest this node produces or accepts.
+pub type Multihash = multihash::Multihash<64>;
+
+/// Errors about CIDs and block contents.
+#[derive(Debug, thiserror::Error)]
+pub enum BlockError {
+    /// A CID string or byte string that does not parse.
+    #[error("invalid CID {input:?}: {reason}")]
+    InvalidCid { input: String, reason: String },
+    /// A CID whose hash function this node cannot compute.
+    #[error("unsupported hash function 0x{code:x} in {cid}")]
+    UnsupportedHash { cid: Cid, code: u64 },
+    /// A CID whose codec this node does not understand.
+    #[error("unsupported codec 0x{codec:x} in {cid}")]
+    UnsupportedCodec { cid: Cid, codec: u64 },
+    /// Bytes whose hash is not the one their CID names.
+    #[error("block {cid} is corrupt: its bytes hash to a different digest")]
+    HashMismatch { cid: Cid },
+    /// A block over [`MAX_BLOCK_BYTES`].
+    #[error("block {cid} is {len} bytes, over the {max} byte limit")]
+    TooLarge { cid: Cid, len: usize, max: usize },
+}
+
+/// Hash functions the node can name blocks with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum HashAlg {
+    /// BLAKE3, 32-byte digest: cairn's default.
+    #[default]
+    Blake3,
+    /// SHA2-256: IPFS's default and the only hash CIDv0 allows.
+    Sha2_256,
+}
+
+impl HashAlg {
+    /// The multihash code of this function.
+    pub fn code(self) -> u64 {
+        match self {
+            HashAlg::Blake3 => BLAKE3,
+            HashAlg::Sha2_256 => SHA2_256,
+        }
+    }
+
+    /// The function with this multihash code, if supported.
+    pub fn from_code(code: u64) -> Option<Self> {
+        match code {
+            BLAKE3 => Some(HashAlg::Blake3),
+            SHA2_256 => Some(HashAlg::Sha2_256),
+            _ => None,
+        }
+    }
+
+    /// Hashes `data` into a multihash.
+    pub fn digest(self, data: &[u8]) -> Multihash {
+        let digest: [u8; 32] = match self {
+            HashAlg::Blake3 => *blake3::hash(data).as_bytes(),
+            HashAlg::Sha2_256 => {
+                use sha2::Digest;
+                sha2::Sha256::digest(data).into()
+            }
+        };
+        Multihash::wrap(self.code(), &digest).expect("32-byte digest fits in 64")
+    }
+}
+
+impl FromStr for HashAlg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "blake3" => Ok(HashAlg::Blake3),
+            "sha2-256" => Ok(HashAlg::Sha2_256),
+            other => Err(format!(
+                "unknown hash function {other:?} (expected blake3 or sha2-256)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for HashAlg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HashAlg::Blake3 => "blake3",
+            HashAlg::Sha2_256 => "sha2-256",
+        })
+    }
+}
+
+/// CID version and hash together: how new blocks get named.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CidFormat {
+    /// 0 or 1. Version 0 implies SHA2-256 and dag-pb.
+    pub version: u8,
+    /// Hash function for new blocks.
+    pub hash: HashAlg,
+}
+
+impl CidFormat {
+    /// Names `data` under `codec`: CIDv0 only for dag-pb with SHA2-256, else CIDv1.
+    pub fn cid(self, codec: u64, data: &[u8]) -> Cid {
+        let mh = self.hash.digest(data);
+        cid_for(self.version, codec, mh)
+    }
+}
+
+/// Builds a CID from a multihash, falling back to v1 when v0 cannot express it.
+pub fn cid_for(version: u8, codec: u64, mh: Multihash) -> Cid {
+    if version == 0 && codec == DAG_PB && mh.code() == SHA2_256 {
+        Cid::new_v0(mh).expect("sha2-256 dag-pb is a valid CIDv0")
+    } else {
+        Cid::new_v1(codec, mh)
+    }
+}
+
+/// Parses a CID from text in any multibase (or base58btc for CIDv0), with a
+/// clear error. A leading `/ipfs/` is accepted.
+pub fn parse_cid(input: &str) -> Result<Cid, BlockError> {
+    let s = input.trim();
+    let s = s.strip_prefix("/ipfs/").unwrap_or(s);
+    let s = s.split('/').next().unwrap_or(s);
+    Cid::from_str(s).map_err(|e| BlockError::InvalidCid {
+        input: input.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// Text form of a CID: base58btc for v0, base32 for v1 (what `Cid`'s Display does).
+pub fn cid_string(cid: &Cid) -> String {
+    cid.to_string()
+}
+
+/// Checks that `data` hashes to the digest `cid` names.
+pub fn verify(cid: &Cid, data: &[u8]) -> Result<(), BlockError> {
+    let code = cid.hash().code();
+    let alg = HashAlg::from_code(code).ok_or(BlockError::UnsupportedHash { cid: *cid, code })?;
+    if cid.hash().size() != 32 {
+        return Err(BlockError::UnsupportedHash { cid: *cid, code });
+    }
+    let mh = alg.digest(data);
+    if mh.digest() == cid.hash().digest() {
+        Ok(())
+    } else {
+        Err(BlockError::HashMismatch { cid: *cid })
+    }
+}
+
+/// A CID and the bytes it names.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Block {
+    cid: Cid,
+    data: Bytes,
+}
+
+impl fmt::Debug for Block {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Block")
+            .field("cid", &self.cid.to_string())
+            .field("len", &self.data.len())
+            .finish()
+    }
+}
+
+impl Block {
+    /// Hashes `data` and names it under `codec` with `format`.
+    pub fn new(format: CidFormat, codec: u64, data: impl Into<Bytes>) -> Self {
+        let data = data.into();
+        let cid = format.cid(codec, &data);
+        Block { cid, data }
+    }
+
+    /// Pairs `data` with `cid` after checking the hash and the size limit.
+    pub fn verified(cid: Cid, data: impl Into<Bytes>) -> Result<Self, BlockError> {
+        let data = data.into();
+        if data.len() > MAX_BLOCK_BYTES {
+            return Err(BlockError::TooLarge {
+                cid,
+                len: data.len(),
+                max: MAX_BLOCK_BYTES,
+            });
+        }
+        verify(&cid, &data)?;
+        Ok(Block { cid, data })
+    }
+
+    /// Pairs `data` with `cid` without hashing: only for bytes this process
+    /// has just hashed itself.
+    pub fn new_unchecked(cid: Cid, data: Bytes) -> Self {
+        Block { cid, data }
+    }
+
+    pub fn cid(&self) -> &Cid {
+        &self.cid
+    }
+
+    pub fn data(&self) -> &Bytes {
+        &self.data
+    }
+
+    pub fn into_parts(self) -> (Cid, Bytes) {
+        (self.cid, self.data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v0_and_v1_print_as_ipfs_does() {
+        let v0 = CidFormat {
+            version: 0,
+            hash: HashAlg::Sha2_256,
+        };
+        let cid = v0.cid(DAG_PB, b"\x0a\x04\x08\x02\x18\x00");
+        assert_eq!(
+            cid.to_string(),
+            "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH"
+        );
+        let v1 = CidFormat {
+            version: 1,
+            hash: HashAlg::Sha2_256,
+        };
+        let raw = v1.cid(RAW, b"");
+        assert_eq!(
+            raw.to_string(),
+            "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+        );
+    }
+
+    #[test]
+    fn parses_any_multibase() {
+        let cid = parse_cid("bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku").unwrap();
+        let b58 = cid.to_string_of_base(multibase::Base::Base58Btc).unwrap();
+        assert_eq!(parse_cid(&b58).unwrap(), cid);
+        let b36 = cid.to_string_of_base(multibase::Base::Base36Lower).unwrap();
+        assert_eq!(parse_cid(&b36).unwrap(), cid);
+        assert_eq!(parse_cid(&format!("/ipfs/{b36}/a/b")).unwrap(), cid);
+        assert!(matches!(
+            parse_cid("not-a-cid"),
+            Err(BlockError::InvalidCid { .. })
+        ));
+    }
+
+    #[test]
+    fn verification_catches_corruption() {
+        let b = Block::new(CidFormat { version: 1, hash: HashAlg::Blake3 }, RAW, &b"hello"[..]);
+        assert!(Block::verified(*b.cid(), &b"hello"[..]).is_ok());
+        assert!(matches!(
+            Block::verified(*b.cid(), &b"hellp"[..]),
+            Err(BlockError::HashMismatch { .. })
+        ));
+        let big = vec![0u8; MAX_BLOCK_BYTES + 1];
+        assert!(matches!(
+            Block::verified(*b.cid(), big),
+            Err(BlockError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn same_bytes_two_codecs_share_multihash() {
+        let f = CidFormat { version: 1, hash: HashAlg::Blake3 };
+        let a = f.cid(RAW, b"x");
+        let b = f.cid(DAG_PB, b"x");
+        assert_ne!(a, b);
+        assert_eq!(a.hash(), b.hash());
+    }
+}

@@ -1,0 +1,1 @@
+//! UnixFS over dag-pb.

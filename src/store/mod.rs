@@ -1,0 +1,165 @@
+//! Block storage: one [`Store`] API, two implementations.
+//!
+//! - [`MemoryStore`]: everything in RAM, for tests and netsim.
+//! - [`DiskStore`]: block bodies appended to large segment files, a sled
+//!   index mapping multihash → (segment, offset, length), the pin set and
+//!   node metadata. See `disk.rs` for the on-disk format and write order.
+//!
+//! Blocks are keyed by multihash, so the same bytes named under two codecs
+//! are stored once. Every read verifies the bytes against the CID asked for;
+//! a mismatch is [`StoreError::Corrupt`], never data.
+//!
+//! Pins live here too (recursive and direct); which blocks a recursive pin
+//! reaches is the DAG layer's knowledge, so garbage collection takes the
+//! set of live multihashes from its caller (see `crate::dag::gc`).
+
+use crate::block::{Block, BlockError, Cid, Multihash};
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+mod disk;
+mod memory;
+
+pub use disk::{DiskStore, DiskStoreOptions};
+pub use memory::MemoryStore;
+
+#[cfg(test)]
+mod conformance;
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// An operating-system I/O failure (disk full, permissions, ...).
+    #[error("storage I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The index database failed.
+    #[error("index error: {0}")]
+    Index(String),
+    /// Stored bytes do not match their CID.
+    #[error("block {cid} is corrupt on disk: {reason}")]
+    Corrupt { cid: Cid, reason: String },
+    /// Another process holds the repository.
+    #[error("repository {path} is in use by another process (is a cairn daemon running?)")]
+    Locked { path: PathBuf },
+    /// A block refused for its content (too large, bad CID).
+    #[error(transparent)]
+    Block(#[from] BlockError),
+    /// A pin that does not exist was asked to be removed.
+    #[error("{cid} is not pinned")]
+    NotPinned { cid: Cid },
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// How a root is pinned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PinKind {
+    /// The block and everything it links to, transitively.
+    Recursive,
+    /// Only this block.
+    Direct,
+}
+
+impl PinKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PinKind::Recursive => "recursive",
+            PinKind::Direct => "direct",
+        }
+    }
+}
+
+/// What a store holds, for `repo stat`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreStat {
+    /// Number of distinct blocks (multihashes) indexed.
+    pub blocks: u64,
+    /// Sum of their lengths.
+    pub block_bytes: u64,
+    /// Number of pins (both kinds).
+    pub pins: u64,
+    /// Bytes the store occupies on its medium, garbage included.
+    pub stored_bytes: u64,
+    /// Number of segment files (0 for the memory store).
+    pub segments: u64,
+}
+
+/// What a sweep freed, for `repo gc`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Blocks removed from the index.
+    pub removed_blocks: u64,
+    /// Their total length.
+    pub removed_bytes: u64,
+    /// Bytes given back to the file system by compaction.
+    pub reclaimed_bytes: u64,
+    /// Segments rewritten or deleted.
+    pub compacted_segments: u64,
+}
+
+/// One stored block as an index entry, for enumeration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredBlock {
+    pub multihash: Multihash,
+    pub len: u64,
+}
+
+/// The block store API every implementation provides.
+///
+/// Write order contract: `put_many` makes block bytes durable before it
+/// records them in the index; callers pin only after `put_many` returned,
+/// so a crash never leaves a pin pointing at a missing block.
+pub trait Store: Send + Sync {
+    /// Stores every block the iterator yields, durably, and returns how many
+    /// bytes were new. Blocks already present are skipped. Implementations
+    /// commit in bounded batches, so memory does not grow with the input.
+    fn put_many(&self, blocks: &mut dyn Iterator<Item = Block>) -> Result<u64>;
+
+    /// Stores one block durably.
+    fn put(&self, block: Block) -> Result<u64> {
+        self.put_many(&mut std::iter::once(block))
+    }
+
+    /// Reads and verifies the block named by `cid` (any codec with the same
+    /// multihash). `Ok(None)` when it is not stored.
+    fn get(&self, cid: &Cid) -> Result<Option<Block>>;
+
+    /// Whether a block with this multihash is stored.
+    fn has(&self, cid: &Cid) -> Result<bool>;
+
+    /// The stored length of the block, without reading it.
+    fn size_of(&self, cid: &Cid) -> Result<Option<u64>>;
+
+    /// Calls `f` for each stored block (multihash and length), in key order.
+    fn for_each_block(&self, f: &mut dyn FnMut(StoredBlock) -> Result<()>) -> Result<()>;
+
+    /// Reads a block by multihash without verifying it (for `repo verify`,
+    /// which re-hashes itself and reports instead of failing).
+    fn read_raw(&self, mh: &Multihash) -> Result<Option<bytes::Bytes>>;
+
+    /// Adds or replaces a pin. The pinned blocks must already be stored.
+    fn pin(&self, cid: &Cid, kind: PinKind) -> Result<()>;
+
+    /// Removes a pin.
+    fn unpin(&self, cid: &Cid) -> Result<PinKind>;
+
+    /// All pins.
+    fn pins(&self) -> Result<Vec<(Cid, PinKind)>>;
+
+    /// The pin on `cid` itself, if any.
+    fn pin_of(&self, cid: &Cid) -> Result<Option<PinKind>>;
+
+    /// Removes every block whose multihash is not in `live`, then compacts
+    /// storage whose live share fell below the store's threshold.
+    fn sweep(&self, live: &HashSet<Multihash>) -> Result<SweepReport>;
+
+    /// Counts blocks, bytes and pins.
+    fn stat(&self) -> Result<StoreStat>;
+
+    /// Makes everything written so far durable.
+    fn flush(&self) -> Result<()>;
+}
