@@ -1,1 +1,77 @@
-//! UnixFS over dag-pb.
+//! UnixFS over dag-pb: chunking, building, reading, walking and CAR files.
+//!
+//! - [`chunker`]: streaming fixed-size and content-defined chunkers.
+//! - [`builder`]: balanced and trickle file DAGs, directories, symlinks —
+//!   CIDs identical to Kubo's for the same options.
+//! - [`reader`]: streaming reads of files and byte ranges (only the blocks a
+//!   range needs), directory listings, path resolution, tree export.
+//! - [`walk`]: every block a root reaches (pinning, GC marking, export).
+//! - [`pb`]: the dag-pb and UnixFS wire formats.
+//!
+//! The layer reads blocks through [`BlockSource`], which every store
+//! implements and which the network layer can implement to fetch on demand.
+
+pub mod builder;
+pub mod chunker;
+pub mod pb;
+pub mod reader;
+pub mod walk;
+
+use crate::block::{Block, BlockError, Cid};
+use crate::store::{Store, StoreError};
+
+/// Errors of the DAG layer.
+#[derive(Debug, thiserror::Error)]
+pub enum DagError {
+    /// Reading the input failed.
+    #[error("reading input: {0}")]
+    Read(#[source] std::io::Error),
+    /// Writing output failed.
+    #[error("writing {path}: {source}")]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Import options that cannot be honoured.
+    #[error("invalid options: {0}")]
+    Options(String),
+    /// A block the DAG needs is not available.
+    #[error("block {cid} not found")]
+    NotFound { cid: Cid },
+    /// A block that does not decode as what its place in the DAG requires.
+    #[error("block {cid} is not valid UnixFS: {reason}")]
+    Malformed { cid: Cid, reason: String },
+    /// A path that does not exist inside a directory.
+    #[error("no link named {name:?} under {cid}")]
+    NoSuchPath { cid: Cid, name: String },
+    /// Asked to read a directory as a file, or the like.
+    #[error("{cid} is a {actual}, not a {expected}")]
+    WrongKind {
+        cid: Cid,
+        expected: &'static str,
+        actual: &'static str,
+    },
+    /// A name in a directory that cannot be written to a file system safely.
+    #[error("refusing unsafe entry name {name:?} in {cid}")]
+    UnsafeName { cid: Cid, name: String },
+    #[error(transparent)]
+    Block(#[from] BlockError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A bug: an invariant of this module broke.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
+}
+
+/// Where the DAG layer gets blocks from.
+pub trait BlockSource: Send + Sync {
+    /// The verified block, or [`DagError::NotFound`].
+    fn block(&self, cid: &Cid) -> Result<Block, DagError>;
+}
+
+impl<S: Store + ?Sized> BlockSource for S {
+    fn block(&self, cid: &Cid) -> Result<Block, DagError> {
+        self.get(cid)?.ok_or(DagError::NotFound { cid: *cid })
+    }
+}

@@ -1,0 +1,451 @@
+//! Builds UnixFS file DAGs from a stream of chunks, exactly as Kubo does.
+//!
+//! Balanced layout (Kubo's default): leaves are grouped `max_links` at a
+//! time into parent nodes, level by level, until one node is left; a
+//! single-chunk file is its own root. Every parent — even one with a single
+//! child — is written, as go-unixfs's `fillNodeRec` does, which keeps our
+//! CIDs equal to Kubo's.
+//!
+//! Trickle layout (`--layout trickle`): go-unixfs's `fillTrickleRec`: a node
+//! first takes up to `max_links` leaves (UnixFS type Raw when leaves are
+//! dag-pb), then, for depth = 1, 2, ..., up to [`TRICKLE_DEPTH_REPEAT`]
+//! subtrees of that depth, each built the same way with its depth limit.
+//!
+//! Blocks go to a sink as soon as they exist, so memory holds one chunk and
+//! the pending links of each open tree level, whatever the file size.
+
+use super::chunker::ChunkerSpec;
+use super::pb::{DataType, PbLink, PbNode, UnixFs};
+use super::DagError;
+use crate::block::{Block, Cid, CidFormat, HashAlg, DAG_PB, RAW};
+use bytes::Bytes;
+use std::fmt;
+use std::io::Read;
+use std::str::FromStr;
+
+/// Kubo's default (and cairn's) number of links per node.
+pub const DEFAULT_MAX_LINKS: usize = 174;
+/// Upper bound on links per node: keeps interior nodes under the block limit.
+pub const MAX_MAX_LINKS: usize = 8192;
+/// Subtrees of each depth a trickle node holds (go-unixfs `depthRepeat`).
+pub const TRICKLE_DEPTH_REPEAT: usize = 4;
+
+/// How leaves are arranged into a tree.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Layout {
+    #[default]
+    Balanced,
+    Trickle,
+}
+
+impl FromStr for Layout {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "balanced" => Ok(Layout::Balanced),
+            "trickle" => Ok(Layout::Trickle),
+            _ => Err(format!(
+                "unknown layout {s:?} (expected balanced or trickle)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Layout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Layout::Balanced => "balanced",
+            Layout::Trickle => "trickle",
+        })
+    }
+}
+
+/// Everything that decides the CIDs of an import.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImportOptions {
+    pub format: CidFormat,
+    pub chunker: ChunkerSpec,
+    /// Leaves as raw blocks (codec 0x55) instead of dag-pb UnixFS nodes.
+    pub raw_leaves: bool,
+    pub max_links: usize,
+    pub layout: Layout,
+}
+
+impl Default for ImportOptions {
+    /// cairn's defaults: CIDv1, BLAKE3, raw leaves, 256 KiB chunks, 174 links.
+    fn default() -> Self {
+        ImportOptions {
+            format: CidFormat {
+                version: 1,
+                hash: HashAlg::Blake3,
+            },
+            chunker: ChunkerSpec::default(),
+            raw_leaves: true,
+            max_links: DEFAULT_MAX_LINKS,
+            layout: Layout::Balanced,
+        }
+    }
+}
+
+impl ImportOptions {
+    /// Kubo's `ipfs add` defaults: CIDv0, SHA2-256, dag-pb leaves.
+    pub fn kubo() -> Self {
+        ImportOptions {
+            format: CidFormat {
+                version: 0,
+                hash: HashAlg::Sha2_256,
+            },
+            raw_leaves: false,
+            ..Self::default()
+        }
+    }
+
+    /// Checks limits that would otherwise produce blocks over the size limit.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(2..=MAX_MAX_LINKS).contains(&self.max_links) {
+            return Err(format!(
+                "max-links must be between 2 and {MAX_MAX_LINKS}, not {}",
+                self.max_links
+            ));
+        }
+        if self.format.version > 1 {
+            return Err(format!("unknown CID version {}", self.format.version));
+        }
+        if self.format.version == 0 && self.format.hash != HashAlg::Sha2_256 {
+            return Err("CIDv0 only supports sha2-256".into());
+        }
+        Ok(())
+    }
+
+    fn dag_pb_block(&self, bytes: Vec<u8>) -> Block {
+        Block::new(self.format, DAG_PB, bytes)
+    }
+}
+
+/// A finished child: what its parent needs to link to it.
+#[derive(Clone, Debug)]
+pub struct Built {
+    pub cid: Cid,
+    /// File bytes below this node (UnixFS `blocksizes` entry).
+    pub file_size: u64,
+    /// Cumulative size: encoded block plus every block below (link Tsize).
+    pub tsize: u64,
+}
+
+/// Links and file sizes of a UnixFS file node under construction.
+#[derive(Default)]
+struct FileNode {
+    links: Vec<PbLink>,
+    blocksizes: Vec<u64>,
+}
+
+impl FileNode {
+    fn add(&mut self, child: Built) {
+        self.blocksizes.push(child.file_size);
+        self.links.push(PbLink {
+            cid: child.cid,
+            name: String::new(),
+            tsize: child.tsize,
+        });
+    }
+
+    fn len(&self) -> usize {
+        self.links.len()
+    }
+}
+
+/// Streams one file into UnixFS blocks.
+struct FileBuilder<'s, I: Iterator> {
+    opts: ImportOptions,
+    chunks: std::iter::Peekable<I>,
+    sink: &'s mut dyn FnMut(Block) -> Result<(), DagError>,
+}
+
+impl<I> FileBuilder<'_, I>
+where
+    I: Iterator<Item = std::io::Result<Bytes>>,
+{
+    fn more(&mut self) -> Result<bool, DagError> {
+        match self.chunks.peek() {
+            None => Ok(false),
+            Some(Ok(_)) => Ok(true),
+            Some(Err(_)) => match self.chunks.next() {
+                Some(Err(e)) => Err(DagError::Read(e)),
+                _ => Ok(false),
+            },
+        }
+    }
+
+    fn next_chunk(&mut self) -> Result<Option<Bytes>, DagError> {
+        self.chunks.next().transpose().map_err(DagError::Read)
+    }
+
+    fn emit(&mut self, block: Block) -> Result<(), DagError> {
+        (self.sink)(block)
+    }
+
+    /// Turns a chunk into a leaf block of the given UnixFS type.
+    fn leaf(&mut self, chunk: Bytes, kind: DataType) -> Result<Built, DagError> {
+        let file_size = chunk.len() as u64;
+        let block = if self.opts.raw_leaves {
+            Block::new(self.opts.format, RAW, chunk)
+        } else {
+            let mut u = UnixFs::new(kind);
+            if !chunk.is_empty() {
+                u.data = Some(chunk.to_vec());
+            }
+            u.filesize = Some(file_size);
+            self.opts.dag_pb_block(
+                PbNode {
+                    links: vec![],
+                    data: Some(u.encode()),
+                }
+                .encode(),
+            )
+        };
+        let built = Built {
+            cid: *block.cid(),
+            file_size,
+            tsize: block.data().len() as u64,
+        };
+        self.emit(block)?;
+        Ok(built)
+    }
+
+    fn file_node(&mut self, node: FileNode) -> Result<Built, DagError> {
+        let mut u = UnixFs::new(DataType::File);
+        let file_size: u64 = node.blocksizes.iter().sum();
+        u.filesize = Some(file_size);
+        u.blocksizes = node.blocksizes;
+        let child_tsize: u64 = node.links.iter().map(|l| l.tsize).sum();
+        let bytes = PbNode {
+            links: node.links,
+            data: Some(u.encode()),
+        }
+        .encode();
+        let block = self.opts.dag_pb_block(bytes);
+        let built = Built {
+            cid: *block.cid(),
+            file_size,
+            tsize: block.data().len() as u64 + child_tsize,
+        };
+        self.emit(block)?;
+        Ok(built)
+    }
+
+    fn balanced(&mut self) -> Result<Built, DagError> {
+        let Some(first) = self.next_chunk()? else {
+            // Empty file: one empty leaf (a raw empty block with raw leaves).
+            return self.leaf(Bytes::new(), DataType::File);
+        };
+        let first = self.leaf(first, DataType::File)?;
+        if !self.more()? {
+            return Ok(first);
+        }
+        // levels[i] holds finished nodes of height i waiting for a parent.
+        let mut levels: Vec<FileNode> = vec![FileNode::default()];
+        levels[0].add(first);
+        while let Some(chunk) = self.next_chunk()? {
+            let leaf = self.leaf(chunk, DataType::File)?;
+            levels[0].add(leaf);
+            let mut h = 0;
+            while levels[h].len() == self.opts.max_links {
+                let full = std::mem::take(&mut levels[h]);
+                let parent = self.file_node(full)?;
+                if levels.len() == h + 1 {
+                    levels.push(FileNode::default());
+                }
+                levels[h + 1].add(parent);
+                h += 1;
+            }
+        }
+        // Close every level bottom-up; the top level's single node is the root.
+        let mut h = 0;
+        loop {
+            let above_empty = levels[h + 1..].iter().all(|l| l.len() == 0);
+            if above_empty && levels[h].len() == 1 && h > 0 {
+                let node = std::mem::take(&mut levels[h]);
+                return self.file_node_single(node);
+            }
+            if levels[h].len() > 0 {
+                let pending = std::mem::take(&mut levels[h]);
+                let parent = self.file_node(pending)?;
+                if levels.len() == h + 1 {
+                    levels.push(FileNode::default());
+                }
+                levels[h + 1].add(parent);
+            }
+            h += 1;
+        }
+    }
+
+    /// The root of a balanced tree: a level holding exactly one finished node.
+    fn file_node_single(&mut self, mut node: FileNode) -> Result<Built, DagError> {
+        let link = node.links.pop().ok_or(DagError::Internal("empty level"))?;
+        let file_size = node.blocksizes.pop().unwrap_or(0);
+        Ok(Built {
+            cid: link.cid,
+            file_size,
+            tsize: link.tsize,
+        })
+    }
+
+    fn trickle(&mut self, max_depth: Option<usize>) -> Result<Built, DagError> {
+        let mut node = FileNode::default();
+        while node.len() < self.opts.max_links {
+            let Some(chunk) = self.next_chunk()? else {
+                break;
+            };
+            let leaf = self.leaf(chunk, DataType::Raw)?;
+            node.add(leaf);
+        }
+        let mut depth = 1;
+        while max_depth.is_none_or(|m| depth < m) && self.more()? {
+            for _ in 0..TRICKLE_DEPTH_REPEAT {
+                if !self.more()? {
+                    break;
+                }
+                let child = self.trickle(Some(depth))?;
+                node.add(child);
+            }
+            depth += 1;
+        }
+        self.file_node(node)
+    }
+}
+
+/// Chunks `reader` and builds its UnixFS file DAG, handing every block to
+/// `sink` (children before parents). Returns the root.
+pub fn build_file(
+    reader: impl Read,
+    opts: &ImportOptions,
+    sink: &mut dyn FnMut(Block) -> Result<(), DagError>,
+) -> Result<Built, DagError> {
+    opts.validate().map_err(DagError::Options)?;
+    let mut builder = FileBuilder {
+        opts: *opts,
+        chunks: opts.chunker.chunks(reader).peekable(),
+        sink,
+    };
+    match opts.layout {
+        Layout::Balanced => builder.balanced(),
+        Layout::Trickle => builder.trickle(None),
+    }
+}
+
+/// Builds a UnixFS directory node from named children. Links are sorted by
+/// name bytes, as dag-pb requires and Kubo writes them.
+pub fn directory_block(format: CidFormat, mut entries: Vec<(String, Built)>) -> (Block, Built) {
+    entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    let child_tsize: u64 = entries.iter().map(|(_, b)| b.tsize).sum();
+    let links = entries
+        .into_iter()
+        .map(|(name, b)| PbLink {
+            cid: b.cid,
+            name,
+            tsize: b.tsize,
+        })
+        .collect();
+    let bytes = PbNode {
+        links,
+        data: Some(UnixFs::new(DataType::Directory).encode()),
+    }
+    .encode();
+    let block = Block::new(format, DAG_PB, bytes);
+    let built = Built {
+        cid: *block.cid(),
+        file_size: 0,
+        tsize: block.data().len() as u64 + child_tsize,
+    };
+    (block, built)
+}
+
+/// Builds a UnixFS symlink node pointing at `target`.
+pub fn symlink_block(format: CidFormat, target: &[u8]) -> (Block, Built) {
+    let mut u = UnixFs::new(DataType::Symlink);
+    u.data = Some(target.to_vec());
+    let bytes = PbNode {
+        links: vec![],
+        data: Some(u.encode()),
+    }
+    .encode();
+    let block = Block::new(format, DAG_PB, bytes);
+    let built = Built {
+        cid: *block.cid(),
+        file_size: 0,
+        tsize: block.data().len() as u64,
+    };
+    (block, built)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i % 251) as u8).collect()
+    }
+
+    fn build(data: &[u8], opts: &ImportOptions) -> (Built, Vec<Block>) {
+        let mut blocks = vec![];
+        let root = build_file(data, opts, &mut |b| {
+            blocks.push(b);
+            Ok(())
+        })
+        .unwrap();
+        (root, blocks)
+    }
+
+    #[test]
+    fn kubo_reference_cids() {
+        let (root, _) = build(b"", &ImportOptions::kubo());
+        assert_eq!(
+            root.cid.to_string(),
+            "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH"
+        );
+        let (root, _) = build(b"hello world\n", &ImportOptions::kubo());
+        assert_eq!(
+            root.cid.to_string(),
+            "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o"
+        );
+    }
+
+    #[test]
+    fn balanced_tree_shape() {
+        let opts = ImportOptions {
+            chunker: ChunkerSpec::Fixed { size: 10 },
+            max_links: 3,
+            ..ImportOptions::default()
+        };
+        // 10 chunks, 3 links: 4 parents at height 1, 2 at height 2, 1 root.
+        let data = pattern(100);
+        let (root, blocks) = build(&data, &opts);
+        assert_eq!(blocks.len(), 10 + 4 + 2 + 1);
+        assert_eq!(root.file_size, 100);
+        assert_eq!(blocks.last().unwrap().cid(), &root.cid);
+        // One chunk: the leaf is the root.
+        let (root, blocks) = build(&data[..10], &opts);
+        assert_eq!(blocks.len(), 1);
+        assert_eq!(root.cid.codec(), RAW);
+        // Exactly max_links chunks: one parent.
+        let (_, blocks) = build(&data[..30], &opts);
+        assert_eq!(blocks.len(), 4);
+        // max_links + 1 chunks: a parent over a full node and a one-leaf node.
+        let (_, blocks) = build(&data[..31], &opts);
+        assert_eq!(blocks.len(), 4 + 1 + 1 + 1);
+    }
+
+    #[test]
+    fn trickle_tree_shape() {
+        let opts = ImportOptions {
+            chunker: ChunkerSpec::Fixed { size: 1 },
+            max_links: 2,
+            layout: Layout::Trickle,
+            ..ImportOptions::default()
+        };
+        // root: 2 leaves, then 4 depth-1 subtrees of 2 leaves each = 10 leaves.
+        let (root, blocks) = build(&pattern(10), &opts);
+        assert_eq!(root.file_size, 10);
+        assert_eq!(blocks.len(), 10 + 4 + 1);
+    }
+}
