@@ -6,4 +6,5 @@
 
 pub mod block;
 pub mod dag;
+pub mod node;
 pub mod store;

@@ -1,0 +1,585 @@
+//! Command-line interface: flag parsing and output formatting only; every
+//! operation is a call into `cairn::node`. Command and flag names follow
+//! Kubo's `ipfs` where Kubo has the same command.
+
+mod progress;
+
+use anyhow::{anyhow, bail, Context, Result};
+use cairn::block::{parse_cid, CidFormat, HashAlg, DAG_PB, RAW};
+use cairn::dag::builder::{ImportOptions, Layout};
+use cairn::dag::chunker::ChunkerSpec;
+use cairn::node::{repo, AddOptions, Node};
+use clap::{Args, Parser, Subcommand};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(Parser)]
+#[command(
+    name = "cairn",
+    version,
+    about = "Peer-to-peer, content-addressed storage (IPFS-compatible)"
+)]
+struct Cli {
+    /// Repository directory [default: $CAIRN_REPO, else the platform data dir]
+    #[arg(long, global = true, value_name = "PATH")]
+    repo: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the repository (config, key, store); done implicitly on first use.
+    Init,
+    /// Add files or directories; prints `added <cid> <name>` per entry.
+    Add(AddArgs),
+    /// Print a file's bytes (or a range of them).
+    Cat {
+        /// CID or /ipfs/CID/path
+        path: String,
+        /// Byte offset to start at
+        #[arg(long, short = 'o', default_value_t = 0)]
+        offset: u64,
+        /// Maximum number of bytes to print
+        #[arg(long, short = 'l')]
+        length: Option<u64>,
+    },
+    /// Write a file or directory tree to disk.
+    Get {
+        /// CID or /ipfs/CID/path
+        path: String,
+        /// Where to write it [default: the CID]
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+    },
+    /// List a directory's entries.
+    Ls {
+        /// CID or /ipfs/CID/path
+        path: String,
+    },
+    /// Pin and unpin content so GC keeps it.
+    #[command(subcommand)]
+    Pin(PinCommand),
+    /// Raw blocks.
+    #[command(subcommand)]
+    Block(BlockCommand),
+    /// DAG import and export as CAR files.
+    #[command(subcommand)]
+    Dag(DagCommand),
+    /// Repository maintenance.
+    #[command(subcommand)]
+    Repo(RepoCommand),
+    /// Print the version.
+    Version,
+}
+
+fn parse_bool_flag(s: &str) -> Result<bool, String> {
+    match s {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(format!("expected true or false, not {s:?}")),
+    }
+}
+
+#[derive(Args)]
+struct AddArgs {
+    /// Files or directories to add; none (or `-`) reads standard input.
+    paths: Vec<PathBuf>,
+    /// Add directories recursively.
+    #[arg(short, long)]
+    recursive: bool,
+    /// Print only the final root CID.
+    #[arg(short = 'Q', long)]
+    quieter: bool,
+    /// Print only CIDs.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Only compute CIDs; store nothing.
+    #[arg(short = 'n', long)]
+    only_hash: bool,
+    /// Pin what is added (--pin=false to not).
+    #[arg(long, value_parser = parse_bool_flag, num_args = 0..=1, default_missing_value = "true", default_value = "true")]
+    pin: bool,
+    /// CID version: 0 (Kubo's default, implies sha2-256 and dag-pb leaves) or 1.
+    #[arg(long)]
+    cid_version: Option<u8>,
+    /// Hash function: blake3 or sha2-256.
+    #[arg(long)]
+    hash: Option<HashAlg>,
+    /// size-N (N <= 1048576) or cdc-MIN-AVG-MAX.
+    #[arg(long, short = 's')]
+    chunker: Option<ChunkerSpec>,
+    /// Raw leaves (default: true for CIDv1, false for CIDv0).
+    #[arg(long, value_parser = parse_bool_flag, num_args = 0..=1, default_missing_value = "true")]
+    raw_leaves: Option<bool>,
+    /// Links per interior node (default 174).
+    #[arg(long)]
+    max_links: Option<usize>,
+    /// DAG layout: balanced or trickle.
+    #[arg(long)]
+    layout: Option<Layout>,
+    /// Use the trickle layout (Kubo's --trickle).
+    #[arg(long, short = 't')]
+    trickle: bool,
+    /// Preset: legacy-cid-v0 (Kubo's defaults) or unixfs-v1-2025.
+    #[arg(long)]
+    profile: Option<String>,
+    /// Include files whose names start with a dot.
+    #[arg(short = 'H', long)]
+    hidden: bool,
+    /// Hide the progress bar.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+#[derive(Subcommand)]
+enum PinCommand {
+    /// Pin objects (recursively by default).
+    Add {
+        cids: Vec<String>,
+        /// Pin the whole DAG (--recursive=false pins the block only).
+        #[arg(long, short, value_parser = parse_bool_flag, num_args = 0..=1, default_missing_value = "true", default_value = "true")]
+        recursive: bool,
+    },
+    /// Remove pins.
+    Rm { cids: Vec<String> },
+    /// List pins.
+    Ls {
+        /// all, recursive, direct or indirect
+        #[arg(long, short = 't', default_value = "all")]
+        r#type: String,
+        /// Print CIDs only.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum BlockCommand {
+    /// Print a block's raw bytes.
+    Get { cid: String },
+    /// Store a block read from a file (or standard input); prints its CID.
+    Put {
+        file: Option<PathBuf>,
+        /// raw or dag-pb
+        #[arg(long, default_value = "raw")]
+        cid_codec: String,
+        /// Hash function: blake3 or sha2-256
+        #[arg(long, default_value = "sha2-256")]
+        mhtype: HashAlg,
+        /// Pin the block directly.
+        #[arg(long)]
+        pin: bool,
+    },
+    /// Print a block's CID and size.
+    Stat { cid: String },
+}
+
+#[derive(Subcommand)]
+enum DagCommand {
+    /// Write a DAG as a CAR v1 file to standard output.
+    Export { cid: String },
+    /// Import blocks from CAR files.
+    Import {
+        files: Vec<PathBuf>,
+        /// Pin the roots named in the CAR headers (--pin-roots=false to not).
+        #[arg(long, value_parser = parse_bool_flag, num_args = 0..=1, default_missing_value = "true", default_value = "true")]
+        pin_roots: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum RepoCommand {
+    /// Remove every block no pin reaches and compact the store.
+    Gc {
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Blocks, bytes, pins and segment figures.
+    Stat,
+    /// Re-hash every block; name the corrupt ones.
+    Verify,
+}
+
+pub fn run() -> Result<()> {
+    let cli = Cli::parse();
+    if let Command::Version = cli.command {
+        println!("cairn version {}", env!("CARGO_PKG_VERSION"));
+        return Ok(());
+    }
+    let repo_path = match cli.repo {
+        Some(p) => p,
+        None => repo::default_repo_path()?,
+    };
+    if let Command::Init = cli.command {
+        let created = repo::Repo::init(&repo_path)?;
+        // Opening once creates the store and proves the repo is usable.
+        let node = Node::open(&repo_path)?;
+        node.flush()?;
+        if created {
+            println!("initialized cairn repository at {}", repo_path.display());
+        } else {
+            println!("cairn repository at {} already exists", repo_path.display());
+        }
+        return Ok(());
+    }
+    let node = Node::open(&repo_path)?;
+    match cli.command {
+        Command::Init | Command::Version => unreachable!("handled above"),
+        Command::Add(args) => add(&node, args),
+        Command::Cat {
+            path,
+            offset,
+            length,
+        } => cat(&node, &path, offset, length),
+        Command::Get { path, output } => get(&node, &path, output),
+        Command::Ls { path } => {
+            let mut out = std::io::stdout().lock();
+            for e in node.ls(&path)? {
+                let suffix = if e.kind == "directory" { "/" } else { "" };
+                writeln!(out, "{} {} {}{}", e.cid, e.size, e.name, suffix)?;
+            }
+            Ok(())
+        }
+        Command::Pin(cmd) => pin(&node, cmd),
+        Command::Block(cmd) => block(&node, cmd),
+        Command::Dag(cmd) => dag(&node, cmd),
+        Command::Repo(cmd) => repo_cmd(&node, cmd),
+    }
+}
+
+/// Resolves add flags the way Kubo does: CIDv0 implies sha2-256 and dag-pb
+/// leaves; a non-sha2 hash moves an implicit CIDv0 to CIDv1; CIDv1 turns raw
+/// leaves on unless told otherwise.
+fn import_options(node: &Node, a: &AddArgs) -> Result<ImportOptions> {
+    let mut opts = match a.profile.as_deref() {
+        None => node
+            .config()
+            .import
+            .options()
+            .map_err(|e| anyhow!("config.toml [import]: {e}"))?,
+        Some("legacy-cid-v0") | Some("kubo") => ImportOptions::kubo(),
+        Some("unixfs-v1-2025") => ImportOptions {
+            format: CidFormat {
+                version: 1,
+                hash: HashAlg::Sha2_256,
+            },
+            chunker: ChunkerSpec::Fixed { size: 1024 * 1024 },
+            raw_leaves: true,
+            max_links: 1024,
+            layout: Layout::Balanced,
+        },
+        Some(other) => {
+            bail!("unknown profile {other:?} (expected legacy-cid-v0 or unixfs-v1-2025)")
+        }
+    };
+    if let Some(v) = a.cid_version {
+        if v > 1 {
+            bail!("unknown CID version {v} (expected 0 or 1)");
+        }
+        opts.format.version = v;
+        if v == 0 {
+            if let Some(h) = a.hash.filter(|h| *h != HashAlg::Sha2_256) {
+                bail!("CIDv0 only supports sha2-256, not {h}");
+            }
+            opts.format.hash = HashAlg::Sha2_256;
+        }
+        opts.raw_leaves = v == 1;
+    }
+    if let Some(h) = a.hash {
+        opts.format.hash = h;
+        if h != HashAlg::Sha2_256 && opts.format.version == 0 {
+            opts.format.version = 1;
+            opts.raw_leaves = true;
+        }
+    }
+    if let Some(c) = a.chunker {
+        opts.chunker = c;
+    }
+    if let Some(r) = a.raw_leaves {
+        opts.raw_leaves = r;
+    }
+    if let Some(m) = a.max_links {
+        opts.max_links = m;
+    }
+    if let Some(l) = a.layout {
+        opts.layout = l;
+    }
+    if a.trickle {
+        opts.layout = Layout::Trickle;
+    }
+    opts.validate().map_err(|e| anyhow!(e))?;
+    Ok(opts)
+}
+
+fn add(node: &Node, a: AddArgs) -> Result<()> {
+    let opts = AddOptions {
+        import: import_options(node, &a)?,
+        pin: a.pin,
+        only_hash: a.only_hash,
+        hidden: a.hidden,
+    };
+    let mut out = std::io::stdout().lock();
+    let quiet = a.quiet;
+    let show = !a.quieter;
+    let use_stdin = a.paths.is_empty() || (a.paths.len() == 1 && a.paths[0] == Path::new("-"));
+    if use_stdin {
+        let bar = progress::bytes_bar(a.no_progress, None, "adding");
+        let entry =
+            node.add_reader(std::io::stdin().lock(), &opts, &mut |n| bar.set_position(n))?;
+        bar.finish_and_clear();
+        if a.quieter || quiet {
+            writeln!(out, "{}", entry.cid)?;
+        } else {
+            writeln!(out, "added {} {}", entry.cid, entry.name)?;
+        }
+        return Ok(());
+    }
+    let total: u64 = a.paths.iter().map(|p| tree_size(p, a.hidden)).sum();
+    let bar = progress::bytes_bar(a.no_progress, Some(total), "adding");
+    let mut last = None;
+    for path in &a.paths {
+        let mut write_err = None;
+        let root = node.add_path(
+            path,
+            a.recursive,
+            &opts,
+            &mut |e| {
+                if !show {
+                    return;
+                }
+                let r = if quiet {
+                    writeln!(out, "{}", e.cid)
+                } else {
+                    writeln!(out, "added {} {}", e.cid, e.name)
+                };
+                if let Err(err) = r {
+                    write_err.get_or_insert(err);
+                }
+            },
+            &mut |n| bar.set_position(n),
+        )?;
+        if let Some(e) = write_err {
+            return Err(e.into());
+        }
+        last = Some(root.cid);
+    }
+    bar.finish_and_clear();
+    if a.quieter {
+        if let Some(cid) = last {
+            writeln!(out, "{cid}")?;
+        }
+    }
+    Ok(())
+}
+
+/// Bytes under `path`, for the progress bar (best effort).
+fn tree_size(path: &Path, hidden: bool) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if meta.is_file() {
+        return meta.len();
+    }
+    if !meta.is_dir() {
+        return 0;
+    }
+    std::fs::read_dir(path)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| hidden || !e.file_name().to_string_lossy().starts_with('.'))
+                .map(|e| tree_size(&e.path(), hidden))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn cat(node: &Node, path: &str, offset: u64, length: Option<u64>) -> Result<()> {
+    let reader = node.cat(path, offset, length)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    for chunk in reader {
+        out.write_all(&chunk?)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn get(node: &Node, path: &str, output: Option<PathBuf>) -> Result<()> {
+    let out = match output {
+        Some(o) => o,
+        None => PathBuf::from(parse_cid(path)?.to_string()),
+    };
+    let size = node.file_size(path).unwrap_or(0);
+    let bar = progress::bytes_bar(false, (size > 0).then_some(size), "getting");
+    let stats = node.get(path, &out, &mut |n| bar.set_position(n))?;
+    bar.finish_and_clear();
+    eprintln!(
+        "Saving file(s) to {} ({} files, {} directories, {} bytes)",
+        out.display(),
+        stats.files,
+        stats.directories,
+        stats.bytes
+    );
+    Ok(())
+}
+
+fn pin(node: &Node, cmd: PinCommand) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        PinCommand::Add { cids, recursive } => {
+            if cids.is_empty() {
+                bail!("pin add needs at least one CID");
+            }
+            for c in cids {
+                let cid = node.resolve(&c)?;
+                node.pin_add(&cid, recursive)
+                    .with_context(|| format!("pinning {cid}"))?;
+                writeln!(
+                    out,
+                    "pinned {cid} {}",
+                    if recursive { "recursively" } else { "directly" }
+                )?;
+            }
+        }
+        PinCommand::Rm { cids } => {
+            if cids.is_empty() {
+                bail!("pin rm needs at least one CID");
+            }
+            for c in cids {
+                let cid = node.resolve(&c)?;
+                node.pin_rm(&cid)?;
+                writeln!(out, "unpinned {cid}")?;
+            }
+        }
+        PinCommand::Ls { r#type, quiet } => {
+            let kinds: Vec<&str> = match r#type.as_str() {
+                "all" => vec!["recursive", "direct", "indirect"],
+                k @ ("recursive" | "direct" | "indirect") => vec![k],
+                other => bail!(
+                    "unknown pin type {other:?} (expected all, recursive, direct or indirect)"
+                ),
+            };
+            for p in node.pin_ls(&kinds)? {
+                if quiet {
+                    writeln!(out, "{}", p.cid)?;
+                } else {
+                    writeln!(out, "{} {}", p.cid, p.kind)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn block(node: &Node, cmd: BlockCommand) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        BlockCommand::Get { cid } => {
+            let b = node.block_get(&parse_cid(&cid)?)?;
+            out.write_all(b.data())?;
+        }
+        BlockCommand::Put {
+            file,
+            cid_codec,
+            mhtype,
+            pin,
+        } => {
+            let codec = match cid_codec.as_str() {
+                "raw" => RAW,
+                "dag-pb" => DAG_PB,
+                other => bail!("unsupported codec {other:?} (expected raw or dag-pb)"),
+            };
+            let limit = cairn::block::MAX_BLOCK_BYTES as u64 + 1;
+            let mut data = Vec::new();
+            match file {
+                Some(f) => std::fs::File::open(&f)
+                    .with_context(|| format!("{}", f.display()))?
+                    .take(limit)
+                    .read_to_end(&mut data)?,
+                None => std::io::stdin().lock().take(limit).read_to_end(&mut data)?,
+            };
+            let version = if codec == DAG_PB && mhtype == HashAlg::Sha2_256 {
+                0
+            } else {
+                1
+            };
+            let cid = node.block_put(
+                data,
+                CidFormat {
+                    version,
+                    hash: mhtype,
+                },
+                codec,
+                pin,
+            )?;
+            writeln!(out, "{cid}")?;
+        }
+        BlockCommand::Stat { cid } => {
+            let cid = parse_cid(&cid)?;
+            let size = node.block_stat(&cid)?;
+            writeln!(out, "Key: {cid}\nSize: {size}")?;
+        }
+    }
+    Ok(())
+}
+
+fn dag(_node: &Node, _cmd: DagCommand) -> Result<()> {
+    bail!("dag import/export: not available in this build yet")
+}
+
+fn repo_cmd(node: &Node, cmd: RepoCommand) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        RepoCommand::Gc { quiet } => {
+            let spinner = progress::spinner("collecting garbage");
+            let r = node.gc()?;
+            spinner.finish_and_clear();
+            if !quiet {
+                writeln!(
+                    out,
+                    "removed {} blocks ({} bytes); reclaimed {} bytes from {} segments",
+                    r.removed_blocks, r.removed_bytes, r.reclaimed_bytes, r.compacted_segments
+                )?;
+            }
+        }
+        RepoCommand::Stat => {
+            let s = node.stat()?;
+            let st = &s.store;
+            if let Some(p) = &s.path {
+                writeln!(out, "RepoPath:     {}", p.display())?;
+            }
+            writeln!(out, "NumObjects:   {}", st.blocks)?;
+            writeln!(out, "BlockBytes:   {}", st.block_bytes)?;
+            writeln!(out, "RepoSize:     {}", st.stored_bytes)?;
+            writeln!(out, "Pins:         {}", st.pins)?;
+            writeln!(out, "Segments:     {}", st.segments)?;
+            let share = if st.stored_bytes == 0 {
+                1.0
+            } else {
+                st.block_bytes as f64 / st.stored_bytes as f64
+            };
+            writeln!(out, "LiveShare:    {:.1}%", share * 100.0)?;
+        }
+        RepoCommand::Verify => {
+            let spinner = progress::spinner("verifying blocks");
+            let r = node.verify(&mut |n| spinner.set_position(n))?;
+            spinner.finish_and_clear();
+            for cid in &r.corrupt {
+                writeln!(out, "corrupt block {cid}")?;
+            }
+            for (cid, why) in &r.unreadable {
+                writeln!(out, "unreadable block {cid}: {why}")?;
+            }
+            for (cid, why) in &r.broken_pins {
+                writeln!(out, "incomplete pin {cid}: {why}")?;
+            }
+            let bad = r.corrupt.len() + r.unreadable.len() + r.broken_pins.len();
+            if bad > 0 {
+                bail!("verify found {bad} problems in {} blocks", r.checked);
+            }
+            writeln!(out, "verified {} blocks: all good", r.checked)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,120 @@
+//! `config.toml`: every setting of a node, read once and passed down.
+
+use crate::block::{CidFormat, HashAlg};
+use crate::dag::builder::{ImportOptions, Layout, DEFAULT_MAX_LINKS};
+use crate::dag::chunker::ChunkerSpec;
+use crate::store::DiskStoreOptions;
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration file.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Defaults for `add` (each can be overridden by a flag).
+    pub import: ImportConfig,
+    /// Block store tuning.
+    pub store: StoreConfig,
+}
+
+/// Defaults for new content.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImportConfig {
+    /// CID version of new content: 1 (cairn) or 0 (Kubo's default).
+    pub cid_version: u8,
+    /// Hash function: "blake3" or "sha2-256".
+    pub hash: String,
+    /// "size-N" or "cdc-MIN-AVG-MAX".
+    pub chunker: String,
+    /// Raw leaves (only meaningful for CIDv1; CIDv0 always uses dag-pb leaves
+    /// unless a flag asks otherwise).
+    pub raw_leaves: bool,
+    /// Links per interior node.
+    pub max_links: usize,
+    /// "balanced" or "trickle".
+    pub layout: String,
+}
+
+impl Default for ImportConfig {
+    fn default() -> Self {
+        ImportConfig {
+            cid_version: 1,
+            hash: "blake3".into(),
+            chunker: ChunkerSpec::default().to_string(),
+            raw_leaves: true,
+            max_links: DEFAULT_MAX_LINKS,
+            layout: "balanced".into(),
+        }
+    }
+}
+
+impl ImportConfig {
+    /// The import options these settings describe.
+    pub fn options(&self) -> Result<ImportOptions, String> {
+        let hash: HashAlg = self.hash.parse()?;
+        let opts = ImportOptions {
+            format: CidFormat {
+                version: self.cid_version,
+                hash,
+            },
+            chunker: self.chunker.parse()?,
+            raw_leaves: self.raw_leaves && self.cid_version > 0,
+            max_links: self.max_links,
+            layout: self.layout.parse::<Layout>()?,
+        };
+        opts.validate()?;
+        Ok(opts)
+    }
+}
+
+/// Disk store settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Start a new segment file past this many bytes.
+    pub segment_max_bytes: u64,
+    /// `add` makes its blocks durable and indexes them every this many bytes.
+    pub commit_bytes: u64,
+    /// GC compacts a segment whose live share falls below this (0..1).
+    pub compact_live_ratio: f64,
+    /// Index cache size in bytes.
+    pub cache_bytes: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        let d = DiskStoreOptions::default();
+        StoreConfig {
+            segment_max_bytes: d.segment_max_bytes,
+            commit_bytes: d.commit_bytes,
+            compact_live_ratio: d.compact_live_ratio,
+            cache_bytes: d.cache_bytes,
+        }
+    }
+}
+
+impl StoreConfig {
+    pub fn options(&self) -> DiskStoreOptions {
+        DiskStoreOptions {
+            segment_max_bytes: self.segment_max_bytes,
+            commit_bytes: self.commit_bytes,
+            compact_live_ratio: self.compact_live_ratio,
+            cache_bytes: self.cache_bytes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_round_trips_and_means_cairn_defaults() {
+        let c = Config::default();
+        let text = toml::to_string_pretty(&c).unwrap();
+        let back: Config = toml::from_str(&text).unwrap();
+        assert_eq!(back, c);
+        assert_eq!(c.import.options().unwrap(), ImportOptions::default());
+        assert!(toml::from_str::<Config>("[import]\nbogus = 1\n").is_err());
+    }
+}

@@ -1,0 +1,582 @@
+//! The node: wires the store and the DAG layer together from a [`Config`]
+//! and exposes every capability as a plain Rust API (the CLI, and later the
+//! RPC server, gateway and netsim, call this).
+//!
+//! This module holds the offline operations: add, cat, get, ls, pins,
+//! blocks, CAR import/export, GC, stat and verify.
+
+pub mod config;
+pub mod repo;
+
+pub use config::Config;
+pub use repo::Repo;
+
+use crate::block::{parse_cid, Block, BlockError, Cid, CidFormat, HashAlg, Multihash, RAW};
+use crate::dag::builder::{build_file, directory_block, symlink_block, Built, ImportOptions};
+use crate::dag::reader::{self, ExportStats, FileReader, ReadOptions};
+use crate::dag::{walk, BlockSource, DagError};
+use crate::store::{MemoryStore, PinKind, Store, StoreError, StoreStat, SweepReport};
+use std::collections::HashSet;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::Arc;
+
+/// Errors of node operations.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("repository {path}: {reason}")]
+    Repo { path: PathBuf, reason: String },
+    #[error("{path}: {source}")]
+    Input {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {reason}")]
+    Unsupported { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Dag(#[from] DagError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Block(#[from] BlockError),
+    #[error("invalid options: {0}")]
+    Options(String),
+    #[error("block {cid} is not in the local store")]
+    NotLocal { cid: Cid },
+}
+
+/// Options of one `add`.
+#[derive(Clone, Debug)]
+pub struct AddOptions {
+    pub import: ImportOptions,
+    /// Pin the root recursively once everything is stored.
+    pub pin: bool,
+    /// Compute CIDs without storing anything.
+    pub only_hash: bool,
+    /// Include files and directories whose name starts with a dot.
+    pub hidden: bool,
+}
+
+/// One entry `add` produced (printed as `added <cid> <name>`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddedEntry {
+    pub cid: Cid,
+    /// Path relative to the parent of what was added (Kubo's naming).
+    pub name: String,
+    /// File bytes (0 for directories).
+    pub size: u64,
+}
+
+/// Problems `repo verify` found.
+#[derive(Clone, Debug, Default)]
+pub struct VerifyReport {
+    pub checked: u64,
+    /// Blocks whose bytes do not hash to their multihash, as raw CIDv1s.
+    pub corrupt: Vec<Cid>,
+    /// Blocks that could not be read at all, with the reason.
+    pub unreadable: Vec<(Cid, String)>,
+    /// Pinned roots with missing or corrupt blocks below them.
+    pub broken_pins: Vec<(Cid, String)>,
+}
+
+/// `repo stat` figures.
+#[derive(Clone, Debug, Default)]
+pub struct RepoStat {
+    pub store: StoreStat,
+    pub path: Option<PathBuf>,
+}
+
+/// A pin as `pin ls` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PinEntry {
+    pub cid: Cid,
+    /// "recursive", "direct" or "indirect".
+    pub kind: &'static str,
+}
+
+/// A cairn node (offline part).
+pub struct Node {
+    store: Arc<dyn Store>,
+    config: Config,
+    path: Option<PathBuf>,
+    read_opts: ReadOptions,
+}
+
+impl Node {
+    /// Opens the repo at `path` (creating it on first use).
+    pub fn open(path: &Path) -> Result<Node, NodeError> {
+        let repo = Repo::open(path)?;
+        Ok(Node {
+            store: Arc::new(repo.store),
+            config: repo.config,
+            path: Some(repo.path),
+            read_opts: ReadOptions::default(),
+        })
+    }
+
+    /// A node whose blocks live in memory (tests, netsim).
+    pub fn in_memory(config: Config) -> Node {
+        Node {
+            store: Arc::new(MemoryStore::new()),
+            config,
+            path: None,
+            read_opts: ReadOptions::default(),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    fn source(&self) -> Arc<dyn BlockSource> {
+        Arc::new(StoreSource(Arc::clone(&self.store)))
+    }
+
+    // ----- add -----
+
+    /// Adds a file, or with `recursive` a directory tree, calling `on_entry`
+    /// for each entry (children before their directory) and `progress` with
+    /// the file bytes read so far. Returns the root entry.
+    pub fn add_path(
+        &self,
+        path: &Path,
+        recursive: bool,
+        opts: &AddOptions,
+        on_entry: &mut dyn FnMut(&AddedEntry),
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<AddedEntry, NodeError> {
+        opts.import.validate().map_err(NodeError::Options)?;
+        let meta = std::fs::symlink_metadata(path).map_err(|e| NodeError::Input {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        if meta.is_dir() && !recursive {
+            return Err(NodeError::Unsupported {
+                path: path.to_path_buf(),
+                reason: "is a directory (use -r)".into(),
+            });
+        }
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string());
+        let mut read_total = 0u64;
+        let (root, built) = self.with_block_writer(opts.only_hash, &mut |sink| {
+            let mut ctx = AddCtx {
+                opts,
+                sink,
+                on_entry: &mut *on_entry,
+                progress: &mut *progress,
+                read_total: &mut read_total,
+            };
+            let built = ctx.add_any(path, &name, &meta)?;
+            Ok((built.cid, built))
+        })?;
+        if opts.pin && !opts.only_hash {
+            self.store.pin(&root, PinKind::Recursive)?;
+        }
+        Ok(AddedEntry {
+            cid: root,
+            name,
+            size: built.file_size,
+        })
+    }
+
+    /// Adds bytes from a reader as one file (e.g. standard input).
+    pub fn add_reader(
+        &self,
+        input: impl Read,
+        opts: &AddOptions,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<AddedEntry, NodeError> {
+        opts.import.validate().map_err(NodeError::Options)?;
+        let mut counting = CountingReader {
+            inner: input,
+            total: 0,
+            progress,
+        };
+        let (cid, built) = self.with_block_writer(opts.only_hash, &mut |sink| {
+            let built = build_file(&mut counting, &opts.import, sink)?;
+            Ok((built.cid, built))
+        })?;
+        if opts.pin && !opts.only_hash {
+            self.store.pin(&cid, PinKind::Recursive)?;
+        }
+        Ok(AddedEntry {
+            cid,
+            name: cid.to_string(),
+            size: built.file_size,
+        })
+    }
+
+    /// Runs `produce` with a sink that stores blocks on a writer thread (so
+    /// hashing and disk writes overlap), or discards them for `only_hash`.
+    fn with_block_writer<T>(
+        &self,
+        only_hash: bool,
+        produce: &mut dyn FnMut(
+            &mut dyn FnMut(Block) -> Result<(), DagError>,
+        ) -> Result<T, NodeError>,
+    ) -> Result<T, NodeError> {
+        if only_hash {
+            return produce(&mut |_| Ok(()));
+        }
+        // Bounded: at most this many blocks wait between hashing and writing.
+        let (tx, rx) = mpsc::sync_channel::<Block>(32);
+        let store = Arc::clone(&self.store);
+        std::thread::scope(|scope| {
+            let writer = scope.spawn(move || store.put_many(&mut rx.into_iter()));
+            let produced = produce(&mut |block| {
+                tx.send(block)
+                    .map_err(|_| DagError::Internal("block writer stopped"))
+            });
+            drop(tx);
+            let written = writer
+                .join()
+                .map_err(|_| NodeError::Options("block writer panicked".into()))?;
+            // A store error explains a producer's "writer stopped".
+            written?;
+            produced
+        })
+    }
+
+    // ----- read -----
+
+    /// Resolves `/ipfs/CID/path` or `CID/path` to the CID it names.
+    pub fn resolve(&self, path: &str) -> Result<Cid, NodeError> {
+        let root = parse_cid(path)?;
+        let trimmed = path.trim().trim_start_matches("/ipfs/");
+        let rest = trimmed.split_once('/').map_or("", |(_, r)| r);
+        Ok(reader::resolve_path(&*self.source(), root, rest)?)
+    }
+
+    /// A reader over `[offset, offset + length)` of the file at `path`.
+    pub fn cat(
+        &self,
+        path: &str,
+        offset: u64,
+        length: Option<u64>,
+    ) -> Result<FileReader, NodeError> {
+        let cid = self.resolve(path)?;
+        Ok(FileReader::new(
+            self.source(),
+            cid,
+            offset,
+            length,
+            self.read_opts,
+        )?)
+    }
+
+    /// Writes the file or tree at `path` to `out` (which must not exist).
+    pub fn get(
+        &self,
+        path: &str,
+        out: &Path,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<ExportStats, NodeError> {
+        let cid = self.resolve(path)?;
+        Ok(reader::export(
+            self.source(),
+            cid,
+            out,
+            self.read_opts,
+            progress,
+        )?)
+    }
+
+    /// Lists a directory.
+    pub fn ls(&self, path: &str) -> Result<Vec<reader::DirEntry>, NodeError> {
+        let cid = self.resolve(path)?;
+        Ok(reader::list(&*self.source(), &cid)?)
+    }
+
+    /// Size of the file (or cumulative size otherwise) at `path`.
+    pub fn file_size(&self, path: &str) -> Result<u64, NodeError> {
+        let cid = self.resolve(path)?;
+        Ok(reader::load(&*self.source(), &cid)?.file_size())
+    }
+
+    // ----- pins -----
+
+    /// Pins `cid`; a recursive pin first checks every block below is stored.
+    pub fn pin_add(&self, cid: &Cid, recursive: bool) -> Result<(), NodeError> {
+        if recursive {
+            walk::walk(&*self.source(), cid, &mut HashSet::new(), &mut |_| Ok(()))?;
+            self.store.pin(cid, PinKind::Recursive)?;
+        } else {
+            if !self.store.has(cid)? {
+                return Err(NodeError::NotLocal { cid: *cid });
+            }
+            self.store.pin(cid, PinKind::Direct)?;
+        }
+        Ok(())
+    }
+
+    pub fn pin_rm(&self, cid: &Cid) -> Result<PinKind, NodeError> {
+        Ok(self.store.unpin(cid)?)
+    }
+
+    /// Pins of the kinds asked for; "indirect" walks the recursive pins.
+    pub fn pin_ls(&self, kinds: &[&str]) -> Result<Vec<PinEntry>, NodeError> {
+        let pins = self.store.pins()?;
+        let mut out = vec![];
+        for (cid, kind) in &pins {
+            if kinds.contains(&kind.as_str()) {
+                out.push(PinEntry {
+                    cid: *cid,
+                    kind: kind.as_str(),
+                });
+            }
+        }
+        if kinds.contains(&"indirect") {
+            let pinned: HashSet<Cid> = pins.iter().map(|(c, _)| *c).collect();
+            let mut seen = HashSet::new();
+            let source = self.source();
+            for (root, kind) in &pins {
+                if *kind != PinKind::Recursive {
+                    continue;
+                }
+                walk::walk(&*source, root, &mut seen, &mut |b| {
+                    if b.cid() != root && !pinned.contains(b.cid()) {
+                        out.push(PinEntry {
+                            cid: *b.cid(),
+                            kind: "indirect",
+                        });
+                    }
+                    Ok(())
+                })?;
+            }
+        }
+        Ok(out)
+    }
+
+    // ----- blocks -----
+
+    pub fn block_get(&self, cid: &Cid) -> Result<Block, NodeError> {
+        self.store
+            .get(cid)?
+            .ok_or(NodeError::NotLocal { cid: *cid })
+    }
+
+    /// Stores one block under `codec` with `format`; returns its CID.
+    pub fn block_put(
+        &self,
+        data: Vec<u8>,
+        format: CidFormat,
+        codec: u64,
+        pin: bool,
+    ) -> Result<Cid, NodeError> {
+        let block = Block::verified(format.cid(codec, &data), data)?;
+        let cid = *block.cid();
+        self.store.put(block)?;
+        if pin {
+            self.store.pin(&cid, PinKind::Direct)?;
+        }
+        Ok(cid)
+    }
+
+    /// Size of a stored block.
+    pub fn block_stat(&self, cid: &Cid) -> Result<u64, NodeError> {
+        self.store
+            .size_of(cid)?
+            .ok_or(NodeError::NotLocal { cid: *cid })
+    }
+
+    // ----- repo -----
+
+    /// Removes every block no pin reaches and compacts storage.
+    pub fn gc(&self) -> Result<SweepReport, NodeError> {
+        let pins = self.store.pins()?;
+        let recursive: Vec<Cid> = pins
+            .iter()
+            .filter(|p| p.1 == PinKind::Recursive)
+            .map(|p| p.0)
+            .collect();
+        let direct: Vec<Cid> = pins
+            .iter()
+            .filter(|p| p.1 == PinKind::Direct)
+            .map(|p| p.0)
+            .collect();
+        let live = walk::live_set(&*self.source(), &recursive, &direct)?;
+        Ok(self.store.sweep(&live)?)
+    }
+
+    pub fn stat(&self) -> Result<RepoStat, NodeError> {
+        Ok(RepoStat {
+            store: self.store.stat()?,
+            path: self.path.clone(),
+        })
+    }
+
+    /// Re-hashes every stored block and checks every pin is complete.
+    pub fn verify(&self, progress: &mut dyn FnMut(u64)) -> Result<VerifyReport, NodeError> {
+        let mut report = VerifyReport::default();
+        let store = Arc::clone(&self.store);
+        store.for_each_block(&mut |entry| {
+            let cid = Cid::new_v1(RAW, entry.multihash);
+            report.checked += 1;
+            progress(report.checked);
+            match store.read_raw(&entry.multihash) {
+                Ok(Some(data)) => {
+                    if !hash_matches(&entry.multihash, &data) {
+                        report.corrupt.push(cid);
+                    }
+                }
+                Ok(None) => report.unreadable.push((cid, "indexed but missing".into())),
+                Err(e) => report.unreadable.push((cid, e.to_string())),
+            }
+            Ok(())
+        })?;
+        let mut seen = HashSet::new();
+        for (root, kind) in self.store.pins()? {
+            let result = match kind {
+                PinKind::Recursive => {
+                    walk::walk(&*self.source(), &root, &mut seen, &mut |_| Ok(()))
+                }
+                PinKind::Direct => self.source().block(&root).map(|_| ()),
+            };
+            if let Err(e) = result {
+                report.broken_pins.push((root, e.to_string()));
+            }
+        }
+        Ok(report)
+    }
+
+    pub fn flush(&self) -> Result<(), NodeError> {
+        Ok(self.store.flush()?)
+    }
+}
+
+fn hash_matches(mh: &Multihash, data: &[u8]) -> bool {
+    HashAlg::from_code(mh.code())
+        .map(|alg| alg.digest(data).digest() == mh.digest())
+        .unwrap_or(false)
+}
+
+/// Adapts the node's store to the DAG layer.
+struct StoreSource(Arc<dyn Store>);
+
+impl BlockSource for StoreSource {
+    fn block(&self, cid: &Cid) -> Result<Block, DagError> {
+        self.0.get(cid)?.ok_or(DagError::NotFound { cid: *cid })
+    }
+}
+
+struct CountingReader<'p, R> {
+    inner: R,
+    total: u64,
+    progress: &'p mut dyn FnMut(u64),
+}
+
+impl<R: Read> Read for CountingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.total += n as u64;
+        (self.progress)(self.total);
+        Ok(n)
+    }
+}
+
+/// State of one recursive add.
+struct AddCtx<'a, 's> {
+    opts: &'a AddOptions,
+    sink: &'s mut dyn FnMut(Block) -> Result<(), DagError>,
+    on_entry: &'a mut dyn FnMut(&AddedEntry),
+    progress: &'a mut dyn FnMut(u64),
+    read_total: &'a mut u64,
+}
+
+impl AddCtx<'_, '_> {
+    fn add_any(
+        &mut self,
+        path: &Path,
+        name: &str,
+        meta: &std::fs::Metadata,
+    ) -> Result<Built, NodeError> {
+        let input_err = |e| NodeError::Input {
+            path: path.to_path_buf(),
+            source: e,
+        };
+        let ft = meta.file_type();
+        let built = if ft.is_symlink() {
+            let target = std::fs::read_link(path).map_err(input_err)?;
+            let (block, built) = symlink_block(
+                self.opts.import.format,
+                target.as_os_str().as_encoded_bytes(),
+            );
+            (self.sink)(block)?;
+            built
+        } else if ft.is_dir() {
+            let mut names = vec![];
+            for entry in std::fs::read_dir(path).map_err(input_err)? {
+                let entry = entry.map_err(input_err)?;
+                let file_name = entry.file_name();
+                let Some(child) = file_name.to_str() else {
+                    return Err(NodeError::Unsupported {
+                        path: entry.path(),
+                        reason: "file name is not valid UTF-8 (UnixFS names are UTF-8)".into(),
+                    });
+                };
+                if !self.opts.hidden && child.starts_with('.') {
+                    continue;
+                }
+                names.push(child.to_string());
+            }
+            names.sort();
+            let mut children = Vec::with_capacity(names.len());
+            for child in names {
+                let child_path = path.join(&child);
+                let child_meta =
+                    std::fs::symlink_metadata(&child_path).map_err(|e| NodeError::Input {
+                        path: child_path.clone(),
+                        source: e,
+                    })?;
+                let built = self.add_any(&child_path, &format!("{name}/{child}"), &child_meta)?;
+                children.push((child, built));
+            }
+            let (block, built) = directory_block(self.opts.import.format, children);
+            (self.sink)(block)?;
+            built
+        } else if ft.is_file() {
+            let file = std::fs::File::open(path).map_err(input_err)?;
+            let base = *self.read_total;
+            let progress = &mut *self.progress;
+            let mut total = 0;
+            let mut counting = CountingReader {
+                inner: std::io::BufReader::with_capacity(1 << 20, file),
+                total: 0,
+                progress: &mut |n| {
+                    total = n;
+                    progress(base + n)
+                },
+            };
+            let built =
+                build_file(&mut counting, &self.opts.import, self.sink).map_err(|e| match e {
+                    DagError::Read(io) => NodeError::Input {
+                        path: path.to_path_buf(),
+                        source: io,
+                    },
+                    other => other.into(),
+                })?;
+            *self.read_total = base + counting.total;
+            built
+        } else {
+            return Err(NodeError::Unsupported {
+                path: path.to_path_buf(),
+                reason: "not a regular file, directory or symlink".into(),
+            });
+        };
+        (self.on_entry)(&AddedEntry {
+            cid: built.cid,
+            name: name.to_string(),
+            size: built.file_size,
+        });
+        Ok(built)
+    }
+}
