@@ -1,0 +1,332 @@
+//! The offline CLI as a user runs it: add/cat/get round trips, directories,
+//! ranges, pins and GC, blocks, errors, locking and corruption.
+
+mod common;
+
+use common::{random_bytes, TestRepo};
+use std::fs;
+use std::path::Path;
+use std::process::Stdio;
+
+const CHUNK: usize = 262_144;
+
+#[test]
+fn files_round_trip_at_boundary_sizes() {
+    let repo = TestRepo::new();
+    for (i, len) in [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 17]
+        .into_iter()
+        .enumerate()
+    {
+        let data = random_bytes(len, i as u64);
+        let file = repo.scratch(&format!("f{len}"));
+        fs::write(&file, &data).unwrap();
+        for flags in [
+            &[][..],
+            &["--cid-version", "0"][..],
+            &["--raw-leaves=false"][..],
+        ] {
+            let cid = repo.add(&file, flags);
+            let out = repo.run(&["cat", &cid]);
+            assert!(out.status.success());
+            assert_eq!(out.stdout, data, "cat of {len} bytes with {flags:?}");
+            let got = repo.scratch(&format!("got-{cid}"));
+            repo.ok(&["get", &cid, "-o", got.to_str().unwrap()]);
+            assert_eq!(fs::read(&got).unwrap(), data);
+        }
+    }
+}
+
+#[test]
+fn add_prints_kubo_style_lines_and_defaults() {
+    let repo = TestRepo::new();
+    let file = repo.scratch("hello.txt");
+    fs::write(&file, b"hello world\n").unwrap();
+    let out = repo.ok(&["add", "--cid-version", "0", file.to_str().unwrap()]);
+    assert_eq!(
+        out,
+        "added QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o hello.txt\n"
+    );
+    // cairn's default is CIDv1 + raw leaves + BLAKE3: a raw block here.
+    let cid = repo.add(&file, &[]);
+    assert!(cid.starts_with("bafkr4"), "{cid}");
+    // Standard input works too, named by its CID as Kubo does.
+    let mut child = repo
+        .cmd(&["add", "--cid-version", "0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"hello world\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "added QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o\n"
+    );
+}
+
+#[test]
+fn range_reads() {
+    let repo = TestRepo::new();
+    let data = random_bytes(5 * CHUNK + 1000, 7);
+    let file = repo.scratch("big");
+    fs::write(&file, &data).unwrap();
+    let cid = repo.add(&file, &[]);
+    for (off, len) in [
+        (0usize, 10usize),
+        (CHUNK - 5, 10),
+        (3 * CHUNK, CHUNK),
+        (data.len() - 3, 100),
+    ] {
+        let out = repo.run(&[
+            "cat",
+            "--offset",
+            &off.to_string(),
+            "--length",
+            &len.to_string(),
+            &cid,
+        ]);
+        assert!(out.status.success());
+        assert_eq!(out.stdout, &data[off..(off + len).min(data.len())]);
+    }
+}
+
+fn write_tree(root: &Path) {
+    fs::create_dir_all(root.join("sub/deeper")).unwrap();
+    fs::create_dir_all(root.join("empty-dir")).unwrap();
+    fs::write(root.join("a.txt"), b"alpha\n").unwrap();
+    fs::write(root.join("B.txt"), b"upper case sorts first\n").unwrap();
+    fs::write(root.join("empty-file"), b"").unwrap();
+    fs::write(root.join("sub/big.bin"), random_bytes(700_000, 3)).unwrap();
+    fs::write(root.join("sub/deeper/z"), b"zzz").unwrap();
+    fs::write(root.join(".hidden"), b"secret").unwrap();
+    std::os::unix::fs::symlink("a.txt", root.join("link-to-a")).unwrap();
+}
+
+fn assert_same_tree(a: &Path, b: &Path, skip_hidden: bool) {
+    let mut names_a: Vec<_> = fs::read_dir(a)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| !(skip_hidden && n.to_string_lossy().starts_with('.')))
+        .collect();
+    let mut names_b: Vec<_> = fs::read_dir(b)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names_a.sort();
+    names_b.sort();
+    assert_eq!(names_a, names_b, "entries of {}", a.display());
+    for n in names_a {
+        let (pa, pb) = (a.join(&n), b.join(&n));
+        let ma = fs::symlink_metadata(&pa).unwrap();
+        let mb = fs::symlink_metadata(&pb).unwrap();
+        assert_eq!(ma.file_type(), mb.file_type(), "{}", pa.display());
+        if ma.is_symlink() {
+            assert_eq!(fs::read_link(&pa).unwrap(), fs::read_link(&pb).unwrap());
+        } else if ma.is_dir() {
+            assert_same_tree(&pa, &pb, skip_hidden);
+        } else {
+            assert_eq!(
+                fs::read(&pa).unwrap(),
+                fs::read(&pb).unwrap(),
+                "{}",
+                pa.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn directories_round_trip() {
+    let repo = TestRepo::new();
+    let src = repo.scratch("tree");
+    write_tree(&src);
+    let out = repo.ok(&["add", "-r", src.to_str().unwrap()]);
+    let lines: Vec<&str> = out.lines().collect();
+    // Children before their directory, the root last, hidden files skipped.
+    assert!(lines.last().unwrap().ends_with(" tree"), "{out}");
+    assert!(lines.iter().any(|l| l.ends_with(" tree/sub/deeper/z")));
+    assert!(!out.contains(".hidden"));
+    let root = lines.last().unwrap().split(' ').nth(1).unwrap().to_string();
+    let dest = repo.scratch("out");
+    repo.ok(&["get", &root, "-o", dest.to_str().unwrap()]);
+    assert_same_tree(&src, &dest, true);
+    // Paths inside the tree resolve.
+    let z = repo.run(&["cat", &format!("/ipfs/{root}/sub/deeper/z")]);
+    assert_eq!(z.stdout, b"zzz");
+    // ls lists sorted names as Kubo does (bytewise: upper case first).
+    let ls = repo.ok(&["ls", &root]);
+    let names: Vec<&str> = ls.lines().map(|l| l.rsplit(' ').next().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "B.txt",
+            "a.txt",
+            "empty-dir/",
+            "empty-file",
+            "link-to-a",
+            "sub/"
+        ]
+    );
+    // With -H hidden files come along.
+    let out = repo.ok(&["add", "-r", "-H", "-Q", src.to_str().unwrap()]);
+    let dest = repo.scratch("out-hidden");
+    repo.ok(&["get", out.trim(), "-o", dest.to_str().unwrap()]);
+    assert_same_tree(&src, &dest, false);
+    // A directory without -r is refused.
+    let err = repo.fails(&["add", src.to_str().unwrap()]);
+    assert!(err.contains("is a directory"), "{err}");
+}
+
+#[test]
+fn pins_and_gc() {
+    let repo = TestRepo::new();
+    let keep = repo.scratch("keep");
+    let drop = repo.scratch("drop");
+    fs::write(&keep, random_bytes(3 * CHUNK, 1)).unwrap();
+    fs::write(&drop, random_bytes(3 * CHUNK, 2)).unwrap();
+    let keep_cid = repo.add(&keep, &[]);
+    let drop_cid = repo.add(&drop, &["--pin=false"]);
+    let ls = repo.ok(&["pin", "ls", "--type", "recursive"]);
+    assert_eq!(ls, format!("{keep_cid} recursive\n"));
+    let indirect = repo.ok(&["pin", "ls", "--type", "indirect"]);
+    assert_eq!(indirect.lines().count(), 3, "three leaves under the root");
+    let gc = repo.ok(&["repo", "gc"]);
+    assert!(gc.starts_with("removed 4 blocks"), "{gc}");
+    let err = repo.fails(&["cat", &drop_cid]);
+    assert!(err.contains("not found"), "{err}");
+    assert_eq!(
+        repo.run(&["cat", &keep_cid]).stdout,
+        fs::read(&keep).unwrap()
+    );
+    // Pinning needs every block; unpinning then GC frees them.
+    let err = repo.fails(&["pin", "add", &drop_cid]);
+    assert!(err.contains("not found"), "{err}");
+    repo.ok(&["pin", "rm", &keep_cid]);
+    let err = repo.fails(&["pin", "rm", &keep_cid]);
+    assert!(err.contains("not pinned"), "{err}");
+    repo.ok(&["repo", "gc"]);
+    let stat = repo.ok(&["repo", "stat"]);
+    assert!(stat.contains("NumObjects:   0"), "{stat}");
+    repo.ok(&["repo", "verify"]);
+}
+
+#[test]
+fn blocks_put_get_stat() {
+    let repo = TestRepo::new();
+    let file = repo.scratch("blk");
+    fs::write(&file, b"some block").unwrap();
+    let cid = repo
+        .ok(&["block", "put", file.to_str().unwrap()])
+        .trim()
+        .to_string();
+    assert!(cid.starts_with("bafkrei"), "{cid}");
+    assert_eq!(repo.run(&["block", "get", &cid]).stdout, b"some block");
+    assert!(repo.ok(&["block", "stat", &cid]).contains("Size: 10"));
+    fs::write(&file, vec![0u8; 2 * 1024 * 1024 + 1]).unwrap();
+    let err = repo.fails(&["block", "put", file.to_str().unwrap()]);
+    assert!(err.contains("limit"), "{err}");
+}
+
+#[test]
+fn only_hash_stores_nothing() {
+    let repo = TestRepo::new();
+    let file = repo.scratch("f");
+    fs::write(&file, random_bytes(CHUNK * 2, 9)).unwrap();
+    let a = repo.add(&file, &["-n"]);
+    assert!(repo.ok(&["repo", "stat"]).contains("NumObjects:   0"));
+    let b = repo.add(&file, &[]);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn bad_input_gives_one_clear_line() {
+    let repo = TestRepo::new();
+    let err = repo.fails(&["cat", "not-a-cid"]);
+    assert!(err.contains("invalid CID"), "{err}");
+    let err = repo.fails(&["add", "/definitely/not/here"]);
+    assert!(err.contains("No such file"), "{err}");
+    let err = repo.fails(&[
+        "cat",
+        "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku",
+    ]);
+    assert!(err.contains("not found"), "{err}");
+    let err = repo.fails(&["add", "--chunker", "size-99999999", "/etc/hostname"]);
+    assert!(err.contains("chunker"), "{err}");
+    let err = repo.fails(&[
+        "add",
+        "--cid-version",
+        "0",
+        "--hash",
+        "blake3",
+        "/etc/hostname",
+    ]);
+    assert!(err.contains("CIDv0"), "{err}");
+}
+
+#[test]
+fn a_second_process_gets_a_clear_lock_error() {
+    let repo = TestRepo::new();
+    repo.ok(&["init"]);
+    // `add` from a pipe we keep open holds the repo while it waits for input.
+    let mut holder = repo
+        .cmd(&["add"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = holder.stdin.take().unwrap();
+    use std::io::Write;
+    stdin.write_all(b"partial").unwrap();
+    let mut err = String::new();
+    for _ in 0..100 {
+        let out = repo.run(&["repo", "stat"]);
+        if !out.status.success() {
+            err = String::from_utf8_lossy(&out.stderr).into_owned();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    drop(stdin);
+    let status = holder.wait().unwrap();
+    assert!(status.success());
+    assert!(err.contains("in use by another process"), "{err:?}");
+    repo.ok(&["repo", "stat"]);
+}
+
+#[test]
+fn corruption_is_detected_and_named() {
+    let repo = TestRepo::new();
+    let file = repo.scratch("f");
+    let data = random_bytes(3 * CHUNK, 5);
+    fs::write(&file, &data).unwrap();
+    let cid = repo.add(&file, &[]);
+    repo.ok(&["repo", "verify"]);
+    // Flip one byte of file data inside a segment.
+    let segdir = repo.path().join("segments");
+    let seg = fs::read_dir(&segdir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = fs::read(&seg).unwrap();
+    let needle = &data[CHUNK + 100..CHUNK + 132];
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("data in segment");
+    bytes[at] ^= 0xff;
+    fs::write(&seg, &bytes).unwrap();
+    let out = repo.run(&["repo", "verify"]);
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("corrupt block"), "{text}");
+    let err = repo.fails(&["cat", &cid]);
+    assert!(err.contains("corrupt"), "{err}");
+}
