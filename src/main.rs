@@ -1,3 +1,4 @@
+#![allow(clippy::result_large_err)] // see src/lib.rs
 //! The `cairn` binary: parses flags and calls the library (see `cli/`).
 
 mod cli;

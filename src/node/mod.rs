@@ -220,9 +220,7 @@ impl Node {
     fn with_block_writer<T>(
         &self,
         only_hash: bool,
-        produce: &mut dyn FnMut(
-            &mut dyn FnMut(Block) -> Result<(), DagError>,
-        ) -> Result<T, NodeError>,
+        produce: &mut dyn FnMut(&mut BlockSink<'_>) -> Result<T, NodeError>,
     ) -> Result<T, NodeError> {
         if only_hash {
             return produce(&mut |_| Ok(()));
@@ -458,6 +456,9 @@ fn hash_matches(mh: &Multihash, data: &[u8]) -> bool {
         .map(|alg| alg.digest(data).digest() == mh.digest())
         .unwrap_or(false)
 }
+
+/// Where builders hand their blocks.
+type BlockSink<'a> = dyn FnMut(Block) -> Result<(), DagError> + 'a;
 
 /// Adapts the node's store to the DAG layer.
 struct StoreSource(Arc<dyn Store>);

@@ -45,9 +45,9 @@ impl Store for MemoryStore {
         for block in blocks {
             let key = block.cid().hash().to_bytes();
             let mut inner = self.write();
-            if !inner.blocks.contains_key(&key) {
+            if let std::collections::btree_map::Entry::Vacant(slot) = inner.blocks.entry(key) {
                 new_bytes += block.data().len() as u64;
-                inner.blocks.insert(key, block.data().clone());
+                slot.insert(block.data().clone());
             }
         }
         Ok(new_bytes)

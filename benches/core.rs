@@ -1,0 +1,201 @@
+//! Core throughput and memory, against this machine's own limits measured
+//! in the same run:
+//!
+//! - `cairn add` (defaults: CIDv1, BLAKE3, raw leaves) vs `dd conv=fsync`
+//!   (the disk's durable write rate);
+//! - `cairn cat` vs `b3sum --num-threads 1` (read + verify);
+//! - `cairn add --cid-version 0` (SHA2-256) vs `sha256sum`;
+//! - peak RSS of `cairn add` and `cairn cat` of a large file.
+//!
+//! Run: `bash benches/setup.sh && cargo bench --bench core`
+//! Sizes: `CAIRN_BENCH_MB` (default 1024) and `CAIRN_BENCH_RSS_MB` (default
+//! 4096; 0 skips). Files go to `CAIRN_BENCH_DIR` (default: the system temp
+//! dir), which must be on the disk you want to measure.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+fn env_mb(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Runs a command, returns (seconds, peak RSS in KiB, stdout).
+fn run(cmd: &mut Command) -> (f64, u64, Vec<u8>) {
+    let start = Instant::now();
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let pid = child.id() as libc::pid_t;
+    let mut stdout = child.stdout.expect("piped");
+    let reader = std::thread::spawn(move || {
+        // Keep only the tail of stdout: `cat` output is counted, not kept.
+        let mut buf = vec![0u8; 1 << 20];
+        let mut tail = Vec::new();
+        loop {
+            match std::io::Read::read(&mut stdout, &mut buf) {
+                Ok(0) | Err(_) => return tail,
+                Ok(n) => {
+                    if n < 4096 {
+                        tail.extend_from_slice(&buf[..n]);
+                    }
+                }
+            }
+        }
+    });
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: pid is our child; status and usage are valid out-pointers.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid, "wait4 failed");
+    let secs = start.elapsed().as_secs_f64();
+    let out = reader.join().expect("reader thread");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{cmd:?} failed with status {status}"
+    );
+    (secs, usage.ru_maxrss as u64, out)
+}
+
+fn make_random_file(path: &Path, mb: u64) {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).expect("create input"));
+    let mut x: u64 = 0x1234_5678_9abc_def1;
+    let mut buf = vec![0u8; 1 << 20];
+    for _ in 0..mb {
+        for word in buf.chunks_exact_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            word.copy_from_slice(&x.to_le_bytes());
+        }
+        f.write_all(&buf).expect("write input");
+    }
+    f.flush().expect("flush input");
+}
+
+fn have(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+fn cairn(repo: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    c.arg("--repo").arg(repo);
+    c
+}
+
+fn drop_file(path: &Path) {
+    let _ = std::fs::remove_file(path);
+}
+
+fn main() {
+    // `cargo bench` passes --bench; nothing else to parse.
+    let mb = env_mb("CAIRN_BENCH_MB", 1024);
+    let rss_mb = env_mb("CAIRN_BENCH_RSS_MB", 4096);
+    let base: PathBuf = std::env::var_os("CAIRN_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let dir = tempfile::Builder::new()
+        .prefix("cairn-bench")
+        .tempdir_in(&base)
+        .expect("bench dir");
+    for tool in ["dd", "b3sum", "sha256sum"] {
+        assert!(
+            have(tool),
+            "{tool} is missing: run `bash benches/setup.sh` first"
+        );
+    }
+    let input = dir.path().join("input");
+    let bytes = (mb << 20) as f64;
+    make_random_file(&input, mb);
+    let mbs = |secs: f64| bytes / secs / 1e6;
+
+    // The disk's durable sequential write rate.
+    let dd_out = dir.path().join("dd-out");
+    let (dd_s, _, _) = run(Command::new("dd")
+        .arg(format!("if={}", input.display()))
+        .arg(format!("of={}", dd_out.display()))
+        .args(["bs=1M", "conv=fsync", "status=none"]));
+    drop_file(&dd_out);
+
+    // add, default options.
+    let repo = dir.path().join("repo");
+    let (add_s, add_rss, out) = run(cairn(&repo)
+        .args(["add", "-Q", "--no-progress"])
+        .arg(&input));
+    let cid = String::from_utf8(out).expect("cid").trim().to_string();
+
+    // cat vs b3sum (read + hash, one thread).
+    let (b3_s, _, _) = run(Command::new("b3sum")
+        .args(["--num-threads", "1"])
+        .arg(&input));
+    let (cat_s, cat_rss, _) = run(cairn(&repo).args(["cat", &cid]));
+
+    // CIDv0 / SHA2-256 add vs sha256sum.
+    let repo0 = dir.path().join("repo-v0");
+    let (sha_s, _, _) = run(Command::new("sha256sum").arg(&input));
+    let (add0_s, _, _) = run(cairn(&repo0)
+        .args(["add", "-Q", "--no-progress", "--cid-version", "0"])
+        .arg(&input));
+    let _ = std::fs::remove_dir_all(&repo0);
+
+    println!(
+        "cairn core benchmark: {mb} MiB random file, {} cores",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    println!("| operation | cairn MB/s | reference | reference MB/s | ratio |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| add (CIDv1, BLAKE3, raw leaves) | {:.0} | dd bs=1M conv=fsync | {:.0} | {:.2} |",
+        mbs(add_s),
+        mbs(dd_s),
+        dd_s / add_s
+    );
+    println!(
+        "| cat (read + verify) | {:.0} | b3sum --num-threads 1 | {:.0} | {:.2} |",
+        mbs(cat_s),
+        mbs(b3_s),
+        b3_s / cat_s
+    );
+    println!(
+        "| add --cid-version 0 (SHA2-256) | {:.0} | sha256sum | {:.0} | {:.2} |",
+        mbs(add0_s),
+        mbs(sha_s),
+        sha_s / add0_s
+    );
+    println!(
+        "peak RSS: add {} MiB, cat {} MiB ({mb} MiB file)",
+        add_rss / 1024,
+        cat_rss / 1024
+    );
+    drop_file(&input);
+    let _ = std::fs::remove_dir_all(&repo);
+
+    if rss_mb > 0 {
+        let big = dir.path().join("big");
+        make_random_file(&big, rss_mb);
+        let repo = dir.path().join("repo-big");
+        let (s, add_rss, out) = run(cairn(&repo).args(["add", "-Q", "--no-progress"]).arg(&big));
+        let cid = String::from_utf8(out).expect("cid").trim().to_string();
+        drop_file(&big);
+        let (s2, cat_rss, _) = run(cairn(&repo).args(["cat", &cid]));
+        let b = (rss_mb << 20) as f64;
+        println!(
+            "{rss_mb} MiB file: add {:.0} MB/s peak RSS {} MiB; cat {:.0} MB/s peak RSS {} MiB",
+            b / s / 1e6,
+            add_rss / 1024,
+            b / s2 / 1e6,
+            cat_rss / 1024
+        );
+    }
+}

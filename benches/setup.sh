@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs the reference tools the benchmarks measure the machine with
+# (b3sum; dd and sha256sum come with coreutils). Debian packages only.
+set -euo pipefail
+if ! command -v b3sum >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && apt-get install -y -qq b3sum >/dev/null
+  else
+    echo "b3sum is missing: install Debian's b3sum package (sudo apt-get install b3sum)" >&2
+    exit 1
+  fi
+fi
+b3sum --version
