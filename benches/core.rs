@@ -25,6 +25,8 @@ fn env_mb(name: &str, default: u64) -> u64 {
 }
 
 /// Runs a command, returns (seconds, peak RSS in KiB, stdout).
+// The child is reaped with wait4 (for its own rusage), not Child::wait.
+#[allow(clippy::zombie_processes)]
 fn run(cmd: &mut Command) -> (f64, u64, Vec<u8>) {
     let start = Instant::now();
     let child = cmd

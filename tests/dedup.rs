@@ -1,3 +1,4 @@
+#![allow(clippy::result_large_err)] // CIDs in errors: see src/lib.rs
 //! Content-defined chunking re-uses blocks across an edit in the middle of a
 //! file; fixed-size chunking does not. Prints the measured dedup ratios.
 
