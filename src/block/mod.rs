@@ -267,7 +267,14 @@ mod tests {
 
     #[test]
     fn verification_catches_corruption() {
-        let b = Block::new(CidFormat { version: 1, hash: HashAlg::Blake3 }, RAW, &b"hello"[..]);
+        let b = Block::new(
+            CidFormat {
+                version: 1,
+                hash: HashAlg::Blake3,
+            },
+            RAW,
+            &b"hello"[..],
+        );
         assert!(Block::verified(*b.cid(), &b"hello"[..]).is_ok());
         assert!(matches!(
             Block::verified(*b.cid(), &b"hellp"[..]),
@@ -282,7 +289,10 @@ mod tests {
 
     #[test]
     fn same_bytes_two_codecs_share_multihash() {
-        let f = CidFormat { version: 1, hash: HashAlg::Blake3 };
+        let f = CidFormat {
+            version: 1,
+            hash: HashAlg::Blake3,
+        };
         let a = f.cid(RAW, b"x");
         let b = f.cid(DAG_PB, b"x");
         assert_ne!(a, b);
