@@ -1,1 +1,3 @@
-//! UnixFS over dag-pb.
+//! UnixFS over dag-pb, and CAR files for moving DAGs in and out.
+
+pub mod car;
