@@ -6,12 +6,14 @@
 //! - [`reader`]: streaming reads of files and byte ranges (only the blocks a
 //!   range needs), directory listings, path resolution, tree export.
 //! - [`walk`]: every block a root reaches (pinning, GC marking, export).
+//! - [`car`]: CAR v1 import/export (CARv2 read).
 //! - [`pb`]: the dag-pb and UnixFS wire formats.
 //!
 //! The layer reads blocks through [`BlockSource`], which every store
 //! implements and which the network layer can implement to fetch on demand.
 
 pub mod builder;
+pub mod car;
 pub mod chunker;
 pub mod pb;
 pub mod reader;
