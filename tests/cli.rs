@@ -330,3 +330,31 @@ fn corruption_is_detected_and_named() {
     let err = repo.fails(&["cat", &cid]);
     assert!(err.contains("corrupt"), "{err}");
 }
+
+#[test]
+fn car_export_import_round_trip() {
+    let a = TestRepo::new();
+    let b = TestRepo::new();
+    let src = a.scratch("tree");
+    write_tree(&src);
+    let root = a.add(&src, &["-r"]);
+    let car = a.scratch("out.car");
+    let out = a.run(&["dag", "export", &root]);
+    assert!(out.status.success());
+    fs::write(&car, &out.stdout).unwrap();
+    let text = b.ok(&["dag", "import", car.to_str().unwrap()]);
+    assert!(
+        text.contains(&format!("Pinned root {root} success")),
+        "{text}"
+    );
+    let dest = b.scratch("out");
+    b.ok(&["get", &root, "-o", dest.to_str().unwrap()]);
+    assert_same_tree(&src, &dest, true);
+    // A CAR cut short imports nothing pinned and says why.
+    let c = TestRepo::new();
+    let cut = c.scratch("cut.car");
+    fs::write(&cut, &out.stdout[..out.stdout.len() / 2]).unwrap();
+    let err = c.fails(&["dag", "import", cut.to_str().unwrap()]);
+    assert!(err.contains("CAR"), "{err}");
+    assert_eq!(c.ok(&["pin", "ls"]), "");
+}

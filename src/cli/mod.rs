@@ -524,8 +524,41 @@ fn block(node: &Node, cmd: BlockCommand) -> Result<()> {
     Ok(())
 }
 
-fn dag(_node: &Node, _cmd: DagCommand) -> Result<()> {
-    bail!("dag import/export: not available in this build yet")
+fn dag(node: &Node, cmd: DagCommand) -> Result<()> {
+    match cmd {
+        DagCommand::Export { cid } => {
+            let cid = node.resolve(&cid)?;
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+            node.dag_export(&cid, &mut out)?;
+            out.flush()?;
+        }
+        DagCommand::Import { files, pin_roots } => {
+            if files.is_empty() {
+                bail!("dag import needs at least one CAR file");
+            }
+            let mut out = std::io::stdout().lock();
+            for f in files {
+                let input = std::fs::File::open(&f).with_context(|| format!("{}", f.display()))?;
+                let r = node
+                    .dag_import(input, pin_roots)
+                    .with_context(|| format!("importing {}", f.display()))?;
+                for root in &r.roots {
+                    if pin_roots {
+                        writeln!(out, "Pinned root {root} success")?;
+                    } else {
+                        writeln!(out, "Root {root}")?;
+                    }
+                }
+                writeln!(
+                    out,
+                    "Imported {} blocks ({} new bytes)",
+                    r.blocks, r.new_bytes
+                )?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn repo_cmd(node: &Node, cmd: RepoCommand) -> Result<()> {

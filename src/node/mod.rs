@@ -13,6 +13,7 @@ pub use repo::Repo;
 
 use crate::block::{parse_cid, Block, BlockError, Cid, CidFormat, HashAlg, Multihash, RAW};
 use crate::dag::builder::{build_file, directory_block, symlink_block, Built, ImportOptions};
+use crate::dag::car::{CarReader, CarWriter};
 use crate::dag::reader::{self, ExportStats, FileReader, ReadOptions};
 use crate::dag::{walk, BlockSource, DagError};
 use crate::store::{MemoryStore, PinKind, Store, StoreError, StoreStat, SweepReport};
@@ -43,6 +44,8 @@ pub enum NodeError {
     Block(#[from] BlockError),
     #[error("invalid options: {0}")]
     Options(String),
+    #[error("CAR: {0}")]
+    Car(#[source] crate::dag::car::CarError),
     #[error("block {cid} is not in the local store")]
     NotLocal { cid: Cid },
 }
@@ -79,6 +82,14 @@ pub struct VerifyReport {
     pub unreadable: Vec<(Cid, String)>,
     /// Pinned roots with missing or corrupt blocks below them.
     pub broken_pins: Vec<(Cid, String)>,
+}
+
+/// What `dag import` did.
+#[derive(Clone, Debug)]
+pub struct CarImport {
+    pub roots: Vec<Cid>,
+    pub blocks: u64,
+    pub new_bytes: u64,
 }
 
 /// `repo stat` figures.
@@ -384,6 +395,59 @@ impl Node {
         self.store
             .size_of(cid)?
             .ok_or(NodeError::NotLocal { cid: *cid })
+    }
+
+    // ----- CAR -----
+
+    /// Writes the DAG under `cid` as a CAR v1 (blocks depth-first, root in
+    /// the header) to `out`; returns the number of blocks.
+    pub fn dag_export(&self, cid: &Cid, out: impl std::io::Write) -> Result<u64, NodeError> {
+        let mut car = CarWriter::new(out, &[*cid]).map_err(NodeError::Car)?;
+        let mut blocks = 0;
+        walk::walk(&*self.source(), cid, &mut HashSet::new(), &mut |block| {
+            blocks += 1;
+            car.write_block(block).map_err(|e| DagError::Write {
+                path: "CAR output".into(),
+                source: std::io::Error::other(e),
+            })
+        })?;
+        car.finish().map_err(NodeError::Car)?;
+        Ok(blocks)
+    }
+
+    /// Imports every block of a CAR (verifying each), then pins its roots
+    /// recursively when `pin_roots` (which fails if a root's DAG is incomplete).
+    pub fn dag_import(&self, input: impl Read, pin_roots: bool) -> Result<CarImport, NodeError> {
+        let mut car = CarReader::new(std::io::BufReader::with_capacity(1 << 20, input))
+            .map_err(NodeError::Car)?;
+        let roots = car.roots().to_vec();
+        let mut failure = None;
+        let mut blocks = 0u64;
+        let mut iter = std::iter::from_fn(|| match car.next_block() {
+            Ok(Some(b)) => {
+                blocks += 1;
+                Some(b)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                failure = Some(e);
+                None
+            }
+        });
+        let new_bytes = self.store.put_many(&mut iter)?;
+        if let Some(e) = failure {
+            return Err(NodeError::Car(e));
+        }
+        if pin_roots {
+            for root in &roots {
+                self.pin_add(root, true)?;
+            }
+        }
+        Ok(CarImport {
+            roots,
+            blocks,
+            new_bytes,
+        })
     }
 
     // ----- repo -----
