@@ -258,7 +258,7 @@ fn import_options(node: &Node, a: &AddArgs) -> Result<ImportOptions> {
             .import
             .options()
             .map_err(|e| anyhow!("config.toml [import]: {e}"))?,
-        Some("legacy-cid-v0") | Some("kubo") => ImportOptions::kubo(),
+        Some("legacy-cid-v0" | "unixfs-v0-2015" | "kubo") => ImportOptions::kubo(),
         Some("unixfs-v1-2025") => ImportOptions {
             format: CidFormat {
                 version: 1,
@@ -270,7 +270,7 @@ fn import_options(node: &Node, a: &AddArgs) -> Result<ImportOptions> {
             layout: Layout::Balanced,
         },
         Some(other) => {
-            bail!("unknown profile {other:?} (expected legacy-cid-v0 or unixfs-v1-2025)")
+            bail!("unknown profile {other:?} (expected unixfs-v0-2015 (alias legacy-cid-v0) or unixfs-v1-2025)")
         }
     };
     if let Some(v) = a.cid_version {

@@ -1,0 +1,196 @@
+//! CIDs identical to Kubo's, checked against an independent implementation:
+//! the JS reference importer (npm `ipfs-unixfs-importer`, configured as Kubo
+//! in `tests/js/`), for files of 0 B, 1 B, one chunk, one chunk + 1 and a
+//! depth-2 tree, plus a directory tree, under every option set the issue
+//! names. Also CAR interop both ways with `@ipld/car` + the UnixFS exporter.
+//!
+//! The JS harness installs its pinned npm packages on first run
+//! (`tests/js/setup.sh`); Node.js >= 20.19 and npm must be on the PATH.
+
+mod common;
+
+use common::{pattern_bytes, TestRepo};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Once;
+
+fn js_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js")
+}
+
+fn setup_js() {
+    static SETUP: Once = Once::new();
+    SETUP.call_once(|| {
+        let status = Command::new("bash")
+            .arg(js_dir().join("setup.sh"))
+            .status()
+            .expect("run tests/js/setup.sh");
+        assert!(status.success(), "tests/js/setup.sh failed: is Node.js >= 20.19 with npm installed?");
+    });
+}
+
+fn node(script: &str, args: &[&str]) -> String {
+    let out = Command::new("node")
+        .arg(js_dir().join(script))
+        .args(args)
+        .output()
+        .expect("run node");
+    assert!(
+        out.status.success(),
+        "node {script} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// The sample inputs (the JS harness's rule: byte i is `i % 251`).
+fn samples(repo: &TestRepo) -> Vec<PathBuf> {
+    let mut paths = vec![];
+    for len in [0usize, 1, 262_144, 262_145, 50 * 1024 * 1024, 1_000_000] {
+        let p = repo.scratch(&format!("f{len}"));
+        std::fs::write(&p, pattern_bytes(len)).unwrap();
+        paths.push(p);
+    }
+    let dir = repo.scratch("dir");
+    std::fs::create_dir_all(dir.join("sub/sub2")).unwrap();
+    std::fs::create_dir_all(dir.join("sub/.hdir")).unwrap();
+    std::fs::create_dir_all(dir.join("empty-dir")).unwrap();
+    std::fs::write(dir.join("Z"), pattern_bytes(10)).unwrap();
+    std::fs::write(dir.join("a.txt"), pattern_bytes(1000)).unwrap();
+    std::fs::write(dir.join("empty-file"), b"").unwrap();
+    std::fs::write(dir.join(".hidden"), pattern_bytes(10)).unwrap();
+    std::fs::write(dir.join("sub/b.bin"), pattern_bytes(300_000)).unwrap();
+    std::fs::write(dir.join("sub/sub2/c"), pattern_bytes(1)).unwrap();
+    std::fs::write(dir.join("sub/.hdir/d"), pattern_bytes(5)).unwrap();
+    std::os::unix::fs::symlink("a.txt", dir.join("link")).unwrap();
+    paths.push(dir);
+    paths
+}
+
+const OPTION_SETS: &[&[&str]] = &[
+    &["--cid-version", "0"],
+    &["--cid-version", "1", "--hash", "sha2-256"],
+    &["--cid-version", "1", "--hash", "blake3"],
+    &["--cid-version", "1", "--hash", "sha2-256", "--chunker", "size-1048576", "--max-links", "1024"],
+    &["--profile", "unixfs-v1-2025"],
+    &["--cid-version", "0", "--layout", "trickle"],
+    &["--cid-version", "1", "--hash", "sha2-256", "--layout", "trickle"],
+    &["--cid-version", "0", "--chunker", "size-1024", "--max-links", "4"],
+    &["--cid-version", "0", "--chunker", "size-1024", "--max-links", "4", "--layout", "trickle"],
+    &["--cid-version", "1", "--hash", "sha2-256", "--raw-leaves", "false"],
+    &["--cid-version", "0", "--raw-leaves", "true"],
+];
+
+#[test]
+fn cids_match_the_reference_importer() {
+    setup_js();
+    let repo = TestRepo::new();
+    let inputs = samples(&repo);
+    let mut compared = 0;
+    for opts in OPTION_SETS {
+        for input in &inputs {
+            let is_dir = input.is_dir();
+            // Deep trees with tiny chunks only for the mid-size file (cost).
+            let tiny = opts.contains(&"size-1024");
+            let name = input.file_name().unwrap().to_str().unwrap();
+            if tiny && !(name == "f1000000" || name == "f262145") {
+                continue;
+            }
+            for hidden in [false, true] {
+                if hidden && !is_dir {
+                    continue;
+                }
+                let mut ours: Vec<&str> = vec!["-n"];
+                ours.extend_from_slice(opts);
+                let mut theirs: Vec<&str> = opts.to_vec();
+                if is_dir {
+                    ours.push("-r");
+                }
+                if hidden {
+                    ours.push("-H");
+                    theirs.push("--hidden");
+                }
+                let path = input.to_str().unwrap();
+                theirs.push(path);
+                let expected = node("unixfs-ref.mjs", &theirs);
+                let got = repo.add(input, &ours);
+                assert_eq!(got, expected, "CID of {name} (hidden: {hidden}) with {opts:?}");
+                compared += 1;
+            }
+        }
+    }
+    println!("{compared} CIDs identical to the reference importer");
+    assert!(compared >= 60);
+}
+
+#[test]
+fn cars_interoperate_with_the_js_reference() {
+    setup_js();
+    let repo = TestRepo::new();
+    let inputs = samples(&repo);
+    let dir = inputs.last().unwrap();
+    let big = &inputs[4];
+    for input in [dir, big] {
+        // Ours -> theirs: `cairn dag export`, unpacked by @ipld/car + exporter.
+        let root = repo.add(input, &["-r", "--cid-version", "0"]);
+        let car = repo.scratch("ours.car");
+        let out = repo.run(&["dag", "export", &root]);
+        assert!(out.status.success());
+        std::fs::write(&car, &out.stdout).unwrap();
+        assert_eq!(node("car.mjs", &["roots", car.to_str().unwrap()]), root);
+        let unpacked = repo.scratch("unpacked-by-js");
+        node("car.mjs", &["unpack", car.to_str().unwrap(), unpacked.to_str().unwrap()]);
+        let ours = repo.scratch("got-by-cairn");
+        repo.ok(&["get", &root, "-o", ours.to_str().unwrap()]);
+        assert_trees_equal(&ours, &unpacked);
+        std::fs::remove_dir_all(&unpacked).or_else(|_| std::fs::remove_file(&unpacked)).unwrap();
+        std::fs::remove_dir_all(&ours).or_else(|_| std::fs::remove_file(&ours)).unwrap();
+
+        // Theirs -> ours: packed by the JS importer, imported and read by cairn.
+        let other = TestRepo::new();
+        let theirs = other.scratch("theirs.car");
+        let js_root = node(
+            "car.mjs",
+            &["pack", input.to_str().unwrap(), theirs.to_str().unwrap(), "--cid-version", "1"],
+        );
+        let text = other.ok(&["dag", "import", theirs.to_str().unwrap()]);
+        assert!(text.contains(&format!("Pinned root {js_root} success")), "{text}");
+        let got = other.scratch("got");
+        other.ok(&["get", &js_root, "-o", got.to_str().unwrap()]);
+        assert_trees_equal(&got, &ours_source(input));
+        other.ok(&["repo", "verify"]);
+    }
+}
+
+/// What `get` should reproduce of an added input (hidden files skipped).
+fn ours_source(input: &Path) -> PathBuf {
+    input.to_path_buf()
+}
+
+fn assert_trees_equal(a: &Path, b: &Path) {
+    let ma = std::fs::symlink_metadata(a).unwrap();
+    let mb = std::fs::symlink_metadata(b).unwrap();
+    if ma.is_file() {
+        assert!(mb.is_file(), "{} is not a file", b.display());
+        assert_eq!(std::fs::read(a).unwrap(), std::fs::read(b).unwrap(), "{}", a.display());
+        return;
+    }
+    if ma.is_symlink() {
+        assert_eq!(std::fs::read_link(a).unwrap(), std::fs::read_link(b).unwrap());
+        return;
+    }
+    let names = |p: &Path| {
+        let mut v: Vec<String> = std::fs::read_dir(p)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        v.sort();
+        v
+    };
+    let (na, nb) = (names(a), names(b));
+    assert_eq!(na, nb, "entries of {}", a.display());
+    for n in na {
+        assert_trees_equal(&a.join(&n), &b.join(&n));
+    }
+}
