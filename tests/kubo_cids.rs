@@ -25,7 +25,10 @@ fn setup_js() {
             .arg(js_dir().join("setup.sh"))
             .status()
             .expect("run tests/js/setup.sh");
-        assert!(status.success(), "tests/js/setup.sh failed: is Node.js >= 20.19 with npm installed?");
+        assert!(
+            status.success(),
+            "tests/js/setup.sh failed: is Node.js >= 20.19 with npm installed?"
+        );
     });
 }
 
@@ -71,13 +74,52 @@ const OPTION_SETS: &[&[&str]] = &[
     &["--cid-version", "0"],
     &["--cid-version", "1", "--hash", "sha2-256"],
     &["--cid-version", "1", "--hash", "blake3"],
-    &["--cid-version", "1", "--hash", "sha2-256", "--chunker", "size-1048576", "--max-links", "1024"],
+    &[
+        "--cid-version",
+        "1",
+        "--hash",
+        "sha2-256",
+        "--chunker",
+        "size-1048576",
+        "--max-links",
+        "1024",
+    ],
     &["--profile", "unixfs-v1-2025"],
     &["--cid-version", "0", "--layout", "trickle"],
-    &["--cid-version", "1", "--hash", "sha2-256", "--layout", "trickle"],
-    &["--cid-version", "0", "--chunker", "size-1024", "--max-links", "4"],
-    &["--cid-version", "0", "--chunker", "size-1024", "--max-links", "4", "--layout", "trickle"],
-    &["--cid-version", "1", "--hash", "sha2-256", "--raw-leaves", "false"],
+    &[
+        "--cid-version",
+        "1",
+        "--hash",
+        "sha2-256",
+        "--layout",
+        "trickle",
+    ],
+    &[
+        "--cid-version",
+        "0",
+        "--chunker",
+        "size-1024",
+        "--max-links",
+        "4",
+    ],
+    &[
+        "--cid-version",
+        "0",
+        "--chunker",
+        "size-1024",
+        "--max-links",
+        "4",
+        "--layout",
+        "trickle",
+    ],
+    &[
+        "--cid-version",
+        "1",
+        "--hash",
+        "sha2-256",
+        "--raw-leaves",
+        "false",
+    ],
     &["--cid-version", "0", "--raw-leaves", "true"],
 ];
 
@@ -114,7 +156,10 @@ fn cids_match_the_reference_importer() {
                 theirs.push(path);
                 let expected = node("unixfs-ref.mjs", &theirs);
                 let got = repo.add(input, &ours);
-                assert_eq!(got, expected, "CID of {name} (hidden: {hidden}) with {opts:?}");
+                assert_eq!(
+                    got, expected,
+                    "CID of {name} (hidden: {hidden}) with {opts:?}"
+                );
                 compared += 1;
             }
         }
@@ -139,22 +184,38 @@ fn cars_interoperate_with_the_js_reference() {
         std::fs::write(&car, &out.stdout).unwrap();
         assert_eq!(node("car.mjs", &["roots", car.to_str().unwrap()]), root);
         let unpacked = repo.scratch("unpacked-by-js");
-        node("car.mjs", &["unpack", car.to_str().unwrap(), unpacked.to_str().unwrap()]);
+        node(
+            "car.mjs",
+            &["unpack", car.to_str().unwrap(), unpacked.to_str().unwrap()],
+        );
         let ours = repo.scratch("got-by-cairn");
         repo.ok(&["get", &root, "-o", ours.to_str().unwrap()]);
         assert_trees_equal(&ours, &unpacked);
-        std::fs::remove_dir_all(&unpacked).or_else(|_| std::fs::remove_file(&unpacked)).unwrap();
-        std::fs::remove_dir_all(&ours).or_else(|_| std::fs::remove_file(&ours)).unwrap();
+        std::fs::remove_dir_all(&unpacked)
+            .or_else(|_| std::fs::remove_file(&unpacked))
+            .unwrap();
+        std::fs::remove_dir_all(&ours)
+            .or_else(|_| std::fs::remove_file(&ours))
+            .unwrap();
 
         // Theirs -> ours: packed by the JS importer, imported and read by cairn.
         let other = TestRepo::new();
         let theirs = other.scratch("theirs.car");
         let js_root = node(
             "car.mjs",
-            &["pack", input.to_str().unwrap(), theirs.to_str().unwrap(), "--cid-version", "1"],
+            &[
+                "pack",
+                input.to_str().unwrap(),
+                theirs.to_str().unwrap(),
+                "--cid-version",
+                "1",
+            ],
         );
         let text = other.ok(&["dag", "import", theirs.to_str().unwrap()]);
-        assert!(text.contains(&format!("Pinned root {js_root} success")), "{text}");
+        assert!(
+            text.contains(&format!("Pinned root {js_root} success")),
+            "{text}"
+        );
         let got = other.scratch("got");
         other.ok(&["get", &js_root, "-o", got.to_str().unwrap()]);
         assert_trees_equal(&got, &ours_source(input));
@@ -172,11 +233,19 @@ fn assert_trees_equal(a: &Path, b: &Path) {
     let mb = std::fs::symlink_metadata(b).unwrap();
     if ma.is_file() {
         assert!(mb.is_file(), "{} is not a file", b.display());
-        assert_eq!(std::fs::read(a).unwrap(), std::fs::read(b).unwrap(), "{}", a.display());
+        assert_eq!(
+            std::fs::read(a).unwrap(),
+            std::fs::read(b).unwrap(),
+            "{}",
+            a.display()
+        );
         return;
     }
     if ma.is_symlink() {
-        assert_eq!(std::fs::read_link(a).unwrap(), std::fs::read_link(b).unwrap());
+        assert_eq!(
+            std::fs::read_link(a).unwrap(),
+            std::fs::read_link(b).unwrap()
+        );
         return;
     }
     let names = |p: &Path| {

@@ -784,4 +784,31 @@ mod tests {
         let err = r.read_to_end(&mut out).unwrap_err();
         assert!(err.to_string().contains(&leaves[3].to_string()), "{err}");
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        #[test]
+        fn any_options_round_trip(
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..6000),
+            chunk in 1usize..700,
+            max_links in 2usize..6,
+            trickle in proptest::prelude::any::<bool>(),
+            raw_leaves in proptest::prelude::any::<bool>(),
+            v0 in proptest::prelude::any::<bool>(),
+            off in 0u64..7000,
+            len in 0u64..7000,
+        ) {
+            let store = Arc::new(MemoryStore::new());
+            let mut opts = if v0 { ImportOptions::kubo() } else { ImportOptions::default() };
+            opts.chunker = ChunkerSpec::Fixed { size: chunk };
+            opts.max_links = max_links;
+            opts.raw_leaves = raw_leaves;
+            opts.layout = if trickle { Layout::Trickle } else { Layout::Balanced };
+            let root = add(&store, &data, &opts);
+            proptest::prop_assert_eq!(read_all(store.clone(), root, 0, None, 2), data.clone());
+            let s = (off as usize).min(data.len());
+            let e = (s + len as usize).min(data.len());
+            proptest::prop_assert_eq!(read_all(store, root, off, Some(len), 1), data[s..e].to_vec());
+        }
+    }
 }
