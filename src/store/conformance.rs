@@ -1,1 +1,183 @@
-//! Conformance suite run against every store implementation.
+//! One conformance suite, run against every [`Store`] implementation at the
+//! sizes that hit each storage path: empty, one byte, a chunk, a 1 MiB
+//! chunk, the 2 MiB block limit, and many small blocks across segments.
+
+use super::*;
+use crate::block::{CidFormat, HashAlg, DAG_PB, MAX_BLOCK_BYTES, RAW};
+
+fn block(seed: u32, len: usize, codec: u64) -> Block {
+    let mut x = seed.wrapping_mul(2_654_435_761) | 1;
+    let data: Vec<u8> = (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect();
+    Block::new(
+        CidFormat {
+            version: 1,
+            hash: HashAlg::Blake3,
+        },
+        codec,
+        data,
+    )
+}
+
+const SIZES: [usize; 6] = [0, 1, 262_144, 1 << 20, MAX_BLOCK_BYTES, 4097];
+
+fn round_trip_at_boundary_sizes(s: &dyn Store) {
+    let blocks: Vec<Block> = SIZES
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| block(i as u32, n, RAW))
+        .collect();
+    let total: u64 = SIZES.iter().map(|&n| n as u64).sum();
+    assert_eq!(s.put_many(&mut blocks.clone().into_iter()).unwrap(), total);
+    for b in &blocks {
+        assert_eq!(s.get(b.cid()).unwrap().as_ref(), Some(b));
+        assert!(s.has(b.cid()).unwrap());
+        assert_eq!(s.size_of(b.cid()).unwrap(), Some(b.data().len() as u64));
+    }
+    // Storing again adds nothing.
+    assert_eq!(s.put_many(&mut blocks.clone().into_iter()).unwrap(), 0);
+    let st = s.stat().unwrap();
+    assert_eq!(st.blocks, SIZES.len() as u64);
+    assert_eq!(st.block_bytes, total);
+    let mut listed = 0;
+    s.for_each_block(&mut |e| {
+        listed += 1;
+        assert!(blocks
+            .iter()
+            .any(|b| b.cid().hash() == &e.multihash && b.data().len() as u64 == e.len));
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(listed, SIZES.len());
+}
+
+fn same_bytes_two_codecs_stored_once(s: &dyn Store) {
+    let raw = block(7, 1000, RAW);
+    let pb = Block::new_unchecked(Cid::new_v1(DAG_PB, *raw.cid().hash()), raw.data().clone());
+    assert_eq!(s.put(raw.clone()).unwrap(), 1000);
+    assert_eq!(s.put(pb.clone()).unwrap(), 0);
+    assert_eq!(s.get(pb.cid()).unwrap().unwrap().data(), raw.data());
+    assert_eq!(s.stat().unwrap().blocks, 1);
+}
+
+fn unknown_is_none(s: &dyn Store) {
+    let b = block(9, 10, RAW);
+    assert_eq!(s.get(b.cid()).unwrap(), None);
+    assert!(!s.has(b.cid()).unwrap());
+    assert_eq!(s.size_of(b.cid()).unwrap(), None);
+    assert_eq!(s.read_raw(b.cid().hash()).unwrap(), None);
+}
+
+fn pins(s: &dyn Store) {
+    let a = block(1, 10, RAW);
+    let b = block(2, 10, RAW);
+    s.put_many(&mut vec![a.clone(), b.clone()].into_iter())
+        .unwrap();
+    s.pin(a.cid(), PinKind::Recursive).unwrap();
+    s.pin(b.cid(), PinKind::Direct).unwrap();
+    assert_eq!(s.pin_of(a.cid()).unwrap(), Some(PinKind::Recursive));
+    s.pin(b.cid(), PinKind::Recursive).unwrap();
+    let mut all = s.pins().unwrap();
+    all.sort_by_key(|p| p.0.to_bytes());
+    let mut want = vec![
+        (*a.cid(), PinKind::Recursive),
+        (*b.cid(), PinKind::Recursive),
+    ];
+    want.sort_by_key(|p| p.0.to_bytes());
+    assert_eq!(all, want);
+    assert_eq!(s.unpin(a.cid()).unwrap(), PinKind::Recursive);
+    assert!(matches!(
+        s.unpin(a.cid()),
+        Err(StoreError::NotPinned { .. })
+    ));
+    assert_eq!(s.stat().unwrap().pins, 1);
+}
+
+fn sweep_removes_exactly_the_dead(s: &dyn Store) {
+    let blocks: Vec<Block> = (0..300).map(|i| block(i, 3000 + i as usize, RAW)).collect();
+    s.put_many(&mut blocks.clone().into_iter()).unwrap();
+    let live: HashSet<Multihash> = blocks.iter().step_by(3).map(|b| *b.cid().hash()).collect();
+    let r = s.sweep(&live).unwrap();
+    assert_eq!(r.removed_blocks, 200);
+    for (i, b) in blocks.iter().enumerate() {
+        if i % 3 == 0 {
+            assert_eq!(s.get(b.cid()).unwrap().as_ref(), Some(b));
+        } else {
+            assert!(!s.has(b.cid()).unwrap());
+        }
+    }
+    assert_eq!(s.stat().unwrap().blocks, 100);
+    // Sweeping again with the same live set removes nothing.
+    assert_eq!(s.sweep(&live).unwrap().removed_blocks, 0);
+}
+
+fn oversized_block_is_refused(s: &dyn Store) {
+    let b = block(5, MAX_BLOCK_BYTES + 1, RAW);
+    assert!(s.put(b.clone()).is_err());
+    assert!(!s.has(b.cid()).unwrap());
+}
+
+macro_rules! conformance {
+    ($name:ident, $make:expr) => {
+        mod $name {
+            use super::*;
+            #[allow(unused_imports)]
+            use crate::store::{DiskStore, DiskStoreOptions, MemoryStore};
+
+            fn with_store(f: impl Fn(&dyn Store)) {
+                let dir = tempfile::tempdir().unwrap();
+                let make: &dyn Fn(&std::path::Path) -> Box<dyn Store> = &$make;
+                let s = make(dir.path());
+                f(&*s);
+            }
+
+            #[test]
+            fn round_trip_at_boundary_sizes() {
+                with_store(|s| super::round_trip_at_boundary_sizes(s));
+            }
+            #[test]
+            fn same_bytes_two_codecs_stored_once() {
+                with_store(|s| super::same_bytes_two_codecs_stored_once(s));
+            }
+            #[test]
+            fn unknown_is_none() {
+                with_store(|s| super::unknown_is_none(s));
+            }
+            #[test]
+            fn pins() {
+                with_store(|s| super::pins(s));
+            }
+            #[test]
+            fn sweep_removes_exactly_the_dead() {
+                with_store(|s| super::sweep_removes_exactly_the_dead(s));
+            }
+            #[test]
+            fn oversized_block_is_refused() {
+                with_store(|s| super::oversized_block_is_refused(s));
+            }
+        }
+    };
+}
+
+conformance!(memory, |_| Box::new(MemoryStore::new()));
+conformance!(disk, |dir| Box::new(
+    DiskStore::open(dir, DiskStoreOptions::default()).unwrap()
+));
+// Tiny segments and commits: every operation crosses segment boundaries.
+conformance!(disk_small_segments, |dir| Box::new(
+    DiskStore::open(
+        dir,
+        DiskStoreOptions {
+            segment_max_bytes: 100_000,
+            commit_bytes: 20_000,
+            ..DiskStoreOptions::default()
+        }
+    )
+    .unwrap()
+));

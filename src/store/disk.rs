@@ -1,12 +1,60 @@
-//! Disk store: segment files + sled index (being written on branch `store`).
-use super::MemoryStore;
+//! Disk store: block bodies appended to segment files, a sled index.
+//!
+//! Layout under the store directory:
+//!
+//! ```text
+//! store.lock            exclusive OS lock held while the store is open
+//! segments/NNNNNNNN.seg block records, appended
+//! index/                sled database (one tree, prefixed keys)
+//! ```
+//!
+//! Segment record: `[u32 LE multihash length][multihash][u32 LE body length][body]`.
+//! The header lets a segment be read without the index (for a future
+//! rebuild); the index points straight at the body.
+//!
+//! Index keys (one tree, so one `apply_batch` is atomic across them):
+//! - `b` + multihash → segment u32 LE, body offset u64 LE, body length u32 LE
+//! - `p` + CID bytes → pin kind (1 recursive, 2 direct)
+//! - `s` + segment id u32 BE → committed length u64 LE
+//!
+//! Write order (the crash-safety contract): records are appended, the
+//! segment is fsynced, then ONE sled batch records the new entries together
+//! with the segment's committed length, then sled is flushed. Pins are
+//! written only after the blocks they reach were committed (callers do that).
+//!
+//! Recovery on open: a segment longer than its committed length is
+//! truncated to it (a crash between append and commit); a segment with no
+//! committed length at all (created or compacted-away but not committed) is
+//! deleted. New appends continue in the highest committed segment.
+//!
+//! Compaction (in `sweep`) copies the live records of a sparse segment to
+//! the active one, commits the new locations and drops the old segment's
+//! length key in one batch, and only then deletes the old file.
 
-/// Options of the disk store.
+use super::{PinKind, Result, Store, StoreError, StoreStat, StoredBlock, SweepReport};
+use crate::block::{verify, Block, Cid, Multihash, MAX_BLOCK_BYTES};
+use bytes::Bytes;
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+const BLOCK: u8 = b'b';
+const PIN: u8 = b'p';
+const SEGMENT: u8 = b's';
+
+/// Tuning of the disk store (see `config.toml` `[store]`).
 #[derive(Clone, Debug)]
 pub struct DiskStoreOptions {
+    /// Start a new segment file past this many bytes.
     pub segment_max_bytes: u64,
+    /// `put_many` commits (fsync + index) every this many new bytes.
     pub commit_bytes: u64,
+    /// `sweep` compacts a segment whose live share falls below this.
     pub compact_live_ratio: f64,
+    /// sled page cache size in bytes.
     pub cache_bytes: u64,
 }
 
@@ -21,12 +69,782 @@ impl Default for DiskStoreOptions {
     }
 }
 
-/// Placeholder type so the crate builds while the disk store is written.
-pub type DiskStore = MemoryStore;
+/// Where a block body lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Location {
+    segment: u32,
+    offset: u64,
+    len: u32,
+}
 
-impl MemoryStore {
-    /// Placeholder until the disk store lands.
-    pub fn open(_dir: &std::path::Path, _opts: DiskStoreOptions) -> super::Result<Self> {
-        Ok(MemoryStore::new())
+impl Location {
+    fn encode(&self) -> [u8; 16] {
+        let mut v = [0u8; 16];
+        v[..4].copy_from_slice(&self.segment.to_le_bytes());
+        v[4..12].copy_from_slice(&self.offset.to_le_bytes());
+        v[12..].copy_from_slice(&self.len.to_le_bytes());
+        v
+    }
+
+    fn decode(v: &[u8]) -> Option<Location> {
+        if v.len() != 16 {
+            return None;
+        }
+        Some(Location {
+            segment: u32::from_le_bytes(v[..4].try_into().ok()?),
+            offset: u64::from_le_bytes(v[4..12].try_into().ok()?),
+            len: u32::from_le_bytes(v[12..].try_into().ok()?),
+        })
+    }
+}
+
+fn block_key(mh: &Multihash) -> Vec<u8> {
+    let mut k = Vec::with_capacity(40);
+    k.push(BLOCK);
+    k.extend_from_slice(&mh.to_bytes());
+    k
+}
+
+fn segment_key(id: u32) -> [u8; 5] {
+    let mut k = [SEGMENT; 5];
+    k[1..].copy_from_slice(&id.to_be_bytes());
+    k
+}
+
+fn pin_key(cid: &Cid) -> Vec<u8> {
+    let mut k = vec![PIN];
+    k.extend_from_slice(&cid.to_bytes());
+    k
+}
+
+/// The segment being appended to.
+struct Writer {
+    id: u32,
+    out: BufWriter<File>,
+    /// Bytes in the segment, buffered ones included.
+    len: u64,
+}
+
+/// A block store on disk.
+pub struct DiskStore {
+    dir: PathBuf,
+    opts: DiskStoreOptions,
+    db: sled::Db,
+    writer: Mutex<Writer>,
+    readers: RwLock<HashMap<u32, Arc<File>>>,
+    _lock: File,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn idx_err(e: sled::Error) -> StoreError {
+    StoreError::Index(e.to_string())
+}
+
+impl DiskStore {
+    /// Opens (creating if needed) the store in `dir`, recovering from any
+    /// interrupted write.
+    pub fn open(dir: &Path, opts: DiskStoreOptions) -> Result<DiskStore> {
+        std::fs::create_dir_all(dir.join("segments")).map_err(io_err(dir))?;
+        let lock_path = dir.join("store.lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Locked {
+                    path: dir.to_path_buf(),
+                })
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io_err(&lock_path)(e)),
+        }
+        let db = sled::Config::new()
+            .path(dir.join("index"))
+            .cache_capacity(opts.cache_bytes)
+            .flush_every_ms(None)
+            .open()
+            .map_err(|e| {
+                StoreError::Index(format!("opening {}: {e}", dir.join("index").display()))
+            })?;
+        let active = Self::recover(dir, &db)?;
+        let id = active.unwrap_or(0);
+        let path = Self::segment_path_in(dir, id);
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        let len = file.metadata().map_err(io_err(&path))?.len();
+        let store = DiskStore {
+            dir: dir.to_path_buf(),
+            opts,
+            db,
+            writer: Mutex::new(Writer {
+                id,
+                out: BufWriter::with_capacity(4 << 20, file),
+                len,
+            }),
+            readers: RwLock::new(HashMap::new()),
+            _lock: lock,
+        };
+        if active.is_none() {
+            // Record the first segment so recovery keeps it.
+            let mut w = store.lock_writer();
+            store.commit(&mut w, &mut Vec::new())?;
+        }
+        Ok(store)
+    }
+
+    fn segment_path_in(dir: &Path, id: u32) -> PathBuf {
+        dir.join("segments").join(format!("{id:08}.seg"))
+    }
+
+    fn segment_path(&self, id: u32) -> PathBuf {
+        Self::segment_path_in(&self.dir, id)
+    }
+
+    /// Truncates torn tails and deletes uncommitted segments; returns the
+    /// highest committed segment.
+    fn recover(dir: &Path, db: &sled::Db) -> Result<Option<u32>> {
+        let seg_dir = dir.join("segments");
+        let mut highest = None;
+        let mut changed = false;
+        for entry in std::fs::read_dir(&seg_dir).map_err(io_err(&seg_dir))? {
+            let entry = entry.map_err(io_err(&seg_dir))?;
+            let path = entry.path();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let Some(id) = name
+                .strip_suffix(".seg")
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                if name.ends_with(".tmp") {
+                    std::fs::remove_file(&path).map_err(io_err(&path))?;
+                    changed = true;
+                }
+                continue;
+            };
+            match db.get(segment_key(id)).map_err(idx_err)? {
+                None => {
+                    tracing::info!(segment = id, "removing uncommitted segment");
+                    std::fs::remove_file(&path).map_err(io_err(&path))?;
+                    changed = true;
+                }
+                Some(v) => {
+                    let committed =
+                        v.as_ref().try_into().map(u64::from_le_bytes).map_err(|_| {
+                            StoreError::Index(format!("bad committed length for segment {id}"))
+                        })?;
+                    let len = entry.metadata().map_err(io_err(&path))?.len();
+                    if len > committed {
+                        tracing::info!(
+                            segment = id,
+                            len,
+                            committed,
+                            "truncating torn segment tail"
+                        );
+                        let f = OpenOptions::new()
+                            .write(true)
+                            .open(&path)
+                            .map_err(io_err(&path))?;
+                        f.set_len(committed).map_err(io_err(&path))?;
+                        f.sync_all().map_err(io_err(&path))?;
+                    } else if len < committed {
+                        tracing::error!(
+                            segment = id,
+                            len,
+                            committed,
+                            "segment shorter than committed: blocks in it will read as corrupt"
+                        );
+                    }
+                    highest = highest.max(Some(id));
+                }
+            }
+        }
+        if changed {
+            File::open(&seg_dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io_err(&seg_dir))?;
+        }
+        Ok(highest)
+    }
+
+    fn lock_writer(&self) -> MutexGuard<'_, Writer> {
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes the active segment durable and indexes `pending` with it.
+    fn commit(&self, w: &mut Writer, pending: &mut Vec<(Vec<u8>, Location)>) -> Result<()> {
+        let path = self.segment_path(w.id);
+        w.out.flush().map_err(io_err(&path))?;
+        w.out.get_ref().sync_data().map_err(io_err(&path))?;
+        let mut batch = sled::Batch::default();
+        for (key, loc) in pending.drain(..) {
+            batch.insert(key, &loc.encode()[..]);
+        }
+        batch.insert(&segment_key(w.id)[..], &w.len.to_le_bytes()[..]);
+        self.db.apply_batch(batch).map_err(idx_err)?;
+        self.db.flush().map_err(idx_err)?;
+        Ok(())
+    }
+
+    /// Starts a new segment after committing the current one.
+    fn roll(&self, w: &mut Writer, pending: &mut Vec<(Vec<u8>, Location)>) -> Result<()> {
+        self.commit(w, pending)?;
+        let id =
+            w.id.checked_add(1)
+                .ok_or_else(|| StoreError::Index("segment ids exhausted".into()))?;
+        let path = self.segment_path(id);
+        // Append mode: the position follows the end even after `set_len`.
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        file.set_len(0).map_err(io_err(&path))?;
+        *w = Writer {
+            id,
+            out: BufWriter::with_capacity(4 << 20, file),
+            len: 0,
+        };
+        // Make the new segment known, so recovery keeps it even if empty.
+        self.commit(w, pending)
+    }
+
+    /// Appends one record; returns where its body went.
+    fn append(
+        &self,
+        w: &mut Writer,
+        pending: &mut Vec<(Vec<u8>, Location)>,
+        mh: &[u8],
+        body: &[u8],
+    ) -> Result<Location> {
+        let record = 8 + mh.len() as u64 + body.len() as u64;
+        if w.len > 0 && w.len + record > self.opts.segment_max_bytes {
+            self.roll(w, pending)?;
+        }
+        let path = self.segment_path(w.id);
+        w.out
+            .write_all(&(mh.len() as u32).to_le_bytes())
+            .map_err(io_err(&path))?;
+        w.out.write_all(mh).map_err(io_err(&path))?;
+        w.out
+            .write_all(&(body.len() as u32).to_le_bytes())
+            .map_err(io_err(&path))?;
+        w.out.write_all(body).map_err(io_err(&path))?;
+        let loc = Location {
+            segment: w.id,
+            offset: w.len + 8 + mh.len() as u64,
+            len: body.len() as u32,
+        };
+        w.len += record;
+        Ok(loc)
+    }
+
+    fn reader(&self, id: u32) -> Result<Arc<File>> {
+        if let Some(f) = self
+            .readers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+        {
+            return Ok(Arc::clone(f));
+        }
+        let path = self.segment_path(id);
+        let f = Arc::new(File::open(&path).map_err(io_err(&path))?);
+        self.readers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, Arc::clone(&f));
+        Ok(f)
+    }
+
+    fn location(&self, mh: &Multihash) -> Result<Option<Location>> {
+        match self.db.get(block_key(mh)).map_err(idx_err)? {
+            None => Ok(None),
+            Some(v) => Location::decode(&v)
+                .map(Some)
+                .ok_or_else(|| StoreError::Index(format!("bad index entry for multihash {mh:?}"))),
+        }
+    }
+
+    fn read_at(&self, loc: Location) -> std::result::Result<Bytes, String> {
+        if loc.len as usize > MAX_BLOCK_BYTES {
+            return Err(format!(
+                "index says {} bytes, over the block limit",
+                loc.len
+            ));
+        }
+        let file = self.reader(loc.segment).map_err(|e| e.to_string())?;
+        let mut buf = vec![0u8; loc.len as usize];
+        file.read_exact_at(&mut buf, loc.offset).map_err(|e| {
+            format!(
+                "segment {} offset {} length {}: {e}",
+                loc.segment, loc.offset, loc.len
+            )
+        })?;
+        Ok(Bytes::from(buf))
+    }
+
+    fn scan(&self, prefix: u8, f: &mut dyn FnMut(&[u8], &[u8]) -> Result<()>) -> Result<()> {
+        for item in self.db.scan_prefix([prefix]) {
+            let (k, v) = item.map_err(idx_err)?;
+            f(&k[1..], &v)?;
+        }
+        Ok(())
+    }
+
+    /// For each segment: (id, live bytes, file size).
+    pub fn segment_live_share(&self) -> Result<Vec<(u32, u64, u64)>> {
+        let mut live: HashMap<u32, u64> = HashMap::new();
+        self.scan(BLOCK, &mut |_, v| {
+            if let Some(loc) = Location::decode(v) {
+                *live.entry(loc.segment).or_default() += loc.len as u64;
+            }
+            Ok(())
+        })?;
+        let mut out = vec![];
+        self.scan(SEGMENT, &mut |k, _| {
+            let id = u32::from_be_bytes(
+                k.try_into()
+                    .map_err(|_| StoreError::Index("bad segment key".into()))?,
+            );
+            let path = self.segment_path(id);
+            let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            out.push((id, live.get(&id).copied().unwrap_or(0), size));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Moves the live records of segment `id` into the active segment and
+    /// deletes it. Returns bytes freed.
+    fn compact_segment(
+        &self,
+        w: &mut Writer,
+        id: u32,
+        entries: Vec<(Vec<u8>, Location)>,
+    ) -> Result<u64> {
+        if w.id == id {
+            let mut none = Vec::new();
+            self.roll(w, &mut none)?;
+        }
+        let mut pending = Vec::with_capacity(entries.len());
+        for (key, loc) in entries {
+            let body = self.read_at(loc).map_err(|reason| {
+                StoreError::Index(format!("compacting segment {id}: {reason}"))
+            })?;
+            let new_loc = self.append(w, &mut pending, &key[1..], &body)?;
+            pending.push((key, new_loc));
+        }
+        // One batch: new locations, the active segment's length, and the
+        // old segment's length key gone.
+        let path = self.segment_path(w.id);
+        w.out.flush().map_err(io_err(&path))?;
+        w.out.get_ref().sync_data().map_err(io_err(&path))?;
+        let mut batch = sled::Batch::default();
+        for (key, loc) in pending.drain(..) {
+            batch.insert(key, &loc.encode()[..]);
+        }
+        batch.insert(&segment_key(w.id)[..], &w.len.to_le_bytes()[..]);
+        batch.remove(&segment_key(id)[..]);
+        self.db.apply_batch(batch).map_err(idx_err)?;
+        self.db.flush().map_err(idx_err)?;
+        let old = self.segment_path(id);
+        let size = std::fs::metadata(&old).map(|m| m.len()).unwrap_or(0);
+        self.readers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        std::fs::remove_file(&old).map_err(io_err(&old))?;
+        let seg_dir = self.dir.join("segments");
+        File::open(&seg_dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err(&seg_dir))?;
+        Ok(size)
+    }
+}
+
+impl Store for DiskStore {
+    fn put_many(&self, blocks: &mut dyn Iterator<Item = Block>) -> Result<u64> {
+        let mut pending: Vec<(Vec<u8>, Location)> = Vec::new();
+        let mut in_batch: HashSet<Vec<u8>> = HashSet::new();
+        let mut new_bytes = 0u64;
+        let mut since_commit = 0u64;
+        for block in blocks {
+            if block.data().len() > MAX_BLOCK_BYTES {
+                return Err(StoreError::Block(crate::block::BlockError::TooLarge {
+                    cid: *block.cid(),
+                    len: block.data().len(),
+                    max: MAX_BLOCK_BYTES,
+                }));
+            }
+            let key = block_key(block.cid().hash());
+            if in_batch.contains(&key) || self.db.contains_key(&key).map_err(idx_err)? {
+                continue;
+            }
+            let mut w = self.lock_writer();
+            let loc = self.append(&mut w, &mut pending, &key[1..], block.data())?;
+            pending.push((key.clone(), loc));
+            in_batch.insert(key);
+            new_bytes += block.data().len() as u64;
+            since_commit += block.data().len() as u64;
+            if since_commit >= self.opts.commit_bytes {
+                self.commit(&mut w, &mut pending)?;
+                in_batch.clear();
+                since_commit = 0;
+            }
+        }
+        if !pending.is_empty() {
+            let mut w = self.lock_writer();
+            self.commit(&mut w, &mut pending)?;
+        }
+        Ok(new_bytes)
+    }
+
+    fn get(&self, cid: &Cid) -> Result<Option<Block>> {
+        let Some(loc) = self.location(cid.hash())? else {
+            return Ok(None);
+        };
+        let data = self
+            .read_at(loc)
+            .map_err(|reason| StoreError::Corrupt { cid: *cid, reason })?;
+        verify(cid, &data).map_err(|e| StoreError::Corrupt {
+            cid: *cid,
+            reason: e.to_string(),
+        })?;
+        Ok(Some(Block::new_unchecked(*cid, data)))
+    }
+
+    fn has(&self, cid: &Cid) -> Result<bool> {
+        self.db.contains_key(block_key(cid.hash())).map_err(idx_err)
+    }
+
+    fn size_of(&self, cid: &Cid) -> Result<Option<u64>> {
+        Ok(self.location(cid.hash())?.map(|l| l.len as u64))
+    }
+
+    fn for_each_block(&self, f: &mut dyn FnMut(StoredBlock) -> Result<()>) -> Result<()> {
+        self.scan(BLOCK, &mut |k, v| {
+            let multihash = Multihash::from_bytes(k)
+                .map_err(|e| StoreError::Index(format!("bad block key: {e}")))?;
+            let loc =
+                Location::decode(v).ok_or_else(|| StoreError::Index("bad block entry".into()))?;
+            f(StoredBlock {
+                multihash,
+                len: loc.len as u64,
+            })
+        })
+    }
+
+    fn read_raw(&self, mh: &Multihash) -> Result<Option<Bytes>> {
+        let Some(loc) = self.location(mh)? else {
+            return Ok(None);
+        };
+        self.read_at(loc)
+            .map(Some)
+            .map_err(|reason| StoreError::Corrupt {
+                cid: Cid::new_v1(crate::block::RAW, *mh),
+                reason,
+            })
+    }
+
+    fn pin(&self, cid: &Cid, kind: PinKind) -> Result<()> {
+        let v = match kind {
+            PinKind::Recursive => 1u8,
+            PinKind::Direct => 2u8,
+        };
+        self.db.insert(pin_key(cid), &[v]).map_err(idx_err)?;
+        self.db.flush().map_err(idx_err)?;
+        Ok(())
+    }
+
+    fn unpin(&self, cid: &Cid) -> Result<PinKind> {
+        let old = self.db.remove(pin_key(cid)).map_err(idx_err)?;
+        self.db.flush().map_err(idx_err)?;
+        match old.as_deref() {
+            None => Err(StoreError::NotPinned { cid: *cid }),
+            Some([2]) => Ok(PinKind::Direct),
+            Some(_) => Ok(PinKind::Recursive),
+        }
+    }
+
+    fn pins(&self) -> Result<Vec<(Cid, PinKind)>> {
+        let mut out = vec![];
+        self.scan(PIN, &mut |k, v| {
+            let cid =
+                Cid::try_from(k).map_err(|e| StoreError::Index(format!("bad pin key: {e}")))?;
+            let kind = if v == [2] {
+                PinKind::Direct
+            } else {
+                PinKind::Recursive
+            };
+            out.push((cid, kind));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    fn pin_of(&self, cid: &Cid) -> Result<Option<PinKind>> {
+        Ok(self.db.get(pin_key(cid)).map_err(idx_err)?.map(|v| {
+            if v.as_ref() == [2] {
+                PinKind::Direct
+            } else {
+                PinKind::Recursive
+            }
+        }))
+    }
+
+    fn sweep(&self, live: &HashSet<Multihash>) -> Result<SweepReport> {
+        // Holding the writer keeps puts out while blocks move.
+        let mut w = self.lock_writer();
+        let mut report = SweepReport::default();
+        let mut dead: Vec<Vec<u8>> = vec![];
+        let mut live_bytes: HashMap<u32, u64> = HashMap::new();
+        self.scan(BLOCK, &mut |k, v| {
+            let loc =
+                Location::decode(v).ok_or_else(|| StoreError::Index("bad block entry".into()))?;
+            let keep = Multihash::from_bytes(k)
+                .map(|mh| live.contains(&mh))
+                .unwrap_or(false);
+            if keep {
+                *live_bytes.entry(loc.segment).or_default() += loc.len as u64;
+            } else {
+                let mut key = vec![BLOCK];
+                key.extend_from_slice(k);
+                dead.push(key);
+                report.removed_blocks += 1;
+                report.removed_bytes += loc.len as u64;
+            }
+            Ok(())
+        })?;
+        for chunk in dead.chunks(10_000) {
+            let mut batch = sled::Batch::default();
+            for key in chunk {
+                batch.remove(key.as_slice());
+            }
+            self.db.apply_batch(batch).map_err(idx_err)?;
+        }
+        self.db.flush().map_err(idx_err)?;
+        drop(dead);
+
+        // Segments worth compacting: sparse ones (the active one only when
+        // it holds nothing live, else it would be copied into itself).
+        let mut candidates: Vec<u32> = vec![];
+        self.scan(SEGMENT, &mut |k, _| {
+            let id = u32::from_be_bytes(
+                k.try_into()
+                    .map_err(|_| StoreError::Index("bad segment key".into()))?,
+            );
+            let size = std::fs::metadata(self.segment_path(id))
+                .map(|m| m.len())
+                .unwrap_or(0);
+            let l = live_bytes.get(&id).copied().unwrap_or(0);
+            let sparse = size > 0 && (l as f64) < self.opts.compact_live_ratio * size as f64;
+            if sparse && (id != w.id || l == 0) {
+                candidates.push(id);
+            }
+            Ok(())
+        })?;
+        if candidates.is_empty() {
+            return Ok(report);
+        }
+        // An empty active segment is restarted first: compacting the others
+        // appends their live records to it.
+        let active = w.id;
+        candidates.sort_by_key(|&id| (id != active, id));
+        let wanted: HashSet<u32> = candidates.iter().copied().collect();
+        let mut entries: HashMap<u32, Vec<(Vec<u8>, Location)>> = HashMap::new();
+        self.scan(BLOCK, &mut |k, v| {
+            if let Some(loc) = Location::decode(v) {
+                if wanted.contains(&loc.segment) {
+                    let mut key = vec![BLOCK];
+                    key.extend_from_slice(k);
+                    entries.entry(loc.segment).or_default().push((key, loc));
+                }
+            }
+            Ok(())
+        })?;
+        for id in candidates {
+            let list = entries.remove(&id).unwrap_or_default();
+            if id == w.id {
+                // Nothing live in the active segment: restart it empty.
+                let path = self.segment_path(id);
+                let before = w.len;
+                w.out.flush().map_err(io_err(&path))?;
+                w.out.get_ref().set_len(0).map_err(io_err(&path))?;
+                w.out.get_ref().sync_all().map_err(io_err(&path))?;
+                w.len = 0;
+                self.commit(&mut w, &mut Vec::new())?;
+                report.reclaimed_bytes += before;
+            } else {
+                let size = std::fs::metadata(self.segment_path(id))
+                    .map(|m| m.len())
+                    .unwrap_or(0);
+                let moved: u64 = list
+                    .iter()
+                    .map(|(k, l)| 8 + (k.len() - 1) as u64 + l.len as u64)
+                    .sum();
+                self.compact_segment(&mut w, id, list)?;
+                report.reclaimed_bytes += size.saturating_sub(moved);
+            }
+            report.compacted_segments += 1;
+        }
+        Ok(report)
+    }
+
+    fn stat(&self) -> Result<StoreStat> {
+        let mut s = StoreStat::default();
+        self.scan(BLOCK, &mut |_, v| {
+            s.blocks += 1;
+            s.block_bytes += Location::decode(v).map_or(0, |l| l.len as u64);
+            Ok(())
+        })?;
+        self.scan(PIN, &mut |_, _| {
+            s.pins += 1;
+            Ok(())
+        })?;
+        self.scan(SEGMENT, &mut |k, _| {
+            let id = u32::from_be_bytes(
+                k.try_into()
+                    .map_err(|_| StoreError::Index("bad segment key".into()))?,
+            );
+            s.segments += 1;
+            s.stored_bytes += std::fs::metadata(self.segment_path(id))
+                .map(|m| m.len())
+                .unwrap_or(0);
+            Ok(())
+        })?;
+        Ok(s)
+    }
+
+    fn flush(&self) -> Result<()> {
+        let mut w = self.lock_writer();
+        self.commit(&mut w, &mut Vec::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::{CidFormat, HashAlg, RAW};
+
+    fn block(i: u32, len: usize) -> Block {
+        let data: Vec<u8> = (0..len)
+            .map(|j| (j as u32 ^ i) as u8)
+            .chain(i.to_le_bytes())
+            .collect();
+        Block::new(
+            CidFormat {
+                version: 1,
+                hash: HashAlg::Blake3,
+            },
+            RAW,
+            data,
+        )
+    }
+
+    fn small() -> DiskStoreOptions {
+        DiskStoreOptions {
+            segment_max_bytes: 64 * 1024,
+            commit_bytes: 16 * 1024,
+            ..DiskStoreOptions::default()
+        }
+    }
+
+    #[test]
+    fn reopen_keeps_blocks_and_pins_and_locks_out_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocks: Vec<Block> = (0..50).map(|i| block(i, 5000)).collect();
+        {
+            let s = DiskStore::open(dir.path(), small()).unwrap();
+            s.put_many(&mut blocks.clone().into_iter()).unwrap();
+            s.pin(blocks[0].cid(), PinKind::Recursive).unwrap();
+            assert!(matches!(
+                DiskStore::open(dir.path(), small()),
+                Err(StoreError::Locked { .. })
+            ));
+            assert!(s.stat().unwrap().segments > 1);
+        }
+        let s = DiskStore::open(dir.path(), small()).unwrap();
+        for b in &blocks {
+            assert_eq!(s.get(b.cid()).unwrap().as_ref(), Some(b));
+        }
+        assert_eq!(
+            s.pins().unwrap(),
+            vec![(*blocks[0].cid(), PinKind::Recursive)]
+        );
+    }
+
+    #[test]
+    fn torn_tail_and_orphan_segments_are_cleaned_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = block(1, 1000);
+        {
+            let s = DiskStore::open(dir.path(), small()).unwrap();
+            s.put(b.clone()).unwrap();
+        }
+        let seg = dir.path().join("segments/00000000.seg");
+        let len = std::fs::metadata(&seg).unwrap().len();
+        let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
+        f.write_all(b"torn half record").unwrap();
+        std::fs::write(dir.path().join("segments/00000007.seg"), b"orphan").unwrap();
+        let s = DiskStore::open(dir.path(), small()).unwrap();
+        assert_eq!(std::fs::metadata(&seg).unwrap().len(), len);
+        assert!(!dir.path().join("segments/00000007.seg").exists());
+        assert_eq!(s.get(b.cid()).unwrap().unwrap(), b);
+    }
+
+    #[test]
+    fn flipped_byte_reads_as_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = block(3, 3000);
+        let s = DiskStore::open(dir.path(), small()).unwrap();
+        s.put(b.clone()).unwrap();
+        let seg = dir.path().join("segments/00000000.seg");
+        let mut bytes = std::fs::read(&seg).unwrap();
+        let n = bytes.len();
+        bytes[n - 10] ^= 1;
+        std::fs::write(&seg, bytes).unwrap();
+        s.readers.write().unwrap().clear();
+        match s.get(b.cid()) {
+            Err(StoreError::Corrupt { cid, .. }) => assert_eq!(&cid, b.cid()),
+            other => panic!("expected corruption, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn compaction_frees_space_and_keeps_live_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = DiskStore::open(dir.path(), small()).unwrap();
+        let blocks: Vec<Block> = (0..100).map(|i| block(i, 4000)).collect();
+        s.put_many(&mut blocks.clone().into_iter()).unwrap();
+        let before = s.stat().unwrap();
+        let live: HashSet<Multihash> = blocks.iter().step_by(10).map(|b| *b.cid().hash()).collect();
+        let r = s.sweep(&live).unwrap();
+        assert_eq!(r.removed_blocks, 90);
+        assert!(r.compacted_segments > 0);
+        let after = s.stat().unwrap();
+        assert!(
+            after.stored_bytes < before.stored_bytes / 3,
+            "{before:?} -> {after:?}"
+        );
+        for (i, b) in blocks.iter().enumerate() {
+            assert_eq!(s.get(b.cid()).unwrap().is_some(), i % 10 == 0);
+        }
+        drop(s);
+        let s = DiskStore::open(dir.path(), small()).unwrap();
+        for b in blocks.iter().step_by(10) {
+            assert_eq!(s.get(b.cid()).unwrap().as_ref(), Some(b));
+        }
     }
 }
