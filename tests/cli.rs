@@ -283,8 +283,11 @@ fn a_second_process_gets_a_clear_lock_error() {
     let mut stdin = holder.stdin.take().unwrap();
     use std::io::Write;
     stdin.write_all(b"partial").unwrap();
+    // Let the holder take the lock before probing (a probe that opened the
+    // repo first would make the holder the one refused).
+    std::thread::sleep(std::time::Duration::from_millis(1500));
     let mut err = String::new();
-    for _ in 0..100 {
+    for _ in 0..40 {
         let out = repo.run(&["repo", "stat"]);
         if !out.status.success() {
             err = String::from_utf8_lossy(&out.stderr).into_owned();

@@ -202,7 +202,17 @@ enum RepoCommand {
 }
 
 pub fn run() -> Result<()> {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version go to stdout as clap prints them.
+        Err(e) if !e.use_stderr() => e.exit(),
+        // Usage errors: one line, like every other error.
+        Err(e) => {
+            let text = e.render().to_string();
+            let line = text.lines().next().unwrap_or("invalid arguments");
+            bail!("{}", line.trim_start_matches("error: "));
+        }
+    };
     if let Command::Version = cli.command {
         println!("cairn version {}", env!("CARGO_PKG_VERSION"));
         return Ok(());
