@@ -614,7 +614,8 @@ impl AddCtx<'_, '_> {
             let progress = &mut *self.progress;
             let mut total = 0;
             let mut counting = CountingReader {
-                inner: std::io::BufReader::with_capacity(1 << 20, file),
+                // The chunker reads whole chunks: no buffer copy in between.
+                inner: file,
                 total: 0,
                 progress: &mut |n| {
                     total = n;
