@@ -117,6 +117,9 @@ fn pin_key(cid: &Cid) -> Vec<u8> {
     k
 }
 
+/// Called with (key without prefix, value) for each index entry.
+type EntryVisitor<'a> = dyn FnMut(&[u8], &[u8]) -> Result<()> + 'a;
+
 /// The segment being appended to. Records go out with one `writev` each
 /// (header + body, no user-space copy); every [`WRITEBACK_BYTES`] the
 /// kernel is asked to start writing them back, so the disk stays busy and a
@@ -445,7 +448,7 @@ impl DiskStore {
         Ok(Bytes::from(buf))
     }
 
-    fn scan(&self, prefix: u8, f: &mut dyn FnMut(&[u8], &[u8]) -> Result<()>) -> Result<()> {
+    fn scan(&self, prefix: u8, f: &mut EntryVisitor<'_>) -> Result<()> {
         for item in self.db.scan_prefix([prefix]) {
             let (k, v) = item.map_err(idx_err)?;
             f(&k[1..], &v)?;
