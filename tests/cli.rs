@@ -361,3 +361,72 @@ fn car_export_import_round_trip() {
     assert!(err.contains("CAR"), "{err}");
     assert_eq!(c.ok(&["pin", "ls"]), "");
 }
+
+/// Unmounts the small file system on drop, even when the test fails.
+struct Mount(std::path::PathBuf);
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_one_clear_error_and_loses_nothing() {
+    let scratch = TestRepo::new();
+    let mnt = scratch.scratch("small-fs");
+    fs::create_dir_all(&mnt).unwrap();
+    // A 6 MiB tmpfs needs root (CI runs as root); elsewhere the test says so.
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=6m", "tmpfs"])
+        .arg(&mnt)
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !mounted {
+        eprintln!("skipping: cannot mount a tmpfs here (needs root)");
+        return;
+    }
+    let _guard = Mount(mnt.clone());
+    let repo_dir = mnt.join("repo");
+    let run = |args: &[&str]| {
+        std::process::Command::new(common::bin())
+            .arg("--repo")
+            .arg(&repo_dir)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let small = scratch.scratch("small");
+    let big = scratch.scratch("big");
+    fs::write(&small, random_bytes(100_000, 1)).unwrap();
+    fs::write(&big, random_bytes(8_000_000, 2)).unwrap();
+    let out = run(&["add", "-Q", small.to_str().unwrap()]);
+    assert!(out.status.success());
+    let small_cid = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let out = run(&["add", big.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("No space left"), "{err}");
+    // The repo still verifies, the earlier file is intact, nothing half-pinned.
+    assert!(run(&["repo", "verify"]).status.success());
+    assert_eq!(run(&["cat", &small_cid]).stdout, fs::read(&small).unwrap());
+    let pins = String::from_utf8(run(&["pin", "ls", "--type", "recursive", "-q"]).stdout).unwrap();
+    assert_eq!(pins.trim(), small_cid);
+}
+
+#[test]
+fn a_corrupt_repo_is_one_clear_error() {
+    let repo = TestRepo::new();
+    repo.ok(&["init"]);
+    let config = repo.path().join("config.toml");
+    let good = fs::read_to_string(&config).unwrap();
+    fs::write(&config, "[import]\ncid_version = 'x'\n").unwrap();
+    let err = repo.fails(&["repo", "stat"]);
+    assert!(err.contains("config.toml (line 2)"), "{err}");
+    fs::write(&config, good).unwrap();
+    fs::write(repo.path().join("index/conf"), random_bytes(3000, 4)).unwrap();
+    let err = repo.fails(&["repo", "stat"]);
+    assert!(err.contains("index"), "{err}");
+}
