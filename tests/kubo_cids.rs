@@ -263,3 +263,73 @@ fn assert_trees_equal(a: &Path, b: &Path) {
         assert_trees_equal(&a.join(&n), &b.join(&n));
     }
 }
+
+fn ipfs_car(args: &[&str]) -> String {
+    let bin = js_dir().join("node_modules/ipfs-car/bin.js");
+    let out = Command::new("node")
+        .arg(bin)
+        .args(args)
+        .output()
+        .expect("run ipfs-car");
+    assert!(
+        out.status.success(),
+        "ipfs-car {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn cars_interoperate_with_ipfs_car() {
+    setup_js();
+    let repo = TestRepo::new();
+    let tree = repo.scratch("tree");
+    // No empty directory here: ipfs-car's pack drops them (cairn keeps
+    // them, as Kubo does; the other tests cover that).
+    std::fs::create_dir_all(tree.join("sub")).unwrap();
+    std::fs::write(tree.join("a.bin"), pattern_bytes(700_000)).unwrap();
+    std::fs::write(tree.join("sub/b.txt"), b"b\n").unwrap();
+    std::fs::write(tree.join("sub/zero"), b"").unwrap();
+    let file = repo.scratch("file.bin");
+    std::fs::write(&file, pattern_bytes(3_000_000)).unwrap();
+    for input in [&tree, &file] {
+        // Packed by ipfs-car, imported and read back by cairn.
+        let car = repo.scratch("packed-by-ipfs-car.car");
+        let _ = std::fs::remove_file(&car);
+        ipfs_car(&[
+            "pack",
+            input.to_str().unwrap(),
+            "--no-wrap",
+            "--output",
+            car.to_str().unwrap(),
+        ]);
+        let root = ipfs_car(&["roots", car.to_str().unwrap()]);
+        let other = TestRepo::new();
+        let text = other.ok(&["dag", "import", car.to_str().unwrap()]);
+        assert!(
+            text.contains(&format!("Pinned root {root} success")),
+            "{text}"
+        );
+        let got = other.scratch("got");
+        other.ok(&["get", &root, "-o", got.to_str().unwrap()]);
+        assert_trees_equal(&got, input);
+
+        // Exported by cairn, unpacked by ipfs-car (which verifies hashes).
+        let ours = repo.add(input, &["-r", "--cid-version", "1", "--hash", "sha2-256"]);
+        let out = repo.run(&["dag", "export", &ours]);
+        assert!(out.status.success());
+        let our_car = repo.scratch("ours.car");
+        std::fs::write(&our_car, &out.stdout).unwrap();
+        let unpacked = repo.scratch("unpacked-by-ipfs-car");
+        ipfs_car(&[
+            "unpack",
+            our_car.to_str().unwrap(),
+            "--output",
+            unpacked.to_str().unwrap(),
+        ]);
+        assert_trees_equal(&unpacked, input);
+        std::fs::remove_dir_all(&unpacked)
+            .or_else(|_| std::fs::remove_file(&unpacked))
+            .unwrap();
+    }
+}
