@@ -3,7 +3,7 @@
 //! readable and matches its hash; every pin reaches only stored blocks),
 //! and still serves every add that completed.
 //!
-//! `CAIRN_CRASH_ITERS` sets the number of kills (default 40; the ignored
+//! `CAIRN_CRASH_ITERS` sets the number of kills (default 100; the ignored
 //! `crash_many` test runs 300).
 
 mod common;
@@ -124,7 +124,7 @@ fn kill_9_never_breaks_the_repo() {
     let iters = std::env::var("CAIRN_CRASH_ITERS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(40);
+        .unwrap_or(100);
     crash_loop(iters, 0x5eed);
 }
 
