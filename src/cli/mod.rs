@@ -603,6 +603,18 @@ fn repo_cmd(node: &Node, cmd: RepoCommand) -> Result<()> {
                 st.block_bytes as f64 / st.stored_bytes as f64
             };
             writeln!(out, "LiveShare:    {:.1}%", share * 100.0)?;
+            for seg in &s.segments {
+                let pct = if seg.file_bytes == 0 {
+                    100.0
+                } else {
+                    seg.live_bytes as f64 * 100.0 / seg.file_bytes as f64
+                };
+                writeln!(
+                    out,
+                    "  segment {:08}: {} of {} bytes live ({pct:.1}%)",
+                    seg.id, seg.live_bytes, seg.file_bytes
+                )?;
+            }
         }
         RepoCommand::Verify => {
             let spinner = progress::spinner("verifying blocks");

@@ -96,6 +96,7 @@ pub struct CarImport {
 #[derive(Clone, Debug, Default)]
 pub struct RepoStat {
     pub store: StoreStat,
+    pub segments: Vec<crate::store::SegmentUsage>,
     pub path: Option<PathBuf>,
 }
 
@@ -472,6 +473,7 @@ impl Node {
     pub fn stat(&self) -> Result<RepoStat, NodeError> {
         Ok(RepoStat {
             store: self.store.stat()?,
+            segments: self.store.segment_usage()?,
             path: self.path.clone(),
         })
     }

@@ -31,7 +31,9 @@
 //! the active one, commits the new locations and drops the old segment's
 //! length key in one batch, and only then deletes the old file.
 
-use super::{PinKind, Result, Store, StoreError, StoreStat, StoredBlock, SweepReport};
+use super::{
+    PinKind, Result, SegmentUsage, Store, StoreError, StoreStat, StoredBlock, SweepReport,
+};
 use crate::block::{verify, Block, Cid, Multihash, MAX_BLOCK_BYTES};
 use bytes::Bytes;
 use std::collections::{HashMap, HashSet};
@@ -456,8 +458,7 @@ impl DiskStore {
         Ok(())
     }
 
-    /// For each segment: (id, live bytes, file size).
-    pub fn segment_live_share(&self) -> Result<Vec<(u32, u64, u64)>> {
+    fn usage(&self) -> Result<Vec<SegmentUsage>> {
         let mut live: HashMap<u32, u64> = HashMap::new();
         self.scan(BLOCK, &mut |_, v| {
             if let Some(loc) = Location::decode(v) {
@@ -473,7 +474,11 @@ impl DiskStore {
             );
             let path = self.segment_path(id);
             let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            out.push((id, live.get(&id).copied().unwrap_or(0), size));
+            out.push(SegmentUsage {
+                id,
+                live_bytes: live.get(&id).copied().unwrap_or(0),
+                file_bytes: size,
+            });
             Ok(())
         })?;
         Ok(out)
@@ -778,6 +783,10 @@ impl Store for DiskStore {
             Ok(())
         })?;
         Ok(s)
+    }
+
+    fn segment_usage(&self) -> Result<Vec<SegmentUsage>> {
+        self.usage()
     }
 
     fn flush(&self) -> Result<()> {

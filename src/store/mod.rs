@@ -101,6 +101,16 @@ pub struct SweepReport {
     pub compacted_segments: u64,
 }
 
+/// How full one segment file is, for `repo stat`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentUsage {
+    pub id: u32,
+    /// Bytes of indexed block bodies in it.
+    pub live_bytes: u64,
+    /// Size of the file.
+    pub file_bytes: u64,
+}
+
 /// One stored block as an index entry, for enumeration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredBlock {
@@ -162,4 +172,10 @@ pub trait Store: Send + Sync {
 
     /// Makes everything written so far durable.
     fn flush(&self) -> Result<()>;
+
+    /// Per storage file: (segment id, live bytes, file bytes). Empty for
+    /// stores without segments.
+    fn segment_usage(&self) -> Result<Vec<SegmentUsage>> {
+        Ok(Vec::new())
+    }
 }
