@@ -406,8 +406,14 @@ fn tree_size(path: &Path, hidden: bool) -> u64 {
 
 fn cat(node: &Node, path: &str, offset: u64, length: Option<u64>) -> Result<()> {
     let reader = node.cat(path, offset, length)?;
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    // Straight to fd 1: std's stdout is line-buffered and would copy every
+    // chunk; small chunks still coalesce here, whole blocks bypass the buffer.
+    let _lock = std::io::stdout().lock();
+    // SAFETY: fd 1 stays open for the process; ManuallyDrop never closes it.
+    let raw = std::mem::ManuallyDrop::new(unsafe {
+        <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(1)
+    });
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, &*raw);
     for chunk in reader {
         out.write_all(&chunk?)?;
     }

@@ -39,7 +39,6 @@ use bytes::Bytes;
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
@@ -185,6 +184,44 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// Reads exactly `len` bytes at `offset` into a fresh buffer without
+/// zero-filling it first (profiling showed the memset at 5% of `cat`).
+fn pread_exact(file: &File, len: usize, offset: u64) -> std::io::Result<Vec<u8>> {
+    use std::os::fd::AsRawFd;
+    let mut buf: Vec<u8> = Vec::with_capacity(len);
+    let mut done = 0;
+    while done < len {
+        let at = offset
+            .checked_add(done as u64)
+            .and_then(|o| libc::off_t::try_from(o).ok())
+            .ok_or_else(|| std::io::Error::other("offset out of range"))?;
+        // SAFETY: pread writes at most `len - done` bytes into the spare
+        // capacity starting at `done`, which the Vec owns.
+        let n = unsafe {
+            libc::pread(
+                file.as_raw_fd(),
+                buf.as_mut_ptr().add(done).cast(),
+                len - done,
+                at,
+            )
+        };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        done += n as usize;
+    }
+    // SAFETY: the loop above initialised all `len` bytes.
+    unsafe { buf.set_len(len) };
+    Ok(buf)
 }
 
 /// Writes `a` then `b` with as few `writev` calls as the kernel allows.
@@ -440,8 +477,7 @@ impl DiskStore {
             ));
         }
         let file = self.reader(loc.segment).map_err(|e| e.to_string())?;
-        let mut buf = vec![0u8; loc.len as usize];
-        file.read_exact_at(&mut buf, loc.offset).map_err(|e| {
+        let buf = pread_exact(&file, loc.len as usize, loc.offset).map_err(|e| {
             format!(
                 "segment {} offset {} length {}: {e}",
                 loc.segment, loc.offset, loc.len
