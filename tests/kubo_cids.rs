@@ -333,3 +333,55 @@ fn cars_interoperate_with_ipfs_car() {
             .unwrap();
     }
 }
+
+/// Large directories become HAMT shards exactly as Kubo shards them.
+#[test]
+fn sharded_directories_match_the_reference_importer() {
+    setup_js();
+    let repo = TestRepo::new();
+    let dir = repo.scratch("big-dir");
+    std::fs::create_dir_all(dir.join("nested")).unwrap();
+    // 6,000 entries of 15 + 34 bytes each: over the 256 KiB "links" estimate.
+    for i in 0..6000 {
+        std::fs::write(dir.join(format!("entry-{i:05}.txt")), format!("{i}\n")).unwrap();
+    }
+    std::fs::write(dir.join("nested/inner"), b"inner\n").unwrap();
+    let path = dir.to_str().unwrap();
+    for opts in [
+        &["--cid-version", "0"][..],
+        &["--profile", "unixfs-v1-2025"][..],
+        &["--cid-version", "1", "--hash", "blake3"][..],
+    ] {
+        let expected = node("unixfs-ref.mjs", &[opts, &[path]].concat());
+        let got = repo.add(&dir, &[&["-r", "-n"][..], opts].concat());
+        assert_eq!(got, expected, "sharded directory with {opts:?}");
+    }
+    // Stored, it reads back: path lookups, listing, and the whole tree.
+    let root = repo.add(&dir, &["-r", "--cid-version", "0"]);
+    assert_eq!(
+        repo.run(&["cat", &format!("{root}/entry-04321.txt")])
+            .stdout,
+        b"4321\n"
+    );
+    assert_eq!(
+        repo.run(&["cat", &format!("/ipfs/{root}/nested/inner")])
+            .stdout,
+        b"inner\n"
+    );
+    let err = repo.fails(&["cat", &format!("{root}/no-such-entry")]);
+    assert!(err.contains("no-such-entry"), "{err}");
+    assert_eq!(repo.ok(&["ls", &root]).lines().count(), 6001);
+    // It really is a HAMT: the root block is a small shard node.
+    let stat = repo.ok(&["block", "stat", &root]);
+    let size: usize = stat
+        .lines()
+        .last()
+        .unwrap()
+        .trim_start_matches("Size: ")
+        .parse()
+        .unwrap();
+    assert!(size < 20_000, "root of {size} bytes is not a shard");
+    let out = repo.scratch("out");
+    repo.ok(&["get", &root, "-o", out.to_str().unwrap()]);
+    assert_trees_equal(&out, &dir);
+}

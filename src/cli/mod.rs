@@ -8,6 +8,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use cairn::block::{parse_cid, CidFormat, HashAlg, DAG_PB, RAW};
 use cairn::dag::builder::{ImportOptions, Layout};
 use cairn::dag::chunker::ChunkerSpec;
+use cairn::dag::hamt::{Sharding, SizeEstimate};
 use cairn::node::{repo, AddOptions, Node};
 use clap::{Args, Parser, Subcommand};
 use std::io::{Read, Write};
@@ -278,6 +279,10 @@ fn import_options(node: &Node, a: &AddArgs) -> Result<ImportOptions> {
             raw_leaves: true,
             max_links: 1024,
             layout: Layout::Balanced,
+            sharding: Sharding {
+                estimate: SizeEstimate::Block,
+                ..Sharding::default()
+            },
         },
         Some(other) => {
             bail!("unknown profile {other:?} (expected unixfs-v0-2015 (alias legacy-cid-v0) or unixfs-v1-2025)")

@@ -69,6 +69,8 @@ pub struct ImportOptions {
     pub raw_leaves: bool,
     pub max_links: usize,
     pub layout: Layout,
+    /// When directories become HAMT shards.
+    pub sharding: super::hamt::Sharding,
 }
 
 impl Default for ImportOptions {
@@ -83,6 +85,7 @@ impl Default for ImportOptions {
             raw_leaves: true,
             max_links: DEFAULT_MAX_LINKS,
             layout: Layout::Balanced,
+            sharding: super::hamt::Sharding::default(),
         }
     }
 }

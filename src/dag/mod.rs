@@ -5,6 +5,7 @@
 //!   CIDs identical to Kubo's for the same options.
 //! - [`reader`]: streaming reads of files and byte ranges (only the blocks a
 //!   range needs), directory listings, path resolution, tree export.
+//! - [`hamt`]: HAMT-sharded directories (Kubo's large directories).
 //! - [`walk`]: every block a root reaches (pinning, GC marking, export).
 //! - [`car`]: CAR v1 import/export (CARv2 read).
 //! - [`pb`]: the dag-pb and UnixFS wire formats.
@@ -15,6 +16,7 @@
 pub mod builder;
 pub mod car;
 pub mod chunker;
+pub mod hamt;
 pub mod pb;
 pub mod reader;
 pub mod walk;

@@ -129,14 +129,9 @@ pub fn resolve_path(source: &dyn BlockSource, root: Cid, path: &str) -> Result<C
     let mut cid = root;
     for name in path.split('/').filter(|s| !s.is_empty()) {
         let node = load(source, &cid)?;
-        let links = match node {
-            Node::Directory { links } => links,
-            Node::HamtShard { .. } => {
-                return Err(DagError::Malformed {
-                    cid,
-                    reason: "path lookups in HAMT-sharded directories are not supported yet".into(),
-                })
-            }
+        let found = match node {
+            Node::Directory { links } => links.into_iter().find(|l| l.name == name).map(|l| l.cid),
+            Node::HamtShard { links } => super::hamt::lookup(source, &cid, links, name)?,
             other => {
                 return Err(DagError::WrongKind {
                     cid,
@@ -145,14 +140,10 @@ pub fn resolve_path(source: &dyn BlockSource, root: Cid, path: &str) -> Result<C
                 })
             }
         };
-        cid = links
-            .into_iter()
-            .find(|l| l.name == name)
-            .map(|l| l.cid)
-            .ok_or_else(|| DagError::NoSuchPath {
-                cid,
-                name: name.to_string(),
-            })?;
+        cid = found.ok_or_else(|| DagError::NoSuchPath {
+            cid,
+            name: name.to_string(),
+        })?;
     }
     Ok(cid)
 }
@@ -174,12 +165,7 @@ pub fn list(source: &dyn BlockSource, cid: &Cid) -> Result<Vec<DirEntry>, DagErr
         Node::Directory { links } => links,
         Node::File { links, .. } => links,
         Node::Raw(_) | Node::Symlink { .. } => return Ok(vec![]),
-        Node::HamtShard { .. } => {
-            return Err(DagError::Malformed {
-                cid: *cid,
-                reason: "listing HAMT-sharded directories is not supported yet".into(),
-            })
-        }
+        Node::HamtShard { links } => super::hamt::entries(source, cid, links)?,
     };
     let mut out = Vec::with_capacity(links.len());
     for link in links {
@@ -642,11 +628,22 @@ fn export_rec(
             std::os::unix::fs::symlink(&target, out).map_err(write_err)?;
             stats.symlinks += 1;
         }
-        Node::HamtShard { .. } => {
-            return Err(DagError::Malformed {
-                cid,
-                reason: "exporting HAMT-sharded directories is not supported yet".into(),
-            })
+        Node::HamtShard { links } => {
+            let links = super::hamt::entries(&**source, &cid, links)?;
+            std::fs::create_dir(out).map_err(write_err)?;
+            stats.directories += 1;
+            for link in links {
+                safe_name(&cid, &link.name)?;
+                export_rec(
+                    source,
+                    link.cid,
+                    &out.join(&link.name),
+                    opts,
+                    progress,
+                    stats,
+                    depth + 1,
+                )?;
+            }
         }
     }
     Ok(())

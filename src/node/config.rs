@@ -3,6 +3,7 @@
 use crate::block::{CidFormat, HashAlg};
 use crate::dag::builder::{ImportOptions, Layout, DEFAULT_MAX_LINKS};
 use crate::dag::chunker::ChunkerSpec;
+use crate::dag::hamt::{Sharding, SizeEstimate, DEFAULT_SHARD_THRESHOLD_BYTES};
 use crate::store::DiskStoreOptions;
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +34,10 @@ pub struct ImportConfig {
     pub max_links: usize,
     /// "balanced" or "trickle".
     pub layout: String,
+    /// Directories whose estimated size is over this become HAMT shards.
+    pub shard_threshold_bytes: u64,
+    /// How directory size is estimated: "links" (Kubo's default) or "block".
+    pub shard_estimate: String,
 }
 
 impl Default for ImportConfig {
@@ -44,6 +49,8 @@ impl Default for ImportConfig {
             raw_leaves: true,
             max_links: DEFAULT_MAX_LINKS,
             layout: "balanced".into(),
+            shard_threshold_bytes: DEFAULT_SHARD_THRESHOLD_BYTES,
+            shard_estimate: "links".into(),
         }
     }
 }
@@ -61,6 +68,18 @@ impl ImportConfig {
             raw_leaves: self.raw_leaves && self.cid_version > 0,
             max_links: self.max_links,
             layout: self.layout.parse::<Layout>()?,
+            sharding: Sharding {
+                threshold_bytes: self.shard_threshold_bytes,
+                estimate: match self.shard_estimate.as_str() {
+                    "links" => SizeEstimate::Links,
+                    "block" => SizeEstimate::Block,
+                    other => {
+                        return Err(format!(
+                            "unknown shard_estimate {other:?} (expected links or block)"
+                        ))
+                    }
+                },
+            },
         };
         opts.validate()?;
         Ok(opts)

@@ -15,7 +15,7 @@ use crate::block::{parse_cid, Block, BlockError, Cid, CidFormat, HashAlg, Multih
 use crate::dag::builder::{build_file, directory_block, symlink_block, Built, ImportOptions};
 use crate::dag::car::{CarReader, CarWriter};
 use crate::dag::reader::{self, ExportStats, FileReader, ReadOptions};
-use crate::dag::{walk, BlockSource, DagError};
+use crate::dag::{hamt, walk, BlockSource, DagError};
 use crate::store::{MemoryStore, PinKind, Store, StoreError, StoreStat, SweepReport};
 use std::collections::HashSet;
 use std::io::Read;
@@ -607,9 +607,14 @@ impl AddCtx<'_, '_> {
                 let built = self.add_any(&child_path, &format!("{name}/{child}"), &child_meta)?;
                 children.push((child, built));
             }
-            let (block, built) = directory_block(self.opts.import.format, children);
-            (self.sink)(block)?;
-            built
+            let sharding = self.opts.import.sharding;
+            let (block, built) = directory_block(self.opts.import.format, children.clone());
+            if sharding.should_shard(&children, block.data().len()) {
+                hamt::build_sharded(self.opts.import.format, children, self.sink)?
+            } else {
+                (self.sink)(block)?;
+                built
+            }
         } else if ft.is_file() {
             let file = std::fs::File::open(path).map_err(input_err)?;
             let base = *self.read_total;
