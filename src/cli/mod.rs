@@ -122,7 +122,7 @@ struct AddArgs {
     /// Use the trickle layout (Kubo's --trickle).
     #[arg(long, short = 't')]
     trickle: bool,
-    /// Preset: legacy-cid-v0 (Kubo's defaults) or unixfs-v1-2025.
+    /// Preset: unixfs-v0-2015 (alias legacy-cid-v0: Kubo's defaults) or unixfs-v1-2025.
     #[arg(long)]
     profile: Option<String>,
     /// Include files whose names start with a dot.
