@@ -216,6 +216,18 @@ impl Block {
         &self.cid
     }
 
+    /// Refuses blocks over [`MAX_BLOCK_BYTES`].
+    pub fn check_size(&self) -> Result<(), BlockError> {
+        if self.data.len() > MAX_BLOCK_BYTES {
+            return Err(BlockError::TooLarge {
+                cid: self.cid,
+                len: self.data.len(),
+                max: MAX_BLOCK_BYTES,
+            });
+        }
+        Ok(())
+    }
+
     pub fn data(&self) -> &Bytes {
         &self.data
     }

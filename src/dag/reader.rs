@@ -148,6 +148,23 @@ pub fn resolve_path(source: &dyn BlockSource, root: Cid, path: &str) -> Result<C
     Ok(cid)
 }
 
+/// The entries of a plain or HAMT-sharded directory, names unprefixed.
+pub fn directory_entries(
+    source: &dyn BlockSource,
+    cid: &Cid,
+    node: Node,
+) -> Result<Vec<PbLink>, DagError> {
+    match node {
+        Node::Directory { links } => Ok(links),
+        Node::HamtShard { links } => super::hamt::entries(source, cid, links),
+        other => Err(DagError::WrongKind {
+            cid: *cid,
+            expected: "directory",
+            actual: other.kind(),
+        }),
+    }
+}
+
 /// One entry of a directory listing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DirEntry {
@@ -165,7 +182,7 @@ pub fn list(source: &dyn BlockSource, cid: &Cid) -> Result<Vec<DirEntry>, DagErr
         Node::Directory { links } => links,
         Node::File { links, .. } => links,
         Node::Raw(_) | Node::Symlink { .. } => return Ok(vec![]),
-        Node::HamtShard { links } => super::hamt::entries(source, cid, links)?,
+        node @ Node::HamtShard { .. } => directory_entries(source, cid, node)?,
     };
     let mut out = Vec::with_capacity(links.len());
     for link in links {
@@ -604,7 +621,8 @@ fn export_rec(
             result?;
             stats.files += 1;
         }
-        Node::Directory { links } => {
+        node @ (Node::Directory { .. } | Node::HamtShard { .. }) => {
+            let links = directory_entries(&**source, &cid, node)?;
             std::fs::create_dir(out).map_err(write_err)?;
             stats.directories += 1;
             for link in links {
@@ -627,23 +645,6 @@ fn export_rec(
             })?;
             std::os::unix::fs::symlink(&target, out).map_err(write_err)?;
             stats.symlinks += 1;
-        }
-        Node::HamtShard { links } => {
-            let links = super::hamt::entries(&**source, &cid, links)?;
-            std::fs::create_dir(out).map_err(write_err)?;
-            stats.directories += 1;
-            for link in links {
-                safe_name(&cid, &link.name)?;
-                export_rec(
-                    source,
-                    link.cid,
-                    &out.join(&link.name),
-                    opts,
-                    progress,
-                    stats,
-                    depth + 1,
-                )?;
-            }
         }
     }
     Ok(())

@@ -575,13 +575,7 @@ impl Store for DiskStore {
         let mut new_bytes = 0u64;
         let mut since_commit = 0u64;
         for block in blocks {
-            if block.data().len() > MAX_BLOCK_BYTES {
-                return Err(StoreError::Block(crate::block::BlockError::TooLarge {
-                    cid: *block.cid(),
-                    len: block.data().len(),
-                    max: MAX_BLOCK_BYTES,
-                }));
-            }
+            block.check_size()?;
             let key = block_key(block.cid().hash());
             if in_batch.contains(&key) || self.db.contains_key(&key).map_err(idx_err)? {
                 continue;

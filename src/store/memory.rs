@@ -43,13 +43,7 @@ impl Store for MemoryStore {
     fn put_many(&self, blocks: &mut dyn Iterator<Item = Block>) -> Result<u64> {
         let mut new_bytes = 0;
         for block in blocks {
-            if block.data().len() > crate::block::MAX_BLOCK_BYTES {
-                return Err(StoreError::Block(crate::block::BlockError::TooLarge {
-                    cid: *block.cid(),
-                    len: block.data().len(),
-                    max: crate::block::MAX_BLOCK_BYTES,
-                }));
-            }
+            block.check_size()?;
             let key = block.cid().hash().to_bytes();
             let mut inner = self.write();
             if let std::collections::btree_map::Entry::Vacant(slot) = inner.blocks.entry(key) {
