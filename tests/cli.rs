@@ -360,6 +360,17 @@ fn car_export_import_round_trip() {
     let err = c.fails(&["dag", "import", cut.to_str().unwrap()]);
     assert!(err.contains("CAR"), "{err}");
     assert_eq!(c.ok(&["pin", "ls"]), "");
+    // What did arrive is there, but the DAG is incomplete: `get` fails and
+    // leaves nothing behind, not even a partial tree.
+    let dest = c.scratch("partial");
+    let err = c.fails(&["get", &root, "-o", dest.to_str().unwrap()]);
+    assert!(err.contains("not found"), "{err}");
+    let leftovers: Vec<_> = fs::read_dir(c.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains("partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
 }
 
 /// Unmounts the small file system on drop, even when the test fails.

@@ -562,9 +562,37 @@ pub fn export(
     opts: ReadOptions,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ExportStats, DagError> {
+    let write_err = |e: io::Error| DagError::Write {
+        path: out.display().to_string(),
+        source: e,
+    };
+    if out.symlink_metadata().is_ok() {
+        return Err(write_err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "already exists; refusing to overwrite",
+        )));
+    }
+    // Everything goes to a hidden sibling first and is renamed into place
+    // only when complete: a failure leaves nothing half-written.
+    let name = out.file_name().and_then(|n| n.to_str()).unwrap_or("out");
+    let tmp = out.with_file_name(format!(".{name}.cairn-partial-{}", std::process::id()));
+    if tmp.symlink_metadata().is_ok() {
+        return Err(write_err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} exists (left by an earlier run?)", tmp.display()),
+        )));
+    }
     let mut stats = ExportStats::default();
-    export_rec(&source, cid, out, opts, progress, &mut stats, 0)?;
-    Ok(stats)
+    let result = export_rec(&source, cid, &tmp, opts, progress, &mut stats, 0)
+        .and_then(|()| std::fs::rename(&tmp, out).map_err(write_err));
+    if result.is_err() {
+        let _ = if tmp.is_dir() && !tmp.is_symlink() {
+            std::fs::remove_dir_all(&tmp)
+        } else {
+            std::fs::remove_file(&tmp)
+        };
+    }
+    result.map(|()| stats)
 }
 
 fn export_rec(
@@ -595,30 +623,14 @@ fn export_rec(
     let node = load(&**source, &cid)?;
     match node {
         Node::Raw(_) | Node::File { .. } => {
-            let mut reader = FileReader::new(Arc::clone(source), cid, 0, None, opts)?;
-            let tmp = out.with_file_name(format!(
-                ".{}.cairn-partial",
-                out.file_name().and_then(|n| n.to_str()).unwrap_or("out")
-            ));
-            let result = (|| {
-                let mut f = std::fs::File::create(&tmp).map_err(write_err)?;
-                loop {
-                    match reader.next() {
-                        None => break,
-                        Some(Err(e)) => return Err(e),
-                        Some(Ok(chunk)) => {
-                            io::Write::write_all(&mut f, &chunk).map_err(write_err)?;
-                            stats.bytes += chunk.len() as u64;
-                            progress(stats.bytes);
-                        }
-                    }
-                }
-                std::fs::rename(&tmp, out).map_err(write_err)
-            })();
-            if result.is_err() {
-                let _ = std::fs::remove_file(&tmp);
+            let reader = FileReader::new(Arc::clone(source), cid, 0, None, opts)?;
+            let mut f = std::fs::File::create(out).map_err(write_err)?;
+            for chunk in reader {
+                let chunk = chunk?;
+                io::Write::write_all(&mut f, &chunk).map_err(write_err)?;
+                stats.bytes += chunk.len() as u64;
+                progress(stats.bytes);
             }
-            result?;
             stats.files += 1;
         }
         node @ (Node::Directory { .. } | Node::HamtShard { .. }) => {
