@@ -11,5 +11,7 @@
 
 pub mod block;
 pub mod dag;
+pub mod net;
 pub mod node;
+pub mod proto;
 pub mod store;

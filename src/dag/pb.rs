@@ -15,91 +15,13 @@
 
 use crate::block::Cid;
 
-/// Why bytes failed to decode as dag-pb or UnixFS.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("malformed {what}: {reason}")]
-pub struct DecodeError {
-    pub what: &'static str,
-    pub reason: String,
-}
+pub use crate::proto::DecodeError;
+use crate::proto::{put_bytes_field, put_varint_field, Reader};
 
 fn err(what: &'static str, reason: impl Into<String>) -> DecodeError {
     DecodeError {
         what,
         reason: reason.into(),
-    }
-}
-
-// ---------- protobuf primitives ----------
-
-pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn put_bytes_field(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
-    put_varint(out, ((field as u64) << 3) | 2);
-    put_varint(out, bytes.len() as u64);
-    out.extend_from_slice(bytes);
-}
-
-fn put_varint_field(out: &mut Vec<u8>, field: u32, v: u64) {
-    put_varint(out, (field as u64) << 3);
-    put_varint(out, v);
-}
-
-/// A cursor over protobuf bytes.
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-    what: &'static str,
-}
-
-impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8], what: &'static str) -> Self {
-        Reader { buf, pos: 0, what }
-    }
-
-    fn done(&self) -> bool {
-        self.pos >= self.buf.len()
-    }
-
-    fn varint(&mut self) -> Result<u64, DecodeError> {
-        let mut v: u64 = 0;
-        for i in 0..10 {
-            let b = *self
-                .buf
-                .get(self.pos)
-                .ok_or_else(|| err(self.what, "truncated varint"))?;
-            self.pos += 1;
-            if i == 9 && b > 1 {
-                return Err(err(self.what, "varint overflows 64 bits"));
-            }
-            v |= ((b & 0x7f) as u64) << (7 * i);
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(err(self.what, "varint too long"))
-    }
-
-    fn key(&mut self) -> Result<(u64, u8), DecodeError> {
-        let k = self.varint()?;
-        Ok((k >> 3, (k & 7) as u8))
-    }
-
-    fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
-        let len = self.varint()?;
-        let end = (self.pos as u64)
-            .checked_add(len)
-            .filter(|&e| e <= self.buf.len() as u64)
-            .ok_or_else(|| err(self.what, "length runs past the end"))? as usize;
-        let s = &self.buf[self.pos..end];
-        self.pos = end;
-        Ok(s)
     }
 }
 

@@ -1,0 +1,423 @@
+//! Bitswap 1.0.0 / 1.1.0 / 1.2.0 messages, encoded and decoded by hand.
+//!
+//! Wire format (github.com/ipfs/specs, `BITSWAP.md`), each message framed
+//! on the stream by an unsigned-varint length:
+//!
+//! ```text
+//! Message {
+//!   1 Wantlist wantlist { 1 repeated Entry entries; 2 bool full }
+//!       Entry { 1 bytes block (CID); 2 int32 priority; 3 bool cancel;
+//!               4 WantType wantType (0 Block, 1 Have); 5 bool sendDontHave }
+//!   2 repeated bytes blocks          (1.0.0: data only, CIDv0 implied)
+//!   3 repeated Block payload         (1.1.0+) { 1 bytes prefix; 2 bytes data }
+//!   4 repeated BlockPresence blockPresences { 1 bytes cid; 2 Type (0 Have, 1 DontHave) }
+//!   5 int32 pendingBytes
+//! }
+//! ```
+//!
+//! A payload block carries a CID *prefix* (version, codec, hash code, hash
+//! length), not the CID: the receiver hashes the data to rebuild the CID, so
+//! a block can only ever be stored under the hash of its own bytes; whether
+//! anyone asked for it is the session's business.
+//!
+//! Limits: messages over [`MAX_MESSAGE_BYTES`] are refused before decoding,
+//! want-lists over [`MAX_WANTLIST_ENTRIES`] entries and blocks over
+//! [`MAX_BLOCK_BYTES`] are refused while decoding. Nothing is allocated
+//! beyond the input's own size.
+
+use crate::block::{Block, BlockError, Cid, CidFormat, HashAlg, MAX_BLOCK_BYTES, SHA2_256};
+use crate::proto::{put_bytes_field, put_varint, put_varint_field, DecodeError, Reader};
+
+/// Largest message accepted or sent (the spec's and Helia's 4 MiB).
+pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+/// Most want-list entries accepted in one message (Helia's limit).
+pub const MAX_WANTLIST_ENTRIES: usize = 1024;
+
+/// What a want-list entry asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WantType {
+    Block,
+    Have,
+}
+
+/// One want-list entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WantEntry {
+    pub cid: Cid,
+    pub priority: i32,
+    pub cancel: bool,
+    pub want_type: WantType,
+    pub send_dont_have: bool,
+}
+
+/// A Have / DontHave answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Presence {
+    Have,
+    DontHave,
+}
+
+/// A decoded Bitswap message.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Message {
+    pub wantlist: Vec<WantEntry>,
+    /// The want-list replaces the previous one (else it is a delta).
+    pub full: bool,
+    /// Blocks, each named by the hash of its own data.
+    pub blocks: Vec<Block>,
+    pub presences: Vec<(Cid, Presence)>,
+    pub pending_bytes: i32,
+}
+
+/// Why a message was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum MessageError {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error("bitswap message of {len} bytes is over the {max} byte limit")]
+    TooLarge { len: usize, max: usize },
+    #[error(transparent)]
+    Block(#[from] BlockError),
+}
+
+fn bad(reason: impl Into<String>) -> DecodeError {
+    DecodeError {
+        what: "bitswap message",
+        reason: reason.into(),
+    }
+}
+
+/// The CID prefix of a payload block: version, codec, hash code, length.
+fn prefix_of(cid: &Cid) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8);
+    put_varint(&mut out, cid.version() as u64);
+    put_varint(&mut out, cid.codec());
+    put_varint(&mut out, cid.hash().code());
+    put_varint(&mut out, cid.hash().size() as u64);
+    out
+}
+
+/// Rebuilds a block's CID from its prefix by hashing its data.
+fn block_from_prefix(prefix: &[u8], data: &[u8]) -> Result<Block, MessageError> {
+    let mut r = Reader::new(prefix, "bitswap block prefix");
+    let version = r.varint()?;
+    let codec = r.varint()?;
+    let code = r.varint()?;
+    let len = r.varint()?;
+    let hash = HashAlg::from_code(code)
+        .ok_or_else(|| bad(format!("unsupported hash 0x{code:x} in block prefix")))?;
+    if len != 32 {
+        return Err(bad(format!("digest length {len} in block prefix")).into());
+    }
+    if version > 1 || (version == 0 && (code != SHA2_256 || codec != crate::block::DAG_PB)) {
+        return Err(bad(format!("impossible CID version {version} in block prefix")).into());
+    }
+    if data.len() > MAX_BLOCK_BYTES {
+        return Err(bad(format!("block of {} bytes over the limit", data.len())).into());
+    }
+    let format = CidFormat {
+        version: version as u8,
+        hash,
+    };
+    Ok(Block::new(format, codec, data.to_vec()))
+}
+
+impl Message {
+    /// Whether there is nothing to send.
+    pub fn is_empty(&self) -> bool {
+        self.wantlist.is_empty()
+            && !self.full
+            && self.blocks.is_empty()
+            && self.presences.is_empty()
+    }
+
+    /// Encodes as Bitswap 1.1.0+ (payload blocks with prefixes).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        if !self.wantlist.is_empty() || self.full {
+            let mut wl = Vec::new();
+            for e in &self.wantlist {
+                let mut entry = Vec::with_capacity(48);
+                put_bytes_field(&mut entry, 1, &e.cid.to_bytes());
+                if e.priority != 0 {
+                    // int32: negative values take ten bytes, as protobuf says.
+                    put_varint_field(&mut entry, 2, e.priority as i64 as u64);
+                }
+                if e.cancel {
+                    put_varint_field(&mut entry, 3, 1);
+                }
+                if e.want_type == WantType::Have {
+                    put_varint_field(&mut entry, 4, 1);
+                }
+                if e.send_dont_have {
+                    put_varint_field(&mut entry, 5, 1);
+                }
+                put_bytes_field(&mut wl, 1, &entry);
+            }
+            if self.full {
+                put_varint_field(&mut wl, 2, 1);
+            }
+            put_bytes_field(&mut out, 1, &wl);
+        }
+        for b in &self.blocks {
+            let mut payload = Vec::with_capacity(b.data().len() + 16);
+            put_bytes_field(&mut payload, 1, &prefix_of(b.cid()));
+            put_bytes_field(&mut payload, 2, b.data());
+            put_bytes_field(&mut out, 3, &payload);
+        }
+        for (cid, presence) in &self.presences {
+            let mut p = Vec::with_capacity(48);
+            put_bytes_field(&mut p, 1, &cid.to_bytes());
+            if *presence == Presence::DontHave {
+                put_varint_field(&mut p, 2, 1);
+            }
+            put_bytes_field(&mut out, 4, &p);
+        }
+        if self.pending_bytes != 0 {
+            put_varint_field(&mut out, 5, self.pending_bytes as i64 as u64);
+        }
+        out
+    }
+
+    /// Decodes any Bitswap version's message, checking every limit.
+    pub fn decode(buf: &[u8]) -> Result<Message, MessageError> {
+        if buf.len() > MAX_MESSAGE_BYTES {
+            return Err(MessageError::TooLarge {
+                len: buf.len(),
+                max: MAX_MESSAGE_BYTES,
+            });
+        }
+        let mut r = Reader::new(buf, "bitswap message");
+        let mut msg = Message::default();
+        while !r.done() {
+            match r.key()? {
+                (1, 2) => decode_wantlist(r.bytes()?, &mut msg)?,
+                (2, 2) => {
+                    // Bitswap 1.0.0: bare data, CIDv0 implied.
+                    let data = r.bytes()?;
+                    let format = CidFormat {
+                        version: 0,
+                        hash: HashAlg::Sha2_256,
+                    };
+                    if data.len() > MAX_BLOCK_BYTES {
+                        return Err(bad("1.0.0 block over the size limit").into());
+                    }
+                    msg.blocks
+                        .push(Block::new(format, crate::block::DAG_PB, data.to_vec()));
+                }
+                (3, 2) => {
+                    let mut p = Reader::new(r.bytes()?, "bitswap payload");
+                    let (mut prefix, mut data) = (None, None);
+                    while !p.done() {
+                        match p.key()? {
+                            (1, 2) => prefix = Some(p.bytes()?),
+                            (2, 2) => data = Some(p.bytes()?),
+                            (_, w) => p.skip(w)?,
+                        }
+                    }
+                    let prefix = prefix.ok_or_else(|| bad("payload block without prefix"))?;
+                    msg.blocks
+                        .push(block_from_prefix(prefix, data.unwrap_or_default())?);
+                }
+                (4, 2) => {
+                    let mut p = Reader::new(r.bytes()?, "bitswap presence");
+                    let (mut cid, mut kind) = (None, Presence::Have);
+                    while !p.done() {
+                        match p.key()? {
+                            (1, 2) => {
+                                cid = Some(
+                                    Cid::try_from(p.bytes()?)
+                                        .map_err(|e| bad(format!("presence CID: {e}")))?,
+                                )
+                            }
+                            (2, 0) => {
+                                kind = match p.varint()? {
+                                    0 => Presence::Have,
+                                    1 => Presence::DontHave,
+                                    v => return Err(bad(format!("presence type {v}")).into()),
+                                }
+                            }
+                            (_, w) => p.skip(w)?,
+                        }
+                    }
+                    msg.presences
+                        .push((cid.ok_or_else(|| bad("presence without CID"))?, kind));
+                    if msg.presences.len() > MAX_WANTLIST_ENTRIES * 2 {
+                        return Err(bad("too many block presences").into());
+                    }
+                }
+                (5, 0) => msg.pending_bytes = r.varint()? as i32,
+                (_, w) => r.skip(w)?,
+            }
+        }
+        Ok(msg)
+    }
+}
+
+fn decode_wantlist(buf: &[u8], msg: &mut Message) -> Result<(), MessageError> {
+    let mut r = Reader::new(buf, "bitswap wantlist");
+    while !r.done() {
+        match r.key()? {
+            (1, 2) => {
+                if msg.wantlist.len() >= MAX_WANTLIST_ENTRIES {
+                    return Err(
+                        bad(format!("want-list over {MAX_WANTLIST_ENTRIES} entries")).into(),
+                    );
+                }
+                let mut e = Reader::new(r.bytes()?, "bitswap want entry");
+                let mut entry = WantEntry {
+                    cid: Cid::default(),
+                    priority: 0,
+                    cancel: false,
+                    want_type: WantType::Block,
+                    send_dont_have: false,
+                };
+                let mut has_cid = false;
+                while !e.done() {
+                    match e.key()? {
+                        (1, 2) => {
+                            entry.cid = Cid::try_from(e.bytes()?)
+                                .map_err(|err| bad(format!("want CID: {err}")))?;
+                            has_cid = true;
+                        }
+                        (2, 0) => entry.priority = e.varint()? as i32,
+                        (3, 0) => entry.cancel = e.varint()? != 0,
+                        (4, 0) => {
+                            entry.want_type = match e.varint()? {
+                                0 => WantType::Block,
+                                1 => WantType::Have,
+                                v => return Err(bad(format!("want type {v}")).into()),
+                            }
+                        }
+                        (5, 0) => entry.send_dont_have = e.varint()? != 0,
+                        (_, w) => e.skip(w)?,
+                    }
+                }
+                if !has_cid {
+                    return Err(bad("want entry without CID").into());
+                }
+                msg.wantlist.push(entry);
+            }
+            (2, 0) => msg.full = r.varint()? != 0,
+            (_, w) => r.skip(w)?,
+        }
+    }
+    Ok(())
+}
+
+/// Frames a message for the stream: varint length, then the bytes.
+pub fn frame(msg: &Message) -> Result<Vec<u8>, MessageError> {
+    let body = msg.encode();
+    if body.len() > MAX_MESSAGE_BYTES {
+        return Err(MessageError::TooLarge {
+            len: body.len(),
+            max: MAX_MESSAGE_BYTES,
+        });
+    }
+    let mut out = Vec::with_capacity(body.len() + 5);
+    put_varint(&mut out, body.len() as u64);
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::{DAG_PB, RAW};
+    use proptest::prelude::*;
+
+    fn sample() -> Message {
+        let v1 = CidFormat {
+            version: 1,
+            hash: HashAlg::Blake3,
+        };
+        let v0 = CidFormat {
+            version: 0,
+            hash: HashAlg::Sha2_256,
+        };
+        let a = Block::new(v1, RAW, b"alpha".to_vec());
+        let b = Block::new(v0, DAG_PB, b"\x0a\x02\x08\x01".to_vec());
+        Message {
+            wantlist: vec![
+                WantEntry {
+                    cid: *a.cid(),
+                    priority: 5,
+                    cancel: false,
+                    want_type: WantType::Have,
+                    send_dont_have: true,
+                },
+                WantEntry {
+                    cid: *b.cid(),
+                    priority: -1,
+                    cancel: true,
+                    want_type: WantType::Block,
+                    send_dont_have: false,
+                },
+            ],
+            full: true,
+            blocks: vec![a.clone(), b],
+            presences: vec![(*a.cid(), Presence::DontHave), (*a.cid(), Presence::Have)],
+            pending_bytes: 1234,
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let msg = sample();
+        assert_eq!(Message::decode(&msg.encode()).unwrap(), msg);
+        let framed = frame(&msg).unwrap();
+        assert_eq!(&framed[2..], &msg.encode()[..]);
+    }
+
+    #[test]
+    fn payload_cid_comes_from_the_data() {
+        let msg = sample();
+        let mut bytes = msg.encode();
+        // Flip a byte of "alpha": the block now hashes to another CID.
+        let at = bytes.windows(5).position(|w| w == b"alpha").unwrap();
+        bytes[at] = b'A';
+        let got = Message::decode(&bytes).unwrap();
+        assert_ne!(got.blocks[0].cid(), msg.blocks[0].cid());
+        crate::block::verify(got.blocks[0].cid(), got.blocks[0].data()).unwrap();
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let big = vec![0u8; MAX_MESSAGE_BYTES + 1];
+        assert!(matches!(
+            Message::decode(&big),
+            Err(MessageError::TooLarge { .. })
+        ));
+        let a = *sample().blocks[0].cid();
+        let many = Message {
+            wantlist: (0..=MAX_WANTLIST_ENTRIES)
+                .map(|i| WantEntry {
+                    cid: a,
+                    priority: i as i32,
+                    cancel: false,
+                    want_type: WantType::Block,
+                    send_dont_have: false,
+                })
+                .collect(),
+            ..Message::default()
+        };
+        assert!(Message::decode(&many.encode()).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let _ = Message::decode(&bytes);
+        }
+
+        #[test]
+        fn mutated_messages_never_panic(flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8)) {
+            let mut bytes = sample().encode();
+            for (at, v) in flips {
+                let n = bytes.len();
+                bytes[at % n] = v;
+            }
+            let _ = Message::decode(&bytes);
+        }
+    }
+}
