@@ -1,5 +1,7 @@
 //! Bitswap: exchanging blocks by CID with peers.
 //!
 //! - [`message`]: the wire format, bounded as the spec requires.
+//! - [`ledger`]: what a peer wants from us and the replies (server side).
 
+pub mod ledger;
 pub mod message;
