@@ -2,6 +2,8 @@
 //!
 //! - [`message`]: the wire format, bounded as the spec requires.
 //! - [`ledger`]: what a peer wants from us and the replies (server side).
+//! - [`session`]: fetching many blocks from many peers (client side).
 
 pub mod ledger;
 pub mod message;
+pub mod session;

@@ -1,0 +1,424 @@
+//! The fetching side of Bitswap as a plain state machine: one session per
+//! `get`, asking several peers at once.
+//!
+//! For each wanted CID the session first sends want-have (with
+//! send-dont-have) to every candidate peer, then want-block to the peer
+//! that said Have with the fewest blocks in flight — so the blocks of one
+//! file spread over every peer that has them. A want-block that takes longer
+//! than the timeout, or whose peer leaves, moves to another peer that has
+//! the block. A peer that sends a block nobody asked it for is reported as
+//! misbehaving and not asked again in this session.
+//!
+//! No I/O and no clock: callers pass `now` and carry out the [`Action`]s.
+//! Peers are any `Clone + Eq + Hash` type, so tests and netsim drive it
+//! without libp2p.
+
+use super::message::{Message, Presence, WantEntry, WantType};
+use crate::block::{Block, Cid};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::Hash;
+use std::time::{Duration, Instant};
+
+/// Tuning of a session.
+#[derive(Clone, Copy, Debug)]
+pub struct SessionConfig {
+    /// Want-blocks outstanding at one peer at a time.
+    pub max_in_flight_per_peer: usize,
+    /// How long a want-block may take before another peer is tried.
+    pub block_timeout: Duration,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            max_in_flight_per_peer: 32,
+            block_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What the caller must do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action<P> {
+    /// Send this message to this peer.
+    Send(P, Message),
+    /// A wanted block arrived (its CID is the hash of its bytes).
+    Received(Block),
+    /// This peer sent what nobody asked for: disconnect it.
+    Misbehaved(P),
+}
+
+#[derive(Clone, Debug)]
+enum State<P> {
+    /// Not asked anywhere yet (or every asked peer left).
+    New,
+    /// Want-have sent to these peers.
+    Probing,
+    /// Want-block sent to this peer at this time.
+    Fetching(P, Instant),
+}
+
+struct Want<P> {
+    cid: Cid,
+    state: State<P>,
+    /// Peers that said Have.
+    haves: Vec<P>,
+    /// Peers that said DontHave, timed out, or left.
+    excluded: HashSet<P>,
+    /// Peers asked (want-have or want-block) for this CID.
+    asked: HashSet<P>,
+}
+
+#[derive(Default)]
+struct PeerState {
+    in_flight: usize,
+}
+
+/// One fetch session.
+pub struct Session<P: Clone + Eq + Hash> {
+    config: SessionConfig,
+    /// Keyed by multihash bytes (peers may answer under another codec).
+    wants: BTreeMap<Vec<u8>, Want<P>>,
+    peers: HashMap<P, PeerState>,
+    banned: HashSet<P>,
+    /// CIDs (multihash bytes) each peer was asked for, to judge blocks.
+    asked_of: HashMap<P, HashSet<Vec<u8>>>,
+}
+
+fn key(cid: &Cid) -> Vec<u8> {
+    cid.hash().to_bytes()
+}
+
+fn entry(cid: Cid, want_type: WantType, cancel: bool) -> WantEntry {
+    WantEntry {
+        cid,
+        priority: 1,
+        cancel,
+        want_type,
+        send_dont_have: !cancel,
+    }
+}
+
+impl<P: Clone + Eq + Hash> Session<P> {
+    pub fn new(config: SessionConfig) -> Self {
+        Session {
+            config,
+            wants: BTreeMap::new(),
+            peers: HashMap::new(),
+            banned: HashSet::new(),
+            asked_of: HashMap::new(),
+        }
+    }
+
+    /// Blocks still wanted.
+    pub fn pending(&self) -> usize {
+        self.wants.len()
+    }
+
+    /// Peers currently usable.
+    pub fn peers(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Asks for a block; the caller bounds how many are wanted at once.
+    pub fn want(&mut self, cid: Cid) {
+        self.wants.entry(key(&cid)).or_insert(Want {
+            cid,
+            state: State::New,
+            haves: Vec::new(),
+            excluded: HashSet::new(),
+            asked: HashSet::new(),
+        });
+    }
+
+    /// A peer that may have the blocks (connected or a provider).
+    pub fn add_peer(&mut self, peer: P) {
+        if !self.banned.contains(&peer) {
+            self.peers.entry(peer).or_default();
+        }
+    }
+
+    /// A peer disconnected: its want-blocks go elsewhere on the next poll.
+    pub fn remove_peer(&mut self, peer: &P) {
+        self.peers.remove(peer);
+        for w in self.wants.values_mut() {
+            w.haves.retain(|p| p != peer);
+            w.excluded.insert(peer.clone());
+            if matches!(&w.state, State::Fetching(p, _) if p == peer) {
+                w.state = State::Probing;
+            }
+        }
+    }
+
+    /// Handles a message from `peer`.
+    pub fn on_message(&mut self, peer: &P, msg: &Message) -> Vec<Action<P>> {
+        let mut actions = Vec::new();
+        if self.banned.contains(peer) {
+            return actions;
+        }
+        for block in &msg.blocks {
+            let k = key(block.cid());
+            let Some(want) = self.wants.remove(&k) else {
+                let asked = self.asked_of.get(peer).is_some_and(|s| s.contains(&k));
+                if !asked {
+                    // Never asked this peer for it: a wrong or forged block.
+                    actions.push(Action::Misbehaved(peer.clone()));
+                    self.ban(peer);
+                    return actions;
+                }
+                continue; // A late duplicate of something already received.
+            };
+            if let State::Fetching(p, _) = &want.state {
+                if let Some(ps) = self.peers.get_mut(p) {
+                    ps.in_flight = ps.in_flight.saturating_sub(1);
+                }
+            }
+            // Tell everyone else asked for it to stop.
+            for other in want.asked.iter().filter(|p| *p != peer) {
+                let cancel = Message {
+                    wantlist: vec![entry(want.cid, WantType::Block, true)],
+                    ..Message::default()
+                };
+                actions.push(Action::Send(other.clone(), cancel));
+            }
+            // Deliver under the CID asked for (the bytes are the same).
+            actions.push(Action::Received(Block::new_unchecked(
+                want.cid,
+                block.data().clone(),
+            )));
+        }
+        for (cid, presence) in &msg.presences {
+            let Some(want) = self.wants.get_mut(&key(cid)) else {
+                continue;
+            };
+            match presence {
+                Presence::Have => {
+                    if !want.haves.contains(peer) {
+                        want.haves.push(peer.clone());
+                    }
+                }
+                Presence::DontHave => {
+                    want.haves.retain(|p| p != peer);
+                    want.excluded.insert(peer.clone());
+                    if matches!(&want.state, State::Fetching(p, _) if p == peer) {
+                        if let Some(ps) = self.peers.get_mut(peer) {
+                            ps.in_flight = ps.in_flight.saturating_sub(1);
+                        }
+                        want.state = State::Probing;
+                    }
+                }
+            }
+        }
+        actions
+    }
+
+    fn ban(&mut self, peer: &P) {
+        self.banned.insert(peer.clone());
+        self.remove_peer(peer);
+    }
+
+    /// Advances timers and sends what should be sent now.
+    pub fn poll(&mut self, now: Instant) -> Vec<Action<P>> {
+        let mut out: HashMap<P, Message> = HashMap::new();
+        let timeout = self.config.block_timeout;
+        let max = self.config.max_in_flight_per_peer;
+        for want in self.wants.values_mut() {
+            // A want-block that took too long: exclude that peer for it.
+            if let State::Fetching(p, since) = &want.state {
+                if now.saturating_duration_since(*since) >= timeout {
+                    let p = p.clone();
+                    if let Some(ps) = self.peers.get_mut(&p) {
+                        ps.in_flight = ps.in_flight.saturating_sub(1);
+                    }
+                    want.haves.retain(|x| x != &p);
+                    want.excluded.insert(p);
+                    want.state = State::Probing;
+                }
+            }
+            if matches!(want.state, State::Fetching(..)) {
+                continue;
+            }
+            // Want-block to the least busy peer that said Have.
+            let best = want
+                .haves
+                .iter()
+                .filter(|p| self.peers.get(*p).is_some_and(|s| s.in_flight < max))
+                .min_by_key(|p| self.peers.get(*p).map_or(usize::MAX, |s| s.in_flight))
+                .cloned();
+            if let Some(peer) = best {
+                if let Some(ps) = self.peers.get_mut(&peer) {
+                    ps.in_flight += 1;
+                }
+                want.state = State::Fetching(peer.clone(), now);
+                want.asked.insert(peer.clone());
+                self.asked_of
+                    .entry(peer.clone())
+                    .or_default()
+                    .insert(key(&want.cid));
+                out.entry(peer)
+                    .or_default()
+                    .wantlist
+                    .push(entry(want.cid, WantType::Block, false));
+                continue;
+            }
+            // Want-have to every peer not yet asked and not excluded.
+            let mut asked_any = false;
+            for peer in self.peers.keys() {
+                if want.asked.contains(peer) || want.excluded.contains(peer) {
+                    continue;
+                }
+                want.asked.insert(peer.clone());
+                self.asked_of
+                    .entry(peer.clone())
+                    .or_default()
+                    .insert(key(&want.cid));
+                out.entry(peer.clone()).or_default().wantlist.push(entry(
+                    want.cid,
+                    WantType::Have,
+                    false,
+                ));
+                asked_any = true;
+            }
+            if asked_any {
+                want.state = State::Probing;
+            }
+        }
+        out.into_iter().map(|(p, m)| Action::Send(p, m)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::{CidFormat, HashAlg, RAW};
+
+    fn block(i: u32) -> Block {
+        Block::new(
+            CidFormat {
+                version: 1,
+                hash: HashAlg::Blake3,
+            },
+            RAW,
+            format!("block {i}").into_bytes(),
+        )
+    }
+
+    fn sends(actions: &[Action<u8>]) -> Vec<(u8, Vec<(Cid, WantType, bool)>)> {
+        let mut v: Vec<_> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send(p, m) => Some((
+                    *p,
+                    m.wantlist
+                        .iter()
+                        .map(|e| (e.cid, e.want_type, e.cancel))
+                        .collect(),
+                )),
+                _ => None,
+            })
+            .collect();
+        v.sort_by_key(|s| s.0);
+        v
+    }
+
+    fn have(cid: Cid) -> Message {
+        Message {
+            presences: vec![(cid, Presence::Have)],
+            ..Message::default()
+        }
+    }
+
+    #[test]
+    fn want_have_then_want_block_spread_over_peers() {
+        let now = Instant::now();
+        let mut s = Session::new(SessionConfig::default());
+        let blocks: Vec<Block> = (0..4).map(block).collect();
+        for b in &blocks {
+            s.want(*b.cid());
+        }
+        s.add_peer(1u8);
+        s.add_peer(2u8);
+        let first = s.poll(now);
+        assert_eq!(sends(&first).len(), 2, "want-have to both peers");
+        assert!(sends(&first)
+            .iter()
+            .all(|(_, w)| w.len() == 4 && w.iter().all(|e| e.1 == WantType::Have)));
+        // Both have everything: want-blocks split between them.
+        for b in &blocks {
+            s.on_message(&1, &have(*b.cid()));
+            s.on_message(&2, &have(*b.cid()));
+        }
+        let second = sends(&s.poll(now));
+        assert_eq!(second.len(), 2);
+        assert_eq!(second[0].1.len(), 2);
+        assert_eq!(second[1].1.len(), 2);
+        // Deliveries complete the session and cancel the other peer's wants.
+        for (peer, wants) in &second {
+            for (cid, _, _) in wants {
+                let b = blocks.iter().find(|b| b.cid() == cid).unwrap().clone();
+                let acts = s.on_message(
+                    peer,
+                    &Message {
+                        blocks: vec![b.clone()],
+                        ..Message::default()
+                    },
+                );
+                assert!(acts.contains(&Action::Received(b)));
+                assert!(acts
+                    .iter()
+                    .any(|a| matches!(a, Action::Send(p, m) if p != peer && m.wantlist[0].cancel)));
+            }
+        }
+        assert_eq!(s.pending(), 0);
+    }
+
+    #[test]
+    fn slow_or_departed_peers_are_replaced() {
+        let now = Instant::now();
+        let cfg = SessionConfig {
+            block_timeout: Duration::from_secs(1),
+            ..SessionConfig::default()
+        };
+        let mut s = Session::new(cfg);
+        let b = block(7);
+        s.want(*b.cid());
+        s.add_peer(1u8);
+        s.add_peer(2u8);
+        s.poll(now);
+        s.on_message(&1, &have(*b.cid()));
+        s.on_message(&2, &have(*b.cid()));
+        let asked = sends(&s.poll(now));
+        assert_eq!(asked.len(), 1);
+        let slow = asked[0].0;
+        // Nothing for a second: the other peer is asked.
+        let retry = sends(&s.poll(now + Duration::from_secs(1)));
+        assert_eq!(retry.len(), 1);
+        assert_ne!(retry[0].0, slow);
+        assert_eq!(retry[0].1[0].1, WantType::Block);
+        // That one leaves: the want goes back to probing; a newcomer is asked.
+        s.remove_peer(&retry[0].0);
+        s.add_peer(3u8);
+        let again = sends(&s.poll(now + Duration::from_secs(1)));
+        assert_eq!(again, vec![(3u8, vec![(*b.cid(), WantType::Have, false)])]);
+    }
+
+    #[test]
+    fn unsolicited_blocks_get_the_peer_banned() {
+        let now = Instant::now();
+        let mut s = Session::new(SessionConfig::default());
+        let wanted = block(1);
+        s.want(*wanted.cid());
+        s.add_peer(9u8);
+        s.poll(now);
+        // Peer 9 answers with bytes that hash to something else entirely.
+        let forged = Message {
+            blocks: vec![block(666)],
+            ..Message::default()
+        };
+        assert_eq!(s.on_message(&9, &forged), vec![Action::Misbehaved(9)]);
+        assert_eq!(s.peers(), 0);
+        s.add_peer(9u8);
+        assert_eq!(s.peers(), 0, "banned for the session");
+        assert_eq!(s.pending(), 1);
+    }
+}
