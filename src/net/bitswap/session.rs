@@ -303,7 +303,10 @@ mod tests {
         )
     }
 
-    fn sends(actions: &[Action<u8>]) -> Vec<(u8, Vec<(Cid, WantType, bool)>)> {
+    /// (peer, [(cid, want type, cancel)]) of every Send, by peer.
+    type Sends = Vec<(u8, Vec<(Cid, WantType, bool)>)>;
+
+    fn sends(actions: &[Action<u8>]) -> Sends {
         let mut v: Vec<_> = actions
             .iter()
             .filter_map(|a| match a {
