@@ -3,7 +3,9 @@
 //! - [`message`]: the wire format, bounded as the spec requires.
 //! - [`ledger`]: what a peer wants from us and the replies (server side).
 //! - [`session`]: fetching many blocks from many peers (client side).
+//! - [`driver`]: runs the above over libp2p streams.
 
+pub mod driver;
 pub mod ledger;
 pub mod message;
 pub mod session;
