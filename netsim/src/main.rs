@@ -44,8 +44,14 @@ fn main() -> Result<()> {
     let kib = arg(&args, 3, 512)? as usize;
     let seed = arg(&args, 4, 1)?;
     let start = Instant::now();
+    // Node keys come from the seed, so a run is reproducible.
     let fleet: Vec<Node> = (0..nodes)
-        .map(|_| Node::in_memory(Config::default()))
+        .map(|n| {
+            let mut key = [0u8; 32];
+            key[..8].copy_from_slice(&seed.to_le_bytes());
+            key[8..16].copy_from_slice(&(n as u64).to_le_bytes());
+            Node::in_memory(Config::default(), key)
+        })
         .collect();
     let opts = AddOptions {
         import: Config::default()

@@ -72,6 +72,17 @@ enum Command {
     Repo(RepoCommand),
     /// Print the version.
     Version,
+    /// Run the node: libp2p swarm and Bitswap, until SIGINT or SIGTERM.
+    Daemon {
+        /// Listen multiaddr (repeatable) [default: [net] listen in config.toml]
+        #[arg(long)]
+        listen: Vec<String>,
+        /// Peer to connect to at start, /ip4/../tcp/../p2p/ID (repeatable)
+        #[arg(long)]
+        bootstrap: Vec<String>,
+    },
+    /// Show the node's identity as Kubo's `ipfs id` JSON.
+    Id,
 }
 
 fn parse_bool_flag(s: &str) -> Result<bool, String> {
@@ -256,7 +267,89 @@ pub fn run() -> Result<()> {
         Command::Block(cmd) => block(&node, cmd),
         Command::Dag(cmd) => dag(&node, cmd),
         Command::Repo(cmd) => repo_cmd(&node, cmd),
+        Command::Daemon { listen, bootstrap } => daemon(&node, listen, bootstrap),
+        Command::Id => id(&node),
     }
+}
+
+/// Protocols the daemon speaks, for `id`.
+fn protocols(node: &Node) -> Vec<String> {
+    let mut p: Vec<String> = cairn::net::bitswap::driver::PROTOCOLS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    p.push(node.config().net.kad_protocol.clone());
+    p.extend(["/ipfs/id/1.0.0", "/ipfs/id/push/1.0.0", "/ipfs/ping/1.0.0"].map(String::from));
+    p.sort();
+    p
+}
+
+fn id(node: &Node) -> Result<()> {
+    use base64::Engine as _;
+    let key = cairn::net::swarm::keypair_from_seed(node.key_seed())?;
+    let peer = key.public().to_peer_id();
+    let addresses: Vec<String> = node
+        .config()
+        .net
+        .listen
+        .iter()
+        .map(|a| format!("{a}/p2p/{peer}"))
+        .collect();
+    let json = serde_json::json!({
+        "ID": peer.to_string(),
+        "PublicKey": base64::engine::general_purpose::STANDARD.encode(key.public().encode_protobuf()),
+        "Addresses": addresses,
+        "AgentVersion": format!("cairn/{}", env!("CARGO_PKG_VERSION")),
+        "Protocols": protocols(node),
+    });
+    println!("{}", serde_json::to_string_pretty(&json)?);
+    Ok(())
+}
+
+fn daemon(node: &Node, listen: Vec<String>, bootstrap: Vec<String>) -> Result<()> {
+    let mut settings = node.config().net.clone();
+    if !listen.is_empty() {
+        settings.listen = listen;
+    }
+    settings.bootstrap.extend(bootstrap);
+    let bootstrap: Vec<libp2p::Multiaddr> = settings
+        .bootstrap
+        .iter()
+        .map(|a| {
+            a.parse()
+                .with_context(|| format!("bootstrap address {a:?}"))
+        })
+        .collect::<Result<_>>()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let net = node.start_network(&settings).await?;
+        println!("PeerID: {}", net.peer_id);
+        for addr in net.swarm.listen_addrs().await? {
+            println!("Swarm listening on {addr}/p2p/{}", net.peer_id);
+        }
+        for addr in bootstrap {
+            match net.swarm.dial(addr.clone()).await {
+                Ok(peer) => println!("Connected to {peer}"),
+                Err(e) => eprintln!("bootstrap {addr}: {e}"),
+            }
+        }
+        println!("Daemon is ready");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("installing the SIGTERM handler")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("waiting for SIGINT")?,
+            _ = term.recv() => {}
+        }
+        println!("Received shutdown signal, stopping");
+        anyhow::Ok(())
+    })?;
+    // The runtime (swarm, streams) goes first, then the store is flushed.
+    drop(runtime);
+    node.flush()?;
+    Ok(())
 }
 
 /// Resolves add flags the way Kubo does: CIDv0 implies sha2-256 and dag-pb

@@ -15,6 +15,49 @@ pub struct Config {
     pub import: ImportConfig,
     /// Block store tuning.
     pub store: StoreConfig,
+    /// Peer-to-peer networking (the daemon).
+    pub net: NetSettings,
+}
+
+/// `[net]`: where the daemon listens and whom it knows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetSettings {
+    /// Multiaddrs to listen on. Loopback by default: opt in to 0.0.0.0.
+    pub listen: Vec<String>,
+    /// Multiaddrs (with /p2p/ID) to connect to at start. None by default.
+    pub bootstrap: Vec<String>,
+    /// Kademlia protocol name (another name makes a private DHT).
+    pub kad_protocol: String,
+}
+
+impl Default for NetSettings {
+    fn default() -> Self {
+        NetSettings {
+            listen: vec![
+                "/ip4/127.0.0.1/tcp/4001".into(),
+                "/ip4/127.0.0.1/udp/4001/quic-v1".into(),
+            ],
+            bootstrap: Vec::new(),
+            kad_protocol: crate::net::swarm::DEFAULT_KAD_PROTOCOL.into(),
+        }
+    }
+}
+
+impl NetSettings {
+    /// Parsed settings for the network layer.
+    pub fn to_net_config(&self) -> Result<crate::net::swarm::NetConfig, String> {
+        let listen = self
+            .listen
+            .iter()
+            .map(|a| a.parse().map_err(|e| format!("[net] listen {a:?}: {e}")))
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(crate::net::swarm::NetConfig {
+            listen,
+            kad_protocol: self.kad_protocol.clone(),
+            ..crate::net::swarm::NetConfig::default()
+        })
+    }
 }
 
 /// Defaults for new content.

@@ -114,28 +114,56 @@ pub struct Node {
     config: Config,
     path: Option<PathBuf>,
     read_opts: ReadOptions,
+    key_seed: [u8; 32],
 }
 
 impl Node {
     /// Opens the repo at `path` (creating it on first use).
     pub fn open(path: &Path) -> Result<Node, NodeError> {
         let repo = Repo::open(path)?;
+        let key_seed = *repo.key_seed();
         Ok(Node {
             store: Arc::new(repo.store),
             config: repo.config,
             path: Some(repo.path),
             read_opts: ReadOptions::default(),
+            key_seed,
         })
     }
 
     /// A node whose blocks live in memory (tests, netsim).
-    pub fn in_memory(config: Config) -> Node {
+    pub fn in_memory(config: Config, key_seed: [u8; 32]) -> Node {
         Node {
             store: Arc::new(MemoryStore::new()),
             config,
             path: None,
             read_opts: ReadOptions::default(),
+            key_seed,
         }
+    }
+
+    /// The node's Ed25519 secret seed (its libp2p identity).
+    pub fn key_seed(&self) -> [u8; 32] {
+        self.key_seed
+    }
+
+    /// The libp2p peer ID this node has.
+    pub fn peer_id(&self) -> Result<libp2p::PeerId, NodeError> {
+        let key = crate::net::swarm::keypair_from_seed(self.key_seed)
+            .map_err(|e| NodeError::Options(e.to_string()))?;
+        Ok(key.public().to_peer_id())
+    }
+
+    /// Starts networking on this node's store with its identity and `net`
+    /// (usually `config().net`, with flags applied). Needs a tokio runtime.
+    pub async fn start_network(
+        &self,
+        net: &config::NetSettings,
+    ) -> Result<crate::net::Network, NodeError> {
+        let config = net.to_net_config().map_err(NodeError::Options)?;
+        crate::net::Network::start(self.key_seed, Arc::clone(&self.store), &config)
+            .await
+            .map_err(|e| NodeError::Options(e.to_string()))
     }
 
     pub fn config(&self) -> &Config {
