@@ -8,7 +8,7 @@
 //! writer task per peer that keeps a stream open.
 
 use super::ledger::PeerLedger;
-use super::message::{frame, Message, MAX_MESSAGE_BYTES};
+use super::message::{frame, Message, Version, MAX_MESSAGE_BYTES};
 use super::session::{Action, Session, SessionConfig};
 use crate::block::{Block, Cid};
 use crate::net::NetError;
@@ -286,15 +286,16 @@ async fn writer(
     for proto in PROTOCOLS {
         match control.open_stream(peer, StreamProtocol::new(proto)).await {
             Ok(s) => {
-                stream = Some(s);
+                let version = Version::from_protocol(proto).unwrap_or(Version::V1_2);
+                stream = Some((s, version));
                 break;
             }
             Err(e) => tracing::debug!(%peer, proto, "cannot open bitswap stream: {e}"),
         }
     }
-    if let Some(mut stream) = stream {
+    if let Some((mut stream, version)) = stream {
         while let Some(msg) = queue.recv().await {
-            let bytes = match frame(&msg) {
+            let bytes = match frame(&msg, version) {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::warn!(%peer, "not sending bitswap message: {e}");

@@ -33,6 +33,26 @@ pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 /// Most want-list entries accepted in one message (Helia's limit).
 pub const MAX_WANTLIST_ENTRIES: usize = 1024;
 
+/// The Bitswap protocol versions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    V1_0,
+    V1_1,
+    V1_2,
+}
+
+impl Version {
+    /// The version a negotiated protocol name stands for.
+    pub fn from_protocol(name: &str) -> Option<Version> {
+        match name {
+            "/ipfs/bitswap/1.2.0" => Some(Version::V1_2),
+            "/ipfs/bitswap/1.1.0" => Some(Version::V1_1),
+            "/ipfs/bitswap/1.0.0" | "/ipfs/bitswap" => Some(Version::V1_0),
+            _ => None,
+        }
+    }
+}
+
 /// What a want-list entry asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WantType {
@@ -133,6 +153,15 @@ impl Message {
 
     /// Encodes as Bitswap 1.1.0+ (payload blocks with prefixes).
     pub fn encode(&self) -> Vec<u8> {
+        self.encode_for(Version::V1_2)
+    }
+
+    /// Encodes for a peer speaking `version`. Bitswap 1.0.0 has no CID
+    /// prefixes, no presences and no want types: blocks go as bare data
+    /// (only CIDv0 blocks are expressible, others are left out), want-haves
+    /// become want-blocks, and presences are dropped.
+    pub fn encode_for(&self, version: Version) -> Vec<u8> {
+        let v100 = version == Version::V1_0;
         let mut out = Vec::new();
         if !self.wantlist.is_empty() || self.full {
             let mut wl = Vec::new();
@@ -146,10 +175,10 @@ impl Message {
                 if e.cancel {
                     put_varint_field(&mut entry, 3, 1);
                 }
-                if e.want_type == WantType::Have {
+                if e.want_type == WantType::Have && !v100 {
                     put_varint_field(&mut entry, 4, 1);
                 }
-                if e.send_dont_have {
+                if e.send_dont_have && !v100 {
                     put_varint_field(&mut entry, 5, 1);
                 }
                 put_bytes_field(&mut wl, 1, &entry);
@@ -160,12 +189,18 @@ impl Message {
             put_bytes_field(&mut out, 1, &wl);
         }
         for b in &self.blocks {
+            if v100 {
+                if b.cid().version() == cid::Version::V0 {
+                    put_bytes_field(&mut out, 2, b.data());
+                }
+                continue;
+            }
             let mut payload = Vec::with_capacity(b.data().len() + 16);
             put_bytes_field(&mut payload, 1, &prefix_of(b.cid()));
             put_bytes_field(&mut payload, 2, b.data());
             put_bytes_field(&mut out, 3, &payload);
         }
-        for (cid, presence) in &self.presences {
+        for (cid, presence) in self.presences.iter().filter(|_| !v100) {
             let mut p = Vec::with_capacity(48);
             put_bytes_field(&mut p, 1, &cid.to_bytes());
             if *presence == Presence::DontHave {
@@ -306,8 +341,8 @@ fn decode_wantlist(buf: &[u8], msg: &mut Message) -> Result<(), MessageError> {
 }
 
 /// Frames a message for the stream: varint length, then the bytes.
-pub fn frame(msg: &Message) -> Result<Vec<u8>, MessageError> {
-    let body = msg.encode();
+pub fn frame(msg: &Message, version: Version) -> Result<Vec<u8>, MessageError> {
+    let body = msg.encode_for(version);
     if body.len() > MAX_MESSAGE_BYTES {
         return Err(MessageError::TooLarge {
             len: body.len(),
@@ -365,8 +400,21 @@ mod tests {
     fn round_trip() {
         let msg = sample();
         assert_eq!(Message::decode(&msg.encode()).unwrap(), msg);
-        let framed = frame(&msg).unwrap();
+        let framed = frame(&msg, Version::V1_2).unwrap();
         assert_eq!(&framed[2..], &msg.encode()[..]);
+    }
+
+    #[test]
+    fn version_1_0_0_carries_only_what_it_can_express() {
+        let msg = sample();
+        let old = Message::decode(&msg.encode_for(Version::V1_0)).unwrap();
+        assert!(old.presences.is_empty());
+        assert_eq!(old.blocks.len(), 1, "only the CIDv0 block");
+        assert_eq!(old.blocks[0], msg.blocks[1]);
+        assert!(old
+            .wantlist
+            .iter()
+            .all(|e| e.want_type == WantType::Block && !e.send_dont_have));
     }
 
     #[test]
