@@ -27,6 +27,9 @@ pub const PROTOCOLS: [&str; 3] = [
     "/ipfs/bitswap/1.0.0",
 ];
 
+/// Fetched blocks stored per batch.
+const STORE_BATCH: usize = 32;
+
 /// Messages queued for one peer's writer before senders wait.
 const OUTBOX_DEPTH: usize = 64;
 
@@ -222,7 +225,13 @@ impl Bitswap {
             session.add_peer(*p);
         }
         let start = Instant::now();
+        // Received blocks are stored in batches: one fsync per batch, not
+        // per block. Bounded by STORE_BATCH blocks (≤ 2 MiB each).
+        let mut unstored: Vec<Block> = Vec::new();
         let result = loop {
+            if unstored.len() >= STORE_BATCH || (session.pending() == 0 && !unstored.is_empty()) {
+                self.store_batch(&mut unstored).await?;
+            }
             let mut actions = session.poll(Instant::now());
             if session.pending() == 0 {
                 break Ok(());
@@ -253,9 +262,8 @@ impl Bitswap {
                         }
                     }
                     Action::Received(block) => {
-                        self.store.put(block.clone())?;
-                        let _ = self.engine.send(EngineCommand::Stored(block.clone())).await;
-                        got.insert(block.cid().hash().to_bytes(), block);
+                        got.insert(block.cid().hash().to_bytes(), block.clone());
+                        unstored.push(block);
                     }
                     Action::Misbehaved(peer) => {
                         tracing::warn!(%peer, "peer sent a block it was not asked for");
@@ -264,6 +272,7 @@ impl Bitswap {
             }
         };
         let _ = self.engine.send(EngineCommand::Unregister(id)).await;
+        self.store_batch(&mut unstored).await?;
         result?;
         cids.iter()
             .map(|c| {
@@ -272,6 +281,21 @@ impl Bitswap {
                     .ok_or(NetError::Protocol(format!("{c} missing after fetch")))
             })
             .collect()
+    }
+}
+
+impl Bitswap {
+    /// Stores fetched blocks in one batch and tells the engine, which
+    /// forwards them to peers that wanted them from us.
+    async fn store_batch(&self, blocks: &mut Vec<Block>) -> Result<(), NetError> {
+        if blocks.is_empty() {
+            return Ok(());
+        }
+        self.store.put_many(&mut blocks.iter().cloned())?;
+        for block in blocks.drain(..) {
+            let _ = self.engine.send(EngineCommand::Stored(block)).await;
+        }
+        Ok(())
     }
 }
 
