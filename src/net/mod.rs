@@ -23,6 +23,8 @@ pub enum NetError {
     Dial(String),
     #[error("protocol error: {0}")]
     Protocol(String),
+    #[error("DHT: {0}")]
+    Dht(String),
     #[error("timed out: {0}")]
     Timeout(String),
     #[error("the network task has stopped")]

@@ -6,6 +6,7 @@
 //! task through [`SwarmHandle`]: bounded commands with oneshot replies.
 
 use super::NetError;
+use crate::block::Cid;
 use futures::StreamExt;
 use libp2p::swarm::{dial_opts::DialOpts, ConnectionId, NetworkBehaviour, SwarmEvent};
 use libp2p::{
@@ -27,6 +28,11 @@ pub struct NetConfig {
     pub kad_protocol: String,
     /// How long an idle connection stays open.
     pub idle_timeout: Duration,
+    /// DHT mode: `Some(true)` server, `Some(false)` client, `None` automatic
+    /// (server once an external address is confirmed).
+    pub dht_server: Option<bool>,
+    /// Most keys this node announces itself as provider of.
+    pub max_provided_keys: usize,
 }
 
 impl Default for NetConfig {
@@ -35,6 +41,8 @@ impl Default for NetConfig {
             listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("valid multiaddr")],
             kad_protocol: DEFAULT_KAD_PROTOCOL.into(),
             idle_timeout: Duration::from_secs(60),
+            dht_server: None,
+            max_provided_keys: 1_000_000,
         }
     }
 }
@@ -59,6 +67,14 @@ pub fn keypair_from_seed(seed: [u8; 32]) -> Result<identity::Keypair, NetError> 
 pub fn build(key: identity::Keypair, config: &NetConfig) -> Result<Swarm<Behaviour>, NetError> {
     let kad_protocol = StreamProtocol::try_from_owned(config.kad_protocol.clone())
         .map_err(|e| NetError::Setup(format!("kad protocol {:?}: {e}", config.kad_protocol)))?;
+    let dht_mode = config.dht_server.map(|server| {
+        if server {
+            kad::Mode::Server
+        } else {
+            kad::Mode::Client
+        }
+    });
+    let max_provided_keys = config.max_provided_keys;
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_tcp(
@@ -74,11 +90,25 @@ pub fn build(key: identity::Keypair, config: &NetConfig) -> Result<Swarm<Behavio
                 identify::Config::new("ipfs/0.1.0".into(), key.public())
                     .with_agent_version(format!("cairn/{}", env!("CARGO_PKG_VERSION"))),
             );
-            let kad = kad::Behaviour::with_config(
+            // The IPFS DHT spec's values where rust-libp2p differs: record
+            // TTL 48 h, provider republish 22 h, query parallelism 10.
+            let mut kad_config = kad::Config::new(kad_protocol);
+            kad_config
+                .set_provider_record_ttl(Some(Duration::from_secs(48 * 3600)))
+                .set_record_ttl(Some(Duration::from_secs(48 * 3600)))
+                .set_provider_publication_interval(Some(Duration::from_secs(22 * 3600)))
+                .set_parallelism(std::num::NonZeroUsize::new(10).expect("non-zero"));
+            let store_config = kad::store::MemoryStoreConfig {
+                max_provided_keys,
+                max_records: 65_536,
+                ..Default::default()
+            };
+            let mut kad = kad::Behaviour::with_config(
                 peer_id,
-                kad::store::MemoryStore::new(peer_id),
-                kad::Config::new(kad_protocol),
+                kad::store::MemoryStore::with_config(peer_id, store_config),
+                kad_config,
             );
+            kad.set_mode(dht_mode);
             Behaviour {
                 identify,
                 ping: ping::Behaviour::default(),
@@ -94,6 +124,8 @@ pub fn build(key: identity::Keypair, config: &NetConfig) -> Result<Swarm<Behavio
 
 enum Command {
     Dial(Multiaddr, oneshot::Sender<Result<PeerId, NetError>>),
+    Provide(Cid, oneshot::Sender<Result<(), NetError>>),
+    FindProviders(Cid, usize, oneshot::Sender<Result<Vec<PeerId>, NetError>>),
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     Peers(oneshot::Sender<Vec<PeerId>>),
     Disconnect(PeerId),
@@ -133,12 +165,80 @@ impl SwarmHandle {
         self.ask(Command::Peers).await
     }
 
+    /// Announces this node as a provider of `cid` on the DHT (the record
+    /// key is the multihash, as in IPFS); returns once the record is placed.
+    pub async fn provide(&self, cid: Cid) -> Result<(), NetError> {
+        self.ask(|tx| Command::Provide(cid, tx)).await?
+    }
+
+    /// Peers the DHT knows as providers of `cid` (at most `limit`).
+    pub async fn find_providers(&self, cid: Cid, limit: usize) -> Result<Vec<PeerId>, NetError> {
+        self.ask(|tx| Command::FindProviders(cid, limit, tx))
+            .await?
+    }
+
     /// Closes every connection to `peer` (e.g. it misbehaved).
     pub async fn disconnect(&self, peer: PeerId) -> Result<(), NetError> {
         self.commands
             .send(Command::Disconnect(peer))
             .await
             .map_err(|_| NetError::Stopped)
+    }
+}
+
+/// A DHT query a caller waits on.
+enum Query {
+    Provide(oneshot::Sender<Result<(), NetError>>),
+    Providers {
+        found: Vec<PeerId>,
+        limit: usize,
+        reply: oneshot::Sender<Result<Vec<PeerId>, NetError>>,
+    },
+}
+
+fn on_query_progress(
+    queries: &mut HashMap<kad::QueryId, Query>,
+    swarm: &mut Swarm<Behaviour>,
+    id: kad::QueryId,
+    result: kad::QueryResult,
+    last: bool,
+) {
+    match result {
+        kad::QueryResult::StartProviding(r) => {
+            if let Some(Query::Provide(reply)) = queries.remove(&id) {
+                let _ = reply.send(r.map(|_| ()).map_err(|e| NetError::Dht(e.to_string())));
+            }
+        }
+        kad::QueryResult::GetProviders(r) => {
+            let Some(Query::Providers { found, limit, .. }) = queries.get_mut(&id) else {
+                return;
+            };
+            if let Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) = r {
+                for p in providers {
+                    if !found.contains(&p) {
+                        found.push(p);
+                    }
+                }
+            }
+            let enough = found.len() >= *limit;
+            if enough || last {
+                if let Some(Query::Providers {
+                    mut found,
+                    limit,
+                    reply,
+                }) = queries.remove(&id)
+                {
+                    found.truncate(limit);
+                    let _ = reply.send(Ok(found));
+                }
+                if enough && !last {
+                    if let Some(mut q) = swarm.behaviour_mut().kad.query_mut(&id) {
+                        q.finish();
+                    }
+                }
+            }
+        }
+        _ => {}
     }
 }
 
@@ -168,11 +268,13 @@ pub async fn spawn(
             }
         }
     }
+    let kad_protocol_name = config.kad_protocol.clone();
     // Bounded: callers wait when the swarm task is busy.
     let (tx, mut rx) = mpsc::channel::<Command>(64);
     tokio::spawn(async move {
         let mut dials: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, NetError>>> =
             HashMap::new();
+        let mut queries: HashMap<kad::QueryId, Query> = HashMap::new();
         loop {
             tokio::select! {
                 cmd = rx.recv() => match cmd {
@@ -184,6 +286,18 @@ pub async fn spawn(
                             Ok(()) => { dials.insert(id, reply); }
                             Err(e) => { let _ = reply.send(Err(NetError::Dial(format!("{addr}: {e}")))); }
                         }
+                    }
+                    Some(Command::Provide(cid, reply)) => {
+                        let key = kad::RecordKey::new(&cid.hash().to_bytes());
+                        match swarm.behaviour_mut().kad.start_providing(key) {
+                            Ok(id) => { queries.insert(id, Query::Provide(reply)); }
+                            Err(e) => { let _ = reply.send(Err(NetError::Dht(format!("provide {cid}: {e}")))); }
+                        }
+                    }
+                    Some(Command::FindProviders(cid, limit, reply)) => {
+                        let key = kad::RecordKey::new(&cid.hash().to_bytes());
+                        let id = swarm.behaviour_mut().kad.get_providers(key);
+                        queries.insert(id, Query::Providers { found: Vec::new(), limit, reply });
                     }
                     Some(Command::ListenAddrs(reply)) => {
                         let _ = reply.send(listening.clone());
@@ -198,6 +312,11 @@ pub async fn spawn(
                 event = swarm.select_next_some() => match event {
                     SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, .. } => {
                         tracing::debug!(%peer_id, addr = %endpoint.get_remote_address(), "connected");
+                        if endpoint.is_dialer() {
+                            // A peer we dialed: a routing table entry at once,
+                            // before identify says more.
+                            swarm.behaviour_mut().kad.add_address(&peer_id, endpoint.get_remote_address().clone());
+                        }
                         if let Some(reply) = dials.remove(&connection_id) {
                             let _ = reply.send(Ok(peer_id));
                         }
@@ -209,9 +328,15 @@ pub async fn spawn(
                     }
                     SwarmEvent::NewListenAddr { address, .. } => listening.push(address),
                     SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
-                        for addr in info.listen_addrs {
-                            swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                        let speaks_kad = info.protocols.iter().any(|p| p.as_ref() == kad_protocol_name);
+                        if speaks_kad {
+                            for addr in info.listen_addrs {
+                                swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                            }
                         }
+                    }
+                    SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed { id, result, step, .. })) => {
+                        on_query_progress(&mut queries, &mut swarm, id, result, step.last);
                     }
                     _ => {}
                 },

@@ -29,6 +29,8 @@ pub struct NetSettings {
     pub bootstrap: Vec<String>,
     /// Kademlia protocol name (another name makes a private DHT).
     pub kad_protocol: String,
+    /// DHT mode: "auto" (server once reachable), "server" or "client".
+    pub dht_mode: String,
 }
 
 impl Default for NetSettings {
@@ -40,6 +42,7 @@ impl Default for NetSettings {
             ],
             bootstrap: Vec::new(),
             kad_protocol: crate::net::swarm::DEFAULT_KAD_PROTOCOL.into(),
+            dht_mode: "auto".into(),
         }
     }
 }
@@ -52,9 +55,20 @@ impl NetSettings {
             .iter()
             .map(|a| a.parse().map_err(|e| format!("[net] listen {a:?}: {e}")))
             .collect::<Result<Vec<_>, String>>()?;
+        let dht_server = match self.dht_mode.as_str() {
+            "auto" => None,
+            "server" => Some(true),
+            "client" => Some(false),
+            other => {
+                return Err(format!(
+                    "[net] dht_mode {other:?}: expected auto, server or client"
+                ))
+            }
+        };
         Ok(crate::net::swarm::NetConfig {
             listen,
             kad_protocol: self.kad_protocol.clone(),
+            dht_server,
             ..crate::net::swarm::NetConfig::default()
         })
     }
