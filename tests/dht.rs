@@ -27,7 +27,7 @@ async fn node(seed: u8) -> (Network, Arc<MemoryStore>) {
 async fn providers_are_found_through_the_dht() {
     let (a, store_a) = node(1).await;
     let (b, _) = node(2).await;
-    let (c, _) = node(3).await;
+    let (c, store_c) = node(3).await;
     let b_addr = b.swarm.listen_addrs().await.unwrap()[0].clone();
     a.swarm.dial(b_addr.clone()).await.unwrap();
     c.swarm.dial(b_addr).await.unwrap();
@@ -66,4 +66,41 @@ async fn providers_are_found_through_the_dht() {
         .await
         .unwrap();
     assert_eq!(got, vec![block]);
+
+    // A whole file, found by its root CID alone and fetched DAG-wide.
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 31 % 251) as u8).collect();
+    let opts = cairn::dag::builder::ImportOptions {
+        chunker: cairn::dag::chunker::ChunkerSpec::Fixed { size: 32768 },
+        max_links: 8,
+        ..Default::default()
+    };
+    let root = cairn::dag::builder::build_file(&data[..], &opts, &mut |b| {
+        store_a.put(b)?;
+        Ok(())
+    })
+    .unwrap()
+    .cid;
+    a.swarm.provide(root).await.unwrap();
+    let providers = c.swarm.find_providers(root, 5).await.unwrap();
+    let mut last = Default::default();
+    let stats = c
+        .bitswap
+        .fetch_dag(
+            root,
+            &providers,
+            SessionConfig::default(),
+            Duration::from_secs(30),
+            &mut |s| last = s,
+        )
+        .await
+        .unwrap();
+    assert_eq!(stats, last);
+    assert!(stats.blocks > 92, "{stats:?}");
+    let mut out = Vec::new();
+    use std::io::Read;
+    cairn::dag::reader::FileReader::new(store_c, root, 0, None, Default::default())
+        .unwrap()
+        .read_to_end(&mut out)
+        .unwrap();
+    assert_eq!(out, data);
 }

@@ -284,7 +284,50 @@ impl Bitswap {
     }
 }
 
+/// What a DAG fetch moved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DagFetch {
+    pub blocks: u64,
+    pub bytes: u64,
+}
+
+/// CIDs asked for in one session while walking a DAG.
+const DAG_FETCH_BATCH: usize = 256;
+
 impl Bitswap {
+    /// Fetches every block of the DAG under `root` that is not stored yet,
+    /// level by level (each level in sessions of up to 256 CIDs, so every
+    /// peer that has the blocks serves some), verifying and storing each.
+    pub async fn fetch_dag(
+        &self,
+        root: Cid,
+        peers: &[PeerId],
+        config: SessionConfig,
+        deadline: Duration,
+        progress: &mut (dyn FnMut(DagFetch) + Send),
+    ) -> Result<DagFetch, NetError> {
+        let start = Instant::now();
+        let mut stats = DagFetch::default();
+        let mut level = vec![root];
+        while !level.is_empty() {
+            let mut next = Vec::new();
+            for batch in level.chunks(DAG_FETCH_BATCH) {
+                let left = deadline.saturating_sub(start.elapsed());
+                let blocks = self.fetch(batch, peers, config, left).await?;
+                for block in &blocks {
+                    stats.blocks += 1;
+                    stats.bytes += block.data().len() as u64;
+                    let links = crate::dag::walk::links_of(block)
+                        .map_err(|e| NetError::Protocol(e.to_string()))?;
+                    next.extend(links);
+                }
+                progress(stats);
+            }
+            level = next;
+        }
+        Ok(stats)
+    }
+
     /// Stores fetched blocks in one batch and tells the engine, which
     /// forwards them to peers that wanted them from us.
     async fn store_batch(&self, blocks: &mut Vec<Block>) -> Result<(), NetError> {
