@@ -38,6 +38,7 @@ pub struct Network {
     pub peer_id: PeerId,
     pub swarm: swarm::SwarmHandle,
     pub bitswap: bitswap::driver::Bitswap,
+    control: libp2p_stream::Control,
 }
 
 impl Network {
@@ -53,11 +54,18 @@ impl Network {
         let built = swarm::build(key, config)?;
         let control = built.behaviour().stream.new_control();
         let swarm = swarm::spawn(built, config).await?;
-        let bitswap = bitswap::driver::Bitswap::spawn(control, store)?;
+        let bitswap = bitswap::driver::Bitswap::spawn(control.clone(), store, swarm.clone())?;
         Ok(Network {
             peer_id,
             swarm,
             bitswap,
+            control,
         })
+    }
+
+    /// A raw stream control on this node's swarm (tests speak protocols
+    /// by hand with it, e.g. to play a misbehaving peer).
+    pub fn stream_control(&self) -> libp2p_stream::Control {
+        self.control.clone()
     }
 }

@@ -50,6 +50,8 @@ impl Default for NetConfig {
 /// All protocols the node speaks.
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
+    /// Peers banned for misbehaving: connections refused while banned.
+    pub blocked: libp2p::allow_block_list::Behaviour<libp2p::allow_block_list::BlockedPeers>,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
     pub kad: kad::Behaviour<kad::store::MemoryStore>,
@@ -110,6 +112,7 @@ pub fn build(key: identity::Keypair, config: &NetConfig) -> Result<Swarm<Behavio
             );
             kad.set_mode(dht_mode);
             Behaviour {
+                blocked: Default::default(),
                 identify,
                 ping: ping::Behaviour::default(),
                 kad,
@@ -128,7 +131,8 @@ enum Command {
     FindProviders(Cid, usize, oneshot::Sender<Result<Vec<PeerId>, NetError>>),
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     Peers(oneshot::Sender<Vec<PeerId>>),
-    Disconnect(PeerId),
+    Ban(PeerId, Duration),
+    Unban(PeerId),
 }
 
 /// A cloneable handle to the swarm task.
@@ -177,10 +181,11 @@ impl SwarmHandle {
             .await?
     }
 
-    /// Closes every connection to `peer` (e.g. it misbehaved).
-    pub async fn disconnect(&self, peer: PeerId) -> Result<(), NetError> {
+    /// Closes every connection to `peer` and refuses new ones (either way)
+    /// for `duration`: for peers that misbehaved.
+    pub async fn ban(&self, peer: PeerId, duration: Duration) -> Result<(), NetError> {
         self.commands
-            .send(Command::Disconnect(peer))
+            .send(Command::Ban(peer, duration))
             .await
             .map_err(|_| NetError::Stopped)
     }
@@ -271,6 +276,10 @@ pub async fn spawn(
     let kad_protocol_name = config.kad_protocol.clone();
     // Bounded: callers wait when the swarm task is busy.
     let (tx, mut rx) = mpsc::channel::<Command>(64);
+    // The task sends itself Unban commands when bans expire. Holding this
+    // sender does not keep the task alive: it stops when `rx` returns None,
+    // which needs every sender gone, so it is weak.
+    let self_tx = tx.downgrade();
     tokio::spawn(async move {
         let mut dials: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, NetError>>> =
             HashMap::new();
@@ -305,8 +314,19 @@ pub async fn spawn(
                     Some(Command::Peers(reply)) => {
                         let _ = reply.send(swarm.connected_peers().copied().collect());
                     }
-                    Some(Command::Disconnect(peer)) => {
-                        let _ = swarm.disconnect_peer_id(peer);
+                    Some(Command::Ban(peer, duration)) => {
+                        tracing::info!(%peer, ?duration, "banning peer");
+                        swarm.behaviour_mut().blocked.block_peer(peer);
+                        let unban = self_tx.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(duration).await;
+                            if let Some(tx) = unban.upgrade() {
+                                let _ = tx.send(Command::Unban(peer)).await;
+                            }
+                        });
+                    }
+                    Some(Command::Unban(peer)) => {
+                        swarm.behaviour_mut().blocked.unblock_peer(peer);
                     }
                 },
                 event = swarm.select_next_some() => match event {

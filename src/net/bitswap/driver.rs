@@ -27,6 +27,9 @@ pub const PROTOCOLS: [&str; 3] = [
     "/ipfs/bitswap/1.0.0",
 ];
 
+/// How long a peer that forged a block is refused.
+const BAN_DURATION: Duration = Duration::from_secs(600);
+
 /// Fetched blocks stored per batch.
 const STORE_BATCH: usize = 32;
 
@@ -46,6 +49,8 @@ enum EngineCommand {
 #[derive(Clone)]
 pub struct Bitswap {
     engine: mpsc::Sender<EngineCommand>,
+    /// To disconnect peers that misbehave.
+    swarm: crate::net::swarm::SwarmHandle,
     store: Arc<dyn Store>,
     next_session: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -88,6 +93,7 @@ impl Bitswap {
     pub fn spawn(
         mut control: libp2p_stream::Control,
         store: Arc<dyn Store>,
+        swarm: crate::net::swarm::SwarmHandle,
     ) -> Result<Bitswap, NetError> {
         // Bounded: inbound readers wait when the engine falls behind.
         let (tx, mut rx) = mpsc::channel::<EngineCommand>(256);
@@ -190,6 +196,7 @@ impl Bitswap {
         });
         Ok(Bitswap {
             engine: tx,
+            swarm,
             store,
             next_session: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         })
@@ -266,7 +273,8 @@ impl Bitswap {
                         unstored.push(block);
                     }
                     Action::Misbehaved(peer) => {
-                        tracing::warn!(%peer, "peer sent a block it was not asked for");
+                        tracing::warn!(%peer, "peer sent a block it was not asked for: banning");
+                        let _ = self.swarm.ban(peer, BAN_DURATION).await;
                     }
                 }
             }
