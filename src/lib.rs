@@ -14,4 +14,5 @@ pub mod dag;
 pub mod net;
 pub mod node;
 pub mod proto;
+pub mod rpc;
 pub mod store;

@@ -19,7 +19,13 @@ struct Daemon {
 impl Daemon {
     /// Starts a daemon; returns it and its start-up lines.
     fn start(repo: &TestRepo, extra: &[&str]) -> (Daemon, Vec<String>) {
-        let mut args = vec!["daemon", "--listen", "/ip4/127.0.0.1/tcp/0"];
+        let mut args = vec![
+            "daemon",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--api",
+            "127.0.0.1:0",
+        ];
         args.extend_from_slice(extra);
         let mut child = repo
             .cmd(&args)
@@ -58,6 +64,7 @@ impl Daemon {
     }
 
     fn signal(&mut self, sig: libc::c_int) -> std::process::ExitStatus {
+        // SIGTERM and SIGINT both stop it cleanly.
         // SAFETY: signalling our own child by its PID.
         unsafe { libc::kill(self.child.id() as libc::pid_t, sig) };
         for _ in 0..200 {
@@ -119,12 +126,46 @@ fn daemon_starts_connects_and_stops_cleanly() {
             .any(|l| l == &format!("Connected to {peer}")),
         "{banner_b:?}"
     );
-    // While a daemon runs, offline commands get a clear error.
+    // Commands go through the running daemon's API.
+    let live: serde_json::Value = serde_json::from_str(&a.ok(&["id"])).unwrap();
+    assert_eq!(live["ID"], peer.as_str());
+    assert_eq!(
+        live["Addresses"][0],
+        addr.as_str(),
+        "the real listen address"
+    );
+    let peers_b = b.ok(&["swarm", "peers"]);
+    assert!(
+        peers_b.trim().ends_with(&format!("/p2p/{peer}")),
+        "{peers_b}"
+    );
+    let peers_a = a.ok(&["swarm", "peers"]);
+    assert_eq!(peers_a.lines().count(), 1, "{peers_a}");
+    let err = a.fails(&["swarm", "connect", "/ip4/127.0.0.1/tcp/1"]);
+    assert!(err.contains("dial"), "{err}");
+    let err = a.fails(&["swarm", "connect", "not-an-addr"]);
+    assert!(err.contains("multiaddr"), "{err}");
+    // Commands the API does not carry yet say so.
     let err = a.fails(&["repo", "stat"]);
-    assert!(err.contains("daemon"), "{err}");
+    assert!(err.contains("daemon is running"), "{err}");
 
     assert!(db.signal(libc::SIGINT).success());
-    assert!(da.signal(libc::SIGTERM).success());
+    let c = TestRepo::new();
+    let (mut dc, _) = Daemon::start(&c, &[]);
+    assert!(dc.signal(libc::SIGTERM).success());
+    // `cairn shutdown` stops a daemon through its API.
+    a.ok(&["shutdown"]);
+    for _ in 0..200 {
+        if da.child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(da.child.try_wait().unwrap().expect("stopped").success());
+    assert!(!a.path().join("api").exists(), "api file removed");
+    // Without a daemon, network commands say they need one.
+    let err = a.fails(&["swarm", "peers"]);
+    assert!(err.contains("needs a running daemon"), "{err}");
     // Stopped cleanly: the repo opens again.
     a.ok(&["repo", "verify"]);
 }

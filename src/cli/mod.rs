@@ -77,12 +77,42 @@ enum Command {
         /// Listen multiaddr (repeatable) [default: [net] listen in config.toml]
         #[arg(long)]
         listen: Vec<String>,
+        /// RPC API address [default: [api] listen in config.toml, 127.0.0.1:5001]
+        #[arg(long)]
+        api: Option<String>,
         /// Peer to connect to at start, /ip4/../tcp/../p2p/ID (repeatable)
         #[arg(long)]
         bootstrap: Vec<String>,
     },
     /// Show the node's identity as Kubo's `ipfs id` JSON.
     Id,
+    /// Connections to other peers (needs a running daemon).
+    #[command(subcommand)]
+    Swarm(SwarmCommand),
+    /// Content routing on the DHT (needs a running daemon).
+    #[command(subcommand)]
+    Routing(RoutingCommand),
+    /// Stop the running daemon.
+    Shutdown,
+}
+
+#[derive(Subcommand)]
+enum SwarmCommand {
+    /// List connected peers: `<addr>/p2p/<peer>`.
+    Peers,
+    /// Connect to a peer: /ip4/A/tcp/P/p2p/ID.
+    Connect { addr: String },
+}
+
+#[derive(Subcommand)]
+enum RoutingCommand {
+    /// Find peers that provide a CID.
+    Findprovs {
+        cid: String,
+        /// Most providers to find.
+        #[arg(long, short = 'n', default_value_t = 20)]
+        num_providers: usize,
+    },
 }
 
 fn parse_bool_flag(s: &str) -> Result<bool, String> {
@@ -245,9 +275,16 @@ pub fn run() -> Result<()> {
         }
         return Ok(());
     }
+    // A running daemon owns the repo: commands go through its API.
+    if let Some(client) = cairn::rpc::client::Client::for_repo(&repo_path) {
+        return through_daemon(&client, cli.command);
+    }
     let node = Node::open(&repo_path)?;
     match cli.command {
         Command::Init | Command::Version => unreachable!("handled above"),
+        Command::Swarm(_) | Command::Routing(_) | Command::Shutdown => {
+            bail!("this command needs a running daemon (start one with `cairn daemon`)")
+        }
         Command::Add(args) => add(&node, args),
         Command::Cat {
             path,
@@ -267,46 +304,78 @@ pub fn run() -> Result<()> {
         Command::Block(cmd) => block(&node, cmd),
         Command::Dag(cmd) => dag(&node, cmd),
         Command::Repo(cmd) => repo_cmd(&node, cmd),
-        Command::Daemon { listen, bootstrap } => daemon(&node, listen, bootstrap),
+        Command::Daemon {
+            listen,
+            api,
+            bootstrap,
+        } => daemon(node, &repo_path, listen, api, bootstrap),
         Command::Id => id(&node),
     }
 }
 
-/// Protocols the daemon speaks, for `id`.
-fn protocols(node: &Node) -> Vec<String> {
-    let mut p: Vec<String> = cairn::net::bitswap::driver::PROTOCOLS
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    p.push(node.config().net.kad_protocol.clone());
-    p.extend(["/ipfs/id/1.0.0", "/ipfs/id/push/1.0.0", "/ipfs/ping/1.0.0"].map(String::from));
-    p.sort();
-    p
-}
-
-fn id(node: &Node) -> Result<()> {
-    use base64::Engine as _;
-    let key = cairn::net::swarm::keypair_from_seed(node.key_seed())?;
-    let peer = key.public().to_peer_id();
-    let addresses: Vec<String> = node
-        .config()
-        .net
-        .listen
-        .iter()
-        .map(|a| format!("{a}/p2p/{peer}"))
-        .collect();
-    let json = serde_json::json!({
-        "ID": peer.to_string(),
-        "PublicKey": base64::engine::general_purpose::STANDARD.encode(key.public().encode_protobuf()),
-        "Addresses": addresses,
-        "AgentVersion": format!("cairn/{}", env!("CARGO_PKG_VERSION")),
-        "Protocols": protocols(node),
-    });
-    println!("{}", serde_json::to_string_pretty(&json)?);
+/// Runs a command through the daemon's RPC API.
+fn through_daemon(client: &cairn::rpc::client::Client, command: Command) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match command {
+        Command::Id => {
+            let v: serde_json::Value = serde_json::from_str(&client.call("id", &[])?)?;
+            writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        }
+        Command::Swarm(SwarmCommand::Peers) => {
+            let v: serde_json::Value = serde_json::from_str(&client.call("swarm/peers", &[])?)?;
+            for p in v["Peers"].as_array().into_iter().flatten() {
+                writeln!(
+                    out,
+                    "{}/p2p/{}",
+                    p["Addr"].as_str().unwrap_or(""),
+                    p["Peer"].as_str().unwrap_or("")
+                )?;
+            }
+        }
+        Command::Swarm(SwarmCommand::Connect { addr }) => {
+            let v: serde_json::Value =
+                serde_json::from_str(&client.call("swarm/connect", &[("arg", &addr)])?)?;
+            for line in v["Strings"].as_array().into_iter().flatten() {
+                writeln!(out, "{}", line.as_str().unwrap_or(""))?;
+            }
+        }
+        Command::Routing(RoutingCommand::Findprovs { cid, num_providers }) => {
+            let n = num_providers.to_string();
+            let body = client.call("routing/findprovs", &[("arg", &cid), ("num-providers", &n)])?;
+            for line in body.lines().filter(|l| !l.trim().is_empty()) {
+                let v: serde_json::Value = serde_json::from_str(line)?;
+                if v["Type"] == 4 {
+                    for r in v["Responses"].as_array().into_iter().flatten() {
+                        writeln!(out, "{}", r["ID"].as_str().unwrap_or(""))?;
+                    }
+                }
+            }
+        }
+        Command::Shutdown => {
+            client.call("shutdown", &[])?;
+        }
+        Command::Daemon { .. } => bail!("a daemon is already running on this repo"),
+        _ => bail!(
+            "a daemon is running on this repo and this command does not go through it yet; \
+             stop it (`cairn shutdown`) to run the command offline"
+        ),
+    }
     Ok(())
 }
 
-fn daemon(node: &Node, listen: Vec<String>, bootstrap: Vec<String>) -> Result<()> {
+fn id(node: &Node) -> Result<()> {
+    let v = node.id_json(&node.config().net.listen)?;
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(())
+}
+
+fn daemon(
+    node: Node,
+    repo: &Path,
+    listen: Vec<String>,
+    api: Option<String>,
+    bootstrap: Vec<String>,
+) -> Result<()> {
     let mut settings = node.config().net.clone();
     if !listen.is_empty() {
         settings.listen = listen;
@@ -320,12 +389,20 @@ fn daemon(node: &Node, listen: Vec<String>, bootstrap: Vec<String>) -> Result<()
                 .with_context(|| format!("bootstrap address {a:?}"))
         })
         .collect::<Result<_>>()?;
+    let api_text = api.unwrap_or_else(|| node.config().api.listen.clone());
+    let api_addr = cairn::rpc::parse_api_addr(&api_text)
+        .with_context(|| format!("API address {api_text:?} (expected 127.0.0.1:PORT)"))?;
+    if !api_addr.ip().is_loopback() {
+        bail!("the API listens on loopback only for now (it has no authentication): {api_addr}");
+    }
+    let node = std::sync::Arc::new(node);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(async {
-        let net = node.start_network(&settings).await?;
+    let api_file = cairn::rpc::api_file(repo);
+    let result = runtime.block_on(async {
+        let net = std::sync::Arc::new(node.start_network(&settings).await?);
         println!("PeerID: {}", net.peer_id);
         for addr in net.swarm.listen_addrs().await? {
             println!("Swarm listening on {addr}/p2p/{}", net.peer_id);
@@ -336,18 +413,45 @@ fn daemon(node: &Node, listen: Vec<String>, bootstrap: Vec<String>) -> Result<()
                 Err(e) => eprintln!("bootstrap {addr}: {e}"),
             }
         }
+        let listener = tokio::net::TcpListener::bind(api_addr)
+            .await
+            .with_context(|| format!("API listen on {api_addr}"))?;
+        let bound = listener.local_addr()?;
+        let (stop_tx, mut stop_rx) = tokio::sync::mpsc::channel(1);
+        let state = cairn::rpc::server::ApiState {
+            node: node.clone(),
+            net: net.clone(),
+            shutdown: stop_tx,
+        };
+        let server =
+            tokio::spawn(
+                async move { axum::serve(listener, cairn::rpc::server::router(state)).await },
+            );
+        std::fs::write(&api_file, cairn::rpc::to_multiaddr(bound))
+            .with_context(|| format!("writing {}", api_file.display()))?;
+        // Handlers first: a signal right after "ready" must stop us cleanly.
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let mut interrupt =
+            signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        println!(
+            "RPC API server listening on {}",
+            cairn::rpc::to_multiaddr(bound)
+        );
         println!("Daemon is ready");
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("installing the SIGTERM handler")?;
         tokio::select! {
-            r = tokio::signal::ctrl_c() => r.context("waiting for SIGINT")?,
+            _ = interrupt.recv() => {}
             _ = term.recv() => {}
+            _ = stop_rx.recv() => {}
         }
         println!("Received shutdown signal, stopping");
+        server.abort();
         anyhow::Ok(())
-    })?;
-    // The runtime (swarm, streams) goes first, then the store is flushed.
+    });
+    let _ = std::fs::remove_file(&api_file);
+    // The runtime (swarm, streams, API) goes first, then the store is flushed.
     drop(runtime);
+    result?;
     node.flush()?;
     Ok(())
 }

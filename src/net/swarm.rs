@@ -130,7 +130,7 @@ enum Command {
     Provide(Cid, oneshot::Sender<Result<(), NetError>>),
     FindProviders(Cid, usize, oneshot::Sender<Result<Vec<PeerId>, NetError>>),
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
-    Peers(oneshot::Sender<Vec<PeerId>>),
+    Peers(oneshot::Sender<Vec<(PeerId, Multiaddr)>>),
     Ban(PeerId, Duration),
     Unban(PeerId),
 }
@@ -166,6 +166,16 @@ impl SwarmHandle {
 
     /// Peers with an open connection.
     pub async fn peers(&self) -> Result<Vec<PeerId>, NetError> {
+        Ok(self
+            .peer_addrs()
+            .await?
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect())
+    }
+
+    /// Connected peers with the address of a connection to each.
+    pub async fn peer_addrs(&self) -> Result<Vec<(PeerId, Multiaddr)>, NetError> {
         self.ask(Command::Peers).await
     }
 
@@ -284,6 +294,8 @@ pub async fn spawn(
         let mut dials: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, NetError>>> =
             HashMap::new();
         let mut queries: HashMap<kad::QueryId, Query> = HashMap::new();
+        // One address per connected peer, for `swarm peers`.
+        let mut connected: HashMap<PeerId, Multiaddr> = HashMap::new();
         loop {
             tokio::select! {
                 cmd = rx.recv() => match cmd {
@@ -312,7 +324,7 @@ pub async fn spawn(
                         let _ = reply.send(listening.clone());
                     }
                     Some(Command::Peers(reply)) => {
-                        let _ = reply.send(swarm.connected_peers().copied().collect());
+                        let _ = reply.send(connected.iter().map(|(p, a)| (*p, a.clone())).collect());
                     }
                     Some(Command::Ban(peer, duration)) => {
                         tracing::info!(%peer, ?duration, "banning peer");
@@ -332,6 +344,7 @@ pub async fn spawn(
                 event = swarm.select_next_some() => match event {
                     SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, .. } => {
                         tracing::debug!(%peer_id, addr = %endpoint.get_remote_address(), "connected");
+                        connected.insert(peer_id, endpoint.get_remote_address().clone());
                         if endpoint.is_dialer() {
                             // A peer we dialed: a routing table entry at once,
                             // before identify says more.
@@ -340,6 +353,9 @@ pub async fn spawn(
                         if let Some(reply) = dials.remove(&connection_id) {
                             let _ = reply.send(Ok(peer_id));
                         }
+                    }
+                    SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
+                        connected.remove(&peer_id);
                     }
                     SwarmEvent::OutgoingConnectionError { connection_id, error, .. } => {
                         if let Some(reply) = dials.remove(&connection_id) {

@@ -17,6 +17,24 @@ pub struct Config {
     pub store: StoreConfig,
     /// Peer-to-peer networking (the daemon).
     pub net: NetSettings,
+    /// The daemon's RPC API.
+    pub api: ApiSettings,
+}
+
+/// `[api]`: where the daemon serves its RPC API.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiSettings {
+    /// Address to listen on; loopback only (there is no authentication yet).
+    pub listen: String,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        ApiSettings {
+            listen: "127.0.0.1:5001".into(),
+        }
+    }
 }
 
 /// `[net]`: where the daemon listens and whom it knows.
