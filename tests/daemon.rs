@@ -169,3 +169,35 @@ fn daemon_starts_connects_and_stops_cleanly() {
     // Stopped cleanly: the repo opens again.
     a.ok(&["repo", "verify"]);
 }
+
+#[test]
+fn cat_fetches_from_the_network_through_the_daemon() {
+    let a = TestRepo::new();
+    let b = TestRepo::new();
+    let data = common::random_bytes(3 * 1024 * 1024 + 77, 11);
+    let file = a.scratch("data.bin");
+    std::fs::write(&file, &data).unwrap();
+    let cid = a.add(&file, &[]);
+    let (_da, banner) = Daemon::start(&a, &[]);
+    let addr = banner
+        .iter()
+        .find_map(|l| l.strip_prefix("Swarm listening on "))
+        .expect("a listen address")
+        .to_string();
+    let (mut db, _) = Daemon::start(&b, &["--bootstrap", &addr]);
+
+    let out = b.run(&["cat", &cid]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, data);
+    let out = b.run(&["cat", "--offset", "1000000", "--length", "5000", &cid]);
+    assert_eq!(out.stdout, &data[1_000_000..1_005_000]);
+
+    // Fetched blocks stay cached (not pinned) after the daemon stops.
+    assert!(db.signal(libc::SIGTERM).success());
+    assert_eq!(b.run(&["cat", &cid]).stdout, data);
+    assert_eq!(b.ok(&["pin", "ls"]), "");
+}

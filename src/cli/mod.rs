@@ -354,6 +354,23 @@ fn through_daemon(client: &cairn::rpc::client::Client, command: Command) -> Resu
         Command::Shutdown => {
             client.call("shutdown", &[])?;
         }
+        Command::Cat {
+            path,
+            offset,
+            length,
+        } => {
+            let offset = offset.to_string();
+            let length = length.map(|l| l.to_string());
+            let mut args = vec![("arg", path.as_str()), ("offset", offset.as_str())];
+            if let Some(l) = &length {
+                args.push(("length", l.as_str()));
+            }
+            drop(out);
+            let mut stdout = std::io::stdout().lock();
+            client.call_to("cat", &args, &mut stdout)?;
+            stdout.flush()?;
+            return Ok(());
+        }
         Command::Daemon { .. } => bail!("a daemon is already running on this repo"),
         _ => bail!(
             "a daemon is running on this repo and this command does not go through it yet; \

@@ -365,6 +365,15 @@ impl Node {
         Ok(reader::load(&*self.source(), &cid)?.file_size())
     }
 
+    /// Whether every block of the DAG under `root` is stored.
+    pub fn has_dag(&self, root: &Cid) -> Result<bool, NodeError> {
+        match walk::walk(&*self.source(), root, &mut HashSet::new(), &mut |_| Ok(())) {
+            Ok(()) => Ok(true),
+            Err(DagError::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     // ----- pins -----
 
     /// Pins `cid`; a recursive pin first checks every block below is stored.

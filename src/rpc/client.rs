@@ -43,6 +43,39 @@ impl Client {
         client.call("version", &[]).ok().map(|_| client)
     }
 
+    /// `POST /api/v0/{path}?{args}`, copying the body to `out` as it comes.
+    pub fn call_to(
+        &self,
+        path: &str,
+        args: &[(&str, &str)],
+        out: &mut dyn std::io::Write,
+    ) -> Result<u64, ClientError> {
+        let url = format!("{}/api/v0/{path}", self.base);
+        let mut req = self.agent.post(&url);
+        for (k, v) in args {
+            req = req.query(*k, *v);
+        }
+        let transport = |reason: String| ClientError::Transport {
+            addr: self.base.clone(),
+            reason,
+        };
+        let resp = req.send_empty().map_err(|e| transport(e.to_string()))?;
+        let status = resp.status();
+        let mut body = resp.into_body();
+        if !status.is_success() {
+            let text = body
+                .read_to_string()
+                .map_err(|e| transport(e.to_string()))?;
+            let message = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v["Message"].as_str().map(String::from))
+                .unwrap_or(text);
+            return Err(ClientError::Api(message));
+        }
+        let mut reader = body.with_config().limit(u64::MAX).reader();
+        std::io::copy(&mut reader, out).map_err(|e| transport(e.to_string()))
+    }
+
     /// `POST /api/v0/{path}?{args}`; returns the body text.
     pub fn call(&self, path: &str, args: &[(&str, &str)]) -> Result<String, ClientError> {
         let url = format!("{}/api/v0/{path}", self.base);

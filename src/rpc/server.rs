@@ -63,6 +63,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v0/swarm/connect", post(swarm_connect))
         .route("/api/v0/routing/findprovs", post(findprovs))
         .route("/api/v0/shutdown", post(shutdown))
+        .route("/api/v0/cat", post(cat))
         .with_state(state)
 }
 
@@ -116,6 +117,88 @@ async fn findprovs(State(s): State<ApiState>, Query(q): Query<Arg>) -> Result<St
         out.push('\n');
     }
     Ok(out)
+}
+
+#[derive(Deserialize)]
+struct CatArgs {
+    arg: Option<String>,
+    offset: Option<u64>,
+    length: Option<u64>,
+}
+
+/// How long a fetch from the network may take before the request fails.
+const FETCH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Makes the whole DAG under `root` local, fetching what is missing from
+/// connected peers and DHT providers; then announces this node as a
+/// provider of `root`.
+async fn ensure_local(s: &ApiState, root: crate::block::Cid) -> Result<(), ApiError> {
+    let node = s.node.clone();
+    let complete = tokio::task::spawn_blocking(move || node.has_dag(&root))
+        .await
+        .map_err(internal)?
+        .map_err(internal)?;
+    if complete {
+        return Ok(());
+    }
+    let mut peers = s.net.swarm.peers().await.map_err(internal)?;
+    if let Ok(found) = s.net.swarm.find_providers(root, 20).await {
+        for p in found {
+            if !peers.contains(&p) && p != s.net.peer_id {
+                peers.push(p);
+            }
+        }
+    }
+    if peers.is_empty() {
+        return Err(internal(format!(
+            "{root} is not local and no peer is known to have it"
+        )));
+    }
+    s.net
+        .bitswap
+        .fetch_dag(
+            root,
+            &peers,
+            Default::default(),
+            FETCH_DEADLINE,
+            &mut |_| {},
+        )
+        .await
+        .map_err(internal)?;
+    if let Err(e) = s.net.swarm.provide(root).await {
+        tracing::debug!(%root, "provide after fetch: {e}");
+    }
+    Ok(())
+}
+
+async fn cat(State(s): State<ApiState>, Query(q): Query<CatArgs>) -> Result<Response, ApiError> {
+    let path = q
+        .arg
+        .ok_or_else(|| bad_request("argument \"arg\" is required"))?;
+    let root = crate::block::parse_cid(&path).map_err(bad_request)?;
+    ensure_local(&s, root).await?;
+    // Reading is blocking work (disk, hashing): a blocking thread streams
+    // chunks through a small channel into the response body.
+    let (tx, rx) = mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(8);
+    let node = s.node.clone();
+    let (offset, length) = (q.offset.unwrap_or(0), q.length);
+    let reader = tokio::task::spawn_blocking(move || node.cat(&path, offset, length))
+        .await
+        .map_err(internal)?
+        .map_err(internal)?;
+    tokio::task::spawn_blocking(move || {
+        for chunk in reader {
+            if tx
+                .blocking_send(chunk.map_err(std::io::Error::other))
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    let stream =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+    Ok(axum::body::Body::from_stream(stream).into_response())
 }
 
 async fn shutdown(State(s): State<ApiState>) -> StatusCode {
