@@ -4,7 +4,10 @@
 //! For each wanted CID the session first sends want-have (with
 //! send-dont-have) to every candidate peer, then want-block to the peer
 //! that said Have with the fewest blocks in flight — so the blocks of one
-//! file spread over every peer that has them. A want-block that takes longer
+//! file spread over every peer that has them. Once a peer has shown it holds
+//! blocks of this session (a Have or a block), later wants go to it as
+//! want-block at once, saving a round trip; a DontHave or a timeout sends
+//! the want back to probing every other peer. A want-block that takes longer
 //! than the timeout, or whose peer leaves, moves to another peer that has
 //! the block. A peer that sends a block nobody asked it for is reported as
 //! misbehaving and not asked again in this session.
@@ -72,13 +75,20 @@ struct Want<P> {
 #[derive(Default)]
 struct PeerState {
     in_flight: usize,
+    /// Said Have or sent a block in this session.
+    proven: bool,
 }
 
 /// One fetch session.
 pub struct Session<P: Clone + Eq + Hash> {
     config: SessionConfig,
-    /// Keyed by multihash bytes (peers may answer under another codec).
-    wants: BTreeMap<Vec<u8>, Want<P>>,
+    /// In the order they were wanted, so earlier wants (the next bytes of
+    /// a stream) are sent first.
+    wants: BTreeMap<u64, Want<P>>,
+    /// Multihash bytes → sequence number (peers may answer under another
+    /// codec, so blocks are matched by multihash).
+    index: HashMap<Vec<u8>, u64>,
+    next_seq: u64,
     peers: HashMap<P, PeerState>,
     banned: HashSet<P>,
     /// CIDs (multihash bytes) each peer was asked for, to judge blocks.
@@ -104,6 +114,8 @@ impl<P: Clone + Eq + Hash> Session<P> {
         Session {
             config,
             wants: BTreeMap::new(),
+            index: HashMap::new(),
+            next_seq: 0,
             peers: HashMap::new(),
             banned: HashSet::new(),
             asked_of: HashMap::new(),
@@ -115,6 +127,53 @@ impl<P: Clone + Eq + Hash> Session<P> {
         self.wants.len()
     }
 
+    /// Whether `cid` is still wanted.
+    pub fn is_wanted(&self, cid: &Cid) -> bool {
+        self.index.contains_key(&key(cid))
+    }
+
+    /// Stops wanting `cid`; returns the cancels for the peers asked.
+    pub fn cancel(&mut self, cid: &Cid) -> Vec<Action<P>> {
+        let Some(want) = self.remove_want(&key(cid)) else {
+            return Vec::new();
+        };
+        if let State::Fetching(p, _) = &want.state {
+            if let Some(ps) = self.peers.get_mut(p) {
+                ps.in_flight = ps.in_flight.saturating_sub(1);
+            }
+        }
+        let mut out: Vec<Action<P>> = Vec::new();
+        for peer in &want.asked {
+            out.push(Action::Send(
+                peer.clone(),
+                Message {
+                    wantlist: vec![entry(want.cid, WantType::Block, true)],
+                    ..Message::default()
+                },
+            ));
+        }
+        out
+    }
+
+    /// A wanted CID nobody can be asked for: every known peer said
+    /// DontHave, timed out or left, and none is being asked. The caller
+    /// should look for more peers (e.g. DHT providers).
+    pub fn unserved(&self) -> Option<Cid> {
+        self.wants.values().find_map(|w| {
+            let waiting = matches!(w.state, State::Fetching(..))
+                || !w.haves.is_empty()
+                || self
+                    .peers
+                    .keys()
+                    .any(|p| !w.excluded.contains(p) && !w.asked.contains(p));
+            let probing_someone = matches!(w.state, State::Probing)
+                && w.asked.iter().any(|p| {
+                    self.peers.contains_key(p) && !w.excluded.contains(p)
+                });
+            (!waiting && !probing_someone).then_some(w.cid)
+        })
+    }
+
     /// Peers currently usable.
     pub fn peers(&self) -> usize {
         self.peers.len()
@@ -122,13 +181,28 @@ impl<P: Clone + Eq + Hash> Session<P> {
 
     /// Asks for a block; the caller bounds how many are wanted at once.
     pub fn want(&mut self, cid: Cid) {
-        self.wants.entry(key(&cid)).or_insert(Want {
-            cid,
-            state: State::New,
-            haves: Vec::new(),
-            excluded: HashSet::new(),
-            asked: HashSet::new(),
-        });
+        let k = key(&cid);
+        if self.index.contains_key(&k) {
+            return;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.index.insert(k, seq);
+        self.wants.insert(
+            seq,
+            Want {
+                cid,
+                state: State::New,
+                haves: Vec::new(),
+                excluded: HashSet::new(),
+                asked: HashSet::new(),
+            },
+        );
+    }
+
+    fn remove_want(&mut self, k: &[u8]) -> Option<Want<P>> {
+        let seq = self.index.remove(k)?;
+        self.wants.remove(&seq)
     }
 
     /// A peer that may have the blocks (connected or a provider).
@@ -158,7 +232,7 @@ impl<P: Clone + Eq + Hash> Session<P> {
         }
         for block in &msg.blocks {
             let k = key(block.cid());
-            let Some(want) = self.wants.remove(&k) else {
+            let Some(want) = self.remove_want(&k) else {
                 let asked = self.asked_of.get(peer).is_some_and(|s| s.contains(&k));
                 if !asked {
                     // Never asked this peer for it: a wrong or forged block.
@@ -172,6 +246,9 @@ impl<P: Clone + Eq + Hash> Session<P> {
                 if let Some(ps) = self.peers.get_mut(p) {
                     ps.in_flight = ps.in_flight.saturating_sub(1);
                 }
+            }
+            if let Some(ps) = self.peers.get_mut(peer) {
+                ps.proven = true;
             }
             // Tell everyone else asked for it to stop.
             for other in want.asked.iter().filter(|p| *p != peer) {
@@ -188,13 +265,20 @@ impl<P: Clone + Eq + Hash> Session<P> {
             )));
         }
         for (cid, presence) in &msg.presences {
-            let Some(want) = self.wants.get_mut(&key(cid)) else {
+            let Some(want) = self
+                .index
+                .get(&key(cid))
+                .and_then(|seq| self.wants.get_mut(seq))
+            else {
                 continue;
             };
             match presence {
                 Presence::Have => {
                     if !want.haves.contains(peer) {
                         want.haves.push(peer.clone());
+                    }
+                    if let Some(ps) = self.peers.get_mut(peer) {
+                        ps.proven = true;
                     }
                 }
                 Presence::DontHave => {
@@ -260,6 +344,43 @@ impl<P: Clone + Eq + Hash> Session<P> {
                     .wantlist
                     .push(entry(want.cid, WantType::Block, false));
                 continue;
+            }
+            // A new want goes straight to the least busy proven peer as a
+            // want-block; if that fails it comes back here as probing.
+            if matches!(want.state, State::New) {
+                let proven = self
+                    .peers
+                    .iter()
+                    .filter(|(p, s)| {
+                        s.proven && s.in_flight < max && !want.excluded.contains(*p)
+                    })
+                    .min_by_key(|(_, s)| s.in_flight)
+                    .map(|(p, _)| p.clone());
+                let any_proven = self
+                    .peers
+                    .iter()
+                    .any(|(p, s)| s.proven && !want.excluded.contains(p));
+                if proven.is_none() && any_proven {
+                    // Proven peers are busy: wait for one rather than
+                    // asking everyone.
+                    continue;
+                }
+                if let Some(peer) = proven {
+                    if let Some(ps) = self.peers.get_mut(&peer) {
+                        ps.in_flight += 1;
+                    }
+                    want.state = State::Fetching(peer.clone(), now);
+                    want.asked.insert(peer.clone());
+                    self.asked_of
+                        .entry(peer.clone())
+                        .or_default()
+                        .insert(key(&want.cid));
+                    out.entry(peer)
+                        .or_default()
+                        .wantlist
+                        .push(entry(want.cid, WantType::Block, false));
+                    continue;
+                }
             }
             // Want-have to every peer not yet asked and not excluded.
             let mut asked_any = false;
@@ -423,5 +544,70 @@ mod tests {
         s.add_peer(9u8);
         assert_eq!(s.peers(), 0, "banned for the session");
         assert_eq!(s.pending(), 1);
+    }
+
+    #[test]
+    fn proven_peers_get_want_blocks_at_once_in_want_order() {
+        let now = Instant::now();
+        let mut s = Session::new(SessionConfig::default());
+        let root = block(0);
+        s.want(*root.cid());
+        s.add_peer(1u8);
+        s.add_peer(2u8);
+        s.poll(now);
+        s.on_message(&1, &have(*root.cid()));
+        s.on_message(
+            &1,
+            &Message {
+                blocks: vec![root],
+                ..Message::default()
+            },
+        );
+        // Peer 1 proved itself: the next wants go to it as want-blocks,
+        // in the order wanted, and peer 2 is not bothered.
+        let next: Vec<Block> = (1..6).map(block).collect();
+        for b in &next {
+            s.want(*b.cid());
+        }
+        let sent = sends(&s.poll(now));
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0, 1);
+        let order: Vec<Cid> = sent[0].1.iter().map(|e| e.0).collect();
+        assert_eq!(order, next.iter().map(|b| *b.cid()).collect::<Vec<_>>());
+        assert!(sent[0].1.iter().all(|e| e.1 == WantType::Block));
+        // A DontHave sends that want to peer 2 as a want-have.
+        let dont = Message {
+            presences: vec![(*next[0].cid(), Presence::DontHave)],
+            ..Message::default()
+        };
+        s.on_message(&1, &dont);
+        let sent = sends(&s.poll(now));
+        assert_eq!(sent, vec![(2u8, vec![(*next[0].cid(), WantType::Have, false)])]);
+        // Cancelling tells both peers asked.
+        let cancels = sends(&s.cancel(next[0].cid()));
+        assert_eq!(cancels.len(), 2);
+        assert!(cancels.iter().all(|(_, w)| w[0].2));
+        assert!(!s.is_wanted(next[0].cid()));
+    }
+
+    #[test]
+    fn a_want_nobody_can_serve_is_reported() {
+        let now = Instant::now();
+        let mut s = Session::new(SessionConfig::default());
+        let b = block(3);
+        s.want(*b.cid());
+        assert_eq!(s.unserved(), Some(*b.cid()), "no peers at all");
+        s.add_peer(1u8);
+        assert_eq!(s.unserved(), None, "peer 1 can still be asked");
+        s.poll(now);
+        assert_eq!(s.unserved(), None, "peer 1 is being asked");
+        let dont = Message {
+            presences: vec![(*b.cid(), Presence::DontHave)],
+            ..Message::default()
+        };
+        s.on_message(&1, &dont);
+        assert_eq!(s.unserved(), Some(*b.cid()));
+        s.add_peer(2u8);
+        assert_eq!(s.unserved(), None);
     }
 }
