@@ -4,8 +4,8 @@
 #![allow(clippy::result_large_err)]
 
 use cairn::block::{Block, CidFormat, HashAlg, RAW};
+use cairn::net::bitswap::fetch::FetchOptions;
 use cairn::net::bitswap::message::{frame, Message, Version, WantEntry, WantType};
-use cairn::net::bitswap::session::SessionConfig;
 use cairn::net::swarm::NetConfig;
 use cairn::net::Network;
 use cairn::store::{MemoryStore, Store};
@@ -90,8 +90,10 @@ async fn garbage_does_not_stop_the_node() {
         .fetch(
             &[*good.cid()],
             &[a.peer_id],
-            SessionConfig::default(),
-            Duration::from_secs(10),
+            FetchOptions {
+                stall_timeout: Duration::from_secs(10),
+                ..FetchOptions::default()
+            },
         )
         .await
         .unwrap();
@@ -128,8 +130,10 @@ async fn a_forging_peer_is_disconnected() {
         .fetch(
             &[*wanted.cid()],
             &[forger.peer_id],
-            SessionConfig::default(),
-            Duration::from_secs(2),
+            FetchOptions {
+                stall_timeout: Duration::from_secs(2),
+                ..FetchOptions::default()
+            },
         )
         .await;
     assert!(result.is_err(), "nobody has the real block");

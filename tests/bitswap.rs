@@ -8,7 +8,7 @@ mod common;
 use cairn::dag::builder::{build_file, ImportOptions};
 use cairn::dag::reader::{FileReader, ReadOptions};
 use cairn::dag::walk::links_of;
-use cairn::net::bitswap::session::SessionConfig;
+use cairn::net::bitswap::fetch::FetchOptions;
 use cairn::net::swarm::NetConfig;
 use cairn::net::Network;
 use cairn::store::{MemoryStore, Store};
@@ -18,6 +18,10 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_moves_between_two_nodes() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let data = common::random_bytes(5 * 1024 * 1024 + 123, 77);
     let store_a = Arc::new(MemoryStore::new());
     let opts = ImportOptions {
@@ -57,8 +61,10 @@ async fn a_file_moves_between_two_nodes() {
             .fetch(
                 &level,
                 &[peer],
-                SessionConfig::default(),
-                Duration::from_secs(30),
+                FetchOptions {
+                    stall_timeout: Duration::from_secs(30),
+                    ..FetchOptions::default()
+                },
             )
             .await
             .unwrap();

@@ -184,6 +184,7 @@ fn cat_fetches_from_the_network_through_the_daemon() {
         .find_map(|l| l.strip_prefix("Swarm listening on "))
         .expect("a listen address")
         .to_string();
+    b.set_config("net", "fetch_timeout", "\"2s\"");
     let (mut db, _) = Daemon::start(&b, &["--bootstrap", &addr]);
 
     let out = b.run(&["cat", &cid]);
@@ -195,6 +196,12 @@ fn cat_fetches_from_the_network_through_the_daemon() {
     assert_eq!(out.stdout, data);
     let out = b.run(&["cat", "--offset", "1000000", "--length", "5000", &cid]);
     assert_eq!(out.stdout, &data[1_000_000..1_005_000]);
+    // Nobody has this one: a clear error once the fetch timeout passes.
+    let err = b.fails(&[
+        "cat",
+        "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku",
+    ]);
+    assert!(err.contains("bafkrei") && err.contains("no peer"), "{err}");
 
     // Fetched blocks stay cached (not pinned) after the daemon stops.
     assert!(db.signal(libc::SIGTERM).success());

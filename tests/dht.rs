@@ -4,7 +4,7 @@
 #![allow(clippy::result_large_err)]
 
 use cairn::block::{Block, CidFormat, HashAlg, RAW};
-use cairn::net::bitswap::session::SessionConfig;
+use cairn::net::bitswap::fetch::FetchOptions;
 use cairn::net::swarm::NetConfig;
 use cairn::net::Network;
 use cairn::store::{MemoryStore, Store};
@@ -25,6 +25,10 @@ async fn node(seed: u8) -> (Network, Arc<MemoryStore>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn providers_are_found_through_the_dht() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let (a, store_a) = node(1).await;
     let (b, _) = node(2).await;
     let (c, store_c) = node(3).await;
@@ -60,8 +64,10 @@ async fn providers_are_found_through_the_dht() {
         .fetch(
             &[*block.cid()],
             &providers,
-            SessionConfig::default(),
-            Duration::from_secs(20),
+            FetchOptions {
+                stall_timeout: Duration::from_secs(20),
+                ..FetchOptions::default()
+            },
         )
         .await
         .unwrap();
@@ -85,13 +91,7 @@ async fn providers_are_found_through_the_dht() {
     let mut last = Default::default();
     let stats = c
         .bitswap
-        .fetch_dag(
-            root,
-            &providers,
-            SessionConfig::default(),
-            Duration::from_secs(30),
-            &mut |s| last = s,
-        )
+        .fetch_dag(root, &providers, FetchOptions::default(), &mut |s| last = s)
         .await
         .unwrap();
     assert_eq!(stats, last);

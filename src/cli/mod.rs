@@ -419,16 +419,20 @@ fn daemon(
         .context("starting the async runtime")?;
     let api_file = cairn::rpc::api_file(repo);
     let result = runtime.block_on(async {
-        let net = std::sync::Arc::new(node.start_network(&settings).await?);
+        let online = std::sync::Arc::new(
+            cairn::node::online::OnlineNode::start(node.clone(), &settings).await?,
+        );
+        let net = online.net().clone();
         println!("PeerID: {}", net.peer_id);
         for addr in net.swarm.listen_addrs().await? {
             println!("Swarm listening on {addr}/p2p/{}", net.peer_id);
         }
-        for addr in bootstrap {
-            match net.swarm.dial(addr.clone()).await {
-                Ok(peer) => println!("Connected to {peer}"),
-                Err(e) => eprintln!("bootstrap {addr}: {e}"),
-            }
+        let (reached, failed) = online.bootstrap(&bootstrap).await;
+        for peer in reached {
+            println!("Connected to {peer}");
+        }
+        for (addr, e) in failed {
+            eprintln!("bootstrap {addr}: {e}");
         }
         let listener = tokio::net::TcpListener::bind(api_addr)
             .await
@@ -436,8 +440,7 @@ fn daemon(
         let bound = listener.local_addr()?;
         let (stop_tx, mut stop_rx) = tokio::sync::mpsc::channel(1);
         let state = cairn::rpc::server::ApiState {
-            node: node.clone(),
-            net: net.clone(),
+            online: online.clone(),
             shutdown: stop_tx,
         };
         let server =
@@ -463,6 +466,11 @@ fn daemon(
         }
         println!("Received shutdown signal, stopping");
         server.abort();
+        let _ = server.await;
+        match std::sync::Arc::try_unwrap(online) {
+            Ok(online) => online.stop().await,
+            Err(online) => online.save_routes().await,
+        }
         anyhow::Ok(())
     });
     let _ = std::fs::remove_file(&api_file);

@@ -63,6 +63,9 @@ pub enum DagError {
     Block(#[from] BlockError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Fetching a block from elsewhere (the network) failed.
+    #[error("fetching block {cid}: {reason}")]
+    Fetch { cid: Cid, reason: String },
     /// A bug: an invariant of this module broke.
     #[error("internal error: {0}")]
     Internal(&'static str),
@@ -72,6 +75,10 @@ pub enum DagError {
 pub trait BlockSource: Send + Sync {
     /// The verified block, or [`DagError::NotFound`].
     fn block(&self, cid: &Cid) -> Result<Block, DagError>;
+
+    /// A hint that these blocks will be asked for soon, in this order
+    /// (a network source starts fetching them; a store ignores it).
+    fn prefetch(&self, _cids: &[Cid]) {}
 }
 
 impl<S: Store + ?Sized> BlockSource for S {

@@ -406,6 +406,23 @@ impl FileReader {
         let Some(jobs) = self.start_workers().cloned() else {
             return;
         };
+        // Tell the source what comes next, in order, before the workers ask
+        // one block each (a network source fetches them all at once).
+        let room = self.opts.window - self.inflight;
+        let upcoming: Vec<Cid> = self
+            .stack
+            .iter()
+            .rev()
+            .flat_map(|f| f.iter())
+            .filter_map(|i| match i {
+                Item::Child {
+                    cid, pending: None, ..
+                } => Some(*cid),
+                _ => None,
+            })
+            .take(room)
+            .collect();
+        self.source.prefetch(&upcoming);
         'frames: for frame in self.stack.iter_mut().rev() {
             for item in frame.iter_mut() {
                 if self.inflight >= self.opts.window {

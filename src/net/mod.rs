@@ -39,6 +39,16 @@ pub struct Network {
     pub swarm: swarm::SwarmHandle,
     pub bitswap: bitswap::driver::Bitswap,
     control: libp2p_stream::Control,
+    /// libp2p's metrics (transport bytes among them); the node adds its own.
+    pub metrics: Arc<std::sync::Mutex<libp2p::metrics::Registry>>,
+}
+
+/// Bytes through the transport since start (streams' payload, after
+/// Noise and Yamux framing are taken off).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Bandwidth {
+    pub total_in: u64,
+    pub total_out: u64,
 }
 
 impl Network {
@@ -51,7 +61,8 @@ impl Network {
     ) -> Result<Network, NetError> {
         let key = swarm::keypair_from_seed(key_seed)?;
         let peer_id = key.public().to_peer_id();
-        let built = swarm::build(key, config)?;
+        let mut registry = libp2p::metrics::Registry::default();
+        let built = swarm::build(key, config, &mut registry)?;
         let control = built.behaviour().stream.new_control();
         let swarm = swarm::spawn(built, config).await?;
         let bitswap = bitswap::driver::Bitswap::spawn(control.clone(), store, swarm.clone())?;
@@ -60,7 +71,34 @@ impl Network {
             swarm,
             bitswap,
             control,
+            metrics: Arc::new(std::sync::Mutex::new(registry)),
         })
+    }
+
+    /// Transport bytes in and out so far.
+    pub fn bandwidth(&self) -> Bandwidth {
+        let mut text = String::new();
+        {
+            let registry = self.metrics.lock().unwrap_or_else(|e| e.into_inner());
+            if prometheus_client::encoding::text::encode(&mut text, &registry).is_err() {
+                return Bandwidth::default();
+            }
+        }
+        let mut bw = Bandwidth::default();
+        for line in text.lines() {
+            if !line.starts_with("libp2p_bandwidth_bytes_total") {
+                continue;
+            }
+            let Some(value) = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) else {
+                continue;
+            };
+            if line.contains("direction=\"Inbound\"") {
+                bw.total_in += value as u64;
+            } else if line.contains("direction=\"Outbound\"") {
+                bw.total_out += value as u64;
+            }
+        }
+        bw
     }
 
     /// A raw stream control on this node's swarm (tests speak protocols

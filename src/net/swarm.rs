@@ -8,9 +8,13 @@
 use super::NetError;
 use crate::block::Cid;
 use futures::StreamExt;
-use libp2p::swarm::{dial_opts::DialOpts, ConnectionId, NetworkBehaviour, SwarmEvent};
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{ConnectionId, NetworkBehaviour, SwarmEvent};
 use libp2p::{
-    identify, identity, kad, noise, ping, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm,
+    connection_limits, identify, identity, kad, mdns, memory_connection_limits, noise, ping, tcp,
+    yamux, Multiaddr, PeerId, StreamProtocol, Swarm,
 };
 use std::collections::HashMap;
 use std::time::Duration;
@@ -18,6 +22,31 @@ use tokio::sync::{mpsc, oneshot};
 
 /// The IPFS public DHT protocol; private networks pick another name.
 pub const DEFAULT_KAD_PROTOCOL: &str = "/ipfs/kad/1.0.0";
+
+/// Limits on connections (see `[net]` in `config.toml`).
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectionLimits {
+    /// Most established connections in all.
+    pub max_connections: u32,
+    /// Most established connections to one peer.
+    pub max_per_peer: u32,
+    /// Most connections being set up, per direction.
+    pub max_pending: u32,
+    /// Refuse new connections while the process uses more memory than
+    /// this (0: no limit).
+    pub max_memory_bytes: u64,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max_connections: 1024,
+            max_per_peer: 4,
+            max_pending: 128,
+            max_memory_bytes: 0,
+        }
+    }
+}
 
 /// Network settings.
 #[derive(Clone, Debug)]
@@ -28,11 +57,16 @@ pub struct NetConfig {
     pub kad_protocol: String,
     /// How long an idle connection stays open.
     pub idle_timeout: Duration,
-    /// DHT mode: `Some(true)` server, `Some(false)` client, `None` automatic
-    /// (server once an external address is confirmed).
+    /// DHT mode: `Some(true)` server, `Some(false)` client, `None` automatic:
+    /// loopback and private listen addresses count as reachable (a local
+    /// network, like Kubo's LAN DHT), public ones once confirmed.
     pub dht_server: Option<bool>,
-    /// Most keys this node announces itself as provider of.
-    pub max_provided_keys: usize,
+    /// Most keys the DHT record store holds provider records for (ours and
+    /// other peers').
+    pub max_provider_keys: usize,
+    /// Discover peers on the local network with mDNS.
+    pub mdns: bool,
+    pub limits: ConnectionLimits,
 }
 
 impl Default for NetConfig {
@@ -42,7 +76,9 @@ impl Default for NetConfig {
             kad_protocol: DEFAULT_KAD_PROTOCOL.into(),
             idle_timeout: Duration::from_secs(60),
             dht_server: None,
-            max_provided_keys: 1_000_000,
+            max_provider_keys: 2_000_000,
+            mdns: false,
+            limits: ConnectionLimits::default(),
         }
     }
 }
@@ -50,12 +86,18 @@ impl Default for NetConfig {
 /// All protocols the node speaks.
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
+    /// Connection counts (total, per peer, pending).
+    pub limits: connection_limits::Behaviour,
+    /// No new connections while the process is over its memory budget.
+    pub memory: Toggle<memory_connection_limits::Behaviour>,
     /// Peers banned for misbehaving: connections refused while banned.
     pub blocked: libp2p::allow_block_list::Behaviour<libp2p::allow_block_list::BlockedPeers>,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
     pub kad: kad::Behaviour<kad::store::MemoryStore>,
     pub stream: libp2p_stream::Behaviour,
+    /// Local network discovery, off unless configured.
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
 }
 
 /// The node's identity from the repo's 32-byte Ed25519 seed.
@@ -65,8 +107,13 @@ pub fn keypair_from_seed(seed: [u8; 32]) -> Result<identity::Keypair, NetError> 
         .map_err(|e| NetError::Setup(format!("node key: {e}")))
 }
 
-/// Builds the swarm (does not listen yet).
-pub fn build(key: identity::Keypair, config: &NetConfig) -> Result<Swarm<Behaviour>, NetError> {
+/// Builds the swarm (does not listen yet). Transport byte counts and
+/// protocol metrics go to `registry`.
+pub fn build(
+    key: identity::Keypair,
+    config: &NetConfig,
+    registry: &mut libp2p::metrics::Registry,
+) -> Result<Swarm<Behaviour>, NetError> {
     let kad_protocol = StreamProtocol::try_from_owned(config.kad_protocol.clone())
         .map_err(|e| NetError::Setup(format!("kad protocol {:?}: {e}", config.kad_protocol)))?;
     let dht_mode = config.dht_server.map(|server| {
@@ -76,7 +123,9 @@ pub fn build(key: identity::Keypair, config: &NetConfig) -> Result<Swarm<Behavio
             kad::Mode::Client
         }
     });
-    let max_provided_keys = config.max_provided_keys;
+    let max_provider_keys = config.max_provider_keys;
+    let limits = config.limits;
+    let want_mdns = config.mdns;
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_tcp(
@@ -86,6 +135,7 @@ pub fn build(key: identity::Keypair, config: &NetConfig) -> Result<Swarm<Behavio
         )
         .map_err(|e| NetError::Setup(format!("tcp transport: {e}")))?
         .with_quic()
+        .with_bandwidth_metrics(registry)
         .with_behaviour(|key| {
             let peer_id = key.public().to_peer_id();
             let identify = identify::Behaviour::new(
@@ -93,15 +143,19 @@ pub fn build(key: identity::Keypair, config: &NetConfig) -> Result<Swarm<Behavio
                     .with_agent_version(format!("cairn/{}", env!("CARGO_PKG_VERSION"))),
             );
             // The IPFS DHT spec's values where rust-libp2p differs: record
-            // TTL 48 h, provider republish 22 h, query parallelism 10.
+            // TTL 48 h, query parallelism 10. Republishing our provider
+            // records is the node's reprovider's job (paced, persisted,
+            // strategy-aware), not kad's all-at-once timer.
             let mut kad_config = kad::Config::new(kad_protocol);
             kad_config
                 .set_provider_record_ttl(Some(Duration::from_secs(48 * 3600)))
                 .set_record_ttl(Some(Duration::from_secs(48 * 3600)))
-                .set_provider_publication_interval(Some(Duration::from_secs(22 * 3600)))
+                .set_provider_publication_interval(None)
+                .set_replication_interval(None)
+                .set_publication_interval(None)
                 .set_parallelism(std::num::NonZeroUsize::new(10).expect("non-zero"));
             let store_config = kad::store::MemoryStoreConfig {
-                max_provided_keys,
+                max_provided_keys: max_provider_keys,
                 max_records: 65_536,
                 ..Default::default()
             };
@@ -111,13 +165,34 @@ pub fn build(key: identity::Keypair, config: &NetConfig) -> Result<Swarm<Behavio
                 kad_config,
             );
             kad.set_mode(dht_mode);
-            Behaviour {
+            let mdns = if want_mdns {
+                Some(mdns::tokio::Behaviour::new(
+                    mdns::Config::default(),
+                    peer_id,
+                )?)
+            } else {
+                None
+            };
+            let connection_limits = connection_limits::ConnectionLimits::default()
+                .with_max_established(Some(limits.max_connections))
+                .with_max_established_per_peer(Some(limits.max_per_peer))
+                .with_max_pending_incoming(Some(limits.max_pending))
+                .with_max_pending_outgoing(Some(limits.max_pending));
+            let memory = (limits.max_memory_bytes > 0).then(|| {
+                memory_connection_limits::Behaviour::with_max_bytes(
+                    usize::try_from(limits.max_memory_bytes).unwrap_or(usize::MAX),
+                )
+            });
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Behaviour {
+                limits: connection_limits::Behaviour::new(connection_limits),
+                memory: memory.into(),
                 blocked: Default::default(),
                 identify,
                 ping: ping::Behaviour::default(),
                 kad,
                 stream: libp2p_stream::Behaviour::new(),
-            }
+                mdns: mdns.into(),
+            })
         })
         .map_err(|e| NetError::Setup(format!("behaviour: {e}")))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_timeout))
@@ -127,6 +202,9 @@ pub fn build(key: identity::Keypair, config: &NetConfig) -> Result<Swarm<Behavio
 
 enum Command {
     Dial(Multiaddr, oneshot::Sender<Result<PeerId, NetError>>),
+    RoutingTable(oneshot::Sender<Vec<(PeerId, Vec<Multiaddr>)>>),
+    AddRoutes(Vec<(PeerId, Vec<Multiaddr>)>),
+    Bootstrap,
     Provide(Cid, oneshot::Sender<Result<(), NetError>>),
     FindProviders(Cid, usize, oneshot::Sender<Result<Vec<PeerId>, NetError>>),
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
@@ -135,10 +213,22 @@ enum Command {
     Unban(PeerId),
 }
 
+/// A peer connecting or leaving (first connection up, last one down).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerEvent {
+    Connected(PeerId),
+    Disconnected(PeerId),
+}
+
+/// Peer events buffered per subscriber; a subscriber that falls further
+/// behind skips the oldest (it can re-read the peer list).
+const PEER_EVENTS_DEPTH: usize = 256;
+
 /// A cloneable handle to the swarm task.
 #[derive(Clone)]
 pub struct SwarmHandle {
     commands: mpsc::Sender<Command>,
+    events: tokio::sync::broadcast::Sender<PeerEvent>,
 }
 
 impl SwarmHandle {
@@ -152,6 +242,11 @@ impl SwarmHandle {
             .await
             .map_err(|_| NetError::Stopped)?;
         rx.await.map_err(|_| NetError::Stopped)
+    }
+
+    /// Peers connecting and leaving from now on.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<PeerEvent> {
+        self.events.subscribe()
     }
 
     /// Connects to `addr`; returns the peer once the connection is up.
@@ -177,6 +272,28 @@ impl SwarmHandle {
     /// Connected peers with the address of a connection to each.
     pub async fn peer_addrs(&self) -> Result<Vec<(PeerId, Multiaddr)>, NetError> {
         self.ask(Command::Peers).await
+    }
+
+    /// Every peer in the DHT routing table with its addresses (to persist).
+    pub async fn routing_table(&self) -> Result<Vec<(PeerId, Vec<Multiaddr>)>, NetError> {
+        self.ask(Command::RoutingTable).await
+    }
+
+    /// Adds peers to the DHT routing table (e.g. read back from the repo)
+    /// and starts a bootstrap walk.
+    pub async fn add_routes(&self, routes: Vec<(PeerId, Vec<Multiaddr>)>) -> Result<(), NetError> {
+        self.commands
+            .send(Command::AddRoutes(routes))
+            .await
+            .map_err(|_| NetError::Stopped)
+    }
+
+    /// Starts a DHT bootstrap walk (fills the routing table).
+    pub async fn bootstrap(&self) -> Result<(), NetError> {
+        self.commands
+            .send(Command::Bootstrap)
+            .await
+            .map_err(|_| NetError::Stopped)
     }
 
     /// Announces this node as a provider of `cid` on the DHT (the record
@@ -229,9 +346,20 @@ fn on_query_progress(
                 return;
             };
             if let Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) = r {
+                let me = *swarm.local_peer_id();
                 for p in providers {
-                    if !found.contains(&p) {
+                    if !found.contains(&p) && p != me {
                         found.push(p);
+                        // Dial now: the providers' addresses live only as
+                        // long as this query does (kad keeps them nowhere
+                        // else), and it is still alive while we handle its
+                        // event.
+                        let opts = DialOpts::peer_id(p)
+                            .condition(PeerCondition::DisconnectedAndNotDialing)
+                            .build();
+                        if let Err(e) = swarm.dial(opts) {
+                            tracing::debug!(peer = %p, "dialing provider: {e}");
+                        }
                     }
                 }
             }
@@ -283,6 +411,12 @@ pub async fn spawn(
             }
         }
     }
+    let auto_mode = config.dht_server.is_none();
+    if auto_mode {
+        for addr in &listening {
+            confirm_if_local(&mut swarm, addr);
+        }
+    }
     let kad_protocol_name = config.kad_protocol.clone();
     // Bounded: callers wait when the swarm task is busy.
     let (tx, mut rx) = mpsc::channel::<Command>(64);
@@ -290,6 +424,8 @@ pub async fn spawn(
     // sender does not keep the task alive: it stops when `rx` returns None,
     // which needs every sender gone, so it is weak.
     let self_tx = tx.downgrade();
+    let (events, _) = tokio::sync::broadcast::channel(PEER_EVENTS_DEPTH);
+    let peer_events = events.clone();
     tokio::spawn(async move {
         let mut dials: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, NetError>>> =
             HashMap::new();
@@ -320,6 +456,31 @@ pub async fn spawn(
                         let id = swarm.behaviour_mut().kad.get_providers(key);
                         queries.insert(id, Query::Providers { found: Vec::new(), limit, reply });
                     }
+                    Some(Command::RoutingTable(reply)) => {
+                        let mut table = Vec::new();
+                        for bucket in swarm.behaviour_mut().kad.kbuckets() {
+                            for e in bucket.iter() {
+                                let addrs: Vec<Multiaddr> = e.node.value.iter().cloned().collect();
+                                table.push((*e.node.key.preimage(), addrs));
+                            }
+                        }
+                        let _ = reply.send(table);
+                    }
+                    Some(Command::AddRoutes(routes)) => {
+                        for (peer, addrs) in routes {
+                            for a in addrs {
+                                swarm.behaviour_mut().kad.add_address(&peer, a);
+                            }
+                        }
+                        if let Err(e) = swarm.behaviour_mut().kad.bootstrap() {
+                            tracing::debug!("DHT bootstrap: {e}");
+                        }
+                    }
+                    Some(Command::Bootstrap) => {
+                        if let Err(e) = swarm.behaviour_mut().kad.bootstrap() {
+                            tracing::debug!("DHT bootstrap: {e}");
+                        }
+                    }
                     Some(Command::ListenAddrs(reply)) => {
                         let _ = reply.send(listening.clone());
                     }
@@ -342,8 +503,11 @@ pub async fn spawn(
                     }
                 },
                 event = swarm.select_next_some() => match event {
-                    SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, .. } => {
+                    SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, num_established, .. } => {
                         tracing::debug!(%peer_id, addr = %endpoint.get_remote_address(), "connected");
+                        if num_established.get() == 1 {
+                            let _ = peer_events.send(PeerEvent::Connected(peer_id));
+                        }
                         connected.insert(peer_id, endpoint.get_remote_address().clone());
                         if endpoint.is_dialer() {
                             // A peer we dialed: a routing table entry at once,
@@ -356,13 +520,28 @@ pub async fn spawn(
                     }
                     SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
                         connected.remove(&peer_id);
+                        let _ = peer_events.send(PeerEvent::Disconnected(peer_id));
                     }
                     SwarmEvent::OutgoingConnectionError { connection_id, error, .. } => {
                         if let Some(reply) = dials.remove(&connection_id) {
                             let _ = reply.send(Err(NetError::Dial(error.to_string())));
                         }
                     }
-                    SwarmEvent::NewListenAddr { address, .. } => listening.push(address),
+                    SwarmEvent::NewListenAddr { address, .. } => {
+                        if auto_mode {
+                            confirm_if_local(&mut swarm, &address);
+                        }
+                        listening.push(address);
+                    }
+                    SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
+                        for (peer, addr) in found {
+                            swarm.behaviour_mut().kad.add_address(&peer, addr);
+                            let opts = DialOpts::peer_id(peer)
+                                .condition(PeerCondition::DisconnectedAndNotDialing)
+                                .build();
+                            let _ = swarm.dial(opts);
+                        }
+                    }
                     SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
                         let speaks_kad = info.protocols.iter().any(|p| p.as_ref() == kad_protocol_name);
                         if speaks_kad {
@@ -379,5 +558,23 @@ pub async fn spawn(
             }
         }
     });
-    Ok(SwarmHandle { commands: tx })
+    Ok(SwarmHandle {
+        commands: tx,
+        events,
+    })
+}
+
+/// In automatic DHT mode, a loopback or private listen address counts as
+/// reachable: peers on this machine or local network can dial it, so the
+/// node serves the DHT there (as Kubo's LAN DHT does). Public addresses wait
+/// for a confirmation this node does not make on its own.
+fn confirm_if_local(swarm: &mut Swarm<Behaviour>, addr: &Multiaddr) {
+    let local = addr.iter().any(|p| match p {
+        Protocol::Ip4(ip) => ip.is_loopback() || ip.is_private() || ip.is_link_local(),
+        Protocol::Ip6(ip) => ip.is_loopback() || (ip.segments()[0] & 0xfe00) == 0xfc00,
+        _ => false,
+    });
+    if local {
+        swarm.add_external_address(addr.clone());
+    }
 }

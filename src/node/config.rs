@@ -6,6 +6,7 @@ use crate::dag::chunker::ChunkerSpec;
 use crate::dag::hamt::{Sharding, SizeEstimate, DEFAULT_SHARD_THRESHOLD_BYTES};
 use crate::store::DiskStoreOptions;
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 /// The whole configuration file.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -19,6 +20,44 @@ pub struct Config {
     pub net: NetSettings,
     /// The daemon's RPC API.
     pub api: ApiSettings,
+    /// Announcing content on the DHT.
+    pub provide: ProvideSettings,
+}
+
+/// Which blocks the node announces as provider on the DHT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProvideStrategy {
+    /// Every stored block (Kubo's default).
+    All,
+    /// Only the roots of pins.
+    Roots,
+    /// Every block of pinned DAGs.
+    Pinned,
+}
+
+/// `[provide]`: provider records and reproviding.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProvideSettings {
+    /// "all" (every stored block, as Kubo), "roots" or "pinned".
+    pub strategy: ProvideStrategy,
+    /// How often every record is announced again (the IPFS DHT spec's
+    /// republish interval; records live 48 h).
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// DHT provide queries in flight at once.
+    pub concurrency: usize,
+}
+
+impl Default for ProvideSettings {
+    fn default() -> Self {
+        ProvideSettings {
+            strategy: ProvideStrategy::All,
+            interval: Duration::from_secs(22 * 3600),
+            concurrency: 16,
+        }
+    }
 }
 
 /// `[api]`: where the daemon serves its RPC API.
@@ -47,8 +86,27 @@ pub struct NetSettings {
     pub bootstrap: Vec<String>,
     /// Kademlia protocol name (another name makes a private DHT).
     pub kad_protocol: String,
-    /// DHT mode: "auto" (server once reachable), "server" or "client".
+    /// DHT mode: "server", "client", or "auto": server when listening on
+    /// loopback or private addresses (a local network, as Kubo's LAN DHT),
+    /// else client until an external address is confirmed.
     pub dht_mode: String,
+    /// Discover peers on the local network with mDNS (off unless set).
+    pub mdns: bool,
+    /// Most open connections in all.
+    pub max_connections: u32,
+    /// Most open connections to one peer.
+    pub max_connections_per_peer: u32,
+    /// Most connections being set up at once (each direction).
+    pub max_pending_connections: u32,
+    /// Refuse new connections while the process uses more memory than
+    /// this (bytes; 0 = no limit).
+    pub max_memory_bytes: u64,
+    /// How long an idle connection stays open.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// A fetch fails when no wanted block arrived for this long.
+    #[serde(with = "humantime_serde")]
+    pub fetch_timeout: Duration,
 }
 
 impl Default for NetSettings {
@@ -61,6 +119,13 @@ impl Default for NetSettings {
             bootstrap: Vec::new(),
             kad_protocol: crate::net::swarm::DEFAULT_KAD_PROTOCOL.into(),
             dht_mode: "auto".into(),
+            mdns: false,
+            max_connections: 1024,
+            max_connections_per_peer: 4,
+            max_pending_connections: 128,
+            max_memory_bytes: 0,
+            idle_timeout: Duration::from_secs(120),
+            fetch_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -87,6 +152,14 @@ impl NetSettings {
             listen,
             kad_protocol: self.kad_protocol.clone(),
             dht_server,
+            mdns: self.mdns,
+            idle_timeout: self.idle_timeout,
+            limits: crate::net::swarm::ConnectionLimits {
+                max_connections: self.max_connections,
+                max_per_peer: self.max_connections_per_peer,
+                max_pending: self.max_pending_connections,
+                max_memory_bytes: self.max_memory_bytes,
+            },
             ..crate::net::swarm::NetConfig::default()
         })
     }

@@ -6,6 +6,8 @@
 //! blocks, CAR import/export, GC, stat and verify.
 
 pub mod config;
+pub mod online;
+pub mod provide;
 pub mod repo;
 
 pub use config::Config;
@@ -48,6 +50,8 @@ pub enum NodeError {
     Car(#[source] crate::dag::car::CarError),
     #[error("block {cid} is not in the local store")]
     NotLocal { cid: Cid },
+    #[error("network: {0}")]
+    Net(String),
 }
 
 /// Options of one `add`.
@@ -319,6 +323,28 @@ impl Node {
         Ok(reader::resolve_path(&*self.source(), root, rest)?)
     }
 
+    /// Resolves `path` like [`resolve`](Self::resolve), reading blocks
+    /// from `source` (e.g. a network fetch session).
+    pub fn resolve_in(&self, source: &dyn BlockSource, path: &str) -> Result<Cid, NodeError> {
+        let root = parse_cid(path)?;
+        let trimmed = path.trim().trim_start_matches("/ipfs/");
+        let rest = trimmed.split_once('/').map_or("", |(_, r)| r);
+        Ok(reader::resolve_path(source, root, rest)?)
+    }
+
+    /// Like [`cat`](Self::cat), reading blocks from `source` with `opts`.
+    pub fn cat_from(
+        &self,
+        source: Arc<dyn BlockSource>,
+        path: &str,
+        offset: u64,
+        length: Option<u64>,
+        opts: ReadOptions,
+    ) -> Result<FileReader, NodeError> {
+        let cid = self.resolve_in(&*source, path)?;
+        Ok(FileReader::new(source, cid, offset, length, opts)?)
+    }
+
     /// A reader over `[offset, offset + length)` of the file at `path`.
     pub fn cat(
         &self,
@@ -363,6 +389,16 @@ impl Node {
     pub fn file_size(&self, path: &str) -> Result<u64, NodeError> {
         let cid = self.resolve(path)?;
         Ok(reader::load(&*self.source(), &cid)?.file_size())
+    }
+
+    /// Every CID of the DAG under `root` (parents first; all must be stored).
+    pub fn dag_cids(&self, root: &Cid) -> Result<Vec<Cid>, NodeError> {
+        let mut out = Vec::new();
+        walk::walk(&*self.source(), root, &mut HashSet::new(), &mut |b| {
+            out.push(*b.cid());
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     /// Whether every block of the DAG under `root` is stored.

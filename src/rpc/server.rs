@@ -1,7 +1,6 @@
 //! The daemon's HTTP API server (axum).
 
-use crate::net::Network;
-use crate::node::Node;
+use crate::node::online::OnlineNode;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -15,8 +14,7 @@ use tokio::sync::mpsc;
 /// What the handlers share.
 #[derive(Clone)]
 pub struct ApiState {
-    pub node: Arc<Node>,
-    pub net: Arc<Network>,
+    pub online: Arc<OnlineNode>,
     /// Asks the daemon to stop (`/api/v0/shutdown`).
     pub shutdown: mpsc::Sender<()>,
 }
@@ -68,9 +66,15 @@ pub fn router(state: ApiState) -> Router {
 }
 
 async fn id(State(s): State<ApiState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let addrs = s.net.swarm.listen_addrs().await.map_err(internal)?;
+    let addrs = s
+        .online
+        .net()
+        .swarm
+        .listen_addrs()
+        .await
+        .map_err(internal)?;
     let addrs: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
-    Ok(Json(s.node.id_json(&addrs).map_err(internal)?))
+    Ok(Json(s.online.node().id_json(&addrs).map_err(internal)?))
 }
 
 async fn version() -> Json<serde_json::Value> {
@@ -78,7 +82,7 @@ async fn version() -> Json<serde_json::Value> {
 }
 
 async fn swarm_peers(State(s): State<ApiState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let peers = s.net.swarm.peer_addrs().await.map_err(internal)?;
+    let peers = s.online.net().swarm.peer_addrs().await.map_err(internal)?;
     let list: Vec<_> = peers
         .into_iter()
         .map(|(p, a)| json!({ "Addr": a.to_string(), "Peer": p.to_string() }))
@@ -94,7 +98,7 @@ async fn swarm_connect(
         .required()?
         .parse()
         .map_err(|e| bad_request(format!("invalid multiaddr: {e}")))?;
-    let peer = s.net.swarm.dial(addr).await.map_err(internal)?;
+    let peer = s.online.net().swarm.dial(addr).await.map_err(internal)?;
     Ok(Json(
         json!({ "Strings": [format!("connect {peer} success")] }),
     ))
@@ -104,7 +108,8 @@ async fn findprovs(State(s): State<ApiState>, Query(q): Query<Arg>) -> Result<St
     let cid = crate::block::parse_cid(q.required()?).map_err(bad_request)?;
     let limit = q.num_providers.unwrap_or(20).clamp(1, 1000);
     let providers = s
-        .net
+        .online
+        .net()
         .swarm
         .find_providers(cid, limit)
         .await
@@ -126,66 +131,23 @@ struct CatArgs {
     length: Option<u64>,
 }
 
-/// How long a fetch from the network may take before the request fails.
-const FETCH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(600);
-
-/// Makes the whole DAG under `root` local, fetching what is missing from
-/// connected peers and DHT providers; then announces this node as a
-/// provider of `root`.
-async fn ensure_local(s: &ApiState, root: crate::block::Cid) -> Result<(), ApiError> {
-    let node = s.node.clone();
-    let complete = tokio::task::spawn_blocking(move || node.has_dag(&root))
-        .await
-        .map_err(internal)?
-        .map_err(internal)?;
-    if complete {
-        return Ok(());
-    }
-    let mut peers = s.net.swarm.peers().await.map_err(internal)?;
-    if let Ok(found) = s.net.swarm.find_providers(root, 20).await {
-        for p in found {
-            if !peers.contains(&p) && p != s.net.peer_id {
-                peers.push(p);
-            }
-        }
-    }
-    if peers.is_empty() {
-        return Err(internal(format!(
-            "{root} is not local and no peer is known to have it"
-        )));
-    }
-    s.net
-        .bitswap
-        .fetch_dag(
-            root,
-            &peers,
-            Default::default(),
-            FETCH_DEADLINE,
-            &mut |_| {},
-        )
-        .await
-        .map_err(internal)?;
-    if let Err(e) = s.net.swarm.provide(root).await {
-        tracing::debug!(%root, "provide after fetch: {e}");
-    }
-    Ok(())
-}
-
 async fn cat(State(s): State<ApiState>, Query(q): Query<CatArgs>) -> Result<Response, ApiError> {
     let path = q
         .arg
         .ok_or_else(|| bad_request("argument \"arg\" is required"))?;
-    let root = crate::block::parse_cid(&path).map_err(bad_request)?;
-    ensure_local(&s, root).await?;
-    // Reading is blocking work (disk, hashing): a blocking thread streams
-    // chunks through a small channel into the response body.
-    let (tx, rx) = mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(8);
-    let node = s.node.clone();
-    let (offset, length) = (q.offset.unwrap_or(0), q.length);
-    let reader = tokio::task::spawn_blocking(move || node.cat(&path, offset, length))
+    crate::block::parse_cid(&path).map_err(bad_request)?;
+    let (reader, _session) = s
+        .online
+        .cat(&path, q.offset.unwrap_or(0), q.length)
         .await
-        .map_err(internal)?
         .map_err(internal)?;
+    Ok(stream_reader(reader))
+}
+
+/// Streams a file reader (blocking: disk, hashing, waiting for peers) from a
+/// blocking thread through a small channel into a response body.
+fn stream_reader(reader: crate::dag::reader::FileReader) -> Response {
+    let (tx, rx) = mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(8);
     tokio::task::spawn_blocking(move || {
         for chunk in reader {
             if tx
@@ -198,7 +160,7 @@ async fn cat(State(s): State<ApiState>, Query(q): Query<CatArgs>) -> Result<Resp
     });
     let stream =
         futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
-    Ok(axum::body::Body::from_stream(stream).into_response())
+    axum::body::Body::from_stream(stream).into_response()
 }
 
 async fn shutdown(State(s): State<ApiState>) -> StatusCode {

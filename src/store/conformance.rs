@@ -123,6 +123,21 @@ fn oversized_block_is_refused(s: &dyn Store) {
     assert!(!s.has(b.cid()).unwrap());
 }
 
+fn metadata_round_trips(s: &dyn Store) {
+    assert_eq!(s.meta_get("routing").unwrap(), None);
+    s.meta_put("routing", Some(b"peers")).unwrap();
+    s.meta_put("other", Some(b"")).unwrap();
+    assert_eq!(
+        s.meta_get("routing").unwrap().as_deref(),
+        Some(&b"peers"[..])
+    );
+    assert_eq!(s.meta_get("other").unwrap().as_deref(), Some(&b""[..]));
+    s.meta_put("routing", None).unwrap();
+    assert_eq!(s.meta_get("routing").unwrap(), None);
+    // Metadata is not a block or a pin.
+    assert_eq!(s.stat().unwrap().pins, 0);
+}
+
 macro_rules! conformance {
     ($name:ident, $make:expr) => {
         mod $name {
@@ -156,6 +171,10 @@ macro_rules! conformance {
             #[test]
             fn sweep_removes_exactly_the_dead() {
                 with_store(|s| super::sweep_removes_exactly_the_dead(s));
+            }
+            #[test]
+            fn metadata_round_trips() {
+                with_store(|s| super::metadata_round_trips(s));
             }
             #[test]
             fn oversized_block_is_refused() {

@@ -44,6 +44,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 const BLOCK: u8 = b'b';
 const PIN: u8 = b'p';
+const META: u8 = b'm';
 const SEGMENT: u8 = b's';
 
 /// Tuning of the disk store (see `config.toml` `[store]`).
@@ -644,6 +645,24 @@ impl Store for DiskStore {
                 cid: Cid::new_v1(crate::block::RAW, *mh),
                 reason,
             })
+    }
+
+    fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let mut k = vec![META];
+        k.extend_from_slice(key.as_bytes());
+        Ok(self.db.get(k).map_err(idx_err)?.map(|v| v.to_vec()))
+    }
+
+    fn meta_put(&self, key: &str, value: Option<&[u8]>) -> Result<()> {
+        let mut k = vec![META];
+        k.extend_from_slice(key.as_bytes());
+        match value {
+            Some(v) => self.db.insert(k, v).map(|_| ()),
+            None => self.db.remove(k).map(|_| ()),
+        }
+        .map_err(idx_err)?;
+        self.db.flush().map_err(idx_err)?;
+        Ok(())
     }
 
     fn pin(&self, cid: &Cid, kind: PinKind) -> Result<()> {

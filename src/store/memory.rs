@@ -11,6 +11,7 @@ use std::sync::RwLock;
 struct Inner {
     blocks: BTreeMap<Vec<u8>, Bytes>,
     pins: BTreeMap<Vec<u8>, (Cid, PinKind)>,
+    meta: BTreeMap<String, Vec<u8>>,
 }
 
 /// A [`Store`] that keeps everything in RAM.
@@ -114,6 +115,19 @@ impl Store for MemoryStore {
 
     fn pins(&self) -> Result<Vec<(Cid, PinKind)>> {
         Ok(self.read().pins.values().cloned().collect())
+    }
+
+    fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.read().meta.get(key).cloned())
+    }
+
+    fn meta_put(&self, key: &str, value: Option<&[u8]>) -> Result<()> {
+        let mut inner = self.write();
+        match value {
+            Some(v) => inner.meta.insert(key.to_string(), v.to_vec()),
+            None => inner.meta.remove(key),
+        };
+        Ok(())
     }
 
     fn pin_of(&self, cid: &Cid) -> Result<Option<PinKind>> {

@@ -173,6 +173,12 @@ pub trait Store: Send + Sync {
     /// Makes everything written so far durable.
     fn flush(&self) -> Result<()>;
 
+    /// Node metadata (routing table, provider state, ...) under `key`.
+    fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+
+    /// Sets (durably) or, with `None`, removes node metadata under `key`.
+    fn meta_put(&self, key: &str, value: Option<&[u8]>) -> Result<()>;
+
     /// Per storage file: (segment id, live bytes, file bytes). Empty for
     /// stores without segments.
     fn segment_usage(&self) -> Result<Vec<SegmentUsage>> {

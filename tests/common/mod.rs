@@ -65,6 +65,26 @@ impl TestRepo {
         err
     }
 
+    /// Creates the repo if needed and sets `[section] key = value` (a TOML
+    /// value, e.g. `"\"3s\""` or `"true"`) in its config.toml.
+    pub fn set_config(&self, section: &str, key: &str, value: &str) {
+        if !self.path().join("config.toml").exists() {
+            self.ok(&["init"]);
+        }
+        let path = self.path().join("config.toml");
+        let text = std::fs::read_to_string(&path).expect("read config");
+        let mut doc: toml::Table = toml::from_str(&text).expect("parse config");
+        let v: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+            .expect("a TOML value")["v"]
+            .clone();
+        doc.entry(section.to_string())
+            .or_insert_with(|| toml::Value::Table(Default::default()))
+            .as_table_mut()
+            .expect("a table")
+            .insert(key.to_string(), v);
+        std::fs::write(&path, toml::to_string(&doc).expect("serialise")).expect("write config");
+    }
+
     /// `add -Q` with extra flags: the root CID.
     pub fn add(&self, path: &Path, flags: &[&str]) -> String {
         let p = path.to_str().expect("utf-8 path");

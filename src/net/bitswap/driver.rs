@@ -7,17 +7,17 @@
 //! presences to the running fetch sessions. Outbound messages go through one
 //! writer task per peer that keeps a stream open.
 
+use super::fetch::{FetchOptions, FetchSession};
 use super::ledger::PeerLedger;
 use super::message::{frame, Message, Version, MAX_MESSAGE_BYTES};
-use super::session::{Action, Session, SessionConfig};
+use super::outbox::Outbox;
 use crate::block::{Block, Cid};
 use crate::net::NetError;
 use crate::store::Store;
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::{PeerId, StreamProtocol};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// Protocols accepted, newest first; we send with the first.
@@ -27,22 +27,56 @@ pub const PROTOCOLS: [&str; 3] = [
     "/ipfs/bitswap/1.0.0",
 ];
 
-/// How long a peer that forged a block is refused.
-const BAN_DURATION: Duration = Duration::from_secs(600);
+/// How long opening a stream to a peer (dialing it if needed) may take.
+const OPEN_STREAM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
-/// Fetched blocks stored per batch.
-const STORE_BATCH: usize = 32;
+/// How often an idle writer checks whether it is still needed.
+const WRITER_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Messages queued for one peer's writer before senders wait.
-const OUTBOX_DEPTH: usize = 64;
+/// One peer's pending traffic, shared by the engine and the peer's writer.
+#[derive(Default)]
+struct SharedOutbox {
+    outbox: std::sync::Mutex<Outbox>,
+    ready: tokio::sync::Notify,
+}
 
-enum EngineCommand {
+impl SharedOutbox {
+    fn push(&self, msg: Message) {
+        self.outbox
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(msg);
+        self.ready.notify_one();
+    }
+
+    fn take(&self) -> Option<Message> {
+        self.outbox
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take_message()
+    }
+}
+
+/// Events queued for one fetch session; a session that falls this far
+/// behind loses messages and re-asks after its block timeout rather than
+/// stalling every other peer's traffic.
+pub(super) const SESSION_EVENTS_DEPTH: usize = 256;
+
+pub(super) enum EngineCommand {
     Inbound(PeerId, Message),
     Send(PeerId, Message),
-    Register(u64, mpsc::Sender<(PeerId, Message)>),
+    Register(u64, mpsc::Sender<SessionEvent>),
     Unregister(u64),
     Stored(Block),
     WriterGone(PeerId),
+}
+
+/// What the engine tells fetch sessions.
+pub(super) enum SessionEvent {
+    /// Blocks or presences from a peer.
+    Message(PeerId, Message),
+    /// Our stream to this peer closed or could not be opened.
+    PeerGone(PeerId),
 }
 
 /// A cloneable handle to the Bitswap engine.
@@ -135,22 +169,22 @@ impl Bitswap {
         let engine_tx = tx.clone();
         tokio::spawn(async move {
             let mut ledgers: HashMap<PeerId, PeerLedger> = HashMap::new();
-            let mut outboxes: HashMap<PeerId, mpsc::Sender<Message>> = HashMap::new();
-            let mut sessions: HashMap<u64, mpsc::Sender<(PeerId, Message)>> = HashMap::new();
-            let send = |outboxes: &mut HashMap<PeerId, mpsc::Sender<Message>>,
-                        peer: PeerId,
-                        msg: Message| {
-                let outbox = outboxes.entry(peer).or_insert_with(|| {
-                    let (otx, orx) = mpsc::channel(OUTBOX_DEPTH);
-                    tokio::spawn(writer(control.clone(), peer, orx, engine_tx.clone()));
-                    otx
-                });
-                if outbox.try_send(msg).is_err() {
-                    // The peer is not reading: drop rather than grow; the
-                    // other side's session re-asks after its timeout.
-                    tracing::debug!(%peer, "bitswap outbox full, message dropped");
-                }
-            };
+            let mut outboxes: HashMap<PeerId, Arc<SharedOutbox>> = HashMap::new();
+            let mut sessions: HashMap<u64, mpsc::Sender<SessionEvent>> = HashMap::new();
+            let send =
+                |outboxes: &mut HashMap<PeerId, Arc<SharedOutbox>>, peer: PeerId, msg: Message| {
+                    let outbox = outboxes.entry(peer).or_insert_with(|| {
+                        let shared = Arc::new(SharedOutbox::default());
+                        tokio::spawn(writer(
+                            control.clone(),
+                            peer,
+                            Arc::clone(&shared),
+                            engine_tx.clone(),
+                        ));
+                        shared
+                    });
+                    outbox.push(msg);
+                };
             while let Some(cmd) = rx.recv().await {
                 match cmd {
                     EngineCommand::Inbound(peer, msg) => {
@@ -165,7 +199,11 @@ impl Bitswap {
                             // stalling every other peer's traffic.
                             sessions.retain(|_, s| !s.is_closed());
                             for s in sessions.values() {
-                                let _ = s.try_send((peer, msg.clone()));
+                                if s.try_send(SessionEvent::Message(peer, msg.clone()))
+                                    .is_err()
+                                {
+                                    tracing::debug!(%peer, "fetch session behind: message dropped");
+                                }
                             }
                         }
                     }
@@ -190,6 +228,9 @@ impl Bitswap {
                     EngineCommand::WriterGone(peer) => {
                         outboxes.remove(&peer);
                         ledgers.remove(&peer);
+                        for s in sessions.values() {
+                            let _ = s.try_send(SessionEvent::PeerGone(peer));
+                        }
                     }
                 }
             }
@@ -202,187 +243,215 @@ impl Bitswap {
         })
     }
 
-    /// Fetches every CID in `cids` from `peers` (verifying each block by
-    /// construction), stores them, and returns them in the order given.
+    /// Starts a fetch session (see [`super::fetch`]). `root` is what DHT
+    /// lookups search for when connected peers lack the blocks.
+    pub async fn session(
+        &self,
+        root: Option<Cid>,
+        opts: FetchOptions,
+    ) -> Result<FetchSession, NetError> {
+        let id = self
+            .next_session
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        FetchSession::start(
+            self.engine.clone(),
+            self.swarm.clone(),
+            Arc::clone(&self.store),
+            id,
+            root,
+            opts,
+        )
+        .await
+    }
+
+    /// Fetches every CID in `cids` (asking `peers` besides the connected
+    /// ones), stores them, and returns them in the order given.
     pub async fn fetch(
         &self,
         cids: &[Cid],
         peers: &[PeerId],
-        config: SessionConfig,
-        deadline: Duration,
+        opts: FetchOptions,
     ) -> Result<Vec<Block>, NetError> {
-        let id = self
-            .next_session
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (tx, mut rx) = mpsc::channel(1024);
-        self.engine
-            .send(EngineCommand::Register(id, tx))
-            .await
-            .map_err(|_| NetError::Stopped)?;
-        let mut session = Session::new(config);
-        let mut got: HashMap<Vec<u8>, Block> = HashMap::new();
+        let session = self.session(cids.first().copied(), opts).await?;
+        session.add_peers(peers.to_vec()).await?;
+        session.prefetch(cids);
+        let mut out = Vec::with_capacity(cids.len());
         for cid in cids {
-            if let Some(b) = self.store.get(cid)? {
-                got.insert(cid.hash().to_bytes(), b);
-            } else {
-                session.want(*cid);
-            }
+            out.push(session.get(*cid).await?);
         }
-        for p in peers {
-            session.add_peer(*p);
-        }
-        let start = Instant::now();
-        // Received blocks are stored in batches: one fsync per batch, not
-        // per block. Bounded by STORE_BATCH blocks (≤ 2 MiB each).
-        let mut unstored: Vec<Block> = Vec::new();
-        let result = loop {
-            if unstored.len() >= STORE_BATCH || (session.pending() == 0 && !unstored.is_empty()) {
-                self.store_batch(&mut unstored).await?;
-            }
-            let mut actions = session.poll(Instant::now());
-            if session.pending() == 0 {
-                break Ok(());
-            }
-            if start.elapsed() > deadline {
-                break Err(NetError::Timeout(format!(
-                    "{} blocks still missing",
-                    session.pending()
-                )));
-            }
-            if actions.is_empty() {
-                match tokio::time::timeout(Duration::from_millis(100), rx.recv()).await {
-                    Ok(Some((peer, msg))) => actions = session.on_message(&peer, &msg),
-                    Ok(None) => break Err(NetError::Stopped),
-                    Err(_) => continue,
-                }
-            }
-            for action in actions {
-                match action {
-                    Action::Send(peer, msg) => {
-                        if self
-                            .engine
-                            .send(EngineCommand::Send(peer, msg))
-                            .await
-                            .is_err()
-                        {
-                            return Err(NetError::Stopped);
-                        }
-                    }
-                    Action::Received(block) => {
-                        got.insert(block.cid().hash().to_bytes(), block.clone());
-                        unstored.push(block);
-                    }
-                    Action::Misbehaved(peer) => {
-                        tracing::warn!(%peer, "peer sent a block it was not asked for: banning");
-                        let _ = self.swarm.ban(peer, BAN_DURATION).await;
-                    }
-                }
-            }
-        };
-        let _ = self.engine.send(EngineCommand::Unregister(id)).await;
-        self.store_batch(&mut unstored).await?;
-        result?;
-        cids.iter()
-            .map(|c| {
-                got.get(&c.hash().to_bytes())
-                    .cloned()
-                    .ok_or(NetError::Protocol(format!("{c} missing after fetch")))
-            })
-            .collect()
+        session.flush().await?;
+        Ok(out)
     }
 }
 
 /// What a DAG fetch moved.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DagFetch {
+    /// Blocks of the DAG (fetched or already stored).
     pub blocks: u64,
+    /// Their bytes.
     pub bytes: u64,
 }
 
-/// CIDs asked for in one session while walking a DAG.
-const DAG_FETCH_BATCH: usize = 256;
+/// Blocks of a DAG fetch in flight at once.
+const DAG_FETCH_WINDOW: usize = 512;
 
 impl Bitswap {
-    /// Fetches every block of the DAG under `root` that is not stored yet,
-    /// level by level (each level in sessions of up to 256 CIDs, so every
-    /// peer that has the blocks serves some), verifying and storing each.
+    /// Makes every block of the DAG under `root` local: what is stored is
+    /// read, the rest fetched (up to 512 blocks in flight, spread over every
+    /// peer that has them), verified and stored durably before this returns.
     pub async fn fetch_dag(
         &self,
         root: Cid,
         peers: &[PeerId],
-        config: SessionConfig,
-        deadline: Duration,
+        opts: FetchOptions,
         progress: &mut (dyn FnMut(DagFetch) + Send),
     ) -> Result<DagFetch, NetError> {
-        let start = Instant::now();
-        let mut stats = DagFetch::default();
-        let mut level = vec![root];
-        while !level.is_empty() {
-            let mut next = Vec::new();
-            for batch in level.chunks(DAG_FETCH_BATCH) {
-                let left = deadline.saturating_sub(start.elapsed());
-                let blocks = self.fetch(batch, peers, config, left).await?;
-                for block in &blocks {
-                    stats.blocks += 1;
-                    stats.bytes += block.data().len() as u64;
-                    let links = crate::dag::walk::links_of(block)
-                        .map_err(|e| NetError::Protocol(e.to_string()))?;
-                    next.extend(links);
-                }
-                progress(stats);
-            }
-            level = next;
+        let session = self.session(Some(root), opts).await?;
+        if !peers.is_empty() {
+            session.add_peers(peers.to_vec()).await?;
         }
-        Ok(stats)
+        self.fetch_dag_in(&session, root, progress).await
     }
 
-    /// Stores fetched blocks in one batch and tells the engine, which
-    /// forwards them to peers that wanted them from us.
-    async fn store_batch(&self, blocks: &mut Vec<Block>) -> Result<(), NetError> {
-        if blocks.is_empty() {
-            return Ok(());
+    /// [`fetch_dag`](Self::fetch_dag) in an existing session.
+    pub async fn fetch_dag_in(
+        &self,
+        session: &FetchSession,
+        root: Cid,
+        progress: &mut (dyn FnMut(DagFetch) + Send),
+    ) -> Result<DagFetch, NetError> {
+        let mut stats = DagFetch::default();
+        let mut queue = VecDeque::from([root]);
+        let mut seen: HashSet<crate::block::Multihash> = HashSet::new();
+        let mut inflight = futures::stream::FuturesOrdered::new();
+        while !queue.is_empty() || !inflight.is_empty() {
+            let mut hints = Vec::new();
+            while inflight.len() < DAG_FETCH_WINDOW {
+                let Some(cid) = queue.pop_front() else { break };
+                if !seen.insert(*cid.hash()) {
+                    continue;
+                }
+                hints.push(cid);
+                let s = session.clone();
+                inflight.push_back(async move { s.get(cid).await });
+            }
+            session.prefetch(&hints);
+            let Some(block) = inflight.next().await else {
+                break;
+            };
+            let block = block?;
+            stats.blocks += 1;
+            stats.bytes += block.data().len() as u64;
+            let links = crate::dag::walk::links_of(&block)
+                .map_err(|e| NetError::Protocol(e.to_string()))?;
+            queue.extend(links);
+            progress(stats);
         }
-        self.store.put_many(&mut blocks.iter().cloned())?;
-        for block in blocks.drain(..) {
-            let _ = self.engine.send(EngineCommand::Stored(block)).await;
-        }
-        Ok(())
+        session.flush().await?;
+        Ok(stats)
     }
 }
 
-/// Keeps one outbound stream to `peer` and writes queued messages to it.
+/// Opens a Bitswap stream to `peer`, newest protocol first.
+async fn open_stream(
+    control: &mut libp2p_stream::Control,
+    peer: PeerId,
+) -> Option<(libp2p::Stream, Version)> {
+    for proto in PROTOCOLS {
+        // libp2p-stream can wait forever on some dial failures: bound it.
+        let opened = tokio::time::timeout(
+            OPEN_STREAM_TIMEOUT,
+            control.open_stream(peer, StreamProtocol::new(proto)),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(libp2p_stream::OpenStreamError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "opening the stream timed out",
+            )))
+        });
+        match opened {
+            Ok(s) => {
+                let version = Version::from_protocol(proto).unwrap_or(Version::V1_2);
+                return Some((s, version));
+            }
+            Err(libp2p_stream::OpenStreamError::UnsupportedProtocol(_)) => {
+                tracing::debug!(%peer, proto, "peer does not speak it");
+            }
+            Err(e) => {
+                // Not a protocol mismatch (unreachable, timed out): another
+                // version will not do better.
+                tracing::debug!(%peer, proto, "cannot open bitswap stream: {e}");
+                return None;
+            }
+        }
+    }
+    None
+}
+
+/// Times a writer reopens its stream after a failure before giving up.
+const WRITER_RETRIES: u32 = 3;
+
+/// Keeps one outbound stream to `peer` and writes pending traffic to it,
+/// merged into as few messages as the limits allow. A stream the other side
+/// dropped (libp2p-stream drops inbound streams it has no room for) is
+/// reopened and the failed message sent again, a few times.
 async fn writer(
     mut control: libp2p_stream::Control,
     peer: PeerId,
-    mut queue: mpsc::Receiver<Message>,
+    queue: Arc<SharedOutbox>,
     engine: mpsc::Sender<EngineCommand>,
 ) {
-    let mut stream = None;
-    for proto in PROTOCOLS {
-        match control.open_stream(peer, StreamProtocol::new(proto)).await {
-            Ok(s) => {
-                let version = Version::from_protocol(proto).unwrap_or(Version::V1_2);
-                stream = Some((s, version));
-                break;
-            }
-            Err(e) => tracing::debug!(%peer, proto, "cannot open bitswap stream: {e}"),
+    let mut failures = 0u32;
+    let mut unsent: Option<Vec<u8>> = None;
+    'open: while failures <= WRITER_RETRIES {
+        if failures > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(100 << failures)).await;
         }
-    }
-    if let Some((mut stream, version)) = stream {
-        while let Some(msg) = queue.recv().await {
-            let bytes = match frame(&msg, version) {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::warn!(%peer, "not sending bitswap message: {e}");
-                    continue;
+        let Some((mut stream, version)) = open_stream(&mut control, peer).await else {
+            failures += 1;
+            continue;
+        };
+        loop {
+            loop {
+                let bytes = match unsent.take() {
+                    Some(b) => b,
+                    None => {
+                        let Some(msg) = queue.take() else { break };
+                        match frame(&msg, version) {
+                            Ok(b) => b,
+                            Err(e) => {
+                                tracing::warn!(%peer, "not sending bitswap message: {e}");
+                                continue;
+                            }
+                        }
+                    }
+                };
+                if let Err(e) = stream.write_all(&bytes).await {
+                    tracing::debug!(%peer, "bitswap write: {e}");
+                    unsent = Some(bytes);
+                    failures += 1;
+                    continue 'open;
                 }
-            };
-            if let Err(e) = stream.write_all(&bytes).await {
-                tracing::debug!(%peer, "bitswap write: {e}");
-                break;
+                failures = 0;
+            }
+            if let Err(e) = stream.flush().await {
+                tracing::debug!(%peer, "bitswap flush: {e}");
+                failures += 1;
+                continue 'open;
+            }
+            // Wake on new traffic; a writer whose engine is gone ends when
+            // nothing comes for a while.
+            if tokio::time::timeout(WRITER_IDLE, queue.ready.notified())
+                .await
+                .is_err()
+                && Arc::strong_count(&queue) == 1
+            {
+                let _ = stream.close().await;
+                break 'open;
             }
         }
-        let _ = stream.close().await;
     }
     let _ = engine.send(EngineCommand::WriterGone(peer)).await;
 }

@@ -70,6 +70,8 @@ struct Want<P> {
     excluded: HashSet<P>,
     /// Peers asked (want-have or want-block) for this CID.
     asked: HashSet<P>,
+    /// When want-haves last went out for it.
+    probed_at: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -132,6 +134,11 @@ impl<P: Clone + Eq + Hash> Session<P> {
         self.index.contains_key(&key(cid))
     }
 
+    /// The earliest CID still wanted.
+    pub fn first_want(&self) -> Option<Cid> {
+        self.wants.values().next().map(|w| w.cid)
+    }
+
     /// Stops wanting `cid`; returns the cancels for the peers asked.
     pub fn cancel(&mut self, cid: &Cid) -> Vec<Action<P>> {
         let Some(want) = self.remove_want(&key(cid)) else {
@@ -167,9 +174,9 @@ impl<P: Clone + Eq + Hash> Session<P> {
                     .keys()
                     .any(|p| !w.excluded.contains(p) && !w.asked.contains(p));
             let probing_someone = matches!(w.state, State::Probing)
-                && w.asked.iter().any(|p| {
-                    self.peers.contains_key(p) && !w.excluded.contains(p)
-                });
+                && w.asked
+                    .iter()
+                    .any(|p| self.peers.contains_key(p) && !w.excluded.contains(p));
             (!waiting && !probing_someone).then_some(w.cid)
         })
     }
@@ -196,6 +203,7 @@ impl<P: Clone + Eq + Hash> Session<P> {
                 haves: Vec::new(),
                 excluded: HashSet::new(),
                 asked: HashSet::new(),
+                probed_at: None,
             },
         );
     }
@@ -230,6 +238,8 @@ impl<P: Clone + Eq + Hash> Session<P> {
         if self.banned.contains(peer) {
             return actions;
         }
+        // A peer that talks to us is reachable, whatever we heard before.
+        self.peers.entry(peer.clone()).or_default();
         for block in &msg.blocks {
             let k = key(block.cid());
             let Some(want) = self.remove_want(&k) else {
@@ -322,6 +332,16 @@ impl<P: Clone + Eq + Hash> Session<P> {
             if matches!(want.state, State::Fetching(..)) {
                 continue;
             }
+            // Peers that answered neither Have nor DontHave in time count
+            // as not having it (a lost message, a peer that ignores us).
+            if let Some(at) = want.probed_at {
+                if want.haves.is_empty() && now.saturating_duration_since(at) >= timeout {
+                    want.probed_at = None;
+                    for p in &want.asked {
+                        want.excluded.insert(p.clone());
+                    }
+                }
+            }
             // Want-block to the least busy peer that said Have.
             let best = want
                 .haves
@@ -351,9 +371,7 @@ impl<P: Clone + Eq + Hash> Session<P> {
                 let proven = self
                     .peers
                     .iter()
-                    .filter(|(p, s)| {
-                        s.proven && s.in_flight < max && !want.excluded.contains(*p)
-                    })
+                    .filter(|(p, s)| s.proven && s.in_flight < max && !want.excluded.contains(*p))
                     .min_by_key(|(_, s)| s.in_flight)
                     .map(|(p, _)| p.clone());
                 let any_proven = self
@@ -375,10 +393,11 @@ impl<P: Clone + Eq + Hash> Session<P> {
                         .entry(peer.clone())
                         .or_default()
                         .insert(key(&want.cid));
-                    out.entry(peer)
-                        .or_default()
-                        .wantlist
-                        .push(entry(want.cid, WantType::Block, false));
+                    out.entry(peer).or_default().wantlist.push(entry(
+                        want.cid,
+                        WantType::Block,
+                        false,
+                    ));
                     continue;
                 }
             }
@@ -402,6 +421,7 @@ impl<P: Clone + Eq + Hash> Session<P> {
             }
             if asked_any {
                 want.state = State::Probing;
+                want.probed_at = Some(now);
             }
         }
         out.into_iter().map(|(p, m)| Action::Send(p, m)).collect()
@@ -582,7 +602,10 @@ mod tests {
         };
         s.on_message(&1, &dont);
         let sent = sends(&s.poll(now));
-        assert_eq!(sent, vec![(2u8, vec![(*next[0].cid(), WantType::Have, false)])]);
+        assert_eq!(
+            sent,
+            vec![(2u8, vec![(*next[0].cid(), WantType::Have, false)])]
+        );
         // Cancelling tells both peers asked.
         let cancels = sends(&s.cancel(next[0].cid()));
         assert_eq!(cancels.len(), 2);
@@ -609,5 +632,23 @@ mod tests {
         assert_eq!(s.unserved(), Some(*b.cid()));
         s.add_peer(2u8);
         assert_eq!(s.unserved(), None);
+    }
+
+    #[test]
+    fn silent_peers_time_out_and_the_want_becomes_unserved() {
+        let now = Instant::now();
+        let cfg = SessionConfig {
+            block_timeout: Duration::from_secs(1),
+            ..SessionConfig::default()
+        };
+        let mut s = Session::new(cfg);
+        let b = block(4);
+        s.want(*b.cid());
+        s.add_peer(1u8);
+        assert_eq!(sends(&s.poll(now)).len(), 1);
+        assert_eq!(s.unserved(), None);
+        // No answer at all within the timeout.
+        assert!(sends(&s.poll(now + Duration::from_secs(1))).is_empty());
+        assert_eq!(s.unserved(), Some(*b.cid()));
     }
 }

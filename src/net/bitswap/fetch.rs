@@ -1,0 +1,569 @@
+//! Fetch sessions: the task that runs one [`Session`] state machine for a
+//! reader, a `get` or a pin, over the Bitswap engine.
+//!
+//! A [`FetchSession`] is a cloneable handle. Callers ask for blocks
+//! ([`FetchSession::get`], or [`FetchSession::get_blocking`] from the DAG
+//! reader's threads, which also see it as a [`BlockSource`]) and may hint
+//! blocks they will want soon ([`FetchSession::prefetch`]) so several are in
+//! flight at once. The task:
+//!
+//! - asks connected peers first, adds peers as they connect, and looks up
+//!   DHT providers when a want has nobody left to ask or nothing arrived for
+//!   a second (then again every [`PROVIDER_SEARCH_INTERVAL`]);
+//! - hands each verified block to whoever waits for it at once and stores
+//!   received blocks in batches (one fsync per batch) on a blocking thread,
+//!   holding back new want-blocks while too many wait to be stored;
+//! - fails the waiting callers when no wanted block arrived for
+//!   `stall_timeout`, cancelling the wants at the peers;
+//! - ends, cancelling what is still wanted, when every handle is dropped.
+
+use super::driver::{EngineCommand, SessionEvent};
+use super::session::{Action, Session, SessionConfig};
+use crate::block::{Block, Cid};
+use crate::dag::{BlockSource, DagError};
+use crate::net::swarm::{PeerEvent, SwarmHandle};
+use crate::net::NetError;
+use crate::store::Store;
+use libp2p::PeerId;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// Fetched blocks stored per batch.
+const STORE_BATCH: usize = 32;
+
+/// Received blocks waiting to be stored before new want-blocks are held back.
+const MAX_UNSTORED: usize = 256;
+
+/// How often a stalled session looks for providers again.
+pub const PROVIDER_SEARCH_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How long a session waits on connected peers before asking the DHT.
+const PROVIDER_SEARCH_DELAY: Duration = Duration::from_secs(1);
+
+/// Commands queued for a session task before callers wait.
+const COMMAND_DEPTH: usize = 1024;
+
+/// How long a peer that forged a block is refused.
+const BAN_DURATION: Duration = Duration::from_secs(600);
+
+/// Tuning of one fetch.
+#[derive(Clone, Copy, Debug)]
+pub struct FetchOptions {
+    pub session: SessionConfig,
+    /// Give up when no wanted block arrived for this long.
+    pub stall_timeout: Duration,
+    /// Look up DHT providers when connected peers do not have the blocks.
+    pub find_providers: bool,
+    /// Most providers taken from one DHT lookup.
+    pub max_providers: usize,
+}
+
+impl Default for FetchOptions {
+    fn default() -> Self {
+        FetchOptions {
+            session: SessionConfig::default(),
+            stall_timeout: Duration::from_secs(60),
+            find_providers: true,
+            max_providers: 20,
+        }
+    }
+}
+
+/// Live figures of a session, for progress bars.
+#[derive(Debug, Default)]
+pub struct FetchProgress {
+    /// Blocks received from peers.
+    pub blocks: AtomicU64,
+    /// Bytes of those blocks.
+    pub bytes: AtomicU64,
+    /// Peers the session may ask.
+    pub peers: AtomicUsize,
+}
+
+type Reply = oneshot::Sender<Result<Block, NetError>>;
+
+enum FetchCommand {
+    /// Want `cid`; `None` is a prefetch hint.
+    Want(Cid, Option<Reply>),
+    AddPeers(Vec<PeerId>),
+    Flush(oneshot::Sender<Result<(), NetError>>),
+}
+
+/// A handle to a running fetch session.
+#[derive(Clone)]
+pub struct FetchSession {
+    commands: mpsc::Sender<FetchCommand>,
+    store: Arc<dyn Store>,
+    progress: Arc<FetchProgress>,
+}
+
+impl FetchSession {
+    /// Starts a session task (needs a tokio runtime). `root` is what DHT
+    /// provider lookups search for; without it, the first stuck CID is.
+    pub(super) async fn start(
+        engine: mpsc::Sender<EngineCommand>,
+        swarm: SwarmHandle,
+        store: Arc<dyn Store>,
+        session_id: u64,
+        root: Option<Cid>,
+        opts: FetchOptions,
+    ) -> Result<FetchSession, NetError> {
+        let (events_tx, events) = mpsc::channel(super::driver::SESSION_EVENTS_DEPTH);
+        // Subscribe before reading the peer list: no connection is missed.
+        let peer_events = swarm.subscribe();
+        engine
+            .send(EngineCommand::Register(session_id, events_tx))
+            .await
+            .map_err(|_| NetError::Stopped)?;
+        let connected = swarm.peers().await?;
+        let (tx, rx) = mpsc::channel(COMMAND_DEPTH);
+        let progress = Arc::new(FetchProgress::default());
+        let mut task = SessionTask {
+            session: Session::new(opts.session),
+            opts,
+            root,
+            engine,
+            swarm,
+            store: Arc::clone(&store),
+            session_id,
+            waiters: HashMap::new(),
+            unstored: HashMap::new(),
+            storing: None,
+            flush_waiters: Vec::new(),
+            store_error: None,
+            last_progress: Instant::now(),
+            last_search: None,
+            search: None,
+            progress: Arc::clone(&progress),
+        };
+        for p in connected {
+            task.session.add_peer(p);
+        }
+        task.progress
+            .peers
+            .store(task.session.peers(), Ordering::Relaxed);
+        tokio::spawn(task.run(rx, events, peer_events));
+        Ok(FetchSession {
+            commands: tx,
+            store,
+            progress,
+        })
+    }
+
+    /// The block `cid`: from the store, else from peers.
+    pub async fn get(&self, cid: Cid) -> Result<Block, NetError> {
+        if let Some(b) = self.store.get(&cid)? {
+            return Ok(b);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(FetchCommand::Want(cid, Some(tx)))
+            .await
+            .map_err(|_| NetError::Stopped)?;
+        rx.await.map_err(|_| NetError::Stopped)?
+    }
+
+    /// [`get`](Self::get) for threads outside the async runtime.
+    pub fn get_blocking(&self, cid: Cid) -> Result<Block, NetError> {
+        if let Some(b) = self.store.get(&cid)? {
+            return Ok(b);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .blocking_send(FetchCommand::Want(cid, Some(tx)))
+            .map_err(|_| NetError::Stopped)?;
+        rx.blocking_recv().map_err(|_| NetError::Stopped)?
+    }
+
+    /// Starts fetching `cids` without waiting (best effort: hints beyond
+    /// the command queue are dropped; a later `get` asks again).
+    pub fn prefetch(&self, cids: &[Cid]) {
+        for cid in cids {
+            if self.store.has(cid).unwrap_or(false) {
+                continue;
+            }
+            if self
+                .commands
+                .try_send(FetchCommand::Want(*cid, None))
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+
+    /// More peers to ask (e.g. providers the caller found).
+    pub async fn add_peers(&self, peers: Vec<PeerId>) -> Result<(), NetError> {
+        self.commands
+            .send(FetchCommand::AddPeers(peers))
+            .await
+            .map_err(|_| NetError::Stopped)
+    }
+
+    /// Waits until every block received so far is durably stored.
+    pub async fn flush(&self) -> Result<(), NetError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(FetchCommand::Flush(tx))
+            .await
+            .map_err(|_| NetError::Stopped)?;
+        rx.await.map_err(|_| NetError::Stopped)?
+    }
+
+    /// Live figures of this session.
+    pub fn progress(&self) -> &Arc<FetchProgress> {
+        &self.progress
+    }
+}
+
+impl BlockSource for FetchSession {
+    fn block(&self, cid: &Cid) -> Result<Block, DagError> {
+        self.get_blocking(*cid).map_err(|e| match e {
+            NetError::Store(s) => DagError::Store(s),
+            other => DagError::Fetch {
+                cid: *cid,
+                reason: other.to_string(),
+            },
+        })
+    }
+
+    fn prefetch(&self, cids: &[Cid]) {
+        FetchSession::prefetch(self, cids)
+    }
+}
+
+/// A batch handed to the store, and how storing it went.
+type StoredBatch = (Vec<Block>, Result<u64, crate::store::StoreError>);
+
+struct SessionTask {
+    session: Session<PeerId>,
+    opts: FetchOptions,
+    root: Option<Cid>,
+    engine: mpsc::Sender<EngineCommand>,
+    swarm: SwarmHandle,
+    store: Arc<dyn Store>,
+    session_id: u64,
+    /// Callers waiting, by multihash bytes.
+    waiters: HashMap<Vec<u8>, Vec<Reply>>,
+    /// Received, handed out, not yet durable.
+    unstored: HashMap<Vec<u8>, Block>,
+    /// The batch being stored on a blocking thread.
+    storing: Option<tokio::task::JoinHandle<StoredBatch>>,
+    flush_waiters: Vec<oneshot::Sender<Result<(), NetError>>>,
+    /// A failed store: reported to every later caller.
+    store_error: Option<String>,
+    last_progress: Instant,
+    last_search: Option<Instant>,
+    search: Option<tokio::task::JoinHandle<Result<Vec<PeerId>, NetError>>>,
+    progress: Arc<FetchProgress>,
+}
+
+fn key(cid: &Cid) -> Vec<u8> {
+    cid.hash().to_bytes()
+}
+
+async fn join_opt<T>(h: &mut Option<tokio::task::JoinHandle<T>>) -> Option<T> {
+    match h {
+        Some(handle) => {
+            let r = handle.await.ok();
+            *h = None;
+            r
+        }
+        None => std::future::pending().await,
+    }
+}
+
+impl SessionTask {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<FetchCommand>,
+        mut events: mpsc::Receiver<SessionEvent>,
+        mut peer_events: tokio::sync::broadcast::Receiver<PeerEvent>,
+    ) {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                cmd = commands.recv() => match cmd {
+                    None => break,
+                    Some(cmd) => {
+                        self.on_command(cmd);
+                        // Take what else is queued, so one poll asks for
+                        // all of it in one message per peer.
+                        for _ in 0..COMMAND_DEPTH {
+                            match commands.try_recv() {
+                                Ok(cmd) => self.on_command(cmd),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                },
+                ev = events.recv() => match ev {
+                    None => break,
+                    Some(SessionEvent::Message(peer, msg)) => {
+                        let actions = self.session.on_message(&peer, &msg);
+                        self.act(actions).await;
+                    }
+                    Some(SessionEvent::PeerGone(peer)) => self.session.remove_peer(&peer),
+                },
+                ev = peer_events.recv() => match ev {
+                    Ok(PeerEvent::Connected(p)) => self.session.add_peer(p),
+                    Ok(PeerEvent::Disconnected(p)) => self.session.remove_peer(&p),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        if let Ok(peers) = self.swarm.peers().await {
+                            for p in peers {
+                                self.session.add_peer(p);
+                            }
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                },
+                done = join_opt(&mut self.storing) => self.on_stored(done).await,
+                found = join_opt(&mut self.search) => {
+                    match found {
+                        Some(Ok(peers)) => {
+                            tracing::debug!(n = peers.len(), "providers found");
+                            for p in peers {
+                                self.session.add_peer(p);
+                            }
+                        }
+                        Some(Err(e)) => tracing::debug!("provider lookup: {e}"),
+                        None => {}
+                    }
+                }
+                _ = tick.tick() => self.on_tick(),
+            }
+            self.progress
+                .peers
+                .store(self.session.peers(), Ordering::Relaxed);
+            if self.unstored.len() < MAX_UNSTORED {
+                let actions = self.session.poll(Instant::now());
+                self.act(actions).await;
+            }
+            self.maybe_store();
+        }
+        // Every handle is gone: cancel what is still wanted, store the rest.
+        self.fail_all("the fetch was abandoned");
+        if let Some(h) = self.storing.take() {
+            let done = h.await.ok();
+            self.on_stored(done).await;
+        }
+        let rest: Vec<Block> = self.unstored.drain().map(|(_, b)| b).collect();
+        if !rest.is_empty() {
+            let store = Arc::clone(&self.store);
+            let _ =
+                tokio::task::spawn_blocking(move || store.put_many(&mut rest.into_iter())).await;
+        }
+        let _ = self
+            .engine
+            .send(EngineCommand::Unregister(self.session_id))
+            .await;
+    }
+
+    fn on_command(&mut self, cmd: FetchCommand) {
+        match cmd {
+            FetchCommand::Want(cid, reply) => {
+                let k = key(&cid);
+                if let Some(b) = self.unstored.get(&k) {
+                    if let Some(r) = reply {
+                        let _ = r.send(Ok(b.clone()));
+                    }
+                    return;
+                }
+                if let Some(e) = &self.store_error {
+                    if let Some(r) = reply {
+                        let _ = r.send(Err(NetError::Protocol(format!("storing blocks: {e}"))));
+                    }
+                    return;
+                }
+                // Stored since the caller looked (a batch just landed).
+                match self.store.get(&cid) {
+                    Ok(Some(b)) => {
+                        if let Some(r) = reply {
+                            let _ = r.send(Ok(b));
+                        }
+                        return;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        if let Some(r) = reply {
+                            let _ = r.send(Err(e.into()));
+                        }
+                        return;
+                    }
+                }
+                if self.session.pending() == 0 {
+                    // The stall clock starts when wanting starts.
+                    self.last_progress = Instant::now();
+                }
+                self.session.want(cid);
+                if let Some(r) = reply {
+                    self.waiters.entry(k).or_default().push(r);
+                }
+            }
+            FetchCommand::AddPeers(peers) => {
+                for p in peers {
+                    self.session.add_peer(p);
+                }
+            }
+            FetchCommand::Flush(reply) => {
+                if let Some(e) = &self.store_error {
+                    let _ = reply.send(Err(NetError::Protocol(format!("storing blocks: {e}"))));
+                } else if self.unstored.is_empty() && self.storing.is_none() {
+                    let _ = reply.send(Ok(()));
+                } else {
+                    self.flush_waiters.push(reply);
+                }
+            }
+        }
+    }
+
+    async fn act(&mut self, actions: Vec<Action<PeerId>>) {
+        for action in actions {
+            match action {
+                Action::Send(peer, msg) => {
+                    let _ = self.engine.send(EngineCommand::Send(peer, msg)).await;
+                }
+                Action::Received(block) => {
+                    self.last_progress = Instant::now();
+                    self.progress.blocks.fetch_add(1, Ordering::Relaxed);
+                    self.progress
+                        .bytes
+                        .fetch_add(block.data().len() as u64, Ordering::Relaxed);
+                    let k = key(block.cid());
+                    for w in self.waiters.remove(&k).unwrap_or_default() {
+                        let _ = w.send(Ok(block.clone()));
+                    }
+                    self.unstored.insert(k, block);
+                }
+                Action::Misbehaved(peer) => {
+                    tracing::warn!(%peer, "peer sent a block it was not asked for: banning");
+                    let _ = self.swarm.ban(peer, BAN_DURATION).await;
+                }
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let now = Instant::now();
+        // Callers that gave up: stop wanting what only they wanted.
+        let gone: Vec<Vec<u8>> = self
+            .waiters
+            .iter_mut()
+            .filter_map(|(k, ws)| {
+                ws.retain(|w| !w.is_closed());
+                ws.is_empty().then(|| k.clone())
+            })
+            .collect();
+        for k in gone {
+            self.waiters.remove(&k);
+        }
+        if self.session.pending() == 0 {
+            return;
+        }
+        let stalled = now.saturating_duration_since(self.last_progress);
+        if stalled >= self.opts.stall_timeout {
+            let what = self
+                .session
+                .unserved()
+                .or(self.root)
+                .map_or_else(|| "the wanted blocks".to_string(), |c| c.to_string());
+            let reason = format!(
+                "no peer provided {what} within {} s ({} peers asked)",
+                self.opts.stall_timeout.as_secs(),
+                self.session.peers()
+            );
+            self.fail_all(&reason);
+            return;
+        }
+        let search_due = self.opts.find_providers
+            && self.search.is_none()
+            && self
+                .last_search
+                .is_none_or(|t| now.saturating_duration_since(t) >= PROVIDER_SEARCH_INTERVAL)
+            && (self.session.unserved().is_some() || stalled >= PROVIDER_SEARCH_DELAY);
+        if search_due {
+            let Some(target) = self.root.or_else(|| self.session.unserved()) else {
+                return;
+            };
+            self.last_search = Some(now);
+            let swarm = self.swarm.clone();
+            let limit = self.opts.max_providers;
+            tracing::debug!(%target, "looking up providers");
+            self.search = Some(tokio::spawn(async move {
+                swarm.find_providers(target, limit).await
+            }));
+        }
+    }
+
+    /// Fails every waiting caller with `reason` and cancels every want.
+    fn fail_all(&mut self, reason: &str) {
+        for (_, ws) in self.waiters.drain() {
+            for w in ws {
+                let _ = w.send(Err(NetError::Timeout(reason.to_string())));
+            }
+        }
+        let mut cancels = Vec::new();
+        while let Some(cid) = self.session.first_want() {
+            cancels.extend(self.session.cancel(&cid));
+        }
+        for a in cancels {
+            if let Action::Send(peer, msg) = a {
+                let _ = self.engine.try_send(EngineCommand::Send(peer, msg));
+            }
+        }
+    }
+
+    fn maybe_store(&mut self) {
+        if self.storing.is_some() || self.unstored.is_empty() {
+            return;
+        }
+        let idle = self.session.pending() == 0 || !self.flush_waiters.is_empty();
+        if self.unstored.len() < STORE_BATCH && !idle {
+            return;
+        }
+        let batch: Vec<Block> = self.unstored.values().cloned().collect();
+        let store = Arc::clone(&self.store);
+        self.storing = Some(tokio::task::spawn_blocking(move || {
+            let r = store.put_many(&mut batch.iter().cloned());
+            (batch, r)
+        }));
+    }
+
+    async fn on_stored(
+        &mut self,
+        done: Option<(Vec<Block>, Result<u64, crate::store::StoreError>)>,
+    ) {
+        match done {
+            Some((batch, Ok(_))) => {
+                for b in batch {
+                    self.unstored.remove(&key(b.cid()));
+                    // Peers that asked us for it get it now.
+                    let _ = self.engine.send(EngineCommand::Stored(b)).await;
+                }
+            }
+            Some((_, Err(e))) => {
+                tracing::error!("storing fetched blocks: {e}");
+                self.store_error = Some(e.to_string());
+                for w in self.flush_waiters.drain(..) {
+                    let _ = w.send(Err(NetError::Protocol(format!("storing blocks: {e}"))));
+                }
+                return;
+            }
+            None => {
+                self.store_error = Some("the storing thread failed".into());
+            }
+        }
+        if self.unstored.is_empty() {
+            for w in self.flush_waiters.drain(..) {
+                let _ = w.send(match &self.store_error {
+                    Some(e) => Err(NetError::Protocol(format!("storing blocks: {e}"))),
+                    None => Ok(()),
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! The node online: the store and DAG layer joined to the network.
+//!
+//! [`OnlineNode`] starts the network for a [`Node`] (its identity, store and
+//! `[net]` settings), reconnects to the peers its DHT routing table held
+//! when it last ran, runs the provider (announce and reprovide), and offers
+//! the operations that need peers: reading a file while its blocks arrive,
+//! making a whole DAG local, pinning content that is not local yet. The RPC
+//! server, the gateway and netsim call this; the CLI reaches it through the
+//! RPC server.
+
+use super::config::NetSettings;
+use super::provide::Provider;
+use super::{Node, NodeError};
+use crate::block::Cid;
+use crate::dag::reader::{FileReader, ReadOptions};
+use crate::dag::BlockSource;
+use crate::net::bitswap::driver::DagFetch;
+use crate::net::bitswap::fetch::{FetchOptions, FetchSession};
+use crate::net::{NetError, Network};
+use crate::store::PinKind;
+use libp2p::{Multiaddr, PeerId};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Metadata key of the persisted DHT routing table.
+const ROUTING_TABLE_KEY: &str = "net.routing_table";
+
+/// How often the routing table is written to the repo.
+const ROUTING_SAVE_INTERVAL: Duration = Duration::from_secs(300);
+
+/// Most routing-table peers persisted.
+const MAX_SAVED_ROUTES: usize = 2000;
+
+/// Blocks a network read fetches ahead of the bytes it returns.
+const NET_READ_WINDOW: usize = 64;
+
+/// A node with its network running.
+pub struct OnlineNode {
+    node: Arc<Node>,
+    net: Arc<Network>,
+    provider: Provider,
+    fetch: FetchOptions,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl From<NetError> for NodeError {
+    fn from(e: NetError) -> Self {
+        match e {
+            NetError::Store(s) => NodeError::Store(s),
+            other => NodeError::Net(other.to_string()),
+        }
+    }
+}
+
+impl OnlineNode {
+    /// Starts networking with `settings` (usually `node.config().net` with
+    /// flags applied): listens, restores the routing table saved by the last
+    /// run, dials `settings.bootstrap`, starts the provider. Needs a tokio
+    /// runtime.
+    pub async fn start(node: Arc<Node>, settings: &NetSettings) -> Result<OnlineNode, NodeError> {
+        let net = Arc::new(node.start_network(settings).await?);
+        let provider = Provider::spawn(
+            node.config().provide.clone(),
+            Arc::clone(node.store()),
+            net.swarm.clone(),
+        );
+        let fetch = FetchOptions {
+            stall_timeout: settings.fetch_timeout,
+            ..FetchOptions::default()
+        };
+        let mut online = OnlineNode {
+            node,
+            net,
+            provider,
+            fetch,
+            tasks: Vec::new(),
+        };
+        online.restore_routes().await;
+        let saver = {
+            let net = Arc::clone(&online.net);
+            let node = Arc::clone(&online.node);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(ROUTING_SAVE_INTERVAL);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    save_routes(&net, &node).await;
+                }
+            })
+        };
+        online.tasks.push(saver);
+        Ok(online)
+    }
+
+    /// Dials each bootstrap address; returns the peers reached and the
+    /// failures (address, reason). A DHT walk follows.
+    pub async fn bootstrap(&self, addrs: &[Multiaddr]) -> (Vec<PeerId>, Vec<(Multiaddr, String)>) {
+        let mut ok = Vec::new();
+        let mut failed = Vec::new();
+        for addr in addrs {
+            match self.net.swarm.dial(addr.clone()).await {
+                Ok(p) => ok.push(p),
+                Err(e) => failed.push((addr.clone(), e.to_string())),
+            }
+        }
+        if !ok.is_empty() {
+            let _ = self.net.swarm.bootstrap().await;
+        }
+        (ok, failed)
+    }
+
+    async fn restore_routes(&self) {
+        let Ok(Some(bytes)) = self.node.store().meta_get(ROUTING_TABLE_KEY) else {
+            return;
+        };
+        let Ok(saved) = serde_json::from_slice::<Vec<(String, Vec<String>)>>(&bytes) else {
+            tracing::warn!("the saved routing table does not parse; starting without it");
+            return;
+        };
+        let routes: Vec<(PeerId, Vec<Multiaddr>)> = saved
+            .into_iter()
+            .filter_map(|(p, addrs)| {
+                let peer: PeerId = p.parse().ok()?;
+                let addrs: Vec<Multiaddr> = addrs.iter().filter_map(|a| a.parse().ok()).collect();
+                (!addrs.is_empty()).then_some((peer, addrs))
+            })
+            .collect();
+        if routes.is_empty() {
+            return;
+        }
+        tracing::info!(peers = routes.len(), "restoring the DHT routing table");
+        let _ = self.net.swarm.add_routes(routes).await;
+    }
+
+    /// Writes the routing table to the repo now (also done every 5 minutes
+    /// and by [`stop`](Self::stop)).
+    pub async fn save_routes(&self) {
+        save_routes(&self.net, &self.node).await
+    }
+
+    pub fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
+    pub fn net(&self) -> &Arc<Network> {
+        &self.net
+    }
+
+    pub fn provider(&self) -> &Provider {
+        &self.provider
+    }
+
+    /// Fetch tuning from the config.
+    pub fn fetch_options(&self) -> FetchOptions {
+        self.fetch
+    }
+
+    /// A fetch session for content under `root`.
+    pub async fn session(&self, root: Option<Cid>) -> Result<FetchSession, NodeError> {
+        Ok(self.net.bitswap.session(root, self.fetch).await?)
+    }
+
+    /// A reader of the file at `path` (`CID[/path]`), fetching missing
+    /// blocks as the reader reaches them (several ahead) and caching them.
+    /// Returns the session too, for progress figures. Blocking work runs on
+    /// a blocking thread; reading the returned reader blocks too.
+    pub async fn cat(
+        &self,
+        path: &str,
+        offset: u64,
+        length: Option<u64>,
+    ) -> Result<(FileReader, FetchSession), NodeError> {
+        let root = crate::block::parse_cid(path)?;
+        let session = self.session(Some(root)).await?;
+        let source: Arc<dyn BlockSource> = Arc::new(session.clone());
+        let node = Arc::clone(&self.node);
+        let path = path.to_string();
+        let opts = ReadOptions {
+            window: NET_READ_WINDOW,
+            ..ReadOptions::default()
+        };
+        let reader =
+            tokio::task::spawn_blocking(move || node.cat_from(source, &path, offset, length, opts))
+                .await
+                .map_err(|e| NodeError::Net(format!("reader thread: {e}")))??;
+        Ok((reader, session))
+    }
+
+    /// Resolves `path` (`CID[/path]`), fetching the directory blocks on the
+    /// way if needed.
+    pub async fn resolve(&self, path: &str) -> Result<Cid, NodeError> {
+        let root = crate::block::parse_cid(path)?;
+        let session = self.session(Some(root)).await?;
+        let node = Arc::clone(&self.node);
+        let path = path.to_string();
+        tokio::task::spawn_blocking(move || node.resolve_in(&session, &path))
+            .await
+            .map_err(|e| NodeError::Net(format!("resolver thread: {e}")))?
+    }
+
+    /// Makes every block of the DAG under `root` local (fetching what is
+    /// missing; cached, not pinned), calling `progress` as blocks come.
+    pub async fn fetch_dag(
+        &self,
+        root: Cid,
+        session: Option<&FetchSession>,
+        progress: &mut (dyn FnMut(DagFetch) + Send),
+    ) -> Result<DagFetch, NodeError> {
+        let own;
+        let session = match session {
+            Some(s) => s,
+            None => {
+                own = self.session(Some(root)).await?;
+                &own
+            }
+        };
+        let before = session
+            .progress()
+            .blocks
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let stats = self
+            .net
+            .bitswap
+            .fetch_dag_in(session, root, progress)
+            .await?;
+        let fetched = session
+            .progress()
+            .blocks
+            .load(std::sync::atomic::Ordering::Relaxed)
+            - before;
+        if fetched > 0 {
+            self.provider.announce_cached(root).await;
+        }
+        Ok(stats)
+    }
+
+    /// `pin add`: fetches what is missing, pins, announces.
+    pub async fn pin_add(
+        &self,
+        root: Cid,
+        recursive: bool,
+        progress: &mut (dyn FnMut(DagFetch) + Send),
+    ) -> Result<(), NodeError> {
+        if recursive {
+            self.fetch_dag(root, None, progress).await?;
+        } else {
+            let session = self.session(Some(root)).await?;
+            session.get(root).await?;
+            session.flush().await?;
+        }
+        let node = Arc::clone(&self.node);
+        tokio::task::spawn_blocking(move || node.pin_add(&root, recursive))
+            .await
+            .map_err(|e| NodeError::Net(format!("pin thread: {e}")))??;
+        self.provider.announce(root, &[]).await;
+        if recursive && self.provider.strategy() != super::config::ProvideStrategy::Roots {
+            let node = Arc::clone(&self.node);
+            let blocks = tokio::task::spawn_blocking(move || node.dag_cids(&root))
+                .await
+                .map_err(|e| NodeError::Net(format!("walk thread: {e}")))??;
+            self.provider.announce(root, &blocks).await;
+        }
+        Ok(())
+    }
+
+    /// Announces newly added content (the root first).
+    pub async fn announce_added(&self, root: Cid, blocks: &[Cid]) {
+        self.provider.announce(root, blocks).await;
+    }
+
+    /// Saves the routing table and stops background tasks; the network
+    /// stops when the last handle to it is dropped.
+    pub async fn stop(self) {
+        self.save_routes().await;
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+
+    /// Whether `root` is pinned here.
+    pub fn pinned(&self, root: &Cid) -> Result<Option<PinKind>, NodeError> {
+        Ok(self.node.store().pin_of(root)?)
+    }
+}
+
+async fn save_routes(net: &Network, node: &Node) {
+    let Ok(table) = net.swarm.routing_table().await else {
+        return;
+    };
+    let saved: Vec<(String, Vec<String>)> = table
+        .into_iter()
+        .take(MAX_SAVED_ROUTES)
+        .map(|(p, addrs)| (p.to_string(), addrs.iter().map(|a| a.to_string()).collect()))
+        .collect();
+    if saved.is_empty() {
+        return;
+    }
+    let Ok(bytes) = serde_json::to_vec(&saved) else {
+        return;
+    };
+    let store = Arc::clone(node.store());
+    let _ = tokio::task::spawn_blocking(move || {
+        if let Err(e) = store.meta_put(ROUTING_TABLE_KEY, Some(&bytes)) {
+            tracing::warn!("saving the routing table: {e}");
+        }
+    })
+    .await;
+}
