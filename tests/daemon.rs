@@ -6,6 +6,7 @@ mod common;
 
 use common::TestRepo;
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -145,9 +146,8 @@ fn daemon_starts_connects_and_stops_cleanly() {
     assert!(err.contains("dial"), "{err}");
     let err = a.fails(&["swarm", "connect", "not-an-addr"]);
     assert!(err.contains("multiaddr"), "{err}");
-    // Commands the API does not carry yet say so.
-    let err = a.fails(&["repo", "stat"]);
-    assert!(err.contains("daemon is running"), "{err}");
+    let err = a.fails(&["daemon"]);
+    assert!(err.contains("already running"), "{err}");
 
     assert!(db.signal(libc::SIGINT).success());
     let c = TestRepo::new();
@@ -207,4 +207,145 @@ fn cat_fetches_from_the_network_through_the_daemon() {
     assert!(db.signal(libc::SIGTERM).success());
     assert_eq!(b.run(&["cat", &cid]).stdout, data);
     assert_eq!(b.ok(&["pin", "ls"]), "");
+}
+
+/// Runs each command offline on one repo and through a daemon on a copy of
+/// it (same identity, same content): the outputs must be the same.
+#[test]
+fn every_command_goes_through_the_daemon_with_the_offline_output() {
+    let offline = TestRepo::new();
+    let tree = offline.scratch("tree");
+    std::fs::create_dir_all(tree.join("sub")).unwrap();
+    std::fs::write(tree.join("big.bin"), common::random_bytes(700_000, 5)).unwrap();
+    std::fs::write(tree.join("sub/a.txt"), b"hi\n").unwrap();
+    std::fs::write(tree.join(".hidden"), b"h").unwrap();
+    std::os::unix::fs::symlink("a.txt", tree.join("sub/link")).unwrap();
+    let t = tree.to_str().unwrap();
+    offline.ok(&["init"]);
+    let online = TestRepo::new();
+    // Same repo contents: copy before anything is added.
+    copy_dir(&offline.path(), &online.path());
+    let (mut daemon, _) = Daemon::start(&online, &[]);
+
+    let both = |args: &[&str]| {
+        let a = offline.run(args);
+        let b = online.run(args);
+        assert!(
+            a.status.success() && b.status.success(),
+            "cairn {args:?}: {} / {}",
+            String::from_utf8_lossy(&a.stderr),
+            String::from_utf8_lossy(&b.stderr)
+        );
+        assert!(
+            a.stdout == b.stdout,
+            "cairn {args:?} differs offline and through the daemon: {:?} vs {:?}",
+            String::from_utf8_lossy(&a.stdout[..a.stdout.len().min(500)]),
+            String::from_utf8_lossy(&b.stdout[..b.stdout.len().min(500)])
+        );
+        String::from_utf8_lossy(&a.stdout).into_owned()
+    };
+    let added = both(&["add", "-r", t]);
+    assert!(added.contains(" tree/sub/link\n"), "{added}");
+    both(&["add", "-r", "-H", "--cid-version", "0", t]);
+    both(&["add", "-r", "--profile", "unixfs-v1-2025", "-Q", t]);
+    both(&[
+        "add",
+        "--chunker",
+        "size-1000",
+        "--max-links",
+        "3",
+        "--trickle",
+        "-q",
+        &format!("{t}/big.bin"),
+    ]);
+    let root = both(&["add", "-r", "-Q", t]).trim().to_string();
+    both(&["ls", &root]);
+    both(&["cat", &format!("{root}/sub/a.txt")]);
+    both(&[
+        "cat",
+        "--offset",
+        "1000",
+        "--length",
+        "70000",
+        &format!("{root}/big.bin"),
+    ]);
+    both(&["pin", "ls"]);
+    both(&["pin", "ls", "--type", "indirect", "-q"]);
+    both(&["block", "stat", &root]);
+    both(&["block", "get", &root]);
+    both(&["pin", "rm", &root]);
+    both(&["pin", "add", &root]);
+    let car_a = offline.run(&["dag", "export", &root]).stdout;
+    let car_b = online.run(&["dag", "export", &root]).stdout;
+    assert_eq!(car_a, car_b);
+    let car = offline.scratch("x.car");
+    std::fs::write(&car, &car_a).unwrap();
+    both(&["dag", "import", car.to_str().unwrap()]);
+    both(&["repo", "verify"]);
+    both(&["pin", "rm", &root]);
+    both(&["repo", "gc"]);
+    both(&["pin", "ls"]);
+    // Standard input: block put and add.
+    let piped = |repo: &TestRepo, args: &[&str], input: &[u8]| {
+        let out = repo
+            .cmd(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin.take().unwrap().write_all(input)?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        assert!(out.status.success(), "cairn {args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for args in [
+        &["block", "put", "--pin"][..],
+        &["add"][..],
+        &["add", "-Q", "--cid-version", "0"][..],
+    ] {
+        let input = common::random_bytes(300_000, 9);
+        let a = piped(&offline, args, &input);
+        let b = piped(&online, args, &input);
+        assert_eq!(a, b, "cairn {args:?} from standard input");
+    }
+    // get: the same tree on disk either way.
+    let ga = offline.scratch("got-offline");
+    let gb = online.scratch("got-daemon");
+    let added = both(&["add", "-r", "-Q", t]).trim().to_string();
+    offline.ok(&["get", "-o", ga.to_str().unwrap(), &added]);
+    online.ok(&["get", "-o", gb.to_str().unwrap(), &added]);
+    for rel in ["big.bin", "sub/a.txt"] {
+        assert_eq!(
+            std::fs::read(ga.join(rel)).unwrap(),
+            std::fs::read(gb.join(rel)).unwrap()
+        );
+    }
+    assert_eq!(
+        std::fs::read_link(gb.join("sub/link")).unwrap(),
+        Path::new("a.txt")
+    );
+    let err = online.fails(&["get", "-o", gb.to_str().unwrap(), &added]);
+    assert!(err.contains("already exists"), "{err}");
+    // Errors come back as one line.
+    let err = online.fails(&["cat", "not-a-cid"]);
+    assert!(err.contains("not-a-cid") || err.contains("CID"), "{err}");
+    let bw = online.ok(&["stats", "bw"]);
+    assert!(bw.starts_with("Bandwidth\nTotalIn: "), "{bw}");
+    assert!(daemon.signal(libc::SIGTERM).success());
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
 }

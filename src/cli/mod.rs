@@ -92,8 +92,17 @@ enum Command {
     /// Content routing on the DHT (needs a running daemon).
     #[command(subcommand)]
     Routing(RoutingCommand),
+    /// Traffic figures (needs a running daemon).
+    #[command(subcommand)]
+    Stats(StatsCommand),
     /// Stop the running daemon.
     Shutdown,
+}
+
+#[derive(Subcommand)]
+enum StatsCommand {
+    /// Bytes in and out through the transport, totals and current rates.
+    Bw,
 }
 
 #[derive(Subcommand)]
@@ -277,12 +286,13 @@ pub fn run() -> Result<()> {
     }
     // A running daemon owns the repo: commands go through its API.
     if let Some(client) = cairn::rpc::client::Client::for_repo(&repo_path) {
-        return through_daemon(&client, cli.command);
+        let config = repo::Repo::read_config(&repo_path)?;
+        return through_daemon(&client, &config, cli.command);
     }
     let node = Node::open(&repo_path)?;
     match cli.command {
         Command::Init | Command::Version => unreachable!("handled above"),
-        Command::Swarm(_) | Command::Routing(_) | Command::Shutdown => {
+        Command::Swarm(_) | Command::Routing(_) | Command::Stats(_) | Command::Shutdown => {
             bail!("this command needs a running daemon (start one with `cairn daemon`)")
         }
         Command::Add(args) => add(&node, args),
@@ -313,16 +323,22 @@ pub fn run() -> Result<()> {
     }
 }
 
-/// Runs a command through the daemon's RPC API.
-fn through_daemon(client: &cairn::rpc::client::Client, command: Command) -> Result<()> {
+/// Runs a command through the daemon's RPC API; output matches the
+/// offline path's.
+fn through_daemon(
+    client: &cairn::rpc::client::Client,
+    config: &cairn::node::Config,
+    command: Command,
+) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match command {
+        Command::Init | Command::Version => unreachable!("handled before"),
         Command::Id => {
-            let v: serde_json::Value = serde_json::from_str(&client.call("id", &[])?)?;
+            let v = client.call_json("id", &[])?;
             writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
         }
         Command::Swarm(SwarmCommand::Peers) => {
-            let v: serde_json::Value = serde_json::from_str(&client.call("swarm/peers", &[])?)?;
+            let v = client.call_json("swarm/peers", &[])?;
             for p in v["Peers"].as_array().into_iter().flatten() {
                 writeln!(
                     out,
@@ -333,8 +349,7 @@ fn through_daemon(client: &cairn::rpc::client::Client, command: Command) -> Resu
             }
         }
         Command::Swarm(SwarmCommand::Connect { addr }) => {
-            let v: serde_json::Value =
-                serde_json::from_str(&client.call("swarm/connect", &[("arg", &addr)])?)?;
+            let v = client.call_json("swarm/connect", &[("arg", &addr)])?;
             for line in v["Strings"].as_array().into_iter().flatten() {
                 writeln!(out, "{}", line.as_str().unwrap_or(""))?;
             }
@@ -351,8 +366,17 @@ fn through_daemon(client: &cairn::rpc::client::Client, command: Command) -> Resu
                 }
             }
         }
+        Command::Stats(StatsCommand::Bw) => {
+            let v = client.call_json("stats/bw", &[])?;
+            print_bw(&mut out, &v)?;
+        }
         Command::Shutdown => {
             client.call("shutdown", &[])?;
+        }
+        Command::Daemon { .. } => bail!("a daemon is already running on this repo"),
+        Command::Add(a) => {
+            drop(out);
+            add_through(client, config, a)?;
         }
         Command::Cat {
             path,
@@ -366,17 +390,499 @@ fn through_daemon(client: &cairn::rpc::client::Client, command: Command) -> Resu
                 args.push(("length", l.as_str()));
             }
             drop(out);
+            let bar = progress::bytes_bar(false, None, "fetching");
+            let watch = progress::watch_peers(client.duplicate(), bar.clone());
             let mut stdout = std::io::stdout().lock();
-            client.call_to("cat", &args, &mut stdout)?;
+            let result = client.call_to("cat", &args, &mut stdout, &mut |n| bar.set_position(n));
+            watch.stop();
+            bar.finish_and_clear();
+            result?;
             stdout.flush()?;
+        }
+        Command::Get { path, output } => {
+            drop(out);
+            get_through(client, &path, output)?;
+        }
+        Command::Ls { path } => {
+            let v = client.call_json("ls", &[("arg", &path)])?;
+            for obj in v["Objects"].as_array().into_iter().flatten() {
+                for l in obj["Links"].as_array().into_iter().flatten() {
+                    let suffix = if l["Type"] == 1 { "/" } else { "" };
+                    writeln!(
+                        out,
+                        "{} {} {}{}",
+                        l["Hash"].as_str().unwrap_or(""),
+                        l["Size"].as_u64().unwrap_or(0),
+                        l["Name"].as_str().unwrap_or(""),
+                        suffix
+                    )?;
+                }
+            }
+        }
+        Command::Pin(PinCommand::Add { cids, recursive }) => {
+            if cids.is_empty() {
+                bail!("pin add needs at least one CID");
+            }
+            let r = recursive.to_string();
+            for c in cids {
+                let bar = progress::spinner("fetching blocks");
+                let watch = progress::watch_peers(client.duplicate(), bar.clone());
+                let mut pinned = Vec::new();
+                let result = client.call_lines(
+                    "pin/add",
+                    &[("arg", &c), ("recursive", &r), ("progress", "true")],
+                    None,
+                    &mut |v| {
+                        if let Some(n) = v["Progress"].as_u64() {
+                            bar.set_position(n);
+                        }
+                        for p in v["Pins"].as_array().into_iter().flatten() {
+                            pinned.push(p.as_str().unwrap_or("").to_string());
+                        }
+                        Ok(())
+                    },
+                );
+                watch.stop();
+                bar.finish_and_clear();
+                result.with_context(|| format!("pinning {c}"))?;
+                for cid in pinned {
+                    writeln!(
+                        out,
+                        "pinned {cid} {}",
+                        if recursive { "recursively" } else { "directly" }
+                    )?;
+                }
+            }
+        }
+        Command::Pin(PinCommand::Rm { cids }) => {
+            if cids.is_empty() {
+                bail!("pin rm needs at least one CID");
+            }
+            for c in cids {
+                let v = client.call_json("pin/rm", &[("arg", &c)])?;
+                for p in v["Pins"].as_array().into_iter().flatten() {
+                    writeln!(out, "unpinned {}", p.as_str().unwrap_or(""))?;
+                }
+            }
+        }
+        Command::Pin(PinCommand::Ls { r#type, quiet }) => {
+            let v = client.call_json("pin/ls", &[("type", &r#type)])?;
+            for p in v["Order"].as_array().into_iter().flatten() {
+                let cid = p[0].as_str().unwrap_or("");
+                if quiet {
+                    writeln!(out, "{cid}")?;
+                } else {
+                    writeln!(out, "{cid} {}", p[1].as_str().unwrap_or(""))?;
+                }
+            }
+        }
+        Command::Block(BlockCommand::Get { cid }) => {
+            client.call_to("block/get", &[("arg", &cid)], &mut out, &mut |_| {})?;
+        }
+        Command::Block(BlockCommand::Put {
+            file,
+            cid_codec,
+            mhtype,
+            pin,
+        }) => {
+            let part = match file {
+                Some(f) => cairn::rpc::client::UploadPart::File {
+                    name: "block".into(),
+                    path: f,
+                },
+                None => cairn::rpc::client::UploadPart::Stdin {
+                    name: "block".into(),
+                },
+            };
+            let mh = mhtype.to_string();
+            let pin = pin.to_string();
+            let mut key = String::new();
+            client.call_lines(
+                "block/put",
+                &[("cid-codec", &cid_codec), ("mhtype", &mh), ("pin", &pin)],
+                Some(vec![part]),
+                &mut |v| {
+                    key = v["Key"].as_str().unwrap_or("").to_string();
+                    Ok(())
+                },
+            )?;
+            writeln!(out, "{key}")?;
+        }
+        Command::Block(BlockCommand::Stat { cid }) => {
+            let v = client.call_json("block/stat", &[("arg", &cid)])?;
+            writeln!(
+                out,
+                "Key: {}\nSize: {}",
+                v["Key"].as_str().unwrap_or(""),
+                v["Size"].as_u64().unwrap_or(0)
+            )?;
+        }
+        Command::Dag(DagCommand::Export { cid }) => {
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, out);
+            client.call_to("dag/export", &[("arg", &cid)], &mut w, &mut |_| {})?;
+            w.flush()?;
+        }
+        Command::Dag(DagCommand::Import { files, pin_roots }) => {
+            if files.is_empty() {
+                bail!("dag import needs at least one CAR file");
+            }
+            let p = pin_roots.to_string();
+            for f in files {
+                if !f.is_file() {
+                    bail!("{}: not a readable file", f.display());
+                }
+                let part = cairn::rpc::client::UploadPart::File {
+                    name: "car".into(),
+                    path: f.clone(),
+                };
+                let mut lines = Vec::new();
+                client
+                    .call_lines(
+                        "dag/import",
+                        &[("pin-roots", &p)],
+                        Some(vec![part]),
+                        &mut |v| {
+                            lines.push(v);
+                            Ok(())
+                        },
+                    )
+                    .with_context(|| format!("importing {}", f.display()))?;
+                for v in lines {
+                    if let Some(root) = v["Root"]["Cid"]["/"].as_str() {
+                        if pin_roots {
+                            writeln!(out, "Pinned root {root} success")?;
+                        } else {
+                            writeln!(out, "Root {root}")?;
+                        }
+                    }
+                    if v["Stats"].is_object() {
+                        writeln!(
+                            out,
+                            "Imported {} blocks ({} new bytes)",
+                            v["Stats"]["BlockCount"].as_u64().unwrap_or(0),
+                            v["Stats"]["BlockBytesCount"].as_u64().unwrap_or(0)
+                        )?;
+                    }
+                }
+            }
+        }
+        Command::Repo(RepoCommand::Gc { quiet }) => {
+            let spinner = progress::spinner("collecting garbage");
+            let v = client.call_json("repo/gc", &[]);
+            spinner.finish_and_clear();
+            let v = v?;
+            if !quiet {
+                writeln!(
+                    out,
+                    "removed {} blocks ({} bytes); reclaimed {} bytes from {} segments",
+                    v["RemovedBlocks"].as_u64().unwrap_or(0),
+                    v["RemovedBytes"].as_u64().unwrap_or(0),
+                    v["ReclaimedBytes"].as_u64().unwrap_or(0),
+                    v["CompactedSegments"].as_u64().unwrap_or(0)
+                )?;
+            }
+        }
+        Command::Repo(RepoCommand::Stat) => {
+            let v = client.call_json("repo/stat", &[])?;
+            let stat = cairn::node::RepoStat {
+                store: cairn::store::StoreStat {
+                    blocks: v["NumObjects"].as_u64().unwrap_or(0),
+                    block_bytes: v["BlockBytes"].as_u64().unwrap_or(0),
+                    pins: v["Pins"].as_u64().unwrap_or(0),
+                    stored_bytes: v["RepoSize"].as_u64().unwrap_or(0),
+                    segments: v["NumSegments"].as_u64().unwrap_or(0),
+                },
+                segments: v["Segments"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|g| cairn::store::SegmentUsage {
+                        id: g["Id"].as_u64().unwrap_or(0) as u32,
+                        live_bytes: g["LiveBytes"].as_u64().unwrap_or(0),
+                        file_bytes: g["FileBytes"].as_u64().unwrap_or(0),
+                    })
+                    .collect(),
+                path: v["RepoPath"].as_str().map(PathBuf::from),
+            };
+            print_repo_stat(&mut out, &stat)?;
+        }
+        Command::Repo(RepoCommand::Verify) => {
+            let spinner = progress::spinner("verifying blocks");
+            let v = client.call_json("repo/verify", &[]);
+            spinner.finish_and_clear();
+            let v = v?;
+            let parse = |c: &serde_json::Value| -> Result<cairn::block::Cid> {
+                Ok(parse_cid(c.as_str().unwrap_or(""))?)
+            };
+            let mut report = cairn::node::VerifyReport {
+                checked: v["Checked"].as_u64().unwrap_or(0),
+                ..Default::default()
+            };
+            for c in v["Corrupt"].as_array().into_iter().flatten() {
+                report.corrupt.push(parse(c)?);
+            }
+            for p in v["Unreadable"].as_array().into_iter().flatten() {
+                report
+                    .unreadable
+                    .push((parse(&p[0])?, p[1].as_str().unwrap_or("").to_string()));
+            }
+            for p in v["BrokenPins"].as_array().into_iter().flatten() {
+                report
+                    .broken_pins
+                    .push((parse(&p[0])?, p[1].as_str().unwrap_or("").to_string()));
+            }
+            print_verify(&mut out, &report)?;
+        }
+    }
+    Ok(())
+}
+
+/// `stats bw` output, as Kubo prints it.
+fn print_bw(out: &mut dyn Write, v: &serde_json::Value) -> Result<()> {
+    writeln!(out, "Bandwidth")?;
+    writeln!(out, "TotalIn: {}", v["TotalIn"].as_u64().unwrap_or(0))?;
+    writeln!(out, "TotalOut: {}", v["TotalOut"].as_u64().unwrap_or(0))?;
+    writeln!(
+        out,
+        "RateIn: {:.0} B/s",
+        v["RateIn"].as_f64().unwrap_or(0.0)
+    )?;
+    writeln!(
+        out,
+        "RateOut: {:.0} B/s",
+        v["RateOut"].as_f64().unwrap_or(0.0)
+    )?;
+    Ok(())
+}
+
+/// The parts of an upload of `paths`, in the order an offline add walks
+/// them (sorted names, directories before their contents), with the same
+/// checks.
+fn plan_upload(
+    paths: &[PathBuf],
+    recursive: bool,
+    hidden: bool,
+) -> Result<Vec<cairn::rpc::client::UploadPart>> {
+    use cairn::rpc::client::UploadPart;
+    fn walk(path: &Path, name: String, hidden: bool, parts: &mut Vec<UploadPart>) -> Result<()> {
+        let meta =
+            std::fs::symlink_metadata(path).with_context(|| format!("{}", path.display()))?;
+        let ft = meta.file_type();
+        if ft.is_symlink() {
+            let target = std::fs::read_link(path).with_context(|| format!("{}", path.display()))?;
+            let Some(target) = target.to_str() else {
+                bail!("{}: symlink target is not valid UTF-8", path.display());
+            };
+            parts.push(UploadPart::Symlink {
+                name,
+                target: target.to_string(),
+            });
+        } else if ft.is_dir() {
+            let mut names = Vec::new();
+            for entry in std::fs::read_dir(path).with_context(|| format!("{}", path.display()))? {
+                let entry = entry.with_context(|| format!("{}", path.display()))?;
+                let Some(child) = entry.file_name().to_str().map(String::from) else {
+                    bail!(
+                        "{}: file name is not valid UTF-8 (UnixFS names are UTF-8)",
+                        entry.path().display()
+                    );
+                };
+                if !hidden && child.starts_with('.') {
+                    continue;
+                }
+                names.push(child);
+            }
+            names.sort();
+            parts.push(UploadPart::Directory { name: name.clone() });
+            for child in names {
+                walk(&path.join(&child), format!("{name}/{child}"), hidden, parts)?;
+            }
+        } else if ft.is_file() {
+            parts.push(UploadPart::File {
+                name,
+                path: path.to_path_buf(),
+            });
+        } else {
+            bail!(
+                "{}: not a regular file, directory or symlink",
+                path.display()
+            );
+        }
+        Ok(())
+    }
+    let mut parts = Vec::new();
+    for path in paths {
+        let meta =
+            std::fs::symlink_metadata(path).with_context(|| format!("{}", path.display()))?;
+        if meta.is_dir() && !recursive {
+            bail!("{}: is a directory (use -r)", path.display());
+        }
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string());
+        walk(path, name, hidden, &mut parts)?;
+    }
+    Ok(parts)
+}
+
+/// `add` through the daemon: uploads the files, prints what it answers.
+fn add_through(
+    client: &cairn::rpc::client::Client,
+    config: &cairn::node::Config,
+    a: AddArgs,
+) -> Result<()> {
+    // Options resolved here exactly as offline (the repo's config.toml,
+    // then flags), then sent explicitly: the same CIDs either way.
+    let opts = import_options(config, &a)?;
+    let mut args: Vec<(&str, String)> = vec![
+        ("cid-version", opts.format.version.to_string()),
+        ("hash", opts.format.hash.to_string()),
+        ("chunker", opts.chunker.to_string()),
+        ("raw-leaves", opts.raw_leaves.to_string()),
+        ("max-links", opts.max_links.to_string()),
+        ("layout", opts.layout.to_string()),
+        ("shard-threshold", opts.sharding.threshold_bytes.to_string()),
+        (
+            "shard-estimate",
+            match opts.sharding.estimate {
+                SizeEstimate::Links => "links",
+                SizeEstimate::Block => "block",
+            }
+            .to_string(),
+        ),
+    ];
+    args.push(("pin", a.pin.to_string()));
+    args.push(("only-hash", a.only_hash.to_string()));
+    args.push(("progress", "true".into()));
+    let use_stdin = a.paths.is_empty() || (a.paths.len() == 1 && a.paths[0] == Path::new("-"));
+    let (parts, total) = if use_stdin {
+        (
+            vec![cairn::rpc::client::UploadPart::Stdin {
+                name: "stdin".into(),
+            }],
+            None,
+        )
+    } else {
+        let total: u64 = a.paths.iter().map(|p| tree_size(p, a.hidden)).sum();
+        (plan_upload(&a.paths, a.recursive, a.hidden)?, Some(total))
+    };
+    let bar = progress::bytes_bar(a.no_progress, total, "adding");
+    let mut out = std::io::stdout().lock();
+    let mut last = None;
+    let arg_refs: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let show = !a.quieter;
+    client.call_lines("add", &arg_refs, Some(parts), &mut |v| {
+        if let Some(n) = v["Bytes"].as_u64() {
+            bar.set_position(n);
             return Ok(());
         }
-        Command::Daemon { .. } => bail!("a daemon is already running on this repo"),
-        _ => bail!(
-            "a daemon is running on this repo and this command does not go through it yet; \
-             stop it (`cairn shutdown`) to run the command offline"
-        ),
+        let (Some(hash), Some(name)) = (v["Hash"].as_str(), v["Name"].as_str()) else {
+            return Ok(());
+        };
+        let name = if use_stdin { hash } else { name };
+        if !name.contains('/') {
+            last = Some(hash.to_string());
+        }
+        if show && !use_stdin {
+            let r = if a.quiet {
+                writeln!(out, "{hash}")
+            } else {
+                writeln!(out, "added {hash} {name}")
+            };
+            r.map_err(|e| cairn::rpc::client::ClientError::Transport {
+                addr: "standard output".into(),
+                reason: e.to_string(),
+            })?;
+        }
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    if let Some(cid) = last {
+        if use_stdin {
+            if a.quieter || a.quiet {
+                writeln!(out, "{cid}")?;
+            } else {
+                writeln!(out, "added {cid} {cid}")?;
+            }
+        } else if a.quieter {
+            writeln!(out, "{cid}")?;
+        }
     }
+    Ok(())
+}
+
+/// `get` through the daemon: a tar stream unpacked into a hidden sibling of
+/// the output, renamed into place when complete.
+fn get_through(
+    client: &cairn::rpc::client::Client,
+    path: &str,
+    output: Option<PathBuf>,
+) -> Result<()> {
+    let out = match output {
+        Some(o) => o,
+        None => PathBuf::from(parse_cid(path)?.to_string()),
+    };
+    if out.symlink_metadata().is_ok() {
+        bail!("{}: already exists; refusing to overwrite", out.display());
+    }
+    let name = out
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("out")
+        .to_string();
+    let tmp = out.with_file_name(format!(".{name}.cairn-partial-{}", std::process::id()));
+    std::fs::create_dir(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let bar = progress::bytes_bar(false, None, "getting");
+    let watch = progress::watch_peers(client.duplicate(), bar.clone());
+    let result = (|| -> Result<(u64, u64, u64)> {
+        let reader = client.call_reader("get", &[("arg", path)])?;
+        let counting = progress::CountingRead::new(reader, |n| bar.set_position(n));
+        let mut archive = tar::Archive::new(counting);
+        archive.set_preserve_permissions(false);
+        archive.set_overwrite(false);
+        archive.set_preserve_mtime(false);
+        let (mut files, mut dirs, mut bytes) = (0u64, 0u64, 0u64);
+        let mut top: Option<PathBuf> = None;
+        for entry in archive.entries()? {
+            let mut entry = entry?;
+            let entry_path = entry.path()?.into_owned();
+            let first = entry_path
+                .components()
+                .next()
+                .map(|c| PathBuf::from(c.as_os_str()));
+            if top.is_none() {
+                top = first.clone();
+            } else if first != top {
+                bail!("the daemon sent a tar with more than one top entry");
+            }
+            match entry.header().entry_type() {
+                tar::EntryType::Directory => dirs += 1,
+                tar::EntryType::Regular => {
+                    files += 1;
+                    bytes += entry.header().size()?;
+                }
+                _ => {}
+            }
+            // unpack_in refuses absolute paths, `..` and writes through
+            // symlinks outside the target.
+            if !entry.unpack_in(&tmp)? {
+                bail!("refusing unsafe entry {}", entry_path.display());
+            }
+        }
+        let top = top.context("the daemon sent an empty tar")?;
+        std::fs::rename(tmp.join(&top), &out)
+            .with_context(|| format!("moving into {}", out.display()))?;
+        Ok((files, dirs, bytes))
+    })();
+    watch.stop();
+    bar.finish_and_clear();
+    let _ = std::fs::remove_dir_all(&tmp);
+    let (files, dirs, bytes) = result?;
+    eprintln!(
+        "Saving file(s) to {} ({files} files, {dirs} directories, {bytes} bytes)",
+        out.display()
+    );
     Ok(())
 }
 
@@ -484,10 +990,9 @@ fn daemon(
 /// Resolves add flags the way Kubo does: CIDv0 implies sha2-256 and dag-pb
 /// leaves; a non-sha2 hash moves an implicit CIDv0 to CIDv1; CIDv1 turns raw
 /// leaves on unless told otherwise.
-fn import_options(node: &Node, a: &AddArgs) -> Result<ImportOptions> {
+fn import_options(config: &cairn::node::Config, a: &AddArgs) -> Result<ImportOptions> {
     let mut opts = match a.profile.as_deref() {
-        None => node
-            .config()
+        None => config
             .import
             .options()
             .map_err(|e| anyhow!("config.toml [import]: {e}"))?,
@@ -551,7 +1056,7 @@ fn import_options(node: &Node, a: &AddArgs) -> Result<ImportOptions> {
 
 fn add(node: &Node, a: AddArgs) -> Result<()> {
     let opts = AddOptions {
-        import: import_options(node, &a)?,
+        import: import_options(node.config(), &a)?,
         pin: a.pin,
         only_hash: a.only_hash,
         hidden: a.hidden,
@@ -819,55 +1324,62 @@ fn repo_cmd(node: &Node, cmd: RepoCommand) -> Result<()> {
                 )?;
             }
         }
-        RepoCommand::Stat => {
-            let s = node.stat()?;
-            let st = &s.store;
-            if let Some(p) = &s.path {
-                writeln!(out, "RepoPath:     {}", p.display())?;
-            }
-            writeln!(out, "NumObjects:   {}", st.blocks)?;
-            writeln!(out, "BlockBytes:   {}", st.block_bytes)?;
-            writeln!(out, "RepoSize:     {}", st.stored_bytes)?;
-            writeln!(out, "Pins:         {}", st.pins)?;
-            writeln!(out, "Segments:     {}", st.segments)?;
-            let share = if st.stored_bytes == 0 {
-                1.0
-            } else {
-                st.block_bytes as f64 / st.stored_bytes as f64
-            };
-            writeln!(out, "LiveShare:    {:.1}%", share * 100.0)?;
-            for seg in &s.segments {
-                let pct = if seg.file_bytes == 0 {
-                    100.0
-                } else {
-                    seg.live_bytes as f64 * 100.0 / seg.file_bytes as f64
-                };
-                writeln!(
-                    out,
-                    "  segment {:08}: {} of {} bytes live ({pct:.1}%)",
-                    seg.id, seg.live_bytes, seg.file_bytes
-                )?;
-            }
-        }
+        RepoCommand::Stat => print_repo_stat(&mut out, &node.stat()?)?,
         RepoCommand::Verify => {
             let spinner = progress::spinner("verifying blocks");
             let r = node.verify(&mut |n| spinner.set_position(n))?;
             spinner.finish_and_clear();
-            for cid in &r.corrupt {
-                writeln!(out, "corrupt block {cid}")?;
-            }
-            for (cid, why) in &r.unreadable {
-                writeln!(out, "unreadable block {cid}: {why}")?;
-            }
-            for (cid, why) in &r.broken_pins {
-                writeln!(out, "incomplete pin {cid}: {why}")?;
-            }
-            let bad = r.corrupt.len() + r.unreadable.len() + r.broken_pins.len();
-            if bad > 0 {
-                bail!("verify found {bad} problems in {} blocks", r.checked);
-            }
-            writeln!(out, "verified {} blocks: all good", r.checked)?;
+            print_verify(&mut out, &r)?;
         }
     }
+    Ok(())
+}
+
+fn print_repo_stat(out: &mut dyn Write, s: &cairn::node::RepoStat) -> Result<()> {
+    let st = &s.store;
+    if let Some(p) = &s.path {
+        writeln!(out, "RepoPath:     {}", p.display())?;
+    }
+    writeln!(out, "NumObjects:   {}", st.blocks)?;
+    writeln!(out, "BlockBytes:   {}", st.block_bytes)?;
+    writeln!(out, "RepoSize:     {}", st.stored_bytes)?;
+    writeln!(out, "Pins:         {}", st.pins)?;
+    writeln!(out, "Segments:     {}", st.segments)?;
+    let share = if st.stored_bytes == 0 {
+        1.0
+    } else {
+        st.block_bytes as f64 / st.stored_bytes as f64
+    };
+    writeln!(out, "LiveShare:    {:.1}%", share * 100.0)?;
+    for seg in &s.segments {
+        let pct = if seg.file_bytes == 0 {
+            100.0
+        } else {
+            seg.live_bytes as f64 * 100.0 / seg.file_bytes as f64
+        };
+        writeln!(
+            out,
+            "  segment {:08}: {} of {} bytes live ({pct:.1}%)",
+            seg.id, seg.live_bytes, seg.file_bytes
+        )?;
+    }
+    Ok(())
+}
+
+fn print_verify(out: &mut dyn Write, r: &cairn::node::VerifyReport) -> Result<()> {
+    for cid in &r.corrupt {
+        writeln!(out, "corrupt block {cid}")?;
+    }
+    for (cid, why) in &r.unreadable {
+        writeln!(out, "unreadable block {cid}: {why}")?;
+    }
+    for (cid, why) in &r.broken_pins {
+        writeln!(out, "incomplete pin {cid}: {why}")?;
+    }
+    let bad = r.corrupt.len() + r.unreadable.len() + r.broken_pins.len();
+    if bad > 0 {
+        bail!("verify found {bad} problems in {} blocks", r.checked);
+    }
+    writeln!(out, "verified {} blocks: all good", r.checked)?;
     Ok(())
 }

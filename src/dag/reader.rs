@@ -612,6 +612,90 @@ pub fn export(
     result.map(|()| stats)
 }
 
+/// Writes the file or tree under `cid` as a tar stream (ustar with GNU long
+/// names) to `out`, its top entry named `name`, as Kubo's `get` API does.
+/// Names are checked as [`export`] checks them.
+pub fn export_tar(
+    source: &Arc<dyn BlockSource>,
+    cid: Cid,
+    name: &str,
+    opts: ReadOptions,
+    out: impl io::Write,
+) -> Result<ExportStats, DagError> {
+    let mut tar = tar::Builder::new(out);
+    let mut stats = ExportStats::default();
+    tar_rec(source, cid, name, opts, &mut tar, &mut stats, 0)?;
+    tar.into_inner().map_err(|e| DagError::Write {
+        path: "tar output".into(),
+        source: e,
+    })?;
+    Ok(stats)
+}
+
+fn tar_rec<W: io::Write>(
+    source: &Arc<dyn BlockSource>,
+    cid: Cid,
+    path: &str,
+    opts: ReadOptions,
+    tar: &mut tar::Builder<W>,
+    stats: &mut ExportStats,
+    depth: usize,
+) -> Result<(), DagError> {
+    let write_err = |e: io::Error| DagError::Write {
+        path: path.to_string(),
+        source: e,
+    };
+    if depth > 256 {
+        return Err(DagError::Malformed {
+            cid,
+            reason: "directory tree deeper than 256".into(),
+        });
+    }
+    let mut header = tar::Header::new_gnu();
+    header.set_mtime(0);
+    let node = load(&**source, &cid)?;
+    match node {
+        node @ (Node::Raw(_) | Node::File { .. }) => {
+            let size = node.file_size();
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_size(size);
+            header.set_mode(0o644);
+            let reader = FileReader::new(Arc::clone(source), cid, 0, None, opts)?;
+            tar.append_data(&mut header, path, reader)
+                .map_err(write_err)?;
+            stats.files += 1;
+            stats.bytes += size;
+        }
+        node @ (Node::Directory { .. } | Node::HamtShard { .. }) => {
+            let links = directory_entries(&**source, &cid, node)?;
+            header.set_entry_type(tar::EntryType::Directory);
+            header.set_size(0);
+            header.set_mode(0o755);
+            tar.append_data(&mut header, format!("{path}/"), io::empty())
+                .map_err(write_err)?;
+            stats.directories += 1;
+            for link in links {
+                safe_name(&cid, &link.name)?;
+                let child = format!("{path}/{}", link.name);
+                tar_rec(source, link.cid, &child, opts, tar, stats, depth + 1)?;
+            }
+        }
+        Node::Symlink { target } => {
+            let target = String::from_utf8(target).map_err(|_| DagError::Malformed {
+                cid,
+                reason: "symlink target is not UTF-8".into(),
+            })?;
+            header.set_entry_type(tar::EntryType::Symlink);
+            header.set_size(0);
+            header.set_mode(0o777);
+            tar.append_link(&mut header, path, &target)
+                .map_err(write_err)?;
+            stats.symlinks += 1;
+        }
+    }
+    Ok(())
+}
+
 fn export_rec(
     source: &Arc<dyn BlockSource>,
     cid: Cid,

@@ -284,6 +284,78 @@ impl Node {
         })
     }
 
+    /// Adds a stream of entries (the RPC API's multipart upload): paths
+    /// relative to the upload (`dir`, `dir/file`), each directory before its
+    /// contents and each directory's contents together (depth-first, as
+    /// Kubo's clients send them). Calls `on_entry` per entry, a directory
+    /// once its last child is in; `block` with each block's CID as it is
+    /// stored. Returns the top-level entries, pinned when `opts.pin`.
+    pub fn add_entries(
+        &self,
+        next: &mut dyn FnMut() -> Option<Result<AddInput, NodeError>>,
+        opts: &AddOptions,
+        on_entry: &mut dyn FnMut(&AddedEntry),
+        block: &mut dyn FnMut(&Cid),
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<Vec<AddedEntry>, NodeError> {
+        opts.import.validate().map_err(NodeError::Options)?;
+        let mut read_total = 0u64;
+        let roots =
+            self.with_block_writer(opts.only_hash, &mut |sink| {
+                let mut counted = |b: Block| {
+                    block(b.cid());
+                    sink(b)
+                };
+                let mut tree = TreeAssembler {
+                    opts,
+                    open: Vec::new(),
+                    roots: Vec::new(),
+                };
+                while let Some(entry) = next() {
+                    let entry = entry?;
+                    let path = entry.path().to_string();
+                    let (parent, name) = split_entry_path(&path)?;
+                    tree.close_until(parent, &mut counted, on_entry)?;
+                    match entry {
+                        AddInput::Directory { .. } => {
+                            tree.open.push((path, Vec::new()));
+                        }
+                        AddInput::Symlink { target, .. } => {
+                            let (b, built) = symlink_block(opts.import.format, target.as_bytes());
+                            counted(b)?;
+                            tree.attach(&path, name, built, on_entry);
+                        }
+                        AddInput::File { mut reader, .. } => {
+                            let base = read_total;
+                            let mut counting = CountingReader {
+                                inner: &mut reader,
+                                total: 0,
+                                progress: &mut |n| progress(base + n),
+                            };
+                            let built = build_file(&mut counting, &opts.import, &mut counted)
+                                .map_err(|e| match e {
+                                    DagError::Read(io) => NodeError::Input {
+                                        path: PathBuf::from(&path),
+                                        source: io,
+                                    },
+                                    other => other.into(),
+                                })?;
+                            read_total = base + counting.total;
+                            tree.attach(&path, name, built, on_entry);
+                        }
+                    }
+                }
+                tree.close_until("", &mut counted, on_entry)?;
+                Ok(tree.roots)
+            })?;
+        if opts.pin && !opts.only_hash {
+            for r in &roots {
+                self.store.pin(&r.cid, PinKind::Recursive)?;
+            }
+        }
+        Ok(roots)
+    }
+
     /// Runs `produce` with a sink that stores blocks on a writer thread (so
     /// hashing and disk writes overlap), or discards them for `only_hash`.
     fn with_block_writer<T>(
@@ -645,6 +717,119 @@ impl<R: Read> Read for CountingReader<'_, R> {
         self.total += n as u64;
         (self.progress)(self.total);
         Ok(n)
+    }
+}
+
+/// One entry of a streamed add ([`Node::add_entries`]).
+pub enum AddInput {
+    Directory {
+        path: String,
+    },
+    File {
+        path: String,
+        reader: Box<dyn Read + Send>,
+    },
+    Symlink {
+        path: String,
+        target: String,
+    },
+}
+
+impl AddInput {
+    pub fn path(&self) -> &str {
+        match self {
+            AddInput::Directory { path }
+            | AddInput::File { path, .. }
+            | AddInput::Symlink { path, .. } => path,
+        }
+    }
+}
+
+/// Splits `a/b/c` into (`a/b`, `c`), refusing names that could escape a
+/// directory or that UnixFS cannot hold.
+fn split_entry_path(path: &str) -> Result<(&str, &str), NodeError> {
+    let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
+    let bad = |reason: &str| NodeError::Unsupported {
+        path: PathBuf::from(path),
+        reason: reason.to_string(),
+    };
+    for part in path.split('/') {
+        if part.is_empty() || part == "." || part == ".." || part.contains('\0') {
+            return Err(bad("not a valid entry path (empty, `.` or `..` component)"));
+        }
+    }
+    Ok((parent, name))
+}
+
+/// Directories of a streamed add that are still receiving entries.
+struct TreeAssembler<'a> {
+    opts: &'a AddOptions,
+    /// Open directories, outermost first: (path, children so far).
+    open: Vec<(String, Vec<(String, Built)>)>,
+    roots: Vec<AddedEntry>,
+}
+
+impl TreeAssembler<'_> {
+    /// Closes open directories until the innermost one is `parent` (or none
+    /// is open, for `""`); fails if `parent` was never opened.
+    fn close_until(
+        &mut self,
+        parent: &str,
+        sink: &mut dyn FnMut(Block) -> Result<(), DagError>,
+        on_entry: &mut dyn FnMut(&AddedEntry),
+    ) -> Result<(), NodeError> {
+        while let Some((path, _)) = self.open.last() {
+            if path == parent {
+                return Ok(());
+            }
+            let Some((path, children)) = self.open.pop() else {
+                break;
+            };
+            let (block, built) = directory_block(self.opts.import.format, children.clone());
+            let built = if self
+                .opts
+                .import
+                .sharding
+                .should_shard(&children, block.data().len())
+            {
+                hamt::build_sharded(self.opts.import.format, children, sink)?
+            } else {
+                sink(block)?;
+                built
+            };
+            let name = path.rsplit('/').next().unwrap_or(&path).to_string();
+            self.attach(&path, &name, built, on_entry);
+        }
+        if parent.is_empty() {
+            Ok(())
+        } else {
+            Err(NodeError::Unsupported {
+                path: PathBuf::from(parent),
+                reason: "entry arrives outside its directory (directories must come first, \
+                         their contents together)"
+                    .into(),
+            })
+        }
+    }
+
+    /// Records a finished entry in its open parent, or as a root.
+    fn attach(
+        &mut self,
+        path: &str,
+        name: &str,
+        built: Built,
+        on_entry: &mut dyn FnMut(&AddedEntry),
+    ) {
+        let entry = AddedEntry {
+            cid: built.cid,
+            name: path.to_string(),
+            size: built.file_size,
+        };
+        on_entry(&entry);
+        match self.open.last_mut() {
+            Some((_, children)) => children.push((name.to_string(), built)),
+            None => self.roots.push(entry),
+        }
     }
 }
 

@@ -41,6 +41,11 @@ pub struct OnlineNode {
     provider: Provider,
     fetch: FetchOptions,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Held shared by adds, pins and imports (their blocks are stored before
+    /// they are pinned), exclusively by GC.
+    gc_lock: Arc<tokio::sync::RwLock<()>>,
+    /// Transport bytes per second in and out, sampled every second.
+    rates: Arc<std::sync::Mutex<(f64, f64)>>,
 }
 
 impl From<NetError> for NodeError {
@@ -74,7 +79,28 @@ impl OnlineNode {
             provider,
             fetch,
             tasks: Vec::new(),
+            gc_lock: Arc::new(tokio::sync::RwLock::new(())),
+            rates: Arc::new(std::sync::Mutex::new((0.0, 0.0))),
         };
+        let sampler = {
+            let net = Arc::clone(&online.net);
+            let rates = Arc::clone(&online.rates);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                let mut last = net.bandwidth();
+                loop {
+                    tick.tick().await;
+                    let now = net.bandwidth();
+                    let r = (
+                        now.total_in.saturating_sub(last.total_in) as f64,
+                        now.total_out.saturating_sub(last.total_out) as f64,
+                    );
+                    *rates.lock().unwrap_or_else(|e| e.into_inner()) = r;
+                    last = now;
+                }
+            })
+        };
+        online.tasks.push(sampler);
         online.restore_routes().await;
         let saver = {
             let net = Arc::clone(&online.net);
@@ -144,6 +170,16 @@ impl OnlineNode {
 
     pub fn net(&self) -> &Arc<Network> {
         &self.net
+    }
+
+    /// The lock that keeps GC from running while content is being added.
+    pub fn gc_lock(&self) -> &Arc<tokio::sync::RwLock<()>> {
+        &self.gc_lock
+    }
+
+    /// Transport bytes per second (in, out) over the last second.
+    pub fn bandwidth_rates(&self) -> (f64, f64) {
+        *self.rates.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn provider(&self) -> &Provider {

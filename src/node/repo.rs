@@ -82,15 +82,7 @@ impl Repo {
             path: path.to_path_buf(),
             reason,
         };
-        let text = std::fs::read_to_string(path.join("config.toml"))
-            .map_err(|e| repo_err(format!("cannot read config.toml: {e}")))?;
-        let config: Config = toml::from_str(&text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
-            let at = line.map_or(String::new(), |l| format!(" (line {l})"));
-            repo_err(format!("config.toml{at}: {}", e.message().trim()))
-        })?;
+        let config = Self::read_config(path)?;
         let key_bytes = std::fs::read(path.join("key"))
             .map_err(|e| repo_err(format!("cannot read key: {e}")))?;
         let key: [u8; 32] = key_bytes.as_slice().try_into().map_err(|_| {
@@ -105,6 +97,24 @@ impl Repo {
             config,
             store,
             key,
+        })
+    }
+
+    /// Reads and checks `config.toml` (without opening the store, so it
+    /// works while a daemon holds the repo).
+    pub fn read_config(path: &Path) -> Result<Config, NodeError> {
+        let repo_err = |reason: String| NodeError::Repo {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path.join("config.toml"))
+            .map_err(|e| repo_err(format!("cannot read config.toml: {e}")))?;
+        toml::from_str(&text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            let at = line.map_or(String::new(), |l| format!(" (line {l})"));
+            repo_err(format!("config.toml{at}: {}", e.message().trim()))
         })
     }
 

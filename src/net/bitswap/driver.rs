@@ -79,9 +79,34 @@ pub(super) enum SessionEvent {
     PeerGone(PeerId),
 }
 
+/// Bitswap figures (Kubo's `bitswap stat` and more).
+#[derive(Clone, Debug, Default)]
+pub struct BitswapStats {
+    pub blocks_received: u64,
+    pub bytes_received: u64,
+    pub blocks_sent: u64,
+    pub bytes_sent: u64,
+    /// Fetch sessions running now.
+    pub active_sessions: usize,
+    /// Most peers any running session may ask.
+    pub session_peers: usize,
+}
+
+/// Counters shared by the engine and the sessions.
+#[derive(Default)]
+pub(super) struct Counters {
+    pub blocks_sent: std::sync::atomic::AtomicU64,
+    pub bytes_sent: std::sync::atomic::AtomicU64,
+    pub blocks_received: std::sync::atomic::AtomicU64,
+    pub bytes_received: std::sync::atomic::AtomicU64,
+    /// Live sessions' figures, by session id.
+    pub sessions: std::sync::Mutex<HashMap<u64, Arc<super::fetch::FetchProgress>>>,
+}
+
 /// A cloneable handle to the Bitswap engine.
 #[derive(Clone)]
 pub struct Bitswap {
+    counters: Arc<Counters>,
     engine: mpsc::Sender<EngineCommand>,
     /// To disconnect peers that misbehave.
     swarm: crate::net::swarm::SwarmHandle,
@@ -165,6 +190,8 @@ impl Bitswap {
                 }
             });
         }
+        let counters = Arc::new(Counters::default());
+        let engine_counters = Arc::clone(&counters);
         let engine_store = Arc::clone(&store);
         let engine_tx = tx.clone();
         tokio::spawn(async move {
@@ -189,7 +216,13 @@ impl Bitswap {
                 match cmd {
                     EngineCommand::Inbound(peer, msg) => {
                         let ledger = ledgers.entry(peer).or_default();
-                        let (replies, _stats) = ledger.receive(&msg, &*engine_store);
+                        let (replies, stats) = ledger.receive(&msg, &*engine_store);
+                        engine_counters
+                            .blocks_sent
+                            .fetch_add(stats.blocks, std::sync::atomic::Ordering::Relaxed);
+                        engine_counters
+                            .bytes_sent
+                            .fetch_add(stats.block_bytes, std::sync::atomic::Ordering::Relaxed);
                         for reply in replies {
                             send(&mut outboxes, peer, reply);
                         }
@@ -236,11 +269,31 @@ impl Bitswap {
             }
         });
         Ok(Bitswap {
+            counters,
             engine: tx,
             swarm,
             store,
             next_session: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         })
+    }
+
+    /// Figures since start.
+    pub fn stats(&self) -> BitswapStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = &self.counters;
+        let sessions = c.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        BitswapStats {
+            blocks_received: c.blocks_received.load(Relaxed),
+            bytes_received: c.bytes_received.load(Relaxed),
+            blocks_sent: c.blocks_sent.load(Relaxed),
+            bytes_sent: c.bytes_sent.load(Relaxed),
+            active_sessions: sessions.len(),
+            session_peers: sessions
+                .values()
+                .map(|p| p.peers.load(Relaxed))
+                .max()
+                .unwrap_or(0),
+        }
     }
 
     /// Starts a fetch session (see [`super::fetch`]). `root` is what DHT
@@ -254,6 +307,7 @@ impl Bitswap {
             .next_session
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         FetchSession::start(
+            Arc::clone(&self.counters),
             self.engine.clone(),
             self.swarm.clone(),
             Arc::clone(&self.store),

@@ -17,7 +17,7 @@
 //!   `stall_timeout`, cancelling the wants at the peers;
 //! - ends, cancelling what is still wanted, when every handle is dropped.
 
-use super::driver::{EngineCommand, SessionEvent};
+use super::driver::{Counters, EngineCommand, SessionEvent};
 use super::session::{Action, Session, SessionConfig};
 use crate::block::{Block, Cid};
 use crate::dag::{BlockSource, DagError};
@@ -104,6 +104,7 @@ impl FetchSession {
     /// Starts a session task (needs a tokio runtime). `root` is what DHT
     /// provider lookups search for; without it, the first stuck CID is.
     pub(super) async fn start(
+        counters: Arc<Counters>,
         engine: mpsc::Sender<EngineCommand>,
         swarm: SwarmHandle,
         store: Arc<dyn Store>,
@@ -121,7 +122,13 @@ impl FetchSession {
         let connected = swarm.peers().await?;
         let (tx, rx) = mpsc::channel(COMMAND_DEPTH);
         let progress = Arc::new(FetchProgress::default());
+        counters
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(session_id, Arc::clone(&progress));
         let mut task = SessionTask {
+            counters,
             session: Session::new(opts.session),
             opts,
             root,
@@ -239,6 +246,7 @@ impl BlockSource for FetchSession {
 type StoredBatch = (Vec<Block>, Result<u64, crate::store::StoreError>);
 
 struct SessionTask {
+    counters: Arc<Counters>,
     session: Session<PeerId>,
     opts: FetchOptions,
     root: Option<Cid>,
@@ -357,6 +365,11 @@ impl SessionTask {
             let _ =
                 tokio::task::spawn_blocking(move || store.put_many(&mut rest.into_iter())).await;
         }
+        self.counters
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.session_id);
         let _ = self
             .engine
             .send(EngineCommand::Unregister(self.session_id))
@@ -432,6 +445,12 @@ impl SessionTask {
                     self.progress.blocks.fetch_add(1, Ordering::Relaxed);
                     self.progress
                         .bytes
+                        .fetch_add(block.data().len() as u64, Ordering::Relaxed);
+                    self.counters
+                        .blocks_received
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.counters
+                        .bytes_received
                         .fetch_add(block.data().len() as u64, Ordering::Relaxed);
                     let k = key(block.cid());
                     for w in self.waiters.remove(&k).unwrap_or_default() {
