@@ -2,8 +2,11 @@
 //! run the `cairn` binary against it.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_cairn")
@@ -113,3 +116,78 @@ pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
 pub fn pattern_bytes(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i % 251) as u8).collect()
 }
+
+/// A running daemon, killed on drop if the test did not stop it.
+pub struct Daemon {
+    pub child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Daemon {
+    /// Starts a daemon; returns it and its start-up lines.
+    pub fn start(repo: &TestRepo, extra: &[&str]) -> (Daemon, Vec<String>) {
+        let mut args = vec![
+            "daemon",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--api",
+            "127.0.0.1:0",
+        ];
+        args.extend_from_slice(extra);
+        let mut child = repo
+            .cmd(&args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start daemon");
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut d = Daemon { child, lines: rx };
+        let banner = d.wait_for("Daemon is ready");
+        (d, banner)
+    }
+
+    /// Lines up to and including the first containing `needle`.
+    pub fn wait_for(&mut self, needle: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        loop {
+            match self.lines.recv_timeout(Duration::from_secs(20)) {
+                Ok(line) => {
+                    let done = line.contains(needle);
+                    seen.push(line);
+                    if done {
+                        return seen;
+                    }
+                }
+                Err(_) => panic!("daemon never printed {needle:?}; got {seen:?}"),
+            }
+        }
+    }
+
+    pub fn signal(&mut self, sig: libc::c_int) -> std::process::ExitStatus {
+        // SIGTERM and SIGINT both stop it cleanly.
+        // SAFETY: signalling our own child by its PID.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, sig) };
+        for _ in 0..200 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("daemon did not stop within 10 s");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
