@@ -508,7 +508,11 @@ pub async fn spawn(
                         if num_established.get() == 1 {
                             let _ = peer_events.send(PeerEvent::Connected(peer_id));
                         }
-                        connected.insert(peer_id, endpoint.get_remote_address().clone());
+                        let mut addr = endpoint.get_remote_address().clone();
+                        if matches!(addr.iter().last(), Some(Protocol::P2p(_))) {
+                            addr.pop();
+                        }
+                        connected.insert(peer_id, addr);
                         if endpoint.is_dialer() {
                             // A peer we dialed: a routing table entry at once,
                             // before identify says more.

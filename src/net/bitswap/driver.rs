@@ -495,15 +495,24 @@ async fn writer(
                 failures += 1;
                 continue 'open;
             }
-            // Wake on new traffic; a writer whose engine is gone ends when
-            // nothing comes for a while.
-            if tokio::time::timeout(WRITER_IDLE, queue.ready.notified())
-                .await
-                .is_err()
-                && Arc::strong_count(&queue) == 1
-            {
-                let _ = stream.close().await;
-                break 'open;
+            // Wake on new traffic. Bitswap streams carry nothing back, so a
+            // read that returns means the peer closed or reset the stream
+            // (e.g. it had no room to accept it): the next message opens a
+            // new one. A writer whose engine is gone ends when idle.
+            let mut probe = [0u8; 64];
+            tokio::select! {
+                _ = queue.ready.notified() => {}
+                _ = stream.read(&mut probe) => {
+                    tracing::debug!(%peer, "bitswap stream closed by the peer");
+                    queue.ready.notified().await;
+                    continue 'open;
+                }
+                _ = tokio::time::sleep(WRITER_IDLE) => {
+                    if Arc::strong_count(&queue) == 1 {
+                        let _ = stream.close().await;
+                        break 'open;
+                    }
+                }
             }
         }
     }

@@ -335,7 +335,7 @@ impl SessionTask {
                         Some(Ok(peers)) => {
                             tracing::debug!(n = peers.len(), "providers found");
                             for p in peers {
-                                self.session.add_peer(p);
+                                self.session.reconsider(&p);
                             }
                         }
                         Some(Err(e)) => tracing::debug!("provider lookup: {e}"),
@@ -509,6 +509,9 @@ impl SessionTask {
                 return;
             };
             self.last_search = Some(now);
+            // A retry round too: a want-have or its answer may have been
+            // lost, so peers that stayed silent are asked again.
+            self.session.retry_all();
             let swarm = self.swarm.clone();
             let limit = self.opts.max_providers;
             tracing::debug!(%target, "looking up providers");

@@ -220,6 +220,31 @@ impl<P: Clone + Eq + Hash> Session<P> {
         }
     }
 
+    /// Gives `peer` another chance at every want not being fetched: it is
+    /// asked again as if new (a provider the DHT named, or a retry round
+    /// after messages may have been lost).
+    pub fn reconsider(&mut self, peer: &P) {
+        if self.banned.contains(peer) {
+            return;
+        }
+        self.peers.entry(peer.clone()).or_default();
+        for w in self.wants.values_mut() {
+            if matches!(w.state, State::Fetching(..)) {
+                continue;
+            }
+            w.excluded.remove(peer);
+            w.asked.remove(peer);
+        }
+    }
+
+    /// Every known peer gets another chance (see [`reconsider`](Self::reconsider)).
+    pub fn retry_all(&mut self) {
+        let peers: Vec<P> = self.peers.keys().cloned().collect();
+        for p in &peers {
+            self.reconsider(p);
+        }
+    }
+
     /// A peer disconnected: its want-blocks go elsewhere on the next poll.
     pub fn remove_peer(&mut self, peer: &P) {
         self.peers.remove(peer);

@@ -1,0 +1,110 @@
+//! Several daemons on 127.0.0.1, as separate processes linked in a line of
+//! bootstrap addresses (1 → 2 → 3 → 4 → 5): content added on node 1 is found
+//! through the DHT and fetched on node 5 knowing only its CID; and when node 1
+//! is gone, node 5 gets it from node 3, which fetched it before.
+
+mod common;
+
+use common::{Daemon, TestRepo};
+use std::time::{Duration, Instant};
+
+/// Starts `n` daemons, each bootstrapping to the one before.
+fn line(n: usize) -> Vec<(TestRepo, Daemon)> {
+    let mut nodes: Vec<(TestRepo, Daemon)> = Vec::new();
+    let mut prev_addr: Option<String> = None;
+    for _ in 0..n {
+        let repo = TestRepo::new();
+        repo.set_config("net", "fetch_timeout", "\"20s\"");
+        let extra: Vec<&str> = match &prev_addr {
+            Some(a) => vec!["--bootstrap", a.as_str()],
+            None => vec![],
+        };
+        let (daemon, banner) = Daemon::start(&repo, &extra);
+        let addr = banner
+            .iter()
+            .find_map(|l| l.strip_prefix("Swarm listening on "))
+            .expect("a listen address")
+            .to_string();
+        prev_addr = Some(addr);
+        nodes.push((repo, daemon));
+    }
+    nodes
+}
+
+fn peer_id(repo: &TestRepo) -> String {
+    let v: serde_json::Value = serde_json::from_str(&repo.ok(&["id"])).unwrap();
+    v["ID"].as_str().unwrap().to_string()
+}
+
+/// Polls `routing findprovs` on `repo` until `provider` is listed.
+fn wait_for_provider(repo: &TestRepo, cid: &str, provider: &str) -> Duration {
+    let start = Instant::now();
+    loop {
+        let out = repo.run(&["routing", "findprovs", cid]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        if text.lines().any(|l| l.trim() == provider) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{provider} never showed up as a provider of {cid}; last answer: {text:?} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn content_moves_along_a_line_of_five_daemons() {
+    let nodes = line(5);
+    let (n1, _) = &nodes[0];
+    let (n3, _) = &nodes[2];
+    let (n5, _) = &nodes[4];
+    let id1 = peer_id(n1);
+    let id3 = peer_id(n3);
+    // Peers print as Kubo prints them: one /p2p suffix.
+    let peers5 = n5.ok(&["swarm", "peers"]);
+    assert!(
+        peers5.lines().all(|l| l.matches("/p2p/").count() == 1),
+        "{peers5}"
+    );
+
+    let data = common::random_bytes(6 * 1024 * 1024 + 321, 51);
+    let file = n1.scratch("first.bin");
+    std::fs::write(&file, &data).unwrap();
+    let cid = n1.add(&file, &[]);
+    wait_for_provider(n5, &cid, &id1);
+    let out = n5.run(&["cat", &cid]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout == data, "node 5 got different bytes");
+
+    // A second file: node 3 fetches it, then node 1 leaves for good.
+    let data2 = common::random_bytes(3 * 1024 * 1024 + 5, 52);
+    let file2 = n1.scratch("second.bin");
+    std::fs::write(&file2, &data2).unwrap();
+    let cid2 = n1.add(&file2, &["--cid-version", "0"]);
+    wait_for_provider(n3, &cid2, &id1);
+    let got = n3.scratch("second.out");
+    n3.ok(&["get", "-o", got.to_str().unwrap(), &cid2]);
+    assert!(std::fs::read(&got).unwrap() == data2);
+    // Node 3 announced what it fetched.
+    wait_for_provider(n5, &cid2, &id3);
+    let mut nodes = nodes;
+    let (_, mut d1) = nodes.remove(0);
+    assert!(d1.signal(libc::SIGTERM).success());
+    let (n5, _) = &nodes[3];
+    let out = n5.run(&["cat", &cid2]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stdout == data2,
+        "node 5 got different bytes from node 3"
+    );
+}
