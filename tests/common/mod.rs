@@ -190,4 +190,3 @@ impl Drop for Daemon {
         let _ = self.child.wait();
     }
 }
-
