@@ -148,3 +148,75 @@ async fn a_forging_peer_is_disconnected() {
         "the forger is still connected"
     );
 }
+
+/// Garbage and absurd length prefixes on every protocol the node speaks
+/// (DHT, identify, identify push, ping, each Bitswap version): the node
+/// keeps serving the DHT and Bitswap to an honest peer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_on_every_protocol_is_survived() {
+    let (a, store_a) = node(11).await;
+    let (evil, _) = node(12).await;
+    let (honest, _) = node(13).await;
+    let good = block("served after the abuse");
+    store_a.put(good.clone()).unwrap();
+    let addr = a.swarm.listen_addrs().await.unwrap()[0].clone();
+    evil.swarm.dial(addr.clone()).await.unwrap();
+    let junk: Vec<u8> = (0..200_000u32)
+        .map(|i| (i.wrapping_mul(2_246_822_519) >> 11) as u8)
+        .collect();
+    let huge_prefix = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f];
+    let mut control = evil.stream_control();
+    for proto in [
+        "/ipfs/kad/1.0.0",
+        "/ipfs/id/1.0.0",
+        "/ipfs/id/push/1.0.0",
+        "/ipfs/ping/1.0.0",
+        "/ipfs/bitswap/1.2.0",
+        "/ipfs/bitswap/1.1.0",
+        "/ipfs/bitswap/1.0.0",
+    ] {
+        for payload in [&junk[..], &huge_prefix[..]] {
+            let opened = tokio::time::timeout(
+                Duration::from_secs(5),
+                control.open_stream(a.peer_id, StreamProtocol::new(proto)),
+            )
+            .await;
+            let Ok(Ok(mut s)) = opened else {
+                // Refusing the stream is a fine answer too.
+                continue;
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(2), s.write_all(payload)).await;
+            let _ = s.flush().await;
+            let mut sink = [0u8; 256];
+            let _ = tokio::time::timeout(Duration::from_millis(200), s.read(&mut sink)).await;
+        }
+    }
+    // Still a working node: an honest peer finds it on the DHT and fetches.
+    honest.swarm.dial(addr).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), a.swarm.provide(*good.cid()))
+        .await
+        .expect("provide in time")
+        .unwrap();
+    let providers = tokio::time::timeout(
+        Duration::from_secs(20),
+        honest.swarm.find_providers(*good.cid(), 5),
+    )
+    .await
+    .expect("findprovs in time")
+    .unwrap();
+    assert!(providers.contains(&a.peer_id), "{providers:?}");
+    let got = honest
+        .bitswap
+        .fetch(
+            &[*good.cid()],
+            &[a.peer_id],
+            FetchOptions {
+                stall_timeout: Duration::from_secs(10),
+                ..FetchOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(got, vec![good]);
+    assert!(a.swarm.peers().await.unwrap().contains(&honest.peer_id));
+}
