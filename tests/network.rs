@@ -108,3 +108,63 @@ fn content_moves_along_a_line_of_five_daemons() {
         "node 5 got different bytes from node 3"
     );
 }
+
+/// A restarted node rejoins through the routing table it saved, without
+/// bootstrap addresses; connection limits from config.toml hold; `stats bw`
+/// counts real traffic.
+#[test]
+fn routing_table_persists_and_limits_hold() {
+    let a = TestRepo::new();
+    let (_da, banner) = Daemon::start(&a, &[]);
+    let addr_a = banner
+        .iter()
+        .find_map(|l| l.strip_prefix("Swarm listening on "))
+        .unwrap()
+        .to_string();
+    let id_a = peer_id(&a);
+    let b = TestRepo::new();
+    let (mut db, _) = Daemon::start(&b, &["--bootstrap", &addr_a]);
+    let data = common::random_bytes(2_000_000, 61);
+    let file = a.scratch("f.bin");
+    std::fs::write(&file, &data).unwrap();
+    let cid = a.add(&file, &[]);
+    assert!(b.run(&["cat", &cid]).stdout == data);
+    let bw = b.ok(&["stats", "bw"]);
+    let total_in: u64 = bw
+        .lines()
+        .find_map(|l| l.strip_prefix("TotalIn: "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(total_in >= data.len() as u64, "{bw}");
+    // Stopped and started again with no bootstrap address at all.
+    assert!(db.signal(libc::SIGTERM).success());
+    let (_db, _) = Daemon::start(&b, &[]);
+    let start = Instant::now();
+    while !b.ok(&["swarm", "peers"]).contains(&id_a) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the restarted node did not rejoin from its saved routing table"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // A node that takes one connection in all refuses a second peer.
+    let c = TestRepo::new();
+    c.set_config("net", "max_connections", "1");
+    let (_dc, banner) = Daemon::start(&c, &["--bootstrap", &addr_a]);
+    let addr_c = banner
+        .iter()
+        .find_map(|l| l.strip_prefix("Swarm listening on "))
+        .unwrap()
+        .to_string();
+    let d = TestRepo::new();
+    let (_dd, _) = Daemon::start(&d, &[]);
+    let id_d = peer_id(&d);
+    // The dial may complete its handshake before c closes it.
+    let _ = d.run(&["swarm", "connect", &addr_c]);
+    std::thread::sleep(Duration::from_millis(500));
+    let peers_c = c.ok(&["swarm", "peers"]);
+    assert_eq!(peers_c.lines().count(), 1, "{peers_c}");
+    assert!(!peers_c.contains(&id_d), "{peers_c}");
+}
