@@ -115,6 +115,8 @@ enum SwarmCommand {
 
 #[derive(Subcommand)]
 enum RoutingCommand {
+    /// Announce every key of the provide strategy on the DHT now.
+    Reprovide,
     /// Find peers that provide a CID.
     Findprovs {
         cid: String,
@@ -365,6 +367,10 @@ fn through_daemon(
                     }
                 }
             }
+        }
+        Command::Routing(RoutingCommand::Reprovide) => {
+            let v = client.call_json("routing/reprovide", &[])?;
+            writeln!(out, "announced {} keys", v["Keys"].as_u64().unwrap_or(0))?;
         }
         Command::Stats(StatsCommand::Bw) => {
             let v = client.call_json("stats/bw", &[])?;

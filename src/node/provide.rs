@@ -51,6 +51,9 @@ pub struct ProvideStats {
 #[derive(Clone)]
 pub struct Provider {
     queue: mpsc::Sender<Cid>,
+    /// Sweep requests (`routing reprovide`); each answered with the number
+    /// of keys announced once that sweep is complete.
+    sweeps: mpsc::Sender<tokio::sync::oneshot::Sender<u64>>,
     strategy: ProvideStrategy,
     pub stats: Arc<ProvideStats>,
 }
@@ -59,6 +62,7 @@ impl Provider {
     /// Starts the provider task.
     pub fn spawn(settings: ProvideSettings, store: Arc<dyn Store>, swarm: SwarmHandle) -> Provider {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        let (sweep_tx, sweep_rx) = mpsc::channel(16);
         let stats = Arc::new(ProvideStats::default());
         let task = ProviderTask {
             settings: settings.clone(),
@@ -66,9 +70,10 @@ impl Provider {
             swarm,
             stats: Arc::clone(&stats),
         };
-        tokio::spawn(task.run(rx));
+        tokio::spawn(task.run(rx, sweep_rx));
         Provider {
             queue: tx,
+            sweeps: sweep_tx,
             strategy: settings.strategy,
             stats,
         }
@@ -97,6 +102,14 @@ impl Provider {
         if self.strategy == ProvideStrategy::All {
             let _ = self.queue.send(root).await;
         }
+    }
+
+    /// Announces every key of the strategy now (Kubo's `routing
+    /// reprovide`); returns how many keys the sweep covered once it is done.
+    pub async fn reprovide(&self) -> Option<u64> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.sweeps.send(tx).await.ok()?;
+        rx.await.ok()
     }
 
     pub fn strategy(&self) -> ProvideStrategy {
@@ -205,10 +218,24 @@ impl ProviderTask {
         }
     }
 
-    async fn run(self, mut queue: mpsc::Receiver<Cid>) {
+    async fn start_sweep(&self, sweep: &mut VecDeque<Cid>) -> u64 {
+        let keys = self.sweep_keys().await;
+        tracing::info!(keys = keys.len(), "reprovide sweep starting");
+        let n = keys.len() as u64;
+        sweep.extend(keys);
+        n
+    }
+
+    async fn run(
+        self,
+        mut queue: mpsc::Receiver<Cid>,
+        mut requests: mpsc::Receiver<tokio::sync::oneshot::Sender<u64>>,
+    ) {
         let concurrency = self.settings.concurrency.max(1);
         let mut sweep: VecDeque<Cid> = VecDeque::new();
         let mut sweeping = false;
+        let mut sweep_size = 0u64;
+        let mut waiting: Vec<tokio::sync::oneshot::Sender<u64>> = Vec::new();
         let mut inflight = FuturesUnordered::new();
         let timer = tokio::time::sleep(self.next_sweep_in());
         tokio::pin!(timer);
@@ -230,7 +257,10 @@ impl ProviderTask {
                 if let Err(e) = self.store.meta_put(LAST_SWEEP_KEY, Some(stamp.as_bytes())) {
                     tracing::warn!("reprovide: recording the sweep: {e}");
                 }
-                tracing::info!("reprovide sweep complete");
+                tracing::info!(keys = sweep_size, "reprovide sweep complete");
+                for w in waiting.drain(..) {
+                    let _ = w.send(sweep_size);
+                }
                 timer
                     .as_mut()
                     .reset(tokio::time::Instant::now() + self.settings.interval);
@@ -249,10 +279,17 @@ impl ProviderTask {
                         }
                     }
                 }
+                request = requests.recv() => {
+                    let Some(reply) = request else { continue };
+                    waiting.push(reply);
+                    if !sweeping {
+                        sweep_size = self.start_sweep(&mut sweep).await;
+                        sweeping = true;
+                        timer.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600));
+                    }
+                }
                 _ = &mut timer, if !sweeping => {
-                    let keys = self.sweep_keys().await;
-                    tracing::info!(keys = keys.len(), "reprovide sweep starting");
-                    sweep.extend(keys);
+                    sweep_size = self.start_sweep(&mut sweep).await;
                     sweeping = true;
                     // Re-armed when the sweep completes.
                     timer.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600));

@@ -127,6 +127,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v0/swarm/peers", post(swarm_peers))
         .route("/api/v0/swarm/connect", post(swarm_connect))
         .route("/api/v0/routing/findprovs", post(findprovs))
+        .route("/api/v0/routing/reprovide", post(reprovide))
         .route("/api/v0/stats/bw", post(stats_bw))
         .route("/api/v0/bitswap/stat", post(bitswap_stat))
         .route("/api/v0/shutdown", post(shutdown))
@@ -218,6 +219,22 @@ async fn findprovs(State(s): State<ApiState>, RawQuery(q): RawQuery) -> Result<S
         out.push('\n');
     }
     Ok(out)
+}
+
+async fn reprovide(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
+    let keys = s
+        .online
+        .provider()
+        .reprovide()
+        .await
+        .ok_or_else(|| internal("the provider has stopped"))?;
+    let st = &s.online.provider().stats;
+    use std::sync::atomic::Ordering::Relaxed;
+    Ok(Json(json!({
+        "Keys": keys,
+        "Provided": st.provided.load(Relaxed),
+        "Failed": st.failed.load(Relaxed),
+    })))
 }
 
 async fn stats_bw(State(s): State<ApiState>) -> Json<Value> {
