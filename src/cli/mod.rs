@@ -925,6 +925,7 @@ fn daemon(
         bail!("the API listens on loopback only for now (it has no authentication): {api_addr}");
     }
     let node = std::sync::Arc::new(node);
+    tune_allocator();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -991,6 +992,19 @@ fn daemon(
     result?;
     node.flush()?;
     Ok(())
+}
+
+/// The daemon allocates and frees a buffer per Bitswap message (up to
+/// 4 MiB). glibc serves such sizes with a fresh mmap each time, so every
+/// message paid page faults and page zeroing (≈ 10 % of a transfer's CPU,
+/// measured with perf); raising the threshold keeps them on the heap, reused.
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning; called before other threads start.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 * 1024 * 1024);
+    }
 }
 
 /// Resolves add flags the way Kubo does: CIDv0 implies sha2-256 and dag-pb

@@ -32,7 +32,7 @@ const ROUTING_SAVE_INTERVAL: Duration = Duration::from_secs(300);
 const MAX_SAVED_ROUTES: usize = 2000;
 
 /// Blocks a network read fetches ahead of the bytes it returns.
-const NET_READ_WINDOW: usize = 64;
+const NET_READ_WINDOW: usize = 128;
 
 /// A node with its network running.
 pub struct OnlineNode {

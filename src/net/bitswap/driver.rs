@@ -9,7 +9,7 @@
 
 use super::fetch::{FetchOptions, FetchSession};
 use super::ledger::PeerLedger;
-use super::message::{frame, Message, Version, MAX_MESSAGE_BYTES};
+use super::message::{frame_segments, Framed, Message, Version, MAX_MESSAGE_BYTES};
 use super::outbox::Outbox;
 use crate::block::{Block, Cid};
 use crate::net::NetError;
@@ -167,18 +167,23 @@ impl Bitswap {
                     tokio::spawn(async move {
                         loop {
                             match read_frame(&mut stream).await {
-                                Ok(Some(bytes)) => match Message::decode(&bytes) {
-                                    Ok(msg) => {
-                                        if tx.send(EngineCommand::Inbound(peer, msg)).await.is_err()
-                                        {
+                                Ok(Some(bytes)) => {
+                                    match Message::decode_bytes(&bytes::Bytes::from(bytes)) {
+                                        Ok(msg) => {
+                                            if tx
+                                                .send(EngineCommand::Inbound(peer, msg))
+                                                .await
+                                                .is_err()
+                                            {
+                                                return;
+                                            }
+                                        }
+                                        Err(e) => {
+                                            tracing::debug!(%peer, "bad bitswap message: {e}");
                                             return;
                                         }
                                     }
-                                    Err(e) => {
-                                        tracing::debug!(%peer, "bad bitswap message: {e}");
-                                        return;
-                                    }
-                                },
+                                }
                                 Ok(None) => return,
                                 Err(e) => {
                                     tracing::debug!(%peer, "bitswap stream: {e}");
@@ -458,7 +463,7 @@ async fn writer(
     engine: mpsc::Sender<EngineCommand>,
 ) {
     let mut failures = 0u32;
-    let mut unsent: Option<Vec<u8>> = None;
+    let mut unsent: Option<Framed> = None;
     'open: while failures <= WRITER_RETRIES {
         if failures > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(100 << failures)).await;
@@ -469,12 +474,12 @@ async fn writer(
         };
         loop {
             loop {
-                let bytes = match unsent.take() {
-                    Some(b) => b,
+                let framed = match unsent.take() {
+                    Some(f) => f,
                     None => {
                         let Some(msg) = queue.take() else { break };
-                        match frame(&msg, version) {
-                            Ok(b) => b,
+                        match frame_segments(&msg, version) {
+                            Ok(f) => f,
                             Err(e) => {
                                 tracing::warn!(%peer, "not sending bitswap message: {e}");
                                 continue;
@@ -482,9 +487,16 @@ async fn writer(
                         }
                     }
                 };
-                if let Err(e) = stream.write_all(&bytes).await {
+                let mut result = Ok(());
+                for segment in &framed.segments {
+                    result = stream.write_all(segment).await;
+                    if result.is_err() {
+                        break;
+                    }
+                }
+                if let Err(e) = result {
                     tracing::debug!(%peer, "bitswap write: {e}");
-                    unsent = Some(bytes);
+                    unsent = Some(framed);
                     failures += 1;
                     continue 'open;
                 }

@@ -118,7 +118,7 @@ fn prefix_of(cid: &Cid) -> Vec<u8> {
 }
 
 /// Rebuilds a block's CID from its prefix by hashing its data.
-fn block_from_prefix(prefix: &[u8], data: &[u8]) -> Result<Block, MessageError> {
+fn block_from_prefix(prefix: &[u8], data: bytes::Bytes) -> Result<Block, MessageError> {
     let mut r = Reader::new(prefix, "bitswap block prefix");
     let version = r.varint()?;
     let codec = r.varint()?;
@@ -139,7 +139,16 @@ fn block_from_prefix(prefix: &[u8], data: &[u8]) -> Result<Block, MessageError> 
         version: version as u8,
         hash,
     };
-    Ok(Block::new(format, codec, data.to_vec()))
+    Ok(Block::new(format, codec, data))
+}
+
+/// The bytes of `part` (a sub-slice of `whole`'s buffer when `whole` is
+/// given: no copy) as an owned buffer.
+fn owned(whole: Option<&bytes::Bytes>, part: &[u8]) -> bytes::Bytes {
+    match whole {
+        Some(w) => w.slice_ref(part),
+        None => bytes::Bytes::copy_from_slice(part),
+    }
 }
 
 impl Message {
@@ -216,6 +225,16 @@ impl Message {
 
     /// Decodes any Bitswap version's message, checking every limit.
     pub fn decode(buf: &[u8]) -> Result<Message, MessageError> {
+        Self::decode_in(buf, None)
+    }
+
+    /// [`decode`](Self::decode) from a shared buffer: block data points
+    /// into it instead of being copied.
+    pub fn decode_bytes(buf: &bytes::Bytes) -> Result<Message, MessageError> {
+        Self::decode_in(buf, Some(buf))
+    }
+
+    fn decode_in(buf: &[u8], whole: Option<&bytes::Bytes>) -> Result<Message, MessageError> {
         if buf.len() > MAX_MESSAGE_BYTES {
             return Err(MessageError::TooLarge {
                 len: buf.len(),
@@ -238,7 +257,7 @@ impl Message {
                         return Err(bad("1.0.0 block over the size limit").into());
                     }
                     msg.blocks
-                        .push(Block::new(format, crate::block::DAG_PB, data.to_vec()));
+                        .push(Block::new(format, crate::block::DAG_PB, owned(whole, data)));
                 }
                 (3, 2) => {
                     let mut p = Reader::new(r.bytes()?, "bitswap payload");
@@ -251,8 +270,10 @@ impl Message {
                         }
                     }
                     let prefix = prefix.ok_or_else(|| bad("payload block without prefix"))?;
-                    msg.blocks
-                        .push(block_from_prefix(prefix, data.unwrap_or_default())?);
+                    msg.blocks.push(block_from_prefix(
+                        prefix,
+                        owned(whole, data.unwrap_or_default()),
+                    )?);
                 }
                 (4, 2) => {
                     let mut p = Reader::new(r.bytes()?, "bitswap presence");
@@ -340,6 +361,97 @@ fn decode_wantlist(buf: &[u8], msg: &mut Message) -> Result<(), MessageError> {
     Ok(())
 }
 
+/// A framed message as segments to write in order: small encoded parts and
+/// block data shared with the blocks (not copied).
+pub struct Framed {
+    pub segments: Vec<bytes::Bytes>,
+    pub len: usize,
+}
+
+/// Frames a message for the stream (varint length, then the message) without
+/// copying block data: the same bytes as [`frame`].
+pub fn frame_segments(msg: &Message, version: Version) -> Result<Framed, MessageError> {
+    use bytes::Bytes;
+    let v100 = version == Version::V1_0;
+    // Everything but the blocks, encoded as usual.
+    let rest = Message {
+        blocks: Vec::new(),
+        ..msg.clone_without_blocks()
+    };
+    let head = rest.encode_for(version);
+    let mut parts: Vec<Bytes> = Vec::new();
+    let mut scratch = Vec::new();
+    let mut body_len = head.len();
+    for b in &msg.blocks {
+        let data = b.data();
+        if v100 {
+            if b.cid().version() != cid::Version::V0 {
+                continue;
+            }
+            scratch.clear();
+            put_varint(&mut scratch, (2 << 3) | 2);
+            put_varint(&mut scratch, data.len() as u64);
+        } else {
+            let prefix = prefix_of(b.cid());
+            let payload_len = 1
+                + varint_len(prefix.len() as u64)
+                + prefix.len()
+                + 1
+                + varint_len(data.len() as u64)
+                + data.len();
+            scratch.clear();
+            put_varint(&mut scratch, (3 << 3) | 2);
+            put_varint(&mut scratch, payload_len as u64);
+            put_bytes_field(&mut scratch, 1, &prefix);
+            put_varint(&mut scratch, (2 << 3) | 2);
+            put_varint(&mut scratch, data.len() as u64);
+        }
+        body_len += scratch.len() + data.len();
+        parts.push(Bytes::copy_from_slice(&scratch));
+        parts.push(data.clone());
+    }
+    if body_len > MAX_MESSAGE_BYTES {
+        return Err(MessageError::TooLarge {
+            len: body_len,
+            max: MAX_MESSAGE_BYTES,
+        });
+    }
+    let mut prefix = Vec::with_capacity(5 + head.len());
+    put_varint(&mut prefix, body_len as u64);
+    let prefix_len = prefix.len();
+    // Field order does not matter to decoders, but the blocks go last so the
+    // small parts can share one segment with the length.
+    prefix.extend_from_slice(&head);
+    let mut segments = Vec::with_capacity(parts.len() + 1);
+    segments.push(Bytes::from(prefix));
+    segments.extend(parts);
+    Ok(Framed {
+        segments,
+        len: prefix_len + body_len,
+    })
+}
+
+fn varint_len(mut v: u64) -> usize {
+    let mut n = 1;
+    while v >= 0x80 {
+        v >>= 7;
+        n += 1;
+    }
+    n
+}
+
+impl Message {
+    fn clone_without_blocks(&self) -> Message {
+        Message {
+            wantlist: self.wantlist.clone(),
+            full: self.full,
+            blocks: Vec::new(),
+            presences: self.presences.clone(),
+            pending_bytes: self.pending_bytes,
+        }
+    }
+}
+
 /// Frames a message for the stream: varint length, then the bytes.
 pub fn frame(msg: &Message, version: Version) -> Result<Vec<u8>, MessageError> {
     let body = msg.encode_for(version);
@@ -358,6 +470,60 @@ pub fn frame(msg: &Message, version: Version) -> Result<Vec<u8>, MessageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn segmented_frames_decode_like_whole_ones() {
+        let blocks: Vec<Block> = (0..3u8)
+            .map(|i| {
+                Block::new(
+                    CidFormat {
+                        version: 1,
+                        hash: HashAlg::Blake3,
+                    },
+                    crate::block::RAW,
+                    vec![i; 1000 * (i as usize + 1)],
+                )
+            })
+            .collect();
+        let v0 = Block::new(
+            CidFormat {
+                version: 0,
+                hash: HashAlg::Sha2_256,
+            },
+            crate::block::DAG_PB,
+            vec![8u8, 2],
+        );
+        let msg = Message {
+            wantlist: vec![WantEntry {
+                cid: *blocks[0].cid(),
+                priority: 3,
+                cancel: false,
+                want_type: WantType::Have,
+                send_dont_have: true,
+            }],
+            blocks: [blocks.clone(), vec![v0]].concat(),
+            presences: vec![(*blocks[1].cid(), Presence::DontHave)],
+            ..Message::default()
+        };
+        for version in [Version::V1_2, Version::V1_0] {
+            let framed = frame_segments(&msg, version).unwrap();
+            let joined: Vec<u8> = framed.segments.concat();
+            assert_eq!(joined.len(), framed.len);
+            let whole = frame(&msg, version).unwrap();
+            let skip = |f: &[u8]| {
+                let mut i = 0;
+                while f[i] & 0x80 != 0 {
+                    i += 1;
+                }
+                i + 1
+            };
+            assert_eq!(joined.len(), whole.len());
+            let got = Message::decode_bytes(&bytes::Bytes::from(joined[skip(&joined)..].to_vec()))
+                .unwrap();
+            let want = Message::decode(&whole[skip(&whole)..]).unwrap();
+            assert_eq!(got, want);
+        }
+    }
     use crate::block::{DAG_PB, RAW};
     use proptest::prelude::*;
 

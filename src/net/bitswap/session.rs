@@ -34,7 +34,7 @@ pub struct SessionConfig {
 impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
-            max_in_flight_per_peer: 32,
+            max_in_flight_per_peer: 128,
             block_timeout: Duration::from_secs(5),
         }
     }
