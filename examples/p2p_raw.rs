@@ -23,7 +23,7 @@ use clap::{Parser, Subcommand};
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{identity, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
+use libp2p::{identity, noise, tcp, Multiaddr, PeerId, StreamProtocol, Swarm};
 use std::io::{Read as _, Write as _};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -67,7 +67,7 @@ fn build_swarm() -> Result<Swarm<Behaviour>> {
         .with_tcp(
             tcp::Config::default().nodelay(true),
             noise::Config::new,
-            yamux::Config::default,
+            cairn::net::swarm::yamux_config,
         )
         .context("building the TCP transport")?
         .with_behaviour(|_| Behaviour {

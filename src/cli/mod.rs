@@ -24,6 +24,10 @@ struct Cli {
     /// Repository directory [default: $CAIRN_REPO, else the platform data dir]
     #[arg(long, global = true, value_name = "PATH")]
     repo: Option<PathBuf>,
+    /// Log level on stderr: error, warn, info, debug, trace, or a filter
+    /// such as `cairn=debug,libp2p=info` [default: $RUST_LOG, else warn]
+    #[arg(long, global = true, value_name = "FILTER")]
+    log_level: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -266,6 +270,13 @@ pub fn run() -> Result<()> {
             bail!("{}", line.trim_start_matches("error: "));
         }
     };
+    // Commands report their own errors in one line; the daemon logs.
+    let default_level = if matches!(cli.command, Command::Daemon { .. }) {
+        "warn"
+    } else {
+        "off"
+    };
+    init_logging(cli.log_level.as_deref(), default_level)?;
     if let Command::Version = cli.command {
         println!("cairn version {}", env!("CARGO_PKG_VERSION"));
         return Ok(());
@@ -991,6 +1002,21 @@ fn daemon(
     drop(runtime);
     result?;
     node.flush()?;
+    Ok(())
+}
+
+/// `tracing` output on stderr, filtered by `--log-level`, else `$RUST_LOG`,
+/// else `default`.
+fn init_logging(level: Option<&str>, default: &str) -> Result<()> {
+    use tracing_subscriber::EnvFilter;
+    let filter = match level {
+        Some(l) => EnvFilter::try_new(l).map_err(|e| anyhow!("--log-level {l:?}: {e}"))?,
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
     Ok(())
 }
 

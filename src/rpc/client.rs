@@ -155,7 +155,12 @@ impl Client {
         let mut buf = vec![0u8; 256 * 1024];
         let mut total = 0u64;
         loop {
-            let n = reader.read(&mut buf).map_err(|e| self.transport(e))?;
+            let n = reader.read(&mut buf).map_err(|e| {
+                self.transport(format!(
+                    "the answer stopped after {total} bytes ({e}); the daemon's log \
+                     (`--log-level warn` or more) says why"
+                ))
+            })?;
             if n == 0 {
                 return Ok(total);
             }

@@ -286,7 +286,7 @@ fn stream_blocking(
         let result =
             produce(&mut w).and_then(|()| std::io::Write::flush(&mut w).map_err(|e| e.to_string()));
         if let Err(e) = result {
-            tracing::debug!("streamed response failed: {e}");
+            tracing::warn!("response ended early: {e}");
             let _ = tx.blocking_send(Err(std::io::Error::other(e)));
         }
     });

@@ -294,7 +294,8 @@ function makeCommands (helia, flags) {
         peers: libp2p.getConnections().map((conn) => ({
           peerId: conn.remotePeer.toString(),
           addr: conn.remoteAddr.toString(),
-          direction: conn.direction
+          direction: conn.direction,
+          id: conn.id
         }))
       }
     }
@@ -340,6 +341,11 @@ async function main () {
     dht: flags.dht ? flags.kadProtocol : null
   })
   log(`ready: ${peerId} dht=${flags.dht ? flags.kadProtocol : 'off'}`)
+  for (const [evt, what] of [['connection:open', 'opened'], ['connection:close', 'closed']]) {
+    libp2p.addEventListener(evt, ({ detail: conn }) => {
+      log(`connection ${conn.id} ${what}: ${conn.direction} ${conn.remotePeer} ${conn.remoteAddr}`)
+    })
+  }
 
   // Commands run one at a time, in order: one answer line per input line.
   const rl = createInterface({ input: process.stdin, crlfDelay: Infinity, terminal: false })

@@ -1,0 +1,371 @@
+//! Network figures, against this machine's own limits measured in the same
+//! run:
+//!
+//! - a file moving from one daemon to another over loopback (`cairn cat` on
+//!   the receiver, which fetches over Bitswap, verifies, caches and streams
+//!   it), vs a raw libp2p stream over the same transport (TCP + Noise +
+//!   Yamux, `examples/p2p_raw.rs`) between two processes; the receiver's
+//!   repo both on disk and on tmpfs (the disk is often the slower part);
+//! - the same from three providers at once;
+//! - the time from `add` on node 1 until `routing findprovs` on node 20 sees
+//!   it, in a 20-daemon loopback network;
+//! - an idle daemon's RSS and CPU.
+//!
+//! Run: `cargo bench --bench net`. Size: `CAIRN_BENCH_NET_MB` (default
+//! 1024). Files and repos go to `CAIRN_BENCH_DIR` (default: the system temp
+//! dir); tmpfs runs use /dev/shm when it exists.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn cairn() -> &'static str {
+    env!("CARGO_BIN_EXE_cairn")
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A child process killed (by its PID, which we started) on drop.
+struct Proc {
+    child: Child,
+    repo: Option<PathBuf>,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(r) = &self.repo {
+            let _ = std::fs::remove_file(r.join("api"));
+        }
+    }
+}
+
+/// Starts a daemon on `repo`; returns it and its swarm address.
+fn daemon(repo: &Path, bootstrap: &[String]) -> (Proc, String) {
+    let mut cmd = Command::new(cairn());
+    cmd.arg("--repo")
+        .arg(repo)
+        .args([
+            "daemon",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--api",
+            "127.0.0.1:0",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for b in bootstrap {
+        cmd.args(["--bootstrap", b]);
+    }
+    let mut child = cmd.spawn().expect("start daemon");
+    let out = child.stdout.take().expect("piped");
+    let mut lines = BufReader::new(out).lines();
+    let mut addr = None;
+    for line in lines.by_ref() {
+        let line = line.expect("daemon output");
+        if let Some(a) = line.strip_prefix("Swarm listening on ") {
+            addr.get_or_insert_with(|| a.to_string());
+        }
+        if line.contains("Daemon is ready") {
+            break;
+        }
+    }
+    // Keep draining its output so it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (
+        Proc {
+            child,
+            repo: Some(repo.to_path_buf()),
+        },
+        addr.expect("the daemon printed its address"),
+    )
+}
+
+fn run_ok(repo: &Path, args: &[&str]) -> String {
+    let out = Command::new(cairn())
+        .arg("--repo")
+        .arg(repo)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run cairn");
+    assert!(
+        out.status.success(),
+        "cairn {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Seconds for `cairn cat cid` on `repo`, checking the byte count.
+fn timed_cat(repo: &Path, cid: &str, expect: u64) -> f64 {
+    let start = Instant::now();
+    let mut child = Command::new(cairn())
+        .arg("--repo")
+        .arg(repo)
+        .args(["cat", cid])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("cat");
+    let mut out = child.stdout.take().expect("piped");
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        match out.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => n += k as u64,
+        }
+    }
+    assert!(child.wait().expect("cat").success(), "cat failed");
+    assert_eq!(n, expect, "cat returned {n} bytes");
+    start.elapsed().as_secs_f64()
+}
+
+fn mbps(bytes: u64, secs: f64) -> f64 {
+    bytes as f64 / 1e6 / secs
+}
+
+/// The raw libp2p stream rate (best of three), MB/s.
+fn raw_stream(bytes: u64) -> f64 {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "-q", "--example", "p2p_raw"])
+        .status()
+        .expect("build examples/p2p_raw");
+    assert!(status.success(), "building examples/p2p_raw failed");
+    let exe = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/examples/p2p_raw");
+    let mut listener = Command::new(&exe)
+        .arg("listen")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the raw listener");
+    let mut lines = BufReader::new(listener.stdout.take().expect("piped")).lines();
+    let addr = lines
+        .next()
+        .and_then(|l| l.ok())
+        .and_then(|l| l.strip_prefix("LISTEN ").map(String::from))
+        .expect("the listener printed its address");
+    let _guard = Proc {
+        child: listener,
+        repo: None,
+    };
+    let mut best = 0f64;
+    for _ in 0..3 {
+        let out = Command::new(&exe)
+            .args(["send", &addr, &bytes.to_string()])
+            .output()
+            .expect("raw send");
+        assert!(out.status.success(), "raw send failed");
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("raw send prints JSON");
+        best = best.max(v["mb_per_s"].as_f64().unwrap_or(0.0));
+    }
+    best
+}
+
+/// Best of `runs` transfers of `cid` into a fresh repo under `dir` from the
+/// daemons at `providers`.
+fn transfer(dir: &Path, providers: &[String], cid: &str, bytes: u64, runs: usize) -> f64 {
+    let mut best = f64::MAX;
+    for i in 0..runs {
+        let repo = dir.join(format!("recv-{}-{i}", providers.len()));
+        let _ = std::fs::remove_dir_all(&repo);
+        let (d, _) = daemon(&repo, providers);
+        // Every provider connected before the clock starts.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while run_ok(&repo, &["swarm", "peers"]).lines().count() < providers.len() {
+            assert!(Instant::now() < deadline, "providers did not connect");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        best = best.min(timed_cat(&repo, cid, bytes));
+        drop(d);
+        let _ = std::fs::remove_dir_all(&repo);
+    }
+    best
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn cpu_ticks(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let after = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = after.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0)
+}
+
+fn main() {
+    // `cargo bench` passes --bench; nothing else to parse.
+    let mb = env_u64("CAIRN_BENCH_NET_MB", 1024);
+    let bytes = mb * 1024 * 1024;
+    let base = std::env::var_os("CAIRN_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir)
+        .join(format!("cairn-bench-net-{}", std::process::id()));
+    std::fs::create_dir_all(&base).expect("bench dir");
+    let shm = Path::new("/dev/shm");
+    let shm_dir = shm
+        .is_dir()
+        .then(|| shm.join(format!("cairn-bench-net-{}", std::process::id())));
+
+    println!("network benchmark: {mb} MiB over 127.0.0.1, 2 processes per transfer");
+    let raw = raw_stream(bytes);
+    println!("raw libp2p stream (TCP+Noise+Yamux), best of 3: {raw:.0} MB/s");
+
+    // The file, added on three provider daemons.
+    let file = base.join("data.bin");
+    {
+        let mut f = std::fs::File::create(&file).expect("create data");
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut chunk = vec![0u8; 1 << 20];
+        for _ in 0..mb {
+            for w in chunk.chunks_mut(8) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                w.copy_from_slice(&x.to_le_bytes());
+            }
+            std::io::Write::write_all(&mut f, &chunk).expect("write data");
+        }
+    }
+    let mut providers = Vec::new();
+    let mut addrs = Vec::new();
+    let mut cid = String::new();
+    for i in 0..3 {
+        let repo = base.join(format!("provider-{i}"));
+        cid = run_ok(&repo, &["add", "-Q", file.to_str().expect("utf-8 path")])
+            .trim()
+            .to_string();
+        let (d, a) = daemon(&repo, &[]);
+        providers.push(d);
+        addrs.push(a);
+    }
+
+    let one_disk = transfer(&base, &addrs[..1], &cid, bytes, 3);
+    println!(
+        "1 provider → receiver repo on disk:  {:.0} MB/s ({:.2}× raw)",
+        mbps(bytes, one_disk),
+        mbps(bytes, one_disk) / raw
+    );
+    if let Some(shm_dir) = &shm_dir {
+        std::fs::create_dir_all(shm_dir).expect("tmpfs dir");
+        let one = transfer(shm_dir, &addrs[..1], &cid, bytes, 3);
+        let three = transfer(shm_dir, &addrs, &cid, bytes, 3);
+        println!(
+            "1 provider → receiver repo on tmpfs: {:.0} MB/s ({:.2}× raw)",
+            mbps(bytes, one),
+            mbps(bytes, one) / raw
+        );
+        println!(
+            "3 providers → receiver repo on tmpfs: {:.0} MB/s ({:.2}× raw, {:.2}× one provider)",
+            mbps(bytes, three),
+            mbps(bytes, three) / raw,
+            one / three
+        );
+        let _ = std::fs::remove_dir_all(shm_dir);
+    }
+    let three_disk = transfer(&base, &addrs, &cid, bytes, 3);
+    println!(
+        "3 providers → receiver repo on disk: {:.0} MB/s ({:.2}× raw, {:.2}× one provider)",
+        mbps(bytes, three_disk),
+        mbps(bytes, three_disk) / raw,
+        one_disk / three_disk
+    );
+
+    // Idle daemon: RSS and CPU over 20 s (one of the providers, which has
+    // served transfers, and a fresh one).
+    let fresh = base.join("idle");
+    let (idle, _) = daemon(&fresh, &[]);
+    std::thread::sleep(Duration::from_secs(2));
+    let pid = idle.child.id();
+    let t0 = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(20));
+    let ticks = cpu_ticks(pid) - t0;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    println!(
+        "idle daemon: RSS {} KiB, CPU {:.2} % of a core over 20 s (a provider after transfers: RSS {} KiB)",
+        rss_kib(pid),
+        ticks as f64 / hz / 20.0 * 100.0,
+        rss_kib(providers[0].child.id())
+    );
+    drop(idle);
+    drop(providers);
+
+    // 20 daemons, each bootstrapping to a random earlier one; add on node 1,
+    // poll findprovs on node 20.
+    let mut nodes = Vec::new();
+    let mut net_addrs: Vec<String> = Vec::new();
+    let mut seed: u64 = 7;
+    for i in 0..20 {
+        let repo = base.join(format!("dht-{i}"));
+        let boot: Vec<String> = if net_addrs.is_empty() {
+            vec![]
+        } else {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+            vec![net_addrs[(seed >> 33) as usize % net_addrs.len()].clone()]
+        };
+        let (d, a) = daemon(&repo, &boot);
+        nodes.push((repo, d));
+        net_addrs.push(a);
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let first = &nodes[0].0;
+    let last = &nodes[19].0;
+    let id: serde_json::Value = serde_json::from_str(&run_ok(first, &["id"])).expect("id JSON");
+    let id = id["ID"].as_str().expect("an ID").to_string();
+    let mut times = Vec::new();
+    for k in 0..5 {
+        let small = base.join(format!("small-{k}.txt"));
+        std::fs::write(
+            &small,
+            format!("findprovs probe {k} {}", std::process::id()),
+        )
+        .expect("write probe");
+        let start = Instant::now();
+        let c = run_ok(first, &["add", "-Q", small.to_str().expect("utf-8")])
+            .trim()
+            .to_string();
+        loop {
+            let found = run_ok(last, &["routing", "findprovs", &c]);
+            if found.lines().any(|l| l.trim() == id) {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "node 20 never found node 1 as provider"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        times.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "20-node DHT: add on node 1 → findprovs on node 20 sees it: median {:.0} ms (min {:.0}, max {:.0}, 5 runs)",
+        times[2], times[0], times[4]
+    );
+    drop(nodes);
+    let _ = std::fs::remove_dir_all(&base);
+}

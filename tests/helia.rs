@@ -1,0 +1,648 @@
+//! Interop with Helia (js-libp2p + @helia/bitswap), the JS IPFS node: a cairn
+//! daemon and a Helia light node (tests/helia/peer.mjs) on 127.0.0.1 fetch
+//! UnixFS files from each other over Bitswap 1.2.0 (TCP, Noise, Yamux),
+//! agree on CIDs for the same import options, and find each other's
+//! provider records on the DHT (`/ipfs/kad/1.0.0`).
+//!
+//! Needs Node.js >= 20.19 and npm: `tests/helia/setup.sh` installs the
+//! pinned npm packages on first run (then does nothing). Every operation is
+//! bounded so that a hang fails the test instead of blocking CI; on failure
+//! the tail of the Helia peer's log and the daemon's state are printed.
+//! `HELIA_LOG=1` also echoes the Helia peer's log as it runs (with
+//! `DEBUG=libp2p:*,helia:*` for js-libp2p's own).
+//!
+//! Transfers must also keep their connection: cairn redials and re-asks
+//! after a dropped connection, so a transfer that cost the connection can
+//! still deliver the right bytes, only 10 to 30 s late. Each transfer is
+//! checked against Helia's connection IDs instead of against a clock.
+
+mod common;
+
+use common::{Daemon, TestRepo};
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Bound for one network operation (a fetch, a dial, a DHT query).
+const OP_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bound for local commands (add, only-hash, swarm peers).
+const LOCAL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bound for the Helia peer to start.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// Lines of the Helia peer's log kept for failure reports.
+const LOG_TAIL: usize = 400;
+
+const CHUNK: usize = 262_144;
+const MAX_LINKS: usize = 174;
+
+fn helia_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helia")
+}
+
+/// Runs tests/helia/setup.sh once per test binary; panics with its output
+/// if it fails (no Node.js, no npm, no registry...).
+fn setup() {
+    static SETUP: OnceLock<Result<(), String>> = OnceLock::new();
+    let result = SETUP.get_or_init(|| {
+        let mut cmd = Command::new("bash");
+        cmd.arg(helia_dir().join("setup.sh")).stdin(Stdio::null());
+        // The first install downloads the packages: give it time, but not forever.
+        match run_bounded(cmd, Duration::from_secs(900)) {
+            Ok(out) if out.status.success() => Ok(()),
+            Ok(out) => Err(format!(
+                "{}\n--- stdout\n{}--- stderr\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )),
+            Err(e) => Err(e),
+        }
+    });
+    if let Err(e) = result {
+        panic!(
+            "the Helia interop tests need Node.js >= 20.19 and npm: \
+             `bash tests/helia/setup.sh` failed: {e}"
+        );
+    }
+}
+
+/// Runs a command with piped output; kills it if it runs past `timeout`.
+fn run_bounded(mut cmd: Command, timeout: Duration) -> Result<Output, String> {
+    let what = format!("{cmd:?}");
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {what}: {e}"))?;
+    let reader = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let out = reader(Box::new(child.stdout.take().expect("piped")));
+    let err = reader(Box::new(child.stderr.take().expect("piped")));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    match status {
+        Some(status) => Ok(Output {
+            status,
+            stdout,
+            stderr,
+        }),
+        None => Err(format!(
+            "{what} did not finish within {timeout:?} (killed); stderr: {}",
+            String::from_utf8_lossy(&stderr)
+        )),
+    }
+}
+
+/// A Helia peer (tests/helia/peer.mjs), killed on drop.
+struct Helia {
+    child: Child,
+    stdin: ChildStdin,
+    answers: mpsc::Receiver<String>,
+    log: Arc<Mutex<VecDeque<String>>>,
+    peer_id: String,
+    /// `/ip4/127.0.0.1/tcp/N/p2p/ID`
+    addr: String,
+    next_id: u64,
+}
+
+impl Helia {
+    fn start(flags: &[&str]) -> Helia {
+        setup();
+        let dir = helia_dir();
+        let mut child = Command::new("node")
+            .arg(dir.join("peer.mjs"))
+            .args(flags)
+            .current_dir(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start node tests/helia/peer.mjs");
+        let stdin = child.stdin.take().expect("piped");
+        let stdout = child.stdout.take().expect("piped");
+        let stderr = child.stderr.take().expect("piped");
+        let (tx, answers) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let log = Arc::new(Mutex::new(VecDeque::new()));
+        let sink = log.clone();
+        let echo = std::env::var_os("HELIA_LOG").is_some();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if echo {
+                    eprintln!("{line}");
+                }
+                let mut log = sink.lock().unwrap();
+                if log.len() == LOG_TAIL {
+                    log.pop_front();
+                }
+                log.push_back(line);
+            }
+        });
+        let mut helia = Helia {
+            child,
+            stdin,
+            answers,
+            log,
+            peer_id: String::new(),
+            addr: String::new(),
+            next_id: 0,
+        };
+        let ready = helia.next_answer(START_TIMEOUT, "the ready line");
+        if ready["ready"] != true {
+            helia.fail(&format!("the Helia peer did not start: {ready}"));
+        }
+        helia.peer_id = ready["peerId"].as_str().expect("peerId").to_string();
+        helia.addr = ready["addrs"]
+            .as_array()
+            .and_then(|a| a.first())
+            .and_then(Value::as_str)
+            .expect("a listen address")
+            .to_string();
+        assert!(
+            helia.addr.starts_with("/ip4/127.0.0.1/tcp/"),
+            "{}",
+            helia.addr
+        );
+        helia
+    }
+
+    /// The last lines of the peer's log, and its exit status if it ended.
+    fn context(&mut self) -> String {
+        // Let the log reader catch up with what was just written.
+        std::thread::sleep(Duration::from_millis(200));
+        let status = match self.child.try_wait() {
+            Ok(Some(s)) => format!("exited: {s}"),
+            Ok(None) => "still running".to_string(),
+            Err(e) => format!("unknown: {e}"),
+        };
+        let log = self.log.lock().unwrap();
+        let tail: Vec<&str> = log
+            .iter()
+            .rev()
+            .take(60)
+            .rev()
+            .map(String::as_str)
+            .collect();
+        format!(
+            "Helia peer {} ({status}); last lines of its log:\n{}",
+            self.peer_id,
+            tail.join("\n")
+        )
+    }
+
+    fn fail(&mut self, msg: &str) -> ! {
+        panic!("{msg}\n{}", self.context())
+    }
+
+    fn next_answer(&mut self, timeout: Duration, what: &str) -> Value {
+        match self.answers.recv_timeout(timeout) {
+            Ok(line) => match serde_json::from_str(&line) {
+                Ok(v) => v,
+                Err(e) => self.fail(&format!("not a JSON answer ({e}): {line:?}")),
+            },
+            Err(_) => self.fail(&format!(
+                "no answer from the Helia peer for {what} within {timeout:?}"
+            )),
+        }
+    }
+
+    /// Sends a command (`timeoutMs` set from `timeout`) and returns its answer.
+    fn call(&mut self, mut cmd: Value, timeout: Duration) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        cmd["id"] = json!(id);
+        cmd["timeoutMs"] = json!(timeout.as_millis() as u64);
+        let line = format!("{cmd}\n");
+        if let Err(e) = self
+            .stdin
+            .write_all(line.as_bytes())
+            .and_then(|()| self.stdin.flush())
+        {
+            self.fail(&format!("cannot send {cmd} to the Helia peer: {e}"));
+        }
+        // peer.mjs answers at the latest 5 s after timeoutMs.
+        let answer = self.next_answer(timeout + Duration::from_secs(15), &cmd.to_string());
+        if answer["id"] != id {
+            self.fail(&format!("answer {answer} is not for {cmd}"));
+        }
+        answer
+    }
+
+    /// `call`, asserting success.
+    fn ok(&mut self, cmd: Value, timeout: Duration) -> Value {
+        let answer = self.call(cmd.clone(), timeout);
+        if answer["ok"] != true {
+            self.fail(&format!("Helia command {cmd} failed: {answer}"));
+        }
+        answer
+    }
+
+    /// Helia's connections to `peer`: "ID ADDR" for each (a reconnection
+    /// from the same address has a new ID).
+    fn connections_to(&mut self, peer: &str) -> Vec<String> {
+        let answer = self.ok(json!({"cmd": "peers"}), LOCAL_TIMEOUT);
+        let mut addrs: Vec<String> = answer["peers"]
+            .as_array()
+            .expect("peers")
+            .iter()
+            .filter(|p| p["peerId"] == peer)
+            .map(|p| {
+                format!(
+                    "{} {}",
+                    p["id"].as_str().unwrap_or("?"),
+                    p["addr"].as_str().unwrap_or("?")
+                )
+            })
+            .collect();
+        addrs.sort();
+        addrs
+    }
+
+    /// Fails if the connections to `peer` are not `before`: a transfer
+    /// must not cost the connection (cairn redials and retries after a
+    /// drop, so the bytes may still arrive, only seconds later).
+    fn assert_same_connections(&mut self, peer: &str, before: &[String], what: &str) {
+        let after = self.connections_to(peer);
+        if after != before {
+            self.fail(&format!(
+                "the connection between cairn ({peer}) and Helia did not survive {what}: \
+                 Helia's connections to cairn were {before:?} before, {after:?} after \
+                 (a yamux error on either side closes the whole connection)"
+            ));
+        }
+    }
+}
+
+impl Drop for Helia {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The daemon's swarm address from its start-up banner.
+fn listen_addr(banner: &[String]) -> String {
+    banner
+        .iter()
+        .find_map(|l| l.strip_prefix("Swarm listening on "))
+        .unwrap_or_else(|| panic!("no listen address in {banner:?}"))
+        .to_string()
+}
+
+/// The peer ID at the end of `/ip4/../tcp/../p2p/ID`.
+fn peer_id_of(addr: &str) -> String {
+    addr.rsplit_once("/p2p/")
+        .unwrap_or_else(|| panic!("no /p2p/ in {addr}"))
+        .1
+        .to_string()
+}
+
+/// Runs `cairn --repo R ARGS` (through the daemon if one runs), bounded.
+fn cairn(repo: &TestRepo, args: &[&str], timeout: Duration) -> Result<Output, String> {
+    run_bounded(repo.cmd(args), timeout)
+}
+
+/// POSTs to the daemon's RPC API (`/api/v0/PATH`, no arguments); the body.
+fn api_post(repo: &TestRepo, path: &str) -> Result<String, String> {
+    use std::net::TcpStream;
+    let text = std::fs::read_to_string(repo.path().join("api")).map_err(|e| e.to_string())?;
+    let t = text.trim();
+    let addr = match t.split('/').collect::<Vec<_>>().as_slice() {
+        ["", "ip4", ip, "tcp", port] => format!("{ip}:{port}"),
+        _ => t.to_string(),
+    };
+    let mut conn = TcpStream::connect(&addr).map_err(|e| format!("{addr}: {e}"))?;
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        conn,
+        "POST /api/v0/{path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).map_err(|e| e.to_string())?;
+    Ok(reply
+        .split_once("\r\n\r\n")
+        .map_or(reply.clone(), |(_, body)| body.to_string()))
+}
+
+/// What the daemon says about its peers and traffic, for failure reports.
+fn daemon_state(repo: &TestRepo) -> String {
+    let mut s = String::new();
+    s += "--- bitswap/stat\n";
+    s += &api_post(repo, "bitswap/stat").unwrap_or_else(|e| e);
+    s += "\n";
+    for args in [&["swarm", "peers"][..], &["stats", "bw"][..]] {
+        s += &format!("--- cairn {}\n", args.join(" "));
+        match cairn(repo, args, Duration::from_secs(10)) {
+            Ok(out) => {
+                s += &String::from_utf8_lossy(&out.stdout);
+                s += &String::from_utf8_lossy(&out.stderr);
+            }
+            Err(e) => s += &e,
+        }
+    }
+    s
+}
+
+/// Runs a cairn command that must succeed; on failure panics with the Helia
+/// peer's log and the daemon's state. Returns stdout.
+fn cairn_ok(repo: &TestRepo, args: &[&str], timeout: Duration, helia: &mut Helia) -> Vec<u8> {
+    let t0 = Instant::now();
+    let problem = match cairn(repo, args, timeout) {
+        Ok(out) if out.status.success() => {
+            eprintln!("cairn {} took {:?}", args.join(" "), t0.elapsed());
+            return out.stdout;
+        }
+        Ok(out) => format!(
+            "failed ({}) after {:?}: {}",
+            out.status,
+            t0.elapsed(),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => e,
+    };
+    let state = daemon_state(repo);
+    let conns = helia.call(json!({"cmd": "peers"}), LOCAL_TIMEOUT);
+    helia.fail(&format!(
+        "cairn {} {problem}\ndaemon state:\n{state}\nHelia's connections: {conns}",
+        args.join(" ")
+    ))
+}
+
+/// Compares without printing megabytes: sizes and the first difference.
+fn assert_same_bytes(what: &str, got: &[u8], want: &[u8]) {
+    if got != want {
+        let first = got.iter().zip(want).position(|(a, b)| a != b);
+        panic!(
+            "{what}: {} bytes, expected {}; first difference at byte {first:?}",
+            got.len(),
+            want.len()
+        );
+    }
+}
+
+fn write_random_file(repo: &TestRepo, name: &str, len: usize, seed: u64) -> (PathBuf, Vec<u8>) {
+    let data = common::random_bytes(len, seed);
+    let path = repo.scratch(name);
+    std::fs::write(&path, &data).unwrap();
+    (path, data)
+}
+
+#[test]
+fn helia_fetches_from_cairn() {
+    let t0 = Instant::now();
+    let repo = TestRepo::new();
+    let (_daemon, banner) = Daemon::start(&repo, &[]);
+    let addr = listen_addr(&banner);
+    let mut helia = Helia::start(&["--no-dht"]);
+    eprintln!("daemon and Helia up in {:?}", t0.elapsed());
+
+    let dialled = helia.ok(json!({"cmd": "dial", "addr": addr}), OP_TIMEOUT);
+    let protocols = dialled["protocols"].as_array().expect("protocols");
+    assert!(
+        protocols.iter().any(|p| p == "/ipfs/bitswap/1.2.0"),
+        "{dialled}"
+    );
+    assert!(
+        dialled["agentVersion"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("cairn/")),
+        "{dialled}"
+    );
+
+    let cairn_id = peer_id_of(&addr);
+    let conns = helia.connections_to(&cairn_id);
+    assert_eq!(conns.len(), 1, "one connection to cairn: {conns:?}");
+
+    let cases: [(&[&str], &str); 2] = [
+        (&["--cid-version", "0"], "Qm"),
+        (&["--cid-version", "1", "--hash", "sha2-256"], "bafybei"),
+    ];
+    for (i, (flags, prefix)) in cases.into_iter().enumerate() {
+        let len = 3 * 1024 * 1024 + 1000 * i + 77;
+        let (file, data) = write_random_file(&repo, &format!("data{i}.bin"), len, 100 + i as u64);
+        let mut args = vec!["add", "-Q"];
+        args.extend_from_slice(flags);
+        args.push(file.to_str().unwrap());
+        let out = cairn_ok(&repo, &args, LOCAL_TIMEOUT, &mut helia);
+        let cid = String::from_utf8(out).unwrap().trim().to_string();
+        assert!(cid.starts_with(prefix), "{flags:?}: {cid}");
+
+        let out_path = repo.scratch(&format!("helia-out{i}.bin"));
+        let t = Instant::now();
+        let answer = helia.call(
+            json!({"cmd": "cat", "cid": cid, "out": out_path.to_str().unwrap()}),
+            OP_TIMEOUT,
+        );
+        if answer["ok"] != true {
+            let state = daemon_state(&repo);
+            helia.fail(&format!(
+                "Helia could not fetch {cid} ({flags:?}) from cairn: {answer}\ndaemon state:\n{state}"
+            ));
+        }
+        eprintln!("Helia fetched {cid} ({len} bytes) in {:?}", t.elapsed());
+        assert_eq!(answer["bytes"], len, "{answer}");
+        let got = std::fs::read(&out_path).unwrap();
+        assert_same_bytes(&format!("Helia's copy of {cid}"), &got, &data);
+        helia.assert_same_connections(&cairn_id, &conns, &format!("Helia's cat {cid}"));
+    }
+    eprintln!("helia_fetches_from_cairn: {:?}", t0.elapsed());
+}
+
+#[test]
+fn cairn_fetches_from_helia() {
+    let t0 = Instant::now();
+    let repo = TestRepo::new();
+    repo.set_config("net", "fetch_timeout", "\"30s\"");
+    let (_daemon, banner) = Daemon::start(&repo, &[]);
+    let cairn_id = peer_id_of(&listen_addr(&banner));
+    // Only-hash on a repo of its own, with no daemon: the CIDs cairn computes.
+    let offline = TestRepo::new();
+    let mut helia = Helia::start(&["--no-dht"]);
+    eprintln!("daemon and Helia up in {:?}", t0.elapsed());
+
+    let chunker = format!("size-{CHUNK}");
+    let max_links = MAX_LINKS.to_string();
+    let cases: [(Value, Vec<&str>, &str); 2] = [
+        (
+            json!({"cidVersion": 0, "rawLeaves": false}),
+            vec!["--cid-version", "0"],
+            "Qm",
+        ),
+        (
+            json!({"cidVersion": 1, "rawLeaves": true}),
+            vec!["--cid-version", "1", "--hash", "sha2-256", "--raw-leaves"],
+            "bafybei",
+        ),
+    ];
+    let mut files = Vec::new();
+    for (i, (opts, flags, prefix)) in cases.into_iter().enumerate() {
+        let len = 3 * 1024 * 1024 + 3000 * i + 11;
+        let (file, data) = write_random_file(&repo, &format!("data{i}.bin"), len, 200 + i as u64);
+        let mut cmd = opts.clone();
+        cmd["cmd"] = json!("add");
+        cmd["path"] = json!(file.to_str().unwrap());
+        cmd["chunkSize"] = json!(CHUNK);
+        cmd["maxLinks"] = json!(MAX_LINKS);
+        let added = helia.ok(cmd, LOCAL_TIMEOUT);
+        let cid = added["cid"].as_str().expect("cid").to_string();
+
+        let mut args = vec!["add", "-Q", "-n"];
+        args.extend_from_slice(&flags);
+        args.extend_from_slice(&["--chunker", &chunker, "--max-links", &max_links]);
+        args.push(file.to_str().unwrap());
+        let expected = String::from_utf8(cairn_ok(&offline, &args, LOCAL_TIMEOUT, &mut helia))
+            .unwrap()
+            .trim()
+            .to_string();
+        assert_eq!(cid, expected, "Helia {opts} vs cairn {args:?}");
+        assert!(cid.starts_with(prefix), "{cid}");
+        files.push((cid, data));
+    }
+    assert!(
+        !offline.path().join("api").exists(),
+        "the only-hash repo ran offline"
+    );
+
+    let helia_addr = helia.addr.clone();
+    cairn_ok(
+        &repo,
+        &["swarm", "connect", &helia_addr],
+        OP_TIMEOUT,
+        &mut helia,
+    );
+    let peers = String::from_utf8(cairn_ok(
+        &repo,
+        &["swarm", "peers"],
+        LOCAL_TIMEOUT,
+        &mut helia,
+    ))
+    .unwrap();
+    assert!(peers.contains(&helia.peer_id), "{peers}");
+    let conns = helia.connections_to(&cairn_id);
+    assert_eq!(conns.len(), 1, "one connection from cairn: {conns:?}");
+
+    // Fetched blocks stay in the store: the first command of each pair is
+    // the one that goes over the network, so each goes first once.
+    for (i, (cid, data)) in files.iter().enumerate() {
+        let out = repo.scratch(&format!("got{i}.bin"));
+        let out_str = out.to_str().unwrap();
+        let get_args = ["get", "-o", out_str, cid];
+        let cat_args = ["cat", cid];
+        let order = if i % 2 == 0 {
+            [&get_args[..], &cat_args[..]]
+        } else {
+            [&cat_args[..], &get_args[..]]
+        };
+        for args in order {
+            let stdout = cairn_ok(&repo, args, OP_TIMEOUT, &mut helia);
+            let what = format!("cairn {}", args.join(" "));
+            if args[0] == "cat" {
+                assert_same_bytes(&what, &stdout, data);
+            } else {
+                assert_same_bytes(&what, &std::fs::read(&out).unwrap(), data);
+            }
+            helia.assert_same_connections(&cairn_id, &conns, &what);
+        }
+    }
+    eprintln!("cairn_fetches_from_helia: {:?}", t0.elapsed());
+}
+
+#[test]
+fn dht_providers_between_cairn_and_helia() {
+    let t0 = Instant::now();
+    let repo = TestRepo::new();
+    repo.set_config("net", "fetch_timeout", "\"30s\"");
+    let (_daemon, banner) = Daemon::start(&repo, &[]);
+    let addr = listen_addr(&banner);
+    let cairn_id = peer_id_of(&addr);
+    let mut helia = Helia::start(&[]);
+    eprintln!("daemon and Helia up in {:?}", t0.elapsed());
+
+    let dialled = helia.ok(json!({"cmd": "dial", "addr": addr}), OP_TIMEOUT);
+    assert!(
+        dialled["protocols"]
+            .as_array()
+            .expect("protocols")
+            .iter()
+            .any(|p| p == "/ipfs/kad/1.0.0"),
+        "cairn is a DHT server on loopback: {dialled}"
+    );
+
+    // Helia announces a file; cairn finds Helia as its provider.
+    let (file, data) = write_random_file(&repo, "provided.bin", 1024 * 1024 + 5, 300);
+    let t = Instant::now();
+    let added = helia.ok(
+        json!({"cmd": "add", "path": file.to_str().unwrap(), "cidVersion": 1, "provide": true}),
+        OP_TIMEOUT,
+    );
+    eprintln!("Helia added and provided in {:?}", t.elapsed());
+    assert_eq!(added["provided"], true, "{added}");
+    let cid = added["cid"].as_str().expect("cid").to_string();
+    let found = cairn_ok(
+        &repo,
+        &["routing", "findprovs", "-n", "1", &cid],
+        OP_TIMEOUT,
+        &mut helia,
+    );
+    let found = String::from_utf8(found).unwrap();
+    assert_eq!(found.trim(), helia.peer_id, "providers of {cid}");
+    let conns = helia.connections_to(&cairn_id);
+    let got = cairn_ok(&repo, &["cat", &cid], OP_TIMEOUT, &mut helia);
+    assert_same_bytes(&format!("cairn cat {cid}"), &got, &data);
+    helia.assert_same_connections(&cairn_id, &conns, &format!("cairn cat {cid}"));
+
+    // cairn announces what it adds; Helia finds cairn as its provider.
+    let (file, _) = write_random_file(&repo, "cairn.bin", 300_000, 301);
+    let out = cairn_ok(
+        &repo,
+        &[
+            "add",
+            "-Q",
+            "--cid-version",
+            "1",
+            "--hash",
+            "sha2-256",
+            file.to_str().unwrap(),
+        ],
+        LOCAL_TIMEOUT,
+        &mut helia,
+    );
+    let cid = String::from_utf8(out).unwrap().trim().to_string();
+    let t = Instant::now();
+    let found = helia.ok(
+        json!({"cmd": "findprovs", "cid": cid, "max": 1}),
+        OP_TIMEOUT,
+    );
+    eprintln!("Helia findprovs in {:?}: {found}", t.elapsed());
+    assert_eq!(found["providers"], json!([cairn_id]), "{found}");
+    eprintln!("dht_providers_between_cairn_and_helia: {:?}", t0.elapsed());
+}
