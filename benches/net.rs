@@ -134,8 +134,10 @@ fn mbps(bytes: u64, secs: f64) -> f64 {
     bytes as f64 / 1e6 / secs
 }
 
-/// The raw libp2p stream rate (best of three), MB/s.
-fn raw_stream(bytes: u64) -> f64 {
+/// The raw libp2p stream rate (best of three), MB/s; `default_yamux` uses
+/// libp2p's default Yamux settings instead of cairn's.
+fn raw_stream(bytes: u64, default_yamux: bool) -> f64 {
+    let yamux = if default_yamux { "default" } else { "cairn" };
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .args(["build", "--release", "-q", "--example", "p2p_raw"])
@@ -145,6 +147,7 @@ fn raw_stream(bytes: u64) -> f64 {
     let exe = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/examples/p2p_raw");
     let mut listener = Command::new(&exe)
         .arg("listen")
+        .env("CAIRN_RAW_YAMUX", yamux)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -163,6 +166,7 @@ fn raw_stream(bytes: u64) -> f64 {
     for _ in 0..3 {
         let out = Command::new(&exe)
             .args(["send", &addr, &bytes.to_string()])
+            .env("CAIRN_RAW_YAMUX", yamux)
             .output()
             .expect("raw send");
         assert!(out.status.success(), "raw send failed");
@@ -231,8 +235,14 @@ fn main() {
         .then(|| shm.join(format!("cairn-bench-net-{}", std::process::id())));
 
     println!("network benchmark: {mb} MiB over 127.0.0.1, 2 processes per transfer");
-    let raw = raw_stream(bytes);
-    println!("raw libp2p stream (TCP+Noise+Yamux), best of 3: {raw:.0} MB/s");
+    let raw = raw_stream(bytes, false);
+    println!(
+        "raw libp2p stream (TCP+Noise+Yamux, cairn's Yamux settings), best of 3: {raw:.0} MB/s"
+    );
+    let raw_default = raw_stream(bytes, true);
+    println!(
+        "raw libp2p stream (TCP+Noise+Yamux, libp2p's default Yamux), best of 3: {raw_default:.0} MB/s"
+    );
 
     // The file, added on three provider daemons.
     let file = base.join("data.bin");
@@ -265,18 +275,20 @@ fn main() {
 
     let one_disk = transfer(&base, &addrs[..1], &cid, bytes, 3);
     println!(
-        "1 provider → receiver repo on disk:  {:.0} MB/s ({:.2}× raw)",
+        "1 provider → receiver repo on disk:  {:.0} MB/s ({:.2}× raw, {:.2}× raw with default Yamux)",
         mbps(bytes, one_disk),
-        mbps(bytes, one_disk) / raw
+        mbps(bytes, one_disk) / raw,
+        mbps(bytes, one_disk) / raw_default
     );
     if let Some(shm_dir) = &shm_dir {
         std::fs::create_dir_all(shm_dir).expect("tmpfs dir");
         let one = transfer(shm_dir, &addrs[..1], &cid, bytes, 3);
         let three = transfer(shm_dir, &addrs, &cid, bytes, 3);
         println!(
-            "1 provider → receiver repo on tmpfs: {:.0} MB/s ({:.2}× raw)",
+            "1 provider → receiver repo on tmpfs: {:.0} MB/s ({:.2}× raw, {:.2}× raw with default Yamux)",
             mbps(bytes, one),
-            mbps(bytes, one) / raw
+            mbps(bytes, one) / raw,
+            mbps(bytes, one) / raw_default
         );
         println!(
             "3 providers → receiver repo on tmpfs: {:.0} MB/s ({:.2}× raw, {:.2}× one provider)",

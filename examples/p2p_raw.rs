@@ -2,7 +2,9 @@
 //! processes: the ceiling against which Bitswap transfers are compared.
 //!
 //! The transport is built exactly like cairn's (`src/net/swarm.rs`), with a
-//! behaviour holding only `libp2p_stream::Behaviour`.
+//! behaviour holding only `libp2p_stream::Behaviour`; with
+//! `CAIRN_RAW_YAMUX=default` (on both sides) it uses libp2p's default Yamux
+//! settings instead.
 //!
 //! ```text
 //! cargo run --release --example p2p_raw -- listen
@@ -67,7 +69,15 @@ fn build_swarm() -> Result<Swarm<Behaviour>> {
         .with_tcp(
             tcp::Config::default().nodelay(true),
             noise::Config::new,
-            cairn::net::swarm::yamux_config,
+            || {
+                // CAIRN_RAW_YAMUX=default: libp2p's own Yamux settings
+                // (yamux 0.13, auto-tuned window) instead of cairn's.
+                if std::env::var("CAIRN_RAW_YAMUX").as_deref() == Ok("default") {
+                    libp2p::yamux::Config::default()
+                } else {
+                    cairn::net::swarm::yamux_config()
+                }
+            },
         )
         .context("building the TCP transport")?
         .with_behaviour(|_| Behaviour {

@@ -18,10 +18,6 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_moves_between_two_nodes() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
     let data = common::random_bytes(5 * 1024 * 1024 + 123, 77);
     let store_a = Arc::new(MemoryStore::new());
     let opts = ImportOptions {
@@ -72,6 +68,41 @@ async fn a_file_moves_between_two_nodes() {
         level = blocks.iter().flat_map(|b| links_of(b).unwrap()).collect();
     }
     assert!(fetched > 80, "{fetched} blocks");
+    let mut out = Vec::new();
+    FileReader::new(store_b, root, 0, None, ReadOptions::default())
+        .unwrap()
+        .read_to_end(&mut out)
+        .unwrap();
+    assert_eq!(out, data);
+}
+
+/// The same exchange over QUIC (the daemon listens on TCP and QUIC).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_move_over_quic() {
+    let data = common::random_bytes(1024 * 1024 + 7, 78);
+    let store_a = Arc::new(MemoryStore::new());
+    let root = build_file(&data[..], &ImportOptions::default(), &mut |b| {
+        store_a.put(b)?;
+        Ok(())
+    })
+    .unwrap()
+    .cid;
+    let config = NetConfig {
+        listen: vec!["/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap()],
+        ..NetConfig::default()
+    };
+    let a = Network::start([3; 32], store_a, &config).await.unwrap();
+    let store_b = Arc::new(MemoryStore::new());
+    let b = Network::start([4; 32], store_b.clone(), &config)
+        .await
+        .unwrap();
+    let addr = a.swarm.listen_addrs().await.unwrap()[0].clone();
+    assert!(addr.to_string().contains("/quic-v1"), "{addr}");
+    assert_eq!(b.swarm.dial(addr).await.unwrap(), a.peer_id);
+    b.bitswap
+        .fetch_dag(root, &[a.peer_id], Default::default(), &mut |_| {})
+        .await
+        .unwrap();
     let mut out = Vec::new();
     FileReader::new(store_b, root, 0, None, ReadOptions::default())
         .unwrap()

@@ -25,10 +25,6 @@ async fn node(seed: u8) -> (Network, Arc<MemoryStore>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn providers_are_found_through_the_dht() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
     let (a, store_a) = node(1).await;
     let (b, _) = node(2).await;
     let (c, store_c) = node(3).await;
