@@ -498,6 +498,14 @@ impl Node {
         Ok(())
     }
 
+    /// Pins `cid` recursively without walking its DAG: for a caller that has
+    /// just made every block of it local (a network fetch), under the GC
+    /// lock, so the walk would only re-read and re-hash what it just stored.
+    pub fn pin_complete(&self, cid: &Cid) -> Result<(), NodeError> {
+        self.store.pin(cid, PinKind::Recursive)?;
+        Ok(())
+    }
+
     pub fn pin_rm(&self, cid: &Cid) -> Result<PinKind, NodeError> {
         Ok(self.store.unpin(cid)?)
     }

@@ -278,6 +278,8 @@ impl OnlineNode {
         progress: &mut (dyn FnMut(DagFetch) + Send),
     ) -> Result<(), NodeError> {
         if recursive {
+            // Every block is local and verified when this returns (the
+            // caller holds the GC lock), so the pin needs no second walk.
             self.fetch_dag(root, None, progress).await?;
         } else {
             let session = self.session(Some(root)).await?;
@@ -285,9 +287,15 @@ impl OnlineNode {
             session.flush().await?;
         }
         let node = Arc::clone(&self.node);
-        tokio::task::spawn_blocking(move || node.pin_add(&root, recursive))
-            .await
-            .map_err(|e| NodeError::Net(format!("pin thread: {e}")))??;
+        tokio::task::spawn_blocking(move || {
+            if recursive {
+                node.pin_complete(&root)
+            } else {
+                node.pin_add(&root, false)
+            }
+        })
+        .await
+        .map_err(|e| NodeError::Net(format!("pin thread: {e}")))??;
         self.provider.announce(root, &[]).await;
         if recursive && self.provider.strategy() != super::config::ProvideStrategy::Roots {
             let node = Arc::clone(&self.node);

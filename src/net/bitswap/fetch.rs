@@ -43,6 +43,53 @@ pub const PROVIDER_SEARCH_INTERVAL: Duration = Duration::from_secs(10);
 /// How long a session waits on connected peers before asking the DHT.
 const PROVIDER_SEARCH_DELAY: Duration = Duration::from_secs(1);
 
+/// Bytes of recently received blocks a session keeps for its readers.
+const RECENT_BYTES: usize = 64 * 1024 * 1024;
+
+/// Blocks received lately, kept so a reader that asks for one after it was
+/// stored gets it from memory instead of reading and re-hashing it from the
+/// store (both cost as much as receiving it). Oldest out first, bounded by
+/// bytes.
+#[derive(Default)]
+struct RecentBlocks {
+    blocks: HashMap<Vec<u8>, Block>,
+    order: std::collections::VecDeque<Vec<u8>>,
+    bytes: usize,
+}
+
+impl RecentBlocks {
+    fn insert(&mut self, block: Block) {
+        let k = key(block.cid());
+        let len = block.data().len();
+        if self.blocks.insert(k.clone(), block).is_some() {
+            return;
+        }
+        self.order.push_back(k);
+        self.bytes += len;
+        while self.bytes > RECENT_BYTES {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(b) = self.blocks.remove(&old) {
+                self.bytes -= b.data().len();
+            }
+        }
+    }
+
+    fn get(&self, cid: &Cid) -> Option<Block> {
+        self.blocks.get(&key(cid)).map(|b| {
+            // Under the CID asked for (peers may answer under another codec).
+            Block::new_unchecked(*cid, b.data().clone())
+        })
+    }
+}
+
+type SharedRecent = Arc<std::sync::Mutex<RecentBlocks>>;
+
+fn recent_get(recent: &SharedRecent, cid: &Cid) -> Option<Block> {
+    recent.lock().unwrap_or_else(|e| e.into_inner()).get(cid)
+}
+
 /// Commands queued for a session task before callers wait.
 const COMMAND_DEPTH: usize = 1024;
 
@@ -98,6 +145,7 @@ pub struct FetchSession {
     commands: mpsc::Sender<FetchCommand>,
     store: Arc<dyn Store>,
     progress: Arc<FetchProgress>,
+    recent: SharedRecent,
 }
 
 impl FetchSession {
@@ -122,6 +170,7 @@ impl FetchSession {
         let connected = swarm.peers().await?;
         let (tx, rx) = mpsc::channel(COMMAND_DEPTH);
         let progress = Arc::new(FetchProgress::default());
+        let recent: SharedRecent = Arc::default();
         counters
             .sessions
             .lock()
@@ -145,6 +194,7 @@ impl FetchSession {
             last_search: None,
             search: None,
             progress: Arc::clone(&progress),
+            recent: Arc::clone(&recent),
         };
         for p in connected {
             task.session.add_peer(p);
@@ -157,11 +207,15 @@ impl FetchSession {
             commands: tx,
             store,
             progress,
+            recent,
         })
     }
 
     /// The block `cid`: from the store, else from peers.
     pub async fn get(&self, cid: Cid) -> Result<Block, NetError> {
+        if let Some(b) = recent_get(&self.recent, &cid) {
+            return Ok(b);
+        }
         if let Some(b) = self.store.get(&cid)? {
             return Ok(b);
         }
@@ -175,6 +229,9 @@ impl FetchSession {
 
     /// [`get`](Self::get) for threads outside the async runtime.
     pub fn get_blocking(&self, cid: Cid) -> Result<Block, NetError> {
+        if let Some(b) = recent_get(&self.recent, &cid) {
+            return Ok(b);
+        }
         if let Some(b) = self.store.get(&cid)? {
             return Ok(b);
         }
@@ -267,6 +324,7 @@ struct SessionTask {
     last_search: Option<Instant>,
     search: Option<tokio::task::JoinHandle<Result<Vec<PeerId>, NetError>>>,
     progress: Arc<FetchProgress>,
+    recent: SharedRecent,
 }
 
 fn key(cid: &Cid) -> Vec<u8> {
@@ -380,9 +438,11 @@ impl SessionTask {
         match cmd {
             FetchCommand::Want(cid, reply) => {
                 let k = key(&cid);
-                if let Some(b) = self.unstored.get(&k) {
+                if let Some(b) =
+                    recent_get(&self.recent, &cid).or_else(|| self.unstored.get(&k).cloned())
+                {
                     if let Some(r) = reply {
-                        let _ = r.send(Ok(b.clone()));
+                        let _ = r.send(Ok(b));
                     }
                     return;
                 }
@@ -392,20 +452,27 @@ impl SessionTask {
                     }
                     return;
                 }
-                // Stored since the caller looked (a batch just landed).
-                match self.store.get(&cid) {
-                    Ok(Some(b)) => {
-                        if let Some(r) = reply {
-                            let _ = r.send(Ok(b));
-                        }
+                // Stored since the caller looked (a batch just landed). A
+                // hint needs no bytes: don't read and re-hash the block.
+                if reply.is_none() {
+                    if self.store.has(&cid).unwrap_or(false) {
                         return;
                     }
-                    Ok(None) => {}
-                    Err(e) => {
-                        if let Some(r) = reply {
-                            let _ = r.send(Err(e.into()));
+                } else {
+                    match self.store.get(&cid) {
+                        Ok(Some(b)) => {
+                            if let Some(r) = reply {
+                                let _ = r.send(Ok(b));
+                            }
+                            return;
                         }
-                        return;
+                        Ok(None) => {}
+                        Err(e) => {
+                            if let Some(r) = reply {
+                                let _ = r.send(Err(e.into()));
+                            }
+                            return;
+                        }
                     }
                 }
                 if self.session.pending() == 0 {
@@ -456,6 +523,10 @@ impl SessionTask {
                     for w in self.waiters.remove(&k).unwrap_or_default() {
                         let _ = w.send(Ok(block.clone()));
                     }
+                    self.recent
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(block.clone());
                     self.unstored.insert(k, block);
                 }
                 Action::Misbehaved(peer) => {
