@@ -58,6 +58,8 @@ fn daemon(repo: &Path, bootstrap: &[String]) -> (Proc, String) {
             "/ip4/127.0.0.1/tcp/0",
             "--api",
             "127.0.0.1:0",
+            "--gateway",
+            "127.0.0.1:0",
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -11,6 +11,8 @@
 
 pub mod block;
 pub mod dag;
+pub mod gateway;
+pub mod http;
 pub mod net;
 pub mod node;
 pub mod proto;

@@ -148,6 +148,19 @@ pub fn parse_cid(input: &str) -> Result<Cid, BlockError> {
     })
 }
 
+/// Multihash code of the identity "hash": the digest is the data itself.
+pub const IDENTITY: u64 = 0x00;
+
+/// Most bytes an identity CID may inline (Kubo's default limit).
+pub const MAX_IDENTITY_BYTES: usize = 128;
+
+/// The block an identity CID carries inline (its digest is its data), or
+/// `None` for every other CID. Such blocks are never stored or fetched.
+pub fn identity_block(cid: &Cid) -> Option<Block> {
+    (cid.hash().code() == IDENTITY && cid.hash().size() as usize <= MAX_IDENTITY_BYTES)
+        .then(|| Block::new_unchecked(*cid, Bytes::copy_from_slice(cid.hash().digest())))
+}
+
 /// Text form of a CID: base58btc for v0, base32 for v1 (what `Cid`'s Display does).
 pub fn cid_string(cid: &Cid) -> String {
     cid.to_string()

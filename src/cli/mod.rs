@@ -87,6 +87,9 @@ enum Command {
         /// Peer to connect to at start, /ip4/../tcp/../p2p/ID (repeatable)
         #[arg(long)]
         bootstrap: Vec<String>,
+        /// Gateway address [default: [gateway] listen in config.toml, 127.0.0.1:8080; "off" for none]
+        #[arg(long)]
+        gateway: Option<String>,
     },
     /// Show the node's identity as Kubo's `ipfs id` JSON.
     Id,
@@ -331,7 +334,8 @@ pub fn run() -> Result<()> {
             listen,
             api,
             bootstrap,
-        } => daemon(node, &repo_path, listen, api, bootstrap),
+            gateway,
+        } => daemon(node, &repo_path, listen, api, bootstrap, gateway),
         Command::Id => id(&node),
     }
 }
@@ -915,6 +919,7 @@ fn daemon(
     listen: Vec<String>,
     api: Option<String>,
     bootstrap: Vec<String>,
+    gateway: Option<String>,
 ) -> Result<()> {
     let mut settings = node.config().net.clone();
     if !listen.is_empty() {
@@ -935,6 +940,15 @@ fn daemon(
     if !api_addr.ip().is_loopback() {
         bail!("the API listens on loopback only for now (it has no authentication): {api_addr}");
     }
+    let gateway_settings = node.config().gateway.clone();
+    let gateway_text = gateway.unwrap_or_else(|| gateway_settings.listen.clone());
+    let gateway_addr = match gateway_text.as_str() {
+        "" | "off" => None,
+        text => Some(
+            cairn::rpc::parse_api_addr(text)
+                .with_context(|| format!("gateway address {text:?} (expected IP:PORT)"))?,
+        ),
+    };
     let node = std::sync::Arc::new(node);
     tune_allocator();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -942,6 +956,7 @@ fn daemon(
         .build()
         .context("starting the async runtime")?;
     let api_file = cairn::rpc::api_file(repo);
+    let gateway_file = repo.join("gateway");
     let result = runtime.block_on(async {
         let online = std::sync::Arc::new(
             cairn::node::online::OnlineNode::start(node.clone(), &settings).await?,
@@ -973,6 +988,30 @@ fn daemon(
             );
         std::fs::write(&api_file, cairn::rpc::to_multiaddr(bound))
             .with_context(|| format!("writing {}", api_file.display()))?;
+        let gateway_server = match gateway_addr {
+            None => None,
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("gateway listen on {addr}"))?;
+                let bound = listener.local_addr()?;
+                let state = cairn::gateway::GatewayState {
+                    online: online.clone(),
+                    timeout: gateway_settings.timeout,
+                    subdomain_redirect: gateway_settings.subdomain_redirect,
+                };
+                let server = tokio::spawn(async move {
+                    axum::serve(listener, cairn::gateway::router(state)).await
+                });
+                std::fs::write(&gateway_file, format!("http://{bound}"))
+                    .with_context(|| format!("writing {}", gateway_file.display()))?;
+                println!(
+                    "Gateway server listening on {}",
+                    cairn::rpc::to_multiaddr(bound)
+                );
+                Some(server)
+            }
+        };
         // Handlers first: a signal right after "ready" must stop us cleanly.
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
@@ -991,6 +1030,10 @@ fn daemon(
         println!("Received shutdown signal, stopping");
         server.abort();
         let _ = server.await;
+        if let Some(g) = gateway_server {
+            g.abort();
+            let _ = g.await;
+        }
         match std::sync::Arc::try_unwrap(online) {
             Ok(online) => online.stop().await,
             Err(online) => online.save_routes().await,
@@ -998,6 +1041,7 @@ fn daemon(
         anyhow::Ok(())
     });
     let _ = std::fs::remove_file(&api_file);
+    let _ = std::fs::remove_file(&gateway_file);
     // The runtime (swarm, streams, API) goes first, then the store is flushed.
     drop(runtime);
     result?;

@@ -8,6 +8,8 @@
 //! - [`hamt`]: HAMT-sharded directories (Kubo's large directories).
 //! - [`walk`]: every block a root reaches (pinning, GC marking, export).
 //! - [`car`]: CAR v1 import/export (CARv2 read).
+//! - [`scope`]: the blocks a trustless gateway response carries
+//!   (`dag-scope`, `entity-bytes`).
 //! - [`pb`]: the dag-pb and UnixFS wire formats.
 //!
 //! The layer reads blocks through [`BlockSource`], which every store
@@ -19,6 +21,7 @@ pub mod chunker;
 pub mod hamt;
 pub mod pb;
 pub mod reader;
+pub mod scope;
 pub mod walk;
 
 use crate::block::{Block, BlockError, Cid};
@@ -83,6 +86,9 @@ pub trait BlockSource: Send + Sync {
 
 impl<S: Store + ?Sized> BlockSource for S {
     fn block(&self, cid: &Cid) -> Result<Block, DagError> {
+        if let Some(b) = crate::block::identity_block(cid) {
+            return Ok(b);
+        }
         self.get(cid)?.ok_or(DagError::NotFound { cid: *cid })
     }
 }

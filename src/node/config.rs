@@ -22,6 +22,33 @@ pub struct Config {
     pub api: ApiSettings,
     /// Announcing content on the DHT.
     pub provide: ProvideSettings,
+    /// The HTTP gateway.
+    pub gateway: GatewaySettings,
+}
+
+/// `[gateway]`: the read-only HTTP gateway the daemon serves.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewaySettings {
+    /// Address to listen on (loopback by default; the gateway is read-only
+    /// wherever it listens). An empty string turns the gateway off.
+    pub listen: String,
+    /// A response whose first byte is not ready within this ends in 504.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Redirect `/ipfs/CID/...` on `localhost` to `CID.ipfs.localhost`,
+    /// giving each site its own origin.
+    pub subdomain_redirect: bool,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        GatewaySettings {
+            listen: "127.0.0.1:8080".into(),
+            timeout: Duration::from_secs(60),
+            subdomain_redirect: false,
+        }
+    }
 }
 
 /// Which blocks the node announces as provider on the DHT.

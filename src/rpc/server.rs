@@ -10,6 +10,7 @@
 use crate::block::{parse_cid, Cid, CidFormat, HashAlg, DAG_PB, RAW};
 use crate::dag::reader::ReadOptions;
 use crate::dag::BlockSource;
+use crate::http::stream_blocking;
 use crate::node::online::OnlineNode;
 use crate::node::{AddInput, AddOptions, NodeError};
 use axum::extract::{Multipart, RawQuery, State};
@@ -269,67 +270,6 @@ async fn shutdown(State(s): State<ApiState>) -> StatusCode {
 
 // ----- reading -----
 
-/// Streams blocking output (a reader, a tar or CAR writer) through a small
-/// channel into a response body; an error mid-stream ends the body early
-/// and is named in the `X-Stream-Error` trailer position of Kubo (here: the
-/// connection is cut, which clients see as a truncated body).
-fn stream_blocking(
-    content_type: &'static str,
-    produce: impl FnOnce(&mut dyn std::io::Write) -> Result<(), String> + Send + 'static,
-) -> Response {
-    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(8);
-    tokio::task::spawn_blocking(move || {
-        let mut w = ChannelWriter {
-            tx: tx.clone(),
-            buf: Vec::with_capacity(CHUNK_BYTES),
-        };
-        let result =
-            produce(&mut w).and_then(|()| std::io::Write::flush(&mut w).map_err(|e| e.to_string()));
-        if let Err(e) = result {
-            tracing::warn!("response ended early: {e}");
-            let _ = tx.blocking_send(Err(std::io::Error::other(e)));
-        }
-    });
-    let stream =
-        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
-    (
-        [(header::CONTENT_TYPE, content_type)],
-        axum::body::Body::from_stream(stream),
-    )
-        .into_response()
-}
-
-/// Bytes per streamed chunk.
-const CHUNK_BYTES: usize = 256 * 1024;
-
-struct ChannelWriter {
-    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
-    buf: Vec<u8>,
-}
-
-impl std::io::Write for ChannelWriter {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= CHUNK_BYTES {
-            self.flush()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::replace(
-            &mut self.buf,
-            Vec::with_capacity(CHUNK_BYTES),
-        ));
-        self.tx
-            .blocking_send(Ok(chunk))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
-    }
-}
-
 /// Streams JSON lines from `rx` as the response body.
 fn json_lines(rx: mpsc::Receiver<Value>) -> Response {
     let stream = futures::stream::unfold(rx, |mut rx| async move {
@@ -414,7 +354,7 @@ async fn ls(State(s): State<ApiState>, RawQuery(q): RawQuery) -> Result<Json<Val
             .iter()
             .map(|e| {
                 let kind = match e.kind {
-                    "directory" => 1,
+                    "directory" | "sharded directory" => 1,
                     "symlink" => 4,
                     _ => 2,
                 };

@@ -132,6 +132,8 @@ impl Daemon {
             "/ip4/127.0.0.1/tcp/0",
             "--api",
             "127.0.0.1:0",
+            "--gateway",
+            "127.0.0.1:0",
         ];
         args.extend_from_slice(extra);
         let mut child = repo
@@ -189,4 +191,14 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The gateway URL (`http://127.0.0.1:PORT`) from a daemon's start-up lines.
+pub fn gateway_url(banner: &[String]) -> String {
+    let addr = banner
+        .iter()
+        .find_map(|l| l.strip_prefix("Gateway server listening on "))
+        .expect("the daemon serves a gateway");
+    let port = addr.rsplit('/').next().expect("a port");
+    format!("http://127.0.0.1:{port}")
 }

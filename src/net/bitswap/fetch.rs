@@ -213,6 +213,9 @@ impl FetchSession {
 
     /// The block `cid`: from the store, else from peers.
     pub async fn get(&self, cid: Cid) -> Result<Block, NetError> {
+        if let Some(b) = crate::block::identity_block(&cid) {
+            return Ok(b);
+        }
         if let Some(b) = recent_get(&self.recent, &cid) {
             return Ok(b);
         }
@@ -229,6 +232,9 @@ impl FetchSession {
 
     /// [`get`](Self::get) for threads outside the async runtime.
     pub fn get_blocking(&self, cid: Cid) -> Result<Block, NetError> {
+        if let Some(b) = crate::block::identity_block(&cid) {
+            return Ok(b);
+        }
         if let Some(b) = recent_get(&self.recent, &cid) {
             return Ok(b);
         }
@@ -246,7 +252,7 @@ impl FetchSession {
     /// the command queue are dropped; a later `get` asks again).
     pub fn prefetch(&self, cids: &[Cid]) {
         for cid in cids {
-            if self.store.has(cid).unwrap_or(false) {
+            if cid.hash().code() == crate::block::IDENTITY || self.store.has(cid).unwrap_or(false) {
                 continue;
             }
             if self

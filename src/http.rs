@@ -1,0 +1,116 @@
+//! HTTP plumbing shared by the RPC API and the gateway.
+
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+/// Streams blocking output (a reader, a tar or CAR writer) through a small
+/// channel into a response body; an error mid-stream ends the body early
+/// and is named in the `X-Stream-Error` trailer position of Kubo (here: the
+/// connection is cut, which clients see as a truncated body).
+pub fn stream_blocking(
+    content_type: &'static str,
+    produce: impl FnOnce(&mut dyn std::io::Write) -> Result<(), String> + Send + 'static,
+) -> Response {
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    tokio::task::spawn_blocking(move || {
+        let mut w = ChannelWriter {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(CHUNK_BYTES),
+        };
+        let result =
+            produce(&mut w).and_then(|()| std::io::Write::flush(&mut w).map_err(|e| e.to_string()));
+        if let Err(e) = result {
+            tracing::warn!("response ended early: {e}");
+            let _ = tx.blocking_send(Err(std::io::Error::other(e)));
+        }
+    });
+    let stream =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+    (
+        [(header::CONTENT_TYPE, content_type)],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+/// Bytes per streamed chunk.
+const CHUNK_BYTES: usize = 256 * 1024;
+
+pub struct ChannelWriter {
+    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    buf: Vec<u8>,
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK_BYTES {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(CHUNK_BYTES),
+        ));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
+    }
+}
+
+/// Runs `produce` on a blocking thread, its output coming out of the
+/// returned channel in chunks (bounded: the producer waits for the client).
+pub fn spawn_producer(
+    produce: impl FnOnce(&mut dyn std::io::Write) -> Result<(), String> + Send + 'static,
+) -> mpsc::Receiver<Result<Bytes, std::io::Error>> {
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    tokio::task::spawn_blocking(move || {
+        let mut w = ChannelWriter {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(CHUNK_BYTES),
+        };
+        let result =
+            produce(&mut w).and_then(|()| std::io::Write::flush(&mut w).map_err(|e| e.to_string()));
+        if let Err(e) = result {
+            tracing::warn!("response ended early: {e}");
+            let _ = tx.blocking_send(Err(std::io::Error::other(e)));
+        }
+    });
+    rx
+}
+
+/// Why no first chunk came.
+pub enum FirstChunk {
+    /// Nothing within the deadline.
+    Timeout,
+    /// The producer failed before sending anything.
+    Failed(String),
+}
+
+/// Waits up to `deadline` for the producer's first chunk, then makes a body
+/// of it and the rest. An empty output gives an empty body.
+pub async fn first_chunk_then_rest(
+    mut rx: mpsc::Receiver<Result<Bytes, std::io::Error>>,
+    deadline: std::time::Duration,
+) -> Result<axum::body::Body, FirstChunk> {
+    let first = match tokio::time::timeout(deadline, rx.recv()).await {
+        Err(_) => return Err(FirstChunk::Timeout),
+        Ok(None) => None,
+        Ok(Some(Err(e))) => return Err(FirstChunk::Failed(e.to_string())),
+        Ok(Some(Ok(b))) => Some(b),
+    };
+    let head = futures::stream::iter(first.map(Ok::<Bytes, std::io::Error>));
+    let rest =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+    Ok(axum::body::Body::from_stream(futures::StreamExt::chain(
+        head, rest,
+    )))
+}

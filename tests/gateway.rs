@@ -1,0 +1,311 @@
+//! The HTTP gateway of a running daemon, as browsers, curl and trustless
+//! clients use it: files with their types and cache headers, ranges,
+//! directories (index.html, listings, redirects), raw blocks and CAR
+//! responses with dag-scope and entity-bytes, subdomain requests, content
+//! fetched from another node, and clear 400/404/416/504 answers.
+
+mod common;
+
+use cairn::block::Cid;
+use cairn::dag::car::CarReader;
+use common::{gateway_url, Daemon, TestRepo};
+use std::str::FromStr;
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into()
+}
+
+struct Got {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Got {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn get(url: &str, headers: &[(&str, &str)]) -> Got {
+    let mut req = agent().get(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.call().expect("the gateway answers");
+    let status = resp.status().as_u16();
+    let headers = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    let body = resp
+        .into_body()
+        .with_config()
+        .limit(1 << 30)
+        .read_to_vec()
+        .unwrap_or_default();
+    Got {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn head(url: &str) -> Got {
+    let resp = agent().head(url).call().expect("the gateway answers");
+    Got {
+        status: resp.status().as_u16(),
+        headers: resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect(),
+        body: Vec::new(),
+    }
+}
+
+/// The CIDs of a CAR body, each block checked against its CID.
+fn car_cids(body: &[u8]) -> Vec<Cid> {
+    let mut car = CarReader::new(body).expect("a CAR");
+    let mut out = Vec::new();
+    while let Some(b) = car.next_block().expect("a verified block") {
+        out.push(*b.cid());
+    }
+    out
+}
+
+#[test]
+fn files_directories_ranges_and_trustless_responses() {
+    let repo = TestRepo::new();
+    let site = repo.scratch("site");
+    std::fs::create_dir_all(site.join("docs/deeper")).unwrap();
+    std::fs::create_dir_all(site.join("app")).unwrap();
+    let big = common::random_bytes(3 * 1024 * 1024 + 5, 81);
+    std::fs::write(site.join("docs/big.bin"), &big).unwrap();
+    std::fs::write(site.join("docs/readme.txt"), b"hello gateway\n").unwrap();
+    std::fs::write(site.join("docs/a <b> & c.txt"), b"odd name").unwrap();
+    std::fs::write(site.join("docs/deeper/x.json"), b"{\"x\":1}").unwrap();
+    std::fs::write(site.join("app/index.html"), b"<!doctype html><h1>app</h1>").unwrap();
+    std::fs::write(site.join("pic"), b"\x89PNG\r\n\x1a\nnot really").unwrap();
+    let root = repo.add(&site, &["-r"]);
+    let (_d, banner) = Daemon::start(&repo, &[]);
+    let gw = gateway_url(&banner);
+
+    // A file: bytes, type, cache headers, roots along the path.
+    let r = get(&format!("{gw}/ipfs/{root}/docs/readme.txt"), &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"hello gateway\n");
+    assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+    assert_eq!(
+        r.header("cache-control"),
+        Some("public, max-age=29030400, immutable")
+    );
+    assert_eq!(
+        r.header("x-ipfs-path"),
+        Some(format!("/ipfs/{root}/docs/readme.txt").as_str())
+    );
+    let roots: Vec<&str> = r.header("x-ipfs-roots").unwrap().split(',').collect();
+    assert_eq!(roots.len(), 3);
+    assert_eq!(roots[0], root);
+    let etag = r.header("etag").unwrap().to_string();
+    assert_eq!(etag, format!("\"{}\"", roots[2]));
+    let r304 = get(
+        &format!("{gw}/ipfs/{root}/docs/readme.txt"),
+        &[("If-None-Match", &etag)],
+    );
+    assert_eq!(r304.status, 304);
+    assert!(r304.body.is_empty());
+    let h = head(&format!("{gw}/ipfs/{root}/docs/big.bin"));
+    assert_eq!(h.status, 200);
+    assert_eq!(
+        h.header("content-length"),
+        Some(big.len().to_string().as_str())
+    );
+    // Types from the first bytes when the name has no extension.
+    assert_eq!(
+        get(&format!("{gw}/ipfs/{root}/pic"), &[]).header("content-type"),
+        Some("image/png")
+    );
+
+    // Ranges: a middle span, a suffix, and one past the end.
+    let url = format!("{gw}/ipfs/{root}/docs/big.bin");
+    let r = get(&url, &[("Range", "bytes=1000000-1000999")]);
+    assert_eq!(r.status, 206);
+    assert_eq!(r.body, &big[1_000_000..1_001_000]);
+    assert_eq!(
+        r.header("content-range"),
+        Some(format!("bytes 1000000-1000999/{}", big.len()).as_str())
+    );
+    let r = get(&url, &[("Range", "bytes=-10")]);
+    assert_eq!(r.status, 206);
+    assert_eq!(r.body, &big[big.len() - 10..]);
+    let r = get(&url, &[("Range", "bytes=99999999-")]);
+    assert_eq!(r.status, 416);
+    assert_eq!(
+        r.header("content-range"),
+        Some(format!("bytes */{}", big.len()).as_str())
+    );
+    assert_eq!(get(&url, &[]).body, big);
+
+    // Directories: a redirect to the slash form, index.html, a listing.
+    let r = get(&format!("{gw}/ipfs/{root}/app"), &[]);
+    assert_eq!(r.status, 301);
+    assert_eq!(
+        r.header("location"),
+        Some(format!("/ipfs/{root}/app/").as_str())
+    );
+    let r = get(&format!("{gw}/ipfs/{root}/app/"), &[]);
+    assert_eq!(r.body, b"<!doctype html><h1>app</h1>");
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    let r = get(&format!("{gw}/ipfs/{root}/docs/"), &[]);
+    assert_eq!(r.status, 200);
+    let page = String::from_utf8(r.body).unwrap();
+    assert!(page.contains("href=\"readme.txt\""), "{page}");
+    assert!(page.contains("href=\"deeper/\""), "{page}");
+    assert!(page.contains("a &lt;b&gt; &amp; c.txt"), "{page}");
+    assert!(
+        page.contains("href=\"a%20%3Cb%3E%20%26%20c.txt\""),
+        "{page}"
+    );
+    assert!(page.contains("3.0 MiB"), "{page}");
+
+    // Errors: unknown name, malformed CID, bad path segment, other methods.
+    let r = get(&format!("{gw}/ipfs/{root}/docs/nope.txt"), &[]);
+    assert_eq!(r.status, 404);
+    assert_eq!(String::from_utf8_lossy(&r.body).lines().count(), 1);
+    let r = get(&format!("{gw}/ipfs/not-a-cid/x"), &[]);
+    assert_eq!(r.status, 400);
+    assert!(String::from_utf8_lossy(&r.body).contains("not-a-cid"));
+    assert_eq!(
+        get(&format!("{gw}/ipfs/{root}/docs/%2E%2E/x"), &[]).status,
+        400
+    );
+    let r = agent()
+        .post(&format!("{gw}/ipfs/{root}"))
+        .send_empty()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+
+    // Trustless: one raw block, verified by its CID.
+    let file_cid = roots[2];
+    let r = get(&format!("{gw}/ipfs/{file_cid}?format=raw"), &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/vnd.ipld.raw"));
+    let cid = Cid::from_str(file_cid).unwrap();
+    cairn::block::verify(&cid, &r.body).unwrap();
+    let r2 = get(
+        &format!("{gw}/ipfs/{file_cid}"),
+        &[("Accept", "application/vnd.ipld.raw")],
+    );
+    assert_eq!(r2.body, r.body);
+    // The probe trustless clients send.
+    let r = get(
+        &format!("{gw}/ipfs/bafkqaaa"),
+        &[("Accept", "application/vnd.ipld.raw")],
+    );
+    assert_eq!(r.status, 200);
+    assert!(r.body.is_empty());
+
+    // CARs: path blocks first, then the scope; every block verified.
+    let car = |q: &str| {
+        let r = get(&format!("{gw}/ipfs/{root}/docs/big.bin?format=car{q}"), &[]);
+        assert_eq!(r.status, 200, "{q}");
+        assert!(r
+            .header("content-type")
+            .unwrap()
+            .starts_with("application/vnd.ipld.car; version=1"));
+        car_cids(&r.body)
+    };
+    let all = car("");
+    let block = car("&dag-scope=block");
+    let entity = car("&dag-scope=entity");
+    let first_bytes = car("&entity-bytes=0:10");
+    assert_eq!(block.len(), 3, "root dir, docs dir, the file's root");
+    assert_eq!(block[0].to_string(), root);
+    assert_eq!(all, entity, "a file's entity is its whole DAG");
+    assert!(all.len() > 12, "{}", all.len());
+    assert_eq!(first_bytes.len(), 4, "path, file root, the first leaf");
+    let tail = car("&entity-bytes=-1:*");
+    assert_eq!(tail.len(), 4);
+    assert_ne!(tail[3], first_bytes[3]);
+    // A directory's entity is its block; all is the subtree.
+    let r = get(
+        &format!("{gw}/ipfs/{root}/docs?dag-scope=entity"),
+        &[("Accept", "application/vnd.ipld.car")],
+    );
+    assert_eq!(car_cids(&r.body).len(), 2);
+    let r = get(&format!("{gw}/ipfs/{root}?format=car&dag-scope=all"), &[]);
+    let everything = car_cids(&r.body);
+    assert!(everything.len() > all.len());
+
+    // Subdomain requests: the same content, from its own origin.
+    let v1 = get(&format!("{gw}/ipfs/{root}/docs/readme.txt"), &[])
+        .header("x-ipfs-roots")
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
+    let port = gw.rsplit(':').next().unwrap();
+    let host = format!("{v1}.ipfs.localhost:{port}");
+    let r = get(&format!("{gw}/docs/readme.txt"), &[("Host", &host)]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"hello gateway\n");
+    let r = get(&format!("{gw}/docs/"), &[("Host", &host)]);
+    let page = String::from_utf8(r.body).unwrap();
+    assert!(
+        page.contains(".ipfs.localhost:"),
+        "CID links stay in subdomain form"
+    );
+}
+
+#[test]
+fn content_from_the_network_timeouts_and_subdomain_redirects() {
+    let a = TestRepo::new();
+    let data = common::random_bytes(2 * 1024 * 1024, 82);
+    let f = a.scratch("f.bin");
+    std::fs::write(&f, &data).unwrap();
+    let cid = a.add(&f, &[]);
+    let (_da, banner) = Daemon::start(&a, &[]);
+    let addr = banner
+        .iter()
+        .find_map(|l| l.strip_prefix("Swarm listening on "))
+        .unwrap()
+        .to_string();
+    let b = TestRepo::new();
+    b.set_config("gateway", "timeout", "\"3s\"");
+    b.set_config("gateway", "subdomain_redirect", "true");
+    b.set_config("net", "fetch_timeout", "\"3s\"");
+    let (_db, banner) = Daemon::start(&b, &["--bootstrap", &addr]);
+    let gw = gateway_url(&banner);
+
+    // Not local on b: fetched from a, streamed.
+    let r = get(&format!("{gw}/ipfs/{cid}"), &[]);
+    assert_eq!(r.status, 200);
+    assert!(r.body == data);
+    // Nobody has this one: 504 once the first byte is overdue.
+    let missing = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku";
+    let start = std::time::Instant::now();
+    let r = get(&format!("{gw}/ipfs/{missing}"), &[]);
+    assert_eq!(r.status, 504);
+    assert!(start.elapsed() < std::time::Duration::from_secs(20));
+    // On localhost, path requests move to the subdomain form.
+    let port = gw.rsplit(':').next().unwrap();
+    let r = get(
+        &format!("{gw}/ipfs/{cid}/?x=1"),
+        &[("Host", &format!("localhost:{port}"))],
+    );
+    assert_eq!(r.status, 301);
+    assert_eq!(
+        r.header("location"),
+        Some(format!("http://{cid}.ipfs.localhost:{port}/?x=1").as_str())
+    );
+}
