@@ -272,3 +272,47 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// An API reachable from elsewhere needs tokens; with tokens set, requests
+/// without one are refused and the CLI sends the configured one.
+#[test]
+fn api_tokens_guard_the_api() {
+    let a = TestRepo::new();
+    a.ok(&["init"]);
+    let err = a.fails(&["daemon", "--api", "0.0.0.0:0", "--gateway", "off"]);
+    assert!(err.contains("[api] tokens"), "{err}");
+
+    a.set_config("api", "tokens", "[\"s3cret-token\"]");
+    let (mut d, banner) = Daemon::start(&a, &[]);
+    let api = banner
+        .iter()
+        .find_map(|l| l.strip_prefix("RPC API server listening on "))
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let url = format!("http://127.0.0.1:{api}/api/v0/id");
+    let r = agent.post(&url).send_empty().unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let r = agent
+        .post(&url)
+        .header("Authorization", "Bearer wrong-token!")
+        .send_empty()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let r = agent
+        .post(&url)
+        .header("Authorization", "Bearer s3cret-token")
+        .send_empty()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    // The CLI reads the token from config.toml.
+    let id: serde_json::Value = serde_json::from_str(&a.ok(&["id"])).unwrap();
+    assert!(id["ID"].as_str().is_some());
+    assert!(d.signal(libc::SIGTERM).success());
+}

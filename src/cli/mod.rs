@@ -301,7 +301,11 @@ pub fn run() -> Result<()> {
         return Ok(());
     }
     // A running daemon owns the repo: commands go through its API.
-    if let Some(client) = cairn::rpc::client::Client::for_repo(&repo_path) {
+    let token = repo::Repo::exists(&repo_path)
+        .then(|| repo::Repo::read_config(&repo_path).ok())
+        .flatten()
+        .and_then(|c| c.api.tokens.first().cloned());
+    if let Some(client) = cairn::rpc::client::Client::for_repo(&repo_path, token) {
         let config = repo::Repo::read_config(&repo_path)?;
         return through_daemon(&client, &config, cli.command);
     }
@@ -937,8 +941,12 @@ fn daemon(
     let api_text = api.unwrap_or_else(|| node.config().api.listen.clone());
     let api_addr = cairn::rpc::parse_api_addr(&api_text)
         .with_context(|| format!("API address {api_text:?} (expected 127.0.0.1:PORT)"))?;
-    if !api_addr.ip().is_loopback() {
-        bail!("the API listens on loopback only for now (it has no authentication): {api_addr}");
+    let tokens = node.config().api.tokens.clone();
+    if !api_addr.ip().is_loopback() && tokens.is_empty() {
+        bail!(
+            "the API on {api_addr} would be reachable from other machines without \
+             authentication: set [api] tokens in config.toml, or listen on 127.0.0.1"
+        );
     }
     let gateway_settings = node.config().gateway.clone();
     let gateway_text = gateway.unwrap_or_else(|| gateway_settings.listen.clone());
@@ -981,6 +989,7 @@ fn daemon(
         let state = cairn::rpc::server::ApiState {
             online: online.clone(),
             shutdown: stop_tx,
+            tokens: std::sync::Arc::new(tokens),
         };
         let server =
             tokio::spawn(

@@ -91,14 +91,20 @@ impl Default for ProvideSettings {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ApiSettings {
-    /// Address to listen on; loopback only (there is no authentication yet).
+    /// Address to listen on. Loopback by default; any other address needs
+    /// `tokens` (the API can change the node: pins, adds, shutdown).
     pub listen: String,
+    /// Bearer tokens that may call the API (Kubo's `API.Authorizations`
+    /// idea). When set, every request needs `Authorization: Bearer TOKEN`;
+    /// the CLI sends the first one.
+    pub tokens: Vec<String>,
 }
 
 impl Default for ApiSettings {
     fn default() -> Self {
         ApiSettings {
             listen: "127.0.0.1:5001".into(),
+            tokens: Vec::new(),
         }
     }
 }

@@ -25,6 +25,8 @@ pub enum ClientError {
 pub struct Client {
     base: String,
     agent: ureq::Agent,
+    /// Sent as `Authorization: Bearer ...` when set.
+    token: Option<String>,
 }
 
 /// One part of an upload.
@@ -50,13 +52,14 @@ pub enum UploadPart {
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Client {
-    /// The daemon serving `repo`, if its `api` file names one that answers.
-    pub fn for_repo(repo: &Path) -> Option<Client> {
+    /// The daemon serving `repo`, if its `api` file names one that answers;
+    /// `token` authenticates (see `[api] tokens`).
+    pub fn for_repo(repo: &Path, token: Option<String>) -> Option<Client> {
         let text = std::fs::read_to_string(api_file(repo)).ok()?;
-        let addr = parse_api_addr(&text)?;
-        // Only loopback: the API has no authentication yet.
-        if !addr.ip().is_loopback() {
-            return None;
+        let mut addr = parse_api_addr(&text)?;
+        // A daemon listening on every interface is reached on loopback.
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
         }
         // No overall timeout: `cat` of a large file may stream for long.
         let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -67,6 +70,7 @@ impl Client {
         let client = Client {
             base: format!("http://{addr}"),
             agent,
+            token,
         };
         // A stale file from a crashed daemon: nobody answers.
         client.call("version", &[]).ok().map(|_| client)
@@ -77,6 +81,7 @@ impl Client {
         Client {
             base: self.base.clone(),
             agent: self.agent.clone(),
+            token: self.token.clone(),
         }
     }
 
@@ -98,6 +103,9 @@ impl Client {
         let mut req = self.agent.post(&url);
         for (k, v) in args {
             req = req.query(*k, *v);
+        }
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", &format!("Bearer {t}"));
         }
         let resp = match upload {
             None => req.send_empty(),

@@ -29,6 +29,42 @@ pub struct ApiState {
     pub online: Arc<OnlineNode>,
     /// Asks the daemon to stop (`/api/v0/shutdown`).
     pub shutdown: mpsc::Sender<()>,
+    /// Bearer tokens allowed to call (none: no authentication, loopback).
+    pub tokens: Arc<Vec<String>>,
+}
+
+/// Refuses requests without a configured bearer token (when tokens are set),
+/// in Kubo's error shape, comparing in constant time.
+async fn authorize(
+    State(s): State<ApiState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if s.tokens.is_empty() {
+        return next.run(request).await;
+    }
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let ok = s.tokens.iter().any(|t| {
+        t.len() == given.len()
+            && t.bytes()
+                .zip(given.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    });
+    if ok {
+        next.run(request).await
+    } else {
+        ApiError(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token (see [api] tokens)".into(),
+        )
+        .into_response()
+    }
 }
 
 /// An error in Kubo's JSON shape.
@@ -149,6 +185,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v0/repo/verify", post(repo_verify))
         // Uploads are streamed, never buffered whole: no body size limit.
         .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authorize,
+        ))
         .with_state(state)
 }
 
