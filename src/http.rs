@@ -114,3 +114,25 @@ pub async fn first_chunk_then_rest(
         head, rest,
     )))
 }
+
+/// HTTP requests answered, by surface (`api`, `gateway`) and status.
+pub type RequestCounter = prometheus_client::metrics::family::Family<
+    Vec<(String, String)>,
+    prometheus_client::metrics::counter::Counter,
+>;
+
+/// Counts every response of a router in `counter` under `surface`.
+pub async fn count_requests(
+    axum::extract::State((counter, surface)): axum::extract::State<(RequestCounter, &'static str)>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    counter
+        .get_or_create(&vec![
+            ("surface".to_string(), surface.to_string()),
+            ("status".to_string(), response.status().as_u16().to_string()),
+        ])
+        .inc();
+    response
+}

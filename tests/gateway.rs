@@ -309,3 +309,56 @@ fn content_from_the_network_timeouts_and_subdomain_redirects() {
         Some(format!("http://{cid}.ipfs.localhost:{port}/?x=1").as_str())
     );
 }
+
+/// `/metrics` on the API port: libp2p's metrics and cairn's, including the
+/// gateway's requests by status and Bitswap traffic.
+#[test]
+fn metrics_count_requests_and_traffic() {
+    let a = TestRepo::new();
+    let f = a.scratch("m.bin");
+    std::fs::write(&f, common::random_bytes(600_000, 83)).unwrap();
+    let cid = a.add(&f, &[]);
+    let (_da, banner) = Daemon::start(&a, &[]);
+    let addr = banner
+        .iter()
+        .find_map(|l| l.strip_prefix("Swarm listening on "))
+        .unwrap()
+        .to_string();
+    let b = TestRepo::new();
+    let (_db, banner) = Daemon::start(&b, &["--bootstrap", &addr]);
+    let gw = gateway_url(&banner);
+    assert_eq!(get(&format!("{gw}/ipfs/{cid}"), &[]).status, 200);
+    assert_eq!(get(&format!("{gw}/ipfs/{cid}/nope"), &[]).status, 404);
+    let api = banner
+        .iter()
+        .find_map(|l| l.strip_prefix("RPC API server listening on "))
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let text =
+        String::from_utf8(get(&format!("http://127.0.0.1:{api}/metrics"), &[]).body).unwrap();
+    let value = |needle: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(needle))
+            .unwrap_or_else(|| panic!("no {needle} in metrics:\n{text}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(
+        value("cairn_http_requests_total{surface=\"gateway\",status=\"200\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("cairn_http_requests_total{surface=\"gateway\",status=\"404\"}"),
+        1.0
+    );
+    assert!(value("cairn_bitswap_received_bytes_total") >= 600_000.0);
+    assert!(value("cairn_fetch_block_seconds_count") >= 1.0);
+    assert!(text.contains("libp2p_bandwidth_bytes_total"), "{text}");
+    assert!(text.contains("cairn_provide_announced_total"), "{text}");
+}

@@ -50,7 +50,14 @@ pub struct GatewayState {
 
 /// The gateway's routes, for `axum::serve`.
 pub fn router(state: GatewayState) -> Router {
-    Router::new().fallback(handle).with_state(state)
+    let counter = state.online.request_counter();
+    Router::new()
+        .fallback(handle)
+        .layer(axum::middleware::from_fn_with_state(
+            (counter, "gateway"),
+            crate::http::count_requests,
+        ))
+        .with_state(state)
 }
 
 const IMMUTABLE: &str = "public, max-age=29030400, immutable";

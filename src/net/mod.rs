@@ -8,6 +8,7 @@
 //!   the engine that runs them over libp2p streams.
 
 pub mod bitswap;
+pub mod metrics;
 pub mod swarm;
 
 use crate::store::{Store, StoreError};
@@ -63,9 +64,19 @@ impl Network {
         let peer_id = key.public().to_peer_id();
         let mut registry = libp2p::metrics::Registry::default();
         let built = swarm::build(key, config, &mut registry)?;
+        let libp2p_metrics = libp2p::metrics::Metrics::new(&mut registry);
         let control = built.behaviour().stream.new_control();
-        let swarm = swarm::spawn(built, config).await?;
-        let bitswap = bitswap::driver::Bitswap::spawn(control.clone(), store, swarm.clone())?;
+        let swarm = swarm::spawn(built, config, libp2p_metrics).await?;
+        let latency = metrics::fetch_latency_histogram();
+        let ours = registry.sub_registry_with_prefix("cairn");
+        ours.register(
+            "fetch_block_seconds",
+            "Time from wanting a block to receiving it from a peer",
+            latency.clone(),
+        );
+        let bitswap =
+            bitswap::driver::Bitswap::spawn(control.clone(), store, swarm.clone(), latency)?;
+        ours.register_collector(Box::new(metrics::BitswapCollector(bitswap.clone())));
         Ok(Network {
             peer_id,
             swarm,

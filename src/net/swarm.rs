@@ -416,6 +416,7 @@ fn on_query_progress(
 pub async fn spawn(
     mut swarm: Swarm<Behaviour>,
     config: &NetConfig,
+    metrics: libp2p::metrics::Metrics,
 ) -> Result<SwarmHandle, NetError> {
     for addr in &config.listen {
         swarm
@@ -529,7 +530,18 @@ pub async fn spawn(
                         swarm.behaviour_mut().blocked.unblock_peer(peer);
                     }
                 },
-                event = swarm.select_next_some() => match event {
+                event = swarm.select_next_some() => {
+                    {
+                        use libp2p::metrics::Recorder;
+                        metrics.record(&event);
+                        match &event {
+                            SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => metrics.record(e),
+                            SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => metrics.record(e),
+                            SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => metrics.record(e),
+                            _ => {}
+                        }
+                    }
+                    match event {
                     SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, num_established, .. } => {
                         tracing::debug!(%peer_id, addr = %endpoint.get_remote_address(), "connected");
                         if num_established.get() == 1 {
@@ -585,6 +597,7 @@ pub async fn spawn(
                         on_query_progress(&mut queries, &mut swarm, id, result, step.last);
                     }
                     _ => {}
+                    }
                 },
             }
         }

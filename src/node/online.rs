@@ -46,6 +46,46 @@ pub struct OnlineNode {
     gc_lock: Arc<tokio::sync::RwLock<()>>,
     /// Transport bytes per second in and out, sampled every second.
     rates: Arc<std::sync::Mutex<(f64, f64)>>,
+    /// HTTP responses by surface and status (`/metrics`).
+    requests: crate::http::RequestCounter,
+}
+
+/// Exposes the provider's counters.
+#[derive(Debug)]
+struct ProvideCollector(Arc<super::provide::ProvideStats>);
+
+impl prometheus_client::collector::Collector for ProvideCollector {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use crate::net::metrics::encode_counter;
+        use std::sync::atomic::Ordering::Relaxed;
+        encode_counter(
+            &mut encoder,
+            "provide_announced",
+            "Provider records placed on the DHT",
+            self.0.provided.load(Relaxed),
+        )?;
+        encode_counter(
+            &mut encoder,
+            "provide_failed",
+            "Provider announcements that reached no peer",
+            self.0.failed.load(Relaxed),
+        )?;
+        encode_counter(
+            &mut encoder,
+            "provide_sweeps",
+            "Complete reprovide sweeps",
+            self.0.sweeps.load(Relaxed),
+        )?;
+        encode_counter(
+            &mut encoder,
+            "provide_dropped",
+            "Announcements dropped because the queue was full",
+            self.0.dropped.load(Relaxed),
+        )
+    }
 }
 
 impl From<NetError> for NodeError {
@@ -81,7 +121,20 @@ impl OnlineNode {
             tasks: Vec::new(),
             gc_lock: Arc::new(tokio::sync::RwLock::new(())),
             rates: Arc::new(std::sync::Mutex::new((0.0, 0.0))),
+            requests: Default::default(),
         };
+        {
+            let mut registry = online.net.metrics.lock().unwrap_or_else(|e| e.into_inner());
+            let ours = registry.sub_registry_with_prefix("cairn");
+            ours.register(
+                "http_requests",
+                "HTTP responses by surface (api, gateway) and status",
+                online.requests.clone(),
+            );
+            ours.register_collector(Box::new(ProvideCollector(Arc::clone(
+                &online.provider.stats,
+            ))));
+        }
         let sampler = {
             let net = Arc::clone(&online.net);
             let rates = Arc::clone(&online.rates);
@@ -170,6 +223,19 @@ impl OnlineNode {
 
     pub fn net(&self) -> &Arc<Network> {
         &self.net
+    }
+
+    /// The HTTP response counter the API and gateway routers feed.
+    pub fn request_counter(&self) -> crate::http::RequestCounter {
+        self.requests.clone()
+    }
+
+    /// Every metric, in the Prometheus/OpenMetrics text format.
+    pub fn metrics_text(&self) -> String {
+        let mut text = String::new();
+        let registry = self.net.metrics.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
+        text
     }
 
     /// The lock that keeps GC from running while content is being added.

@@ -183,11 +183,17 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v0/repo/gc", post(repo_gc))
         .route("/api/v0/repo/stat", post(repo_stat))
         .route("/api/v0/repo/verify", post(repo_verify))
+        .route("/metrics", axum::routing::get(metrics))
+        .route("/debug/metrics/prometheus", axum::routing::get(metrics))
         // Uploads are streamed, never buffered whole: no body size limit.
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             authorize,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            (state.online.request_counter(), "api"),
+            crate::http::count_requests,
         ))
         .with_state(state)
 }
@@ -301,6 +307,18 @@ async fn bitswap_stat(State(s): State<ApiState>) -> Result<Json<Value>, ApiError
         "ActiveSessions": st.active_sessions,
         "SessionPeers": st.session_peers,
     })))
+}
+
+/// Prometheus metrics: libp2p's and cairn's (`cairn_*`).
+async fn metrics(State(s): State<ApiState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.online.metrics_text(),
+    )
+        .into_response()
 }
 
 async fn shutdown(State(s): State<ApiState>) -> StatusCode {

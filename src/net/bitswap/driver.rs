@@ -93,7 +93,6 @@ pub struct BitswapStats {
 }
 
 /// Counters shared by the engine and the sessions.
-#[derive(Default)]
 pub(super) struct Counters {
     pub blocks_sent: std::sync::atomic::AtomicU64,
     pub bytes_sent: std::sync::atomic::AtomicU64,
@@ -101,6 +100,8 @@ pub(super) struct Counters {
     pub bytes_received: std::sync::atomic::AtomicU64,
     /// Live sessions' figures, by session id.
     pub sessions: std::sync::Mutex<HashMap<u64, Arc<super::fetch::FetchProgress>>>,
+    /// Want-to-arrival time of fetched blocks.
+    pub fetch_latency: prometheus_client::metrics::histogram::Histogram,
 }
 
 /// A cloneable handle to the Bitswap engine.
@@ -153,6 +154,7 @@ impl Bitswap {
         mut control: libp2p_stream::Control,
         store: Arc<dyn Store>,
         swarm: crate::net::swarm::SwarmHandle,
+        fetch_latency: prometheus_client::metrics::histogram::Histogram,
     ) -> Result<Bitswap, NetError> {
         // Bounded: inbound readers wait when the engine falls behind.
         let (tx, mut rx) = mpsc::channel::<EngineCommand>(256);
@@ -195,7 +197,14 @@ impl Bitswap {
                 }
             });
         }
-        let counters = Arc::new(Counters::default());
+        let counters = Arc::new(Counters {
+            blocks_sent: Default::default(),
+            bytes_sent: Default::default(),
+            blocks_received: Default::default(),
+            bytes_received: Default::default(),
+            sessions: Default::default(),
+            fetch_latency,
+        });
         let engine_counters = Arc::clone(&counters);
         let engine_store = Arc::clone(&store);
         let engine_tx = tx.clone();

@@ -186,6 +186,7 @@ impl FetchSession {
             store: Arc::clone(&store),
             session_id,
             waiters: HashMap::new(),
+            wanted_at: HashMap::new(),
             unstored: HashMap::new(),
             storing: None,
             flush_waiters: Vec::new(),
@@ -319,6 +320,8 @@ struct SessionTask {
     session_id: u64,
     /// Callers waiting, by multihash bytes.
     waiters: HashMap<Vec<u8>, Vec<Reply>>,
+    /// When each pending want started, for the latency histogram.
+    wanted_at: HashMap<Vec<u8>, Instant>,
     /// Received, handed out, not yet durable.
     unstored: HashMap<Vec<u8>, Block>,
     /// The batch being stored on a blocking thread.
@@ -486,6 +489,7 @@ impl SessionTask {
                     self.last_progress = Instant::now();
                 }
                 self.session.want(cid);
+                self.wanted_at.entry(k.clone()).or_insert_with(Instant::now);
                 if let Some(r) = reply {
                     self.waiters.entry(k).or_default().push(r);
                 }
@@ -526,6 +530,11 @@ impl SessionTask {
                         .bytes_received
                         .fetch_add(block.data().len() as u64, Ordering::Relaxed);
                     let k = key(block.cid());
+                    if let Some(t) = self.wanted_at.remove(&k) {
+                        self.counters
+                            .fetch_latency
+                            .observe(t.elapsed().as_secs_f64());
+                    }
                     for w in self.waiters.remove(&k).unwrap_or_default() {
                         let _ = w.send(Ok(block.clone()));
                     }
@@ -605,6 +614,7 @@ impl SessionTask {
                 let _ = w.send(Err(NetError::Timeout(reason.to_string())));
             }
         }
+        self.wanted_at.clear();
         let mut cancels = Vec::new();
         while let Some(cid) = self.session.first_want() {
             cancels.extend(self.session.cancel(&cid));
