@@ -96,23 +96,26 @@ pub enum FirstChunk {
 }
 
 /// Waits up to `deadline` for the producer's first chunk, then makes a body
-/// of it and the rest. An empty output gives an empty body.
+/// of it and the rest; also returns that first chunk (empty for an empty
+/// output), e.g. to sniff a content type from.
 pub async fn first_chunk_then_rest(
     mut rx: mpsc::Receiver<Result<Bytes, std::io::Error>>,
     deadline: std::time::Duration,
-) -> Result<axum::body::Body, FirstChunk> {
+) -> Result<(axum::body::Body, Bytes), FirstChunk> {
     let first = match tokio::time::timeout(deadline, rx.recv()).await {
         Err(_) => return Err(FirstChunk::Timeout),
         Ok(None) => None,
         Ok(Some(Err(e))) => return Err(FirstChunk::Failed(e.to_string())),
         Ok(Some(Ok(b))) => Some(b),
     };
+    let peek = first.clone().unwrap_or_default();
     let head = futures::stream::iter(first.map(Ok::<Bytes, std::io::Error>));
     let rest =
         futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
-    Ok(axum::body::Body::from_stream(futures::StreamExt::chain(
-        head, rest,
-    )))
+    Ok((
+        axum::body::Body::from_stream(futures::StreamExt::chain(head, rest)),
+        peek,
+    ))
 }
 
 /// HTTP requests answered, by surface (`api`, `gateway`) and status.

@@ -275,7 +275,9 @@ pub fn run() -> Result<()> {
     };
     // Commands report their own errors in one line; the daemon logs.
     let default_level = if matches!(cli.command, Command::Daemon { .. }) {
-        "warn"
+        // kad warns at every periodic bootstrap while no peer is known,
+        // which is the normal state of a private node with no bootstrap list.
+        "warn,libp2p_kad::behaviour=error"
     } else {
         "off"
     };

@@ -137,7 +137,7 @@ pub fn page(
 </style>
 </head>
 <body>
-<header><h1>Index of {crumbs}</h1><div class="cid">{dir}</div></header>
+<header><h1>Index of {crumbs}</h1>{dir}</header>
 <main>
 <table>
 <thead><tr><th></th><th>Name</th><th>Size</th><th>CID</th></tr></thead>
@@ -149,9 +149,14 @@ pub fn page(
 </body>
 </html>
 "#,
-        title = escape(content_path),
+        title = escape(&percent_encoding::percent_decode_str(content_path).decode_utf8_lossy()),
         crumbs = crumbs,
-        dir = escape(&dir.to_string()),
+        // Below a subdirectory's path, its own CID (the root's is the path).
+        dir = if depth > 0 {
+            format!("<div class=\"cid\">{}</div>", escape(&dir.to_string()))
+        } else {
+            String::new()
+        },
         rows = rows,
         count = entries.len(),
         version = env!("CARGO_PKG_VERSION"),

@@ -348,37 +348,46 @@ async fn resolve(
     }
 }
 
-/// Loads one block (within the timeout) and decodes it.
-async fn load(s: &GatewayState, source: &Arc<dyn BlockSource>, cid: Cid) -> Result<Node, Response> {
-    let src = Arc::clone(source);
-    let task = tokio::task::spawn_blocking(move || reader::load(&*src, &cid));
+/// Resolves the path and loads its last element in one blocking step
+/// (within the timeout).
+async fn resolve_load(
+    s: &GatewayState,
+    content: &ContentPath,
+    source: Arc<dyn BlockSource>,
+) -> Result<(Cid, Vec<Cid>, Node), Response> {
+    let root = content.root;
+    let segments = content.segments.clone();
+    let task = tokio::task::spawn_blocking(move || -> Result<_, DagError> {
+        let (cid, roots) = scope::resolve_proving(&*source, root, &segments, &mut |_| Ok(()))?;
+        let node = reader::load(&*source, &cid)?;
+        Ok((cid, roots, node))
+    });
     match tokio::time::timeout(s.timeout, task).await {
         Err(_) => Err(plain(
             StatusCode::GATEWAY_TIMEOUT,
             format!(
-                "{cid} could not be retrieved within {} s",
+                "{} could not be retrieved within {} s",
+                content.display(),
                 s.timeout.as_secs()
             ),
         )),
         Ok(Err(e)) => Err(plain(StatusCode::INTERNAL_SERVER_ERROR, e)),
         Ok(Ok(Err(e))) => Err(failure(e.into())),
-        Ok(Ok(Ok(n))) => Ok(n),
+        Ok(Ok(Ok(r))) => Ok(r),
     }
 }
 
 async fn session(s: &GatewayState, root: Cid) -> Result<Arc<dyn BlockSource>, Response> {
-    match s.online.session(Some(root)).await {
-        Ok(sess) => Ok(Arc::new(sess)),
-        Err(e) => Err(plain(StatusCode::INTERNAL_SERVER_ERROR, e)),
-    }
+    Ok(s.online.source(Some(root)))
 }
 
 /// Sends the body a blocking producer writes, once its first byte is ready
-/// (else 504).
+/// (else 504); `on_first` may set headers from the first bytes.
 async fn streamed(
     s: &GatewayState,
     mut response: Response,
     head: bool,
+    on_first: impl FnOnce(&[u8], &mut HeaderMap),
     produce: impl FnOnce(&mut dyn std::io::Write) -> Result<(), String> + Send + 'static,
 ) -> Response {
     if head {
@@ -386,7 +395,8 @@ async fn streamed(
     }
     let rx = spawn_producer(produce);
     match first_chunk_then_rest(rx, s.timeout).await {
-        Ok(body) => {
+        Ok((body, first)) => {
+            on_first(&first, response.headers_mut());
             *response.body_mut() = body;
             response
         }
@@ -540,18 +550,25 @@ async fn car(
     }
     let root = content.root;
     let segments = content.segments.clone();
-    streamed(s, r, head, move |out| {
-        let mut car = crate::dag::car::CarWriter::new(out, &[root]).map_err(|e| e.to_string())?;
-        scope::scoped_blocks(&*source, root, &segments, scope, bytes, &mut |b| {
-            car.write_block(&b).map_err(|e| DagError::Write {
-                path: "CAR response".into(),
-                source: std::io::Error::other(e),
+    streamed(
+        s,
+        r,
+        head,
+        |_, _| {},
+        move |out| {
+            let mut car =
+                crate::dag::car::CarWriter::new(out, &[root]).map_err(|e| e.to_string())?;
+            scope::scoped_blocks(&*source, root, &segments, scope, bytes, &mut |b| {
+                car.write_block(&b).map_err(|e| DagError::Write {
+                    path: "CAR response".into(),
+                    source: std::io::Error::other(e),
+                })
             })
-        })
-        .map_err(|e| e.to_string())?;
-        car.finish().map_err(|e| e.to_string())?;
-        Ok(())
-    })
+            .map_err(|e| e.to_string())?;
+            car.finish().map_err(|e| e.to_string())?;
+            Ok(())
+        },
+    )
     .await
 }
 
@@ -603,12 +620,8 @@ async fn unixfs(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let (cid, mut roots) = match resolve(s, content, Arc::clone(&source)).await {
+    let (cid, mut roots, node) = match resolve_load(s, content, Arc::clone(&source)).await {
         Ok(x) => x,
-        Err(r) => return r,
-    };
-    let node = match load(s, &source, cid).await {
-        Ok(n) => n,
         Err(r) => return r,
     };
     match node {
@@ -624,21 +637,18 @@ async fn unixfs(
             }
             // index.html when present.
             let src = Arc::clone(&source);
-            let index =
-                tokio::task::spawn_blocking(move || reader::resolve_path(&*src, cid, "index.html"));
-            if let Ok(Ok(Ok(index))) = tokio::time::timeout(s.timeout, index).await {
+            let index = tokio::task::spawn_blocking(move || -> Result<_, DagError> {
+                let index = reader::resolve_path(&*src, cid, "index.html")?;
+                Ok((index, reader::load(&*src, &index)?.file_size()))
+            });
+            if let Ok(Ok(Ok((index, size)))) = tokio::time::timeout(s.timeout, index).await {
                 roots.push(index);
-                return file(
-                    s,
-                    content,
-                    &roots,
-                    index,
-                    "index.html",
-                    source,
-                    headers,
-                    head,
-                )
-                .await;
+                let target = Target {
+                    cid: index,
+                    size,
+                    name: "index.html",
+                };
+                return file(s, content, &roots, target, source, headers, head).await;
             }
             listing_page(s, content, &roots, cid, source, headers, head).await
         }
@@ -656,29 +666,40 @@ async fn unixfs(
             );
             r
         }
-        Node::Raw(_) | Node::File { .. } => {
+        node @ (Node::Raw(_) | Node::File { .. }) => {
             let name = content
                 .segments
                 .last()
                 .cloned()
                 .or_else(|| query_param(uri, "filename").map(|f| f.into_owned()))
                 .unwrap_or_default();
-            file(s, content, &roots, cid, &name, source, headers, head).await
+            let target = Target {
+                cid,
+                size: node.file_size(),
+                name: &name,
+            };
+            file(s, content, &roots, target, source, headers, head).await
         }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A file to serve: its CID, size and the name its type comes from.
+struct Target<'n> {
+    cid: Cid,
+    size: u64,
+    name: &'n str,
+}
+
 async fn file(
     s: &GatewayState,
     content: &ContentPath,
     roots: &[Cid],
-    cid: Cid,
-    name: &str,
+    target: Target<'_>,
     source: Arc<dyn BlockSource>,
     headers: &HeaderMap,
     head: bool,
 ) -> Response {
+    let Target { cid, size, name } = target;
     let etag = format!("\"{cid}\"");
     if etag_matches(headers, &etag) {
         let mut r = Response::new(Body::empty());
@@ -686,10 +707,6 @@ async fn file(
         common_headers(&mut r, content, roots, &etag);
         return r;
     }
-    let size = match load(s, &source, cid).await {
-        Ok(n) => n.file_size(),
-        Err(r) => return r,
-    };
     let range = match parse_range(headers) {
         Ok(r) => r,
         Err(()) => return unsatisfiable(size),
@@ -711,10 +728,13 @@ async fn file(
             (size - n, n, true)
         }
     };
-    // The type comes from the name, else from the file's first bytes.
-    let head_bytes = if mime::content_type(name, b"\x00").starts_with("application/octet-stream")
-        || mime::content_type(name, b"a").starts_with("text/plain")
-    {
+    // The type comes from the name, else from the file's first bytes: the
+    // response's own first chunk when it starts at byte 0, else a read.
+    let by_name = mime::content_type(name, b"\x00");
+    let known = by_name != "application/octet-stream";
+    let sniffed = if known || offset == 0 {
+        None
+    } else {
         let src = Arc::clone(&source);
         let sniff = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, DagError> {
             let mut r = FileReader::new(src, cid, 0, Some(512), ReadOptions::default())?;
@@ -723,7 +743,7 @@ async fn file(
             Ok(buf)
         });
         match tokio::time::timeout(s.timeout, sniff).await {
-            Ok(Ok(Ok(b))) => b,
+            Ok(Ok(Ok(b))) => Some(mime::content_type(name, &b)),
             Ok(Ok(Err(e))) => return failure(e.into()),
             Ok(Err(e)) => return plain(StatusCode::INTERNAL_SERVER_ERROR, e),
             Err(_) => {
@@ -733,13 +753,15 @@ async fn file(
                 )
             }
         }
-    } else {
-        Vec::new()
     };
-    let ctype = mime::content_type(name, &head_bytes);
     let mut r = Response::new(Body::empty());
     common_headers(&mut r, content, roots, &etag);
     let h = r.headers_mut();
+    let ctype = if known {
+        by_name
+    } else {
+        sniffed.unwrap_or_else(|| mime::content_type(name, b""))
+    };
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
@@ -754,19 +776,34 @@ async fn file(
     if len == 0 || head {
         return r;
     }
-    streamed(s, r, head, move |out| {
-        let opts = ReadOptions {
-            window: 64,
-            ..ReadOptions::default()
-        };
-        let reader =
-            FileReader::new(source, cid, offset, Some(len), opts).map_err(|e| e.to_string())?;
-        for chunk in reader {
-            let chunk = chunk.map_err(|e| e.to_string())?;
-            out.write_all(&chunk).map_err(|e| e.to_string())?;
-        }
-        Ok(())
-    })
+    let sniff_first = !known && offset == 0;
+    let name = name.to_string();
+    streamed(
+        s,
+        r,
+        head,
+        move |first, h| {
+            if sniff_first {
+                h.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(mime::content_type(&name, first)),
+                );
+            }
+        },
+        move |out| {
+            let opts = ReadOptions {
+                window: 64,
+                ..ReadOptions::default()
+            };
+            let reader =
+                FileReader::new(source, cid, offset, Some(len), opts).map_err(|e| e.to_string())?;
+            for chunk in reader {
+                let chunk = chunk.map_err(|e| e.to_string())?;
+                out.write_all(&chunk).map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        },
+    )
     .await
 }
 

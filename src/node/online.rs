@@ -262,6 +262,18 @@ impl OnlineNode {
         Ok(self.net.bitswap.session(root, self.fetch).await?)
     }
 
+    /// A block source for content under `root`: the store, and the network
+    /// only once a block is missing. Call inside the runtime; use from
+    /// blocking threads.
+    pub fn source(&self, root: Option<Cid>) -> Arc<crate::net::bitswap::fetch::LazySource> {
+        Arc::new(crate::net::bitswap::fetch::LazySource::new(
+            self.net.bitswap.clone(),
+            Arc::clone(self.node.store()),
+            root,
+            self.fetch,
+        ))
+    }
+
     /// A reader of the file at `path` (`CID[/path]`), fetching missing
     /// blocks as the reader reaches them (several ahead) and caching them.
     /// Returns the session too, for progress figures. Blocking work runs on
@@ -271,10 +283,10 @@ impl OnlineNode {
         path: &str,
         offset: u64,
         length: Option<u64>,
-    ) -> Result<(FileReader, FetchSession), NodeError> {
+    ) -> Result<(FileReader, Arc<crate::net::bitswap::fetch::LazySource>), NodeError> {
         let root = crate::block::parse_cid(path)?;
-        let session = self.session(Some(root)).await?;
-        let source: Arc<dyn BlockSource> = Arc::new(session.clone());
+        let lazy = self.source(Some(root));
+        let source: Arc<dyn BlockSource> = lazy.clone();
         let node = Arc::clone(&self.node);
         let path = path.to_string();
         let opts = ReadOptions {
@@ -285,17 +297,17 @@ impl OnlineNode {
             tokio::task::spawn_blocking(move || node.cat_from(source, &path, offset, length, opts))
                 .await
                 .map_err(|e| NodeError::Net(format!("reader thread: {e}")))??;
-        Ok((reader, session))
+        Ok((reader, lazy))
     }
 
     /// Resolves `path` (`CID[/path]`), fetching the directory blocks on the
     /// way if needed.
     pub async fn resolve(&self, path: &str) -> Result<Cid, NodeError> {
         let root = crate::block::parse_cid(path)?;
-        let session = self.session(Some(root)).await?;
+        let source = self.source(Some(root));
         let node = Arc::clone(&self.node);
         let path = path.to_string();
-        tokio::task::spawn_blocking(move || node.resolve_in(&session, &path))
+        tokio::task::spawn_blocking(move || node.resolve_in(&*source, &path))
             .await
             .map_err(|e| NodeError::Net(format!("resolver thread: {e}")))?
     }
