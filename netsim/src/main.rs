@@ -61,6 +61,7 @@ fn main() -> Result<()> {
         pin: true,
         only_hash: false,
         hidden: false,
+        wrap: false,
     };
     let mut added = Vec::with_capacity(nodes * files);
     for (n, node) in fleet.iter().enumerate() {

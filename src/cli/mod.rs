@@ -327,8 +327,12 @@ pub fn run() -> Result<()> {
         Command::Ls { path } => {
             let mut out = std::io::stdout().lock();
             for e in node.ls(&path)? {
-                let suffix = if e.kind == "directory" { "/" } else { "" };
-                writeln!(out, "{} {} {}{}", e.cid, e.size, e.name, suffix)?;
+                // As Kubo's `ipfs ls`: directories show `-` for a size.
+                if e.kind.contains("directory") {
+                    writeln!(out, "{} - {}/", e.cid, e.name)?;
+                } else {
+                    writeln!(out, "{} {} {}", e.cid, e.size, e.name)?;
+                }
             }
             Ok(())
         }
@@ -434,15 +438,15 @@ fn through_daemon(
             let v = client.call_json("ls", &[("arg", &path)])?;
             for obj in v["Objects"].as_array().into_iter().flatten() {
                 for l in obj["Links"].as_array().into_iter().flatten() {
-                    let suffix = if l["Type"] == 1 { "/" } else { "" };
-                    writeln!(
-                        out,
-                        "{} {} {}{}",
+                    let (hash, name) = (
                         l["Hash"].as_str().unwrap_or(""),
-                        l["Size"].as_u64().unwrap_or(0),
                         l["Name"].as_str().unwrap_or(""),
-                        suffix
-                    )?;
+                    );
+                    if l["Type"] == 1 {
+                        writeln!(out, "{hash} - {name}/")?;
+                    } else {
+                        writeln!(out, "{hash} {} {name}", l["Size"].as_u64().unwrap_or(0))?;
+                    }
                 }
             }
         }
@@ -799,9 +803,17 @@ fn add_through(
     let mut last = None;
     let arg_refs: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let show = !a.quieter;
+    // Progress lines count each file's bytes; the bar shows the sum.
+    let (mut done_bytes, mut current, mut current_bytes) = (0u64, String::new(), 0u64);
     client.call_lines("add", &arg_refs, Some(parts), &mut |v| {
         if let Some(n) = v["Bytes"].as_u64() {
-            bar.set_position(n);
+            let name = v["Name"].as_str().unwrap_or("");
+            if name != current {
+                done_bytes += current_bytes;
+                current = name.to_string();
+            }
+            current_bytes = n;
+            bar.set_position(done_bytes + n);
             return Ok(());
         }
         let (Some(hash), Some(name)) = (v["Hash"].as_str(), v["Name"].as_str()) else {
@@ -1161,6 +1173,7 @@ fn add(node: &Node, a: AddArgs) -> Result<()> {
         pin: a.pin,
         only_hash: a.only_hash,
         hidden: a.hidden,
+        wrap: false,
     };
     let mut out = std::io::stdout().lock();
     let quiet = a.quiet;

@@ -64,6 +64,8 @@ pub struct AddOptions {
     pub only_hash: bool,
     /// Include files and directories whose name starts with a dot.
     pub hidden: bool,
+    /// Wrap what is added in a directory (Kubo's `-w`; streamed adds).
+    pub wrap: bool,
 }
 
 /// One entry `add` produced (printed as `added <cid> <name>`).
@@ -74,6 +76,9 @@ pub struct AddedEntry {
     pub name: String,
     /// File bytes (0 for directories).
     pub size: u64,
+    /// Cumulative DAG size: the block and everything below it (what Kubo's
+    /// `add` reports as `Size`).
+    pub dag_size: u64,
 }
 
 /// Problems `repo verify` found.
@@ -254,6 +259,7 @@ impl Node {
             cid: root,
             name,
             size: built.file_size,
+            dag_size: built.tsize,
         })
     }
 
@@ -281,6 +287,7 @@ impl Node {
             cid,
             name: cid.to_string(),
             size: built.file_size,
+            dag_size: built.tsize,
         })
     }
 
@@ -296,10 +303,9 @@ impl Node {
         opts: &AddOptions,
         on_entry: &mut dyn FnMut(&AddedEntry),
         block: &mut dyn FnMut(&Cid),
-        progress: &mut dyn FnMut(u64),
+        progress: &mut dyn FnMut(&str, u64, bool),
     ) -> Result<Vec<AddedEntry>, NodeError> {
         opts.import.validate().map_err(NodeError::Options)?;
-        let mut read_total = 0u64;
         let roots =
             self.with_block_writer(opts.only_hash, &mut |sink| {
                 let mut counted = |b: Block| {
@@ -310,6 +316,7 @@ impl Node {
                     opts,
                     open: Vec::new(),
                     roots: Vec::new(),
+                    built: Vec::new(),
                 };
                 while let Some(entry) = next() {
                     let entry = entry?;
@@ -318,6 +325,12 @@ impl Node {
                     tree.close_until(parent, &mut counted, on_entry)?;
                     match entry {
                         AddInput::Directory { .. } => {
+                            if path.is_empty() {
+                                return Err(NodeError::Unsupported {
+                                    path: PathBuf::new(),
+                                    reason: "a directory in an upload needs a name".into(),
+                                });
+                            }
                             tree.open.push((path, Vec::new()));
                         }
                         AddInput::Symlink { target, .. } => {
@@ -326,11 +339,10 @@ impl Node {
                             tree.attach(&path, name, built, on_entry);
                         }
                         AddInput::File { mut reader, .. } => {
-                            let base = read_total;
                             let mut counting = CountingReader {
                                 inner: &mut reader,
                                 total: 0,
-                                progress: &mut |n| progress(base + n),
+                                progress: &mut |n| progress(&path, n, false),
                             };
                             let built = build_file(&mut counting, &opts.import, &mut counted)
                                 .map_err(|e| match e {
@@ -340,12 +352,34 @@ impl Node {
                                     },
                                     other => other.into(),
                                 })?;
-                            read_total = base + counting.total;
+                            // Kubo ends each file with a line of its full size.
+                            let total = counting.total;
+                            progress(&path, total, true);
                             tree.attach(&path, name, built, on_entry);
                         }
                     }
                 }
                 tree.close_until("", &mut counted, on_entry)?;
+                if opts.wrap {
+                    // Kubo's -w: one directory holding every top-level
+                    // entry, reported last with an empty name.
+                    let children: Vec<(String, Built)> = tree
+                        .roots
+                        .iter()
+                        .zip(tree.built.iter())
+                        .map(|(e, b)| (e.name.clone(), b.clone()))
+                        .collect();
+                    let (block, built) = directory_block(opts.import.format, children);
+                    counted(block)?;
+                    let wrapper = AddedEntry {
+                        cid: built.cid,
+                        name: String::new(),
+                        size: 0,
+                        dag_size: built.tsize,
+                    };
+                    on_entry(&wrapper);
+                    return Ok(vec![wrapper]);
+                }
                 Ok(tree.roots)
             })?;
         if opts.pin && !opts.only_hash {
@@ -759,6 +793,10 @@ impl AddInput {
 /// Splits `a/b/c` into (`a/b`, `c`), refusing names that could escape a
 /// directory or that UnixFS cannot hold.
 fn split_entry_path(path: &str) -> Result<(&str, &str), NodeError> {
+    if path.is_empty() {
+        // A nameless top-level file (named by its CID later).
+        return Ok(("", ""));
+    }
     let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
     let bad = |reason: &str| NodeError::Unsupported {
         path: PathBuf::from(path),
@@ -778,6 +816,8 @@ struct TreeAssembler<'a> {
     /// Open directories, outermost first: (path, children so far).
     open: Vec<(String, Vec<(String, Built)>)>,
     roots: Vec<AddedEntry>,
+    /// The DAG figures of each root (for wrapping).
+    built: Vec<Built>,
 }
 
 impl TreeAssembler<'_> {
@@ -831,15 +871,25 @@ impl TreeAssembler<'_> {
         built: Built,
         on_entry: &mut dyn FnMut(&AddedEntry),
     ) {
+        // A nameless upload (Kubo's clients send `filename=""` for bare
+        // bytes) is named by its CID, as Kubo does.
         let entry = AddedEntry {
             cid: built.cid,
-            name: path.to_string(),
+            name: if path.is_empty() {
+                built.cid.to_string()
+            } else {
+                path.to_string()
+            },
             size: built.file_size,
+            dag_size: built.tsize,
         };
         on_entry(&entry);
         match self.open.last_mut() {
             Some((_, children)) => children.push((name.to_string(), built)),
-            None => self.roots.push(entry),
+            None => {
+                self.roots.push(entry);
+                self.built.push(built);
+            }
         }
     }
 }
@@ -943,6 +993,7 @@ impl AddCtx<'_, '_> {
             cid: built.cid,
             name: name.to_string(),
             size: built.file_size,
+            dag_size: built.tsize,
         });
         Ok(built)
     }

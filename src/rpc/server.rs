@@ -73,7 +73,9 @@ pub struct ApiError(StatusCode, String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "Message": self.1, "Code": 0, "Type": "error" });
+        // Kubo: code 1 for the client's mistakes, 0 for the node's.
+        let code = if self.0.is_client_error() { 1 } else { 0 };
+        let body = json!({ "Message": self.1, "Code": code, "Type": "error" });
         (self.0, Json(body)).into_response()
     }
 }
@@ -213,7 +215,13 @@ async fn id(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
 }
 
 async fn version() -> Json<Value> {
-    Json(json!({ "Version": env!("CARGO_PKG_VERSION"), "System": std::env::consts::ARCH }))
+    Json(json!({
+        "Version": env!("CARGO_PKG_VERSION"),
+        "Commit": "",
+        "Repo": "cairn-1",
+        "System": format!("{}/{}", std::env::consts::ARCH, std::env::consts::OS),
+        "Golang": "",
+    }))
 }
 
 async fn swarm_peers(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
@@ -344,6 +352,44 @@ fn json_lines(rx: mpsc::Receiver<Value>) -> Response {
         .into_response()
 }
 
+/// Like [`json_lines`], but an error that comes before anything else is
+/// answered as a plain error (status 500, or 400 for a bad upload) instead of
+/// a 200 stream that carries it, as Kubo does.
+async fn json_lines_or_error(mut rx: mpsc::Receiver<Value>) -> Response {
+    let first = rx.recv().await;
+    if let Some(v) = &first {
+        if v["Type"] == "error" {
+            let status = if v["Code"] == 1 {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            };
+            return (status, Json(v.clone())).into_response();
+        }
+    }
+    let (tx, rest) = mpsc::channel(1);
+    if let Some(v) = first {
+        let _ = tx.send(v).await;
+    }
+    drop(tx);
+    let head = futures::stream::unfold(
+        rest,
+        |mut rx| async move { rx.recv().await.map(|v| (v, rx)) },
+    );
+    let tail =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) });
+    let stream = futures::StreamExt::map(futures::StreamExt::chain(head, tail), |v: Value| {
+        let mut line = v.to_string();
+        line.push('\n');
+        Ok::<_, std::io::Error>(Bytes::from(line))
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response()
+}
+
 fn stream_error(msg: impl std::fmt::Display) -> Value {
     json!({ "Message": msg.to_string(), "Code": 0, "Type": "error" })
 }
@@ -416,7 +462,9 @@ async fn ls(State(s): State<ApiState>, RawQuery(q): RawQuery) -> Result<Json<Val
                     "symlink" => 4,
                     _ => 2,
                 };
-                json!({ "Name": e.name, "Hash": e.cid.to_string(), "Size": e.size, "Type": kind, "Target": "" })
+                // Kubo reports the file size; directories have none.
+                let size = if kind == 1 { 0 } else { e.size };
+                json!({ "Name": e.name, "Hash": e.cid.to_string(), "Size": size, "Type": kind, "Target": "" })
             })
             .collect();
         objects.push(json!({ "Hash": path, "Links": links }));
@@ -512,6 +560,7 @@ fn add_options(s: &ApiState, q: &Params) -> Result<AddOptions, ApiError> {
         pin: q.bool("pin", true)?,
         only_hash: q.bool("only-hash", false)?,
         hidden: true,
+        wrap: q.bool("wrap-with-directory", false)?,
     })
 }
 
@@ -521,7 +570,9 @@ fn part_path(field: &axum::extract::multipart::Field<'_>) -> Result<String, ApiE
         .file_name()
         .or(field.name())
         .ok_or_else(|| bad_request("a multipart part has no file name"))?;
-    let decoded = percent_encoding::percent_decode_str(raw)
+    // Kubo's clients escape names as query strings: `+` is a space.
+    let plus = raw.replace('+', " ");
+    let decoded = percent_encoding::percent_decode_str(&plus)
         .decode_utf8()
         .map_err(|_| bad_request(format!("part name {raw:?} is not UTF-8")))?;
     Ok(decoded.trim_matches('/').to_string())
@@ -549,10 +600,11 @@ async fn add(
             &mut next,
             &opts,
             &mut |e| {
+                // Kubo's Size: the cumulative DAG size, as a string.
                 let _ = builder_out.blocking_send(json!({
                     "Name": e.name,
                     "Hash": e.cid.to_string(),
-                    "Size": e.size.to_string(),
+                    "Size": e.dag_size.to_string(),
                 }));
             },
             &mut |cid| {
@@ -560,10 +612,11 @@ async fn add(
                     blocks.push(*cid);
                 }
             },
-            &mut |n| {
-                if progress && n >= last_progress + PROGRESS_STEP_BYTES {
-                    last_progress = n;
-                    let _ = builder_out.blocking_send(json!({ "Name": "", "Bytes": n }));
+            &mut |name, n, done| {
+                // As Kubo: every 256 KiB of a file, and once at its end.
+                if progress && (done || n >= last_progress + PROGRESS_STEP_BYTES) {
+                    last_progress = if done { 0 } else { n };
+                    let _ = builder_out.blocking_send(json!({ "Name": name, "Bytes": n }));
                 }
             },
         );
@@ -686,15 +739,15 @@ async fn add(
             }
         }
     });
-    Ok(json_lines(out_rx))
+    Ok(json_lines_or_error(out_rx).await)
 }
 
 /// Blocks of one add announced individually (beyond this, the periodic
 /// reprovide sweep announces them).
 const ANNOUNCE_BLOCKS: usize = 8192;
 
-/// Progress lines every this many bytes.
-const PROGRESS_STEP_BYTES: u64 = 1 << 20;
+/// Progress lines every this many bytes of a file (Kubo's step).
+const PROGRESS_STEP_BYTES: u64 = 256 * 1024;
 
 // ----- pins -----
 
@@ -791,6 +844,10 @@ async fn pin_ls(State(s): State<ApiState>, RawQuery(q): RawQuery) -> Result<Json
         }
         keys.insert(p.cid.to_string(), json!({ "Type": p.kind }));
         order.push(json!([p.cid.to_string(), p.kind]));
+    }
+    // As Kubo: asking about something that is not pinned is an error.
+    if let Some(c) = wanted.iter().find(|c| !keys.contains_key(&c.to_string())) {
+        return Err(internal(format!("path '{c}' is not pinned")));
     }
     Ok(Json(json!({ "Keys": keys, "Order": order })))
 }
