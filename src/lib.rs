@@ -16,5 +16,6 @@ pub mod http;
 pub mod net;
 pub mod node;
 pub mod proto;
+pub mod replicate;
 pub mod rpc;
 pub mod store;

@@ -166,6 +166,13 @@ pub fn cid_string(cid: &Cid) -> String {
     cid.to_string()
 }
 
+/// Whether `data` hashes to `mh` (false for hash functions cairn lacks).
+pub fn multihash_matches(mh: &Multihash, data: &[u8]) -> bool {
+    HashAlg::from_code(mh.code())
+        .map(|alg| alg.digest(data).digest() == mh.digest())
+        .unwrap_or(false)
+}
+
 /// Checks that `data` hashes to the digest `cid` names.
 pub fn verify(cid: &Cid, data: &[u8]) -> Result<(), BlockError> {
     let code = cid.hash().code();

@@ -24,6 +24,100 @@ pub struct Config {
     pub provide: ProvideSettings,
     /// The HTTP gateway.
     pub gateway: GatewaySettings,
+    /// How much this node stores.
+    pub storage: StorageSettings,
+    /// Keeping pinned roots at their replication factor.
+    pub replication: ReplicationSettings,
+}
+
+/// `[storage]`: limits on what this node keeps.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSettings {
+    /// Most block data stored, e.g. "50GB", "512MiB" ("0": no limit). A hard
+    /// limit: writes past it fail with a clear error, and the node refuses
+    /// replicas that would not fit.
+    pub max: String,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        StorageSettings { max: "0".into() }
+    }
+}
+
+impl StorageSettings {
+    /// `max` in bytes (0: no limit).
+    pub fn max_bytes(&self) -> Result<u64, String> {
+        parse_size(&self.max).map_err(|e| format!("[storage] max: {e}"))
+    }
+}
+
+/// Parses "123", "10KB", "1.5GiB", ... into bytes (KB = 1000, KiB = 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size like 10GB or 512MiB"))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" | "k" => 1e3,
+        "mb" | "m" => 1e6,
+        "gb" | "g" => 1e9,
+        "tb" | "t" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        other => return Err(format!("unknown unit {other:?} in {text:?}")),
+    };
+    let v = n * mult;
+    if !v.is_finite() || v < 0.0 || v > u64::MAX as f64 {
+        return Err(format!("{text:?} is out of range"));
+    }
+    Ok(v as u64)
+}
+
+/// `[replication]`: replication factor and repair (see `replicate`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReplicationSettings {
+    /// Copies a root pinned with replication keeps on live nodes.
+    pub factor: u8,
+    /// Copies tolerated before trimming (returning holders); ≥ factor.
+    pub max: u8,
+    /// How often each root's holders are checked and copies placed.
+    #[serde(with = "humantime_serde")]
+    pub repair_interval: Duration,
+    /// A holder that fails checks is declared lost (and replaced) only
+    /// after this long: a restart or short outage moves nothing.
+    #[serde(with = "humantime_serde")]
+    pub grace: Duration,
+    /// Repair fetches stay under this many bytes per second ("0": no limit).
+    pub repair_bandwidth: String,
+    /// Time between two scrub passes (re-hashing every stored block).
+    #[serde(with = "humantime_serde")]
+    pub scrub_interval: Duration,
+    /// Scrub reads at most this many bytes per second (it is low priority).
+    pub scrub_bandwidth: String,
+}
+
+impl Default for ReplicationSettings {
+    fn default() -> Self {
+        ReplicationSettings {
+            factor: 3,
+            max: 4,
+            repair_interval: Duration::from_secs(600),
+            grace: Duration::from_secs(900),
+            repair_bandwidth: "50MB".into(),
+            scrub_interval: Duration::from_secs(24 * 3600),
+            scrub_bandwidth: "20MB".into(),
+        }
+    }
 }
 
 /// `[gateway]`: the read-only HTTP gateway the daemon serves.
@@ -294,12 +388,14 @@ impl Default for StoreConfig {
 }
 
 impl StoreConfig {
-    pub fn options(&self) -> DiskStoreOptions {
+    /// Disk store options, with the quota from `[storage] max`.
+    pub fn options(&self, max_bytes: u64) -> DiskStoreOptions {
         DiskStoreOptions {
             segment_max_bytes: self.segment_max_bytes,
             commit_bytes: self.commit_bytes,
             compact_live_ratio: self.compact_live_ratio,
             cache_bytes: self.cache_bytes,
+            max_bytes,
         }
     }
 }

@@ -13,7 +13,7 @@ pub mod repo;
 pub use config::Config;
 pub use repo::Repo;
 
-use crate::block::{parse_cid, Block, BlockError, Cid, CidFormat, HashAlg, Multihash, RAW};
+use crate::block::{parse_cid, Block, BlockError, Cid, CidFormat, Multihash, RAW};
 use crate::dag::builder::{build_file, directory_block, symlink_block, Built, ImportOptions};
 use crate::dag::car::{CarReader, CarWriter};
 use crate::dag::reader::{self, ExportStats, FileReader, ReadOptions};
@@ -730,9 +730,7 @@ impl Node {
 }
 
 fn hash_matches(mh: &Multihash, data: &[u8]) -> bool {
-    HashAlg::from_code(mh.code())
-        .map(|alg| alg.digest(data).digest() == mh.digest())
-        .unwrap_or(false)
+    crate::block::multihash_matches(mh, data)
 }
 
 /// Where builders hand their blocks.

@@ -91,7 +91,11 @@ impl Repo {
                 key_bytes.len()
             ))
         })?;
-        let store = DiskStore::open(path, config.store.options())?;
+        let max_bytes = config
+            .storage
+            .max_bytes()
+            .map_err(|e| repo_err(format!("config.toml: {e}")))?;
+        let store = DiskStore::open(path, config.store.options(max_bytes))?;
         Ok(Repo {
             path: path.to_path_buf(),
             config,

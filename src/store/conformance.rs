@@ -134,6 +134,17 @@ fn metadata_round_trips(s: &dyn Store) {
     assert_eq!(s.meta_get("other").unwrap().as_deref(), Some(&b""[..]));
     s.meta_put("routing", None).unwrap();
     assert_eq!(s.meta_get("routing").unwrap(), None);
+    s.meta_put("repl/b", Some(b"2")).unwrap();
+    s.meta_put("repl/a", Some(b"1")).unwrap();
+    s.meta_put("replx", Some(b"no")).unwrap();
+    let scanned = s.meta_scan("repl/").unwrap();
+    assert_eq!(
+        scanned,
+        vec![
+            ("repl/a".to_string(), b"1".to_vec()),
+            ("repl/b".to_string(), b"2".to_vec())
+        ]
+    );
     // Metadata is not a block or a pin.
     assert_eq!(s.stat().unwrap().pins, 0);
 }

@@ -58,6 +58,9 @@ pub struct DiskStoreOptions {
     pub compact_live_ratio: f64,
     /// sled page cache size in bytes.
     pub cache_bytes: u64,
+    /// Most bytes of block data stored (0: no limit); a write that would
+    /// pass it fails with `QuotaExceeded` and stores nothing of that block.
+    pub max_bytes: u64,
 }
 
 impl Default for DiskStoreOptions {
@@ -66,6 +69,7 @@ impl Default for DiskStoreOptions {
             segment_max_bytes: 256 << 20,
             commit_bytes: 64 << 20,
             compact_live_ratio: 0.5,
+            max_bytes: 0,
             cache_bytes: 16 << 20,
         }
     }
@@ -178,6 +182,8 @@ pub struct DiskStore {
     writer: Mutex<Writer>,
     readers: RwLock<HashMap<u32, Arc<File>>>,
     _lock: File,
+    /// Bytes of indexed block data (counted at open, kept up to date).
+    used: std::sync::atomic::AtomicU64,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
@@ -292,7 +298,14 @@ impl DiskStore {
             writer: Mutex::new(Writer::new(id, file, len)),
             readers: RwLock::new(HashMap::new()),
             _lock: lock,
+            used: std::sync::atomic::AtomicU64::new(0),
         };
+        let mut used = 0u64;
+        store.scan(BLOCK, &mut |_, v| {
+            used += Location::decode(v).map_or(0, |l| l.len as u64);
+            Ok(())
+        })?;
+        store.used.store(used, std::sync::atomic::Ordering::Relaxed);
         if active.is_none() {
             // Record the first segment so recovery keeps it.
             let mut w = store.lock_writer();
@@ -581,6 +594,24 @@ impl Store for DiskStore {
             if in_batch.contains(&key) || self.db.contains_key(&key).map_err(idx_err)? {
                 continue;
             }
+            if self.opts.max_bytes > 0 {
+                let used = self.used.load(std::sync::atomic::Ordering::Relaxed) + new_bytes;
+                let adding = block.data().len() as u64;
+                if used + adding > self.opts.max_bytes {
+                    // What was written before stays consistent: commit it.
+                    if !pending.is_empty() {
+                        let mut w = self.lock_writer();
+                        self.commit(&mut w, &mut pending)?;
+                        self.used
+                            .fetch_add(new_bytes, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    return Err(StoreError::QuotaExceeded {
+                        used,
+                        adding,
+                        max: self.opts.max_bytes,
+                    });
+                }
+            }
             let mut w = self.lock_writer();
             let loc = self.append(&mut w, &mut pending, &key[1..], block.data())?;
             pending.push((key.clone(), loc));
@@ -597,7 +628,27 @@ impl Store for DiskStore {
             let mut w = self.lock_writer();
             self.commit(&mut w, &mut pending)?;
         }
+        self.used
+            .fetch_add(new_bytes, std::sync::atomic::Ordering::Relaxed);
         Ok(new_bytes)
+    }
+
+    fn remove(&self, mh: &Multihash) -> Result<bool> {
+        let old = self.db.remove(block_key(mh)).map_err(idx_err)?;
+        self.db.flush().map_err(idx_err)?;
+        if let Some(v) = old {
+            let len = Location::decode(&v).map_or(0, |l| l.len as u64);
+            self.used.fetch_sub(
+                len.min(self.used_bytes()),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    fn used_bytes(&self) -> u64 {
+        self.used.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn get(&self, cid: &Cid) -> Result<Option<Block>> {
@@ -651,6 +702,18 @@ impl Store for DiskStore {
         let mut k = vec![META];
         k.extend_from_slice(key.as_bytes());
         Ok(self.db.get(k).map_err(idx_err)?.map(|v| v.to_vec()))
+    }
+
+    fn meta_scan(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut p = vec![META];
+        p.extend_from_slice(prefix.as_bytes());
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix(p) {
+            let (k, v) = item.map_err(idx_err)?;
+            let key = String::from_utf8_lossy(&k[1..]).into_owned();
+            out.push((key, v.to_vec()));
+        }
+        Ok(out)
     }
 
     fn meta_put(&self, key: &str, value: Option<&[u8]>) -> Result<()> {
@@ -743,6 +806,9 @@ impl Store for DiskStore {
         }
         self.db.flush().map_err(idx_err)?;
         drop(dead);
+        let freed = report.removed_bytes.min(self.used_bytes());
+        self.used
+            .fetch_sub(freed, std::sync::atomic::Ordering::Relaxed);
 
         // Segments worth compacting: sparse ones (the active one only when
         // it holds nothing live, else it would be copied into itself).

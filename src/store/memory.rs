@@ -121,6 +121,24 @@ impl Store for MemoryStore {
         Ok(self.read().meta.get(key).cloned())
     }
 
+    fn remove(&self, mh: &Multihash) -> Result<bool> {
+        Ok(self.write().blocks.remove(&mh.to_bytes()).is_some())
+    }
+
+    fn used_bytes(&self) -> u64 {
+        self.read().blocks.values().map(|b| b.len() as u64).sum()
+    }
+
+    fn meta_scan(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        Ok(self
+            .read()
+            .meta
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
     fn meta_put(&self, key: &str, value: Option<&[u8]>) -> Result<()> {
         let mut inner = self.write();
         match value {

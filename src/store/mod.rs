@@ -51,6 +51,9 @@ pub enum StoreError {
     /// A pin that does not exist was asked to be removed.
     #[error("{cid} is not pinned")]
     NotPinned { cid: Cid },
+    /// Storing more would pass the configured limit (`[storage] max`).
+    #[error("storage quota exceeded: {used} bytes stored, {adding} more would pass the {max}-byte limit")]
+    QuotaExceeded { used: u64, adding: u64, max: u64 },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -178,6 +181,17 @@ pub trait Store: Send + Sync {
 
     /// Sets (durably) or, with `None`, removes node metadata under `key`.
     fn meta_put(&self, key: &str, value: Option<&[u8]>) -> Result<()>;
+
+    /// Every metadata entry whose key starts with `prefix`, in key order.
+    fn meta_scan(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>>;
+
+    /// Forgets the block with this multihash (e.g. found corrupt by a
+    /// scrub, to be fetched again); its space is reclaimed by compaction.
+    /// Returns whether it was stored.
+    fn remove(&self, mh: &Multihash) -> Result<bool>;
+
+    /// Bytes of block data stored now (what the quota counts).
+    fn used_bytes(&self) -> u64;
 
     /// Per storage file: (segment id, live bytes, file bytes). Empty for
     /// stores without segments.

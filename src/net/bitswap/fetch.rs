@@ -106,6 +106,9 @@ pub struct FetchOptions {
     pub find_providers: bool,
     /// Most providers taken from one DHT lookup.
     pub max_providers: usize,
+    /// Keep the session's received bytes under this rate (bytes per
+    /// second; `None`: as fast as peers send). Repairs use it.
+    pub max_bytes_per_sec: Option<u64>,
 }
 
 impl Default for FetchOptions {
@@ -115,6 +118,7 @@ impl Default for FetchOptions {
             stall_timeout: Duration::from_secs(60),
             find_providers: true,
             max_providers: 20,
+            max_bytes_per_sec: None,
         }
     }
 }
@@ -178,6 +182,7 @@ impl FetchSession {
             .insert(session_id, Arc::clone(&progress));
         let mut task = SessionTask {
             counters,
+            started: Instant::now(),
             session: Session::new(opts.session),
             opts,
             root,
@@ -311,6 +316,8 @@ type StoredBatch = (Vec<Block>, Result<u64, crate::store::StoreError>);
 
 struct SessionTask {
     counters: Arc<Counters>,
+    /// When the session started (for the rate limit).
+    started: Instant,
     session: Session<PeerId>,
     opts: FetchOptions,
     root: Option<Cid>,
@@ -414,7 +421,7 @@ impl SessionTask {
             self.progress
                 .peers
                 .store(self.session.peers(), Ordering::Relaxed);
-            if self.unstored.len() < MAX_UNSTORED {
+            if self.unstored.len() < MAX_UNSTORED && self.within_budget() {
                 let actions = self.session.poll(Instant::now());
                 self.act(actions).await;
             }
@@ -550,6 +557,17 @@ impl SessionTask {
                 }
             }
         }
+    }
+
+    /// Whether the bytes received so far are within the rate limit (one
+    /// second of burst allowed); new want-blocks wait otherwise.
+    fn within_budget(&self) -> bool {
+        let Some(rate) = self.opts.max_bytes_per_sec.filter(|r| *r > 0) else {
+            return true;
+        };
+        let received = self.progress.bytes.load(Ordering::Relaxed);
+        let allowed = (self.started.elapsed().as_secs_f64() + 1.0) * rate as f64;
+        (received as f64) < allowed
     }
 
     fn on_tick(&mut self) {

@@ -1,0 +1,304 @@
+//! Repair decisions as a pure function: a record, what the last probes saw
+//! of each holder, the candidate peers and `now` in; who acts, who is lost,
+//! whom to ask for a copy and whom to trim out.
+//!
+//! - A holder that answered a probe with every sampled block is live; one
+//!   still fetching is pinning; one that failed (no answer, or blocks
+//!   missing) is suspect until `grace` has passed, then lost.
+//! - Exactly one holder acts for a root: the live holder closest to the
+//!   root by XOR distance (so every holder can tell whether it is the one).
+//! - The acting holder asks the closest candidates for copies while live +
+//!   pinning + suspect holders are fewer than the factor (suspects are not
+//!   replaced before their grace ends, so a short outage moves nothing),
+//!   and trims the farthest live holders beyond `max`.
+//!
+//! Distances are between SHA-256 digests of the peer ID and of the root's
+//! multihash, as in the Kademlia DHT.
+
+use super::record::Record;
+use crate::block::Cid;
+use libp2p::PeerId;
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+/// What probes have seen of a holder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Observed {
+    /// Answered with every sampled block, pinned.
+    Live { at: Instant },
+    /// Accepted and still fetching, since.
+    Pinning { since: Instant },
+    /// No answer, or blocks missing, since.
+    Failing { since: Instant },
+}
+
+/// A holder's state as `pin status` shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HolderState {
+    Pinned,
+    Pinning,
+    /// Failing for less than the grace period.
+    Unreachable,
+    /// Failing for longer than the grace period.
+    Lost,
+}
+
+impl HolderState {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            HolderState::Pinned => "pinned",
+            HolderState::Pinning => "pinning",
+            HolderState::Unreachable => "unreachable",
+            HolderState::Lost => "lost",
+        }
+    }
+}
+
+/// The root's overall state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RootState {
+    /// At least `factor` live holders.
+    Ok,
+    /// Copies are being placed or fetched.
+    Repairing,
+    /// Fewer live holders than the factor and nothing under way.
+    UnderReplicated,
+}
+
+impl RootState {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RootState::Ok => "ok",
+            RootState::Repairing => "repairing",
+            RootState::UnderReplicated => "under-replicated",
+        }
+    }
+}
+
+/// One round's decisions.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RepairPlan {
+    /// This node is the live holder closest to the root.
+    pub acting: bool,
+    pub live: Vec<PeerId>,
+    pub pinning: Vec<PeerId>,
+    pub suspect: Vec<PeerId>,
+    pub lost: Vec<PeerId>,
+    /// Ask these for a copy (acting only), closest first.
+    pub place: Vec<PeerId>,
+    /// Drop these from the holders (acting only).
+    pub trim: Vec<PeerId>,
+}
+
+impl RepairPlan {
+    pub fn state(&self, factor: u8) -> RootState {
+        if self.live.len() >= factor as usize {
+            RootState::Ok
+        } else if !self.pinning.is_empty() || !self.place.is_empty() {
+            RootState::Repairing
+        } else {
+            RootState::UnderReplicated
+        }
+    }
+}
+
+/// Kademlia-style key of bytes.
+fn key(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// XOR distance between a peer and a root (compare as big-endian).
+pub fn distance(peer: &PeerId, root: &Cid) -> [u8; 32] {
+    let a = key(&peer.to_bytes());
+    let b = key(&root.hash().to_bytes());
+    let mut d = [0u8; 32];
+    for i in 0..32 {
+        d[i] = a[i] ^ b[i];
+    }
+    d
+}
+
+/// `peers` sorted by distance to `root`, closest first.
+pub fn by_distance(root: &Cid, peers: impl IntoIterator<Item = PeerId>) -> Vec<PeerId> {
+    let mut v: Vec<(PeerId, [u8; 32])> =
+        peers.into_iter().map(|p| (p, distance(&p, root))).collect();
+    v.sort_by_key(|a| a.1);
+    v.dedup_by(|a, b| a.0 == b.0);
+    v.into_iter().map(|(p, _)| p).collect()
+}
+
+/// Decides one round for `record` as seen by `me`.
+///
+/// `observed` holds the latest probe result per holder (a holder never
+/// probed counts as suspect from `now`); `candidates` are peers that could
+/// take a copy (any order); `refused` those that declined lately.
+pub fn plan(
+    record: &Record,
+    me: &PeerId,
+    observed: &HashMap<PeerId, Observed>,
+    candidates: &[PeerId],
+    refused: &HashSet<PeerId>,
+    now: Instant,
+    grace: Duration,
+) -> RepairPlan {
+    let mut p = RepairPlan::default();
+    if record.removed {
+        return p;
+    }
+    for h in &record.holders {
+        match observed.get(h) {
+            Some(Observed::Live { .. }) => p.live.push(*h),
+            Some(Observed::Pinning { since }) => {
+                if now.saturating_duration_since(*since) < grace {
+                    p.pinning.push(*h)
+                } else {
+                    p.lost.push(*h)
+                }
+            }
+            Some(Observed::Failing { since }) => {
+                if now.saturating_duration_since(*since) < grace {
+                    p.suspect.push(*h)
+                } else {
+                    p.lost.push(*h)
+                }
+            }
+            None => p.suspect.push(*h),
+        }
+    }
+    p.live = by_distance(&record.root, p.live.iter().copied());
+    p.acting = p.live.first() == Some(me);
+    if !p.acting {
+        return p;
+    }
+    let counted = p.live.len() + p.pinning.len() + p.suspect.len();
+    let wanted = record.factor as usize;
+    if counted < wanted {
+        let taken: HashSet<PeerId> = record.holders.iter().copied().collect();
+        p.place = by_distance(
+            &record.root,
+            candidates
+                .iter()
+                .copied()
+                .filter(|c| c != me && !taken.contains(c) && !refused.contains(c)),
+        )
+        .into_iter()
+        .take(wanted - counted)
+        .collect();
+    }
+    let max = record.max.max(record.factor) as usize;
+    if p.live.len() > max {
+        p.trim = p.live[max..].to_vec();
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn root() -> Cid {
+        Cid::from_str("bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku").unwrap()
+    }
+
+    fn peers(n: usize) -> Vec<PeerId> {
+        by_distance(&root(), (0..n).map(|_| PeerId::random()))
+    }
+
+    #[test]
+    fn the_closest_live_holder_places_copies_on_the_closest_candidates() {
+        let now = Instant::now();
+        let ps = peers(8);
+        // Holders: the 2nd and 5th closest; both live.
+        let mut rec = Record::new(root(), 3, 4, 10, ps[1]);
+        rec.holders.insert(ps[4]);
+        let obs: HashMap<_, _> = [
+            (ps[1], Observed::Live { at: now }),
+            (ps[4], Observed::Live { at: now }),
+        ]
+        .into();
+        let g = Duration::from_secs(60);
+        let p = plan(&rec, &ps[1], &obs, &ps, &HashSet::new(), now, g);
+        assert!(p.acting);
+        assert_eq!(p.place, vec![ps[0]], "the closest free candidate");
+        assert_eq!(p.state(3), RootState::Repairing);
+        // The other holder does not act.
+        assert!(!plan(&rec, &ps[4], &obs, &ps, &HashSet::new(), now, g).acting);
+        // A refusal moves placement on to the next closest.
+        let refused = HashSet::from([ps[0]]);
+        let p = plan(&rec, &ps[1], &obs, &ps, &refused, now, g);
+        assert_eq!(p.place, vec![ps[2]]);
+    }
+
+    #[test]
+    fn suspects_wait_for_the_grace_period_then_are_replaced() {
+        let t0 = Instant::now();
+        let ps = peers(6);
+        let mut rec = Record::new(root(), 3, 4, 10, ps[0]);
+        rec.holders.extend([ps[1], ps[2]]);
+        let g = Duration::from_secs(30);
+        let mut obs: HashMap<_, _> = [
+            (ps[0], Observed::Live { at: t0 }),
+            (ps[1], Observed::Failing { since: t0 }),
+            (ps[2], Observed::Live { at: t0 }),
+        ]
+        .into();
+        let p = plan(
+            &rec,
+            &ps[0],
+            &obs,
+            &ps,
+            &HashSet::new(),
+            t0 + Duration::from_secs(10),
+            g,
+        );
+        assert!(p.place.is_empty(), "within grace nothing moves");
+        assert_eq!(p.suspect, vec![ps[1]]);
+        let p = plan(&rec, &ps[0], &obs, &ps, &HashSet::new(), t0 + g, g);
+        assert_eq!(p.lost, vec![ps[1]]);
+        assert_eq!(p.place, vec![ps[3]]);
+        assert_eq!(p.state(3), RootState::Repairing);
+        // When the acting holder itself is gone, the next closest live acts.
+        obs.insert(ps[0], Observed::Failing { since: t0 });
+        let p = plan(&rec, &ps[2], &obs, &ps, &HashSet::new(), t0 + g, g);
+        assert!(p.acting);
+        assert_eq!(p.place.len(), 2);
+    }
+
+    #[test]
+    fn returning_holders_are_trimmed_back_to_max_farthest_first() {
+        let now = Instant::now();
+        let ps = peers(6);
+        let mut rec = Record::new(root(), 3, 4, 10, ps[0]);
+        rec.holders.extend(ps[1..6].iter().copied());
+        let obs: HashMap<_, _> = ps
+            .iter()
+            .map(|p| (*p, Observed::Live { at: now }))
+            .collect();
+        let p = plan(
+            &rec,
+            &ps[0],
+            &obs,
+            &ps,
+            &HashSet::new(),
+            now,
+            Duration::from_secs(1),
+        );
+        assert_eq!(p.trim, vec![ps[4], ps[5]]);
+        assert!(p.place.is_empty());
+        assert_eq!(p.state(3), RootState::Ok);
+        // A tombstone plans nothing.
+        rec.removed = true;
+        let p = plan(
+            &rec,
+            &ps[0],
+            &obs,
+            &ps,
+            &HashSet::new(),
+            now,
+            Duration::from_secs(1),
+        );
+        assert_eq!(p, RepairPlan::default());
+    }
+}
