@@ -200,9 +200,21 @@ enum PinCommand {
         /// Pin the whole DAG (--recursive=false pins the block only).
         #[arg(long, short, value_parser = parse_bool_flag, num_args = 0..=1, default_missing_value = "true", default_value = "true")]
         recursive: bool,
+        /// Keep this many copies on live nodes (placed and repaired by the
+        /// daemon) [default: no replication; the usual factor is in
+        /// [replication] factor]
+        #[arg(long, value_name = "N")]
+        replication: Option<u8>,
     },
-    /// Remove pins.
+    /// Remove pins (of a replicated root: on every holder).
     Rm { cids: Vec<String> },
+    /// Where the copies of a replicated root are (needs a running daemon).
+    Status {
+        cid: String,
+        /// As JSON: {"cid", "factor", "state", "holders": [{"peer", "state", "since"}]}
+        #[arg(long)]
+        json: bool,
+    },
     /// List pins.
     Ls {
         /// all, recursive, direct or indirect
@@ -450,29 +462,37 @@ fn through_daemon(
                 }
             }
         }
-        Command::Pin(PinCommand::Add { cids, recursive }) => {
+        Command::Pin(PinCommand::Add {
+            cids,
+            recursive,
+            replication,
+        }) => {
             if cids.is_empty() {
                 bail!("pin add needs at least one CID");
             }
             let r = recursive.to_string();
+            let factor = replication.map(|n| n.to_string());
             for c in cids {
                 let bar = progress::spinner("fetching blocks");
                 let watch = progress::watch_peers(client.duplicate(), bar.clone());
                 let mut pinned = Vec::new();
-                let result = client.call_lines(
-                    "pin/add",
-                    &[("arg", &c), ("recursive", &r), ("progress", "true")],
-                    None,
-                    &mut |v| {
-                        if let Some(n) = v["Progress"].as_u64() {
-                            bar.set_position(n);
-                        }
-                        for p in v["Pins"].as_array().into_iter().flatten() {
-                            pinned.push(p.as_str().unwrap_or("").to_string());
-                        }
-                        Ok(())
-                    },
-                );
+                let mut args = vec![
+                    ("arg", c.as_str()),
+                    ("recursive", r.as_str()),
+                    ("progress", "true"),
+                ];
+                if let Some(f) = &factor {
+                    args.push(("replication", f.as_str()));
+                }
+                let result = client.call_lines("pin/add", &args, None, &mut |v| {
+                    if let Some(n) = v["Progress"].as_u64() {
+                        bar.set_position(n);
+                    }
+                    for p in v["Pins"].as_array().into_iter().flatten() {
+                        pinned.push(p.as_str().unwrap_or("").to_string());
+                    }
+                    Ok(())
+                });
                 watch.stop();
                 bar.finish_and_clear();
                 result.with_context(|| format!("pinning {c}"))?;
@@ -494,6 +514,14 @@ fn through_daemon(
                 for p in v["Pins"].as_array().into_iter().flatten() {
                     writeln!(out, "unpinned {}", p.as_str().unwrap_or(""))?;
                 }
+            }
+        }
+        Command::Pin(PinCommand::Status { cid, json }) => {
+            let v = client.call_json("pin/status", &[("arg", &cid)])?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+            } else {
+                print_pin_status(&mut out, &v)?;
             }
         }
         Command::Pin(PinCommand::Ls { r#type, quiet }) => {
@@ -1289,14 +1317,24 @@ fn get(node: &Node, path: &str, output: Option<PathBuf>) -> Result<()> {
 fn pin(node: &Node, cmd: PinCommand) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match cmd {
-        PinCommand::Add { cids, recursive } => {
+        PinCommand::Add {
+            cids,
+            recursive,
+            replication,
+        } => {
             if cids.is_empty() {
                 bail!("pin add needs at least one CID");
+            }
+            if replication.is_some() && !recursive {
+                bail!("--replication needs a recursive pin");
             }
             for c in cids {
                 let cid = node.resolve(&c)?;
                 node.pin_add(&cid, recursive)
                     .with_context(|| format!("pinning {cid}"))?;
+                if let Some(n) = replication {
+                    node.replicate_later(&cid, n)?;
+                }
                 writeln!(
                     out,
                     "pinned {cid} {}",
@@ -1310,9 +1348,17 @@ fn pin(node: &Node, cmd: PinCommand) -> Result<()> {
             }
             for c in cids {
                 let cid = node.resolve(&c)?;
-                node.pin_rm(&cid)?;
+                let replicated = node.replication_tombstone(&cid)?;
+                match node.pin_rm(&cid) {
+                    Ok(_) => {}
+                    Err(_) if replicated => {}
+                    Err(e) => return Err(e.into()),
+                }
                 writeln!(out, "unpinned {cid}")?;
             }
+        }
+        PinCommand::Status { .. } => {
+            bail!("pin status needs a running daemon (it asks the holders)")
         }
         PinCommand::Ls { r#type, quiet } => {
             let kinds: Vec<&str> = match r#type.as_str() {
@@ -1495,5 +1541,35 @@ fn print_verify(out: &mut dyn Write, r: &cairn::node::VerifyReport) -> Result<()
         bail!("verify found {bad} problems in {} blocks", r.checked);
     }
     writeln!(out, "verified {} blocks: all good", r.checked)?;
+    Ok(())
+}
+
+/// `pin status` as text, like `ipfs-cluster-ctl status`.
+fn print_pin_status(out: &mut dyn Write, v: &serde_json::Value) -> Result<()> {
+    let holders = v["holders"].as_array().cloned().unwrap_or_default();
+    let pinned = holders.iter().filter(|h| h["state"] == "pinned").count();
+    writeln!(
+        out,
+        "{}: {} ({pinned}/{} pinned, max {})",
+        v["cid"].as_str().unwrap_or(""),
+        v["state"].as_str().unwrap_or(""),
+        v["factor"].as_u64().unwrap_or(0),
+        v["max"].as_u64().unwrap_or(0)
+    )?;
+    for h in holders {
+        let since = h["since"]
+            .as_u64()
+            .map(|t| {
+                let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t);
+                format!(" since {}", humantime::format_rfc3339_seconds(at))
+            })
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "    > {} : {}{since}",
+            h["peer"].as_str().unwrap_or(""),
+            h["state"].as_str().unwrap_or("").to_uppercase()
+        )?;
+    }
     Ok(())
 }

@@ -230,6 +230,7 @@ pub fn build(
 enum Command {
     Dial(Multiaddr, oneshot::Sender<Result<PeerId, NetError>>),
     RoutingTable(oneshot::Sender<Vec<(PeerId, Vec<Multiaddr>)>>),
+    FindPeer(PeerId, oneshot::Sender<Result<(), NetError>>),
     AddRoutes(Vec<(PeerId, Vec<Multiaddr>)>),
     Bootstrap,
     Provide(Cid, oneshot::Sender<Result<(), NetError>>),
@@ -301,6 +302,12 @@ impl SwarmHandle {
         self.ask(Command::Peers).await
     }
 
+    /// Looks `peer` up on the DHT (its current addresses, e.g. after it
+    /// restarted on another port) and dials it; `Ok` once a dial started.
+    pub async fn find_peer(&self, peer: PeerId) -> Result<(), NetError> {
+        self.ask(|tx| Command::FindPeer(peer, tx)).await?
+    }
+
     /// Every peer in the DHT routing table with its addresses (to persist).
     pub async fn routing_table(&self) -> Result<Vec<(PeerId, Vec<Multiaddr>)>, NetError> {
         self.ask(Command::RoutingTable).await
@@ -348,6 +355,8 @@ impl SwarmHandle {
 /// A DHT query a caller waits on.
 enum Query {
     Provide(oneshot::Sender<Result<(), NetError>>),
+    /// Looking for a peer's current addresses (to dial it).
+    FindPeer(PeerId, oneshot::Sender<Result<(), NetError>>),
     Providers {
         found: Vec<PeerId>,
         limit: usize,
@@ -366,6 +375,45 @@ fn on_query_progress(
         kad::QueryResult::StartProviding(r) => {
             if let Some(Query::Provide(reply)) = queries.remove(&id) {
                 let _ = reply.send(r.map(|_| ()).map_err(|e| NetError::Dht(e.to_string())));
+            }
+        }
+        kad::QueryResult::GetClosestPeers(r) => {
+            let Some(Query::FindPeer(peer, _)) = queries.get(&id) else {
+                return;
+            };
+            let peer = *peer;
+            let found = match &r {
+                Ok(ok) => ok.peers.iter().find(|p| p.peer_id == peer).cloned(),
+                Err(_) => None,
+            };
+            if let Some(info) = found {
+                for a in &info.addrs {
+                    swarm.behaviour_mut().kad.add_address(&peer, a.clone());
+                }
+                let opts = DialOpts::peer_id(peer)
+                    .addresses(info.addrs.clone())
+                    .condition(PeerCondition::DisconnectedAndNotDialing)
+                    .build();
+                let dialed = swarm.dial(opts).map_err(|e| NetError::Dial(e.to_string()));
+                if let Some(Query::FindPeer(_, reply)) = queries.remove(&id) {
+                    let _ = reply.send(dialed.or_else(|e| {
+                        // Already connected or dialing is fine.
+                        if swarm.is_connected(&peer) {
+                            Ok(())
+                        } else {
+                            Err(e)
+                        }
+                    }));
+                }
+                if !last {
+                    if let Some(mut q) = swarm.behaviour_mut().kad.query_mut(&id) {
+                        q.finish();
+                    }
+                }
+            } else if last {
+                if let Some(Query::FindPeer(_, reply)) = queries.remove(&id) {
+                    let _ = reply.send(Err(NetError::Dht(format!("{peer} not found on the DHT"))));
+                }
             }
         }
         kad::QueryResult::GetProviders(r) => {
@@ -493,6 +541,10 @@ pub async fn spawn(
                             }
                         }
                         let _ = reply.send(table);
+                    }
+                    Some(Command::FindPeer(peer, reply)) => {
+                        let id = swarm.behaviour_mut().kad.get_closest_peers(peer);
+                        queries.insert(id, Query::FindPeer(peer, reply));
                     }
                     Some(Command::AddRoutes(routes)) => {
                         for (peer, addrs) in routes {

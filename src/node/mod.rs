@@ -540,6 +540,57 @@ impl Node {
         Ok(())
     }
 
+    /// Records (offline) that `root` should be kept at `factor` copies:
+    /// the daemon places them when it runs. The root must be pinned here.
+    pub fn replicate_later(&self, root: &Cid, factor: u8) -> Result<(), NodeError> {
+        use crate::replicate::record::Record;
+        if self.store.pin_of(root)? != Some(PinKind::Recursive) {
+            return Err(NodeError::Options(format!(
+                "{root} is not pinned recursively here"
+            )));
+        }
+        let max = self.config.replication.max.max(factor);
+        let me = self.peer_id()?;
+        let size: u64 = self
+            .dag_cids(root)?
+            .iter()
+            .map(|c| self.store.size_of(c).ok().flatten().unwrap_or(0))
+            .sum();
+        let rec = match self.store.meta_get(&Record::key(root))? {
+            Some(bytes) => {
+                let mut r = Record::decode(&bytes).map_err(NodeError::Options)?;
+                r.factor = factor.max(1);
+                r.max = max;
+                r.removed = false;
+                r.size = size;
+                r.holders.insert(me);
+                r.bump();
+                r
+            }
+            None => Record::new(*root, factor, max, size, me),
+        };
+        self.store
+            .meta_put(&Record::key(root), Some(&rec.encode()))?;
+        Ok(())
+    }
+
+    /// Turns `root`'s replication record into a tombstone (offline `pin
+    /// rm`): holders learn it when the daemon runs. False when `root` is not
+    /// replicated.
+    pub fn replication_tombstone(&self, root: &Cid) -> Result<bool, NodeError> {
+        use crate::replicate::record::Record;
+        let Some(bytes) = self.store.meta_get(&Record::key(root))? else {
+            return Ok(false);
+        };
+        let mut r = Record::decode(&bytes).map_err(NodeError::Options)?;
+        if !r.removed {
+            r.removed = true;
+            r.bump();
+            self.store.meta_put(&Record::key(root), Some(&r.encode()))?;
+        }
+        Ok(true)
+    }
+
     pub fn pin_rm(&self, cid: &Cid) -> Result<PinKind, NodeError> {
         Ok(self.store.unpin(cid)?)
     }

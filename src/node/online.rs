@@ -25,8 +25,12 @@ use std::time::Duration;
 /// Metadata key of the persisted DHT routing table.
 const ROUTING_TABLE_KEY: &str = "net.routing_table";
 
-/// How often the routing table is written to the repo.
-const ROUTING_SAVE_INTERVAL: Duration = Duration::from_secs(300);
+/// How often the routing table is written to the repo (a node killed
+/// without a clean shutdown rejoins from the last save).
+const ROUTING_SAVE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The first save, once the node has had time to meet its peers.
+const ROUTING_FIRST_SAVE: Duration = Duration::from_secs(5);
 
 /// Most routing-table peers persisted.
 const MAX_SAVED_ROUTES: usize = 2000;
@@ -48,6 +52,63 @@ pub struct OnlineNode {
     rates: Arc<std::sync::Mutex<(f64, f64)>>,
     /// HTTP responses by surface and status (`/metrics`).
     requests: crate::http::RequestCounter,
+    /// Replication: records, repair, scrub.
+    replicator: crate::replicate::Replicator,
+}
+
+/// Exposes replication's counters.
+#[derive(Debug)]
+struct ReplicateCollector(Arc<crate::replicate::ReplicateStats>);
+
+impl prometheus_client::collector::Collector for ReplicateCollector {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use crate::net::metrics::encode_counter;
+        use prometheus_client::encoding::EncodeMetric;
+        use std::sync::atomic::Ordering::Relaxed;
+        let under = prometheus_client::metrics::gauge::ConstGauge::new(
+            self.0.under_replicated.load(Relaxed) as i64,
+        );
+        let m = encoder.encode_descriptor(
+            "replication_under_replicated_roots",
+            "Replicated roots below their factor at the last repair round",
+            None,
+            under.metric_type(),
+        )?;
+        under.encode(m)?;
+        encode_counter(
+            &mut encoder,
+            "replication_repairs",
+            "Replicas placed on peers",
+            self.0.repairs.load(Relaxed),
+        )?;
+        encode_counter(
+            &mut encoder,
+            "replication_repair_bytes",
+            "Bytes fetched to hold replicas asked of this node",
+            self.0.repair_bytes.load(Relaxed),
+        )?;
+        encode_counter(
+            &mut encoder,
+            "scrub_checked_blocks",
+            "Blocks re-hashed by the scrub",
+            self.0.scrub_checked.load(Relaxed),
+        )?;
+        encode_counter(
+            &mut encoder,
+            "scrub_corrupt_blocks",
+            "Corrupt blocks the scrub found",
+            self.0.scrub_corrupt.load(Relaxed),
+        )?;
+        encode_counter(
+            &mut encoder,
+            "scrub_repaired_blocks",
+            "Corrupt blocks fetched again from peers",
+            self.0.scrub_repaired.load(Relaxed),
+        )
+    }
 }
 
 /// Exposes the provider's counters.
@@ -113,15 +174,47 @@ impl OnlineNode {
             stall_timeout: settings.fetch_timeout,
             ..FetchOptions::default()
         };
+        let gc_lock = Arc::new(tokio::sync::RwLock::new(()));
+        let repl = &node.config().replication;
+        let bytes = |what: &str, v: &str| {
+            super::config::parse_size(v)
+                .map_err(|e| NodeError::Options(format!("[replication] {what}: {e}")))
+        };
+        let replicate_config = crate::replicate::ReplicateConfig {
+            factor: repl.factor.max(1),
+            max: repl.max.max(repl.factor.max(1)),
+            repair_interval: repl.repair_interval,
+            grace: repl.grace,
+            repair_bytes_per_sec: bytes("repair_bandwidth", &repl.repair_bandwidth)?,
+            scrub_interval: repl.scrub_interval,
+            scrub_bytes_per_sec: bytes("scrub_bandwidth", &repl.scrub_bandwidth)?,
+            storage_max: node
+                .config()
+                .storage
+                .max_bytes()
+                .map_err(NodeError::Options)?,
+            fetch_stall: settings.fetch_timeout,
+        };
+        let replicator = crate::replicate::Replicator::start(
+            net.peer_id,
+            Arc::clone(node.store()),
+            net.bitswap.clone(),
+            net.swarm.clone(),
+            net.stream_control(),
+            replicate_config,
+            Arc::clone(&gc_lock),
+        )
+        .map_err(|e| NodeError::Net(e.to_string()))?;
         let mut online = OnlineNode {
             node,
             net,
             provider,
             fetch,
             tasks: Vec::new(),
-            gc_lock: Arc::new(tokio::sync::RwLock::new(())),
+            gc_lock,
             rates: Arc::new(std::sync::Mutex::new((0.0, 0.0))),
             requests: Default::default(),
+            replicator,
         };
         {
             let mut registry = online.net.metrics.lock().unwrap_or_else(|e| e.into_inner());
@@ -133,6 +226,9 @@ impl OnlineNode {
             );
             ours.register_collector(Box::new(ProvideCollector(Arc::clone(
                 &online.provider.stats,
+            ))));
+            ours.register_collector(Box::new(ReplicateCollector(Arc::clone(
+                online.replicator.stats(),
             ))));
         }
         let sampler = {
@@ -159,6 +255,8 @@ impl OnlineNode {
             let net = Arc::clone(&online.net);
             let node = Arc::clone(&online.node);
             tokio::spawn(async move {
+                tokio::time::sleep(ROUTING_FIRST_SAVE).await;
+                save_routes(&net, &node).await;
                 let mut tick = tokio::time::interval(ROUTING_SAVE_INTERVAL);
                 tick.tick().await;
                 loop {
@@ -223,6 +321,11 @@ impl OnlineNode {
 
     pub fn net(&self) -> &Arc<Network> {
         &self.net
+    }
+
+    /// Replication of pinned roots.
+    pub fn replicator(&self) -> &crate::replicate::Replicator {
+        &self.replicator
     }
 
     /// The HTTP response counter the API and gateway routers feed.

@@ -74,6 +74,9 @@ const REFUSAL_MEMORY: Duration = Duration::from_secs(600);
 /// Blocks of a DAG sampled by each probe (besides the root).
 const SAMPLE_BLOCKS: usize = 4;
 
+/// How long looking a peer up on the DHT may take.
+const FIND_PEER_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How long one protocol exchange may take.
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -630,8 +633,24 @@ impl Replicator {
         }
     }
 
-    /// Sends one request to `peer` and reads its response.
+    /// Sends one request to `peer` and reads its response; a peer that
+    /// cannot be reached at its known addresses is looked up on the DHT (it
+    /// may have restarted elsewhere) and tried once more.
     async fn exchange(&self, peer: PeerId, req: Request) -> Result<Response, String> {
+        match self.exchange_once(peer, &req).await {
+            Ok(r) => Ok(r),
+            Err(first) => {
+                let lookup =
+                    tokio::time::timeout(FIND_PEER_TIMEOUT, self.inner.swarm.find_peer(peer));
+                if !matches!(lookup.await, Ok(Ok(()))) {
+                    return Err(first);
+                }
+                self.exchange_once(peer, &req).await
+            }
+        }
+    }
+
+    async fn exchange_once(&self, peer: PeerId, req: &Request) -> Result<Response, String> {
         let mut control = self
             .inner
             .control

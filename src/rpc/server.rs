@@ -177,6 +177,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v0/pin/add", post(pin_add))
         .route("/api/v0/pin/rm", post(pin_rm))
         .route("/api/v0/pin/ls", post(pin_ls))
+        .route("/api/v0/pin/status", post(pin_status))
         .route("/api/v0/block/get", post(block_get))
         .route("/api/v0/block/put", post(block_put))
         .route("/api/v0/block/stat", post(block_stat))
@@ -755,6 +756,11 @@ async fn pin_add(State(s): State<ApiState>, RawQuery(q): RawQuery) -> Result<Res
     let q = Params::parse(q);
     let recursive = q.bool("recursive", true)?;
     let progress = q.bool("progress", false)?;
+    // cairn's extension: keep this many copies on live nodes.
+    let replication = q.num::<u8>("replication")?;
+    if replication.is_some() && !recursive {
+        return Err(bad_request("replication needs a recursive pin"));
+    }
     let paths: Vec<String> = q.all("arg").iter().map(|a| a.to_string()).collect();
     if paths.is_empty() {
         return Err(bad_request("argument \"arg\" is required"));
@@ -780,6 +786,15 @@ async fn pin_add(State(s): State<ApiState>, RawQuery(q): RawQuery) -> Result<Res
                     }
                 })
                 .await;
+            let result = match (result, replication) {
+                (Ok(()), Some(factor)) => online
+                    .replicator()
+                    .pin(cid, Some(factor))
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+                (r, _) => r.map_err(|e| e.to_string()),
+            };
             match result {
                 Ok(()) => done.push(cid.to_string()),
                 Err(e) => {
@@ -800,12 +815,16 @@ async fn pin_rm(State(s): State<ApiState>, RawQuery(q): RawQuery) -> Result<Json
         parse_cid(p).map_err(bad_request)?;
         let node = Arc::clone(s.online.node());
         let p = p.to_string();
-        let cid = blocking(move || {
-            let cid = node.resolve(&p)?;
-            node.pin_rm(&cid)?;
-            Ok(cid)
-        })
-        .await?;
+        let cid = blocking(move || node.resolve(&p)).await?;
+        // A replicated root is removed network-wide (a tombstone).
+        let replicated = s.online.replicator().unpin(&cid).await;
+        let node = Arc::clone(s.online.node());
+        let unpinned = blocking(move || node.pin_rm(&cid).map(|_| ())).await;
+        if let Err(e) = unpinned {
+            if !replicated {
+                return Err(e);
+            }
+        }
         removed.push(cid.to_string());
     }
     if removed.is_empty() {
@@ -850,6 +869,38 @@ async fn pin_ls(State(s): State<ApiState>, RawQuery(q): RawQuery) -> Result<Json
         return Err(internal(format!("path '{c}' is not pinned")));
     }
     Ok(Json(json!({ "Keys": keys, "Order": order })))
+}
+
+/// `pin status`: every holder of a replicated root with its state, and the
+/// root's overall state (probed now).
+async fn pin_status(
+    State(s): State<ApiState>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let q = Params::parse(q);
+    let cid = parse_cid(q.arg()?).map_err(bad_request)?;
+    let st = s
+        .online
+        .replicator()
+        .status(&cid)
+        .await
+        .map_err(|e| match e {
+            crate::replicate::ReplicateError::Unknown { .. } => bad_request(e),
+            other => internal(other),
+        })?;
+    let holders: Vec<Value> = st
+        .holders
+        .iter()
+        .map(|h| json!({ "peer": h.peer.to_string(), "state": h.state.as_str(), "since": h.since }))
+        .collect();
+    Ok(Json(json!({
+        "cid": cid.to_string(),
+        "factor": st.record.factor,
+        "max": st.record.max,
+        "removed": st.record.removed,
+        "state": if st.record.removed { "removed" } else { st.state.as_str() },
+        "holders": holders,
+    })))
 }
 
 // ----- blocks -----
