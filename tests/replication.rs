@@ -154,11 +154,6 @@ fn the_factor_holds_while_holders_die_and_returning_ones_are_trimmed() {
     // Kill the first node too: another holder takes over.
     let first_id = nodes[0].id.clone();
     drop(nodes[0].daemon.take());
-    let survivor = pinned_holders(
-        &nodes[1..].iter().find(|n| n.daemon.is_some()).unwrap(),
-        &cid,
-    );
-    let _ = survivor;
     let watcher = nodes
         .iter()
         .position(|n| n.daemon.is_some() && pinned_holders(n, &cid).len() >= 2)
