@@ -209,3 +209,162 @@ fn the_factor_holds_while_holders_die_and_returning_ones_are_trimmed() {
     }
     assert!(checked.values().all(|ok| *ok), "{checked:?}");
 }
+
+fn pinned_here(node: &Node, cid: &str) -> bool {
+    node.repo
+        .ok(&["pin", "ls", "--type", "recursive", "-q"])
+        .lines()
+        .any(|l| l.trim() == cid)
+}
+
+#[test]
+fn quota_refusals_move_placement_on_and_removal_reaches_a_returning_holder() {
+    let data = common::random_bytes(5 * 1024 * 1024, 92);
+    let scratch = TestRepo::new();
+    let file = scratch.scratch("f.bin");
+    std::fs::write(&file, &data).unwrap();
+    let cid = scratch.add(&file, &["-n"]);
+    let root = cairn::block::parse_cid(&cid).unwrap();
+    // The two peers closest to the root (the first asked) may store almost
+    // nothing: both must refuse, and placement move on.
+    let mut nodes = cluster(5, &|_, _| {});
+    let peers: Vec<libp2p::PeerId> = nodes[1..].iter().map(|n| n.id.parse().unwrap()).collect();
+    let closest: Vec<String> = cairn::replicate::plan::by_distance(&root, peers)
+        .into_iter()
+        .take(2)
+        .map(|p| p.to_string())
+        .collect();
+    for n in nodes.iter_mut().filter(|n| closest.contains(&n.id)) {
+        drop(n.daemon.take());
+        n.repo.set_config("storage", "max", "\"200KB\"");
+    }
+    let boot: serde_json::Value = serde_json::from_str(&nodes[0].repo.ok(&["id"])).unwrap();
+    let boot = boot["Addresses"][0].as_str().unwrap().to_string();
+    for n in nodes.iter_mut().filter(|n| closest.contains(&n.id)) {
+        let (d, _) = Daemon::start(&n.repo, &["--bootstrap", &boot]);
+        n.daemon = Some(d);
+    }
+    let limited: Vec<usize> = (0..5).filter(|i| closest.contains(&nodes[*i].id)).collect();
+    // A hard limit: an add past it is one clear error, and nothing is lost.
+    let small = &nodes[limited[0]];
+    let big = small.repo.scratch("big.bin");
+    std::fs::write(&big, common::random_bytes(1_000_000, 93)).unwrap();
+    let err = small.repo.fails(&["add", big.to_str().unwrap()]);
+    assert!(err.contains("quota"), "{err}");
+    assert!(small.repo.run(&["repo", "verify"]).status.success());
+
+    assert_eq!(nodes[0].repo.add(&file, &[]), cid);
+    nodes[0]
+        .repo
+        .ok(&["pin", "add", "--replication", "3", &cid]);
+    wait_until(
+        "three holders despite refusals",
+        Duration::from_secs(60),
+        || pinned_holders(&nodes[0], &cid).len() == 3,
+    );
+    let holders = pinned_holders(&nodes[0], &cid);
+    for h in &holders {
+        assert!(!closest.contains(h), "{h} is over its quota");
+        assert!(holds(by_id(&nodes, h), &cid));
+    }
+    for i in &limited {
+        assert!(!pinned_here(&nodes[*i], &cid));
+        assert!(nodes[*i].repo.run(&["repo", "verify"]).status.success());
+    }
+
+    // pin rm while a holder is down: it drops the pin when it returns.
+    let down = nodes
+        .iter()
+        .position(|n| n.id == holders.iter().find(|h| **h != nodes[0].id).unwrap().clone())
+        .unwrap();
+    drop(nodes[down].daemon.take());
+    let out = nodes[0].repo.ok(&["pin", "rm", &cid]);
+    assert_eq!(out.trim(), format!("unpinned {cid}"));
+    assert!(!pinned_here(&nodes[0], &cid));
+    let other = nodes
+        .iter()
+        .position(|n| n.daemon.is_some() && holders.contains(&n.id) && n.id != nodes[0].id)
+        .unwrap();
+    wait_until(
+        "the live holder drops the pin",
+        Duration::from_secs(30),
+        || !pinned_here(&nodes[other], &cid),
+    );
+    let boot: serde_json::Value = serde_json::from_str(&nodes[0].repo.ok(&["id"])).unwrap();
+    let boot = boot["Addresses"][0].as_str().unwrap().to_string();
+    let (d, _) = Daemon::start(&nodes[down].repo, &["--bootstrap", &boot]);
+    nodes[down].daemon = Some(d);
+    wait_until(
+        "the returning holder drops the pin",
+        Duration::from_secs(60),
+        || !pinned_here(&nodes[down], &cid),
+    );
+    let st = status(&nodes[0], &cid);
+    assert_eq!(st["state"], "removed", "{st}");
+    // Removed copies are garbage for `repo gc`.
+    let gc = nodes[down].repo.ok(&["repo", "gc"]);
+    assert!(!gc.starts_with("removed 0 blocks"), "{gc}");
+}
+
+#[test]
+fn the_scrub_finds_a_corrupt_block_and_fetches_it_again() {
+    let nodes = cluster(3, &|_, repo| {
+        repo.set_config("replication", "scrub_interval", "\"2s\"");
+    });
+    let data = common::random_bytes(3 * 1024 * 1024, 94);
+    let file = nodes[0].repo.scratch("s.bin");
+    std::fs::write(&file, &data).unwrap();
+    let cid = nodes[0].repo.add(&file, &[]);
+    nodes[0]
+        .repo
+        .ok(&["pin", "add", "--replication", "3", &cid]);
+    wait_until("three holders", Duration::from_secs(60), || {
+        pinned_holders(&nodes[0], &cid).len() == 3
+    });
+    // Flip bytes of one block in node 2's segment files.
+    let victim = &nodes[2];
+    let needle = &data[1_000_000..1_000_064];
+    let mut flipped = false;
+    for entry in std::fs::read_dir(victim.repo.path().join("segments")).unwrap() {
+        let path = entry.unwrap().path();
+        let mut bytes = std::fs::read(&path).unwrap();
+        if let Some(at) = bytes.windows(needle.len()).position(|w| w == needle) {
+            for b in &mut bytes[at..at + 64] {
+                *b ^= 0xff;
+            }
+            std::fs::write(&path, &bytes).unwrap();
+            flipped = true;
+        }
+    }
+    assert!(flipped, "the block's bytes were found on disk");
+    assert!(!victim.repo.run(&["repo", "verify"]).status.success());
+    // The scrub notices, fetches a good copy, and the repo verifies again.
+    wait_until(
+        "the scrub repairs the block",
+        Duration::from_secs(60),
+        || victim.repo.run(&["repo", "verify"]).status.success(),
+    );
+    assert!(victim.repo.run(&["cat", &cid]).stdout == data);
+    let api = victim.repo.path().join("api");
+    let addr = std::fs::read_to_string(api).unwrap();
+    let port = addr.trim().rsplit('/').next().unwrap().to_string();
+    let metrics = ureq::get(&format!("http://127.0.0.1:{port}/metrics"))
+        .call()
+        .unwrap()
+        .into_body()
+        .read_to_string()
+        .unwrap();
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(
+        value("cairn_scrub_corrupt_blocks_total") >= 1.0,
+        "{metrics}"
+    );
+    assert!(value("cairn_scrub_repaired_blocks_total") >= 1.0);
+}
