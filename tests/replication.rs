@@ -227,7 +227,10 @@ fn quota_refusals_move_placement_on_and_removal_reaches_a_returning_holder() {
     let root = cairn::block::parse_cid(&cid).unwrap();
     // The two peers closest to the root (the first asked) may store almost
     // nothing: both must refuse, and placement move on.
-    let mut nodes = cluster(5, &|_, _| {});
+    // Repairs move at most 1 MB/s per replica here.
+    let mut nodes = cluster(5, &|_, repo| {
+        repo.set_config("replication", "repair_bandwidth", "\"1MB\"");
+    });
     let peers: Vec<libp2p::PeerId> = nodes[1..].iter().map(|n| n.id.parse().unwrap()).collect();
     let closest: Vec<String> = cairn::replicate::plan::by_distance(&root, peers)
         .into_iter()
@@ -257,10 +260,16 @@ fn quota_refusals_move_placement_on_and_removal_reaches_a_returning_holder() {
     nodes[0]
         .repo
         .ok(&["pin", "add", "--replication", "3", &cid]);
-    wait_until(
+    let took = wait_until(
         "three holders despite refusals",
         Duration::from_secs(60),
         || pinned_holders(&nodes[0], &cid).len() == 3,
+    );
+    // 5.2 MB at 1 MB/s (less a small burst and what is in flight when the
+    // budget is reached): not faster than ~3 s.
+    assert!(
+        took >= Duration::from_millis(2500),
+        "repair ignored its budget: {took:?}"
     );
     let holders = pinned_holders(&nodes[0], &cid);
     for h in &holders {

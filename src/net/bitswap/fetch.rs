@@ -180,6 +180,12 @@ impl FetchSession {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(session_id, Arc::clone(&progress));
+        // Under a rate limit, few requests in flight: what is asked for
+        // before the budget is checked is what overshoots it.
+        let mut opts = opts;
+        if opts.max_bytes_per_sec.is_some() {
+            opts.session.max_in_flight_per_peer = opts.session.max_in_flight_per_peer.min(4);
+        }
         let mut task = SessionTask {
             counters,
             started: Instant::now(),
@@ -559,14 +565,14 @@ impl SessionTask {
         }
     }
 
-    /// Whether the bytes received so far are within the rate limit (one
-    /// second of burst allowed); new want-blocks wait otherwise.
+    /// Whether the bytes received so far are within the rate limit (a
+    /// quarter second of burst allowed); new want-blocks wait otherwise.
     fn within_budget(&self) -> bool {
         let Some(rate) = self.opts.max_bytes_per_sec.filter(|r| *r > 0) else {
             return true;
         };
         let received = self.progress.bytes.load(Ordering::Relaxed);
-        let allowed = (self.started.elapsed().as_secs_f64() + 1.0) * rate as f64;
+        let allowed = (self.started.elapsed().as_secs_f64() + 0.25) * rate as f64;
         (received as f64) < allowed
     }
 
