@@ -16,9 +16,14 @@ use libp2p::{
     connection_limits, identify, identity, kad, mdns, memory_connection_limits, noise, ping, tcp,
     yamux, Multiaddr, PeerId, StreamProtocol, Swarm,
 };
+use libp2p::core::muxing::StreamMuxerBox;
+use libp2p::core::transport::Boxed;
+use libp2p::core::Transport as _;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
 /// The IPFS public DHT protocol; private networks pick another name.
 pub const DEFAULT_KAD_PROTOCOL: &str = "/ipfs/kad/1.0.0";
@@ -48,6 +53,28 @@ impl Default for ConnectionLimits {
     }
 }
 
+/// A transport the swarm uses beside TCP and QUIC (netsim's in-memory
+/// network with injected faults): built from the node's key, already
+/// authenticated and multiplexed.
+#[derive(Clone)]
+pub struct ExtraTransport(
+    pub  Arc<
+        dyn Fn(&identity::Keypair) -> Boxed<(PeerId, StreamMuxerBox)> + Send + Sync + 'static,
+    >,
+);
+
+impl std::fmt::Debug for ExtraTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExtraTransport")
+    }
+}
+
+impl PartialEq for ExtraTransport {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
 /// Network settings.
 #[derive(Clone, Debug)]
 pub struct NetConfig {
@@ -67,6 +94,8 @@ pub struct NetConfig {
     /// Discover peers on the local network with mDNS.
     pub mdns: bool,
     pub limits: ConnectionLimits,
+    /// Another transport beside TCP and QUIC (none by default).
+    pub extra_transport: Option<ExtraTransport>,
 }
 
 impl Default for NetConfig {
@@ -79,6 +108,7 @@ impl Default for NetConfig {
             max_provider_keys: 2_000_000,
             mdns: false,
             limits: ConnectionLimits::default(),
+            extra_transport: None,
         }
     }
 }
@@ -153,6 +183,7 @@ pub fn build(
     let max_provider_keys = config.max_provider_keys;
     let limits = config.limits;
     let want_mdns = config.mdns;
+    let extra = config.extra_transport.clone();
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_tcp(
@@ -162,6 +193,11 @@ pub fn build(
         )
         .map_err(|e| NetError::Setup(format!("tcp transport: {e}")))?
         .with_quic()
+        .with_other_transport(|key| match &extra {
+            Some(make) => (make.0)(key),
+            None => libp2p::core::transport::dummy::DummyTransport::new().boxed(),
+        })
+        .map_err(|e| NetError::Setup(format!("extra transport: {e}")))?
         .with_bandwidth_metrics(registry)
         .with_behaviour(|key| {
             let peer_id = key.public().to_peer_id();
@@ -257,6 +293,9 @@ const PEER_EVENTS_DEPTH: usize = 256;
 pub struct SwarmHandle {
     commands: mpsc::Sender<Command>,
     events: tokio::sync::broadcast::Sender<PeerEvent>,
+    /// Cancelled to stop the node: the swarm task and every long-lived
+    /// task started through [`SwarmHandle::spawn_task`] end.
+    shutdown: CancellationToken,
 }
 
 impl SwarmHandle {
@@ -273,6 +312,32 @@ impl SwarmHandle {
     }
 
     /// Peers connecting and leaving from now on.
+    /// Runs `task` on the runtime until it ends or the node shuts down.
+    pub fn spawn_task<F>(&self, task: F) -> tokio::task::JoinHandle<()>
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let token = self.shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = token.cancelled() => {}
+                _ = task => {}
+            }
+        })
+    }
+
+    /// Stops the node's networking at once, as a crash would: the swarm
+    /// (and with it every connection) and the tasks started with
+    /// [`spawn_task`](Self::spawn_task) end.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) was called.
+    pub fn is_shut_down(&self) -> bool {
+        self.shutdown.is_cancelled()
+    }
+
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<PeerEvent> {
         self.events.subscribe()
     }
@@ -502,6 +567,8 @@ pub async fn spawn(
     let self_tx = tx.downgrade();
     let (events, _) = tokio::sync::broadcast::channel(PEER_EVENTS_DEPTH);
     let peer_events = events.clone();
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
     tokio::spawn(async move {
         let mut dials: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, NetError>>> =
             HashMap::new();
@@ -510,6 +577,7 @@ pub async fn spawn(
         let mut connected: HashMap<PeerId, Multiaddr> = HashMap::new();
         loop {
             tokio::select! {
+                _ = stop.cancelled() => break,
                 cmd = rx.recv() => match cmd {
                     None => break,
                     Some(Command::Dial(addr, reply)) => {
@@ -657,6 +725,7 @@ pub async fn spawn(
     Ok(SwarmHandle {
         commands: tx,
         events,
+        shutdown,
     })
 }
 

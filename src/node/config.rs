@@ -234,6 +234,10 @@ pub struct NetSettings {
     /// A fetch fails when no wanted block arrived for this long.
     #[serde(with = "humantime_serde")]
     pub fetch_timeout: Duration,
+    /// A transport beside TCP and QUIC, set by programs embedding nodes
+    /// (netsim's simulated network); never read from `config.toml`.
+    #[serde(skip)]
+    pub extra_transport: Option<crate::net::swarm::ExtraTransport>,
 }
 
 impl Default for NetSettings {
@@ -253,6 +257,7 @@ impl Default for NetSettings {
             max_memory_bytes: 0,
             idle_timeout: Duration::from_secs(120),
             fetch_timeout: Duration::from_secs(60),
+            extra_transport: None,
         }
     }
 }
@@ -287,6 +292,7 @@ impl NetSettings {
                 max_pending: self.max_pending_connections,
                 max_memory_bytes: self.max_memory_bytes,
             },
+            extra_transport: self.extra_transport.clone(),
             ..crate::net::swarm::NetConfig::default()
         })
     }

@@ -44,7 +44,6 @@ pub struct OnlineNode {
     net: Arc<Network>,
     provider: Provider,
     fetch: FetchOptions,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
     /// Held shared by adds, pins and imports (their blocks are stored before
     /// they are pinned), exclusively by GC.
     gc_lock: Arc<tokio::sync::RwLock<()>>,
@@ -205,12 +204,11 @@ impl OnlineNode {
             Arc::clone(&gc_lock),
         )
         .map_err(|e| NodeError::Net(e.to_string()))?;
-        let mut online = OnlineNode {
+        let online = OnlineNode {
             node,
             net,
             provider,
             fetch,
-            tasks: Vec::new(),
             gc_lock,
             rates: Arc::new(std::sync::Mutex::new((0.0, 0.0))),
             requests: Default::default(),
@@ -231,10 +229,10 @@ impl OnlineNode {
                 online.replicator.stats(),
             ))));
         }
-        let sampler = {
+        {
             let net = Arc::clone(&online.net);
             let rates = Arc::clone(&online.rates);
-            tokio::spawn(async move {
+            online.net.swarm.spawn_task(async move {
                 let mut tick = tokio::time::interval(Duration::from_secs(1));
                 let mut last = net.bandwidth();
                 loop {
@@ -249,12 +247,11 @@ impl OnlineNode {
                 }
             })
         };
-        online.tasks.push(sampler);
         online.restore_routes().await;
-        let saver = {
+        {
             let net = Arc::clone(&online.net);
             let node = Arc::clone(&online.node);
-            tokio::spawn(async move {
+            online.net.swarm.spawn_task(async move {
                 tokio::time::sleep(ROUTING_FIRST_SAVE).await;
                 save_routes(&net, &node).await;
                 let mut tick = tokio::time::interval(ROUTING_SAVE_INTERVAL);
@@ -265,7 +262,6 @@ impl OnlineNode {
                 }
             })
         };
-        online.tasks.push(saver);
         Ok(online)
     }
 
@@ -493,13 +489,18 @@ impl OnlineNode {
         self.provider.announce(root, blocks).await;
     }
 
-    /// Saves the routing table and stops background tasks; the network
-    /// stops when the last handle to it is dropped.
+    /// Saves the routing table, then stops the network and every
+    /// background task.
     pub async fn stop(self) {
         self.save_routes().await;
-        for t in &self.tasks {
-            t.abort();
-        }
+        self.shutdown();
+    }
+
+    /// Stops the network and every background task at once, saving
+    /// nothing (what a crash does; the store stays as it is). netsim
+    /// crashes nodes with this.
+    pub fn shutdown(&self) {
+        self.net.swarm.shutdown();
     }
 
     /// Whether `root` is pinned here.

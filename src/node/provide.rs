@@ -70,7 +70,8 @@ impl Provider {
             swarm,
             stats: Arc::clone(&stats),
         };
-        tokio::spawn(task.run(rx, sweep_rx));
+        let tasks = task.swarm.clone();
+        tasks.spawn_task(task.run(rx, sweep_rx));
         Provider {
             queue: tx,
             sweeps: sweep_tx,

@@ -191,12 +191,13 @@ impl Replicator {
                 kick: tokio::sync::Notify::new(),
             }),
         };
+        let tasks = &r.inner.swarm;
         let server = r.clone();
-        tokio::spawn(async move { server.serve(incoming).await });
+        tasks.spawn_task(async move { server.serve(incoming).await });
         let repairer = r.clone();
-        tokio::spawn(async move { repairer.repair_loop().await });
+        tasks.spawn_task(async move { repairer.repair_loop().await });
         let scrubber = r.clone();
-        tokio::spawn(async move { scrubber.scrub_loop().await });
+        tasks.spawn_task(async move { scrubber.scrub_loop().await });
         Ok(r)
     }
 
@@ -773,7 +774,8 @@ impl Replicator {
                         .filter(|p| *p != self.inner.me)
                         .chain(std::iter::once(from))
                         .collect();
-                    tokio::spawn(async move { this.fetch_and_pin(root, holders).await });
+                    let tasks = this.inner.swarm.clone();
+                    tasks.spawn_task(async move { this.fetch_and_pin(root, holders).await });
                 }
                 Response {
                     accepted: true,

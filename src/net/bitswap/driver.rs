@@ -163,7 +163,7 @@ impl Bitswap {
                 .accept(StreamProtocol::new(proto))
                 .map_err(|e| NetError::Setup(format!("{proto}: {e}")))?;
             let tx = tx.clone();
-            tokio::spawn(async move {
+            swarm.spawn_task(async move {
                 while let Some((peer, mut stream)) = incoming.next().await {
                     let tx = tx.clone();
                     tokio::spawn(async move {
@@ -208,7 +208,8 @@ impl Bitswap {
         let engine_counters = Arc::clone(&counters);
         let engine_store = Arc::clone(&store);
         let engine_tx = tx.clone();
-        tokio::spawn(async move {
+        let tasks = swarm.clone();
+        swarm.spawn_task(async move {
             let mut ledgers: HashMap<PeerId, PeerLedger> = HashMap::new();
             let mut outboxes: HashMap<PeerId, Arc<SharedOutbox>> = HashMap::new();
             let mut sessions: HashMap<u64, mpsc::Sender<SessionEvent>> = HashMap::new();
@@ -216,7 +217,7 @@ impl Bitswap {
                 |outboxes: &mut HashMap<PeerId, Arc<SharedOutbox>>, peer: PeerId, msg: Message| {
                     let outbox = outboxes.entry(peer).or_insert_with(|| {
                         let shared = Arc::new(SharedOutbox::default());
-                        tokio::spawn(writer(
+                        tasks.spawn_task(writer(
                             control.clone(),
                             peer,
                             Arc::clone(&shared),
