@@ -8,6 +8,9 @@
 use super::NetError;
 use crate::block::Cid;
 use futures::StreamExt;
+use libp2p::core::muxing::StreamMuxerBox;
+use libp2p::core::transport::Boxed;
+use libp2p::core::Transport as _;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
@@ -16,9 +19,6 @@ use libp2p::{
     connection_limits, identify, identity, kad, mdns, memory_connection_limits, noise, ping, tcp,
     yamux, Multiaddr, PeerId, StreamProtocol, Swarm,
 };
-use libp2p::core::muxing::StreamMuxerBox;
-use libp2p::core::transport::Boxed;
-use libp2p::core::Transport as _;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,11 +57,11 @@ impl Default for ConnectionLimits {
 /// network with injected faults): built from the node's key, already
 /// authenticated and multiplexed.
 #[derive(Clone)]
-pub struct ExtraTransport(
-    pub  Arc<
-        dyn Fn(&identity::Keypair) -> Boxed<(PeerId, StreamMuxerBox)> + Send + Sync + 'static,
-    >,
-);
+pub struct ExtraTransport(pub Arc<MakeTransport>);
+
+/// Builds an authenticated, multiplexed transport from the node's key.
+pub type MakeTransport =
+    dyn Fn(&identity::Keypair) -> Boxed<(PeerId, StreamMuxerBox)> + Send + Sync + 'static;
 
 impl std::fmt::Debug for ExtraTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

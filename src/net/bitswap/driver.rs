@@ -7,7 +7,7 @@
 //! presences to the running fetch sessions. Outbound messages go through one
 //! writer task per peer that keeps a stream open.
 
-use super::fetch::{FetchOptions, FetchSession};
+use super::fetch::{FetchOptions, FetchSession, BAN_DURATION};
 use super::ledger::PeerLedger;
 use super::message::{frame_segments, Framed, Message, Version, MAX_MESSAGE_BYTES};
 use super::outbox::Outbox;
@@ -213,6 +213,7 @@ impl Bitswap {
             let mut ledgers: HashMap<PeerId, PeerLedger> = HashMap::new();
             let mut outboxes: HashMap<PeerId, Arc<SharedOutbox>> = HashMap::new();
             let mut sessions: HashMap<u64, mpsc::Sender<SessionEvent>> = HashMap::new();
+            let mut solicited: super::session::Solicited<PeerId> = Default::default();
             let send =
                 |outboxes: &mut HashMap<PeerId, Arc<SharedOutbox>>, peer: PeerId, msg: Message| {
                     let outbox = outboxes.entry(peer).or_insert_with(|| {
@@ -230,6 +231,14 @@ impl Bitswap {
             while let Some(cmd) = rx.recv().await {
                 match cmd {
                     EngineCommand::Inbound(peer, msg) => {
+                        if !solicited.on_blocks(&peer, &msg.blocks) {
+                            tracing::warn!(%peer, "peer sent a block nobody asked it for: banning");
+                            let swarm = tasks.clone();
+                            tokio::spawn(async move {
+                                let _ = swarm.ban(peer, BAN_DURATION).await;
+                            });
+                            continue;
+                        }
                         let ledger = ledgers.entry(peer).or_default();
                         let (replies, stats) = ledger.receive(&msg, &*engine_store);
                         engine_counters
@@ -255,7 +264,10 @@ impl Bitswap {
                             }
                         }
                     }
-                    EngineCommand::Send(peer, msg) => send(&mut outboxes, peer, msg),
+                    EngineCommand::Send(peer, msg) => {
+                        solicited.on_send(&peer, &msg);
+                        send(&mut outboxes, peer, msg)
+                    }
                     EngineCommand::Register(id, s) => {
                         sessions.insert(id, s);
                     }

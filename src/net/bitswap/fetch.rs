@@ -94,7 +94,7 @@ fn recent_get(recent: &SharedRecent, cid: &Cid) -> Option<Block> {
 const COMMAND_DEPTH: usize = 1024;
 
 /// How long a peer that forged a block is refused.
-const BAN_DURATION: Duration = Duration::from_secs(600);
+pub(super) const BAN_DURATION: Duration = Duration::from_secs(600);
 
 /// Tuning of one fetch.
 #[derive(Clone, Copy, Debug)]
@@ -556,10 +556,6 @@ impl SessionTask {
                         .unwrap_or_else(|e| e.into_inner())
                         .insert(block.clone());
                     self.unstored.insert(k, block);
-                }
-                Action::Misbehaved(peer) => {
-                    tracing::warn!(%peer, "peer sent a block it was not asked for: banning");
-                    let _ = self.swarm.ban(peer, BAN_DURATION).await;
                 }
             }
         }

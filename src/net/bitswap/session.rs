@@ -47,8 +47,77 @@ pub enum Action<P> {
     Send(P, Message),
     /// A wanted block arrived (its CID is the hash of its bytes).
     Received(Block),
-    /// This peer sent what nobody asked for: disconnect it.
-    Misbehaved(P),
+}
+
+/// Node-wide record of which blocks each peer was asked for (by any
+/// session), to tell a forged or unsolicited block (the peer is banned)
+/// from one another session asked for or a late duplicate. Bounded: a peer
+/// with more outstanding asks than [`Solicited::MAX_PER_PEER`] is no longer
+/// judged rather than tracked without limit.
+#[derive(Debug)]
+pub struct Solicited<P: std::hash::Hash + Eq> {
+    asked: HashMap<P, PeerAsks>,
+}
+
+#[derive(Debug, Default)]
+struct PeerAsks {
+    wanted: HashSet<Vec<u8>>,
+    /// Recently received, so a duplicate is not taken for a forgery.
+    recent: std::collections::VecDeque<Vec<u8>>,
+    overflowed: bool,
+}
+
+impl<P: std::hash::Hash + Eq> Default for Solicited<P> {
+    fn default() -> Self {
+        Solicited {
+            asked: HashMap::new(),
+        }
+    }
+}
+
+impl<P: std::hash::Hash + Eq + Clone> Solicited<P> {
+    pub const MAX_PER_PEER: usize = 65_536;
+    const RECENT: usize = 1024;
+    const MAX_PEERS: usize = 10_000;
+
+    /// Notes the wants in a message sent to `peer`.
+    pub fn on_send(&mut self, peer: &P, msg: &Message) {
+        if msg.wantlist.iter().all(|w| w.cancel) {
+            return;
+        }
+        if self.asked.len() >= Self::MAX_PEERS && !self.asked.contains_key(peer) {
+            self.asked.retain(|_, a| !a.wanted.is_empty());
+        }
+        let asks = self.asked.entry(peer.clone()).or_default();
+        for w in msg.wantlist.iter().filter(|w| !w.cancel) {
+            if asks.wanted.len() >= Self::MAX_PER_PEER {
+                asks.overflowed = true;
+                break;
+            }
+            asks.wanted.insert(key(&w.cid));
+        }
+    }
+
+    /// Whether every block in a message from `peer` was asked of it (or is
+    /// a recent duplicate); false means the peer misbehaved.
+    pub fn on_blocks(&mut self, peer: &P, blocks: &[Block]) -> bool {
+        let Some(asks) = self.asked.get_mut(peer) else {
+            return blocks.is_empty();
+        };
+        let mut ok = true;
+        for b in blocks {
+            let k = key(b.cid());
+            if asks.wanted.remove(&k) {
+                if asks.recent.len() >= Self::RECENT {
+                    asks.recent.pop_front();
+                }
+                asks.recent.push_back(k);
+            } else if !asks.overflowed && !asks.recent.contains(&k) {
+                ok = false;
+            }
+        }
+        ok
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -92,9 +161,6 @@ pub struct Session<P: Clone + Eq + Hash> {
     index: HashMap<Vec<u8>, u64>,
     next_seq: u64,
     peers: HashMap<P, PeerState>,
-    banned: HashSet<P>,
-    /// CIDs (multihash bytes) each peer was asked for, to judge blocks.
-    asked_of: HashMap<P, HashSet<Vec<u8>>>,
 }
 
 fn key(cid: &Cid) -> Vec<u8> {
@@ -119,8 +185,6 @@ impl<P: Clone + Eq + Hash> Session<P> {
             index: HashMap::new(),
             next_seq: 0,
             peers: HashMap::new(),
-            banned: HashSet::new(),
-            asked_of: HashMap::new(),
         }
     }
 
@@ -215,18 +279,13 @@ impl<P: Clone + Eq + Hash> Session<P> {
 
     /// A peer that may have the blocks (connected or a provider).
     pub fn add_peer(&mut self, peer: P) {
-        if !self.banned.contains(&peer) {
-            self.peers.entry(peer).or_default();
-        }
+        self.peers.entry(peer).or_default();
     }
 
     /// Gives `peer` another chance at every want not being fetched: it is
     /// asked again as if new (a provider the DHT named, or a retry round
     /// after messages may have been lost).
     pub fn reconsider(&mut self, peer: &P) {
-        if self.banned.contains(peer) {
-            return;
-        }
         self.peers.entry(peer.clone()).or_default();
         for w in self.wants.values_mut() {
             if matches!(w.state, State::Fetching(..)) {
@@ -260,22 +319,15 @@ impl<P: Clone + Eq + Hash> Session<P> {
     /// Handles a message from `peer`.
     pub fn on_message(&mut self, peer: &P, msg: &Message) -> Vec<Action<P>> {
         let mut actions = Vec::new();
-        if self.banned.contains(peer) {
-            return actions;
-        }
         // A peer that talks to us is reachable, whatever we heard before.
         self.peers.entry(peer.clone()).or_default();
         for block in &msg.blocks {
             let k = key(block.cid());
             let Some(want) = self.remove_want(&k) else {
-                let asked = self.asked_of.get(peer).is_some_and(|s| s.contains(&k));
-                if !asked {
-                    // Never asked this peer for it: a wrong or forged block.
-                    actions.push(Action::Misbehaved(peer.clone()));
-                    self.ban(peer);
-                    return actions;
-                }
-                continue; // A late duplicate of something already received.
+                // Not wanted here: another session on this node may have
+                // asked this peer for it, or it is a late duplicate. The
+                // engine judges blocks nobody asked for ([`Solicited`]).
+                continue;
             };
             if let State::Fetching(p, _) = &want.state {
                 if let Some(ps) = self.peers.get_mut(p) {
@@ -331,11 +383,6 @@ impl<P: Clone + Eq + Hash> Session<P> {
         actions
     }
 
-    fn ban(&mut self, peer: &P) {
-        self.banned.insert(peer.clone());
-        self.remove_peer(peer);
-    }
-
     /// Advances timers and sends what should be sent now.
     pub fn poll(&mut self, now: Instant) -> Vec<Action<P>> {
         let mut out: HashMap<P, Message> = HashMap::new();
@@ -380,10 +427,6 @@ impl<P: Clone + Eq + Hash> Session<P> {
                 }
                 want.state = State::Fetching(peer.clone(), now);
                 want.asked.insert(peer.clone());
-                self.asked_of
-                    .entry(peer.clone())
-                    .or_default()
-                    .insert(key(&want.cid));
                 out.entry(peer)
                     .or_default()
                     .wantlist
@@ -414,10 +457,6 @@ impl<P: Clone + Eq + Hash> Session<P> {
                     }
                     want.state = State::Fetching(peer.clone(), now);
                     want.asked.insert(peer.clone());
-                    self.asked_of
-                        .entry(peer.clone())
-                        .or_default()
-                        .insert(key(&want.cid));
                     out.entry(peer).or_default().wantlist.push(entry(
                         want.cid,
                         WantType::Block,
@@ -433,10 +472,6 @@ impl<P: Clone + Eq + Hash> Session<P> {
                     continue;
                 }
                 want.asked.insert(peer.clone());
-                self.asked_of
-                    .entry(peer.clone())
-                    .or_default()
-                    .insert(key(&want.cid));
                 out.entry(peer.clone()).or_default().wantlist.push(entry(
                     want.cid,
                     WantType::Have,
@@ -572,23 +607,53 @@ mod tests {
     }
 
     #[test]
-    fn unsolicited_blocks_get_the_peer_banned() {
+    fn blocks_this_session_did_not_want_are_ignored() {
         let now = Instant::now();
         let mut s = Session::new(SessionConfig::default());
         let wanted = block(1);
         s.want(*wanted.cid());
         s.add_peer(9u8);
         s.poll(now);
-        // Peer 9 answers with bytes that hash to something else entirely.
-        let forged = Message {
+        // Another session's block (or a forged one: the engine judges).
+        let other = Message {
             blocks: vec![block(666)],
             ..Message::default()
         };
-        assert_eq!(s.on_message(&9, &forged), vec![Action::Misbehaved(9)]);
-        assert_eq!(s.peers(), 0);
-        s.add_peer(9u8);
-        assert_eq!(s.peers(), 0, "banned for the session");
+        assert!(s.on_message(&9, &other).is_empty());
+        assert_eq!(s.peers(), 1);
         assert_eq!(s.pending(), 1);
+    }
+
+    #[test]
+    fn solicited_tracks_what_each_peer_was_asked() {
+        let mut t = Solicited::default();
+        let a = block(1);
+        let b = block(2);
+        let ask = Message {
+            wantlist: vec![entry(*a.cid(), WantType::Block, false)],
+            ..Message::default()
+        };
+        t.on_send(&7u8, &ask);
+        assert!(t.on_blocks(&7, std::slice::from_ref(&a)), "asked");
+        assert!(
+            t.on_blocks(&7, std::slice::from_ref(&a)),
+            "a late duplicate"
+        );
+        assert!(!t.on_blocks(&7, std::slice::from_ref(&b)), "never asked");
+        assert!(
+            !t.on_blocks(&8, std::slice::from_ref(&a)),
+            "asked of another peer"
+        );
+        // A cancel does not make a block already on its way unsolicited.
+        let cancel = Message {
+            wantlist: vec![
+                entry(*b.cid(), WantType::Have, false),
+                entry(*b.cid(), WantType::Block, true),
+            ],
+            ..Message::default()
+        };
+        t.on_send(&7, &cancel);
+        assert!(t.on_blocks(&7, std::slice::from_ref(&b)));
     }
 
     #[test]
