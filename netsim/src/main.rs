@@ -1,15 +1,20 @@
 //! netsim: many real cairn nodes in one process.
 //!
-//! Today the nodes have no network yet (that arrives with the daemon), so
-//! the one scenario is `local`: N in-memory nodes each add a seeded workload
-//! of files with cairn's real import path, then read every file back
-//! through the real reader and check it, reporting throughput and memory.
-//!
-//! Run: `cargo run -p netsim --release -- local [NODES] [FILES_PER_NODE] [FILE_KIB] [SEED]`
+//! - `netsim run SCENARIO.toml [--seed N | --seeds 1,2,3] [--out DIR] [--quiet]`
+//!   runs a scenario (see `netsim/scenarios/`): real nodes over a simulated
+//!   network with latency, bandwidth caps, drops, partitions and churn;
+//!   prints a summary, writes `report.json`, `summary.txt` and SVG plots to
+//!   DIR (default `target/netsim/NAME-seedN`), and exits with an error when
+//!   the scenario's expectations are missed.
+//! - `netsim local [NODES] [FILES_PER_NODE] [FILE_KIB] [SEED]`: N in-memory
+//!   nodes without a network add and read back a seeded workload through
+//!   the real import and read paths.
 
 use anyhow::{bail, Context, Result};
 use cairn::node::{AddOptions, Config, Node};
+use netsim::scenario::Scenario;
 use std::io::Read;
+use std::path::PathBuf;
 use std::time::Instant;
 
 fn arg(args: &[String], i: usize, default: u64) -> Result<u64> {
@@ -33,16 +38,94 @@ fn seeded_bytes(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+const USAGE: &str = "usage: netsim run SCENARIO.toml [--seed N | --seeds N,N,...] [--out DIR] [--quiet]\n       netsim local [NODES] [FILES_PER_NODE] [FILE_KIB] [SEED]";
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("local") => {}
-        _ => bail!("usage: netsim local [NODES] [FILES_PER_NODE] [FILE_KIB] [SEED]"),
+    if let Ok(filter) = std::env::var("NETSIM_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init();
     }
-    let nodes = arg(&args, 1, 50)? as usize;
-    let files = arg(&args, 2, 20)? as usize;
-    let kib = arg(&args, 3, 512)? as usize;
-    let seed = arg(&args, 4, 1)?;
+    match args.first().map(String::as_str) {
+        Some("local") => local(&args),
+        Some("run") => run(&args[1..]),
+        _ => bail!("{USAGE}"),
+    }
+}
+
+fn run(args: &[String]) -> Result<()> {
+    let mut path = None;
+    let mut seeds: Option<Vec<u64>> = None;
+    let mut out: Option<PathBuf> = None;
+    let mut quiet = false;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |flag: &str| {
+            it.next()
+                .cloned()
+                .with_context(|| format!("{flag} needs a value\n{USAGE}"))
+        };
+        match a.as_str() {
+            "--seed" | "--seeds" => {
+                let v = value(a)?;
+                let list = v
+                    .split(',')
+                    .map(|s| {
+                        s.trim()
+                            .parse::<u64>()
+                            .with_context(|| format!("{a}: {s:?} is not a number"))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                seeds = Some(list);
+            }
+            "--out" => out = Some(PathBuf::from(value(a)?)),
+            "--quiet" => quiet = true,
+            other if other.starts_with('-') => bail!("unknown flag {other}\n{USAGE}"),
+            other => {
+                if path.replace(PathBuf::from(other)).is_some() {
+                    bail!("one scenario at a time\n{USAGE}");
+                }
+            }
+        }
+    }
+    let path = path.with_context(|| format!("which scenario?\n{USAGE}"))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let scenario =
+        Scenario::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let seeds = seeds.unwrap_or_else(|| vec![scenario.seed]);
+    let mut reports = Vec::new();
+    let mut failed = Vec::new();
+    for seed in &seeds {
+        let dir = match &out {
+            Some(o) if seeds.len() == 1 => o.clone(),
+            Some(o) => o.join(format!("seed{seed}")),
+            None => PathBuf::from("target/netsim").join(format!("{}-seed{seed}", scenario.name)),
+        };
+        let report = netsim::run(&scenario, *seed, Some(&dir), quiet)?;
+        print!("{}", report.summary());
+        println!("wrote {}", dir.display());
+        for f in report.failures(&scenario.expect) {
+            failed.push(format!("seed {seed}: {f}"));
+        }
+        reports.push(report);
+    }
+    if reports.len() > 1 {
+        print!("{}", netsim::report::spread(&reports));
+    }
+    if !failed.is_empty() {
+        bail!("expectations missed:\n  {}", failed.join("\n  "));
+    }
+    Ok(())
+}
+
+fn local(args: &[String]) -> Result<()> {
+    let nodes = arg(args, 1, 50)? as usize;
+    let files = arg(args, 2, 20)? as usize;
+    let kib = arg(args, 3, 512)? as usize;
+    let seed = arg(args, 4, 1)?;
     let start = Instant::now();
     // Node keys come from the seed, so a run is reproducible.
     let fleet: Vec<Node> = (0..nodes)

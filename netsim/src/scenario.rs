@@ -1,0 +1,384 @@
+//! Scenario files (`netsim/scenarios/*.toml`).
+//!
+//! Every duration in a scenario is simulated time, written as humantime
+//! (`"90s"`, `"8h"`). The run maps simulated time to the wall clock by
+//! `speed` (simulated seconds per wall-clock second): every timer a node
+//! sets from the scenario (repair interval, grace, reprovide, fetch
+//! timeouts), every link latency and every workload or fault instant is
+//! divided by `speed` before it reaches tokio. What the scenario cannot
+//! scale runs at wall-clock pace and so looks `speed` times slower in
+//! simulated time: CPU work (hashing, Noise), libp2p's own fixed timers
+//! (identify, ping, Kademlia's 60 s query timeout), and link bandwidth
+//! unless `uplink` is set. `speed = 1` is real time (use it when latency
+//! matters, as in `lookup`).
+
+use serde::Deserialize;
+use std::time::Duration;
+
+fn default_seed() -> u64 {
+    1
+}
+fn default_speed() -> f64 {
+    1.0
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Nodes at the start.
+    pub nodes: usize,
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Simulated seconds per wall-clock second.
+    #[serde(default = "default_speed")]
+    pub speed: f64,
+    /// How long the workload and fault phase lasts (simulated), after the
+    /// nodes have started.
+    #[serde(with = "humantime_serde")]
+    pub duration: Duration,
+    /// After `duration`: time for repairs and convergence before the final
+    /// checks (simulated).
+    #[serde(with = "humantime_serde", default)]
+    pub settle: Duration,
+    /// Time between two samples of the replication state (simulated).
+    #[serde(with = "humantime_serde", default)]
+    pub sample_every: Option<Duration>,
+    #[serde(default)]
+    pub topology: Topology,
+    #[serde(default)]
+    pub network: NetworkModel,
+    #[serde(default)]
+    pub node: NodeSettings,
+    #[serde(default)]
+    pub workload: Vec<Workload>,
+    #[serde(default)]
+    pub faults: Vec<Fault>,
+    #[serde(default)]
+    pub expect: Expect,
+}
+
+/// How nodes meet.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Topology {
+    /// Each node dials this many nodes started before it (chosen at
+    /// random from the seed), then walks the DHT.
+    pub bootstrap_links: usize,
+    /// Nodes started at once while the network forms (wall-clock batches).
+    pub start_batch: usize,
+    /// Wait after all nodes started before the workload begins (simulated).
+    #[serde(with = "humantime_serde")]
+    pub warmup: Duration,
+}
+
+impl Default for Topology {
+    fn default() -> Self {
+        Topology {
+            bootstrap_links: 3,
+            start_batch: 25,
+            warmup: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Links.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkModel {
+    pub latency: Latency,
+    /// Per-node uplink cap in bytes per simulated second ("0": none), e.g.
+    /// "10MB".
+    pub uplink: Option<String>,
+}
+
+/// One-way link delay: fixed per pair of nodes, drawn from a log-normal
+/// distribution with this median and shape, clipped to [min, max].
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Latency {
+    #[serde(with = "humantime_serde")]
+    pub median: Duration,
+    pub sigma: f64,
+    #[serde(with = "humantime_serde")]
+    pub min: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max: Duration,
+}
+
+impl Default for Latency {
+    fn default() -> Self {
+        Latency {
+            median: Duration::ZERO,
+            sigma: 0.0,
+            min: Duration::ZERO,
+            max: Duration::ZERO,
+        }
+    }
+}
+
+/// cairn settings of every node (the `config.toml` values that matter
+/// here; durations simulated).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeSettings {
+    pub replication_factor: u8,
+    pub replication_max: u8,
+    #[serde(with = "humantime_serde")]
+    pub repair_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub grace: Duration,
+    /// Repair fetch budget per simulated second ("0": none).
+    pub repair_bandwidth: String,
+    /// "all", "roots" or "pinned".
+    pub provide_strategy: String,
+    #[serde(with = "humantime_serde")]
+    pub reprovide_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub fetch_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+}
+
+impl Default for NodeSettings {
+    fn default() -> Self {
+        NodeSettings {
+            replication_factor: 3,
+            replication_max: 4,
+            repair_interval: Duration::from_secs(600),
+            grace: Duration::from_secs(900),
+            repair_bandwidth: "0".into(),
+            provide_strategy: "roots".into(),
+            reprovide_interval: Duration::from_secs(22 * 3600),
+            fetch_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// What users do. `at` is simulated time after the warmup; operations are
+/// spread evenly over `spread`, each from a node chosen at random among
+/// those up.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Workload {
+    /// Add `files` files of `size` bytes ("256KiB"); with `factor` > 0 each
+    /// is pinned with that replication factor.
+    Add {
+        #[serde(with = "humantime_serde")]
+        at: Duration,
+        #[serde(with = "humantime_serde", default)]
+        spread: Duration,
+        files: usize,
+        size: String,
+        #[serde(default)]
+        factor: u8,
+    },
+    /// Fetch `count` added files from nodes that do not hold them; the
+    /// bytes are checked.
+    Get {
+        #[serde(with = "humantime_serde")]
+        at: Duration,
+        #[serde(with = "humantime_serde", default)]
+        spread: Duration,
+        count: usize,
+        #[serde(with = "humantime_serde")]
+        timeout: Duration,
+    },
+    /// DHT find-providers of `count` added files from random nodes: time
+    /// to the first provider record.
+    Lookup {
+        #[serde(with = "humantime_serde")]
+        at: Duration,
+        #[serde(with = "humantime_serde", default)]
+        spread: Duration,
+        count: usize,
+        #[serde(with = "humantime_serde")]
+        timeout: Duration,
+    },
+}
+
+/// What goes wrong. Times are simulated, after the warmup.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Fault {
+    /// `nodes` random nodes crash at `at`; they restart (same key and
+    /// store) after `restart_after`, or never (permanent departure: the
+    /// store is gone).
+    Crash {
+        #[serde(with = "humantime_serde")]
+        at: Duration,
+        nodes: usize,
+        #[serde(with = "humantime_serde", default)]
+        restart_after: Option<Duration>,
+    },
+    /// Every node alternates sessions and downtimes, log-normally
+    /// distributed, between `from` and `to`; at the end of a session a node
+    /// leaves for good with probability `leave_share`, and a new empty node
+    /// joins in its place.
+    Churn {
+        #[serde(with = "humantime_serde")]
+        from: Duration,
+        #[serde(with = "humantime_serde")]
+        to: Duration,
+        #[serde(with = "humantime_serde")]
+        session_median: Duration,
+        session_sigma: f64,
+        #[serde(with = "humantime_serde")]
+        downtime_median: Duration,
+        downtime_sigma: f64,
+        #[serde(default)]
+        leave_share: f64,
+    },
+    /// A random `share` of the nodes is cut off from the rest at `at`
+    /// until `heal`.
+    Partition {
+        #[serde(with = "humantime_serde")]
+        at: Duration,
+        #[serde(with = "humantime_serde")]
+        heal: Duration,
+        share: f64,
+    },
+    /// `links` random live connections are reset every `every` between
+    /// `from` and `to`.
+    Drops {
+        #[serde(with = "humantime_serde")]
+        from: Duration,
+        #[serde(with = "humantime_serde")]
+        to: Duration,
+        #[serde(with = "humantime_serde")]
+        every: Duration,
+        links: usize,
+    },
+}
+
+/// Pass/fail thresholds: the run exits with an error when one is missed.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Expect {
+    /// Least share of lookups that find a provider.
+    pub lookup_success: Option<f64>,
+    /// Least share of gets that return the right bytes.
+    pub get_success: Option<f64>,
+    /// Least share of files fully retrievable at the end.
+    pub durability: Option<f64>,
+    /// Every replicated file has at least its factor of live holders at
+    /// the end.
+    pub factor_restored: bool,
+    /// No replicated file has more live copies than `max` at the end.
+    pub trimmed: bool,
+}
+
+impl Scenario {
+    pub fn parse(text: &str) -> Result<Scenario, String> {
+        let s: Scenario = toml::from_str(text).map_err(|e| e.to_string())?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.nodes < 2 {
+            return Err("nodes: at least 2".into());
+        }
+        if !(self.speed > 0.0 && self.speed.is_finite()) {
+            return Err("speed: a positive number".into());
+        }
+        if self.duration.is_zero() {
+            return Err("duration: more than zero".into());
+        }
+        if self.node.replication_factor == 0 {
+            return Err("node.replication_factor: at least 1".into());
+        }
+        for w in &self.workload {
+            if let Workload::Add { size, .. } = w {
+                cairn::node::config::parse_size(size).map_err(|e| format!("add size: {e}"))?;
+            }
+        }
+        for f in &self.faults {
+            match f {
+                Fault::Partition { at, heal, share } => {
+                    if heal <= at || !(0.0..1.0).contains(share) || *share <= 0.0 {
+                        return Err("partition: heal after at, 0 < share < 1".into());
+                    }
+                }
+                Fault::Churn {
+                    from,
+                    to,
+                    session_median,
+                    downtime_median,
+                    leave_share,
+                    ..
+                } => {
+                    if to <= from
+                        || session_median.is_zero()
+                        || downtime_median.is_zero()
+                        || !(0.0..=1.0).contains(leave_share)
+                    {
+                        return Err(
+                            "churn: to after from, medians above zero, 0 ≤ leave_share ≤ 1".into(),
+                        );
+                    }
+                }
+                Fault::Drops { every, .. } => {
+                    if every.is_zero() {
+                        return Err("drops: every above zero".into());
+                    }
+                }
+                Fault::Crash { .. } => {}
+            }
+        }
+        if let Some(u) = &self.network.uplink {
+            cairn::node::config::parse_size(u).map_err(|e| format!("uplink: {e}"))?;
+        }
+        cairn::node::config::parse_size(&self.node.repair_bandwidth)
+            .map_err(|e| format!("repair_bandwidth: {e}"))?;
+        Ok(())
+    }
+
+    /// A simulated duration on the wall clock.
+    pub fn wall(&self, sim: Duration) -> Duration {
+        Duration::from_secs_f64(sim.as_secs_f64() / self.speed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_scenarios_parse() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios");
+        let mut n = 0;
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "toml") {
+                let text = std::fs::read_to_string(&p).unwrap();
+                Scenario::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                n += 1;
+            }
+        }
+        assert!(n >= 4, "lookup, churn, partition and smoke at least");
+    }
+
+    #[test]
+    fn bad_scenarios_get_clear_errors() {
+        let base = "name = \"x\"\nnodes = 10\nduration = \"1m\"\n";
+        assert!(Scenario::parse(base).is_ok());
+        assert!(
+            Scenario::parse("name = \"x\"\nnodes = 1\nduration = \"1m\"")
+                .unwrap_err()
+                .contains("nodes")
+        );
+        assert!(Scenario::parse(&format!("{base}speed = 0.0"))
+            .unwrap_err()
+            .contains("speed"));
+        assert!(Scenario::parse(&format!(
+            "{base}[[workload]]\nkind = \"add\"\nat = \"1s\"\nfiles = 1\nsize = \"lots\""
+        ))
+        .unwrap_err()
+        .contains("size"));
+        assert!(Scenario::parse(&format!("{base}bogus = 1")).is_err());
+    }
+}
