@@ -193,7 +193,11 @@ fn main() {
         let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
         let all = v["holders"].as_array().map_or(0, |h| h.len());
         let pinned = pinned_holders(&repos[0], &cid).len();
-        stable = if all == 3 && pinned == 3 { stable + 1 } else { 0 };
+        stable = if all == 3 && pinned == 3 {
+            stable + 1
+        } else {
+            0
+        };
         assert!(
             placed.elapsed() < Duration::from_secs(1800),
             "placement did not settle"
