@@ -38,7 +38,7 @@ fn seeded_bytes(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-const USAGE: &str = "usage: netsim run SCENARIO.toml [--seed N | --seeds N,N,...] [--out DIR] [--quiet]\n       netsim local [NODES] [FILES_PER_NODE] [FILE_KIB] [SEED]";
+const USAGE: &str = "usage: netsim run SCENARIO.toml [--seed N | --seeds N,N,...] [--out DIR] [--nodes N] [--quiet]\n       netsim local [NODES] [FILES_PER_NODE] [FILE_KIB] [SEED]";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -60,6 +60,7 @@ fn run(args: &[String]) -> Result<()> {
     let mut seeds: Option<Vec<u64>> = None;
     let mut out: Option<PathBuf> = None;
     let mut quiet = false;
+    let mut nodes: Option<usize> = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = |flag: &str| {
@@ -81,6 +82,13 @@ fn run(args: &[String]) -> Result<()> {
                 seeds = Some(list);
             }
             "--out" => out = Some(PathBuf::from(value(a)?)),
+            "--nodes" => {
+                let v = value(a)?;
+                nodes = Some(
+                    v.parse::<usize>()
+                        .with_context(|| format!("--nodes: {v:?} is not a number"))?,
+                );
+            }
             "--quiet" => quiet = true,
             other if other.starts_with('-') => bail!("unknown flag {other}\n{USAGE}"),
             other => {
@@ -93,8 +101,14 @@ fn run(args: &[String]) -> Result<()> {
     let path = path.with_context(|| format!("which scenario?\n{USAGE}"))?;
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let scenario =
+    let mut scenario =
         Scenario::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if let Some(n) = nodes {
+        if n < 2 {
+            bail!("--nodes: at least 2");
+        }
+        scenario.nodes = n;
+    }
     let seeds = seeds.unwrap_or_else(|| vec![scenario.seed]);
     let mut reports = Vec::new();
     let mut failed = Vec::new();

@@ -331,7 +331,8 @@ scrub_interval = "1000h"
                 .collect::<Vec<_>>()
         };
         if !targets.is_empty() {
-            online.bootstrap(&targets).await;
+            // A dial that cannot finish must not hold up the start.
+            let _ = tokio::time::timeout(Duration::from_secs(30), online.bootstrap(&targets)).await;
         }
         Ok(())
     }
@@ -571,6 +572,12 @@ scrub_interval = "1000h"
                 s.await.context("start task")??;
             }
             n = end;
+            if n % 100 == 0 || n == self.sc.nodes {
+                self.say(format!(
+                    "{n} nodes started ({:.1} s wall)",
+                    started.elapsed().as_secs_f64()
+                ));
+            }
         }
         let startup_secs = started.elapsed().as_secs_f64();
         self.say(format!(

@@ -47,12 +47,19 @@ pub struct OnlineNode {
     /// Held shared by adds, pins and imports (their blocks are stored before
     /// they are pinned), exclusively by GC.
     gc_lock: Arc<tokio::sync::RwLock<()>>,
-    /// Transport bytes per second in and out, sampled every second.
-    rates: Arc<std::sync::Mutex<(f64, f64)>>,
+    /// Transport rates (in, out) and the reading they were computed from.
+    rates: std::sync::Mutex<RateState>,
     /// HTTP responses by surface and status (`/metrics`).
     requests: crate::http::RequestCounter,
     /// Replication: records, repair, scrub.
     replicator: crate::replicate::Replicator,
+}
+
+/// Transport rates and the reading they came from.
+struct RateState {
+    at: std::time::Instant,
+    last: crate::net::Bandwidth,
+    rates: (f64, f64),
 }
 
 /// Exposes replication's counters.
@@ -210,7 +217,11 @@ impl OnlineNode {
             provider,
             fetch,
             gc_lock,
-            rates: Arc::new(std::sync::Mutex::new((0.0, 0.0))),
+            rates: std::sync::Mutex::new(RateState {
+                at: std::time::Instant::now(),
+                last: crate::net::Bandwidth::default(),
+                rates: (0.0, 0.0),
+            }),
             requests: Default::default(),
             replicator,
         };
@@ -229,24 +240,6 @@ impl OnlineNode {
                 online.replicator.stats(),
             ))));
         }
-        {
-            let net = Arc::clone(&online.net);
-            let rates = Arc::clone(&online.rates);
-            online.net.swarm.spawn_task(async move {
-                let mut tick = tokio::time::interval(Duration::from_secs(1));
-                let mut last = net.bandwidth();
-                loop {
-                    tick.tick().await;
-                    let now = net.bandwidth();
-                    let r = (
-                        now.total_in.saturating_sub(last.total_in) as f64,
-                        now.total_out.saturating_sub(last.total_out) as f64,
-                    );
-                    *rates.lock().unwrap_or_else(|e| e.into_inner()) = r;
-                    last = now;
-                }
-            })
-        };
         online.restore_routes().await;
         {
             let net = Arc::clone(&online.net);
@@ -342,9 +335,25 @@ impl OnlineNode {
         &self.gc_lock
     }
 
-    /// Transport bytes per second (in, out) over the last second.
+    /// Transport bytes per second (in, out).
+    ///
+    /// Computed when asked (reading the metrics costs more than a timer
+    /// should spend every second on each of hundreds of netsim nodes): the
+    /// rate between this reading and the previous one, readings at least a
+    /// second apart (the first covers the time since start).
     pub fn bandwidth_rates(&self) -> (f64, f64) {
-        *self.rates.lock().unwrap_or_else(|e| e.into_inner())
+        let mut st = self.rates.lock().unwrap_or_else(|e| e.into_inner());
+        let elapsed = st.at.elapsed().as_secs_f64();
+        if elapsed >= 1.0 {
+            let now = self.net.bandwidth();
+            st.rates = (
+                now.total_in.saturating_sub(st.last.total_in) as f64 / elapsed,
+                now.total_out.saturating_sub(st.last.total_out) as f64 / elapsed,
+            );
+            st.last = now;
+            st.at = std::time::Instant::now();
+        }
+        st.rates
     }
 
     pub fn provider(&self) -> &Provider {

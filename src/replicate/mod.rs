@@ -341,8 +341,16 @@ impl Replicator {
     pub async fn repair_all(&self) {
         let roots: Vec<Cid> = self.state().records.keys().copied().collect();
         let mut under = 0;
+        // Peers that could take a copy, read once per round.
+        let mut candidates: Vec<PeerId> = Vec::new();
+        if !roots.is_empty() {
+            candidates = self.inner.swarm.peers().await.unwrap_or_default();
+            if let Ok(table) = self.inner.swarm.routing_table().await {
+                candidates.extend(table.into_iter().map(|(p, _)| p));
+            }
+        }
         for root in roots {
-            if let Some(state) = self.repair(root).await {
+            if let Some(state) = self.repair(root, &candidates).await {
                 if state != RootState::Ok {
                     under += 1;
                 }
@@ -391,7 +399,7 @@ impl Replicator {
     }
 
     /// One round for one root; returns its state when this node holds it.
-    async fn repair(&self, root: Cid) -> Option<RootState> {
+    async fn repair(&self, root: Cid, candidates: &[PeerId]) -> Option<RootState> {
         let rec = self.record(&root)?;
         if rec.removed {
             self.drop_local_pin(&root).await;
@@ -418,10 +426,6 @@ impl Replicator {
             self.drop_local_pin(&root).await;
             return None;
         }
-        let mut candidates: Vec<PeerId> = self.inner.swarm.peers().await.unwrap_or_default();
-        if let Ok(table) = self.inner.swarm.routing_table().await {
-            candidates.extend(table.into_iter().map(|(p, _)| p));
-        }
         let refused: HashSet<PeerId> = {
             let mut st = self.state();
             st.refused.retain(|_, t| t.elapsed() < REFUSAL_MEMORY);
@@ -437,7 +441,7 @@ impl Replicator {
             &rec,
             &self.inner.me,
             &observed,
-            &candidates,
+            candidates,
             &refused,
             Instant::now(),
             self.inner.config.grace,
