@@ -33,6 +33,10 @@ pub struct Sample {
     pub repair_bytes: u64,
     pub network_bytes: u64,
     pub open_connections: usize,
+    /// Provider announcements that reached peers / that failed, summed
+    /// over the nodes up.
+    pub provided: u64,
+    pub provide_failed: u64,
 }
 
 /// What the machine paid.
@@ -230,6 +234,12 @@ impl Report {
                 ms(h.get_p90_ms)
             ));
         }
+        if let Some(s) = self.samples.last() {
+            line(format!(
+                "DHT provider announcements: {} placed, {} failed (nodes up at the end)",
+                s.provided, s.provide_failed
+            ));
+        }
         line(format!(
             "files: {} of {} added; retrievable at the end: {} of {} checked ({})",
             self.files_added,
@@ -241,7 +251,7 @@ impl Report {
         if let Some(s) = self.samples.last().filter(|s| s.replicated > 0) {
             let secs = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0} s"));
             line(format!(
-                "replication: {} replicated files, {} at factor at the end, {} lost; lowest share at factor {}",
+                "replication: {} replicated files, {} at factor at the end, {} lost; lowest share at factor during the run {} (a new file counts as below until its copies are placed)",
                 s.replicated,
                 s.at_factor,
                 s.lost,

@@ -931,10 +931,13 @@ scrub_interval = "1000h"
             .stopped_repairs
             .lock()
             .unwrap_or_else(|e| e.into_inner());
+        let (mut provided, mut provide_failed) = (0, 0);
         for s in slots.iter() {
             if let Some(o) = &s.online {
                 repairs += o.replicator().stats().repairs.load(Relaxed);
                 repair_bytes += o.replicator().stats().repair_bytes.load(Relaxed);
+                provided += o.provider().stats.provided.load(Relaxed);
+                provide_failed += o.provider().stats.failed.load(Relaxed);
             }
         }
         drop(slots);
@@ -955,6 +958,8 @@ scrub_interval = "1000h"
                 repair_bytes,
                 network_bytes: self.fabric.stats.bytes.load(Relaxed),
                 open_connections: self.fabric.open_links(),
+                provided,
+                provide_failed,
             });
     }
 

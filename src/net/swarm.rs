@@ -553,8 +553,16 @@ pub async fn spawn(
         }
     }
     let auto_mode = config.dht_server.is_none();
-    if auto_mode {
-        for addr in &listening {
+    // A node told to be a DHT server is reachable at what it listens on, by
+    // the operator's word: those become its external addresses, which its
+    // provider records carry. (Without addresses, a peer answering a
+    // provider lookup drops the record unless the provider happens to be
+    // in its own routing table; netsim measured 13 % of lookups failing.)
+    let server_mode = config.dht_server == Some(true);
+    for addr in &listening {
+        if server_mode {
+            swarm.add_external_address(addr.clone());
+        } else if auto_mode {
             confirm_if_local(&mut swarm, addr);
         }
     }
@@ -691,7 +699,9 @@ pub async fn spawn(
                         }
                     }
                     SwarmEvent::NewListenAddr { address, .. } => {
-                        if auto_mode {
+                        if server_mode {
+                            swarm.add_external_address(address.clone());
+                        } else if auto_mode {
                             confirm_if_local(&mut swarm, &address);
                         }
                         listening.push(address);
