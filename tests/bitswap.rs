@@ -110,3 +110,45 @@ async fn blocks_move_over_quic() {
         .unwrap();
     assert_eq!(out, data);
 }
+
+/// Bitswap streams do not hold connections open for good: once a fetch is
+/// over and nothing is sent for the idle timeout, the streams close and the
+/// connection idles out (a node that once asked every peer it met kept all
+/// those connections forever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_idle_out_after_a_fetch() {
+    let data = common::random_bytes(300 * 1024, 79);
+    let store_a = Arc::new(MemoryStore::new());
+    let root = build_file(&data[..], &ImportOptions::default(), &mut |b| {
+        store_a.put(b)?;
+        Ok(())
+    })
+    .unwrap()
+    .cid;
+    let config = NetConfig {
+        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+        idle_timeout: Duration::from_secs(1),
+        ..NetConfig::default()
+    };
+    let a = Network::start([5; 32], store_a, &config).await.unwrap();
+    let b = Network::start([6; 32], Arc::new(MemoryStore::new()), &config)
+        .await
+        .unwrap();
+    let addr = a.swarm.listen_addrs().await.unwrap()[0].clone();
+    assert_eq!(b.swarm.dial(addr).await.unwrap(), a.peer_id);
+    b.bitswap
+        .fetch_dag(root, &[a.peer_id], Default::default(), &mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!(b.swarm.peers().await.unwrap(), vec![a.peer_id]);
+    // Writers close after 1 s without traffic, the connection 1 s later.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !b.swarm.peers().await.unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the connection stayed open"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(a.swarm.peers().await.unwrap().is_empty());
+}

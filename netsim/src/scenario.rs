@@ -140,6 +140,9 @@ pub struct NodeSettings {
     pub fetch_timeout: Duration,
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// DHT routing table refresh period ("0s": none).
+    #[serde(with = "humantime_serde")]
+    pub dht_refresh: Duration,
 }
 
 impl Default for NodeSettings {
@@ -154,6 +157,7 @@ impl Default for NodeSettings {
             reprovide_interval: Duration::from_secs(22 * 3600),
             fetch_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(120),
+            dht_refresh: Duration::from_secs(600),
         }
     }
 }

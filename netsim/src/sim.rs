@@ -245,6 +245,7 @@ impl Sim {
 listen = []
 dht_mode = "server"
 idle_timeout = "{idle}"
+dht_refresh = "{refresh}"
 fetch_timeout = "{fetch}"
 
 [provide]
@@ -260,6 +261,7 @@ repair_bandwidth = "{bw}"
 scrub_interval = "1000h"
 "#,
             idle = w(n.idle_timeout),
+            refresh = w(n.dht_refresh),
             fetch = wall_ms(n.fetch_timeout),
             strategy = n.provide_strategy,
             reprovide = w(n.reprovide_interval),
@@ -571,8 +573,9 @@ scrub_interval = "1000h"
             for s in starts {
                 s.await.context("start task")??;
             }
+            let before = n;
             n = end;
-            if n % 100 == 0 || n == self.sc.nodes {
+            if n / 100 > before / 100 || n == self.sc.nodes {
                 self.say(format!(
                     "{n} nodes started ({:.1} s wall)",
                     started.elapsed().as_secs_f64()
@@ -584,7 +587,35 @@ scrub_interval = "1000h"
             "{} nodes up in {startup_secs:.1} s wall; warming up",
             self.sc.nodes
         ));
-        tokio::time::sleep(self.sc.wall(self.sc.topology.warmup)).await;
+        // Warm up, saying every 10 s how many links are open: forming the
+        // DHT is most of what a large network spends here.
+        let warm_end = Instant::now() + self.sc.wall(self.sc.topology.warmup);
+        while Instant::now() < warm_end {
+            let step = warm_end
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_secs(10));
+            let opened = self
+                .fabric
+                .stats
+                .connections
+                .load(std::sync::atomic::Ordering::Relaxed);
+            tokio::time::sleep(step).await;
+            let opened = self
+                .fabric
+                .stats
+                .connections
+                .load(std::sync::atomic::Ordering::Relaxed)
+                - opened;
+            self.say(format!(
+                "warming up: {} links open, {:.0} opened/s (wall), {:.0} MiB resident",
+                self.fabric.open_links(),
+                opened as f64 / step.as_secs_f64().max(0.001),
+                crate::report::rss_bytes() as f64 / (1 << 20) as f64
+            ));
+            if std::env::var_os("NETSIM_DEBUG").is_some() {
+                self.debug_kad_metrics();
+            }
+        }
         let rss_nodes = crate::report::rss_bytes();
         let cpu_idle_start = crate::report::cpu_seconds();
         let idle_wall = std::time::Instant::now();
@@ -889,6 +920,37 @@ scrub_interval = "1000h"
             });
     }
 
+    /// NETSIM_DEBUG: the DHT query counters of a few nodes (how many walks
+    /// and requests they made, how many failed).
+    fn debug_kad_metrics(&self) {
+        let nodes: Vec<(usize, Arc<OnlineNode>)> = {
+            let slots = self.slots();
+            let n = slots.len();
+            [0, n / 2, n.saturating_sub(1)]
+                .into_iter()
+                .filter_map(|i| slots.get(i)?.online.as_ref().map(|o| (i, Arc::clone(o))))
+                .collect()
+        };
+        for (i, o) in nodes {
+            let mut text = String::new();
+            {
+                let registry = o.net().metrics.lock().unwrap_or_else(|e| e.into_inner());
+                let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
+            }
+            let wanted: Vec<&str> = text
+                .lines()
+                .filter(|l| {
+                    !l.starts_with('#')
+                        && (l.contains("kad_query_result_num_requests_count")
+                            || l.contains("kad_query_result_num_failure_sum")
+                            || l.contains("kad_query_result_num_requests_sum")
+                            || l.contains("kad_inbound_requests_total"))
+                })
+                .collect();
+            eprintln!("  node {i}: {}", wanted.join(" | "));
+        }
+    }
+
     /// Records the replication state: live holders per replicated file.
     fn sample(&self, t: f64) {
         use std::sync::atomic::Ordering::Relaxed;
@@ -942,6 +1004,14 @@ scrub_interval = "1000h"
         }
         drop(slots);
         drop(tracking);
+        self.say(format!(
+            "{nodes_up} nodes up, {} links open ({} opened so far), {}/{} files at factor, {} unavailable",
+            self.fabric.open_links(),
+            self.fabric.stats.connections.load(Relaxed),
+            at_factor,
+            files.len(),
+            unavailable
+        ));
         self.samples
             .lock()
             .unwrap_or_else(|e| e.into_inner())

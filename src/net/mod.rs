@@ -74,8 +74,13 @@ impl Network {
             "Time from wanting a block to receiving it from a peer",
             latency.clone(),
         );
-        let bitswap =
-            bitswap::driver::Bitswap::spawn(control.clone(), store, swarm.clone(), latency)?;
+        let bitswap = bitswap::driver::Bitswap::spawn(
+            control.clone(),
+            store,
+            swarm.clone(),
+            latency,
+            config.idle_timeout,
+        )?;
         ours.register_collector(Box::new(metrics::BitswapCollector(bitswap.clone())));
         Ok(Network {
             peer_id,

@@ -84,6 +84,8 @@ pub struct NetConfig {
     pub kad_protocol: String,
     /// How long an idle connection stays open.
     pub idle_timeout: Duration,
+    /// Period of the DHT's routing table refresh walks (`None`: never).
+    pub dht_refresh: Option<Duration>,
     /// DHT mode: `Some(true)` server, `Some(false)` client, `None` automatic:
     /// loopback and private listen addresses count as reachable (a local
     /// network, like Kubo's LAN DHT), public ones once confirmed.
@@ -104,6 +106,7 @@ impl Default for NetConfig {
             listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("valid multiaddr")],
             kad_protocol: DEFAULT_KAD_PROTOCOL.into(),
             idle_timeout: Duration::from_secs(60),
+            dht_refresh: Some(Duration::from_secs(600)),
             dht_server: None,
             max_provider_keys: 2_000_000,
             mdns: false,
@@ -171,6 +174,7 @@ pub fn build(
     config: &NetConfig,
     registry: &mut libp2p::metrics::Registry,
 ) -> Result<Swarm<Behaviour>, NetError> {
+    let refresh = config.dht_refresh;
     let kad_protocol = StreamProtocol::try_from_owned(config.kad_protocol.clone())
         .map_err(|e| NetError::Setup(format!("kad protocol {:?}: {e}", config.kad_protocol)))?;
     let dht_mode = config.dht_server.map(|server| {
@@ -206,7 +210,8 @@ pub fn build(
                     .with_agent_version(format!("cairn/{}", env!("CARGO_PKG_VERSION"))),
             );
             // The IPFS DHT spec's values where rust-libp2p differs: record
-            // TTL 48 h, query parallelism 10. Republishing our provider
+            // TTL 48 h, query parallelism 10; routing table refresh every
+            // 10 min as Kubo (rust-libp2p: 5 min). Republishing our provider
             // records is the node's reprovider's job (paced, persisted,
             // strategy-aware), not kad's all-at-once timer.
             let mut kad_config = kad::Config::new(kad_protocol);
@@ -216,7 +221,8 @@ pub fn build(
                 .set_provider_publication_interval(None)
                 .set_replication_interval(None)
                 .set_publication_interval(None)
-                .set_parallelism(std::num::NonZeroUsize::new(10).expect("non-zero"));
+                .set_parallelism(std::num::NonZeroUsize::new(10).expect("non-zero"))
+                .set_periodic_bootstrap_interval(refresh);
             let store_config = kad::store::MemoryStoreConfig {
                 max_provided_keys: max_provider_keys,
                 max_records: 65_536,

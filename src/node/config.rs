@@ -234,6 +234,11 @@ pub struct NetSettings {
     /// A fetch fails when no wanted block arrived for this long.
     #[serde(with = "humantime_serde")]
     pub fetch_timeout: Duration,
+    /// How often the DHT routing table is refreshed by a walk (a lookup of
+    /// our own key and one per bucket). Kubo's period, 10 min, by default;
+    /// "0s" turns periodic refreshes off.
+    #[serde(with = "humantime_serde")]
+    pub dht_refresh: Duration,
     /// A transport beside TCP and QUIC, set by programs embedding nodes
     /// (netsim's simulated network); never read from `config.toml`.
     #[serde(skip)]
@@ -257,6 +262,7 @@ impl Default for NetSettings {
             max_memory_bytes: 0,
             idle_timeout: Duration::from_secs(120),
             fetch_timeout: Duration::from_secs(60),
+            dht_refresh: Duration::from_secs(600),
             extra_transport: None,
         }
     }
@@ -286,6 +292,7 @@ impl NetSettings {
             dht_server,
             mdns: self.mdns,
             idle_timeout: self.idle_timeout,
+            dht_refresh: (!self.dht_refresh.is_zero()).then_some(self.dht_refresh),
             limits: crate::net::swarm::ConnectionLimits {
                 max_connections: self.max_connections,
                 max_per_peer: self.max_connections_per_peer,

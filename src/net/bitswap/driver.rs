@@ -30,12 +30,13 @@ pub const PROTOCOLS: [&str; 3] = [
 /// How long opening a stream to a peer (dialing it if needed) may take.
 const OPEN_STREAM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
-/// How often an idle writer checks whether it is still needed.
+/// Longest a writer keeps its stream open with nothing to send (shorter
+/// when the connection idle timeout is).
 const WRITER_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// One peer's pending traffic, shared by the engine and the peer's writer.
 #[derive(Default)]
-struct SharedOutbox {
+pub(super) struct SharedOutbox {
     outbox: std::sync::Mutex<Outbox>,
     ready: tokio::sync::Notify,
 }
@@ -69,6 +70,16 @@ pub(super) enum EngineCommand {
     Unregister(u64),
     Stored(Block),
     WriterGone(PeerId),
+    /// A writer has had nothing to send for a while and closed its
+    /// stream; the engine retires it (answers `true`) unless traffic for
+    /// the peer arrived meanwhile. An open stream keeps its connection
+    /// alive, so writers that never ended kept every peer ever sent a want
+    /// connected for good.
+    WriterIdle(
+        PeerId,
+        Arc<SharedOutbox>,
+        tokio::sync::oneshot::Sender<bool>,
+    ),
 }
 
 /// What the engine tells fetch sessions.
@@ -155,7 +166,9 @@ impl Bitswap {
         store: Arc<dyn Store>,
         swarm: crate::net::swarm::SwarmHandle,
         fetch_latency: prometheus_client::metrics::histogram::Histogram,
+        idle_timeout: std::time::Duration,
     ) -> Result<Bitswap, NetError> {
+        let writer_idle = idle_timeout.min(WRITER_IDLE);
         // Bounded: inbound readers wait when the engine falls behind.
         let (tx, mut rx) = mpsc::channel::<EngineCommand>(256);
         for proto in PROTOCOLS {
@@ -223,6 +236,7 @@ impl Bitswap {
                             peer,
                             Arc::clone(&shared),
                             engine_tx.clone(),
+                            writer_idle,
                         ));
                         shared
                     });
@@ -284,6 +298,24 @@ impl Bitswap {
                         for (peer, msg) in pushes {
                             send(&mut outboxes, peer, msg);
                         }
+                    }
+                    EngineCommand::WriterIdle(peer, queue, reply) => {
+                        // A writer no longer in the map is retired too.
+                        let retire = match outboxes.get(&peer) {
+                            Some(o) if Arc::ptr_eq(o, &queue) => {
+                                let empty = o
+                                    .outbox
+                                    .lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .is_empty();
+                                if empty {
+                                    outboxes.remove(&peer);
+                                }
+                                empty
+                            }
+                            _ => true,
+                        };
+                        let _ = reply.send(retire);
                     }
                     EngineCommand::WriterGone(peer) => {
                         outboxes.remove(&peer);
@@ -483,6 +515,7 @@ async fn writer(
     peer: PeerId,
     queue: Arc<SharedOutbox>,
     engine: mpsc::Sender<EngineCommand>,
+    idle: std::time::Duration,
 ) {
     let mut failures = 0u32;
     let mut unsent: Option<Framed> = None;
@@ -541,10 +574,21 @@ async fn writer(
                     queue.ready.notified().await;
                     continue 'open;
                 }
-                _ = tokio::time::sleep(WRITER_IDLE) => {
-                    if Arc::strong_count(&queue) == 1 {
-                        let _ = stream.close().await;
-                        break 'open;
+                _ = tokio::time::sleep(idle) => {
+                    // Nothing to send for a while: close the stream so the
+                    // connection can idle out, and end unless traffic came.
+                    let _ = stream.close().await;
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    if engine
+                        .send(EngineCommand::WriterIdle(peer, Arc::clone(&queue), tx))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    match rx.await {
+                        Ok(false) => continue 'open,
+                        Ok(true) | Err(_) => return,
                     }
                 }
             }
