@@ -306,6 +306,11 @@ impl Fabric {
                 format!("node {to} stopped listening"),
             ));
         }
+        // Drop dead entries now and then: a large run opens hundreds of
+        // thousands of connections.
+        if s.links.len() >= 4096 && s.links.len().is_power_of_two() {
+            Self::live_links(&mut s);
+        }
         s.links.push(Arc::downgrade(&link));
         self.stats.connections.fetch_add(1, Ordering::Relaxed);
         Ok(ours)

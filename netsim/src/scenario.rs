@@ -72,6 +72,12 @@ pub struct Topology {
     /// Wait after all nodes started before the workload begins (simulated).
     #[serde(with = "humantime_serde")]
     pub warmup: Duration,
+    /// Pacing for networks too large for the CPU to form at once: when
+    /// set, each start batch waits until fewer than this many connections
+    /// per wall-clock second are being opened (the DHT walks of the nodes
+    /// already started), and the warmup goes on after its minimum until
+    /// the rate falls below it (at most 30 min of wall clock). 0: off.
+    pub quiet_rate: u64,
 }
 
 impl Default for Topology {
@@ -80,6 +86,7 @@ impl Default for Topology {
             bootstrap_links: 3,
             start_batch: 25,
             warmup: Duration::from_secs(10),
+            quiet_rate: 0,
         }
     }
 }

@@ -274,8 +274,11 @@ scrub_interval = "1000h"
         toml::from_str::<Config>(&text).context("node config")
     }
 
-    /// Starts the node of `slot` (creating it on first start).
-    async fn start_slot(self: &Arc<Self>, slot: usize) -> Result<()> {
+    /// Starts the node of `slot` (creating it on first start) and dials its bootstrap links; `wait`:
+    /// until those dials and the walk's start are done (the initial start
+    /// paces itself by that), else the dialing runs on its own, so a restart
+    /// never holds up the scenario's clock.
+    async fn start_slot(self: &Arc<Self>, slot: usize, wait: bool) -> Result<()> {
         let node = {
             let mut slots = self.slots();
             while slots.len() <= slot {
@@ -334,7 +337,15 @@ scrub_interval = "1000h"
         };
         if !targets.is_empty() {
             // A dial that cannot finish must not hold up the start.
-            let _ = tokio::time::timeout(Duration::from_secs(30), online.bootstrap(&targets)).await;
+            let dial = async move {
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(30), online.bootstrap(&targets)).await;
+            };
+            if wait {
+                dial.await;
+            } else {
+                tokio::spawn(dial);
+            }
         }
         Ok(())
     }
@@ -560,14 +571,14 @@ scrub_interval = "1000h"
             let end = (n + batch).min(self.sc.nodes);
             if n == 0 {
                 // The first node alone, so the next ones have a peer.
-                self.start_slot(0).await?;
+                self.start_slot(0, true).await?;
                 n = 1;
                 continue;
             }
             let starts: Vec<_> = (n..end)
                 .map(|slot| {
                     let this = Arc::clone(self);
-                    tokio::spawn(async move { this.start_slot(slot).await })
+                    tokio::spawn(async move { this.start_slot(slot, true).await })
                 })
                 .collect();
             for s in starts {
@@ -575,6 +586,9 @@ scrub_interval = "1000h"
             }
             let before = n;
             n = end;
+            if n < self.sc.nodes {
+                self.wait_quiet(Duration::from_secs(120)).await;
+            }
             if n / 100 > before / 100 || n == self.sc.nodes {
                 self.say(format!(
                     "{n} nodes started ({:.1} s wall)",
@@ -615,6 +629,10 @@ scrub_interval = "1000h"
             if std::env::var_os("NETSIM_DEBUG").is_some() {
                 self.debug_kad_metrics();
             }
+        }
+        if self.sc.topology.quiet_rate > 0 {
+            self.say("warmup minimum over; waiting for the DHT walks to calm".into());
+            self.wait_quiet(Duration::from_secs(1800)).await;
         }
         let rss_nodes = crate::report::rss_bytes();
         let cpu_idle_start = crate::report::cpu_seconds();
@@ -676,7 +694,7 @@ scrub_interval = "1000h"
                 Event::Restart { slot } => {
                     let up = self.slots().get(slot).is_some_and(|s| s.online.is_some());
                     if !up {
-                        if let Err(e) = self.start_slot(slot).await {
+                        if let Err(e) = self.start_slot(slot, false).await {
                             self.say(format!("restart of node {slot}: {e:#}"));
                         }
                     }
@@ -777,7 +795,7 @@ scrub_interval = "1000h"
         if r.unit() < leave_share {
             self.stop_slot(slot, true);
             let new = self.slots().len();
-            if let Err(e) = self.start_slot(new).await {
+            if let Err(e) = self.start_slot(new, false).await {
                 self.say(format!("node {new} could not join: {e:#}"));
                 return;
             }
@@ -918,6 +936,45 @@ scrub_interval = "1000h"
                 node: slot,
                 key: file.cid.to_string(),
             });
+    }
+
+    /// With `quiet_rate` set: waits (at most `limit` of wall clock) until
+    /// connections are opened at less than that rate, measured over 2 s.
+    async fn wait_quiet(&self, limit: Duration) {
+        let rate = self.sc.topology.quiet_rate;
+        if rate == 0 {
+            return;
+        }
+        let opened = || {
+            self.fabric
+                .stats
+                .connections
+                .load(std::sync::atomic::Ordering::Relaxed)
+        };
+        let give_up = Instant::now() + limit;
+        let mut said = Instant::now();
+        loop {
+            let before = opened();
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let now = (opened() - before) / 2;
+            if now < rate {
+                return;
+            }
+            if Instant::now() >= give_up {
+                self.say(format!(
+                    "still {now} connections opened per second after {} s; going on",
+                    limit.as_secs()
+                ));
+                return;
+            }
+            if said.elapsed() >= Duration::from_secs(10) {
+                said = Instant::now();
+                self.say(format!(
+                    "waiting for quiet: {now} connections opened per second (limit {rate}), {:.0} MiB resident",
+                    crate::report::rss_bytes() as f64 / (1 << 20) as f64
+                ));
+            }
+        }
     }
 
     /// NETSIM_DEBUG: the DHT query counters of a few nodes (how many walks

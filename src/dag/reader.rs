@@ -212,6 +212,106 @@ enum Item {
         take: u64,
         pending: Option<Receiver<Result<Block, DagError>>>,
     },
+    /// A child whose block arrived before the walk reached it, decoded
+    /// ahead so that its own children are fetched in time (else the window
+    /// drains at the end of every internal node).
+    Expanded(VecDeque<Item>),
+    /// A child that could not be fetched or decoded ahead; the error
+    /// surfaces when the walk reaches it.
+    Failed(DagError),
+}
+
+/// Walks `items` in read order: children whose blocks have arrived are
+/// decoded in place, and the cids of children not yet asked for are
+/// collected, up to `room`. `depth` is the nesting below the reader's root.
+fn scan(
+    items: &mut VecDeque<Item>,
+    depth: usize,
+    room: usize,
+    inflight: &mut usize,
+    upcoming: &mut Vec<Cid>,
+) {
+    for item in items.iter_mut() {
+        if upcoming.len() >= room {
+            return;
+        }
+        match item {
+            Item::Child {
+                cid, pending: None, ..
+            } => upcoming.push(*cid),
+            Item::Child {
+                cid,
+                skip,
+                take,
+                pending: Some(rx),
+            } if depth < MAX_DEPTH => {
+                let result = match rx.try_recv() {
+                    Ok(result) => result,
+                    Err(mpsc::TryRecvError::Empty) => continue,
+                    Err(mpsc::TryRecvError::Disconnected) => {
+                        Err(DagError::Internal("block worker vanished"))
+                    }
+                };
+                *inflight -= 1;
+                let (cid, skip, take) = (*cid, *skip, *take);
+                let expanded = result.and_then(|block| {
+                    if take == 0 {
+                        return Ok(VecDeque::new());
+                    }
+                    FileReader::expand(cid, Node::decode(&block)?, skip, take)
+                });
+                *item = match expanded {
+                    Ok(children) => Item::Expanded(children),
+                    Err(e) => Item::Failed(e),
+                };
+                if let Item::Expanded(children) = item {
+                    scan(children, depth + 1, room, inflight, upcoming);
+                }
+            }
+            Item::Expanded(children) if depth < MAX_DEPTH => {
+                scan(children, depth + 1, room, inflight, upcoming)
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Hands the first `count` children not yet asked for (in read order) to
+/// the workers.
+fn assign(
+    items: &mut VecDeque<Item>,
+    depth: usize,
+    jobs: &SyncSender<Job>,
+    count: &mut usize,
+    inflight: &mut usize,
+) -> bool {
+    for item in items.iter_mut() {
+        if *count == 0 {
+            return true;
+        }
+        match item {
+            Item::Child {
+                cid,
+                pending: pending @ None,
+                ..
+            } => {
+                let (tx, rx) = mpsc::sync_channel(1);
+                if jobs.send((*cid, tx)).is_err() {
+                    return false;
+                }
+                *pending = Some(rx);
+                *inflight += 1;
+                *count -= 1;
+            }
+            Item::Expanded(children) if depth < MAX_DEPTH => {
+                if !assign(children, depth + 1, jobs, count, inflight) {
+                    return false;
+                }
+            }
+            _ => {}
+        }
+    }
+    true
 }
 
 /// Tuning of [`FileReader`].
@@ -283,7 +383,7 @@ impl FileReader {
             failed: false,
         };
         if take > 0 {
-            let first = reader.expand(root, node, offset, take)?;
+            let first = Self::expand(root, node, offset, take)?;
             reader.stack.push(first);
         }
         Ok(reader)
@@ -300,13 +400,7 @@ impl FileReader {
     }
 
     /// Turns a decoded node into the items covering `[skip, skip + take)`.
-    fn expand(
-        &self,
-        cid: Cid,
-        node: Node,
-        skip: u64,
-        take: u64,
-    ) -> Result<VecDeque<Item>, DagError> {
+    fn expand(cid: Cid, node: Node, skip: u64, take: u64) -> Result<VecDeque<Item>, DagError> {
         let malformed = |reason: &str| DagError::Malformed {
             cid,
             reason: reason.to_string(),
@@ -392,15 +486,21 @@ impl FileReader {
     }
 
     /// Asks the workers for the next blocks in walk order, up to the window.
+    /// Children that arrived early are decoded on the way, so the leaves of
+    /// the next internal node are asked for before the walk gets there.
     fn prefetch(&mut self) {
         if self.opts.workers == 0 || self.inflight >= self.opts.window {
             return;
         }
-        let needed = self.stack.iter().rev().any(|f| {
-            f.iter()
-                .any(|i| matches!(i, Item::Child { pending: None, .. }))
-        });
-        if !needed {
+        let room = self.opts.window - self.inflight;
+        let mut upcoming = Vec::new();
+        for (depth, frame) in self.stack.iter_mut().enumerate().rev() {
+            if upcoming.len() >= room {
+                break;
+            }
+            scan(frame, depth, room, &mut self.inflight, &mut upcoming);
+        }
+        if upcoming.is_empty() {
             return;
         }
         let Some(jobs) = self.start_workers().cloned() else {
@@ -408,39 +508,11 @@ impl FileReader {
         };
         // Tell the source what comes next, in order, before the workers ask
         // one block each (a network source fetches them all at once).
-        let room = self.opts.window - self.inflight;
-        let upcoming: Vec<Cid> = self
-            .stack
-            .iter()
-            .rev()
-            .flat_map(|f| f.iter())
-            .filter_map(|i| match i {
-                Item::Child {
-                    cid, pending: None, ..
-                } => Some(*cid),
-                _ => None,
-            })
-            .take(room)
-            .collect();
         self.source.prefetch(&upcoming);
-        'frames: for frame in self.stack.iter_mut().rev() {
-            for item in frame.iter_mut() {
-                if self.inflight >= self.opts.window {
-                    break 'frames;
-                }
-                if let Item::Child {
-                    cid,
-                    pending: pending @ None,
-                    ..
-                } = item
-                {
-                    let (tx, rx) = mpsc::sync_channel(1);
-                    if jobs.send((*cid, tx)).is_err() {
-                        break 'frames;
-                    }
-                    *pending = Some(rx);
-                    self.inflight += 1;
-                }
+        let mut count = upcoming.len();
+        for (depth, frame) in self.stack.iter_mut().enumerate().rev() {
+            if count == 0 || !assign(frame, depth, &jobs, &mut count, &mut self.inflight) {
+                break;
             }
         }
     }
@@ -497,9 +569,19 @@ impl FileReader {
                         });
                     }
                     let node = Node::decode(&block)?;
-                    let items = self.expand(cid, node, skip, take)?;
+                    let items = Self::expand(cid, node, skip, take)?;
                     self.stack.push(items);
                 }
+                Item::Expanded(items) => {
+                    if self.stack.len() >= MAX_DEPTH {
+                        return Err(DagError::Malformed {
+                            cid: self.root,
+                            reason: format!("file DAG deeper than {MAX_DEPTH}"),
+                        });
+                    }
+                    self.stack.push(items);
+                }
+                Item::Failed(e) => return Err(e),
             }
         }
     }

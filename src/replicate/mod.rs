@@ -80,6 +80,9 @@ const FIND_PEER_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one protocol exchange may take.
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Roots repaired at once in a round.
+const REPAIR_CONCURRENCY: usize = 8;
+
 /// Counters for metrics.
 #[derive(Debug, Default)]
 pub struct ReplicateStats {
@@ -349,11 +352,16 @@ impl Replicator {
                 candidates.extend(table.into_iter().map(|(p, _)| p));
             }
         }
-        for root in roots {
-            if let Some(state) = self.repair(root, &candidates).await {
-                if state != RootState::Ok {
-                    under += 1;
-                }
+        // Several roots at once: a root whose holder is down waits for a
+        // DHT lookup of that peer (up to FIND_PEER_TIMEOUT), and one at a
+        // time a node with many roots took longer than its repair interval.
+        let candidates = &candidates;
+        let mut rounds = futures::stream::iter(roots)
+            .map(|root| self.repair(root, candidates))
+            .buffer_unordered(REPAIR_CONCURRENCY);
+        while let Some(state) = rounds.next().await {
+            if state.is_some_and(|s| s != RootState::Ok) {
+                under += 1;
             }
         }
         self.inner
