@@ -304,7 +304,8 @@ fn assign(
                 *count -= 1;
             }
             Item::Expanded(children) if depth < MAX_DEPTH => {
-                if !assign(children, depth + 1, jobs, count, inflight) {
+                let sent = assign(children, depth + 1, jobs, count, inflight);
+                if !sent {
                     return false;
                 }
             }
