@@ -1001,7 +1001,9 @@ scrub_interval = "1000h"
                         && (l.contains("kad_query_result_num_requests_count")
                             || l.contains("kad_query_result_num_failure_sum")
                             || l.contains("kad_query_result_num_requests_sum")
-                            || l.contains("kad_inbound_requests_total"))
+                            || l.contains("kad_inbound_requests_total")
+                            || l.contains("kad_query_result_duration_seconds_sum")
+                            || l.contains("kad_query_result_duration_seconds_count"))
                 })
                 .collect();
             eprintln!("  node {i}: {}", wanted.join(" | "));
