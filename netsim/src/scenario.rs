@@ -99,6 +99,10 @@ pub struct NetworkModel {
     /// Per-node uplink cap in bytes per simulated second ("0": none), e.g.
     /// "10MB".
     pub uplink: Option<String>,
+    /// Connections exchange identities in plaintext instead of running
+    /// Noise (the network is inside one process): spares the CPU of
+    /// handshakes and encryption when that, not cairn, is the limit.
+    pub plaintext: bool,
 }
 
 /// One-way link delay: fixed per pair of nodes, drawn from a log-normal

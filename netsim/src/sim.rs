@@ -302,7 +302,17 @@ scrub_interval = "1000h"
         let mut settings = node.config().net.clone();
         settings.listen = vec![node_addr(slot).to_string()];
         let fabric = self.fabric.clone();
+        let plaintext = self.sc.network.plaintext;
         settings.extra_transport = Some(ExtraTransport(Arc::new(move |key| {
+            if plaintext {
+                return fabric
+                    .transport(slot)
+                    .upgrade(libp2p::core::upgrade::Version::V1Lazy)
+                    .authenticate(libp2p::plaintext::Config::new(key))
+                    .multiplex(cairn::net::swarm::yamux_config())
+                    .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
+                    .boxed();
+            }
             let noise = match libp2p::noise::Config::new(key) {
                 Ok(n) => n,
                 Err(e) => {
