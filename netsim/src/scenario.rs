@@ -396,4 +396,18 @@ mod tests {
         .contains("size"));
         assert!(Scenario::parse(&format!("{base}bogus = 1")).is_err());
     }
+
+    #[test]
+    fn pacing_and_plaintext_are_read() {
+        let text = "name = \"x\"\nnodes = 10\nduration = \"1m\"\n\
+                    [topology]\nquiet_rate = 150\n[network]\nplaintext = true\n\
+                    [node]\ndht_refresh = \"1h\"\n";
+        let sc = Scenario::parse(text).unwrap();
+        assert_eq!(sc.topology.quiet_rate, 150);
+        assert!(sc.network.plaintext);
+        assert_eq!(sc.node.dht_refresh, Duration::from_secs(3600));
+        let plain = Scenario::parse("name = \"x\"\nnodes = 10\nduration = \"1m\"\n").unwrap();
+        assert_eq!(plain.topology.quiet_rate, 0);
+        assert!(!plain.network.plaintext);
+    }
 }
