@@ -5,6 +5,7 @@
 
 mod common;
 
+use cairn::block::Cid;
 use cairn::dag::builder::{build_file, ImportOptions};
 use cairn::dag::reader::{FileReader, ReadOptions};
 use cairn::dag::walk::links_of;
@@ -16,21 +17,27 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// `data` imported into a new memory store; the store and the root.
+fn stored_file(data: &[u8], opts: &ImportOptions) -> (Arc<MemoryStore>, Cid) {
+    let store = Arc::new(MemoryStore::new());
+    let root = build_file(data, opts, &mut |b| {
+        store.put(b)?;
+        Ok(())
+    })
+    .unwrap()
+    .cid;
+    (store, root)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_moves_between_two_nodes() {
     let data = common::random_bytes(5 * 1024 * 1024 + 123, 77);
-    let store_a = Arc::new(MemoryStore::new());
     let opts = ImportOptions {
         chunker: cairn::dag::chunker::ChunkerSpec::Fixed { size: 65536 },
         max_links: 16,
         ..ImportOptions::default()
     };
-    let root = build_file(&data[..], &opts, &mut |b| {
-        store_a.put(b)?;
-        Ok(())
-    })
-    .unwrap()
-    .cid;
+    let (store_a, root) = stored_file(&data, &opts);
 
     let config = NetConfig::default();
     let a = Network::start([1; 32], store_a.clone(), &config)
@@ -80,13 +87,7 @@ async fn a_file_moves_between_two_nodes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocks_move_over_quic() {
     let data = common::random_bytes(1024 * 1024 + 7, 78);
-    let store_a = Arc::new(MemoryStore::new());
-    let root = build_file(&data[..], &ImportOptions::default(), &mut |b| {
-        store_a.put(b)?;
-        Ok(())
-    })
-    .unwrap()
-    .cid;
+    let (store_a, root) = stored_file(&data, &ImportOptions::default());
     let config = NetConfig {
         listen: vec!["/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap()],
         ..NetConfig::default()
@@ -118,13 +119,7 @@ async fn blocks_move_over_quic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_idle_out_after_a_fetch() {
     let data = common::random_bytes(300 * 1024, 79);
-    let store_a = Arc::new(MemoryStore::new());
-    let root = build_file(&data[..], &ImportOptions::default(), &mut |b| {
-        store_a.put(b)?;
-        Ok(())
-    })
-    .unwrap()
-    .cid;
+    let (store_a, root) = stored_file(&data, &ImportOptions::default());
     let config = NetConfig {
         listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
         idle_timeout: Duration::from_secs(1),

@@ -258,6 +258,11 @@ impl Fabric {
         live
     }
 
+    /// Connections opened since the fabric was made.
+    pub fn opened(&self) -> u64 {
+        self.stats.connections.load(Ordering::Relaxed)
+    }
+
     /// Open connections now.
     pub fn open_links(&self) -> usize {
         let mut s = self.state();

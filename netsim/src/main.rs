@@ -11,17 +11,17 @@
 //!   the real import and read paths.
 
 use anyhow::{bail, Context, Result};
+use cairn::node::{AddOptions, Config, Node};
+use netsim::scenario::Scenario;
+use std::io::Read;
+use std::path::PathBuf;
+use std::time::Instant;
 
 /// Hundreds of nodes allocate and free from many threads at once: glibc's
 /// allocator spent an eighth of the CPU of a 400-node run in `malloc` and its
 /// arena locks, and kept freed memory resident.
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use cairn::node::{AddOptions, Config, Node};
-use netsim::scenario::Scenario;
-use std::io::Read;
-use std::path::PathBuf;
-use std::time::Instant;
 
 fn arg(args: &[String], i: usize, default: u64) -> Result<u64> {
     match args.get(i) {

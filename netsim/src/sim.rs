@@ -274,10 +274,11 @@ scrub_interval = "1000h"
         toml::from_str::<Config>(&text).context("node config")
     }
 
-    /// Starts the node of `slot` (creating it on first start) and dials its bootstrap links; `wait`:
-    /// until those dials and the walk's start are done (the initial start
-    /// paces itself by that), else the dialing runs on its own, so a restart
-    /// never holds up the scenario's clock.
+    /// Starts the node of `slot` (creating it on first start) and dials its
+    /// bootstrap links. With `wait` it returns once those dials and the
+    /// walk's start are done (the initial start paces itself by that);
+    /// otherwise the dialing runs on its own, so a restart never holds up
+    /// the scenario's clock.
     async fn start_slot(self: &Arc<Self>, slot: usize, wait: bool) -> Result<()> {
         let node = {
             let mut slots = self.slots();
@@ -618,18 +619,9 @@ scrub_interval = "1000h"
             let step = warm_end
                 .saturating_duration_since(Instant::now())
                 .min(Duration::from_secs(10));
-            let opened = self
-                .fabric
-                .stats
-                .connections
-                .load(std::sync::atomic::Ordering::Relaxed);
+            let before = self.fabric.opened();
             tokio::time::sleep(step).await;
-            let opened = self
-                .fabric
-                .stats
-                .connections
-                .load(std::sync::atomic::Ordering::Relaxed)
-                - opened;
+            let opened = self.fabric.opened() - before;
             self.say(format!(
                 "warming up: {} links open, {:.0} opened/s (wall), {:.0} MiB resident",
                 self.fabric.open_links(),
@@ -955,18 +947,12 @@ scrub_interval = "1000h"
         if rate == 0 {
             return;
         }
-        let opened = || {
-            self.fabric
-                .stats
-                .connections
-                .load(std::sync::atomic::Ordering::Relaxed)
-        };
         let give_up = Instant::now() + limit;
         let mut said = Instant::now();
         loop {
-            let before = opened();
+            let before = self.fabric.opened();
             tokio::time::sleep(Duration::from_secs(2)).await;
-            let now = (opened() - before) / 2;
+            let now = (self.fabric.opened() - before) / 2;
             if now < rate {
                 return;
             }
@@ -1073,10 +1059,10 @@ scrub_interval = "1000h"
         }
         drop(slots);
         drop(tracking);
+        let open_connections = self.fabric.open_links();
         self.say(format!(
-            "{nodes_up} nodes up, {} links open ({} opened so far), {}/{} files at factor, {} unavailable",
-            self.fabric.open_links(),
-            self.fabric.stats.connections.load(Relaxed),
+            "{nodes_up} nodes up, {open_connections} links open ({} opened so far), {}/{} files at factor, {} unavailable",
+            self.fabric.opened(),
             at_factor,
             files.len(),
             unavailable
@@ -1096,7 +1082,7 @@ scrub_interval = "1000h"
                 repairs,
                 repair_bytes,
                 network_bytes: self.fabric.stats.bytes.load(Relaxed),
-                open_connections: self.fabric.open_links(),
+                open_connections,
                 provided,
                 provide_failed,
             });
