@@ -11,21 +11,9 @@ use tokio::sync::mpsc;
 /// connection is cut, which clients see as a truncated body).
 pub fn stream_blocking(
     content_type: &'static str,
-    produce: impl FnOnce(&mut dyn std::io::Write) -> Result<(), String> + Send + 'static,
+    produce: impl FnOnce(&mut ChannelWriter) -> Result<(), String> + Send + 'static,
 ) -> Response {
-    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(8);
-    tokio::task::spawn_blocking(move || {
-        let mut w = ChannelWriter {
-            tx: tx.clone(),
-            buf: Vec::with_capacity(CHUNK_BYTES),
-        };
-        let result =
-            produce(&mut w).and_then(|()| std::io::Write::flush(&mut w).map_err(|e| e.to_string()));
-        if let Err(e) = result {
-            tracing::warn!("response ended early: {e}");
-            let _ = tx.blocking_send(Err(std::io::Error::other(e)));
-        }
-    });
+    let rx = spawn_producer(produce);
     let stream =
         futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
     (
@@ -38,9 +26,34 @@ pub fn stream_blocking(
 /// Bytes per streamed chunk.
 const CHUNK_BYTES: usize = 256 * 1024;
 
+/// Chunks at least this large go out as they are instead of being copied
+/// into the next buffer (a file's blocks are usually 256 KiB or 1 MiB).
+const PASS_THROUGH_BYTES: usize = 64 * 1024;
+
+/// The sending end of a streamed body: small writes gather into
+/// [`CHUNK_BYTES`] buffers, whole blocks pass through [`send`](Self::send)
+/// without a copy.
 pub struct ChannelWriter {
     tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
     buf: Vec<u8>,
+}
+
+impl ChannelWriter {
+    /// Sends `chunk` after what is buffered, without copying it when it is
+    /// large.
+    pub fn send(&mut self, chunk: Bytes) -> std::io::Result<()> {
+        if chunk.len() < PASS_THROUGH_BYTES {
+            return std::io::Write::write_all(self, &chunk);
+        }
+        std::io::Write::flush(self)?;
+        self.push(chunk)
+    }
+
+    fn push(&self, chunk: Bytes) -> std::io::Result<()> {
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
+    }
 }
 
 impl std::io::Write for ChannelWriter {
@@ -60,16 +73,14 @@ impl std::io::Write for ChannelWriter {
             &mut self.buf,
             Vec::with_capacity(CHUNK_BYTES),
         ));
-        self.tx
-            .blocking_send(Ok(chunk))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
+        self.push(chunk)
     }
 }
 
 /// Runs `produce` on a blocking thread, its output coming out of the
 /// returned channel in chunks (bounded: the producer waits for the client).
 pub fn spawn_producer(
-    produce: impl FnOnce(&mut dyn std::io::Write) -> Result<(), String> + Send + 'static,
+    produce: impl FnOnce(&mut ChannelWriter) -> Result<(), String> + Send + 'static,
 ) -> mpsc::Receiver<Result<Bytes, std::io::Error>> {
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(8);
     tokio::task::spawn_blocking(move || {

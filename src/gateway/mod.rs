@@ -27,7 +27,7 @@ use crate::block::{parse_cid, Cid};
 use crate::dag::reader::{self, FileReader, Node, ReadOptions};
 use crate::dag::scope::{self, DagScope, EntityBytes};
 use crate::dag::{BlockSource, DagError};
-use crate::http::{first_chunk_then_rest, spawn_producer, FirstChunk};
+use crate::http::{first_chunk_then_rest, spawn_producer, ChannelWriter, FirstChunk};
 use crate::node::online::OnlineNode;
 use crate::node::NodeError;
 use axum::body::Body;
@@ -388,7 +388,7 @@ async fn streamed(
     mut response: Response,
     head: bool,
     on_first: impl FnOnce(&[u8], &mut HeaderMap),
-    produce: impl FnOnce(&mut dyn std::io::Write) -> Result<(), String> + Send + 'static,
+    produce: impl FnOnce(&mut ChannelWriter) -> Result<(), String> + Send + 'static,
 ) -> Response {
     if head {
         return response;
@@ -799,7 +799,7 @@ async fn file(
                 FileReader::new(source, cid, offset, Some(len), opts).map_err(|e| e.to_string())?;
             for chunk in reader {
                 let chunk = chunk.map_err(|e| e.to_string())?;
-                out.write_all(&chunk).map_err(|e| e.to_string())?;
+                out.send(chunk).map_err(|e| e.to_string())?;
             }
             Ok(())
         },

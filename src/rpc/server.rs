@@ -410,7 +410,7 @@ async fn cat(State(s): State<ApiState>, RawQuery(q): RawQuery) -> Result<Respons
     Ok(stream_blocking("application/octet-stream", move |out| {
         for chunk in reader {
             let chunk = chunk.map_err(|e| e.to_string())?;
-            out.write_all(&chunk).map_err(|e| e.to_string())?;
+            out.send(chunk).map_err(|e| e.to_string())?;
         }
         drop(session);
         drop(online);
