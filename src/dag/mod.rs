@@ -82,6 +82,16 @@ pub trait BlockSource: Send + Sync {
     /// A hint that these blocks will be asked for soon, in this order
     /// (a network source starts fetching them; a store ignores it).
     fn prefetch(&self, _cids: &[Cid]) {}
+
+    /// Whether the block is there, without reading it where the source can
+    /// tell (a store's index); by default, by reading it.
+    fn has_block(&self, cid: &Cid) -> Result<bool, DagError> {
+        match self.block(cid) {
+            Ok(_) => Ok(true),
+            Err(DagError::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 impl<S: Store + ?Sized> BlockSource for S {
@@ -90,5 +100,26 @@ impl<S: Store + ?Sized> BlockSource for S {
             return Ok(b);
         }
         self.get(cid)?.ok_or(DagError::NotFound { cid: *cid })
+    }
+
+    fn has_block(&self, cid: &Cid) -> Result<bool, DagError> {
+        if crate::block::identity_block(cid).is_some() {
+            return Ok(true);
+        }
+        Ok(self.has(cid)?)
+    }
+}
+
+/// A `&dyn Store` seen as a `dyn BlockSource` (a trait object cannot be
+/// turned into another directly).
+pub struct StoreBlocks<'a>(pub &'a dyn Store);
+
+impl BlockSource for StoreBlocks<'_> {
+    fn block(&self, cid: &Cid) -> Result<Block, DagError> {
+        self.0.block(cid)
+    }
+
+    fn has_block(&self, cid: &Cid) -> Result<bool, DagError> {
+        self.0.has_block(cid)
     }
 }

@@ -49,6 +49,36 @@ pub fn walk(
     Ok(())
 }
 
+/// Like [`walk`], for callers that need only the CIDs: blocks that cannot
+/// link anywhere (raw leaves, identity CIDs) are checked to be present
+/// without being read, so a file's data is not read and re-hashed just to
+/// list, count or mark it. A missing block is [`DagError::NotFound`].
+pub fn reach(
+    source: &dyn BlockSource,
+    root: &Cid,
+    seen: &mut HashSet<Multihash>,
+    visit: &mut dyn FnMut(&Cid) -> Result<(), DagError>,
+) -> Result<(), DagError> {
+    let mut stack = vec![*root];
+    while let Some(cid) = stack.pop() {
+        if !seen.insert(*cid.hash()) {
+            continue;
+        }
+        if cid.codec() == RAW {
+            if !source.has_block(&cid)? {
+                return Err(DagError::NotFound { cid });
+            }
+            visit(&cid)?;
+            continue;
+        }
+        let block = source.block(&cid)?;
+        visit(&cid)?;
+        let links = links_of(&block)?;
+        stack.extend(links.into_iter().rev());
+    }
+    Ok(())
+}
+
 /// The multihashes of every block reachable from `roots` (recursive) and
 /// `direct` (the block alone): the live set GC keeps.
 pub fn live_set(
@@ -58,7 +88,7 @@ pub fn live_set(
 ) -> Result<HashSet<Multihash>, DagError> {
     let mut seen = HashSet::new();
     for root in recursive {
-        walk(source, root, &mut seen, &mut |_| Ok(()))?;
+        reach(source, root, &mut seen, &mut |_| Ok(()))?;
     }
     for cid in direct {
         seen.insert(*cid.hash());
@@ -100,5 +130,45 @@ mod tests {
         // A missing block is an error naming it.
         let live = live_set(&store, &[root.cid], &[]).unwrap();
         assert_eq!(live.len(), n);
+    }
+
+    #[test]
+    fn reach_lists_what_walk_visits_without_reading_raw_leaves() {
+        let store = MemoryStore::new();
+        let opts = ImportOptions {
+            chunker: ChunkerSpec::Fixed { size: 10 },
+            max_links: 3,
+            ..ImportOptions::default()
+        };
+        let data: Vec<u8> = (0..200u8).collect();
+        let root = build_file(&data[..], &opts, &mut |b| {
+            store.put(b)?;
+            Ok(())
+        })
+        .unwrap();
+        let mut walked = vec![];
+        walk(&store, &root.cid, &mut HashSet::new(), &mut |b| {
+            walked.push(*b.cid());
+            Ok(())
+        })
+        .unwrap();
+        let mut reached = vec![];
+        reach(&store, &root.cid, &mut HashSet::new(), &mut |c| {
+            reached.push(*c);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(reached, walked);
+        let leaf = *walked.iter().find(|c| c.codec() == RAW).unwrap();
+        // A damaged leaf is present: reach does not read it (walk does).
+        store.corrupt_for_test(&leaf, bytes::Bytes::from_static(b"rot"));
+        assert!(reach(&store, &root.cid, &mut HashSet::new(), &mut |_| Ok(())).is_ok());
+        assert!(walk(&store, &root.cid, &mut HashSet::new(), &mut |_| Ok(())).is_err());
+        // A missing one is named.
+        store.remove(leaf.hash()).unwrap();
+        match reach(&store, &root.cid, &mut HashSet::new(), &mut |_| Ok(())) {
+            Err(DagError::NotFound { cid }) => assert_eq!(cid, leaf),
+            other => panic!("expected NotFound, got {other:?}"),
+        }
     }
 }

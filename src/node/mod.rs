@@ -500,8 +500,8 @@ impl Node {
     /// Every CID of the DAG under `root` (parents first; all must be stored).
     pub fn dag_cids(&self, root: &Cid) -> Result<Vec<Cid>, NodeError> {
         let mut out = Vec::new();
-        walk::walk(&*self.source(), root, &mut HashSet::new(), &mut |b| {
-            out.push(*b.cid());
+        walk::reach(&*self.source(), root, &mut HashSet::new(), &mut |c| {
+            out.push(*c);
             Ok(())
         })?;
         Ok(out)
@@ -509,7 +509,7 @@ impl Node {
 
     /// Whether every block of the DAG under `root` is stored.
     pub fn has_dag(&self, root: &Cid) -> Result<bool, NodeError> {
-        match walk::walk(&*self.source(), root, &mut HashSet::new(), &mut |_| Ok(())) {
+        match walk::reach(&*self.source(), root, &mut HashSet::new(), &mut |_| Ok(())) {
             Ok(()) => Ok(true),
             Err(DagError::NotFound { .. }) => Ok(false),
             Err(e) => Err(e.into()),
@@ -521,7 +521,7 @@ impl Node {
     /// Pins `cid`; a recursive pin first checks every block below is stored.
     pub fn pin_add(&self, cid: &Cid, recursive: bool) -> Result<(), NodeError> {
         if recursive {
-            walk::walk(&*self.source(), cid, &mut HashSet::new(), &mut |_| Ok(()))?;
+            walk::reach(&*self.source(), cid, &mut HashSet::new(), &mut |_| Ok(()))?;
             self.store.pin(cid, PinKind::Recursive)?;
         } else {
             if !self.store.has(cid)? {
@@ -615,10 +615,10 @@ impl Node {
                 if *kind != PinKind::Recursive {
                     continue;
                 }
-                walk::walk(&*source, root, &mut seen, &mut |b| {
-                    if b.cid() != root && !pinned.contains(b.cid()) {
+                walk::reach(&*source, root, &mut seen, &mut |c| {
+                    if c != root && !pinned.contains(c) {
                         out.push(PinEntry {
-                            cid: *b.cid(),
+                            cid: *c,
                             kind: "indirect",
                         });
                     }
@@ -792,10 +792,11 @@ struct StoreSource(Arc<dyn Store>);
 
 impl BlockSource for StoreSource {
     fn block(&self, cid: &Cid) -> Result<Block, DagError> {
-        if let Some(b) = crate::block::identity_block(cid) {
-            return Ok(b);
-        }
-        self.0.get(cid)?.ok_or(DagError::NotFound { cid: *cid })
+        self.0.block(cid)
+    }
+
+    fn has_block(&self, cid: &Cid) -> Result<bool, DagError> {
+        self.0.has_block(cid)
     }
 }
 

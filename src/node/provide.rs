@@ -122,17 +122,6 @@ async fn provide_one(swarm: SwarmHandle, cid: Cid) -> (Cid, Result<(), crate::ne
     (cid, swarm.provide(cid).await)
 }
 
-/// A store seen as a block source (for walking pinned DAGs).
-struct StoreBlocks<'a>(&'a dyn Store);
-
-impl crate::dag::BlockSource for StoreBlocks<'_> {
-    fn block(&self, cid: &Cid) -> Result<crate::block::Block, crate::dag::DagError> {
-        self.0
-            .get(cid)?
-            .ok_or(crate::dag::DagError::NotFound { cid: *cid })
-    }
-}
-
 struct ProviderTask {
     settings: ProvideSettings,
     store: Arc<dyn Store>,
@@ -198,9 +187,9 @@ impl ProviderTask {
                         }
                         // A pin whose blocks are damaged still announces
                         // what can be read.
-                        let source = StoreBlocks(&*store);
-                        let _ = walk::walk(&source, &root, &mut seen, &mut |b| {
-                            out.push(*b.cid());
+                        let source = crate::dag::StoreBlocks(&*store);
+                        let _ = walk::reach(&source, &root, &mut seen, &mut |c| {
+                            out.push(*c);
                             Ok(())
                         });
                     }

@@ -610,11 +610,15 @@ impl Replicator {
         let r = *root;
         let all = tokio::task::spawn_blocking(move || {
             let mut v = Vec::new();
-            let _ =
-                crate::dag::walk::walk(&StoreBlocks(&*store), &r, &mut HashSet::new(), &mut |b| {
-                    v.push(*b.cid());
+            let _ = crate::dag::walk::reach(
+                &crate::dag::StoreBlocks(&*store),
+                &r,
+                &mut HashSet::new(),
+                &mut |c| {
+                    v.push(*c);
                     Ok(())
-                });
+                },
+            );
             v
         })
         .await
@@ -974,27 +978,18 @@ enum Seen {
     Failing,
 }
 
-/// A store seen as a block source.
-struct StoreBlocks<'a>(&'a dyn Store);
-
-impl crate::dag::BlockSource for StoreBlocks<'_> {
-    fn block(&self, cid: &Cid) -> Result<crate::block::Block, crate::dag::DagError> {
-        if let Some(b) = crate::block::identity_block(cid) {
-            return Ok(b);
-        }
-        self.0
-            .get(cid)?
-            .ok_or(crate::dag::DagError::NotFound { cid: *cid })
-    }
-}
-
 /// Bytes of every block under `root` (local).
 fn dag_size(store: &dyn Store, root: &Cid) -> Result<u64, ReplicateError> {
     let mut total = 0u64;
-    crate::dag::walk::walk(&StoreBlocks(store), root, &mut HashSet::new(), &mut |b| {
-        total += b.data().len() as u64;
-        Ok(())
-    })
+    crate::dag::walk::walk(
+        &crate::dag::StoreBlocks(store),
+        root,
+        &mut HashSet::new(),
+        &mut |b| {
+            total += b.data().len() as u64;
+            Ok(())
+        },
+    )
     .map_err(|e| ReplicateError::Other(e.to_string()))?;
     Ok(total)
 }
