@@ -205,9 +205,27 @@ fn raw_stream(bytes: u64, default_yamux: bool) -> f64 {
     best
 }
 
+/// How a receiving daemon takes the file.
+#[derive(Clone, Copy)]
+enum How {
+    /// `cairn pin add CID`: every block fetched, verified and stored in the
+    /// receiving daemon — the daemon-to-daemon transfer.
+    Pin,
+    /// `cairn cat CID`: the same, and the bytes streamed in order to the
+    /// `cat` process over the RPC API (a third process).
+    Cat,
+}
+
+/// Seconds for `cairn pin add cid` on `repo`.
+fn timed_pin(repo: &Path, cid: &str) -> f64 {
+    let start = Instant::now();
+    run_ok(repo, &["pin", "add", cid]);
+    start.elapsed().as_secs_f64()
+}
+
 /// Best of `runs` transfers of `cid` into a fresh repo under `dir` from the
 /// daemons at `providers`.
-fn transfer(dir: &Path, providers: &[String], cid: &str, bytes: u64, runs: usize) -> f64 {
+fn transfer(dir: &Path, providers: &[String], cid: &str, bytes: u64, runs: usize, how: How) -> f64 {
     let mut best = f64::MAX;
     for i in 0..runs {
         let repo = dir.join(format!("recv-{}-{i}", providers.len()));
@@ -219,11 +237,21 @@ fn transfer(dir: &Path, providers: &[String], cid: &str, bytes: u64, runs: usize
             assert!(Instant::now() < deadline, "providers did not connect");
             std::thread::sleep(Duration::from_millis(100));
         }
-        best = best.min(timed_cat(&repo, cid, bytes));
+        best = best.min(match how {
+            How::Pin => timed_pin(&repo, cid),
+            How::Cat => timed_cat(&repo, cid, bytes),
+        });
         drop(d);
         let _ = std::fs::remove_dir_all(&repo);
     }
     best
+}
+
+/// Both ways of receiving, best of `runs` each: (pin add, cat) in MB/s.
+fn transfers(dir: &Path, providers: &[String], cid: &str, bytes: u64, runs: usize) -> (f64, f64) {
+    let pin = transfer(dir, providers, cid, bytes, runs, How::Pin);
+    let cat = transfer(dir, providers, cid, bytes, runs, How::Cat);
+    (mbps(bytes, pin), mbps(bytes, cat))
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -306,13 +334,20 @@ fn main() {
 
     let disk_write = write_limit(&base, bytes);
     println!("writing {mb} MiB to a file in the disk repos' directory: {disk_write:.0} MB/s");
-    let one_disk = transfer(&base, &addrs[..1], &cid, bytes, 3);
-    println!(
-        "1 provider → receiver repo on disk:  {:.0} MB/s ({:.2}× raw, {:.2}× raw with default Yamux, {:.2}× the disk write)",
-        mbps(bytes, one_disk),
-        mbps(bytes, one_disk) / raw,
-        mbps(bytes, one_disk) / raw_default,
-        mbps(bytes, one_disk) / disk_write
+    let report = |what: &str, (pin, cat): (f64, f64), extra: String| {
+        println!(
+            "{what}: pin add {pin:.0} MB/s ({:.2}× raw, {:.2}× raw with default Yamux); cat {cat:.0} MB/s ({:.2}× raw, {:.2}× default){extra}",
+            pin / raw,
+            pin / raw_default,
+            cat / raw,
+            cat / raw_default,
+        );
+    };
+    let one_disk = transfers(&base, &addrs[..1], &cid, bytes, 3);
+    report(
+        "1 provider → receiver repo on disk",
+        one_disk,
+        format!("; the disk write: {disk_write:.0} MB/s"),
     );
     if quick {
         drop(providers);
@@ -323,29 +358,29 @@ fn main() {
         std::fs::create_dir_all(shm_dir).expect("tmpfs dir");
         let shm_write = write_limit(shm_dir, bytes);
         println!("writing {mb} MiB to a file on tmpfs: {shm_write:.0} MB/s");
-        let one = transfer(shm_dir, &addrs[..1], &cid, bytes, 3);
-        let three = transfer(shm_dir, &addrs, &cid, bytes, 3);
-        println!(
-            "1 provider → receiver repo on tmpfs: {:.0} MB/s ({:.2}× raw, {:.2}× raw with default Yamux)",
-            mbps(bytes, one),
-            mbps(bytes, one) / raw,
-            mbps(bytes, one) / raw_default
-        );
-        println!(
-            "3 providers → receiver repo on tmpfs: {:.0} MB/s ({:.2}× raw, {:.2}× one provider)",
-            mbps(bytes, three),
-            mbps(bytes, three) / raw,
-            one / three
+        let one = transfers(shm_dir, &addrs[..1], &cid, bytes, 3);
+        report("1 provider → receiver repo on tmpfs", one, String::new());
+        let three = transfers(shm_dir, &addrs, &cid, bytes, 3);
+        report(
+            "3 providers → receiver repo on tmpfs",
+            three,
+            format!(
+                "; × one provider: pin add {:.2}, cat {:.2}",
+                three.0 / one.0,
+                three.1 / one.1
+            ),
         );
         let _ = std::fs::remove_dir_all(shm_dir);
     }
-    let three_disk = transfer(&base, &addrs, &cid, bytes, 3);
-    println!(
-        "3 providers → receiver repo on disk: {:.0} MB/s ({:.2}× raw, {:.2}× one provider, {:.2}× the disk write)",
-        mbps(bytes, three_disk),
-        mbps(bytes, three_disk) / raw,
-        one_disk / three_disk,
-        mbps(bytes, three_disk) / disk_write
+    let three_disk = transfers(&base, &addrs, &cid, bytes, 3);
+    report(
+        "3 providers → receiver repo on disk",
+        three_disk,
+        format!(
+            "; × one provider: pin add {:.2}, cat {:.2}",
+            three_disk.0 / one_disk.0,
+            three_disk.1 / one_disk.1
+        ),
     );
 
     // Idle daemon: RSS and CPU over 20 s (one of the providers, which has
