@@ -154,6 +154,10 @@ pub struct NodeSettings {
     /// DHT routing table refresh period ("0s": none).
     #[serde(with = "humantime_serde")]
     pub dht_refresh: Duration,
+    /// Pings on each connection every this long ("0s": none on a timer);
+    /// unset: cairn's default, 15 s of wall-clock time at any speed.
+    #[serde(default, with = "humantime_serde")]
+    pub ping_interval: Option<Duration>,
 }
 
 impl Default for NodeSettings {
@@ -169,6 +173,7 @@ impl Default for NodeSettings {
             fetch_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(120),
             dht_refresh: Duration::from_secs(600),
+            ping_interval: None,
         }
     }
 }
@@ -401,11 +406,12 @@ mod tests {
     fn pacing_and_plaintext_are_read() {
         let text = "name = \"x\"\nnodes = 10\nduration = \"1m\"\n\
                     [topology]\nquiet_rate = 150\n[network]\nplaintext = true\n\
-                    [node]\ndht_refresh = \"1h\"\n";
+                    [node]\ndht_refresh = \"1h\"\nping_interval = \"0s\"\n";
         let sc = Scenario::parse(text).unwrap();
         assert_eq!(sc.topology.quiet_rate, 150);
         assert!(sc.network.plaintext);
         assert_eq!(sc.node.dht_refresh, Duration::from_secs(3600));
+        assert_eq!(sc.node.ping_interval, Some(Duration::ZERO));
         let plain = Scenario::parse("name = \"x\"\nnodes = 10\nduration = \"1m\"\n").unwrap();
         assert_eq!(plain.topology.quiet_rate, 0);
         assert!(!plain.network.plaintext);

@@ -246,6 +246,7 @@ listen = []
 dht_mode = "server"
 idle_timeout = "{idle}"
 dht_refresh = "{refresh}"
+ping_interval = "{ping}"
 fetch_timeout = "{fetch}"
 
 [provide]
@@ -262,6 +263,7 @@ scrub_interval = "1000h"
 "#,
             idle = w(n.idle_timeout),
             refresh = w(n.dht_refresh),
+            ping = n.ping_interval.map_or_else(|| "15s".to_string(), w),
             fetch = wall_ms(n.fetch_timeout),
             strategy = n.provide_strategy,
             reprovide = w(n.reprovide_interval),

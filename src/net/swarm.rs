@@ -86,6 +86,9 @@ pub struct NetConfig {
     pub idle_timeout: Duration,
     /// Period of the DHT's routing table refresh walks (`None`: never).
     pub dht_refresh: Option<Duration>,
+    /// Period of pings on each connection (`None`: answered, never sent on
+    /// a timer).
+    pub ping_interval: Option<Duration>,
     /// DHT mode: `Some(true)` server, `Some(false)` client, `None` automatic:
     /// loopback and private listen addresses count as reachable (a local
     /// network, like Kubo's LAN DHT), public ones once confirmed.
@@ -107,6 +110,7 @@ impl Default for NetConfig {
             kad_protocol: DEFAULT_KAD_PROTOCOL.into(),
             idle_timeout: Duration::from_secs(60),
             dht_refresh: Some(Duration::from_secs(600)),
+            ping_interval: Some(Duration::from_secs(15)),
             dht_server: None,
             max_provider_keys: 2_000_000,
             mdns: false,
@@ -175,6 +179,10 @@ pub fn build(
     registry: &mut libp2p::metrics::Registry,
 ) -> Result<Swarm<Behaviour>, NetError> {
     let refresh = config.dht_refresh;
+    // "Never" is a timer longer than any process lives.
+    let ping_interval = config
+        .ping_interval
+        .unwrap_or(Duration::from_secs(100 * 365 * 24 * 3600));
     let kad_protocol = StreamProtocol::try_from_owned(config.kad_protocol.clone())
         .map_err(|e| NetError::Setup(format!("kad protocol {:?}: {e}", config.kad_protocol)))?;
     let dht_mode = config.dht_server.map(|server| {
@@ -257,7 +265,7 @@ pub fn build(
                 memory: memory.into(),
                 blocked: Default::default(),
                 identify,
-                ping: ping::Behaviour::default(),
+                ping: ping::Behaviour::new(ping::Config::new().with_interval(ping_interval)),
                 kad,
                 stream: libp2p_stream::Behaviour::new(),
                 mdns: mdns.into(),

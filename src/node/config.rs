@@ -239,6 +239,12 @@ pub struct NetSettings {
     /// "0s" turns periodic refreshes off.
     #[serde(with = "humantime_serde")]
     pub dht_refresh: Duration,
+    /// How often each connection is pinged (`/ipfs/ping/1.0.0`) to measure
+    /// its round trip; rust-libp2p's 15 s by default. "0s": never on a
+    /// timer (pings from peers are still answered). Kubo does not ping on
+    /// a timer; each ping costs a little CPU per open connection.
+    #[serde(with = "humantime_serde")]
+    pub ping_interval: Duration,
     /// A transport beside TCP and QUIC, set by programs embedding nodes
     /// (netsim's simulated network); never read from `config.toml`.
     #[serde(skip)]
@@ -263,6 +269,7 @@ impl Default for NetSettings {
             idle_timeout: Duration::from_secs(120),
             fetch_timeout: Duration::from_secs(60),
             dht_refresh: Duration::from_secs(600),
+            ping_interval: Duration::from_secs(15),
             extra_transport: None,
         }
     }
@@ -293,6 +300,7 @@ impl NetSettings {
             mdns: self.mdns,
             idle_timeout: self.idle_timeout,
             dht_refresh: (!self.dht_refresh.is_zero()).then_some(self.dht_refresh),
+            ping_interval: (!self.ping_interval.is_zero()).then_some(self.ping_interval),
             limits: crate::net::swarm::ConnectionLimits {
                 max_connections: self.max_connections,
                 max_per_peer: self.max_connections_per_peer,
