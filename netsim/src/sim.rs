@@ -733,9 +733,7 @@ scrub_interval = "1000h"
                 Event::Sample => self.sample(t),
             }
         }
-        for op in ops {
-            let _ = op.await;
-        }
+        self.finish_ops(ops).await;
         let end = self.sim_now();
         self.say("final checks".into());
         let (durable, checked, restored, above_max) =
@@ -765,6 +763,45 @@ scrub_interval = "1000h"
             o.shutdown();
         }
         Ok(report)
+    }
+
+    /// Waits for the workload's operations still running, at most as long
+    /// as the longest operation timeout (adds have none) plus a minute of
+    /// wall clock; the rest are aborted and said, so a run always reaches
+    /// its final checks.
+    async fn finish_ops(&self, ops: Vec<tokio::task::JoinHandle<()>>) {
+        let running = ops.iter().filter(|h| !h.is_finished()).count();
+        if running == 0 {
+            return;
+        }
+        self.say(format!("waiting for {running} operations still running"));
+        let longest = self
+            .sc
+            .workload
+            .iter()
+            .filter_map(|w| match w {
+                Workload::Get { timeout, .. } | Workload::Lookup { timeout, .. } => {
+                    Some(self.sc.wall(*timeout))
+                }
+                _ => None,
+            })
+            .max()
+            .unwrap_or_default();
+        let deadline = Instant::now() + longest + Duration::from_secs(60);
+        let mut cut = 0;
+        for op in ops {
+            let abort = op.abort_handle();
+            if tokio::time::timeout_at(deadline, op).await.is_err() {
+                abort.abort();
+                cut += 1;
+            }
+        }
+        if cut > 0 {
+            self.say(format!(
+                "{cut} operations had not finished {} s after the last one started; aborted",
+                (longest + Duration::from_secs(60)).as_secs()
+            ));
+        }
     }
 
     async fn session_end(
