@@ -35,18 +35,10 @@ pub fn walk(
     seen: &mut HashSet<Multihash>,
     visit: &mut dyn FnMut(&Block) -> Result<(), DagError>,
 ) -> Result<(), DagError> {
-    // Explicit stack: a hostile DAG cannot overflow the thread's stack.
-    let mut stack = vec![*root];
-    while let Some(cid) = stack.pop() {
-        if !seen.insert(*cid.hash()) {
-            continue;
-        }
-        let block = source.block(&cid)?;
-        visit(&block)?;
-        let links = links_of(&block)?;
-        stack.extend(links.into_iter().rev());
-    }
-    Ok(())
+    traverse(source, root, seen, true, &mut |_, block| match block {
+        Some(b) => visit(b),
+        None => Ok(()),
+    })
 }
 
 /// Like [`walk`], for callers that need only the CIDs: blocks that cannot
@@ -59,22 +51,38 @@ pub fn reach(
     seen: &mut HashSet<Multihash>,
     visit: &mut dyn FnMut(&Cid) -> Result<(), DagError>,
 ) -> Result<(), DagError> {
+    traverse(source, root, seen, false, &mut |cid, _| visit(cid))
+}
+
+/// What [`traverse`] calls for each block: its CID, and the block when it
+/// was read.
+type Visit<'a> = dyn FnMut(&Cid, Option<&Block>) -> Result<(), DagError> + 'a;
+
+/// The depth-first traversal behind [`walk`] and [`reach`]: raw blocks are
+/// read (and handed to `visit`) only when `read_leaves`.
+fn traverse(
+    source: &dyn BlockSource,
+    root: &Cid,
+    seen: &mut HashSet<Multihash>,
+    read_leaves: bool,
+    visit: &mut Visit<'_>,
+) -> Result<(), DagError> {
+    // Explicit stack: a hostile DAG cannot overflow the thread's stack.
     let mut stack = vec![*root];
     while let Some(cid) = stack.pop() {
         if !seen.insert(*cid.hash()) {
             continue;
         }
-        if cid.codec() == RAW {
+        if !read_leaves && cid.codec() == RAW {
             if !source.has_block(&cid)? {
                 return Err(DagError::NotFound { cid });
             }
-            visit(&cid)?;
+            visit(&cid, None)?;
             continue;
         }
         let block = source.block(&cid)?;
-        visit(&cid)?;
-        let links = links_of(&block)?;
-        stack.extend(links.into_iter().rev());
+        visit(&cid, Some(&block))?;
+        stack.extend(links_of(&block)?.into_iter().rev());
     }
     Ok(())
 }
