@@ -197,13 +197,21 @@ async fn garbage_on_every_protocol_is_survived() {
         .await
         .expect("provide in time")
         .unwrap();
-    let providers = tokio::time::timeout(
-        Duration::from_secs(20),
-        honest.swarm.find_providers(*good.cid(), 5),
-    )
-    .await
-    .expect("findprovs in time")
-    .unwrap();
+    // ADD_PROVIDER has no reply: ask until the record has landed.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let providers = loop {
+        let found = tokio::time::timeout(
+            Duration::from_secs(20),
+            honest.swarm.find_providers(*good.cid(), 5),
+        )
+        .await
+        .expect("findprovs in time")
+        .unwrap();
+        if !found.is_empty() || tokio::time::Instant::now() > deadline {
+            break found;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert!(providers.contains(&a.peer_id), "{providers:?}");
     let got = honest
         .bitswap
