@@ -349,6 +349,34 @@ impl Scenario {
                 Fault::Crash { .. } => {}
             }
         }
+        // The run ends at duration + settle: nothing may be planned later.
+        let end = self.duration + self.settle;
+        let late = |what: &str, t: Duration| -> Result<(), String> {
+            if t > end {
+                Err(format!(
+                    "{what} at {} is past the end of the run (duration + settle = {})",
+                    humantime::format_duration(t),
+                    humantime::format_duration(end)
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        for w in &self.workload {
+            match w {
+                Workload::Add { at, spread, .. }
+                | Workload::Get { at, spread, .. }
+                | Workload::Lookup { at, spread, .. } => late("workload", *at + *spread)?,
+            }
+        }
+        for f in &self.faults {
+            match f {
+                Fault::Crash { at, .. } => late("crash", *at)?,
+                Fault::Churn { to, .. } => late("churn", *to)?,
+                Fault::Partition { heal, .. } => late("partition heal", *heal)?,
+                Fault::Drops { to, .. } => late("drops", *to)?,
+            }
+        }
         if let Some(u) = &self.network.uplink {
             cairn::node::config::parse_size(u).map_err(|e| format!("uplink: {e}"))?;
         }
@@ -400,6 +428,11 @@ mod tests {
         .unwrap_err()
         .contains("size"));
         assert!(Scenario::parse(&format!("{base}bogus = 1")).is_err());
+        assert!(Scenario::parse(&format!(
+            "{base}[[workload]]\nkind = \"get\"\nat = \"50s\"\nspread = \"20s\"\ncount = 1\ntimeout = \"1s\""
+        ))
+        .unwrap_err()
+        .contains("past the end"));
     }
 
     #[test]

@@ -652,7 +652,14 @@ scrub_interval = "1000h"
         let phase_start = Instant::now();
         let mut ops = Vec::new();
         let mut partition_groups: Option<Vec<u32>> = None;
+        // Churn draws each node's next session end and restart as it goes,
+        // and a long-tailed draw can land days past the scenario: the run
+        // ends at its duration plus settle time, whatever is still queued.
+        let end = self.sc.duration + self.sc.settle;
         while let Some(Timed { at, event, .. }) = heap.pop() {
+            if at > end {
+                break;
+            }
             tokio::time::sleep_until(phase_start + self.sc.wall(at)).await;
             let t = at.as_secs_f64();
             match event {
@@ -1100,11 +1107,12 @@ scrub_interval = "1000h"
         drop(tracking);
         let open_connections = self.fabric.open_links();
         self.say(format!(
-            "{nodes_up} nodes up, {open_connections} links open ({} opened so far), {}/{} files at factor, {} unavailable",
+            "{nodes_up} nodes up, {open_connections} links open ({} opened so far), {}/{} files at factor, {} unavailable, {} lost",
             self.fabric.opened(),
             at_factor,
             files.len(),
-            unavailable
+            unavailable,
+            lost
         ));
         self.samples
             .lock()
