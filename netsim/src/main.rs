@@ -46,7 +46,19 @@ fn seeded_bytes(len: usize, seed: u64) -> Vec<u8> {
 
 const USAGE: &str = "usage: netsim run SCENARIO.toml [--seed N | --seeds N,N,...] [--out DIR] [--nodes N] [--quiet]\n       netsim local [NODES] [FILES_PER_NODE] [FILE_KIB] [SEED]";
 
-fn main() -> Result<()> {
+/// Errors end the process with their chain of causes on one line (no
+/// backtrace, whatever RUST_BACKTRACE says) and exit status 1.
+fn main() -> std::process::ExitCode {
+    match real_main() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("netsim: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Ok(filter) = std::env::var("NETSIM_LOG") {
         let _ = tracing_subscriber::fmt()

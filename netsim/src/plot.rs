@@ -218,6 +218,31 @@ pub fn plots(r: &Report) -> Vec<(String, String)> {
                 ],
             ),
         ));
+        let minutes = |v: &[f64]| v.iter().map(|s| s / 60.0).collect::<Vec<f64>>();
+        let times: Vec<Series> = [
+            cdf(
+                "restore the factor (grace included)",
+                &minutes(&r.repair_times),
+            ),
+            cdf("place a new file's copies", &minutes(&r.placement_times)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !times.is_empty() {
+            out.push((
+                "repair_cdf.svg".into(),
+                line_chart(
+                    &format!(
+                        "{}: repair and placement times (seed {})",
+                        r.scenario, r.seed
+                    ),
+                    "simulated minutes (sampled)",
+                    "share of episodes",
+                    &times,
+                ),
+            ));
+        }
         out.push((
             "bytes.svg".into(),
             line_chart(

@@ -64,8 +64,14 @@ pub struct Report {
     /// Simulated seconds from a file falling below its factor to having
     /// it again (sampled; includes the grace period).
     pub repair_times: Vec<f64>,
-    /// Files still below their factor at the end.
+    /// Files that had reached their factor and were below it at the end.
     pub unrepaired: usize,
+    /// Simulated seconds from each add to its file's first sample at
+    /// factor (sampled).
+    pub placement_times: Vec<f64>,
+    /// Files lost (no node that has not left holds them) after they had
+    /// reached their factor.
+    pub lost_after_factor: usize,
     pub files_added: usize,
     pub files_planned: usize,
     pub durability: Option<f64>,
@@ -143,6 +149,9 @@ pub struct Headline {
     pub get_p90_ms: Option<f64>,
     pub durability: Option<f64>,
     pub files_lost: usize,
+    pub lost_after_factor: usize,
+    pub placement_p50_s: Option<f64>,
+    pub placement_p90_s: Option<f64>,
     pub repair_p50_s: Option<f64>,
     pub repair_p90_s: Option<f64>,
     pub repair_max_s: Option<f64>,
@@ -176,6 +185,9 @@ impl Report {
             get_p90_ms: quantile(&g, 0.9),
             durability: self.durability,
             files_lost: last.map_or(0, |s| s.lost),
+            lost_after_factor: self.lost_after_factor,
+            placement_p50_s: quantile(&self.placement_times, 0.5),
+            placement_p90_s: quantile(&self.placement_times, 0.9),
             repair_p50_s: quantile(&self.repair_times, 0.5),
             repair_p90_s: quantile(&self.repair_times, 0.9),
             repair_max_s: self.repair_times.last().copied(),
@@ -251,14 +263,20 @@ impl Report {
         if let Some(s) = self.samples.last().filter(|s| s.replicated > 0) {
             let secs = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0} s"));
             line(format!(
-                "replication: {} replicated files, {} at factor at the end, {} lost; lowest share at factor during the run {} (a new file counts as below until its copies are placed)",
+                "replication: {} replicated files, {} at factor at the end, {} lost ({} of them after reaching their factor); lowest share at factor during the run {} (a new file counts as below until its copies are placed)",
                 s.replicated,
                 s.at_factor,
                 s.lost,
+                self.lost_after_factor,
                 pct(h.min_at_factor_share)
             ));
             line(format!(
-                "repair: {} episodes, time to restore p50 {} p90 {} max {} (simulated, grace included); {} still below; {} copies placed, {:.1} MiB moved",
+                "placement: new files at factor after p50 {} p90 {} (simulated, from the add; sampled every sample interval)",
+                secs(h.placement_p50_s),
+                secs(h.placement_p90_s)
+            ));
+            line(format!(
+                "repair: {} episodes (a file that had its copies falling below its factor), time to restore p50 {} p90 {} max {} (simulated, grace included); {} still below; {} copies placed, {:.1} MiB moved",
                 self.repair_times.len(),
                 secs(h.repair_p50_s),
                 secs(h.repair_p90_s),

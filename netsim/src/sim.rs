@@ -63,6 +63,8 @@ struct FileRec {
     size: usize,
     content_seed: u64,
     factor: u8,
+    /// Simulated seconds after the warmup when the add finished.
+    added_at: f64,
 }
 
 /// Something scheduled, at a simulated time.
@@ -134,8 +136,21 @@ impl Ord for Timed {
 /// factor (simulated seconds).
 #[derive(Default)]
 struct Tracking {
+    /// Files that reached their factor and have fallen below it since.
     below_since: HashMap<usize, f64>,
     repair_times: Vec<f64>,
+    /// Files that have been at their factor at a sample.
+    reached: HashSet<usize>,
+    /// Simulated seconds from an add to its file's first sample at factor.
+    placement_times: Vec<f64>,
+    /// Most copies each file had at a sample (live or not).
+    peak: HashMap<usize, usize>,
+    /// Files counted lost so far.
+    lost: HashSet<usize>,
+    /// Of those, files that had reached their factor first.
+    lost_after_factor: usize,
+    /// Slots holding each file at the last sample.
+    holders: HashMap<usize, Vec<usize>>,
 }
 
 pub struct Sim {
@@ -671,7 +686,7 @@ scrub_interval = "1000h"
                 } => {
                     let this = Arc::clone(self);
                     ops.push(tokio::spawn(async move {
-                        if let Err(e) = this.add(file, size, factor, pick).await {
+                        if let Err(e) = this.add(file, size, factor, pick, t).await {
                             this.say(format!("add of file {file} failed: {e:#}"));
                         }
                     }));
@@ -870,7 +885,14 @@ scrub_interval = "1000h"
         }
     }
 
-    async fn add(self: &Arc<Self>, file: usize, size: usize, factor: u8, pick: u64) -> Result<()> {
+    async fn add(
+        self: &Arc<Self>,
+        file: usize,
+        size: usize,
+        factor: u8,
+        pick: u64,
+        t: f64,
+    ) -> Result<()> {
         let up = self.up_slots();
         if up.is_empty() {
             anyhow::bail!("no node is up");
@@ -911,6 +933,7 @@ scrub_interval = "1000h"
                 size,
                 content_seed,
                 factor,
+                added_at: t,
             });
         }
         Ok(())
@@ -1064,6 +1087,7 @@ scrub_interval = "1000h"
         let mut lost = 0;
         let mut replicated = 0;
         let mut tracking = self.tracking.lock().unwrap_or_else(|e| e.into_inner());
+        let mut lost_now = Vec::new();
         for (i, f) in &files {
             if f.factor == 0 {
                 continue;
@@ -1073,21 +1097,55 @@ scrub_interval = "1000h"
                 .iter()
                 .filter(|s| s.online.is_some() && Self::holds(s, &f.cid))
                 .count();
-            let anywhere = slots.iter().filter(|s| Self::holds(s, &f.cid)).count();
+            let holding: Vec<usize> = (0..slots.len())
+                .filter(|&k| Self::holds(&slots[k], &f.cid))
+                .collect();
+            let anywhere = holding.len();
+            let before = tracking.holders.insert(*i, holding).unwrap_or_default();
+            let peak = tracking.peak.entry(*i).or_default();
+            *peak = (*peak).max(anywhere);
+            let peak = *peak;
             if live >= f.factor as usize {
                 at_factor += 1;
                 if let Some(since) = tracking.below_since.remove(i) {
                     tracking.repair_times.push(t - since);
                 }
+                if tracking.reached.insert(*i) {
+                    tracking.placement_times.push((t - f.added_at).max(0.0));
+                }
             } else {
                 below += 1;
-                tracking.below_since.entry(*i).or_insert(t);
+                // A repair episode: only files that had their copies (a
+                // new file's first placement is timed apart).
+                if tracking.reached.contains(i) {
+                    tracking.below_since.entry(*i).or_insert(t);
+                }
             }
             if live == 0 {
                 unavailable += 1;
             }
             if anywhere == 0 {
                 lost += 1;
+                if tracking.lost.insert(*i) {
+                    let reached = tracking.reached.contains(i);
+                    tracking.lost_after_factor += reached as usize;
+                    // What became of the holders at the sample before.
+                    let fate: Vec<String> = before
+                        .iter()
+                        .map(|&k| {
+                            let s = &slots[k];
+                            let what = if s.departed {
+                                "left for good"
+                            } else if s.online.is_some() {
+                                "up, no longer holds it"
+                            } else {
+                                "down, no longer holds it"
+                            };
+                            format!("node {k} {what}")
+                        })
+                        .collect();
+                    lost_now.push((*i, reached, peak, fate));
+                }
             }
         }
         let (mut repairs, mut repair_bytes) = *self
@@ -1105,6 +1163,21 @@ scrub_interval = "1000h"
         }
         drop(slots);
         drop(tracking);
+        for (i, reached, peak, fate) in lost_now {
+            self.say(format!(
+                "file {i} lost: no node left holds it ({}); holders at the sample before: {}",
+                if reached {
+                    "it had reached its factor".to_string()
+                } else {
+                    format!("it never reached its factor; at most {peak} copies at a sample")
+                },
+                if fate.is_empty() {
+                    "none".to_string()
+                } else {
+                    fate.join(", ")
+                }
+            ));
+        }
         let open_connections = self.fabric.open_links();
         self.say(format!(
             "{nodes_up} nodes up, {open_connections} links open ({} opened so far), {}/{} files at factor, {} unavailable, {} lost",
@@ -1343,6 +1416,9 @@ scrub_interval = "1000h"
         // Files still below their factor at the end count as unrepaired.
         let unrepaired = tracking.below_since.len();
         repair_times.sort_by(f64::total_cmp);
+        let mut placement_times = tracking.placement_times.clone();
+        placement_times.sort_by(f64::total_cmp);
+        let lost_after_factor = tracking.lost_after_factor;
         Report {
             scenario: self.sc.name.clone(),
             seed: self.seed,
@@ -1361,6 +1437,8 @@ scrub_interval = "1000h"
                 .clone(),
             repair_times,
             unrepaired,
+            placement_times,
+            lost_after_factor,
             files_added: self.added_files().len(),
             files_planned: self.files.lock().unwrap_or_else(|e| e.into_inner()).len(),
             durability: None,

@@ -126,6 +126,9 @@ struct State {
     pinning: HashSet<Cid>,
     /// Sampled CIDs of each root's DAG.
     samples: HashMap<Cid, Vec<Cid>>,
+    /// Roots a repair is running for (a round, or a new pin's placement):
+    /// one at a time per root, or both would place copies.
+    repairing: HashSet<Cid>,
 }
 
 struct Inner {
@@ -139,8 +142,6 @@ struct Inner {
     gc_lock: Arc<tokio::sync::RwLock<()>>,
     state: Mutex<State>,
     pub stats: Arc<ReplicateStats>,
-    /// Wakes the repair loop early (a new pin).
-    kick: tokio::sync::Notify,
 }
 
 /// A cloneable handle to the replication service.
@@ -191,7 +192,6 @@ impl Replicator {
                 gc_lock,
                 state: Mutex::new(state),
                 stats: Arc::default(),
-                kick: tokio::sync::Notify::new(),
             }),
         };
         let tasks = &r.inner.swarm;
@@ -260,7 +260,14 @@ impl Replicator {
             None => Record::new(root, factor, max, size, self.inner.me),
         };
         self.save(&rec);
-        self.inner.kick.notify_one();
+        // Place the copies now rather than at the next round: until then
+        // this node holds the only one, and a round over many roots can
+        // take a while when holders are down.
+        let this = self.clone();
+        self.inner.swarm.spawn_task(async move {
+            let candidates = this.candidates().await;
+            this.repair(root, &candidates).await;
+        });
         Ok(rec)
     }
 
@@ -345,13 +352,11 @@ impl Replicator {
         let roots: Vec<Cid> = self.state().records.keys().copied().collect();
         let mut under = 0;
         // Peers that could take a copy, read once per round.
-        let mut candidates: Vec<PeerId> = Vec::new();
-        if !roots.is_empty() {
-            candidates = self.inner.swarm.peers().await.unwrap_or_default();
-            if let Ok(table) = self.inner.swarm.routing_table().await {
-                candidates.extend(table.into_iter().map(|(p, _)| p));
-            }
-        }
+        let candidates = if roots.is_empty() {
+            Vec::new()
+        } else {
+            self.candidates().await
+        };
         // Several roots at once: a root whose holder is down waits for a
         // DHT lookup of that peer (up to FIND_PEER_TIMEOUT), and one at a
         // time a node with many roots took longer than its repair interval.
@@ -370,6 +375,16 @@ impl Replicator {
             .store(under, Ordering::Relaxed);
     }
 
+    /// Peers that could take a copy: those connected and those in the
+    /// DHT routing table.
+    async fn candidates(&self) -> Vec<PeerId> {
+        let mut candidates = self.inner.swarm.peers().await.unwrap_or_default();
+        if let Ok(table) = self.inner.swarm.routing_table().await {
+            candidates.extend(table.into_iter().map(|(p, _)| p));
+        }
+        candidates
+    }
+
     async fn repair_loop(self) {
         let interval = self
             .inner
@@ -377,10 +392,7 @@ impl Replicator {
             .repair_interval
             .max(Duration::from_millis(200));
         loop {
-            tokio::select! {
-                _ = tokio::time::sleep(interval) => {}
-                _ = self.inner.kick.notified() => {}
-            }
+            tokio::time::sleep(interval).await;
             self.repair_all().await;
         }
     }
@@ -406,8 +418,23 @@ impl Replicator {
         )
     }
 
-    /// One round for one root; returns its state when this node holds it.
+    /// One round for one root; returns its state when this node holds it
+    /// (`None` too when a repair of it is already running).
     async fn repair(&self, root: Cid, candidates: &[PeerId]) -> Option<RootState> {
+        if !self.state().repairing.insert(root) {
+            return None;
+        }
+        struct Running<'a>(&'a Replicator, Cid);
+        impl Drop for Running<'_> {
+            fn drop(&mut self) {
+                self.0.state().repairing.remove(&self.1);
+            }
+        }
+        let _running = Running(self, root);
+        self.repair_root(root, candidates).await
+    }
+
+    async fn repair_root(&self, root: Cid, candidates: &[PeerId]) -> Option<RootState> {
         let rec = self.record(&root)?;
         if rec.removed {
             self.drop_local_pin(&root).await;
@@ -429,9 +456,13 @@ impl Replicator {
             return None;
         }
         let rec = self.probe_all(rec).await;
-        if rec.removed || !rec.holders.contains(&self.inner.me) {
-            // Learned a tombstone, or was trimmed out while away.
+        if rec.removed {
+            // Learned a tombstone.
             self.drop_local_pin(&root).await;
+            return None;
+        }
+        let rec = self.claim(rec);
+        if !rec.holders.contains(&self.inner.me) {
             return None;
         }
         let refused: HashSet<PeerId> = {
@@ -642,6 +673,28 @@ impl Replicator {
         s
     }
 
+    /// A record that does not list this node although it holds the root
+    /// (a newer version from a holder that had not heard of this copy:
+    /// records merge by version) lists it again, as a new version. Only an
+    /// explicit trim or a tombstone removes a copy; a merge never does, or
+    /// two holders acting at once would delete each other's placements.
+    fn claim(&self, rec: Record) -> Record {
+        let me = self.inner.me;
+        if rec.removed || rec.holders.contains(&me) || rec.holders.len() >= record::MAX_HOLDERS {
+            return rec;
+        }
+        let holds = self.state().pinning.contains(&rec.root)
+            || self.inner.store.pin_of(&rec.root).ok().flatten() == Some(PinKind::Recursive);
+        if !holds {
+            return rec;
+        }
+        let mut rec = rec;
+        rec.holders.insert(me);
+        rec.bump();
+        self.save(&rec);
+        rec
+    }
+
     async fn drop_local_pin(&self, root: &Cid) {
         match self.inner.store.unpin(root) {
             Ok(_) => tracing::info!(%root, "replica dropped (removed or trimmed)"),
@@ -741,11 +794,14 @@ impl Replicator {
                 let has = sample
                     .iter()
                     .all(|c| self.inner.store.has(c).unwrap_or(false));
-                if let Some(m) = &mine {
-                    if m.removed || !m.holders.contains(&self.inner.me) {
+                let mine = match mine {
+                    Some(m) if m.removed => {
                         self.drop_local_pin(&root).await;
+                        Some(m)
                     }
-                }
+                    Some(m) => Some(self.claim(m)),
+                    None => None,
+                };
                 Response {
                     pinned,
                     pinning,
