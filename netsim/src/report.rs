@@ -72,6 +72,11 @@ pub struct Report {
     /// Files lost (no node that has not left holds them) after they had
     /// reached their factor.
     pub lost_after_factor: usize,
+    /// Copies dropped by nodes that had not left (trims, tombstones), and
+    /// of those the ones dropped while the file had no more than its
+    /// factor of live copies (sampled).
+    pub dropped: usize,
+    pub dropped_at_or_below_factor: usize,
     pub files_added: usize,
     pub files_planned: usize,
     pub durability: Option<f64>,
@@ -269,6 +274,10 @@ impl Report {
                 s.lost,
                 self.lost_after_factor,
                 pct(h.min_at_factor_share)
+            ));
+            line(format!(
+                "copies dropped by nodes that had not left: {} ({} while the file had no more than its factor live)",
+                self.dropped, self.dropped_at_or_below_factor
             ));
             line(format!(
                 "placement: new files at factor after p50 {} p90 {} (simulated, from the add; sampled every sample interval)",

@@ -151,6 +151,12 @@ struct Tracking {
     lost_after_factor: usize,
     /// Slots holding each file at the last sample.
     holders: HashMap<usize, Vec<usize>>,
+    /// Each file's latest copy changes (said when it is lost).
+    history: HashMap<usize, std::collections::VecDeque<String>>,
+    /// Copies dropped by nodes that had not left (trims), and of those the
+    /// ones dropped while the file had no more than its factor live.
+    dropped: usize,
+    dropped_at_or_below_factor: usize,
 }
 
 pub struct Sim {
@@ -1101,7 +1107,41 @@ scrub_interval = "1000h"
                 .filter(|&k| Self::holds(&slots[k], &f.cid))
                 .collect();
             let anywhere = holding.len();
-            let before = tracking.holders.insert(*i, holding).unwrap_or_default();
+            let before = tracking
+                .holders
+                .insert(*i, holding.clone())
+                .unwrap_or_default();
+            let mut changes = Vec::new();
+            for &k in &before {
+                if !holding.contains(&k) {
+                    if slots[k].departed {
+                        changes.push(format!("{t:.0}s: node {k} left for good"));
+                    } else {
+                        tracking.dropped += 1;
+                        tracking.dropped_at_or_below_factor += (live <= f.factor as usize) as usize;
+                        changes.push(format!(
+                            "{t:.0}s: node {k} ({}) dropped its copy, {live} live",
+                            if slots[k].online.is_some() {
+                                "up"
+                            } else {
+                                "down"
+                            }
+                        ));
+                    }
+                }
+            }
+            for &k in &holding {
+                if !before.contains(&k) {
+                    changes.push(format!("{t:.0}s: node {k} holds it"));
+                }
+            }
+            if !changes.is_empty() {
+                let h = tracking.history.entry(*i).or_default();
+                h.extend(changes);
+                while h.len() > 16 {
+                    h.pop_front();
+                }
+            }
             let peak = tracking.peak.entry(*i).or_default();
             *peak = (*peak).max(anywhere);
             let peak = *peak;
@@ -1144,7 +1184,12 @@ scrub_interval = "1000h"
                             format!("node {k} {what}")
                         })
                         .collect();
-                    lost_now.push((*i, reached, peak, fate));
+                    let history: Vec<String> = tracking
+                        .history
+                        .get(i)
+                        .map(|h| h.iter().cloned().collect())
+                        .unwrap_or_default();
+                    lost_now.push((*i, reached, peak, fate, history));
                 }
             }
         }
@@ -1163,7 +1208,7 @@ scrub_interval = "1000h"
         }
         drop(slots);
         drop(tracking);
-        for (i, reached, peak, fate) in lost_now {
+        for (i, reached, peak, fate, history) in lost_now {
             self.say(format!(
                 "file {i} lost: no node left holds it ({}); holders at the sample before: {}",
                 if reached {
@@ -1176,6 +1221,10 @@ scrub_interval = "1000h"
                 } else {
                     fate.join(", ")
                 }
+            ));
+            self.say(format!(
+                "  file {i}, latest copy changes: {}",
+                history.join("; ")
             ));
         }
         let open_connections = self.fabric.open_links();
@@ -1255,17 +1304,37 @@ scrub_interval = "1000h"
             let timeout = self.sc.wall(self.sc.node.fetch_timeout * 2);
             tasks.push(tokio::spawn(async move {
                 let _permit = limit.acquire().await;
-                tokio::time::timeout(timeout, fetch_and_check(&online, &f))
-                    .await
-                    .unwrap_or(Ok(false))
-                    .unwrap_or(false)
+                let started = std::time::Instant::now();
+                let r = match tokio::time::timeout(timeout, fetch_and_check(&online, &f)).await {
+                    Ok(Ok(true)) => Ok(()),
+                    Ok(Ok(false)) => Err("wrong bytes".to_string()),
+                    Ok(Err(e)) => Err(format!("{e:#}")),
+                    Err(_) => Err("timed out".to_string()),
+                };
+                (f.cid, r, started.elapsed())
             }));
         }
         let checked = tasks.len();
         let mut ok = 0;
-        for t in tasks {
-            if t.await.unwrap_or(false) {
-                ok += 1;
+        let mut wall = Vec::new();
+        let started = std::time::Instant::now();
+        for (n, t) in tasks.into_iter().enumerate() {
+            if let Ok((cid, r, took)) = t.await {
+                wall.push(took.as_secs_f64());
+                match r {
+                    Ok(()) => ok += 1,
+                    Err(e) => self.say(format!("final check of {cid} failed: {e}")),
+                }
+            }
+            if (n + 1) % 100 == 0 {
+                wall.sort_by(f64::total_cmp);
+                self.say(format!(
+                    "final checks: {} of {checked} done, {ok} retrievable, {:.0} s wall so far; one fetch p50 {:.2} s max {:.2} s wall",
+                    n + 1,
+                    started.elapsed().as_secs_f64(),
+                    wall[wall.len() / 2],
+                    wall[wall.len() - 1]
+                ));
             }
         }
         let slots = self.slots();
@@ -1419,6 +1488,8 @@ scrub_interval = "1000h"
         let mut placement_times = tracking.placement_times.clone();
         placement_times.sort_by(f64::total_cmp);
         let lost_after_factor = tracking.lost_after_factor;
+        let (dropped, dropped_at_or_below_factor) =
+            (tracking.dropped, tracking.dropped_at_or_below_factor);
         Report {
             scenario: self.sc.name.clone(),
             seed: self.seed,
@@ -1439,6 +1510,8 @@ scrub_interval = "1000h"
             unrepaired,
             placement_times,
             lost_after_factor,
+            dropped,
+            dropped_at_or_below_factor,
             files_added: self.added_files().len(),
             files_planned: self.files.lock().unwrap_or_else(|e| e.into_inner()).len(),
             durability: None,

@@ -533,6 +533,19 @@ impl Replicator {
                 }
             }
         }
+        if !p.forget.is_empty() {
+            for f in &p.forget {
+                rec.holders.remove(f);
+            }
+            rec.bump();
+            self.save(&rec);
+            let mut st = self.state();
+            if let Some(obs) = st.observed.get_mut(&root) {
+                for f in &p.forget {
+                    obs.remove(f);
+                }
+            }
+        }
         if !p.trim.is_empty() {
             for t in &p.trim {
                 rec.holders.remove(t);
@@ -880,6 +893,7 @@ impl Replicator {
             max_bytes_per_sec: Some(self.inner.config.repair_bytes_per_sec).filter(|b| *b > 0),
             ..FetchOptions::default()
         };
+        let started = Instant::now();
         let result = async {
             let session = self
                 .inner
@@ -911,15 +925,18 @@ impl Replicator {
                     .store
                     .pin(&root, PinKind::Recursive)
                     .map_err(|e| e.to_string())?;
-                let _ = self.inner.swarm.provide(root).await;
             }
-            Ok::<_, String>(stats)
+            Ok::<_, String>((stats, still))
         }
         .await;
         self.state().pinning.remove(&root);
         match result {
-            Ok(stats) => {
-                tracing::info!(%root, blocks = stats.blocks, bytes = stats.bytes, "replica held")
+            Ok((stats, still)) => {
+                tracing::info!(%root, blocks = stats.blocks, bytes = stats.bytes, ms = started.elapsed().as_millis() as u64, "replica held");
+                if still {
+                    // After the copy counts: a DHT walk can take seconds.
+                    let _ = self.inner.swarm.provide(root).await;
+                }
             }
             Err(e) => tracing::warn!(%root, "fetching a replica failed: {e}"),
         }

@@ -89,6 +89,11 @@ pub struct RepairPlan {
     pub place: Vec<PeerId>,
     /// Drop these from the holders (acting only).
     pub trim: Vec<PeerId>,
+    /// Lost holders to forget (acting only, once the factor is live
+    /// without them): records would otherwise grow by every holder ever
+    /// replaced, up to their cap, after which no copy could be placed. One
+    /// that comes back with its copy lists itself again.
+    pub forget: Vec<PeerId>,
 }
 
 impl RepairPlan {
@@ -190,6 +195,9 @@ pub fn plan(
     if p.live.len() > max {
         p.trim = p.live[max..].to_vec();
     }
+    if p.live.len() >= wanted {
+        p.forget = p.lost.clone();
+    }
     p
 }
 
@@ -259,6 +267,15 @@ mod tests {
         assert_eq!(p.lost, vec![ps[1]]);
         assert_eq!(p.place, vec![ps[3]]);
         assert_eq!(p.state(3), RootState::Repairing);
+        assert!(p.forget.is_empty(), "kept until its replacement is live");
+        // Once the replacement is live the lost holder is forgotten.
+        let mut placed = rec.clone();
+        placed.holders.insert(ps[3]);
+        let mut obs2 = obs.clone();
+        obs2.insert(ps[3], Observed::Live { at: t0 + g });
+        let p = plan(&placed, &ps[0], &obs2, &ps, &HashSet::new(), t0 + g, g);
+        assert_eq!(p.forget, vec![ps[1]]);
+        assert!(p.place.is_empty());
         // When the acting holder itself is gone, the next closest live acts.
         obs.insert(ps[0], Observed::Failing { since: t0 });
         let p = plan(&rec, &ps[2], &obs, &ps, &HashSet::new(), t0 + g, g);
