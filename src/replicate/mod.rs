@@ -319,7 +319,7 @@ impl Replicator {
         for p in plan::by_distance(&rec.root, rec.holders.iter().copied()) {
             let (state, since) = match observed.get(&p) {
                 Some(Observed::Live { at }) => (HolderState::Pinned, Some(ago(*at))),
-                Some(Observed::Pinning { since }) => (HolderState::Pinning, Some(ago(*since))),
+                Some(Observed::Pinning { since, .. }) => (HolderState::Pinning, Some(ago(*since))),
                 Some(Observed::Failing { since }) => {
                     if plan.lost.contains(&p) {
                         (HolderState::Lost, Some(ago(*since)))
@@ -511,6 +511,7 @@ impl Replicator {
                         *peer,
                         Observed::Pinning {
                             since: Instant::now(),
+                            seen: Instant::now(),
                         },
                     );
                 }
@@ -618,10 +619,14 @@ impl Replicator {
         let obs = st.observed.entry(*root).or_default();
         let next = match (seen, obs.get(&peer)) {
             (Seen::Live, _) => Observed::Live { at: now },
-            (Seen::Pinning, Some(Observed::Pinning { since })) => {
-                Observed::Pinning { since: *since }
-            }
-            (Seen::Pinning, _) => Observed::Pinning { since: now },
+            (Seen::Pinning, Some(Observed::Pinning { since, .. })) => Observed::Pinning {
+                since: *since,
+                seen: now,
+            },
+            (Seen::Pinning, _) => Observed::Pinning {
+                since: now,
+                seen: now,
+            },
             (Seen::Failing, Some(Observed::Failing { since })) => {
                 Observed::Failing { since: *since }
             }

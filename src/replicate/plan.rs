@@ -3,8 +3,9 @@
 //! whom to ask for a copy and whom to trim out.
 //!
 //! - A holder that answered a probe with every sampled block is live; one
-//!   still fetching is pinning; one that failed (no answer, or blocks
-//!   missing) is suspect until `grace` has passed, then lost.
+//!   still fetching is pinning (for as long as it keeps answering); one
+//!   that failed (no answer, or blocks missing) is suspect until `grace`
+//!   has passed, then lost.
 //! - Exactly one holder acts for a root: the live holder closest to the
 //!   root by XOR distance (so every holder can tell whether it is the one).
 //! - The acting holder asks the closest candidates for copies while live +
@@ -27,8 +28,10 @@ use std::time::{Duration, Instant};
 pub enum Observed {
     /// Answered with every sampled block, pinned.
     Live { at: Instant },
-    /// Accepted and still fetching, since.
-    Pinning { since: Instant },
+    /// Accepted and still fetching, since; `seen`: when it last said so.
+    /// A holder that keeps answering is fetching, however long a large DAG
+    /// takes: only silence ages it into lost.
+    Pinning { since: Instant, seen: Instant },
     /// No answer, or blocks missing, since.
     Failing { since: Instant },
 }
@@ -154,8 +157,8 @@ pub fn plan(
     for h in &record.holders {
         match observed.get(h) {
             Some(Observed::Live { .. }) => p.live.push(*h),
-            Some(Observed::Pinning { since }) => {
-                if now.saturating_duration_since(*since) < grace {
+            Some(Observed::Pinning { seen, .. }) => {
+                if now.saturating_duration_since(*seen) < grace {
                     p.pinning.push(*h)
                 } else {
                     p.lost.push(*h)
@@ -281,6 +284,42 @@ mod tests {
         let p = plan(&rec, &ps[2], &obs, &ps, &HashSet::new(), t0 + g, g);
         assert!(p.acting);
         assert_eq!(p.place.len(), 2);
+    }
+
+    #[test]
+    fn a_holder_still_fetching_counts_while_it_answers() {
+        let t0 = Instant::now();
+        let ps = peers(6);
+        let mut rec = Record::new(root(), 2, 2, 10, ps[0]);
+        rec.holders.insert(ps[1]);
+        let g = Duration::from_secs(30);
+        let later = t0 + 4 * g;
+        let mut obs: HashMap<_, _> = [
+            (ps[0], Observed::Live { at: later }),
+            // Placed long ago, said "pinning" at the last probe.
+            (
+                ps[1],
+                Observed::Pinning {
+                    since: t0,
+                    seen: later,
+                },
+            ),
+        ]
+        .into();
+        let p = plan(&rec, &ps[0], &obs, &ps, &HashSet::new(), later, g);
+        assert_eq!(p.pinning, vec![ps[1]]);
+        assert!(p.place.is_empty(), "a large DAG may take long to fetch");
+        // Silent for the grace period: lost, replaced.
+        obs.insert(
+            ps[1],
+            Observed::Pinning {
+                since: t0,
+                seen: t0 + g,
+            },
+        );
+        let p = plan(&rec, &ps[0], &obs, &ps, &HashSet::new(), later, g);
+        assert_eq!(p.lost, vec![ps[1]]);
+        assert_eq!(p.place.len(), 1);
     }
 
     #[test]
