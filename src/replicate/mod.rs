@@ -906,16 +906,27 @@ impl Replicator {
                 .session(Some(root), opts)
                 .await
                 .map_err(|e| e.to_string())?;
+            let opened = started.elapsed();
             session
                 .add_peers(holders)
                 .await
                 .map_err(|e| e.to_string())?;
+            let mut first = None;
             let stats = self
                 .inner
                 .bitswap
-                .fetch_dag_in(&session, root, &mut |_| {})
+                .fetch_dag_in(&session, root, &mut |_| {
+                    first.get_or_insert_with(|| started.elapsed());
+                })
                 .await
                 .map_err(|e| e.to_string())?;
+            tracing::debug!(
+                %root,
+                opened_ms = opened.as_millis() as u64,
+                first_block_ms = first.unwrap_or_default().as_millis() as u64,
+                fetched_ms = started.elapsed().as_millis() as u64,
+                "replica fetch timing"
+            );
             let fetched = session.progress().bytes.load(Ordering::Relaxed);
             self.inner
                 .stats
