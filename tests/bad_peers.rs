@@ -3,6 +3,8 @@
 //! served right after, and a fetching node drops a peer that forges blocks.
 #![allow(clippy::result_large_err)]
 
+mod common;
+
 use cairn::block::{Block, CidFormat, HashAlg, RAW};
 use cairn::net::bitswap::fetch::FetchOptions;
 use cairn::net::bitswap::message::{frame, Message, Version, WantEntry, WantType};
@@ -197,21 +199,7 @@ async fn garbage_on_every_protocol_is_survived() {
         .await
         .expect("provide in time")
         .unwrap();
-    // ADD_PROVIDER has no reply: ask until the record has landed.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let providers = loop {
-        let found = tokio::time::timeout(
-            Duration::from_secs(20),
-            honest.swarm.find_providers(*good.cid(), 5),
-        )
-        .await
-        .expect("findprovs in time")
-        .unwrap();
-        if !found.is_empty() || tokio::time::Instant::now() > deadline {
-            break found;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let providers = common::providers_of(&honest, *good.cid()).await;
     assert!(providers.contains(&a.peer_id), "{providers:?}");
     let got = honest
         .bitswap

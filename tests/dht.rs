@@ -3,6 +3,8 @@
 //! fetches the block from A over Bitswap.
 #![allow(clippy::result_large_err)]
 
+mod common;
+
 use cairn::block::{Block, CidFormat, HashAlg, RAW};
 use cairn::net::bitswap::fetch::FetchOptions;
 use cairn::net::swarm::NetConfig;
@@ -21,23 +23,6 @@ async fn node(seed: u8) -> (Network, Arc<MemoryStore>) {
         .await
         .unwrap();
     (net, store)
-}
-
-/// Asks the DHT for providers of `cid` until it names one (20 s at most).
-/// ADD_PROVIDER has no reply (DHT spec), so a provide can complete before
-/// the peer it went to has stored the record.
-async fn providers_of(net: &Network, cid: cid::Cid) -> Vec<libp2p::PeerId> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let found = tokio::time::timeout(Duration::from_secs(20), net.swarm.find_providers(cid, 5))
-            .await
-            .expect("findprovs in time")
-            .unwrap();
-        if !found.is_empty() || tokio::time::Instant::now() > deadline {
-            return found;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,7 +48,7 @@ async fn providers_are_found_through_the_dht() {
         .expect("provide in time")
         .unwrap();
 
-    let providers = providers_of(&c, *block.cid()).await;
+    let providers = common::providers_of(&c, *block.cid()).await;
     assert_eq!(providers, vec![a.peer_id]);
 
     let got = c
@@ -94,7 +79,7 @@ async fn providers_are_found_through_the_dht() {
     .unwrap()
     .cid;
     a.swarm.provide(root).await.unwrap();
-    let providers = providers_of(&c, root).await;
+    let providers = common::providers_of(&c, root).await;
     let mut last = Default::default();
     let stats = c
         .bitswap

@@ -2,7 +2,7 @@
 //! A node holding a root answers a probe carrying a newer record that does
 //! not list it (another holder that had not heard of this copy) by listing
 //! itself again, and keeps its pin; an explicit trim (Unpin with a newer
-//! record without it) does drop the copy, and a tombstone does too.
+//! record without it) does drop the copy.
 
 use cairn::net::swarm::NetConfig;
 use cairn::net::Network;

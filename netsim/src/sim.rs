@@ -1099,13 +1099,13 @@ scrub_interval = "1000h"
                 continue;
             }
             replicated += 1;
-            let live = slots
-                .iter()
-                .filter(|s| s.online.is_some() && Self::holds(s, &f.cid))
-                .count();
             let holding: Vec<usize> = (0..slots.len())
                 .filter(|&k| Self::holds(&slots[k], &f.cid))
                 .collect();
+            let live = holding
+                .iter()
+                .filter(|&&k| slots[k].online.is_some())
+                .count();
             let anywhere = holding.len();
             let before = tracking
                 .holders
@@ -1169,27 +1169,14 @@ scrub_interval = "1000h"
                 if tracking.lost.insert(*i) {
                     let reached = tracking.reached.contains(i);
                     tracking.lost_after_factor += reached as usize;
-                    // What became of the holders at the sample before.
-                    let fate: Vec<String> = before
-                        .iter()
-                        .map(|&k| {
-                            let s = &slots[k];
-                            let what = if s.departed {
-                                "left for good"
-                            } else if s.online.is_some() {
-                                "up, no longer holds it"
-                            } else {
-                                "down, no longer holds it"
-                            };
-                            format!("node {k} {what}")
-                        })
-                        .collect();
+                    // Ends with what became of the holders at the sample
+                    // before (recorded above).
                     let history: Vec<String> = tracking
                         .history
                         .get(i)
                         .map(|h| h.iter().cloned().collect())
                         .unwrap_or_default();
-                    lost_now.push((*i, reached, peak, fate, history));
+                    lost_now.push((*i, reached, peak, history));
                 }
             }
         }
@@ -1208,22 +1195,14 @@ scrub_interval = "1000h"
         }
         drop(slots);
         drop(tracking);
-        for (i, reached, peak, fate, history) in lost_now {
+        for (i, reached, peak, history) in lost_now {
             self.say(format!(
-                "file {i} lost: no node left holds it ({}); holders at the sample before: {}",
+                "file {i} lost: no node left holds it ({}); latest copy changes: {}",
                 if reached {
                     "it had reached its factor".to_string()
                 } else {
                     format!("it never reached its factor; at most {peak} copies at a sample")
                 },
-                if fate.is_empty() {
-                    "none".to_string()
-                } else {
-                    fate.join(", ")
-                }
-            ));
-            self.say(format!(
-                "  file {i}, latest copy changes: {}",
                 history.join("; ")
             ));
         }

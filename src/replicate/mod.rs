@@ -534,25 +534,18 @@ impl Replicator {
                 }
             }
         }
-        if !p.forget.is_empty() {
-            for f in &p.forget {
-                rec.holders.remove(f);
+        if !p.forget.is_empty() || !p.trim.is_empty() {
+            // One new version without the forgotten and the trimmed.
+            for h in p.forget.iter().chain(&p.trim) {
+                rec.holders.remove(h);
             }
             rec.bump();
             self.save(&rec);
-            let mut st = self.state();
-            if let Some(obs) = st.observed.get_mut(&root) {
+            if let Some(obs) = self.state().observed.get_mut(&root) {
                 for f in &p.forget {
                     obs.remove(f);
                 }
             }
-        }
-        if !p.trim.is_empty() {
-            for t in &p.trim {
-                rec.holders.remove(t);
-            }
-            rec.bump();
-            self.save(&rec);
             for t in &p.trim {
                 tracing::info!(%root, peer = %t, "trimming a surplus replica");
                 let _ = self

@@ -1,5 +1,5 @@
-//! Helpers shared by the multi-process tests: a temporary repo and a way to
-//! run the `cairn` binary against it.
+//! Helpers shared by the tests: a temporary repo and a way to run the
+//! `cairn` binary against it, and a DHT query for in-process networks.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -201,4 +201,21 @@ pub fn gateway_url(banner: &[String]) -> String {
         .expect("the daemon serves a gateway");
     let port = addr.rsplit('/').next().expect("a port");
     format!("http://127.0.0.1:{port}")
+}
+
+/// Asks the DHT for providers of `cid` until it names one (20 s at most).
+/// ADD_PROVIDER has no reply (DHT spec), so a provide can complete before
+/// the peer it went to has stored the record.
+pub async fn providers_of(net: &cairn::net::Network, cid: cid::Cid) -> Vec<libp2p::PeerId> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let found = tokio::time::timeout(Duration::from_secs(20), net.swarm.find_providers(cid, 5))
+            .await
+            .expect("findprovs in time")
+            .unwrap();
+        if !found.is_empty() || tokio::time::Instant::now() > deadline {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
