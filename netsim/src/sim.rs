@@ -1176,7 +1176,7 @@ scrub_interval = "1000h"
                         .get(i)
                         .map(|h| h.iter().cloned().collect())
                         .unwrap_or_default();
-                    lost_now.push((*i, reached, peak, history));
+                    lost_now.push((*i, f.cid, reached, peak, history));
                 }
             }
         }
@@ -1195,9 +1195,9 @@ scrub_interval = "1000h"
         }
         drop(slots);
         drop(tracking);
-        for (i, reached, peak, history) in lost_now {
+        for (i, cid, reached, peak, history) in lost_now {
             self.say(format!(
-                "file {i} lost: no node left holds it ({}); latest copy changes: {}",
+                "file {i} ({cid}) lost: no node left holds it ({}); latest copy changes: {}",
                 if reached {
                     "it had reached its factor".to_string()
                 } else {

@@ -22,7 +22,7 @@ pub mod record;
 
 use crate::block::{Cid, RAW};
 use crate::net::bitswap::driver::Bitswap;
-use crate::net::bitswap::fetch::FetchOptions;
+use crate::net::bitswap::fetch::{FetchOptions, ProviderSearch};
 use crate::net::swarm::SwarmHandle;
 use crate::store::{PinKind, Store};
 use futures::StreamExt;
@@ -67,9 +67,6 @@ pub struct ReplicateConfig {
     /// A repair fetch gives up when nothing arrives for this long.
     pub fetch_stall: Duration,
 }
-
-/// How long a peer that refused a copy is not asked again.
-const REFUSAL_MEMORY: Duration = Duration::from_secs(600);
 
 /// Blocks of a DAG sampled by each probe (besides the root).
 const SAMPLE_BLOCKS: usize = 4;
@@ -122,6 +119,8 @@ struct State {
     records: HashMap<Cid, Record>,
     observed: HashMap<Cid, HashMap<PeerId, Observed>>,
     refused: HashMap<PeerId, Instant>,
+    /// Peers a DHT lookup did not find, and when.
+    not_found: HashMap<PeerId, Instant>,
     /// Roots this node is fetching to hold.
     pinning: HashSet<Cid>,
     /// Sampled CIDs of each root's DAG.
@@ -403,7 +402,7 @@ impl Replicator {
         let refused: HashSet<PeerId> = st
             .refused
             .iter()
-            .filter(|(_, t)| t.elapsed() < REFUSAL_MEMORY)
+            .filter(|(_, t)| t.elapsed() < self.inner.config.repair_interval)
             .map(|(p, _)| *p)
             .collect();
         drop(st);
@@ -467,7 +466,9 @@ impl Replicator {
         }
         let refused: HashSet<PeerId> = {
             let mut st = self.state();
-            st.refused.retain(|_, t| t.elapsed() < REFUSAL_MEMORY);
+            // A refusal (or no answer) is remembered for a round.
+            let memory = self.inner.config.repair_interval;
+            st.refused.retain(|_, t| t.elapsed() < memory);
             st.refused.keys().copied().collect()
         };
         let observed = self
@@ -489,20 +490,27 @@ impl Replicator {
             return Some(p.state(rec.factor));
         }
         let mut rec = rec;
-        for peer in &p.place {
+        let mut placed = 0;
+        for peer in p.place.iter().chain(&p.spares) {
+            if placed == p.place.len() {
+                break;
+            }
             let mut proposed = rec.clone();
             proposed.holders.insert(*peer);
             proposed.bump();
+            // No DHT lookup of a candidate that cannot be reached: the next
+            // one is asked instead.
             match self
-                .exchange(
+                .exchange_once(
                     *peer,
-                    Request::Pin {
+                    &Request::Pin {
                         record: proposed.clone(),
                     },
                 )
                 .await
             {
                 Ok(resp) if resp.accepted => {
+                    placed += 1;
                     tracing::info!(%root, %peer, "replica placed");
                     self.inner.stats.repairs.fetch_add(1, Ordering::Relaxed);
                     rec = proposed;
@@ -717,15 +725,30 @@ impl Replicator {
     /// Sends one request to `peer` and reads its response; a peer that
     /// cannot be reached at its known addresses is looked up on the DHT (it
     /// may have restarted elsewhere) and tried once more.
+    /// A peer not found is not looked up again for a repair interval: a
+    /// node that is down would otherwise cost a DHT walk per probe.
     async fn exchange(&self, peer: PeerId, req: Request) -> Result<Response, String> {
         match self.exchange_once(peer, &req).await {
             Ok(r) => Ok(r),
             Err(first) => {
+                let backoff = self.inner.config.repair_interval;
+                let looked_up_lately = self
+                    .state()
+                    .not_found
+                    .get(&peer)
+                    .is_some_and(|t| t.elapsed() < backoff);
+                if looked_up_lately {
+                    return Err(first);
+                }
                 let lookup =
                     tokio::time::timeout(FIND_PEER_TIMEOUT, self.inner.swarm.find_peer(peer));
                 if !matches!(lookup.await, Ok(Ok(()))) {
+                    let mut st = self.state();
+                    st.not_found.retain(|_, t| t.elapsed() < backoff);
+                    st.not_found.insert(peer, Instant::now());
                     return Err(first);
                 }
+                self.state().not_found.remove(&peer);
                 self.exchange_once(peer, &req).await
             }
         }
@@ -888,6 +911,8 @@ impl Replicator {
         let _gc = self.inner.gc_lock.read().await;
         let opts = FetchOptions {
             stall_timeout: self.inner.config.fetch_stall,
+            // The holders are named; the DHT is the fallback when they fail.
+            provider_search: ProviderSearch::After(self.inner.config.fetch_stall / 4),
             max_bytes_per_sec: Some(self.inner.config.repair_bytes_per_sec).filter(|b| *b > 0),
             ..FetchOptions::default()
         };

@@ -11,7 +11,9 @@
 //! - The acting holder asks the closest candidates for copies while live +
 //!   pinning + suspect holders are fewer than the factor (suspects are not
 //!   replaced before their grace ends, so a short outage moves nothing),
-//!   and trims the farthest live holders beyond `max`.
+//!   and trims the farthest live holders beyond `max`. When only one copy
+//!   is up, suspects stop counting: one departure would lose the file, so
+//!   copies are placed at once (and trimmed again if the suspects return).
 //!
 //! Distances are between SHA-256 digests of the peer ID and of the root's
 //! multihash, as in the Kademlia DHT.
@@ -90,6 +92,10 @@ pub struct RepairPlan {
     pub lost: Vec<PeerId>,
     /// Ask these for a copy (acting only), closest first.
     pub place: Vec<PeerId>,
+    /// The next closest candidates, asked in order in place of any in
+    /// `place` that cannot be reached or refuses, so one down candidate
+    /// does not hold a copy back for a whole round.
+    pub spares: Vec<PeerId>,
     /// Drop these from the holders (acting only).
     pub trim: Vec<PeerId>,
     /// Lost holders to forget (acting only, once the factor is live
@@ -110,6 +116,13 @@ impl RepairPlan {
         }
     }
 }
+
+/// Below this many copies up (live or pinning), suspects no longer count
+/// towards the factor: copies are placed without waiting for their grace.
+const LAST_COPIES: usize = 2;
+
+/// Candidates kept in reserve for placements that fail.
+const SPARES: usize = 6;
 
 /// Kademlia-style key of bytes.
 fn key(bytes: &[u8]) -> [u8; 32] {
@@ -179,20 +192,28 @@ pub fn plan(
     if !p.acting {
         return p;
     }
-    let counted = p.live.len() + p.pinning.len() + p.suspect.len();
+    // Suspects count only while another copy is up besides this one: the
+    // last copy up is never left alone for a grace period, since its
+    // holder leaving for good in that window would lose the file.
+    let up = p.live.len() + p.pinning.len();
+    let counted = if up >= LAST_COPIES {
+        up + p.suspect.len()
+    } else {
+        up
+    };
     let wanted = record.factor as usize;
     if counted < wanted {
         let taken: HashSet<PeerId> = record.holders.iter().copied().collect();
-        p.place = by_distance(
+        let mut ordered = by_distance(
             &record.root,
             candidates
                 .iter()
                 .copied()
                 .filter(|c| c != me && !taken.contains(c) && !refused.contains(c)),
-        )
-        .into_iter()
-        .take(wanted - counted)
-        .collect();
+        );
+        ordered.truncate(wanted - counted + SPARES);
+        p.spares = ordered.split_off((wanted - counted).min(ordered.len()));
+        p.place = ordered;
     }
     let max = record.max.max(record.factor) as usize;
     if p.live.len() > max {
@@ -233,6 +254,11 @@ mod tests {
         let p = plan(&rec, &ps[1], &obs, &ps, &HashSet::new(), now, g);
         assert!(p.acting);
         assert_eq!(p.place, vec![ps[0]], "the closest free candidate");
+        assert_eq!(
+            p.spares,
+            vec![ps[2], ps[3], ps[5], ps[6], ps[7]],
+            "then the rest in order of distance, holders left out"
+        );
         assert_eq!(p.state(3), RootState::Repairing);
         // The other holder does not act.
         assert!(!plan(&rec, &ps[4], &obs, &ps, &HashSet::new(), now, g).acting);
@@ -284,6 +310,43 @@ mod tests {
         let p = plan(&rec, &ps[2], &obs, &ps, &HashSet::new(), t0 + g, g);
         assert!(p.acting);
         assert_eq!(p.place.len(), 2);
+    }
+
+    #[test]
+    fn the_last_copy_up_does_not_wait_for_the_grace_period() {
+        let t0 = Instant::now();
+        let ps = peers(8);
+        let mut rec = Record::new(root(), 3, 4, 10, ps[0]);
+        rec.holders.extend([ps[1], ps[2]]);
+        let g = Duration::from_secs(30);
+        let now = t0 + Duration::from_secs(1);
+        let obs: HashMap<_, _> = [
+            (ps[0], Observed::Live { at: now }),
+            (ps[1], Observed::Failing { since: t0 }),
+            (ps[2], Observed::Failing { since: t0 }),
+        ]
+        .into();
+        let p = plan(&rec, &ps[0], &obs, &ps, &HashSet::new(), now, g);
+        assert_eq!(p.suspect.len(), 2);
+        assert!(p.lost.is_empty());
+        assert_eq!(p.place.len(), 2, "two copies placed within the grace");
+        // A second copy up (here one still fetching): suspects count again.
+        let mut placed = rec.clone();
+        placed.holders.insert(p.place[0]);
+        let mut obs2 = obs.clone();
+        obs2.insert(p.place[0], Observed::Pinning { since: now, seen: now });
+        let p = plan(&placed, &ps[0], &obs2, &ps, &HashSet::new(), now, g);
+        assert!(p.place.is_empty(), "{p:?}");
+        // The suspects return: five live, trimmed back to the maximum.
+        let mut all = placed.clone();
+        all.holders.insert(ps[5]);
+        let obs3: HashMap<_, _> = all
+            .holders
+            .iter()
+            .map(|h| (*h, Observed::Live { at: now }))
+            .collect();
+        let p = plan(&all, &p.live[0], &obs3, &ps, &HashSet::new(), now, g);
+        assert_eq!(p.trim.len(), all.holders.len() - 4);
     }
 
     #[test]

@@ -96,14 +96,29 @@ const COMMAND_DEPTH: usize = 1024;
 /// How long a peer that forged a block is refused.
 pub(super) const BAN_DURATION: Duration = Duration::from_secs(600);
 
+/// When a session asks the DHT for providers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProviderSearch {
+    /// Never: only connected and added peers are asked.
+    Never,
+    /// At once when a want has nobody left to ask, and after a second
+    /// without a block: a `get` knows nothing but the CID.
+    Eager,
+    /// Only after this long without a wanted block: the caller added the
+    /// peers that should have the blocks (a replica fetch names the
+    /// holders), and a lookup per fetch would load the network for nothing
+    /// while those peers answer.
+    After(Duration),
+}
+
 /// Tuning of one fetch.
 #[derive(Clone, Copy, Debug)]
 pub struct FetchOptions {
     pub session: SessionConfig,
     /// Give up when no wanted block arrived for this long.
     pub stall_timeout: Duration,
-    /// Look up DHT providers when connected peers do not have the blocks.
-    pub find_providers: bool,
+    /// When to look up DHT providers besides the peers already known.
+    pub provider_search: ProviderSearch,
     /// Most providers taken from one DHT lookup.
     pub max_providers: usize,
     /// Keep the session's received bytes under this rate (bytes per
@@ -116,7 +131,7 @@ impl Default for FetchOptions {
         FetchOptions {
             session: SessionConfig::default(),
             stall_timeout: Duration::from_secs(60),
-            find_providers: true,
+            provider_search: ProviderSearch::Eager,
             max_providers: 20,
             max_bytes_per_sec: None,
         }
@@ -604,12 +619,18 @@ impl SessionTask {
             self.fail_all(&reason);
             return;
         }
-        let search_due = self.opts.find_providers
+        let wanted_now = match self.opts.provider_search {
+            ProviderSearch::Never => false,
+            ProviderSearch::Eager => {
+                self.session.unserved().is_some() || stalled >= PROVIDER_SEARCH_DELAY
+            }
+            ProviderSearch::After(delay) => stalled >= delay,
+        };
+        let search_due = wanted_now
             && self.search.is_none()
             && self
                 .last_search
-                .is_none_or(|t| now.saturating_duration_since(t) >= PROVIDER_SEARCH_INTERVAL)
-            && (self.session.unserved().is_some() || stalled >= PROVIDER_SEARCH_DELAY);
+                .is_none_or(|t| now.saturating_duration_since(t) >= PROVIDER_SEARCH_INTERVAL);
         if search_due {
             let Some(target) = self.root.or_else(|| self.session.unserved()) else {
                 return;
