@@ -334,7 +334,13 @@ mod tests {
         let mut placed = rec.clone();
         placed.holders.insert(p.place[0]);
         let mut obs2 = obs.clone();
-        obs2.insert(p.place[0], Observed::Pinning { since: now, seen: now });
+        obs2.insert(
+            p.place[0],
+            Observed::Pinning {
+                since: now,
+                seen: now,
+            },
+        );
         let p = plan(&placed, &ps[0], &obs2, &ps, &HashSet::new(), now, g);
         assert!(p.place.is_empty(), "{p:?}");
         // The suspects return: five live, trimmed back to the maximum.
