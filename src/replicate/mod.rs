@@ -396,22 +396,21 @@ impl Replicator {
         }
     }
 
+    /// The round's view of `rec` without candidates (for its state): no
+    /// placement is planned, so refusals do not matter.
     fn plan(&self, rec: &Record) -> RepairPlan {
-        let st = self.state();
-        let observed = st.observed.get(&rec.root).cloned().unwrap_or_default();
-        let refused: HashSet<PeerId> = st
-            .refused
-            .iter()
-            .filter(|(_, t)| t.elapsed() < self.inner.config.repair_interval)
-            .map(|(p, _)| *p)
-            .collect();
-        drop(st);
+        let observed = self
+            .state()
+            .observed
+            .get(&rec.root)
+            .cloned()
+            .unwrap_or_default();
         plan::plan(
             rec,
             &self.inner.me,
             &observed,
             &[],
-            &refused,
+            &HashSet::new(),
             Instant::now(),
             self.inner.config.grace,
         )
@@ -725,6 +724,7 @@ impl Replicator {
     /// Sends one request to `peer` and reads its response; a peer that
     /// cannot be reached at its known addresses is looked up on the DHT (it
     /// may have restarted elsewhere) and tried once more.
+    ///
     /// A peer not found is not looked up again for a repair interval: a
     /// node that is down would otherwise cost a DHT walk per probe.
     async fn exchange(&self, peer: PeerId, req: Request) -> Result<Response, String> {
