@@ -180,10 +180,6 @@ struct Sealed {
     map: memmap2::Mmap,
 }
 
-/// Most sealed segments mapped at once (each up to `segment_max_bytes` of
-/// address space, and page tables for what was read of it).
-const MAPPED_SEGMENTS: usize = 16;
-
 /// One block's bytes inside a [`Sealed`] segment, owned by a `Bytes`.
 struct SealedSlice {
     map: Arc<Sealed>,
@@ -204,11 +200,11 @@ pub struct DiskStore {
     db: sled::Db,
     writer: Mutex<Writer>,
     readers: RwLock<HashMap<u32, Arc<File>>>,
-    /// Sealed segments mapped into memory, by id, at most [`MAPPED_SEGMENTS`]
-    /// (see [`Sealed`]); with the tick each was last used at.
-    maps: RwLock<HashMap<u32, (Arc<Sealed>, std::sync::atomic::AtomicU64)>>,
-    /// Ticks for `maps`' least-recently-used eviction.
-    map_clock: std::sync::atomic::AtomicU64,
+    /// Sealed segments mapped into memory, by id (see [`Sealed`]). A
+    /// mapping lives as long as a block read from it does: once the last one
+    /// is dropped it is unmapped, so a daemon that served a burst does not
+    /// keep the pages it sent counted in its RSS.
+    maps: RwLock<HashMap<u32, std::sync::Weak<Sealed>>>,
     /// The active segment's id (the writer's, readable without its lock):
     /// segments below it are sealed.
     active: std::sync::atomic::AtomicU32,
@@ -329,7 +325,6 @@ impl DiskStore {
             writer: Mutex::new(Writer::new(id, file, len)),
             readers: RwLock::new(HashMap::new()),
             maps: RwLock::new(HashMap::new()),
-            map_clock: std::sync::atomic::AtomicU64::new(0),
             active: std::sync::atomic::AtomicU32::new(id),
             _lock: lock,
             used: std::sync::atomic::AtomicU64::new(0),
@@ -509,13 +504,17 @@ impl DiskStore {
         Ok(f)
     }
 
-    /// Sealed segment `id`, mapped on first use.
+    /// Sealed segment `id`, mapped unless a block read from it still holds
+    /// its mapping.
     fn sealed(&self, id: u32) -> Result<Arc<Sealed>> {
-        use std::sync::atomic::Ordering::Relaxed;
-        let tick = self.map_clock.fetch_add(1, Relaxed);
-        if let Some((m, used)) = self.maps.read().unwrap_or_else(|e| e.into_inner()).get(&id) {
-            used.store(tick, Relaxed);
-            return Ok(Arc::clone(m));
+        if let Some(m) = self
+            .maps
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .and_then(std::sync::Weak::upgrade)
+        {
+            return Ok(m);
         }
         let file = self.reader(id)?;
         let path = self.segment_path(id);
@@ -527,22 +526,14 @@ impl DiskStore {
         // another process truncating the file, or an I/O error on a page:
         // either would fault the reading thread, as with any mapped file.
         let map = unsafe { memmap2::Mmap::map(&*file) }.map_err(io_err(&path))?;
-        let sealed = Arc::new(Sealed { map });
         let mut maps = self.maps.write().unwrap_or_else(|e| e.into_inner());
-        if maps.len() >= MAPPED_SEGMENTS && !maps.contains_key(&id) {
-            // Unmapped once the last block read from it is dropped.
-            let oldest = maps
-                .iter()
-                .min_by_key(|(_, (_, used))| used.load(Relaxed))
-                .map(|(k, _)| *k);
-            if let Some(k) = oldest {
-                maps.remove(&k);
-            }
+        if let Some(m) = maps.get(&id).and_then(std::sync::Weak::upgrade) {
+            return Ok(m); // mapped by another reader meanwhile
         }
-        let entry = maps
-            .entry(id)
-            .or_insert_with(|| (sealed, std::sync::atomic::AtomicU64::new(tick)));
-        Ok(Arc::clone(&entry.0))
+        maps.retain(|_, m| m.strong_count() > 0);
+        let sealed = Arc::new(Sealed { map });
+        maps.insert(id, Arc::downgrade(&sealed));
+        Ok(sealed)
     }
 
     fn location(&self, mh: &Multihash) -> Result<Option<Location>> {
@@ -1125,18 +1116,27 @@ mod tests {
     fn sealed_segments_are_read_mapped_and_outlive_compaction() {
         let dir = tempfile::tempdir().unwrap();
         let s = DiskStore::open(dir.path(), small()).unwrap();
-        // Enough segments that some mappings are evicted along the way.
         let blocks: Vec<Block> = (0..400).map(|i| block(i, 4000)).collect();
         s.put_many(&mut blocks.clone().into_iter()).unwrap();
         let sealed = s.active.load(std::sync::atomic::Ordering::Acquire);
-        assert!(
-            sealed as usize > MAPPED_SEGMENTS,
-            "{sealed} sealed segments"
-        );
-        for b in &blocks {
-            assert_eq!(s.get(b.cid()).unwrap().as_ref(), Some(b));
-        }
-        assert!(s.maps.read().unwrap().len() <= MAPPED_SEGMENTS);
+        assert!(sealed > 10, "{sealed} sealed segments");
+        let held: Vec<Block> = blocks
+            .iter()
+            .map(|b| s.get(b.cid()).unwrap().unwrap())
+            .collect();
+        assert_eq!(held, blocks);
+        let mapped = |s: &DiskStore| {
+            s.maps
+                .read()
+                .unwrap()
+                .values()
+                .filter(|m| m.strong_count() > 0)
+                .count()
+        };
+        assert_eq!(mapped(&s), sealed as usize);
+        // Unmapped once no block read from them is left.
+        drop(held);
+        assert_eq!(mapped(&s), 0);
         // A block read from a sealed segment stays readable after that
         // segment is compacted away (the file unlinked, its mapping dropped).
         let first = s.get(blocks[0].cid()).unwrap().unwrap();
