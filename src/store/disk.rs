@@ -174,25 +174,6 @@ impl Writer {
     }
 }
 
-/// A sealed segment mapped read-only: blocks served from it are slices of
-/// the page cache, not copies (`pread` was ≈ 15 % of a serving daemon's CPU).
-struct Sealed {
-    map: memmap2::Mmap,
-}
-
-/// One block's bytes inside a [`Sealed`] segment, owned by a `Bytes`.
-struct SealedSlice {
-    map: Arc<Sealed>,
-    start: usize,
-    len: usize,
-}
-
-impl AsRef<[u8]> for SealedSlice {
-    fn as_ref(&self) -> &[u8] {
-        &self.map.map[self.start..self.start + self.len]
-    }
-}
-
 /// A block store on disk.
 pub struct DiskStore {
     dir: PathBuf,
@@ -200,14 +181,6 @@ pub struct DiskStore {
     db: sled::Db,
     writer: Mutex<Writer>,
     readers: RwLock<HashMap<u32, Arc<File>>>,
-    /// Sealed segments mapped into memory, by id (see [`Sealed`]). A
-    /// mapping lives as long as a block read from it does: once the last one
-    /// is dropped it is unmapped, so a daemon that served a burst does not
-    /// keep the pages it sent counted in its RSS.
-    maps: RwLock<HashMap<u32, std::sync::Weak<Sealed>>>,
-    /// The active segment's id (the writer's, readable without its lock):
-    /// segments below it are sealed.
-    active: std::sync::atomic::AtomicU32,
     _lock: File,
     /// Bytes of indexed block data (counted at open, kept up to date).
     used: std::sync::atomic::AtomicU64,
@@ -324,8 +297,6 @@ impl DiskStore {
             db,
             writer: Mutex::new(Writer::new(id, file, len)),
             readers: RwLock::new(HashMap::new()),
-            maps: RwLock::new(HashMap::new()),
-            active: std::sync::atomic::AtomicU32::new(id),
             _lock: lock,
             used: std::sync::atomic::AtomicU64::new(0),
         };
@@ -451,7 +422,6 @@ impl DiskStore {
             .map_err(io_err(&path))?;
         file.set_len(0).map_err(io_err(&path))?;
         *w = Writer::new(id, file, 0);
-        self.active.store(id, std::sync::atomic::Ordering::Release);
         // Make the new segment known, so recovery keeps it even if empty.
         self.commit(w, pending)
     }
@@ -504,38 +474,6 @@ impl DiskStore {
         Ok(f)
     }
 
-    /// Sealed segment `id`, mapped unless a block read from it still holds
-    /// its mapping.
-    fn sealed(&self, id: u32) -> Result<Arc<Sealed>> {
-        if let Some(m) = self
-            .maps
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&id)
-            .and_then(std::sync::Weak::upgrade)
-        {
-            return Ok(m);
-        }
-        let file = self.reader(id)?;
-        let path = self.segment_path(id);
-        // SAFETY: the mapping is read-only and the store never writes to
-        // or truncates a sealed segment (appends go to the active one,
-        // recovery truncates only before the store is open, compaction
-        // copies the live records out and unlinks the file, which leaves
-        // existing mappings valid). What the store cannot rule out is
-        // another process truncating the file, or an I/O error on a page:
-        // either would fault the reading thread, as with any mapped file.
-        let map = unsafe { memmap2::Mmap::map(&*file) }.map_err(io_err(&path))?;
-        let mut maps = self.maps.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(m) = maps.get(&id).and_then(std::sync::Weak::upgrade) {
-            return Ok(m); // mapped by another reader meanwhile
-        }
-        maps.retain(|_, m| m.strong_count() > 0);
-        let sealed = Arc::new(Sealed { map });
-        maps.insert(id, Arc::downgrade(&sealed));
-        Ok(sealed)
-    }
-
     fn location(&self, mh: &Multihash) -> Result<Option<Location>> {
         match self.db.get(block_key(mh)).map_err(idx_err)? {
             None => Ok(None),
@@ -550,27 +488,6 @@ impl DiskStore {
             return Err(format!(
                 "index says {} bytes, over the block limit",
                 loc.len
-            ));
-        }
-        if loc.segment < self.active.load(std::sync::atomic::Ordering::Acquire) {
-            let map = self.sealed(loc.segment).map_err(|e| e.to_string())?;
-            let start = usize::try_from(loc.offset).unwrap_or(usize::MAX);
-            if start
-                .checked_add(loc.len as usize)
-                .is_some_and(|end| end <= map.map.len())
-            {
-                return Ok(Bytes::from_owner(SealedSlice {
-                    map,
-                    start,
-                    len: loc.len as usize,
-                }));
-            }
-            return Err(format!(
-                "segment {} offset {} length {}: past the segment's end ({} bytes)",
-                loc.segment,
-                loc.offset,
-                loc.len,
-                map.map.len()
             ));
         }
         let file = self.reader(loc.segment).map_err(|e| e.to_string())?;
@@ -653,10 +570,6 @@ impl DiskStore {
         let old = self.segment_path(id);
         let size = std::fs::metadata(&old).map(|m| m.len()).unwrap_or(0);
         self.readers
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
-        self.maps
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
@@ -1108,44 +1021,6 @@ mod tests {
         drop(s);
         let s = DiskStore::open(dir.path(), small()).unwrap();
         for b in blocks.iter().step_by(10) {
-            assert_eq!(s.get(b.cid()).unwrap().as_ref(), Some(b));
-        }
-    }
-
-    #[test]
-    fn sealed_segments_are_read_mapped_and_outlive_compaction() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = DiskStore::open(dir.path(), small()).unwrap();
-        let blocks: Vec<Block> = (0..400).map(|i| block(i, 4000)).collect();
-        s.put_many(&mut blocks.clone().into_iter()).unwrap();
-        let sealed = s.active.load(std::sync::atomic::Ordering::Acquire);
-        assert!(sealed > 10, "{sealed} sealed segments");
-        let held: Vec<Block> = blocks
-            .iter()
-            .map(|b| s.get(b.cid()).unwrap().unwrap())
-            .collect();
-        assert_eq!(held, blocks);
-        let mapped = |s: &DiskStore| {
-            s.maps
-                .read()
-                .unwrap()
-                .values()
-                .filter(|m| m.strong_count() > 0)
-                .count()
-        };
-        assert_eq!(mapped(&s), sealed as usize);
-        // Unmapped once no block read from them is left.
-        drop(held);
-        assert_eq!(mapped(&s), 0);
-        // A block read from a sealed segment stays readable after that
-        // segment is compacted away (the file unlinked, its mapping dropped).
-        let first = s.get(blocks[0].cid()).unwrap().unwrap();
-        let live: HashSet<Multihash> = blocks.iter().skip(12).map(|b| *b.cid().hash()).collect();
-        let r = s.sweep(&live).unwrap();
-        assert_eq!(r.removed_blocks, 12);
-        assert!(!dir.path().join("segments/00000000.seg").exists());
-        assert_eq!(&first, &blocks[0]);
-        for b in &blocks[12..] {
             assert_eq!(s.get(b.cid()).unwrap().as_ref(), Some(b));
         }
     }
