@@ -253,7 +253,7 @@ impl Node {
             Ok((built.cid, built))
         })?;
         if opts.pin && !opts.only_hash {
-            self.store.pin(&root, PinKind::Recursive)?;
+            self.user_pin(&root, PinKind::Recursive)?;
         }
         Ok(AddedEntry {
             cid: root,
@@ -281,7 +281,7 @@ impl Node {
             Ok((built.cid, built))
         })?;
         if opts.pin && !opts.only_hash {
-            self.store.pin(&cid, PinKind::Recursive)?;
+            self.user_pin(&cid, PinKind::Recursive)?;
         }
         Ok(AddedEntry {
             cid,
@@ -384,7 +384,7 @@ impl Node {
             })?;
         if opts.pin && !opts.only_hash {
             for r in &roots {
-                self.store.pin(&r.cid, PinKind::Recursive)?;
+                self.user_pin(&r.cid, PinKind::Recursive)?;
             }
         }
         Ok(roots)
@@ -518,16 +518,25 @@ impl Node {
 
     // ----- pins -----
 
+    /// Pins `cid` for the user: a pin the replicator had made to hold a
+    /// copy for the network becomes theirs, and is no longer removed when
+    /// that copy is trimmed.
+    fn user_pin(&self, cid: &Cid, kind: PinKind) -> Result<(), NodeError> {
+        self.store.pin(cid, kind)?;
+        crate::replicate::disown_pin(&*self.store, cid)?;
+        Ok(())
+    }
+
     /// Pins `cid`; a recursive pin first checks every block below is stored.
     pub fn pin_add(&self, cid: &Cid, recursive: bool) -> Result<(), NodeError> {
         if recursive {
             walk::reach(&*self.source(), cid, &mut HashSet::new(), &mut |_| Ok(()))?;
-            self.store.pin(cid, PinKind::Recursive)?;
+            self.user_pin(cid, PinKind::Recursive)?;
         } else {
             if !self.store.has(cid)? {
                 return Err(NodeError::NotLocal { cid: *cid });
             }
-            self.store.pin(cid, PinKind::Direct)?;
+            self.user_pin(cid, PinKind::Direct)?;
         }
         Ok(())
     }
@@ -536,7 +545,7 @@ impl Node {
     /// just made every block of it local (a network fetch), under the GC
     /// lock, so the walk would only re-read and re-hash what it just stored.
     pub fn pin_complete(&self, cid: &Cid) -> Result<(), NodeError> {
-        self.store.pin(cid, PinKind::Recursive)?;
+        self.user_pin(cid, PinKind::Recursive)?;
         Ok(())
     }
 
@@ -569,6 +578,7 @@ impl Node {
             }
             None => Record::new(*root, factor, max, size, me),
         };
+        crate::replicate::own_pin(&*self.store, root)?;
         self.store
             .meta_put(&Record::key(root), Some(&rec.encode()))?;
         Ok(())
@@ -592,7 +602,9 @@ impl Node {
     }
 
     pub fn pin_rm(&self, cid: &Cid) -> Result<PinKind, NodeError> {
-        Ok(self.store.unpin(cid)?)
+        let kind = self.store.unpin(cid)?;
+        crate::replicate::disown_pin(&*self.store, cid)?;
+        Ok(kind)
     }
 
     /// Pins of the kinds asked for; "indirect" walks the recursive pins.
@@ -649,7 +661,7 @@ impl Node {
         let cid = *block.cid();
         self.store.put(block)?;
         if pin {
-            self.store.pin(&cid, PinKind::Direct)?;
+            self.user_pin(&cid, PinKind::Direct)?;
         }
         Ok(cid)
     }

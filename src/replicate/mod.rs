@@ -35,6 +35,31 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Store metadata marking a local pin as the replicator's: made to hold a
+/// copy for the network, or by `pin add --replication`. Only such pins are
+/// removed when a copy is trimmed or the root's record becomes a
+/// tombstone; a pin the user made here without replication is theirs.
+const OWNED_PIN_PREFIX: &str = "replpin/";
+
+fn owned_pin_key(root: &Cid) -> String {
+    format!("{OWNED_PIN_PREFIX}{root}")
+}
+
+/// Marks `root`'s local pin as the replicator's.
+pub(crate) fn own_pin(store: &dyn Store, root: &Cid) -> Result<(), crate::store::StoreError> {
+    store.meta_put(&owned_pin_key(root), Some(b"1"))
+}
+
+/// The user pinned (or unpinned) `root` here: the pin is no longer the
+/// replicator's to remove.
+pub(crate) fn disown_pin(store: &dyn Store, root: &Cid) -> Result<(), crate::store::StoreError> {
+    store.meta_put(&owned_pin_key(root), None)
+}
+
+fn owns_pin(store: &dyn Store, root: &Cid) -> bool {
+    matches!(store.meta_get(&owned_pin_key(root)), Ok(Some(_)))
+}
+
 /// Errors of replication commands.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplicateError {
@@ -258,6 +283,9 @@ impl Replicator {
             }
             None => Record::new(root, factor, max, size, self.inner.me),
         };
+        // A replicated pin is the cluster's: removed everywhere by a `pin
+        // rm` on any holder.
+        own_pin(&*self.inner.store, &root)?;
         self.save(&rec);
         // Place the copies now rather than at the next round: until then
         // this node holds the only one, and a round over many roots can
@@ -713,11 +741,26 @@ impl Replicator {
         rec
     }
 
+    /// Removes the local pin of `root` if the replicator made it (see
+    /// [`OWNED_PIN_PREFIX`]); a pin of the user's own stays.
     async fn drop_local_pin(&self, root: &Cid) {
-        match self.inner.store.unpin(root) {
+        let store = &*self.inner.store;
+        if !owns_pin(store, root) {
+            if matches!(store.pin_of(root), Ok(Some(_))) {
+                tracing::debug!(%root, "replica no longer needed; the local pin is the user's: kept");
+            }
+            return;
+        }
+        match store.unpin(root) {
             Ok(_) => tracing::info!(%root, "replica dropped (removed or trimmed)"),
             Err(crate::store::StoreError::NotPinned { .. }) => {}
-            Err(e) => tracing::warn!(%root, "dropping a replica: {e}"),
+            Err(e) => {
+                tracing::warn!(%root, "dropping a replica: {e}");
+                return;
+            }
+        }
+        if let Err(e) = disown_pin(store, root) {
+            tracing::warn!(%root, "dropping a replica's mark: {e}");
         }
     }
 
@@ -955,10 +998,17 @@ impl Replicator {
                 .record(&root)
                 .is_some_and(|r| !r.removed && r.holders.contains(&self.inner.me));
             if still {
-                self.inner
-                    .store
-                    .pin(&root, PinKind::Recursive)
-                    .map_err(|e| e.to_string())?;
+                let store = &*self.inner.store;
+                // A root the user had pinned here stays the user's pin.
+                let had = store.pin_of(&root).map_err(|e| e.to_string())?;
+                if had != Some(PinKind::Recursive) {
+                    if had.is_none() {
+                        own_pin(store, &root).map_err(|e| e.to_string())?;
+                    }
+                    store
+                        .pin(&root, PinKind::Recursive)
+                        .map_err(|e| e.to_string())?;
+                }
             }
             Ok::<_, String>((stats, still))
         }
