@@ -51,9 +51,14 @@ pub(crate) fn own_pin(store: &dyn Store, root: &Cid) -> Result<(), crate::store:
 }
 
 /// The user pinned (or unpinned) `root` here: the pin is no longer the
-/// replicator's to remove.
+/// replicator's to remove. Writes (and flushes) only when there is a mark,
+/// so an ordinary pin costs one index lookup more.
 pub(crate) fn disown_pin(store: &dyn Store, root: &Cid) -> Result<(), crate::store::StoreError> {
-    store.meta_put(&owned_pin_key(root), None)
+    let key = owned_pin_key(root);
+    if store.meta_get(&key)?.is_some() {
+        store.meta_put(&key, None)?;
+    }
+    Ok(())
 }
 
 fn owns_pin(store: &dyn Store, root: &Cid) -> bool {
@@ -333,12 +338,7 @@ impl Replicator {
     }
 
     fn status_of(&self, rec: &Record, plan: &RepairPlan) -> RootStatus {
-        let observed = self
-            .state()
-            .observed
-            .get(&rec.root)
-            .cloned()
-            .unwrap_or_default();
+        let observed = self.observed_of(&rec.root);
         let now = Instant::now();
         let ago =
             |t: Instant| unix_now().saturating_sub(now.saturating_duration_since(t).as_secs());
@@ -424,15 +424,16 @@ impl Replicator {
         }
     }
 
+    /// What this node has seen of `root`'s holders (a copy: planning runs
+    /// without the state lock).
+    fn observed_of(&self, root: &Cid) -> HashMap<PeerId, Observed> {
+        self.state().observed.get(root).cloned().unwrap_or_default()
+    }
+
     /// The round's view of `rec` without candidates (for its state): no
     /// placement is planned, so refusals do not matter.
     fn plan(&self, rec: &Record) -> RepairPlan {
-        let observed = self
-            .state()
-            .observed
-            .get(&rec.root)
-            .cloned()
-            .unwrap_or_default();
+        let observed = self.observed_of(&rec.root);
         plan::plan(
             rec,
             &self.inner.me,
@@ -498,12 +499,7 @@ impl Replicator {
             st.refused.retain(|_, t| t.elapsed() < memory);
             st.refused.keys().copied().collect()
         };
-        let observed = self
-            .state()
-            .observed
-            .get(&root)
-            .cloned()
-            .unwrap_or_default();
+        let observed = self.observed_of(&root);
         let p = plan::plan(
             &rec,
             &self.inner.me,
