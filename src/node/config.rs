@@ -394,6 +394,9 @@ pub struct StoreConfig {
     pub compact_live_ratio: f64,
     /// Index cache size in bytes.
     pub cache_bytes: u64,
+    /// Write blocks fetched from peers with `O_DIRECT` (around the page
+    /// cache) where the file system supports it; tmpfs never does.
+    pub direct_io: bool,
 }
 
 impl Default for StoreConfig {
@@ -404,6 +407,7 @@ impl Default for StoreConfig {
             commit_bytes: d.commit_bytes,
             compact_live_ratio: d.compact_live_ratio,
             cache_bytes: d.cache_bytes,
+            direct_io: d.direct_io,
         }
     }
 }
@@ -417,6 +421,7 @@ impl StoreConfig {
             compact_live_ratio: self.compact_live_ratio,
             cache_bytes: self.cache_bytes,
             max_bytes,
+            direct_io: self.direct_io,
         }
     }
 }

@@ -132,6 +132,12 @@ pub trait Store: Send + Sync {
     /// commit in bounded batches, so memory does not grow with the input.
     fn put_many(&self, blocks: &mut dyn Iterator<Item = Block>) -> Result<u64>;
 
+    /// `put_many` for blocks not expected to be read back soon (fetched from
+    /// peers): a store may write them around the OS page cache.
+    fn put_many_uncached(&self, blocks: &mut dyn Iterator<Item = Block>) -> Result<u64> {
+        self.put_many(blocks)
+    }
+
     /// Stores one block durably.
     fn put(&self, block: Block) -> Result<u64> {
         self.put_many(&mut std::iter::once(block))

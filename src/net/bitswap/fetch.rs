@@ -458,7 +458,8 @@ impl SessionTask {
         if !rest.is_empty() {
             let store = Arc::clone(&self.store);
             let _ =
-                tokio::task::spawn_blocking(move || store.put_many(&mut rest.into_iter())).await;
+                tokio::task::spawn_blocking(move || store.put_many_uncached(&mut rest.into_iter()))
+                    .await;
         }
         self.counters
             .sessions
@@ -678,7 +679,7 @@ impl SessionTask {
         let batch: Vec<Block> = self.unstored.values().cloned().collect();
         let store = Arc::clone(&self.store);
         self.storing = Some(tokio::task::spawn_blocking(move || {
-            let r = store.put_many(&mut batch.iter().cloned());
+            let r = store.put_many_uncached(&mut batch.iter().cloned());
             (batch, r)
         }));
     }
