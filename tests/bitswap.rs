@@ -147,3 +147,73 @@ async fn connections_idle_out_after_a_fetch() {
     }
     assert!(a.swarm.peers().await.unwrap().is_empty());
 }
+
+/// A peer that restarts in the middle of a fetch is not sent, once back,
+/// the blocks its old self had asked for: wants end with the connection
+/// (the restarted node, which never asked for them, would take them for
+/// forgeries and ban the provider).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_peer_is_not_sent_what_its_old_self_wanted() {
+    let data = common::random_bytes(96 << 20, 79);
+    let (store_a, root) = stored_file(&data, &ImportOptions::default());
+    let later = cairn::block::Block::new(
+        cairn::block::CidFormat {
+            version: 1,
+            hash: cairn::block::HashAlg::Blake3,
+        },
+        cairn::block::RAW,
+        b"asked for after the restart".to_vec(),
+    );
+    store_a.put(later.clone()).unwrap();
+    let config = NetConfig::default();
+    let a = Network::start([20; 32], store_a, &config).await.unwrap();
+    let addr = a.swarm.listen_addrs().await.unwrap()[0].clone();
+
+    let store_b = Arc::new(MemoryStore::new());
+    let b = Network::start([21; 32], store_b.clone(), &config)
+        .await
+        .unwrap();
+    b.swarm.dial(addr.clone()).await.unwrap();
+    let bitswap = b.bitswap.clone();
+    let a_id = a.peer_id;
+    let fetch = tokio::spawn(async move {
+        bitswap
+            .fetch_dag(root, &[a_id], Default::default(), &mut |_| {})
+            .await
+    });
+    // Stop it with the transfer under way.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while store_b.stat().unwrap().blocks < 8 {
+        assert!(tokio::time::Instant::now() < deadline, "the fetch never started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    b.swarm.shutdown();
+    fetch.abort();
+    drop(b);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // The same identity again, with an empty store.
+    let b = Network::start([21; 32], Arc::new(MemoryStore::new()), &config)
+        .await
+        .unwrap();
+    b.swarm.dial(addr).await.unwrap();
+    let got = b
+        .bitswap
+        .fetch(
+            &[*later.cid()],
+            &[a.peer_id],
+            FetchOptions {
+                stall_timeout: Duration::from_secs(10),
+                ..FetchOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(got, vec![later]);
+    // Anything stale would arrive within the provider's write retries.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        b.swarm.peers().await.unwrap().contains(&a.peer_id),
+        "the restarted node banned its provider"
+    );
+}

@@ -39,9 +39,27 @@ const WRITER_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
 pub(super) struct SharedOutbox {
     outbox: std::sync::Mutex<Outbox>,
     ready: tokio::sync::Notify,
+    /// Set when the peer disconnected: its writer drops what it still
+    /// holds and ends.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl SharedOutbox {
+    /// The peer is gone: what was queued for it answered wants of a
+    /// connection that no longer exists. Sent after it reconnects (say,
+    /// restarted), those blocks would be ones its new self never asked
+    /// for, which it takes for forgeries.
+    fn close(&self) {
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Release);
+        *self.outbox.lock().unwrap_or_else(|e| e.into_inner()) = Outbox::default();
+        self.ready.notify_one();
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     fn push(&self, msg: Message) {
         self.outbox
             .lock()
@@ -69,7 +87,8 @@ pub(super) enum EngineCommand {
     Register(u64, mpsc::Sender<SessionEvent>),
     Unregister(u64),
     Stored(Block),
-    WriterGone(PeerId),
+    /// A writer ended (its peer unreachable, or its outbox closed).
+    WriterGone(PeerId, Arc<SharedOutbox>),
     /// A writer has had nothing to send for a while and closed its
     /// stream; the engine retires it (answers `true`) unless traffic for
     /// the peer arrived meanwhile. An open stream keeps its connection
@@ -288,6 +307,7 @@ impl Bitswap {
         let engine_store = Arc::clone(&store);
         let engine_tx = tx.clone();
         let tasks = swarm.clone();
+        let mut peer_events = swarm.subscribe();
         swarm.spawn_task(async move {
             let mut ledgers: HashMap<PeerId, PeerLedger> = HashMap::new();
             let mut outboxes: HashMap<PeerId, Arc<SharedOutbox>> = HashMap::new();
@@ -308,7 +328,35 @@ impl Bitswap {
                     });
                     outbox.push(msg);
                 };
-            while let Some(cmd) = rx.recv().await {
+            let mut events_open = true;
+            loop {
+                // Peer events first: a disconnect is broadcast before any
+                // message of a later connection reaches this queue, so a
+                // returning peer's new wants are never forgotten with its
+                // old ones.
+                let cmd = tokio::select! {
+                    biased;
+                    ev = peer_events.recv(), if events_open => {
+                        use tokio::sync::broadcast::error::RecvError;
+                        match ev {
+                            // Wants die with the peer's last connection (as
+                            // in Kubo): its ledger, and what was queued.
+                            Ok(crate::net::swarm::PeerEvent::Disconnected(peer)) => {
+                                ledgers.remove(&peer);
+                                if let Some(o) = outboxes.remove(&peer) {
+                                    o.close();
+                                }
+                            }
+                            Ok(_) | Err(RecvError::Lagged(_)) => {}
+                            Err(RecvError::Closed) => events_open = false,
+                        }
+                        continue;
+                    }
+                    cmd = rx.recv() => match cmd {
+                        Some(cmd) => cmd,
+                        None => break,
+                    },
+                };
                 match cmd {
                     EngineCommand::Inbound(peer, msg) => {
                         if !solicited.on_blocks(&peer, &msg.blocks) {
@@ -383,7 +431,12 @@ impl Bitswap {
                         };
                         let _ = reply.send(retire);
                     }
-                    EngineCommand::WriterGone(peer) => {
+                    EngineCommand::WriterGone(peer, queue) => {
+                        // Only if it is still this peer's writer: after a
+                        // disconnect a new one may have taken its place.
+                        if !outboxes.get(&peer).is_some_and(|o| Arc::ptr_eq(o, &queue)) {
+                            continue;
+                        }
                         outboxes.remove(&peer);
                         ledgers.remove(&peer);
                         for s in sessions.values() {
@@ -575,7 +628,8 @@ const WRITER_RETRIES: u32 = 3;
 /// Keeps one outbound stream to `peer` and writes pending traffic to it,
 /// merged into as few messages as the limits allow. A stream the other side
 /// dropped (libp2p-stream drops inbound streams it has no room for) is
-/// reopened and the failed message sent again, a few times.
+/// reopened and the failed message sent again, a few times — unless the
+/// peer disconnected meanwhile (the outbox is closed): then it ends.
 async fn writer(
     mut control: libp2p_stream::Control,
     peer: PeerId,
@@ -589,12 +643,19 @@ async fn writer(
         if failures > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(100 << failures)).await;
         }
+        if queue.is_closed() {
+            break;
+        }
         let Some((mut stream, version)) = open_stream(&mut control, peer).await else {
             failures += 1;
             continue;
         };
         loop {
             loop {
+                if queue.is_closed() {
+                    // The peer disconnected: nothing held is wanted now.
+                    break 'open;
+                }
                 let framed = match unsent.take() {
                     Some(f) => f,
                     None => {
@@ -660,5 +721,5 @@ async fn writer(
             }
         }
     }
-    let _ = engine.send(EngineCommand::WriterGone(peer)).await;
+    let _ = engine.send(EngineCommand::WriterGone(peer, queue)).await;
 }
