@@ -184,7 +184,10 @@ async fn a_restarted_peer_is_not_sent_what_its_old_self_wanted() {
     // Stop it with the transfer under way.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while store_b.stat().unwrap().blocks < 8 {
-        assert!(tokio::time::Instant::now() < deadline, "the fetch never started");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the fetch never started"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     b.swarm.shutdown();
