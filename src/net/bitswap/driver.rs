@@ -42,6 +42,10 @@ pub(super) struct SharedOutbox {
     /// Set when the peer disconnected: its writer drops what it still
     /// holds and ends.
     closed: std::sync::atomic::AtomicBool,
+    /// Set by the engine when the peer's ledger holds want-blocks that did
+    /// not fit: the writer asks for more ([`EngineCommand::Room`]) once
+    /// the outbox has drained to half.
+    more: std::sync::atomic::AtomicBool,
 }
 
 impl SharedOutbox {
@@ -68,11 +72,21 @@ impl SharedOutbox {
         self.ready.notify_one();
     }
 
-    fn take(&self) -> Option<Message> {
-        self.outbox
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take_message()
+    /// The next message, and whether the engine should now be asked for
+    /// more blocks (the ledger has some waiting and the outbox has room).
+    fn take(&self) -> (Option<Message>, bool) {
+        let mut outbox = self.outbox.lock().unwrap_or_else(|e| e.into_inner());
+        let msg = outbox.take_message();
+        let room = outbox.block_bytes() <= super::outbox::MAX_PENDING_BLOCK_BYTES / 2
+            && self.more.load(std::sync::atomic::Ordering::Acquire)
+            && self.more.swap(false, std::sync::atomic::Ordering::AcqRel);
+        (msg, room)
+    }
+
+    /// Room for blocks in the outbox, and whether it is empty.
+    fn room(&self) -> (usize, bool) {
+        let outbox = self.outbox.lock().unwrap_or_else(|e| e.into_inner());
+        (outbox.block_room(), outbox.is_empty())
     }
 }
 
@@ -89,6 +103,12 @@ pub(super) enum EngineCommand {
     Stored(Block),
     /// A writer ended (its peer unreachable, or its outbox closed).
     WriterGone(PeerId, Arc<SharedOutbox>),
+    /// A writer's outbox drained while the peer's ledger holds more
+    /// want-blocks: serve the next ones.
+    Room(PeerId),
+    /// The peers connected now (read after peer events were missed): the
+    /// ledgers of the others go.
+    Connected(HashSet<PeerId>),
     /// A writer has had nothing to send for a while and closed its
     /// stream; the engine retires it (answers `true`) unless traffic for
     /// the peer arrived meanwhile. An open stream keeps its connection
@@ -107,6 +127,8 @@ pub(super) enum SessionEvent {
     Message(PeerId, Message),
     /// Our stream to this peer closed or could not be opened.
     PeerGone(PeerId),
+    /// The peer sent a block nobody asked it for and is banned.
+    Banned(PeerId),
 }
 
 /// Bitswap figures (Kubo's `bitswap stat` and more).
@@ -328,6 +350,41 @@ impl Bitswap {
                     });
                     outbox.push(msg);
                 };
+            // Blocks a peer asked for, read under the room its outbox has
+            // left: the rest waits in its ledger until the writer drains
+            // the outbox to half and asks for more.
+            let serve = |ledgers: &mut HashMap<PeerId, PeerLedger>,
+                         outboxes: &mut HashMap<PeerId, Arc<SharedOutbox>>,
+                         peer: PeerId| {
+                let Some(ledger) = ledgers.get_mut(&peer) else {
+                    return;
+                };
+                if !ledger.has_ready() {
+                    return;
+                }
+                let (room, empty) = outboxes
+                    .get(&peer)
+                    .map_or((super::outbox::MAX_PENDING_BLOCK_BYTES, true), |o| o.room());
+                let (replies, stats) = ledger.serve(&*engine_store, room, empty);
+                engine_counters
+                    .blocks_sent
+                    .fetch_add(stats.blocks, std::sync::atomic::Ordering::Relaxed);
+                engine_counters
+                    .bytes_sent
+                    .fetch_add(stats.block_bytes, std::sync::atomic::Ordering::Relaxed);
+                let more = ledger.has_ready();
+                for reply in replies {
+                    send(outboxes, peer, reply);
+                }
+                if more {
+                    // Set after the push, so wake the writer too: it may
+                    // have taken everything before it saw the flag.
+                    if let Some(o) = outboxes.get(&peer) {
+                        o.more.store(true, std::sync::atomic::Ordering::Release);
+                        o.ready.notify_one();
+                    }
+                }
+            };
             let mut events_open = true;
             loop {
                 // Peer events first: a disconnect is broadcast before any
@@ -343,11 +400,25 @@ impl Bitswap {
                             // in Kubo): its ledger, and what was queued.
                             Ok(crate::net::swarm::PeerEvent::Disconnected(peer)) => {
                                 ledgers.remove(&peer);
+                                solicited.disconnected(&peer);
                                 if let Some(o) = outboxes.remove(&peer) {
                                     o.close();
                                 }
                             }
-                            Ok(_) | Err(RecvError::Lagged(_)) => {}
+                            Err(RecvError::Lagged(_)) => {
+                                // Disconnects were missed: ask who is
+                                // connected (from a task of its own, so the
+                                // engine never waits on the swarm).
+                                let swarm = tasks.clone();
+                                let engine = engine_tx.clone();
+                                tokio::spawn(async move {
+                                    if let Ok(peers) = swarm.peers().await {
+                                        let peers = peers.into_iter().collect();
+                                        let _ = engine.send(EngineCommand::Connected(peers)).await;
+                                    }
+                                });
+                            }
+                            Ok(_) => {}
                             Err(RecvError::Closed) => events_open = false,
                         }
                         continue;
@@ -361,6 +432,13 @@ impl Bitswap {
                     EngineCommand::Inbound(peer, msg) => {
                         if !solicited.on_blocks(&peer, &msg.blocks) {
                             tracing::warn!(%peer, "peer sent a block nobody asked it for: banning");
+                            for s in sessions.values() {
+                                let _ = s.try_send(SessionEvent::Banned(peer));
+                            }
+                            ledgers.remove(&peer);
+                            if let Some(o) = outboxes.remove(&peer) {
+                                o.close();
+                            }
                             let swarm = tasks.clone();
                             tokio::spawn(async move {
                                 let _ = swarm.ban(peer, BAN_DURATION).await;
@@ -368,16 +446,11 @@ impl Bitswap {
                             continue;
                         }
                         let ledger = ledgers.entry(peer).or_default();
-                        let (replies, stats) = ledger.receive(&msg, &*engine_store);
-                        engine_counters
-                            .blocks_sent
-                            .fetch_add(stats.blocks, std::sync::atomic::Ordering::Relaxed);
-                        engine_counters
-                            .bytes_sent
-                            .fetch_add(stats.block_bytes, std::sync::atomic::Ordering::Relaxed);
+                        let (replies, _) = ledger.receive(&msg, &*engine_store);
                         for reply in replies {
                             send(&mut outboxes, peer, reply);
                         }
+                        serve(&mut ledgers, &mut outboxes, peer);
                         if !msg.blocks.is_empty() || !msg.presences.is_empty() {
                             // try_send: a session that cannot keep up loses a
                             // message and re-asks after its timeout, instead of
@@ -412,6 +485,12 @@ impl Bitswap {
                         for (peer, msg) in pushes {
                             send(&mut outboxes, peer, msg);
                         }
+                    }
+                    EngineCommand::Room(peer) => serve(&mut ledgers, &mut outboxes, peer),
+                    EngineCommand::Connected(peers) => {
+                        // Writers are left alone: one may be dialing a
+                        // provider, and idle ones end by themselves.
+                        ledgers.retain(|p, _| peers.contains(p));
                     }
                     EngineCommand::WriterIdle(peer, queue, reply) => {
                         // A writer no longer in the map is retired too.
@@ -659,7 +738,11 @@ async fn writer(
                 let framed = match unsent.take() {
                     Some(f) => f,
                     None => {
-                        let Some(msg) = queue.take() else { break };
+                        let (msg, room) = queue.take();
+                        if room && engine.send(EngineCommand::Room(peer)).await.is_err() {
+                            return;
+                        }
+                        let Some(msg) = msg else { break };
                         match frame_segments(&msg, version) {
                             Ok(f) => f,
                             Err(e) => {

@@ -411,6 +411,7 @@ impl SessionTask {
                         self.act(actions).await;
                     }
                     Some(SessionEvent::PeerGone(peer)) => self.session.remove_peer(&peer),
+                    Some(SessionEvent::Banned(peer)) => self.session.ban(&peer),
                 },
                 ev = peer_events.recv() => match ev {
                     Ok(PeerEvent::Connected(p)) => self.session.add_peer(p),

@@ -21,9 +21,12 @@
 //! anyone asked for it is the session's business.
 //!
 //! Limits: messages over [`MAX_MESSAGE_BYTES`] are refused before decoding,
-//! want-lists over [`MAX_WANTLIST_ENTRIES`] entries and blocks over
-//! [`MAX_BLOCK_BYTES`] are refused while decoding. Nothing is allocated
-//! beyond the input's own size.
+//! want-lists over [`MAX_WANTLIST_ENTRIES`] entries, more than
+//! [`MAX_BLOCKS_PER_MESSAGE`] blocks, more than twice
+//! [`MAX_WANTLIST_ENTRIES`] presences and blocks over [`MAX_BLOCK_BYTES`]
+//! are refused while decoding. Block data is not copied (it points into the
+//! frame), so what a message costs beyond its own bytes is bounded by those
+//! counts: about 150 bytes per entry, well under a megabyte per message.
 
 use crate::block::{Block, BlockError, Cid, CidFormat, HashAlg, MAX_BLOCK_BYTES, SHA2_256};
 use crate::proto::{put_bytes_field, put_varint, put_varint_field, DecodeError, Reader};
@@ -32,6 +35,9 @@ use crate::proto::{put_bytes_field, put_varint, put_varint_field, DecodeError, R
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 /// Most want-list entries accepted in one message (Helia's limit).
 pub const MAX_WANTLIST_ENTRIES: usize = 1024;
+/// Most blocks accepted in one message: a 4 MiB message of empty blocks
+/// would otherwise decode into two million CIDs.
+pub const MAX_BLOCKS_PER_MESSAGE: usize = 8192;
 
 /// The Bitswap protocol versions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,13 +174,18 @@ impl Message {
     /// Encodes for a peer speaking `version`. Bitswap 1.0.0 has no CID
     /// prefixes, no presences and no want types: blocks go as bare data
     /// (only CIDv0 blocks are expressible, others are left out), want-haves
-    /// become want-blocks, and presences are dropped.
+    /// become want-blocks, wants for CIDs not hashed with SHA2-256 are left
+    /// out, and presences are dropped.
     pub fn encode_for(&self, version: Version) -> Vec<u8> {
         let v100 = version == Version::V1_0;
         let mut out = Vec::new();
         if !self.wantlist.is_empty() || self.full {
             let mut wl = Vec::new();
-            for e in &self.wantlist {
+            // A 1.0.0 peer answers with bare data, which the receiver
+            // hashes as SHA2-256: wants under another hash could only be
+            // answered with blocks that look unsolicited.
+            let expressible = |e: &&WantEntry| !v100 || e.cid.hash().code() == SHA2_256;
+            for e in self.wantlist.iter().filter(expressible) {
                 let mut entry = Vec::with_capacity(48);
                 put_bytes_field(&mut entry, 1, &e.cid.to_bytes());
                 if e.priority != 0 {
@@ -258,6 +269,7 @@ impl Message {
                     }
                     msg.blocks
                         .push(Block::new(format, crate::block::DAG_PB, owned(whole, data)));
+                    too_many_blocks(&msg)?;
                 }
                 (3, 2) => {
                     let mut p = Reader::new(r.bytes()?, "bitswap payload");
@@ -274,6 +286,7 @@ impl Message {
                         prefix,
                         owned(whole, data.unwrap_or_default()),
                     )?);
+                    too_many_blocks(&msg)?;
                 }
                 (4, 2) => {
                     let mut p = Reader::new(r.bytes()?, "bitswap presence");
@@ -308,6 +321,16 @@ impl Message {
         }
         Ok(msg)
     }
+}
+
+fn too_many_blocks(msg: &Message) -> Result<(), MessageError> {
+    if msg.blocks.len() > MAX_BLOCKS_PER_MESSAGE {
+        return Err(bad(format!(
+            "more than {MAX_BLOCKS_PER_MESSAGE} blocks in one message"
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 fn decode_wantlist(buf: &[u8], msg: &mut Message) -> Result<(), MessageError> {
@@ -581,6 +604,10 @@ mod tests {
             .wantlist
             .iter()
             .all(|e| e.want_type == WantType::Block && !e.send_dont_have));
+        // The BLAKE3 want could only be answered with a block the receiver
+        // hashes as SHA2-256: left out.
+        assert_eq!(old.wantlist.len(), 1);
+        assert_eq!(old.wantlist[0].cid, msg.wantlist[1].cid);
     }
 
     #[test]
@@ -616,6 +643,30 @@ mod tests {
             ..Message::default()
         };
         assert!(Message::decode(&many.encode()).is_err());
+        // Empty blocks, one more than allowed: refused (1.0.0 and 1.2.0).
+        let empty = Block::new(
+            CidFormat {
+                version: 0,
+                hash: HashAlg::Sha2_256,
+            },
+            crate::block::DAG_PB,
+            Vec::new(),
+        );
+        let flood = Message {
+            blocks: vec![empty; MAX_BLOCKS_PER_MESSAGE + 1],
+            ..Message::default()
+        };
+        for version in [Version::V1_0, Version::V1_2] {
+            let bytes = flood.encode_for(version);
+            assert!(bytes.len() < MAX_MESSAGE_BYTES);
+            assert!(Message::decode(&bytes).is_err(), "{version:?}");
+        }
+        let mut allowed = flood.clone();
+        allowed.blocks.pop();
+        assert_eq!(
+            Message::decode(&allowed.encode()).unwrap().blocks.len(),
+            MAX_BLOCKS_PER_MESSAGE
+        );
     }
 
     proptest! {

@@ -10,7 +10,9 @@
 //! does not fit is dropped and counted, and the other side re-asks after
 //! its timeout.
 
-use super::message::{Message, Presence, WantEntry, MAX_MESSAGE_BYTES, MAX_WANTLIST_ENTRIES};
+use super::message::{
+    Message, Presence, WantEntry, MAX_BLOCKS_PER_MESSAGE, MAX_MESSAGE_BYTES, MAX_WANTLIST_ENTRIES,
+};
 use crate::block::Block;
 use std::collections::{HashMap, VecDeque};
 
@@ -45,6 +47,16 @@ pub struct Outbox {
 impl Outbox {
     pub fn is_empty(&self) -> bool {
         self.live_wants == 0 && self.presences.is_empty() && self.blocks.is_empty()
+    }
+
+    /// Bytes of blocks waiting to be sent.
+    pub fn block_bytes(&self) -> usize {
+        self.block_bytes
+    }
+
+    /// Block bytes that can still be queued before blocks are dropped.
+    pub fn block_room(&self) -> usize {
+        MAX_PENDING_BLOCK_BYTES.saturating_sub(self.block_bytes)
     }
 
     /// Merges `msg` into what is pending.
@@ -117,7 +129,10 @@ impl Outbox {
         }
         while let Some(b) = self.blocks.front() {
             let len = b.data().len() + 80;
-            if !msg.blocks.is_empty() && bytes + len + HEADROOM_BYTES > MAX_MESSAGE_BYTES {
+            if !msg.blocks.is_empty()
+                && (bytes + len + HEADROOM_BYTES > MAX_MESSAGE_BYTES
+                    || msg.blocks.len() >= MAX_BLOCKS_PER_MESSAGE)
+            {
                 break;
             }
             bytes += len;

@@ -51,9 +51,13 @@ pub enum Action<P> {
 
 /// Node-wide record of which blocks each peer was asked for (by any
 /// session), to tell a forged or unsolicited block (the peer is banned)
-/// from one another session asked for or a late duplicate. Bounded: a peer
-/// with more outstanding asks than [`Solicited::MAX_PER_PEER`] is no longer
-/// judged rather than tracked without limit.
+/// from one another session asked for or a late duplicate.
+///
+/// Bounded per peer: at most [`Solicited::MAX_PER_PEER`] outstanding asks
+/// (the oldest are forgotten first) and [`Solicited::TOLERATED`] keys whose
+/// blocks are accepted without being asked now: received already (a
+/// duplicate), cancelled (the block may have crossed the cancel), or
+/// forgotten for room. A peer's record goes with its last connection.
 #[derive(Debug)]
 pub struct Solicited<P: std::hash::Hash + Eq> {
     asked: HashMap<P, PeerAsks>,
@@ -61,10 +65,52 @@ pub struct Solicited<P: std::hash::Hash + Eq> {
 
 #[derive(Debug, Default)]
 struct PeerAsks {
-    wanted: HashSet<Vec<u8>>,
-    /// Recently received, so a duplicate is not taken for a forgery.
-    recent: std::collections::VecDeque<Vec<u8>>,
-    overflowed: bool,
+    /// Key → the sequence number of its latest ask.
+    wanted: HashMap<Vec<u8>, u64>,
+    /// Asks in order, for forgetting the oldest; entries whose sequence
+    /// number no longer matches `wanted` are stale and skipped.
+    order: std::collections::VecDeque<(u64, Vec<u8>)>,
+    next: u64,
+    tolerated: HashSet<Vec<u8>>,
+    tolerated_order: std::collections::VecDeque<Vec<u8>>,
+}
+
+impl PeerAsks {
+    fn ask(&mut self, k: Vec<u8>, max: usize) {
+        let seq = self.next;
+        self.next += 1;
+        self.wanted.insert(k.clone(), seq);
+        self.order.push_back((seq, k));
+        while self.wanted.len() > max {
+            let Some((seq, k)) = self.order.pop_front() else {
+                break;
+            };
+            if self.wanted.get(&k) == Some(&seq) {
+                self.wanted.remove(&k);
+                self.tolerate(k);
+            }
+        }
+        if self.order.len() > 2 * max.max(16) {
+            let wanted = &self.wanted;
+            self.order.retain(|(seq, k)| wanted.get(k) == Some(seq));
+        }
+    }
+
+    fn tolerate(&mut self, k: Vec<u8>) {
+        if !self.tolerated.insert(k.clone()) {
+            return;
+        }
+        self.tolerated_order.push_back(k);
+        while self.tolerated_order.len() > Solicited::<u8>::TOLERATED {
+            if let Some(old) = self.tolerated_order.pop_front() {
+                self.tolerated.remove(&old);
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.wanted.is_empty() && self.tolerated.is_empty()
+    }
 }
 
 impl<P: std::hash::Hash + Eq> Default for Solicited<P> {
@@ -77,46 +123,77 @@ impl<P: std::hash::Hash + Eq> Default for Solicited<P> {
 
 impl<P: std::hash::Hash + Eq + Clone> Solicited<P> {
     pub const MAX_PER_PEER: usize = 65_536;
-    const RECENT: usize = 1024;
-    const MAX_PEERS: usize = 10_000;
+    pub const TOLERATED: usize = 1024;
+    const MAX_PEERS: usize = 4096;
 
-    /// Notes the wants in a message sent to `peer`.
+    /// Notes the wants (and cancels) in a message sent to `peer`.
     pub fn on_send(&mut self, peer: &P, msg: &Message) {
-        if msg.wantlist.iter().all(|w| w.cancel) {
+        if msg.wantlist.is_empty() {
             return;
         }
-        if self.asked.len() >= Self::MAX_PEERS && !self.asked.contains_key(peer) {
-            self.asked.retain(|_, a| !a.wanted.is_empty());
+        if !self.asked.contains_key(peer) {
+            if msg.wantlist.iter().all(|w| w.cancel) {
+                return;
+            }
+            if self.asked.len() >= Self::MAX_PEERS {
+                self.asked.retain(|_, a| !a.wanted.is_empty());
+            }
         }
         let asks = self.asked.entry(peer.clone()).or_default();
-        for w in msg.wantlist.iter().filter(|w| !w.cancel) {
-            if asks.wanted.len() >= Self::MAX_PER_PEER {
-                asks.overflowed = true;
-                break;
+        for w in &msg.wantlist {
+            let k = key(&w.cid);
+            if w.cancel {
+                if asks.wanted.remove(&k).is_some() {
+                    asks.tolerate(k);
+                }
+            } else {
+                asks.ask(k, Self::MAX_PER_PEER);
             }
-            asks.wanted.insert(key(&w.cid));
         }
     }
 
     /// Whether every block in a message from `peer` was asked of it (or is
-    /// a recent duplicate); false means the peer misbehaved.
+    /// tolerated); false, at the first that was not, means the peer
+    /// misbehaved.
     pub fn on_blocks(&mut self, peer: &P, blocks: &[Block]) -> bool {
+        if blocks.is_empty() {
+            return true;
+        }
         let Some(asks) = self.asked.get_mut(peer) else {
-            return blocks.is_empty();
+            return false;
         };
-        let mut ok = true;
         for b in blocks {
             let k = key(b.cid());
-            if asks.wanted.remove(&k) {
-                if asks.recent.len() >= Self::RECENT {
-                    asks.recent.pop_front();
-                }
-                asks.recent.push_back(k);
-            } else if !asks.overflowed && !asks.recent.contains(&k) {
-                ok = false;
+            if asks.wanted.remove(&k).is_some() {
+                asks.tolerate(k);
+            } else if !asks.tolerated.contains(&k) {
+                return false;
             }
         }
-        ok
+        true
+    }
+
+    /// The peer's last connection closed: its wants died with it (both
+    /// sides drop them), so a block it sends on a later connection must
+    /// have been asked again. Blocks of the old connection that are still
+    /// being read stay acceptable (its newest asks are tolerated), and the
+    /// record is dropped for good when room is needed.
+    pub fn disconnected(&mut self, peer: &P) {
+        let Some(asks) = self.asked.get_mut(peer) else {
+            return;
+        };
+        let order = std::mem::take(&mut asks.order);
+        let wanted = std::mem::take(&mut asks.wanted);
+        for (seq, k) in order.into_iter().rev().take(Self::TOLERATED) {
+            if wanted.get(&k) == Some(&seq) {
+                asks.tolerate(k);
+            }
+        }
+    }
+
+    /// Peers with a record (for tests and bounds).
+    pub fn peers(&self) -> usize {
+        self.asked.values().filter(|a| !a.is_empty()).count()
     }
 }
 
@@ -161,6 +238,9 @@ pub struct Session<P: Clone + Eq + Hash> {
     index: HashMap<Vec<u8>, u64>,
     next_seq: u64,
     peers: HashMap<P, PeerState>,
+    /// Peers that sent a block nobody asked them for: never asked again in
+    /// this session, whoever names them.
+    banned: HashSet<P>,
 }
 
 fn key(cid: &Cid) -> Vec<u8> {
@@ -185,6 +265,7 @@ impl<P: Clone + Eq + Hash> Session<P> {
             index: HashMap::new(),
             next_seq: 0,
             peers: HashMap::new(),
+            banned: HashSet::new(),
         }
     }
 
@@ -279,13 +360,26 @@ impl<P: Clone + Eq + Hash> Session<P> {
 
     /// A peer that may have the blocks (connected or a provider).
     pub fn add_peer(&mut self, peer: P) {
+        if self.banned.contains(&peer) {
+            return;
+        }
         self.peers.entry(peer).or_default();
+    }
+
+    /// A peer misbehaved (sent a block nobody asked it for): it is dropped
+    /// and not asked again in this session.
+    pub fn ban(&mut self, peer: &P) {
+        self.remove_peer(peer);
+        self.banned.insert(peer.clone());
     }
 
     /// Gives `peer` another chance at every want not being fetched: it is
     /// asked again as if new (a provider the DHT named, or a retry round
     /// after messages may have been lost).
     pub fn reconsider(&mut self, peer: &P) {
+        if self.banned.contains(peer) {
+            return;
+        }
         self.peers.entry(peer.clone()).or_default();
         for w in self.wants.values_mut() {
             if matches!(w.state, State::Fetching(..)) {
@@ -319,6 +413,9 @@ impl<P: Clone + Eq + Hash> Session<P> {
     /// Handles a message from `peer`.
     pub fn on_message(&mut self, peer: &P, msg: &Message) -> Vec<Action<P>> {
         let mut actions = Vec::new();
+        if self.banned.contains(peer) {
+            return actions;
+        }
         // A peer that talks to us is reachable, whatever we heard before.
         self.peers.entry(peer.clone()).or_default();
         for block in &msg.blocks {
@@ -654,6 +751,66 @@ mod tests {
         };
         t.on_send(&7, &cancel);
         assert!(t.on_blocks(&7, std::slice::from_ref(&b)));
+    }
+
+    #[test]
+    fn a_banned_peer_is_not_asked_again_in_the_session() {
+        let now = Instant::now();
+        let mut s = Session::new(SessionConfig::default());
+        let b = block(1);
+        s.want(*b.cid());
+        s.add_peer(1u8);
+        s.add_peer(2u8);
+        s.poll(now);
+        s.ban(&1);
+        // Named again (connected anew, a DHT provider), or talking to us:
+        // still not asked, and what it says is not heard.
+        s.add_peer(1);
+        s.reconsider(&1);
+        assert!(s.on_message(&1, &have(*b.cid())).is_empty());
+        s.retry_all();
+        let later = now + Duration::from_secs(60);
+        let sent = sends(&s.poll(later));
+        assert!(sent.iter().all(|(p, _)| *p == 2), "{sent:?}");
+        assert!(!sent.is_empty());
+        assert_eq!(s.peers(), 1);
+    }
+
+    #[test]
+    fn solicited_stays_bounded_and_strict_after_many_asks() {
+        let mut t: Solicited<u8> = Solicited::default();
+        // Far more asks than it keeps, as want-haves to a peer that never
+        // sends those blocks would make over a long run.
+        let n = Solicited::<u8>::MAX_PER_PEER + Solicited::<u8>::TOLERATED + 10;
+        for chunk in (0..n as u32).collect::<Vec<_>>().chunks(1000) {
+            let msg = Message {
+                wantlist: chunk
+                    .iter()
+                    .map(|i| entry(*block(*i).cid(), WantType::Have, false))
+                    .collect(),
+                ..Message::default()
+            };
+            t.on_send(&7, &msg);
+        }
+        let asks = &t.asked[&7];
+        assert_eq!(asks.wanted.len(), Solicited::<u8>::MAX_PER_PEER);
+        assert!(asks.order.len() <= 2 * Solicited::<u8>::MAX_PER_PEER);
+        assert_eq!(asks.tolerated.len(), Solicited::<u8>::TOLERATED);
+        // The newest asks are still known, and a forgery is still caught:
+        // no peer becomes exempt by being asked a lot.
+        assert!(t.on_blocks(&7, &[block(n as u32 - 1)]));
+        assert!(!t.on_blocks(&7, &[block(u32::MAX)]));
+        // The oldest were forgotten without a trace; blocks after a
+        // forgery in the same message are not looked at.
+        assert!(!t.on_blocks(&7, &[block(0)]));
+        assert!(!t.on_blocks(&7, &[block(u32::MAX), block(n as u32 - 2)]));
+        assert!(t.on_blocks(&7, &[block(n as u32 - 2)]));
+        // After a disconnect what was asked is no longer wanted, but blocks
+        // still being read from the old connection are not forgeries.
+        t.disconnected(&7);
+        assert!(t.asked[&7].wanted.is_empty());
+        assert!(t.on_blocks(&7, &[block(n as u32 - 3)]));
+        assert!(!t.on_blocks(&7, &[block(u32::MAX - 1)]));
     }
 
     #[test]
