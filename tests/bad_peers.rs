@@ -195,10 +195,7 @@ async fn garbage_on_every_protocol_is_survived() {
     }
     // Still a working node: an honest peer finds it on the DHT and fetches.
     honest.swarm.dial(addr).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(20), a.swarm.provide(*good.cid()))
-        .await
-        .expect("provide in time")
-        .unwrap();
+    common::provide(&a, *good.cid()).await;
     let providers = common::providers_of(&honest, *good.cid()).await;
     assert!(providers.contains(&a.peer_id), "{providers:?}");
     let got = honest

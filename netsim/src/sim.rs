@@ -913,14 +913,15 @@ scrub_interval = "1000h"
             hidden: false,
             wrap: false,
         };
-        let (cid, blocks) = tokio::task::spawn_blocking(move || -> Result<(Cid, Vec<Cid>)> {
+        let cid = tokio::task::spawn_blocking(move || -> Result<Cid> {
             let data = content(content_seed, size);
             let entry = node.add_reader(&data[..], &opts, &mut |_| {})?;
-            let blocks = node.dag_cids(&entry.cid)?;
-            Ok((entry.cid, blocks))
+            Ok(entry.cid)
         })
         .await??;
-        online.announce_added(cid, &blocks).await;
+        online
+            .announce_added(cid, Some(cairn::store::PinKind::Recursive))
+            .await;
         if factor > 0 {
             online
                 .replicator()

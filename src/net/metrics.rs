@@ -97,3 +97,13 @@ pub fn encode_counter(
 ) -> Result<(), std::fmt::Error> {
     counter(encoder, name, help, value)
 }
+
+/// Writes a constant gauge; for collectors of other layers.
+pub fn encode_gauge(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: i64,
+) -> Result<(), std::fmt::Error> {
+    gauge(encoder, name, help, value)
+}

@@ -9,6 +9,7 @@
 
 pub mod bitswap;
 pub mod metrics;
+pub mod records;
 pub mod swarm;
 
 use crate::store::{Store, StoreError};

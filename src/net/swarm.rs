@@ -93,9 +93,9 @@ pub struct NetConfig {
     /// loopback and private listen addresses count as reachable (a local
     /// network, like Kubo's LAN DHT), public ones once confirmed.
     pub dht_server: Option<bool>,
-    /// Most keys the DHT record store holds provider records for (ours and
-    /// other peers').
-    pub max_provider_keys: usize,
+    /// Bounds of the DHT record store (our provider keys, other peers'
+    /// records).
+    pub records: crate::net::records::RecordLimits,
     /// Discover peers on the local network with mDNS.
     pub mdns: bool,
     pub limits: ConnectionLimits,
@@ -112,7 +112,7 @@ impl Default for NetConfig {
             dht_refresh: Some(Duration::from_secs(600)),
             ping_interval: Some(Duration::from_secs(15)),
             dht_server: None,
-            max_provider_keys: 2_000_000,
+            records: crate::net::records::RecordLimits::default(),
             mdns: false,
             limits: ConnectionLimits::default(),
             extra_transport: None,
@@ -131,7 +131,7 @@ pub struct Behaviour {
     pub blocked: libp2p::allow_block_list::Behaviour<libp2p::allow_block_list::BlockedPeers>,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
-    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub kad: kad::Behaviour<crate::net::records::ProviderStore>,
     pub stream: libp2p_stream::Behaviour,
     /// Local network discovery, off unless configured.
     pub mdns: Toggle<mdns::tokio::Behaviour>,
@@ -192,7 +192,7 @@ pub fn build(
             kad::Mode::Client
         }
     });
-    let max_provider_keys = config.max_provider_keys;
+    let record_limits = config.records;
     let limits = config.limits;
     let want_mdns = config.mdns;
     let extra = config.extra_transport.clone();
@@ -231,14 +231,9 @@ pub fn build(
                 .set_publication_interval(None)
                 .set_parallelism(std::num::NonZeroUsize::new(10).expect("non-zero"))
                 .set_periodic_bootstrap_interval(refresh);
-            let store_config = kad::store::MemoryStoreConfig {
-                max_provided_keys: max_provider_keys,
-                max_records: 65_536,
-                ..Default::default()
-            };
             let mut kad = kad::Behaviour::with_config(
                 peer_id,
-                kad::store::MemoryStore::with_config(peer_id, store_config),
+                crate::net::records::ProviderStore::new(peer_id, record_limits),
                 kad_config,
             );
             kad.set_mode(dht_mode);
@@ -289,7 +284,14 @@ enum Command {
     Peers(oneshot::Sender<Vec<(PeerId, Multiaddr)>>),
     Ban(PeerId, Duration),
     Unban(PeerId),
+    /// The multihashes we provide (our DHT record store's keys).
+    Provided(oneshot::Sender<Vec<Vec<u8>>>),
+    /// Stop answering as provider of these multihashes.
+    StopProviding(Vec<Vec<u8>>),
 }
+
+/// How often expired DHT records of other peers are dropped.
+const RECORD_SWEEP_INTERVAL: Duration = Duration::from_secs(300);
 
 /// A peer connecting or leaving (first connection up, last one down).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -410,9 +412,25 @@ impl SwarmHandle {
     }
 
     /// Announces this node as a provider of `cid` on the DHT (the record
-    /// key is the multihash, as in IPFS); returns once the record is placed.
+    /// key is the multihash, as in IPFS); returns once the record was sent
+    /// to the closest peers found (ADD_PROVIDER has no reply), or an error
+    /// when no peer could be reached.
     pub async fn provide(&self, cid: Cid) -> Result<(), NetError> {
         self.ask(|tx| Command::Provide(cid, tx)).await?
+    }
+
+    /// The multihashes (bytes) this node answers as provider of.
+    pub async fn provided_keys(&self) -> Result<Vec<Vec<u8>>, NetError> {
+        self.ask(Command::Provided).await
+    }
+
+    /// Stops answering as provider of these multihashes (records already
+    /// placed with other peers expire on their own).
+    pub async fn stop_providing(&self, keys: Vec<Vec<u8>>) -> Result<(), NetError> {
+        self.commands
+            .send(Command::StopProviding(keys))
+            .await
+            .map_err(|_| NetError::Stopped)
     }
 
     /// Peers the DHT knows as providers of `cid` (at most `limit`).
@@ -443,17 +461,77 @@ enum Query {
     },
 }
 
+/// Addresses kept in the routing table for one peer.
+pub const MAX_ADDRS_PER_PEER: usize = 16;
+
+/// A peer told us (identify) where it listens: those addresses, at most
+/// [`MAX_ADDRS_PER_PEER`] and none absurdly long, replace the ones it no
+/// longer lists. Kademlia's own list only ever grows, so a peer pushing new
+/// addresses again and again would otherwise grow it without bound.
+fn learn_addresses(swarm: &mut Swarm<Behaviour>, peer: PeerId, listed: Vec<Multiaddr>) {
+    let fresh: Vec<Multiaddr> = listed
+        .into_iter()
+        .filter(|a| a.as_ref().len() <= crate::net::records::MAX_ADDR_BYTES)
+        .take(MAX_ADDRS_PER_PEER)
+        .collect();
+    if fresh.is_empty() {
+        return;
+    }
+    let kad = &mut swarm.behaviour_mut().kad;
+    for a in &fresh {
+        kad.add_address(&peer, a.clone());
+    }
+    // Kademlia keeps addresses with a /p2p suffix.
+    let fresh: Vec<Multiaddr> = fresh
+        .into_iter()
+        .filter_map(|a| a.with_p2p(peer).ok())
+        .collect();
+    let stale: Vec<Multiaddr> = kad
+        .kbucket(peer)
+        .and_then(|bucket| {
+            bucket
+                .iter()
+                .find(|e| e.node.key.preimage() == &peer)
+                .map(|e| {
+                    e.node
+                        .value
+                        .iter()
+                        .filter(|a| !fresh.contains(a))
+                        .cloned()
+                        .collect()
+                })
+        })
+        .unwrap_or_default();
+    for a in stale {
+        kad.remove_address(&peer, &a);
+    }
+}
+
+/// Whether a finished provide reached anyone: kad reports success once
+/// its walk ends, even when no peer was there to take the record.
+fn reached_anyone(stats: &kad::QueryStats) -> bool {
+    stats.num_successes() > 0
+}
+
 fn on_query_progress(
     queries: &mut HashMap<kad::QueryId, Query>,
     swarm: &mut Swarm<Behaviour>,
     id: kad::QueryId,
     result: kad::QueryResult,
     last: bool,
+    stats: &kad::QueryStats,
 ) {
     match result {
         kad::QueryResult::StartProviding(r) => {
             if let Some(Query::Provide(reply)) = queries.remove(&id) {
-                let _ = reply.send(r.map(|_| ()).map_err(|e| NetError::Dht(e.to_string())));
+                let r = match r {
+                    Ok(_) if !reached_anyone(stats) => Err(NetError::Dht(
+                        "no DHT peer took the provider record (none reachable)".into(),
+                    )),
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(NetError::Dht(e.to_string())),
+                };
+                let _ = reply.send(r);
             }
         }
         kad::QueryResult::GetClosestPeers(r) => {
@@ -597,9 +675,19 @@ pub async fn spawn(
         let mut queries: HashMap<kad::QueryId, Query> = HashMap::new();
         // One address per connected peer, for `swarm peers`.
         let mut connected: HashMap<PeerId, Multiaddr> = HashMap::new();
+        // Other peers' provider records are dropped when they expire (kad
+        // itself only does so when someone asks for that key).
+        let mut sweep = tokio::time::interval(RECORD_SWEEP_INTERVAL);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = stop.cancelled() => break,
+                _ = sweep.tick() => {
+                    let store = swarm.behaviour_mut().kad.store_mut();
+                    let removed = store.remove_expired(std::time::Instant::now());
+                    let (ours, theirs, bytes) = store.counts();
+                    tracing::debug!(removed, ours, theirs, bytes, "DHT record sweep");
+                }
                 cmd = rx.recv() => match cmd {
                     None => break,
                     Some(Command::Dial(addr, reply)) => {
@@ -671,6 +759,22 @@ pub async fn spawn(
                     Some(Command::Unban(peer)) => {
                         swarm.behaviour_mut().blocked.unblock_peer(peer);
                     }
+                    Some(Command::Provided(reply)) => {
+                        use libp2p::kad::store::RecordStore;
+                        let keys = swarm
+                            .behaviour_mut()
+                            .kad
+                            .store_mut()
+                            .provided()
+                            .map(|r| r.key.to_vec())
+                            .collect();
+                        let _ = reply.send(keys);
+                    }
+                    Some(Command::StopProviding(keys)) => {
+                        for k in keys {
+                            swarm.behaviour_mut().kad.stop_providing(&kad::RecordKey::from(k));
+                        }
+                    }
                 },
                 event = swarm.select_next_some() => {
                     {
@@ -732,13 +836,11 @@ pub async fn spawn(
                     SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
                         let speaks_kad = info.protocols.iter().any(|p| p.as_ref() == kad_protocol_name);
                         if speaks_kad {
-                            for addr in info.listen_addrs {
-                                swarm.behaviour_mut().kad.add_address(&peer_id, addr);
-                            }
+                            learn_addresses(&mut swarm, peer_id, info.listen_addrs);
                         }
                     }
-                    SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed { id, result, step, .. })) => {
-                        on_query_progress(&mut queries, &mut swarm, id, result, step.last);
+                    SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed { id, result, step, stats })) => {
+                        on_query_progress(&mut queries, &mut swarm, id, result, step.last, &stats);
                     }
                     _ => {}
                     }

@@ -245,6 +245,13 @@ pub struct NetSettings {
     /// a timer; each ping costs a little CPU per open connection.
     #[serde(with = "humantime_serde")]
     pub ping_interval: Duration,
+    /// Most keys this node announces itself as provider of (each costs
+    /// about 100 bytes of memory); announcing more fails with a clear error.
+    pub dht_max_provided_keys: usize,
+    /// Bytes of provider records kept for other peers (as a DHT server);
+    /// when full, new records from others are ignored until old ones
+    /// expire (48 h after their last refresh).
+    pub dht_store_bytes: u64,
     /// A transport beside TCP and QUIC, set by programs embedding nodes
     /// (netsim's simulated network); never read from `config.toml`.
     #[serde(skip)]
@@ -270,6 +277,8 @@ impl Default for NetSettings {
             fetch_timeout: Duration::from_secs(60),
             dht_refresh: Duration::from_secs(600),
             ping_interval: Duration::from_secs(15),
+            dht_max_provided_keys: crate::net::records::RecordLimits::default().max_local_keys,
+            dht_store_bytes: crate::net::records::RecordLimits::default().max_remote_bytes as u64,
             extra_transport: None,
         }
     }
@@ -307,8 +316,12 @@ impl NetSettings {
                 max_pending: self.max_pending_connections,
                 max_memory_bytes: self.max_memory_bytes,
             },
+            records: crate::net::records::RecordLimits {
+                max_local_keys: self.dht_max_provided_keys,
+                max_remote_bytes: usize::try_from(self.dht_store_bytes).unwrap_or(usize::MAX),
+                ..crate::net::records::RecordLimits::default()
+            },
             extra_transport: self.extra_transport.clone(),
-            ..crate::net::swarm::NetConfig::default()
         })
     }
 }

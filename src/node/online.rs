@@ -146,11 +146,11 @@ impl prometheus_client::collector::Collector for ProvideCollector {
             "Complete reprovide sweeps",
             self.0.sweeps.load(Relaxed),
         )?;
-        encode_counter(
+        crate::net::metrics::encode_gauge(
             &mut encoder,
-            "provide_dropped",
-            "Announcements dropped because the queue was full",
-            self.0.dropped.load(Relaxed),
+            "provide_pending",
+            "Keys of new content waiting to be announced",
+            self.0.pending.load(Relaxed) as i64,
         )
     }
 }
@@ -482,20 +482,30 @@ impl OnlineNode {
         })
         .await
         .map_err(|e| NodeError::Net(format!("pin thread: {e}")))??;
-        self.provider.announce(root, &[]).await;
-        if recursive && self.provider.strategy() != super::config::ProvideStrategy::Roots {
-            let node = Arc::clone(&self.node);
-            let blocks = tokio::task::spawn_blocking(move || node.dag_cids(&root))
-                .await
-                .map_err(|e| NodeError::Net(format!("walk thread: {e}")))??;
-            self.provider.announce(root, &blocks).await;
-        }
+        let kind = if recursive {
+            PinKind::Recursive
+        } else {
+            PinKind::Direct
+        };
+        self.provider.announce_dag(root, Some(kind)).await;
         Ok(())
     }
 
-    /// Announces newly added content (the root first).
-    pub async fn announce_added(&self, root: Cid, blocks: &[Cid]) {
-        self.provider.announce(root, blocks).await;
+    /// Announces newly added or imported content under `root`, as the
+    /// provide strategy says for content pinned as `pin`.
+    pub async fn announce_added(&self, root: Cid, pin: Option<PinKind>) {
+        self.provider.announce_dag(root, pin).await;
+    }
+
+    /// Content was removed or unpinned: the DHT no longer hears us claim
+    /// what the provide strategy does not cover now.
+    pub async fn withdraw_stale(&self) {
+        self.provider.withdraw_stale().await;
+    }
+
+    /// Announces one stored block (`block put`).
+    pub async fn announce_block(&self, cid: Cid, pinned: bool) {
+        self.provider.announce_block(cid, pinned).await;
     }
 
     /// Saves the routing table, then stops the network and every
@@ -525,7 +535,14 @@ async fn save_routes(net: &Network, node: &Node) {
     let saved: Vec<(String, Vec<String>)> = table
         .into_iter()
         .take(MAX_SAVED_ROUTES)
-        .map(|(p, addrs)| (p.to_string(), addrs.iter().map(|a| a.to_string()).collect()))
+        .map(|(p, addrs)| {
+            let addrs = addrs
+                .iter()
+                .take(crate::net::swarm::MAX_ADDRS_PER_PEER)
+                .map(|a| a.to_string())
+                .collect();
+            (p.to_string(), addrs)
+        })
         .collect();
     if saved.is_empty() {
         return;

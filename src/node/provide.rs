@@ -17,7 +17,7 @@ use super::config::{ProvideSettings, ProvideStrategy};
 use crate::block::{Cid, RAW};
 use crate::dag::walk;
 use crate::net::swarm::SwarmHandle;
-use crate::store::Store;
+use crate::store::{PinKind, Store};
 use futures::stream::{FuturesUnordered, StreamExt};
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,11 +28,14 @@ use tokio::sync::mpsc;
 /// Metadata key of the last complete sweep (unix seconds, decimal).
 const LAST_SWEEP_KEY: &str = "provide.last_sweep";
 
-/// Announcements waiting before new ones are dropped (a sweep catches up).
-const QUEUE_DEPTH: usize = 8192;
+/// Announcement jobs queued before callers wait.
+const QUEUE_DEPTH: usize = 1024;
 
 /// How long after start a due sweep begins (peers connect first).
 const FIRST_SWEEP_DELAY: Duration = Duration::from_secs(10);
+
+/// How soon a sweep that reached no peer at all is tried again.
+const SWEEP_RETRY: Duration = Duration::from_secs(300);
 
 /// Counters, for `stats provide` and metrics.
 #[derive(Debug, Default)]
@@ -43,14 +46,27 @@ pub struct ProvideStats {
     pub failed: AtomicU64,
     /// Completed sweeps since start.
     pub sweeps: AtomicU64,
-    /// Announcements dropped because the queue was full.
-    pub dropped: AtomicU64,
+    /// Keys of new content waiting to be announced.
+    pub pending: AtomicU64,
+}
+
+/// What the provider is asked to announce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Job {
+    /// This key only.
+    Key(Cid),
+    /// Every block of the DAG under this root that is stored (the root
+    /// first), listed by the provider on a blocking thread.
+    Dag(Cid),
+    /// Stop answering as provider of keys the strategy no longer covers
+    /// (after a garbage collection, an unpin).
+    Withdraw,
 }
 
 /// A handle to the provider task.
 #[derive(Clone)]
 pub struct Provider {
-    queue: mpsc::Sender<Cid>,
+    queue: mpsc::Sender<Job>,
     /// Sweep requests (`routing reprovide`); each answered with the number
     /// of keys announced once that sweep is complete.
     sweeps: mpsc::Sender<tokio::sync::oneshot::Sender<u64>>,
@@ -80,20 +96,33 @@ impl Provider {
         }
     }
 
-    /// Content was added or pinned: announce `root` (and, unless the
-    /// strategy is `roots`, the other `blocks`). The root waits for room
-    /// in the queue; other blocks are dropped when it is full.
-    pub async fn announce(&self, root: Cid, blocks: &[Cid]) {
-        if self.queue.send(root).await.is_err() {
-            return;
-        }
-        if self.strategy == ProvideStrategy::Roots {
-            return;
-        }
-        for cid in blocks.iter().filter(|c| *c != &root) {
-            if self.queue.try_send(*cid).is_err() {
-                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+    async fn submit(&self, job: Job) {
+        let _ = self.queue.send(job).await;
+    }
+
+    /// Content was added, imported or pinned under `root`, pinned as `pin`
+    /// (`None`: stored but not pinned). Announced as the strategy says:
+    /// `all`, every block of it; `pinned`, every block of a recursive pin
+    /// (the root of a direct one); `roots`, the root of a pin. Nothing is
+    /// dropped: the provider lists the DAG's blocks itself and announces
+    /// them before the next sweep's.
+    pub async fn announce_dag(&self, root: Cid, pin: Option<PinKind>) {
+        let job = match (self.strategy, pin) {
+            (ProvideStrategy::All, _) | (ProvideStrategy::Pinned, Some(PinKind::Recursive)) => {
+                Job::Dag(root)
             }
+            (ProvideStrategy::Pinned, Some(_)) | (ProvideStrategy::Roots, Some(_)) => {
+                Job::Key(root)
+            }
+            (_, None) => return,
+        };
+        self.submit(job).await;
+    }
+
+    /// One block was stored (`block put`), pinned directly or not.
+    pub async fn announce_block(&self, cid: Cid, pinned: bool) {
+        if self.strategy == ProvideStrategy::All || pinned {
+            self.submit(Job::Key(cid)).await;
         }
     }
 
@@ -101,8 +130,14 @@ impl Provider {
     /// the `all` strategy, as Kubo does.
     pub async fn announce_cached(&self, root: Cid) {
         if self.strategy == ProvideStrategy::All {
-            let _ = self.queue.send(root).await;
+            self.submit(Job::Dag(root)).await;
         }
+    }
+
+    /// Blocks were removed or unpinned: stop answering as provider of what
+    /// the strategy no longer covers (every sweep does this too).
+    pub async fn withdraw_stale(&self) {
+        self.submit(Job::Withdraw).await;
     }
 
     /// Announces every key of the strategy now (Kubo's `routing
@@ -208,8 +243,58 @@ impl ProviderTask {
         }
     }
 
-    async fn start_sweep(&self, sweep: &mut VecDeque<Cid>) -> u64 {
+    /// The stored blocks of the DAG under `root`, root first (what is
+    /// missing is skipped: a partly cached DAG announces what it has).
+    async fn dag_keys(&self, root: Cid) -> Vec<Cid> {
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            let source = crate::dag::StoreBlocks(&*store);
+            let _ = walk::reach(&source, &root, &mut HashSet::new(), &mut |c| {
+                out.push(*c);
+                Ok(())
+            });
+            if out.is_empty() && store.has(&root).unwrap_or(false) {
+                out.push(root);
+            }
+            out
+        })
+        .await
+        .unwrap_or_default()
+    }
+
+    async fn take_job(&self, job: Job, fresh: &mut VecDeque<Cid>) {
+        match job {
+            Job::Key(cid) => fresh.push_back(cid),
+            Job::Dag(root) => fresh.extend(self.dag_keys(root).await),
+            Job::Withdraw => {
+                let keys = self.sweep_keys().await;
+                self.withdraw(&keys, fresh).await;
+            }
+        }
+    }
+
+    /// Stops providing every key of ours that is neither in `keep` (what
+    /// the strategy covers now) nor waiting in `fresh`.
+    async fn withdraw(&self, keep: &[Cid], fresh: &VecDeque<Cid>) {
+        let Ok(ours) = self.swarm.provided_keys().await else {
+            return;
+        };
+        let keep: HashSet<Vec<u8>> = keep
+            .iter()
+            .chain(fresh.iter())
+            .map(|c| c.hash().to_bytes())
+            .collect();
+        let stale: Vec<Vec<u8>> = ours.into_iter().filter(|k| !keep.contains(k)).collect();
+        if !stale.is_empty() {
+            tracing::info!(keys = stale.len(), "no longer providing");
+            let _ = self.swarm.stop_providing(stale).await;
+        }
+    }
+
+    async fn start_sweep(&self, sweep: &mut VecDeque<Cid>, fresh: &VecDeque<Cid>) -> u64 {
         let keys = self.sweep_keys().await;
+        self.withdraw(&keys, fresh).await;
         tracing::info!(keys = keys.len(), "reprovide sweep starting");
         let n = keys.len() as u64;
         sweep.extend(keys);
@@ -218,47 +303,77 @@ impl ProviderTask {
 
     async fn run(
         self,
-        mut queue: mpsc::Receiver<Cid>,
+        mut queue: mpsc::Receiver<Job>,
         mut requests: mpsc::Receiver<tokio::sync::oneshot::Sender<u64>>,
     ) {
         let concurrency = self.settings.concurrency.max(1);
         let mut sweep: VecDeque<Cid> = VecDeque::new();
         let mut sweeping = false;
         let mut sweep_size = 0u64;
+        let mut sweep_started = tokio::time::Instant::now();
+        let mut sweep_started_secs = now_secs();
+        // Announcements that reached a peer before the sweep began (those
+        // after include new content's, which also shows peers are there).
+        let mut provided_before = 0u64;
         let mut waiting: Vec<tokio::sync::oneshot::Sender<u64>> = Vec::new();
         let mut inflight = FuturesUnordered::new();
         let timer = tokio::time::sleep(self.next_sweep_in());
         tokio::pin!(timer);
+        // Keys of new content, announced before the sweep's.
+        let mut fresh: VecDeque<Cid> = VecDeque::new();
         loop {
+            loop {
+                match queue.try_recv() {
+                    Ok(job) => self.take_job(job, &mut fresh).await,
+                    Err(mpsc::error::TryRecvError::Disconnected) => return,
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                }
+            }
             // New content first, then the sweep, within the concurrency.
             while inflight.len() < concurrency {
-                let next = match queue.try_recv() {
-                    Ok(cid) => Some(cid),
-                    Err(mpsc::error::TryRecvError::Disconnected) => return,
-                    Err(mpsc::error::TryRecvError::Empty) => sweep.pop_front(),
+                let Some(cid) = fresh.pop_front().or_else(|| sweep.pop_front()) else {
+                    break;
                 };
-                let Some(cid) = next else { break };
                 inflight.push(provide_one(self.swarm.clone(), cid));
             }
+            self.stats
+                .pending
+                .store(fresh.len() as u64, Ordering::Relaxed);
             if sweeping && sweep.is_empty() && inflight.is_empty() {
                 sweeping = false;
-                self.stats.sweeps.fetch_add(1, Ordering::Relaxed);
-                let stamp = now_secs().to_string();
-                if let Err(e) = self.store.meta_put(LAST_SWEEP_KEY, Some(stamp.as_bytes())) {
-                    tracing::warn!("reprovide: recording the sweep: {e}");
+                let reached = self.stats.provided.load(Ordering::Relaxed) - provided_before;
+                if sweep_size > 0 && reached == 0 {
+                    // Nobody took a single record (no peers yet, or none
+                    // reachable): not a sweep; try again soon rather than
+                    // in a whole interval.
+                    tracing::info!(
+                        keys = sweep_size,
+                        "reprovide sweep reached no peer; retrying"
+                    );
+                    timer.as_mut().reset(
+                        tokio::time::Instant::now() + SWEEP_RETRY.min(self.settings.interval),
+                    );
+                } else {
+                    self.stats.sweeps.fetch_add(1, Ordering::Relaxed);
+                    // The schedule counts from the sweep's start, so the
+                    // period does not grow by each sweep's length.
+                    let stamp = sweep_started_secs.to_string();
+                    if let Err(e) = self.store.meta_put(LAST_SWEEP_KEY, Some(stamp.as_bytes())) {
+                        tracing::warn!("reprovide: recording the sweep: {e}");
+                    }
+                    tracing::info!(keys = sweep_size, reached, "reprovide sweep complete");
+                    let next = (sweep_started + self.settings.interval)
+                        .max(tokio::time::Instant::now() + FIRST_SWEEP_DELAY);
+                    timer.as_mut().reset(next);
                 }
-                tracing::info!(keys = sweep_size, "reprovide sweep complete");
                 for w in waiting.drain(..) {
                     let _ = w.send(sweep_size);
                 }
-                timer
-                    .as_mut()
-                    .reset(tokio::time::Instant::now() + self.settings.interval);
             }
             tokio::select! {
-                cid = queue.recv(), if inflight.len() < concurrency => match cid {
+                job = queue.recv(), if inflight.len() < concurrency => match job {
                     None => return,
-                    Some(cid) => inflight.push(provide_one(self.swarm.clone(), cid)),
+                    Some(job) => self.take_job(job, &mut fresh).await,
                 },
                 Some((cid, result)) = inflight.next(), if !inflight.is_empty() => {
                     match result {
@@ -273,13 +388,19 @@ impl ProviderTask {
                     let Some(reply) = request else { continue };
                     waiting.push(reply);
                     if !sweeping {
-                        sweep_size = self.start_sweep(&mut sweep).await;
+                        sweep_started = tokio::time::Instant::now();
+                        sweep_started_secs = now_secs();
+                        provided_before = self.stats.provided.load(Ordering::Relaxed);
+                        sweep_size = self.start_sweep(&mut sweep, &fresh).await;
                         sweeping = true;
                         timer.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600));
                     }
                 }
                 _ = &mut timer, if !sweeping => {
-                    sweep_size = self.start_sweep(&mut sweep).await;
+                    sweep_started = tokio::time::Instant::now();
+                    sweep_started_secs = now_secs();
+                    provided_before = self.stats.provided.load(Ordering::Relaxed);
+                    sweep_size = self.start_sweep(&mut sweep, &fresh).await;
                     sweeping = true;
                     // Re-armed when the sweep completes.
                     timer.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600));

@@ -595,7 +595,6 @@ async fn add(
     let builder_out = out_tx.clone();
     let builder = tokio::task::spawn_blocking(move || {
         let mut next = || entries_rx.recv().ok();
-        let mut blocks = Vec::new();
         let mut last_progress = 0u64;
         let result = node.add_entries(
             &mut next,
@@ -608,11 +607,8 @@ async fn add(
                     "Size": e.dag_size.to_string(),
                 }));
             },
-            &mut |cid| {
-                if blocks.len() < ANNOUNCE_BLOCKS {
-                    blocks.push(*cid);
-                }
-            },
+            // The provider lists the blocks itself once the add is done.
+            &mut |_| {},
             &mut |name, n, done| {
                 // As Kubo: every 256 KiB of a file, and once at its end.
                 if progress && (done || n >= last_progress + PROGRESS_STEP_BYTES) {
@@ -621,7 +617,7 @@ async fn add(
                 }
             },
         );
-        (result, blocks, opts)
+        (result, opts)
     });
     let online = Arc::clone(&s.online);
     tokio::spawn(async move {
@@ -719,7 +715,7 @@ async fn add(
                     .await;
         }
         drop(entries_tx);
-        let (result, blocks, opts) = match builder.await {
+        let (result, opts) = match builder.await {
             Ok(r) => r,
             Err(e) => {
                 let _ = out_tx.send(stream_error(format!("add failed: {e}"))).await;
@@ -730,8 +726,9 @@ async fn add(
         match result {
             Ok(roots) => {
                 if !opts.only_hash {
+                    let pin = opts.pin.then_some(crate::store::PinKind::Recursive);
                     for r in &roots {
-                        online.announce_added(r.cid, &blocks).await;
+                        online.announce_added(r.cid, pin).await;
                     }
                 }
             }
@@ -742,10 +739,6 @@ async fn add(
     });
     Ok(json_lines_or_error(out_rx).await)
 }
-
-/// Blocks of one add announced individually (beyond this, the periodic
-/// reprovide sweep announces them).
-const ANNOUNCE_BLOCKS: usize = 8192;
 
 /// Progress lines every this many bytes of a file (Kubo's step).
 const PROGRESS_STEP_BYTES: u64 = 256 * 1024;
@@ -830,6 +823,7 @@ async fn pin_rm(State(s): State<ApiState>, RawQuery(q): RawQuery) -> Result<Json
     if removed.is_empty() {
         return Err(bad_request("argument \"arg\" is required"));
     }
+    s.online.withdraw_stale().await;
     Ok(Json(json!({ "Pins": removed })))
 }
 
@@ -982,7 +976,7 @@ async fn block_put(
     let node = Arc::clone(s.online.node());
     let cid =
         blocking(move || node.block_put(data, CidFormat { version, hash }, codec, pin)).await?;
-    s.online.announce_added(cid, &[]).await;
+    s.online.announce_block(cid, pin).await;
     Ok(Json(json!({ "Key": cid.to_string(), "Size": size })))
 }
 
@@ -1056,9 +1050,8 @@ async fn dag_import(
             match import.await {
                 Ok(Ok(r)) => {
                     for root in &r.roots {
-                        if pin_roots {
-                            online.announce_added(*root, &[]).await;
-                        }
+                        let pin = pin_roots.then_some(crate::store::PinKind::Recursive);
+                        online.announce_added(*root, pin).await;
                         let _ = tx
                             .send(json!({ "Root": { "Cid": { "/": root.to_string() }, "PinErrorMsg": "" } }))
                             .await;
@@ -1088,6 +1081,8 @@ async fn repo_gc(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
     let _guard = s.online.gc_lock().write().await;
     let node = Arc::clone(s.online.node());
     let r = blocking(move || node.gc()).await?;
+    // What is gone is no longer answered for on the DHT.
+    s.online.withdraw_stale().await;
     Ok(Json(json!({
         "RemovedBlocks": r.removed_blocks,
         "RemovedBytes": r.removed_bytes,

@@ -203,6 +203,22 @@ pub fn gateway_url(banner: &[String]) -> String {
     format!("http://127.0.0.1:{port}")
 }
 
+/// Announces `cid` until a peer takes the record (20 s at most): right
+/// after a connection, the peer may not be in the routing table yet.
+pub async fn provide(net: &cairn::net::Network, cid: cid::Cid) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = tokio::time::timeout(Duration::from_secs(20), net.swarm.provide(cid))
+            .await
+            .expect("provide in time");
+        match r {
+            Ok(()) => return,
+            Err(e) if tokio::time::Instant::now() > deadline => panic!("provide {cid}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
 /// Asks the DHT for providers of `cid` until it names one (20 s at most).
 /// ADD_PROVIDER has no reply (DHT spec), so a provide can complete before
 /// the peer it went to has stored the record.
