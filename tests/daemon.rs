@@ -316,3 +316,204 @@ fn api_tokens_guard_the_api() {
     assert!(id["ID"].as_str().is_some());
     assert!(d.signal(libc::SIGTERM).success());
 }
+
+/// The sections of a CAR v1 file: the header, then each block's bytes
+/// (length prefix included).
+fn car_sections(car: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
+    fn varint(buf: &[u8]) -> (usize, usize) {
+        let (mut v, mut i) = (0usize, 0usize);
+        loop {
+            let b = buf[i];
+            v |= ((b & 0x7f) as usize) << (7 * i);
+            i += 1;
+            if b & 0x80 == 0 {
+                return (v, i);
+            }
+        }
+    }
+    let (len, n) = varint(car);
+    let header = car[..n + len].to_vec();
+    let mut rest = &car[n + len..];
+    let mut sections = Vec::new();
+    while !rest.is_empty() {
+        let (len, n) = varint(rest);
+        sections.push(rest[..n + len].to_vec());
+        rest = &rest[n + len..];
+    }
+    (header, sections)
+}
+
+/// On a terminal, a fetch through the daemon shows a progress line with
+/// the bytes so far, the rate and the peers of this fetch (how many sent
+/// blocks, of how many it may ask). The provider lacks one block, so the
+/// fetch stays in progress until the fetch timeout and the line is seen.
+#[test]
+fn a_fetch_on_a_terminal_shows_bytes_rate_and_peers() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        panic!("this test needs script(1) from util-linux (Debian: bsdutils)");
+    }
+    let maker = TestRepo::new();
+    let data = common::random_bytes(2 * 1024 * 1024, 91);
+    let file = maker.scratch("data.bin");
+    std::fs::write(&file, &data).unwrap();
+    let cid = maker.add(&file, &["--chunker", "size-65536"]);
+    let car = maker.scratch("data.car");
+    let out = maker.run(&["dag", "export", &cid]);
+    assert!(out.status.success());
+    // Everything but the last leaf.
+    let (header, mut sections) = car_sections(&out.stdout);
+    assert!(sections.len() > 10);
+    sections.pop();
+    let mut partial = header;
+    for s in &sections {
+        partial.extend_from_slice(s);
+    }
+    std::fs::write(&car, partial).unwrap();
+
+    let a = TestRepo::new();
+    a.ok(&["dag", "import", "--pin-roots=false", car.to_str().unwrap()]);
+    let (_da, banner) = Daemon::start(&a, &[]);
+    let addr = banner
+        .iter()
+        .find_map(|l| l.strip_prefix("Swarm listening on "))
+        .expect("a listen address")
+        .to_string();
+    let b = TestRepo::new();
+    b.set_config("net", "fetch_timeout", "\"3s\"");
+    let (_db, _) = Daemon::start(&b, &["--bootstrap", &addr]);
+    let command = format!(
+        "{} --repo {} cat {cid} > /dev/null",
+        common::bin(),
+        b.path().display()
+    );
+    let out = std::process::Command::new("timeout")
+        .args(["60", "script", "-qfec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(screen.contains("fetching (from 1 of 1 peers)"), "{screen}");
+    assert!(screen.contains("MiB") && screen.contains("/s"), "{screen}");
+    // The missing block: the fetch fails, and so does the command.
+    assert!(!out.status.success(), "{screen}");
+}
+
+/// Where a daemon listens and whom it bootstraps from come from
+/// config.toml and from flags (`--listen A B`, several after one flag);
+/// the defaults are private; QUIC works between daemons; `id` lists the
+/// protocols the daemon speaks.
+#[test]
+fn listen_and_bootstrap_come_from_config_and_flags() {
+    // Defaults of a new repo: loopback only, no bootstrap peers, no mDNS.
+    let fresh = TestRepo::new();
+    fresh.ok(&["init"]);
+    let text = std::fs::read_to_string(fresh.path().join("config.toml")).unwrap();
+    let config: toml::Table = toml::from_str(&text).unwrap();
+    let net = config["net"].as_table().unwrap();
+    let listen = net["listen"].as_array().unwrap();
+    assert!(!listen.is_empty());
+    assert!(listen
+        .iter()
+        .all(|a| a.as_str().unwrap().starts_with("/ip4/127.0.0.1/")));
+    assert!(net["bootstrap"].as_array().unwrap().is_empty());
+    assert_eq!(net["mdns"].as_bool(), Some(false));
+
+    // Flags: TCP and QUIC after one --listen.
+    let q = TestRepo::new();
+    let (_dq, banner) = Daemon::spawn(
+        &q,
+        &[
+            "daemon",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "/ip4/127.0.0.1/udp/0/quic-v1",
+            "--api",
+            "127.0.0.1:0",
+            "--gateway",
+            "off",
+        ],
+    );
+    let addrs: Vec<&str> = banner
+        .iter()
+        .filter_map(|l| l.strip_prefix("Swarm listening on "))
+        .collect();
+    assert_eq!(addrs.len(), 2, "{banner:?}");
+    let tcp = addrs.iter().find(|a| a.contains("/tcp/")).unwrap();
+    let quic = addrs.iter().find(|a| a.contains("/quic-v1/")).unwrap();
+    let live: serde_json::Value = serde_json::from_str(&q.ok(&["id"])).unwrap();
+    let protocols: Vec<&str> = live["Protocols"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    for p in [
+        "/ipfs/kad/1.0.0",
+        "/ipfs/bitswap/1.2.0",
+        "/ipfs/bitswap/1.1.0",
+        "/ipfs/bitswap/1.0.0",
+        "/ipfs/id/1.0.0",
+        "/ipfs/ping/1.0.0",
+        "/cairn/replicate/1.0.0",
+    ] {
+        assert!(protocols.contains(&p), "{p} missing from {protocols:?}");
+    }
+    assert_eq!(live["Addresses"].as_array().unwrap().len(), 2, "{live}");
+
+    // Config: listen and bootstrap from config.toml, no flags at all.
+    let c = TestRepo::new();
+    c.set_config("net", "listen", "[\"/ip4/127.0.0.1/tcp/0\"]");
+    c.set_config("net", "bootstrap", &format!("[\"{tcp}\"]"));
+    let (_dc, banner) = Daemon::spawn(&c, &["daemon", "--api", "127.0.0.1:0", "--gateway", "off"]);
+    let q_id = live["ID"].as_str().unwrap();
+    assert!(
+        banner.iter().any(|l| l == &format!("Connected to {q_id}")),
+        "{banner:?}"
+    );
+    assert!(
+        banner
+            .iter()
+            .filter_map(|l| l.strip_prefix("Swarm listening on "))
+            .all(|a| a.starts_with("/ip4/127.0.0.1/tcp/")),
+        "{banner:?}"
+    );
+
+    // QUIC between daemons: a third one dials q's QUIC address and
+    // fetches a file from it over that connection.
+    let d = TestRepo::new();
+    let (_dd, _) = Daemon::spawn(
+        &d,
+        &[
+            "daemon",
+            "--listen",
+            "/ip4/127.0.0.1/udp/0/quic-v1",
+            "--api",
+            "127.0.0.1:0",
+            "--gateway",
+            "off",
+        ],
+    );
+    d.ok(&["swarm", "connect", quic]);
+    let peers = d.ok(&["swarm", "peers"]);
+    assert!(
+        peers
+            .lines()
+            .any(|l| l.contains("/quic-v1/") && l.ends_with(q_id)),
+        "{peers}"
+    );
+    let data = common::random_bytes(1_500_000, 93);
+    let file = q.scratch("quic.bin");
+    std::fs::write(&file, &data).unwrap();
+    let cid = q.add(&file, &[]);
+    let out = d.run(&["cat", &cid]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, data);
+}

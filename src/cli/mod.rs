@@ -78,14 +78,14 @@ enum Command {
     Version,
     /// Run the node: libp2p swarm and Bitswap, until SIGINT or SIGTERM.
     Daemon {
-        /// Listen multiaddr (repeatable) [default: [net] listen in config.toml]
-        #[arg(long)]
+        /// Listen multiaddrs (`--listen A B` or `--listen A --listen B`) [default: [net] listen in config.toml]
+        #[arg(long, num_args = 1.., value_name = "MULTIADDR")]
         listen: Vec<String>,
         /// RPC API address [default: [api] listen in config.toml, 127.0.0.1:5001]
         #[arg(long)]
         api: Option<String>,
-        /// Peer to connect to at start, /ip4/../tcp/../p2p/ID (repeatable)
-        #[arg(long)]
+        /// Peers to connect to at start, /ip4/../tcp/../p2p/ID (several after one flag, or the flag repeated), besides [net] bootstrap in config.toml
+        #[arg(long, num_args = 1.., value_name = "MULTIADDR")]
         bootstrap: Vec<String>,
         /// Gateway address [default: [gateway] listen in config.toml, 127.0.0.1:8080; "off" for none]
         #[arg(long)]
@@ -449,7 +449,7 @@ fn through_daemon(
             }
             drop(out);
             let bar = progress::bytes_bar(false, None, "fetching");
-            let watch = progress::watch_peers(client.duplicate(), bar.clone());
+            let watch = progress::watch_peers(client.duplicate(), bar.clone(), &path);
             let mut stdout = std::io::stdout().lock();
             let result = client.call_to("cat", &args, &mut stdout, &mut |n| bar.set_position(n));
             watch.stop();
@@ -489,7 +489,7 @@ fn through_daemon(
             let factor = replication.map(|n| n.to_string());
             for c in cids {
                 let bar = progress::spinner("fetching blocks");
-                let watch = progress::watch_peers(client.duplicate(), bar.clone());
+                let watch = progress::watch_peers(client.duplicate(), bar.clone(), &c);
                 let mut pinned = Vec::new();
                 let mut args = vec![
                     ("arg", c.as_str()),
@@ -916,7 +916,7 @@ fn get_through(
     let tmp = out.with_file_name(format!(".{name}.cairn-partial-{}", std::process::id()));
     std::fs::create_dir(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     let bar = progress::bytes_bar(false, None, "getting");
-    let watch = progress::watch_peers(client.duplicate(), bar.clone());
+    let watch = progress::watch_peers(client.duplicate(), bar.clone(), path);
     let result = (|| -> Result<(u64, u64, u64)> {
         let reader = client.call_reader("get", &[("arg", path)])?;
         let counting = progress::CountingRead::new(reader, |n| bar.set_position(n));
@@ -969,7 +969,26 @@ fn get_through(
 }
 
 fn id(node: &Node) -> Result<()> {
-    let v = node.id_json(&node.config().net.listen)?;
+    // Offline, the configured addresses are where it will listen; one with
+    // port 0 names no address until a daemon picks the port.
+    let addrs: Vec<String> = node
+        .config()
+        .net
+        .listen
+        .iter()
+        .filter(|a| {
+            a.parse::<libp2p::Multiaddr>().is_ok_and(|m| {
+                !m.iter().any(|p| {
+                    matches!(
+                        p,
+                        libp2p::multiaddr::Protocol::Tcp(0) | libp2p::multiaddr::Protocol::Udp(0)
+                    )
+                })
+            })
+        })
+        .cloned()
+        .collect();
+    let v = node.id_json(&addrs)?;
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())
 }
@@ -1023,6 +1042,13 @@ fn daemon(
     let api_file = cairn::rpc::api_file(repo);
     let gateway_file = repo.join("gateway");
     let result = runtime.block_on(async {
+        // Handlers first: a signal while the node starts (bootstrap dials
+        // can take seconds) is kept and stops it cleanly once it is up,
+        // instead of killing it with nothing flushed.
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let mut interrupt =
+            signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
         let online = std::sync::Arc::new(
             cairn::node::online::OnlineNode::start(node.clone(), &settings).await?,
         );
@@ -1077,11 +1103,6 @@ fn daemon(
                 Some(server)
             }
         };
-        // Handlers first: a signal right after "ready" must stop us cleanly.
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-        let mut interrupt =
-            signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
         println!(
             "RPC API server listening on {}",
             cairn::rpc::to_multiaddr(bound)
@@ -1099,10 +1120,10 @@ fn daemon(
             g.abort();
             let _ = g.await;
         }
-        match std::sync::Arc::try_unwrap(online) {
-            Ok(online) => online.stop().await,
-            Err(online) => online.save_routes().await,
-        }
+        // Routing table saved, connections closed (peers see them end),
+        // background tasks stopped; requests still being answered end with
+        // the runtime below.
+        online.stop().await;
         anyhow::Ok(())
     });
     let _ = std::fs::remove_file(&api_file);

@@ -43,25 +43,48 @@ pub fn spinner(what: &str) -> ProgressBar {
     bar
 }
 
-/// Shows the peers of running fetches in `bar`'s message while a command
-/// waits on the daemon (polls `bitswap/stat` twice a second).
+/// Shows, in `bar`'s message, the peers of the daemon's fetch of `path`
+/// (`CID[/path]`) while a command waits on it: how many sent blocks, of how
+/// many it may ask (polls `bitswap/stat` twice a second).
 pub struct PeerWatch {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-pub fn watch_peers(client: cairn::rpc::client::Client, bar: ProgressBar) -> PeerWatch {
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    if bar.is_hidden() {
-        return PeerWatch { stop, thread: None };
+/// The peers figure for the sessions fetching `root` in a `bitswap/stat`
+/// answer: "from S of P peers", or `None` when no such session runs.
+pub fn session_peers(stat: &serde_json::Value, root: &cairn::block::Cid) -> Option<String> {
+    let mut found = false;
+    let (mut senders, mut peers) = (0u64, 0u64);
+    for s in stat["Sessions"].as_array().into_iter().flatten() {
+        let same = s["Root"]
+            .as_str()
+            .and_then(|r| cairn::block::parse_cid(r).ok())
+            .is_some_and(|r| r.hash() == root.hash());
+        if same {
+            found = true;
+            senders = senders.max(s["Senders"].as_u64().unwrap_or(0));
+            peers = peers.max(s["Peers"].as_u64().unwrap_or(0));
+        }
     }
+    found.then(|| format!("from {senders} of {peers} peers"))
+}
+
+pub fn watch_peers(client: cairn::rpc::client::Client, bar: ProgressBar, path: &str) -> PeerWatch {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let root = cairn::block::parse_cid(path).ok();
+    let (Some(root), false) = (root, bar.is_hidden()) else {
+        return PeerWatch { stop, thread: None };
+    };
     let flag = std::sync::Arc::clone(&stop);
     let what = bar.message();
     let thread = std::thread::spawn(move || {
         while !flag.load(std::sync::atomic::Ordering::Relaxed) {
             if let Ok(v) = client.call_json("bitswap/stat", &[]) {
-                let peers = v["SessionPeers"].as_u64().unwrap_or(0);
-                bar.set_message(format!("{what} ({peers} peers)"));
+                match session_peers(&v, &root) {
+                    Some(peers) => bar.set_message(format!("{what} ({peers})")),
+                    None => bar.set_message(what.clone()),
+                }
             }
             std::thread::sleep(std::time::Duration::from_millis(500));
         }
@@ -104,5 +127,38 @@ impl<R: std::io::Read, F: FnMut(u64)> std::io::Read for CountingRead<R, F> {
         self.total += n as u64;
         (self.report)(self.total);
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn::block::{Block, CidFormat, HashAlg, RAW};
+
+    fn cid(text: &str) -> cairn::block::Cid {
+        let format = CidFormat {
+            version: 1,
+            hash: HashAlg::Blake3,
+        };
+        *Block::new(format, RAW, text.as_bytes().to_vec()).cid()
+    }
+
+    #[test]
+    fn the_peers_shown_are_those_of_this_fetch() {
+        let (mine, other) = (cid("mine"), cid("other"));
+        let stat = serde_json::json!({
+            "SessionPeers": 9,
+            "Sessions": [
+                {"Root": mine.to_string(), "Peers": 3, "Senders": 2},
+                {"Root": other.to_string(), "Peers": 9, "Senders": 9},
+                {"Root": null, "Peers": 9, "Senders": 9},
+            ],
+        });
+        assert_eq!(
+            session_peers(&stat, &mine).as_deref(),
+            Some("from 2 of 3 peers")
+        );
+        assert_eq!(session_peers(&stat, &cid("none")), None);
+        assert_eq!(session_peers(&serde_json::json!({}), &mine), None);
     }
 }

@@ -288,7 +288,12 @@ enum Command {
     Provided(oneshot::Sender<Vec<Vec<u8>>>),
     /// Stop answering as provider of these multihashes.
     StopProviding(Vec<Vec<u8>>),
+    /// Close every connection (gracefully, within a deadline), then end.
+    Close(oneshot::Sender<()>),
 }
+
+/// How long a clean shutdown waits for connections to close.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How often expired DHT records of other peers are dropped.
 const RECORD_SWEEP_INTERVAL: Duration = Duration::from_secs(300);
@@ -347,6 +352,17 @@ impl SwarmHandle {
     /// [`spawn_task`](Self::spawn_task) end.
     pub fn shutdown(&self) {
         self.shutdown.cancel();
+    }
+
+    /// Stops the node's networking cleanly: every connection is closed
+    /// (peers see the connection end, not a reset), waiting at most a few
+    /// seconds, then the swarm and the spawned tasks end.
+    pub async fn close(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Close(tx)).await.is_ok() {
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT + Duration::from_secs(1), rx).await;
+        }
+        self.shutdown();
     }
 
     /// Whether [`shutdown`](Self::shutdown) was called.
@@ -679,9 +695,29 @@ pub async fn spawn(
         // itself only does so when someone asks for that key).
         let mut sweep = tokio::time::interval(RECORD_SWEEP_INTERVAL);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Set by `Close`: who waits, and until when connections may take
+        // to close.
+        let mut closing: Option<(oneshot::Sender<()>, tokio::time::Instant)> = None;
         loop {
+            if let Some((_, deadline)) = &closing {
+                if swarm.connected_peers().next().is_none()
+                    || tokio::time::Instant::now() >= *deadline
+                {
+                    if let Some((reply, _)) = closing.take() {
+                        let _ = reply.send(());
+                    }
+                    break;
+                }
+            }
+            let close_deadline = closing.as_ref().map(|(_, d)| *d);
             tokio::select! {
                 _ = stop.cancelled() => break,
+                _ = async {
+                    match close_deadline {
+                        Some(d) => tokio::time::sleep_until(d).await,
+                        None => std::future::pending().await,
+                    }
+                } => {}
                 _ = sweep.tick() => {
                     let store = swarm.behaviour_mut().kad.store_mut();
                     let removed = store.remove_expired(std::time::Instant::now());
@@ -759,6 +795,13 @@ pub async fn spawn(
                     Some(Command::Unban(peer)) => {
                         swarm.behaviour_mut().blocked.unblock_peer(peer);
                     }
+                    Some(Command::Close(reply)) => {
+                        let peers: Vec<PeerId> = swarm.connected_peers().copied().collect();
+                        for p in peers {
+                            let _ = swarm.disconnect_peer_id(p);
+                        }
+                        closing = Some((reply, tokio::time::Instant::now() + CLOSE_TIMEOUT));
+                    }
                     Some(Command::Provided(reply)) => {
                         use libp2p::kad::store::RecordStore;
                         let keys = swarm
@@ -823,6 +866,9 @@ pub async fn spawn(
                             confirm_if_local(&mut swarm, &address);
                         }
                         listening.push(address);
+                    }
+                    SwarmEvent::ExpiredListenAddr { address, .. } => {
+                        listening.retain(|a| a != &address);
                     }
                     SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
                         for (peer, addr) in found {

@@ -176,7 +176,13 @@ impl Node {
             .collect();
         protocols.push(self.config.net.kad_protocol.clone());
         protocols.extend(
-            ["/ipfs/id/1.0.0", "/ipfs/id/push/1.0.0", "/ipfs/ping/1.0.0"].map(String::from),
+            [
+                "/ipfs/id/1.0.0",
+                "/ipfs/id/push/1.0.0",
+                "/ipfs/ping/1.0.0",
+                crate::replicate::protocol::PROTOCOL,
+            ]
+            .map(String::from),
         );
         protocols.sort();
         Ok(serde_json::json!({

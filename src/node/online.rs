@@ -510,9 +510,9 @@ impl OnlineNode {
 
     /// Saves the routing table, then stops the network and every
     /// background task.
-    pub async fn stop(self) {
+    pub async fn stop(&self) {
         self.save_routes().await;
-        self.shutdown();
+        self.net.swarm.close().await;
     }
 
     /// Stops the network and every background task at once, saving

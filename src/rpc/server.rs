@@ -315,6 +315,14 @@ async fn bitswap_stat(State(s): State<ApiState>) -> Result<Json<Value>, ApiError
         "Peers": peers.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
         "ActiveSessions": st.active_sessions,
         "SessionPeers": st.session_peers,
+        // cairn's: each running fetch, for progress bars.
+        "Sessions": st.sessions.iter().map(|x| json!({
+            "Root": x.root.map(|c| c.to_string()),
+            "Peers": x.peers,
+            "Senders": x.senders,
+            "Blocks": x.blocks,
+            "Bytes": x.bytes,
+        })).collect::<Vec<_>>(),
     })))
 }
 

@@ -124,7 +124,8 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Starts a daemon; returns it and its start-up lines.
+    /// Starts a daemon on loopback TCP (any port), API and gateway on any
+    /// port, plus `extra` flags; returns it and its start-up lines.
     pub fn start(repo: &TestRepo, extra: &[&str]) -> (Daemon, Vec<String>) {
         let mut args = vec![
             "daemon",
@@ -136,8 +137,14 @@ impl Daemon {
             "127.0.0.1:0",
         ];
         args.extend_from_slice(extra);
+        Self::spawn(repo, &args)
+    }
+
+    /// Runs `cairn --repo REPO ARGS...` (a `daemon` command line as given)
+    /// until it is ready.
+    pub fn spawn(repo: &TestRepo, args: &[&str]) -> (Daemon, Vec<String>) {
         let mut child = repo
-            .cmd(&args)
+            .cmd(args)
             .stdout(Stdio::piped())
             .spawn()
             .expect("start daemon");

@@ -142,6 +142,20 @@ pub struct BitswapStats {
     pub active_sessions: usize,
     /// Most peers any running session may ask.
     pub session_peers: usize,
+    /// Each running session's figures.
+    pub sessions: Vec<SessionStats>,
+}
+
+/// One running fetch session's figures.
+#[derive(Clone, Debug, Default)]
+pub struct SessionStats {
+    pub root: Option<Cid>,
+    /// Peers it may ask.
+    pub peers: usize,
+    /// Peers that sent it a wanted block.
+    pub senders: usize,
+    pub blocks: u64,
+    pub bytes: u64,
 }
 
 /// Counters shared by the engine and the sessions.
@@ -550,6 +564,16 @@ impl Bitswap {
                 .map(|p| p.peers.load(Relaxed))
                 .max()
                 .unwrap_or(0),
+            sessions: sessions
+                .values()
+                .map(|p| SessionStats {
+                    root: p.root,
+                    peers: p.peers.load(Relaxed),
+                    senders: p.senders.load(Relaxed),
+                    blocks: p.blocks.load(Relaxed),
+                    bytes: p.bytes.load(Relaxed),
+                })
+                .collect(),
         }
     }
 

@@ -141,12 +141,16 @@ impl Default for FetchOptions {
 /// Live figures of a session, for progress bars.
 #[derive(Debug, Default)]
 pub struct FetchProgress {
+    /// What the session fetches (DHT lookups search for it).
+    pub root: Option<Cid>,
     /// Blocks received from peers.
     pub blocks: AtomicU64,
     /// Bytes of those blocks.
     pub bytes: AtomicU64,
     /// Peers the session may ask.
     pub peers: AtomicUsize,
+    /// Peers that have sent it a wanted block.
+    pub senders: AtomicUsize,
 }
 
 type Reply = oneshot::Sender<Result<Block, NetError>>;
@@ -188,7 +192,10 @@ impl FetchSession {
             .map_err(|_| NetError::Stopped)?;
         let connected = swarm.peers().await?;
         let (tx, rx) = mpsc::channel(COMMAND_DEPTH);
-        let progress = Arc::new(FetchProgress::default());
+        let progress = Arc::new(FetchProgress {
+            root,
+            ..FetchProgress::default()
+        });
         let recent: SharedRecent = Arc::default();
         counters
             .sessions
@@ -222,6 +229,7 @@ impl FetchSession {
             search: None,
             progress: Arc::clone(&progress),
             recent: Arc::clone(&recent),
+            senders: Default::default(),
         };
         for p in connected {
             task.session.add_peer(p);
@@ -362,7 +370,12 @@ struct SessionTask {
     search: Option<tokio::task::JoinHandle<Result<Vec<PeerId>, NetError>>>,
     progress: Arc<FetchProgress>,
     recent: SharedRecent,
+    /// Peers that sent a wanted block (for progress figures).
+    senders: std::collections::HashSet<PeerId>,
 }
+
+/// Most distinct senders a session counts.
+const MAX_COUNTED_SENDERS: usize = 4096;
 
 fn key(cid: &Cid) -> Vec<u8> {
     cid.hash().to_bytes()
@@ -408,6 +421,14 @@ impl SessionTask {
                     None => break,
                     Some(SessionEvent::Message(peer, msg)) => {
                         let actions = self.session.on_message(&peer, &msg);
+                        if actions.iter().any(|a| matches!(a, Action::Received(_)))
+                            && self.senders.len() < MAX_COUNTED_SENDERS
+                            && self.senders.insert(peer)
+                        {
+                            self.progress
+                                .senders
+                                .store(self.senders.len(), Ordering::Relaxed);
+                        }
                         self.act(actions).await;
                     }
                     Some(SessionEvent::PeerGone(peer)) => self.session.remove_peer(&peer),
