@@ -220,3 +220,234 @@ async fn a_restarted_peer_is_not_sent_what_its_old_self_wanted() {
         "the restarted node banned its provider"
     );
 }
+
+/// A peer that speaks only an older Bitswap (`version`), written by hand on
+/// a bare libp2p swarm: it answers each want with the block, on a stream
+/// of its own, as go-bitswap did. Returns its address and peer id; it runs
+/// until the test's runtime ends.
+async fn old_bitswap_peer(
+    store: Arc<MemoryStore>,
+    version: cairn::net::bitswap::message::Version,
+    proto: &'static str,
+) -> (libp2p::Multiaddr, libp2p::PeerId) {
+    use cairn::net::bitswap::message::{frame, Message};
+    use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default(),
+            libp2p::noise::Config::new,
+            cairn::net::swarm::yamux_config,
+        )
+        .unwrap()
+        .with_behaviour(|_| libp2p_stream::Behaviour::new())
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(30)))
+        .build();
+    swarm
+        .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+        .unwrap();
+    let addr = loop {
+        if let libp2p::swarm::SwarmEvent::NewListenAddr { address, .. } =
+            swarm.select_next_some().await
+        {
+            break address;
+        }
+    };
+    let peer = *swarm.local_peer_id();
+    let mut control = swarm.behaviour().new_control();
+    let mut incoming = control.accept(libp2p::StreamProtocol::new(proto)).unwrap();
+    tokio::spawn(async move {
+        loop {
+            swarm.select_next_some().await;
+        }
+    });
+    tokio::spawn(async move {
+        while let Some((from, mut stream)) = incoming.next().await {
+            let store = Arc::clone(&store);
+            let mut control = control.clone();
+            tokio::spawn(async move {
+                let mut out: Option<libp2p::Stream> = None;
+                loop {
+                    // Varint length, then the message.
+                    let mut len = 0usize;
+                    for i in 0..5 {
+                        let mut b = [0u8; 1];
+                        if stream.read_exact(&mut b).await.is_err() {
+                            return;
+                        }
+                        len |= ((b[0] & 0x7f) as usize) << (7 * i);
+                        if b[0] & 0x80 == 0 {
+                            break;
+                        }
+                    }
+                    let mut buf = vec![0u8; len];
+                    if stream.read_exact(&mut buf).await.is_err() {
+                        return;
+                    }
+                    let msg = Message::decode(&buf).unwrap();
+                    let blocks: Vec<_> = msg
+                        .wantlist
+                        .iter()
+                        .filter(|w| !w.cancel)
+                        .filter_map(|w| store.get(&w.cid).unwrap())
+                        .collect();
+                    if blocks.is_empty() {
+                        continue;
+                    }
+                    if out.is_none() {
+                        out = Some(
+                            control
+                                .open_stream(from, libp2p::StreamProtocol::new(proto))
+                                .await
+                                .unwrap(),
+                        );
+                    }
+                    let s = out.as_mut().unwrap();
+                    for chunk in blocks.chunks(8) {
+                        let reply = Message {
+                            blocks: chunk.to_vec(),
+                            ..Message::default()
+                        };
+                        s.write_all(&frame(&reply, version).unwrap()).await.unwrap();
+                    }
+                    s.flush().await.unwrap();
+                }
+            });
+        }
+    });
+    (addr, peer)
+}
+
+/// cairn fetches from peers that speak only Bitswap 1.1.0 or only 1.0.0:
+/// its writer falls back from 1.2.0, and blocks arrive in the old formats
+/// (1.0.0: bare data, CIDv0).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn older_bitswap_peers_serve_cairn() {
+    use cairn::net::bitswap::message::Version;
+    let data = common::random_bytes(700 * 1024 + 3, 80);
+    for (version, proto) in [
+        (Version::V1_1, "/ipfs/bitswap/1.1.0"),
+        (Version::V1_0, "/ipfs/bitswap/1.0.0"),
+    ] {
+        // Kubo's CIDv0 DAG: expressible in 1.0.0.
+        let opts = ImportOptions {
+            chunker: cairn::dag::chunker::ChunkerSpec::Fixed { size: 65536 },
+            ..ImportOptions::kubo()
+        };
+        let (store_old, root) = stored_file(&data, &opts);
+        assert_eq!(root.version(), cid::Version::V0);
+        let (addr, old) = old_bitswap_peer(store_old, version, proto).await;
+        let store_b = Arc::new(MemoryStore::new());
+        let b = Network::start(
+            [30 + version as u8; 32],
+            store_b.clone(),
+            &NetConfig::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(b.swarm.dial(addr).await.unwrap(), old);
+        let stats = tokio::time::timeout(
+            Duration::from_secs(30),
+            b.bitswap.fetch_dag(
+                root,
+                &[old],
+                FetchOptions {
+                    stall_timeout: Duration::from_secs(10),
+                    ..FetchOptions::default()
+                },
+                &mut |_| {},
+            ),
+        )
+        .await
+        .expect("in time")
+        .unwrap_or_else(|e| panic!("{proto}: {e}"));
+        assert!(stats.blocks > 10, "{proto}: {stats:?}");
+        let mut out = Vec::new();
+        FileReader::new(store_b, root, 0, None, ReadOptions::default())
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap();
+        assert!(out == data, "{proto}: different bytes");
+    }
+}
+
+/// Three providers of one file: the blocks come from more than one of
+/// them, and when one stops mid-transfer the others finish the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_spreads_over_providers_and_survives_losing_one() {
+    let data = common::random_bytes(24 * 1024 * 1024 + 5, 81);
+    let opts = ImportOptions {
+        chunker: cairn::dag::chunker::ChunkerSpec::Fixed { size: 65536 },
+        ..ImportOptions::default()
+    };
+    let config = NetConfig::default();
+    let mut providers = Vec::new();
+    for seed in 40..43u8 {
+        let (store, root) = stored_file(&data, &opts);
+        let net = Network::start([seed; 32], store, &config).await.unwrap();
+        providers.push((net, root));
+    }
+    let root = providers[0].1;
+    let store_r = Arc::new(MemoryStore::new());
+    let r = Network::start([44; 32], store_r.clone(), &config)
+        .await
+        .unwrap();
+    for (p, _) in &providers {
+        r.swarm
+            .dial(p.swarm.listen_addrs().await.unwrap()[0].clone())
+            .await
+            .unwrap();
+    }
+    let ids: Vec<libp2p::PeerId> = providers.iter().map(|(p, _)| p.peer_id).collect();
+    let session = r
+        .bitswap
+        .session(
+            Some(root),
+            FetchOptions {
+                stall_timeout: Duration::from_secs(20),
+                ..FetchOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    session.add_peers(ids).await.unwrap();
+    let progress = Arc::clone(session.progress());
+    let fetch = {
+        let bitswap = r.bitswap.clone();
+        let session = session.clone();
+        tokio::spawn(async move { bitswap.fetch_dag_in(&session, root, &mut |_| {}).await })
+    };
+    // Stop one provider once a sixth of the file has arrived.
+    let start = std::time::Instant::now();
+    while progress.bytes.load(std::sync::atomic::Ordering::Relaxed) < data.len() as u64 / 6 {
+        assert!(start.elapsed() < Duration::from_secs(30), "no progress");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    // The busiest provider goes, with blocks of ours still in flight.
+    let busiest = (0..providers.len())
+        .max_by_key(|i| providers[*i].0.bitswap.stats().blocks_sent)
+        .unwrap();
+    assert!(providers[busiest].0.bitswap.stats().blocks_sent > 0);
+    providers[busiest].0.swarm.shutdown();
+    let stats = tokio::time::timeout(Duration::from_secs(60), fetch)
+        .await
+        .expect("the fetch ends")
+        .unwrap()
+        .unwrap();
+    assert!(stats.blocks > 300, "{stats:?}");
+    let sent: Vec<u64> = providers
+        .iter()
+        .map(|(p, _)| p.bitswap.stats().blocks_sent)
+        .collect();
+    assert!(
+        progress.senders.load(std::sync::atomic::Ordering::Relaxed) >= 2,
+        "blocks from one provider only: {sent:?}"
+    );
+    let mut out = Vec::new();
+    FileReader::new(store_r, root, 0, None, ReadOptions::default())
+        .unwrap()
+        .read_to_end(&mut out)
+        .unwrap();
+    assert!(out == data, "different bytes");
+}

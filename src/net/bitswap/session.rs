@@ -454,6 +454,13 @@ impl<P: Clone + Eq + Hash> Session<P> {
                 .get(&key(cid))
                 .and_then(|seq| self.wants.get_mut(seq))
             else {
+                // A Have for a block that came from elsewhere meanwhile
+                // still shows the peer holds this session's content.
+                if *presence == Presence::Have {
+                    if let Some(ps) = self.peers.get_mut(peer) {
+                        ps.proven = true;
+                    }
+                }
                 continue;
             };
             match presence {
@@ -544,8 +551,28 @@ impl<P: Clone + Eq + Hash> Session<P> {
                     .iter()
                     .any(|(p, s)| s.proven && !want.excluded.contains(p));
                 if proven.is_none() && any_proven {
-                    // Proven peers are busy: wait for one rather than
-                    // asking everyone.
+                    // Proven peers are busy: ask the peers not proven yet
+                    // whether they have it (so a file spreads over every
+                    // provider, not only the first to answer), or wait for
+                    // a proven one when there are none.
+                    let mut asked_any = false;
+                    for (peer, state) in &self.peers {
+                        if state.proven || want.asked.contains(peer) || want.excluded.contains(peer)
+                        {
+                            continue;
+                        }
+                        want.asked.insert(peer.clone());
+                        out.entry(peer.clone()).or_default().wantlist.push(entry(
+                            want.cid,
+                            WantType::Have,
+                            false,
+                        ));
+                        asked_any = true;
+                    }
+                    if asked_any {
+                        want.state = State::Probing;
+                        want.probed_at = Some(now);
+                    }
                     continue;
                 }
                 if let Some(peer) = proven {
@@ -751,6 +778,49 @@ mod tests {
         };
         t.on_send(&7, &cancel);
         assert!(t.on_blocks(&7, std::slice::from_ref(&b)));
+    }
+
+    #[test]
+    fn wants_beyond_a_busy_proven_peer_probe_the_others() {
+        let now = Instant::now();
+        let mut s = Session::new(SessionConfig {
+            max_in_flight_per_peer: 2,
+            ..SessionConfig::default()
+        });
+        let root = block(0);
+        s.want(*root.cid());
+        s.add_peer(1u8);
+        s.add_peer(2u8);
+        s.poll(now);
+        // Peer 1 answers first with the block; peer 2's Have comes after
+        // the want is gone and still counts.
+        s.on_message(
+            &1,
+            &Message {
+                blocks: vec![root.clone()],
+                ..Message::default()
+            },
+        );
+        s.on_message(&2, &have(*root.cid()));
+        let next: Vec<Block> = (1..7).map(block).collect();
+        for b in &next {
+            s.want(*b.cid());
+        }
+        let sent = sends(&s.poll(now));
+        // Both proven: want-blocks split between them, two each.
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        assert!(sent
+            .iter()
+            .all(|(_, w)| w.len() == 2 && w.iter().all(|e| e.1 == WantType::Block)));
+
+        // A third peer, never proven: the wants the busy proven peers
+        // cannot take go to it as want-haves.
+        s.add_peer(3u8);
+        let sent = sends(&s.poll(now));
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!(sent[0].0, 3);
+        assert_eq!(sent[0].1.len(), 2);
+        assert!(sent[0].1.iter().all(|e| e.1 == WantType::Have));
     }
 
     #[test]
