@@ -646,3 +646,119 @@ fn dht_providers_between_cairn_and_helia() {
     assert_eq!(found["providers"], json!([cairn_id]), "{found}");
     eprintln!("dht_providers_between_cairn_and_helia: {:?}", t0.elapsed());
 }
+
+/// Knowing nothing but the CID, across implementations and through the
+/// DHT: a cairn node A is the only peer Helia and the other cairn nodes
+/// are connected to. A file added on B is fetched by Helia (its DHT lookup
+/// through A names B, which it dials); a file added and provided on Helia
+/// is fetched by a third cairn node C (its lookup through A names Helia,
+/// which it dials).
+#[test]
+fn fetches_across_implementations_through_the_dht() {
+    let t0 = Instant::now();
+    let a = TestRepo::new();
+    let (_da, banner_a) = Daemon::start(&a, &[]);
+    let addr_a = listen_addr(&banner_a);
+    let b = TestRepo::new();
+    b.set_config("net", "fetch_timeout", "\"30s\"");
+    let (_db, banner_b) = Daemon::start(&b, &["--bootstrap", &addr_a]);
+    let b_id = peer_id_of(&listen_addr(&banner_b));
+    // A DHT client: it looks up and announces, but no cairn node's routing
+    // table holds it, so none of their DHT walks happens to dial it.
+    let mut helia = Helia::start(&["--dht-client"]);
+    helia.ok(json!({"cmd": "dial", "addr": addr_a}), OP_TIMEOUT);
+    assert!(
+        helia.connections_to(&b_id).is_empty(),
+        "Helia must not start connected to B"
+    );
+
+    // B adds; Helia fetches by CID.
+    let (file, data) = write_random_file(&b, "from-b.bin", 2 * CHUNK + 17, 310);
+    let out = cairn_ok(
+        &b,
+        &[
+            "add",
+            "-Q",
+            "--cid-version",
+            "1",
+            "--hash",
+            "sha2-256",
+            file.to_str().unwrap(),
+        ],
+        LOCAL_TIMEOUT,
+        &mut helia,
+    );
+    let cid = String::from_utf8(out).unwrap().trim().to_string();
+    // The announcement has reached A once A names B.
+    let start = Instant::now();
+    while !String::from_utf8(cairn_ok(
+        &a,
+        &["routing", "findprovs", "-n", "1", &cid],
+        OP_TIMEOUT,
+        &mut helia,
+    ))
+    .unwrap()
+    .contains(&b_id)
+    {
+        assert!(
+            start.elapsed() < OP_TIMEOUT,
+            "A never learnt B provides {cid}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out_path = b.scratch("helia-got.bin");
+    let t = Instant::now();
+    helia.ok(
+        json!({"cmd": "cat", "cid": cid, "out": out_path.to_str().unwrap()}),
+        OP_TIMEOUT,
+    );
+    eprintln!(
+        "Helia found and fetched {cid} through the DHT in {:?}",
+        t.elapsed()
+    );
+    assert_same_bytes(
+        &format!("Helia cat {cid}"),
+        &std::fs::read(&out_path).unwrap(),
+        &data,
+    );
+    assert!(
+        !helia.connections_to(&b_id).is_empty(),
+        "Helia got the file without dialling B"
+    );
+
+    // Helia adds and provides (its records go to the DHT servers, A and
+    // B); then C, a third cairn node that bootstraps from A only, fetches
+    // by CID.
+    let (file, data) = write_random_file(&a, "from-helia.bin", CHUNK + 99, 311);
+    let added = helia.ok(
+        json!({"cmd": "add", "path": file.to_str().unwrap(), "cidVersion": 0, "provide": true}),
+        OP_TIMEOUT,
+    );
+    let cid = added["cid"].as_str().expect("cid").to_string();
+    assert!(cid.starts_with("Qm"), "{cid}");
+    let c = TestRepo::new();
+    c.set_config("net", "fetch_timeout", "\"30s\"");
+    let (_dc, _) = Daemon::start(&c, &["--bootstrap", &addr_a]);
+    let b = c;
+    let peers_b =
+        String::from_utf8(cairn_ok(&b, &["swarm", "peers"], LOCAL_TIMEOUT, &mut helia)).unwrap();
+    let helia_id = helia.peer_id.clone();
+    assert!(
+        !peers_b.contains(&helia_id),
+        "C must not be connected to Helia yet: {peers_b}"
+    );
+    let t = Instant::now();
+    let got = cairn_ok(&b, &["cat", &cid], OP_TIMEOUT, &mut helia);
+    eprintln!("C found and fetched {cid} from Helia in {:?}", t.elapsed());
+    assert_same_bytes(&format!("C cat {cid}"), &got, &data);
+    let peers_b =
+        String::from_utf8(cairn_ok(&b, &["swarm", "peers"], LOCAL_TIMEOUT, &mut helia)).unwrap();
+    assert!(
+        peers_b.contains(&helia_id),
+        "C got it without dialling Helia: {peers_b}"
+    );
+    eprintln!(
+        "fetches_across_implementations_through_the_dht: {:?}",
+        t0.elapsed()
+    );
+}

@@ -5,7 +5,8 @@
 // See README.md for the protocol.
 //
 // Network: TCP on 127.0.0.1 only, Noise, Yamux, identify, ping, bitswap and
-// (unless --no-dht) kad-dht in server mode with a pass-through peer-info
+// (unless --no-dht) kad-dht in server mode (client mode with --dht-client)
+// with a pass-through peer-info
 // mapper (the default mapper drops loopback addresses). No bootstrap, mDNS,
 // UPnP, AutoNAT, relay or delegated routing: never createHelia() defaults.
 import './polyfill.mjs'
@@ -59,7 +60,7 @@ process.on('uncaughtException', (err) => log('uncaught exception (ignored):', er
 // ---------------------------------------------------------------- flags
 
 function parseFlags (argv) {
-  const f = { kadProtocol: '/ipfs/kad/1.0.0', dht: true, listen: '/ip4/127.0.0.1/tcp/0' }
+  const f = { kadProtocol: '/ipfs/kad/1.0.0', dht: true, dhtClient: false, listen: '/ip4/127.0.0.1/tcp/0' }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     const value = () => {
@@ -68,9 +69,10 @@ function parseFlags (argv) {
     }
     if (a === '--kad-protocol') f.kadProtocol = value()
     else if (a === '--no-dht') f.dht = false
+    else if (a === '--dht-client') f.dhtClient = true
     else if (a === '--listen') f.listen = value()
     else if (a === '--help' || a === '-h') {
-      process.stderr.write('usage: node peer.mjs [--kad-protocol NAME] [--no-dht] [--listen /ip4/127.0.0.1/tcp/PORT]\n')
+      process.stderr.write('usage: node peer.mjs [--kad-protocol NAME] [--no-dht] [--dht-client] [--listen /ip4/127.0.0.1/tcp/PORT]\n')
       stopping = true
       process.exit(0)
     } else throw new Error(`unknown flag ${a}`)
@@ -86,7 +88,9 @@ async function createNode (flags) {
   if (flags.dht) {
     services.dht = kadDHT({
       protocol: flags.kadProtocol,
-      clientMode: false,
+      // --dht-client: queries and provides, serves no one (not in
+      // other peers' routing tables)
+      clientMode: flags.dhtClient,
       // the default mapper (removePrivateAddressesMapper) drops 127.0.0.1
       peerInfoMapper: passthroughMapper
       // allowQueryWithZeroPeers stays false: a query started before any DHT
