@@ -96,7 +96,9 @@ fn content_moves_along_a_line_of_five_daemons() {
     let mut nodes = nodes;
     let (_, mut d1) = nodes.remove(0);
     assert!(d1.signal(libc::SIGTERM).success());
+    let (n3, _) = &nodes[1];
     let (n5, _) = &nodes[3];
+    let sent_before = blocks_sent(n3);
     let out = n5.run(&["cat", &cid2]);
     assert!(
         out.status.success(),
@@ -107,6 +109,23 @@ fn content_moves_along_a_line_of_five_daemons() {
         out.stdout == data2,
         "node 5 got different bytes from node 3"
     );
+    // Node 3 served them (node 1 is gone, nodes 2 and 4 never had them).
+    let blocks = data2.len().div_ceil(256 * 1024) as u64;
+    assert!(
+        blocks_sent(n3) >= sent_before + blocks,
+        "node 3 sent {} blocks, the file has {blocks}",
+        blocks_sent(n3) - sent_before
+    );
+}
+
+/// `bitswap stat`'s "blocks sent".
+fn blocks_sent(repo: &TestRepo) -> u64 {
+    repo.ok(&["bitswap", "stat"])
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("blocks sent: "))
+        .expect("a blocks sent line")
+        .parse()
+        .unwrap()
 }
 
 /// A restarted node rejoins through the routing table it saved, without

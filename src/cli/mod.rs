@@ -102,8 +102,18 @@ enum Command {
     /// Traffic figures (needs a running daemon).
     #[command(subcommand)]
     Stats(StatsCommand),
+    /// Bitswap figures (needs a running daemon).
+    #[command(subcommand)]
+    Bitswap(BitswapCommand),
     /// Stop the running daemon.
     Shutdown,
+}
+
+#[derive(Subcommand)]
+enum BitswapCommand {
+    /// Blocks and bytes received and sent, fetches running, partners (as
+    /// `ipfs bitswap stat`).
+    Stat,
 }
 
 #[derive(Subcommand)]
@@ -341,7 +351,11 @@ pub fn run() -> Result<()> {
     let node = Node::open(&repo_path)?;
     match cli.command {
         Command::Init | Command::Version => unreachable!("handled above"),
-        Command::Swarm(_) | Command::Routing(_) | Command::Stats(_) | Command::Shutdown => {
+        Command::Swarm(_)
+        | Command::Routing(_)
+        | Command::Stats(_)
+        | Command::Bitswap(_)
+        | Command::Shutdown => {
             bail!("this command needs a running daemon (start one with `cairn daemon`)")
         }
         Command::Add(args) => add(&node, args),
@@ -427,6 +441,18 @@ fn through_daemon(
         Command::Stats(StatsCommand::Bw) => {
             let v = client.call_json("stats/bw", &[])?;
             print_bw(&mut out, &v)?;
+        }
+        Command::Bitswap(BitswapCommand::Stat) => {
+            let v = client.call_json("bitswap/stat", &[])?;
+            let n = |k: &str| v[k].as_u64().unwrap_or(0);
+            writeln!(out, "bitswap status")?;
+            writeln!(out, "\tblocks received: {}", n("BlocksReceived"))?;
+            writeln!(out, "\tblocks sent: {}", n("BlocksSent"))?;
+            writeln!(out, "\tdata received: {}", n("DataReceived"))?;
+            writeln!(out, "\tdata sent: {}", n("DataSent"))?;
+            writeln!(out, "\tfetches running: {}", n("ActiveSessions"))?;
+            let partners = v["Peers"].as_array().map_or(0, |p| p.len());
+            writeln!(out, "\tpartners [{partners}]")?;
         }
         Command::Shutdown => {
             client.call("shutdown", &[])?;
