@@ -414,7 +414,7 @@ fn main() {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     println!(
-        "idle daemon: RSS {} KiB, CPU {:.2} % of a core over 20 s (a provider after transfers: RSS {} KiB)",
+        "idle daemon: RSS {} KiB, CPU {:.2} % of a core over 20 s (the first provider, after serving every transfer above: RSS {} KiB)",
         rss_kib(pid),
         ticks as f64 / hz / 20.0 * 100.0,
         rss_kib(providers[0].child.id())
@@ -423,7 +423,10 @@ fn main() {
     drop(providers);
 
     // 20 daemons, each bootstrapping to a random earlier one; add on node 1,
-    // poll findprovs on node 20.
+    // poll findprovs on node 5 (the figure) and on node 20 at once.
+    // With Kademlia's k = 20, a record goes to (nearly) every node of a
+    // 20-node network, so this is the time for the announcement to land
+    // plus one lookup.
     let mut nodes = Vec::new();
     let mut net_addrs: Vec<String> = Vec::new();
     let mut seed: u64 = 7;
@@ -441,10 +444,9 @@ fn main() {
     }
     std::thread::sleep(Duration::from_secs(3));
     let first = &nodes[0].0;
-    let last = &nodes[19].0;
     let id: serde_json::Value = serde_json::from_str(&run_ok(first, &["id"])).expect("id JSON");
     let id = id["ID"].as_str().expect("an ID").to_string();
-    let mut times = Vec::new();
+    let (mut times5, mut times20) = (Vec::new(), Vec::new());
     for k in 0..5 {
         let small = base.join(format!("small-{k}.txt"));
         std::fs::write(
@@ -456,24 +458,31 @@ fn main() {
         let c = run_ok(first, &["add", "-Q", small.to_str().expect("utf-8")])
             .trim()
             .to_string();
-        loop {
-            let found = run_ok(last, &["routing", "findprovs", &c]);
-            if found.lines().any(|l| l.trim() == id) {
-                break;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(120),
-                "node 20 never found node 1 as provider"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        times.push(start.elapsed().as_secs_f64() * 1000.0);
+        let seen = |repo: PathBuf| {
+            let (c, id) = (c.clone(), id.clone());
+            std::thread::spawn(move || loop {
+                let found = run_ok(&repo, &["routing", "findprovs", &c]);
+                if found.lines().any(|l| l.trim() == id) {
+                    return start.elapsed().as_secs_f64() * 1000.0;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(120),
+                    "node 1 never showed up as provider"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            })
+        };
+        let (on5, on20) = (seen(nodes[4].0.clone()), seen(nodes[19].0.clone()));
+        times5.push(on5.join().expect("node 5 poller"));
+        times20.push(on20.join().expect("node 20 poller"));
     }
-    times.sort_by(f64::total_cmp);
-    println!(
-        "20-node DHT: add on node 1 → findprovs on node 20 sees it: median {:.0} ms (min {:.0}, max {:.0}, 5 runs)",
-        times[2], times[0], times[4]
-    );
+    for (node, times) in [(5, &mut times5), (20, &mut times20)] {
+        times.sort_by(f64::total_cmp);
+        println!(
+            "20-node DHT: add on node 1 → findprovs on node {node} sees it: median {:.0} ms (min {:.0}, max {:.0}, 5 runs)",
+            times[2], times[0], times[4]
+        );
+    }
     drop(nodes);
     let _ = std::fs::remove_dir_all(&base);
 }

@@ -215,7 +215,8 @@ pub struct NetSettings {
     pub kad_protocol: String,
     /// DHT mode: "server", "client", or "auto": server when listening on
     /// loopback or private addresses (a local network, as Kubo's LAN DHT),
-    /// else client until an external address is confirmed.
+    /// else client until a peer has connected to us at a public address
+    /// (which shows it is reachable from outside).
     pub dht_mode: String,
     /// Discover peers on the local network with mDNS (off unless set).
     pub mdns: bool,
