@@ -253,6 +253,10 @@ async fn read_frame(
             Ok(_) => {}
             Err(e) => return Err(NetError::Protocol(format!("reading: {e}"))),
         }
+        if i == 9 && byte[0] > 1 {
+            // A tenth byte can only hold the 64th bit.
+            return Err(NetError::Protocol("length prefix overflows 64 bits".into()));
+        }
         len |= ((byte[0] & 0x7f) as u64) << (7 * i);
         if byte[0] & 0x80 == 0 {
             if len as usize > MAX_MESSAGE_BYTES {
