@@ -663,7 +663,10 @@ impl Bitswap {
         let mut stats = DagFetch::default();
         let mut queue = VecDeque::from([root]);
         let mut seen: HashSet<crate::block::Multihash> = HashSet::new();
-        let mut inflight = futures::stream::FuturesOrdered::new();
+        // Unordered: a block is walked (and dropped) as soon as it arrives,
+        // whichever provider sent it; waiting for DAG order would hold every
+        // block that overtook a slow one, and the frame buffers under them.
+        let mut inflight = futures::stream::FuturesUnordered::new();
         while !queue.is_empty() || !inflight.is_empty() {
             let mut hints = Vec::new();
             while inflight.len() < DAG_FETCH_WINDOW {
@@ -673,7 +676,7 @@ impl Bitswap {
                 }
                 hints.push(cid);
                 let s = session.clone();
-                inflight.push_back(async move { s.get(cid).await });
+                inflight.push(async move { s.get(cid).await });
             }
             session.prefetch(&hints);
             let Some(block) = inflight.next().await else {

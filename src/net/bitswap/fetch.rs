@@ -46,10 +46,12 @@ const PROVIDER_SEARCH_DELAY: Duration = Duration::from_secs(1);
 /// Bytes of recently received blocks a session keeps for its readers.
 const RECENT_BYTES: usize = 64 * 1024 * 1024;
 
-/// Blocks received lately, kept so a reader that asks for one after it was
-/// stored gets it from memory instead of reading and re-hashing it from the
-/// store (both cost as much as receiving it). Oldest out first, bounded by
-/// bytes.
+/// Blocks that arrived before anyone asked for them (a prefetch hint ran
+/// ahead of its reader), kept so the reader that asks later gets it from
+/// memory instead of reading and re-hashing it from the store (both cost as
+/// much as receiving it). The reader takes the block out; a block a waiter
+/// received at once is never kept (holding it would keep its whole frame
+/// buffer alive). Oldest out first, bounded by bytes.
 #[derive(Default)]
 struct RecentBlocks {
     blocks: HashMap<Vec<u8>, Block>,
@@ -76,18 +78,25 @@ impl RecentBlocks {
         }
     }
 
-    fn get(&self, cid: &Cid) -> Option<Block> {
-        self.blocks.get(&key(cid)).map(|b| {
-            // Under the CID asked for (peers may answer under another codec).
-            Block::new_unchecked(*cid, b.data().clone())
-        })
+    fn take(&mut self, cid: &Cid) -> Option<Block> {
+        let k = key(cid);
+        let b = self.blocks.remove(&k)?;
+        self.bytes -= b.data().len();
+        // `order` keeps the key until eviction skips it; compacted when
+        // mostly such leftovers, so it stays bounded.
+        if self.order.len() > 2 * self.blocks.len() + 64 {
+            let blocks = &self.blocks;
+            self.order.retain(|o| blocks.contains_key(o));
+        }
+        // Under the CID asked for (peers may answer under another codec).
+        Some(Block::new_unchecked(*cid, b.data().clone()))
     }
 }
 
 type SharedRecent = Arc<std::sync::Mutex<RecentBlocks>>;
 
-fn recent_get(recent: &SharedRecent, cid: &Cid) -> Option<Block> {
-    recent.lock().unwrap_or_else(|e| e.into_inner()).get(cid)
+fn recent_take(recent: &SharedRecent, cid: &Cid) -> Option<Block> {
+    recent.lock().unwrap_or_else(|e| e.into_inner()).take(cid)
 }
 
 /// Commands queued for a session task before callers wait.
@@ -207,6 +216,7 @@ impl FetchSession {
         let mut opts = opts;
         if opts.max_bytes_per_sec.is_some() {
             opts.session.max_in_flight_per_peer = opts.session.max_in_flight_per_peer.min(4);
+            opts.session.max_in_flight = opts.session.max_in_flight.min(8);
         }
         let mut task = SessionTask {
             counters,
@@ -251,7 +261,7 @@ impl FetchSession {
         if let Some(b) = crate::block::identity_block(&cid) {
             return Ok(b);
         }
-        if let Some(b) = recent_get(&self.recent, &cid) {
+        if let Some(b) = recent_take(&self.recent, &cid) {
             return Ok(b);
         }
         if let Some(b) = self.store.get(&cid)? {
@@ -270,7 +280,7 @@ impl FetchSession {
         if let Some(b) = crate::block::identity_block(&cid) {
             return Ok(b);
         }
-        if let Some(b) = recent_get(&self.recent, &cid) {
+        if let Some(b) = recent_take(&self.recent, &cid) {
             return Ok(b);
         }
         if let Some(b) = self.store.get(&cid)? {
@@ -499,7 +509,7 @@ impl SessionTask {
             FetchCommand::Want(cid, reply) => {
                 let k = key(&cid);
                 if let Some(b) =
-                    recent_get(&self.recent, &cid).or_else(|| self.unstored.get(&k).cloned())
+                    recent_take(&self.recent, &cid).or_else(|| self.unstored.get(&k).cloned())
                 {
                     if let Some(r) = reply {
                         let _ = r.send(Ok(b));
@@ -586,13 +596,16 @@ impl SessionTask {
                             .fetch_latency
                             .observe(t.elapsed().as_secs_f64());
                     }
-                    for w in self.waiters.remove(&k).unwrap_or_default() {
+                    let waiters = self.waiters.remove(&k).unwrap_or_default();
+                    if waiters.is_empty() {
+                        self.recent
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(block.clone());
+                    }
+                    for w in waiters {
                         let _ = w.send(Ok(block.clone()));
                     }
-                    self.recent
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(block.clone());
                     self.unstored.insert(k, block);
                 }
             }

@@ -27,6 +27,10 @@ use std::time::{Duration, Instant};
 pub struct SessionConfig {
     /// Want-blocks outstanding at one peer at a time.
     pub max_in_flight_per_peer: usize,
+    /// Want-blocks outstanding in the whole session: more providers split
+    /// this rather than multiply it (what is in flight is memory the
+    /// receiver holds, in yamux windows and frame buffers).
+    pub max_in_flight: usize,
     /// How long a want-block may take before another peer is tried.
     pub block_timeout: Duration,
 }
@@ -35,6 +39,7 @@ impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
             max_in_flight_per_peer: 128,
+            max_in_flight: 128,
             block_timeout: Duration::from_secs(5),
         }
     }
@@ -492,6 +497,7 @@ impl<P: Clone + Eq + Hash> Session<P> {
         let mut out: HashMap<P, Message> = HashMap::new();
         let timeout = self.config.block_timeout;
         let max = self.config.max_in_flight_per_peer;
+        let mut total: usize = self.peers.values().map(|s| s.in_flight).sum();
         for want in self.wants.values_mut() {
             // A want-block that took too long: exclude that peer for it.
             if let State::Fetching(p, since) = &want.state {
@@ -499,6 +505,7 @@ impl<P: Clone + Eq + Hash> Session<P> {
                     let p = p.clone();
                     if let Some(ps) = self.peers.get_mut(&p) {
                         ps.in_flight = ps.in_flight.saturating_sub(1);
+                        total = total.saturating_sub(1);
                     }
                     want.haves.retain(|x| x != &p);
                     want.excluded.insert(p);
@@ -519,15 +526,17 @@ impl<P: Clone + Eq + Hash> Session<P> {
                 }
             }
             // Want-block to the least busy peer that said Have.
+            let room = total < self.config.max_in_flight;
             let best = want
                 .haves
                 .iter()
-                .filter(|p| self.peers.get(*p).is_some_and(|s| s.in_flight < max))
+                .filter(|p| room && self.peers.get(*p).is_some_and(|s| s.in_flight < max))
                 .min_by_key(|p| self.peers.get(*p).map_or(usize::MAX, |s| s.in_flight))
                 .cloned();
             if let Some(peer) = best {
                 if let Some(ps) = self.peers.get_mut(&peer) {
                     ps.in_flight += 1;
+                    total += 1;
                 }
                 want.state = State::Fetching(peer.clone(), now);
                 want.asked.insert(peer.clone());
@@ -543,7 +552,9 @@ impl<P: Clone + Eq + Hash> Session<P> {
                 let proven = self
                     .peers
                     .iter()
-                    .filter(|(p, s)| s.proven && s.in_flight < max && !want.excluded.contains(*p))
+                    .filter(|(p, s)| {
+                        room && s.proven && s.in_flight < max && !want.excluded.contains(*p)
+                    })
                     .min_by_key(|(_, s)| s.in_flight)
                     .map(|(p, _)| p.clone());
                 let any_proven = self
@@ -578,6 +589,7 @@ impl<P: Clone + Eq + Hash> Session<P> {
                 if let Some(peer) = proven {
                     if let Some(ps) = self.peers.get_mut(&peer) {
                         ps.in_flight += 1;
+                        total += 1;
                     }
                     want.state = State::Fetching(peer.clone(), now);
                     want.asked.insert(peer.clone());
@@ -821,6 +833,79 @@ mod tests {
         assert_eq!(sent[0].0, 3);
         assert_eq!(sent[0].1.len(), 2);
         assert!(sent[0].1.iter().all(|e| e.1 == WantType::Have));
+    }
+
+    #[test]
+    fn providers_split_the_session_window_rather_than_multiply_it() {
+        let now = Instant::now();
+        let mut s = Session::new(SessionConfig {
+            max_in_flight_per_peer: 4,
+            max_in_flight: 6,
+            ..SessionConfig::default()
+        });
+        let root = block(0);
+        s.want(*root.cid());
+        for p in 1..=3u8 {
+            s.add_peer(p);
+        }
+        s.poll(now);
+        for p in 1..=3u8 {
+            s.on_message(&p, &have(*root.cid()));
+        }
+        s.on_message(
+            &1,
+            &Message {
+                blocks: vec![root.clone()],
+                ..Message::default()
+            },
+        );
+        let next: Vec<Block> = (1..20).map(block).collect();
+        for b in &next {
+            s.want(*b.cid());
+        }
+        for p in 2..=3u8 {
+            s.on_message(
+                &p,
+                &Message {
+                    presences: next.iter().map(|b| (*b.cid(), Presence::Have)).collect(),
+                    ..Message::default()
+                },
+            );
+        }
+        s.on_message(
+            &1,
+            &Message {
+                presences: next.iter().map(|b| (*b.cid(), Presence::Have)).collect(),
+                ..Message::default()
+            },
+        );
+        let blocks_asked = |sent: &Sends| -> Vec<usize> {
+            sent.iter()
+                .map(|(_, w)| w.iter().filter(|e| e.1 == WantType::Block).count())
+                .collect()
+        };
+        let sent = sends(&s.poll(now));
+        let asked = blocks_asked(&sent);
+        // Six in flight in all (not 3 × 4), two at each provider.
+        assert_eq!(asked.iter().sum::<usize>(), 6, "{sent:?}");
+        assert!(asked.iter().all(|n| *n == 2), "{sent:?}");
+        // One arrives: one more want-block, no more.
+        let got = sent
+            .iter()
+            .find_map(|(p, w)| w.iter().find(|e| e.1 == WantType::Block).map(|e| (*p, e.0)))
+            .expect("a want-block");
+        let b = next
+            .iter()
+            .find(|b| *b.cid() == got.1)
+            .expect("a wanted block");
+        s.on_message(
+            &got.0,
+            &Message {
+                blocks: vec![b.clone()],
+                ..Message::default()
+            },
+        );
+        assert_eq!(blocks_asked(&sends(&s.poll(now))).iter().sum::<usize>(), 1);
     }
 
     #[test]
