@@ -158,11 +158,27 @@ fn kill_9_while_fetching_never_breaks_the_repo() {
         .expect("a listen address")
         .to_string();
 
-    let receiver = TestRepo::new();
     // Small segments and commits: kills land in appends, commits and
     // segment rollover.
-    receiver.set_config("store", "segment_max_bytes", &(4u64 << 20).to_string());
-    receiver.set_config("store", "commit_bytes", &(1u64 << 20).to_string());
+    let small_segments = |repo: &TestRepo| {
+        repo.set_config("store", "segment_max_bytes", &(4u64 << 20).to_string());
+        repo.set_config("store", "commit_bytes", &(1u64 << 20).to_string());
+    };
+    // How long a whole fetch takes on this machine right now, so that the
+    // kills spread over the fetch however fast it is (fixed delays landed
+    // mostly after it on a fast run).
+    let whole_fetch_ms = {
+        let probe = TestRepo::new();
+        small_segments(&probe);
+        let (d, _) = Daemon::start(&probe, &["--bootstrap", &addr]);
+        let start = std::time::Instant::now();
+        probe.ok(&["pin", "add", &files[0].0]);
+        let ms = start.elapsed().as_millis() as u64;
+        drop(d);
+        ms.max(20)
+    };
+    let receiver = TestRepo::new();
+    small_segments(&receiver);
     let mut rng = Rng(0xdead_f00d);
     let mut mid_fetch = 0;
     let iterations = 12;
@@ -175,7 +191,8 @@ fn kill_9_while_fetching_never_breaks_the_repo() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(20 + rng.below(250)));
+        // Somewhere from the client's start-up to the end of a whole fetch.
+        std::thread::sleep(Duration::from_millis(5 + rng.below(whole_fetch_ms)));
         let finished = client.try_wait().unwrap().is_some();
         drop(d); // SIGKILL, then wait
         let _ = client.kill();
@@ -192,7 +209,9 @@ fn kill_9_while_fetching_never_breaks_the_repo() {
             String::from_utf8_lossy(&verify.stderr)
         );
     }
-    println!("{mid_fetch} of {iterations} kills landed mid-fetch");
+    println!(
+        "{mid_fetch} of {iterations} kills landed mid-fetch (a whole fetch: {whole_fetch_ms} ms)"
+    );
     assert!(
         mid_fetch >= iterations / 4,
         "only {mid_fetch} of {iterations} kills landed mid-fetch"
