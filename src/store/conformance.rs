@@ -1,11 +1,13 @@
 //! One conformance suite, run against every [`Store`] implementation at the
 //! sizes that hit each storage path: empty, one byte, a chunk, a 1 MiB
 //! chunk, the 2 MiB block limit, and many small blocks across segments.
+//! A store joins the suite with one `conformance!` line and a [`Damage`]
+//! impl (how its medium goes bad).
 
 use super::*;
 use crate::block::{CidFormat, HashAlg, DAG_PB, MAX_BLOCK_BYTES, RAW};
 
-fn block(seed: u32, len: usize, codec: u64) -> Block {
+pub(super) fn block(seed: u32, len: usize, codec: u64) -> Block {
     let mut x = seed.wrapping_mul(2_654_435_761) | 1;
     let data: Vec<u8> = (0..len)
         .map(|_| {
@@ -23,6 +25,20 @@ fn block(seed: u32, len: usize, codec: u64) -> Block {
         codec,
         data,
     )
+}
+
+/// Damages a stored block in place, as a failing medium would.
+pub(super) trait Damage {
+    /// Flips one bit of the stored bytes of the block `cid` names.
+    fn flip_a_stored_bit(&self, cid: &Cid);
+}
+
+impl Damage for MemoryStore {
+    fn flip_a_stored_bit(&self, cid: &Cid) {
+        let mut data = self.read_raw(cid.hash()).unwrap().unwrap().to_vec();
+        data[0] ^= 1;
+        self.corrupt_for_test(cid, data.into());
+    }
 }
 
 const SIZES: [usize; 6] = [0, 1, 262_144, 1 << 20, MAX_BLOCK_BYTES, 4097];
@@ -202,6 +218,43 @@ fn metadata_round_trips(s: &dyn Store) {
     assert_eq!(s.stat().unwrap().pins, 0);
 }
 
+/// A block whose bytes changed reads as `Corrupt` (never as data), while
+/// `read_raw` still hands the bytes over; other blocks are unaffected.
+fn damaged_block_reads_as_corrupt(s: &(impl Store + Damage)) {
+    let a = block(11, 5000, RAW);
+    let b = block(12, 5000, RAW);
+    s.put_many(&mut vec![a.clone(), b.clone()].into_iter())
+        .unwrap();
+    s.flip_a_stored_bit(a.cid());
+    match s.get(a.cid()) {
+        Err(StoreError::Corrupt { cid, reason }) => {
+            assert_eq!(&cid, a.cid());
+            assert_eq!(reason, Corruption::HashMismatch);
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    let raw = s.read_raw(a.cid().hash()).unwrap().unwrap();
+    assert_eq!(raw.len(), a.data().len());
+    assert_ne!(&raw, a.data());
+    assert_eq!(s.get(b.cid()).unwrap().as_ref(), Some(&b));
+}
+
+fn remove_forgets_a_block_and_its_bytes(s: &dyn Store) {
+    let a = block(13, 3000, RAW);
+    let b = block(14, 2000, RAW);
+    s.put_many(&mut vec![a.clone(), b.clone()].into_iter())
+        .unwrap();
+    assert_eq!(s.used_bytes(), 5000);
+    assert!(s.remove(a.cid().hash()).unwrap());
+    assert!(!s.remove(a.cid().hash()).unwrap());
+    assert_eq!(s.get(a.cid()).unwrap(), None);
+    assert_eq!(s.used_bytes(), 2000);
+    assert_eq!(s.get(b.cid()).unwrap().as_ref(), Some(&b));
+    // Stored again, it is new again.
+    assert_eq!(s.put(a.clone()).unwrap(), 3000);
+    assert_eq!(s.get(a.cid()).unwrap().as_ref(), Some(&a));
+}
+
 macro_rules! conformance {
     ($name:ident, $make:expr) => {
         mod $name {
@@ -209,62 +262,65 @@ macro_rules! conformance {
             #[allow(unused_imports)]
             use crate::store::{DiskStore, DiskStoreOptions, MemoryStore};
 
-            fn with_store(f: impl Fn(&dyn Store)) {
+            fn with_store<S: Store>(make: impl Fn(&std::path::Path) -> S, f: impl Fn(&S)) {
                 let dir = tempfile::tempdir().unwrap();
-                let make: &dyn Fn(&std::path::Path) -> Box<dyn Store> = &$make;
-                let s = make(dir.path());
-                f(&*s);
+                f(&make(dir.path()));
             }
 
             #[test]
             fn round_trip_at_boundary_sizes() {
-                with_store(|s| super::round_trip_at_boundary_sizes(s));
+                with_store($make, |s| super::round_trip_at_boundary_sizes(s));
             }
             #[test]
             fn uncached_and_cached_puts_interleave() {
-                with_store(|s| super::uncached_and_cached_puts_interleave(s));
+                with_store($make, |s| super::uncached_and_cached_puts_interleave(s));
             }
             #[test]
             fn same_bytes_two_codecs_stored_once() {
-                with_store(|s| super::same_bytes_two_codecs_stored_once(s));
+                with_store($make, |s| super::same_bytes_two_codecs_stored_once(s));
             }
             #[test]
             fn unknown_is_none() {
-                with_store(|s| super::unknown_is_none(s));
+                with_store($make, |s| super::unknown_is_none(s));
             }
             #[test]
             fn pins() {
-                with_store(|s| super::pins(s));
+                with_store($make, |s| super::pins(s));
             }
             #[test]
             fn sweep_removes_exactly_the_dead() {
-                with_store(|s| super::sweep_removes_exactly_the_dead(s));
+                with_store($make, |s| super::sweep_removes_exactly_the_dead(s));
             }
             #[test]
             fn metadata_round_trips() {
-                with_store(|s| super::metadata_round_trips(s));
+                with_store($make, |s| super::metadata_round_trips(s));
             }
             #[test]
             fn oversized_block_is_refused() {
-                with_store(|s| super::oversized_block_is_refused(s));
+                with_store($make, |s| super::oversized_block_is_refused(s));
+            }
+            #[test]
+            fn damaged_block_reads_as_corrupt() {
+                with_store($make, |s| super::damaged_block_reads_as_corrupt(s));
+            }
+            #[test]
+            fn remove_forgets_a_block_and_its_bytes() {
+                with_store($make, |s| super::remove_forgets_a_block_and_its_bytes(s));
             }
         }
     };
 }
 
-conformance!(memory, |_| Box::new(MemoryStore::new()));
-conformance!(disk, |dir| Box::new(
-    DiskStore::open(dir, DiskStoreOptions::default()).unwrap()
-));
+conformance!(memory, |_| MemoryStore::new());
+conformance!(disk, |dir| DiskStore::open(dir, DiskStoreOptions::default())
+    .unwrap());
 // Tiny segments and commits: every operation crosses segment boundaries.
-conformance!(disk_small_segments, |dir| Box::new(
-    DiskStore::open(
-        dir,
-        DiskStoreOptions {
-            segment_max_bytes: 100_000,
-            commit_bytes: 20_000,
-            ..DiskStoreOptions::default()
-        }
-    )
-    .unwrap()
-));
+conformance!(disk_small_segments, |dir| DiskStore::open(
+    dir,
+    DiskStoreOptions {
+        segment_max_bytes: 100_000,
+        commit_bytes: 20_000,
+        ..DiskStoreOptions::default()
+    }
+)
+.unwrap());

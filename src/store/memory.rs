@@ -1,8 +1,8 @@
 //! In-memory [`Store`]: blocks and pins in maps behind a lock. Used by unit
 //! tests and netsim; passes the same conformance suite as the disk store.
 
-use super::{PinKind, Result, Store, StoreError, StoreStat, StoredBlock, SweepReport};
-use crate::block::{verify, Block, Cid, Multihash};
+use super::{verified, PinKind, Result, Store, StoreError, StoreStat, StoredBlock, SweepReport};
+use crate::block::{Block, Cid, Multihash};
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::RwLock;
@@ -21,6 +21,7 @@ pub struct MemoryStore {
 }
 
 impl MemoryStore {
+    /// An empty store.
     pub fn new() -> Self {
         Self::default()
     }
@@ -35,7 +36,8 @@ impl MemoryStore {
 
     /// Replaces the stored bytes of a block without any check: lets tests
     /// simulate corruption.
-    pub fn corrupt_for_test(&self, cid: &Cid, data: Bytes) {
+    #[cfg(test)]
+    pub(crate) fn corrupt_for_test(&self, cid: &Cid, data: Bytes) {
         self.write().blocks.insert(cid.hash().to_bytes(), data);
     }
 }
@@ -57,16 +59,7 @@ impl Store for MemoryStore {
 
     fn get(&self, cid: &Cid) -> Result<Option<Block>> {
         let data = self.read().blocks.get(&cid.hash().to_bytes()).cloned();
-        match data {
-            None => Ok(None),
-            Some(data) => {
-                verify(cid, &data).map_err(|e| StoreError::Corrupt {
-                    cid: *cid,
-                    reason: e.to_string(),
-                })?;
-                Ok(Some(Block::new_unchecked(*cid, data)))
-            }
-        }
+        data.map(|data| verified(cid, data)).transpose()
     }
 
     fn has(&self, cid: &Cid) -> Result<bool> {
@@ -89,8 +82,11 @@ impl Store for MemoryStore {
             .map(|(k, v)| (k.clone(), v.len() as u64))
             .collect();
         for (key, len) in entries {
-            let multihash = Multihash::from_bytes(&key)
-                .map_err(|e| StoreError::Index(format!("bad key in memory store: {e}")))?;
+            let multihash =
+                Multihash::from_bytes(&key).map_err(|_| StoreError::BadIndexEntry {
+                    what: "block key",
+                    key: key.clone(),
+                })?;
             f(StoredBlock { multihash, len })?;
         }
         Ok(())

@@ -3,17 +3,19 @@
 //! - [`MemoryStore`]: everything in RAM, for tests and netsim.
 //! - [`DiskStore`]: block bodies appended to large segment files, a sled
 //!   index mapping multihash → (segment, offset, length), the pin set and
-//!   node metadata. See `disk.rs` for the on-disk format and write order.
+//!   node metadata. `disk/mod.rs` gives the layout and write order; each
+//!   part describes the format it implements.
 //!
 //! Blocks are keyed by multihash, so the same bytes named under two codecs
 //! are stored once. Every read verifies the bytes against the CID asked for;
-//! a mismatch is [`StoreError::Corrupt`], never data.
+//! a mismatch is [`StoreError::Corrupt`], never data. A read that fails is
+//! [`StoreError::Io`]: only proof makes a block corrupt.
 //!
 //! Pins live here too (recursive and direct); which blocks a recursive pin
 //! reaches is the DAG layer's knowledge, so garbage collection takes the
 //! set of live multihashes from its caller (see `crate::dag::gc`).
 
-use crate::block::{Block, BlockError, Cid, Multihash};
+use crate::block::{verify, Block, BlockError, Cid, Multihash};
 use std::collections::HashSet;
 use std::path::PathBuf;
 
@@ -29,34 +31,117 @@ mod conformance;
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// An operating-system I/O failure (disk full, permissions, ...).
-    #[error("storage I/O error on {path}: {source}")]
+    /// A file operation failed (disk full, EIO, a file that cannot be
+    /// opened, too many open files, a read that came back short): says
+    /// nothing about whether the stored bytes are right.
+    #[error(
+        "storage I/O error on {path}{}: {source}",
+        .cid.as_ref().map(|c| format!(" (block {c})")).unwrap_or_default()
+    )]
     Io {
+        /// The file concerned.
         path: PathBuf,
+        /// The block being read or written, where known.
+        cid: Option<Cid>,
+        /// What the operating system said.
         #[source]
         source: std::io::Error,
     },
-    /// The index database failed.
-    #[error("index error: {0}")]
-    Index(String),
-    /// Stored bytes do not match their CID.
-    #[error("block {cid} is corrupt on disk: {reason}")]
-    Corrupt { cid: Cid, reason: String },
+    /// The sled index failed.
+    #[error("index error while {doing}: {source}")]
+    Index {
+        /// What the store was doing ("committing a batch", ...).
+        doing: &'static str,
+        /// What sled said.
+        #[source]
+        source: sled::Error,
+    },
+    /// The sled index could not be opened (damaged, or not an index).
+    #[error("cannot open the index at {path}: {source}")]
+    IndexOpen {
+        /// The index directory.
+        path: PathBuf,
+        /// What sled said.
+        #[source]
+        source: sled::Error,
+    },
+    /// An index entry that does not decode: the index is damaged.
+    #[error("damaged index entry ({what}) under key {key:02x?}")]
+    BadIndexEntry {
+        /// Which kind of entry ("block location", "pin key", ...).
+        what: &'static str,
+        /// Its key, prefix included.
+        key: Vec<u8>,
+    },
+    /// Stored bytes proven wrong: never reported for a failed read.
+    #[error("block {cid} is corrupt in storage: {reason}")]
+    Corrupt {
+        /// The block.
+        cid: Cid,
+        /// The proof.
+        reason: Corruption,
+    },
     /// Another process holds the repository.
     #[error("repository {path} is in use by another process (is a cairn daemon running?)")]
-    Locked { path: PathBuf },
+    Locked {
+        /// The store directory.
+        path: PathBuf,
+    },
     /// A block refused for its content (too large, bad CID).
     #[error(transparent)]
     Block(#[from] BlockError),
     /// A pin that does not exist was asked to be removed.
     #[error("{cid} is not pinned")]
-    NotPinned { cid: Cid },
+    NotPinned {
+        /// The CID asked for.
+        cid: Cid,
+    },
     /// Storing more would pass the configured limit (`[storage] max`).
     #[error("storage quota exceeded: {used} bytes stored, {adding} more would pass the {max}-byte limit")]
-    QuotaExceeded { used: u64, adding: u64, max: u64 },
+    QuotaExceeded {
+        /// Bytes of block data stored.
+        used: u64,
+        /// Bytes of the block refused.
+        adding: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// Every segment id has been used: no new segment file can start.
+    #[error("segment ids exhausted: the store cannot start another segment file")]
+    SegmentIdsExhausted,
 }
 
+/// What proves a stored block corrupt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Corruption {
+    /// Its bytes hash to another digest than its CID names.
+    #[error("its bytes hash to a different digest")]
+    HashMismatch,
+    /// The index records a body length no block can have.
+    #[error("the index records {len} bytes for it, over the {max}-byte block limit")]
+    ImpossibleLength {
+        /// The recorded length.
+        len: u64,
+        /// The block size limit.
+        max: usize,
+    },
+}
+
+/// Results of the storage layer.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// `data` as the block `cid` names, after checking its hash: a mismatch is
+/// [`StoreError::Corrupt`].
+fn verified(cid: &Cid, data: bytes::Bytes) -> Result<Block> {
+    match verify(cid, &data) {
+        Ok(()) => Ok(Block::new_unchecked(*cid, data)),
+        Err(BlockError::HashMismatch { .. }) => Err(StoreError::Corrupt {
+            cid: *cid,
+            reason: Corruption::HashMismatch,
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
 
 /// How a root is pinned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -68,6 +153,7 @@ pub enum PinKind {
 }
 
 impl PinKind {
+    /// The kind's name as Kubo prints it.
     pub fn as_str(self) -> &'static str {
         match self {
             PinKind::Recursive => "recursive",
@@ -107,6 +193,7 @@ pub struct SweepReport {
 /// How full one segment file is, for `repo stat`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SegmentUsage {
+    /// The segment's number (its file name).
     pub id: u32,
     /// Bytes of indexed block bodies in it.
     pub live_bytes: u64,
@@ -117,7 +204,9 @@ pub struct SegmentUsage {
 /// One stored block as an index entry, for enumeration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredBlock {
+    /// The key it is stored under.
     pub multihash: Multihash,
+    /// Its length in bytes.
     pub len: u64,
 }
 
@@ -144,7 +233,9 @@ pub trait Store: Send + Sync {
     }
 
     /// Reads and verifies the block named by `cid` (any codec with the same
-    /// multihash). `Ok(None)` when it is not stored.
+    /// multihash). `Ok(None)` when it is not stored; [`StoreError::Corrupt`]
+    /// when its bytes do not hash to `cid`; [`StoreError::Io`] when they
+    /// cannot be read.
     fn get(&self, cid: &Cid) -> Result<Option<Block>>;
 
     /// Whether a block with this multihash is stored.
@@ -157,7 +248,8 @@ pub trait Store: Send + Sync {
     fn for_each_block(&self, f: &mut dyn FnMut(StoredBlock) -> Result<()>) -> Result<()>;
 
     /// Reads a block by multihash without verifying it (for `repo verify`,
-    /// which re-hashes itself and reports instead of failing).
+    /// which re-hashes itself and reports instead of failing). A failed
+    /// read is [`StoreError::Io`].
     fn read_raw(&self, mh: &Multihash) -> Result<Option<bytes::Bytes>>;
 
     /// Adds or replaces a pin. The pinned blocks must already be stored.

@@ -1,0 +1,346 @@
+//! The disk store's sled index: where each block body lives, the pin set,
+//! node metadata, and each segment's committed length.
+//!
+//! One sled tree with one-byte key prefixes, so one `apply_batch` is atomic
+//! across all of them:
+//!
+//! ```text
+//! b + multihash          → segment u32 LE, body offset u64 LE, body length u32 LE
+//! p + CID bytes          → pin kind: 1 recursive, 2 direct
+//! m + key (UTF-8)        → node metadata, as given
+//! s + segment id u32 BE  → committed length u64 LE
+//! ```
+//!
+//! sled is opened without periodic flushes: every change is flushed before
+//! the call that made it returns, so what a caller was told is durable is.
+
+use crate::block::{Cid, Multihash};
+use crate::store::{PinKind, Result, StoreError};
+use std::path::Path;
+
+const BLOCK: u8 = b'b';
+const PIN: u8 = b'p';
+const META: u8 = b'm';
+const SEGMENT: u8 = b's';
+
+/// Where a block body lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Location {
+    /// The segment file.
+    pub segment: u32,
+    /// Offset of the body (past the record header) in it.
+    pub offset: u64,
+    /// Length of the body.
+    pub len: u32,
+}
+
+impl Location {
+    fn encode(&self) -> [u8; 16] {
+        let mut v = [0u8; 16];
+        v[..4].copy_from_slice(&self.segment.to_le_bytes());
+        v[4..12].copy_from_slice(&self.offset.to_le_bytes());
+        v[12..].copy_from_slice(&self.len.to_le_bytes());
+        v
+    }
+
+    fn decode(v: &[u8]) -> Option<Location> {
+        if v.len() != 16 {
+            return None;
+        }
+        Some(Location {
+            segment: u32::from_le_bytes(v[..4].try_into().ok()?),
+            offset: u64::from_le_bytes(v[4..12].try_into().ok()?),
+            len: u32::from_le_bytes(v[12..].try_into().ok()?),
+        })
+    }
+}
+
+/// One block entry of the index, decoded on demand.
+pub(super) struct BlockEntry {
+    key: sled::IVec,
+    value: sled::IVec,
+}
+
+impl BlockEntry {
+    /// The multihash, as stored (encoded).
+    pub fn multihash_bytes(&self) -> &[u8] {
+        &self.key[1..]
+    }
+
+    /// The multihash, decoded.
+    pub fn multihash(&self) -> Result<Multihash> {
+        Multihash::from_bytes(self.multihash_bytes()).map_err(|_| self.bad("block key"))
+    }
+
+    /// Where the body lives.
+    pub fn location(&self) -> Result<Location> {
+        Location::decode(&self.value).ok_or_else(|| self.bad("block location"))
+    }
+
+    fn bad(&self, what: &'static str) -> StoreError {
+        StoreError::BadIndexEntry {
+            what,
+            key: self.key.to_vec(),
+        }
+    }
+}
+
+/// The index database.
+pub(super) struct Index {
+    db: sled::Db,
+}
+
+/// Maps a sled error to [`StoreError::Index`] saying what was being done.
+fn failed(doing: &'static str) -> impl FnOnce(sled::Error) -> StoreError {
+    move |source| StoreError::Index { doing, source }
+}
+
+fn block_key(mh: &Multihash) -> Vec<u8> {
+    let mut k = Vec::with_capacity(40);
+    k.push(BLOCK);
+    k.extend_from_slice(&mh.to_bytes());
+    k
+}
+
+fn segment_key(id: u32) -> [u8; 5] {
+    let mut k = [SEGMENT; 5];
+    k[1..].copy_from_slice(&id.to_be_bytes());
+    k
+}
+
+fn prefixed(prefix: u8, rest: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + rest.len());
+    k.push(prefix);
+    k.extend_from_slice(rest);
+    k
+}
+
+fn pin_kind(v: &[u8]) -> PinKind {
+    if v == [2] {
+        PinKind::Direct
+    } else {
+        PinKind::Recursive
+    }
+}
+
+impl Index {
+    /// Opens (creating if needed) the index in directory `path`.
+    pub fn open(path: &Path, cache_bytes: u64) -> Result<Index> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes)
+            .flush_every_ms(None)
+            .open()
+            .map_err(|source| StoreError::IndexOpen {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(Index { db })
+    }
+
+    fn flush(&self, doing: &'static str) -> Result<()> {
+        self.db.flush().map(|_| ()).map_err(failed(doing))
+    }
+
+    /// Where the body of the block with multihash `mh` lives.
+    pub fn location(&self, mh: &Multihash) -> Result<Option<Location>> {
+        let key = block_key(mh);
+        match self
+            .db
+            .get(&key)
+            .map_err(failed("looking up a block"))?
+        {
+            None => Ok(None),
+            Some(v) => Location::decode(&v)
+                .map(Some)
+                .ok_or(StoreError::BadIndexEntry {
+                    what: "block location",
+                    key,
+                }),
+        }
+    }
+
+    /// Whether a block with multihash `mh` is indexed.
+    pub fn has_block(&self, mh: &Multihash) -> Result<bool> {
+        self.db
+            .contains_key(block_key(mh))
+            .map_err(failed("looking up a block"))
+    }
+
+    /// Forgets a block, durably; returns its body length if it was indexed
+    /// (0 for an entry that does not decode).
+    pub fn remove_block(&self, mh: &Multihash) -> Result<Option<u64>> {
+        let old = self
+            .db
+            .remove(block_key(mh))
+            .map_err(failed("removing a block"))?;
+        self.flush("removing a block")?;
+        Ok(old.map(|v| Location::decode(&v).map_or(0, |l| l.len as u64)))
+    }
+
+    /// Every block entry, in key order.
+    pub fn blocks(&self) -> impl Iterator<Item = Result<BlockEntry>> + '_ {
+        self.db.scan_prefix([BLOCK]).map(|item| {
+            item.map(|(key, value)| BlockEntry { key, value })
+                .map_err(failed("listing blocks"))
+        })
+    }
+
+    /// Forgets the given blocks (in batches, each atomic), then flushes.
+    pub fn remove_blocks(&self, dead: &[BlockEntry]) -> Result<()> {
+        for chunk in dead.chunks(10_000) {
+            let mut batch = sled::Batch::default();
+            for entry in chunk {
+                batch.remove(entry.key.clone());
+            }
+            self.db
+                .apply_batch(batch)
+                .map_err(failed("removing swept blocks"))?;
+        }
+        self.flush("removing swept blocks")
+    }
+
+    /// Records, in ONE atomic batch then a flush: the new block locations,
+    /// segment `active`'s committed length, and (compaction) segment
+    /// `retired` gone. The segment bytes must be durable already.
+    pub fn commit(
+        &self,
+        located: &mut Vec<(Multihash, Location)>,
+        active: (u32, u64),
+        retired: Option<u32>,
+    ) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for (mh, loc) in located.drain(..) {
+            batch.insert(block_key(&mh), &loc.encode()[..]);
+        }
+        batch.insert(&segment_key(active.0)[..], &active.1.to_le_bytes()[..]);
+        if let Some(id) = retired {
+            batch.remove(&segment_key(id)[..]);
+        }
+        self.db
+            .apply_batch(batch)
+            .map_err(failed("committing a batch"))?;
+        self.flush("committing a batch")
+    }
+
+    /// The committed length of segment `id`, or `None` if it was never
+    /// committed (or was compacted away).
+    pub fn committed_length(&self, id: u32) -> Result<Option<u64>> {
+        let key = segment_key(id);
+        let Some(v) = self
+            .db
+            .get(key)
+            .map_err(failed("reading a segment's length"))?
+        else {
+            return Ok(None);
+        };
+        v.as_ref()
+            .try_into()
+            .map(|b| Some(u64::from_le_bytes(b)))
+            .map_err(|_| StoreError::BadIndexEntry {
+                what: "committed segment length",
+                key: key.to_vec(),
+            })
+    }
+
+    /// The ids of every committed segment, in order.
+    pub fn segments(&self) -> Result<Vec<u32>> {
+        let mut ids = vec![];
+        for item in self.db.scan_prefix([SEGMENT]) {
+            let (k, _) = item.map_err(failed("listing segments"))?;
+            let id = k[1..].try_into().map(u32::from_be_bytes).map_err(|_| {
+                StoreError::BadIndexEntry {
+                    what: "segment key",
+                    key: k.to_vec(),
+                }
+            })?;
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    /// Adds or replaces a pin, durably.
+    pub fn pin(&self, cid: &Cid, kind: PinKind) -> Result<()> {
+        let v = match kind {
+            PinKind::Recursive => 1u8,
+            PinKind::Direct => 2u8,
+        };
+        self.db
+            .insert(prefixed(PIN, &cid.to_bytes()), &[v])
+            .map_err(failed("pinning"))?;
+        self.flush("pinning")
+    }
+
+    /// Removes a pin, durably; returns its kind if there was one.
+    pub fn unpin(&self, cid: &Cid) -> Result<Option<PinKind>> {
+        let old = self
+            .db
+            .remove(prefixed(PIN, &cid.to_bytes()))
+            .map_err(failed("unpinning"))?;
+        self.flush("unpinning")?;
+        Ok(old.map(|v| pin_kind(&v)))
+    }
+
+    /// The pin on `cid` itself, if any.
+    pub fn pin_of(&self, cid: &Cid) -> Result<Option<PinKind>> {
+        Ok(self
+            .db
+            .get(prefixed(PIN, &cid.to_bytes()))
+            .map_err(failed("reading a pin"))?
+            .map(|v| pin_kind(&v)))
+    }
+
+    /// All pins, in key order.
+    pub fn pins(&self) -> Result<Vec<(Cid, PinKind)>> {
+        let mut out = vec![];
+        for item in self.db.scan_prefix([PIN]) {
+            let (k, v) = item.map_err(failed("listing pins"))?;
+            let cid = Cid::try_from(&k[1..]).map_err(|_| StoreError::BadIndexEntry {
+                what: "pin key",
+                key: k.to_vec(),
+            })?;
+            out.push((cid, pin_kind(&v)));
+        }
+        Ok(out)
+    }
+
+    /// How many pins there are.
+    pub fn pin_count(&self) -> Result<u64> {
+        let mut n = 0;
+        for item in self.db.scan_prefix([PIN]) {
+            item.map_err(failed("counting pins"))?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Node metadata under `key`.
+    pub fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .db
+            .get(prefixed(META, key.as_bytes()))
+            .map_err(failed("reading metadata"))?
+            .map(|v| v.to_vec()))
+    }
+
+    /// Sets or (with `None`) removes node metadata under `key`, durably.
+    pub fn meta_put(&self, key: &str, value: Option<&[u8]>) -> Result<()> {
+        let k = prefixed(META, key.as_bytes());
+        match value {
+            Some(v) => self.db.insert(k, v).map(|_| ()),
+            None => self.db.remove(k).map(|_| ()),
+        }
+        .map_err(failed("writing metadata"))?;
+        self.flush("writing metadata")
+    }
+
+    /// Every metadata entry whose key starts with `prefix`, in key order.
+    pub fn meta_scan(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix(prefixed(META, prefix.as_bytes())) {
+            let (k, v) = item.map_err(failed("listing metadata"))?;
+            out.push((String::from_utf8_lossy(&k[1..]).into_owned(), v.to_vec()));
+        }
+        Ok(out)
+    }
+}

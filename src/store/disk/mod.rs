@@ -1,0 +1,632 @@
+//! Disk store: block bodies appended to segment files, a sled index.
+//!
+//! Layout under the store directory:
+//!
+//! ```text
+//! store.lock            exclusive OS lock held while the store is open
+//! segments/NNNNNNNN.seg block records, appended      (segment.rs, direct_io.rs)
+//! index/                sled database                (index.rs)
+//! ```
+//!
+//! Write order (the crash-safety contract, kept here in [`DiskStore::commit`]):
+//! records are appended, the segment is fsynced, then ONE sled batch
+//! records the new entries together with the segment's committed length,
+//! then sled is flushed. Pins are written only after the blocks they reach
+//! were committed (callers do that).
+//!
+//! What a crash can leave half-done is swept on open (`recovery.rs`);
+//! garbage collection and segment compaction are in `compaction.rs`.
+
+mod compaction;
+mod direct_io;
+mod index;
+mod recovery;
+mod segment;
+
+use super::{
+    verified, PinKind, Result, SegmentUsage, Store, StoreError, StoreStat, StoredBlock,
+    SweepReport,
+};
+use crate::block::{Block, Cid, Multihash, RAW};
+use bytes::Bytes;
+use direct_io::Direct;
+use index::{Index, Location};
+use segment::{record_bytes, Segments, Writer};
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+/// Tuning of the disk store (see `config.toml` `[store]`).
+#[derive(Clone, Debug)]
+pub struct DiskStoreOptions {
+    /// Start a new segment file past this many bytes.
+    pub segment_max_bytes: u64,
+    /// `put_many` commits (fsync + index) every this many new bytes.
+    pub commit_bytes: u64,
+    /// `sweep` compacts a segment whose live share falls below this.
+    pub compact_live_ratio: f64,
+    /// sled page cache size in bytes.
+    pub cache_bytes: u64,
+    /// Most bytes of block data stored (0: no limit); a write that would
+    /// pass it fails with `QuotaExceeded` and stores nothing of that block.
+    pub max_bytes: u64,
+    /// Write blocks that are not read back soon (`put_many_uncached`: those
+    /// fetched from peers) around the page cache with `O_DIRECT`, where the
+    /// file system supports it (not tmpfs).
+    pub direct_io: bool,
+}
+
+impl Default for DiskStoreOptions {
+    fn default() -> Self {
+        DiskStoreOptions {
+            segment_max_bytes: 256 << 20,
+            commit_bytes: 64 << 20,
+            compact_live_ratio: 0.5,
+            max_bytes: 0,
+            cache_bytes: 16 << 20,
+            direct_io: true,
+        }
+    }
+}
+
+/// A block store on disk.
+pub struct DiskStore {
+    opts: DiskStoreOptions,
+    index: Index,
+    segments: Segments,
+    writer: Mutex<Writer>,
+    _lock: File,
+    /// Bytes of indexed block data (counted at open, kept up to date).
+    used: AtomicU64,
+}
+
+/// Maps an I/O error on `path` (no block concerned) to [`StoreError::Io`].
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        cid: None,
+        source,
+    }
+}
+
+/// Blocks located in the active segment but not yet committed.
+type Pending = Vec<(Multihash, Location)>;
+
+impl DiskStore {
+    /// Opens (creating if needed) the store in `dir`, recovering from any
+    /// interrupted write.
+    pub fn open(dir: &Path, opts: DiskStoreOptions) -> Result<DiskStore> {
+        let seg_dir = dir.join("segments");
+        std::fs::create_dir_all(&seg_dir).map_err(io_err(dir))?;
+        let lock_path = dir.join("store.lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Locked {
+                    path: dir.to_path_buf(),
+                })
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io_err(&lock_path)(e)),
+        }
+        let index = Index::open(&dir.join("index"), opts.cache_bytes)?;
+        let segments = Segments::new(seg_dir);
+        let active = recovery::recover(&segments, &index)?;
+        let mut writer = segments.open_writer(active.unwrap_or(0), false)?;
+        if opts.direct_io {
+            writer.direct = Direct::if_supported(&writer.path);
+        }
+        let mut used = 0u64;
+        for entry in index.blocks() {
+            used += entry?.location().map_or(0, |l| l.len as u64);
+        }
+        let store = DiskStore {
+            opts,
+            index,
+            segments,
+            writer: Mutex::new(writer),
+            _lock: lock,
+            used: AtomicU64::new(used),
+        };
+        if active.is_none() {
+            // Record the first segment so recovery keeps it.
+            let mut w = store.lock_writer();
+            store.commit(&mut w, &mut Vec::new())?;
+        }
+        Ok(store)
+    }
+
+    fn lock_writer(&self) -> MutexGuard<'_, Writer> {
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes the active segment durable, then indexes `pending` with its
+    /// committed length (the write order).
+    fn commit(&self, w: &mut Writer, pending: &mut Pending) -> Result<()> {
+        w.make_durable()?;
+        self.index.commit(pending, (w.id, w.len), None)
+    }
+
+    /// Starts a new segment after committing the current one.
+    fn roll(&self, w: &mut Writer, pending: &mut Pending) -> Result<()> {
+        self.commit(w, pending)?;
+        let id = w.id.checked_add(1).ok_or(StoreError::SegmentIdsExhausted)?;
+        let mut next = self.segments.open_writer(id, true)?;
+        next.direct = w.direct.take();
+        *w = next;
+        // Make the new segment known, so recovery keeps it even if empty.
+        self.commit(w, pending)
+    }
+
+    /// Appends one record (staged for a direct write when `direct`),
+    /// rolling to a new segment first if it would pass the size limit;
+    /// returns where its body went.
+    fn append(
+        &self,
+        w: &mut Writer,
+        pending: &mut Pending,
+        mh: &[u8],
+        body: &[u8],
+        direct: bool,
+    ) -> Result<Location> {
+        if w.len > 0 && w.len + record_bytes(mh.len(), body.len()) > self.opts.segment_max_bytes {
+            self.roll(w, pending)?;
+        }
+        w.append(mh, body, direct)
+    }
+
+    /// `put_many`, with records staged for direct writes when `direct`
+    /// and the store has them.
+    fn put_blocks(&self, blocks: &mut dyn Iterator<Item = Block>, direct: bool) -> Result<u64> {
+        // Staged records sit in the writer's buffer until it fills or the
+        // call commits, so a direct call holds the writer throughout: what
+        // is staged is this call's alone, and a failed write costs no other
+        // caller anything (`abandon_staged`).
+        let mut held = if direct {
+            let w = self.lock_writer();
+            w.direct.is_some().then_some(w)
+        } else {
+            None
+        };
+        let r = self.put_blocks_with(&mut held, blocks);
+        if let (Err(_), Some(w)) = (&r, held.as_deref_mut()) {
+            w.abandon_staged();
+        }
+        r
+    }
+
+    fn put_blocks_with(
+        &self,
+        held: &mut Option<MutexGuard<'_, Writer>>,
+        blocks: &mut dyn Iterator<Item = Block>,
+    ) -> Result<u64> {
+        // The held writer, or the lock taken for the moment.
+        macro_rules! writer {
+            ($slot:ident) => {
+                match held.as_deref_mut() {
+                    Some(w) => w,
+                    None => {
+                        $slot = self.lock_writer();
+                        &mut *$slot
+                    }
+                }
+            };
+        }
+        let direct = held.is_some();
+        let mut pending: Pending = Vec::new();
+        let mut in_batch: HashSet<Multihash> = HashSet::new();
+        let mut new_bytes = 0u64;
+        let mut since_commit = 0u64;
+        for block in blocks {
+            block.check_size()?;
+            let mh = *block.cid().hash();
+            if in_batch.contains(&mh) || self.index.has_block(&mh)? {
+                continue;
+            }
+            if self.opts.max_bytes > 0 {
+                let used = self.used.load(Ordering::Relaxed) + new_bytes;
+                let adding = block.data().len() as u64;
+                if used + adding > self.opts.max_bytes {
+                    // What was written before stays consistent: commit it.
+                    if !pending.is_empty() {
+                        let mut slot;
+                        let w = writer!(slot);
+                        self.commit(w, &mut pending)?;
+                        self.used.fetch_add(new_bytes, Ordering::Relaxed);
+                    }
+                    return Err(StoreError::QuotaExceeded {
+                        used,
+                        adding,
+                        max: self.opts.max_bytes,
+                    });
+                }
+            }
+            let mut slot;
+            let w = writer!(slot);
+            let loc = self.append(w, &mut pending, &mh.to_bytes(), block.data(), direct)?;
+            pending.push((mh, loc));
+            in_batch.insert(mh);
+            new_bytes += block.data().len() as u64;
+            since_commit += block.data().len() as u64;
+            if since_commit >= self.opts.commit_bytes {
+                self.commit(w, &mut pending)?;
+                in_batch.clear();
+                since_commit = 0;
+            }
+        }
+        if !pending.is_empty() {
+            let mut slot;
+            let w = writer!(slot);
+            self.commit(w, &mut pending)?;
+        }
+        self.used.fetch_add(new_bytes, Ordering::Relaxed);
+        Ok(new_bytes)
+    }
+
+    /// Reads the body of the block `cid` names, unverified, if indexed.
+    fn read_body(&self, cid: &Cid) -> Result<Option<Bytes>> {
+        match self.index.location(cid.hash())? {
+            None => Ok(None),
+            Some(loc) => self.segments.read(loc, cid).map(Some),
+        }
+    }
+}
+
+impl Store for DiskStore {
+    fn put_many(&self, blocks: &mut dyn Iterator<Item = Block>) -> Result<u64> {
+        self.put_blocks(blocks, false)
+    }
+
+    fn put_many_uncached(&self, blocks: &mut dyn Iterator<Item = Block>) -> Result<u64> {
+        self.put_blocks(blocks, true)
+    }
+
+    fn remove(&self, mh: &Multihash) -> Result<bool> {
+        let Some(len) = self.index.remove_block(mh)? else {
+            return Ok(false);
+        };
+        self.used
+            .fetch_sub(len.min(self.used_bytes()), Ordering::Relaxed);
+        Ok(true)
+    }
+
+    fn used_bytes(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    fn get(&self, cid: &Cid) -> Result<Option<Block>> {
+        self.read_body(cid)?
+            .map(|data| verified(cid, data))
+            .transpose()
+    }
+
+    fn has(&self, cid: &Cid) -> Result<bool> {
+        self.index.has_block(cid.hash())
+    }
+
+    fn size_of(&self, cid: &Cid) -> Result<Option<u64>> {
+        Ok(self.index.location(cid.hash())?.map(|l| l.len as u64))
+    }
+
+    fn for_each_block(&self, f: &mut dyn FnMut(StoredBlock) -> Result<()>) -> Result<()> {
+        for entry in self.index.blocks() {
+            let entry = entry?;
+            f(StoredBlock {
+                multihash: entry.multihash()?,
+                len: entry.location()?.len as u64,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn read_raw(&self, mh: &Multihash) -> Result<Option<Bytes>> {
+        self.read_body(&Cid::new_v1(RAW, *mh))
+    }
+
+    fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.index.meta_get(key)
+    }
+
+    fn meta_scan(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        self.index.meta_scan(prefix)
+    }
+
+    fn meta_put(&self, key: &str, value: Option<&[u8]>) -> Result<()> {
+        self.index.meta_put(key, value)
+    }
+
+    fn pin(&self, cid: &Cid, kind: PinKind) -> Result<()> {
+        self.index.pin(cid, kind)
+    }
+
+    fn unpin(&self, cid: &Cid) -> Result<PinKind> {
+        self.index
+            .unpin(cid)?
+            .ok_or(StoreError::NotPinned { cid: *cid })
+    }
+
+    fn pins(&self) -> Result<Vec<(Cid, PinKind)>> {
+        self.index.pins()
+    }
+
+    fn pin_of(&self, cid: &Cid) -> Result<Option<PinKind>> {
+        self.index.pin_of(cid)
+    }
+
+    fn sweep(&self, live: &HashSet<Multihash>) -> Result<SweepReport> {
+        self.sweep_and_compact(live)
+    }
+
+    fn stat(&self) -> Result<StoreStat> {
+        let mut s = StoreStat::default();
+        for entry in self.index.blocks() {
+            s.blocks += 1;
+            s.block_bytes += entry?.location().map_or(0, |l| l.len as u64);
+        }
+        s.pins = self.index.pin_count()?;
+        for id in self.index.segments()? {
+            s.segments += 1;
+            s.stored_bytes += self.segments.file_bytes(id);
+        }
+        Ok(s)
+    }
+
+    fn segment_usage(&self) -> Result<Vec<SegmentUsage>> {
+        let mut live: HashMap<u32, u64> = HashMap::new();
+        for entry in self.index.blocks() {
+            if let Ok(loc) = entry?.location() {
+                *live.entry(loc.segment).or_default() += loc.len as u64;
+            }
+        }
+        Ok(self
+            .index
+            .segments()?
+            .into_iter()
+            .map(|id| SegmentUsage {
+                id,
+                live_bytes: live.get(&id).copied().unwrap_or(0),
+                file_bytes: self.segments.file_bytes(id),
+            })
+            .collect())
+    }
+
+    fn flush(&self) -> Result<()> {
+        let mut w = self.lock_writer();
+        self.commit(&mut w, &mut Vec::new())
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::MAX_BLOCK_BYTES;
+    use crate::store::Corruption;
+    use std::io::Write;
+
+    fn block(i: u32, len: usize) -> Block {
+        crate::store::conformance::block(i, len, RAW)
+    }
+
+    impl crate::store::conformance::Damage for DiskStore {
+        fn flip_a_stored_bit(&self, cid: &Cid) {
+            let loc = self.index.location(cid.hash()).unwrap().unwrap();
+            let path = self.segments.path(loc.segment);
+            let mut bytes = std::fs::read(&path).unwrap();
+            bytes[loc.offset as usize] ^= 1;
+            std::fs::write(&path, bytes).unwrap();
+            self.segments.readers.write().unwrap().clear();
+        }
+    }
+
+    fn small() -> DiskStoreOptions {
+        DiskStoreOptions {
+            segment_max_bytes: 64 * 1024,
+            commit_bytes: 16 * 1024,
+            ..DiskStoreOptions::default()
+        }
+    }
+
+    #[test]
+    fn reopen_keeps_blocks_and_pins_and_locks_out_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocks: Vec<Block> = (0..50).map(|i| block(i, 5000)).collect();
+        {
+            let s = DiskStore::open(dir.path(), small()).unwrap();
+            s.put_many(&mut blocks.clone().into_iter()).unwrap();
+            s.pin(blocks[0].cid(), PinKind::Recursive).unwrap();
+            assert!(matches!(
+                DiskStore::open(dir.path(), small()),
+                Err(StoreError::Locked { .. })
+            ));
+            assert!(s.stat().unwrap().segments > 1);
+        }
+        let s = DiskStore::open(dir.path(), small()).unwrap();
+        for b in &blocks {
+            assert_eq!(s.get(b.cid()).unwrap().as_ref(), Some(b));
+        }
+        assert_eq!(
+            s.pins().unwrap(),
+            vec![(*blocks[0].cid(), PinKind::Recursive)]
+        );
+    }
+
+    #[test]
+    fn direct_writes_survive_reopen_and_a_failed_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok: Vec<Block> = (0..20).map(|i| block(i, 70_001 + i as usize)).collect();
+        // Under `small()`'s 16 KiB commit size, so none is committed.
+        let lost: Vec<Block> = (20..23).map(|i| block(i, 4_000)).collect();
+        let too_big = Block::new_unchecked(
+            *block(99, 1).cid(),
+            Bytes::from(vec![0u8; MAX_BLOCK_BYTES + 1]),
+        );
+        {
+            let s = DiskStore::open(dir.path(), small()).unwrap();
+            let direct = s.lock_writer().direct.is_some();
+            eprintln!("direct writes in {}: {direct}", dir.path().display());
+            s.put_many_uncached(&mut ok[..10].iter().cloned()).unwrap();
+            // A call that fails after staging records: they are not
+            // indexed, and the segment is cut back so later writes land
+            // where the index says.
+            let mut failing = lost.iter().cloned().chain([too_big]);
+            assert!(s.put_many_uncached(&mut failing).is_err());
+            s.put(ok[10].clone()).unwrap();
+            s.put_many_uncached(&mut ok[11..].iter().cloned()).unwrap();
+            for b in &ok {
+                assert_eq!(s.get(b.cid()).unwrap().as_ref(), Some(b));
+            }
+            for b in &lost {
+                assert!(!s.has(b.cid()).unwrap());
+            }
+        }
+        // Every segment ends at its committed length: nothing was left for
+        // recovery to cut, no padding, no torn record.
+        let s = DiskStore::open(dir.path(), small()).unwrap();
+        for id in s.index.segments().unwrap() {
+            let committed = s.index.committed_length(id).unwrap();
+            assert_eq!(Some(s.segments.file_bytes(id)), committed, "segment {id}");
+        }
+        for b in &ok {
+            assert_eq!(s.get(b.cid()).unwrap().as_ref(), Some(b));
+        }
+        s.put_many_uncached(&mut lost.iter().cloned()).unwrap();
+        for b in ok.iter().chain(&lost) {
+            assert_eq!(s.get(b.cid()).unwrap().as_ref(), Some(b));
+        }
+    }
+
+    #[test]
+    fn torn_tail_and_orphan_segments_are_cleaned_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = block(1, 1000);
+        {
+            let s = DiskStore::open(dir.path(), small()).unwrap();
+            s.put(b.clone()).unwrap();
+        }
+        let seg = dir.path().join("segments/00000000.seg");
+        let len = std::fs::metadata(&seg).unwrap().len();
+        let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
+        f.write_all(b"torn half record").unwrap();
+        std::fs::write(dir.path().join("segments/00000007.seg"), b"orphan").unwrap();
+        let s = DiskStore::open(dir.path(), small()).unwrap();
+        assert_eq!(std::fs::metadata(&seg).unwrap().len(), len);
+        assert!(!dir.path().join("segments/00000007.seg").exists());
+        assert_eq!(s.get(b.cid()).unwrap().unwrap(), b);
+    }
+
+    /// A store holding one block, and its segment file.
+    fn one_block_store(dir: &Path) -> (DiskStore, Block, std::path::PathBuf) {
+        let b = block(3, 3000);
+        let s = DiskStore::open(dir, small()).unwrap();
+        s.put(b.clone()).unwrap();
+        let seg = s.segments.path(0);
+        (s, b, seg)
+    }
+
+    #[test]
+    fn flipped_byte_reads_as_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, b, seg) = one_block_store(dir.path());
+        let mut bytes = std::fs::read(&seg).unwrap();
+        let n = bytes.len();
+        bytes[n - 10] ^= 1;
+        std::fs::write(&seg, bytes).unwrap();
+        s.segments.readers.write().unwrap().clear();
+        match s.get(b.cid()) {
+            Err(StoreError::Corrupt { cid, reason }) => {
+                assert_eq!(&cid, b.cid());
+                assert_eq!(reason, Corruption::HashMismatch);
+            }
+            other => panic!("expected corruption, got {other:?}"),
+        }
+        // Unverified reads hand the bytes over for the caller to judge.
+        assert_eq!(s.read_raw(b.cid().hash()).unwrap().unwrap().len(), 3000);
+    }
+
+    #[test]
+    fn a_failed_read_is_io_never_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, b, seg) = one_block_store(dir.path());
+        let expect_io = |r: Result<()>, kind: std::io::ErrorKind| match r {
+            Err(StoreError::Io { path, cid, source }) => {
+                assert_eq!(path, seg);
+                assert_eq!(cid.map(|c| *c.hash()), Some(*b.cid().hash()));
+                assert_eq!(source.kind(), kind);
+            }
+            other => panic!("expected an I/O error, got {other:?}"),
+        };
+        // A short read: the file lost its tail under the store.
+        let len = std::fs::metadata(&seg).unwrap().len();
+        File::options()
+            .write(true)
+            .open(&seg)
+            .unwrap()
+            .set_len(len - 1)
+            .unwrap();
+        let eof = std::io::ErrorKind::UnexpectedEof;
+        expect_io(s.get(b.cid()).map(|_| ()), eof);
+        expect_io(s.read_raw(b.cid().hash()).map(|_| ()), eof);
+        // A file that cannot be opened: removed under the store.
+        std::fs::remove_file(&seg).unwrap();
+        s.segments.readers.write().unwrap().clear();
+        let gone = std::io::ErrorKind::NotFound;
+        expect_io(s.get(b.cid()).map(|_| ()), gone);
+        expect_io(s.read_raw(b.cid().hash()).map(|_| ()), gone);
+    }
+
+    #[test]
+    fn an_impossible_length_in_the_index_is_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, b, _) = one_block_store(dir.path());
+        let len = MAX_BLOCK_BYTES as u32 + 1;
+        let mut w = s.lock_writer();
+        let bad = Location {
+            segment: 0,
+            offset: 0,
+            len,
+        };
+        let mut entry = vec![(*b.cid().hash(), bad)];
+        s.index.commit(&mut entry, (w.id, w.len), None).unwrap();
+        w.make_durable().unwrap();
+        drop(w);
+        match s.get(b.cid()) {
+            Err(StoreError::Corrupt { cid, reason }) => {
+                assert_eq!(&cid, b.cid());
+                assert!(matches!(reason, Corruption::ImpossibleLength { .. }));
+            }
+            other => panic!("expected corruption, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn compaction_frees_space_and_keeps_live_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = DiskStore::open(dir.path(), small()).unwrap();
+        let blocks: Vec<Block> = (0..100).map(|i| block(i, 4000)).collect();
+        s.put_many(&mut blocks.clone().into_iter()).unwrap();
+        let before = s.stat().unwrap();
+        let live: HashSet<Multihash> = blocks.iter().step_by(10).map(|b| *b.cid().hash()).collect();
+        let r = s.sweep(&live).unwrap();
+        assert_eq!(r.removed_blocks, 90);
+        assert!(r.compacted_segments > 0);
+        let after = s.stat().unwrap();
+        assert!(
+            after.stored_bytes < before.stored_bytes / 3,
+            "{before:?} -> {after:?}"
+        );
+        for (i, b) in blocks.iter().enumerate() {
+            assert_eq!(s.get(b.cid()).unwrap().is_some(), i % 10 == 0);
+        }
+        drop(s);
+        let s = DiskStore::open(dir.path(), small()).unwrap();
+        for b in blocks.iter().step_by(10) {
+            assert_eq!(s.get(b.cid()).unwrap().as_ref(), Some(b));
+        }
+    }
+}
