@@ -312,8 +312,11 @@ macro_rules! conformance {
 }
 
 conformance!(memory, |_| MemoryStore::new());
-conformance!(disk, |dir| DiskStore::open(dir, DiskStoreOptions::default())
-    .unwrap());
+conformance!(disk, |dir| DiskStore::open(
+    dir,
+    DiskStoreOptions::default()
+)
+.unwrap());
 // Tiny segments and commits: every operation crosses segment boundaries.
 conformance!(disk_small_segments, |dir| DiskStore::open(
     dir,

@@ -82,11 +82,10 @@ impl Store for MemoryStore {
             .map(|(k, v)| (k.clone(), v.len() as u64))
             .collect();
         for (key, len) in entries {
-            let multihash =
-                Multihash::from_bytes(&key).map_err(|_| StoreError::BadIndexEntry {
-                    what: "block key",
-                    key: key.clone(),
-                })?;
+            let multihash = Multihash::from_bytes(&key).map_err(|_| StoreError::BadIndexEntry {
+                what: "block key",
+                key: key.clone(),
+            })?;
             f(StoredBlock { multihash, len })?;
         }
         Ok(())

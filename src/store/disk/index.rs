@@ -145,11 +145,7 @@ impl Index {
     /// Where the body of the block with multihash `mh` lives.
     pub fn location(&self, mh: &Multihash) -> Result<Option<Location>> {
         let key = block_key(mh);
-        match self
-            .db
-            .get(&key)
-            .map_err(failed("looking up a block"))?
-        {
+        match self.db.get(&key).map_err(failed("looking up a block"))? {
             None => Ok(None),
             Some(v) => Location::decode(&v)
                 .map(Some)

@@ -24,8 +24,7 @@ mod recovery;
 mod segment;
 
 use super::{
-    verified, PinKind, Result, SegmentUsage, Store, StoreError, StoreStat, StoredBlock,
-    SweepReport,
+    verified, PinKind, Result, SegmentUsage, Store, StoreError, StoreStat, StoredBlock, SweepReport,
 };
 use crate::block::{Block, Cid, Multihash, RAW};
 use bytes::Bytes;

@@ -130,13 +130,12 @@ impl Segments {
             });
         }
         let file = self.reader(loc.segment, cid)?;
-        let buf = pread_exact(&file, loc.len as usize, loc.offset).map_err(|source| {
-            StoreError::Io {
+        let buf =
+            pread_exact(&file, loc.len as usize, loc.offset).map_err(|source| StoreError::Io {
                 path: self.path(loc.segment),
                 cid: Some(*cid),
                 source,
-            }
-        })?;
+            })?;
         Ok(Bytes::from(buf))
     }
 
