@@ -1,8 +1,21 @@
 //! cairn: a peer-to-peer, content-addressed storage network.
 //!
-//! Layers, lowest first (a module never imports a higher one):
-//! [`block`] ← [`store`] / [`dag`] ← [`node`]. The `cairn` binary is a thin
-//! CLI over [`node`].
+//! Layers, lowest first; a module never imports a higher one:
+//!
+//! 1. [`block`]: blocks, CIDs and hashing, the base every layer shares;
+//!    [`proto`]: the protobuf wire primitives of the hand-written codecs.
+//! 2. [`store`]: the block store (segments on disk, or memory), pins, GC;
+//!    [`dag`]: UnixFS over dag-pb (chunking, building, reading, CAR).
+//! 3. [`net`]: libp2p (TCP, QUIC, Noise, Yamux), Kademlia, Bitswap.
+//! 4. [`replicate`]: keeps pinned roots at their replication factor.
+//! 5. [`node`]: builds all of the above from a `config.toml`, runs their
+//!    tasks and offers every capability as a Rust API.
+//! 6. [`rpc`] (the Kubo-style RPC API, server and client) and [`gateway`]
+//!    (the HTTP gateway), both over [`http`]'s shared plumbing; `daemon`
+//!    starts a node with both and stops it gracefully.
+//!
+//! The `cairn` binary is a thin CLI over these; netsim runs many nodes in
+//! one process through [`node`].
 
 // Errors carry the CID they concern (STYLE.md), and a CID with room for a
 // 64-byte digest is ~80 bytes; errors are the cold path, so we accept large

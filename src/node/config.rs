@@ -1,4 +1,12 @@
 //! `config.toml`: every setting of a node, read once and passed down.
+//!
+//! Every value is checked when the file is read: sizes are [`ByteSize`]s,
+//! choices are enums, so a bad value is an error naming its line and key
+//! rather than a surprise when the setting is first used.
+
+mod size;
+
+pub use size::{parse_size, ByteSize, SizeError};
 
 use crate::block::{CidFormat, HashAlg};
 use crate::dag::builder::{ImportOptions, Layout, DEFAULT_MAX_LINKS};
@@ -7,6 +15,22 @@ use crate::dag::hamt::{Sharding, SizeEstimate, DEFAULT_SHARD_THRESHOLD_BYTES};
 use crate::store::DiskStoreOptions;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
+
+/// Settings that are wrong where they are used (not caught by reading the
+/// file: addresses given as flags, options that depend on each other).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A `[net] listen` address (or `--listen` flag) is not a multiaddr.
+    #[error("[net] listen {addr:?}: {source}")]
+    ListenAddr {
+        addr: String,
+        #[source]
+        source: libp2p::multiaddr::Error,
+    },
+    /// The `[import]` settings do not fit together (e.g. CIDv0 with BLAKE3).
+    #[error("[import]: {0}")]
+    Import(#[source] super::BoxedSource),
+}
 
 /// The whole configuration file.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -37,49 +61,13 @@ pub struct StorageSettings {
     /// Most block data stored, e.g. "50GB", "512MiB" ("0": no limit). A hard
     /// limit: writes past it fail with a clear error, and the node refuses
     /// replicas that would not fit.
-    pub max: String,
+    pub max: ByteSize,
 }
 
 impl Default for StorageSettings {
     fn default() -> Self {
-        StorageSettings { max: "0".into() }
+        StorageSettings { max: ByteSize(0) }
     }
-}
-
-impl StorageSettings {
-    /// `max` in bytes (0: no limit).
-    pub fn max_bytes(&self) -> Result<u64, String> {
-        parse_size(&self.max).map_err(|e| format!("[storage] max: {e}"))
-    }
-}
-
-/// Parses "123", "10KB", "1.5GiB", ... into bytes (KB = 1000, KiB = 1024).
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size like 10GB or 512MiB"))?;
-    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "kb" | "k" => 1e3,
-        "mb" | "m" => 1e6,
-        "gb" | "g" => 1e9,
-        "tb" | "t" => 1e12,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        other => return Err(format!("unknown unit {other:?} in {text:?}")),
-    };
-    let v = n * mult;
-    if !v.is_finite() || v < 0.0 || v > u64::MAX as f64 {
-        return Err(format!("{text:?} is out of range"));
-    }
-    Ok(v as u64)
 }
 
 /// `[replication]`: replication factor and repair (see `replicate`).
@@ -98,12 +86,12 @@ pub struct ReplicationSettings {
     #[serde(with = "humantime_serde")]
     pub grace: Duration,
     /// Repair fetches stay under this many bytes per second ("0": no limit).
-    pub repair_bandwidth: String,
+    pub repair_bandwidth: ByteSize,
     /// Time between two scrub passes (re-hashing every stored block).
     #[serde(with = "humantime_serde")]
     pub scrub_interval: Duration,
     /// Scrub reads at most this many bytes per second (it is low priority).
-    pub scrub_bandwidth: String,
+    pub scrub_bandwidth: ByteSize,
 }
 
 impl Default for ReplicationSettings {
@@ -113,9 +101,9 @@ impl Default for ReplicationSettings {
             max: 4,
             repair_interval: Duration::from_secs(600),
             grace: Duration::from_secs(900),
-            repair_bandwidth: "50MB".into(),
+            repair_bandwidth: ByteSize(50_000_000),
             scrub_interval: Duration::from_secs(24 * 3600),
-            scrub_bandwidth: "20MB".into(),
+            scrub_bandwidth: ByteSize(20_000_000),
         }
     }
 }
@@ -213,11 +201,8 @@ pub struct NetSettings {
     pub bootstrap: Vec<String>,
     /// Kademlia protocol name (another name makes a private DHT).
     pub kad_protocol: String,
-    /// DHT mode: "server", "client", or "auto": server when listening on
-    /// loopback or private addresses (a local network, as Kubo's LAN DHT),
-    /// else client until a peer has connected to us at a public address
-    /// (which shows it is reachable from outside).
-    pub dht_mode: String,
+    /// DHT mode: "server", "client", or "auto" (see [`DhtMode`]).
+    pub dht_mode: DhtMode,
     /// Discover peers on the local network with mDNS (off unless set).
     pub mdns: bool,
     /// Most open connections in all.
@@ -268,7 +253,7 @@ impl Default for NetSettings {
             ],
             bootstrap: Vec::new(),
             kad_protocol: crate::net::swarm::DEFAULT_KAD_PROTOCOL.into(),
-            dht_mode: "auto".into(),
+            dht_mode: DhtMode::Auto,
             mdns: false,
             max_connections: 1024,
             max_connections_per_peer: 4,
@@ -285,28 +270,42 @@ impl Default for NetSettings {
     }
 }
 
+/// Whether the node answers DHT queries (`[net] dht_mode`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DhtMode {
+    /// Server when listening on loopback or private addresses (a local
+    /// network, as Kubo's LAN DHT), else client until a peer has connected
+    /// to us at a public address (which shows it is reachable from outside).
+    #[default]
+    Auto,
+    /// Always answer queries and store records for others.
+    Server,
+    /// Only ask.
+    Client,
+}
+
 impl NetSettings {
     /// Parsed settings for the network layer.
-    pub fn to_net_config(&self) -> Result<crate::net::swarm::NetConfig, String> {
+    pub fn to_net_config(&self) -> Result<crate::net::swarm::NetConfig, ConfigError> {
         let listen = self
             .listen
             .iter()
-            .map(|a| a.parse().map_err(|e| format!("[net] listen {a:?}: {e}")))
-            .collect::<Result<Vec<_>, String>>()?;
-        let dht_server = match self.dht_mode.as_str() {
-            "auto" => None,
-            "server" => Some(true),
-            "client" => Some(false),
-            other => {
-                return Err(format!(
-                    "[net] dht_mode {other:?}: expected auto, server or client"
-                ))
-            }
-        };
+            .map(|a| {
+                a.parse().map_err(|e| ConfigError::ListenAddr {
+                    addr: a.clone(),
+                    source: e,
+                })
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
         Ok(crate::net::swarm::NetConfig {
             listen,
             kad_protocol: self.kad_protocol.clone(),
-            dht_server,
+            dht_server: match self.dht_mode {
+                DhtMode::Auto => None,
+                DhtMode::Server => Some(true),
+                DhtMode::Client => Some(false),
+            },
             mdns: self.mdns,
             idle_timeout: self.idle_timeout,
             dht_refresh: (!self.dht_refresh.is_zero()).then_some(self.dht_refresh),
@@ -334,64 +333,90 @@ pub struct ImportConfig {
     /// CID version of new content: 1 (cairn) or 0 (Kubo's default).
     pub cid_version: u8,
     /// Hash function: "blake3" or "sha2-256".
-    pub hash: String,
+    #[serde(with = "as_text")]
+    pub hash: HashAlg,
     /// "size-N" or "cdc-MIN-AVG-MAX".
-    pub chunker: String,
+    #[serde(with = "as_text")]
+    pub chunker: ChunkerSpec,
     /// Raw leaves (only meaningful for CIDv1; CIDv0 always uses dag-pb leaves
     /// unless a flag asks otherwise).
     pub raw_leaves: bool,
     /// Links per interior node.
     pub max_links: usize,
     /// "balanced" or "trickle".
-    pub layout: String,
+    #[serde(with = "as_text")]
+    pub layout: Layout,
     /// Directories whose estimated size is over this become HAMT shards.
     pub shard_threshold_bytes: u64,
     /// How directory size is estimated: "links" (Kubo's default) or "block".
-    pub shard_estimate: String,
+    #[serde(with = "SizeEstimateName")]
+    pub shard_estimate: SizeEstimate,
+}
+
+/// [`SizeEstimate`]'s names in `config.toml` (serde's remote derive: the
+/// compiler checks this mirrors the DAG layer's enum).
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "SizeEstimate", rename_all = "lowercase")]
+enum SizeEstimateName {
+    Links,
+    Block,
+}
+
+/// Settings written as the text their type parses from and displays as
+/// (hash functions, chunkers, layouts), checked when the file is read.
+mod as_text {
+    use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
+    use std::fmt::Display;
+    use std::str::FromStr;
+
+    pub fn serialize<T: Display, S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(value)
+    }
+
+    pub fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
+    where
+        T: FromStr,
+        T::Err: Display,
+        D: Deserializer<'de>,
+    {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(D::Error::custom)
+    }
 }
 
 impl Default for ImportConfig {
     fn default() -> Self {
         ImportConfig {
             cid_version: 1,
-            hash: "blake3".into(),
-            chunker: ChunkerSpec::default().to_string(),
+            hash: HashAlg::Blake3,
+            chunker: ChunkerSpec::default(),
             raw_leaves: true,
             max_links: DEFAULT_MAX_LINKS,
-            layout: "balanced".into(),
+            layout: Layout::Balanced,
             shard_threshold_bytes: DEFAULT_SHARD_THRESHOLD_BYTES,
-            shard_estimate: "links".into(),
+            shard_estimate: SizeEstimate::Links,
         }
     }
 }
 
 impl ImportConfig {
     /// The import options these settings describe.
-    pub fn options(&self) -> Result<ImportOptions, String> {
-        let hash: HashAlg = self.hash.parse()?;
+    pub fn options(&self) -> Result<ImportOptions, ConfigError> {
         let opts = ImportOptions {
             format: CidFormat {
                 version: self.cid_version,
-                hash,
+                hash: self.hash,
             },
-            chunker: self.chunker.parse()?,
+            chunker: self.chunker,
             raw_leaves: self.raw_leaves && self.cid_version > 0,
             max_links: self.max_links,
-            layout: self.layout.parse::<Layout>()?,
+            layout: self.layout,
             sharding: Sharding {
                 threshold_bytes: self.shard_threshold_bytes,
-                estimate: match self.shard_estimate.as_str() {
-                    "links" => SizeEstimate::Links,
-                    "block" => SizeEstimate::Block,
-                    other => {
-                        return Err(format!(
-                            "unknown shard_estimate {other:?} (expected links or block)"
-                        ))
-                    }
-                },
+                estimate: self.shard_estimate,
             },
         };
-        opts.validate()?;
+        opts.validate().map_err(|e| ConfigError::Import(e.into()))?;
         Ok(opts)
     }
 }
@@ -452,5 +477,61 @@ mod tests {
         assert_eq!(back, c);
         assert_eq!(c.import.options().unwrap(), ImportOptions::default());
         assert!(toml::from_str::<Config>("[import]\nbogus = 1\n").is_err());
+    }
+
+    #[test]
+    fn every_documented_form_loads_and_bad_values_are_refused() {
+        // README's example, netsim's generated config, the tests' settings.
+        let c: Config = toml::from_str(
+            r#"
+[import]
+hash = "sha2-256"
+chunker = "cdc-65536-262144-1048576"
+layout = "trickle"
+shard_estimate = "block"
+
+[net]
+listen = []
+dht_mode = "server"
+
+[provide]
+strategy = "pinned"
+
+[replication]
+repair_bandwidth = "1MB"
+scrub_bandwidth = "0"
+
+[storage]
+max = "200KB"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.import.hash, HashAlg::Sha2_256);
+        assert_eq!(c.import.layout, Layout::Trickle);
+        assert_eq!(c.import.shard_estimate, SizeEstimate::Block);
+        assert_eq!(c.net.dht_mode, DhtMode::Server);
+        assert_eq!(c.replication.repair_bandwidth, ByteSize(1_000_000));
+        assert_eq!(c.replication.scrub_bandwidth, ByteSize(0));
+        assert_eq!(c.storage.max, ByteSize(200_000));
+        let c: Config = toml::from_str(
+            "[import]\nchunker = \"default\"\n[replication]\nrepair_bandwidth = \"12345\"\n\
+             [storage]\nmax = \"500GB\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.import.chunker, ChunkerSpec::default());
+        assert_eq!(c.replication.repair_bandwidth, ByteSize(12345));
+        assert_eq!(c.storage.max, ByteSize(500_000_000_000));
+        for bad in [
+            "[storage]\nmax = \"5XB\"\n",
+            "[replication]\nrepair_bandwidth = \"fast\"\n",
+            "[net]\ndht_mode = \"both\"\n",
+            "[import]\nhash = \"md5\"\n",
+            "[import]\nchunker = \"rabin\"\n",
+            "[import]\nlayout = \"flat\"\n",
+            "[import]\nshard_estimate = \"guess\"\n",
+            "[provide]\nstrategy = \"some\"\n",
+        ] {
+            assert!(toml::from_str::<Config>(bad).is_err(), "{bad}");
+        }
     }
 }

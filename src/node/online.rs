@@ -5,8 +5,7 @@
 //! when it last ran, runs the provider (announce and reprovide), and offers
 //! the operations that need peers: reading a file while its blocks arrive,
 //! making a whole DAG local, pinning content that is not local yet. The RPC
-//! server, the gateway and netsim call this; the CLI reaches it through the
-//! RPC server.
+//! server, the gateway and netsim call this.
 
 use super::config::NetSettings;
 use super::provide::Provider;
@@ -16,7 +15,7 @@ use crate::dag::reader::{FileReader, ReadOptions};
 use crate::dag::BlockSource;
 use crate::net::bitswap::driver::DagFetch;
 use crate::net::bitswap::fetch::{FetchOptions, FetchSession};
-use crate::net::{NetError, Network};
+use crate::net::Network;
 use crate::store::PinKind;
 use libp2p::{Multiaddr, PeerId};
 use std::sync::Arc;
@@ -155,15 +154,6 @@ impl prometheus_client::collector::Collector for ProvideCollector {
     }
 }
 
-impl From<NetError> for NodeError {
-    fn from(e: NetError) -> Self {
-        match e {
-            NetError::Store(s) => NodeError::Store(s),
-            other => NodeError::Net(other.to_string()),
-        }
-    }
-}
-
 impl OnlineNode {
     /// Starts networking with `settings` (usually `node.config().net` with
     /// flags applied): listens, restores the routing table saved by the last
@@ -182,23 +172,15 @@ impl OnlineNode {
         };
         let gc_lock = Arc::new(tokio::sync::RwLock::new(()));
         let repl = &node.config().replication;
-        let bytes = |what: &str, v: &str| {
-            super::config::parse_size(v)
-                .map_err(|e| NodeError::Options(format!("[replication] {what}: {e}")))
-        };
         let replicate_config = crate::replicate::ReplicateConfig {
             factor: repl.factor.max(1),
             max: repl.max.max(repl.factor.max(1)),
             repair_interval: repl.repair_interval,
             grace: repl.grace,
-            repair_bytes_per_sec: bytes("repair_bandwidth", &repl.repair_bandwidth)?,
+            repair_bytes_per_sec: repl.repair_bandwidth.bytes(),
             scrub_interval: repl.scrub_interval,
-            scrub_bytes_per_sec: bytes("scrub_bandwidth", &repl.scrub_bandwidth)?,
-            storage_max: node
-                .config()
-                .storage
-                .max_bytes()
-                .map_err(NodeError::Options)?,
+            scrub_bytes_per_sec: repl.scrub_bandwidth.bytes(),
+            storage_max: node.config().storage.max.bytes(),
             fetch_stall: settings.fetch_timeout,
         };
         let replicator = crate::replicate::Replicator::start(
@@ -209,8 +191,7 @@ impl OnlineNode {
             net.stream_control(),
             replicate_config,
             Arc::clone(&gc_lock),
-        )
-        .map_err(|e| NodeError::Net(e.to_string()))?;
+        )?;
         let online = OnlineNode {
             node,
             net,
@@ -298,16 +279,18 @@ impl OnlineNode {
         let _ = self.net.swarm.add_routes(routes).await;
     }
 
-    /// Writes the routing table to the repo now (also done every 5 minutes
+    /// Writes the routing table to the repo now (also done every minute
     /// and by [`stop`](Self::stop)).
     pub async fn save_routes(&self) {
         save_routes(&self.net, &self.node).await
     }
 
+    /// The offline node under the network.
     pub fn node(&self) -> &Arc<Node> {
         &self.node
     }
 
+    /// The running network (swarm handle, Bitswap, metrics).
     pub fn net(&self) -> &Arc<Network> {
         &self.net
     }
@@ -356,6 +339,7 @@ impl OnlineNode {
         st.rates
     }
 
+    /// The DHT provider (announcing and reproviding content).
     pub fn provider(&self) -> &Provider {
         &self.provider
     }
@@ -404,7 +388,10 @@ impl OnlineNode {
         let reader =
             tokio::task::spawn_blocking(move || node.cat_from(source, &path, offset, length, opts))
                 .await
-                .map_err(|e| NodeError::Net(format!("reader thread: {e}")))??;
+                .map_err(|source| NodeError::Join {
+                    task: "reader",
+                    source,
+                })??;
         Ok((reader, lazy))
     }
 
@@ -417,7 +404,10 @@ impl OnlineNode {
         let path = path.to_string();
         tokio::task::spawn_blocking(move || node.resolve_in(&*source, &path))
             .await
-            .map_err(|e| NodeError::Net(format!("resolver thread: {e}")))?
+            .map_err(|source| NodeError::Join {
+                task: "resolver",
+                source,
+            })?
     }
 
     /// Makes every block of the DAG under `root` local (fetching what is
@@ -481,7 +471,10 @@ impl OnlineNode {
             }
         })
         .await
-        .map_err(|e| NodeError::Net(format!("pin thread: {e}")))??;
+        .map_err(|source| NodeError::Join {
+            task: "pin",
+            source,
+        })??;
         let kind = if recursive {
             PinKind::Recursive
         } else {

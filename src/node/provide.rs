@@ -17,7 +17,7 @@ use super::config::{ProvideSettings, ProvideStrategy};
 use crate::block::{Cid, RAW};
 use crate::dag::walk;
 use crate::net::swarm::SwarmHandle;
-use crate::store::{PinKind, Store};
+use crate::store::{PinKind, Store, StoreError};
 use futures::stream::{FuturesUnordered, StreamExt};
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -71,6 +71,7 @@ pub struct Provider {
     /// of keys announced once that sweep is complete.
     sweeps: mpsc::Sender<tokio::sync::oneshot::Sender<u64>>,
     strategy: ProvideStrategy,
+    /// Its counters.
     pub stats: Arc<ProvideStats>,
 }
 
@@ -148,6 +149,7 @@ impl Provider {
         rx.await.ok()
     }
 
+    /// What this provider announces.
     pub fn strategy(&self) -> ProvideStrategy {
         self.strategy
     }
@@ -192,28 +194,21 @@ impl ProviderTask {
     async fn sweep_keys(&self) -> Vec<Cid> {
         let store = Arc::clone(&self.store);
         let strategy = self.settings.strategy;
-        let keys = tokio::task::spawn_blocking(move || -> Result<Vec<Cid>, String> {
+        let keys = tokio::task::spawn_blocking(move || -> Result<Vec<Cid>, StoreError> {
             let mut out = Vec::new();
             match strategy {
                 ProvideStrategy::All => {
-                    store
-                        .for_each_block(&mut |b| {
-                            out.push(Cid::new_v1(RAW, b.multihash));
-                            Ok(())
-                        })
-                        .map_err(|e| e.to_string())?;
+                    store.for_each_block(&mut |b| {
+                        out.push(Cid::new_v1(RAW, b.multihash));
+                        Ok(())
+                    })?;
                 }
                 ProvideStrategy::Roots => {
-                    out = store
-                        .pins()
-                        .map_err(|e| e.to_string())?
-                        .into_iter()
-                        .map(|(c, _)| c)
-                        .collect();
+                    out = store.pins()?.into_iter().map(|(c, _)| c).collect();
                 }
                 ProvideStrategy::Pinned => {
                     let mut seen = HashSet::new();
-                    for (root, kind) in store.pins().map_err(|e| e.to_string())? {
+                    for (root, kind) in store.pins()? {
                         if kind == crate::store::PinKind::Direct {
                             if seen.insert(*root.hash()) {
                                 out.push(root);
@@ -292,13 +287,23 @@ impl ProviderTask {
         }
     }
 
-    async fn start_sweep(&self, sweep: &mut VecDeque<Cid>, fresh: &VecDeque<Cid>) -> u64 {
+    /// Starts a sweep now: withdraws what the strategy no longer covers and
+    /// queues every key it does.
+    async fn start_sweep(&self, sweep: &mut VecDeque<Cid>, fresh: &VecDeque<Cid>) -> SweepRun {
+        let started = tokio::time::Instant::now();
+        let started_secs = now_secs();
+        let provided_before = self.stats.provided.load(Ordering::Relaxed);
         let keys = self.sweep_keys().await;
         self.withdraw(&keys, fresh).await;
         tracing::info!(keys = keys.len(), "reprovide sweep starting");
-        let n = keys.len() as u64;
+        let size = keys.len() as u64;
         sweep.extend(keys);
-        n
+        SweepRun {
+            size,
+            started,
+            started_secs,
+            provided_before,
+        }
     }
 
     async fn run(
@@ -308,17 +313,13 @@ impl ProviderTask {
     ) {
         let concurrency = self.settings.concurrency.max(1);
         let mut sweep: VecDeque<Cid> = VecDeque::new();
-        let mut sweeping = false;
-        let mut sweep_size = 0u64;
-        let mut sweep_started = tokio::time::Instant::now();
-        let mut sweep_started_secs = now_secs();
-        // Announcements that reached a peer before the sweep began (those
-        // after include new content's, which also shows peers are there).
-        let mut provided_before = 0u64;
+        let mut running: Option<SweepRun> = None;
         let mut waiting: Vec<tokio::sync::oneshot::Sender<u64>> = Vec::new();
         let mut inflight = FuturesUnordered::new();
         let timer = tokio::time::sleep(self.next_sweep_in());
         tokio::pin!(timer);
+        // Re-armed when a sweep completes; until then, far away.
+        let idle = || tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600);
         // Keys of new content, announced before the sweep's.
         let mut fresh: VecDeque<Cid> = VecDeque::new();
         loop {
@@ -339,35 +340,13 @@ impl ProviderTask {
             self.stats
                 .pending
                 .store(fresh.len() as u64, Ordering::Relaxed);
-            if sweeping && sweep.is_empty() && inflight.is_empty() {
-                sweeping = false;
-                let reached = self.stats.provided.load(Ordering::Relaxed) - provided_before;
-                if sweep_size > 0 && reached == 0 {
-                    // Nobody took a single record (no peers yet, or none
-                    // reachable): not a sweep; try again soon rather than
-                    // in a whole interval.
-                    tracing::info!(
-                        keys = sweep_size,
-                        "reprovide sweep reached no peer; retrying"
-                    );
-                    timer.as_mut().reset(
-                        tokio::time::Instant::now() + SWEEP_RETRY.min(self.settings.interval),
-                    );
-                } else {
-                    self.stats.sweeps.fetch_add(1, Ordering::Relaxed);
-                    // The schedule counts from the sweep's start, so the
-                    // period does not grow by each sweep's length.
-                    let stamp = sweep_started_secs.to_string();
-                    if let Err(e) = self.store.meta_put(LAST_SWEEP_KEY, Some(stamp.as_bytes())) {
-                        tracing::warn!("reprovide: recording the sweep: {e}");
-                    }
-                    tracing::info!(keys = sweep_size, reached, "reprovide sweep complete");
-                    let next = (sweep_started + self.settings.interval)
-                        .max(tokio::time::Instant::now() + FIRST_SWEEP_DELAY);
+            if sweep.is_empty() && inflight.is_empty() {
+                if let Some(run) = running.take() {
+                    let next = self.finish_sweep(&run);
                     timer.as_mut().reset(next);
-                }
-                for w in waiting.drain(..) {
-                    let _ = w.send(sweep_size);
+                    for w in waiting.drain(..) {
+                        let _ = w.send(run.size);
+                    }
                 }
             }
             tokio::select! {
@@ -387,25 +366,50 @@ impl ProviderTask {
                 request = requests.recv() => {
                     let Some(reply) = request else { continue };
                     waiting.push(reply);
-                    if !sweeping {
-                        sweep_started = tokio::time::Instant::now();
-                        sweep_started_secs = now_secs();
-                        provided_before = self.stats.provided.load(Ordering::Relaxed);
-                        sweep_size = self.start_sweep(&mut sweep, &fresh).await;
-                        sweeping = true;
-                        timer.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600));
+                    if running.is_none() {
+                        running = Some(self.start_sweep(&mut sweep, &fresh).await);
+                        timer.as_mut().reset(idle());
                     }
                 }
-                _ = &mut timer, if !sweeping => {
-                    sweep_started = tokio::time::Instant::now();
-                    sweep_started_secs = now_secs();
-                    provided_before = self.stats.provided.load(Ordering::Relaxed);
-                    sweep_size = self.start_sweep(&mut sweep, &fresh).await;
-                    sweeping = true;
-                    // Re-armed when the sweep completes.
-                    timer.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600));
+                _ = &mut timer, if running.is_none() => {
+                    running = Some(self.start_sweep(&mut sweep, &fresh).await);
+                    timer.as_mut().reset(idle());
                 }
             }
         }
     }
+
+    /// Records a completed sweep (or, when it reached no peer at all,
+    /// schedules a retry); returns when the next one is due.
+    fn finish_sweep(&self, run: &SweepRun) -> tokio::time::Instant {
+        let reached = self.stats.provided.load(Ordering::Relaxed) - run.provided_before;
+        if run.size > 0 && reached == 0 {
+            // Nobody took a single record (no peers yet, or none
+            // reachable): not a sweep; try again soon rather than in a
+            // whole interval.
+            tracing::info!(keys = run.size, "reprovide sweep reached no peer; retrying");
+            return tokio::time::Instant::now() + SWEEP_RETRY.min(self.settings.interval);
+        }
+        self.stats.sweeps.fetch_add(1, Ordering::Relaxed);
+        // The schedule counts from the sweep's start, so the period does
+        // not grow by each sweep's length.
+        let stamp = run.started_secs.to_string();
+        if let Err(e) = self.store.meta_put(LAST_SWEEP_KEY, Some(stamp.as_bytes())) {
+            tracing::warn!("reprovide: recording the sweep: {e}");
+        }
+        tracing::info!(keys = run.size, reached, "reprovide sweep complete");
+        (run.started + self.settings.interval).max(tokio::time::Instant::now() + FIRST_SWEEP_DELAY)
+    }
+}
+
+/// A sweep in progress: how many keys, and what to measure it against.
+struct SweepRun {
+    /// Keys the sweep announces.
+    size: u64,
+    started: tokio::time::Instant,
+    /// The start as unix seconds (persisted when the sweep completes).
+    started_secs: u64,
+    /// Announcements that reached a peer before the sweep began (those
+    /// after include new content's, which also shows peers are there).
+    provided_before: u64,
 }

@@ -27,18 +27,28 @@ pub fn default_repo_path() -> Result<PathBuf, NodeError> {
     }
     directories::ProjectDirs::from("", "", "cairn")
         .map(|d| d.data_dir().to_path_buf())
-        .ok_or_else(|| NodeError::Repo {
-            path: PathBuf::from("~"),
-            reason: "no home directory to put the repo in; pass --repo or set CAIRN_REPO".into(),
-        })
+        .ok_or(NodeError::NoRepoPath)
 }
 
 /// An open repository.
 pub struct Repo {
+    /// The repo directory.
     pub path: PathBuf,
+    /// Its `config.toml`, read and checked.
     pub config: Config,
+    /// Its block store, opened (and locked) by this process.
     pub store: DiskStore,
     key: [u8; 32],
+}
+
+/// A repo I/O error on `path` while doing `action`.
+fn io_error(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> NodeError {
+    let path = path.to_path_buf();
+    move |source| NodeError::RepoIo {
+        path,
+        action,
+        source,
+    }
 }
 
 impl Repo {
@@ -49,27 +59,28 @@ impl Repo {
 
     /// Creates the repo files if missing (config, key), keeping existing ones.
     pub fn init(path: &Path) -> Result<bool, NodeError> {
-        let repo_err = |reason: String| NodeError::Repo {
-            path: path.to_path_buf(),
-            reason,
-        };
-        std::fs::create_dir_all(path).map_err(|e| repo_err(format!("cannot create: {e}")))?;
+        std::fs::create_dir_all(path).map_err(io_error(path, "create"))?;
         let mut created = false;
         let config_path = path.join("config.toml");
         if !config_path.exists() {
-            let text = toml::to_string_pretty(&Config::default())
-                .map_err(|e| repo_err(format!("cannot serialise config: {e}")))?;
+            let text = toml::to_string_pretty(&Config::default()).map_err(|source| {
+                NodeError::ConfigSerialise {
+                    path: config_path.clone(),
+                    source,
+                }
+            })?;
             write_new(&config_path, text.as_bytes(), 0o644)
-                .map_err(|e| repo_err(format!("cannot write config.toml: {e}")))?;
+                .map_err(io_error(&config_path, "write"))?;
             created = true;
         }
         let key_path = path.join("key");
         if !key_path.exists() {
             let mut seed = [0u8; 32];
-            getrandom::fill(&mut seed)
-                .map_err(|e| repo_err(format!("no randomness for the node key: {e}")))?;
-            write_new(&key_path, &seed, 0o600)
-                .map_err(|e| repo_err(format!("cannot write key: {e}")))?;
+            getrandom::fill(&mut seed).map_err(|source| NodeError::KeyRandomness {
+                path: key_path.clone(),
+                source,
+            })?;
+            write_new(&key_path, &seed, 0o600).map_err(io_error(&key_path, "write"))?;
             created = true;
         }
         Ok(created)
@@ -78,24 +89,17 @@ impl Repo {
     /// Opens (creating on first use) the repo at `path`.
     pub fn open(path: &Path) -> Result<Repo, NodeError> {
         Self::init(path)?;
-        let repo_err = |reason: String| NodeError::Repo {
-            path: path.to_path_buf(),
-            reason,
-        };
         let config = Self::read_config(path)?;
-        let key_bytes = std::fs::read(path.join("key"))
-            .map_err(|e| repo_err(format!("cannot read key: {e}")))?;
-        let key: [u8; 32] = key_bytes.as_slice().try_into().map_err(|_| {
-            repo_err(format!(
-                "key file holds {} bytes, expected 32",
-                key_bytes.len()
-            ))
-        })?;
-        let max_bytes = config
-            .storage
-            .max_bytes()
-            .map_err(|e| repo_err(format!("config.toml: {e}")))?;
-        let store = DiskStore::open(path, config.store.options(max_bytes))?;
+        let key_path = path.join("key");
+        let key_bytes = std::fs::read(&key_path).map_err(io_error(&key_path, "read"))?;
+        let key: [u8; 32] = key_bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| NodeError::KeyLength {
+                path: key_path.clone(),
+                len: key_bytes.len(),
+            })?;
+        let store = DiskStore::open(path, config.store.options(config.storage.max.bytes()))?;
         Ok(Repo {
             path: path.to_path_buf(),
             config,
@@ -107,18 +111,16 @@ impl Repo {
     /// Reads and checks `config.toml` (without opening the store, so it
     /// works while a daemon holds the repo).
     pub fn read_config(path: &Path) -> Result<Config, NodeError> {
-        let repo_err = |reason: String| NodeError::Repo {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let text = std::fs::read_to_string(path.join("config.toml"))
-            .map_err(|e| repo_err(format!("cannot read config.toml: {e}")))?;
-        toml::from_str(&text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
-            let at = line.map_or(String::new(), |l| format!(" (line {l})"));
-            repo_err(format!("config.toml{at}: {}", e.message().trim()))
+        let config_path = path.join("config.toml");
+        let text = std::fs::read_to_string(&config_path).map_err(io_error(&config_path, "read"))?;
+        toml::from_str(&text).map_err(|source| {
+            let before = source.span().map(|s| &text[..s.start.min(text.len())]);
+            NodeError::ConfigFile {
+                path: config_path,
+                line: before.map(|b| b.lines().count().max(1)),
+                key: before.and_then(setting_at_end),
+                source,
+            }
         })
     }
 
@@ -126,6 +128,25 @@ impl Repo {
     pub fn key_seed(&self) -> &[u8; 32] {
         &self.key
     }
+}
+
+/// The setting (`[section] key`) whose value starts at the end of `before`,
+/// the text of `config.toml` up to an error.
+fn setting_at_end(before: &str) -> Option<String> {
+    let (_, line) = before.rsplit_once('\n').unwrap_or(("", before));
+    let key = line.split_once('=')?.0.trim();
+    if key.is_empty() || key.starts_with('[') {
+        return None;
+    }
+    let section = before
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && l.ends_with(']'));
+    Some(match section {
+        Some(s) => format!("{s} {key}"),
+        None => key.to_string(),
+    })
 }
 
 /// Writes a new file atomically (temp file, fsync, rename) with `mode`.
@@ -145,4 +166,34 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
         std::fs::File::open(dir)?.sync_all()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_setting_is_refused_on_read_naming_its_line_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("config.toml"),
+            "[replication]\nfactor = 2\n\n[storage]\nmax = \"5XB\"\n",
+        )
+        .unwrap();
+        let err = Repo::read_config(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.ends_with("config.toml (line 5): [storage] max: unknown unit \"xb\" in \"5XB\""),
+            "{err}"
+        );
+        std::fs::write(
+            dir.path().join("config.toml"),
+            "[net]\ndht_mode = \"both\"\n",
+        )
+        .unwrap();
+        let err = Repo::read_config(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("(line 2): [net] dht_mode: unknown variant"),
+            "{err}"
+        );
+    }
 }

@@ -90,7 +90,11 @@ fn internal(msg: impl std::fmt::Display) -> ApiError {
 
 fn node_err(e: NodeError) -> ApiError {
     match e {
-        NodeError::Block(_) | NodeError::Options(_) => bad_request(e),
+        NodeError::Block(_)
+        | NodeError::ImportOptions(_)
+        | NodeError::Upload(_)
+        | NodeError::NotPinned { .. }
+        | NodeError::Config(_) => bad_request(e),
         other => internal(other),
     }
 }
@@ -718,9 +722,10 @@ async fn add(
         }
         if let Some(f) = failure {
             let tx_entries = entries_tx.clone();
-            let _ =
-                tokio::task::spawn_blocking(move || tx_entries.send(Err(NodeError::Options(f))))
-                    .await;
+            let _ = tokio::task::spawn_blocking(move || {
+                tx_entries.send(Err(NodeError::Upload(f.into())))
+            })
+            .await;
         }
         drop(entries_tx);
         let (result, opts) = match builder.await {
