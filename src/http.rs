@@ -5,13 +5,17 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+/// Whatever error ended a producer's output (a DAG, CAR or write error):
+/// logged, and handed to the response as the source of an I/O error.
+pub type ProducerError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Streams blocking output (a reader, a tar or CAR writer) through a small
-/// channel into a response body; an error mid-stream ends the body early
-/// and is named in the `X-Stream-Error` trailer position of Kubo (here: the
-/// connection is cut, which clients see as a truncated body).
+/// channel into a response body. An error mid-stream ends the body early:
+/// the connection is cut, which clients see as a truncated body (Kubo
+/// names the error in an `X-Stream-Error` trailer instead).
 pub fn stream_blocking(
     content_type: &'static str,
-    produce: impl FnOnce(&mut ChannelWriter) -> Result<(), String> + Send + 'static,
+    produce: impl FnOnce(&mut ChannelWriter) -> Result<(), ProducerError> + Send + 'static,
 ) -> Response {
     let rx = spawn_producer(produce);
     let stream =
@@ -80,7 +84,7 @@ impl std::io::Write for ChannelWriter {
 /// Runs `produce` on a blocking thread, its output coming out of the
 /// returned channel in chunks (bounded: the producer waits for the client).
 pub fn spawn_producer(
-    produce: impl FnOnce(&mut ChannelWriter) -> Result<(), String> + Send + 'static,
+    produce: impl FnOnce(&mut ChannelWriter) -> Result<(), ProducerError> + Send + 'static,
 ) -> mpsc::Receiver<Result<Bytes, std::io::Error>> {
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(8);
     tokio::task::spawn_blocking(move || {
@@ -88,8 +92,8 @@ pub fn spawn_producer(
             tx: tx.clone(),
             buf: Vec::with_capacity(CHUNK_BYTES),
         };
-        let result =
-            produce(&mut w).and_then(|()| std::io::Write::flush(&mut w).map_err(|e| e.to_string()));
+        let result = produce(&mut w)
+            .and_then(|()| std::io::Write::flush(&mut w).map_err(ProducerError::from));
         if let Err(e) = result {
             tracing::warn!("response ended early: {e}");
             let _ = tx.blocking_send(Err(std::io::Error::other(e)));
@@ -102,8 +106,8 @@ pub fn spawn_producer(
 pub enum FirstChunk {
     /// Nothing within the deadline.
     Timeout,
-    /// The producer failed before sending anything.
-    Failed(String),
+    /// The producer failed before sending anything (its error inside).
+    Failed(std::io::Error),
 }
 
 /// Waits up to `deadline` for the producer's first chunk, then makes a body
@@ -116,7 +120,7 @@ pub async fn first_chunk_then_rest(
     let first = match tokio::time::timeout(deadline, rx.recv()).await {
         Err(_) => return Err(FirstChunk::Timeout),
         Ok(None) => None,
-        Ok(Some(Err(e))) => return Err(FirstChunk::Failed(e.to_string())),
+        Ok(Some(Err(e))) => return Err(FirstChunk::Failed(e)),
         Ok(Some(Ok(b))) => Some(b),
     };
     let peek = first.clone().unwrap_or_default();

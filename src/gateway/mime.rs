@@ -1,52 +1,46 @@
-//! Content types for gateway responses: from the file name's extension,
-//! else from the first bytes (a few well-known signatures, then text vs
-//! binary), as browsers and Kubo's gateway expect.
+//! Content types of gateway responses: from the file name's extension
+//! (the `mime_guess` table), else from the first bytes.
+//!
+//! Sniffing stays hand-written: `mime_guess` maps names only, and browsers
+//! and Kubo's gateway (Go's `http.DetectContentType`) type files without a
+//! known extension by a few well-known signatures, then text vs binary.
+
+use axum::http::HeaderValue;
+
+/// The type every unrecognised binary gets.
+const OCTET_STREAM: &str = "application/octet-stream";
 
 /// The content type of a file named `name` whose first bytes are `head`.
-pub fn content_type(name: &str, head: &[u8]) -> &'static str {
-    if let Some(t) = by_extension(name) {
-        return t;
+pub fn content_type(name: &str, head: &[u8]) -> HeaderValue {
+    by_name(name).unwrap_or_else(|| sniff(head))
+}
+
+/// The content type the extension of `name` gives, if it says more than
+/// "some bytes"; text types are UTF-8, as Go's table (Kubo) has them.
+pub fn by_name(name: &str) -> Option<HeaderValue> {
+    let ext = name.rsplit_once('.')?.1;
+    // `mime_guess` gives curl's `application/vnd.curl.car`; in IPFS a
+    // `.car` is a content-addressed archive.
+    if ext.eq_ignore_ascii_case("car") {
+        return Some(HeaderValue::from_static("application/vnd.ipld.car"));
     }
-    sniff(head)
+    let guess = mime_guess::from_ext(ext).first_raw()?;
+    if guess == OCTET_STREAM {
+        return None;
+    }
+    if guess.starts_with("text/") {
+        HeaderValue::from_str(&format!("{guess}; charset=utf-8")).ok()
+    } else {
+        Some(HeaderValue::from_static(guess))
+    }
 }
 
-fn by_extension(name: &str) -> Option<&'static str> {
-    let ext = name.rsplit_once('.')?.1.to_ascii_lowercase();
-    Some(match ext.as_str() {
-        "html" | "htm" => "text/html; charset=utf-8",
-        "css" => "text/css; charset=utf-8",
-        "js" | "mjs" => "text/javascript; charset=utf-8",
-        "json" => "application/json",
-        "txt" | "md" | "text" => "text/plain; charset=utf-8",
-        "csv" => "text/csv; charset=utf-8",
-        "xml" => "application/xml",
-        "svg" => "image/svg+xml",
-        "png" => "image/png",
-        "jpg" | "jpeg" => "image/jpeg",
-        "gif" => "image/gif",
-        "webp" => "image/webp",
-        "avif" => "image/avif",
-        "ico" => "image/x-icon",
-        "bmp" => "image/bmp",
-        "pdf" => "application/pdf",
-        "wasm" => "application/wasm",
-        "mp4" => "video/mp4",
-        "webm" => "video/webm",
-        "mp3" => "audio/mpeg",
-        "ogg" => "audio/ogg",
-        "wav" => "audio/wav",
-        "woff" => "font/woff",
-        "woff2" => "font/woff2",
-        "ttf" => "font/ttf",
-        "zip" => "application/zip",
-        "gz" => "application/gzip",
-        "tar" => "application/x-tar",
-        "car" => "application/vnd.ipld.car",
-        _ => return None,
-    })
+/// The content type the first bytes of a file suggest.
+pub fn sniff(head: &[u8]) -> HeaderValue {
+    HeaderValue::from_static(sniff_name(head))
 }
 
-fn sniff(head: &[u8]) -> &'static str {
+fn sniff_name(head: &[u8]) -> &'static str {
     const SIGNATURES: &[(&[u8], &str)] = &[
         (b"\x89PNG\r\n\x1a\n", "image/png"),
         (b"\xff\xd8\xff", "image/jpeg"),
@@ -89,7 +83,7 @@ fn sniff(head: &[u8]) -> &'static str {
     if text && !controls {
         "text/plain; charset=utf-8"
     } else {
-        "application/octet-stream"
+        OCTET_STREAM
     }
 }
 
@@ -99,23 +93,23 @@ mod tests {
 
     #[test]
     fn extension_first_then_signatures_then_text() {
+        let t = |name: &str, head: &[u8]| content_type(name, head).to_str().unwrap().to_string();
+        assert_eq!(t("a/index.HTML", b""), "text/html; charset=utf-8");
+        assert_eq!(t("app.js", b""), "text/javascript; charset=utf-8");
+        assert_eq!(t("pic.png", b""), "image/png");
+        assert_eq!(t("x.car", b""), "application/vnd.ipld.car");
+        assert_eq!(t("pic", b"\x89PNG\r\n\x1a\nrest"), "image/png");
         assert_eq!(
-            content_type("a/index.HTML", b""),
+            t("page", b"  <!DOCTYPE html><p>"),
             "text/html; charset=utf-8"
         );
-        assert_eq!(content_type("pic", b"\x89PNG\r\n\x1a\nrest"), "image/png");
         assert_eq!(
-            content_type("page", b"  <!DOCTYPE html><p>"),
-            "text/html; charset=utf-8"
-        );
-        assert_eq!(
-            content_type("notes", "héllo\n".as_bytes()),
+            t("notes", "héllo\n".as_bytes()),
             "text/plain; charset=utf-8"
         );
-        assert_eq!(
-            content_type("blob", &[0, 1, 2, 200]),
-            "application/octet-stream"
-        );
-        assert_eq!(content_type("x.unknown", b""), "text/plain; charset=utf-8");
+        assert_eq!(t("blob", &[0, 1, 2, 200]), "application/octet-stream");
+        assert_eq!(t("x.unknown", b""), "text/plain; charset=utf-8");
+        // A name that only says "bytes" is sniffed.
+        assert_eq!(t("x.bin", b"\x89PNG\r\n\x1a\n"), "image/png");
     }
 }

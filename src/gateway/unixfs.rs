@@ -1,0 +1,256 @@
+//! UnixFS responses: files (whole or one `Range`, typed by name or first
+//! bytes), directories (`index.html`, else a listing page, after a redirect
+//! to the trailing-slash URL) and symlinks.
+
+use super::error::GatewayError;
+use super::request::{parse_range, query_param, ContentPath, RangeSpec};
+use super::response::{blocking, common_headers, not_modified, redirect, streamed};
+use super::{listing, mime, subdomain, GatewayState};
+use crate::block::Cid;
+use crate::dag::reader::{self, FileReader, Node, ReadOptions};
+use crate::dag::scope;
+use crate::dag::{BlockSource, DagError};
+use crate::http::ProducerError;
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::Response;
+use std::sync::Arc;
+
+/// Bytes read from a file's start to sniff its type.
+const SNIFF_BYTES: u64 = 512;
+
+/// Serves the file, directory or symlink `content` names.
+pub(super) async fn unixfs(
+    s: &GatewayState,
+    content: &ContentPath,
+    uri: &Uri,
+    headers: &HeaderMap,
+    head: bool,
+) -> Result<Response, GatewayError> {
+    let source: Arc<dyn BlockSource> = s.online.source(Some(content.root));
+    let (cid, mut roots, node) = {
+        let (root, segments, source) = (content.root, content.segments.clone(), source.clone());
+        blocking(
+            s,
+            || format!("{} could not be retrieved", content.display()),
+            move || {
+                let (cid, roots) =
+                    scope::resolve_proving(&*source, root, &segments, &mut |_| Ok(()))?;
+                let node = reader::load(&*source, &cid)?;
+                Ok((cid, roots, node))
+            },
+        )
+        .await?
+    };
+    match node {
+        Node::Directory { .. } | Node::HamtShard { .. } => {
+            if !content.trailing_slash {
+                // Relative links on the page need the trailing slash.
+                let mut target = format!("{}/", uri.path());
+                if let Some(q) = uri.query() {
+                    target.push('?');
+                    target.push_str(q);
+                }
+                return Ok(redirect(StatusCode::MOVED_PERMANENTLY, &target));
+            }
+            // index.html when present.
+            let src = Arc::clone(&source);
+            let index = blocking(s, String::new, move || -> Result<_, DagError> {
+                let index = reader::resolve_path(&*src, cid, "index.html")?;
+                Ok((index, reader::load(&*src, &index)?.file_size()))
+            });
+            if let Ok((index, size)) = index.await {
+                roots.push(index);
+                let target = Target {
+                    cid: index,
+                    size,
+                    name: "index.html",
+                };
+                return file(s, content, &roots, target, source, headers, head).await;
+            }
+            listing_page(s, content, &roots, cid, source, headers, head).await
+        }
+        Node::Symlink { target } => {
+            let etag = format!("\"{cid}\"");
+            let mut r = if head {
+                Response::new(Body::empty())
+            } else {
+                Response::new(Body::from(target))
+            };
+            common_headers(&mut r, content, &roots, &etag);
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("inode/symlink"),
+            );
+            Ok(r)
+        }
+        node @ (Node::Raw(_) | Node::File { .. }) => {
+            let name = content
+                .segments
+                .last()
+                .cloned()
+                .or_else(|| query_param(uri, "filename").map(|f| f.into_owned()))
+                .unwrap_or_default();
+            let target = Target {
+                cid,
+                size: node.file_size(),
+                name: &name,
+            };
+            file(s, content, &roots, target, source, headers, head).await
+        }
+    }
+}
+
+/// A file to serve: its CID, size and the name its type comes from.
+struct Target<'n> {
+    cid: Cid,
+    size: u64,
+    name: &'n str,
+}
+
+/// The byte span a `Range` asks of a file of `size` bytes: (offset,
+/// length, partial).
+fn span(range: RangeSpec, size: u64) -> Result<(u64, u64, bool), GatewayError> {
+    let unsatisfiable = GatewayError::Unsatisfiable { size };
+    match range {
+        RangeSpec::Whole => Ok((0, size, false)),
+        RangeSpec::Malformed => Err(unsatisfiable),
+        RangeSpec::FromTo(first, last) => {
+            if first >= size {
+                return Err(unsatisfiable);
+            }
+            let last = last.unwrap_or(size - 1).min(size - 1);
+            Ok((first, last - first + 1, true))
+        }
+        RangeSpec::Suffix(n) => {
+            if n == 0 || size == 0 {
+                return Err(unsatisfiable);
+            }
+            let n = n.min(size);
+            Ok((size - n, n, true))
+        }
+    }
+}
+
+/// Serves a file (or one range of it), streaming its bytes as its blocks
+/// arrive.
+async fn file(
+    s: &GatewayState,
+    content: &ContentPath,
+    roots: &[Cid],
+    target: Target<'_>,
+    source: Arc<dyn BlockSource>,
+    headers: &HeaderMap,
+    head: bool,
+) -> Result<Response, GatewayError> {
+    let Target { cid, size, name } = target;
+    let etag = format!("\"{cid}\"");
+    if let Some(r) = not_modified(headers, content, roots, &etag) {
+        return Ok(r);
+    }
+    let (offset, len, partial) = span(parse_range(headers), size)?;
+    // The type comes from the name, else from the file's first bytes: the
+    // response's own first chunk when it starts at byte 0, else a read.
+    let by_name = mime::by_name(name);
+    let sniff_first = by_name.is_none() && offset == 0;
+    let ctype = match by_name {
+        Some(t) => t,
+        None if offset == 0 => mime::sniff(b""),
+        None => {
+            let src = Arc::clone(&source);
+            let first = blocking(
+                s,
+                || "no data".to_string(),
+                move || -> Result<Vec<u8>, DagError> {
+                    let opts = ReadOptions::default();
+                    let mut r = FileReader::new(src, cid, 0, Some(SNIFF_BYTES), opts)?;
+                    let mut buf = Vec::with_capacity(SNIFF_BYTES as usize);
+                    std::io::Read::read_to_end(&mut r, &mut buf).map_err(DagError::Read)?;
+                    Ok(buf)
+                },
+            )
+            .await?;
+            mime::sniff(&first)
+        }
+    };
+    let mut r = Response::new(Body::empty());
+    common_headers(&mut r, content, roots, &etag);
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, ctype);
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if partial {
+        *r.status_mut() = StatusCode::PARTIAL_CONTENT;
+        if let Ok(v) =
+            HeaderValue::from_str(&format!("bytes {}-{}/{}", offset, offset + len - 1, size))
+        {
+            r.headers_mut().insert(header::CONTENT_RANGE, v);
+        }
+    }
+    if len == 0 || head {
+        return Ok(r);
+    }
+    streamed(
+        s,
+        r,
+        head,
+        move |first, h| {
+            if sniff_first {
+                h.insert(header::CONTENT_TYPE, mime::sniff(first));
+            }
+        },
+        move |out| -> Result<(), ProducerError> {
+            let opts = ReadOptions {
+                window: 64,
+                ..ReadOptions::default()
+            };
+            let reader = FileReader::new(source, cid, offset, Some(len), opts)?;
+            for chunk in reader {
+                out.send(chunk?)?;
+            }
+            Ok(())
+        },
+    )
+    .await
+}
+
+/// The HTML listing of directory `cid`.
+async fn listing_page(
+    s: &GatewayState,
+    content: &ContentPath,
+    roots: &[Cid],
+    cid: Cid,
+    source: Arc<dyn BlockSource>,
+    headers: &HeaderMap,
+    head: bool,
+) -> Result<Response, GatewayError> {
+    let etag = format!("\"DirIndex-cairn-{}_CID-{cid}\"", env!("CARGO_PKG_VERSION"));
+    if let Some(r) = not_modified(headers, content, roots, &etag) {
+        return Ok(r);
+    }
+    let entries = blocking(
+        s,
+        || format!("{cid} could not be listed"),
+        move || reader::list(&*source, &cid),
+    )
+    .await?;
+    let page = listing::page(&content.display(), &cid, &entries, &|c| {
+        subdomain::cid_url(content, c)
+    });
+    let mut r = if head {
+        Response::new(Body::empty())
+    } else {
+        Response::new(Body::from(page))
+    };
+    common_headers(&mut r, content, roots, &etag);
+    // A listing is generated: cache it, but not as immutable bytes.
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=604800"),
+    );
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    Ok(r)
+}
