@@ -35,7 +35,7 @@ const CHUNK_BYTES: usize = 256 * 1024;
 const PASS_THROUGH_BYTES: usize = 64 * 1024;
 
 /// The sending end of a streamed body: small writes gather into
-/// [`CHUNK_BYTES`] buffers, whole blocks pass through [`send`](Self::send)
+/// 256 KiB buffers, whole blocks pass through [`send`](Self::send)
 /// without a copy.
 pub struct ChannelWriter {
     tx: mpsc::Sender<Result<Bytes, std::io::Error>>,

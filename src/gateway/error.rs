@@ -20,48 +20,70 @@ pub enum GatewayError {
     /// The CID in the path does not parse (400).
     #[error("invalid CID {text:?}: {source}")]
     BadCid {
+        /// The text as given.
         text: String,
+        /// The underlying error.
         #[source]
         source: BlockError,
     },
     /// The CID in a `{cid}.ipfs.{domain}` host does not parse (400).
     #[error("invalid CID in subdomain {label:?}: {source}")]
     BadSubdomainCid {
+        /// The subdomain label as given.
         label: String,
+        /// The underlying error.
         #[source]
         source: BlockError,
     },
     /// A path segment that is not UTF-8 once percent-decoded (400).
     #[error("path segment {raw:?} is not UTF-8")]
-    SegmentNotUtf8 { raw: String },
+    SegmentNotUtf8 {
+        /// The segment as sent (percent-encoded).
+        raw: String,
+    },
     /// A `.`, `..` or otherwise unusable path segment (400).
     #[error("invalid path segment {segment:?}")]
-    BadSegment { segment: String },
+    BadSegment {
+        /// The segment, decoded.
+        segment: String,
+    },
     /// `?format=` other than `raw` or `car` (400).
     #[error("format {format:?} is not supported (raw or car)")]
-    UnsupportedFormat { format: String },
+    UnsupportedFormat {
+        /// The format asked for.
+        format: String,
+    },
     /// A query parameter (`dag-scope`, `entity-bytes`) that does not parse
     /// (400); the source names the value.
     #[error("{source}")]
     BadParameter {
+        /// The query parameter.
         param: &'static str,
+        /// The underlying error.
         #[source]
         source: BoxedSource,
     },
     /// A CAR version other than 1 asked for (400).
     #[error("car-version {version} is not supported (1)")]
-    CarVersion { version: String },
+    CarVersion {
+        /// The version asked for.
+        version: String,
+    },
     /// `Accept: ...; version=2` for a CAR (400).
     #[error("CAR version 2 is not supported (1)")]
     CarV2Accepted,
     /// A `Range` that does not fit the file (416, with its size).
     #[error("range not satisfiable")]
-    Unsatisfiable { size: u64 },
+    Unsatisfiable {
+        /// The file's size in bytes.
+        size: u64,
+    },
     /// Blocking work did not finish within `[gateway] timeout` (504).
     #[error("{what} within {} s", .timeout.as_secs())]
     Timeout {
         /// What did not happen ("/ipfs/… could not be resolved").
         what: String,
+        /// The `[gateway] timeout`.
         timeout: Duration,
     },
     /// Resolving or reading failed (404 for a missing name, 504 for a

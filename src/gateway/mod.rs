@@ -98,10 +98,17 @@ async fn respond(
             return Ok(response::redirect(StatusCode::MOVED_PERMANENTLY, &target));
         }
     }
-    let head = method == Method::HEAD;
-    match request::requested_format(uri, headers)? {
-        Format::Raw => trustless::raw(s, &content, headers, head).await,
-        Format::Car => trustless::car(s, &content, uri, headers, head).await,
-        Format::UnixFs => unixfs::unixfs(s, &content, uri, headers, head).await,
+    let format = request::requested_format(uri, headers)?;
+    let req = request::Request {
+        s,
+        content,
+        uri,
+        headers,
+        head: method == Method::HEAD,
+    };
+    match format {
+        Format::Raw => trustless::raw(&req).await,
+        Format::Car => trustless::car(&req).await,
+        Format::UnixFs => unixfs::unixfs(&req).await,
     }
 }

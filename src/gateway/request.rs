@@ -3,10 +3,36 @@
 //! and its `Range`.
 
 use super::error::GatewayError;
-use super::listing;
 use super::subdomain::subdomain_of;
+use super::{listing, response, GatewayState};
 use crate::block::{parse_cid, Cid};
+use crate::dag::BlockSource;
 use axum::http::{header, HeaderMap, Uri};
+use axum::response::Response;
+use std::sync::Arc;
+
+/// One request being answered: the gateway, the content it names, and
+/// what it asks of it.
+pub(super) struct Request<'a> {
+    pub s: &'a GatewayState,
+    pub content: ContentPath,
+    pub uri: &'a Uri,
+    pub headers: &'a HeaderMap,
+    /// A HEAD request: headers only.
+    pub head: bool,
+}
+
+impl Request<'_> {
+    /// The blocks of the named DAG: local ones, else fetched from peers.
+    pub fn source(&self) -> Arc<dyn BlockSource> {
+        self.s.online.source(Some(self.content.root))
+    }
+
+    /// A 304 when `If-None-Match` names `etag`.
+    pub fn not_modified(&self, roots: &[Cid], etag: &str) -> Option<Response> {
+        response::not_modified(self.headers, &self.content, roots, etag)
+    }
+}
 
 /// The requested content: root CID and path segments (decoded).
 pub(super) struct ContentPath {

@@ -3,30 +3,25 @@
 //! which the client verifies block by block.
 
 use super::error::GatewayError;
-use super::request::{query_param, ContentPath};
-use super::response::{blocking, common_headers, empty, not_modified, resolve, streamed};
-use super::GatewayState;
+use super::request::{query_param, Request};
+use super::response::{blocking, common_headers, empty, resolve, streamed};
 use crate::dag::car::CarWriter;
 use crate::dag::scope::{self, DagScope, EntityBytes};
-use crate::dag::{BlockSource, DagError};
+use crate::dag::DagError;
 use crate::http::ProducerError;
 use crate::node::NodeError;
 use axum::body::Body;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::response::Response;
 use std::sync::Arc;
 
 /// The block the path names, as `application/vnd.ipld.raw`.
-pub(super) async fn raw(
-    s: &GatewayState,
-    content: &ContentPath,
-    headers: &HeaderMap,
-    head: bool,
-) -> Result<Response, GatewayError> {
-    let source: Arc<dyn BlockSource> = s.online.source(Some(content.root));
+pub(super) async fn raw(req: &Request<'_>) -> Result<Response, GatewayError> {
+    let (s, content) = (req.s, &req.content);
+    let source = req.source();
     let (cid, roots) = resolve(s, content, Arc::clone(&source)).await?;
     let etag = format!("\"{cid}.raw\"");
-    if let Some(r) = not_modified(headers, content, &roots, &etag) {
+    if let Some(r) = req.not_modified(&roots, &etag) {
         return Ok(r);
     }
     let block = blocking(
@@ -36,7 +31,7 @@ pub(super) async fn raw(
     )
     .await?;
     let len = block.data().len();
-    let mut r = if head {
+    let mut r = if req.head {
         empty(StatusCode::OK, content, &roots, &etag)
     } else {
         let mut r = Response::new(Body::from(block.data().clone()));
@@ -76,13 +71,8 @@ where
 
 /// A CAR v1 of the path's blocks, then the blocks `dag-scope` and
 /// `entity-bytes` select below the last one.
-pub(super) async fn car(
-    s: &GatewayState,
-    content: &ContentPath,
-    uri: &Uri,
-    headers: &HeaderMap,
-    head: bool,
-) -> Result<Response, GatewayError> {
+pub(super) async fn car(req: &Request<'_>) -> Result<Response, GatewayError> {
+    let (s, content, uri) = (req.s, &req.content, req.uri);
     let scope: DagScope = parsed_param(uri, "dag-scope")?.unwrap_or(DagScope::All);
     let bytes: Option<EntityBytes> = parsed_param(uri, "entity-bytes")?;
     if let Some(v) = query_param(uri, "car-version") {
@@ -92,14 +82,15 @@ pub(super) async fn car(
             });
         }
     }
-    let accept = headers
+    let accept = req
+        .headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if accept.contains("version=2") && query_param(uri, "car-version").is_none() {
         return Err(GatewayError::CarV2Accepted);
     }
-    let source: Arc<dyn BlockSource> = s.online.source(Some(content.root));
+    let source = req.source();
     // The root block must be there (404/504 before any byte is sent).
     let (_, roots) = resolve(s, content, Arc::clone(&source)).await?;
     let scope_name = match scope {
@@ -116,7 +107,7 @@ pub(super) async fn car(
     });
     let last = roots.last().unwrap_or(&content.root);
     let etag = format!("\"{last}.car.{scope_name}{range}\"");
-    if let Some(r) = not_modified(headers, content, &roots, &etag) {
+    if let Some(r) = req.not_modified(&roots, &etag) {
         return Ok(r);
     }
     let mut r = empty(StatusCode::OK, content, &roots, &etag);
@@ -137,7 +128,7 @@ pub(super) async fn car(
     streamed(
         s,
         r,
-        head,
+        req.head,
         |_, _| {},
         move |out| -> Result<(), ProducerError> {
             let mut car = CarWriter::new(out, &[root]).map_err(NodeError::Car)?;

@@ -3,16 +3,16 @@
 //! to the trailing-slash URL) and symlinks.
 
 use super::error::GatewayError;
-use super::request::{parse_range, query_param, ContentPath, RangeSpec};
-use super::response::{blocking, common_headers, not_modified, redirect, streamed};
-use super::{listing, mime, subdomain, GatewayState};
+use super::request::{parse_range, query_param, RangeSpec, Request};
+use super::response::{blocking, common_headers, redirect, streamed};
+use super::{listing, mime, subdomain};
 use crate::block::Cid;
 use crate::dag::reader::{self, FileReader, Node, ReadOptions};
 use crate::dag::scope;
 use crate::dag::{BlockSource, DagError};
 use crate::http::ProducerError;
 use axum::body::Body;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use std::sync::Arc;
 
@@ -20,14 +20,9 @@ use std::sync::Arc;
 const SNIFF_BYTES: u64 = 512;
 
 /// Serves the file, directory or symlink `content` names.
-pub(super) async fn unixfs(
-    s: &GatewayState,
-    content: &ContentPath,
-    uri: &Uri,
-    headers: &HeaderMap,
-    head: bool,
-) -> Result<Response, GatewayError> {
-    let source: Arc<dyn BlockSource> = s.online.source(Some(content.root));
+pub(super) async fn unixfs(req: &Request<'_>) -> Result<Response, GatewayError> {
+    let (s, content, uri) = (req.s, &req.content, req.uri);
+    let source = req.source();
     let (cid, mut roots, node) = {
         let (root, segments, source) = (content.root, content.segments.clone(), source.clone());
         blocking(
@@ -66,13 +61,13 @@ pub(super) async fn unixfs(
                     size,
                     name: "index.html",
                 };
-                return file(s, content, &roots, target, source, headers, head).await;
+                return file(req, &roots, target, source).await;
             }
-            listing_page(s, content, &roots, cid, source, headers, head).await
+            listing_page(req, &roots, cid, source).await
         }
         Node::Symlink { target } => {
             let etag = format!("\"{cid}\"");
-            let mut r = if head {
+            let mut r = if req.head {
                 Response::new(Body::empty())
             } else {
                 Response::new(Body::from(target))
@@ -96,7 +91,7 @@ pub(super) async fn unixfs(
                 size: node.file_size(),
                 name: &name,
             };
-            file(s, content, &roots, target, source, headers, head).await
+            file(req, &roots, target, source).await
         }
     }
 }
@@ -135,20 +130,18 @@ fn span(range: RangeSpec, size: u64) -> Result<(u64, u64, bool), GatewayError> {
 /// Serves a file (or one range of it), streaming its bytes as its blocks
 /// arrive.
 async fn file(
-    s: &GatewayState,
-    content: &ContentPath,
+    req: &Request<'_>,
     roots: &[Cid],
     target: Target<'_>,
     source: Arc<dyn BlockSource>,
-    headers: &HeaderMap,
-    head: bool,
 ) -> Result<Response, GatewayError> {
+    let (s, content, head) = (req.s, &req.content, req.head);
     let Target { cid, size, name } = target;
     let etag = format!("\"{cid}\"");
-    if let Some(r) = not_modified(headers, content, roots, &etag) {
+    if let Some(r) = req.not_modified(roots, &etag) {
         return Ok(r);
     }
-    let (offset, len, partial) = span(parse_range(headers), size)?;
+    let (offset, len, partial) = span(parse_range(req.headers), size)?;
     // The type comes from the name, else from the file's first bytes: the
     // response's own first chunk when it starts at byte 0, else a read.
     let by_name = mime::by_name(name);
@@ -216,16 +209,14 @@ async fn file(
 
 /// The HTML listing of directory `cid`.
 async fn listing_page(
-    s: &GatewayState,
-    content: &ContentPath,
+    req: &Request<'_>,
     roots: &[Cid],
     cid: Cid,
     source: Arc<dyn BlockSource>,
-    headers: &HeaderMap,
-    head: bool,
 ) -> Result<Response, GatewayError> {
+    let (s, content) = (req.s, &req.content);
     let etag = format!("\"DirIndex-cairn-{}_CID-{cid}\"", env!("CARGO_PKG_VERSION"));
-    if let Some(r) = not_modified(headers, content, roots, &etag) {
+    if let Some(r) = req.not_modified(roots, &etag) {
         return Ok(r);
     }
     let entries = blocking(
@@ -237,7 +228,7 @@ async fn listing_page(
     let page = listing::page(&content.display(), &cid, &entries, &|c| {
         subdomain::cid_url(content, c)
     });
-    let mut r = if head {
+    let mut r = if req.head {
         Response::new(Body::empty())
     } else {
         Response::new(Body::from(page))

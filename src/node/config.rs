@@ -23,7 +23,9 @@ pub enum ConfigError {
     /// A `[net] listen` address (or `--listen` flag) is not a multiaddr.
     #[error("[net] listen {addr:?}: {source}")]
     ListenAddr {
+        /// The address as written.
         addr: String,
+        /// The underlying error.
         #[source]
         source: libp2p::multiaddr::Error,
     },

@@ -23,9 +23,11 @@ pub enum NodeError {
     /// A file or directory of the repo could not be created, read or written.
     #[error("repository {path}: cannot {action}: {source}")]
     RepoIo {
+        /// The file or directory concerned.
         path: PathBuf,
         /// What was being done ("create", "read", "write").
         action: &'static str,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
@@ -44,40 +46,54 @@ pub enum NodeError {
         line: Option<usize>,
         /// The offending setting as `[section] key`, when known.
         key: Option<String>,
+        /// The underlying error.
         #[source]
         source: toml::de::Error,
     },
     /// The default configuration could not be written out as TOML.
     #[error("{path}: cannot serialise the default config: {source}")]
     ConfigSerialise {
+        /// The `config.toml` to write.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: toml::ser::Error,
     },
     /// The system gave no randomness for a new node key.
     #[error("{path}: no randomness for the node key: {source}")]
     KeyRandomness {
+        /// The key file to write.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: getrandom::Error,
     },
     /// The key file does not hold a 32-byte seed.
     #[error("{path}: key file holds {len} bytes, expected 32")]
-    KeyLength { path: PathBuf, len: usize },
+    KeyLength {
+        /// The key file.
+        path: PathBuf,
+        /// Bytes the key file holds.
+        len: usize,
+    },
     /// A setting is invalid where it is used.
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// A file or directory being added could not be read.
     #[error("{path}: {source}")]
     Input {
+        /// The file or directory concerned.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
     /// Something being added that UnixFS or the upload format cannot hold.
     #[error("{path}: {kind}")]
     Unsupported {
+        /// The file or directory concerned.
         path: PathBuf,
+        /// Why it cannot be stored.
         kind: UnsupportedInput,
     },
     /// The import options of an add are inconsistent (links, CID version,
@@ -102,14 +118,22 @@ pub enum NodeError {
     Car(#[source] CarError),
     /// A block that must be local is not.
     #[error("block {cid} is not in the local store")]
-    NotLocal { cid: Cid },
+    NotLocal {
+        /// The block concerned.
+        cid: Cid,
+    },
     /// Replication asked for a root that is not pinned recursively here.
     #[error("{cid} is not pinned recursively here")]
-    NotPinned { cid: Cid },
+    NotPinned {
+        /// The block concerned.
+        cid: Cid,
+    },
     /// The stored replication record of `root` does not decode.
     #[error("replication record of {root}: {source}")]
     Record {
+        /// The replicated root.
         root: Cid,
+        /// The underlying error.
         #[source]
         source: BoxedSource,
     },
@@ -125,6 +149,7 @@ pub enum NodeError {
     Join {
         /// Which task ("reader", "resolver", "pin").
         task: &'static str,
+        /// The underlying error.
         #[source]
         source: tokio::task::JoinError,
     },

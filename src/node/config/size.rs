@@ -27,13 +27,24 @@ impl ByteSize {
 pub enum SizeError {
     /// No number where the size starts.
     #[error("{text:?} is not a size like 10GB or 512MiB")]
-    NotANumber { text: String },
+    NotANumber {
+        /// The text as given.
+        text: String,
+    },
     /// A unit other than B, K(B), M(B), G(B), T(B) or KiB..TiB.
     #[error("unknown unit {unit:?} in {text:?}")]
-    UnknownUnit { unit: String, text: String },
+    UnknownUnit {
+        /// The unit as written (lowercased).
+        unit: String,
+        /// The text as given.
+        text: String,
+    },
     /// Negative, or more bytes than 64 bits hold.
     #[error("{text:?} is out of range")]
-    OutOfRange { text: String },
+    OutOfRange {
+        /// The text as given.
+        text: String,
+    },
 }
 
 /// Parses "123", "10KB", "1.5GiB", "2 mb", ... into bytes (KB = 1000,
