@@ -2,11 +2,12 @@
 //!
 //! ```text
 //! REPO/
-//!   config.toml     settings (see `config.rs`), written on init
+//!   config.toml     settings (see `node::config`), written on init
 //!   key             the node's Ed25519 secret seed (32 bytes, mode 0600)
 //!   store.lock      held by the process that has the repo open
-//!   segments/       block bodies (see store/disk.rs)
-//!   index/          sled index: blocks, pins, segment lengths
+//!   segments/       block bodies (see `store::disk`)
+//!   index/          sled index: blocks, pins, segment lengths, metadata
+//!   api             the running daemon's RPC address (see `rpc`)
 //! ```
 //!
 //! The repo is created on first use (`cairn init` does it explicitly).
