@@ -15,7 +15,7 @@ use crate::dag::reader::{FileReader, ReadOptions};
 use crate::dag::BlockSource;
 use crate::net::bitswap::driver::DagFetch;
 use crate::net::bitswap::fetch::{FetchOptions, FetchSession};
-use crate::net::Network;
+use crate::net::{NetError, Network};
 use crate::store::PinKind;
 use libp2p::{Multiaddr, PeerId};
 use std::sync::Arc;
@@ -241,13 +241,16 @@ impl OnlineNode {
 
     /// Dials each bootstrap address; returns the peers reached and the
     /// failures (address, reason). A DHT walk follows.
-    pub async fn bootstrap(&self, addrs: &[Multiaddr]) -> (Vec<PeerId>, Vec<(Multiaddr, String)>) {
+    pub async fn bootstrap(
+        &self,
+        addrs: &[Multiaddr],
+    ) -> (Vec<PeerId>, Vec<(Multiaddr, NetError)>) {
         let mut ok = Vec::new();
         let mut failed = Vec::new();
         for addr in addrs {
             match self.net.swarm.dial(addr.clone()).await {
                 Ok(p) => ok.push(p),
-                Err(e) => failed.push((addr.clone(), e.to_string())),
+                Err(e) => failed.push((addr.clone(), e)),
             }
         }
         if !ok.is_empty() {
