@@ -1,13 +1,20 @@
-//! Minimal protobuf wire primitives shared by every hand-written codec
-//! (dag-pb, UnixFS, Bitswap). Hand-written because field order matters for
-//! CIDs (dag-pb writes field 2 before field 1) and because every length
-//! must be checked against the input before anything is allocated.
+//! Protobuf wire primitives shared by the hand-written codecs (dag-pb and
+//! UnixFS in `dag::pb`, Bitswap messages in `net::bitswap::message`):
+//! field writers, and a bounds-checked [`Reader`].
+//!
+//! Varints are written with `unsigned_varint`. [`Reader::varint`] stays
+//! hand-written because protobuf decoders accept non-minimal varints (as
+//! Kubo's and js-dag-pb's do) and `unsigned_varint` refuses them.
+
+use unsigned_varint::encode;
 
 /// Why bytes failed to decode.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("malformed {what}: {reason}")]
 pub struct DecodeError {
+    /// The message being decoded (`"dag-pb node"`, `"Bitswap message"`...).
     pub what: &'static str,
+    /// What is wrong with it.
     pub reason: String,
 }
 
@@ -18,13 +25,9 @@ fn err(what: &'static str, reason: impl Into<String>) -> DecodeError {
     }
 }
 
-/// Appends `v` as a LEB128 varint.
-pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
+/// Appends `v` as a (minimal) varint.
+pub fn put_varint(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(encode::u64(v, &mut encode::u64_buffer()));
 }
 
 /// Appends a length-delimited field.
@@ -33,7 +36,7 @@ pub fn put_bytes_field(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
     put_varint(out, bytes.len() as u64);
     out.extend_from_slice(bytes);
 }
-/// Appends `v` as a LEB128 varint.
+
 /// Appends a varint field.
 pub fn put_varint_field(out: &mut Vec<u8>, field: u32, v: u64) {
     put_varint(out, (field as u64) << 3);
@@ -48,14 +51,17 @@ pub struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    /// A reader over `buf`, whose errors name the message `what`.
     pub fn new(buf: &'a [u8], what: &'static str) -> Self {
         Reader { buf, pos: 0, what }
     }
 
+    /// Whether every byte has been read.
     pub fn done(&self) -> bool {
         self.pos >= self.buf.len()
     }
 
+    /// A varint of at most 64 bits (non-minimal encodings accepted).
     pub fn varint(&mut self) -> Result<u64, DecodeError> {
         let mut v: u64 = 0;
         for i in 0..10 {
@@ -75,6 +81,7 @@ impl<'a> Reader<'a> {
         Err(err(self.what, "varint too long"))
     }
 
+    /// A field key: the field number and the wire type.
     pub fn key(&mut self) -> Result<(u64, u8), DecodeError> {
         let k = self.varint()?;
         Ok((k >> 3, (k & 7) as u8))
@@ -96,6 +103,7 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
+    /// A length-delimited field's bytes, borrowed from the input.
     pub fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
         let len = self.varint()?;
         let end = (self.pos as u64)

@@ -30,21 +30,53 @@ pub type Multihash = multihash::Multihash<64>;
 /// Errors about CIDs and block contents.
 #[derive(Debug, thiserror::Error)]
 pub enum BlockError {
-    /// A CID string or byte string that does not parse.
-    #[error("invalid CID {input:?}: {reason}")]
-    InvalidCid { input: String, reason: String },
+    /// A CID string that does not parse.
+    #[error("invalid CID {input:?}: {source}")]
+    InvalidCid {
+        /// The text given.
+        input: String,
+        /// Why the `cid` crate refused it.
+        #[source]
+        source: cid::Error,
+    },
     /// A CID whose hash function this node cannot compute.
     #[error("unsupported hash function 0x{code:x} in {cid}")]
-    UnsupportedHash { cid: Cid, code: u64 },
+    UnsupportedHash {
+        /// The CID naming it.
+        cid: Cid,
+        /// The multihash code.
+        code: u64,
+    },
     /// A CID whose codec this node does not understand.
     #[error("unsupported codec 0x{codec:x} in {cid}")]
-    UnsupportedCodec { cid: Cid, codec: u64 },
+    UnsupportedCodec {
+        /// The CID naming it.
+        cid: Cid,
+        /// The multicodec code.
+        codec: u64,
+    },
     /// Bytes whose hash is not the one their CID names.
     #[error("block {cid} is corrupt: its bytes hash to a different digest")]
-    HashMismatch { cid: Cid },
+    HashMismatch {
+        /// The CID the bytes should match.
+        cid: Cid,
+    },
     /// A block over [`MAX_BLOCK_BYTES`].
     #[error("block {cid} is {len} bytes, over the {max} byte limit")]
-    TooLarge { cid: Cid, len: usize, max: usize },
+    TooLarge {
+        /// The block's CID.
+        cid: Cid,
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A hash function name other than `blake3` or `sha2-256`.
+    #[error("unknown hash function {name:?} (expected blake3 or sha2-256)")]
+    UnknownHashName {
+        /// The name given.
+        name: String,
+    },
 }
 
 /// Hash functions the node can name blocks with.
@@ -89,14 +121,14 @@ impl HashAlg {
 }
 
 impl FromStr for HashAlg {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
+    type Err = BlockError;
+    fn from_str(s: &str) -> Result<Self, BlockError> {
         match s {
             "blake3" => Ok(HashAlg::Blake3),
             "sha2-256" => Ok(HashAlg::Sha2_256),
-            other => Err(format!(
-                "unknown hash function {other:?} (expected blake3 or sha2-256)"
-            )),
+            other => Err(BlockError::UnknownHashName {
+                name: other.to_string(),
+            }),
         }
     }
 }
@@ -142,9 +174,9 @@ pub fn parse_cid(input: &str) -> Result<Cid, BlockError> {
     let s = input.trim();
     let s = s.strip_prefix("/ipfs/").unwrap_or(s);
     let s = s.split('/').next().unwrap_or(s);
-    Cid::from_str(s).map_err(|e| BlockError::InvalidCid {
+    Cid::from_str(s).map_err(|source| BlockError::InvalidCid {
         input: input.to_string(),
-        reason: e.to_string(),
+        source,
     })
 }
 
@@ -232,6 +264,7 @@ impl Block {
         Block { cid, data }
     }
 
+    /// The CID naming the bytes.
     pub fn cid(&self) -> &Cid {
         &self.cid
     }
@@ -248,10 +281,12 @@ impl Block {
         Ok(())
     }
 
+    /// The block's bytes.
     pub fn data(&self) -> &Bytes {
         &self.data
     }
 
+    /// The CID and the bytes, taken apart.
     pub fn into_parts(self) -> (Cid, Bytes) {
         (self.cid, self.data)
     }

@@ -33,20 +33,51 @@ pub const TRICKLE_DEPTH_REPEAT: usize = 4;
 /// How leaves are arranged into a tree.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Layout {
+    /// Full levels of `max_links` children (Kubo's default).
     #[default]
     Balanced,
+    /// go-unixfs's trickle DAG, for streaming and appending.
     Trickle,
 }
 
+/// Import options that cannot be honoured.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum OptionsError {
+    /// A layout name other than `balanced` or `trickle`.
+    #[error("unknown layout {input:?} (expected balanced or trickle)")]
+    UnknownLayout {
+        /// The name given.
+        input: String,
+    },
+    /// Links per node out of `2..=MAX_MAX_LINKS`.
+    #[error("max-links must be between 2 and {MAX_MAX_LINKS}, not {max_links}")]
+    MaxLinks {
+        /// The number given.
+        max_links: usize,
+    },
+    /// A CID version other than 0 or 1.
+    #[error("unknown CID version {version}")]
+    CidVersion {
+        /// The version given.
+        version: u8,
+    },
+    /// CIDv0 with a hash other than SHA2-256.
+    #[error("CIDv0 only supports sha2-256")]
+    V0Hash {
+        /// The hash given.
+        hash: HashAlg,
+    },
+}
+
 impl FromStr for Layout {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = OptionsError;
+    fn from_str(s: &str) -> Result<Self, OptionsError> {
         match s {
             "balanced" => Ok(Layout::Balanced),
             "trickle" => Ok(Layout::Trickle),
-            _ => Err(format!(
-                "unknown layout {s:?} (expected balanced or trickle)"
-            )),
+            _ => Err(OptionsError::UnknownLayout {
+                input: s.to_string(),
+            }),
         }
     }
 }
@@ -63,11 +94,15 @@ impl fmt::Display for Layout {
 /// Everything that decides the CIDs of an import.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ImportOptions {
+    /// CID version and hash of every block.
     pub format: CidFormat,
+    /// How the input is cut into leaves.
     pub chunker: ChunkerSpec,
     /// Leaves as raw blocks (codec 0x55) instead of dag-pb UnixFS nodes.
     pub raw_leaves: bool,
+    /// Most links per interior node.
     pub max_links: usize,
+    /// How leaves are arranged into a tree.
     pub layout: Layout,
     /// When directories become HAMT shards.
     pub sharding: super::hamt::Sharding,
@@ -104,18 +139,21 @@ impl ImportOptions {
     }
 
     /// Checks limits that would otherwise produce blocks over the size limit.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), OptionsError> {
         if !(2..=MAX_MAX_LINKS).contains(&self.max_links) {
-            return Err(format!(
-                "max-links must be between 2 and {MAX_MAX_LINKS}, not {}",
-                self.max_links
-            ));
+            return Err(OptionsError::MaxLinks {
+                max_links: self.max_links,
+            });
         }
         if self.format.version > 1 {
-            return Err(format!("unknown CID version {}", self.format.version));
+            return Err(OptionsError::CidVersion {
+                version: self.format.version,
+            });
         }
         if self.format.version == 0 && self.format.hash != HashAlg::Sha2_256 {
-            return Err("CIDv0 only supports sha2-256".into());
+            return Err(OptionsError::V0Hash {
+                hash: self.format.hash,
+            });
         }
         Ok(())
     }
@@ -128,6 +166,7 @@ impl ImportOptions {
 /// A finished child: what its parent needs to link to it.
 #[derive(Clone, Debug)]
 pub struct Built {
+    /// The node's CID.
     pub cid: Cid,
     /// File bytes below this node (UnixFS `blocksizes` entry).
     pub file_size: u64,
@@ -324,7 +363,7 @@ pub fn build_file(
     opts: &ImportOptions,
     sink: &mut dyn FnMut(Block) -> Result<(), DagError>,
 ) -> Result<Built, DagError> {
-    opts.validate().map_err(DagError::Options)?;
+    opts.validate()?;
     let mut builder = FileBuilder {
         opts: *opts,
         chunks: opts.chunker.chunks(reader).peekable(),

@@ -19,8 +19,21 @@ pub const DEFAULT_CHUNK_BYTES: usize = 256 * 1024;
 /// How a file is cut into chunks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChunkerSpec {
-    Fixed { size: usize },
-    Cdc { min: usize, avg: usize, max: usize },
+    /// Chunks of `size` bytes (the last one shorter).
+    Fixed {
+        /// Bytes per chunk.
+        size: usize,
+    },
+    /// Content-defined chunks (FastCDC 2020) between `min` and `max` bytes,
+    /// `avg` on average.
+    Cdc {
+        /// Smallest chunk.
+        min: usize,
+        /// Average chunk size the cut points aim at.
+        avg: usize,
+        /// Largest chunk.
+        max: usize,
+    },
 }
 
 impl Default for ChunkerSpec {
@@ -40,26 +53,73 @@ impl fmt::Display for ChunkerSpec {
     }
 }
 
+/// A chunker spec that does not parse (as `size-N` or `cdc-MIN-AVG-MAX`).
+#[derive(Debug, thiserror::Error)]
+pub enum ChunkerSpecError {
+    /// A part of the spec that should be a number is not.
+    #[error("chunker {spec:?}: {part:?} is not a number")]
+    NotANumber {
+        /// The whole spec.
+        spec: String,
+        /// The part that is not a number.
+        part: String,
+        /// Why it does not parse.
+        #[source]
+        source: std::num::ParseIntError,
+    },
+    /// `size-N` with N zero or over [`MAX_CHUNK_BYTES`].
+    #[error("chunker {spec:?}: size must be between 1 and {MAX_CHUNK_BYTES}")]
+    FixedSize {
+        /// The whole spec.
+        spec: String,
+    },
+    /// `cdc-` followed by other than three numbers.
+    #[error("chunker {spec:?}: expected cdc-MIN-AVG-MAX")]
+    CdcShape {
+        /// The whole spec.
+        spec: String,
+    },
+    /// CDC sizes out of FastCDC's bounds or out of order.
+    #[error(
+        "chunker {spec:?}: need 64 <= MIN <= AVG <= MAX, AVG >= 256, 1024 <= MAX <= {MAX_CHUNK_BYTES}"
+    )]
+    CdcBounds {
+        /// The whole spec.
+        spec: String,
+    },
+    /// Neither `size-N` nor `cdc-MIN-AVG-MAX`.
+    #[error(
+        "unknown chunker {spec:?} (expected size-N or cdc-MIN-AVG-MAX; rabin and buzhash are not supported)"
+    )]
+    Unknown {
+        /// The whole spec.
+        spec: String,
+    },
+}
+
 impl FromStr for ChunkerSpec {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let num = |t: &str| -> Result<usize, String> {
+    type Err = ChunkerSpecError;
+    fn from_str(s: &str) -> Result<Self, ChunkerSpecError> {
+        let spec = || s.to_string();
+        let num = |t: &str| -> Result<usize, ChunkerSpecError> {
             t.parse::<usize>()
-                .map_err(|_| format!("chunker {s:?}: {t:?} is not a number"))
+                .map_err(|source| ChunkerSpecError::NotANumber {
+                    spec: spec(),
+                    part: t.to_string(),
+                    source,
+                })
         };
         if let Some(n) = s.strip_prefix("size-") {
             let size = num(n)?;
             if size == 0 || size > MAX_CHUNK_BYTES {
-                return Err(format!(
-                    "chunker {s:?}: size must be between 1 and {MAX_CHUNK_BYTES}"
-                ));
+                return Err(ChunkerSpecError::FixedSize { spec: spec() });
             }
             return Ok(ChunkerSpec::Fixed { size });
         }
         if let Some(rest) = s.strip_prefix("cdc-") {
             let parts: Vec<&str> = rest.split('-').collect();
             if parts.len() != 3 {
-                return Err(format!("chunker {s:?}: expected cdc-MIN-AVG-MAX"));
+                return Err(ChunkerSpecError::CdcShape { spec: spec() });
             }
             let (min, avg, max) = (num(parts[0])?, num(parts[1])?, num(parts[2])?);
             let ok = (64..=67_108_864).contains(&min)
@@ -68,18 +128,14 @@ impl FromStr for ChunkerSpec {
                 && min <= avg
                 && avg <= max;
             if !ok {
-                return Err(format!(
-                    "chunker {s:?}: need 64 <= MIN <= AVG <= MAX, AVG >= 256, 1024 <= MAX <= {MAX_CHUNK_BYTES}"
-                ));
+                return Err(ChunkerSpecError::CdcBounds { spec: spec() });
             }
             return Ok(ChunkerSpec::Cdc { min, avg, max });
         }
         if s == "default" {
             return Ok(ChunkerSpec::default());
         }
-        Err(format!(
-            "unknown chunker {s:?} (expected size-N or cdc-MIN-AVG-MAX; rabin and buzhash are not supported)"
-        ))
+        Err(ChunkerSpecError::Unknown { spec: spec() })
     }
 }
 
@@ -109,7 +165,16 @@ impl ChunkerSpec {
 
 /// An iterator of chunks from a reader.
 pub enum Chunks<R: Read> {
-    Fixed { reader: R, size: usize, done: bool },
+    /// Fixed-size chunks read straight from `reader`.
+    Fixed {
+        /// The input.
+        reader: R,
+        /// Bytes per chunk.
+        size: usize,
+        /// Whether the input has ended (or failed).
+        done: bool,
+    },
+    /// Content-defined chunks.
     Cdc(Box<fastcdc::v2020::StreamCDC<R>>),
 }
 
@@ -147,7 +212,7 @@ impl<R: Read> Iterator for Chunks<R> {
             Chunks::Cdc(cdc) => cdc.next().map(|r| {
                 r.map(|c| Bytes::from(c.data)).map_err(|e| match e {
                     fastcdc::v2020::Error::IoError(io) => io,
-                    other => io::Error::other(other.to_string()),
+                    other => io::Error::other(other),
                 })
             }),
         }

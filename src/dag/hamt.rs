@@ -157,9 +157,7 @@ impl Shard {
         depth: usize,
     ) -> Result<(), DagError> {
         if depth >= MAX_LEVELS {
-            return Err(DagError::Options(format!(
-                "HAMT: names collide on all 64 hash bits ({name:?})"
-            )));
+            return Err(DagError::HamtCollision { name });
         }
         let idx = hash[depth];
         match self.slots.remove(&idx) {

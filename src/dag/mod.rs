@@ -25,6 +25,7 @@ pub mod scope;
 pub mod walk;
 
 use crate::block::{Block, BlockError, Cid};
+use crate::proto::DecodeError;
 use crate::store::{Store, StoreError};
 
 /// Errors of the DAG layer.
@@ -36,39 +37,85 @@ pub enum DagError {
     /// Writing output failed.
     #[error("writing {path}: {source}")]
     Write {
+        /// What was being written (a file system path, or a stream's name).
         path: String,
+        /// The writer's error.
         #[source]
         source: std::io::Error,
     },
     /// Import options that cannot be honoured.
     #[error("invalid options: {0}")]
-    Options(String),
+    Options(#[from] builder::OptionsError),
+    /// Directory entry names whose 64-bit hashes are equal: a HAMT cannot
+    /// hold both.
+    #[error("invalid options: HAMT: names collide on all 64 hash bits ({name:?})")]
+    HamtCollision {
+        /// The name that could not be placed.
+        name: String,
+    },
     /// A block the DAG needs is not available.
     #[error("block {cid} not found")]
-    NotFound { cid: Cid },
-    /// A block that does not decode as what its place in the DAG requires.
+    NotFound {
+        /// The missing block.
+        cid: Cid,
+    },
+    /// A block whose dag-pb or UnixFS encoding does not decode.
+    #[error("block {cid} is not valid UnixFS: {source}")]
+    Undecodable {
+        /// The block.
+        cid: Cid,
+        /// What the decoder refused.
+        #[source]
+        source: DecodeError,
+    },
+    /// A block that decodes but is not what its place in the DAG requires.
     #[error("block {cid} is not valid UnixFS: {reason}")]
-    Malformed { cid: Cid, reason: String },
+    Malformed {
+        /// The block.
+        cid: Cid,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A path that does not exist inside a directory.
     #[error("no link named {name:?} under {cid}")]
-    NoSuchPath { cid: Cid, name: String },
+    NoSuchPath {
+        /// The directory.
+        cid: Cid,
+        /// The name it lacks.
+        name: String,
+    },
     /// Asked to read a directory as a file, or the like.
     #[error("{cid} is a {actual}, not a {expected}")]
     WrongKind {
+        /// The node.
         cid: Cid,
+        /// The kind the operation needs.
         expected: &'static str,
+        /// The kind the node is.
         actual: &'static str,
     },
     /// A name in a directory that cannot be written to a file system safely.
     #[error("refusing unsafe entry name {name:?} in {cid}")]
-    UnsafeName { cid: Cid, name: String },
+    UnsafeName {
+        /// The directory.
+        cid: Cid,
+        /// The entry name.
+        name: String,
+    },
+    /// A block that failed verification or a CID that cannot be used.
     #[error(transparent)]
     Block(#[from] BlockError),
+    /// The store failed (I/O or corruption: see [`StoreError`]).
     #[error(transparent)]
     Store(#[from] StoreError),
     /// Fetching a block from elsewhere (the network) failed.
     #[error("fetching block {cid}: {reason}")]
-    Fetch { cid: Cid, reason: String },
+    Fetch {
+        /// The block being fetched.
+        cid: Cid,
+        /// Why the fetch failed.
+        reason: String,
+    },
     /// A bug: an invariant of this module broke.
     #[error("internal error: {0}")]
     Internal(&'static str),

@@ -1,8 +1,9 @@
-//! dag-pb and UnixFS wire formats, encoded and decoded by hand.
+//! dag-pb and UnixFS wire formats: [`PbNode`], [`PbLink`], [`UnixFs`].
 //!
-//! dag-pb (`PBNode`): field 2 `Links` (repeated `PBLink`) is written BEFORE
-//! field 1 `Data`, as the dag-pb spec and Kubo do; a derived protobuf
-//! encoder would write them in field order and produce different CIDs.
+//! Hand-written because dag-pb writes `Links` (field 2) before `Data`
+//! (field 1), as the spec and Kubo do; a derived prost message would write
+//! them in field order and give different CIDs.
+//!
 //! `PBLink`: 1 `Hash` (CID bytes), 2 `Name` (string, always written, empty
 //! for file chunks, as Kubo writes it), 3 `Tsize` (cumulative size).
 //!
@@ -30,6 +31,7 @@ fn err(what: &'static str, reason: impl Into<String>) -> DecodeError {
 /// A link in a dag-pb node.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PbLink {
+    /// The child's CID.
     pub cid: Cid,
     /// Entry name in a directory; empty for file chunks.
     pub name: String,
@@ -40,7 +42,9 @@ pub struct PbLink {
 /// A dag-pb node.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PbNode {
+    /// Links to children, in the order they are written.
     pub links: Vec<PbLink>,
+    /// The `Data` field (UnixFS nodes carry an encoded [`UnixFs`] here).
     pub data: Option<Vec<u8>>,
 }
 
@@ -131,11 +135,17 @@ fn decode_link(buf: &[u8]) -> Result<PbLink, DecodeError> {
 /// UnixFS node types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DataType {
+    /// File bytes with no links (dag-pb leaves, trickle leaves).
     Raw = 0,
+    /// A plain directory: named links.
     Directory = 1,
+    /// A file node: data and/or links with `blocksizes`.
     File = 2,
+    /// Metadata node (not supported by the reader).
     Metadata = 3,
+    /// A symbolic link: the target in `Data`.
     Symlink = 4,
+    /// A HAMT-sharded directory node.
     HamtShard = 5,
 }
 
@@ -156,16 +166,24 @@ impl DataType {
 /// The UnixFS `Data` message carried in a dag-pb node's data field.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UnixFs {
+    /// `Type`: what the node is.
     pub kind: DataType,
+    /// `Data`: file bytes, a symlink target or a HAMT bitfield.
     pub data: Option<Vec<u8>>,
+    /// `filesize`: file bytes under this node.
     pub filesize: Option<u64>,
+    /// `blocksizes`: file bytes under each link.
     pub blocksizes: Vec<u64>,
+    /// `hashType`: the HAMT hash function.
     pub hash_type: Option<u64>,
+    /// `fanout`: slots per HAMT shard.
     pub fanout: Option<u64>,
+    /// `mode`: Unix permission bits.
     pub mode: Option<u32>,
 }
 
 impl UnixFs {
+    /// A node of `kind` with every other field empty.
     pub fn new(kind: DataType) -> Self {
         UnixFs {
             kind,
@@ -178,6 +196,7 @@ impl UnixFs {
         }
     }
 
+    /// Encodes the fields in number order (`mtime` is never written).
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(
             16 + self.data.as_ref().map_or(0, |d| d.len()) + 4 * self.blocksizes.len(),
@@ -204,6 +223,7 @@ impl UnixFs {
         out
     }
 
+    /// Decodes UnixFS data, accepting packed `blocksizes` and skipping `mtime`.
     pub fn decode(buf: &[u8]) -> Result<Self, DecodeError> {
         const W: &str = "UnixFS data";
         let mut r = Reader::new(buf, W);

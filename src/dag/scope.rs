@@ -19,24 +19,44 @@ use crate::block::{Block, Cid, Multihash, IDENTITY};
 use std::collections::HashSet;
 use std::sync::Mutex;
 
-/// `dag-scope`.
+/// `dag-scope`: how much of the last path element a response carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DagScope {
+    /// Its own block only.
     Block,
+    /// What it takes to read it: a file's DAG, a directory's shards.
     Entity,
+    /// Every block it reaches.
     All,
 }
 
+/// A `dag-scope` or `entity-bytes` parameter that does not parse.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ScopeParamError {
+    /// `dag-scope` other than `block`, `entity` or `all`.
+    #[error("dag-scope {input:?}: expected block, entity or all")]
+    DagScope {
+        /// The parameter as given.
+        input: String,
+    },
+    /// `entity-bytes` other than `from:to`.
+    #[error("entity-bytes {input:?}: expected from:to (integers, or * for the end)")]
+    EntityBytes {
+        /// The parameter as given.
+        input: String,
+    },
+}
+
 impl std::str::FromStr for DagScope {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = ScopeParamError;
+    fn from_str(s: &str) -> Result<Self, ScopeParamError> {
         match s {
             "block" => Ok(DagScope::Block),
             "entity" => Ok(DagScope::Entity),
             "all" => Ok(DagScope::All),
-            other => Err(format!(
-                "dag-scope {other:?}: expected block, entity or all"
-            )),
+            other => Err(ScopeParamError::DagScope {
+                input: other.to_string(),
+            }),
         }
     }
 }
@@ -45,14 +65,18 @@ impl std::str::FromStr for DagScope {
 /// end of the entity; `to = None` is `*` (the end).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EntityBytes {
+    /// First byte (negative: from the end).
     pub from: i64,
+    /// Last byte, inclusive (negative: from the end; `None`: the end).
     pub to: Option<i64>,
 }
 
 impl std::str::FromStr for EntityBytes {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("entity-bytes {s:?}: expected from:to (integers, or * for the end)");
+    type Err = ScopeParamError;
+    fn from_str(s: &str) -> Result<Self, ScopeParamError> {
+        let bad = || ScopeParamError::EntityBytes {
+            input: s.to_string(),
+        };
         let (from, to) = s.split_once(':').ok_or_else(bad)?;
         let from: i64 = from.parse().map_err(|_| bad())?;
         let to = match to {
@@ -104,6 +128,24 @@ impl Emitter<'_> {
         }
         (self.emit)(block)
     }
+
+    /// Runs `f` on a view of `source` that records the blocks read through
+    /// it, then sends those blocks in the order they were read.
+    fn send_what_is_read<T>(
+        &mut self,
+        source: &dyn BlockSource,
+        f: impl FnOnce(&dyn BlockSource) -> Result<T, DagError>,
+    ) -> Result<T, DagError> {
+        let rec = Recording {
+            inner: source,
+            read: Mutex::new(Vec::new()),
+        };
+        let value = f(&rec)?;
+        for b in rec.read.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            self.send(b)?;
+        }
+        Ok(value)
+    }
 }
 
 /// Resolves `path` (names) under `root`, calling `emit` with the blocks
@@ -133,31 +175,9 @@ fn resolve_into(
     for name in path {
         let block = source.block(&cid)?;
         out.send(block.clone())?;
-        let found = match Node::decode(&block)? {
-            Node::Directory { links } => links.into_iter().find(|l| &l.name == name).map(|l| l.cid),
-            Node::HamtShard { links } => {
-                let rec = Recording {
-                    inner: source,
-                    read: Mutex::new(Vec::new()),
-                };
-                let found = super::hamt::lookup(&rec, &cid, links, name)?;
-                for b in rec.read.into_inner().unwrap_or_else(|e| e.into_inner()) {
-                    out.send(b)?;
-                }
-                found
-            }
-            other => {
-                return Err(DagError::WrongKind {
-                    cid,
-                    expected: "directory",
-                    actual: other.kind(),
-                })
-            }
-        };
-        cid = found.ok_or_else(|| DagError::NoSuchPath {
-            cid,
-            name: name.clone(),
-        })?;
+        let node = Node::decode(&block)?;
+        let found = out.send_what_is_read(source, |rec| reader::lookup(rec, cid, node, name))?;
+        cid = found.ok_or_else(|| reader::no_such_path(cid, name))?;
         roots.push(cid);
     }
     Ok((cid, roots))
@@ -208,17 +228,9 @@ pub fn scoped_blocks(
                     None => Ok(()),
                 }
             }
-            node @ Node::HamtShard { .. } => {
-                let rec = Recording {
-                    inner: source,
-                    read: Mutex::new(Vec::new()),
-                };
-                reader::directory_entries(&rec, &cid, node)?;
-                for b in rec.read.into_inner().unwrap_or_else(|e| e.into_inner()) {
-                    out.send(b)?;
-                }
-                Ok(())
-            }
+            node @ Node::HamtShard { .. } => out
+                .send_what_is_read(source, |rec| reader::directory_entries(rec, &cid, node))
+                .map(drop),
             Node::Directory { .. } | Node::Symlink { .. } => Ok(()),
         },
     }

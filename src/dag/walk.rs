@@ -15,9 +15,9 @@ pub fn links_of(block: &Block) -> Result<Vec<Cid>, DagError> {
         RAW => Ok(vec![]),
         DAG_PB => PbNode::decode(block.data())
             .map(|n| n.links.into_iter().map(|l| l.cid).collect())
-            .map_err(|e| DagError::Malformed {
+            .map_err(|source| DagError::Undecodable {
                 cid: *block.cid(),
-                reason: e.to_string(),
+                source,
             }),
         other => Err(DagError::Malformed {
             cid: *block.cid(),
