@@ -152,6 +152,22 @@ pub struct CidFormat {
 }
 
 impl CidFormat {
+    /// CIDv0: SHA2-256 and dag-pb only (Kubo's `ipfs add` default).
+    pub const V0: CidFormat = CidFormat {
+        version: 0,
+        hash: HashAlg::Sha2_256,
+    };
+    /// CIDv1 with SHA2-256 (Kubo's `unixfs-v1-2025` profile).
+    pub const V1_SHA2_256: CidFormat = CidFormat {
+        version: 1,
+        hash: HashAlg::Sha2_256,
+    };
+    /// CIDv1 with BLAKE3.
+    pub const V1_BLAKE3: CidFormat = CidFormat {
+        version: 1,
+        hash: HashAlg::Blake3,
+    };
+
     /// Names `data` under `codec`: CIDv0 only for dag-pb with SHA2-256, else CIDv1.
     pub fn cid(self, codec: u64, data: &[u8]) -> Cid {
         let mh = self.hash.digest(data);
@@ -246,16 +262,13 @@ impl Block {
 
     /// Pairs `data` with `cid` after checking the hash and the size limit.
     pub fn verified(cid: Cid, data: impl Into<Bytes>) -> Result<Self, BlockError> {
-        let data = data.into();
-        if data.len() > MAX_BLOCK_BYTES {
-            return Err(BlockError::TooLarge {
-                cid,
-                len: data.len(),
-                max: MAX_BLOCK_BYTES,
-            });
-        }
-        verify(&cid, &data)?;
-        Ok(Block { cid, data })
+        let block = Block {
+            cid,
+            data: data.into(),
+        };
+        block.check_size()?;
+        verify(&block.cid, &block.data)?;
+        Ok(block)
     }
 
     /// Pairs `data` with `cid` without hashing: only for bytes this process
@@ -296,22 +309,18 @@ impl Block {
 mod tests {
     use super::*;
 
+    const V0: CidFormat = CidFormat::V0;
+    const V1_SHA2: CidFormat = CidFormat::V1_SHA2_256;
+    const V1_BLAKE3: CidFormat = CidFormat::V1_BLAKE3;
+
     #[test]
     fn v0_and_v1_print_as_ipfs_does() {
-        let v0 = CidFormat {
-            version: 0,
-            hash: HashAlg::Sha2_256,
-        };
-        let cid = v0.cid(DAG_PB, b"\x0a\x04\x08\x02\x18\x00");
+        let cid = V0.cid(DAG_PB, b"\x0a\x04\x08\x02\x18\x00");
         assert_eq!(
             cid.to_string(),
             "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH"
         );
-        let v1 = CidFormat {
-            version: 1,
-            hash: HashAlg::Sha2_256,
-        };
-        let raw = v1.cid(RAW, b"");
+        let raw = V1_SHA2.cid(RAW, b"");
         assert_eq!(
             raw.to_string(),
             "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
@@ -334,14 +343,7 @@ mod tests {
 
     #[test]
     fn verification_catches_corruption() {
-        let b = Block::new(
-            CidFormat {
-                version: 1,
-                hash: HashAlg::Blake3,
-            },
-            RAW,
-            &b"hello"[..],
-        );
+        let b = Block::new(V1_BLAKE3, RAW, &b"hello"[..]);
         assert!(Block::verified(*b.cid(), &b"hello"[..]).is_ok());
         assert!(matches!(
             Block::verified(*b.cid(), &b"hellp"[..]),
@@ -356,12 +358,8 @@ mod tests {
 
     #[test]
     fn same_bytes_two_codecs_share_multihash() {
-        let f = CidFormat {
-            version: 1,
-            hash: HashAlg::Blake3,
-        };
-        let a = f.cid(RAW, b"x");
-        let b = f.cid(DAG_PB, b"x");
+        let a = V1_BLAKE3.cid(RAW, b"x");
+        let b = V1_BLAKE3.cid(DAG_PB, b"x");
         assert_ne!(a, b);
         assert_eq!(a.hash(), b.hash());
     }

@@ -112,10 +112,7 @@ impl Default for ImportOptions {
     /// cairn's defaults: CIDv1, BLAKE3, raw leaves, 256 KiB chunks, 174 links.
     fn default() -> Self {
         ImportOptions {
-            format: CidFormat {
-                version: 1,
-                hash: HashAlg::Blake3,
-            },
+            format: CidFormat::V1_BLAKE3,
             chunker: ChunkerSpec::default(),
             raw_leaves: true,
             max_links: DEFAULT_MAX_LINKS,
@@ -129,10 +126,7 @@ impl ImportOptions {
     /// Kubo's `ipfs add` defaults: CIDv0, SHA2-256, dag-pb leaves.
     pub fn kubo() -> Self {
         ImportOptions {
-            format: CidFormat {
-                version: 0,
-                hash: HashAlg::Sha2_256,
-            },
+            format: CidFormat::V0,
             raw_leaves: false,
             ..Self::default()
         }
@@ -156,10 +150,6 @@ impl ImportOptions {
             });
         }
         Ok(())
-    }
-
-    fn dag_pb_block(&self, bytes: Vec<u8>) -> Block {
-        Block::new(self.format, DAG_PB, bytes)
     }
 }
 
@@ -229,26 +219,21 @@ where
     /// Turns a chunk into a leaf block of the given UnixFS type.
     fn leaf(&mut self, chunk: Bytes, kind: DataType) -> Result<Built, DagError> {
         let file_size = chunk.len() as u64;
-        let block = if self.opts.raw_leaves {
-            Block::new(self.opts.format, RAW, chunk)
+        let (block, built) = if self.opts.raw_leaves {
+            let block = Block::new(self.opts.format, RAW, chunk);
+            let built = Built {
+                cid: *block.cid(),
+                file_size,
+                tsize: file_size,
+            };
+            (block, built)
         } else {
             let mut u = UnixFs::new(kind);
             if !chunk.is_empty() {
                 u.data = Some(chunk.to_vec());
             }
             u.filesize = Some(file_size);
-            self.opts.dag_pb_block(
-                PbNode {
-                    links: vec![],
-                    data: Some(u.encode()),
-                }
-                .encode(),
-            )
-        };
-        let built = Built {
-            cid: *block.cid(),
-            file_size,
-            tsize: block.data().len() as u64,
+            unixfs_node(self.opts.format, vec![], &u, file_size)
         };
         self.emit(block)?;
         Ok(built)
@@ -259,18 +244,7 @@ where
         let file_size: u64 = node.blocksizes.iter().sum();
         u.filesize = Some(file_size);
         u.blocksizes = node.blocksizes;
-        let child_tsize: u64 = node.links.iter().map(|l| l.tsize).sum();
-        let bytes = PbNode {
-            links: node.links,
-            data: Some(u.encode()),
-        }
-        .encode();
-        let block = self.opts.dag_pb_block(bytes);
-        let built = Built {
-            cid: *block.cid(),
-            file_size,
-            tsize: block.data().len() as u64 + child_tsize,
-        };
+        let (block, built) = unixfs_node(self.opts.format, node.links, &u, file_size);
         self.emit(block)?;
         Ok(built)
     }
@@ -379,7 +353,6 @@ pub fn build_file(
 /// name bytes, as dag-pb requires and Kubo writes them.
 pub fn directory_block(format: CidFormat, mut entries: Vec<(String, Built)>) -> (Block, Built) {
     entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    let child_tsize: u64 = entries.iter().map(|(_, b)| b.tsize).sum();
     let links = entries
         .into_iter()
         .map(|(name, b)| PbLink {
@@ -388,34 +361,36 @@ pub fn directory_block(format: CidFormat, mut entries: Vec<(String, Built)>) -> 
             tsize: b.tsize,
         })
         .collect();
-    let bytes = PbNode {
-        links,
-        data: Some(UnixFs::new(DataType::Directory).encode()),
-    }
-    .encode();
-    let block = Block::new(format, DAG_PB, bytes);
-    let built = Built {
-        cid: *block.cid(),
-        file_size: 0,
-        tsize: block.data().len() as u64 + child_tsize,
-    };
-    (block, built)
+    unixfs_node(format, links, &UnixFs::new(DataType::Directory), 0)
 }
 
 /// Builds a UnixFS symlink node pointing at `target`.
 pub fn symlink_block(format: CidFormat, target: &[u8]) -> (Block, Built) {
     let mut u = UnixFs::new(DataType::Symlink);
     u.data = Some(target.to_vec());
+    unixfs_node(format, vec![], &u, 0)
+}
+
+/// Encodes `unixfs` with `links` as a dag-pb node named with `format`: the
+/// block, and what a parent needs to link to it (`file_size` bytes of file
+/// below it; its cumulative size counts the links' sizes).
+pub(crate) fn unixfs_node(
+    format: CidFormat,
+    links: Vec<PbLink>,
+    unixfs: &UnixFs,
+    file_size: u64,
+) -> (Block, Built) {
+    let child_tsize: u64 = links.iter().map(|l| l.tsize).sum();
     let bytes = PbNode {
-        links: vec![],
-        data: Some(u.encode()),
+        links,
+        data: Some(unixfs.encode()),
     }
     .encode();
     let block = Block::new(format, DAG_PB, bytes);
     let built = Built {
         cid: *block.cid(),
-        file_size: 0,
-        tsize: block.data().len() as u64,
+        file_size,
+        tsize: block.data().len() as u64 + child_tsize,
     };
     (block, built)
 }

@@ -14,11 +14,11 @@
 //! is byte d of the first 64 bits of murmur3-x64-128 of the name, big-endian.
 //! Two names meeting in one slot move into a child shard one level down.
 
-use super::builder::Built;
-use super::pb::{DataType, PbLink, PbNode, UnixFs};
+use super::builder::{unixfs_node, Built};
+use super::pb::{DataType, PbLink, UnixFs};
 use super::reader::{load, Node};
 use super::{BlockSource, DagError};
-use crate::block::{Block, Cid, CidFormat, DAG_PB};
+use crate::block::{Block, Cid, CidFormat};
 use std::collections::BTreeMap;
 
 /// Kubo's `HAMTShardingSize`.
@@ -47,6 +47,7 @@ pub enum SizeEstimate {
 pub struct Sharding {
     /// Shard when the estimate is strictly greater than this.
     pub threshold_bytes: u64,
+    /// How the directory's size is estimated.
     pub estimate: SizeEstimate,
 }
 
@@ -82,44 +83,38 @@ fn fmix64(mut k: u64) -> u64 {
     k ^ (k >> 33)
 }
 
-/// MurmurHash3 x64 128-bit with seed 0, as (h1, h2).
+/// MurmurHash3 x64 128-bit with seed 0, as (h1, h2). Written here (pinned
+/// by the reference vector and by Kubo's HAMT CIDs) because the `murmur3`
+/// crate hashes through `io::Read` into an `io::Result<u128>`.
 pub fn murmur3_x64_128(data: &[u8]) -> (u64, u64) {
     const C1: u64 = 0x87c3_7b91_1142_53d5;
     const C2: u64 = 0x4cf5_ad43_2745_937f;
+    // Each 8-byte lane is mixed before it enters h1 (`mix1`) or h2 (`mix2`).
+    let mix1 = |k: u64| k.wrapping_mul(C1).rotate_left(31).wrapping_mul(C2);
+    let mix2 = |k: u64| k.wrapping_mul(C2).rotate_left(33).wrapping_mul(C1);
+    let round = |h: u64, rot: u32, other: u64, add: u64| {
+        h.rotate_left(rot)
+            .wrapping_add(other)
+            .wrapping_mul(5)
+            .wrapping_add(add)
+    };
+    let lane = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
     let (mut h1, mut h2) = (0u64, 0u64);
     let mut blocks = data.chunks_exact(16);
     for block in &mut blocks {
-        let mut k1 = u64::from_le_bytes(block[..8].try_into().unwrap_or([0; 8]));
-        let mut k2 = u64::from_le_bytes(block[8..].try_into().unwrap_or([0; 8]));
-        k1 = k1.wrapping_mul(C1).rotate_left(31).wrapping_mul(C2);
-        h1 ^= k1;
-        h1 = h1
-            .rotate_left(27)
-            .wrapping_add(h2)
-            .wrapping_mul(5)
-            .wrapping_add(0x52dc_e729);
-        k2 = k2.wrapping_mul(C2).rotate_left(33).wrapping_mul(C1);
-        h2 ^= k2;
-        h2 = h2
-            .rotate_left(31)
-            .wrapping_add(h1)
-            .wrapping_mul(5)
-            .wrapping_add(0x3849_5ab5);
+        h1 ^= mix1(lane(&block[..8]));
+        h1 = round(h1, 27, h2, 0x52dc_e729);
+        h2 ^= mix2(lane(&block[8..]));
+        h2 = round(h2, 31, h1, 0x3849_5ab5);
     }
     let tail = blocks.remainder();
-    let (mut k1, mut k2) = (0u64, 0u64);
-    for (i, &b) in tail.iter().enumerate() {
-        if i < 8 {
-            k1 ^= (b as u64) << (8 * i);
-        } else {
-            k2 ^= (b as u64) << (8 * (i - 8));
-        }
-    }
+    let mut padded = [0u8; 16];
+    padded[..tail.len()].copy_from_slice(tail);
     if tail.len() > 8 {
-        h2 ^= k2.wrapping_mul(C2).rotate_left(33).wrapping_mul(C1);
+        h2 ^= mix2(lane(&padded[8..]));
     }
     if !tail.is_empty() {
-        h1 ^= k1.wrapping_mul(C1).rotate_left(31).wrapping_mul(C2);
+        h1 ^= mix1(lane(&padded[..8]));
     }
     let len = data.len() as u64;
     h1 ^= len;
@@ -213,18 +208,7 @@ impl Shard {
         u.data = Some(bitfield[first..].to_vec());
         u.hash_type = Some(HASH_MURMUR3);
         u.fanout = Some(FANOUT);
-        let child_tsize: u64 = links.iter().map(|l| l.tsize).sum();
-        let bytes = PbNode {
-            links,
-            data: Some(u.encode()),
-        }
-        .encode();
-        let block = Block::new(format, DAG_PB, bytes);
-        let built = Built {
-            cid: *block.cid(),
-            file_size: 0,
-            tsize: block.data().len() as u64 + child_tsize,
-        };
+        let (block, built) = unixfs_node(format, links, &u, 0);
         sink(block)?;
         Ok(built)
     }
@@ -327,7 +311,7 @@ pub fn entries(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::block::{HashAlg, RAW};
+    use crate::block::{HashAlg, DAG_PB, RAW};
     use crate::store::{MemoryStore, Store};
 
     #[test]

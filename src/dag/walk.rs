@@ -111,9 +111,9 @@ mod tests {
     use crate::dag::chunker::ChunkerSpec;
     use crate::store::{MemoryStore, Store};
 
-    #[test]
-    fn walk_visits_every_block_once_parents_first() {
-        let store = MemoryStore::new();
+    /// A 200-byte file in 10-byte leaves, 3 links a node, stored in
+    /// `store`: its root, and how many blocks it has.
+    fn stored_file(store: &MemoryStore) -> (Cid, usize) {
         let opts = ImportOptions {
             chunker: ChunkerSpec::Fixed { size: 10 },
             max_links: 3,
@@ -127,41 +127,39 @@ mod tests {
             Ok(())
         })
         .unwrap();
+        (root.cid, n)
+    }
+
+    /// The CIDs [`walk`] visits from `root`, in order.
+    fn walked(store: &MemoryStore, root: &Cid) -> Vec<Cid> {
         let mut order = vec![];
-        walk(&store, &root.cid, &mut HashSet::new(), &mut |b| {
+        walk(store, root, &mut HashSet::new(), &mut |b| {
             order.push(*b.cid());
             Ok(())
         })
         .unwrap();
+        order
+    }
+
+    #[test]
+    fn walk_visits_every_block_once_parents_first() {
+        let store = MemoryStore::new();
+        let (root, n) = stored_file(&store);
+        let order = walked(&store, &root);
         assert_eq!(order.len(), n);
-        assert_eq!(order[0], root.cid);
+        assert_eq!(order[0], root);
         // A missing block is an error naming it.
-        let live = live_set(&store, &[root.cid], &[]).unwrap();
+        let live = live_set(&store, &[root], &[]).unwrap();
         assert_eq!(live.len(), n);
     }
 
     #[test]
     fn reach_lists_what_walk_visits_without_reading_raw_leaves() {
         let store = MemoryStore::new();
-        let opts = ImportOptions {
-            chunker: ChunkerSpec::Fixed { size: 10 },
-            max_links: 3,
-            ..ImportOptions::default()
-        };
-        let data: Vec<u8> = (0..200u8).collect();
-        let root = build_file(&data[..], &opts, &mut |b| {
-            store.put(b)?;
-            Ok(())
-        })
-        .unwrap();
-        let mut walked = vec![];
-        walk(&store, &root.cid, &mut HashSet::new(), &mut |b| {
-            walked.push(*b.cid());
-            Ok(())
-        })
-        .unwrap();
+        let (root, _) = stored_file(&store);
+        let walked = walked(&store, &root);
         let mut reached = vec![];
-        reach(&store, &root.cid, &mut HashSet::new(), &mut |c| {
+        reach(&store, &root, &mut HashSet::new(), &mut |c| {
             reached.push(*c);
             Ok(())
         })
@@ -170,11 +168,11 @@ mod tests {
         let leaf = *walked.iter().find(|c| c.codec() == RAW).unwrap();
         // A damaged leaf is present: reach does not read it (walk does).
         store.corrupt_for_test(&leaf, bytes::Bytes::from_static(b"rot"));
-        assert!(reach(&store, &root.cid, &mut HashSet::new(), &mut |_| Ok(())).is_ok());
-        assert!(walk(&store, &root.cid, &mut HashSet::new(), &mut |_| Ok(())).is_err());
+        assert!(reach(&store, &root, &mut HashSet::new(), &mut |_| Ok(())).is_ok());
+        assert!(walk(&store, &root, &mut HashSet::new(), &mut |_| Ok(())).is_err());
         // A missing one is named.
         store.remove(leaf.hash()).unwrap();
-        match reach(&store, &root.cid, &mut HashSet::new(), &mut |_| Ok(())) {
+        match reach(&store, &root, &mut HashSet::new(), &mut |_| Ok(())) {
             Err(DagError::NotFound { cid }) => assert_eq!(cid, leaf),
             other => panic!("expected NotFound, got {other:?}"),
         }

@@ -153,7 +153,9 @@ pub enum HeaderProblem {
     #[error("version 2 header is not the fixed CARv2 pragma")]
     NotCarv2Pragma,
     /// The CARv2 data offset points back into the prefix.
-    #[error("CARv2 data offset {data_offset} points inside the CARv2 prefix ({prefix_bytes} bytes)")]
+    #[error(
+        "CARv2 data offset {data_offset} points inside the CARv2 prefix ({prefix_bytes} bytes)"
+    )]
     DataOffset {
         /// The data offset the CARv2 header gives.
         data_offset: u64,

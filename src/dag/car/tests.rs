@@ -1,26 +1,20 @@
 use super::header::{CarHeader, CARV2_HEADER_BYTES};
 use super::reader::decode_varint;
 use super::*;
-use crate::block::{Block, Cid, CidFormat, HashAlg, DAG_PB, MAX_BLOCK_BYTES, RAW};
+use crate::block::{Block, Cid, CidFormat, DAG_PB, MAX_BLOCK_BYTES, RAW};
 use proptest::prelude::*;
 
 /// Appends `n` as a varint.
 fn put_varint(out: &mut Vec<u8>, n: u64) {
-    out.extend_from_slice(unsigned_varint::encode::u64(n, &mut unsigned_varint::encode::u64_buffer()));
+    out.extend_from_slice(unsigned_varint::encode::u64(
+        n,
+        &mut unsigned_varint::encode::u64_buffer(),
+    ));
 }
 
-const V0: CidFormat = CidFormat {
-    version: 0,
-    hash: HashAlg::Sha2_256,
-};
-const V1_SHA2: CidFormat = CidFormat {
-    version: 1,
-    hash: HashAlg::Sha2_256,
-};
-const V1_BLAKE3: CidFormat = CidFormat {
-    version: 1,
-    hash: HashAlg::Blake3,
-};
+const V0: CidFormat = CidFormat::V0;
+const V1_SHA2: CidFormat = CidFormat::V1_SHA2_256;
+const V1_BLAKE3: CidFormat = CidFormat::V1_BLAKE3;
 
 /// An empty UnixFS directory: the smallest real dag-pb node.
 const EMPTY_DIR_PB: &[u8] = b"\x0a\x04\x08\x02\x18\x00";
@@ -215,7 +209,10 @@ fn malformed_varints_are_refused() {
     assert_eq!(decode_varint(&max), Ok(u64::MAX));
     let mut over = vec![0xffu8; 9];
     over.push(0x02);
-    assert_eq!(decode_varint(&over), Err(unsigned_varint::decode::Error::Overflow));
+    assert_eq!(
+        decode_varint(&over),
+        Err(unsigned_varint::decode::Error::Overflow)
+    );
 }
 
 #[test]

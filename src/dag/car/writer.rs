@@ -3,7 +3,7 @@
 
 use super::header::CarHeader;
 use super::CarError;
-use crate::block::{Block, BlockError, Cid, MAX_BLOCK_BYTES};
+use crate::block::{Block, Cid};
 use std::io::Write;
 use unsigned_varint::encode;
 
@@ -27,20 +27,15 @@ impl<W: Write> CarWriter<W> {
         Ok(writer)
     }
 
-    /// Appends one section. Blocks over [`MAX_BLOCK_BYTES`] are refused, so
+    /// Appends one section. Blocks over
+    /// [`MAX_BLOCK_BYTES`](crate::block::MAX_BLOCK_BYTES) are refused, so
     /// we never write a CAR that we (or Bitswap peers) would reject.
     pub fn write_block(&mut self, block: &Block) -> Result<(), CarError> {
+        block.check_size().map_err(|source| CarError::Block {
+            offset: self.pos,
+            source,
+        })?;
         let data = block.data();
-        if data.len() > MAX_BLOCK_BYTES {
-            return Err(CarError::Block {
-                offset: self.pos,
-                source: BlockError::TooLarge {
-                    cid: *block.cid(),
-                    len: data.len(),
-                    max: MAX_BLOCK_BYTES,
-                },
-            });
-        }
         let cid = block.cid().to_bytes();
         let mut head = Vec::with_capacity(cid.len() + 10);
         let len = (cid.len() + data.len()) as u64;

@@ -64,10 +64,13 @@ pub fn directory_entries(
 /// One entry of a directory listing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DirEntry {
+    /// The entry's name in the directory.
     pub name: String,
+    /// What the entry links to.
     pub cid: Cid,
     /// For files, the file size; for others, the cumulative DAG size.
     pub size: u64,
+    /// What it is ([`Node::kind`]).
     pub kind: &'static str,
 }
 
@@ -96,4 +99,3 @@ pub fn list(source: &dyn BlockSource, cid: &Cid) -> Result<Vec<DirEntry>, DagErr
     }
     Ok(out)
 }
-

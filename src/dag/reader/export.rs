@@ -29,9 +29,13 @@ pub fn safe_name(dir: &Cid, name: &str) -> Result<(), DagError> {
 /// Totals of an export, for progress and messages.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ExportStats {
+    /// Files written.
     pub files: u64,
+    /// Directories created.
     pub directories: u64,
+    /// Symbolic links created.
     pub symlinks: u64,
+    /// File bytes written.
     pub bytes: u64,
 }
 

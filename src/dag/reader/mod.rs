@@ -34,19 +34,28 @@ pub enum Node {
     Raw(Bytes),
     /// A UnixFS file node (or a dag-pb leaf of type Raw).
     File {
+        /// File bytes held in the node itself (before its children's).
         data: Bytes,
+        /// The children, in file order.
         links: Vec<PbLink>,
+        /// File bytes under each child.
         blocksizes: Vec<u64>,
+        /// The file size the node claims.
         filesize: Option<u64>,
     },
+    /// A plain UnixFS directory.
     Directory {
+        /// The entries, named.
         links: Vec<PbLink>,
     },
+    /// A UnixFS symbolic link.
     Symlink {
+        /// Where it points.
         target: Vec<u8>,
     },
     /// A HAMT-sharded directory (large directories made by Kubo).
     HamtShard {
+        /// Entries and child shards, names prefixed by their slot.
         links: Vec<PbLink>,
     },
 }
@@ -131,4 +140,3 @@ impl Node {
 pub fn load(source: &dyn BlockSource, cid: &Cid) -> Result<Node, DagError> {
     Node::decode(&source.block(cid)?)
 }
-
