@@ -1,32 +1,19 @@
-//! Fetch sessions: the task that runs one [`Session`] state machine for a
-//! reader, a `get` or a pin, over the Bitswap engine.
-//!
-//! A [`FetchSession`] is a cloneable handle. Callers ask for blocks
-//! ([`FetchSession::get`], or [`FetchSession::get_blocking`] from the DAG
-//! reader's threads, which also see it as a [`BlockSource`]) and may hint
-//! blocks they will want soon ([`FetchSession::prefetch`]) so several are in
-//! flight at once. The task:
-//!
-//! - asks connected peers first, adds peers as they connect, and looks up
-//!   DHT providers when a want has nobody left to ask or nothing arrived for
-//!   a second (then again every [`PROVIDER_SEARCH_INTERVAL`]);
-//! - hands each verified block to whoever waits for it at once and stores
-//!   received blocks in batches (one fsync per batch) on a blocking thread,
-//!   holding back new want-blocks while too many wait to be stored;
-//! - fails the waiting callers when no wanted block arrived for
-//!   `stall_timeout`, cancelling the wants at the peers;
-//! - ends, cancelling what is still wanted, when every handle is dropped.
+//! The task behind each fetch session: runs its [`Session`] state machine
+//! over the Bitswap engine, hands blocks to waiting callers, stores them in
+//! batches, looks up providers and gives up after the stall timeout.
 
-use super::driver::{Counters, EngineCommand, SessionEvent};
-use super::session::{Action, Session, SessionConfig};
+use super::recent::{recent_take, SharedRecent};
+use super::{key, FetchCommand, FetchOptions, FetchProgress, FetchSession, ProviderSearch, Reply};
+use super::{COMMAND_DEPTH, PROVIDER_SEARCH_INTERVAL};
 use crate::block::{Block, Cid};
-use crate::dag::{BlockSource, DagError};
+use crate::net::bitswap::driver::{Counters, EngineCommand, SessionEvent};
+use crate::net::bitswap::session::{Action, Session};
 use crate::net::swarm::{PeerEvent, SwarmHandle};
 use crate::net::NetError;
 use crate::store::Store;
 use libp2p::PeerId;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -37,153 +24,13 @@ const STORE_BATCH: usize = 32;
 /// Received blocks waiting to be stored before new want-blocks are held back.
 const MAX_UNSTORED: usize = 256;
 
-/// How often a stalled session looks for providers again.
-pub const PROVIDER_SEARCH_INTERVAL: Duration = Duration::from_secs(10);
-
 /// How long a session waits on connected peers before asking the DHT.
 const PROVIDER_SEARCH_DELAY: Duration = Duration::from_secs(1);
-
-/// Bytes of recently received blocks a session keeps for its readers.
-const RECENT_BYTES: usize = 64 * 1024 * 1024;
-
-/// Blocks that arrived before anyone asked for them (a prefetch hint ran
-/// ahead of its reader), kept so the reader that asks later gets it from
-/// memory instead of reading and re-hashing it from the store (both cost as
-/// much as receiving it). The reader takes the block out; a block a waiter
-/// received at once is never kept (holding it would keep its whole frame
-/// buffer alive). Oldest out first, bounded by bytes.
-#[derive(Default)]
-struct RecentBlocks {
-    blocks: HashMap<Vec<u8>, Block>,
-    order: std::collections::VecDeque<Vec<u8>>,
-    bytes: usize,
-}
-
-impl RecentBlocks {
-    fn insert(&mut self, block: Block) {
-        let k = key(block.cid());
-        let len = block.data().len();
-        if self.blocks.insert(k.clone(), block).is_some() {
-            return;
-        }
-        self.order.push_back(k);
-        self.bytes += len;
-        while self.bytes > RECENT_BYTES {
-            let Some(old) = self.order.pop_front() else {
-                break;
-            };
-            if let Some(b) = self.blocks.remove(&old) {
-                self.bytes -= b.data().len();
-            }
-        }
-    }
-
-    fn take(&mut self, cid: &Cid) -> Option<Block> {
-        let k = key(cid);
-        let b = self.blocks.remove(&k)?;
-        self.bytes -= b.data().len();
-        // `order` keeps the key until eviction skips it; compacted when
-        // mostly such leftovers, so it stays bounded.
-        if self.order.len() > 2 * self.blocks.len() + 64 {
-            let blocks = &self.blocks;
-            self.order.retain(|o| blocks.contains_key(o));
-        }
-        // Under the CID asked for (peers may answer under another codec).
-        Some(Block::new_unchecked(*cid, b.data().clone()))
-    }
-}
-
-type SharedRecent = Arc<std::sync::Mutex<RecentBlocks>>;
-
-fn recent_take(recent: &SharedRecent, cid: &Cid) -> Option<Block> {
-    recent.lock().unwrap_or_else(|e| e.into_inner()).take(cid)
-}
-
-/// Commands queued for a session task before callers wait.
-const COMMAND_DEPTH: usize = 1024;
-
-/// How long a peer that forged a block is refused.
-pub(super) const BAN_DURATION: Duration = Duration::from_secs(600);
-
-/// When a session asks the DHT for providers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProviderSearch {
-    /// Never: only connected and added peers are asked.
-    Never,
-    /// At once when a want has nobody left to ask, and after a second
-    /// without a block: a `get` knows nothing but the CID.
-    Eager,
-    /// Only after this long without a wanted block: the caller added the
-    /// peers that should have the blocks (a replica fetch names the
-    /// holders), and a lookup per fetch would load the network for nothing
-    /// while those peers answer.
-    After(Duration),
-}
-
-/// Tuning of one fetch.
-#[derive(Clone, Copy, Debug)]
-pub struct FetchOptions {
-    pub session: SessionConfig,
-    /// Give up when no wanted block arrived for this long.
-    pub stall_timeout: Duration,
-    /// When to look up DHT providers besides the peers already known.
-    pub provider_search: ProviderSearch,
-    /// Most providers taken from one DHT lookup.
-    pub max_providers: usize,
-    /// Keep the session's received bytes under this rate (bytes per
-    /// second; `None`: as fast as peers send). Repairs use it.
-    pub max_bytes_per_sec: Option<u64>,
-}
-
-impl Default for FetchOptions {
-    fn default() -> Self {
-        FetchOptions {
-            session: SessionConfig::default(),
-            stall_timeout: Duration::from_secs(60),
-            provider_search: ProviderSearch::Eager,
-            max_providers: 20,
-            max_bytes_per_sec: None,
-        }
-    }
-}
-
-/// Live figures of a session, for progress bars.
-#[derive(Debug, Default)]
-pub struct FetchProgress {
-    /// What the session fetches (DHT lookups search for it).
-    pub root: Option<Cid>,
-    /// Blocks received from peers.
-    pub blocks: AtomicU64,
-    /// Bytes of those blocks.
-    pub bytes: AtomicU64,
-    /// Peers the session may ask.
-    pub peers: AtomicUsize,
-    /// Peers that have sent it a wanted block.
-    pub senders: AtomicUsize,
-}
-
-type Reply = oneshot::Sender<Result<Block, NetError>>;
-
-enum FetchCommand {
-    /// Want `cid`; `None` is a prefetch hint.
-    Want(Cid, Option<Reply>),
-    AddPeers(Vec<PeerId>),
-    Flush(oneshot::Sender<Result<(), NetError>>),
-}
-
-/// A handle to a running fetch session.
-#[derive(Clone)]
-pub struct FetchSession {
-    commands: mpsc::Sender<FetchCommand>,
-    store: Arc<dyn Store>,
-    progress: Arc<FetchProgress>,
-    recent: SharedRecent,
-}
 
 impl FetchSession {
     /// Starts a session task (needs a tokio runtime). `root` is what DHT
     /// provider lookups search for; without it, the first stuck CID is.
-    pub(super) async fn start(
+    pub(in crate::net::bitswap) async fn start(
         counters: Arc<Counters>,
         engine: mpsc::Sender<EngineCommand>,
         swarm: SwarmHandle,
@@ -192,7 +39,7 @@ impl FetchSession {
         root: Option<Cid>,
         opts: FetchOptions,
     ) -> Result<FetchSession, NetError> {
-        let (events_tx, events) = mpsc::channel(super::driver::SESSION_EVENTS_DEPTH);
+        let (events_tx, events) = mpsc::channel(crate::net::bitswap::driver::SESSION_EVENTS_DEPTH);
         // Subscribe before reading the peer list: no connection is missed.
         let peer_events = swarm.subscribe();
         engine
@@ -255,99 +102,6 @@ impl FetchSession {
             recent,
         })
     }
-
-    /// The block `cid`: from the store, else from peers.
-    pub async fn get(&self, cid: Cid) -> Result<Block, NetError> {
-        if let Some(b) = crate::block::identity_block(&cid) {
-            return Ok(b);
-        }
-        if let Some(b) = recent_take(&self.recent, &cid) {
-            return Ok(b);
-        }
-        if let Some(b) = self.store.get(&cid)? {
-            return Ok(b);
-        }
-        let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(FetchCommand::Want(cid, Some(tx)))
-            .await
-            .map_err(|_| NetError::Stopped)?;
-        rx.await.map_err(|_| NetError::Stopped)?
-    }
-
-    /// [`get`](Self::get) for threads outside the async runtime.
-    pub fn get_blocking(&self, cid: Cid) -> Result<Block, NetError> {
-        if let Some(b) = crate::block::identity_block(&cid) {
-            return Ok(b);
-        }
-        if let Some(b) = recent_take(&self.recent, &cid) {
-            return Ok(b);
-        }
-        if let Some(b) = self.store.get(&cid)? {
-            return Ok(b);
-        }
-        let (tx, rx) = oneshot::channel();
-        self.commands
-            .blocking_send(FetchCommand::Want(cid, Some(tx)))
-            .map_err(|_| NetError::Stopped)?;
-        rx.blocking_recv().map_err(|_| NetError::Stopped)?
-    }
-
-    /// Starts fetching `cids` without waiting (best effort: hints beyond
-    /// the command queue are dropped; a later `get` asks again).
-    pub fn prefetch(&self, cids: &[Cid]) {
-        for cid in cids {
-            if cid.hash().code() == crate::block::IDENTITY || self.store.has(cid).unwrap_or(false) {
-                continue;
-            }
-            if self
-                .commands
-                .try_send(FetchCommand::Want(*cid, None))
-                .is_err()
-            {
-                return;
-            }
-        }
-    }
-
-    /// More peers to ask (e.g. providers the caller found).
-    pub async fn add_peers(&self, peers: Vec<PeerId>) -> Result<(), NetError> {
-        self.commands
-            .send(FetchCommand::AddPeers(peers))
-            .await
-            .map_err(|_| NetError::Stopped)
-    }
-
-    /// Waits until every block received so far is durably stored.
-    pub async fn flush(&self) -> Result<(), NetError> {
-        let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(FetchCommand::Flush(tx))
-            .await
-            .map_err(|_| NetError::Stopped)?;
-        rx.await.map_err(|_| NetError::Stopped)?
-    }
-
-    /// Live figures of this session.
-    pub fn progress(&self) -> &Arc<FetchProgress> {
-        &self.progress
-    }
-}
-
-impl BlockSource for FetchSession {
-    fn block(&self, cid: &Cid) -> Result<Block, DagError> {
-        self.get_blocking(*cid).map_err(|e| match e {
-            NetError::Store(s) => DagError::Store(s),
-            other => DagError::Fetch {
-                cid: *cid,
-                reason: other.to_string(),
-            },
-        })
-    }
-
-    fn prefetch(&self, cids: &[Cid]) {
-        FetchSession::prefetch(self, cids)
-    }
 }
 
 /// A batch handed to the store, and how storing it went.
@@ -386,10 +140,6 @@ struct SessionTask {
 
 /// Most distinct senders a session counts.
 const MAX_COUNTED_SENDERS: usize = 4096;
-
-fn key(cid: &Cid) -> Vec<u8> {
-    cid.hash().to_bytes()
-}
 
 async fn join_opt<T>(h: &mut Option<tokio::task::JoinHandle<T>>) -> Option<T> {
     match h {
@@ -749,88 +499,6 @@ impl SessionTask {
                     Some(e) => Err(NetError::Protocol(format!("storing blocks: {e}"))),
                     None => Ok(()),
                 });
-            }
-        }
-    }
-}
-
-/// A block source that reads the store and starts a fetch session only when
-/// a block is missing: content that is local costs no network work (the
-/// gateway's common case), content that is not is fetched as by
-/// [`FetchSession`]. For blocking threads (the DAG reader's), within a tokio
-/// runtime whose handle it keeps.
-pub struct LazySource {
-    bitswap: super::driver::Bitswap,
-    store: Arc<dyn Store>,
-    root: Option<Cid>,
-    opts: FetchOptions,
-    runtime: tokio::runtime::Handle,
-    session: std::sync::OnceLock<Result<FetchSession, String>>,
-}
-
-impl LazySource {
-    /// Needs to be created inside the runtime (it keeps its handle).
-    pub fn new(
-        bitswap: super::driver::Bitswap,
-        store: Arc<dyn Store>,
-        root: Option<Cid>,
-        opts: FetchOptions,
-    ) -> LazySource {
-        LazySource {
-            bitswap,
-            store,
-            root,
-            opts,
-            runtime: tokio::runtime::Handle::current(),
-            session: std::sync::OnceLock::new(),
-        }
-    }
-
-    /// The session, started on first use (blocking).
-    fn session(&self) -> Result<&FetchSession, DagError> {
-        let s = self.session.get_or_init(|| {
-            let bitswap = self.bitswap.clone();
-            let (root, opts) = (self.root, self.opts);
-            self.runtime
-                .block_on(async move { bitswap.session(root, opts).await })
-                .map_err(|e| e.to_string())
-        });
-        s.as_ref().map_err(|e| DagError::Fetch {
-            cid: self.root.unwrap_or_default(),
-            reason: e.clone(),
-        })
-    }
-
-    /// The session if one was needed (for progress figures).
-    pub fn started(&self) -> Option<&FetchSession> {
-        self.session.get().and_then(|s| s.as_ref().ok())
-    }
-}
-
-impl BlockSource for LazySource {
-    fn block(&self, cid: &Cid) -> Result<Block, DagError> {
-        if let Some(b) = crate::block::identity_block(cid) {
-            return Ok(b);
-        }
-        if let Some(s) = self.started() {
-            return BlockSource::block(s, cid);
-        }
-        if let Some(b) = self.store.get(cid)? {
-            return Ok(b);
-        }
-        BlockSource::block(self.session()?, cid)
-    }
-
-    fn prefetch(&self, cids: &[Cid]) {
-        if let Some(s) = self.started() {
-            return s.prefetch(cids);
-        }
-        let missing = cids.iter().any(|c| {
-            c.hash().code() != crate::block::IDENTITY && !self.store.has(c).unwrap_or(false)
-        });
-        if missing {
-            if let Ok(s) = self.session() {
-                s.prefetch(cids);
             }
         }
     }

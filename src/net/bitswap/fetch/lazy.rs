@@ -1,0 +1,90 @@
+//! A block source that fetches only what the store lacks.
+
+use super::{FetchOptions, FetchSession};
+use crate::block::{Block, Cid};
+use crate::dag::{BlockSource, DagError};
+use crate::net::bitswap::driver::Bitswap;
+use crate::store::Store;
+use std::sync::Arc;
+
+/// A block source that reads the store and starts a fetch session only when
+/// a block is missing: content that is local costs no network work (the
+/// gateway's common case), content that is not is fetched as by
+/// [`FetchSession`]. For blocking threads (the DAG reader's), within a tokio
+/// runtime whose handle it keeps.
+pub struct LazySource {
+    bitswap: Bitswap,
+    store: Arc<dyn Store>,
+    root: Option<Cid>,
+    opts: FetchOptions,
+    runtime: tokio::runtime::Handle,
+    session: std::sync::OnceLock<Result<FetchSession, String>>,
+}
+
+impl LazySource {
+    /// Needs to be created inside the runtime (it keeps its handle).
+    pub fn new(
+        bitswap: Bitswap,
+        store: Arc<dyn Store>,
+        root: Option<Cid>,
+        opts: FetchOptions,
+    ) -> LazySource {
+        LazySource {
+            bitswap,
+            store,
+            root,
+            opts,
+            runtime: tokio::runtime::Handle::current(),
+            session: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The session, started on first use (blocking).
+    fn session(&self) -> Result<&FetchSession, DagError> {
+        let s = self.session.get_or_init(|| {
+            let bitswap = self.bitswap.clone();
+            let (root, opts) = (self.root, self.opts);
+            self.runtime
+                .block_on(async move { bitswap.session(root, opts).await })
+                .map_err(|e| e.to_string())
+        });
+        s.as_ref().map_err(|e| DagError::Fetch {
+            cid: self.root.unwrap_or_default(),
+            reason: e.clone(),
+        })
+    }
+
+    /// The session if one was needed (for progress figures).
+    pub fn started(&self) -> Option<&FetchSession> {
+        self.session.get().and_then(|s| s.as_ref().ok())
+    }
+}
+
+impl BlockSource for LazySource {
+    fn block(&self, cid: &Cid) -> Result<Block, DagError> {
+        if let Some(b) = crate::block::identity_block(cid) {
+            return Ok(b);
+        }
+        if let Some(s) = self.started() {
+            return BlockSource::block(s, cid);
+        }
+        if let Some(b) = self.store.get(cid)? {
+            return Ok(b);
+        }
+        BlockSource::block(self.session()?, cid)
+    }
+
+    fn prefetch(&self, cids: &[Cid]) {
+        if let Some(s) = self.started() {
+            return s.prefetch(cids);
+        }
+        let missing = cids.iter().any(|c| {
+            c.hash().code() != crate::block::IDENTITY && !self.store.has(c).unwrap_or(false)
+        });
+        if missing {
+            if let Ok(s) = self.session() {
+                s.prefetch(cids);
+            }
+        }
+    }
+}

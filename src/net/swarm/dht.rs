@@ -1,0 +1,177 @@
+//! Kademlia queries a caller waits on (provide, find providers, find a
+//! peer), and the addresses peers tell us they listen on.
+
+use super::build::Behaviour;
+use crate::net::NetError;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::{kad, Multiaddr, PeerId, Swarm};
+use std::collections::HashMap;
+use tokio::sync::oneshot;
+
+/// A DHT query a caller waits on.
+pub(super) enum Query {
+    Provide(oneshot::Sender<Result<(), NetError>>),
+    /// Looking for a peer's current addresses (to dial it).
+    FindPeer(PeerId, oneshot::Sender<Result<(), NetError>>),
+    Providers {
+        found: Vec<PeerId>,
+        limit: usize,
+        reply: oneshot::Sender<Result<Vec<PeerId>, NetError>>,
+    },
+}
+
+/// Addresses kept in the routing table for one peer.
+pub const MAX_ADDRS_PER_PEER: usize = 16;
+
+/// A peer told us (identify) where it listens: those addresses, at most
+/// [`MAX_ADDRS_PER_PEER`] and none absurdly long, replace the ones it no
+/// longer lists. Kademlia's own list only ever grows, so a peer pushing new
+/// addresses again and again would otherwise grow it without bound.
+pub(super) fn learn_addresses(swarm: &mut Swarm<Behaviour>, peer: PeerId, listed: Vec<Multiaddr>) {
+    let fresh: Vec<Multiaddr> = listed
+        .into_iter()
+        .filter(|a| a.as_ref().len() <= crate::net::records::MAX_ADDR_BYTES)
+        .take(MAX_ADDRS_PER_PEER)
+        .collect();
+    if fresh.is_empty() {
+        return;
+    }
+    let kad = &mut swarm.behaviour_mut().kad;
+    for a in &fresh {
+        kad.add_address(&peer, a.clone());
+    }
+    // Kademlia keeps addresses with a /p2p suffix.
+    let fresh: Vec<Multiaddr> = fresh
+        .into_iter()
+        .filter_map(|a| a.with_p2p(peer).ok())
+        .collect();
+    let stale: Vec<Multiaddr> = kad
+        .kbucket(peer)
+        .and_then(|bucket| {
+            bucket
+                .iter()
+                .find(|e| e.node.key.preimage() == &peer)
+                .map(|e| {
+                    e.node
+                        .value
+                        .iter()
+                        .filter(|a| !fresh.contains(a))
+                        .cloned()
+                        .collect()
+                })
+        })
+        .unwrap_or_default();
+    for a in stale {
+        kad.remove_address(&peer, &a);
+    }
+}
+
+/// Whether a finished provide reached anyone: kad reports success once
+/// its walk ends, even when no peer was there to take the record.
+fn reached_anyone(stats: &kad::QueryStats) -> bool {
+    stats.num_successes() > 0
+}
+
+pub(super) fn on_query_progress(
+    queries: &mut HashMap<kad::QueryId, Query>,
+    swarm: &mut Swarm<Behaviour>,
+    id: kad::QueryId,
+    result: kad::QueryResult,
+    last: bool,
+    stats: &kad::QueryStats,
+) {
+    match result {
+        kad::QueryResult::StartProviding(r) => {
+            if let Some(Query::Provide(reply)) = queries.remove(&id) {
+                let r = match r {
+                    Ok(_) if !reached_anyone(stats) => Err(NetError::Dht(
+                        "no DHT peer took the provider record (none reachable)".into(),
+                    )),
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(NetError::Dht(e.to_string())),
+                };
+                let _ = reply.send(r);
+            }
+        }
+        kad::QueryResult::GetClosestPeers(r) => {
+            let Some(Query::FindPeer(peer, _)) = queries.get(&id) else {
+                return;
+            };
+            let peer = *peer;
+            let found = match &r {
+                Ok(ok) => ok.peers.iter().find(|p| p.peer_id == peer).cloned(),
+                Err(_) => None,
+            };
+            if let Some(info) = found {
+                for a in &info.addrs {
+                    swarm.behaviour_mut().kad.add_address(&peer, a.clone());
+                }
+                let opts = DialOpts::peer_id(peer)
+                    .addresses(info.addrs.clone())
+                    .condition(PeerCondition::DisconnectedAndNotDialing)
+                    .build();
+                let dialed = swarm.dial(opts).map_err(|e| NetError::Dial(e.to_string()));
+                if let Some(Query::FindPeer(_, reply)) = queries.remove(&id) {
+                    let _ = reply.send(dialed.or_else(|e| {
+                        // Already connected or dialing is fine.
+                        if swarm.is_connected(&peer) {
+                            Ok(())
+                        } else {
+                            Err(e)
+                        }
+                    }));
+                }
+                if !last {
+                    if let Some(mut q) = swarm.behaviour_mut().kad.query_mut(&id) {
+                        q.finish();
+                    }
+                }
+            } else if last {
+                if let Some(Query::FindPeer(_, reply)) = queries.remove(&id) {
+                    let _ = reply.send(Err(NetError::Dht(format!("{peer} not found on the DHT"))));
+                }
+            }
+        }
+        kad::QueryResult::GetProviders(r) => {
+            let Some(Query::Providers { found, limit, .. }) = queries.get_mut(&id) else {
+                return;
+            };
+            if let Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) = r {
+                let me = *swarm.local_peer_id();
+                for p in providers {
+                    if !found.contains(&p) && p != me {
+                        found.push(p);
+                        // Dial now: the providers' addresses live only as
+                        // long as this query does (kad keeps them nowhere
+                        // else), and it is still alive while we handle its
+                        // event.
+                        let opts = DialOpts::peer_id(p)
+                            .condition(PeerCondition::DisconnectedAndNotDialing)
+                            .build();
+                        if let Err(e) = swarm.dial(opts) {
+                            tracing::debug!(peer = %p, "dialing provider: {e}");
+                        }
+                    }
+                }
+            }
+            let enough = found.len() >= *limit;
+            if enough || last {
+                if let Some(Query::Providers {
+                    mut found,
+                    limit,
+                    reply,
+                }) = queries.remove(&id)
+                {
+                    found.truncate(limit);
+                    let _ = reply.send(Ok(found));
+                }
+                if enough && !last {
+                    if let Some(mut q) = swarm.behaviour_mut().kad.query_mut(&id) {
+                        q.finish();
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,322 @@
+//! The libp2p swarm and the one task that owns it.
+//!
+//! Transports TCP and QUIC, Noise, Yamux; identify (`/ipfs/id/1.0.0`,
+//! agent `cairn/<version>`), ping, Kademlia (protocol name configurable) and
+//! `libp2p-stream` for Bitswap's streams. Everything else talks to the swarm
+//! task through [`SwarmHandle`]: bounded commands with oneshot replies.
+//!
+//! - [`build`]: the transports and protocols, from a [`NetConfig`].
+//! - [`task`]: the task that owns the swarm and carries out commands.
+//! - [`dht`]: Kademlia queries callers wait on, and peers' addresses.
+//! - [`reach`]: whether this node counts as reachable (the DHT mode).
+
+mod build;
+mod dht;
+mod reach;
+mod task;
+
+pub use build::{
+    build, keypair_from_seed, yamux_config, Behaviour, MAX_STREAMS_PER_CONNECTION,
+    YAMUX_WINDOW_BYTES,
+};
+pub use dht::MAX_ADDRS_PER_PEER;
+pub use task::spawn;
+
+use super::NetError;
+use crate::block::Cid;
+use libp2p::core::muxing::StreamMuxerBox;
+use libp2p::core::transport::Boxed;
+use libp2p::{identity, Multiaddr, PeerId};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// The IPFS public DHT protocol; private networks pick another name.
+pub const DEFAULT_KAD_PROTOCOL: &str = "/ipfs/kad/1.0.0";
+
+/// Limits on connections (see `[net]` in `config.toml`).
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectionLimits {
+    /// Most established connections in all.
+    pub max_connections: u32,
+    /// Most established connections to one peer.
+    pub max_per_peer: u32,
+    /// Most connections being set up, per direction.
+    pub max_pending: u32,
+    /// Refuse new connections while the process uses more memory than
+    /// this (0: no limit).
+    pub max_memory_bytes: u64,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max_connections: 1024,
+            max_per_peer: 4,
+            max_pending: 128,
+            max_memory_bytes: 0,
+        }
+    }
+}
+
+/// A transport the swarm uses beside TCP and QUIC (netsim's in-memory
+/// network with injected faults): built from the node's key, already
+/// authenticated and multiplexed.
+#[derive(Clone)]
+pub struct ExtraTransport(pub Arc<MakeTransport>);
+
+/// Builds an authenticated, multiplexed transport from the node's key.
+pub type MakeTransport =
+    dyn Fn(&identity::Keypair) -> Boxed<(PeerId, StreamMuxerBox)> + Send + Sync + 'static;
+
+impl std::fmt::Debug for ExtraTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExtraTransport")
+    }
+}
+
+impl PartialEq for ExtraTransport {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// Network settings.
+#[derive(Clone, Debug)]
+pub struct NetConfig {
+    /// Addresses to listen on (loopback by default: no public exposure).
+    pub listen: Vec<Multiaddr>,
+    /// Kademlia protocol name.
+    pub kad_protocol: String,
+    /// How long an idle connection stays open.
+    pub idle_timeout: Duration,
+    /// Period of the DHT's routing table refresh walks (`None`: never).
+    pub dht_refresh: Option<Duration>,
+    /// Period of pings on each connection (`None`: answered, never sent on
+    /// a timer).
+    pub ping_interval: Option<Duration>,
+    /// DHT mode: `Some(true)` server, `Some(false)` client, `None` automatic:
+    /// loopback and private listen addresses count as reachable (a local
+    /// network, like Kubo's LAN DHT), public ones once confirmed.
+    pub dht_server: Option<bool>,
+    /// Bounds of the DHT record store (our provider keys, other peers'
+    /// records).
+    pub records: crate::net::records::RecordLimits,
+    /// Discover peers on the local network with mDNS.
+    pub mdns: bool,
+    pub limits: ConnectionLimits,
+    /// Another transport beside TCP and QUIC (none by default).
+    pub extra_transport: Option<ExtraTransport>,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig {
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("valid multiaddr")],
+            kad_protocol: DEFAULT_KAD_PROTOCOL.into(),
+            idle_timeout: Duration::from_secs(60),
+            dht_refresh: Some(Duration::from_secs(600)),
+            ping_interval: Some(Duration::from_secs(15)),
+            dht_server: None,
+            records: crate::net::records::RecordLimits::default(),
+            mdns: false,
+            limits: ConnectionLimits::default(),
+            extra_transport: None,
+        }
+    }
+}
+
+pub(super) enum Command {
+    Dial(Multiaddr, oneshot::Sender<Result<PeerId, NetError>>),
+    RoutingTable(oneshot::Sender<Vec<(PeerId, Vec<Multiaddr>)>>),
+    FindPeer(PeerId, oneshot::Sender<Result<(), NetError>>),
+    AddRoutes(Vec<(PeerId, Vec<Multiaddr>)>),
+    Bootstrap,
+    Provide(Cid, oneshot::Sender<Result<(), NetError>>),
+    FindProviders(Cid, usize, oneshot::Sender<Result<Vec<PeerId>, NetError>>),
+    ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
+    Peers(oneshot::Sender<Vec<(PeerId, Multiaddr)>>),
+    Ban(PeerId, Duration),
+    Unban(PeerId),
+    /// The multihashes we provide (our DHT record store's keys).
+    Provided(oneshot::Sender<Vec<Vec<u8>>>),
+    /// Stop answering as provider of these multihashes.
+    StopProviding(Vec<Vec<u8>>),
+    /// Close every connection (gracefully, within a deadline), then end.
+    Close(oneshot::Sender<()>),
+}
+
+/// How long a clean shutdown waits for connections to close.
+pub(super) const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How often expired DHT records of other peers are dropped.
+pub(super) const RECORD_SWEEP_INTERVAL: Duration = Duration::from_secs(300);
+
+/// A peer connecting or leaving (first connection up, last one down).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerEvent {
+    Connected(PeerId),
+    Disconnected(PeerId),
+}
+
+/// Peer events buffered per subscriber; a subscriber that falls further
+/// behind skips the oldest (it can re-read the peer list).
+pub(super) const PEER_EVENTS_DEPTH: usize = 256;
+
+/// A cloneable handle to the swarm task.
+#[derive(Clone)]
+pub struct SwarmHandle {
+    commands: mpsc::Sender<Command>,
+    events: tokio::sync::broadcast::Sender<PeerEvent>,
+    /// Cancelled to stop the node: the swarm task and every long-lived
+    /// task started through [`SwarmHandle::spawn_task`] end.
+    shutdown: CancellationToken,
+}
+
+impl SwarmHandle {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NetError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(make(tx))
+            .await
+            .map_err(|_| NetError::Stopped)?;
+        rx.await.map_err(|_| NetError::Stopped)
+    }
+
+    /// Peers connecting and leaving from now on.
+    /// Runs `task` on the runtime until it ends or the node shuts down.
+    pub fn spawn_task<F>(&self, task: F) -> tokio::task::JoinHandle<()>
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let token = self.shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = token.cancelled() => {}
+                _ = task => {}
+            }
+        })
+    }
+
+    /// Stops the node's networking at once, as a crash would: the swarm
+    /// (and with it every connection) and the tasks started with
+    /// [`spawn_task`](Self::spawn_task) end.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Stops the node's networking cleanly: every connection is closed
+    /// (peers see the connection end, not a reset), waiting at most a few
+    /// seconds, then the swarm and the spawned tasks end.
+    pub async fn close(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Close(tx)).await.is_ok() {
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT + Duration::from_secs(1), rx).await;
+        }
+        self.shutdown();
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) was called.
+    pub fn is_shut_down(&self) -> bool {
+        self.shutdown.is_cancelled()
+    }
+
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<PeerEvent> {
+        self.events.subscribe()
+    }
+
+    /// Connects to `addr`; returns the peer once the connection is up.
+    pub async fn dial(&self, addr: Multiaddr) -> Result<PeerId, NetError> {
+        self.ask(|tx| Command::Dial(addr, tx)).await?
+    }
+
+    /// Addresses the swarm listens on.
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, NetError> {
+        self.ask(Command::ListenAddrs).await
+    }
+
+    /// Peers with an open connection.
+    pub async fn peers(&self) -> Result<Vec<PeerId>, NetError> {
+        Ok(self
+            .peer_addrs()
+            .await?
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect())
+    }
+
+    /// Connected peers with the address of a connection to each.
+    pub async fn peer_addrs(&self) -> Result<Vec<(PeerId, Multiaddr)>, NetError> {
+        self.ask(Command::Peers).await
+    }
+
+    /// Looks `peer` up on the DHT (its current addresses, e.g. after it
+    /// restarted on another port) and dials it; `Ok` once a dial started.
+    pub async fn find_peer(&self, peer: PeerId) -> Result<(), NetError> {
+        self.ask(|tx| Command::FindPeer(peer, tx)).await?
+    }
+
+    /// Every peer in the DHT routing table with its addresses (to persist).
+    pub async fn routing_table(&self) -> Result<Vec<(PeerId, Vec<Multiaddr>)>, NetError> {
+        self.ask(Command::RoutingTable).await
+    }
+
+    /// Adds peers to the DHT routing table (e.g. read back from the repo)
+    /// and starts a bootstrap walk.
+    pub async fn add_routes(&self, routes: Vec<(PeerId, Vec<Multiaddr>)>) -> Result<(), NetError> {
+        self.commands
+            .send(Command::AddRoutes(routes))
+            .await
+            .map_err(|_| NetError::Stopped)
+    }
+
+    /// Starts a DHT bootstrap walk (fills the routing table).
+    pub async fn bootstrap(&self) -> Result<(), NetError> {
+        self.commands
+            .send(Command::Bootstrap)
+            .await
+            .map_err(|_| NetError::Stopped)
+    }
+
+    /// Announces this node as a provider of `cid` on the DHT (the record
+    /// key is the multihash, as in IPFS); returns once the record was sent
+    /// to the closest peers found (ADD_PROVIDER has no reply), or an error
+    /// when no peer could be reached.
+    pub async fn provide(&self, cid: Cid) -> Result<(), NetError> {
+        self.ask(|tx| Command::Provide(cid, tx)).await?
+    }
+
+    /// The multihashes (bytes) this node answers as provider of.
+    pub async fn provided_keys(&self) -> Result<Vec<Vec<u8>>, NetError> {
+        self.ask(Command::Provided).await
+    }
+
+    /// Stops answering as provider of these multihashes (records already
+    /// placed with other peers expire on their own).
+    pub async fn stop_providing(&self, keys: Vec<Vec<u8>>) -> Result<(), NetError> {
+        self.commands
+            .send(Command::StopProviding(keys))
+            .await
+            .map_err(|_| NetError::Stopped)
+    }
+
+    /// Peers the DHT knows as providers of `cid` (at most `limit`).
+    pub async fn find_providers(&self, cid: Cid, limit: usize) -> Result<Vec<PeerId>, NetError> {
+        self.ask(|tx| Command::FindProviders(cid, limit, tx))
+            .await?
+    }
+
+    /// Closes every connection to `peer` and refuses new ones (either way)
+    /// for `duration`: for peers that misbehaved.
+    pub async fn ban(&self, peer: PeerId, duration: Duration) -> Result<(), NetError> {
+        self.commands
+            .send(Command::Ban(peer, duration))
+            .await
+            .map_err(|_| NetError::Stopped)
+    }
+}
+
