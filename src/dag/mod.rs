@@ -18,6 +18,7 @@
 pub mod builder;
 pub mod car;
 pub mod chunker;
+pub mod fetch;
 pub mod hamt;
 pub mod pb;
 pub mod reader;

@@ -33,6 +33,9 @@ pub enum NetError {
     Stopped,
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A fetched block that does not decode as its place in the DAG needs.
+    #[error(transparent)]
+    Dag(#[from] crate::dag::DagError),
 }
 
 /// A running network: the swarm task and the Bitswap engine.

@@ -12,11 +12,12 @@ use super::ledger::PeerLedger;
 use super::message::{frame_segments, Framed, Message, Version, MAX_MESSAGE_BYTES};
 use super::outbox::Outbox;
 use crate::block::{Block, Cid};
+use crate::dag::fetch::DagFetch;
 use crate::net::NetError;
 use crate::store::Store;
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::{PeerId, StreamProtocol};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -623,22 +624,11 @@ impl Bitswap {
     }
 }
 
-/// What a DAG fetch moved.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DagFetch {
-    /// Blocks of the DAG (fetched or already stored).
-    pub blocks: u64,
-    /// Their bytes.
-    pub bytes: u64,
-}
-
-/// Blocks of a DAG fetch in flight at once.
-const DAG_FETCH_WINDOW: usize = 512;
-
 impl Bitswap {
     /// Makes every block of the DAG under `root` local: what is stored is
-    /// read, the rest fetched (up to 512 blocks in flight, spread over every
-    /// peer that has them), verified and stored durably before this returns.
+    /// read, the rest fetched (see [`crate::dag::fetch`]: up to 512 blocks
+    /// in flight, spread over every peer that has them), verified and stored
+    /// durably before this returns.
     pub async fn fetch_dag(
         &self,
         root: Cid,
@@ -660,36 +650,7 @@ impl Bitswap {
         root: Cid,
         progress: &mut (dyn FnMut(DagFetch) + Send),
     ) -> Result<DagFetch, NetError> {
-        let mut stats = DagFetch::default();
-        let mut queue = VecDeque::from([root]);
-        let mut seen: HashSet<crate::block::Multihash> = HashSet::new();
-        // Unordered: a block is walked (and dropped) as soon as it arrives,
-        // whichever provider sent it; waiting for DAG order would hold every
-        // block that overtook a slow one, and the frame buffers under them.
-        let mut inflight = futures::stream::FuturesUnordered::new();
-        while !queue.is_empty() || !inflight.is_empty() {
-            let mut hints = Vec::new();
-            while inflight.len() < DAG_FETCH_WINDOW {
-                let Some(cid) = queue.pop_front() else { break };
-                if !seen.insert(*cid.hash()) {
-                    continue;
-                }
-                hints.push(cid);
-                let s = session.clone();
-                inflight.push(async move { s.get(cid).await });
-            }
-            session.prefetch(&hints);
-            let Some(block) = inflight.next().await else {
-                break;
-            };
-            let block = block?;
-            stats.blocks += 1;
-            stats.bytes += block.data().len() as u64;
-            let links = crate::dag::walk::links_of(&block)
-                .map_err(|e| NetError::Protocol(e.to_string()))?;
-            queue.extend(links);
-            progress(stats);
-        }
+        let stats = crate::dag::fetch::fetch_dag(session, root, progress).await?;
         session.flush().await?;
         Ok(stats)
     }

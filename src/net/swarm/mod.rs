@@ -319,4 +319,3 @@ impl SwarmHandle {
             .map_err(|_| NetError::Stopped)
     }
 }
-

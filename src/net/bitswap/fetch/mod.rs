@@ -30,13 +30,13 @@ mod task;
 
 pub use lazy::LazySource;
 
-use recent::{recent_take, SharedRecent};
 use crate::block::{Block, Cid};
 use crate::dag::{BlockSource, DagError};
 use crate::net::bitswap::session::SessionConfig;
 use crate::net::NetError;
 use crate::store::Store;
 use libp2p::PeerId;
+use recent::{recent_take, SharedRecent};
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -225,4 +225,16 @@ impl BlockSource for FetchSession {
 /// answer under another codec).
 fn key(cid: &Cid) -> Vec<u8> {
     cid.hash().to_bytes()
+}
+
+impl crate::dag::fetch::BlockFetcher for FetchSession {
+    type Error = NetError;
+
+    fn get(&self, cid: Cid) -> impl std::future::Future<Output = Result<Block, NetError>> + Send {
+        FetchSession::get(self, cid)
+    }
+
+    fn prefetch(&self, cids: &[Cid]) {
+        FetchSession::prefetch(self, cids)
+    }
 }
