@@ -148,21 +148,9 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::block::{Cid, CidFormat, HashAlg, RAW};
+    use crate::block::Cid;
     use crate::net::bitswap::message::WantType;
-
-    fn block(i: u32, len: usize) -> Block {
-        let mut data = vec![0u8; len];
-        data[..4].copy_from_slice(&i.to_le_bytes());
-        Block::new(
-            CidFormat {
-                version: 1,
-                hash: HashAlg::Blake3,
-            },
-            RAW,
-            data,
-        )
-    }
+    use crate::net::bitswap::test_block as block;
 
     fn want(cid: Cid, cancel: bool) -> WantEntry {
         WantEntry {
