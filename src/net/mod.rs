@@ -12,30 +12,142 @@ pub mod metrics;
 pub mod records;
 pub mod swarm;
 
+use crate::block::Cid;
 use crate::store::{Store, StoreError};
-use libp2p::PeerId;
+use libp2p::{Multiaddr, PeerId};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Errors of the network layer.
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
-    #[error("network setup: {0}")]
-    Setup(String),
-    #[error("dial failed: {0}")]
-    Dial(String),
-    #[error("protocol error: {0}")]
-    Protocol(String),
-    #[error("DHT: {0}")]
-    Dht(String),
-    #[error("timed out: {0}")]
-    Timeout(String),
-    #[error("the network task has stopped")]
-    Stopped,
+    /// The node's key could not be made from its seed.
+    #[error("node key: {source}")]
+    Key {
+        #[source]
+        source: libp2p::identity::DecodingError,
+    },
+    /// A protocol name libp2p refuses (the configured Kademlia protocol).
+    #[error("protocol name {name:?}: {source}")]
+    ProtocolName {
+        name: String,
+        #[source]
+        source: libp2p::swarm::InvalidProtocol,
+    },
+    /// A transport or the protocols could not be set up.
+    #[error("setting up the {what}: {source}")]
+    Build {
+        what: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Listening on an address failed.
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        addr: Multiaddr,
+        #[source]
+        source: libp2p::TransportError<std::io::Error>,
+    },
+    /// A listener failed while starting.
+    #[error("a listener failed: {source}")]
+    Listener {
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another handler already accepts this protocol's streams.
+    #[error("accepting {protocol} streams: {source}")]
+    Accept {
+        protocol: &'static str,
+        #[source]
+        source: libp2p_stream::AlreadyRegistered,
+    },
+    /// Dialing an address failed.
+    #[error("dialing {addr}: {source}")]
+    DialAddr {
+        addr: Multiaddr,
+        #[source]
+        source: libp2p::swarm::DialError,
+    },
+    /// Dialing a peer (at the addresses the DHT gave) failed.
+    #[error("dialing {peer}: {source}")]
+    DialPeer {
+        peer: PeerId,
+        #[source]
+        source: libp2p::swarm::DialError,
+    },
+    /// A peer broke the Bitswap wire protocol (a bad frame or message).
+    #[error("{peer} broke the Bitswap protocol: {source}")]
+    Protocol {
+        peer: PeerId,
+        #[source]
+        source: bitswap::message::MessageError,
+    },
+    /// Reading a peer's stream failed.
+    #[error("reading from {peer}: {source}")]
+    Read {
+        peer: PeerId,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The DHT's record store refused to announce a key.
+    #[error("providing {cid}: {source}")]
+    ProvideRefused {
+        cid: Cid,
+        #[source]
+        source: libp2p::kad::store::Error,
+    },
+    /// Announcing a key on the DHT failed.
+    #[error("providing {cid}: {source}")]
+    ProvideFailed {
+        cid: Cid,
+        #[source]
+        source: libp2p::kad::AddProviderError,
+    },
+    /// No DHT peer could be reached to take a provider record.
+    #[error("no DHT peer took the provider record of {cid} (none reachable)")]
+    NoDhtPeers { cid: Cid },
+    /// A DHT lookup for a peer ended without finding it.
+    #[error("{peer} not found on the DHT")]
+    PeerNotFound { peer: PeerId },
+    /// Something took longer than allowed.
+    #[error("{what} did not finish within {} s", .after.as_secs())]
+    Timeout { what: &'static str, after: Duration },
+    /// No peer provided a wanted block before the fetch's stall timeout.
+    #[error("no peer provided {} within {} s ({peers} peers asked)", wanted(.cid), .after.as_secs())]
+    Stalled {
+        /// The block waited for (or the fetch's root), if known.
+        cid: Option<Cid>,
+        after: Duration,
+        peers: usize,
+    },
+    /// A task of the network layer has stopped (the node shuts down, or
+    /// every handle to a fetch was dropped).
+    #[error("the {task} has stopped")]
+    Stopped { task: &'static str },
+    /// Storing fetched blocks failed; the fetch's later requests fail too.
+    #[error("storing fetched blocks: {source}")]
+    StoreFetched {
+        #[source]
+        source: Arc<StoreError>,
+    },
+    /// A task of the network layer panicked or was cancelled.
+    #[error("the {task} failed: {source}")]
+    TaskFailed {
+        task: &'static str,
+        #[source]
+        source: Arc<tokio::task::JoinError>,
+    },
+    /// The block store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A fetched block that does not decode as its place in the DAG needs.
     #[error(transparent)]
     Dag(#[from] crate::dag::DagError),
+}
+
+/// What a stalled fetch waited for, for its error message.
+fn wanted(cid: &Option<Cid>) -> String {
+    cid.map_or_else(|| "the wanted blocks".to_string(), |c| c.to_string())
 }
 
 /// A running network: the swarm task and the Bitswap engine.

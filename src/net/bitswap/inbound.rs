@@ -1,13 +1,17 @@
 //! The receiving side: inbound Bitswap streams read frame by frame into
 //! pooled buffers, each message decoded (without copying block data) and
 //! handed to the engine.
+//!
+//! The length prefix is read by hand, byte by byte off the stream: a clean
+//! end between frames must be told from one inside a prefix, and the size
+//! limit checked before a buffer is taken.
 
 use super::driver::{EngineCommand, PROTOCOLS};
-use super::message::{Message, MAX_MESSAGE_BYTES};
+use super::message::{Message, MessageError, MAX_MESSAGE_BYTES};
 use crate::net::swarm::SwarmHandle;
 use crate::net::NetError;
 use futures::{AsyncReadExt, StreamExt};
-use libp2p::StreamProtocol;
+use libp2p::{PeerId, StreamProtocol};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -65,55 +69,73 @@ impl Drop for PooledFrame {
     }
 }
 
-/// Reads one varint-framed message; `Ok(None)` at a clean end of stream.
+/// Reads one varint-framed message from `peer`; `Ok(None)` at a clean end
+/// of stream.
 async fn read_frame(
+    peer: PeerId,
     stream: &mut libp2p::Stream,
     pool: &Arc<FramePool>,
 ) -> Result<Option<bytes::Bytes>, NetError> {
+    let violation = |source| NetError::Protocol { peer, source };
+    let io = |source| NetError::Read { peer, source };
     let mut len: u64 = 0;
     for i in 0..10 {
         let mut byte = [0u8; 1];
-        match stream.read(&mut byte).await {
-            Ok(0) if i == 0 => return Ok(None),
-            Ok(0) => {
-                return Err(NetError::Protocol(
-                    "stream ended inside a length prefix".into(),
-                ))
-            }
-            Ok(_) => {}
-            Err(e) => return Err(NetError::Protocol(format!("reading: {e}"))),
+        match stream.read(&mut byte).await.map_err(io)? {
+            0 if i == 0 => return Ok(None),
+            0 => return Err(violation(MessageError::TruncatedLength)),
+            _ => {}
         }
         if i == 9 && byte[0] > 1 {
             // A tenth byte can only hold the 64th bit.
-            return Err(NetError::Protocol("length prefix overflows 64 bits".into()));
+            return Err(violation(MessageError::LengthOverflow));
         }
         len |= ((byte[0] & 0x7f) as u64) << (7 * i);
-        if byte[0] & 0x80 == 0 {
-            if len as usize > MAX_MESSAGE_BYTES {
-                return Err(NetError::Protocol(format!(
-                    "message of {len} bytes over the limit"
-                )));
-            }
-            let len = len as usize;
-            let read = |e: std::io::Error| NetError::Protocol(format!("reading message: {e}"));
-            if len < POOLED_FRAME_BYTES {
-                let mut buf = vec![0u8; len];
-                stream.read_exact(&mut buf).await.map_err(read)?;
-                return Ok(Some(bytes::Bytes::from(buf)));
-            }
-            let mut frame = PooledFrame {
-                buf: pool.take(),
-                len,
-                pool: Arc::clone(pool),
-            };
-            stream
-                .read_exact(&mut frame.buf[..len])
-                .await
-                .map_err(read)?;
-            return Ok(Some(bytes::Bytes::from_owner(frame)));
+        if byte[0] & 0x80 != 0 {
+            continue;
+        }
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        if len > MAX_MESSAGE_BYTES {
+            let max = MAX_MESSAGE_BYTES;
+            return Err(violation(MessageError::TooLarge { len, max }));
+        }
+        if len < POOLED_FRAME_BYTES {
+            let mut buf = vec![0u8; len];
+            stream.read_exact(&mut buf).await.map_err(io)?;
+            return Ok(Some(bytes::Bytes::from(buf)));
+        }
+        let mut frame = PooledFrame {
+            buf: pool.take(),
+            len,
+            pool: Arc::clone(pool),
+        };
+        stream.read_exact(&mut frame.buf[..len]).await.map_err(io)?;
+        return Ok(Some(bytes::Bytes::from_owner(frame)));
+    }
+    Err(violation(MessageError::LengthOverflow))
+}
+
+/// Reads `peer`'s messages from `stream` and hands them to the engine, until
+/// the stream ends (`Ok`), the engine is gone (`Ok`), or a frame or message
+/// is bad.
+async fn read_stream(
+    peer: PeerId,
+    mut stream: libp2p::Stream,
+    frames: Arc<FramePool>,
+    engine: mpsc::Sender<EngineCommand>,
+) -> Result<(), NetError> {
+    while let Some(bytes) = read_frame(peer, &mut stream, &frames).await? {
+        let msg =
+            Message::decode_bytes(&bytes).map_err(|source| NetError::Protocol { peer, source })?;
+        if engine
+            .send(EngineCommand::Inbound(peer, msg))
+            .await
+            .is_err()
+        {
+            break;
         }
     }
-    Err(NetError::Protocol("length prefix too long".into()))
+    Ok(())
 }
 
 /// Accepts inbound Bitswap streams of every version in [`PROTOCOLS`] and
@@ -126,36 +148,18 @@ pub(super) fn accept_streams(
     engine: &mpsc::Sender<EngineCommand>,
 ) -> Result<(), NetError> {
     let frames = Arc::new(FramePool::default());
-    for proto in PROTOCOLS {
+    for protocol in PROTOCOLS {
         let mut incoming = control
-            .accept(StreamProtocol::new(proto))
-            .map_err(|e| NetError::Setup(format!("{proto}: {e}")))?;
-        let tx = engine.clone();
+            .accept(StreamProtocol::new(protocol))
+            .map_err(|source| NetError::Accept { protocol, source })?;
+        let engine = engine.clone();
         let frames = Arc::clone(&frames);
         swarm.spawn_task(async move {
-            while let Some((peer, mut stream)) = incoming.next().await {
-                let tx = tx.clone();
-                let frames = Arc::clone(&frames);
+            while let Some((peer, stream)) = incoming.next().await {
+                let reader = read_stream(peer, stream, Arc::clone(&frames), engine.clone());
                 tokio::spawn(async move {
-                    loop {
-                        match read_frame(&mut stream, &frames).await {
-                            Ok(Some(bytes)) => match Message::decode_bytes(&bytes) {
-                                Ok(msg) => {
-                                    if tx.send(EngineCommand::Inbound(peer, msg)).await.is_err() {
-                                        return;
-                                    }
-                                }
-                                Err(e) => {
-                                    tracing::debug!(%peer, "bad bitswap message: {e}");
-                                    return;
-                                }
-                            },
-                            Ok(None) => return,
-                            Err(e) => {
-                                tracing::debug!(%peer, "bitswap stream: {e}");
-                                return;
-                            }
-                        }
+                    if let Err(e) = reader.await {
+                        tracing::debug!(%peer, "bitswap stream: {e}");
                     }
                 });
             }

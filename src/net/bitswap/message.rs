@@ -102,8 +102,15 @@ pub enum MessageError {
     Decode(#[from] DecodeError),
     #[error("bitswap message of {len} bytes is over the {max} byte limit")]
     TooLarge { len: usize, max: usize },
+    /// A block whose data does not fit its CID prefix.
     #[error(transparent)]
     Block(#[from] BlockError),
+    /// The stream ended inside a frame's length prefix.
+    #[error("the stream ended inside a length prefix")]
+    TruncatedLength,
+    /// A frame's length prefix over 64 bits.
+    #[error("a length prefix overflows 64 bits")]
+    LengthOverflow,
 }
 
 fn bad(reason: impl Into<String>) -> DecodeError {

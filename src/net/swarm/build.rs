@@ -59,8 +59,7 @@ pub fn yamux_config() -> yamux::Config {
 /// The node's identity from the repo's 32-byte Ed25519 seed.
 pub fn keypair_from_seed(seed: [u8; 32]) -> Result<identity::Keypair, NetError> {
     let mut seed = seed;
-    identity::Keypair::ed25519_from_bytes(&mut seed)
-        .map_err(|e| NetError::Setup(format!("node key: {e}")))
+    identity::Keypair::ed25519_from_bytes(&mut seed).map_err(|source| NetError::Key { source })
 }
 
 /// Builds the swarm (does not listen yet). Transport byte counts and
@@ -75,8 +74,13 @@ pub fn build(
     let ping_interval = config
         .ping_interval
         .unwrap_or(Duration::from_secs(100 * 365 * 24 * 3600));
-    let kad_protocol = StreamProtocol::try_from_owned(config.kad_protocol.clone())
-        .map_err(|e| NetError::Setup(format!("kad protocol {:?}: {e}", config.kad_protocol)))?;
+    let kad_protocol =
+        StreamProtocol::try_from_owned(config.kad_protocol.clone()).map_err(|source| {
+            NetError::ProtocolName {
+                name: config.kad_protocol.clone(),
+                source,
+            }
+        })?;
     let dht_mode = config.dht_server.map(|server| {
         if server {
             kad::Mode::Server
@@ -95,13 +99,13 @@ pub fn build(
             noise::Config::new,
             yamux_config,
         )
-        .map_err(|e| NetError::Setup(format!("tcp transport: {e}")))?
+        .map_err(|e| build_error("TCP transport", e))?
         .with_quic()
         .with_other_transport(|key| match &extra {
             Some(make) => (make.0)(key),
             None => libp2p::core::transport::dummy::DummyTransport::new().boxed(),
         })
-        .map_err(|e| NetError::Setup(format!("extra transport: {e}")))?
+        .map_err(|e| build_error("extra transport", e))?
         .with_bandwidth_metrics(registry)
         .with_behaviour(|key| {
             let peer_id = key.public().to_peer_id();
@@ -158,8 +162,16 @@ pub fn build(
                 mdns: mdns.into(),
             })
         })
-        .map_err(|e| NetError::Setup(format!("behaviour: {e}")))?
+        .map_err(|e| build_error("protocols", e))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_timeout))
         .build();
     Ok(swarm)
+}
+
+/// A failure of libp2p's swarm builder, for [`NetError::Build`].
+fn build_error(what: &'static str, e: impl std::error::Error + Send + Sync + 'static) -> NetError {
+    NetError::Build {
+        what,
+        source: Box::new(e),
+    }
 }

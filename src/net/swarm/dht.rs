@@ -2,6 +2,7 @@
 //! peer), and the addresses peers tell us they listen on.
 
 use super::build::Behaviour;
+use crate::block::Cid;
 use crate::net::NetError;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::{kad, Multiaddr, PeerId, Swarm};
@@ -10,7 +11,8 @@ use tokio::sync::oneshot;
 
 /// A DHT query a caller waits on.
 pub(super) enum Query {
-    Provide(oneshot::Sender<Result<(), NetError>>),
+    /// Announcing `cid` as provided by us.
+    Provide(Cid, oneshot::Sender<Result<(), NetError>>),
     /// Looking for a peer's current addresses (to dial it).
     FindPeer(PeerId, oneshot::Sender<Result<(), NetError>>),
     Providers {
@@ -82,13 +84,11 @@ pub(super) fn on_query_progress(
 ) {
     match result {
         kad::QueryResult::StartProviding(r) => {
-            if let Some(Query::Provide(reply)) = queries.remove(&id) {
+            if let Some(Query::Provide(cid, reply)) = queries.remove(&id) {
                 let r = match r {
-                    Ok(_) if !reached_anyone(stats) => Err(NetError::Dht(
-                        "no DHT peer took the provider record (none reachable)".into(),
-                    )),
+                    Ok(_) if !reached_anyone(stats) => Err(NetError::NoDhtPeers { cid }),
                     Ok(_) => Ok(()),
-                    Err(e) => Err(NetError::Dht(e.to_string())),
+                    Err(source) => Err(NetError::ProvideFailed { cid, source }),
                 };
                 let _ = reply.send(r);
             }
@@ -110,7 +110,9 @@ pub(super) fn on_query_progress(
                     .addresses(info.addrs.clone())
                     .condition(PeerCondition::DisconnectedAndNotDialing)
                     .build();
-                let dialed = swarm.dial(opts).map_err(|e| NetError::Dial(e.to_string()));
+                let dialed = swarm
+                    .dial(opts)
+                    .map_err(|source| NetError::DialPeer { peer, source });
                 if let Some(Query::FindPeer(_, reply)) = queries.remove(&id) {
                     let _ = reply.send(dialed.or_else(|e| {
                         // Already connected or dialing is fine.
@@ -128,7 +130,7 @@ pub(super) fn on_query_progress(
                 }
             } else if last {
                 if let Some(Query::FindPeer(_, reply)) = queries.remove(&id) {
-                    let _ = reply.send(Err(NetError::Dht(format!("{peer} not found on the DHT"))));
+                    let _ = reply.send(Err(NetError::PeerNotFound { peer }));
                 }
             }
         }

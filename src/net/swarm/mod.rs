@@ -164,6 +164,9 @@ pub enum PeerEvent {
 /// behind skips the oldest (it can re-read the peer list).
 pub(super) const PEER_EVENTS_DEPTH: usize = 256;
 
+/// What a command to a swarm task that has ended fails with.
+const SWARM_STOPPED: NetError = NetError::Stopped { task: "swarm task" };
+
 /// A cloneable handle to the swarm task.
 #[derive(Clone)]
 pub struct SwarmHandle {
@@ -183,8 +186,8 @@ impl SwarmHandle {
         self.commands
             .send(make(tx))
             .await
-            .map_err(|_| NetError::Stopped)?;
-        rx.await.map_err(|_| NetError::Stopped)
+            .map_err(|_| SWARM_STOPPED)?;
+        rx.await.map_err(|_| SWARM_STOPPED)
     }
 
     /// Peers connecting and leaving from now on.
@@ -271,7 +274,7 @@ impl SwarmHandle {
         self.commands
             .send(Command::AddRoutes(routes))
             .await
-            .map_err(|_| NetError::Stopped)
+            .map_err(|_| SWARM_STOPPED)
     }
 
     /// Starts a DHT bootstrap walk (fills the routing table).
@@ -279,7 +282,7 @@ impl SwarmHandle {
         self.commands
             .send(Command::Bootstrap)
             .await
-            .map_err(|_| NetError::Stopped)
+            .map_err(|_| SWARM_STOPPED)
     }
 
     /// Announces this node as a provider of `cid` on the DHT (the record
@@ -301,7 +304,7 @@ impl SwarmHandle {
         self.commands
             .send(Command::StopProviding(keys))
             .await
-            .map_err(|_| NetError::Stopped)
+            .map_err(|_| SWARM_STOPPED)
     }
 
     /// Peers the DHT knows as providers of `cid` (at most `limit`).
@@ -316,6 +319,6 @@ impl SwarmHandle {
         self.commands
             .send(Command::Ban(peer, duration))
             .await
-            .map_err(|_| NetError::Stopped)
+            .map_err(|_| SWARM_STOPPED)
     }
 }

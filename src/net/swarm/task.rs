@@ -17,6 +17,12 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+/// How long the listeners may take to start.
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The reply to a dial: the peer reached, or why not.
+type DialReply = oneshot::Sender<Result<PeerId, NetError>>;
+
 /// Starts listening and spawns the task that owns the swarm.
 pub async fn spawn(
     mut swarm: Swarm<Behaviour>,
@@ -26,21 +32,25 @@ pub async fn spawn(
     for addr in &config.listen {
         swarm
             .listen_on(addr.clone())
-            .map_err(|e| NetError::Setup(format!("listen on {addr}: {e}")))?;
+            .map_err(|source| NetError::Listen {
+                addr: addr.clone(),
+                source,
+            })?;
     }
     // Wait for the listeners so callers can read real addresses at once.
     let mut listening = Vec::new();
     while listening.len() < config.listen.len() {
-        match tokio::time::timeout(Duration::from_secs(10), swarm.select_next_some()).await {
+        match tokio::time::timeout(LISTEN_TIMEOUT, swarm.select_next_some()).await {
             Ok(SwarmEvent::NewListenAddr { address, .. }) => listening.push(address),
             Ok(SwarmEvent::ListenerError { error, .. }) => {
-                return Err(NetError::Setup(format!("listener: {error}")))
+                return Err(NetError::Listener { source: error })
             }
             Ok(_) => {}
             Err(_) => {
-                return Err(NetError::Setup(
-                    "listeners did not start within 10 s".into(),
-                ))
+                return Err(NetError::Timeout {
+                    what: "starting the listeners",
+                    after: LISTEN_TIMEOUT,
+                })
             }
         }
     }
@@ -70,8 +80,8 @@ pub async fn spawn(
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
     tokio::spawn(async move {
-        let mut dials: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, NetError>>> =
-            HashMap::new();
+        // Dials callers wait on: the address asked for, and the reply.
+        let mut dials: HashMap<ConnectionId, (Multiaddr, DialReply)> = HashMap::new();
         let mut queries: HashMap<kad::QueryId, Query> = HashMap::new();
         // One address per connected peer, for `swarm peers`.
         let mut connected: HashMap<PeerId, Multiaddr> = HashMap::new();
@@ -114,15 +124,15 @@ pub async fn spawn(
                         let opts = DialOpts::unknown_peer_id().address(addr.clone()).build();
                         let id = opts.connection_id();
                         match swarm.dial(opts) {
-                            Ok(()) => { dials.insert(id, reply); }
-                            Err(e) => { let _ = reply.send(Err(NetError::Dial(format!("{addr}: {e}")))); }
+                            Ok(()) => { dials.insert(id, (addr, reply)); }
+                            Err(source) => { let _ = reply.send(Err(NetError::DialAddr { addr, source })); }
                         }
                     }
                     Some(Command::Provide(cid, reply)) => {
                         let key = kad::RecordKey::new(&cid.hash().to_bytes());
                         match swarm.behaviour_mut().kad.start_providing(key) {
-                            Ok(id) => { queries.insert(id, Query::Provide(reply)); }
-                            Err(e) => { let _ = reply.send(Err(NetError::Dht(format!("provide {cid}: {e}")))); }
+                            Ok(id) => { queries.insert(id, Query::Provide(cid, reply)); }
+                            Err(source) => { let _ = reply.send(Err(NetError::ProvideRefused { cid, source })); }
                         }
                     }
                     Some(Command::FindProviders(cid, limit, reply)) => {
@@ -239,7 +249,7 @@ pub async fn spawn(
                                 }
                             }
                         }
-                        if let Some(reply) = dials.remove(&connection_id) {
+                        if let Some((_, reply)) = dials.remove(&connection_id) {
                             let _ = reply.send(Ok(peer_id));
                         }
                     }
@@ -248,8 +258,8 @@ pub async fn spawn(
                         let _ = peer_events.send(PeerEvent::Disconnected(peer_id));
                     }
                     SwarmEvent::OutgoingConnectionError { connection_id, error, .. } => {
-                        if let Some(reply) = dials.remove(&connection_id) {
-                            let _ = reply.send(Err(NetError::Dial(error.to_string())));
+                        if let Some((addr, reply)) = dials.remove(&connection_id) {
+                            let _ = reply.send(Err(NetError::DialAddr { addr, source: error }));
                         }
                     }
                     SwarmEvent::NewListenAddr { address, .. } => {

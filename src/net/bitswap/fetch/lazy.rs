@@ -4,6 +4,7 @@ use super::{FetchOptions, FetchSession};
 use crate::block::{Block, Cid};
 use crate::dag::{BlockSource, DagError};
 use crate::net::bitswap::driver::Bitswap;
+use crate::net::NetError;
 use crate::store::Store;
 use std::sync::Arc;
 
@@ -18,7 +19,7 @@ pub struct LazySource {
     root: Option<Cid>,
     opts: FetchOptions,
     runtime: tokio::runtime::Handle,
-    session: std::sync::OnceLock<Result<FetchSession, String>>,
+    session: std::sync::OnceLock<Result<FetchSession, NetError>>,
 }
 
 impl LazySource {
@@ -46,11 +47,10 @@ impl LazySource {
             let (root, opts) = (self.root, self.opts);
             self.runtime
                 .block_on(async move { bitswap.session(root, opts).await })
-                .map_err(|e| e.to_string())
         });
         s.as_ref().map_err(|e| DagError::Fetch {
             cid: self.root.unwrap_or_default(),
-            reason: e.clone(),
+            reason: e.to_string(),
         })
     }
 

@@ -117,6 +117,16 @@ enum FetchCommand {
     Flush(oneshot::Sender<Result<(), NetError>>),
 }
 
+/// What a request to a session task that has ended fails with.
+const SESSION_STOPPED: NetError = NetError::Stopped {
+    task: "fetch session",
+};
+
+/// What registering with an engine that has ended fails with.
+const ENGINE_STOPPED: NetError = NetError::Stopped {
+    task: "Bitswap engine",
+};
+
 /// A handle to a running fetch session.
 #[derive(Clone)]
 pub struct FetchSession {
@@ -142,8 +152,8 @@ impl FetchSession {
         self.commands
             .send(FetchCommand::Want(cid, Some(tx)))
             .await
-            .map_err(|_| NetError::Stopped)?;
-        rx.await.map_err(|_| NetError::Stopped)?
+            .map_err(|_| SESSION_STOPPED)?;
+        rx.await.map_err(|_| SESSION_STOPPED)?
     }
 
     /// [`get`](Self::get) for threads outside the async runtime.
@@ -160,8 +170,8 @@ impl FetchSession {
         let (tx, rx) = oneshot::channel();
         self.commands
             .blocking_send(FetchCommand::Want(cid, Some(tx)))
-            .map_err(|_| NetError::Stopped)?;
-        rx.blocking_recv().map_err(|_| NetError::Stopped)?
+            .map_err(|_| SESSION_STOPPED)?;
+        rx.blocking_recv().map_err(|_| SESSION_STOPPED)?
     }
 
     /// Starts fetching `cids` without waiting (best effort: hints beyond
@@ -186,7 +196,7 @@ impl FetchSession {
         self.commands
             .send(FetchCommand::AddPeers(peers))
             .await
-            .map_err(|_| NetError::Stopped)
+            .map_err(|_| SESSION_STOPPED)
     }
 
     /// Waits until every block received so far is durably stored.
@@ -195,8 +205,8 @@ impl FetchSession {
         self.commands
             .send(FetchCommand::Flush(tx))
             .await
-            .map_err(|_| NetError::Stopped)?;
-        rx.await.map_err(|_| NetError::Stopped)?
+            .map_err(|_| SESSION_STOPPED)?;
+        rx.await.map_err(|_| SESSION_STOPPED)?
     }
 
     /// Live figures of this session.

@@ -10,13 +10,14 @@ use crate::net::bitswap::driver::{Counters, EngineCommand, SessionEvent};
 use crate::net::bitswap::session::{Action, Session};
 use crate::net::swarm::{PeerEvent, SwarmHandle};
 use crate::net::NetError;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use libp2p::PeerId;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinError;
 
 /// Fetched blocks stored per batch.
 const STORE_BATCH: usize = 32;
@@ -45,7 +46,7 @@ impl FetchSession {
         engine
             .send(EngineCommand::Register(session_id, events_tx))
             .await
-            .map_err(|_| NetError::Stopped)?;
+            .map_err(|_| super::ENGINE_STOPPED)?;
         let connected = swarm.peers().await?;
         let (tx, rx) = mpsc::channel(COMMAND_DEPTH);
         let progress = Arc::new(FetchProgress {
@@ -105,7 +106,7 @@ impl FetchSession {
 }
 
 /// A batch handed to the store, and how storing it went.
-type StoredBatch = (Vec<Block>, Result<u64, crate::store::StoreError>);
+type StoredBatch = (Vec<Block>, Result<u64, StoreError>);
 
 struct SessionTask {
     counters: Arc<Counters>,
@@ -128,7 +129,7 @@ struct SessionTask {
     storing: Option<tokio::task::JoinHandle<StoredBatch>>,
     flush_waiters: Vec<oneshot::Sender<Result<(), NetError>>>,
     /// A failed store: reported to every later caller.
-    store_error: Option<String>,
+    store_error: Option<StoreFailure>,
     last_progress: Instant,
     last_search: Option<Instant>,
     search: Option<tokio::task::JoinHandle<Result<Vec<PeerId>, NetError>>>,
@@ -141,10 +142,33 @@ struct SessionTask {
 /// Most distinct senders a session counts.
 const MAX_COUNTED_SENDERS: usize = 4096;
 
-async fn join_opt<T>(h: &mut Option<tokio::task::JoinHandle<T>>) -> Option<T> {
+/// Why storing fetched blocks failed, kept to fail every later request.
+#[derive(Clone)]
+enum StoreFailure {
+    Store(Arc<StoreError>),
+    Thread(Arc<JoinError>),
+}
+
+impl StoreFailure {
+    fn error(&self) -> NetError {
+        match self {
+            StoreFailure::Store(e) => NetError::StoreFetched {
+                source: Arc::clone(e),
+            },
+            StoreFailure::Thread(e) => NetError::TaskFailed {
+                task: "block storing thread",
+                source: Arc::clone(e),
+            },
+        }
+    }
+}
+
+/// Waits for the task in `h`, if any (never returns otherwise), and
+/// clears it.
+async fn join_opt<T>(h: &mut Option<tokio::task::JoinHandle<T>>) -> Result<T, JoinError> {
     match h {
         Some(handle) => {
-            let r = handle.await.ok();
+            let r = handle.await;
             *h = None;
             r
         }
@@ -209,14 +233,14 @@ impl SessionTask {
                 done = join_opt(&mut self.storing) => self.on_stored(done).await,
                 found = join_opt(&mut self.search) => {
                     match found {
-                        Some(Ok(peers)) => {
+                        Ok(Ok(peers)) => {
                             tracing::debug!(n = peers.len(), "providers found");
                             for p in peers {
                                 self.session.reconsider(&p);
                             }
                         }
-                        Some(Err(e)) => tracing::debug!("provider lookup: {e}"),
-                        None => {}
+                        Ok(Err(e)) => tracing::debug!("provider lookup: {e}"),
+                        Err(e) => tracing::debug!("provider lookup task: {e}"),
                     }
                 }
                 _ = tick.tick() => self.on_tick(),
@@ -231,9 +255,11 @@ impl SessionTask {
             self.maybe_store();
         }
         // Every handle is gone: cancel what is still wanted, store the rest.
-        self.fail_all("the fetch was abandoned");
+        self.fail_all(|| NetError::Stopped {
+            task: "fetch session",
+        });
         if let Some(h) = self.storing.take() {
-            let done = h.await.ok();
+            let done = h.await;
             self.on_stored(done).await;
         }
         let rest: Vec<Block> = self.unstored.drain().map(|(_, b)| b).collect();
@@ -268,7 +294,7 @@ impl SessionTask {
                 }
                 if let Some(e) = &self.store_error {
                     if let Some(r) = reply {
-                        let _ = r.send(Err(NetError::Protocol(format!("storing blocks: {e}"))));
+                        let _ = r.send(Err(e.error()));
                     }
                     return;
                 }
@@ -312,7 +338,7 @@ impl SessionTask {
             }
             FetchCommand::Flush(reply) => {
                 if let Some(e) = &self.store_error {
-                    let _ = reply.send(Err(NetError::Protocol(format!("storing blocks: {e}"))));
+                    let _ = reply.send(Err(e.error()));
                 } else if self.unstored.is_empty() && self.storing.is_none() {
                     let _ = reply.send(Ok(()));
                 } else {
@@ -392,17 +418,12 @@ impl SessionTask {
         }
         let stalled = now.saturating_duration_since(self.last_progress);
         if stalled >= self.opts.stall_timeout {
-            let what = self
-                .session
-                .unserved()
-                .or(self.root)
-                .map_or_else(|| "the wanted blocks".to_string(), |c| c.to_string());
-            let reason = format!(
-                "no peer provided {what} within {} s ({} peers asked)",
-                self.opts.stall_timeout.as_secs(),
-                self.session.peers()
+            let (cid, after, peers) = (
+                self.session.unserved().or(self.root),
+                self.opts.stall_timeout,
+                self.session.peers(),
             );
-            self.fail_all(&reason);
+            self.fail_all(|| NetError::Stalled { cid, after, peers });
             return;
         }
         let wanted_now = match self.opts.provider_search {
@@ -434,11 +455,11 @@ impl SessionTask {
         }
     }
 
-    /// Fails every waiting caller with `reason` and cancels every want.
-    fn fail_all(&mut self, reason: &str) {
+    /// Fails every waiting caller with `error` and cancels every want.
+    fn fail_all(&mut self, error: impl Fn() -> NetError) {
         for (_, ws) in self.waiters.drain() {
             for w in ws {
-                let _ = w.send(Err(NetError::Timeout(reason.to_string())));
+                let _ = w.send(Err(error()));
             }
         }
         self.wanted_at.clear();
@@ -469,34 +490,33 @@ impl SessionTask {
         }));
     }
 
-    async fn on_stored(
-        &mut self,
-        done: Option<(Vec<Block>, Result<u64, crate::store::StoreError>)>,
-    ) {
+    async fn on_stored(&mut self, done: Result<StoredBatch, JoinError>) {
         match done {
-            Some((batch, Ok(_))) => {
+            Ok((batch, Ok(_))) => {
                 for b in batch {
                     self.unstored.remove(&key(b.cid()));
                     // Peers that asked us for it get it now.
                     let _ = self.engine.send(EngineCommand::Stored(b)).await;
                 }
             }
-            Some((_, Err(e))) => {
+            Ok((_, Err(e))) => {
                 tracing::error!("storing fetched blocks: {e}");
-                self.store_error = Some(e.to_string());
+                let failure = StoreFailure::Store(Arc::new(e));
                 for w in self.flush_waiters.drain(..) {
-                    let _ = w.send(Err(NetError::Protocol(format!("storing blocks: {e}"))));
+                    let _ = w.send(Err(failure.error()));
                 }
+                self.store_error = Some(failure);
                 return;
             }
-            None => {
-                self.store_error = Some("the storing thread failed".into());
+            Err(e) => {
+                tracing::error!("storing fetched blocks: {e}");
+                self.store_error = Some(StoreFailure::Thread(Arc::new(e)));
             }
         }
         if self.unstored.is_empty() {
             for w in self.flush_waiters.drain(..) {
                 let _ = w.send(match &self.store_error {
-                    Some(e) => Err(NetError::Protocol(format!("storing blocks: {e}"))),
+                    Some(e) => Err(e.error()),
                     None => Ok(()),
                 });
             }
