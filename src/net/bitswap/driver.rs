@@ -10,7 +10,7 @@
 use super::engine::Engine;
 use super::fetch::{FetchOptions, FetchSession};
 use super::message::Message;
-use super::writer::SharedOutbox;
+use super::writer::{SharedOutbox, Writers};
 use crate::block::{Block, Cid};
 use crate::dag::fetch::DagFetch;
 use crate::net::NetError;
@@ -143,14 +143,13 @@ impl Bitswap {
             sessions: Default::default(),
             fetch_latency,
         });
-        let (engine, answers) = Engine::new(
-            Arc::clone(&store),
-            Arc::clone(&counters),
+        let writers = Writers {
             control,
-            swarm.clone(),
-            tx.clone(),
-            writer_idle,
-        );
+            swarm: swarm.clone(),
+            engine: tx.clone(),
+            idle: writer_idle,
+        };
+        let (engine, answers) = Engine::new(Arc::clone(&store), Arc::clone(&counters), writers);
         swarm.spawn_task(engine.run(rx, answers, swarm.subscribe()));
         Ok(Bitswap {
             counters,

@@ -15,15 +15,14 @@ use super::ledger::{LedgerAction, PeerLedger};
 use super::message::Message;
 use super::outbox::MAX_PENDING_BLOCK_BYTES;
 use super::solicited::Solicited;
-use super::writer::{writer, SharedOutbox};
+use super::writer::{SharedOutbox, Writers};
 use crate::block::{Block, Cid};
-use crate::net::swarm::{PeerEvent, SwarmHandle};
+use crate::net::swarm::PeerEvent;
 use crate::store::Store;
 use libp2p::PeerId;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 
 /// A peer's ledger, and the number that tells its store answers from those
@@ -52,11 +51,7 @@ enum Answer {
 pub(super) struct Engine {
     store: Arc<dyn Store>,
     counters: Arc<Counters>,
-    control: libp2p_stream::Control,
-    swarm: SwarmHandle,
-    /// The engine's own queue, for the writers it starts.
-    commands: mpsc::Sender<EngineCommand>,
-    writer_idle: Duration,
+    writers: Writers,
     ledgers: HashMap<PeerId, Ledger>,
     next_ledger: u64,
     outboxes: HashMap<PeerId, Arc<SharedOutbox>>,
@@ -73,19 +68,13 @@ impl Engine {
     pub(super) fn new(
         store: Arc<dyn Store>,
         counters: Arc<Counters>,
-        control: libp2p_stream::Control,
-        swarm: SwarmHandle,
-        commands: mpsc::Sender<EngineCommand>,
-        writer_idle: Duration,
+        writers: Writers,
     ) -> (Engine, mpsc::UnboundedReceiver<StoreAnswer>) {
         let (answers, answers_rx) = mpsc::unbounded_channel();
         let engine = Engine {
             store,
             counters,
-            control,
-            swarm,
-            commands,
-            writer_idle,
+            writers,
             ledgers: HashMap::new(),
             next_ledger: 0,
             outboxes: HashMap::new(),
@@ -139,8 +128,8 @@ impl Engine {
     /// Disconnects were missed: asks who is connected (from a task of its
     /// own, so the engine never waits on the swarm).
     fn reread_peers(&self) {
-        let swarm = self.swarm.clone();
-        let engine = self.commands.clone();
+        let swarm = self.writers.swarm.clone();
+        let engine = self.writers.engine.clone();
         tokio::spawn(async move {
             if let Ok(peers) = swarm.peers().await {
                 let peers = peers.into_iter().collect();
@@ -224,7 +213,7 @@ impl Engine {
             if let Some(o) = self.outboxes.remove(&peer) {
                 o.close();
             }
-            let swarm = self.swarm.clone();
+            let swarm = self.writers.swarm.clone();
             tokio::spawn(async move {
                 let _ = swarm.ban(peer, BAN_DURATION).await;
             });
@@ -366,17 +355,11 @@ impl Engine {
 
     /// Queues `msg` for `peer`, starting its writer if it has none.
     fn send(&mut self, peer: PeerId, msg: Message) {
-        let outbox = self.outboxes.entry(peer).or_insert_with(|| {
-            let shared = Arc::new(SharedOutbox::default());
-            self.swarm.spawn_task(writer(
-                self.control.clone(),
-                peer,
-                Arc::clone(&shared),
-                self.commands.clone(),
-                self.writer_idle,
-            ));
-            shared
-        });
+        let writers = &self.writers;
+        let outbox = self
+            .outboxes
+            .entry(peer)
+            .or_insert_with(|| writers.start(peer));
         outbox.push(msg);
     }
 }

@@ -77,6 +77,55 @@ struct Want<P> {
     probed_at: Option<Instant>,
 }
 
+impl<P: Clone + Eq + Hash> Want<P> {
+    /// Want-haves to every peer not yet asked for it nor excluded (only
+    /// those not proven yet, with `unproven_only`); the want is probing if
+    /// any was asked.
+    fn probe(
+        &mut self,
+        peers: &HashMap<P, PeerState>,
+        unproven_only: bool,
+        now: Instant,
+        out: &mut HashMap<P, Message>,
+    ) {
+        let mut asked_any = false;
+        for (peer, state) in peers {
+            let skip = unproven_only && state.proven;
+            if skip || self.asked.contains(peer) || self.excluded.contains(peer) {
+                continue;
+            }
+            self.asked.insert(peer.clone());
+            let have = entry(self.cid, WantType::Have, false);
+            out.entry(peer.clone()).or_default().wantlist.push(have);
+            asked_any = true;
+        }
+        if asked_any {
+            self.state = State::Probing;
+            self.probed_at = Some(now);
+        }
+    }
+
+    /// A want-block to `peer`, counted in its and the session's (`total`)
+    /// requests in flight.
+    fn fetch_from(
+        &mut self,
+        peer: P,
+        peers: &mut HashMap<P, PeerState>,
+        total: &mut usize,
+        now: Instant,
+        out: &mut HashMap<P, Message>,
+    ) {
+        if let Some(ps) = peers.get_mut(&peer) {
+            ps.in_flight += 1;
+            *total += 1;
+        }
+        self.state = State::Fetching(peer.clone(), now);
+        self.asked.insert(peer.clone());
+        let block = entry(self.cid, WantType::Block, false);
+        out.entry(peer).or_default().wantlist.push(block);
+    }
+}
+
 #[derive(Default)]
 struct PeerState {
     in_flight: usize,
@@ -104,7 +153,9 @@ fn key(cid: &Cid) -> Vec<u8> {
     cid.hash().to_bytes()
 }
 
-fn entry(cid: Cid, want_type: WantType, cancel: bool) -> WantEntry {
+/// A want-list entry as sessions send them (a want asks to be told
+/// DontHave).
+pub(super) fn entry(cid: Cid, want_type: WantType, cancel: bool) -> WantEntry {
     WantEntry {
         cid,
         priority: 1,
@@ -386,16 +437,7 @@ impl<P: Clone + Eq + Hash> Session<P> {
                 .min_by_key(|p| self.peers.get(*p).map_or(usize::MAX, |s| s.in_flight))
                 .cloned();
             if let Some(peer) = best {
-                if let Some(ps) = self.peers.get_mut(&peer) {
-                    ps.in_flight += 1;
-                    total += 1;
-                }
-                want.state = State::Fetching(peer.clone(), now);
-                want.asked.insert(peer.clone());
-                out.entry(peer)
-                    .or_default()
-                    .wantlist
-                    .push(entry(want.cid, WantType::Block, false));
+                want.fetch_from(peer, &mut self.peers, &mut total, now, &mut out);
                 continue;
             }
             // A new want goes straight to the least busy proven peer as a
@@ -418,59 +460,16 @@ impl<P: Clone + Eq + Hash> Session<P> {
                     // whether they have it (so a file spreads over every
                     // provider, not only the first to answer), or wait for
                     // a proven one when there are none.
-                    let mut asked_any = false;
-                    for (peer, state) in &self.peers {
-                        if state.proven || want.asked.contains(peer) || want.excluded.contains(peer)
-                        {
-                            continue;
-                        }
-                        want.asked.insert(peer.clone());
-                        out.entry(peer.clone()).or_default().wantlist.push(entry(
-                            want.cid,
-                            WantType::Have,
-                            false,
-                        ));
-                        asked_any = true;
-                    }
-                    if asked_any {
-                        want.state = State::Probing;
-                        want.probed_at = Some(now);
-                    }
+                    want.probe(&self.peers, true, now, &mut out);
                     continue;
                 }
                 if let Some(peer) = proven {
-                    if let Some(ps) = self.peers.get_mut(&peer) {
-                        ps.in_flight += 1;
-                        total += 1;
-                    }
-                    want.state = State::Fetching(peer.clone(), now);
-                    want.asked.insert(peer.clone());
-                    out.entry(peer).or_default().wantlist.push(entry(
-                        want.cid,
-                        WantType::Block,
-                        false,
-                    ));
+                    want.fetch_from(peer, &mut self.peers, &mut total, now, &mut out);
                     continue;
                 }
             }
             // Want-have to every peer not yet asked and not excluded.
-            let mut asked_any = false;
-            for peer in self.peers.keys() {
-                if want.asked.contains(peer) || want.excluded.contains(peer) {
-                    continue;
-                }
-                want.asked.insert(peer.clone());
-                out.entry(peer.clone()).or_default().wantlist.push(entry(
-                    want.cid,
-                    WantType::Have,
-                    false,
-                ));
-                asked_any = true;
-            }
-            if asked_any {
-                want.state = State::Probing;
-                want.probed_at = Some(now);
-            }
+            want.probe(&self.peers, false, now, &mut out);
         }
         out.into_iter().map(|(p, m)| Action::Send(p, m)).collect()
     }

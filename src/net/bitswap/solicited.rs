@@ -161,20 +161,11 @@ impl<P: std::hash::Hash + Eq + Clone> Solicited<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::bitswap::message::{WantEntry, WantType};
+    use crate::net::bitswap::message::WantType;
+    use crate::net::bitswap::session::entry;
 
     fn block(i: u32) -> Block {
         crate::net::bitswap::test_block(i, 8)
-    }
-
-    fn entry(cid: Cid, want_type: WantType, cancel: bool) -> WantEntry {
-        WantEntry {
-            cid,
-            priority: 1,
-            cancel,
-            want_type,
-            send_dont_have: !cancel,
-        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use super::driver::{EngineCommand, PROTOCOLS};
 use super::message::{frame_segments, Framed, Message, Version};
 use super::outbox::Outbox;
+use crate::net::swarm::SwarmHandle;
 use futures::{AsyncReadExt, AsyncWriteExt};
 use libp2p::{PeerId, StreamProtocol};
 use std::sync::Arc;
@@ -86,6 +87,32 @@ impl SharedOutbox {
     }
 }
 
+/// What starting a peer's writer takes.
+pub(super) struct Writers {
+    pub control: libp2p_stream::Control,
+    /// Runs the writers (and other tasks) until the node shuts down.
+    pub swarm: SwarmHandle,
+    /// The engine's queue, for the writers' requests.
+    pub engine: mpsc::Sender<EngineCommand>,
+    /// How long a writer keeps an idle stream open.
+    pub idle: std::time::Duration,
+}
+
+impl Writers {
+    /// Starts a writer for `peer`; returns the outbox it sends from.
+    pub(super) fn start(&self, peer: PeerId) -> Arc<SharedOutbox> {
+        let shared = Arc::new(SharedOutbox::default());
+        self.swarm.spawn_task(writer(
+            self.control.clone(),
+            peer,
+            Arc::clone(&shared),
+            self.engine.clone(),
+            self.idle,
+        ));
+        shared
+    }
+}
+
 /// Opens a Bitswap stream to `peer`, newest protocol first.
 async fn open_stream(
     control: &mut libp2p_stream::Control,
@@ -131,7 +158,7 @@ const WRITER_RETRIES: u32 = 3;
 /// dropped (libp2p-stream drops inbound streams it has no room for) is
 /// reopened and the failed message sent again, a few times — unless the
 /// peer disconnected meanwhile (the outbox is closed): then it ends.
-pub(super) async fn writer(
+async fn writer(
     mut control: libp2p_stream::Control,
     peer: PeerId,
     queue: Arc<SharedOutbox>,

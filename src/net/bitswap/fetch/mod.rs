@@ -137,20 +137,27 @@ pub struct FetchSession {
 }
 
 impl FetchSession {
+    /// The block `cid` if it is at hand without asking peers: an identity
+    /// CID's, one received before it was asked for, or the store's copy.
+    fn at_hand(&self, cid: &Cid) -> Result<Option<Block>, NetError> {
+        if let Some(b) = crate::block::identity_block(cid) {
+            return Ok(Some(b));
+        }
+        if let Some(b) = recent_take(&self.recent, cid) {
+            return Ok(Some(b));
+        }
+        Ok(self.store.get(cid)?)
+    }
+
     /// The block `cid`: from the store, else from peers.
     pub async fn get(&self, cid: Cid) -> Result<Block, NetError> {
-        if let Some(b) = crate::block::identity_block(&cid) {
-            return Ok(b);
-        }
-        if let Some(b) = recent_take(&self.recent, &cid) {
-            return Ok(b);
-        }
-        if let Some(b) = self.store.get(&cid)? {
+        if let Some(b) = self.at_hand(&cid)? {
             return Ok(b);
         }
         let (tx, rx) = oneshot::channel();
+        let want = FetchCommand::Want(cid, Some(tx));
         self.commands
-            .send(FetchCommand::Want(cid, Some(tx)))
+            .send(want)
             .await
             .map_err(|_| SESSION_STOPPED)?;
         rx.await.map_err(|_| SESSION_STOPPED)?
@@ -158,18 +165,13 @@ impl FetchSession {
 
     /// [`get`](Self::get) for threads outside the async runtime.
     pub fn get_blocking(&self, cid: Cid) -> Result<Block, NetError> {
-        if let Some(b) = crate::block::identity_block(&cid) {
-            return Ok(b);
-        }
-        if let Some(b) = recent_take(&self.recent, &cid) {
-            return Ok(b);
-        }
-        if let Some(b) = self.store.get(&cid)? {
+        if let Some(b) = self.at_hand(&cid)? {
             return Ok(b);
         }
         let (tx, rx) = oneshot::channel();
+        let want = FetchCommand::Want(cid, Some(tx));
         self.commands
-            .blocking_send(FetchCommand::Want(cid, Some(tx)))
+            .blocking_send(want)
             .map_err(|_| SESSION_STOPPED)?;
         rx.blocking_recv().map_err(|_| SESSION_STOPPED)?
     }
