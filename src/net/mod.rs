@@ -1,11 +1,14 @@
-//! The network layer (issue 3, being built): libp2p swarm, Kademlia DHT,
-//! Bitswap. Protocol logic is written as plain codecs and state machines
-//! (no I/O, time passed in) so tests and netsim drive it directly; the
-//! async code here only carries their actions out.
+//! The network layer: libp2p swarm, Kademlia DHT, Bitswap. Protocol logic
+//! is written as plain codecs and state machines (no I/O, time passed in)
+//! so tests and netsim drive it directly; the async code here only carries
+//! their actions out, with store work on blocking threads.
 //!
 //! - [`swarm`]: transports, identify, ping, Kademlia, and the swarm task.
 //! - [`bitswap`]: Bitswap wire messages, server ledger, fetch sessions and
 //!   the engine that runs them over libp2p streams.
+//! - [`records`]: the DHT's record store (our provider keys, other peers'
+//!   records), bounded.
+//! - [`metrics`]: Prometheus metrics of the layer.
 
 pub mod bitswap;
 pub mod metrics;
@@ -24,116 +27,157 @@ pub enum NetError {
     /// The node's key could not be made from its seed.
     #[error("node key: {source}")]
     Key {
+        /// Why the key was refused.
         #[source]
         source: libp2p::identity::DecodingError,
     },
     /// A protocol name libp2p refuses (the configured Kademlia protocol).
     #[error("protocol name {name:?}: {source}")]
     ProtocolName {
+        /// The name.
         name: String,
+        /// Why libp2p refused it.
         #[source]
         source: libp2p::swarm::InvalidProtocol,
     },
     /// A transport or the protocols could not be set up.
     #[error("setting up the {what}: {source}")]
     Build {
+        /// What was being set up.
         what: &'static str,
+        /// libp2p's error.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// Listening on an address failed.
     #[error("listening on {addr}: {source}")]
     Listen {
+        /// The address.
         addr: Multiaddr,
+        /// The transport's error.
         #[source]
         source: libp2p::TransportError<std::io::Error>,
     },
     /// A listener failed while starting.
     #[error("a listener failed: {source}")]
     Listener {
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
     /// Another handler already accepts this protocol's streams.
     #[error("accepting {protocol} streams: {source}")]
     Accept {
+        /// The protocol.
         protocol: &'static str,
+        /// Why it was refused.
         #[source]
         source: libp2p_stream::AlreadyRegistered,
     },
     /// Dialing an address failed.
     #[error("dialing {addr}: {source}")]
     DialAddr {
+        /// The address.
         addr: Multiaddr,
+        /// Why the dial failed.
         #[source]
         source: libp2p::swarm::DialError,
     },
     /// Dialing a peer (at the addresses the DHT gave) failed.
     #[error("dialing {peer}: {source}")]
     DialPeer {
+        /// The peer.
         peer: PeerId,
+        /// Why the dial failed.
         #[source]
         source: libp2p::swarm::DialError,
     },
     /// A peer broke the Bitswap wire protocol (a bad frame or message).
     #[error("{peer} broke the Bitswap protocol: {source}")]
     Protocol {
+        /// The peer.
         peer: PeerId,
+        /// What was wrong with the frame or message.
         #[source]
         source: bitswap::message::MessageError,
     },
     /// Reading a peer's stream failed.
     #[error("reading from {peer}: {source}")]
     Read {
+        /// The peer.
         peer: PeerId,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
     /// The DHT's record store refused to announce a key.
     #[error("providing {cid}: {source}")]
     ProvideRefused {
+        /// The CID announced (its multihash is the DHT key).
         cid: Cid,
+        /// The record store's error.
         #[source]
         source: libp2p::kad::store::Error,
     },
     /// Announcing a key on the DHT failed.
     #[error("providing {cid}: {source}")]
     ProvideFailed {
+        /// The CID announced (its multihash is the DHT key).
         cid: Cid,
+        /// Kademlia's error.
         #[source]
         source: libp2p::kad::AddProviderError,
     },
     /// No DHT peer could be reached to take a provider record.
     #[error("no DHT peer took the provider record of {cid} (none reachable)")]
-    NoDhtPeers { cid: Cid },
+    NoDhtPeers {
+        /// The CID announced (its multihash is the DHT key).
+        cid: Cid,
+    },
     /// A DHT lookup for a peer ended without finding it.
     #[error("{peer} not found on the DHT")]
-    PeerNotFound { peer: PeerId },
+    PeerNotFound {
+        /// The peer.
+        peer: PeerId,
+    },
     /// Something took longer than allowed.
     #[error("{what} did not finish within {} s", .after.as_secs())]
-    Timeout { what: &'static str, after: Duration },
+    Timeout {
+        /// What did not finish.
+        what: &'static str,
+        /// How long was waited.
+        after: Duration,
+    },
     /// No peer provided a wanted block before the fetch's stall timeout.
     #[error("no peer provided {} within {} s ({peers} peers asked)", wanted(.cid), .after.as_secs())]
     Stalled {
         /// The block waited for (or the fetch's root), if known.
         cid: Option<Cid>,
+        /// How long was waited.
         after: Duration,
+        /// Peers that were asked.
         peers: usize,
     },
     /// A task of the network layer has stopped (the node shuts down, or
     /// every handle to a fetch was dropped).
     #[error("the {task} has stopped")]
-    Stopped { task: &'static str },
+    Stopped {
+        /// Which task.
+        task: &'static str,
+    },
     /// Storing fetched blocks failed; the fetch's later requests fail too.
     #[error("storing fetched blocks: {source}")]
     StoreFetched {
+        /// The store's error (shared by every request it fails).
         #[source]
         source: Arc<StoreError>,
     },
     /// A task of the network layer panicked or was cancelled.
     #[error("the {task} failed: {source}")]
     TaskFailed {
+        /// Which task.
         task: &'static str,
+        /// How the task ended.
         #[source]
         source: Arc<tokio::task::JoinError>,
     },
@@ -152,8 +196,11 @@ fn wanted(cid: &Option<Cid>) -> String {
 
 /// A running network: the swarm task and the Bitswap engine.
 pub struct Network {
+    /// This node's peer id.
     pub peer_id: PeerId,
+    /// The handle to the swarm task.
     pub swarm: swarm::SwarmHandle,
+    /// The handle to the Bitswap engine.
     pub bitswap: bitswap::driver::Bitswap,
     control: libp2p_stream::Control,
     /// libp2p's metrics (transport bytes among them); the node adds its own.
@@ -164,7 +211,9 @@ pub struct Network {
 /// Noise and Yamux framing are taken off).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Bandwidth {
+    /// Bytes received.
     pub total_in: u64,
+    /// Bytes sent.
     pub total_out: u64,
 }
 

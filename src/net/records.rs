@@ -78,6 +78,7 @@ fn cost(r: &ProviderRecord) -> usize {
 }
 
 impl ProviderStore {
+    /// An empty store for the node `local`.
     pub fn new(local: PeerId, limits: RecordLimits) -> Self {
         ProviderStore {
             local,

@@ -2,10 +2,14 @@
 //!
 //! Bitswap messages travel one way per stream: each side opens its own
 //! stream to send. Inbound streams (1.2.0, 1.1.0 and 1.0.0 are accepted)
-//! are read frame by frame and handed to the engine task, which answers
-//! from the store through each peer's [`PeerLedger`] and forwards blocks and
-//! presences to the running fetch sessions. Outbound messages go through one
-//! writer task per peer that keeps a stream open.
+//! are read frame by frame (`inbound.rs`) and handed to the engine
+//! task (`engine.rs`), which answers through each peer's
+//! [`PeerLedger`](super::ledger::PeerLedger) (its store work on blocking
+//! threads) and forwards blocks and presences to the running fetch
+//! sessions. Outbound messages go through one writer task per peer that
+//! keeps a stream open (`writer.rs`).
+//!
+//! [`Bitswap`] is the cloneable handle the rest of the node uses.
 
 use super::engine::Engine;
 use super::fetch::{FetchOptions, FetchSession};
@@ -75,9 +79,13 @@ pub(super) enum SessionEvent {
 /// Bitswap figures (Kubo's `bitswap stat` and more).
 #[derive(Clone, Debug, Default)]
 pub struct BitswapStats {
+    /// Blocks received from peers (verified).
     pub blocks_received: u64,
+    /// Their bytes.
     pub bytes_received: u64,
+    /// Blocks served to peers.
     pub blocks_sent: u64,
+    /// Their bytes.
     pub bytes_sent: u64,
     /// Fetch sessions running now.
     pub active_sessions: usize,
@@ -90,12 +98,15 @@ pub struct BitswapStats {
 /// One running fetch session's figures.
 #[derive(Clone, Debug, Default)]
 pub struct SessionStats {
+    /// What the session fetches, if it was given a root.
     pub root: Option<Cid>,
     /// Peers it may ask.
     pub peers: usize,
     /// Peers that sent it a wanted block.
     pub senders: usize,
+    /// Blocks it received.
     pub blocks: u64,
+    /// Their bytes.
     pub bytes: u64,
 }
 

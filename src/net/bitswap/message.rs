@@ -1,5 +1,8 @@
 //! Bitswap 1.0.0 / 1.1.0 / 1.2.0 messages, encoded and decoded by hand.
 //!
+//! Hand-written, not generated: block data stays a slice of the frame (no
+//! copy, in and out) and every limit is checked while decoding.
+//!
 //! Wire format (github.com/ipfs/specs, `BITSWAP.md`), each message framed
 //! on the stream by an unsigned-varint length:
 //!
@@ -42,8 +45,11 @@ pub const MAX_BLOCKS_PER_MESSAGE: usize = 8192;
 /// The Bitswap protocol versions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Version {
+    /// `/ipfs/bitswap/1.0.0`: bare block data, no presences.
     V1_0,
+    /// `/ipfs/bitswap/1.1.0`: blocks with CID prefixes.
     V1_1,
+    /// `/ipfs/bitswap/1.2.0`: want-have and presences too.
     V1_2,
 }
 
@@ -62,46 +68,65 @@ impl Version {
 /// What a want-list entry asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WantType {
+    /// Send the block.
     Block,
+    /// Say whether you have it.
     Have,
 }
 
 /// One want-list entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WantEntry {
+    /// The block wanted.
     pub cid: Cid,
+    /// Higher first (cairn sends 1 and serves in the order asked).
     pub priority: i32,
+    /// Stop wanting it.
     pub cancel: bool,
+    /// The block itself, or whether it is held.
     pub want_type: WantType,
+    /// Answer DontHave when it is not held.
     pub send_dont_have: bool,
 }
 
 /// A Have / DontHave answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Presence {
+    /// The sender holds the block.
     Have,
+    /// The sender does not hold it.
     DontHave,
 }
 
 /// A decoded Bitswap message.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Message {
+    /// Want-list entries (wants and cancels).
     pub wantlist: Vec<WantEntry>,
     /// The want-list replaces the previous one (else it is a delta).
     pub full: bool,
     /// Blocks, each named by the hash of its own data.
     pub blocks: Vec<Block>,
+    /// Have / DontHave answers.
     pub presences: Vec<(Cid, Presence)>,
+    /// Bytes the sender still has queued for us (informational).
     pub pending_bytes: i32,
 }
 
 /// Why a message was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum MessageError {
+    /// The protobuf does not decode, or breaks a limit.
     #[error(transparent)]
     Decode(#[from] DecodeError),
+    /// A message over the size limit.
     #[error("bitswap message of {len} bytes is over the {max} byte limit")]
-    TooLarge { len: usize, max: usize },
+    TooLarge {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
     /// A block whose data does not fit its CID prefix.
     #[error(transparent)]
     Block(#[from] BlockError),
@@ -394,7 +419,9 @@ fn decode_wantlist(buf: &[u8], msg: &mut Message) -> Result<(), MessageError> {
 /// A framed message as segments to write in order: small encoded parts and
 /// block data shared with the blocks (not copied).
 pub struct Framed {
+    /// The parts, in order.
     pub segments: Vec<bytes::Bytes>,
+    /// Their total length.
     pub len: usize,
 }
 
@@ -423,11 +450,12 @@ pub fn frame_segments(msg: &Message, version: Version) -> Result<Framed, Message
             put_varint(&mut scratch, data.len() as u64);
         } else {
             let prefix = prefix_of(b.cid());
+            let mut buf = unsigned_varint::encode::u64_buffer();
             let payload_len = 1
-                + varint_len(prefix.len() as u64)
+                + unsigned_varint::encode::u64(prefix.len() as u64, &mut buf).len()
                 + prefix.len()
                 + 1
-                + varint_len(data.len() as u64)
+                + unsigned_varint::encode::u64(data.len() as u64, &mut buf).len()
                 + data.len();
             scratch.clear();
             put_varint(&mut scratch, (3 << 3) | 2);
@@ -459,15 +487,6 @@ pub fn frame_segments(msg: &Message, version: Version) -> Result<Framed, Message
         segments,
         len: prefix_len + body_len,
     })
-}
-
-fn varint_len(mut v: u64) -> usize {
-    let mut n = 1;
-    while v >= 0x80 {
-        v >>= 7;
-        n += 1;
-    }
-    n
 }
 
 impl Message {

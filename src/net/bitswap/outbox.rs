@@ -45,6 +45,7 @@ pub struct Outbox {
 }
 
 impl Outbox {
+    /// Whether nothing waits to be sent.
     pub fn is_empty(&self) -> bool {
         self.live_wants == 0 && self.presences.is_empty() && self.blocks.is_empty()
     }

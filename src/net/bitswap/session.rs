@@ -166,6 +166,7 @@ pub(super) fn entry(cid: Cid, want_type: WantType, cancel: bool) -> WantEntry {
 }
 
 impl<P: Clone + Eq + Hash> Session<P> {
+    /// A session with nothing wanted and no peers yet.
     pub fn new(config: SessionConfig) -> Self {
         Session {
             config,

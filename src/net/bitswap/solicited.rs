@@ -83,7 +83,9 @@ impl<P: std::hash::Hash + Eq> Default for Solicited<P> {
 }
 
 impl<P: std::hash::Hash + Eq + Clone> Solicited<P> {
+    /// Outstanding asks remembered per peer.
     pub const MAX_PER_PEER: usize = 65_536;
+    /// Keys per peer whose blocks are accepted without a current ask.
     pub const TOLERATED: usize = 1024;
     const MAX_PEERS: usize = 4096;
 

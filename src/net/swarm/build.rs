@@ -21,9 +21,13 @@ pub struct Behaviour {
     pub memory: Toggle<memory_connection_limits::Behaviour>,
     /// Peers banned for misbehaving: connections refused while banned.
     pub blocked: libp2p::allow_block_list::Behaviour<libp2p::allow_block_list::BlockedPeers>,
+    /// `/ipfs/id/1.0.0`: our agent, addresses and protocols.
     pub identify: identify::Behaviour,
+    /// Liveness pings.
     pub ping: ping::Behaviour,
+    /// The Kademlia DHT, over our record store.
     pub kad: kad::Behaviour<crate::net::records::ProviderStore>,
+    /// Raw streams (Bitswap's).
     pub stream: libp2p_stream::Behaviour,
     /// Local network discovery, off unless configured.
     pub mdns: Toggle<mdns::tokio::Behaviour>,

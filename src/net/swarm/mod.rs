@@ -5,10 +5,10 @@
 //! `libp2p-stream` for Bitswap's streams. Everything else talks to the swarm
 //! task through [`SwarmHandle`]: bounded commands with oneshot replies.
 //!
-//! - [`build`]: the transports and protocols, from a [`NetConfig`].
-//! - [`task`]: the task that owns the swarm and carries out commands.
-//! - [`dht`]: Kademlia queries callers wait on, and peers' addresses.
-//! - [`reach`]: whether this node counts as reachable (the DHT mode).
+//! - `build.rs`: the transports and protocols, from a [`NetConfig`].
+//! - `task.rs`: the task that owns the swarm and carries out commands.
+//! - `dht.rs`: Kademlia queries callers wait on, and peers' addresses.
+//! - `reach.rs`: whether this node counts as reachable (the DHT mode).
 
 mod build;
 mod dht;
@@ -105,6 +105,7 @@ pub struct NetConfig {
     pub records: crate::net::records::RecordLimits,
     /// Discover peers on the local network with mDNS.
     pub mdns: bool,
+    /// Connection limits.
     pub limits: ConnectionLimits,
     /// Another transport beside TCP and QUIC (none by default).
     pub extra_transport: Option<ExtraTransport>,
@@ -156,7 +157,9 @@ pub(super) const RECORD_SWEEP_INTERVAL: Duration = Duration::from_secs(300);
 /// A peer connecting or leaving (first connection up, last one down).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PeerEvent {
+    /// The peer's first connection is up.
     Connected(PeerId),
+    /// The peer's last connection closed.
     Disconnected(PeerId),
 }
 
@@ -190,7 +193,6 @@ impl SwarmHandle {
         rx.await.map_err(|_| SWARM_STOPPED)
     }
 
-    /// Peers connecting and leaving from now on.
     /// Runs `task` on the runtime until it ends or the node shuts down.
     pub fn spawn_task<F>(&self, task: F) -> tokio::task::JoinHandle<()>
     where
@@ -228,6 +230,7 @@ impl SwarmHandle {
         self.shutdown.is_cancelled()
     }
 
+    /// Peers connecting and leaving from now on.
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<PeerEvent> {
         self.events.subscribe()
     }

@@ -1,6 +1,8 @@
 //! Fetch sessions: the task that runs one [`Session`] state machine for a
 //! reader, a `get` or a pin, over the Bitswap engine.
 //!
+//! [`Session`]: super::session::Session
+//!
 //! A [`FetchSession`] is a cloneable handle. Callers ask for blocks
 //! ([`FetchSession::get`], or [`FetchSession::get_blocking`] from the DAG
 //! reader's threads, which also see it as a [`BlockSource`]) and may hint
@@ -16,12 +18,11 @@
 //! - fails the waiting callers when no wanted block arrived for
 //!   `stall_timeout`, cancelling the wants at the peers;
 //! - ends, cancelling what is still wanted, when every handle is dropped.
-
 //!
-//! - [`task`]: the session task (wants, deliveries, storing, provider
+//! - `task.rs`: the session task (wants, deliveries, storing, provider
 //!   lookups, the stall timeout).
-//! - [`recent`]: blocks that arrived before their reader asked.
-//! - [`lazy`]: a block source that starts a session only when a block is
+//! - `recent.rs`: blocks that arrived before their reader asked.
+//! - `lazy.rs`: a block source that starts a session only when a block is
 //!   missing locally.
 
 mod lazy;
@@ -69,6 +70,7 @@ pub enum ProviderSearch {
 /// Tuning of one fetch.
 #[derive(Clone, Copy, Debug)]
 pub struct FetchOptions {
+    /// The session state machine's tuning.
     pub session: SessionConfig,
     /// Give up when no wanted block arrived for this long.
     pub stall_timeout: Duration,
