@@ -375,3 +375,132 @@ fn read(store: &dyn Store, cid: &Cid) -> Option<Block> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::block::{Block, Cid, Multihash};
+    use crate::net::bitswap::fetch::FetchOptions;
+    use crate::net::bitswap::test_block;
+    use crate::net::swarm::NetConfig;
+    use crate::net::Network;
+    use crate::store::{MemoryStore, PinKind, Result, Store, StoreStat, StoredBlock, SweepReport};
+    use std::collections::HashSet;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    use std::thread::ThreadId;
+
+    /// A memory store that counts the block lookups and reads made on one
+    /// thread (the runtime's) and elsewhere.
+    struct Watched {
+        inner: MemoryStore,
+        runtime: ThreadId,
+        on_runtime: AtomicU64,
+        elsewhere: AtomicU64,
+    }
+
+    impl Watched {
+        fn note(&self) {
+            let counter = if std::thread::current().id() == self.runtime {
+                &self.on_runtime
+            } else {
+                &self.elsewhere
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    impl Store for Watched {
+        fn put_many(&self, blocks: &mut dyn Iterator<Item = Block>) -> Result<u64> {
+            self.inner.put_many(blocks)
+        }
+        fn get(&self, cid: &Cid) -> Result<Option<Block>> {
+            self.note();
+            self.inner.get(cid)
+        }
+        fn has(&self, cid: &Cid) -> Result<bool> {
+            self.note();
+            self.inner.has(cid)
+        }
+        fn size_of(&self, cid: &Cid) -> Result<Option<u64>> {
+            self.note();
+            self.inner.size_of(cid)
+        }
+        fn for_each_block(&self, f: &mut dyn FnMut(StoredBlock) -> Result<()>) -> Result<()> {
+            self.inner.for_each_block(f)
+        }
+        fn read_raw(&self, mh: &Multihash) -> Result<Option<bytes::Bytes>> {
+            self.note();
+            self.inner.read_raw(mh)
+        }
+        fn pin(&self, cid: &Cid, kind: PinKind) -> Result<()> {
+            self.inner.pin(cid, kind)
+        }
+        fn unpin(&self, cid: &Cid) -> Result<PinKind> {
+            self.inner.unpin(cid)
+        }
+        fn pins(&self) -> Result<Vec<(Cid, PinKind)>> {
+            self.inner.pins()
+        }
+        fn pin_of(&self, cid: &Cid) -> Result<Option<PinKind>> {
+            self.inner.pin_of(cid)
+        }
+        fn sweep(&self, live: &HashSet<Multihash>) -> Result<SweepReport> {
+            self.inner.sweep(live)
+        }
+        fn stat(&self) -> Result<StoreStat> {
+            self.inner.stat()
+        }
+        fn flush(&self) -> Result<()> {
+            self.inner.flush()
+        }
+        fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+            self.inner.meta_get(key)
+        }
+        fn meta_put(&self, key: &str, value: Option<&[u8]>) -> Result<()> {
+            self.inner.meta_put(key, value)
+        }
+        fn meta_scan(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+            self.inner.meta_scan(prefix)
+        }
+        fn remove(&self, mh: &Multihash) -> Result<bool> {
+            self.inner.remove(mh)
+        }
+        fn used_bytes(&self) -> u64 {
+            self.inner.used_bytes()
+        }
+    }
+
+    /// On a single-threaded runtime every task, the engine's among them,
+    /// runs on the test's thread: a serving node whose store is never
+    /// touched there does its lookups and reads off the runtime.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_engine_serves_without_touching_the_store_on_the_runtime() {
+        let served = Arc::new(Watched {
+            inner: MemoryStore::new(),
+            runtime: std::thread::current().id(),
+            on_runtime: AtomicU64::new(0),
+            elsewhere: AtomicU64::new(0),
+        });
+        let blocks: Vec<Block> = (0..40).map(|i| test_block(i, 256 * 1024)).collect();
+        served.inner.put_many(&mut blocks.iter().cloned()).unwrap();
+        let config = NetConfig::default();
+        let a = Network::start([31; 32], served.clone(), &config)
+            .await
+            .unwrap();
+        let b = Network::start([32; 32], Arc::new(MemoryStore::new()), &config)
+            .await
+            .unwrap();
+        let addr = a.swarm.listen_addrs().await.unwrap()[0].clone();
+        b.swarm.dial(addr).await.unwrap();
+        let cids: Vec<Cid> = blocks.iter().map(|b| *b.cid()).collect();
+        let got = b
+            .bitswap
+            .fetch(&cids, &[a.peer_id], FetchOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(got, blocks);
+        assert!(served.elsewhere.load(Ordering::Relaxed) >= 40);
+        assert_eq!(served.on_runtime.load(Ordering::Relaxed), 0);
+        assert_eq!(a.bitswap.stats().blocks_sent, 40);
+    }
+}
