@@ -62,25 +62,24 @@ struct Ready {
 /// What one remote peer has asked us for and not yet received.
 #[derive(Default)]
 pub struct PeerLedger {
-    /// Wants we cannot answer yet, keyed by CID bytes for a deterministic
-    /// order.
-    wants: BTreeMap<Vec<u8>, WantEntry>,
+    /// Wants we cannot answer yet (a B-tree for a deterministic order).
+    wants: BTreeMap<Cid, WantEntry>,
     /// Want-blocks for blocks we hold, in the order asked. `order` may
     /// hold keys no longer in `ready` (cancelled, or already served): they
     /// are skipped when reached.
-    ready: HashMap<Vec<u8>, Ready>,
-    order: VecDeque<Vec<u8>>,
+    ready: HashMap<Cid, Ready>,
+    order: VecDeque<Cid>,
     /// Wants whose answer waits on a store lookup (outstanding or not yet
     /// asked). A later want for the same CID merges into the waiting one.
-    unchecked: HashMap<Vec<u8>, WantEntry>,
+    unchecked: HashMap<Cid, WantEntry>,
     /// Keys of `unchecked` not yet in a lookup, in the order asked; may
     /// hold keys since cancelled (skipped).
-    to_check: VecDeque<Vec<u8>>,
+    to_check: VecDeque<Cid>,
     /// A lookup is outstanding.
     checking: bool,
     /// Want-blocks being read. A cancel takes its key out: the block is
     /// then dropped when the read answers.
-    reading: HashMap<Vec<u8>, WantEntry>,
+    reading: HashMap<Cid, WantEntry>,
     /// A read is outstanding (`reading` may be empty if all were cancelled).
     read_outstanding: bool,
 }
@@ -190,7 +189,7 @@ impl PeerLedger {
         }
         let mut stats = ReplyStats::default();
         for want in &msg.wantlist {
-            let key = want.cid.to_bytes();
+            let key = want.cid;
             if want.cancel {
                 self.wants.remove(&key);
                 self.ready.remove(&key);
@@ -215,7 +214,7 @@ impl PeerLedger {
                 stats.refused_wants += 1;
                 continue;
             }
-            self.unchecked.insert(key.clone(), want.clone());
+            self.unchecked.insert(key, want.clone());
             self.to_check.push_back(key);
         }
         compact(&mut self.to_check, &self.unchecked, MAX_UNCHECKED_WANTS);
@@ -251,8 +250,7 @@ impl PeerLedger {
         self.checking = false;
         let mut stats = ReplyStats::default();
         let mut reply = ReplyBuilder::default();
-        for (cid, size) in sizes {
-            let key = cid.to_bytes();
+        for (key, size) in sizes {
             // Cancelled meanwhile, or settled by a block that arrived.
             let Some(want) = self.unchecked.remove(&key) else {
                 continue;
@@ -266,7 +264,7 @@ impl PeerLedger {
                 (WantType::Block, Some(size)) => {
                     self.wants.remove(&key);
                     if self.ready.len() < MAX_READY_WANTS {
-                        self.ready.insert(key.clone(), Ready { want, size });
+                        self.ready.insert(key, Ready { want, size });
                         self.order.push_back(key);
                         compact(&mut self.order, &self.ready, MAX_READY_WANTS);
                     } else {
@@ -283,7 +281,7 @@ impl PeerLedger {
     /// told, and the want waits for the block.
     fn not_held(
         &mut self,
-        key: Vec<u8>,
+        key: Cid,
         want: WantEntry,
         reply: &mut ReplyBuilder,
         stats: &mut ReplyStats,
@@ -345,8 +343,7 @@ impl PeerLedger {
         self.read_outstanding = false;
         let mut stats = ReplyStats::default();
         let mut reply = ReplyBuilder::default();
-        for (cid, block) in blocks {
-            let key = cid.to_bytes();
+        for (key, block) in blocks {
             // Cancelled while it was read.
             let Some(want) = self.reading.remove(&key) else {
                 continue;
@@ -368,7 +365,7 @@ impl PeerLedger {
     /// (a want waiting for the block, or for a lookup that may have missed
     /// it).
     pub fn on_new_block(&mut self, block: &Block) -> Option<Message> {
-        let key = block.cid().to_bytes();
+        let key = *block.cid();
         let want = self
             .wants
             .remove(&key)
@@ -384,12 +381,12 @@ impl PeerLedger {
 
 /// Drops keys of `queue` that are no longer in `live`, and repeats, once it
 /// has grown well past `max` (a peer that keeps wanting and cancelling).
-fn compact<V>(queue: &mut VecDeque<Vec<u8>>, live: &HashMap<Vec<u8>, V>, max: usize) {
+fn compact<V>(queue: &mut VecDeque<Cid>, live: &HashMap<Cid, V>, max: usize) {
     if queue.len() <= 2 * max {
         return;
     }
     let mut seen = HashSet::new();
-    queue.retain(|k| live.contains_key(k) && seen.insert(k.clone()));
+    queue.retain(|k| live.contains_key(k) && seen.insert(*k));
 }
 
 #[cfg(test)]
