@@ -19,6 +19,7 @@
 pub mod plan;
 pub mod protocol;
 pub mod record;
+mod records;
 
 use crate::block::{Cid, RAW};
 use crate::net::bitswap::driver::Bitswap;
@@ -30,6 +31,7 @@ use libp2p::{PeerId, StreamProtocol};
 use plan::{HolderState, Observed, RepairPlan, RootState};
 use protocol::{read_message, write_message, Request, Response};
 use record::Record;
+use records::RecordBook;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -146,7 +148,6 @@ pub struct RootStatus {
 
 #[derive(Default)]
 struct State {
-    records: HashMap<Cid, Record>,
     observed: HashMap<Cid, HashMap<PeerId, Observed>>,
     refused: HashMap<PeerId, Instant>,
     /// Peers a DHT lookup did not find, and when.
@@ -170,6 +171,7 @@ struct Inner {
     /// Shared with adds and GC: no GC while a repair copy is fetched.
     gc_lock: Arc<tokio::sync::RwLock<()>>,
     state: Mutex<State>,
+    records: RecordBook,
     pub stats: Arc<ReplicateStats>,
 }
 
@@ -198,15 +200,7 @@ impl Replicator {
         config: ReplicateConfig,
         gc_lock: Arc<tokio::sync::RwLock<()>>,
     ) -> Result<Replicator, ReplicateError> {
-        let mut state = State::default();
-        for (_, bytes) in store.meta_scan(record::KEY_PREFIX)? {
-            match Record::decode(&bytes) {
-                Ok(r) => {
-                    state.records.insert(r.root, r);
-                }
-                Err(e) => tracing::warn!("ignoring a stored replication record: {e}"),
-            }
-        }
+        let records = RecordBook::load(Arc::clone(&store))?;
         let incoming = control
             .accept(StreamProtocol::new(protocol::PROTOCOL))
             .map_err(|e| ReplicateError::Other(format!("{}: {e}", protocol::PROTOCOL)))?;
@@ -219,7 +213,8 @@ impl Replicator {
                 control: Mutex::new(control),
                 config,
                 gc_lock,
-                state: Mutex::new(state),
+                state: Mutex::default(),
+                records,
                 stats: Arc::default(),
             }),
         };
@@ -242,19 +237,12 @@ impl Replicator {
     }
 
     fn save(&self, rec: &Record) {
-        if let Err(e) = self
-            .inner
-            .store
-            .meta_put(&Record::key(&rec.root), Some(&rec.encode()))
-        {
-            tracing::warn!(root = %rec.root, "saving the replication record: {e}");
-        }
-        self.state().records.insert(rec.root, rec.clone());
+        self.inner.records.save(rec);
     }
 
     /// The local record of `root`, if any.
     pub fn record(&self, root: &Cid) -> Option<Record> {
-        self.state().records.get(root).cloned()
+        self.inner.records.get(root)
     }
 
     /// Starts replicating `root` (already pinned here, recursively) at
@@ -376,7 +364,7 @@ impl Replicator {
     /// Runs one repair round over every record now (the loop does it every
     /// interval).
     pub async fn repair_all(&self) {
-        let roots: Vec<Cid> = self.state().records.keys().copied().collect();
+        let roots: Vec<Cid> = self.inner.records.roots();
         let mut under = 0;
         // Peers that could take a copy, read once per round.
         let candidates = if roots.is_empty() {
@@ -839,21 +827,7 @@ impl Replicator {
     /// Merges a record a peer sent into ours (for roots we know, or when
     /// asked to hold one); returns ours after the merge.
     fn merge_in(&self, theirs: &Record, adopt: bool) -> Option<Record> {
-        let st = self.state();
-        let merged = match st.records.get(&theirs.root) {
-            Some(mine) => {
-                let mut m = mine.clone();
-                if !m.merge(theirs) {
-                    return Some(m);
-                }
-                m
-            }
-            None if adopt => theirs.clone(),
-            None => return None,
-        };
-        drop(st);
-        self.save(&merged);
-        Some(merged)
+        self.inner.records.merge(theirs, adopt)
     }
 
     async fn answer(&self, from: PeerId, req: Request) -> Response {
@@ -1096,14 +1070,7 @@ impl Replicator {
             .store
             .remove(cid.hash())
             .map_err(|e| e.to_string())?;
-        let holders: Vec<PeerId> = {
-            let st = self.state();
-            st.records
-                .values()
-                .flat_map(|r| r.holders.iter().copied())
-                .filter(|p| *p != self.inner.me)
-                .collect()
-        };
+        let holders = self.inner.records.holders_besides(&self.inner.me);
         let opts = FetchOptions {
             stall_timeout: self.inner.config.fetch_stall,
             ..FetchOptions::default()
