@@ -236,10 +236,6 @@ impl Replicator {
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn save(&self, rec: &Record) {
-        self.inner.records.save(rec);
-    }
-
     /// The local record of `root`, if any.
     pub fn record(&self, root: &Cid) -> Option<Record> {
         self.inner.records.get(root)
@@ -264,22 +260,29 @@ impl Replicator {
             .await
             .map_err(|e| ReplicateError::Other(e.to_string()))??;
         let max = self.inner.config.max.max(factor);
-        let rec = match self.record(&root) {
-            Some(mut old) => {
-                old.factor = factor;
-                old.max = max;
-                old.removed = false;
-                old.size = size;
-                old.holders.insert(self.inner.me);
-                old.bump();
-                old
-            }
-            None => Record::new(root, factor, max, size, self.inner.me),
-        };
+        let me = self.inner.me;
         // A replicated pin is the cluster's: removed everywhere by a `pin
         // rm` on any holder.
         own_pin(&*self.inner.store, &root)?;
-        self.save(&rec);
+        let rec = self
+            .inner
+            .records
+            .update(&root, |old| {
+                Some(match old {
+                    Some(old) => {
+                        let mut rec = old.clone();
+                        rec.factor = factor;
+                        rec.max = max;
+                        rec.removed = false;
+                        rec.size = size;
+                        rec.holders.insert(me);
+                        rec.bump();
+                        rec
+                    }
+                    None => Record::new(root, factor, max, size, me),
+                })
+            })
+            .ok_or(ReplicateError::Unknown { root })?;
         // Place the copies now rather than at the next round: until then
         // this node holds the only one, and a round over many roots can
         // take a while when holders are down.
@@ -294,15 +297,19 @@ impl Replicator {
     /// `pin rm` of a replicated root: a tombstone every holder learns (the
     /// caller removes the local pin). False when the root is not replicated.
     pub async fn unpin(&self, root: &Cid) -> bool {
-        let Some(mut rec) = self.record(root) else {
+        match self.record(root) {
+            None => return false,
+            Some(rec) if rec.removed => return true,
+            Some(_) => {}
+        }
+        let Some(rec) = self.inner.records.update(root, |current| {
+            let mut rec = current.filter(|r| !r.removed)?.clone();
+            rec.removed = true;
+            rec.bump();
+            Some(rec)
+        }) else {
             return false;
         };
-        if rec.removed {
-            return true;
-        }
-        rec.removed = true;
-        rec.bump();
-        self.save(&rec);
         let me = self.inner.me;
         let targets: Vec<PeerId> = rec.holders.iter().copied().filter(|p| *p != me).collect();
         for p in targets {
@@ -524,8 +531,7 @@ impl Replicator {
                     placed += 1;
                     tracing::info!(%root, %peer, "replica placed");
                     self.inner.stats.repairs.fetch_add(1, Ordering::Relaxed);
-                    rec = proposed;
-                    self.save(&rec);
+                    rec = self.inner.records.merge(&proposed, true).unwrap_or(proposed);
                     self.state().observed.entry(root).or_default().insert(
                         *peer,
                         Observed::Pinning {
@@ -538,12 +544,12 @@ impl Replicator {
                     tracing::info!(%root, %peer, reason = %resp.reason, "replica refused");
                     self.state().refused.insert(*peer, Instant::now());
                     if let Some(theirs) = resp.record {
-                        if rec.merge(&theirs) {
-                            self.save(&rec);
-                            if rec.removed {
-                                self.drop_local_pin(&root).await;
-                                return None;
-                            }
+                        if let Some(merged) = self.inner.records.merge(&theirs, true) {
+                            rec = merged;
+                        }
+                        if rec.removed {
+                            self.drop_local_pin(&root).await;
+                            return None;
                         }
                     }
                 }
@@ -559,7 +565,7 @@ impl Replicator {
                 rec.holders.remove(h);
             }
             rec.bump();
-            self.save(&rec);
+            rec = self.inner.records.merge(&rec, true).unwrap_or(rec);
             if let Some(obs) = self.state().observed.get_mut(&root) {
                 for f in &p.forget {
                     obs.remove(f);
@@ -619,10 +625,7 @@ impl Replicator {
             };
             self.observe(&root, peer, seen);
         }
-        if self.record(&root).as_ref() != Some(&rec) {
-            self.save(&rec);
-        }
-        rec
+        self.inner.records.merge(&rec, true).unwrap_or(rec)
     }
 
     fn observe(&self, root: &Cid, peer: PeerId, seen: Seen) {
@@ -718,11 +721,21 @@ impl Replicator {
         if !holds {
             return rec;
         }
-        let mut rec = rec;
-        rec.holders.insert(me);
-        rec.bump();
-        self.save(&rec);
-        rec
+        self.inner
+            .records
+            .update(&rec.root, |current| {
+                let mut claimed = current?.clone();
+                if claimed.removed
+                    || claimed.holders.contains(&me)
+                    || claimed.holders.len() >= record::MAX_HOLDERS
+                {
+                    return None;
+                }
+                claimed.holders.insert(me);
+                claimed.bump();
+                Some(claimed)
+            })
+            .unwrap_or(rec)
     }
 
     /// Removes the local pin of `root` if the replicator made it (see
