@@ -29,19 +29,32 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Observed {
     /// Answered with every sampled block, pinned.
-    Live { at: Instant },
-    /// Accepted and still fetching, since; `seen`: when it last said so.
-    /// A holder that keeps answering is fetching, however long a large DAG
-    /// takes: only silence ages it into lost.
-    Pinning { since: Instant, seen: Instant },
-    /// No answer, or blocks missing, since.
-    Failing { since: Instant },
+    Live {
+        /// When it last did.
+        at: Instant,
+    },
+    /// Accepted and still fetching. A holder that keeps answering is
+    /// fetching, however long a large DAG takes: only silence ages it into
+    /// lost.
+    Pinning {
+        /// Since when it is fetching.
+        since: Instant,
+        /// When it last said so.
+        seen: Instant,
+    },
+    /// No answer, or blocks missing.
+    Failing {
+        /// Since when.
+        since: Instant,
+    },
 }
 
 /// A holder's state as `pin status` shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HolderState {
+    /// Live: pinned, with every sampled block.
     Pinned,
+    /// Fetching its copy.
     Pinning,
     /// Failing for less than the grace period.
     Unreachable,
@@ -50,6 +63,7 @@ pub enum HolderState {
 }
 
 impl HolderState {
+    /// The name `pin status` prints.
     pub fn as_str(&self) -> &'static str {
         match self {
             HolderState::Pinned => "pinned",
@@ -72,6 +86,7 @@ pub enum RootState {
 }
 
 impl RootState {
+    /// The name `pin status` prints.
     pub fn as_str(&self) -> &'static str {
         match self {
             RootState::Ok => "ok",
@@ -86,9 +101,13 @@ impl RootState {
 pub struct RepairPlan {
     /// This node is the live holder closest to the root.
     pub acting: bool,
+    /// Holders that answered with their copy, closest to the root first.
     pub live: Vec<PeerId>,
+    /// Holders still fetching their copy (and answering).
     pub pinning: Vec<PeerId>,
+    /// Holders failing for less than the grace period.
     pub suspect: Vec<PeerId>,
+    /// Holders failing (or silent while fetching) for longer.
     pub lost: Vec<PeerId>,
     /// Ask these for a copy (acting only), closest first.
     pub place: Vec<PeerId>,
@@ -106,6 +125,7 @@ pub struct RepairPlan {
 }
 
 impl RepairPlan {
+    /// The root's overall state under this plan, for `factor` copies.
     pub fn state(&self, factor: u8) -> RootState {
         if self.live.len() >= factor as usize {
             RootState::Ok
@@ -238,20 +258,39 @@ mod tests {
         by_distance(&root(), (0..n).map(|_| PeerId::random()))
     }
 
+    /// `n` peers by distance to the root, and a record (`factor`, `max`)
+    /// held by those at the positions `held`.
+    fn setup(n: usize, factor: u8, max: u8, held: &[usize]) -> (Vec<PeerId>, Record) {
+        let ps = peers(n);
+        let mut rec = Record::new(root(), factor, max, 10, ps[held[0]]);
+        rec.holders.extend(held.iter().map(|i| ps[*i]));
+        (ps, rec)
+    }
+
+    /// [`plan`] as `me` with every peer of `ps` a candidate, none refused.
+    fn plan_all(
+        rec: &Record,
+        me: &PeerId,
+        obs: &HashMap<PeerId, Observed>,
+        ps: &[PeerId],
+        now: Instant,
+        grace: Duration,
+    ) -> RepairPlan {
+        plan(rec, me, obs, ps, &HashSet::new(), now, grace)
+    }
+
     #[test]
     fn the_closest_live_holder_places_copies_on_the_closest_candidates() {
         let now = Instant::now();
-        let ps = peers(8);
         // Holders: the 2nd and 5th closest; both live.
-        let mut rec = Record::new(root(), 3, 4, 10, ps[1]);
-        rec.holders.insert(ps[4]);
+        let (ps, rec) = setup(8, 3, 4, &[1, 4]);
         let obs: HashMap<_, _> = [
             (ps[1], Observed::Live { at: now }),
             (ps[4], Observed::Live { at: now }),
         ]
         .into();
         let g = Duration::from_secs(60);
-        let p = plan(&rec, &ps[1], &obs, &ps, &HashSet::new(), now, g);
+        let p = plan_all(&rec, &ps[1], &obs, &ps, now, g);
         assert!(p.acting);
         assert_eq!(p.place, vec![ps[0]], "the closest free candidate");
         assert_eq!(
@@ -261,7 +300,7 @@ mod tests {
         );
         assert_eq!(p.state(3), RootState::Repairing);
         // The other holder does not act.
-        assert!(!plan(&rec, &ps[4], &obs, &ps, &HashSet::new(), now, g).acting);
+        assert!(!plan_all(&rec, &ps[4], &obs, &ps, now, g).acting);
         // A refusal moves placement on to the next closest.
         let refused = HashSet::from([ps[0]]);
         let p = plan(&rec, &ps[1], &obs, &ps, &refused, now, g);
@@ -271,9 +310,7 @@ mod tests {
     #[test]
     fn suspects_wait_for_the_grace_period_then_are_replaced() {
         let t0 = Instant::now();
-        let ps = peers(6);
-        let mut rec = Record::new(root(), 3, 4, 10, ps[0]);
-        rec.holders.extend([ps[1], ps[2]]);
+        let (ps, rec) = setup(6, 3, 4, &[0, 1, 2]);
         let g = Duration::from_secs(30);
         let mut obs: HashMap<_, _> = [
             (ps[0], Observed::Live { at: t0 }),
@@ -281,18 +318,10 @@ mod tests {
             (ps[2], Observed::Live { at: t0 }),
         ]
         .into();
-        let p = plan(
-            &rec,
-            &ps[0],
-            &obs,
-            &ps,
-            &HashSet::new(),
-            t0 + Duration::from_secs(10),
-            g,
-        );
+        let p = plan_all(&rec, &ps[0], &obs, &ps, t0 + Duration::from_secs(10), g);
         assert!(p.place.is_empty(), "within grace nothing moves");
         assert_eq!(p.suspect, vec![ps[1]]);
-        let p = plan(&rec, &ps[0], &obs, &ps, &HashSet::new(), t0 + g, g);
+        let p = plan_all(&rec, &ps[0], &obs, &ps, t0 + g, g);
         assert_eq!(p.lost, vec![ps[1]]);
         assert_eq!(p.place, vec![ps[3]]);
         assert_eq!(p.state(3), RootState::Repairing);
@@ -302,12 +331,12 @@ mod tests {
         placed.holders.insert(ps[3]);
         let mut obs2 = obs.clone();
         obs2.insert(ps[3], Observed::Live { at: t0 + g });
-        let p = plan(&placed, &ps[0], &obs2, &ps, &HashSet::new(), t0 + g, g);
+        let p = plan_all(&placed, &ps[0], &obs2, &ps, t0 + g, g);
         assert_eq!(p.forget, vec![ps[1]]);
         assert!(p.place.is_empty());
         // When the acting holder itself is gone, the next closest live acts.
         obs.insert(ps[0], Observed::Failing { since: t0 });
-        let p = plan(&rec, &ps[2], &obs, &ps, &HashSet::new(), t0 + g, g);
+        let p = plan_all(&rec, &ps[2], &obs, &ps, t0 + g, g);
         assert!(p.acting);
         assert_eq!(p.place.len(), 2);
     }
@@ -315,9 +344,7 @@ mod tests {
     #[test]
     fn the_last_copy_up_does_not_wait_for_the_grace_period() {
         let t0 = Instant::now();
-        let ps = peers(8);
-        let mut rec = Record::new(root(), 3, 4, 10, ps[0]);
-        rec.holders.extend([ps[1], ps[2]]);
+        let (ps, rec) = setup(8, 3, 4, &[0, 1, 2]);
         let g = Duration::from_secs(30);
         let now = t0 + Duration::from_secs(1);
         let obs: HashMap<_, _> = [
@@ -326,7 +353,7 @@ mod tests {
             (ps[2], Observed::Failing { since: t0 }),
         ]
         .into();
-        let p = plan(&rec, &ps[0], &obs, &ps, &HashSet::new(), now, g);
+        let p = plan_all(&rec, &ps[0], &obs, &ps, now, g);
         assert_eq!(p.suspect.len(), 2);
         assert!(p.lost.is_empty());
         assert_eq!(p.place.len(), 2, "two copies placed within the grace");
@@ -341,7 +368,7 @@ mod tests {
                 seen: now,
             },
         );
-        let p = plan(&placed, &ps[0], &obs2, &ps, &HashSet::new(), now, g);
+        let p = plan_all(&placed, &ps[0], &obs2, &ps, now, g);
         assert!(p.place.is_empty(), "{p:?}");
         // The suspects return: five live, trimmed back to the maximum.
         let mut all = placed.clone();
@@ -351,16 +378,14 @@ mod tests {
             .iter()
             .map(|h| (*h, Observed::Live { at: now }))
             .collect();
-        let p = plan(&all, &p.live[0], &obs3, &ps, &HashSet::new(), now, g);
+        let p = plan_all(&all, &p.live[0], &obs3, &ps, now, g);
         assert_eq!(p.trim.len(), all.holders.len() - 4);
     }
 
     #[test]
     fn a_holder_still_fetching_counts_while_it_answers() {
         let t0 = Instant::now();
-        let ps = peers(6);
-        let mut rec = Record::new(root(), 2, 2, 10, ps[0]);
-        rec.holders.insert(ps[1]);
+        let (ps, rec) = setup(6, 2, 2, &[0, 1]);
         let g = Duration::from_secs(30);
         let later = t0 + 4 * g;
         let mut obs: HashMap<_, _> = [
@@ -375,7 +400,7 @@ mod tests {
             ),
         ]
         .into();
-        let p = plan(&rec, &ps[0], &obs, &ps, &HashSet::new(), later, g);
+        let p = plan_all(&rec, &ps[0], &obs, &ps, later, g);
         assert_eq!(p.pinning, vec![ps[1]]);
         assert!(p.place.is_empty(), "a large DAG may take long to fetch");
         // Silent for the grace period: lost, replaced.
@@ -386,7 +411,7 @@ mod tests {
                 seen: t0 + g,
             },
         );
-        let p = plan(&rec, &ps[0], &obs, &ps, &HashSet::new(), later, g);
+        let p = plan_all(&rec, &ps[0], &obs, &ps, later, g);
         assert_eq!(p.lost, vec![ps[1]]);
         assert_eq!(p.place.len(), 1);
     }
@@ -394,36 +419,19 @@ mod tests {
     #[test]
     fn returning_holders_are_trimmed_back_to_max_farthest_first() {
         let now = Instant::now();
-        let ps = peers(6);
-        let mut rec = Record::new(root(), 3, 4, 10, ps[0]);
-        rec.holders.extend(ps[1..6].iter().copied());
+        let (ps, mut rec) = setup(6, 3, 4, &[0, 1, 2, 3, 4, 5]);
         let obs: HashMap<_, _> = ps
             .iter()
             .map(|p| (*p, Observed::Live { at: now }))
             .collect();
-        let p = plan(
-            &rec,
-            &ps[0],
-            &obs,
-            &ps,
-            &HashSet::new(),
-            now,
-            Duration::from_secs(1),
-        );
+        let g = Duration::from_secs(1);
+        let p = plan_all(&rec, &ps[0], &obs, &ps, now, g);
         assert_eq!(p.trim, vec![ps[4], ps[5]]);
         assert!(p.place.is_empty());
         assert_eq!(p.state(3), RootState::Ok);
         // A tombstone plans nothing.
         rec.removed = true;
-        let p = plan(
-            &rec,
-            &ps[0],
-            &obs,
-            &ps,
-            &HashSet::new(),
-            now,
-            Duration::from_secs(1),
-        );
+        let p = plan_all(&rec, &ps[0], &obs, &ps, now, g);
         assert_eq!(p, RepairPlan::default());
     }
 }
