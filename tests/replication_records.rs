@@ -21,9 +21,8 @@ async fn ask(net: &Network, peer: libp2p::PeerId, req: Request) -> Response {
         .open_stream(peer, StreamProtocol::new(PROTOCOL))
         .await
         .unwrap();
-    write_message(&mut stream, &req.to_json()).await.unwrap();
-    let v = read_message(&mut stream).await.unwrap();
-    Response::from_json(&v).unwrap()
+    write_message(&mut stream, &req).await.unwrap();
+    read_message(&mut stream).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -191,7 +191,8 @@ impl OnlineNode {
             net.stream_control(),
             replicate_config,
             Arc::clone(&gc_lock),
-        )?;
+        )
+        .await?;
         let online = OnlineNode {
             node,
             net,

@@ -9,8 +9,9 @@
 //! offline during `pin rm` learns it when it returns instead of
 //! resurrecting the pin.
 //!
-//! Stored in the repo's metadata under `repl/{root}` as JSON:
-//! `{"root", "factor", "max", "version", "removed", "size", "holders"}`.
+//! As JSON (in protocol messages, and in the repo's metadata under
+//! `repl/{root}`): `{"factor", "holders", "max", "removed", "root", "size",
+//! "version"}`, the CID and peer IDs as strings.
 
 use crate::block::Cid;
 use libp2p::PeerId;
@@ -24,37 +25,151 @@ pub const KEY_PREFIX: &str = "repl/";
 /// Most holders a record lists (bounds what a peer can make us store).
 pub const MAX_HOLDERS: usize = 64;
 
+/// A record that does not parse or breaks a bound; it may come from a peer.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// Not JSON of a record's shape.
+    #[error("malformed replication record: {0}")]
+    Json(#[source] serde_json::Error),
+    /// The root is not a CID.
+    #[error("bad record root {root:?}: {source}")]
+    Root {
+        /// The root as written.
+        root: String,
+        /// Why it is not a CID.
+        #[source]
+        source: cid::Error,
+    },
+    /// A holder is not a peer ID.
+    #[error("bad holder {holder:?} in the record of {root}: {source}")]
+    Holder {
+        /// The record's root.
+        root: Cid,
+        /// The holder as written.
+        holder: String,
+        /// Why it is not a peer ID.
+        #[source]
+        source: libp2p::identity::ParseError,
+    },
+    /// More holders than [`MAX_HOLDERS`].
+    #[error("the record of {root} lists {count} holders (max {MAX_HOLDERS})")]
+    TooManyHolders {
+        /// The record's root.
+        root: Cid,
+        /// How many it lists.
+        count: usize,
+    },
+    /// A factor of 0, or a maximum below the factor.
+    #[error("bad factor {factor} / max {max} in the record of {root}")]
+    Factor {
+        /// The record's root.
+        root: Cid,
+        /// The factor written.
+        factor: u8,
+        /// The maximum written.
+        max: u8,
+    },
+}
+
 /// A root's replication record.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "Wire", try_from = "Wire")]
 pub struct Record {
+    /// The root of the replicated DAG.
     pub root: Cid,
     /// Copies wanted on live nodes.
     pub factor: u8,
     /// Copies tolerated before trimming (≥ factor).
     pub max: u8,
+    /// Incremented by every change; the higher version wins a merge.
     pub version: u64,
     /// A tombstone: `pin rm` ran somewhere.
     pub removed: bool,
     /// Bytes of the DAG (for quota checks before fetching).
     pub size: u64,
+    /// The peers holding (or fetching) a copy.
     pub holders: BTreeSet<PeerId>,
 }
 
+/// The JSON form. Fields in alphabetical order: the order earlier versions
+/// wrote in protocol messages (built through a `serde_json::Value`, whose
+/// keys sort), so a record is sent as the same bytes.
 #[derive(Serialize, Deserialize)]
 struct Wire {
-    root: String,
     factor: u8,
-    max: u8,
-    version: u64,
-    #[serde(default)]
-    removed: bool,
-    #[serde(default)]
-    size: u64,
     #[serde(default)]
     holders: Vec<String>,
+    max: u8,
+    #[serde(default)]
+    removed: bool,
+    root: String,
+    #[serde(default)]
+    size: u64,
+    version: u64,
+}
+
+impl From<Record> for Wire {
+    fn from(r: Record) -> Wire {
+        Wire {
+            factor: r.factor,
+            holders: r.holders.iter().map(|p| p.to_string()).collect(),
+            max: r.max,
+            removed: r.removed,
+            root: r.root.to_string(),
+            size: r.size,
+            version: r.version,
+        }
+    }
+}
+
+impl TryFrom<Wire> for Record {
+    type Error = RecordError;
+
+    /// Checks every field: a record may come from a peer.
+    fn try_from(w: Wire) -> Result<Record, RecordError> {
+        let root = Cid::from_str(&w.root).map_err(|source| RecordError::Root {
+            root: w.root.clone(),
+            source,
+        })?;
+        if w.holders.len() > MAX_HOLDERS {
+            return Err(RecordError::TooManyHolders {
+                root,
+                count: w.holders.len(),
+            });
+        }
+        let holders = w
+            .holders
+            .into_iter()
+            .map(|holder| {
+                PeerId::from_str(&holder).map_err(|source| RecordError::Holder {
+                    root,
+                    holder,
+                    source,
+                })
+            })
+            .collect::<Result<BTreeSet<_>, _>>()?;
+        if w.factor == 0 || w.max < w.factor {
+            return Err(RecordError::Factor {
+                root,
+                factor: w.factor,
+                max: w.max,
+            });
+        }
+        Ok(Record {
+            root,
+            factor: w.factor,
+            max: w.max,
+            version: w.version,
+            removed: w.removed,
+            size: w.size,
+            holders,
+        })
+    }
 }
 
 impl Record {
+    /// A first record: version 1, held by `first` (the factor at least 1,
+    /// the maximum at least the factor).
     pub fn new(root: Cid, factor: u8, max: u8, size: u64, first: PeerId) -> Record {
         Record {
             root,
@@ -67,63 +182,21 @@ impl Record {
         }
     }
 
+    /// The metadata key `root`'s record is stored under.
     pub fn key(root: &Cid) -> String {
         format!("{KEY_PREFIX}{root}")
     }
 
+    /// The record as stored (JSON).
     pub fn encode(&self) -> Vec<u8> {
-        let w = Wire {
-            root: self.root.to_string(),
-            factor: self.factor,
-            max: self.max,
-            version: self.version,
-            removed: self.removed,
-            size: self.size,
-            holders: self.holders.iter().map(|p| p.to_string()).collect(),
-        };
-        serde_json::to_vec(&w).unwrap_or_default()
+        // Strings and integers only: serializing cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
     }
 
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.encode()).unwrap_or_default()
-    }
-
-    /// Parses a record, checking every field (it may come from a peer).
-    pub fn decode(bytes: &[u8]) -> Result<Record, String> {
-        let w: Wire = serde_json::from_slice(bytes).map_err(|e| format!("bad record: {e}"))?;
-        Self::from_wire(w)
-    }
-
-    pub fn from_json(v: &serde_json::Value) -> Result<Record, String> {
-        let w: Wire = serde_json::from_value(v.clone()).map_err(|e| format!("bad record: {e}"))?;
-        Self::from_wire(w)
-    }
-
-    fn from_wire(w: Wire) -> Result<Record, String> {
-        let root = Cid::from_str(&w.root).map_err(|e| format!("bad record root: {e}"))?;
-        if w.holders.len() > MAX_HOLDERS {
-            return Err(format!(
-                "record lists {} holders (max {MAX_HOLDERS})",
-                w.holders.len()
-            ));
-        }
-        let holders = w
-            .holders
-            .iter()
-            .map(|h| PeerId::from_str(h).map_err(|e| format!("bad holder {h:?}: {e}")))
-            .collect::<Result<BTreeSet<_>, _>>()?;
-        if w.factor == 0 || w.max < w.factor {
-            return Err(format!("bad factor {} / max {}", w.factor, w.max));
-        }
-        Ok(Record {
-            root,
-            factor: w.factor,
-            max: w.max,
-            version: w.version,
-            removed: w.removed,
-            size: w.size,
-            holders,
-        })
+    /// Parses a stored record, checking every field.
+    pub fn decode(bytes: &[u8]) -> Result<Record, RecordError> {
+        let w: Wire = serde_json::from_slice(bytes).map_err(RecordError::Json)?;
+        Record::try_from(w)
     }
 
     /// Merges `other` (same root) into `self`; true when `self` changed.
@@ -192,7 +265,40 @@ mod tests {
             !r.merge(&other),
             "nothing resurrects a tombstone at its version"
         );
-        assert!(Record::decode(b"{\"root\":\"x\"}").is_err());
-        assert!(Record::decode(br#"{"root":"bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku","factor":3,"max":2,"version":1}"#).is_err());
+        assert!(matches!(
+            Record::decode(b"{\"root\":\"x\"}"),
+            Err(RecordError::Json(_))
+        ));
+        assert!(matches!(
+            Record::decode(br#"{"root":"x","factor":3,"max":3,"version":1}"#),
+            Err(RecordError::Root { .. })
+        ));
+        assert!(matches!(
+            Record::decode(br#"{"root":"bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku","factor":3,"max":2,"version":1}"#),
+            Err(RecordError::Factor { factor: 3, max: 2, .. })
+        ));
+        assert!(matches!(
+            Record::decode(br#"{"root":"bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku","factor":3,"max":3,"version":1,"holders":["nope"]}"#),
+            Err(RecordError::Holder { .. })
+        ));
+    }
+
+    /// A record as the previous version stored it (fields in declaration
+    /// order) and as it sent it (sorted): both decode; it is sent as the
+    /// same bytes.
+    #[test]
+    fn records_of_the_previous_version_decode() {
+        let stored = br#"{"root":"bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku","factor":3,"max":4,"version":1,"removed":false,"size":9,"holders":["12D3KooWK99VoVxNE7XzyBwXEzW7xhK7Gpv85r9F3V3fyKSUKPH5"]}"#;
+        let sent = r#"{"factor":3,"holders":["12D3KooWK99VoVxNE7XzyBwXEzW7xhK7Gpv85r9F3V3fyKSUKPH5"],"max":4,"removed":false,"root":"bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku","size":9,"version":1}"#;
+        let peer =
+            PeerId::from_str("12D3KooWK99VoVxNE7XzyBwXEzW7xhK7Gpv85r9F3V3fyKSUKPH5").unwrap();
+        let expected = Record::new(cid(), 3, 4, 9, peer);
+        assert_eq!(Record::decode(stored).unwrap(), expected);
+        assert_eq!(Record::decode(sent.as_bytes()).unwrap(), expected);
+        assert_eq!(String::from_utf8(expected.encode()).unwrap(), sent);
+        // Fields an early record may lack take their defaults.
+        let bare = br#"{"root":"bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku","factor":1,"max":1,"version":2}"#;
+        let r = Record::decode(bare).unwrap();
+        assert!(!r.removed && r.size == 0 && r.holders.is_empty());
     }
 }

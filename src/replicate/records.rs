@@ -81,7 +81,10 @@ impl RecordBook {
         let Some(next) = change(current.as_ref()) else {
             return current;
         };
-        if let Err(e) = self.store.meta_put(&Record::key(root), Some(&next.encode())) {
+        if let Err(e) = self
+            .store
+            .meta_put(&Record::key(root), Some(&next.encode()))
+        {
             tracing::warn!(%root, "saving the replication record: {e}");
         }
         self.records().insert(*root, next.clone());

@@ -1,0 +1,202 @@
+//! What users ask of the replicator: replicate a root pinned here at a
+//! factor (`pin add --replication`), remove it everywhere (`pin rm`), and
+//! report its holders (`pin status`).
+
+use super::owned_pins::own_pin;
+use super::plan::{self, HolderState, Observed, RepairPlan, RootState};
+use super::protocol::Request;
+use super::record::{self, Record};
+use super::{unix_now, ReplicateError, Replicator};
+use crate::block::Cid;
+use crate::store::{PinKind, Store};
+use libp2p::PeerId;
+use std::collections::HashSet;
+use std::time::Instant;
+
+/// One holder as `pin status` shows it.
+#[derive(Clone, Debug)]
+pub struct HolderStatus {
+    /// The holder.
+    pub peer: PeerId,
+    /// What the last probe saw of it.
+    pub state: HolderState,
+    /// Since when (unix seconds) the holder is in this state, when known.
+    pub since: Option<u64>,
+}
+
+/// `pin status` of a root.
+#[derive(Clone, Debug)]
+pub struct RootStatus {
+    /// This node's record of the root after probing its holders.
+    pub record: Record,
+    /// The root's overall state.
+    pub state: RootState,
+    /// Every holder, closest to the root first.
+    pub holders: Vec<HolderStatus>,
+}
+
+impl Replicator {
+    /// Starts replicating `root` (already pinned here, recursively) at
+    /// `factor` copies (`None`: the configured factor), and places copies
+    /// right away.
+    pub async fn pin(&self, root: Cid, factor: Option<u8>) -> Result<Record, ReplicateError> {
+        let factor = factor.unwrap_or(self.inner.config.factor);
+        if factor == 0 || factor as usize > record::MAX_HOLDERS {
+            return Err(ReplicateError::Factor {
+                factor: factor as u32,
+                max: record::MAX_HOLDERS as u32,
+            });
+        }
+        let max = self.inner.config.max.max(factor);
+        let rec = self
+            .blocking(move |this| this.record_replicated(root, factor, max))
+            .await??;
+        // Place the copies now rather than at the next round: until then
+        // this node holds the only one, and a round over many roots can
+        // take a while when holders are down.
+        let this = self.clone();
+        self.inner.swarm.spawn_task(async move {
+            let candidates = this.candidates().await;
+            this.repair(root, &candidates).await;
+        });
+        Ok(rec)
+    }
+
+    /// The store work of [`pin`](Self::pin), on a blocking thread: checks
+    /// the pin, measures the DAG, makes the pin the replicator's and
+    /// records the root at `factor` with this node as a holder.
+    fn record_replicated(&self, root: Cid, factor: u8, max: u8) -> Result<Record, ReplicateError> {
+        let store = &*self.inner.store;
+        let store_error = |source| ReplicateError::Store { cid: root, source };
+        if store.pin_of(&root).map_err(store_error)? != Some(PinKind::Recursive) {
+            return Err(ReplicateError::NotPinned { root });
+        }
+        let size = dag_size(store, &root)?;
+        // A replicated pin is the cluster's: removed everywhere by a `pin
+        // rm` on any holder.
+        own_pin(store, &root).map_err(store_error)?;
+        let me = self.inner.me;
+        self.inner
+            .records
+            .update(&root, |old| {
+                Some(match old {
+                    Some(old) => {
+                        let mut rec = old.clone();
+                        rec.factor = factor;
+                        rec.max = max;
+                        rec.removed = false;
+                        rec.size = size;
+                        rec.holders.insert(me);
+                        rec.bump();
+                        rec
+                    }
+                    None => Record::new(root, factor, max, size, me),
+                })
+            })
+            .ok_or(ReplicateError::Unknown { root })
+    }
+
+    /// `pin rm` of a replicated root: a tombstone every holder learns (the
+    /// caller removes the local pin). False when the root is not replicated.
+    pub async fn unpin(&self, root: &Cid) -> bool {
+        match self.record(root) {
+            None => return false,
+            Some(rec) if rec.removed => return true,
+            Some(_) => {}
+        }
+        let root = *root;
+        let tombstone = self
+            .blocking(move |this| {
+                this.inner.records.update(&root, |current| {
+                    let mut rec = current.filter(|r| !r.removed)?.clone();
+                    rec.removed = true;
+                    rec.bump();
+                    Some(rec)
+                })
+            })
+            .await;
+        let rec = match tombstone {
+            Ok(Some(rec)) => rec,
+            Ok(None) => return false,
+            Err(e) => {
+                tracing::warn!(%root, "recording the removal: {e}");
+                return true;
+            }
+        };
+        let me = self.inner.me;
+        let targets: Vec<PeerId> = rec.holders.iter().copied().filter(|p| *p != me).collect();
+        for p in targets {
+            let this = self.clone();
+            let rec = rec.clone();
+            tokio::spawn(async move {
+                let _ = this.exchange(p, Request::Unpin { record: rec }).await;
+            });
+        }
+        true
+    }
+
+    /// Probes every holder of `root` now and reports their states.
+    pub async fn status(&self, root: &Cid) -> Result<RootStatus, ReplicateError> {
+        let rec = self
+            .record(root)
+            .ok_or(ReplicateError::Unknown { root: *root })?;
+        let rec = self.probe_all(rec).await;
+        let plan = self.plan(&rec);
+        Ok(self.status_of(&rec, &plan))
+    }
+
+    fn status_of(&self, rec: &Record, plan: &RepairPlan) -> RootStatus {
+        let observed = self.observed_of(&rec.root);
+        let now = Instant::now();
+        let ago =
+            |t: Instant| unix_now().saturating_sub(now.saturating_duration_since(t).as_secs());
+        let mut holders = Vec::new();
+        for p in plan::by_distance(&rec.root, rec.holders.iter().copied()) {
+            let (state, since) = match observed.get(&p) {
+                Some(Observed::Live { at }) => (HolderState::Pinned, Some(ago(*at))),
+                Some(Observed::Pinning { since, .. }) => (HolderState::Pinning, Some(ago(*since))),
+                Some(Observed::Failing { since }) => {
+                    if plan.lost.contains(&p) {
+                        (HolderState::Lost, Some(ago(*since)))
+                    } else {
+                        (HolderState::Unreachable, Some(ago(*since)))
+                    }
+                }
+                None => (HolderState::Unreachable, None),
+            };
+            holders.push(HolderStatus {
+                peer: p,
+                state,
+                since,
+            });
+        }
+        RootStatus {
+            record: rec.clone(),
+            state: if rec.removed {
+                RootState::Ok
+            } else {
+                plan.state(rec.factor)
+            },
+            holders,
+        }
+    }
+}
+
+/// Bytes of every block under `root` (local).
+fn dag_size(store: &dyn Store, root: &Cid) -> Result<u64, ReplicateError> {
+    let mut total = 0u64;
+    crate::dag::walk::walk(
+        &crate::dag::StoreBlocks(store),
+        root,
+        &mut HashSet::new(),
+        &mut |b| {
+            total += b.data().len() as u64;
+            Ok(())
+        },
+    )
+    .map_err(|source| ReplicateError::Walk {
+        root: *root,
+        source,
+    })?;
+    Ok(total)
+}
