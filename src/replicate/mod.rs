@@ -140,7 +140,7 @@ struct Inner {
     records: RecordBook,
     stats: Arc<ReplicateStats>,
     /// Bounds the store jobs on blocking threads.
-    blocking: tokio::sync::Semaphore,
+    blocking: Arc<tokio::sync::Semaphore>,
 }
 
 /// A cloneable handle to the replication service.
@@ -191,7 +191,7 @@ impl Replicator {
                 state: Mutex::default(),
                 records,
                 stats: Arc::default(),
-                blocking: tokio::sync::Semaphore::new(BLOCKING_JOBS),
+                blocking: Arc::new(tokio::sync::Semaphore::new(BLOCKING_JOBS)),
             }),
         };
         let server = r.clone();
@@ -247,12 +247,17 @@ impl Replicator {
         T: Send + 'static,
         F: FnOnce(&Replicator) -> T + Send + 'static,
     {
-        // The semaphore is never closed: a permit always comes.
-        let _permit = self.inner.blocking.acquire().await.ok();
+        // The semaphore is never closed: a permit always comes. The job
+        // holds it, so a caller that stops waiting (a timeout) does not let
+        // more jobs run than the bound.
+        let permit = Arc::clone(&self.inner.blocking).acquire_owned().await.ok();
         let this = self.clone();
-        tokio::task::spawn_blocking(move || job(&this))
-            .await
-            .map_err(ReplicateError::Blocking)
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            job(&this)
+        })
+        .await
+        .map_err(ReplicateError::Blocking)
     }
 
     /// Merges `theirs` into the record book on a blocking thread (see
