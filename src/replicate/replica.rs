@@ -6,7 +6,7 @@ use super::owned_pins::{disown_pin, own_pin, owns_pin};
 use super::record::{self, Record};
 use super::{ReplicateError, Replicator};
 use crate::block::Cid;
-use crate::net::bitswap::driver::DagFetch;
+use crate::dag::fetch::DagFetch;
 use crate::net::bitswap::fetch::{FetchOptions, FetchSession, ProviderSearch};
 use crate::store::{PinKind, StoreError};
 use libp2p::PeerId;
