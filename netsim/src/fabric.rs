@@ -21,6 +21,9 @@
 //!
 //! Time is tokio's clock, scaled: every simulated duration is divided by the
 //! scenario's speed before it reaches a timer (see `scenario.rs`).
+//!
+//! Written here because libp2p's `MemoryTransport` has no latency,
+//! bandwidth caps or faults.
 
 use bytes::Bytes;
 use futures::task::AtomicWaker;
@@ -64,6 +67,7 @@ fn addr_node(addr: &Multiaddr) -> Option<usize> {
 /// One-way delay of a link, fixed per pair of nodes (wall-clock: already
 /// divided by the speed).
 pub trait LatencyModel: Send + Sync {
+    /// The delay from node `a` to node `b` (and back: links are symmetric).
     fn one_way(&self, a: usize, b: usize) -> Duration;
 }
 
@@ -121,9 +125,13 @@ impl Link {
 /// Counters of the whole fabric.
 #[derive(Default)]
 pub struct FabricStats {
+    /// Bytes written onto links.
     pub bytes: AtomicU64,
+    /// Connections opened.
     pub connections: AtomicU64,
+    /// Dials refused (node down, partitioned or not listening).
     pub refused: AtomicU64,
+    /// Connections reset by a fault.
     pub resets: AtomicU64,
 }
 
@@ -148,6 +156,7 @@ pub struct Fabric {
     latency: Arc<dyn LatencyModel>,
     /// Uplink cap in bytes per wall-clock second (0: none).
     uplink_bps: u64,
+    /// Counters since the fabric was made.
     pub stats: Arc<FabricStats>,
 }
 
@@ -219,6 +228,7 @@ impl Fabric {
         }
     }
 
+    /// Ends a partition: every node may reach every other again.
     pub fn heal(&self) {
         self.state().group.clear();
     }
@@ -601,17 +611,27 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn bytes_arrive_in_order_after_the_latency() {
-        let fabric = Fabric::new(Arc::new(Fixed(Duration::from_millis(20))), 0);
+    /// Nodes 0 and 1 up, node 1 listening, and a connection from 0 to 1:
+    /// the fabric, node 1's transport, and the connection's two ends.
+    async fn connected(
+        latency: impl LatencyModel + 'static,
+        uplink_bps: u64,
+    ) -> (Fabric, SimTransport, SimConn, SimConn) {
+        let fabric = Fabric::new(Arc::new(latency), uplink_bps);
         fabric.set_up(0, true);
         fabric.set_up(1, true);
         let mut t1 = fabric.transport(1);
         t1.listen_on(ListenerId::next(), node_addr(1)).unwrap();
+        let a = fabric.connect(0, 1).await.unwrap();
         let (_, _, rx, _) = &mut t1.listeners[0];
+        let b = rx.recv().await.unwrap();
+        (fabric, t1, a, b)
+    }
+
+    #[tokio::test]
+    async fn bytes_arrive_in_order_after_the_latency() {
         let start = Instant::now();
-        let mut a = fabric.connect(0, 1).await.unwrap();
-        let mut b = rx.recv().await.unwrap();
+        let (_fabric, _t1, mut a, mut b) = connected(Fixed(Duration::from_millis(20)), 0).await;
         assert!(
             start.elapsed() >= Duration::from_millis(40),
             "dial costs a round trip"
@@ -631,14 +651,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_down_node_refuses_and_its_links_reset() {
-        let fabric = Fabric::new(Arc::new(NoLatency), 0);
-        fabric.set_up(0, true);
-        fabric.set_up(1, true);
-        let mut t1 = fabric.transport(1);
-        t1.listen_on(ListenerId::next(), node_addr(1)).unwrap();
-        let mut a = fabric.connect(0, 1).await.unwrap();
-        let (_, _, rx, _) = &mut t1.listeners[0];
-        let mut b = rx.recv().await.unwrap();
+        let (fabric, _t1, mut a, mut b) = connected(NoLatency, 0).await;
         fabric.set_up(1, false);
         let mut buf = [0u8; 4];
         assert!(b.read(&mut buf).await.is_err());
@@ -651,12 +664,7 @@ mod tests {
 
     #[tokio::test]
     async fn partitions_refuse_across_and_heal() {
-        let fabric = Fabric::new(Arc::new(NoLatency), 0);
-        fabric.set_up(0, true);
-        fabric.set_up(1, true);
-        let mut t1 = fabric.transport(1);
-        t1.listen_on(ListenerId::next(), node_addr(1)).unwrap();
-        let _a = fabric.connect(0, 1).await.unwrap();
+        let (fabric, _t1, _a, _b) = connected(NoLatency, 0).await;
         assert_eq!(fabric.open_links(), 1);
         fabric.partition(vec![0, 1]);
         assert_eq!(fabric.open_links(), 0);
@@ -668,14 +676,7 @@ mod tests {
     #[tokio::test]
     async fn the_uplink_cap_paces_delivery() {
         // 1 MB/s: 200 kB take at least 0.2 s to arrive.
-        let fabric = Fabric::new(Arc::new(NoLatency), 1_000_000);
-        fabric.set_up(0, true);
-        fabric.set_up(1, true);
-        let mut t1 = fabric.transport(1);
-        t1.listen_on(ListenerId::next(), node_addr(1)).unwrap();
-        let mut a = fabric.connect(0, 1).await.unwrap();
-        let (_, _, rx, _) = &mut t1.listeners[0];
-        let mut b = rx.recv().await.unwrap();
+        let (_fabric, _t1, mut a, mut b) = connected(NoLatency, 1_000_000).await;
         let start = Instant::now();
         tokio::spawn(async move {
             a.write_all(&vec![7u8; 200_000]).await.unwrap();

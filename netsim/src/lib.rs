@@ -35,7 +35,7 @@ pub fn run(
             "report": report,
         }))?;
         std::fs::write(dir.join("report.json"), json)?;
-        for (name, svg) in plot::plots(&report) {
+        for (name, svg) in plot::plots(&report)? {
             std::fs::write(dir.join(&name), svg)?;
         }
         std::fs::write(dir.join("summary.txt"), report.summary())?;

@@ -119,8 +119,7 @@ fn run(args: &[String]) -> Result<()> {
     let path = path.with_context(|| format!("which scenario?\n{USAGE}"))?;
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let mut scenario =
-        Scenario::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let mut scenario = Scenario::parse(&text).with_context(|| path.display().to_string())?;
     if let Some(n) = nodes {
         if n < 2 {
             bail!("--nodes: at least 2");

@@ -1,38 +1,45 @@
-//! Line charts as SVG (small enough to write by hand: axes, ticks, a
-//! legend, one polyline per series), and the three plots of a run.
+//! The plots of a run (latency CDFs, replication over time, repair and
+//! placement times, bytes moved): SVG line charts drawn with `plotters`.
 
-use crate::report::Report;
-use std::fmt::Write as _;
+use crate::report::{OpSample, Report, Sample};
+use plotters::coord::Shift;
+use plotters::drawing::DrawingAreaErrorKind;
+use plotters::prelude::*;
 
+/// A chart could not be drawn.
+#[derive(Debug, thiserror::Error)]
+#[error("drawing the chart {title:?}: {source}")]
+pub struct PlotError {
+    /// The chart's title.
+    pub title: String,
+    /// What plotters reported.
+    #[source]
+    pub source: DrawingAreaErrorKind<std::io::Error>,
+}
+
+/// One line of a chart: its legend entry and its (x, y) points.
 pub struct Series {
+    /// The legend entry.
     pub name: String,
+    /// Points in drawing order.
     pub points: Vec<(f64, f64)>,
 }
 
-const COLORS: [&str; 6] = [
-    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
+/// The size of every chart, in pixels.
+const SIZE: (u32, u32) = (760, 440);
+/// Width of the legend to the right of the plotting area.
+const LEGEND_WIDTH: u32 = 190;
+
+const COLORS: [RGBColor; 6] = [
+    RGBColor(0x1f, 0x77, 0xb4),
+    RGBColor(0xd6, 0x27, 0x28),
+    RGBColor(0x2c, 0xa0, 0x2c),
+    RGBColor(0xff, 0x7f, 0x0e),
+    RGBColor(0x94, 0x67, 0xbd),
+    RGBColor(0x8c, 0x56, 0x4b),
 ];
 
-/// Round tick spacing for a range.
-fn tick_step(span: f64) -> f64 {
-    if !(span > 0.0 && span.is_finite()) {
-        return 1.0;
-    }
-    let raw = span / 5.0;
-    let mag = 10f64.powf(raw.log10().floor());
-    let norm = raw / mag;
-    let nice = if norm < 1.5 {
-        1.0
-    } else if norm < 3.5 {
-        2.0
-    } else if norm < 7.5 {
-        5.0
-    } else {
-        10.0
-    };
-    nice * mag
-}
-
+/// An axis label: whole numbers without decimals, small ones with two.
 fn label(v: f64) -> String {
     if v.abs() >= 1000.0 || v == v.trunc() {
         format!("{v:.0}")
@@ -43,21 +50,11 @@ fn label(v: f64) -> String {
     }
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-/// An SVG line chart of `series`.
-pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) -> String {
-    let (w, h) = (720.0, 420.0);
-    let (left, right, top, bottom) = (70.0, 170.0, 40.0, 50.0);
-    let pw = w - left - right;
-    let ph = h - top - bottom;
-    let all = series.iter().flat_map(|s| s.points.iter());
+/// The axes' ranges: x over the points, y from 0 to a little above the
+/// highest point.
+fn ranges(series: &[Series]) -> (std::ops::Range<f64>, std::ops::Range<f64>) {
     let (mut x0, mut x1, mut y1) = (f64::MAX, f64::MIN, f64::MIN);
-    for &(x, y) in all {
+    for &(x, y) in series.iter().flat_map(|s| s.points.iter()) {
         x0 = x0.min(x);
         x1 = x1.max(x);
         y1 = y1.max(y);
@@ -68,94 +65,95 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) 
     if x1 <= x0 {
         x1 = x0 + 1.0;
     }
-    let y0 = 0.0;
-    if y1 <= y0 {
+    if y1 <= 0.0 {
         y1 = 1.0;
     }
-    let y1 = y1 * 1.05;
-    let sx = |x: f64| left + (x - x0) / (x1 - x0) * pw;
-    let sy = |y: f64| top + ph - (y - y0) / (y1 - y0) * ph;
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">
-<rect width="100%" height="100%" fill="white"/>
-<text x="{}" y="22" font-size="15" text-anchor="middle">{}</text>
-"#,
-        left + pw / 2.0,
-        escape(title)
-    );
-    // Grid and ticks.
-    let xs = tick_step(x1 - x0);
-    let mut x = (x0 / xs).ceil() * xs;
-    while x <= x1 + xs * 1e-9 {
-        let px = sx(x);
-        let _ = writeln!(
-            s,
-            r##"<line x1="{px:.1}" y1="{top}" x2="{px:.1}" y2="{:.1}" stroke="#eee"/><text x="{px:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
-            top + ph,
-            top + ph + 16.0,
-            label(x)
-        );
-        x += xs;
-    }
-    let ys = tick_step(y1 - y0);
-    let mut y = y0;
-    while y <= y1 + ys * 1e-9 {
-        let py = sy(y);
-        let _ = writeln!(
-            s,
-            r##"<line x1="{left}" y1="{py:.1}" x2="{:.1}" y2="{py:.1}" stroke="#eee"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"##,
-            left + pw,
-            left - 6.0,
-            py + 4.0,
-            label(y)
-        );
-        y += ys;
-    }
-    let _ = writeln!(
-        s,
-        r##"<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#333"/>
-<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>
-<text x="16" y="{:.1}" text-anchor="middle" transform="rotate(-90 16 {:.1})">{}</text>"##,
-        left + pw / 2.0,
-        h - 12.0,
-        escape(x_label),
-        top + ph / 2.0,
-        top + ph / 2.0,
-        escape(y_label)
-    );
-    for (i, se) in series.iter().enumerate() {
-        let color = COLORS[i % COLORS.len()];
-        let mut pts = String::new();
-        for &(x, y) in &se.points {
-            let _ = write!(pts, "{:.1},{:.1} ", sx(x), sy(y));
-        }
-        let _ = writeln!(
-            s,
-            r#"<polyline fill="none" stroke="{color}" stroke-width="1.8" points="{}"/>"#,
-            pts.trim_end()
-        );
-        let ly = top + 14.0 + i as f64 * 18.0;
-        let lx = left + pw + 12.0;
-        let _ = writeln!(
-            s,
-            r#"<line x1="{lx}" y1="{ly}" x2="{}" y2="{ly}" stroke="{color}" stroke-width="3"/><text x="{}" y="{}">{}</text>"#,
-            lx + 18.0,
-            lx + 24.0,
-            ly + 4.0,
-            escape(&se.name)
-        );
-    }
-    s.push_str("</svg>\n");
-    s
+    (x0..x1, 0.0..y1 * 1.05)
 }
 
-fn cdf(name: &str, ms: &[f64]) -> Option<Series> {
-    if ms.is_empty() {
+/// An SVG line chart of `series`, with the legend to the right.
+pub fn line_chart(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+) -> Result<String, PlotError> {
+    let mut svg = String::new();
+    draw(&mut svg, title, x_label, y_label, series).map_err(|source| PlotError {
+        title: title.to_string(),
+        source,
+    })?;
+    Ok(svg)
+}
+
+fn draw(
+    svg: &mut String,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+) -> Result<(), DrawingAreaErrorKind<std::io::Error>> {
+    let root = SVGBackend::with_string(svg, SIZE).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (plot, legend) = root.split_horizontally(SIZE.0 - LEGEND_WIDTH);
+    let (x_range, y_range) = ranges(series);
+    let mut chart = ChartBuilder::on(&plot)
+        .caption(title, ("sans-serif", 19))
+        .margin(10)
+        .x_label_area_size(44)
+        .y_label_area_size(64)
+        .build_cartesian_2d(x_range, y_range)?;
+    chart
+        .configure_mesh()
+        .light_line_style(TRANSPARENT)
+        .bold_line_style(BLACK.mix(0.08))
+        .axis_style(BLACK.mix(0.8))
+        .label_style(("sans-serif", 14))
+        .axis_desc_style(("sans-serif", 15))
+        .x_labels(7)
+        .y_labels(6)
+        .x_label_formatter(&|v| label(*v))
+        .y_label_formatter(&|v| label(*v))
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .draw()?;
+    for (i, s) in series.iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        chart.draw_series(LineSeries::new(
+            s.points.iter().copied(),
+            color.stroke_width(2),
+        ))?;
+    }
+    draw_legend(&legend, series)?;
+    root.present()
+}
+
+/// One entry per series: a short line in its colour and its name.
+fn draw_legend(
+    area: &DrawingArea<SVGBackend, Shift>,
+    series: &[Series],
+) -> Result<(), DrawingAreaErrorKind<std::io::Error>> {
+    for (i, s) in series.iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        let y = 48 + i as i32 * 22;
+        area.draw(&PathElement::new(
+            vec![(6, y), (26, y)],
+            color.stroke_width(3),
+        ))?;
+        area.draw(&Text::new(
+            s.name.clone(),
+            (32, y - 7),
+            ("sans-serif", 14).into_font(),
+        ))?;
+    }
+    Ok(())
+}
+
+fn cdf(name: &str, values: &[f64]) -> Option<Series> {
+    if values.is_empty() {
         return None;
     }
-    let mut v = ms.to_vec();
+    let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
     let n = v.len() as f64;
     Some(Series {
@@ -169,11 +167,9 @@ fn cdf(name: &str, ms: &[f64]) -> Option<Series> {
 }
 
 /// The plots of a run: (file name, SVG).
-pub fn plots(r: &Report) -> Vec<(String, String)> {
+pub fn plots(r: &Report) -> Result<Vec<(String, String)>, PlotError> {
     let mut out = Vec::new();
-    let ok = |ops: &[crate::report::OpSample]| -> Vec<f64> {
-        ops.iter().filter(|o| o.ok).map(|o| o.ms).collect()
-    };
+    let ok = |ops: &[OpSample]| -> Vec<f64> { ops.iter().filter(|o| o.ok).map(|o| o.ms).collect() };
     let curves: Vec<Series> = [
         cdf("DHT lookup", &ok(&r.lookups)),
         cdf("get (whole file)", &ok(&r.gets)),
@@ -189,74 +185,75 @@ pub fn plots(r: &Report) -> Vec<(String, String)> {
                 "simulated milliseconds",
                 "share of operations",
                 &curves,
-            ),
+            )?,
         ));
     }
-    if r.samples.iter().any(|s| s.replicated > 0) {
-        let hours = r.samples.last().is_some_and(|s| s.t > 3.0 * 3600.0);
-        let (unit, div) = if hours {
-            ("hours", 3600.0)
-        } else {
-            ("seconds", 1.0)
-        };
-        let series = |name: &str, f: &dyn Fn(&crate::report::Sample) -> f64| Series {
-            name: name.into(),
-            points: r.samples.iter().map(|s| (s.t / div, f(s))).collect(),
-        };
+    if !r.samples.iter().any(|s| s.replicated > 0) {
+        return Ok(out);
+    }
+    let hours = r.samples.last().is_some_and(|s| s.t > 3.0 * 3600.0);
+    let (unit, div) = if hours {
+        ("hours", 3600.0)
+    } else {
+        ("seconds", 1.0)
+    };
+    let series = |name: &str, f: &dyn Fn(&Sample) -> f64| Series {
+        name: name.into(),
+        points: r.samples.iter().map(|s| (s.t / div, f(s))).collect(),
+    };
+    out.push((
+        "replication.svg".into(),
+        line_chart(
+            &format!("{}: replication over time (seed {})", r.scenario, r.seed),
+            &format!("simulated {unit}"),
+            "files / nodes",
+            &[
+                series("files at factor", &|s| s.at_factor as f64),
+                series("below factor", &|s| s.below_factor as f64),
+                series("no live copy", &|s| s.unavailable as f64),
+                series("lost", &|s| s.lost as f64),
+                series("nodes up", &|s| s.nodes_up as f64),
+            ],
+        )?,
+    ));
+    let minutes = |v: &[f64]| v.iter().map(|s| s / 60.0).collect::<Vec<f64>>();
+    let times: Vec<Series> = [
+        cdf(
+            "restore the factor (grace included)",
+            &minutes(&r.repair_times),
+        ),
+        cdf("place a new file's copies", &minutes(&r.placement_times)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !times.is_empty() {
         out.push((
-            "replication.svg".into(),
+            "repair_cdf.svg".into(),
             line_chart(
-                &format!("{}: replication over time (seed {})", r.scenario, r.seed),
-                &format!("simulated {unit}"),
-                "files / nodes",
-                &[
-                    series("files at factor", &|s| s.at_factor as f64),
-                    series("below factor", &|s| s.below_factor as f64),
-                    series("no live copy", &|s| s.unavailable as f64),
-                    series("lost", &|s| s.lost as f64),
-                    series("nodes up", &|s| s.nodes_up as f64),
-                ],
-            ),
-        ));
-        let minutes = |v: &[f64]| v.iter().map(|s| s / 60.0).collect::<Vec<f64>>();
-        let times: Vec<Series> = [
-            cdf(
-                "restore the factor (grace included)",
-                &minutes(&r.repair_times),
-            ),
-            cdf("place a new file's copies", &minutes(&r.placement_times)),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        if !times.is_empty() {
-            out.push((
-                "repair_cdf.svg".into(),
-                line_chart(
-                    &format!(
-                        "{}: repair and placement times (seed {})",
-                        r.scenario, r.seed
-                    ),
-                    "simulated minutes (sampled)",
-                    "share of episodes",
-                    &times,
+                &format!(
+                    "{}: repair and placement times (seed {})",
+                    r.scenario, r.seed
                 ),
-            ));
-        }
-        out.push((
-            "bytes.svg".into(),
-            line_chart(
-                &format!("{}: bytes moved (seed {})", r.scenario, r.seed),
-                &format!("simulated {unit}"),
-                "MiB (cumulative)",
-                &[
-                    series("repair fetches", &|s| s.repair_bytes as f64 / 1048576.0),
-                    series("all traffic", &|s| s.network_bytes as f64 / 1048576.0),
-                ],
-            ),
+                "simulated minutes (sampled)",
+                "share of episodes",
+                &times,
+            )?,
         ));
     }
-    out
+    out.push((
+        "bytes.svg".into(),
+        line_chart(
+            &format!("{}: bytes moved (seed {})", r.scenario, r.seed),
+            &format!("simulated {unit}"),
+            "MiB (cumulative)",
+            &[
+                series("repair fetches", &|s| s.repair_bytes as f64 / 1048576.0),
+                series("all traffic", &|s| s.network_bytes as f64 / 1048576.0),
+            ],
+        )?,
+    ));
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -279,17 +276,21 @@ mod tests {
                     points: vec![],
                 },
             ],
-        );
+        )
+        .unwrap();
         assert!(svg.starts_with("<svg"));
         assert!(svg.trim_end().ends_with("</svg>"));
-        assert_eq!(svg.matches("<polyline").count(), 2);
+        assert!(svg.contains(">\na\n</text>") && svg.contains(">\nb\n</text>"));
         assert!(svg.contains("t &lt;1&gt;"));
     }
 
     #[test]
-    fn ticks_are_round() {
-        assert_eq!(tick_step(100.0), 20.0);
-        assert_eq!(tick_step(7.0), 1.0);
-        assert_eq!(tick_step(0.0), 1.0);
+    fn ranges_start_at_zero_and_never_collapse() {
+        assert_eq!(ranges(&[]), (0.0..1.0, 0.0..1.05));
+        let one = Series {
+            name: "a".into(),
+            points: vec![(5.0, 0.0)],
+        };
+        assert_eq!(ranges(&[one]), (5.0..6.0, 0.0..1.05));
     }
 }

@@ -11,55 +11,83 @@ pub struct OpSample {
     pub t: f64,
     /// Simulated milliseconds it took.
     pub ms: f64,
+    /// It succeeded (the right bytes, or a provider found) in time.
     pub ok: bool,
+    /// The slot of the node it ran on.
     pub node: usize,
+    /// The CID it was about.
     pub key: String,
 }
 
 /// The replication state at one moment.
 #[derive(Clone, Debug, Serialize)]
 pub struct Sample {
+    /// Simulated seconds after the warmup.
     pub t: f64,
+    /// Nodes running.
     pub nodes_up: usize,
+    /// Files added so far.
     pub files: usize,
+    /// Of those, files pinned with a replication factor.
     pub replicated: usize,
+    /// Replicated files with at least their factor of live holders.
     pub at_factor: usize,
+    /// Replicated files with fewer.
     pub below_factor: usize,
     /// No live node holds the file.
     pub unavailable: usize,
     /// No node that has not left for good holds it.
     pub lost: usize,
+    /// Copies placed by repairs so far (every node incarnation).
     pub repairs: u64,
+    /// Bytes those repairs fetched.
     pub repair_bytes: u64,
+    /// Bytes the fabric carried so far.
     pub network_bytes: u64,
+    /// Connections open now.
     pub open_connections: usize,
     /// Provider announcements that reached peers / that failed, summed
     /// over the nodes up.
     pub provided: u64,
+    /// See `provided`.
     pub provide_failed: u64,
 }
 
 /// What the machine paid.
 #[derive(Clone, Debug, Serialize)]
 pub struct Costs {
+    /// Wall-clock seconds to start every node.
     pub startup_secs: f64,
+    /// Resident bytes before the first node started.
     pub rss_before: u64,
+    /// Resident bytes once the network had formed.
     pub rss_nodes: u64,
+    /// CPU seconds of the whole run.
     pub cpu_seconds: f64,
+    /// Wall-clock seconds of the whole run.
     pub wall_seconds: f64,
     /// CPU share of one core per idle node.
     pub idle_cpu_per_node: f64,
+    /// Simulated seconds from the end of the warmup to the final checks.
     pub sim_seconds: f64,
 }
 
+/// Everything a run measured (`report.json`).
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
+    /// The scenario's name.
     pub scenario: String,
+    /// The seed of this run.
     pub seed: u64,
+    /// Nodes at the start.
     pub nodes: usize,
+    /// Simulated seconds per wall-clock second.
     pub speed: f64,
+    /// Every lookup.
     pub lookups: Vec<OpSample>,
+    /// Every get.
     pub gets: Vec<OpSample>,
+    /// The replication state over time.
     pub samples: Vec<Sample>,
     /// Simulated seconds from a file falling below its factor to having
     /// it again (sampled; includes the grace period).
@@ -76,20 +104,32 @@ pub struct Report {
     /// of those the ones dropped while the file had no more than its
     /// factor of live copies (sampled).
     pub dropped: usize,
+    /// See `dropped`.
     pub dropped_at_or_below_factor: usize,
+    /// Adds that succeeded.
     pub files_added: usize,
+    /// Adds the workload planned.
     pub files_planned: usize,
+    /// Share of the checked files retrievable at the end (none checked:
+    /// unset).
     pub durability: Option<f64>,
+    /// Files the final checks tried to fetch.
     pub files_checked: usize,
+    /// Of those, files fetched with the right bytes.
     pub files_retrievable: usize,
     /// Every replicated file had at least its factor of live copies at
     /// the end.
     pub restored: bool,
     /// Replicated files with more live copies than `max` at the end.
     pub above_max: usize,
+    /// Greedy routing-table hops of each successful lookup.
     pub hops: Vec<u32>,
+    /// Node slots used (nodes that joined in place of departed ones
+    /// included).
     pub slots_used: usize,
+    /// What the machine paid.
     pub costs: Costs,
+    /// The progress lines of the run.
     pub log: Vec<String>,
 }
 
@@ -144,30 +184,52 @@ fn share_ok(ops: &[OpSample]) -> Option<f64> {
 /// Headline figures, also what the spread over seeds is computed from.
 #[derive(Clone, Debug, Serialize)]
 pub struct Headline {
+    /// Share of lookups that found a provider.
     pub lookup_success: Option<f64>,
+    /// Median time to the first provider of successful lookups.
     pub lookup_p50_ms: Option<f64>,
+    /// 90th percentile of the same.
     pub lookup_p90_ms: Option<f64>,
+    /// 99th percentile of the same.
     pub lookup_p99_ms: Option<f64>,
+    /// Mean greedy routing-table hops of successful lookups.
     pub hops_mean: Option<f64>,
+    /// Share of gets that returned the right bytes.
     pub get_success: Option<f64>,
+    /// Median time of successful gets.
     pub get_p50_ms: Option<f64>,
+    /// 90th percentile of the same.
     pub get_p90_ms: Option<f64>,
+    /// Share of files retrievable at the end.
     pub durability: Option<f64>,
+    /// Files no node holds at the last sample.
     pub files_lost: usize,
+    /// Files lost after reaching their factor.
     pub lost_after_factor: usize,
+    /// Median simulated seconds from an add to its copies placed.
     pub placement_p50_s: Option<f64>,
+    /// 90th percentile of the same.
     pub placement_p90_s: Option<f64>,
+    /// Median simulated seconds to restore a file's factor.
     pub repair_p50_s: Option<f64>,
+    /// 90th percentile of the same.
     pub repair_p90_s: Option<f64>,
+    /// Longest of the same.
     pub repair_max_s: Option<f64>,
+    /// Copies placed by repairs.
     pub repairs: u64,
+    /// Bytes those repairs fetched.
     pub repair_bytes: u64,
+    /// Lowest share of replicated files at their factor at a sample.
     pub min_at_factor_share: Option<f64>,
+    /// Resident memory per node once the network had formed.
     pub memory_per_node_mib: f64,
+    /// Percent of a core each idle node used.
     pub idle_cpu_per_node_pct: f64,
 }
 
 impl Report {
+    /// The headline figures of this run.
     pub fn headline(&self) -> Headline {
         let l = sorted_ms(&self.lookups);
         let g = sorted_ms(&self.gets);

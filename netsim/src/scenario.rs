@@ -12,8 +12,52 @@
 //! unless `uplink` is set. `speed = 1` is real time (use it when latency
 //! matters, as in `lookup`).
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use std::time::Duration;
+
+/// Why a scenario file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// Not TOML, or not the scenario format (unknown key, wrong type, bad
+    /// size or duration).
+    #[error(transparent)]
+    Format(#[from] toml::de::Error),
+    /// A value outside what the simulator accepts.
+    #[error("{field}: {rule}")]
+    Invalid {
+        /// The setting, as written in the file.
+        field: &'static str,
+        /// What it must be.
+        rule: &'static str,
+    },
+    /// Something planned after the run's end.
+    #[error(
+        "{what} at {} is past the end of the run (duration + settle = {})",
+        humantime::format_duration(*.at),
+        humantime::format_duration(*.end)
+    )]
+    PastTheEnd {
+        /// The workload or fault concerned.
+        what: &'static str,
+        /// When it was planned (simulated, after the warmup).
+        at: Duration,
+        /// When the run ends.
+        end: Duration,
+    },
+}
+
+/// A byte count written as a size (`"300KiB"`, `"10MB"`, `"0"`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        cairn::node::config::parse_size(&text)
+            .map(ByteSize)
+            .map_err(|e| serde::de::Error::custom(format!("a size such as \"256KiB\": {e}")))
+    }
+}
 
 fn default_seed() -> u64 {
     1
@@ -22,14 +66,19 @@ fn default_speed() -> f64 {
     1.0
 }
 
+/// A scenario file: the network, its nodes' settings, the workload, the
+/// faults and the expectations a run is checked against.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
+    /// Names the run's output directory and report.
     pub name: String,
+    /// What the scenario shows, for people reading the file.
     #[serde(default)]
     pub description: String,
     /// Nodes at the start.
     pub nodes: usize,
+    /// The seed a run uses unless given another.
     #[serde(default = "default_seed")]
     pub seed: u64,
     /// Simulated seconds per wall-clock second.
@@ -46,16 +95,22 @@ pub struct Scenario {
     /// Time between two samples of the replication state (simulated).
     #[serde(with = "humantime_serde", default)]
     pub sample_every: Option<Duration>,
+    /// How nodes meet.
     #[serde(default)]
     pub topology: Topology,
+    /// Link latency, bandwidth and encryption.
     #[serde(default)]
     pub network: NetworkModel,
+    /// cairn settings of every node.
     #[serde(default)]
     pub node: NodeSettings,
+    /// What users do.
     #[serde(default)]
     pub workload: Vec<Workload>,
+    /// What goes wrong.
     #[serde(default)]
     pub faults: Vec<Fault>,
+    /// Thresholds the run is checked against.
     #[serde(default)]
     pub expect: Expect,
 }
@@ -95,10 +150,11 @@ impl Default for Topology {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NetworkModel {
+    /// One-way delay of each link.
     pub latency: Latency,
     /// Per-node uplink cap in bytes per simulated second ("0": none), e.g.
     /// "10MB".
-    pub uplink: Option<String>,
+    pub uplink: Option<ByteSize>,
     /// Connections exchange identities in plaintext instead of running
     /// Noise (the network is inside one process): spares the CPU of
     /// handshakes and encryption when that, not cairn, is the limit.
@@ -110,11 +166,15 @@ pub struct NetworkModel {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Latency {
+    /// Median delay ("0s": no latency at all).
     #[serde(with = "humantime_serde")]
     pub median: Duration,
+    /// Shape of the log-normal distribution.
     pub sigma: f64,
+    /// Shortest delay.
     #[serde(with = "humantime_serde")]
     pub min: Duration,
+    /// Longest delay ("0s": one hour).
     #[serde(with = "humantime_serde")]
     pub max: Duration,
 }
@@ -135,20 +195,27 @@ impl Default for Latency {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NodeSettings {
+    /// `[replication] factor`: copies each replicated file should have.
     pub replication_factor: u8,
+    /// `[replication] max`: copies above which a file is trimmed.
     pub replication_max: u8,
+    /// `[replication] repair_interval`.
     #[serde(with = "humantime_serde")]
     pub repair_interval: Duration,
+    /// `[replication] grace`: how long a holder may be gone before repair.
     #[serde(with = "humantime_serde")]
     pub grace: Duration,
-    /// Repair fetch budget per simulated second ("0": none).
-    pub repair_bandwidth: String,
+    /// Repair fetch budget in bytes per simulated second ("0": none).
+    pub repair_bandwidth: ByteSize,
     /// "all", "roots" or "pinned".
     pub provide_strategy: String,
+    /// `[provide] interval`.
     #[serde(with = "humantime_serde")]
     pub reprovide_interval: Duration,
+    /// `[net] fetch_timeout`.
     #[serde(with = "humantime_serde")]
     pub fetch_timeout: Duration,
+    /// `[net] idle_timeout`.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
     /// DHT routing table refresh period ("0s": none).
@@ -167,7 +234,7 @@ impl Default for NodeSettings {
             replication_max: 4,
             repair_interval: Duration::from_secs(600),
             grace: Duration::from_secs(900),
-            repair_bandwidth: "0".into(),
+            repair_bandwidth: ByteSize(0),
             provide_strategy: "roots".into(),
             reprovide_interval: Duration::from_secs(22 * 3600),
             fetch_timeout: Duration::from_secs(60),
@@ -187,37 +254,43 @@ pub enum Workload {
     /// Add `files` files of `size` bytes ("256KiB"); with `factor` > 0 each
     /// is pinned with that replication factor.
     Add {
+        /// When the first add starts.
         #[serde(with = "humantime_serde")]
         at: Duration,
+        /// Over how long the adds are spread.
         #[serde(with = "humantime_serde", default)]
         spread: Duration,
+        /// How many files.
         files: usize,
-        size: String,
+        /// Each file's size.
+        size: ByteSize,
+        /// Replication factor (0: pinned on the adding node only).
         #[serde(default)]
         factor: u8,
     },
     /// Fetch `count` added files from nodes that do not hold them; the
     /// bytes are checked.
-    Get {
-        #[serde(with = "humantime_serde")]
-        at: Duration,
-        #[serde(with = "humantime_serde", default)]
-        spread: Duration,
-        count: usize,
-        #[serde(with = "humantime_serde")]
-        timeout: Duration,
-    },
+    Get(Repeated),
     /// DHT find-providers of `count` added files from random nodes: time
     /// to the first provider record.
-    Lookup {
-        #[serde(with = "humantime_serde")]
-        at: Duration,
-        #[serde(with = "humantime_serde", default)]
-        spread: Duration,
-        count: usize,
-        #[serde(with = "humantime_serde")]
-        timeout: Duration,
-    },
+    Lookup(Repeated),
+}
+
+/// `count` timed operations spread evenly over `spread` from `at`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Repeated {
+    /// When the first operation starts.
+    #[serde(with = "humantime_serde")]
+    pub at: Duration,
+    /// Over how long the operations are spread.
+    #[serde(with = "humantime_serde", default)]
+    pub spread: Duration,
+    /// How many operations.
+    pub count: usize,
+    /// Each operation fails after this long.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
 }
 
 /// What goes wrong. Times are simulated, after the warmup.
@@ -228,9 +301,12 @@ pub enum Fault {
     /// store) after `restart_after`, or never (permanent departure: the
     /// store is gone).
     Crash {
+        /// When they crash.
         #[serde(with = "humantime_serde")]
         at: Duration,
+        /// How many nodes.
         nodes: usize,
+        /// Downtime before the restart (unset: they never come back).
         #[serde(with = "humantime_serde", default)]
         restart_after: Option<Duration>,
     },
@@ -239,37 +315,51 @@ pub enum Fault {
     /// leaves for good with probability `leave_share`, and a new empty node
     /// joins in its place.
     Churn {
+        /// When churn starts.
         #[serde(with = "humantime_serde")]
         from: Duration,
+        /// When it stops (nodes down then come back on schedule).
         #[serde(with = "humantime_serde")]
         to: Duration,
+        /// Median session length.
         #[serde(with = "humantime_serde")]
         session_median: Duration,
+        /// Shape of the sessions' log-normal distribution.
         session_sigma: f64,
+        /// Median downtime.
         #[serde(with = "humantime_serde")]
         downtime_median: Duration,
+        /// Shape of the downtimes' log-normal distribution.
         downtime_sigma: f64,
+        /// Chance that a session ends in leaving for good.
         #[serde(default)]
         leave_share: f64,
     },
     /// A random `share` of the nodes is cut off from the rest at `at`
     /// until `heal`.
     Partition {
+        /// When the split starts.
         #[serde(with = "humantime_serde")]
         at: Duration,
+        /// When it heals.
         #[serde(with = "humantime_serde")]
         heal: Duration,
+        /// Share of the nodes cut off (0 < share < 1).
         share: f64,
     },
     /// `links` random live connections are reset every `every` between
     /// `from` and `to`.
     Drops {
+        /// When the first reset happens.
         #[serde(with = "humantime_serde")]
         from: Duration,
+        /// When resets stop.
         #[serde(with = "humantime_serde")]
         to: Duration,
+        /// Time between two rounds of resets.
         #[serde(with = "humantime_serde")]
         every: Duration,
+        /// Connections reset per round.
         links: usize,
     },
 }
@@ -292,35 +382,32 @@ pub struct Expect {
 }
 
 impl Scenario {
-    pub fn parse(text: &str) -> Result<Scenario, String> {
-        let s: Scenario = toml::from_str(text).map_err(|e| e.to_string())?;
+    /// Reads a scenario from its TOML text and checks its values.
+    pub fn parse(text: &str) -> Result<Scenario, ScenarioError> {
+        let s: Scenario = toml::from_str(text)?;
         s.validate()?;
         Ok(s)
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), ScenarioError> {
+        let invalid = |field, rule| Err(ScenarioError::Invalid { field, rule });
         if self.nodes < 2 {
-            return Err("nodes: at least 2".into());
+            return invalid("nodes", "at least 2");
         }
         if !(self.speed > 0.0 && self.speed.is_finite()) {
-            return Err("speed: a positive number".into());
+            return invalid("speed", "a positive number");
         }
         if self.duration.is_zero() {
-            return Err("duration: more than zero".into());
+            return invalid("duration", "more than zero");
         }
         if self.node.replication_factor == 0 {
-            return Err("node.replication_factor: at least 1".into());
-        }
-        for w in &self.workload {
-            if let Workload::Add { size, .. } = w {
-                cairn::node::config::parse_size(size).map_err(|e| format!("add size: {e}"))?;
-            }
+            return invalid("node.replication_factor", "at least 1");
         }
         for f in &self.faults {
             match f {
                 Fault::Partition { at, heal, share } => {
                     if heal <= at || !(0.0..1.0).contains(share) || *share <= 0.0 {
-                        return Err("partition: heal after at, 0 < share < 1".into());
+                        return invalid("partition", "heal after at, 0 < share < 1");
                     }
                 }
                 Fault::Churn {
@@ -336,14 +423,15 @@ impl Scenario {
                         || downtime_median.is_zero()
                         || !(0.0..=1.0).contains(leave_share)
                     {
-                        return Err(
-                            "churn: to after from, medians above zero, 0 ≤ leave_share ≤ 1".into(),
+                        return invalid(
+                            "churn",
+                            "to after from, medians above zero, 0 ≤ leave_share ≤ 1",
                         );
                     }
                 }
                 Fault::Drops { every, .. } => {
                     if every.is_zero() {
-                        return Err("drops: every above zero".into());
+                        return invalid("drops", "every above zero");
                     }
                 }
                 Fault::Crash { .. } => {}
@@ -351,22 +439,19 @@ impl Scenario {
         }
         // The run ends at duration + settle: nothing may be planned later.
         let end = self.duration + self.settle;
-        let late = |what: &str, t: Duration| -> Result<(), String> {
-            if t > end {
-                Err(format!(
-                    "{what} at {} is past the end of the run (duration + settle = {})",
-                    humantime::format_duration(t),
-                    humantime::format_duration(end)
-                ))
+        let late = |what: &'static str, at: Duration| -> Result<(), ScenarioError> {
+            if at > end {
+                Err(ScenarioError::PastTheEnd { what, at, end })
             } else {
                 Ok(())
             }
         };
         for w in &self.workload {
             match w {
-                Workload::Add { at, spread, .. }
-                | Workload::Get { at, spread, .. }
-                | Workload::Lookup { at, spread, .. } => late("workload", *at + *spread)?,
+                Workload::Add { at, spread, .. } => late("workload", *at + *spread)?,
+                Workload::Get(ops) | Workload::Lookup(ops) => {
+                    late("workload", ops.at + ops.spread)?
+                }
             }
         }
         for f in &self.faults {
@@ -377,11 +462,6 @@ impl Scenario {
                 Fault::Drops { to, .. } => late("drops", *to)?,
             }
         }
-        if let Some(u) = &self.network.uplink {
-            cairn::node::config::parse_size(u).map_err(|e| format!("uplink: {e}"))?;
-        }
-        cairn::node::config::parse_size(&self.node.repair_bandwidth)
-            .map_err(|e| format!("repair_bandwidth: {e}"))?;
         Ok(())
     }
 
@@ -417,21 +497,25 @@ mod tests {
         assert!(
             Scenario::parse("name = \"x\"\nnodes = 1\nduration = \"1m\"")
                 .unwrap_err()
+                .to_string()
                 .contains("nodes")
         );
         assert!(Scenario::parse(&format!("{base}speed = 0.0"))
             .unwrap_err()
+            .to_string()
             .contains("speed"));
         assert!(Scenario::parse(&format!(
             "{base}[[workload]]\nkind = \"add\"\nat = \"1s\"\nfiles = 1\nsize = \"lots\""
         ))
         .unwrap_err()
+        .to_string()
         .contains("size"));
         assert!(Scenario::parse(&format!("{base}bogus = 1")).is_err());
         assert!(Scenario::parse(&format!(
             "{base}[[workload]]\nkind = \"get\"\nat = \"50s\"\nspread = \"20s\"\ncount = 1\ntimeout = \"1s\""
         ))
         .unwrap_err()
+.to_string()
         .contains("past the end"));
     }
 

@@ -1,0 +1,220 @@
+//! The workload's operations: adding seeded files (with their replication
+//! factor), and timed gets and lookups from nodes that do not hold the
+//! file, each recorded as an [`OpSample`].
+
+use super::schedule::Op;
+use super::Sim;
+use crate::report::OpSample;
+use crate::rng::Rng;
+use crate::scenario::Workload;
+use anyhow::Result;
+use cairn::block::Cid;
+use cairn::node::online::OnlineNode;
+use cairn::node::AddOptions;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// A file the workload added.
+#[derive(Clone)]
+pub(super) struct FileRec {
+    pub(super) cid: Cid,
+    pub(super) size: usize,
+    pub(super) content_seed: u64,
+    pub(super) factor: u8,
+    /// Simulated seconds after the warmup when the add finished.
+    pub(super) added_at: f64,
+}
+
+/// The bytes of a file: `size` bytes drawn from `seed`.
+fn content(seed: u64, size: usize) -> Vec<u8> {
+    let mut v = vec![0u8; size];
+    Rng::new(seed).fill(&mut v);
+    v
+}
+
+/// Reads the whole file through `online` (fetching what is missing) and
+/// compares it with what was added.
+pub(super) async fn fetch_and_check(online: &OnlineNode, file: &FileRec) -> Result<bool> {
+    let (mut reader, _) = online
+        .cat(&file.cid.to_string(), 0, None)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let expected_seed = file.content_seed;
+    let size = file.size;
+    tokio::task::spawn_blocking(move || -> Result<bool> {
+        let mut got = Vec::with_capacity(size);
+        std::io::Read::read_to_end(&mut reader, &mut got)?;
+        Ok(got == content(expected_seed, size))
+    })
+    .await?
+}
+
+impl Sim {
+    /// The files added so far, by their number in the workload.
+    pub(super) fn added_files(&self) -> Vec<(usize, FileRec)> {
+        self.files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| f.clone().map(|f| (i, f)))
+            .collect()
+    }
+
+    /// Adds file number `file` on an up node picked by `pick`, announces
+    /// it, and pins it with `factor` when that is above zero.
+    pub(super) async fn add(
+        self: &Arc<Self>,
+        file: usize,
+        size: usize,
+        factor: u8,
+        pick: u64,
+        t: f64,
+    ) -> Result<()> {
+        let up = self.up_slots();
+        if up.is_empty() {
+            anyhow::bail!("no node is up");
+        }
+        let (_, online) = &up[(pick % up.len() as u64) as usize];
+        let content_seed = Rng::derive(self.seed, "file", file as u64).next_u64();
+        let node = Arc::clone(online.node());
+        let opts = AddOptions {
+            import: node.config().import.options().map_err(anyhow::Error::msg)?,
+            pin: true,
+            only_hash: false,
+            hidden: false,
+            wrap: false,
+        };
+        let cid = tokio::task::spawn_blocking(move || -> Result<Cid> {
+            let data = content(content_seed, size);
+            let entry = node.add_reader(&data[..], &opts, &mut |_| {})?;
+            Ok(entry.cid)
+        })
+        .await??;
+        online
+            .announce_added(cid, Some(cairn::store::PinKind::Recursive))
+            .await;
+        if factor > 0 {
+            online
+                .replicator()
+                .pin(cid, Some(factor))
+                .await
+                .map_err(|e| anyhow::anyhow!("replicate: {e}"))?;
+        }
+        if let Some(slot) = self
+            .files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(file)
+        {
+            *slot = Some(FileRec {
+                cid,
+                size,
+                content_seed,
+                factor,
+                added_at: t,
+            });
+        }
+        Ok(())
+    }
+
+    /// Picks an added file and an up node not holding it.
+    fn pick_target(&self, pick: u64) -> Option<(FileRec, usize, Arc<OnlineNode>)> {
+        let files = self.added_files();
+        if files.is_empty() {
+            return None;
+        }
+        let mut r = Rng::new(pick);
+        let (_, file) = files[r.below(files.len())].clone();
+        let candidates: Vec<(usize, Arc<OnlineNode>)> = {
+            let slots = self.slots();
+            slots
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| !s.holds(&file.cid))
+                .filter_map(|(i, s)| s.online.as_ref().map(|o| (i, Arc::clone(o))))
+                .collect()
+        };
+        if candidates.is_empty() {
+            return None;
+        }
+        let (slot, online) = candidates[r.below(candidates.len())].clone();
+        Some((file, slot, online))
+    }
+
+    /// Runs one get or lookup of a file picked by `pick`, started `t`
+    /// simulated seconds after the warmup, and records how long it took
+    /// and whether it succeeded within `timeout`.
+    pub(super) async fn timed_op(self: &Arc<Self>, op: Op, t: f64, pick: u64, timeout: Duration) {
+        let Some((file, slot, online)) = self.pick_target(pick) else {
+            return;
+        };
+        let started = Instant::now();
+        let limit = self.sc.wall(timeout);
+        let ok = match op {
+            Op::Get => tokio::time::timeout(limit, fetch_and_check(&online, &file))
+                .await
+                .unwrap_or(Ok(false))
+                .unwrap_or(false),
+            Op::Lookup => {
+                let found =
+                    tokio::time::timeout(limit, online.net().swarm.find_providers(file.cid, 1))
+                        .await;
+                matches!(found, Ok(Ok(ref p)) if !p.is_empty())
+            }
+        };
+        let ms = started.elapsed().as_secs_f64() * self.sc.speed * 1000.0;
+        let record = match op {
+            Op::Get => &self.gets,
+            Op::Lookup => &self.lookups,
+        };
+        record
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(OpSample {
+                t,
+                ms,
+                ok,
+                node: slot,
+                key: file.cid.to_string(),
+            });
+    }
+
+    /// Waits for the workload's operations still running, at most as long
+    /// as the longest operation timeout (adds have none) plus a minute of
+    /// wall clock; the rest are aborted and said, so a run always reaches
+    /// its final checks.
+    pub(super) async fn finish_ops(&self, ops: Vec<tokio::task::JoinHandle<()>>) {
+        let running = ops.iter().filter(|h| !h.is_finished()).count();
+        if running == 0 {
+            return;
+        }
+        self.say(format!("waiting for {running} operations still running"));
+        let longest = self
+            .sc
+            .workload
+            .iter()
+            .filter_map(|w| match w {
+                Workload::Get(ops) | Workload::Lookup(ops) => Some(self.sc.wall(ops.timeout)),
+                Workload::Add { .. } => None,
+            })
+            .max()
+            .unwrap_or_default();
+        let deadline = Instant::now() + longest + Duration::from_secs(60);
+        let mut cut = 0;
+        for op in ops {
+            let abort = op.abort_handle();
+            if tokio::time::timeout_at(deadline, op).await.is_err() {
+                abort.abort();
+                cut += 1;
+            }
+        }
+        if cut > 0 {
+            self.say(format!(
+                "{cut} operations had not finished {} s after the last one started; aborted",
+                (longest + Duration::from_secs(60)).as_secs()
+            ));
+        }
+    }
+}
