@@ -12,17 +12,13 @@
 //! 4096; 0 skips). Files go to `CAIRN_BENCH_DIR` (default: the system temp
 //! dir), which must be on the disk you want to measure.
 
-use std::io::Write;
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{env_u64, write_random_file};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
-
-fn env_mb(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Runs a command, returns (seconds, peak RSS in KiB, stdout). A command
 /// whose stdout was already redirected keeps that redirection.
@@ -68,25 +64,6 @@ fn run(cmd: &mut Command) -> (f64, u64, Vec<u8>) {
     (secs, usage.ru_maxrss as u64, out)
 }
 
-fn make_random_file(path: &Path, mb: u64) {
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path).expect("create input"));
-    let mut x: u64 = 0x1234_5678_9abc_def1;
-    let mut buf = vec![0u8; 1 << 20];
-    for _ in 0..mb {
-        for word in buf.chunks_exact_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            word.copy_from_slice(&x.to_le_bytes());
-        }
-        f.write_all(&buf).expect("write input");
-    }
-    f.flush().expect("flush input");
-    // Durable before timing starts: otherwise its writeback competes with
-    // whatever is measured next.
-    f.get_ref().sync_all().expect("sync input");
-}
-
 fn have(tool: &str) -> bool {
     Command::new(tool)
         .arg("--version")
@@ -97,8 +74,8 @@ fn have(tool: &str) -> bool {
 }
 
 fn cairn(repo: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cairn"));
-    c.arg("--repo").arg(repo).stdout(Stdio::piped());
+    let mut c = common::cairn_at(repo, &[]);
+    c.stdout(Stdio::piped());
     c
 }
 
@@ -108,8 +85,8 @@ fn drop_file(path: &Path) {
 
 fn main() {
     // `cargo bench` passes --bench; nothing else to parse.
-    let mb = env_mb("CAIRN_BENCH_MB", 1024);
-    let rss_mb = env_mb("CAIRN_BENCH_RSS_MB", 4096);
+    let mb = env_u64("CAIRN_BENCH_MB", 1024);
+    let rss_mb = env_u64("CAIRN_BENCH_RSS_MB", 4096);
     let base: PathBuf = std::env::var_os("CAIRN_BENCH_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
@@ -125,7 +102,7 @@ fn main() {
     }
     let input = dir.path().join("input");
     let bytes = (mb << 20) as f64;
-    make_random_file(&input, mb);
+    write_random_file(&input, mb, 4);
     let mbs = |secs: f64| bytes / secs / 1e6;
 
     // The disk's durable write rate and add, alternated, best of two each:
@@ -200,7 +177,7 @@ fn main() {
 
     if rss_mb > 0 {
         let big = dir.path().join("big");
-        make_random_file(&big, rss_mb);
+        write_random_file(&big, rss_mb, 5);
         let repo = dir.path().join("repo-big");
         let (s, add_rss, out) = run(cairn(&repo).args(["add", "-Q", "--no-progress"]).arg(&big));
         let cid = String::from_utf8(out).expect("cid").trim().to_string();

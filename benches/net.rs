@@ -18,121 +18,27 @@
 //! Files and repos go to `CAIRN_BENCH_DIR` (default: the system temp
 //! dir); tmpfs runs use /dev/shm when it exists.
 
-use std::io::{BufRead, BufReader, Read};
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::process::KillOnDrop;
+use common::{
+    bench_dir, cairn_ok, env_u64, mbps, swarm_addr, timed_cat, write_random_file, Daemon,
+};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn cairn() -> &'static str {
-    env!("CARGO_BIN_EXE_cairn")
-}
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// A child process killed (by its PID, which we started) on drop.
-struct Proc {
-    child: Child,
-    repo: Option<PathBuf>,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some(r) = &self.repo {
-            let _ = std::fs::remove_file(r.join("api"));
-        }
-    }
-}
-
-/// Starts a daemon on `repo`; returns it and its swarm address.
-fn daemon(repo: &Path, bootstrap: &[String]) -> (Proc, String) {
-    let mut cmd = Command::new(cairn());
-    cmd.arg("--repo")
-        .arg(repo)
-        .args([
-            "daemon",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--api",
-            "127.0.0.1:0",
-            "--gateway",
-            "127.0.0.1:0",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    for b in bootstrap {
-        cmd.args(["--bootstrap", b]);
-    }
-    let mut child = cmd.spawn().expect("start daemon");
-    let out = child.stdout.take().expect("piped");
-    let mut lines = BufReader::new(out).lines();
-    let mut addr = None;
-    for line in lines.by_ref() {
-        let line = line.expect("daemon output");
-        if let Some(a) = line.strip_prefix("Swarm listening on ") {
-            addr.get_or_insert_with(|| a.to_string());
-        }
-        if line.contains("Daemon is ready") {
-            break;
-        }
-    }
-    // Keep draining its output so it never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (
-        Proc {
-            child,
-            repo: Some(repo.to_path_buf()),
-        },
-        addr.expect("the daemon printed its address"),
-    )
-}
-
-fn run_ok(repo: &Path, args: &[&str]) -> String {
-    let out = Command::new(cairn())
-        .arg("--repo")
-        .arg(repo)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run cairn");
-    assert!(
-        out.status.success(),
-        "cairn {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Seconds for `cairn cat cid` on `repo`, checking the byte count.
-fn timed_cat(repo: &Path, cid: &str, expect: u64) -> f64 {
-    let start = Instant::now();
-    let mut child = Command::new(cairn())
-        .arg("--repo")
-        .arg(repo)
-        .args(["cat", cid])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("cat");
-    let mut out = child.stdout.take().expect("piped");
-    let mut buf = vec![0u8; 1 << 20];
-    let mut n = 0u64;
-    loop {
-        match out.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(k) => n += k as u64,
-        }
-    }
-    assert!(child.wait().expect("cat").success(), "cat failed");
-    assert_eq!(n, expect, "cat returned {n} bytes");
-    start.elapsed().as_secs_f64()
+/// Starts a daemon on `repo` bootstrapping to `bootstrap`; returns it and
+/// its swarm address.
+fn daemon(repo: &Path, bootstrap: &[String]) -> (Daemon, String) {
+    let extra: Vec<&str> = bootstrap
+        .iter()
+        .flat_map(|b| ["--bootstrap", b.as_str()])
+        .collect();
+    let (d, banner) = Daemon::start_quiet(repo, &extra);
+    (d, swarm_addr(&banner))
 }
 
 /// The machine's own limit for what a receiver must do besides receiving:
@@ -160,10 +66,6 @@ fn write_limit(dir: &Path, bytes: u64) -> f64 {
     mbps(bytes, best)
 }
 
-fn mbps(bytes: u64, secs: f64) -> f64 {
-    bytes as f64 / 1e6 / secs
-}
-
 /// The raw libp2p stream rate (best of three), MB/s; `default_yamux` uses
 /// libp2p's default Yamux settings instead of cairn's.
 fn raw_stream(bytes: u64, default_yamux: bool) -> f64 {
@@ -188,10 +90,7 @@ fn raw_stream(bytes: u64, default_yamux: bool) -> f64 {
         .and_then(|l| l.ok())
         .and_then(|l| l.strip_prefix("LISTEN ").map(String::from))
         .expect("the listener printed its address");
-    let _guard = Proc {
-        child: listener,
-        repo: None,
-    };
+    let _guard = KillOnDrop(listener);
     let mut best = 0f64;
     for _ in 0..3 {
         let out = Command::new(&exe)
@@ -221,7 +120,7 @@ enum How {
 /// Seconds for `cairn pin add cid` on `repo`.
 fn timed_pin(repo: &Path, cid: &str) -> f64 {
     let start = Instant::now();
-    run_ok(repo, &["pin", "add", cid]);
+    cairn_ok(repo, &["pin", "add", cid]);
     start.elapsed().as_secs_f64()
 }
 
@@ -235,7 +134,7 @@ fn transfer(dir: &Path, providers: &[String], cid: &str, bytes: u64, runs: usize
         let (d, _) = daemon(&repo, providers);
         // Every provider connected before the clock starts.
         let deadline = Instant::now() + Duration::from_secs(10);
-        while run_ok(&repo, &["swarm", "peers"]).lines().count() < providers.len() {
+        while cairn_ok(&repo, &["swarm", "peers"]).lines().count() < providers.len() {
             assert!(Instant::now() < deadline, "providers did not connect");
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -282,11 +181,7 @@ fn main() {
     // `cargo bench` passes --bench; nothing else to parse.
     let mb = env_u64("CAIRN_BENCH_NET_MB", 1024);
     let bytes = mb * 1024 * 1024;
-    let base = std::env::var_os("CAIRN_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir)
-        .join(format!("cairn-bench-net-{}", std::process::id()));
-    std::fs::create_dir_all(&base).expect("bench dir");
+    let base = bench_dir("cairn-bench-net");
     let shm = Path::new("/dev/shm");
     let shm_dir = shm
         .is_dir()
@@ -307,26 +202,13 @@ fn main() {
 
     // The file, added on three provider daemons.
     let file = base.join("data.bin");
-    {
-        let mut f = std::fs::File::create(&file).expect("create data");
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut chunk = vec![0u8; 1 << 20];
-        for _ in 0..mb {
-            for w in chunk.chunks_mut(8) {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                w.copy_from_slice(&x.to_le_bytes());
-            }
-            std::io::Write::write_all(&mut f, &chunk).expect("write data");
-        }
-    }
+    write_random_file(&file, mb, 2);
     let mut providers = Vec::new();
     let mut addrs = Vec::new();
     let mut cid = String::new();
     for i in 0..if quick { 1 } else { 3 } {
         let repo = base.join(format!("provider-{i}"));
-        cid = run_ok(&repo, &["add", "-Q", file.to_str().expect("utf-8 path")])
+        cid = cairn_ok(&repo, &["add", "-Q", file.to_str().expect("utf-8 path")])
             .trim()
             .to_string();
         let (d, a) = daemon(&repo, &[]);
@@ -444,7 +326,7 @@ fn main() {
     }
     std::thread::sleep(Duration::from_secs(3));
     let first = &nodes[0].0;
-    let id: serde_json::Value = serde_json::from_str(&run_ok(first, &["id"])).expect("id JSON");
+    let id: serde_json::Value = serde_json::from_str(&cairn_ok(first, &["id"])).expect("id JSON");
     let id = id["ID"].as_str().expect("an ID").to_string();
     let (mut times5, mut times20) = (Vec::new(), Vec::new());
     for k in 0..5 {
@@ -455,13 +337,13 @@ fn main() {
         )
         .expect("write probe");
         let start = Instant::now();
-        let c = run_ok(first, &["add", "-Q", small.to_str().expect("utf-8")])
+        let c = cairn_ok(first, &["add", "-Q", small.to_str().expect("utf-8")])
             .trim()
             .to_string();
         let seen = |repo: PathBuf| {
             let (c, id) = (c.clone(), id.clone());
             std::thread::spawn(move || loop {
-                let found = run_ok(&repo, &["routing", "findprovs", &c]);
+                let found = cairn_ok(&repo, &["routing", "findprovs", &c]);
                 if found.lines().any(|l| l.trim() == id) {
                     return start.elapsed().as_secs_f64() * 1000.0;
                 }

@@ -9,100 +9,20 @@
 //! Run: `cargo bench --bench replication`. Size: `CAIRN_BENCH_MB` (default
 //! 1024); repos go to `CAIRN_BENCH_DIR` (default the system temp dir).
 
-use std::io::{BufRead, BufReader};
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{bench_dir, cairn_ok, env_u64, set_config_at, swarm_addr, write_random_file, Daemon};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn cairn() -> &'static str {
-    env!("CARGO_BIN_EXE_cairn")
-}
-
-fn run_ok(repo: &Path, args: &[&str]) -> String {
-    let out = Command::new(cairn())
-        .arg("--repo")
-        .arg(repo)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run cairn");
-    assert!(
-        out.status.success(),
-        "cairn {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A daemon killed (SIGKILL, by its PID) on drop.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn set(repo: &Path, section: &str, key: &str, value: &str) {
-    let path = repo.join("config.toml");
-    let text = std::fs::read_to_string(&path).expect("config");
-    let mut doc: toml::Table = toml::from_str(&text).expect("config parses");
-    let v: toml::Value =
-        toml::from_str::<toml::Table>(&format!("v = {value}")).expect("value")["v"].clone();
-    doc.entry(section.to_string())
-        .or_insert_with(|| toml::Value::Table(Default::default()))
-        .as_table_mut()
-        .expect("a table")
-        .insert(key.to_string(), v);
-    std::fs::write(&path, toml::to_string(&doc).expect("toml")).expect("write config");
-}
-
-fn start(repo: &Path, bootstrap: Option<&str>) -> (Daemon, String) {
-    let mut cmd = Command::new(cairn());
-    cmd.arg("--repo").arg(repo).args([
-        "daemon",
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-        "--api",
-        "127.0.0.1:0",
-        "--gateway",
-        "off",
-    ]);
-    if let Some(b) = bootstrap {
-        cmd.args(["--bootstrap", b]);
-    }
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start daemon");
-    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-    let mut addr = None;
-    for line in lines.by_ref() {
-        let line = line.expect("daemon output");
-        if let Some(a) = line.strip_prefix("Swarm listening on ") {
-            addr.get_or_insert_with(|| a.to_string());
-        }
-        if line.contains("Daemon is ready") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    (Daemon(child), addr.expect("an address"))
+/// `cairn pin status --json CID` on `repo`.
+fn pin_status(repo: &Path, cid: &str) -> serde_json::Value {
+    serde_json::from_str(&cairn_ok(repo, &["pin", "status", "--json", cid])).unwrap_or_default()
 }
 
 fn pinned_holders(repo: &Path, cid: &str) -> Vec<String> {
-    let out = run_ok(repo, &["pin", "status", "--json", cid]);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
-    v["holders"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|h| h["state"] == "pinned")
-        .filter_map(|h| h["peer"].as_str().map(String::from))
-        .collect()
+    common::pinned_holders(&pin_status(repo, cid))
 }
 
 fn repair_bytes(repo: &Path) -> u64 {
@@ -122,59 +42,44 @@ fn repair_bytes(repo: &Path) -> u64 {
 }
 
 fn main() {
-    let mb: u64 = std::env::var("CAIRN_BENCH_MB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1024);
-    let base = std::env::var_os("CAIRN_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir)
-        .join(format!("cairn-bench-repl-{}", std::process::id()));
-    std::fs::create_dir_all(&base).expect("bench dir");
+    let mb = env_u64("CAIRN_BENCH_MB", 1024);
+    let base = bench_dir("cairn-bench-repl");
     let repos: Vec<PathBuf> = (0..5).map(|i| base.join(format!("node-{i}"))).collect();
     for r in &repos {
-        run_ok(r, &["init"]);
-        set(r, "replication", "repair_interval", "\"1s\"");
-        set(r, "replication", "grace", "\"3s\"");
-        set(r, "replication", "max", "3");
-        set(r, "replication", "repair_bandwidth", "\"0\"");
-        set(r, "replication", "scrub_interval", "\"24h\"");
-        set(r, "net", "fetch_timeout", "\"30s\"");
-    }
-    let file = base.join("data.bin");
-    {
-        let mut f = std::fs::File::create(&file).expect("data");
-        let mut x: u64 = 0x1234_5678_9ABC_DEF1;
-        let mut chunk = vec![0u8; 1 << 20];
-        for _ in 0..mb {
-            for w in chunk.chunks_mut(8) {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                w.copy_from_slice(&x.to_le_bytes());
-            }
-            std::io::Write::write_all(&mut f, &chunk).expect("write");
+        cairn_ok(r, &["init"]);
+        for (section, key, value) in [
+            ("replication", "repair_interval", "\"1s\""),
+            ("replication", "grace", "\"3s\""),
+            ("replication", "max", "3"),
+            ("replication", "repair_bandwidth", "\"0\""),
+            ("replication", "scrub_interval", "\"24h\""),
+            ("net", "fetch_timeout", "\"30s\""),
+        ] {
+            set_config_at(r, section, key, value);
         }
     }
-    let cid = run_ok(&repos[0], &["add", "-Q", file.to_str().expect("utf-8")])
+    let file = base.join("data.bin");
+    write_random_file(&file, mb, 3);
+    let cid = cairn_ok(&repos[0], &["add", "-Q", file.to_str().expect("utf-8")])
         .trim()
         .to_string();
     let mut daemons: Vec<Option<Daemon>> = Vec::new();
-    let (d0, a0) = start(&repos[0], None);
+    let (d0, banner) = Daemon::start_quiet(&repos[0], &[]);
+    let a0 = swarm_addr(&banner);
     daemons.push(Some(d0));
     for r in &repos[1..] {
-        let (d, _) = start(r, Some(&a0));
+        let (d, _) = Daemon::start_quiet(r, &["--bootstrap", &a0]);
         daemons.push(Some(d));
     }
     let ids: Vec<String> = repos
         .iter()
         .map(|r| {
-            let v: serde_json::Value = serde_json::from_str(&run_ok(r, &["id"])).expect("id");
+            let v: serde_json::Value = serde_json::from_str(&cairn_ok(r, &["id"])).expect("id");
             v["ID"].as_str().expect("an ID").to_string()
         })
         .collect();
     let placed = Instant::now();
-    run_ok(&repos[0], &["pin", "add", "--replication", "3", &cid]);
+    cairn_ok(&repos[0], &["pin", "add", "--replication", "3", &cid]);
     while pinned_holders(&repos[0], &cid).len() < 3 {
         assert!(
             placed.elapsed() < Duration::from_secs(1800),
@@ -189,10 +94,9 @@ fn main() {
     // of exactly three copies.
     let mut stable = 0;
     while stable < 3 {
-        let out = run_ok(&repos[0], &["pin", "status", "--json", &cid]);
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+        let v = pin_status(&repos[0], &cid);
         let all = v["holders"].as_array().map_or(0, |h| h.len());
-        let pinned = pinned_holders(&repos[0], &cid).len();
+        let pinned = common::pinned_holders(&v).len();
         stable = if all == 3 && pinned == 3 {
             stable + 1
         } else {
@@ -210,11 +114,11 @@ fn main() {
     // full copy, the worst case.
     for (i, r) in repos.iter().enumerate() {
         if !holders.contains(&ids[i]) {
-            run_ok(r, &["repo", "gc"]);
+            cairn_ok(r, &["repo", "gc"]);
         }
     }
     if std::env::var_os("CAIRN_BENCH_DEBUG").is_some() {
-        eprintln!("{}", run_ok(&repos[0], &["pin", "status", &cid]));
+        eprintln!("{}", cairn_ok(&repos[0], &["pin", "status", &cid]));
     }
     let victim = ids
         .iter()
@@ -241,7 +145,7 @@ fn main() {
     }
     let restore = killed.elapsed();
     if std::env::var_os("CAIRN_BENCH_DEBUG").is_some() {
-        eprintln!("{}", run_ok(&repos[0], &["pin", "status", &cid]));
+        eprintln!("{}", cairn_ok(&repos[0], &["pin", "status", &cid]));
     }
     let moved: u64 = repos
         .iter()

@@ -11,19 +11,17 @@
 
 mod common;
 
+use common::process::run_bounded;
 use common::{gateway_url, Daemon, TestRepo};
 use serde_json::Value;
-use std::io::Read;
-use std::os::unix::process::CommandExt;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::process::Command;
+
 use std::time::{Duration, Instant};
 
 /// Bound for one run of shot.mjs (it gives itself 60 s).
 const SHOT_TIMEOUT: Duration = Duration::from_secs(90);
-/// Bound for setup.sh: the first run installs Chromium and playwright-core.
-const SETUP_TIMEOUT: Duration = Duration::from_secs(900);
 /// The viewport shot.mjs uses by default, so the screenshots' size.
 const VIEWPORT: (u32, u32) = (1280, 800);
 
@@ -31,105 +29,13 @@ fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
 }
 
-/// A child process started in its own process group; on drop the whole group
-/// (the process and whatever it started: Chromium, apt-get...) is killed.
-struct Proc {
-    child: Child,
-}
-
-impl Proc {
-    fn spawn(mut cmd: Command) -> Result<Proc, String> {
-        let what = format!("{cmd:?}");
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        let child = cmd.spawn().map_err(|e| format!("cannot run {what}: {e}"))?;
-        Ok(Proc { child })
-    }
-
-    fn kill_group(&self) {
-        // SAFETY: signalling the process group this test created; its ID is
-        // the PID of the child we started.
-        unsafe { libc::kill(-(self.child.id() as libc::pid_t), libc::SIGKILL) };
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill_group();
-        let _ = self.child.wait();
-    }
-}
-
-/// Runs `cmd` to completion with its output captured; kills it (and its
-/// process group) if it runs past `timeout`.
-fn run_bounded(cmd: Command, timeout: Duration) -> Result<Output, String> {
-    let what = format!("{cmd:?}");
-    let mut p = Proc::spawn(cmd)?;
-    let reader = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = r.read_to_end(&mut buf);
-            buf
-        })
-    };
-    let out = reader(Box::new(p.child.stdout.take().expect("piped")));
-    let err = reader(Box::new(p.child.stderr.take().expect("piped")));
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = p.child.try_wait().expect("wait") {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    // Stragglers (a browser left behind) and, on timeout, the command itself.
-    drop(p);
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
-    match status {
-        Some(status) => Ok(Output {
-            status,
-            stdout,
-            stderr,
-        }),
-        None => Err(format!(
-            "{what} did not finish within {timeout:?} (killed); stdout: {}; stderr: {}",
-            String::from_utf8_lossy(&stdout),
-            String::from_utf8_lossy(&stderr)
-        )),
-    }
-}
-
-/// Runs tests/browser/setup.sh once per test binary; panics with its output
-/// if it fails (no Node.js, no Chromium and not root, no registry...).
+/// Runs tests/browser/setup.sh once per test binary (playwright-core,
+/// Chromium and fonts); panics with its output if it fails.
 fn setup() {
-    static SETUP: OnceLock<Result<Duration, String>> = OnceLock::new();
-    let result = SETUP.get_or_init(|| {
-        let t = Instant::now();
-        let mut cmd = Command::new("bash");
-        cmd.arg(browser_dir().join("setup.sh"));
-        match run_bounded(cmd, SETUP_TIMEOUT) {
-            Ok(out) if out.status.success() => Ok(t.elapsed()),
-            Ok(out) => Err(format!(
-                "{}\n--- stdout\n{}--- stderr\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )),
-            Err(e) => Err(e),
-        }
-    });
-    match result {
-        Ok(took) => eprintln!("browser: setup.sh took {took:.1?}"),
-        Err(e) => panic!(
-            "the browser tests need Node.js >= 20, npm and /usr/bin/chromium: \
-             `bash tests/browser/setup.sh` failed: {e}"
-        ),
-    }
+    common::process::setup_once(
+        &["tests/browser/setup.sh"],
+        "Node.js >= 20, npm and /usr/bin/chromium",
+    );
 }
 
 /// What shot.mjs saw on one page.
@@ -177,7 +83,7 @@ fn shoot(pages: &[(String, PathBuf)]) -> Vec<Page> {
         cmd.arg(url).arg(png);
     }
     let t = Instant::now();
-    let out = run_bounded(cmd, SHOT_TIMEOUT).unwrap_or_else(|e| panic!("shot.mjs: {e}"));
+    let out = run_bounded(cmd, None, SHOT_TIMEOUT).unwrap_or_else(|e| panic!("shot.mjs: {e:#}"));
     eprintln!(
         "browser: shot.mjs ({} pages) took {:.1?}, {}",
         pages.len(),

@@ -32,11 +32,7 @@ fn daemon_starts_connects_and_stops_cleanly() {
         banner.iter().any(|l| l == &format!("PeerID: {peer}")),
         "{banner:?}"
     );
-    let addr = banner
-        .iter()
-        .find_map(|l| l.strip_prefix("Swarm listening on "))
-        .expect("a listen address")
-        .to_string();
+    let addr = common::swarm_addr(&banner);
     assert!(
         addr.starts_with("/ip4/127.0.0.1/tcp/") && addr.ends_with(&peer),
         "{addr}"
@@ -102,21 +98,11 @@ fn cat_fetches_from_the_network_through_the_daemon() {
     std::fs::write(&file, &data).unwrap();
     let cid = a.add(&file, &[]);
     let (_da, banner) = Daemon::start(&a, &[]);
-    let addr = banner
-        .iter()
-        .find_map(|l| l.strip_prefix("Swarm listening on "))
-        .expect("a listen address")
-        .to_string();
+    let addr = common::swarm_addr(&banner);
     b.set_config("net", "fetch_timeout", "\"2s\"");
     let (mut db, _) = Daemon::start(&b, &["--bootstrap", &addr]);
 
-    let out = b.run(&["cat", &cid]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.stdout, data);
+    assert_eq!(b.ok_bytes(&["cat", &cid]), data);
     let out = b.run(&["cat", "--offset", "1000000", "--length", "5000", &cid]);
     assert_eq!(out.stdout, &data[1_000_000..1_005_000]);
     // Nobody has this one: a clear error once the fetch timeout passes.
@@ -284,19 +270,12 @@ fn api_tokens_guard_the_api() {
 
     a.set_config("api", "tokens", "[\"s3cret-token\"]");
     let (mut d, banner) = Daemon::start(&a, &[]);
-    let api = banner
-        .iter()
-        .find_map(|l| l.strip_prefix("RPC API server listening on "))
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_string();
+    let api = common::api_url(&banner);
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
         .into();
-    let url = format!("http://127.0.0.1:{api}/api/v0/id");
+    let url = format!("{api}/api/v0/id");
     let r = agent.post(&url).send_empty().unwrap();
     assert_eq!(r.status().as_u16(), 401);
     let r = agent
@@ -377,11 +356,7 @@ fn a_fetch_on_a_terminal_shows_bytes_rate_and_peers() {
     let a = TestRepo::new();
     a.ok(&["dag", "import", "--pin-roots=false", car.to_str().unwrap()]);
     let (_da, banner) = Daemon::start(&a, &[]);
-    let addr = banner
-        .iter()
-        .find_map(|l| l.strip_prefix("Swarm listening on "))
-        .expect("a listen address")
-        .to_string();
+    let addr = common::swarm_addr(&banner);
     let b = TestRepo::new();
     b.set_config("net", "fetch_timeout", "\"3s\"");
     let (_db, _) = Daemon::start(&b, &["--bootstrap", &addr]);
@@ -509,11 +484,5 @@ fn listen_and_bootstrap_come_from_config_and_flags() {
     let file = q.scratch("quic.bin");
     std::fs::write(&file, &data).unwrap();
     let cid = q.add(&file, &[]);
-    let out = d.run(&["cat", &cid]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.stdout, data);
+    assert_eq!(d.ok_bytes(&["cat", &cid]), data);
 }

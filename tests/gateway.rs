@@ -275,11 +275,7 @@ fn content_from_the_network_timeouts_and_subdomain_redirects() {
     std::fs::write(&f, &data).unwrap();
     let cid = a.add(&f, &[]);
     let (_da, banner) = Daemon::start(&a, &[]);
-    let addr = banner
-        .iter()
-        .find_map(|l| l.strip_prefix("Swarm listening on "))
-        .unwrap()
-        .to_string();
+    let addr = common::swarm_addr(&banner);
     let b = TestRepo::new();
     b.set_config("gateway", "timeout", "\"3s\"");
     b.set_config("gateway", "subdomain_redirect", "true");
@@ -319,26 +315,14 @@ fn metrics_count_requests_and_traffic() {
     std::fs::write(&f, common::random_bytes(600_000, 83)).unwrap();
     let cid = a.add(&f, &[]);
     let (_da, banner) = Daemon::start(&a, &[]);
-    let addr = banner
-        .iter()
-        .find_map(|l| l.strip_prefix("Swarm listening on "))
-        .unwrap()
-        .to_string();
+    let addr = common::swarm_addr(&banner);
     let b = TestRepo::new();
     let (_db, banner) = Daemon::start(&b, &["--bootstrap", &addr]);
     let gw = gateway_url(&banner);
     assert_eq!(get(&format!("{gw}/ipfs/{cid}"), &[]).status, 200);
     assert_eq!(get(&format!("{gw}/ipfs/{cid}/nope"), &[]).status, 404);
-    let api = banner
-        .iter()
-        .find_map(|l| l.strip_prefix("RPC API server listening on "))
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_string();
-    let text =
-        String::from_utf8(get(&format!("http://127.0.0.1:{api}/metrics"), &[]).body).unwrap();
+    let api = common::api_url(&banner);
+    let text = String::from_utf8(get(&format!("{api}/metrics"), &[]).body).unwrap();
     let value = |needle: &str| -> f64 {
         text.lines()
             .find(|l| l.starts_with(needle))

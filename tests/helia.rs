@@ -18,13 +18,14 @@
 
 mod common;
 
-use common::{Daemon, TestRepo};
+use common::process::run_bounded;
+use common::{peer_id_of, swarm_addr, Daemon, TestRepo};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
-use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Bound for one network operation (a fetch, a dial, a DHT query).
@@ -38,81 +39,6 @@ const LOG_TAIL: usize = 400;
 
 const CHUNK: usize = 262_144;
 const MAX_LINKS: usize = 174;
-
-fn helia_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helia")
-}
-
-/// Runs tests/helia/setup.sh once per test binary; panics with its output
-/// if it fails (no Node.js, no npm, no registry...).
-fn setup() {
-    static SETUP: OnceLock<Result<(), String>> = OnceLock::new();
-    let result = SETUP.get_or_init(|| {
-        let mut cmd = Command::new("bash");
-        cmd.arg(helia_dir().join("setup.sh")).stdin(Stdio::null());
-        // The first install downloads the packages: give it time, but not forever.
-        match run_bounded(cmd, Duration::from_secs(900)) {
-            Ok(out) if out.status.success() => Ok(()),
-            Ok(out) => Err(format!(
-                "{}\n--- stdout\n{}--- stderr\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )),
-            Err(e) => Err(e),
-        }
-    });
-    if let Err(e) = result {
-        panic!(
-            "the Helia interop tests need Node.js >= 20.19 and npm: \
-             `bash tests/helia/setup.sh` failed: {e}"
-        );
-    }
-}
-
-/// Runs a command with piped output; kills it if it runs past `timeout`.
-fn run_bounded(mut cmd: Command, timeout: Duration) -> Result<Output, String> {
-    let what = format!("{cmd:?}");
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {what}: {e}"))?;
-    let reader = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = r.read_to_end(&mut buf);
-            buf
-        })
-    };
-    let out = reader(Box::new(child.stdout.take().expect("piped")));
-    let err = reader(Box::new(child.stderr.take().expect("piped")));
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
-    match status {
-        Some(status) => Ok(Output {
-            status,
-            stdout,
-            stderr,
-        }),
-        None => Err(format!(
-            "{what} did not finish within {timeout:?} (killed); stderr: {}",
-            String::from_utf8_lossy(&stderr)
-        )),
-    }
-}
 
 /// A Helia peer (tests/helia/peer.mjs), killed on drop.
 struct Helia {
@@ -128,8 +54,7 @@ struct Helia {
 
 impl Helia {
     fn start(flags: &[&str]) -> Helia {
-        setup();
-        let dir = helia_dir();
+        let dir = common::process::npm_ci("tests/helia");
         let mut child = Command::new("node")
             .arg(dir.join("peer.mjs"))
             .args(flags)
@@ -307,26 +232,9 @@ impl Drop for Helia {
     }
 }
 
-/// The daemon's swarm address from its start-up banner.
-fn listen_addr(banner: &[String]) -> String {
-    banner
-        .iter()
-        .find_map(|l| l.strip_prefix("Swarm listening on "))
-        .unwrap_or_else(|| panic!("no listen address in {banner:?}"))
-        .to_string()
-}
-
-/// The peer ID at the end of `/ip4/../tcp/../p2p/ID`.
-fn peer_id_of(addr: &str) -> String {
-    addr.rsplit_once("/p2p/")
-        .unwrap_or_else(|| panic!("no /p2p/ in {addr}"))
-        .1
-        .to_string()
-}
-
 /// Runs `cairn --repo R ARGS` (through the daemon if one runs), bounded.
-fn cairn(repo: &TestRepo, args: &[&str], timeout: Duration) -> Result<Output, String> {
-    run_bounded(repo.cmd(args), timeout)
+fn cairn(repo: &TestRepo, args: &[&str], timeout: Duration) -> anyhow::Result<Output> {
+    run_bounded(repo.cmd(args), None, timeout)
 }
 
 /// POSTs to the daemon's RPC API (`/api/v0/PATH`, no arguments); the body.
@@ -366,7 +274,7 @@ fn daemon_state(repo: &TestRepo) -> String {
                 s += &String::from_utf8_lossy(&out.stdout);
                 s += &String::from_utf8_lossy(&out.stderr);
             }
-            Err(e) => s += &e,
+            Err(e) => s += &format!("{e:#}"),
         }
     }
     s
@@ -387,7 +295,7 @@ fn cairn_ok(repo: &TestRepo, args: &[&str], timeout: Duration, helia: &mut Helia
             t0.elapsed(),
             String::from_utf8_lossy(&out.stderr)
         ),
-        Err(e) => e,
+        Err(e) => format!("{e:#}"),
     };
     let state = daemon_state(repo);
     let conns = helia.call(json!({"cmd": "peers"}), LOCAL_TIMEOUT);
@@ -395,6 +303,22 @@ fn cairn_ok(repo: &TestRepo, args: &[&str], timeout: Duration, helia: &mut Helia
         "cairn {} {problem}\ndaemon state:\n{state}\nHelia's connections: {conns}",
         args.join(" ")
     ))
+}
+
+/// `cairn add -Q --cid-version 1 --hash sha2-256 FILE` (the options Helia
+/// adds with): the root CID.
+fn cairn_add_v1(repo: &TestRepo, file: &Path, helia: &mut Helia) -> String {
+    let args = [
+        "add",
+        "-Q",
+        "--cid-version",
+        "1",
+        "--hash",
+        "sha2-256",
+        file.to_str().unwrap(),
+    ];
+    let out = cairn_ok(repo, &args, LOCAL_TIMEOUT, helia);
+    String::from_utf8(out).unwrap().trim().to_string()
 }
 
 /// Compares without printing megabytes: sizes and the first difference.
@@ -421,7 +345,7 @@ fn helia_fetches_from_cairn() {
     let t0 = Instant::now();
     let repo = TestRepo::new();
     let (_daemon, banner) = Daemon::start(&repo, &[]);
-    let addr = listen_addr(&banner);
+    let addr = swarm_addr(&banner);
     let mut helia = Helia::start(&["--no-dht"]);
     eprintln!("daemon and Helia up in {:?}", t0.elapsed());
 
@@ -483,7 +407,7 @@ fn cairn_fetches_from_helia() {
     let repo = TestRepo::new();
     repo.set_config("net", "fetch_timeout", "\"30s\"");
     let (_daemon, banner) = Daemon::start(&repo, &[]);
-    let cairn_id = peer_id_of(&listen_addr(&banner));
+    let cairn_id = peer_id_of(&swarm_addr(&banner));
     // Only-hash on a repo of its own, with no daemon: the CIDs cairn computes.
     let offline = TestRepo::new();
     let mut helia = Helia::start(&["--no-dht"]);
@@ -582,7 +506,7 @@ fn dht_providers_between_cairn_and_helia() {
     let repo = TestRepo::new();
     repo.set_config("net", "fetch_timeout", "\"30s\"");
     let (_daemon, banner) = Daemon::start(&repo, &[]);
-    let addr = listen_addr(&banner);
+    let addr = swarm_addr(&banner);
     let cairn_id = peer_id_of(&addr);
     let mut helia = Helia::start(&[]);
     eprintln!("daemon and Helia up in {:?}", t0.elapsed());
@@ -622,21 +546,7 @@ fn dht_providers_between_cairn_and_helia() {
 
     // cairn announces what it adds; Helia finds cairn as its provider.
     let (file, _) = write_random_file(&repo, "cairn.bin", 300_000, 301);
-    let out = cairn_ok(
-        &repo,
-        &[
-            "add",
-            "-Q",
-            "--cid-version",
-            "1",
-            "--hash",
-            "sha2-256",
-            file.to_str().unwrap(),
-        ],
-        LOCAL_TIMEOUT,
-        &mut helia,
-    );
-    let cid = String::from_utf8(out).unwrap().trim().to_string();
+    let cid = cairn_add_v1(&repo, &file, &mut helia);
     let t = Instant::now();
     let found = helia.ok(
         json!({"cmd": "findprovs", "cid": cid, "max": 1}),
@@ -658,11 +568,11 @@ fn fetches_across_implementations_through_the_dht() {
     let t0 = Instant::now();
     let a = TestRepo::new();
     let (_da, banner_a) = Daemon::start(&a, &[]);
-    let addr_a = listen_addr(&banner_a);
+    let addr_a = swarm_addr(&banner_a);
     let b = TestRepo::new();
     b.set_config("net", "fetch_timeout", "\"30s\"");
     let (_db, banner_b) = Daemon::start(&b, &["--bootstrap", &addr_a]);
-    let b_id = peer_id_of(&listen_addr(&banner_b));
+    let b_id = peer_id_of(&swarm_addr(&banner_b));
     // A DHT client: it looks up and announces, but no cairn node's routing
     // table holds it, so none of their DHT walks happens to dial it.
     let mut helia = Helia::start(&["--dht-client"]);
@@ -674,21 +584,7 @@ fn fetches_across_implementations_through_the_dht() {
 
     // B adds; Helia fetches by CID.
     let (file, data) = write_random_file(&b, "from-b.bin", 2 * CHUNK + 17, 310);
-    let out = cairn_ok(
-        &b,
-        &[
-            "add",
-            "-Q",
-            "--cid-version",
-            "1",
-            "--hash",
-            "sha2-256",
-            file.to_str().unwrap(),
-        ],
-        LOCAL_TIMEOUT,
-        &mut helia,
-    );
-    let cid = String::from_utf8(out).unwrap().trim().to_string();
+    let cid = cairn_add_v1(&b, &file, &mut helia);
     // The announcement has reached A once A names B.
     let start = Instant::now();
     while !String::from_utf8(cairn_ok(

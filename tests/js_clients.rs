@@ -22,15 +22,16 @@
 
 mod common;
 
-use common::{Daemon, TestRepo};
+use common::process::run_bounded;
+use common::{api_url, Daemon, TestRepo};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fmt::Debug;
-use std::io::{Read, Write};
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::process::Command;
+
 use std::time::{Duration, Instant};
 
 /// What each script is told as its own deadline (it exits 124 past it).
@@ -45,103 +46,9 @@ fn js_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js-clients")
 }
 
-/// Runs tests/js-clients/setup.sh once per test binary; panics with its
-/// output if it fails (no Node.js, no npm, no registry...).
+/// Installs tests/js-clients' npm packages once per test binary.
 fn setup() {
-    static SETUP: OnceLock<Result<(), String>> = OnceLock::new();
-    let result = SETUP.get_or_init(|| {
-        let mut cmd = Command::new("bash");
-        cmd.arg(js_dir().join("setup.sh"));
-        // The first install downloads the packages: give it time, not forever.
-        match run_bounded(cmd, None, Duration::from_secs(900)) {
-            Ok(out) if out.status.success() => Ok(()),
-            Ok(out) => Err(format!(
-                "{}\n--- stdout\n{}--- stderr\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )),
-            Err(e) => Err(e),
-        }
-    });
-    if let Err(e) = result {
-        panic!(
-            "the JS client interop tests need Node.js >= 20.19 and npm: \
-             `bash tests/js-clients/setup.sh` failed: {e}"
-        );
-    }
-}
-
-/// A child process, killed (by its PID) and reaped when dropped.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Runs a command with piped output (and `stdin` fed to it); kills it if it
-/// runs past `timeout`.
-fn run_bounded(
-    mut cmd: Command,
-    stdin: Option<Vec<u8>>,
-    timeout: Duration,
-) -> Result<Output, String> {
-    let what = format!("{cmd:?}");
-    let child = cmd
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {what}: {e}"))?;
-    let mut child = KillOnDrop(child);
-    if let Some(input) = stdin {
-        let mut pipe = child.0.stdin.take().expect("piped");
-        std::thread::spawn(move || {
-            let _ = pipe.write_all(&input);
-        });
-    }
-    let reader = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = r.read_to_end(&mut buf);
-            buf
-        })
-    };
-    let out = reader(Box::new(child.0.stdout.take().expect("piped")));
-    let err = reader(Box::new(child.0.stderr.take().expect("piped")));
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.0.try_wait().map_err(|e| e.to_string())? {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.0.kill();
-            let _ = child.0.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
-    match status {
-        Some(status) => Ok(Output {
-            status,
-            stdout,
-            stderr,
-        }),
-        None => Err(format!(
-            "{what} did not finish within {timeout:?} (killed)\n--- stdout\n{}\n--- stderr\n{}",
-            String::from_utf8_lossy(&stdout),
-            String::from_utf8_lossy(&stderr)
-        )),
-    }
+    common::process::npm_ci("tests/js-clients");
 }
 
 /// A script's run: its exit code, the JSON it printed, its stderr.
@@ -158,8 +65,8 @@ fn run_script(program: &str, script: &str, args: &[String], stdin: Option<Vec<u8
     let mut cmd = Command::new(program);
     cmd.arg(dir.join(script)).args(args).current_dir(&dir);
     let t = Instant::now();
-    let out =
-        run_bounded(cmd, stdin, SCRIPT_KILL).unwrap_or_else(|e| panic!("{program} {script}: {e}"));
+    let out = run_bounded(cmd, stdin, SCRIPT_KILL)
+        .unwrap_or_else(|e| panic!("{program} {script}: {e:#}"));
     eprintln!("{script} ran in {:?} ({})", t.elapsed(), out.status);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -237,29 +144,10 @@ fn write(path: &Path, data: &[u8]) {
     std::fs::write(path, data).unwrap();
 }
 
-/// `http://127.0.0.1:PORT` of the daemon's RPC API, from its banner.
-fn api_url(banner: &[String]) -> String {
-    let addr = banner
-        .iter()
-        .find_map(|l| l.strip_prefix("RPC API server listening on "))
-        .unwrap_or_else(|| panic!("no RPC API address in {banner:?}"));
-    let port = addr.rsplit('/').next().expect("a port");
-    format!("http://127.0.0.1:{port}")
-}
-
 /// The daemon's peer ID and swarm address, from its banner.
 fn identity(banner: &[String]) -> (String, String) {
-    let addr = banner
-        .iter()
-        .find_map(|l| l.strip_prefix("Swarm listening on "))
-        .unwrap_or_else(|| panic!("no swarm address in {banner:?}"))
-        .to_string();
-    let id = addr
-        .rsplit_once("/p2p/")
-        .unwrap_or_else(|| panic!("no /p2p/ in {addr}"))
-        .1
-        .to_string();
-    (id, addr)
+    let addr = common::swarm_addr(banner);
+    (common::peer_id_of(&addr), addr)
 }
 
 /// `cairn add -n FLAGS PATH` on `repo`: entry name -> CID.
@@ -292,7 +180,7 @@ fn block(repo: &TestRepo, cid: &str) -> Vec<u8> {
         None,
         Duration::from_secs(30),
     )
-    .unwrap_or_else(|e| panic!("cairn block get {cid}: {e}"));
+    .unwrap_or_else(|e| panic!("cairn block get {cid}: {e:#}"));
     assert!(
         out.status.success(),
         "cairn block get {cid}: {}",

@@ -12,26 +12,17 @@ mod common;
 use common::{pattern_bytes, TestRepo};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Once;
 
 fn js_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js")
 }
 
+/// Installs tests/js' npm packages once per test binary.
 fn setup_js() {
-    static SETUP: Once = Once::new();
-    SETUP.call_once(|| {
-        let status = Command::new("bash")
-            .arg(js_dir().join("setup.sh"))
-            .status()
-            .expect("run tests/js/setup.sh");
-        assert!(
-            status.success(),
-            "tests/js/setup.sh failed: is Node.js >= 20.19 with npm installed?"
-        );
-    });
+    common::process::npm_ci("tests/js");
 }
 
+/// `node tests/js/SCRIPT ARGS...`, which must succeed: its trimmed stdout.
 fn node(script: &str, args: &[&str]) -> String {
     let out = Command::new("node")
         .arg(js_dir().join(script))
@@ -265,18 +256,7 @@ fn assert_trees_equal(a: &Path, b: &Path) {
 }
 
 fn ipfs_car(args: &[&str]) -> String {
-    let bin = js_dir().join("node_modules/ipfs-car/bin.js");
-    let out = Command::new("node")
-        .arg(bin)
-        .args(args)
-        .output()
-        .expect("run ipfs-car");
-    assert!(
-        out.status.success(),
-        "ipfs-car {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    node("node_modules/ipfs-car/bin.js", args)
 }
 
 #[test]

@@ -71,13 +71,7 @@ fn status(node: &Node, cid: &str) -> serde_json::Value {
 
 /// Pinned holders `node` reports for `cid`.
 fn pinned_holders(node: &Node, cid: &str) -> Vec<String> {
-    status(node, cid)["holders"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|h| h["state"] == "pinned")
-        .filter_map(|h| h["peer"].as_str().map(String::from))
-        .collect()
+    common::pinned_holders(&status(node, cid))
 }
 
 fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) -> Duration {

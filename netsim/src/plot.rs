@@ -26,9 +26,9 @@ pub struct Series {
 }
 
 /// The size of every chart, in pixels.
-const SIZE: (u32, u32) = (760, 440);
+const SIZE: (u32, u32) = (860, 440);
 /// Width of the legend to the right of the plotting area.
-const LEGEND_WIDTH: u32 = 190;
+const LEGEND_WIDTH: u32 = 270;
 
 const COLORS: [RGBColor; 6] = [
     RGBColor(0x1f, 0x77, 0xb4),

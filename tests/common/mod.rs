@@ -1,42 +1,93 @@
-//! Helpers shared by the tests: a temporary repo and a way to run the
-//! `cairn` binary against it, and a DHT query for in-process networks.
+//! Helpers shared by the tests and the benchmarks (which include this file
+//! with `#[path = "../tests/common/mod.rs"] mod common;`): running the
+//! `cairn` binary on a repo, daemons and what their start-up lines say,
+//! seeded data, DHT and Bitswap helpers for in-process networks, and (in
+//! [`process`]) bounded child processes and the JS harnesses' setup.
+//!
+//! Each test or bench binary uses a part of this, hence `dead_code` off.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+pub mod process;
+
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+/// The `cairn` binary under test.
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_cairn")
 }
 
+/// `cairn --repo REPO ARGS...` with stdin closed.
+pub fn cairn_at(repo: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(bin());
+    c.arg("--repo").arg(repo).args(args);
+    c.stdin(Stdio::null());
+    c
+}
+
+/// Asserts that `cairn ARGS` succeeded; returns its stdout.
+fn stdout_of_success(args: &[&str], out: Output) -> Vec<u8> {
+    assert!(
+        out.status.success(),
+        "cairn {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Runs `cairn --repo REPO ARGS...`, asserts success and returns stdout.
+pub fn cairn_ok(repo: &Path, args: &[&str]) -> String {
+    let out = cairn_at(repo, args).output().expect("run cairn");
+    String::from_utf8(stdout_of_success(args, out)).expect("utf-8 stdout")
+}
+
+/// Sets `[section] key = value` (a TOML value, e.g. `"\"3s\""` or
+/// `"true"`) in the config.toml of the initialised repo at `repo`.
+pub fn set_config_at(repo: &Path, section: &str, key: &str, value: &str) {
+    let path = repo.join("config.toml");
+    let text = std::fs::read_to_string(&path).expect("read config");
+    let mut doc: toml::Table = toml::from_str(&text).expect("parse config");
+    let v: toml::Value =
+        toml::from_str::<toml::Table>(&format!("v = {value}")).expect("a TOML value")["v"].clone();
+    doc.entry(section.to_string())
+        .or_insert_with(|| toml::Value::Table(Default::default()))
+        .as_table_mut()
+        .expect("a table")
+        .insert(key.to_string(), v);
+    std::fs::write(&path, toml::to_string(&doc).expect("serialise")).expect("write config");
+}
+
 /// A repo in a temporary directory, removed on drop.
 pub struct TestRepo {
+    /// The temporary directory: the repo is `repo` in it, scratch files
+    /// beside it.
     pub dir: tempfile::TempDir,
 }
 
 impl TestRepo {
+    /// A new, empty temporary directory (the repo is created on first use).
     pub fn new() -> Self {
         TestRepo {
             dir: tempfile::tempdir().expect("tempdir"),
         }
     }
 
+    /// The repo's path.
     pub fn path(&self) -> PathBuf {
         self.dir.path().join("repo")
     }
 
+    /// A path for a scratch file beside the repo.
     pub fn scratch(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
+    /// `cairn --repo REPO ARGS...`, not started.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(bin());
-        c.arg("--repo").arg(self.path()).args(args);
-        c.stdin(Stdio::null());
-        c
+        cairn_at(&self.path(), args)
     }
 
     /// Runs and returns the output, whatever the exit status.
@@ -46,13 +97,12 @@ impl TestRepo {
 
     /// Runs, asserts success and returns stdout as text.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "cairn {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8 stdout")
+        String::from_utf8(self.ok_bytes(args)).expect("utf-8 stdout")
+    }
+
+    /// Runs, asserts success and returns stdout as bytes (`cat`, `get`).
+    pub fn ok_bytes(&self, args: &[&str]) -> Vec<u8> {
+        stdout_of_success(args, self.run(args))
     }
 
     /// Runs, asserts failure with exactly one line on stderr; returns it.
@@ -74,18 +124,7 @@ impl TestRepo {
         if !self.path().join("config.toml").exists() {
             self.ok(&["init"]);
         }
-        let path = self.path().join("config.toml");
-        let text = std::fs::read_to_string(&path).expect("read config");
-        let mut doc: toml::Table = toml::from_str(&text).expect("parse config");
-        let v: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
-            .expect("a TOML value")["v"]
-            .clone();
-        doc.entry(section.to_string())
-            .or_insert_with(|| toml::Value::Table(Default::default()))
-            .as_table_mut()
-            .expect("a table")
-            .insert(key.to_string(), v);
-        std::fs::write(&path, toml::to_string(&doc).expect("serialise")).expect("write config");
+        set_config_at(&self.path(), section, key, value);
     }
 
     /// `add -Q` with extra flags: the root CID.
@@ -98,18 +137,37 @@ impl TestRepo {
     }
 }
 
+/// Fills `buf` from the xorshift generator whose state is `x`, eight bytes
+/// a step (a last partial step uses the first bytes of its word).
+fn xorshift_fill(x: &mut u64, buf: &mut [u8]) {
+    for word in buf.chunks_mut(8) {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        word.copy_from_slice(&x.to_le_bytes()[..word.len()]);
+    }
+}
+
 /// Deterministic pseudo-random bytes (xorshift), seeded.
 pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
+    let mut out = vec![0u8; len];
+    xorshift_fill(&mut x, &mut out);
     out
+}
+
+/// Writes `mib` MiB of seeded pseudo-random bytes (the stream
+/// [`random_bytes`] starts) to a new file at `path`, durably: its writeback
+/// must not compete with what a benchmark measures next.
+pub fn write_random_file(path: &Path, mib: u64, seed: u64) {
+    let mut f = std::fs::File::create(path).expect("create data file");
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut chunk = vec![0u8; 1 << 20];
+    for _ in 0..mib {
+        xorshift_fill(&mut x, &mut chunk);
+        f.write_all(&chunk).expect("write data file");
+    }
+    f.sync_all().expect("sync data file");
 }
 
 /// The byte pattern the JS reference harness also generates: `i % 251`.
@@ -119,14 +177,15 @@ pub fn pattern_bytes(len: usize) -> Vec<u8> {
 
 /// A running daemon, killed on drop if the test did not stop it.
 pub struct Daemon {
+    /// The daemon process.
     pub child: Child,
     lines: mpsc::Receiver<String>,
 }
 
 impl Daemon {
-    /// Starts a daemon on loopback TCP (any port), API and gateway on any
-    /// port, plus `extra` flags; returns it and its start-up lines.
-    pub fn start(repo: &TestRepo, extra: &[&str]) -> (Daemon, Vec<String>) {
+    /// The command line of a daemon on loopback TCP (any port), API and
+    /// gateway on any port, plus `extra` flags.
+    pub fn loopback_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
         let mut args = vec![
             "daemon",
             "--listen",
@@ -137,17 +196,33 @@ impl Daemon {
             "127.0.0.1:0",
         ];
         args.extend_from_slice(extra);
-        Self::spawn(repo, &args)
+        args
+    }
+
+    /// Starts a daemon on loopback TCP (any port), API and gateway on any
+    /// port, plus `extra` flags; returns it and its start-up lines.
+    pub fn start(repo: &TestRepo, extra: &[&str]) -> (Daemon, Vec<String>) {
+        Self::spawn(repo, &Self::loopback_args(extra))
     }
 
     /// Runs `cairn --repo REPO ARGS...` (a `daemon` command line as given)
     /// until it is ready.
     pub fn spawn(repo: &TestRepo, args: &[&str]) -> (Daemon, Vec<String>) {
-        let mut child = repo
-            .cmd(args)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start daemon");
+        Self::launch(repo.cmd(args))
+    }
+
+    /// For benchmarks: [`Daemon::start`] on the repo at `repo`, its stderr
+    /// discarded (a benchmark prints only its figures).
+    pub fn start_quiet(repo: &Path, extra: &[&str]) -> (Daemon, Vec<String>) {
+        let mut cmd = cairn_at(repo, &Self::loopback_args(extra));
+        cmd.stderr(Stdio::null());
+        Self::launch(cmd)
+    }
+
+    /// Starts `cmd` (a daemon) and waits until it says it is ready; its
+    /// stdout keeps being read, so it never blocks on a full pipe.
+    fn launch(mut cmd: Command) -> (Daemon, Vec<String>) {
+        let mut child = cmd.stdout(Stdio::piped()).spawn().expect("start daemon");
         let stdout = child.stdout.take().expect("piped");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -179,6 +254,7 @@ impl Daemon {
         }
     }
 
+    /// Sends `sig` and waits (10 s at most) for the daemon to exit.
     pub fn signal(&mut self, sig: libc::c_int) -> std::process::ExitStatus {
         // SIGTERM and SIGINT both stop it cleanly.
         // SAFETY: signalling our own child by its PID.
@@ -200,14 +276,106 @@ impl Drop for Daemon {
     }
 }
 
+/// What follows `prefix` on the first start-up line that starts with it.
+fn banner_value<'a>(banner: &'a [String], prefix: &str) -> &'a str {
+    banner
+        .iter()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no line starting {prefix:?} in {banner:?}"))
+}
+
+/// The port at the end of a `/ip4/127.0.0.1/tcp/PORT` address.
+fn port_of(addr: &str) -> &str {
+    addr.rsplit('/').next().expect("a port")
+}
+
+/// The daemon's first swarm address (`/ip4/127.0.0.1/tcp/N/p2p/ID`), from
+/// its start-up lines.
+pub fn swarm_addr(banner: &[String]) -> String {
+    banner_value(banner, "Swarm listening on ").to_string()
+}
+
+/// The peer ID at the end of `/ip4/../tcp/../p2p/ID`.
+pub fn peer_id_of(addr: &str) -> String {
+    addr.rsplit_once("/p2p/")
+        .unwrap_or_else(|| panic!("no /p2p/ in {addr}"))
+        .1
+        .to_string()
+}
+
 /// The gateway URL (`http://127.0.0.1:PORT`) from a daemon's start-up lines.
 pub fn gateway_url(banner: &[String]) -> String {
-    let addr = banner
-        .iter()
-        .find_map(|l| l.strip_prefix("Gateway server listening on "))
-        .expect("the daemon serves a gateway");
-    let port = addr.rsplit('/').next().expect("a port");
-    format!("http://127.0.0.1:{port}")
+    let addr = banner_value(banner, "Gateway server listening on ");
+    format!("http://127.0.0.1:{}", port_of(addr))
+}
+
+/// The RPC API's URL (`http://127.0.0.1:PORT`) from a daemon's start-up
+/// lines.
+pub fn api_url(banner: &[String]) -> String {
+    let addr = banner_value(banner, "RPC API server listening on ");
+    format!("http://127.0.0.1:{}", port_of(addr))
+}
+
+/// Reads `r` to its end (or first error); returns how many bytes came.
+pub fn drain(mut r: impl Read) -> u64 {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) | Err(_) => return n,
+            Ok(k) => n += k as u64,
+        }
+    }
+}
+
+/// Seconds for `cairn cat CID` on the repo at `repo` to stream its bytes,
+/// checking that `expect` bytes came.
+pub fn timed_cat(repo: &Path, cid: &str, expect: u64) -> f64 {
+    let start = Instant::now();
+    let mut child = cairn_at(repo, &["cat", cid])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("cat");
+    let n = drain(child.stdout.take().expect("piped"));
+    assert!(child.wait().expect("cat").success(), "cat failed");
+    assert_eq!(n, expect, "cat returned {n} bytes");
+    start.elapsed().as_secs_f64()
+}
+
+/// The peers a `pin status --json` answer lists as holding a pinned copy.
+pub fn pinned_holders(status: &serde_json::Value) -> Vec<String> {
+    status["holders"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|h| h["state"] == "pinned")
+        .filter_map(|h| h["peer"].as_str().map(String::from))
+        .collect()
+}
+
+/// A benchmark's size setting: the number in environment variable `name`,
+/// or `default`.
+pub fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A new directory `NAME-PID` for a benchmark's files under
+/// `CAIRN_BENCH_DIR` (default: the system temp dir).
+pub fn bench_dir(name: &str) -> PathBuf {
+    let dir = std::env::var_os("CAIRN_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir)
+        .join(format!("{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("bench dir");
+    dir
+}
+
+/// Megabytes (10^6 bytes) per second.
+pub fn mbps(bytes: u64, secs: f64) -> f64 {
+    bytes as f64 / 1e6 / secs
 }
 
 /// Announces `cid` until a peer takes the record (20 s at most): right

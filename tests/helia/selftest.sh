@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 here=$PWD
-./setup.sh
+bash ../npm-ci.sh .
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/helia-selftest.XXXXXX")
 declare -A PID IN OUT

@@ -4,7 +4,7 @@
 # usage: tests/js/reference-table.sh [SAMPLEDIR]   (default: a temp dir)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-"$here/setup.sh"
+bash "$here/../npm-ci.sh" "$here"
 dir="${1:-}"
 if [ -z "$dir" ]; then dir="$(mktemp -d)"; trap 'rm -rf "$dir"' EXIT; fi
 node "$here/gen-samples.mjs" "$dir"
