@@ -39,15 +39,24 @@ fn block(text: &str) -> Block {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn garbage_does_not_stop_the_node() {
-    let (a, store_a) = node(1).await;
-    let (evil, _) = node(2).await;
-    let (honest, _) = node(3).await;
-    let good = block("still served");
+/// Three nodes: `a` serving the block `good` (holding `text`), `evil`
+/// connected to it at `addr`, and `honest`, not connected yet; their keys
+/// come from `seed`, `seed + 1` and `seed + 2`. Returns (a, evil, honest,
+/// good, addr).
+async fn abused(seed: u8, text: &str) -> (Network, Network, Network, Block, libp2p::Multiaddr) {
+    let (a, store_a) = node(seed).await;
+    let (evil, _) = node(seed + 1).await;
+    let (honest, _) = node(seed + 2).await;
+    let good = block(text);
     store_a.put(good.clone()).unwrap();
     let addr = a.swarm.listen_addrs().await.unwrap()[0].clone();
     evil.swarm.dial(addr.clone()).await.unwrap();
+    (a, evil, honest, good, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_does_not_stop_the_node() {
+    let (a, evil, honest, good, addr) = abused(1, "still served").await;
 
     let proto = StreamProtocol::new("/ipfs/bitswap/1.2.0");
     let mut control = evil.stream_control();
@@ -91,18 +100,7 @@ async fn garbage_does_not_stop_the_node() {
 
     // The node still answers an honest peer promptly.
     honest.swarm.dial(addr).await.unwrap();
-    let got = honest
-        .bitswap
-        .fetch(
-            &[*good.cid()],
-            &[a.peer_id],
-            FetchOptions {
-                stall_timeout: Duration::from_secs(10),
-                ..FetchOptions::default()
-            },
-        )
-        .await
-        .unwrap();
+    let got = common::fetch_blocks(&honest, &[*good.cid()], a.peer_id).await;
     assert_eq!(got, vec![good]);
 }
 
@@ -212,13 +210,7 @@ async fn a_forging_peer_is_disconnected_and_not_asked_again() {
 /// keeps serving the DHT and Bitswap to an honest peer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_on_every_protocol_is_survived() {
-    let (a, store_a) = node(11).await;
-    let (evil, _) = node(12).await;
-    let (honest, _) = node(13).await;
-    let good = block("served after the abuse");
-    store_a.put(good.clone()).unwrap();
-    let addr = a.swarm.listen_addrs().await.unwrap()[0].clone();
-    evil.swarm.dial(addr.clone()).await.unwrap();
+    let (a, evil, honest, good, addr) = abused(11, "served after the abuse").await;
     let junk: Vec<u8> = (0..200_000u32)
         .map(|i| (i.wrapping_mul(2_246_822_519) >> 11) as u8)
         .collect();
@@ -261,18 +253,7 @@ async fn garbage_on_every_protocol_is_survived() {
     common::provide(&a, *good.cid()).await;
     let providers = common::providers_of(&honest, *good.cid()).await;
     assert!(providers.contains(&a.peer_id), "{providers:?}");
-    let got = honest
-        .bitswap
-        .fetch(
-            &[*good.cid()],
-            &[a.peer_id],
-            FetchOptions {
-                stall_timeout: Duration::from_secs(10),
-                ..FetchOptions::default()
-            },
-        )
-        .await
-        .unwrap();
+    let got = common::fetch_blocks(&honest, &[*good.cid()], a.peer_id).await;
     assert_eq!(got, vec![good]);
     assert!(a.swarm.peers().await.unwrap().contains(&honest.peer_id));
 }

@@ -29,6 +29,16 @@ fn stored_file(data: &[u8], opts: &ImportOptions) -> (Arc<MemoryStore>, Cid) {
     (store, root)
 }
 
+/// The whole file under `root`, read from `store`.
+fn read_file(store: Arc<MemoryStore>, root: Cid) -> Vec<u8> {
+    let mut out = Vec::new();
+    FileReader::new(store, root, 0, None, ReadOptions::default())
+        .unwrap()
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_moves_between_two_nodes() {
     let data = common::random_bytes(5 * 1024 * 1024 + 123, 77);
@@ -75,12 +85,7 @@ async fn a_file_moves_between_two_nodes() {
         level = blocks.iter().flat_map(|b| links_of(b).unwrap()).collect();
     }
     assert!(fetched > 80, "{fetched} blocks");
-    let mut out = Vec::new();
-    FileReader::new(store_b, root, 0, None, ReadOptions::default())
-        .unwrap()
-        .read_to_end(&mut out)
-        .unwrap();
-    assert_eq!(out, data);
+    assert_eq!(read_file(store_b, root), data);
 }
 
 /// The same exchange over QUIC (the daemon listens on TCP and QUIC).
@@ -104,12 +109,7 @@ async fn blocks_move_over_quic() {
         .fetch_dag(root, &[a.peer_id], Default::default(), &mut |_| {})
         .await
         .unwrap();
-    let mut out = Vec::new();
-    FileReader::new(store_b, root, 0, None, ReadOptions::default())
-        .unwrap()
-        .read_to_end(&mut out)
-        .unwrap();
-    assert_eq!(out, data);
+    assert_eq!(read_file(store_b, root), data);
 }
 
 /// Bitswap streams do not hold connections open for good: once a fetch is
@@ -200,18 +200,7 @@ async fn a_restarted_peer_is_not_sent_what_its_old_self_wanted() {
         .await
         .unwrap();
     b.swarm.dial(addr).await.unwrap();
-    let got = b
-        .bitswap
-        .fetch(
-            &[*later.cid()],
-            &[a.peer_id],
-            FetchOptions {
-                stall_timeout: Duration::from_secs(10),
-                ..FetchOptions::default()
-            },
-        )
-        .await
-        .unwrap();
+    let got = common::fetch_blocks(&b, &[*later.cid()], a.peer_id).await;
     assert_eq!(got, vec![later]);
     // Anything stale would arrive within the provider's write retries.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -363,12 +352,7 @@ async fn older_bitswap_peers_serve_cairn() {
         .expect("in time")
         .unwrap_or_else(|e| panic!("{proto}: {e}"));
         assert!(stats.blocks > 10, "{proto}: {stats:?}");
-        let mut out = Vec::new();
-        FileReader::new(store_b, root, 0, None, ReadOptions::default())
-            .unwrap()
-            .read_to_end(&mut out)
-            .unwrap();
-        assert!(out == data, "{proto}: different bytes");
+        assert!(read_file(store_b, root) == data, "{proto}: different bytes");
     }
 }
 
@@ -444,10 +428,5 @@ async fn a_fetch_spreads_over_providers_and_survives_losing_one() {
         progress.senders.load(std::sync::atomic::Ordering::Relaxed) >= 2,
         "blocks from one provider only: {sent:?}"
     );
-    let mut out = Vec::new();
-    FileReader::new(store_r, root, 0, None, ReadOptions::default())
-        .unwrap()
-        .read_to_end(&mut out)
-        .unwrap();
-    assert!(out == data, "different bytes");
+    assert!(read_file(store_r, root) == data, "different bytes");
 }

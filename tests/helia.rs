@@ -4,7 +4,7 @@
 //! agree on CIDs for the same import options, and find each other's
 //! provider records on the DHT (`/ipfs/kad/1.0.0`).
 //!
-//! Needs Node.js >= 20.19 and npm: `tests/helia/setup.sh` installs the
+//! Needs Node.js >= 20.19 and npm: `tests/npm-ci.sh tests/helia` installs the
 //! pinned npm packages on first run (then does nothing). Every operation is
 //! bounded so that a hang fails the test instead of blocking CI; on failure
 //! the tail of the Helia peer's log and the daemon's state are printed.

@@ -16,7 +16,7 @@
 //! (see tests/js-clients/README.md). All mismatches of a test are collected
 //! and reported together.
 //!
-//! Needs Node.js >= 20.19 and npm (`tests/js-clients/setup.sh` installs the
+//! Needs Node.js >= 20.19 and npm (`tests/npm-ci.sh tests/js-clients` installs the
 //! pinned packages on first run, then does nothing) and python3. Every script
 //! run is bounded; a script still running at its bound is killed.
 
@@ -507,32 +507,96 @@ fn verified_fetch_reads_files_and_directories_through_the_gateway() {
     eprintln!("verified-fetch test: {:?}", t0.elapsed());
 }
 
-/// The tree both RPC clients upload: `tree/{hello.txt, hello world.txt,
-/// sub/data.bin}`; returns (file, file bytes, tree, sub/data.bin bytes).
-fn upload_fixtures(repo: &TestRepo) -> (PathBuf, Vec<u8>, PathBuf, Vec<u8>) {
-    let data = common::random_bytes(600_000, 11);
-    let file = repo.scratch("file.bin");
-    write(&file, &data);
-    let tree = repo.scratch("tree");
-    let sub = common::random_bytes(300_000, 12);
-    write(&tree.join("hello.txt"), b"hello from cairn\n");
-    write(&tree.join("hello world.txt"), b"a name with a space\n");
-    write(&tree.join("sub/data.bin"), &sub);
-    (file, data, tree, sub)
+/// What both RPC client tests start from: a daemon (fetch timeout 5 s)
+/// for the client to drive, the files it uploads (`file`, and `tree`:
+/// `hello.txt`, `hello world.txt`, `sub/data.bin` holding `sub`), and an
+/// offline repo of its own where cairn computes the expected CIDs.
+struct RpcSetup {
+    repo: TestRepo,
+    daemon: Daemon,
+    api: String,
+    peer_id: String,
+    swarm_addr: String,
+    file: PathBuf,
+    data: Vec<u8>,
+    tree: PathBuf,
+    sub: Vec<u8>,
+    offline: TestRepo,
+}
+
+impl RpcSetup {
+    fn new() -> RpcSetup {
+        let repo = TestRepo::new();
+        repo.set_config("net", "fetch_timeout", "\"5s\"");
+        let (daemon, banner) = Daemon::start(&repo, &[]);
+        let (peer_id, swarm_addr) = identity(&banner);
+        let data = common::random_bytes(600_000, 11);
+        let file = repo.scratch("file.bin");
+        write(&file, &data);
+        let tree = repo.scratch("tree");
+        let sub = common::random_bytes(300_000, 12);
+        write(&tree.join("hello.txt"), b"hello from cairn\n");
+        write(&tree.join("hello world.txt"), b"a name with a space\n");
+        write(&tree.join("sub/data.bin"), &sub);
+        RpcSetup {
+            api: api_url(&banner),
+            repo,
+            daemon,
+            peer_id,
+            swarm_addr,
+            file,
+            data,
+            tree,
+            sub,
+            offline: TestRepo::new(),
+        }
+    }
+}
+
+/// Runs an RPC client script (`program script`) against the daemon at
+/// `api`, uploading `file` and `tree` and reading back `sub/data.bin`,
+/// with `deadline` (its flag and value) as its own time limit.
+fn run_rpc_client(
+    program: &str,
+    script: &str,
+    api: &str,
+    file: &Path,
+    tree: &Path,
+    deadline: [&str; 2],
+) -> Run {
+    let args: Vec<String> = [
+        "--api",
+        api,
+        "--file",
+        file.to_str().unwrap(),
+        "--dir",
+        tree.to_str().unwrap(),
+        "--dir-file",
+        "sub/data.bin",
+    ]
+    .into_iter()
+    .chain(deadline)
+    .map(String::from)
+    .collect();
+    run_script(program, script, &args, None)
 }
 
 #[test]
 fn kubo_rpc_client_drives_the_daemon() {
     setup();
     let t0 = Instant::now();
-    let repo = TestRepo::new();
-    repo.set_config("net", "fetch_timeout", "\"5s\"");
-    let (_daemon, banner) = Daemon::start(&repo, &[]);
-    let api = api_url(&banner);
-    let (peer_id, swarm_addr) = identity(&banner);
-    let (file, data, tree, sub) = upload_fixtures(&repo);
-    // What cairn computes for the same inputs, on a repo of its own (offline).
-    let offline = TestRepo::new();
+    let RpcSetup {
+        repo,
+        daemon: _daemon,
+        api,
+        peer_id,
+        swarm_addr,
+        file,
+        data,
+        tree,
+        sub,
+        offline,
+    } = RpcSetup::new();
     let only_hash = offline.scratch("only-hash.txt");
     write(&only_hash, b"only hashed, never stored\n");
     let want_default = cid_of(&offline, &file, &[]);
@@ -554,22 +618,14 @@ fn kubo_rpc_client_drives_the_daemon() {
     let want_only_hash = cid_of(&offline, &only_hash, &["--cid-version", "1"]);
     let want_tree = add_n(&offline, &tree, &["-r", "--cid-version", "0"]);
 
-    let run = run_script(
+    let deadline = SCRIPT_DEADLINE.as_millis().to_string();
+    let run = run_rpc_client(
         "node",
         "kubo-rpc.mjs",
-        &[
-            "--api".into(),
-            api.clone(),
-            "--file".into(),
-            file.to_str().unwrap().into(),
-            "--dir".into(),
-            tree.to_str().unwrap().into(),
-            "--dir-file".into(),
-            "sub/data.bin".into(),
-            "--timeout-ms".into(),
-            SCRIPT_DEADLINE.as_millis().to_string(),
-        ],
-        None,
+        &api,
+        &file,
+        &tree,
+        ["--timeout-ms", &deadline],
     );
     let steps = run.json["steps"].clone();
     let mut c = Checks::default();
@@ -841,13 +897,18 @@ fn kubo_rpc_client_drives_the_daemon() {
 #[test]
 fn python_client_drives_the_daemon() {
     let t0 = Instant::now();
-    let repo = TestRepo::new();
-    repo.set_config("net", "fetch_timeout", "\"5s\"");
-    let (_daemon, banner) = Daemon::start(&repo, &[]);
-    let api = api_url(&banner);
-    let (peer_id, swarm_addr) = identity(&banner);
-    let (file, data, tree, sub) = upload_fixtures(&repo);
-    let offline = TestRepo::new();
+    let RpcSetup {
+        repo,
+        daemon: _daemon,
+        api,
+        peer_id,
+        swarm_addr,
+        file,
+        data,
+        tree,
+        sub,
+        offline,
+    } = RpcSetup::new();
     let unpinned = offline.scratch("unpinned.txt");
     write(&unpinned, b"added with pin=false\n");
     let only_hash = offline.scratch("only-hash.txt");
@@ -874,22 +935,14 @@ fn python_client_drives_the_daemon() {
     let want_tree = add_n(&offline, &tree, &["-r", "--cid-version", "0"]);
 
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    let run = run_script(
+    let deadline = SCRIPT_DEADLINE.as_secs().to_string();
+    let run = run_rpc_client(
         &python,
         "rpc_client.py",
-        &[
-            "--api".into(),
-            api.clone(),
-            "--file".into(),
-            file.to_str().unwrap().into(),
-            "--dir".into(),
-            tree.to_str().unwrap().into(),
-            "--dir-file".into(),
-            "sub/data.bin".into(),
-            "--timeout".into(),
-            SCRIPT_DEADLINE.as_secs().to_string(),
-        ],
-        None,
+        &api,
+        &file,
+        &tree,
+        ["--timeout", &deadline],
     );
     let steps = run.json["steps"].clone();
     let mut c = Checks::default();

@@ -5,7 +5,7 @@
 //! names. Also CAR interop both ways with `@ipld/car` + the UnixFS exporter.
 //!
 //! The JS harness installs its pinned npm packages on first run
-//! (`tests/js/setup.sh`); Node.js >= 20.19 and npm must be on the PATH.
+//! (`tests/npm-ci.sh tests/js`); Node.js >= 20.19 and npm must be on the PATH.
 
 mod common;
 
@@ -17,9 +17,11 @@ fn js_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js")
 }
 
-/// Installs tests/js' npm packages once per test binary.
-fn setup_js() {
+/// A fresh repo, with tests/js' npm packages installed (once per test
+/// binary).
+fn js_repo() -> TestRepo {
     common::process::npm_ci("tests/js");
+    TestRepo::new()
 }
 
 /// `node tests/js/SCRIPT ARGS...`, which must succeed: its trimmed stdout.
@@ -116,8 +118,7 @@ const OPTION_SETS: &[&[&str]] = &[
 
 #[test]
 fn cids_match_the_reference_importer() {
-    setup_js();
-    let repo = TestRepo::new();
+    let repo = js_repo();
     let inputs = samples(&repo);
     let mut compared = 0;
     for opts in OPTION_SETS {
@@ -161,8 +162,7 @@ fn cids_match_the_reference_importer() {
 
 #[test]
 fn cars_interoperate_with_the_js_reference() {
-    setup_js();
-    let repo = TestRepo::new();
+    let repo = js_repo();
     let inputs = samples(&repo);
     let dir = inputs.last().unwrap();
     let big = &inputs[4];
@@ -202,13 +202,7 @@ fn cars_interoperate_with_the_js_reference() {
                 "1",
             ],
         );
-        let text = other.ok(&["dag", "import", theirs.to_str().unwrap()]);
-        assert!(
-            text.contains(&format!("Pinned root {js_root} success")),
-            "{text}"
-        );
-        let got = other.scratch("got");
-        other.ok(&["get", &js_root, "-o", got.to_str().unwrap()]);
+        let got = import_and_get(&other, &theirs, &js_root);
         assert_trees_equal(&got, &ours_source(input));
         other.ok(&["repo", "verify"]);
     }
@@ -255,14 +249,26 @@ fn assert_trees_equal(a: &Path, b: &Path) {
     }
 }
 
+/// `cairn dag import CAR` on `repo`, which must pin `root`; then `cairn
+/// get ROOT` into a scratch path, returned.
+fn import_and_get(repo: &TestRepo, car: &Path, root: &str) -> PathBuf {
+    let text = repo.ok(&["dag", "import", car.to_str().unwrap()]);
+    assert!(
+        text.contains(&format!("Pinned root {root} success")),
+        "{text}"
+    );
+    let got = repo.scratch("got");
+    repo.ok(&["get", root, "-o", got.to_str().unwrap()]);
+    got
+}
+
 fn ipfs_car(args: &[&str]) -> String {
     node("node_modules/ipfs-car/bin.js", args)
 }
 
 #[test]
 fn cars_interoperate_with_ipfs_car() {
-    setup_js();
-    let repo = TestRepo::new();
+    let repo = js_repo();
     let tree = repo.scratch("tree");
     // No empty directory here: ipfs-car's pack drops them (cairn keeps
     // them, as Kubo does; the other tests cover that).
@@ -285,13 +291,7 @@ fn cars_interoperate_with_ipfs_car() {
         ]);
         let root = ipfs_car(&["roots", car.to_str().unwrap()]);
         let other = TestRepo::new();
-        let text = other.ok(&["dag", "import", car.to_str().unwrap()]);
-        assert!(
-            text.contains(&format!("Pinned root {root} success")),
-            "{text}"
-        );
-        let got = other.scratch("got");
-        other.ok(&["get", &root, "-o", got.to_str().unwrap()]);
+        let got = import_and_get(&other, &car, &root);
         assert_trees_equal(&got, input);
 
         // Exported by cairn, unpacked by ipfs-car (which verifies hashes).
@@ -317,8 +317,7 @@ fn cars_interoperate_with_ipfs_car() {
 /// Large directories become HAMT shards exactly as Kubo shards them.
 #[test]
 fn sharded_directories_match_the_reference_importer() {
-    setup_js();
-    let repo = TestRepo::new();
+    let repo = js_repo();
     let dir = repo.scratch("big-dir");
     std::fs::create_dir_all(dir.join("nested")).unwrap();
     // 6,000 entries of 15 + 34 bytes each: over the 256 KiB "links" estimate.

@@ -410,3 +410,17 @@ pub async fn providers_of(net: &cairn::net::Network, cid: cid::Cid) -> Vec<libp2
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Fetches `cids` over Bitswap from `peer` (giving up after 10 s without
+/// progress); the blocks, verified.
+pub async fn fetch_blocks(
+    net: &cairn::net::Network,
+    cids: &[cid::Cid],
+    peer: libp2p::PeerId,
+) -> Vec<cairn::block::Block> {
+    let opts = cairn::net::bitswap::fetch::FetchOptions {
+        stall_timeout: Duration::from_secs(10),
+        ..Default::default()
+    };
+    net.bitswap.fetch(cids, &[peer], opts).await.unwrap()
+}
