@@ -9,12 +9,14 @@ use cairn::node::online::OnlineNode;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
-/// Per replicated file: since when it has had fewer live holders than its
-/// factor (simulated seconds).
+/// What the samples have found so far about the replicated files: repair
+/// and placement episodes, peaks, losses, holders and their changes.
 #[derive(Default)]
 pub(super) struct Tracking {
-    /// Files that reached their factor and have fallen below it since.
+    /// Files that reached their factor and have fallen below it since:
+    /// since when (simulated seconds).
     below_since: HashMap<usize, f64>,
+    /// Simulated seconds each finished repair episode took.
     repair_times: Vec<f64>,
     /// Files that have been at their factor at a sample.
     reached: HashSet<usize>,
