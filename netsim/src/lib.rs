@@ -1,6 +1,7 @@
 //! netsim: many real cairn nodes in one process, over a simulated network
-//! with injected faults. See `netsim/README.md`-level docs in the project
-//! README ("netsim") and the scenario format in [`scenario`].
+//! with injected faults. The project README's "netsim" section says how to
+//! run it; [`scenario`] is the scenario format, [`sim`] runs one,
+//! [`fabric`] is the network, [`report`] and [`plot`] are what comes out.
 
 pub mod fabric;
 pub mod plot;
@@ -24,7 +25,7 @@ pub fn run(
         .enable_all()
         .build()
         .context("tokio runtime")?;
-    let sim = sim::Sim::new(scenario.clone(), seed, quiet)?;
+    let sim = sim::Sim::new(scenario.clone(), seed, quiet);
     let report = runtime.block_on(async move { sim.run().await })?;
     // Nodes' tasks end with the runtime.
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));

@@ -58,9 +58,9 @@ pub struct Sim {
 impl Sim {
     /// A run of `sc` with `seed`, nothing started yet; `quiet` keeps its
     /// progress lines off stderr (they still go to the report's log).
-    pub fn new(sc: Scenario, seed: u64, quiet: bool) -> Result<Arc<Sim>> {
+    pub fn new(sc: Scenario, seed: u64, quiet: bool) -> Arc<Sim> {
         let fabric = Sim::fabric(&sc, seed);
-        Ok(Arc::new(Sim {
+        Arc::new(Sim {
             sc,
             seed,
             fabric,
@@ -74,7 +74,7 @@ impl Sim {
             log: Mutex::new(Vec::new()),
             start: Instant::now(),
             quiet,
-        }))
+        })
     }
 
     /// Logs a progress line (and prints it unless quiet).
