@@ -12,7 +12,7 @@
 //! unless `uplink` is set. `speed = 1` is real time (use it when latency
 //! matters, as in `lookup`).
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use std::time::Duration;
 
 /// Why a scenario file was refused.
@@ -46,18 +46,11 @@ pub enum ScenarioError {
     },
 }
 
-/// A byte count written as a size (`"300KiB"`, `"10MB"`, `"0"`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ByteSize(pub u64);
-
-impl<'de> Deserialize<'de> for ByteSize {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        cairn::node::config::parse_size(&text)
-            .map(ByteSize)
-            .map_err(|e| serde::de::Error::custom(format!("a size such as \"256KiB\": {e}")))
-    }
-}
+/// A byte count written as a size (`"300KiB"`, `"10MB"`, `"0"`): the
+/// type of cairn's own config file.
+pub use cairn::node::config::ByteSize;
+/// Which blocks a node announces on the DHT: cairn's `[provide] strategy`.
+pub use cairn::node::config::ProvideStrategy;
 
 fn default_seed() -> u64 {
     1
@@ -207,8 +200,8 @@ pub struct NodeSettings {
     pub grace: Duration,
     /// Repair fetch budget in bytes per simulated second ("0": none).
     pub repair_bandwidth: ByteSize,
-    /// "all", "roots" or "pinned".
-    pub provide_strategy: String,
+    /// `[provide] strategy`: "all", "roots" or "pinned".
+    pub provide_strategy: ProvideStrategy,
     /// `[provide] interval`.
     #[serde(with = "humantime_serde")]
     pub reprovide_interval: Duration,
@@ -235,7 +228,7 @@ impl Default for NodeSettings {
             repair_interval: Duration::from_secs(600),
             grace: Duration::from_secs(900),
             repair_bandwidth: ByteSize(0),
-            provide_strategy: "roots".into(),
+            provide_strategy: ProvideStrategy::Roots,
             reprovide_interval: Duration::from_secs(22 * 3600),
             fetch_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(120),

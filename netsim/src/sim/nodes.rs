@@ -5,11 +5,12 @@
 use super::Sim;
 use crate::fabric::{node_addr, Fabric, LatencyModel, NoLatency};
 use crate::rng::Rng;
-use crate::scenario::Scenario;
-use anyhow::{Context, Result};
+use crate::scenario::{ByteSize, Scenario};
+use anyhow::Result;
 use cairn::block::Cid;
 use cairn::net::swarm::ExtraTransport;
 use cairn::node::online::OnlineNode;
+use cairn::node::config::DhtMode;
 use cairn::node::{Config, Node};
 use cairn::store::PinKind;
 use libp2p::core::muxing::StreamMuxerBox;
@@ -128,46 +129,34 @@ impl Sim {
     }
 
     /// The cairn config of every node: the defaults a user gets, with the
-    /// scenario's settings (durations on the wall clock).
-    fn node_config(&self) -> Result<Config> {
+    /// scenario's settings (durations and rates on the wall clock).
+    fn node_config(&self) -> Config {
         let n = &self.sc.node;
-        let w = |d: Duration| humantime::format_duration(self.sc.wall(d)).to_string();
-        let wall_ms = |d: Duration| format!("{}ms", self.sc.wall(d).as_millis().max(1));
-        let text = format!(
-            r#"
-[net]
-listen = []
-dht_mode = "server"
-idle_timeout = "{idle}"
-dht_refresh = "{refresh}"
-ping_interval = "{ping}"
-fetch_timeout = "{fetch}"
-
-[provide]
-strategy = "{strategy}"
-interval = "{reprovide}"
-
-[replication]
-factor = {factor}
-max = {max}
-repair_interval = "{repair}"
-grace = "{grace}"
-repair_bandwidth = "{bw}"
-scrub_interval = "1000h"
-"#,
-            idle = w(n.idle_timeout),
-            refresh = w(n.dht_refresh),
-            ping = n.ping_interval.map_or_else(|| "15s".to_string(), w),
-            fetch = wall_ms(n.fetch_timeout),
-            strategy = n.provide_strategy,
-            reprovide = w(n.reprovide_interval),
-            factor = n.replication_factor,
-            max = n.replication_max.max(n.replication_factor),
-            repair = wall_ms(n.repair_interval),
-            grace = wall_ms(n.grace),
-            bw = (n.repair_bandwidth.0 as f64 * self.sc.speed) as u64,
-        );
-        toml::from_str::<Config>(&text).context("node config")
+        let wall = |d: Duration| self.sc.wall(d);
+        // Timers that must not reach zero at any speed: whole milliseconds,
+        // at least one.
+        let wall_ms = |d: Duration| Duration::from_millis(wall(d).as_millis().max(1) as u64);
+        let mut config = Config::default();
+        config.net.listen = Vec::new();
+        config.net.dht_mode = DhtMode::Server;
+        config.net.idle_timeout = wall(n.idle_timeout);
+        config.net.dht_refresh = wall(n.dht_refresh);
+        if let Some(ping) = n.ping_interval {
+            config.net.ping_interval = wall(ping);
+        }
+        config.net.fetch_timeout = wall_ms(n.fetch_timeout);
+        config.provide.strategy = n.provide_strategy;
+        config.provide.interval = wall(n.reprovide_interval);
+        let replication = &mut config.replication;
+        replication.factor = n.replication_factor;
+        replication.max = n.replication_max.max(n.replication_factor);
+        replication.repair_interval = wall_ms(n.repair_interval);
+        replication.grace = wall_ms(n.grace);
+        replication.repair_bandwidth =
+            ByteSize((n.repair_bandwidth.0 as f64 * self.sc.speed) as u64);
+        // No scrub pass (a re-hash of every stored block) within a run.
+        replication.scrub_interval = Duration::from_secs(1000 * 3600);
+        config
     }
 
     /// Starts the node of `slot` (creating it on first start) and dials its
@@ -181,7 +170,7 @@ scrub_interval = "1000h"
             while slots.len() <= slot {
                 let n = slots.len();
                 let key = key_seed(self.seed, n);
-                let node = Node::in_memory(self.node_config()?, key);
+                let node = Node::in_memory(self.node_config(), key);
                 let peer = node.peer_id().map_err(anyhow::Error::msg)?;
                 slots.push(Slot {
                     node: Some(Arc::new(node)),
@@ -308,3 +297,4 @@ scrub_interval = "1000h"
         }
     }
 }
+
