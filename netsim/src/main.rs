@@ -12,6 +12,7 @@
 
 use anyhow::{bail, Context, Result};
 use cairn::node::{AddOptions, Config, Node};
+use netsim::rng::Rng;
 use netsim::scenario::Scenario;
 use std::io::Read;
 use std::path::PathBuf;
@@ -23,6 +24,7 @@ use std::time::Instant;
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Positional argument `i` as a number; `default` when it is absent.
 fn arg(args: &[String], i: usize, default: u64) -> Result<u64> {
     match args.get(i) {
         None => Ok(default),
@@ -32,32 +34,40 @@ fn arg(args: &[String], i: usize, default: u64) -> Result<u64> {
     }
 }
 
+/// `len` bytes drawn from `seed`.
 fn seeded_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    let mut v = vec![0u8; len];
+    Rng::new(seed).fill(&mut v);
+    v
 }
 
 const USAGE: &str = "usage: netsim run SCENARIO.toml [--seed N | --seeds N,N,...] [--out DIR] [--nodes N] [--quiet]\n       netsim local [NODES] [FILES_PER_NODE] [FILE_KIB] [SEED]";
 
-/// Errors end the process with their chain of causes on one line (no
-/// backtrace, whatever RUST_BACKTRACE says) and exit status 1.
+/// Errors end the process with their causes (no backtrace, whatever
+/// RUST_BACKTRACE says) and exit status 1.
 fn main() -> std::process::ExitCode {
     match real_main() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("netsim: {e:#}");
+            // cairn's and netsim's errors print their source inline: a
+            // cause whose text is already said is not said again.
+            let mut said = String::new();
+            for cause in e.chain().map(ToString::to_string) {
+                if !said.contains(&cause) {
+                    said = if said.is_empty() {
+                        cause
+                    } else {
+                        format!("{said}: {cause}")
+                    };
+                }
+            }
+            eprintln!("netsim: {said}");
             std::process::ExitCode::FAILURE
         }
     }
 }
 
+/// Sets up logging (`NETSIM_LOG`, an env-filter) and runs the command.
 fn real_main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Ok(filter) = std::env::var("NETSIM_LOG") {
@@ -73,6 +83,7 @@ fn real_main() -> Result<()> {
     }
 }
 
+/// `netsim run`: the scenario with each seed, then the spread over seeds.
 fn run(args: &[String]) -> Result<()> {
     let mut path = None;
     let mut seeds: Option<Vec<u64>> = None;
@@ -152,6 +163,7 @@ fn run(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// `netsim local`: nodes without a network add and read back files.
 fn local(args: &[String]) -> Result<()> {
     let nodes = arg(args, 1, 50)? as usize;
     let files = arg(args, 2, 20)? as usize;
@@ -168,10 +180,7 @@ fn local(args: &[String]) -> Result<()> {
         })
         .collect();
     let opts = AddOptions {
-        import: Config::default()
-            .import
-            .options()
-            .map_err(anyhow::Error::msg)?,
+        import: Config::default().import.options()?,
         pin: true,
         only_hash: false,
         hidden: false,

@@ -4,7 +4,7 @@
 
 use super::nodes::Slot;
 use super::operations::fetch_and_check;
-use super::Sim;
+use super::{Sim, SimError};
 use crate::rng::Rng;
 use cairn::block::Cid;
 use cairn::node::online::OnlineNode;
@@ -95,13 +95,10 @@ impl Sim {
             tasks.push(tokio::spawn(async move {
                 let _permit = limit.acquire().await;
                 let started = std::time::Instant::now();
-                let r = match tokio::time::timeout(timeout, fetch_and_check(&online, &f)).await {
-                    Ok(Ok(true)) => Ok(()),
-                    Ok(Ok(false)) => Err(anyhow::anyhow!("wrong bytes")),
-                    Ok(Err(e)) => Err(e),
-                    Err(_) => Err(anyhow::anyhow!("timed out")),
-                };
-                (f.cid, r, started.elapsed())
+                let r = tokio::time::timeout(timeout, fetch_and_check(&online, &f))
+                    .await
+                    .unwrap_or(Err(SimError::TimedOut { cid: f.cid }));
+                (r, started.elapsed())
             }));
         }
         let checked = tasks.len();
@@ -109,11 +106,11 @@ impl Sim {
         let mut wall = Vec::new();
         let started = std::time::Instant::now();
         for (n, t) in tasks.into_iter().enumerate() {
-            if let Ok((cid, r, took)) = t.await {
+            if let Ok((r, took)) = t.await {
                 wall.push(took.as_secs_f64());
                 match r {
                     Ok(()) => ok += 1,
-                    Err(e) => self.say(format!("final check of {cid} failed: {e:#}")),
+                    Err(e) => self.say(format!("final check failed: {e}")),
                 }
             }
             if (n + 1) % 100 == 0 {

@@ -7,6 +7,7 @@
 //! - `operations`: adds, gets and lookups;
 //! - `observation`: samples of the replication state and the report;
 //! - `final_checks`: retrievability, live copies and lookup hops at the end;
+//! - `error`: what can fail;
 //! - this file: the run itself (start-up, warmup, the event loop).
 //!
 //! Reproducibility: node keys, file contents, the times of every operation
@@ -16,6 +17,7 @@
 //! timers, so measured latencies and repair times vary a little between
 //! two runs of one seed; the spread over seeds is what the README reports.
 
+mod error;
 mod final_checks;
 mod nodes;
 mod observation;
@@ -26,11 +28,12 @@ use crate::fabric::Fabric;
 use crate::report::{OpSample, Report, Sample};
 use crate::rng::Rng;
 use crate::scenario::Scenario;
-use anyhow::{Context, Result};
 use nodes::Slot;
 use observation::Tracking;
 use operations::FileRec;
 use schedule::{Event, Timed};
+
+pub use error::SimError;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -94,7 +97,7 @@ impl Sim {
     }
 
     /// Runs the scenario to the end and returns what was measured.
-    pub async fn run(self: &Arc<Self>) -> Result<Report> {
+    pub async fn run(self: &Arc<Self>) -> Result<Report, SimError> {
         let started = std::time::Instant::now();
         let rss_before = crate::report::rss_bytes();
         let cpu_before = crate::report::cpu_seconds();
@@ -146,7 +149,7 @@ impl Sim {
 
     /// Starts the network in batches; each node bootstraps to nodes
     /// already up.
-    async fn start_network(self: &Arc<Self>, started: std::time::Instant) -> Result<()> {
+    async fn start_network(self: &Arc<Self>, started: std::time::Instant) -> Result<(), SimError> {
         let batch = self.sc.topology.start_batch.max(1);
         let mut n = 0;
         while n < self.sc.nodes {
@@ -164,7 +167,10 @@ impl Sim {
                 })
                 .collect();
             for s in starts {
-                s.await.context("start task")??;
+                s.await.map_err(|source| SimError::Task {
+                    what: "starting a node",
+                    source,
+                })??;
             }
             let before = n;
             n = end;
@@ -237,7 +243,7 @@ impl Sim {
                     let this = Arc::clone(self);
                     ops.push(tokio::spawn(async move {
                         if let Err(e) = this.add(file, size, factor, pick, t).await {
-                            this.say(format!("add of file {file} failed: {e:#}"));
+                            this.say(format!("add failed: {e}"));
                         }
                     }));
                 }
@@ -264,7 +270,7 @@ impl Sim {
                 Event::Restart { slot } => {
                     if !self.is_up(slot) {
                         if let Err(e) = self.start_slot(slot, false).await {
-                            self.say(format!("restart of node {slot}: {e:#}"));
+                            self.say(format!("restart: {e}"));
                         }
                     }
                 }

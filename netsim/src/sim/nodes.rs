@@ -2,15 +2,14 @@
 //! runs over the fabric, and starting and stopping them (crashes, restarts,
 //! departures).
 
-use super::Sim;
+use super::{Sim, SimError};
 use crate::fabric::{node_addr, Fabric, LatencyModel, NoLatency};
 use crate::rng::Rng;
 use crate::scenario::{ByteSize, Scenario};
-use anyhow::Result;
 use cairn::block::Cid;
 use cairn::net::swarm::ExtraTransport;
-use cairn::node::online::OnlineNode;
 use cairn::node::config::DhtMode;
+use cairn::node::online::OnlineNode;
 use cairn::node::{Config, Node};
 use cairn::store::PinKind;
 use libp2p::core::muxing::StreamMuxerBox;
@@ -164,14 +163,20 @@ impl Sim {
     /// walk's start are done (the initial start paces itself by that);
     /// otherwise the dialing runs on its own, so a restart never holds up
     /// the scenario's clock.
-    pub(super) async fn start_slot(self: &Arc<Self>, slot: usize, wait: bool) -> Result<()> {
+    pub(super) async fn start_slot(
+        self: &Arc<Self>,
+        slot: usize,
+        wait: bool,
+    ) -> Result<(), SimError> {
         let node = {
             let mut slots = self.slots();
             while slots.len() <= slot {
                 let n = slots.len();
                 let key = key_seed(self.seed, n);
                 let node = Node::in_memory(self.node_config(), key);
-                let peer = node.peer_id().map_err(anyhow::Error::msg)?;
+                let peer = node
+                    .peer_id()
+                    .map_err(|source| SimError::NodeStart { slot: n, source })?;
                 slots.push(Slot {
                     node: Some(Arc::new(node)),
                     online: None,
@@ -194,7 +199,7 @@ impl Sim {
         })));
         let online = OnlineNode::start(node, &settings)
             .await
-            .map_err(|e| anyhow::anyhow!("starting node {slot}: {e}"))?;
+            .map_err(|source| SimError::NodeStart { slot, source })?;
         let online = Arc::new(online);
         self.slots()[slot].online = Some(Arc::clone(&online));
         // Bootstrap links: nodes up, chosen from the seed.
@@ -297,4 +302,3 @@ impl Sim {
         }
     }
 }
-

@@ -3,11 +3,10 @@
 //! file, each recorded as an [`OpSample`].
 
 use super::schedule::Op;
-use super::Sim;
+use super::{Sim, SimError};
 use crate::report::OpSample;
 use crate::rng::Rng;
 use crate::scenario::Workload;
-use anyhow::Result;
 use cairn::block::Cid;
 use cairn::node::online::OnlineNode;
 use cairn::node::AddOptions;
@@ -34,20 +33,30 @@ fn content(seed: u64, size: usize) -> Vec<u8> {
 }
 
 /// Reads the whole file through `online` (fetching what is missing) and
-/// compares it with what was added.
-pub(super) async fn fetch_and_check(online: &OnlineNode, file: &FileRec) -> Result<bool> {
+/// checks that it has the bytes that were added.
+pub(super) async fn fetch_and_check(online: &OnlineNode, file: &FileRec) -> Result<(), SimError> {
+    let cid = file.cid;
     let (mut reader, _) = online
-        .cat(&file.cid.to_string(), 0, None)
+        .cat(&cid.to_string(), 0, None)
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(|source| SimError::Open { cid, source })?;
     let expected_seed = file.content_seed;
     let size = file.size;
-    tokio::task::spawn_blocking(move || -> Result<bool> {
+    tokio::task::spawn_blocking(move || {
         let mut got = Vec::with_capacity(size);
-        std::io::Read::read_to_end(&mut reader, &mut got)?;
-        Ok(got == content(expected_seed, size))
+        std::io::Read::read_to_end(&mut reader, &mut got)
+            .map_err(|source| SimError::Read { cid, source })?;
+        if got == content(expected_seed, size) {
+            Ok(())
+        } else {
+            Err(SimError::WrongBytes { cid })
+        }
     })
-    .await?
+    .await
+    .map_err(|source| SimError::Task {
+        what: "reading a file",
+        source,
+    })?
 }
 
 impl Sim {
@@ -71,27 +80,32 @@ impl Sim {
         factor: u8,
         pick: u64,
         t: f64,
-    ) -> Result<()> {
+    ) -> Result<(), SimError> {
         let up = self.up_slots();
         if up.is_empty() {
-            anyhow::bail!("no node is up");
+            return Err(SimError::NoNodeUp);
         }
         let (_, online) = &up[(pick % up.len() as u64) as usize];
         let content_seed = Rng::derive(self.seed, "file", file as u64).next_u64();
         let node = Arc::clone(online.node());
         let opts = AddOptions {
-            import: node.config().import.options().map_err(anyhow::Error::msg)?,
+            import: node.config().import.options().map_err(SimError::Import)?,
             pin: true,
             only_hash: false,
             hidden: false,
             wrap: false,
         };
-        let cid = tokio::task::spawn_blocking(move || -> Result<Cid> {
+        let cid = tokio::task::spawn_blocking(move || {
             let data = content(content_seed, size);
-            let entry = node.add_reader(&data[..], &opts, &mut |_| {})?;
-            Ok(entry.cid)
+            node.add_reader(&data[..], &opts, &mut |_| {})
+                .map(|entry| entry.cid)
+                .map_err(|source| SimError::Add { file, source })
         })
-        .await??;
+        .await
+        .map_err(|source| SimError::Task {
+            what: "adding a file",
+            source,
+        })??;
         online
             .announce_added(cid, Some(cairn::store::PinKind::Recursive))
             .await;
@@ -100,7 +114,7 @@ impl Sim {
                 .replicator()
                 .pin(cid, Some(factor))
                 .await
-                .map_err(|e| anyhow::anyhow!("replicate: {e}"))?;
+                .map_err(|source| SimError::Replicate { cid, source })?;
         }
         if let Some(slot) = self
             .files
@@ -153,10 +167,10 @@ impl Sim {
         let started = Instant::now();
         let limit = self.sc.wall(timeout);
         let ok = match op {
-            Op::Get => tokio::time::timeout(limit, fetch_and_check(&online, &file))
-                .await
-                .unwrap_or(Ok(false))
-                .unwrap_or(false),
+            Op::Get => matches!(
+                tokio::time::timeout(limit, fetch_and_check(&online, &file)).await,
+                Ok(Ok(()))
+            ),
             Op::Lookup => {
                 let found =
                     tokio::time::timeout(limit, online.net().swarm.find_providers(file.cid, 1))

@@ -250,7 +250,7 @@ impl Sim {
             self.stop_slot(slot, true);
             let new = self.slots().len();
             if let Err(e) = self.start_slot(new, false).await {
-                self.say(format!("node {new} could not join: {e:#}"));
+                self.say(format!("a new node could not join: {e}"));
                 return;
             }
             let next = at + r.lognormal(session_median, session_sigma);
