@@ -25,6 +25,7 @@
 //! Written here because libp2p's `MemoryTransport` has no latency,
 //! bandwidth caps or faults.
 
+use crate::lock;
 use bytes::Bytes;
 use futures::task::AtomicWaker;
 use futures::{AsyncRead, AsyncWrite};
@@ -178,7 +179,7 @@ impl Fabric {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.state)
     }
 
     /// The transport node `n` uses.
@@ -419,7 +420,7 @@ impl AsyncRead for SimConn {
             }
             let half = &this.link.dirs[1 - this.end];
             half.reader.register(cx.waker());
-            let mut q = half.queue.lock().unwrap_or_else(|e| e.into_inner());
+            let mut q = lock(&half.queue);
             match q.front() {
                 Some((at, _)) if *at > Instant::now() => {
                     let at = *at;
@@ -474,7 +475,7 @@ impl AsyncWrite for SimConn {
         let from = self.link.ends[self.end];
         let at = self.fabric.departure(from, n) + self.link.latency;
         {
-            let mut q = out.queue.lock().unwrap_or_else(|e| e.into_inner());
+            let mut q = lock(&out.queue);
             // Delivery stays in order.
             let at = q.back().map_or(at, |(last, _)| (*last).max(at));
             q.push_back((at, Bytes::copy_from_slice(&buf[..n])));

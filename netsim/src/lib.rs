@@ -17,6 +17,13 @@ pub mod sim;
 
 use sim::SimError;
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+/// Locks `m`, whether or not a thread panicked holding it: what was
+/// recorded stays readable, and a run always reaches its report.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Runs `scenario` with `seed` on a fresh runtime; writes `report.json`,
 /// `summary.txt` and the plots into `out` (when given). Returns the report.

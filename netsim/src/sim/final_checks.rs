@@ -5,6 +5,7 @@
 use super::nodes::Slot;
 use super::operations::fetch_and_check;
 use super::{Sim, SimError};
+use crate::lock;
 use crate::rng::Rng;
 use cairn::block::Cid;
 use cairn::node::online::OnlineNode;
@@ -201,11 +202,7 @@ impl Sim {
     /// end of the run. libp2p does not report the path a query took, so
     /// this is the routing-table view of the same lookups.
     pub(super) async fn hop_counts(&self) -> Vec<u32> {
-        let lookups = self
-            .lookups
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let lookups = lock(&self.lookups).clone();
         if lookups.is_empty() {
             return Vec::new();
         }

@@ -25,6 +25,7 @@ mod operations;
 mod schedule;
 
 use crate::fabric::Fabric;
+use crate::lock;
 use crate::report::{OpSample, Report, Sample};
 use crate::rng::Rng;
 use crate::scenario::Scenario;
@@ -85,10 +86,7 @@ impl Sim {
         if !self.quiet {
             eprintln!("[{:>8.1}s sim] {line}", self.sim_now());
         }
-        self.log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(line);
+        lock(&self.log).push(line);
     }
 
     /// Simulated seconds since the run started.
@@ -219,7 +217,7 @@ impl Sim {
     /// partition, if there was one.
     async fn play(self: &Arc<Self>) -> Option<Vec<u32>> {
         let (mut heap, planned_files) = self.schedule();
-        *self.files.lock().unwrap_or_else(|e| e.into_inner()) = vec![None; planned_files];
+        *lock(&self.files) = vec![None; planned_files];
         let phase_start = Instant::now();
         let mut ops = Vec::new();
         let mut partition_groups: Option<Vec<u32>> = None;

@@ -4,6 +4,7 @@
 
 use super::{Sim, SimError};
 use crate::fabric::{node_addr, Fabric, LatencyModel, NoLatency};
+use crate::lock;
 use crate::rng::Rng;
 use crate::scenario::{ByteSize, Scenario};
 use cairn::block::Cid;
@@ -124,7 +125,7 @@ impl Sim {
     }
 
     pub(super) fn slots(&self) -> std::sync::MutexGuard<'_, Vec<Slot>> {
-        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.slots)
     }
 
     /// The cairn config of every node: the defaults a user gets, with the
@@ -245,10 +246,7 @@ impl Sim {
         if let Some(o) = online {
             use std::sync::atomic::Ordering::Relaxed;
             let stats = o.replicator().stats();
-            let mut t = self
-                .stopped_repairs
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+            let mut t = lock(&self.stopped_repairs);
             t.0 += stats.repairs.load(Relaxed);
             t.1 += stats.repair_bytes.load(Relaxed);
             o.shutdown();

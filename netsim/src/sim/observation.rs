@@ -4,6 +4,7 @@
 //! assembled from them.
 
 use super::Sim;
+use crate::lock;
 use crate::report::{Report, Sample};
 use cairn::node::online::OnlineNode;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -53,7 +54,7 @@ impl Sim {
         for (i, o) in nodes {
             let mut text = String::new();
             {
-                let registry = o.net().metrics.lock().unwrap_or_else(|e| e.into_inner());
+                let registry = lock(&o.net().metrics);
                 let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
             }
             let wanted: Vec<&str> = text
@@ -83,7 +84,7 @@ impl Sim {
         let mut unavailable = 0;
         let mut lost = 0;
         let mut replicated = 0;
-        let mut tracking = self.tracking.lock().unwrap_or_else(|e| e.into_inner());
+        let mut tracking = lock(&self.tracking);
         let mut lost_now = Vec::new();
         for (i, f) in &files {
             if f.factor == 0 {
@@ -171,10 +172,7 @@ impl Sim {
                 }
             }
         }
-        let (mut repairs, mut repair_bytes) = *self
-            .stopped_repairs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let (mut repairs, mut repair_bytes) = *lock(&self.stopped_repairs);
         let (mut provided, mut provide_failed) = (0, 0);
         for s in slots.iter() {
             if let Some(o) = &s.online {
@@ -206,31 +204,28 @@ impl Sim {
             unavailable,
             lost
         ));
-        self.samples
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Sample {
-                t,
-                nodes_up,
-                files: files.len(),
-                replicated,
-                at_factor,
-                below_factor: below,
-                unavailable,
-                lost,
-                repairs,
-                repair_bytes,
-                network_bytes: self.fabric.stats.bytes.load(Relaxed),
-                open_connections,
-                provided,
-                provide_failed,
-            });
+        lock(&self.samples).push(Sample {
+            t,
+            nodes_up,
+            files: files.len(),
+            replicated,
+            at_factor,
+            below_factor: below,
+            unavailable,
+            lost,
+            repairs,
+            repair_bytes,
+            network_bytes: self.fabric.stats.bytes.load(Relaxed),
+            open_connections,
+            provided,
+            provide_failed,
+        });
     }
 
     /// The report of the run so far: what was sampled and timed; the final
     /// checks fill in the rest.
     pub(super) fn report(&self, costs: crate::report::Costs) -> Report {
-        let tracking = self.tracking.lock().unwrap_or_else(|e| e.into_inner());
+        let tracking = lock(&self.tracking);
         let mut repair_times = tracking.repair_times.clone();
         // Files still below their factor at the end count as unrepaired.
         let unrepaired = tracking.below_since.len();
@@ -245,17 +240,9 @@ impl Sim {
             seed: self.seed,
             nodes: self.sc.nodes,
             speed: self.sc.speed,
-            lookups: self
-                .lookups
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
-            gets: self.gets.lock().unwrap_or_else(|e| e.into_inner()).clone(),
-            samples: self
-                .samples
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
+            lookups: lock(&self.lookups).clone(),
+            gets: lock(&self.gets).clone(),
+            samples: lock(&self.samples).clone(),
             repair_times,
             unrepaired,
             placement_times,
@@ -263,7 +250,7 @@ impl Sim {
             dropped,
             dropped_at_or_below_factor,
             files_added: self.added_files().len(),
-            files_planned: self.files.lock().unwrap_or_else(|e| e.into_inner()).len(),
+            files_planned: lock(&self.files).len(),
             durability: None,
             files_checked: 0,
             files_retrievable: 0,
@@ -272,7 +259,7 @@ impl Sim {
             hops: Vec::new(),
             slots_used: self.slots().len(),
             costs,
-            log: self.log.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            log: lock(&self.log).clone(),
         }
     }
 }

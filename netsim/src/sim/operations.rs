@@ -4,6 +4,7 @@
 
 use super::schedule::Op;
 use super::{Sim, SimError};
+use crate::lock;
 use crate::report::OpSample;
 use crate::rng::Rng;
 use crate::scenario::Workload;
@@ -62,9 +63,7 @@ pub(super) async fn fetch_and_check(online: &OnlineNode, file: &FileRec) -> Resu
 impl Sim {
     /// The files added so far, by their number in the workload.
     pub(super) fn added_files(&self) -> Vec<(usize, FileRec)> {
-        self.files
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        lock(&self.files)
             .iter()
             .enumerate()
             .filter_map(|(i, f)| f.clone().map(|f| (i, f)))
@@ -116,12 +115,7 @@ impl Sim {
                 .await
                 .map_err(|source| SimError::Replicate { cid, source })?;
         }
-        if let Some(slot) = self
-            .files
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_mut(file)
-        {
+        if let Some(slot) = lock(&self.files).get_mut(file) {
             *slot = Some(FileRec {
                 cid,
                 size,
@@ -183,16 +177,13 @@ impl Sim {
             Op::Get => &self.gets,
             Op::Lookup => &self.lookups,
         };
-        record
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(OpSample {
-                t,
-                ms,
-                ok,
-                node: slot,
-                key: file.cid.to_string(),
-            });
+        lock(record).push(OpSample {
+            t,
+            ms,
+            ok,
+            node: slot,
+            key: file.cid.to_string(),
+        });
     }
 
     /// Waits for the workload's operations still running, at most as long
