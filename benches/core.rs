@@ -15,8 +15,8 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::{env_u64, write_random_file};
-use std::path::{Path, PathBuf};
+use common::{bench_base, env_u64, write_random_file};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -64,6 +64,7 @@ fn run(cmd: &mut Command) -> (f64, u64, Vec<u8>) {
     (secs, usage.ru_maxrss as u64, out)
 }
 
+/// Whether `tool --version` runs.
 fn have(tool: &str) -> bool {
     Command::new(tool)
         .arg("--version")
@@ -73,12 +74,14 @@ fn have(tool: &str) -> bool {
         .is_ok()
 }
 
+/// `cairn --repo REPO` with stdout piped, arguments still to add.
 fn cairn(repo: &Path) -> Command {
     let mut c = common::cairn_at(repo, &[]);
     c.stdout(Stdio::piped());
     c
 }
 
+/// Removes a data file if it is there.
 fn drop_file(path: &Path) {
     let _ = std::fs::remove_file(path);
 }
@@ -87,12 +90,9 @@ fn main() {
     // `cargo bench` passes --bench; nothing else to parse.
     let mb = env_u64("CAIRN_BENCH_MB", 1024);
     let rss_mb = env_u64("CAIRN_BENCH_RSS_MB", 4096);
-    let base: PathBuf = std::env::var_os("CAIRN_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
     let dir = tempfile::Builder::new()
         .prefix("cairn-bench")
-        .tempdir_in(&base)
+        .tempdir_in(bench_base())
         .expect("bench dir");
     for tool in ["dd", "b3sum", "sha256sum"] {
         assert!(

@@ -305,7 +305,7 @@ fn main() {
     drop(providers);
 
     // 20 daemons, each bootstrapping to a random earlier one; add on node 1,
-    // poll findprovs on node 5 (the figure) and on node 20 at once.
+    // poll findprovs on node 5 and on node 20 at once.
     // With Kademlia's k = 20, a record goes to (nearly) every node of a
     // 20-node network, so this is the time for the announcement to land
     // plus one lookup.

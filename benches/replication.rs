@@ -21,10 +21,13 @@ fn pin_status(repo: &Path, cid: &str) -> serde_json::Value {
     serde_json::from_str(&cairn_ok(repo, &["pin", "status", "--json", cid])).unwrap_or_default()
 }
 
+/// The peers `pin status` on `repo` lists as holding a pinned copy.
 fn pinned_holders(repo: &Path, cid: &str) -> Vec<String> {
     common::pinned_holders(&pin_status(repo, cid))
 }
 
+/// The bytes repairs fetched on the daemon of `repo` (its `/metrics`; 0
+/// when it does not answer).
 fn repair_bytes(repo: &Path) -> u64 {
     let Ok(addr) = std::fs::read_to_string(repo.join("api")) else {
         return 0;

@@ -362,13 +362,18 @@ pub fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// A new directory `NAME-PID` for a benchmark's files under
-/// `CAIRN_BENCH_DIR` (default: the system temp dir).
-pub fn bench_dir(name: &str) -> PathBuf {
-    let dir = std::env::var_os("CAIRN_BENCH_DIR")
+/// Where benchmarks put their files: `CAIRN_BENCH_DIR`, or the system
+/// temp dir.
+pub fn bench_base() -> PathBuf {
+    std::env::var_os("CAIRN_BENCH_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(std::env::temp_dir)
-        .join(format!("{name}-{}", std::process::id()));
+}
+
+/// A new directory `NAME-PID` for a benchmark's files under
+/// [`bench_base`].
+pub fn bench_dir(name: &str) -> PathBuf {
+    let dir = bench_base().join(format!("{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("bench dir");
     dir
 }
