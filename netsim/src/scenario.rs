@@ -487,29 +487,17 @@ mod tests {
     fn bad_scenarios_get_clear_errors() {
         let base = "name = \"x\"\nnodes = 10\nduration = \"1m\"\n";
         assert!(Scenario::parse(base).is_ok());
-        assert!(
-            Scenario::parse("name = \"x\"\nnodes = 1\nduration = \"1m\"")
-                .unwrap_err()
-                .to_string()
-                .contains("nodes")
-        );
-        assert!(Scenario::parse(&format!("{base}speed = 0.0"))
-            .unwrap_err()
-            .to_string()
-            .contains("speed"));
-        assert!(Scenario::parse(&format!(
-            "{base}[[workload]]\nkind = \"add\"\nat = \"1s\"\nfiles = 1\nsize = \"lots\""
-        ))
-        .unwrap_err()
-        .to_string()
-        .contains("size"));
+        let refusal = |text: &str| Scenario::parse(text).unwrap_err().to_string();
+        assert!(refusal("name = \"x\"\nnodes = 1\nduration = \"1m\"").contains("nodes"));
+        assert!(refusal(&format!("{base}speed = 0.0")).contains("speed"));
+        let add = "[[workload]]\nkind = \"add\"\nat = \"1s\"\nfiles = 1\n";
+        assert!(refusal(&format!("{base}{add}size = \"lots\"")).contains("size"));
+        assert!(refusal(&format!("{base}[node]\nprovide_strategy = \"some\"")).contains("roots"));
         assert!(Scenario::parse(&format!("{base}bogus = 1")).is_err());
-        assert!(Scenario::parse(&format!(
-            "{base}[[workload]]\nkind = \"get\"\nat = \"50s\"\nspread = \"20s\"\ncount = 1\ntimeout = \"1s\""
-        ))
-        .unwrap_err()
-.to_string()
-        .contains("past the end"));
+        let get = "[[workload]]\nkind = \"get\"\nat = \"50s\"\nspread = \"20s\"\n";
+        assert!(
+            refusal(&format!("{base}{get}count = 1\ntimeout = \"1s\"")).contains("past the end")
+        );
     }
 
     #[test]
