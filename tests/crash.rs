@@ -198,7 +198,8 @@ fn kill_9_while_fetching_never_breaks_the_repo() {
         let _ = client.kill();
         let _ = client.wait();
         let pinned = receiver.ok(&["pin", "ls", "--type", "recursive", "-q"]);
-        if !finished && !pinned.lines().any(|l| l == cid) {
+        let is_pinned = pinned.lines().any(|l| l == cid);
+        if !finished && !is_pinned {
             mid_fetch += 1;
         }
         let verify = receiver.run(&["repo", "verify"]);
@@ -208,6 +209,13 @@ fn kill_9_while_fetching_never_breaks_the_repo() {
             String::from_utf8_lossy(&verify.stdout),
             String::from_utf8_lossy(&verify.stderr)
         );
+        // Back to an empty receiver, so that every round fetches a whole
+        // file again (a pinned or half-fetched file from an earlier round
+        // would make the next fetch end before any kill could land in it).
+        if is_pinned {
+            receiver.ok(&["pin", "rm", cid]);
+        }
+        receiver.ok(&["repo", "gc"]);
     }
     println!(
         "{mid_fetch} of {iterations} kills landed mid-fetch (a whole fetch: {whole_fetch_ms} ms)"
