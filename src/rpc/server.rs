@@ -33,43 +33,9 @@ pub struct ApiState {
     pub tokens: Arc<Vec<String>>,
 }
 
-/// Refuses requests without a configured bearer token (when tokens are set),
-/// in Kubo's error shape, comparing in constant time.
-async fn authorize(
-    State(s): State<ApiState>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    if s.tokens.is_empty() {
-        return next.run(request).await;
-    }
-    let given = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    let ok = s.tokens.iter().any(|t| {
-        t.len() == given.len()
-            && t.bytes()
-                .zip(given.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
-    });
-    if ok {
-        next.run(request).await
-    } else {
-        ApiError(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong bearer token (see [api] tokens)".into(),
-        )
-        .into_response()
-    }
-}
-
 /// An error in Kubo's JSON shape.
 #[derive(Debug)]
-pub struct ApiError(StatusCode, String);
+pub struct ApiError(pub(super) StatusCode, pub(super) String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -196,7 +162,7 @@ pub fn router(state: ApiState) -> Router {
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            authorize,
+            super::guard::authorize,
         ))
         .layer(axum::middleware::from_fn_with_state(
             (state.online.request_counter(), "api"),
