@@ -268,7 +268,7 @@ fn api_tokens_guard_the_api() {
     let err = a.fails(&["daemon", "--api", "0.0.0.0:0", "--gateway", "off"]);
     assert!(err.contains("[api] tokens"), "{err}");
 
-    a.set_config("api", "tokens", "[\"s3cret-token\"]");
+    a.set_config("api", "tokens", "[\"s3cret-token-of-16+\"]");
     let (mut d, banner) = Daemon::start(&a, &[]);
     let api = common::api_url(&banner);
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -280,13 +280,13 @@ fn api_tokens_guard_the_api() {
     assert_eq!(r.status().as_u16(), 401);
     let r = agent
         .post(&url)
-        .header("Authorization", "Bearer wrong-token!")
+        .header("Authorization", "Bearer wrong-token-of-16+")
         .send_empty()
         .unwrap();
     assert_eq!(r.status().as_u16(), 401);
     let r = agent
         .post(&url)
-        .header("Authorization", "Bearer s3cret-token")
+        .header("Authorization", "Bearer s3cret-token-of-16+")
         .send_empty()
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);

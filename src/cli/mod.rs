@@ -1043,13 +1043,7 @@ fn daemon(
     let api_text = api.unwrap_or_else(|| node.config().api.listen.clone());
     let api_addr = cairn::rpc::parse_api_addr(&api_text)
         .with_context(|| format!("API address {api_text:?} (expected 127.0.0.1:PORT)"))?;
-    let tokens = node.config().api.tokens.clone();
-    if !api_addr.ip().is_loopback() && tokens.is_empty() {
-        bail!(
-            "the API on {api_addr} would be reachable from other machines without \
-             authentication: set [api] tokens in config.toml, or listen on 127.0.0.1"
-        );
-    }
+    let guard = cairn::rpc::guard::ApiGuard::new(&node.config().api, api_addr)?;
     let gateway_settings = node.config().gateway.clone();
     let gateway_text = gateway.unwrap_or_else(|| gateway_settings.listen.clone());
     let gateway_addr = match gateway_text.as_str() {
@@ -1098,7 +1092,7 @@ fn daemon(
         let state = cairn::rpc::server::ApiState {
             online: online.clone(),
             shutdown: stop_tx,
-            tokens: std::sync::Arc::new(tokens),
+            guard: std::sync::Arc::new(guard.listening_on(bound)),
         };
         let server = tokio::spawn(async move {
             axum::serve(nodelay(listener), cairn::rpc::server::router(state)).await

@@ -180,8 +180,12 @@ pub struct ApiSettings {
     pub listen: String,
     /// Bearer tokens that may call the API (Kubo's `API.Authorizations`
     /// idea). When set, every request needs `Authorization: Bearer TOKEN`;
-    /// the CLI sends the first one.
+    /// the CLI sends the first one. Each must be at least 16 bytes.
     pub tokens: Vec<String>,
+    /// Web origins (`scheme://host[:port]`) whose pages may call the API.
+    /// None by default: a request a browser sends from any web page is
+    /// refused (see README, Security).
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for ApiSettings {
@@ -189,6 +193,7 @@ impl Default for ApiSettings {
         ApiSettings {
             listen: "127.0.0.1:5001".into(),
             tokens: Vec::new(),
+            allowed_origins: Vec::new(),
         }
     }
 }

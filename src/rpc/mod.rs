@@ -9,7 +9,7 @@
 //! arguments).
 
 pub mod client;
-mod guard;
+pub mod guard;
 pub mod server;
 
 use std::path::{Path, PathBuf};

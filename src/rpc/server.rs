@@ -29,8 +29,8 @@ pub struct ApiState {
     pub online: Arc<OnlineNode>,
     /// Asks the daemon to stop (`/api/v0/shutdown`).
     pub shutdown: mpsc::Sender<()>,
-    /// Bearer tokens allowed to call (none: no authentication, loopback).
-    pub tokens: Arc<Vec<String>>,
+    /// Who may call (checked before any handler runs).
+    pub guard: Arc<super::guard::ApiGuard>,
 }
 
 /// An error in Kubo's JSON shape.
@@ -161,7 +161,7 @@ pub fn router(state: ApiState) -> Router {
         // Uploads are streamed, never buffered whole: no body size limit.
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            state.guard.clone(),
             super::guard::authorize,
         ))
         .layer(axum::middleware::from_fn_with_state(
