@@ -4,7 +4,7 @@
 use super::{Node, NodeError};
 use crate::block::{Cid, RAW};
 use crate::dag::walk;
-use crate::store::{PinKind, SegmentUsage, StoreStat, SweepReport};
+use crate::store::{PinKind, SegmentUsage, StoreError, StoreStat, SweepReport};
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -69,6 +69,7 @@ impl Node {
                     }
                 }
                 Ok(None) => report.unreadable.push((cid, "indexed but missing".into())),
+                Err(StoreError::Corrupt { .. }) => report.corrupt.push(cid),
                 Err(e) => report.unreadable.push((cid, e.to_string())),
             }
             Ok(())

@@ -106,6 +106,14 @@ pub enum StoreError {
         /// The limit.
         max: u64,
     },
+    /// The store holds segments in a format this build does not read.
+    #[error("the store at {path} holds segments in format {found}; this cairn reads only format 2 (records with checksummed headers): add the content again into a new repository")]
+    UnsupportedFormat {
+        /// The segments directory.
+        path: PathBuf,
+        /// The format found ("1": segments from before format numbers).
+        found: String,
+    },
     /// Every segment id has been used: no new segment file can start.
     #[error("segment ids exhausted: the store cannot start another segment file")]
     SegmentIdsExhausted,
@@ -117,6 +125,10 @@ pub enum Corruption {
     /// Its bytes hash to another digest than its CID names.
     #[error("its bytes hash to a different digest")]
     HashMismatch,
+    /// Its record header in the segment is damaged, or names another
+    /// block or length than the index does.
+    #[error("its record header in the segment does not match (damaged header or index)")]
+    BadRecordHeader,
     /// The index records a body length no block can have.
     #[error("the index records {len} bytes for it, over the {max}-byte block limit")]
     ImpossibleLength {

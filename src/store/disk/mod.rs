@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! store.lock            exclusive OS lock held while the store is open
+//! segments/FORMAT       the segment format's number  (format.rs)
 //! segments/NNNNNNNN.seg block records, appended      (segment.rs, direct_io.rs)
 //! index/                sled database                (index.rs)
 //! ```
@@ -19,6 +20,7 @@
 
 mod compaction;
 mod direct_io;
+mod format;
 mod index;
 mod recovery;
 mod segment;
@@ -115,6 +117,7 @@ impl DiskStore {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io_err(&lock_path)(e)),
         }
+        format::check(&seg_dir)?;
         let index = Index::open(&dir.join("index"), opts.cache_bytes)?;
         let segments = Segments::new(seg_dir);
         let active = recovery::recover(&segments, &index)?;
@@ -546,6 +549,36 @@ mod tests {
         }
         // Unverified reads hand the bytes over for the caller to judge.
         assert_eq!(s.read_raw(b.cid().hash()).unwrap().unwrap().len(), 3000);
+    }
+
+    #[test]
+    fn a_damaged_record_header_reads_as_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, b, seg) = one_block_store(dir.path());
+        let clean = std::fs::read(&seg).unwrap();
+        // Every header byte: magic, lengths, multihash, checksum.
+        let header = segment::header_bytes(b.cid().hash().encoded_len()) as usize;
+        for at in 0..header {
+            let mut bytes = clean.clone();
+            bytes[at] ^= 0x10;
+            std::fs::write(&seg, bytes).unwrap();
+            s.segments.readers.write().unwrap().clear();
+            for r in [
+                s.get(b.cid()).map(|_| ()),
+                s.read_raw(b.cid().hash()).map(|_| ()),
+            ] {
+                match r {
+                    Err(StoreError::Corrupt { cid, reason }) => {
+                        assert_eq!(cid.hash(), b.cid().hash());
+                        assert_eq!(reason, Corruption::BadRecordHeader, "byte {at}");
+                    }
+                    other => panic!("byte {at}: expected corruption, got {other:?}"),
+                }
+            }
+        }
+        std::fs::write(&seg, clean).unwrap();
+        s.segments.readers.write().unwrap().clear();
+        assert_eq!(s.get(b.cid()).unwrap().unwrap(), b);
     }
 
     #[test]

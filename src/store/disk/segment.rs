@@ -2,14 +2,18 @@
 //! location.
 //!
 //! A segment is `segments/NNNNNNNN.seg` (its id, eight decimal digits), a
-//! run of records:
+//! run of records, each a checksummed header and the block body:
 //!
 //! ```text
-//! [u32 LE multihash length][multihash][u32 LE body length][body]
+//! magic "CRB2" (4) | multihash length u16 LE | body length u32 LE | multihash
+//!   | CRC-32 (IEEE) u32 LE of everything before it in the header | body
 //! ```
 //!
 //! The header names each body, so a segment describes itself without the
-//! index; the index points straight at the body.
+//! index: the index can be rebuilt from the segments alone (`rebuild.rs`),
+//! and a damaged header is detected, not trusted. The index points straight
+//! at the body; a read fetches header and body in one `pread` and checks
+//! the header against the multihash and length asked for.
 //!
 //! Appending ([`Writer`]): one `writev` per record (header + body, no
 //! user-space copy); every [`WRITEBACK_BYTES`] the kernel is asked to start
@@ -35,9 +39,74 @@ use std::sync::{Arc, RwLock};
 /// How many appended bytes trigger an asynchronous writeback request.
 const WRITEBACK_BYTES: u64 = 8 << 20;
 
-/// Bytes a record takes: the two length fields, the multihash, the body.
+/// First bytes of every record header (format 2 of the segment files).
+const RECORD_MAGIC: [u8; 4] = *b"CRB2";
+
+/// Header bytes before the multihash: magic, multihash length, body length.
+const HEADER_FIXED: usize = 10;
+
+/// Longest multihash a header may name (the store's `Multihash<64>`, with
+/// its code and length varints).
+pub(super) const MAX_MULTIHASH_BYTES: usize = 64 + 2 * 9;
+
+/// Bytes of a record header naming a multihash of `mh_len` bytes.
+pub(super) fn header_bytes(mh_len: usize) -> u64 {
+    (HEADER_FIXED + mh_len + 4) as u64
+}
+
+/// Bytes a record takes: header and body.
 pub(super) fn record_bytes(mh_len: usize, body_len: usize) -> u64 {
-    8 + mh_len as u64 + body_len as u64
+    header_bytes(mh_len) + body_len as u64
+}
+
+/// The header of a record holding `body_len` bytes of the block `mh`.
+fn encode_header(mh: &[u8], body_len: u32) -> Vec<u8> {
+    let mut h = Vec::with_capacity(header_bytes(mh.len()) as usize);
+    h.extend_from_slice(&RECORD_MAGIC);
+    h.extend_from_slice(&(mh.len() as u16).to_le_bytes());
+    h.extend_from_slice(&body_len.to_le_bytes());
+    h.extend_from_slice(mh);
+    let crc = crc32fast::hash(&h);
+    h.extend_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// What a valid record header says: the multihash length and body length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Header {
+    /// Bytes of the multihash (which follows the fixed part).
+    pub mh_len: usize,
+    /// Bytes of the body (which follows the header).
+    pub body_len: u32,
+}
+
+impl Header {
+    /// Bytes the header takes.
+    pub fn len(&self) -> usize {
+        header_bytes(self.mh_len) as usize
+    }
+}
+
+/// Parses the fixed part of a header (`buf` holds at least
+/// [`HEADER_FIXED`] bytes): `None` when the magic or a length is wrong.
+pub(super) fn parse_fixed(buf: &[u8]) -> Option<Header> {
+    if buf.len() < HEADER_FIXED || buf[..4] != RECORD_MAGIC {
+        return None;
+    }
+    let mh_len = u16::from_le_bytes([buf[4], buf[5]]) as usize;
+    let body_len = u32::from_le_bytes([buf[6], buf[7], buf[8], buf[9]]);
+    (mh_len > 0 && mh_len <= MAX_MULTIHASH_BYTES && body_len as usize <= MAX_BLOCK_BYTES)
+        .then_some(Header { mh_len, body_len })
+}
+
+/// Checks a whole header in `buf` (which starts with it): its fixed part
+/// and its checksum. Returns it and the multihash bytes it names.
+pub(super) fn parse_header(buf: &[u8]) -> Option<(Header, &[u8])> {
+    let h = parse_fixed(buf)?;
+    let crc_at = HEADER_FIXED + h.mh_len;
+    let stored = buf.get(crc_at..crc_at + 4)?;
+    let crc = u32::from_le_bytes(stored.try_into().ok()?);
+    (crc32fast::hash(&buf[..crc_at]) == crc).then(|| (h, &buf[HEADER_FIXED..crc_at]))
 }
 
 /// The segment files of one store, with a read handle cached per segment.
@@ -116,9 +185,11 @@ impl Segments {
         Ok(f)
     }
 
-    /// Reads the body at `loc`, unverified. A length no block can have is
-    /// [`StoreError::Corrupt`]; a read that fails or comes back short is
-    /// [`StoreError::Io`].
+    /// Reads the body at `loc` with its record header, and checks the
+    /// header names `cid`'s multihash and `loc`'s length; the body itself is
+    /// unverified. A length no block can have or a header that does not
+    /// match is [`StoreError::Corrupt`]; a read that fails or comes back
+    /// short is [`StoreError::Io`].
     pub fn read(&self, loc: Location, cid: &Cid) -> Result<Bytes> {
         if loc.len as usize > MAX_BLOCK_BYTES {
             return Err(StoreError::Corrupt {
@@ -129,14 +200,30 @@ impl Segments {
                 },
             });
         }
+        let mh = cid.hash().to_bytes();
+        let head = header_bytes(mh.len());
+        let bad_header = StoreError::Corrupt {
+            cid: *cid,
+            reason: Corruption::BadRecordHeader,
+        };
+        let Some(start) = loc.offset.checked_sub(head) else {
+            return Err(bad_header);
+        };
         let file = self.reader(loc.segment, cid)?;
         let buf =
-            pread_exact(&file, loc.len as usize, loc.offset).map_err(|source| StoreError::Io {
-                path: self.path(loc.segment),
-                cid: Some(*cid),
-                source,
+            pread_exact(&file, head as usize + loc.len as usize, start).map_err(|source| {
+                StoreError::Io {
+                    path: self.path(loc.segment),
+                    cid: Some(*cid),
+                    source,
+                }
             })?;
-        Ok(Bytes::from(buf))
+        match parse_header(&buf) {
+            Some((h, named)) if named == mh && h.body_len == loc.len => {
+                Ok(Bytes::from(buf).slice(head as usize..))
+            }
+            _ => Err(bad_header),
+        }
     }
 
     /// Deletes segment `id`'s file, durably.
@@ -178,15 +265,19 @@ impl Writer {
     /// Appends one record (staged for a direct write when `direct` and the
     /// writer has them); returns where its body went.
     pub fn append(&mut self, mh: &[u8], body: &[u8], direct: bool) -> Result<Location> {
-        let mut header = Vec::with_capacity(8 + mh.len());
-        header.extend_from_slice(&(mh.len() as u32).to_le_bytes());
-        header.extend_from_slice(mh);
-        header.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        let header = encode_header(mh, body.len() as u32);
         let written = if direct && self.direct.is_some() {
             self.stage([&header, body])
         } else {
-            self.drain()
-                .and_then(|()| write_all_vectored(&mut self.out, &header, body))
+            self.drain().and_then(|()| {
+                write_all_vectored(&mut self.out, &header, body).inspect_err(|_| {
+                    // A record half written (a full disk) is cut off, so
+                    // the next one lands where its location says.
+                    if let Err(e) = self.out.set_len(self.len) {
+                        tracing::warn!("cutting a failed record off segment {}: {e}", self.id);
+                    }
+                })
+            })
         };
         written.map_err(io_err(&self.path))?;
         let loc = Location {
