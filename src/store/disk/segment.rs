@@ -80,13 +80,6 @@ pub(super) struct Header {
     pub body_len: u32,
 }
 
-impl Header {
-    /// Bytes the header takes.
-    pub fn len(&self) -> usize {
-        header_bytes(self.mh_len) as usize
-    }
-}
-
 /// Parses the fixed part of a header (`buf` holds at least
 /// [`HEADER_FIXED`] bytes): `None` when the magic or a length is wrong.
 pub(super) fn parse_fixed(buf: &[u8]) -> Option<Header> {
