@@ -11,7 +11,7 @@
 //! 5. [`node`]: builds all of the above from a `config.toml`, runs their
 //!    tasks and offers every capability as a Rust API.
 //! 6. [`rpc`] (the Kubo-style RPC API, server and client) and [`gateway`]
-//!    (the HTTP gateway), both over [`http`]'s shared plumbing; `daemon`
+//!    (the HTTP gateway), both over [`http`]'s shared plumbing; [`daemon`]
 //!    starts a node with both and stops it gracefully.
 //!
 //! The `cairn` binary is a thin CLI over these; netsim runs many nodes in
@@ -23,6 +23,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod block;
+pub mod daemon;
 pub mod dag;
 pub mod gateway;
 pub mod http;

@@ -6,6 +6,7 @@ mod progress;
 
 use anyhow::{anyhow, bail, Context, Result};
 use cairn::block::{parse_cid, CidFormat, HashAlg, DAG_PB, RAW};
+use cairn::daemon::{Daemon, DaemonOptions};
 use cairn::dag::builder::{ImportOptions, Layout};
 use cairn::dag::chunker::ChunkerSpec;
 use cairn::dag::hamt::{Sharding, SizeEstimate};
@@ -141,21 +142,6 @@ enum RoutingCommand {
         #[arg(long, short = 'n', default_value_t = 20)]
         num_providers: usize,
     },
-}
-
-/// A listener whose connections send small writes at once (TCP_NODELAY).
-/// Streamed responses (`pin add`, `cat`, progress lines) write their headers
-/// and body separately; with Nagle's algorithm on, the body waited for the
-/// client's delayed ACK, ≈ 40 ms on Linux, on every such call.
-fn nodelay(
-    listener: tokio::net::TcpListener,
-) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = std::net::SocketAddr> {
-    use axum::serve::ListenerExt as _;
-    listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("TCP_NODELAY on an API connection: {e}");
-        }
-    })
 }
 
 fn parse_bool_flag(s: &str) -> Result<bool, String> {
@@ -386,7 +372,7 @@ pub fn run() -> Result<()> {
             api,
             bootstrap,
             gateway,
-        } => daemon(node, &repo_path, listen, api, bootstrap, gateway),
+        } => daemon(node, listen, api, bootstrap, gateway),
         Command::Id => id(&node),
     }
 }
@@ -1019,48 +1005,33 @@ fn id(node: &Node) -> Result<()> {
     Ok(())
 }
 
+/// `cairn daemon`: the flags over `config.toml`, then [`Daemon`] until a
+/// signal or `cairn shutdown`; prints the start-up lines scripts parse.
 fn daemon(
     node: Node,
-    repo: &Path,
     listen: Vec<String>,
     api: Option<String>,
     bootstrap: Vec<String>,
     gateway: Option<String>,
 ) -> Result<()> {
-    let mut settings = node.config().net.clone();
+    let mut config = node.config().clone();
     if !listen.is_empty() {
-        settings.listen = listen;
+        config.net.listen = listen;
     }
-    settings.bootstrap.extend(bootstrap);
-    let bootstrap: Vec<libp2p::Multiaddr> = settings
-        .bootstrap
-        .iter()
-        .map(|a| {
-            a.parse()
-                .with_context(|| format!("bootstrap address {a:?}"))
-        })
-        .collect::<Result<_>>()?;
-    let api_text = api.unwrap_or_else(|| node.config().api.listen.clone());
-    let api_addr = cairn::rpc::parse_api_addr(&api_text)
-        .with_context(|| format!("API address {api_text:?} (expected 127.0.0.1:PORT)"))?;
-    let guard = cairn::rpc::guard::ApiGuard::new(&node.config().api, api_addr)?;
-    let gateway_settings = node.config().gateway.clone();
-    let gateway_text = gateway.unwrap_or_else(|| gateway_settings.listen.clone());
-    let gateway_addr = match gateway_text.as_str() {
-        "" | "off" => None,
-        text => Some(
-            cairn::rpc::parse_api_addr(text)
-                .with_context(|| format!("gateway address {text:?} (expected IP:PORT)"))?,
-        ),
-    };
+    config.net.bootstrap.extend(bootstrap);
+    if let Some(api) = api {
+        config.api.listen = api;
+    }
+    if let Some(gateway) = gateway {
+        config.gateway.listen = gateway;
+    }
+    let options = DaemonOptions::from_config(&config)?;
     let node = std::sync::Arc::new(node);
     tune_allocator();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let api_file = cairn::rpc::api_file(repo);
-    let gateway_file = repo.join("gateway");
     let result = runtime.block_on(async {
         // Handlers first: a signal while the node starts (bootstrap dials
         // can take seconds) is kept and stops it cleanly once it is up,
@@ -1069,86 +1040,42 @@ fn daemon(
         let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
         let mut interrupt =
             signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-        let online = std::sync::Arc::new(
-            cairn::node::online::OnlineNode::start(node.clone(), &settings).await?,
-        );
-        let net = online.net().clone();
-        println!("PeerID: {}", net.peer_id);
-        for addr in net.swarm.listen_addrs().await? {
-            println!("Swarm listening on {addr}/p2p/{}", net.peer_id);
+        let mut daemon = Daemon::start(node.clone(), options).await?;
+        let peer = daemon.peer_id();
+        println!("PeerID: {peer}");
+        for addr in daemon.swarm_addrs() {
+            println!("Swarm listening on {addr}/p2p/{peer}");
         }
-        let (reached, failed) = online.bootstrap(&bootstrap).await;
-        for peer in reached {
+        for peer in daemon.bootstrapped() {
             println!("Connected to {peer}");
         }
-        for (addr, e) in failed {
+        for (addr, e) in daemon.bootstrap_failures() {
             eprintln!("bootstrap {addr}: {e}");
         }
-        let listener = tokio::net::TcpListener::bind(api_addr)
-            .await
-            .with_context(|| format!("API listen on {api_addr}"))?;
-        let bound = listener.local_addr()?;
-        let (stop_tx, mut stop_rx) = tokio::sync::mpsc::channel(1);
-        let state = cairn::rpc::server::ApiState {
-            online: online.clone(),
-            shutdown: stop_tx,
-            guard: std::sync::Arc::new(guard.listening_on(bound)),
-        };
-        let server = tokio::spawn(async move {
-            axum::serve(nodelay(listener), cairn::rpc::server::router(state)).await
-        });
-        std::fs::write(&api_file, cairn::rpc::to_multiaddr(bound))
-            .with_context(|| format!("writing {}", api_file.display()))?;
-        let gateway_server = match gateway_addr {
-            None => None,
-            Some(addr) => {
-                let listener = tokio::net::TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("gateway listen on {addr}"))?;
-                let bound = listener.local_addr()?;
-                let state = cairn::gateway::GatewayState {
-                    online: online.clone(),
-                    timeout: gateway_settings.timeout,
-                    subdomain_redirect: gateway_settings.subdomain_redirect,
-                };
-                let server = tokio::spawn(async move {
-                    axum::serve(nodelay(listener), cairn::gateway::router(state)).await
-                });
-                std::fs::write(&gateway_file, format!("http://{bound}"))
-                    .with_context(|| format!("writing {}", gateway_file.display()))?;
-                println!(
-                    "Gateway server listening on {}",
-                    cairn::rpc::to_multiaddr(bound)
-                );
-                Some(server)
-            }
-        };
-        println!(
-            "RPC API server listening on {}",
-            cairn::rpc::to_multiaddr(bound)
-        );
+        if let Some(addr) = daemon.gateway_addr() {
+            println!(
+                "Gateway server listening on {}",
+                cairn::rpc::to_multiaddr(addr)
+            );
+        }
+        if let Some(addr) = daemon.api_addr() {
+            println!(
+                "RPC API server listening on {}",
+                cairn::rpc::to_multiaddr(addr)
+            );
+        }
         println!("Daemon is ready");
         tokio::select! {
             _ = interrupt.recv() => {}
             _ = term.recv() => {}
-            _ = stop_rx.recv() => {}
+            _ = daemon.shutdown_requested() => {}
         }
         println!("Received shutdown signal, stopping");
-        server.abort();
-        let _ = server.await;
-        if let Some(g) = gateway_server {
-            g.abort();
-            let _ = g.await;
-        }
-        // Routing table saved, connections closed (peers see them end),
-        // background tasks stopped; requests still being answered end with
-        // the runtime below.
-        online.stop().await;
+        daemon.shutdown().await?;
         anyhow::Ok(())
     });
-    let _ = std::fs::remove_file(&api_file);
-    let _ = std::fs::remove_file(&gateway_file);
-    // The runtime (swarm, streams, API) goes first, then the store is flushed.
+    // Blocking work still running (an upload cut off at the end of the
+    // grace period) ends with the runtime, then the store is flushed again.
     drop(runtime);
     result?;
     node.flush()?;

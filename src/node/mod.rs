@@ -122,6 +122,11 @@ impl Node {
         Ok(crate::net::Network::start(self.key_seed, Arc::clone(&self.store), &config).await?)
     }
 
+    /// The repo directory the node was opened from (`None` in memory).
+    pub fn repo_path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
     /// The settings this node was opened with.
     pub fn config(&self) -> &Config {
         &self.config

@@ -1,0 +1,305 @@
+//! The daemon: a node online with its RPC API and HTTP gateway, started in
+//! one call and stopped gracefully. The `cairn daemon` command is a thin
+//! layer over [`Daemon`]; a Rust program embeds a node the same way:
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), cairn::daemon::DaemonError> {
+//! let node = cairn::node::Node::open(std::path::Path::new("/tmp/repo"))?;
+//! let daemon = cairn::daemon::Daemon::start(node, Default::default()).await?;
+//! println!("API on {:?}", daemon.api_addr());
+//! daemon.shutdown().await
+//! # }
+//! ```
+//!
+//! While it runs, a daemon whose node has a repo directory writes the API's
+//! multiaddr to `REPO/api` (and the gateway's URL to `REPO/gateway`) so
+//! that CLI commands on the same repo go through it; shutdown removes them.
+
+mod error;
+mod options;
+
+pub use error::DaemonError;
+pub use options::{DaemonOptions, GatewayOptions};
+
+use crate::net::NetError;
+use crate::node::online::OnlineNode;
+use crate::node::Node;
+use libp2p::{Multiaddr, PeerId};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A running node with its API and gateway. Stop it with
+/// [`shutdown`](Daemon::shutdown); dropping it instead stops everything at
+/// once, as a crash would (nothing saved, requests cut off).
+pub struct Daemon {
+    online: Arc<OnlineNode>,
+    swarm_addrs: Vec<Multiaddr>,
+    reached: Vec<PeerId>,
+    unreached: Vec<(Multiaddr, NetError)>,
+    api_addr: Option<SocketAddr>,
+    gateway_addr: Option<SocketAddr>,
+    /// The API and gateway server tasks; they end when `stop` is cancelled
+    /// and their connections have closed.
+    servers: Vec<JoinHandle<()>>,
+    stop: CancellationToken,
+    /// `/api/v0/shutdown` calls. The daemon keeps a sender of its own, so
+    /// the channel never reports closed while the daemon lives.
+    stop_requests: mpsc::Receiver<()>,
+    _stop_sender: mpsc::Sender<()>,
+    /// The `api` and `gateway` files written to the repo.
+    files: Vec<PathBuf>,
+    grace: Duration,
+    stopped: bool,
+}
+
+impl Daemon {
+    /// Starts `node` online: binds the API and gateway, starts libp2p and
+    /// the node's background tasks, dials the bootstrap peers (a peer that
+    /// cannot be reached is reported by
+    /// [`bootstrap_failures`](Self::bootstrap_failures), not an error),
+    /// serves, and writes the `api` file. Needs a multi-threaded tokio
+    /// runtime (`#[tokio::main]`).
+    pub async fn start(
+        node: impl Into<Arc<Node>>,
+        options: DaemonOptions,
+    ) -> Result<Daemon, DaemonError> {
+        let node = node.into();
+        // Everything that can be refused is checked before anything starts.
+        let bootstrap = options.bootstrap_addrs()?;
+        let api_listener = match options.api {
+            Some(addr) => {
+                let guard = crate::rpc::guard::ApiGuard::new(&options.api_access, addr)?;
+                let (listener, bound) = bind("API", addr).await?;
+                Some((listener, bound, guard.listening_on(bound)))
+            }
+            None => None,
+        };
+        let gateway_listener = match &options.gateway {
+            Some(g) => Some(bind("gateway", g.listen).await?),
+            None => None,
+        };
+        let online = Arc::new(OnlineNode::start(Arc::clone(&node), &options.net).await?);
+        let swarm_addrs = match online.net().swarm.listen_addrs().await {
+            Ok(addrs) => addrs,
+            Err(e) => {
+                online.stop().await;
+                return Err(e.into());
+            }
+        };
+        let (reached, unreached) = online.bootstrap(&bootstrap).await;
+        let (stop_sender, stop_requests) = mpsc::channel(1);
+        let stop = CancellationToken::new();
+        let mut daemon = Daemon {
+            online: Arc::clone(&online),
+            swarm_addrs,
+            reached,
+            unreached,
+            api_addr: None,
+            gateway_addr: None,
+            servers: Vec::new(),
+            stop: stop.clone(),
+            stop_requests,
+            _stop_sender: stop_sender.clone(),
+            files: Vec::new(),
+            grace: options.shutdown_grace,
+            stopped: false,
+        };
+        if let Some((listener, bound, guard)) = api_listener {
+            let state = crate::rpc::server::ApiState {
+                online: Arc::clone(&online),
+                shutdown: stop_sender,
+                guard: Arc::new(guard),
+            };
+            daemon.serve(listener, crate::rpc::server::router(state));
+            daemon.api_addr = Some(bound);
+        }
+        if let (Some((listener, bound)), Some(g)) = (gateway_listener, &options.gateway) {
+            let state = crate::gateway::GatewayState {
+                online: Arc::clone(&online),
+                timeout: g.timeout,
+                subdomain_redirect: g.subdomain_redirect,
+            };
+            daemon.serve(listener, crate::gateway::router(state));
+            daemon.gateway_addr = Some(bound);
+        }
+        if let Err(e) = daemon.write_files(node.repo_path().map(PathBuf::from)) {
+            let _ = daemon.shutdown().await;
+            return Err(e);
+        }
+        Ok(daemon)
+    }
+
+    /// Serves `router` on `listener` until `stop` is cancelled.
+    fn serve(&mut self, listener: TcpListener, router: axum::Router) {
+        let stop = self.stop.clone();
+        self.servers.push(tokio::spawn(async move {
+            let served = axum::serve(nodelay(listener), router)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+            if let Err(e) = served {
+                tracing::warn!("HTTP server ended: {e}");
+            }
+        }));
+    }
+
+    /// Writes `REPO/api` (and `REPO/gateway`) when the node has a repo.
+    fn write_files(&mut self, repo: Option<PathBuf>) -> Result<(), DaemonError> {
+        let Some(repo) = repo else {
+            return Ok(());
+        };
+        let mut files = Vec::new();
+        if let Some(addr) = self.api_addr {
+            files.push((crate::rpc::api_file(&repo), crate::rpc::to_multiaddr(addr)));
+        }
+        if let Some(addr) = self.gateway_addr {
+            files.push((repo.join("gateway"), format!("http://{addr}")));
+        }
+        for (path, text) in files {
+            std::fs::write(&path, text).map_err(|source| DaemonError::WriteFile {
+                path: path.clone(),
+                source,
+            })?;
+            self.files.push(path);
+        }
+        Ok(())
+    }
+
+    /// The node online (fetching, pinning with replication, the swarm).
+    pub fn online(&self) -> &Arc<OnlineNode> {
+        &self.online
+    }
+
+    /// The node (its store and offline operations).
+    pub fn node(&self) -> &Arc<Node> {
+        self.online.node()
+    }
+
+    /// This node's libp2p identity.
+    pub fn peer_id(&self) -> PeerId {
+        self.online.net().peer_id
+    }
+
+    /// The multiaddrs libp2p listens on (ports resolved), without `/p2p/`.
+    pub fn swarm_addrs(&self) -> &[Multiaddr] {
+        &self.swarm_addrs
+    }
+
+    /// The first swarm address with `/p2p/PEER` appended: what another node
+    /// bootstraps or connects to.
+    pub fn dial_addr(&self) -> Option<Multiaddr> {
+        let first = self.swarm_addrs.first()?.clone();
+        Some(first.with(libp2p::multiaddr::Protocol::P2p(self.peer_id())))
+    }
+
+    /// Bootstrap peers connected to at start.
+    pub fn bootstrapped(&self) -> &[PeerId] {
+        &self.reached
+    }
+
+    /// Bootstrap addresses that could not be reached at start, and why.
+    pub fn bootstrap_failures(&self) -> &[(Multiaddr, NetError)] {
+        &self.unreached
+    }
+
+    /// Where the RPC API listens, if it is served.
+    pub fn api_addr(&self) -> Option<SocketAddr> {
+        self.api_addr
+    }
+
+    /// Where the gateway listens, if it is served.
+    pub fn gateway_addr(&self) -> Option<SocketAddr> {
+        self.gateway_addr
+    }
+
+    /// Resolves when a client asked the daemon to stop
+    /// (`POST /api/v0/shutdown`); the caller then calls
+    /// [`shutdown`](Self::shutdown). Cancel-safe, for `tokio::select!` with
+    /// signals.
+    pub async fn shutdown_requested(&mut self) {
+        // Never `None`: the daemon holds a sender.
+        let _ = self.stop_requests.recv().await;
+    }
+
+    /// Stops gracefully: the API and gateway stop accepting, requests being
+    /// answered get the grace period to finish, the routing table is saved,
+    /// connections are closed, the node's tasks end, the store is flushed
+    /// and the `api` and `gateway` files are removed.
+    pub async fn shutdown(mut self) -> Result<(), DaemonError> {
+        self.stop.cancel();
+        let deadline = tokio::time::Instant::now() + self.grace;
+        for mut server in std::mem::take(&mut self.servers) {
+            if tokio::time::timeout_at(deadline, &mut server)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "requests still running after {:?}; cutting them off",
+                    self.grace
+                );
+                server.abort();
+            }
+        }
+        self.online.stop().await;
+        self.stopped = true;
+        let node = Arc::clone(self.online.node());
+        let flushed = tokio::task::spawn_blocking(move || node.flush()).await;
+        self.remove_files();
+        Ok(flushed.map_err(DaemonError::Flush)??)
+    }
+
+    fn remove_files(&mut self) {
+        for path in self.files.drain(..) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        for server in &self.servers {
+            server.abort();
+        }
+        if !self.stopped {
+            self.online.shutdown();
+        }
+        self.remove_files();
+    }
+}
+
+/// Binds `addr` for `server` ("API", "gateway"); returns the listener and
+/// the address it got (port 0 resolved).
+async fn bind(
+    server: &'static str,
+    addr: SocketAddr,
+) -> Result<(TcpListener, SocketAddr), DaemonError> {
+    let err = |source| DaemonError::Bind {
+        server,
+        addr,
+        source,
+    };
+    let listener = TcpListener::bind(addr).await.map_err(err)?;
+    let bound = listener.local_addr().map_err(err)?;
+    Ok((listener, bound))
+}
+
+/// A listener whose connections send small writes at once (TCP_NODELAY).
+/// Streamed responses (`pin add`, `cat`, progress lines) write their headers
+/// and body separately; with Nagle's algorithm on, the body waited for the
+/// client's delayed ACK, ≈ 40 ms on Linux, on every such call.
+fn nodelay(
+    listener: TcpListener,
+) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = SocketAddr> {
+    use axum::serve::ListenerExt as _;
+    listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("TCP_NODELAY on an API connection: {e}");
+        }
+    })
+}
