@@ -8,6 +8,7 @@
 //! through [`Block::verified`] or [`verify`].
 
 use bytes::Bytes;
+use cid::multibase;
 pub use cid::Cid;
 use std::fmt;
 use std::str::FromStr;
@@ -35,9 +36,9 @@ pub enum BlockError {
     InvalidCid {
         /// The text given.
         input: String,
-        /// Why the `cid` crate refused it.
+        /// Why its bytes are not a CID.
         #[source]
-        source: cid::Error,
+        source: CidBytesError,
     },
     /// A CID whose hash function this node cannot compute.
     #[error("unsupported hash function 0x{code:x} in {cid}")]
@@ -76,6 +77,39 @@ pub enum BlockError {
     UnknownHashName {
         /// The name given.
         name: String,
+    },
+}
+
+/// Why bytes (given alone, or decoded from a CID string) are not exactly
+/// one binary CID.
+#[derive(Debug, thiserror::Error)]
+pub enum CidBytesError {
+    /// The bytes do not start with a valid CID (or the multibase text
+    /// does not decode).
+    #[error(transparent)]
+    Malformed(#[from] cid::Error),
+    /// CID text longer than any CID's ([`MAX_CID_TEXT`]): refused before
+    /// decoding (base58 decoding takes time quadratic in the length).
+    #[error("{len} characters, longer than any CID's text")]
+    TooLong {
+        /// The text's length in bytes.
+        len: usize,
+    },
+    /// Bytes that read as a CID but are not its encoding (a varint past
+    /// 64 bits whose excess bits were dropped).
+    #[error("not the binary form of CID {cid} (a varint overflows 64 bits)")]
+    NotCanonical {
+        /// The CID the bytes read as.
+        cid: Cid,
+    },
+    /// A valid CID followed by bytes that belong to no CID: refused, so that
+    /// one CID has one binary form (as go-cid and js `multiformats` do).
+    #[error("CID {cid} is followed by {extra} stray bytes")]
+    Trailing {
+        /// The CID the bytes start with.
+        cid: Cid,
+        /// How many bytes follow it.
+        extra: usize,
     },
 }
 
@@ -184,16 +218,65 @@ pub fn cid_for(version: u8, codec: u64, mh: Multihash) -> Cid {
     }
 }
 
+/// Longest CID text accepted: the longest binary CID this node can hold
+/// (86 bytes: a 64-byte digest behind four varints) in base2, the least
+/// dense multibase, is 689 characters.
+pub const MAX_CID_TEXT: usize = 1024;
+
 /// Parses a CID from text in any multibase (or base58btc for CIDv0), with a
-/// clear error. A leading `/ipfs/` is accepted.
+/// clear error. Surrounding whitespace, a leading `/ipfs/` and a path after
+/// the CID are accepted; the CID itself goes through [`cid_from_text`].
 pub fn parse_cid(input: &str) -> Result<Cid, BlockError> {
     let s = input.trim();
     let s = s.strip_prefix("/ipfs/").unwrap_or(s);
     let s = s.split('/').next().unwrap_or(s);
-    Cid::from_str(s).map_err(|source| BlockError::InvalidCid {
+    cid_from_text(s).map_err(|source| BlockError::InvalidCid {
         input: input.to_string(),
         source,
     })
+}
+
+/// Reads a CID's text and nothing else: multibase (or bare base58btc for a
+/// CIDv0) whose bytes are exactly one CID (see [`cid_from_bytes`]). For
+/// CIDs that peers send as text (replication messages and records).
+pub fn cid_from_text(s: &str) -> Result<Cid, CidBytesError> {
+    if s.len() < 2 {
+        return Err(cid::Error::InputTooShort.into());
+    }
+    if s.len() > MAX_CID_TEXT {
+        return Err(CidBytesError::TooLong { len: s.len() });
+    }
+    // The `cid` crate's rule: 46 characters starting `Qm` are a bare
+    // base58btc CIDv0; anything else carries a multibase prefix.
+    let bytes = if s.len() == 46 && s.starts_with("Qm") {
+        multibase::Base::Base58Btc.decode(s)
+    } else {
+        multibase::decode(s).map(|(_, bytes)| bytes)
+    }
+    .map_err(cid::Error::from)?;
+    cid_from_bytes(&bytes)
+}
+
+/// Reads a binary CID that must fill `bytes` exactly. `Cid::try_from`
+/// would ignore whatever follows the CID, so two byte strings (and two
+/// texts) would name one CID; every CID that arrives as bytes from outside
+/// (links, want-lists, CAR roots) goes through here instead.
+pub fn cid_from_bytes(bytes: &[u8]) -> Result<Cid, CidBytesError> {
+    let mut rest = bytes;
+    let cid = Cid::read_bytes(&mut rest)?;
+    if !rest.is_empty() {
+        return Err(CidBytesError::Trailing {
+            cid,
+            extra: rest.len(),
+        });
+    }
+    // The varint decoder drops bits past the 64th of a tenth byte, so a
+    // code written in ten bytes can read as another (0x55 0x80.. 0x02 as
+    // identity): only the CID's own encoding is accepted.
+    if cid.to_bytes() != bytes {
+        return Err(CidBytesError::NotCanonical { cid });
+    }
+    Ok(cid)
 }
 
 /// Multihash code of the identity "hash": the digest is the data itself.
@@ -338,6 +421,44 @@ mod tests {
         assert!(matches!(
             parse_cid("not-a-cid"),
             Err(BlockError::InvalidCid { .. })
+        ));
+    }
+
+    #[test]
+    fn a_cid_has_one_binary_form() {
+        let cid = V1_SHA2.cid(RAW, b"");
+        let bytes = cid.to_bytes();
+        assert_eq!(cid_from_bytes(&bytes).unwrap(), cid);
+        // Bytes after the CID: `Cid::try_from` ignores them.
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(matches!(
+            cid_from_bytes(&longer),
+            Err(CidBytesError::Trailing { extra: 1, .. })
+        ));
+        // Found by fuzzing: a ten-byte hash code whose bits past the 64th
+        // are dropped read as identity (0).
+        let mut overflow = vec![0x01, 0x55];
+        overflow.extend_from_slice(&[0x80; 9]);
+        overflow.extend_from_slice(&[0x02, 0x20]);
+        overflow.extend_from_slice(&[0; 32]);
+        assert!(matches!(
+            cid_from_bytes(&overflow),
+            Err(CidBytesError::NotCanonical { .. })
+        ));
+        // The same holds for text.
+        let text = multibase::encode(multibase::Base::Base32Lower, &longer);
+        assert!(matches!(
+            parse_cid(&text),
+            Err(BlockError::InvalidCid {
+                source: CidBytesError::Trailing { .. },
+                ..
+            })
+        ));
+        let long = format!("b{}", "a".repeat(MAX_CID_TEXT));
+        assert!(matches!(
+            cid_from_text(&long),
+            Err(CidBytesError::TooLong { .. })
         ));
     }
 

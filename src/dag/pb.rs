@@ -14,7 +14,7 @@
 //! Decoding accepts only what the specs allow and bounds every length by
 //! the input, so a hostile block cannot make it allocate or panic.
 
-use crate::block::Cid;
+use crate::block::{cid_from_bytes, Cid};
 
 pub use crate::proto::DecodeError;
 use crate::proto::{put_bytes_field, put_varint_field, Reader};
@@ -110,7 +110,8 @@ fn decode_link(buf: &[u8]) -> Result<PbLink, DecodeError> {
         match (field, wire) {
             (1, 2) => {
                 let bytes = r.bytes()?;
-                cid = Some(Cid::try_from(bytes).map_err(|e| err(W, format!("bad link CID: {e}")))?);
+                cid =
+                    Some(cid_from_bytes(bytes).map_err(|e| err(W, format!("bad link CID: {e}")))?);
             }
             (2, 2) => {
                 let bytes = r.bytes()?;

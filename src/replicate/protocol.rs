@@ -19,11 +19,10 @@
 //! in alphabetical order, the order earlier versions wrote them in.
 
 use super::record::Record;
-use crate::block::Cid;
+use crate::block::{cid_from_text, Cid};
 use futures::{AsyncReadExt, AsyncWriteExt};
 use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use std::str::FromStr;
 
 /// The protocol name streams are opened with.
 pub const PROTOCOL: &str = "/cairn/replicate/1.0.0";
@@ -121,7 +120,7 @@ impl<'de> Deserialize<'de> for Sample {
         }
         list.iter()
             .map(|c| {
-                Cid::from_str(c)
+                cid_from_text(c)
                     .map_err(|e| D::Error::custom(format_args!("bad sampled CID {c:?}: {e}")))
             })
             .collect::<Result<_, _>>()
@@ -230,8 +229,15 @@ where
             max: MAX_MESSAGE_BYTES,
         });
     }
-    let mut buf = vec![0u8; len];
-    stream.read_exact(&mut buf).await?;
+    // Grown as bytes arrive: a length prefix alone reserves nothing.
+    let mut buf = Vec::new();
+    (&mut *stream)
+        .take(len as u64)
+        .read_to_end(&mut buf)
+        .await?;
+    if buf.len() < len {
+        return Err(ProtocolError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+    }
     serde_json::from_slice(&buf).map_err(ProtocolError::Malformed)
 }
 
@@ -239,6 +245,7 @@ where
 mod tests {
     use super::*;
     use libp2p::PeerId;
+    use std::str::FromStr;
 
     fn root() -> Cid {
         Cid::from_str("bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku").unwrap()

@@ -13,7 +13,7 @@
 //! `repl/{root}`): `{"factor", "holders", "max", "removed", "root", "size",
 //! "version"}`, the CID and peer IDs as strings.
 
-use crate::block::Cid;
+use crate::block::{cid_from_text, Cid, CidBytesError};
 use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -38,7 +38,7 @@ pub enum RecordError {
         root: String,
         /// Why it is not a CID.
         #[source]
-        source: cid::Error,
+        source: CidBytesError,
     },
     /// A holder is not a peer ID.
     #[error("bad holder {holder:?} in the record of {root}: {source}")]
@@ -127,7 +127,7 @@ impl TryFrom<Wire> for Record {
 
     /// Checks every field: a record may come from a peer.
     fn try_from(w: Wire) -> Result<Record, RecordError> {
-        let root = Cid::from_str(&w.root).map_err(|source| RecordError::Root {
+        let root = cid_from_text(&w.root).map_err(|source| RecordError::Root {
             root: w.root.clone(),
             source,
         })?;

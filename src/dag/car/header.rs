@@ -2,7 +2,7 @@
 //! `serde_ipld_dagcbor`) and the fixed 40-byte CARv2 header.
 
 use super::{HeaderProblem, MAX_HEADER_BYTES};
-use crate::block::Cid;
+use crate::block::{cid_from_bytes, Cid};
 use serde::{de, Deserialize, Deserializer, Serialize};
 use std::fmt;
 
@@ -50,7 +50,7 @@ impl CarHeader {
     }
 }
 
-/// Reads `roots` through [`Cid::read_bytes`], refusing a root whose byte
+/// Reads `roots` through [`cid_from_bytes`], refusing a root whose byte
 /// string holds more than one CID (as go-cid and js `multiformats` do; the
 /// `Cid` deserializer alone would ignore the excess).
 fn exact_cids<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Cid>>, D::Error> {
@@ -77,20 +77,34 @@ fn exact_cids<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Cid>>, D::Er
         }
 
         fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<ExactCid, E> {
-            let mut rest = bytes;
-            let cid = Cid::read_bytes(&mut rest).map_err(E::custom)?;
-            if !rest.is_empty() {
-                return Err(E::custom(format!(
-                    "root CID {cid} is followed by {} stray bytes",
-                    rest.len()
-                )));
-            }
-            Ok(ExactCid(cid))
+            cid_from_bytes(bytes)
+                .map(ExactCid)
+                .map_err(|e| E::custom(format!("root: {e}")))
         }
     }
 
-    let roots = Vec::<ExactCid>::deserialize(d)?;
-    Ok(Some(roots.into_iter().map(|r| r.0).collect()))
+    /// The roots array, grown as roots are read: `Vec`'s own deserializer
+    /// reserves room for the count the array's head declares (up to a
+    /// megabyte) before a single root has arrived.
+    struct RootsVisitor;
+
+    impl<'de> de::Visitor<'de> for RootsVisitor {
+        type Value = Vec<Cid>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an array of CIDs")
+        }
+
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Cid>, A::Error> {
+            let mut roots = Vec::new();
+            while let Some(ExactCid(cid)) = seq.next_element()? {
+                roots.push(cid);
+            }
+            Ok(roots)
+        }
+    }
+
+    d.deserialize_seq(RootsVisitor).map(Some)
 }
 
 /// The fixed CARv2 header after the pragma: where the CARv1 payload lies.

@@ -31,7 +31,9 @@
 //! frame), so what a message costs beyond its own bytes is bounded by those
 //! counts: about 150 bytes per entry, well under a megabyte per message.
 
-use crate::block::{Block, BlockError, Cid, CidFormat, HashAlg, MAX_BLOCK_BYTES, SHA2_256};
+use crate::block::{
+    cid_from_bytes, Block, BlockError, Cid, CidFormat, HashAlg, MAX_BLOCK_BYTES, SHA2_256,
+};
 use crate::proto::{put_bytes_field, put_varint, put_varint_field, DecodeError, Reader};
 
 /// Largest message accepted or sent (the spec's and Helia's 4 MiB).
@@ -327,7 +329,7 @@ impl Message {
                         match p.key()? {
                             (1, 2) => {
                                 cid = Some(
-                                    Cid::try_from(p.bytes()?)
+                                    cid_from_bytes(p.bytes()?)
                                         .map_err(|e| bad(format!("presence CID: {e}")))?,
                                 )
                             }
@@ -387,7 +389,7 @@ fn decode_wantlist(buf: &[u8], msg: &mut Message) -> Result<(), MessageError> {
                 while !e.done() {
                     match e.key()? {
                         (1, 2) => {
-                            entry.cid = Cid::try_from(e.bytes()?)
+                            entry.cid = cid_from_bytes(e.bytes()?)
                                 .map_err(|err| bad(format!("want CID: {err}")))?;
                             has_cid = true;
                         }

@@ -291,10 +291,11 @@ impl Index {
         let mut out = vec![];
         for item in self.db.scan_prefix([PIN]) {
             let (k, v) = item.map_err(failed("listing pins"))?;
-            let cid = Cid::try_from(&k[1..]).map_err(|_| StoreError::BadIndexEntry {
-                what: "pin key",
-                key: k.to_vec(),
-            })?;
+            let cid =
+                crate::block::cid_from_bytes(&k[1..]).map_err(|_| StoreError::BadIndexEntry {
+                    what: "pin key",
+                    key: k.to_vec(),
+                })?;
             out.push((cid, pin_kind(&v)));
         }
         Ok(out)
