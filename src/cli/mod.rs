@@ -11,6 +11,7 @@ use cairn::dag::builder::{ImportOptions, Layout};
 use cairn::dag::chunker::ChunkerSpec;
 use cairn::dag::hamt::{Sharding, SizeEstimate};
 use cairn::node::{repo, AddOptions, Node};
+use cairn::rpc::types;
 use clap::{Args, Parser, Subcommand};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -388,57 +389,56 @@ fn through_daemon(
     match command {
         Command::Init | Command::Version => unreachable!("handled before"),
         Command::Id => {
-            let v = client.call_json("id", &[])?;
+            let v: types::IdResponse = client.call_json("id", &[])?;
             writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
         }
         Command::Swarm(SwarmCommand::Peers) => {
-            let v = client.call_json("swarm/peers", &[])?;
-            for p in v["Peers"].as_array().into_iter().flatten() {
-                writeln!(
-                    out,
-                    "{}/p2p/{}",
-                    p["Addr"].as_str().unwrap_or(""),
-                    p["Peer"].as_str().unwrap_or("")
-                )?;
+            let v: types::SwarmPeers = client.call_json("swarm/peers", &[])?;
+            for p in v.peers {
+                writeln!(out, "{}/p2p/{}", p.addr, p.peer)?;
             }
         }
         Command::Swarm(SwarmCommand::Connect { addr }) => {
-            let v = client.call_json("swarm/connect", &[("arg", &addr)])?;
-            for line in v["Strings"].as_array().into_iter().flatten() {
-                writeln!(out, "{}", line.as_str().unwrap_or(""))?;
+            let v: types::Strings = client.call_json("swarm/connect", &[("arg", &addr)])?;
+            for line in v.strings {
+                writeln!(out, "{line}")?;
             }
         }
         Command::Routing(RoutingCommand::Findprovs { cid, num_providers }) => {
             let n = num_providers.to_string();
-            let body = client.call("routing/findprovs", &[("arg", &cid), ("num-providers", &n)])?;
-            for line in body.lines().filter(|l| !l.trim().is_empty()) {
-                let v: serde_json::Value = serde_json::from_str(line)?;
-                if v["Type"] == 4 {
-                    for r in v["Responses"].as_array().into_iter().flatten() {
-                        writeln!(out, "{}", r["ID"].as_str().unwrap_or(""))?;
+            let mut found = Vec::new();
+            client.call_lines(
+                "routing/findprovs",
+                &[("arg", &cid), ("num-providers", &n)],
+                None,
+                &mut |v: types::RoutingEvent| {
+                    if v.r#type == types::RoutingEvent::PROVIDER {
+                        found.extend(v.responses.into_iter().map(|r| r.id));
                     }
-                }
+                    Ok(())
+                },
+            )?;
+            for id in found {
+                writeln!(out, "{id}")?;
             }
         }
         Command::Routing(RoutingCommand::Reprovide) => {
-            let v = client.call_json("routing/reprovide", &[])?;
-            writeln!(out, "announced {} keys", v["Keys"].as_u64().unwrap_or(0))?;
+            let v: types::ReprovideResponse = client.call_json("routing/reprovide", &[])?;
+            writeln!(out, "announced {} keys", v.keys)?;
         }
         Command::Stats(StatsCommand::Bw) => {
-            let v = client.call_json("stats/bw", &[])?;
+            let v: types::BandwidthStats = client.call_json("stats/bw", &[])?;
             print_bw(&mut out, &v)?;
         }
         Command::Bitswap(BitswapCommand::Stat) => {
-            let v = client.call_json("bitswap/stat", &[])?;
-            let n = |k: &str| v[k].as_u64().unwrap_or(0);
+            let v: types::BitswapStat = client.call_json("bitswap/stat", &[])?;
             writeln!(out, "bitswap status")?;
-            writeln!(out, "\tblocks received: {}", n("BlocksReceived"))?;
-            writeln!(out, "\tblocks sent: {}", n("BlocksSent"))?;
-            writeln!(out, "\tdata received: {}", n("DataReceived"))?;
-            writeln!(out, "\tdata sent: {}", n("DataSent"))?;
-            writeln!(out, "\tfetches running: {}", n("ActiveSessions"))?;
-            let partners = v["Peers"].as_array().map_or(0, |p| p.len());
-            writeln!(out, "\tpartners [{partners}]")?;
+            writeln!(out, "\tblocks received: {}", v.blocks_received)?;
+            writeln!(out, "\tblocks sent: {}", v.blocks_sent)?;
+            writeln!(out, "\tdata received: {}", v.data_received)?;
+            writeln!(out, "\tdata sent: {}", v.data_sent)?;
+            writeln!(out, "\tfetches running: {}", v.active_sessions)?;
+            writeln!(out, "\tpartners [{}]", v.peers.len())?;
         }
         Command::Shutdown => {
             client.call("shutdown", &[])?;
@@ -474,17 +474,13 @@ fn through_daemon(
             get_through(client, &path, output)?;
         }
         Command::Ls { path } => {
-            let v = client.call_json("ls", &[("arg", &path)])?;
-            for obj in v["Objects"].as_array().into_iter().flatten() {
-                for l in obj["Links"].as_array().into_iter().flatten() {
-                    let (hash, name) = (
-                        l["Hash"].as_str().unwrap_or(""),
-                        l["Name"].as_str().unwrap_or(""),
-                    );
-                    if l["Type"] == 1 {
-                        writeln!(out, "{hash} - {name}/")?;
+            let v: types::LsResponse = client.call_json("ls", &[("arg", &path)])?;
+            for obj in v.objects {
+                for l in obj.links {
+                    if l.r#type == types::LsLink::DIRECTORY {
+                        writeln!(out, "{} - {}/", l.hash, l.name)?;
                     } else {
-                        writeln!(out, "{hash} {} {name}", l["Size"].as_u64().unwrap_or(0))?;
+                        writeln!(out, "{} {} {}", l.hash, l.size, l.name)?;
                     }
                 }
             }
@@ -512,11 +508,9 @@ fn through_daemon(
                     args.push(("replication", f.as_str()));
                 }
                 let result = client.call_lines("pin/add", &args, None, &mut |v| {
-                    if let Some(n) = v["Progress"].as_u64() {
-                        bar.set_position(n);
-                    }
-                    for p in v["Pins"].as_array().into_iter().flatten() {
-                        pinned.push(p.as_str().unwrap_or("").to_string());
+                    match v {
+                        types::PinAddEvent::Progress(p) => bar.set_position(p.progress),
+                        types::PinAddEvent::Done(p) => pinned.extend(p.pins),
                     }
                     Ok(())
                 });
@@ -537,14 +531,14 @@ fn through_daemon(
                 bail!("pin rm needs at least one CID");
             }
             for c in cids {
-                let v = client.call_json("pin/rm", &[("arg", &c)])?;
-                for p in v["Pins"].as_array().into_iter().flatten() {
-                    writeln!(out, "unpinned {}", p.as_str().unwrap_or(""))?;
+                let v: types::Pins = client.call_json("pin/rm", &[("arg", &c)])?;
+                for p in v.pins {
+                    writeln!(out, "unpinned {p}")?;
                 }
             }
         }
         Command::Pin(PinCommand::Status { cid, json }) => {
-            let v = client.call_json("pin/status", &[("arg", &cid)])?;
+            let v: types::PinStatus = client.call_json("pin/status", &[("arg", &cid)])?;
             if json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
             } else {
@@ -552,13 +546,12 @@ fn through_daemon(
             }
         }
         Command::Pin(PinCommand::Ls { r#type, quiet }) => {
-            let v = client.call_json("pin/ls", &[("type", &r#type)])?;
-            for p in v["Order"].as_array().into_iter().flatten() {
-                let cid = p[0].as_str().unwrap_or("");
+            let v: types::PinLsResponse = client.call_json("pin/ls", &[("type", &r#type)])?;
+            for (cid, kind) in v.order {
                 if quiet {
                     writeln!(out, "{cid}")?;
                 } else {
-                    writeln!(out, "{cid} {}", p[1].as_str().unwrap_or(""))?;
+                    writeln!(out, "{cid} {kind}")?;
                 }
             }
         }
@@ -587,21 +580,16 @@ fn through_daemon(
                 "block/put",
                 &[("cid-codec", &cid_codec), ("mhtype", &mh), ("pin", &pin)],
                 Some(vec![part]),
-                &mut |v| {
-                    key = v["Key"].as_str().unwrap_or("").to_string();
+                &mut |v: types::BlockStat| {
+                    key = v.key;
                     Ok(())
                 },
             )?;
             writeln!(out, "{key}")?;
         }
         Command::Block(BlockCommand::Stat { cid }) => {
-            let v = client.call_json("block/stat", &[("arg", &cid)])?;
-            writeln!(
-                out,
-                "Key: {}\nSize: {}",
-                v["Key"].as_str().unwrap_or(""),
-                v["Size"].as_u64().unwrap_or(0)
-            )?;
+            let v: types::BlockStat = client.call_json("block/stat", &[("arg", &cid)])?;
+            writeln!(out, "Key: {}\nSize: {}", v.key, v.size)?;
         }
         Command::Dag(DagCommand::Export { cid }) => {
             let mut w = std::io::BufWriter::with_capacity(1 << 20, out);
@@ -634,89 +622,42 @@ fn through_daemon(
                     )
                     .with_context(|| format!("importing {}", f.display()))?;
                 for v in lines {
-                    if let Some(root) = v["Root"]["Cid"]["/"].as_str() {
-                        if pin_roots {
-                            writeln!(out, "Pinned root {root} success")?;
-                        } else {
-                            writeln!(out, "Root {root}")?;
+                    match v {
+                        types::DagImportEvent::Root(r) if pin_roots => {
+                            writeln!(out, "Pinned root {} success", r.root.cid.cid)?
                         }
-                    }
-                    if v["Stats"].is_object() {
-                        writeln!(
+                        types::DagImportEvent::Root(r) => writeln!(out, "Root {}", r.root.cid.cid)?,
+                        types::DagImportEvent::Stats(s) => writeln!(
                             out,
                             "Imported {} blocks ({} new bytes)",
-                            v["Stats"]["BlockCount"].as_u64().unwrap_or(0),
-                            v["Stats"]["BlockBytesCount"].as_u64().unwrap_or(0)
-                        )?;
+                            s.stats.block_count, s.stats.block_bytes_count
+                        )?,
                     }
                 }
             }
         }
         Command::Repo(RepoCommand::Gc { quiet }) => {
             let spinner = progress::spinner("collecting garbage");
-            let v = client.call_json("repo/gc", &[]);
+            let v = client.call_json::<types::GcResponse>("repo/gc", &[]);
             spinner.finish_and_clear();
             let v = v?;
             if !quiet {
                 writeln!(
                     out,
                     "removed {} blocks ({} bytes); reclaimed {} bytes from {} segments",
-                    v["RemovedBlocks"].as_u64().unwrap_or(0),
-                    v["RemovedBytes"].as_u64().unwrap_or(0),
-                    v["ReclaimedBytes"].as_u64().unwrap_or(0),
-                    v["CompactedSegments"].as_u64().unwrap_or(0)
+                    v.removed_blocks, v.removed_bytes, v.reclaimed_bytes, v.compacted_segments
                 )?;
             }
         }
         Command::Repo(RepoCommand::Stat) => {
-            let v = client.call_json("repo/stat", &[])?;
-            let stat = cairn::node::RepoStat {
-                store: cairn::store::StoreStat {
-                    blocks: v["NumObjects"].as_u64().unwrap_or(0),
-                    block_bytes: v["BlockBytes"].as_u64().unwrap_or(0),
-                    pins: v["Pins"].as_u64().unwrap_or(0),
-                    stored_bytes: v["RepoSize"].as_u64().unwrap_or(0),
-                    segments: v["NumSegments"].as_u64().unwrap_or(0),
-                },
-                segments: v["Segments"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|g| cairn::store::SegmentUsage {
-                        id: g["Id"].as_u64().unwrap_or(0) as u32,
-                        live_bytes: g["LiveBytes"].as_u64().unwrap_or(0),
-                        file_bytes: g["FileBytes"].as_u64().unwrap_or(0),
-                    })
-                    .collect(),
-                path: v["RepoPath"].as_str().map(PathBuf::from),
-            };
+            let stat: types::RepoStatResponse = client.call_json("repo/stat", &[])?;
             print_repo_stat(&mut out, &stat)?;
         }
         Command::Repo(RepoCommand::Verify) => {
             let spinner = progress::spinner("verifying blocks");
-            let v = client.call_json("repo/verify", &[]);
+            let report = client.call_json::<types::VerifyResponse>("repo/verify", &[]);
             spinner.finish_and_clear();
-            let v = v?;
-            let parse = |c: &serde_json::Value| -> Result<cairn::block::Cid> {
-                Ok(parse_cid(c.as_str().unwrap_or(""))?)
-            };
-            let mut report = cairn::node::VerifyReport {
-                checked: v["Checked"].as_u64().unwrap_or(0),
-                ..Default::default()
-            };
-            for c in v["Corrupt"].as_array().into_iter().flatten() {
-                report.corrupt.push(parse(c)?);
-            }
-            for p in v["Unreadable"].as_array().into_iter().flatten() {
-                report
-                    .unreadable
-                    .push((parse(&p[0])?, p[1].as_str().unwrap_or("").to_string()));
-            }
-            for p in v["BrokenPins"].as_array().into_iter().flatten() {
-                report
-                    .broken_pins
-                    .push((parse(&p[0])?, p[1].as_str().unwrap_or("").to_string()));
-            }
+            let report = report?;
             print_verify(&mut out, &report)?;
         }
     }
@@ -724,20 +665,12 @@ fn through_daemon(
 }
 
 /// `stats bw` output, as Kubo prints it.
-fn print_bw(out: &mut dyn Write, v: &serde_json::Value) -> Result<()> {
+fn print_bw(out: &mut dyn Write, v: &types::BandwidthStats) -> Result<()> {
     writeln!(out, "Bandwidth")?;
-    writeln!(out, "TotalIn: {}", v["TotalIn"].as_u64().unwrap_or(0))?;
-    writeln!(out, "TotalOut: {}", v["TotalOut"].as_u64().unwrap_or(0))?;
-    writeln!(
-        out,
-        "RateIn: {:.0} B/s",
-        v["RateIn"].as_f64().unwrap_or(0.0)
-    )?;
-    writeln!(
-        out,
-        "RateOut: {:.0} B/s",
-        v["RateOut"].as_f64().unwrap_or(0.0)
-    )?;
+    writeln!(out, "TotalIn: {}", v.total_in)?;
+    writeln!(out, "TotalOut: {}", v.total_out)?;
+    writeln!(out, "RateIn: {:.0} B/s", v.rate_in)?;
+    writeln!(out, "RateOut: {:.0} B/s", v.rate_out)?;
     Ok(())
 }
 
@@ -861,19 +794,19 @@ fn add_through(
     // Progress lines count each file's bytes; the bar shows the sum.
     let (mut done_bytes, mut current, mut current_bytes) = (0u64, String::new(), 0u64);
     client.call_lines("add", &arg_refs, Some(parts), &mut |v| {
-        if let Some(n) = v["Bytes"].as_u64() {
-            let name = v["Name"].as_str().unwrap_or("");
-            if name != current {
-                done_bytes += current_bytes;
-                current = name.to_string();
+        let added = match v {
+            types::AddEvent::Progress(p) => {
+                if p.name != current {
+                    done_bytes += current_bytes;
+                    current = p.name;
+                }
+                current_bytes = p.bytes;
+                bar.set_position(done_bytes + p.bytes);
+                return Ok(());
             }
-            current_bytes = n;
-            bar.set_position(done_bytes + n);
-            return Ok(());
-        }
-        let (Some(hash), Some(name)) = (v["Hash"].as_str(), v["Name"].as_str()) else {
-            return Ok(());
+            types::AddEvent::Added(a) => a,
         };
+        let (hash, name) = (added.hash.as_str(), added.name.as_str());
         let name = if use_stdin { hash } else { name };
         if !name.contains('/') {
             last = Some(hash.to_string());
@@ -884,10 +817,7 @@ fn add_through(
             } else {
                 writeln!(out, "added {hash} {name}")
             };
-            r.map_err(|e| cairn::rpc::client::ClientError::Transport {
-                addr: "standard output".into(),
-                reason: e.to_string(),
-            })?;
+            r.map_err(cairn::rpc::client::ClientError::Output)?;
         }
         Ok(())
     })?;
@@ -1000,7 +930,7 @@ fn id(node: &Node) -> Result<()> {
         })
         .cloned()
         .collect();
-    let v = node.id_json(&addrs)?;
+    let v = types::IdResponse::for_node(node, &addrs)?;
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())
 }
@@ -1466,34 +1396,35 @@ fn repo_cmd(node: &Node, cmd: RepoCommand) -> Result<()> {
                 )?;
             }
         }
-        RepoCommand::Stat => print_repo_stat(&mut out, &node.stat()?)?,
+        RepoCommand::Stat => {
+            print_repo_stat(&mut out, &types::RepoStatResponse::from(&node.stat()?))?
+        }
         RepoCommand::Verify => {
             let spinner = progress::spinner("verifying blocks");
             let r = node.verify(&mut |n| spinner.set_position(n))?;
             spinner.finish_and_clear();
-            print_verify(&mut out, &r)?;
+            print_verify(&mut out, &types::VerifyResponse::from(&r))?;
         }
     }
     Ok(())
 }
 
-fn print_repo_stat(out: &mut dyn Write, s: &cairn::node::RepoStat) -> Result<()> {
-    let st = &s.store;
-    if let Some(p) = &s.path {
-        writeln!(out, "RepoPath:     {}", p.display())?;
+fn print_repo_stat(out: &mut dyn Write, st: &types::RepoStatResponse) -> Result<()> {
+    if !st.repo_path.is_empty() {
+        writeln!(out, "RepoPath:     {}", st.repo_path)?;
     }
-    writeln!(out, "NumObjects:   {}", st.blocks)?;
+    writeln!(out, "NumObjects:   {}", st.num_objects)?;
     writeln!(out, "BlockBytes:   {}", st.block_bytes)?;
-    writeln!(out, "RepoSize:     {}", st.stored_bytes)?;
+    writeln!(out, "RepoSize:     {}", st.repo_size)?;
     writeln!(out, "Pins:         {}", st.pins)?;
-    writeln!(out, "Segments:     {}", st.segments)?;
-    let share = if st.stored_bytes == 0 {
+    writeln!(out, "Segments:     {}", st.num_segments)?;
+    let share = if st.repo_size == 0 {
         1.0
     } else {
-        st.block_bytes as f64 / st.stored_bytes as f64
+        st.block_bytes as f64 / st.repo_size as f64
     };
     writeln!(out, "LiveShare:    {:.1}%", share * 100.0)?;
-    for seg in &s.segments {
+    for seg in &st.segments {
         let pct = if seg.file_bytes == 0 {
             100.0
         } else {
@@ -1508,7 +1439,7 @@ fn print_repo_stat(out: &mut dyn Write, s: &cairn::node::RepoStat) -> Result<()>
     Ok(())
 }
 
-fn print_verify(out: &mut dyn Write, r: &cairn::node::VerifyReport) -> Result<()> {
+fn print_verify(out: &mut dyn Write, r: &types::VerifyResponse) -> Result<()> {
     for cid in &r.corrupt {
         writeln!(out, "corrupt block {cid}")?;
     }
@@ -1527,31 +1458,22 @@ fn print_verify(out: &mut dyn Write, r: &cairn::node::VerifyReport) -> Result<()
 }
 
 /// `pin status` as text, like `ipfs-cluster-ctl status`.
-fn print_pin_status(out: &mut dyn Write, v: &serde_json::Value) -> Result<()> {
-    let holders = v["holders"].as_array().cloned().unwrap_or_default();
-    let pinned = holders.iter().filter(|h| h["state"] == "pinned").count();
+fn print_pin_status(out: &mut dyn Write, v: &types::PinStatus) -> Result<()> {
+    let pinned = v.holders.iter().filter(|h| h.state == "pinned").count();
     writeln!(
         out,
         "{}: {} ({pinned}/{} pinned, max {})",
-        v["cid"].as_str().unwrap_or(""),
-        v["state"].as_str().unwrap_or(""),
-        v["factor"].as_u64().unwrap_or(0),
-        v["max"].as_u64().unwrap_or(0)
+        v.cid, v.state, v.factor, v.max
     )?;
-    for h in holders {
-        let since = h["since"]
-            .as_u64()
+    for h in &v.holders {
+        let since = h
+            .since
             .map(|t| {
                 let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t);
                 format!(" since {}", humantime::format_rfc3339_seconds(at))
             })
             .unwrap_or_default();
-        writeln!(
-            out,
-            "    > {} : {}{since}",
-            h["peer"].as_str().unwrap_or(""),
-            h["state"].as_str().unwrap_or("").to_uppercase()
-        )?;
+        writeln!(out, "    > {} : {}{since}", h.peer, h.state.to_uppercase())?;
     }
     Ok(())
 }

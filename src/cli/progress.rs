@@ -53,18 +53,22 @@ pub struct PeerWatch {
 
 /// The peers figure for the sessions fetching `root` in a `bitswap/stat`
 /// answer: "from S of P peers", or `None` when no such session runs.
-pub fn session_peers(stat: &serde_json::Value, root: &cairn::block::Cid) -> Option<String> {
+pub fn session_peers(
+    stat: &cairn::rpc::types::BitswapStat,
+    root: &cairn::block::Cid,
+) -> Option<String> {
     let mut found = false;
     let (mut senders, mut peers) = (0u64, 0u64);
-    for s in stat["Sessions"].as_array().into_iter().flatten() {
-        let same = s["Root"]
-            .as_str()
+    for s in &stat.sessions {
+        let same = s
+            .root
+            .as_deref()
             .and_then(|r| cairn::block::parse_cid(r).ok())
             .is_some_and(|r| r.hash() == root.hash());
         if same {
             found = true;
-            senders = senders.max(s["Senders"].as_u64().unwrap_or(0));
-            peers = peers.max(s["Peers"].as_u64().unwrap_or(0));
+            senders = senders.max(s.senders);
+            peers = peers.max(s.peers);
         }
     }
     found.then(|| format!("from {senders} of {peers} peers"))
@@ -134,6 +138,7 @@ impl<R: std::io::Read, F: FnMut(u64)> std::io::Read for CountingRead<R, F> {
 mod tests {
     use super::*;
     use cairn::block::{Block, CidFormat, HashAlg, RAW};
+    use cairn::rpc::types::{BitswapStat, SessionStat};
 
     fn cid(text: &str) -> cairn::block::Cid {
         let format = CidFormat {
@@ -146,19 +151,33 @@ mod tests {
     #[test]
     fn the_peers_shown_are_those_of_this_fetch() {
         let (mine, other) = (cid("mine"), cid("other"));
-        let stat = serde_json::json!({
-            "SessionPeers": 9,
-            "Sessions": [
-                {"Root": mine.to_string(), "Peers": 3, "Senders": 2},
-                {"Root": other.to_string(), "Peers": 9, "Senders": 9},
-                {"Root": null, "Peers": 9, "Senders": 9},
+        let session = |root: Option<String>, peers, senders| SessionStat {
+            blocks: 0,
+            bytes: 0,
+            peers,
+            root,
+            senders,
+        };
+        let mut stat = BitswapStat {
+            active_sessions: 3,
+            blocks_received: 0,
+            blocks_sent: 0,
+            data_received: 0,
+            data_sent: 0,
+            peers: Vec::new(),
+            session_peers: 9,
+            sessions: vec![
+                session(Some(mine.to_string()), 3, 2),
+                session(Some(other.to_string()), 9, 9),
+                session(None, 9, 9),
             ],
-        });
+        };
         assert_eq!(
             session_peers(&stat, &mine).as_deref(),
             Some("from 2 of 3 peers")
         );
         assert_eq!(session_peers(&stat, &cid("none")), None);
-        assert_eq!(session_peers(&serde_json::json!({}), &mine), None);
+        stat.sessions.clear();
+        assert_eq!(session_peers(&stat, &mine), None);
     }
 }

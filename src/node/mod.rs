@@ -82,36 +82,6 @@ impl Node {
         Ok(key.public().to_peer_id())
     }
 
-    /// Kubo's `ipfs id` JSON for this node, with `addrs` as its addresses
-    /// (each gets `/p2p/<id>` appended).
-    pub fn id_json(&self, addrs: &[String]) -> Result<serde_json::Value, NodeError> {
-        use base64::Engine as _;
-        let key = crate::net::swarm::keypair_from_seed(self.key_seed)?;
-        let peer = key.public().to_peer_id();
-        let mut protocols: Vec<String> = crate::net::bitswap::driver::PROTOCOLS
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        protocols.push(self.config.net.kad_protocol.clone());
-        protocols.extend(
-            [
-                "/ipfs/id/1.0.0",
-                "/ipfs/id/push/1.0.0",
-                "/ipfs/ping/1.0.0",
-                crate::replicate::protocol::PROTOCOL,
-            ]
-            .map(String::from),
-        );
-        protocols.sort();
-        Ok(serde_json::json!({
-            "ID": peer.to_string(),
-            "PublicKey": base64::engine::general_purpose::STANDARD.encode(key.public().encode_protobuf()),
-            "Addresses": addrs.iter().map(|a| format!("{a}/p2p/{peer}")).collect::<Vec<_>>(),
-            "AgentVersion": format!("cairn/{}", env!("CARGO_PKG_VERSION")),
-            "Protocols": protocols,
-        }))
-    }
-
     /// Starts networking on this node's store with its identity and `net`
     /// (usually `config().net`, with flags applied). Needs a tokio runtime.
     pub async fn start_network(

@@ -4,8 +4,11 @@
 //! URL-escaped, directories as `application/x-directory`, symlinks as
 //! `application/symlink`).
 
+use super::types::{ErrorBody, VersionResponse};
 use super::{api_file, parse_api_addr};
-use std::io::Read;
+use serde::de::DeserializeOwned;
+use serde::Deserialize as _;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -15,10 +18,38 @@ pub enum ClientError {
     /// The daemon answered with an error (its message).
     #[error("{0}")]
     Api(String),
-    #[error("talking to the daemon at {addr}: {reason}")]
-    Transport { addr: String, reason: String },
-    #[error("the daemon sent something unexpected: {0}")]
-    Decode(String),
+    /// The request could not be made or its answer not read.
+    #[error("talking to the daemon at {addr}: {source}")]
+    Transport {
+        /// The daemon's address.
+        addr: String,
+        /// What failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An answer (or a line of it) is not the JSON the call expects.
+    #[error("the daemon's answer to {call} is not what was expected: {source}")]
+    Decode {
+        /// The API call (`pin/add`).
+        call: String,
+        /// What did not fit.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A line of a JSON-lines answer is longer than any answer should be.
+    #[error("a line of the daemon's answer to {call} is over {limit_bytes} bytes")]
+    LineTooLong {
+        /// The API call.
+        call: String,
+        /// The most a line may hold.
+        limit_bytes: usize,
+    },
+    /// Writing what the daemon sent failed (e.g. standard output closed).
+    #[error("writing the answer: {0}")]
+    Output(#[source] std::io::Error),
+    /// The caller's line handler refused a line.
+    #[error("{0}")]
+    Handler(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// A connection to a running daemon's API.
@@ -51,6 +82,13 @@ pub enum UploadPart {
 /// How long to wait for the daemon to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The most a JSON answer read whole may hold.
+const MAX_ANSWER_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The most one line of a JSON-lines answer may hold (an `add` line is a
+/// name and a CID; a `pin/add` line lists the roots of one call).
+pub const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
+
 impl Client {
     /// The daemon serving `repo`, if its `api` file names one that answers;
     /// `token` authenticates (see `[api] tokens`).
@@ -73,7 +111,10 @@ impl Client {
             token,
         };
         // A stale file from a crashed daemon: nobody answers.
-        client.call("version", &[]).ok().map(|_| client)
+        client
+            .call_json::<VersionResponse>("version", &[])
+            .ok()
+            .map(|_| client)
     }
 
     /// Another connection to the same daemon (e.g. for a progress thread).
@@ -85,10 +126,10 @@ impl Client {
         }
     }
 
-    fn transport(&self, reason: impl std::fmt::Display) -> ClientError {
+    fn transport(&self, source: impl Into<std::io::Error>) -> ClientError {
         ClientError::Transport {
             addr: self.base.clone(),
-            reason: reason.to_string(),
+            source: source.into(),
         }
     }
 
@@ -116,37 +157,48 @@ impl Client {
                     .send(ureq::SendBody::from_owned_reader(body))
             }
         }
-        .map_err(|e| self.transport(e))?;
+        .map_err(|e| self.transport(e.into_io()))?;
         let status = resp.status();
         let mut body = resp.into_body();
         if status.is_success() {
             return Ok(body);
         }
-        let text = body.read_to_string().map_err(|e| self.transport(e))?;
-        let message = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v["Message"].as_str().map(String::from))
+        let text = body
+            .read_to_string()
+            .map_err(|e| self.transport(e.into_io()))?;
+        let message = serde_json::from_str::<ErrorBody>(&text)
+            .map(|e| e.message)
             .unwrap_or(text);
         Err(ClientError::Api(message))
     }
 
-    /// `POST /api/v0/{path}?{args}`; returns the body text.
-    pub fn call(&self, path: &str, args: &[(&str, &str)]) -> Result<String, ClientError> {
+    /// `POST /api/v0/{path}?{args}` for its effect; the answer is dropped.
+    pub fn call(&self, path: &str, args: &[(&str, &str)]) -> Result<(), ClientError> {
         let mut body = self.request(path, args, None)?;
-        body.with_config()
-            .limit(64 * 1024 * 1024)
-            .read_to_string()
-            .map_err(|e| self.transport(e))
+        std::io::copy(
+            &mut body.with_config().limit(MAX_ANSWER_BYTES).reader(),
+            &mut std::io::sink(),
+        )
+        .map_err(|e| self.transport(e))?;
+        Ok(())
     }
 
-    /// Like [`call`](Self::call), parsing the answer as JSON.
-    pub fn call_json(
+    /// `POST /api/v0/{path}?{args}`, the answer read as a `T`.
+    pub fn call_json<T: DeserializeOwned>(
         &self,
         path: &str,
         args: &[(&str, &str)],
-    ) -> Result<serde_json::Value, ClientError> {
-        let text = self.call(path, args)?;
-        serde_json::from_str(&text).map_err(|e| ClientError::Decode(e.to_string()))
+    ) -> Result<T, ClientError> {
+        let mut body = self.request(path, args, None)?;
+        let text = body
+            .with_config()
+            .limit(MAX_ANSWER_BYTES)
+            .read_to_string()
+            .map_err(|e| self.transport(e.into_io()))?;
+        serde_json::from_str(&text).map_err(|source| ClientError::Decode {
+            call: path.to_string(),
+            source,
+        })
     }
 
     /// `POST /api/v0/{path}?{args}`, copying the body to `out` as it comes;
@@ -164,19 +216,18 @@ impl Client {
         let mut total = 0u64;
         loop {
             let n = reader.read(&mut buf).map_err(|e| {
-                self.transport(format!(
-                    "the answer stopped after {total} bytes ({e}); the daemon's log \
-                     (`--log-level warn` or more) says why"
+                self.transport(std::io::Error::new(
+                    e.kind(),
+                    format!(
+                        "the answer stopped after {total} bytes ({e}); the daemon's log \
+                         (`--log-level warn` or more) says why"
+                    ),
                 ))
             })?;
             if n == 0 {
                 return Ok(total);
             }
-            out.write_all(&buf[..n])
-                .map_err(|e| ClientError::Transport {
-                    addr: "standard output".into(),
-                    reason: e.to_string(),
-                })?;
+            out.write_all(&buf[..n]).map_err(ClientError::Output)?;
             total += n as u64;
             progress(total);
         }
@@ -189,39 +240,56 @@ impl Client {
     }
 
     /// Calls `path` (uploading `upload` if given) and hands each JSON line
-    /// of the answer to `on_line`; an error object in the stream (Kubo's
-    /// `{"Message", "Type": "error"}`) ends it as an error.
-    pub fn call_lines(
+    /// of the answer, read as a `T`, to `on_line`; an error object in the
+    /// stream (Kubo's `{"Message", "Type": "error"}`) ends it as an error,
+    /// and so does a line over [`MAX_LINE_BYTES`].
+    pub fn call_lines<T: DeserializeOwned>(
         &self,
         path: &str,
         args: &[(&str, &str)],
         upload: Option<Vec<UploadPart>>,
-        on_line: &mut dyn FnMut(serde_json::Value) -> Result<(), ClientError>,
+        on_line: &mut dyn FnMut(T) -> Result<(), ClientError>,
     ) -> Result<(), ClientError> {
         let body = self.request(path, args, upload)?;
         let reader = body.into_with_config().limit(u64::MAX).reader();
         let mut lines = std::io::BufReader::new(reader);
-        let mut line = String::new();
+        let mut line = Vec::new();
         loop {
             line.clear();
-            let n = std::io::BufRead::read_line(&mut lines, &mut line)
+            let n = (&mut lines)
+                .take(MAX_LINE_BYTES as u64 + 1)
+                .read_until(b'\n', &mut line)
                 .map_err(|e| self.transport(e))?;
             if n == 0 {
                 return Ok(());
             }
-            if line.trim().is_empty() {
+            if line.len() > MAX_LINE_BYTES {
+                return Err(ClientError::LineTooLong {
+                    call: path.to_string(),
+                    limit_bytes: MAX_LINE_BYTES,
+                });
+            }
+            if line.trim_ascii().is_empty() {
                 continue;
             }
-            let v: serde_json::Value = serde_json::from_str(line.trim())
-                .map_err(|e| ClientError::Decode(format!("{e}: {line:?}")))?;
-            if v["Type"] == "error" {
-                return Err(ClientError::Api(
-                    v["Message"].as_str().unwrap_or("unknown error").to_string(),
-                ));
-            }
-            on_line(v)?;
+            on_line(decode_line(path, &line)?)?;
         }
     }
+}
+
+/// One line of a JSON-lines answer: an error line becomes
+/// [`ClientError::Api`], anything else must read as a `T`.
+fn decode_line<T: DeserializeOwned>(call: &str, line: &[u8]) -> Result<T, ClientError> {
+    let decode = |source| ClientError::Decode {
+        call: call.to_string(),
+        source,
+    };
+    let value: serde_json::Value = serde_json::from_slice(line).map_err(decode)?;
+    if value.get("Type").and_then(|t| t.as_str()) == Some(ErrorBody::TYPE) {
+        let error = ErrorBody::deserialize(&value).map_err(decode)?;
+        return Err(ClientError::Api(error.message));
+    }
+    T::deserialize(&value).map_err(decode)
 }
 
 /// A multipart body produced as it is read: headers, then each file's bytes

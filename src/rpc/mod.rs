@@ -1,6 +1,6 @@
 //! The RPC API: a subset of Kubo's `POST /api/v0/...`, served by the daemon
-//! on 127.0.0.1 (issue 4 completes it; this is the control path the CLI
-//! uses while a daemon runs).
+//! on 127.0.0.1; the control path the CLI uses while a daemon runs. The
+//! bodies are [`types`], shared by the [`server`] and the [`client`].
 //!
 //! The daemon writes its address to `REPO/api` as a multiaddr
 //! (`/ip4/127.0.0.1/tcp/5001`, as Kubo does) and removes it on exit; the
@@ -11,6 +11,7 @@
 pub mod client;
 pub mod guard;
 pub mod server;
+pub mod types;
 
 use std::path::{Path, PathBuf};
 
