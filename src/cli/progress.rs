@@ -134,6 +134,27 @@ impl<R: std::io::Read, F: FnMut(u64)> std::io::Read for CountingRead<R, F> {
     }
 }
 
+/// Bytes under `path`, for the progress bar (best effort).
+pub fn tree_size(path: &std::path::Path, hidden: bool) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if meta.is_file() {
+        return meta.len();
+    }
+    if !meta.is_dir() {
+        return 0;
+    }
+    std::fs::read_dir(path)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| hidden || !e.file_name().to_string_lossy().starts_with('.'))
+                .map(|e| tree_size(&e.path(), hidden))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,351 @@
+//! The command line: every command, subcommand and flag (clap), and how
+//! `add`'s flags resolve into import options over `config.toml`.
+
+use anyhow::{anyhow, bail, Result};
+use cairn::block::{CidFormat, HashAlg};
+use cairn::dag::builder::{ImportOptions, Layout};
+use cairn::dag::chunker::ChunkerSpec;
+use cairn::dag::hamt::{Sharding, SizeEstimate};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "cairn",
+    version,
+    about = "Peer-to-peer, content-addressed storage (IPFS-compatible)"
+)]
+pub(super) struct Cli {
+    /// Repository directory [default: $CAIRN_REPO, else the platform data dir]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub(super) repo: Option<PathBuf>,
+    /// Log level on stderr: error, warn, info, debug, trace, or a filter
+    /// such as `cairn=debug,libp2p=info` [default: $RUST_LOG, else warn]
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub(super) log_level: Option<String>,
+    #[command(subcommand)]
+    pub(super) command: Command,
+}
+
+#[derive(Subcommand)]
+pub(super) enum Command {
+    /// Create the repository (config, key, store); done implicitly on first use.
+    Init,
+    /// Add files or directories; prints `added <cid> <name>` per entry.
+    Add(AddArgs),
+    /// Print a file's bytes (or a range of them).
+    Cat {
+        /// CID or /ipfs/CID/path
+        path: String,
+        /// Byte offset to start at
+        #[arg(long, short = 'o', default_value_t = 0)]
+        offset: u64,
+        /// Maximum number of bytes to print
+        #[arg(long, short = 'l')]
+        length: Option<u64>,
+    },
+    /// Write a file or directory tree to disk.
+    Get {
+        /// CID or /ipfs/CID/path
+        path: String,
+        /// Where to write it [default: the CID]
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+    },
+    /// List a directory's entries.
+    Ls {
+        /// CID or /ipfs/CID/path
+        path: String,
+    },
+    /// Pin and unpin content so GC keeps it.
+    #[command(subcommand)]
+    Pin(PinCommand),
+    /// Raw blocks.
+    #[command(subcommand)]
+    Block(BlockCommand),
+    /// DAG import and export as CAR files.
+    #[command(subcommand)]
+    Dag(DagCommand),
+    /// Repository maintenance.
+    #[command(subcommand)]
+    Repo(RepoCommand),
+    /// Print the version.
+    Version,
+    /// Run the node: libp2p swarm and Bitswap, until SIGINT or SIGTERM.
+    Daemon {
+        /// Listen multiaddrs (`--listen A B` or `--listen A --listen B`) [default: [net] listen in config.toml]
+        #[arg(long, num_args = 1.., value_name = "MULTIADDR")]
+        listen: Vec<String>,
+        /// RPC API address [default: [api] listen in config.toml, 127.0.0.1:5001]
+        #[arg(long)]
+        api: Option<String>,
+        /// Peers to connect to at start, /ip4/../tcp/../p2p/ID (several after one flag, or the flag repeated), besides [net] bootstrap in config.toml
+        #[arg(long, num_args = 1.., value_name = "MULTIADDR")]
+        bootstrap: Vec<String>,
+        /// Gateway address [default: [gateway] listen in config.toml, 127.0.0.1:8080; "off" for none]
+        #[arg(long)]
+        gateway: Option<String>,
+    },
+    /// Show the node's identity as Kubo's `ipfs id` JSON.
+    Id,
+    /// Connections to other peers (needs a running daemon).
+    #[command(subcommand)]
+    Swarm(SwarmCommand),
+    /// Content routing on the DHT (needs a running daemon).
+    #[command(subcommand)]
+    Routing(RoutingCommand),
+    /// Traffic figures (needs a running daemon).
+    #[command(subcommand)]
+    Stats(StatsCommand),
+    /// Bitswap figures (needs a running daemon).
+    #[command(subcommand)]
+    Bitswap(BitswapCommand),
+    /// Stop the running daemon.
+    Shutdown,
+}
+
+#[derive(Subcommand)]
+pub(super) enum BitswapCommand {
+    /// Blocks and bytes received and sent, fetches running, partners (as
+    /// `ipfs bitswap stat`).
+    Stat,
+}
+
+#[derive(Subcommand)]
+pub(super) enum StatsCommand {
+    /// Bytes in and out through the transport, totals and current rates.
+    Bw,
+}
+
+#[derive(Subcommand)]
+pub(super) enum SwarmCommand {
+    /// List connected peers: `<addr>/p2p/<peer>`.
+    Peers,
+    /// Connect to a peer: /ip4/A/tcp/P/p2p/ID.
+    Connect { addr: String },
+}
+
+#[derive(Subcommand)]
+pub(super) enum RoutingCommand {
+    /// Announce every key of the provide strategy on the DHT now.
+    Reprovide,
+    /// Find peers that provide a CID.
+    Findprovs {
+        cid: String,
+        /// Most providers to find.
+        #[arg(long, short = 'n', default_value_t = 20)]
+        num_providers: usize,
+    },
+}
+
+/// A `--flag=VALUE` that is neither true nor false.
+#[derive(Debug, thiserror::Error)]
+#[error("expected true or false, not {0:?}")]
+pub(super) struct NotABool(String);
+
+fn parse_bool_flag(s: &str) -> Result<bool, NotABool> {
+    match s {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(NotABool(s.to_string())),
+    }
+}
+
+#[derive(Args)]
+pub(super) struct AddArgs {
+    /// Files or directories to add; none (or `-`) reads standard input.
+    pub(super) paths: Vec<PathBuf>,
+    /// Add directories recursively.
+    #[arg(short, long)]
+    pub(super) recursive: bool,
+    /// Print only the final root CID.
+    #[arg(short = 'Q', long)]
+    pub(super) quieter: bool,
+    /// Print only CIDs.
+    #[arg(short, long)]
+    pub(super) quiet: bool,
+    /// Only compute CIDs; store nothing.
+    #[arg(short = 'n', long)]
+    pub(super) only_hash: bool,
+    /// Pin what is added (--pin=false to not).
+    #[arg(long, value_parser = parse_bool_flag, num_args = 0..=1, default_missing_value = "true", default_value = "true")]
+    pub(super) pin: bool,
+    /// CID version: 0 (Kubo's default, implies sha2-256 and dag-pb leaves) or 1.
+    #[arg(long)]
+    pub(super) cid_version: Option<u8>,
+    /// Hash function: blake3 or sha2-256.
+    #[arg(long)]
+    pub(super) hash: Option<HashAlg>,
+    /// size-N (N <= 1048576) or cdc-MIN-AVG-MAX.
+    #[arg(long, short = 's')]
+    pub(super) chunker: Option<ChunkerSpec>,
+    /// Raw leaves (default: true for CIDv1, false for CIDv0).
+    #[arg(long, value_parser = parse_bool_flag, num_args = 0..=1, default_missing_value = "true")]
+    pub(super) raw_leaves: Option<bool>,
+    /// Links per interior node (default 174).
+    #[arg(long)]
+    pub(super) max_links: Option<usize>,
+    /// DAG layout: balanced or trickle.
+    #[arg(long)]
+    pub(super) layout: Option<Layout>,
+    /// Use the trickle layout (Kubo's --trickle).
+    #[arg(long, short = 't')]
+    pub(super) trickle: bool,
+    /// Preset: unixfs-v0-2015 (alias legacy-cid-v0: Kubo's defaults) or unixfs-v1-2025.
+    #[arg(long)]
+    pub(super) profile: Option<String>,
+    /// Include files whose names start with a dot.
+    #[arg(short = 'H', long)]
+    pub(super) hidden: bool,
+    /// Hide the progress bar.
+    #[arg(long)]
+    pub(super) no_progress: bool,
+}
+
+#[derive(Subcommand)]
+pub(super) enum PinCommand {
+    /// Pin objects (recursively by default).
+    Add {
+        cids: Vec<String>,
+        /// Pin the whole DAG (--recursive=false pins the block only).
+        #[arg(long, short, value_parser = parse_bool_flag, num_args = 0..=1, default_missing_value = "true", default_value = "true")]
+        recursive: bool,
+        /// Keep this many copies on live nodes (placed and repaired by the
+        /// daemon) [default: no replication; the usual factor is in
+        /// [replication] factor]
+        #[arg(long, value_name = "N")]
+        replication: Option<u8>,
+    },
+    /// Remove pins (of a replicated root: on every holder).
+    Rm { cids: Vec<String> },
+    /// Where the copies of a replicated root are (needs a running daemon).
+    Status {
+        cid: String,
+        /// As JSON: {"cid", "factor", "state", "holders": [{"peer", "state", "since"}]}
+        #[arg(long)]
+        json: bool,
+    },
+    /// List pins.
+    Ls {
+        /// all, recursive, direct or indirect
+        #[arg(long, short = 't', default_value = "all")]
+        r#type: String,
+        /// Print CIDs only.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub(super) enum BlockCommand {
+    /// Print a block's raw bytes.
+    Get { cid: String },
+    /// Store a block read from a file (or standard input); prints its CID.
+    Put {
+        file: Option<PathBuf>,
+        /// raw or dag-pb
+        #[arg(long, default_value = "raw")]
+        cid_codec: String,
+        /// Hash function: blake3 or sha2-256
+        #[arg(long, default_value = "sha2-256")]
+        mhtype: HashAlg,
+        /// Pin the block directly.
+        #[arg(long)]
+        pin: bool,
+    },
+    /// Print a block's CID and size.
+    Stat { cid: String },
+}
+
+#[derive(Subcommand)]
+pub(super) enum DagCommand {
+    /// Write a DAG as a CAR v1 file to standard output.
+    Export { cid: String },
+    /// Import blocks from CAR files.
+    Import {
+        files: Vec<PathBuf>,
+        /// Pin the roots named in the CAR headers (--pin-roots=false to not).
+        #[arg(long, value_parser = parse_bool_flag, num_args = 0..=1, default_missing_value = "true", default_value = "true")]
+        pin_roots: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub(super) enum RepoCommand {
+    /// Remove every block no pin reaches and compact the store.
+    Gc {
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Blocks, bytes, pins and segment figures.
+    Stat,
+    /// Re-hash every block; name the corrupt ones.
+    Verify,
+}
+
+/// Resolves add flags the way Kubo does: CIDv0 implies sha2-256 and dag-pb
+/// leaves; a non-sha2 hash moves an implicit CIDv0 to CIDv1; CIDv1 turns raw
+/// leaves on unless told otherwise.
+pub(super) fn import_options(config: &cairn::node::Config, a: &AddArgs) -> Result<ImportOptions> {
+    let mut opts = match a.profile.as_deref() {
+        None => config
+            .import
+            .options()
+            .map_err(|e| anyhow!("config.toml [import]: {e}"))?,
+        Some("legacy-cid-v0" | "unixfs-v0-2015" | "kubo") => ImportOptions::kubo(),
+        Some("unixfs-v1-2025") => ImportOptions {
+            format: CidFormat {
+                version: 1,
+                hash: HashAlg::Sha2_256,
+            },
+            chunker: ChunkerSpec::Fixed { size: 1024 * 1024 },
+            raw_leaves: true,
+            max_links: 1024,
+            layout: Layout::Balanced,
+            sharding: Sharding {
+                estimate: SizeEstimate::Block,
+                ..Sharding::default()
+            },
+        },
+        Some(other) => {
+            bail!("unknown profile {other:?} (expected unixfs-v0-2015 (alias legacy-cid-v0) or unixfs-v1-2025)")
+        }
+    };
+    if let Some(v) = a.cid_version {
+        if v > 1 {
+            bail!("unknown CID version {v} (expected 0 or 1)");
+        }
+        opts.format.version = v;
+        if v == 0 {
+            if let Some(h) = a.hash.filter(|h| *h != HashAlg::Sha2_256) {
+                bail!("CIDv0 only supports sha2-256, not {h}");
+            }
+            opts.format.hash = HashAlg::Sha2_256;
+        }
+        opts.raw_leaves = v == 1;
+    }
+    if let Some(h) = a.hash {
+        opts.format.hash = h;
+        if h != HashAlg::Sha2_256 && opts.format.version == 0 {
+            opts.format.version = 1;
+            opts.raw_leaves = true;
+        }
+    }
+    if let Some(c) = a.chunker {
+        opts.chunker = c;
+    }
+    if let Some(r) = a.raw_leaves {
+        opts.raw_leaves = r;
+    }
+    if let Some(m) = a.max_links {
+        opts.max_links = m;
+    }
+    if let Some(l) = a.layout {
+        opts.layout = l;
+    }
+    if a.trickle {
+        opts.layout = Layout::Trickle;
+    }
+    opts.validate().map_err(|e| anyhow!(e))?;
+    Ok(opts)
+}
