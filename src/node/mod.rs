@@ -62,8 +62,14 @@ impl Node {
 
     /// A node whose blocks live in memory (tests, netsim).
     pub fn in_memory(config: Config, key_seed: [u8; 32]) -> Node {
+        Node::with_store(Arc::new(MemoryStore::new()), config, key_seed)
+    }
+
+    /// A node on `store` (tests and netsim hand it one that fails on
+    /// purpose: [`FaultyStore`](crate::store::FaultyStore)).
+    pub fn with_store(store: Arc<dyn Store>, config: Config, key_seed: [u8; 32]) -> Node {
         Node {
-            store: Arc::new(MemoryStore::new()),
+            store,
             config,
             path: None,
             read_opts: ReadOptions::default(),

@@ -110,8 +110,14 @@ impl prometheus_client::collector::Collector for ReplicateCollector {
         encode_counter(
             &mut encoder,
             "scrub_repaired_blocks",
-            "Corrupt blocks fetched again from peers",
+            "Corrupt blocks replaced by verified copies from peers",
             self.0.scrub_repaired.load(Relaxed),
+        )?;
+        encode_counter(
+            &mut encoder,
+            "scrub_unreadable_blocks",
+            "Blocks the scrub could not read (I/O errors; left as they are)",
+            self.0.scrub_unreadable.load(Relaxed),
         )
     }
 }

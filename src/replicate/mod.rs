@@ -16,8 +16,8 @@
 //! - `probe`: probing a root's holders and this node.
 //! - `replica`: this node's own copies: fetching one asked of it, listing
 //!   itself in a record, dropping one.
-//! - `scrub`: re-hashing stored blocks, fetching corrupt ones again from
-//!   other holders.
+//! - `scrub`: re-hashing stored blocks, replacing corrupt ones with
+//!   verified copies from other holders.
 //! - `owned_pins`: which local pins are the replicator's to remove.
 //! - this module: the [`Replicator`] handle, its settings, counters and
 //!   shared state.
@@ -45,6 +45,7 @@ mod server;
 pub use commands::{HolderStatus, RootStatus};
 pub use error::ReplicateError;
 pub(crate) use owned_pins::{disown_pin, own_pin};
+pub use scrub::ScrubReport;
 
 use crate::block::Cid;
 use crate::net::bitswap::driver::Bitswap;
@@ -103,10 +104,12 @@ pub struct ReplicateStats {
     pub under_replicated: AtomicU64,
     /// Corrupt blocks the scrub found.
     pub scrub_corrupt: AtomicU64,
-    /// Corrupt blocks fetched again from peers.
+    /// Corrupt blocks replaced by verified copies from peers.
     pub scrub_repaired: AtomicU64,
     /// Blocks the scrub checked.
     pub scrub_checked: AtomicU64,
+    /// Blocks the scrub could not read (I/O errors; left as they are).
+    pub scrub_unreadable: AtomicU64,
 }
 
 /// What the tasks share besides the records.
@@ -202,7 +205,7 @@ impl Replicator {
             r.repair_all().await
         });
         r.every(r.inner.config.scrub_interval, |r| async move {
-            r.scrub_pass().await
+            r.scrub_pass().await;
         });
         Ok(r)
     }

@@ -41,6 +41,12 @@ impl Damage for MemoryStore {
     }
 }
 
+impl Damage for FaultyStore {
+    fn flip_a_stored_bit(&self, cid: &Cid) {
+        self.inject(*cid.hash(), StorageFault::FlippedBit);
+    }
+}
+
 const SIZES: [usize; 6] = [0, 1, 262_144, 1 << 20, MAX_BLOCK_BYTES, 4097];
 
 fn round_trip_at_boundary_sizes(s: &dyn Store) {
@@ -255,6 +261,60 @@ fn remove_forgets_a_block_and_its_bytes(s: &dyn Store) {
     assert_eq!(s.get(a.cid()).unwrap().as_ref(), Some(&a));
 }
 
+/// A corrupt copy is replaced by a verified one (never by bytes that do
+/// not match), and a replacement of a block not stored stores it.
+fn replace_takes_only_a_verified_copy(s: &(impl Store + Damage)) {
+    let a = block(15, 6000, RAW);
+    let b = block(16, 3000, RAW);
+    s.put_many(&mut vec![a.clone(), b.clone()].into_iter())
+        .unwrap();
+    s.flip_a_stored_bit(a.cid());
+    let forged = Block::new_unchecked(*a.cid(), b.data().clone());
+    assert!(matches!(
+        s.replace(&forged),
+        Err(StoreError::Block(BlockError::HashMismatch { .. }))
+    ));
+    // The refused copy changed nothing: still there, still corrupt.
+    assert!(s.has(a.cid()).unwrap());
+    assert!(matches!(s.get(a.cid()), Err(StoreError::Corrupt { .. })));
+    s.replace(&a).unwrap();
+    assert_eq!(s.get(a.cid()).unwrap().as_ref(), Some(&a));
+    assert_eq!(s.used_bytes(), 9000);
+    assert_eq!(s.stat().unwrap().blocks, 2);
+    let c = block(17, 100, RAW);
+    s.replace(&c).unwrap();
+    assert_eq!(s.get(c.cid()).unwrap().as_ref(), Some(&c));
+    assert_eq!(s.used_bytes(), 9100);
+    assert_eq!(s.get(b.cid()).unwrap().as_ref(), Some(&b));
+}
+
+/// Paging with `blocks_after` lists every block once, in the order
+/// `for_each_block` does.
+fn pages_list_every_block_once(s: &dyn Store) {
+    let blocks: Vec<Block> = (0..50).map(|i| block(100 + i, 300, RAW)).collect();
+    s.put_many(&mut blocks.clone().into_iter()).unwrap();
+    let mut all = Vec::new();
+    s.for_each_block(&mut |e| {
+        all.push(e);
+        Ok(())
+    })
+    .unwrap();
+    let mut paged = Vec::new();
+    loop {
+        let page = s
+            .blocks_after(paged.last().map(|e: &StoredBlock| &e.multihash), 7)
+            .unwrap();
+        assert!(page.len() <= 7);
+        if page.is_empty() {
+            break;
+        }
+        paged.extend(page);
+    }
+    assert_eq!(paged.len(), blocks.len());
+    assert_eq!(paged, all);
+    assert!(s.blocks_after(None, 0).unwrap().is_empty());
+}
+
 macro_rules! conformance {
     ($name:ident, $make:expr) => {
         mod $name {
@@ -304,6 +364,14 @@ macro_rules! conformance {
                 with_store($make, |s| super::damaged_block_reads_as_corrupt(s));
             }
             #[test]
+            fn replace_takes_only_a_verified_copy() {
+                with_store($make, |s| super::replace_takes_only_a_verified_copy(s));
+            }
+            #[test]
+            fn pages_list_every_block_once() {
+                with_store($make, |s| super::pages_list_every_block_once(s));
+            }
+            #[test]
             fn remove_forgets_a_block_and_its_bytes() {
                 with_store($make, |s| super::remove_forgets_a_block_and_its_bytes(s));
             }
@@ -312,6 +380,9 @@ macro_rules! conformance {
 }
 
 conformance!(memory, |_| MemoryStore::new());
+conformance!(faulty, |_| FaultyStore::new(std::sync::Arc::new(
+    MemoryStore::new()
+)));
 conformance!(disk, |dir| DiskStore::open(
     dir,
     DiskStoreOptions::default()

@@ -2,9 +2,10 @@
 //! tests and netsim; passes the same conformance suite as the disk store.
 
 use super::{verified, PinKind, Result, Store, StoreError, StoreStat, StoredBlock, SweepReport};
-use crate::block::{Block, Cid, Multihash};
+use crate::block::{verify, Block, Cid, Multihash};
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashSet};
+use std::ops::Bound;
 use std::sync::RwLock;
 
 #[derive(Default)]
@@ -75,20 +76,34 @@ impl Store for MemoryStore {
     }
 
     fn for_each_block(&self, f: &mut dyn FnMut(StoredBlock) -> Result<()>) -> Result<()> {
-        let entries: Vec<(Vec<u8>, u64)> = self
-            .read()
-            .blocks
-            .iter()
-            .map(|(k, v)| (k.clone(), v.len() as u64))
-            .collect();
-        for (key, len) in entries {
-            let multihash = Multihash::from_bytes(&key).map_err(|_| StoreError::BadIndexEntry {
-                what: "block key",
-                key: key.clone(),
-            })?;
-            f(StoredBlock { multihash, len })?;
+        for entry in self.blocks_after(None, usize::MAX)? {
+            f(entry)?;
         }
         Ok(())
+    }
+
+    fn blocks_after(&self, after: Option<&Multihash>, limit: usize) -> Result<Vec<StoredBlock>> {
+        let start = match after {
+            Some(mh) => Bound::Excluded(mh.to_bytes()),
+            None => Bound::Unbounded,
+        };
+        let inner = self.read();
+        inner
+            .blocks
+            .range((start, Bound::Unbounded))
+            .take(limit)
+            .map(|(key, data)| {
+                let multihash =
+                    Multihash::from_bytes(key).map_err(|_| StoreError::BadIndexEntry {
+                        what: "block key",
+                        key: key.clone(),
+                    })?;
+                Ok(StoredBlock {
+                    multihash,
+                    len: data.len() as u64,
+                })
+            })
+            .collect()
     }
 
     fn read_raw(&self, mh: &Multihash) -> Result<Option<Bytes>> {
@@ -118,6 +133,15 @@ impl Store for MemoryStore {
 
     fn remove(&self, mh: &Multihash) -> Result<bool> {
         Ok(self.write().blocks.remove(&mh.to_bytes()).is_some())
+    }
+
+    fn replace(&self, block: &Block) -> Result<()> {
+        block.check_size()?;
+        verify(block.cid(), block.data())?;
+        self.write()
+            .blocks
+            .insert(block.cid().hash().to_bytes(), block.data().clone());
+        Ok(())
     }
 
     fn used_bytes(&self) -> u64 {

@@ -20,9 +20,11 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 mod disk;
+mod faulty;
 mod memory;
 
 pub use disk::{DiskStore, DiskStoreOptions};
+pub use faulty::{FaultyStore, StorageFault};
 pub use memory::MemoryStore;
 
 #[cfg(test)]
@@ -259,6 +261,11 @@ pub trait Store: Send + Sync {
     /// Calls `f` for each stored block (multihash and length), in key order.
     fn for_each_block(&self, f: &mut dyn FnMut(StoredBlock) -> Result<()>) -> Result<()>;
 
+    /// Up to `limit` stored blocks in key order, starting after the block
+    /// `after` (from the first with `None`): a long pass over the store (the
+    /// scrub) pages through it instead of holding every entry at once.
+    fn blocks_after(&self, after: Option<&Multihash>, limit: usize) -> Result<Vec<StoredBlock>>;
+
     /// Reads a block by multihash without verifying it (for `repo verify`,
     /// which re-hashes itself and reports instead of failing). A failed
     /// read is [`StoreError::Io`].
@@ -295,10 +302,17 @@ pub trait Store: Send + Sync {
     /// Every metadata entry whose key starts with `prefix`, in key order.
     fn meta_scan(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>>;
 
-    /// Forgets the block with this multihash (e.g. found corrupt by a
-    /// scrub, to be fetched again); its space is reclaimed by compaction.
-    /// Returns whether it was stored.
+    /// Forgets the block with this multihash; its space is reclaimed by
+    /// compaction. Returns whether it was stored.
     fn remove(&self, mh: &Multihash) -> Result<bool>;
+
+    /// Stores `block` in place of the copy kept under its multihash (one
+    /// proven corrupt), or as a new block if there is none. Its bytes are
+    /// checked against its CID first (a mismatch is refused as
+    /// [`BlockError::HashMismatch`] and changes nothing), and are durable
+    /// before the index points at them: the old copy is never dropped
+    /// before the new one is safe.
+    fn replace(&self, block: &Block) -> Result<()>;
 
     /// Bytes of block data stored now (what the quota counts).
     fn used_bytes(&self) -> u64;

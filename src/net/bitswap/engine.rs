@@ -465,6 +465,16 @@ mod tests {
         fn remove(&self, mh: &Multihash) -> Result<bool> {
             self.inner.remove(mh)
         }
+        fn blocks_after(
+            &self,
+            after: Option<&Multihash>,
+            limit: usize,
+        ) -> Result<Vec<StoredBlock>> {
+            self.inner.blocks_after(after, limit)
+        }
+        fn replace(&self, block: &Block) -> Result<()> {
+            self.inner.replace(block)
+        }
         fn used_bytes(&self) -> u64 {
             self.inner.used_bytes()
         }

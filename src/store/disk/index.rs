@@ -15,7 +15,8 @@
 //! the call that made it returns, so what a caller was told is durable is.
 
 use crate::block::{Cid, Multihash};
-use crate::store::{PinKind, Result, StoreError};
+use crate::store::{PinKind, Result, StoreError, StoredBlock};
+use std::ops::Bound;
 use std::path::Path;
 
 const BLOCK: u8 = b'b';
@@ -75,6 +76,14 @@ impl BlockEntry {
     /// Where the body lives.
     pub fn location(&self) -> Result<Location> {
         Location::decode(&self.value).ok_or_else(|| self.bad("block location"))
+    }
+
+    /// The entry as the store lists it.
+    pub fn stored(&self) -> Result<StoredBlock> {
+        Ok(StoredBlock {
+            multihash: self.multihash()?,
+            len: self.location()?.len as u64,
+        })
     }
 
     fn bad(&self, what: &'static str) -> StoreError {
@@ -180,6 +189,23 @@ impl Index {
             item.map(|(key, value)| BlockEntry { key, value })
                 .map_err(failed("listing blocks"))
         })
+    }
+
+    /// Up to `limit` block entries in key order, after the block `after`
+    /// (from the first with `None`).
+    pub fn blocks_after(&self, after: Option<&Multihash>, limit: usize) -> Result<Vec<BlockEntry>> {
+        let start = match after {
+            Some(mh) => Bound::Excluded(block_key(mh)),
+            None => Bound::Included(vec![BLOCK]),
+        };
+        self.db
+            .range((start, Bound::Excluded(vec![BLOCK + 1])))
+            .take(limit)
+            .map(|item| {
+                item.map(|(key, value)| BlockEntry { key, value })
+                    .map_err(failed("listing blocks"))
+            })
+            .collect()
     }
 
     /// Forgets the given blocks (in batches, each atomic), then flushes.

@@ -299,6 +299,40 @@ impl Store for DiskStore {
         Ok(true)
     }
 
+    fn replace(&self, block: &Block) -> Result<()> {
+        block.check_size()?;
+        crate::block::verify(block.cid(), block.data())?;
+        let mh = *block.cid().hash();
+        let mut w = self.lock_writer();
+        // Read under the writer: no other replace or compaction moves it.
+        let old_len = self
+            .index
+            .location(&mh)
+            .ok()
+            .flatten()
+            .map(|l| l.len as u64);
+        let adding = block.data().len() as u64;
+        let used = self.used_bytes();
+        if old_len.is_none() && self.opts.max_bytes > 0 && used + adding > self.opts.max_bytes {
+            return Err(StoreError::QuotaExceeded {
+                used,
+                adding,
+                max: self.opts.max_bytes,
+            });
+        }
+        let mut pending = Vec::new();
+        let loc = self.append(&mut w, &mut pending, &mh.to_bytes(), block.data(), false)?;
+        pending.push((mh, loc));
+        self.commit(&mut w, &mut pending)?;
+        drop(w);
+        self.used.fetch_add(adding, Ordering::Relaxed);
+        if let Some(old) = old_len {
+            self.used
+                .fetch_sub(old.min(self.used_bytes()), Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
     fn used_bytes(&self) -> u64 {
         self.used.load(Ordering::Relaxed)
     }
@@ -319,13 +353,14 @@ impl Store for DiskStore {
 
     fn for_each_block(&self, f: &mut dyn FnMut(StoredBlock) -> Result<()>) -> Result<()> {
         for entry in self.index.blocks() {
-            let entry = entry?;
-            f(StoredBlock {
-                multihash: entry.multihash()?,
-                len: entry.location()?.len as u64,
-            })?;
+            f(entry?.stored()?)?;
         }
         Ok(())
+    }
+
+    fn blocks_after(&self, after: Option<&Multihash>, limit: usize) -> Result<Vec<StoredBlock>> {
+        let entries = self.index.blocks_after(after, limit)?;
+        entries.into_iter().map(|e| e.stored()).collect()
     }
 
     fn read_raw(&self, mh: &Multihash) -> Result<Option<Bytes>> {

@@ -1,6 +1,7 @@
-//! A block source that fetches only what the store lacks.
+//! A block source that fetches only what the store lacks (or holds only
+//! as a corrupt or unreadable copy).
 
-use super::{FetchOptions, FetchSession};
+use super::{fetch_instead, FetchOptions, FetchSession};
 use crate::block::{Block, Cid};
 use crate::dag::{BlockSource, DagError};
 use crate::net::bitswap::driver::Bitswap;
@@ -68,8 +69,13 @@ impl BlockSource for LazySource {
         if let Some(s) = self.started() {
             return BlockSource::block(s, cid);
         }
-        if let Some(b) = self.store.get(cid)? {
-            return Ok(b);
+        match self.store.get(cid) {
+            Ok(Some(b)) => return Ok(b),
+            Ok(None) => {}
+            // The session reads it again, asks peers, and replaces a
+            // corrupt copy with the verified one.
+            Err(e) if fetch_instead(&e) => {}
+            Err(e) => return Err(e.into()),
         }
         BlockSource::block(self.session()?, cid)
     }

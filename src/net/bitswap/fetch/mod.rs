@@ -15,6 +15,8 @@
 //! - hands each verified block to whoever waits for it at once and stores
 //!   received blocks in batches (one fsync per batch) on a blocking thread,
 //!   holding back new want-blocks while too many wait to be stored;
+//! - fetches a block whose local copy is corrupt or unreadable as if it
+//!   were missing, and writes the verified copy over a corrupt one;
 //! - fails the waiting callers when no wanted block arrived for
 //!   `stall_timeout`, cancelling the wants at the peers;
 //! - ends, cancelling what is still wanted, when every handle is dropped.
@@ -35,7 +37,7 @@ use crate::block::{Block, Cid};
 use crate::dag::{BlockSource, DagError};
 use crate::net::bitswap::session::SessionConfig;
 use crate::net::NetError;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use libp2p::PeerId;
 use recent::{recent_take, SharedRecent};
 use std::sync::atomic::{AtomicU64, AtomicUsize};
@@ -148,7 +150,12 @@ impl FetchSession {
         if let Some(b) = recent_take(&self.recent, cid) {
             return Ok(Some(b));
         }
-        Ok(self.store.get(cid)?)
+        match self.store.get(cid) {
+            Ok(b) => Ok(b),
+            // The session task reads it again and asks peers.
+            Err(e) if fetch_instead(&e) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The block `cid`: from the store, else from peers.
@@ -233,6 +240,14 @@ impl BlockSource for FetchSession {
     fn prefetch(&self, cids: &[Cid]) {
         FetchSession::prefetch(self, cids)
     }
+}
+
+/// Whether a failed read of the local copy is one a copy from peers makes
+/// good: stored bytes proven corrupt (the verified copy then replaces
+/// them), or a read the disk failed (the copy is served, the stored one
+/// left alone). Other store errors (a damaged index) fail the caller.
+pub(crate) fn fetch_instead(e: &StoreError) -> bool {
+    matches!(e, StoreError::Corrupt { .. } | StoreError::Io { .. })
 }
 
 /// A block's key in a session's maps: its multihash bytes (peers may

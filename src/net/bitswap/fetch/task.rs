@@ -3,7 +3,10 @@
 //! batches, looks up providers and gives up after the stall timeout.
 
 use super::recent::{recent_take, SharedRecent};
-use super::{key, FetchCommand, FetchOptions, FetchProgress, FetchSession, ProviderSearch, Reply};
+use super::{
+    fetch_instead, key, FetchCommand, FetchOptions, FetchProgress, FetchSession, ProviderSearch,
+    Reply,
+};
 use super::{COMMAND_DEPTH, PROVIDER_SEARCH_INTERVAL};
 use crate::block::{Block, Cid};
 use crate::net::bitswap::driver::{Counters, EngineCommand, SessionEvent};
@@ -12,7 +15,7 @@ use crate::net::swarm::{PeerEvent, SwarmHandle};
 use crate::net::NetError;
 use crate::store::{Store, StoreError};
 use libp2p::PeerId;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -79,6 +82,7 @@ impl FetchSession {
             waiters: HashMap::new(),
             wanted_at: HashMap::new(),
             unstored: HashMap::new(),
+            corrupt: HashSet::new(),
             storing: None,
             flush_waiters: Vec::new(),
             store_error: None,
@@ -105,6 +109,18 @@ impl FetchSession {
     }
 }
 
+/// Stores received blocks (a blocking call): `put_many` skips blocks
+/// already indexed, so those in `corrupt` are written over the corrupt
+/// copy instead. Returns the new bytes.
+fn store_blocks(store: &dyn Store, batch: &[Block], corrupt: &[Block]) -> Result<u64, StoreError> {
+    let new = store.put_many_uncached(&mut batch.iter().cloned())?;
+    for b in corrupt {
+        store.replace(b)?;
+        tracing::info!(cid = %b.cid(), "corrupt local copy replaced by a verified one");
+    }
+    Ok(new)
+}
+
 /// A batch handed to the store, and how storing it went.
 type StoredBatch = (Vec<Block>, Result<u64, StoreError>);
 
@@ -125,6 +141,9 @@ struct SessionTask {
     wanted_at: HashMap<Vec<u8>, Instant>,
     /// Received, handed out, not yet durable.
     unstored: HashMap<Vec<u8>, Block>,
+    /// Wanted blocks whose local copy was proven corrupt: the copy
+    /// received replaces it.
+    corrupt: HashSet<Vec<u8>>,
     /// The batch being stored on a blocking thread.
     storing: Option<tokio::task::JoinHandle<StoredBatch>>,
     flush_waiters: Vec<oneshot::Sender<Result<(), NetError>>>,
@@ -264,10 +283,10 @@ impl SessionTask {
         }
         let rest: Vec<Block> = self.unstored.drain().map(|(_, b)| b).collect();
         if !rest.is_empty() {
+            let corrupt = self.take_corrupt(&rest);
             let store = Arc::clone(&self.store);
             let _ =
-                tokio::task::spawn_blocking(move || store.put_many_uncached(&mut rest.into_iter()))
-                    .await;
+                tokio::task::spawn_blocking(move || store_blocks(&*store, &rest, &corrupt)).await;
         }
         self.counters
             .sessions
@@ -313,6 +332,12 @@ impl SessionTask {
                             return;
                         }
                         Ok(None) => {}
+                        Err(e) if fetch_instead(&e) => {
+                            tracing::warn!(%cid, "local copy unusable, fetching it from peers: {e}");
+                            if matches!(e, StoreError::Corrupt { .. }) {
+                                self.corrupt.insert(k.clone());
+                            }
+                        }
                         Err(e) => {
                             if let Some(r) = reply {
                                 let _ = r.send(Err(e.into()));
@@ -483,11 +508,24 @@ impl SessionTask {
             return;
         }
         let batch: Vec<Block> = self.unstored.values().cloned().collect();
+        let corrupt = self.take_corrupt(&batch);
         let store = Arc::clone(&self.store);
         self.storing = Some(tokio::task::spawn_blocking(move || {
-            let r = store.put_many_uncached(&mut batch.iter().cloned());
+            let r = store_blocks(&*store, &batch, &corrupt);
             (batch, r)
         }));
+    }
+
+    /// The blocks of `batch` whose local copy was found corrupt.
+    fn take_corrupt(&mut self, batch: &[Block]) -> Vec<Block> {
+        if self.corrupt.is_empty() {
+            return Vec::new();
+        }
+        batch
+            .iter()
+            .filter(|b| self.corrupt.remove(&key(b.cid())))
+            .cloned()
+            .collect()
     }
 
     async fn on_stored(&mut self, done: Result<StoredBatch, JoinError>) {
