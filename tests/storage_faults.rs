@@ -96,6 +96,15 @@ impl Drop for Peer {
     }
 }
 
+/// Two connected peers: A adds `data`, B fetches and pins it; the root.
+async fn both_hold(data: &[u8]) -> (Peer, Peer, Cid) {
+    let (a, b) = (Peer::start(1).await, Peer::start(2).await);
+    b.connect(&a).await;
+    let root = a.add(data);
+    b.online.pin_add(root, true, &mut |_| {}).await.unwrap();
+    (a, b, root)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreadable_block_survives_the_scrub() {
     let a = Peer::start(1).await;
@@ -116,11 +125,8 @@ async fn an_unreadable_block_survives_the_scrub() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_block_is_replaced_only_by_a_verified_copy() {
-    let (a, b) = (Peer::start(1).await, Peer::start(2).await);
-    b.connect(&a).await;
     let shared = common::random_bytes(3 << 20, 2);
-    let root = a.add(&shared);
-    b.online.pin_add(root, true, &mut |_| {}).await.unwrap();
+    let (a, b, root) = both_hold(&shared).await;
     let fixable = b.leaves(&root)[1];
     // A file nobody else has: no good copy of its blocks anywhere.
     let own = b.add(&common::random_bytes(3 << 20, 3));
@@ -146,11 +152,8 @@ async fn a_corrupt_block_is_replaced_only_by_a_verified_copy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_online_read_of_a_bad_local_copy_fetches_a_good_one() {
-    let (a, b) = (Peer::start(1).await, Peer::start(2).await);
-    b.connect(&a).await;
     let data = common::random_bytes(4 << 20, 4);
-    let root = a.add(&data);
-    b.online.pin_add(root, true, &mut |_| {}).await.unwrap();
+    let (_a, b, root) = both_hold(&data).await;
     let leaves = b.leaves(&root);
     let (rotten, unreadable) = (leaves[1], leaves[2]);
     b.disk.inject(*rotten.hash(), StorageFault::FlippedBit);

@@ -6,9 +6,7 @@
 //! A fault belongs to the stored copy, not to the block: a copy written
 //! again ([`Store::replace`]) or forgotten ([`Store::remove`]) is healthy.
 
-use super::{
-    verified, PinKind, Result, SegmentUsage, Store, StoreError, StoreStat, StoredBlock, SweepReport,
-};
+use super::{verified, PinKind, Result, Store, StoreError, StoredBlock, SweepReport};
 use crate::block::{Block, Cid, Multihash};
 use bytes::Bytes;
 use std::collections::{HashMap, HashSet};
@@ -111,6 +109,8 @@ impl FaultyStore {
 }
 
 impl Store for FaultyStore {
+    super::pass_through_store_methods!(inner);
+
     fn put_many(&self, blocks: &mut dyn Iterator<Item = Block>) -> Result<u64> {
         self.inner.put_many(blocks)
     }
@@ -146,22 +146,6 @@ impl Store for FaultyStore {
         self.read(&Cid::new_v1(crate::block::RAW, *mh))
     }
 
-    fn pin(&self, cid: &Cid, kind: PinKind) -> Result<()> {
-        self.inner.pin(cid, kind)
-    }
-
-    fn unpin(&self, cid: &Cid) -> Result<PinKind> {
-        self.inner.unpin(cid)
-    }
-
-    fn pins(&self) -> Result<Vec<(Cid, PinKind)>> {
-        self.inner.pins()
-    }
-
-    fn pin_of(&self, cid: &Cid) -> Result<Option<PinKind>> {
-        self.inner.pin_of(cid)
-    }
-
     fn sweep(&self, live: &HashSet<Multihash>) -> Result<SweepReport> {
         let report = self.inner.sweep(live)?;
         self.faults
@@ -169,26 +153,6 @@ impl Store for FaultyStore {
             .unwrap_or_else(|e| e.into_inner())
             .retain(|mh, _| live.contains(mh));
         Ok(report)
-    }
-
-    fn stat(&self) -> Result<StoreStat> {
-        self.inner.stat()
-    }
-
-    fn flush(&self) -> Result<()> {
-        self.inner.flush()
-    }
-
-    fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        self.inner.meta_get(key)
-    }
-
-    fn meta_put(&self, key: &str, value: Option<&[u8]>) -> Result<()> {
-        self.inner.meta_put(key, value)
-    }
-
-    fn meta_scan(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
-        self.inner.meta_scan(prefix)
     }
 
     fn remove(&self, mh: &Multihash) -> Result<bool> {
@@ -201,14 +165,6 @@ impl Store for FaultyStore {
         self.inner.replace(block)?;
         self.heal(block.cid().hash());
         Ok(())
-    }
-
-    fn used_bytes(&self) -> u64 {
-        self.inner.used_bytes()
-    }
-
-    fn segment_usage(&self) -> Result<Vec<SegmentUsage>> {
-        self.inner.segment_usage()
     }
 }
 

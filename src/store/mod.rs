@@ -141,6 +141,49 @@ pub enum Corruption {
     },
 }
 
+/// The [`Store`] methods a wrapper store hands to the store in its field
+/// `$inner` unchanged (pins, metadata, counts, flush), written once for
+/// every wrapper that changes only how blocks are read or written
+/// ([`FaultyStore`], test stores). Use it inside the wrapper's `impl Store`.
+macro_rules! pass_through_store_methods {
+    ($inner:ident) => {
+        fn pin(&self, cid: &Cid, kind: PinKind) -> $crate::store::Result<()> {
+            self.$inner.pin(cid, kind)
+        }
+        fn unpin(&self, cid: &Cid) -> $crate::store::Result<PinKind> {
+            self.$inner.unpin(cid)
+        }
+        fn pins(&self) -> $crate::store::Result<Vec<(Cid, PinKind)>> {
+            self.$inner.pins()
+        }
+        fn pin_of(&self, cid: &Cid) -> $crate::store::Result<Option<PinKind>> {
+            self.$inner.pin_of(cid)
+        }
+        fn stat(&self) -> $crate::store::Result<$crate::store::StoreStat> {
+            self.$inner.stat()
+        }
+        fn flush(&self) -> $crate::store::Result<()> {
+            self.$inner.flush()
+        }
+        fn meta_get(&self, key: &str) -> $crate::store::Result<Option<Vec<u8>>> {
+            self.$inner.meta_get(key)
+        }
+        fn meta_put(&self, key: &str, value: Option<&[u8]>) -> $crate::store::Result<()> {
+            self.$inner.meta_put(key, value)
+        }
+        fn meta_scan(&self, prefix: &str) -> $crate::store::Result<Vec<(String, Vec<u8>)>> {
+            self.$inner.meta_scan(prefix)
+        }
+        fn used_bytes(&self) -> u64 {
+            self.$inner.used_bytes()
+        }
+        fn segment_usage(&self) -> $crate::store::Result<Vec<$crate::store::SegmentUsage>> {
+            self.$inner.segment_usage()
+        }
+    };
+}
+pub(crate) use pass_through_store_methods;
+
 /// Results of the storage layer.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 

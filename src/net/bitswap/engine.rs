@@ -383,7 +383,7 @@ mod tests {
     use crate::net::bitswap::test_block;
     use crate::net::swarm::NetConfig;
     use crate::net::Network;
-    use crate::store::{MemoryStore, PinKind, Result, Store, StoreStat, StoredBlock, SweepReport};
+    use crate::store::{MemoryStore, PinKind, Result, Store, StoredBlock, SweepReport};
     use std::collections::HashSet;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
@@ -410,6 +410,7 @@ mod tests {
     }
 
     impl Store for Watched {
+        crate::store::pass_through_store_methods!(inner);
         fn put_many(&self, blocks: &mut dyn Iterator<Item = Block>) -> Result<u64> {
             self.inner.put_many(blocks)
         }
@@ -432,35 +433,8 @@ mod tests {
             self.note();
             self.inner.read_raw(mh)
         }
-        fn pin(&self, cid: &Cid, kind: PinKind) -> Result<()> {
-            self.inner.pin(cid, kind)
-        }
-        fn unpin(&self, cid: &Cid) -> Result<PinKind> {
-            self.inner.unpin(cid)
-        }
-        fn pins(&self) -> Result<Vec<(Cid, PinKind)>> {
-            self.inner.pins()
-        }
-        fn pin_of(&self, cid: &Cid) -> Result<Option<PinKind>> {
-            self.inner.pin_of(cid)
-        }
         fn sweep(&self, live: &HashSet<Multihash>) -> Result<SweepReport> {
             self.inner.sweep(live)
-        }
-        fn stat(&self) -> Result<StoreStat> {
-            self.inner.stat()
-        }
-        fn flush(&self) -> Result<()> {
-            self.inner.flush()
-        }
-        fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-            self.inner.meta_get(key)
-        }
-        fn meta_put(&self, key: &str, value: Option<&[u8]>) -> Result<()> {
-            self.inner.meta_put(key, value)
-        }
-        fn meta_scan(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
-            self.inner.meta_scan(prefix)
         }
         fn remove(&self, mh: &Multihash) -> Result<bool> {
             self.inner.remove(mh)
@@ -474,9 +448,6 @@ mod tests {
         }
         fn replace(&self, block: &Block) -> Result<()> {
             self.inner.replace(block)
-        }
-        fn used_bytes(&self) -> u64 {
-            self.inner.used_bytes()
         }
     }
 
