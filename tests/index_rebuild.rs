@@ -30,3 +30,88 @@ fn verify_reports_a_damaged_record_header() {
     let err = repo.fails(&["cat", &cid]);
     assert!(err.contains("record header"), "{err}");
 }
+
+/// How the index is damaged before the next command.
+#[derive(Clone, Copy, Debug)]
+enum Damage {
+    /// Bits flipped in sled's log.
+    FlippedBits,
+    /// sled's log cut short.
+    Truncated,
+    /// A 0-byte `snap.*.generating` left by a snapshot a full disk cut off.
+    UnfinishedSnapshot,
+    /// The whole index gone.
+    Deleted,
+}
+
+fn damage(index: &std::path::Path, how: Damage) {
+    let db = index.join("db");
+    match how {
+        Damage::FlippedBits => {
+            let mut bytes = std::fs::read(&db).unwrap();
+            for at in [100, 700, 1500] {
+                bytes[at] ^= 0x04;
+            }
+            std::fs::write(&db, bytes).unwrap();
+        }
+        Damage::Truncated => {
+            let f = std::fs::File::options().write(true).open(&db).unwrap();
+            f.set_len(1000).unwrap();
+        }
+        Damage::UnfinishedSnapshot => {
+            std::fs::write(index.join("snap.FFFFFFFFFFFFFFFF.generating"), b"").unwrap();
+        }
+        Damage::Deleted => std::fs::remove_dir_all(index).unwrap(),
+    }
+}
+
+#[test]
+fn every_command_works_after_the_index_is_damaged_and_pinned_files_read_back() {
+    for how in [
+        Damage::FlippedBits,
+        Damage::Truncated,
+        Damage::UnfinishedSnapshot,
+        Damage::Deleted,
+    ] {
+        let repo = TestRepo::new();
+        let mut files = vec![];
+        for (i, len) in [3_000_000usize, 700_000, 1000].into_iter().enumerate() {
+            let path = repo.scratch(&format!("f{i}"));
+            let bytes = random_bytes(len, i as u64 + 1);
+            std::fs::write(&path, &bytes).unwrap();
+            files.push((repo.add(&path, &[]), bytes));
+        }
+        let unpinned = repo.scratch("unpinned");
+        std::fs::write(&unpinned, random_bytes(5000, 99)).unwrap();
+        repo.add(&unpinned, &["--pin=false"]);
+        let pins = repo.ok(&["pin", "ls", "--type", "recursive"]);
+
+        damage(&repo.path().join("index"), how);
+        let first = repo.run(&["pin", "ls", "--type", "recursive"]);
+        let stderr = String::from_utf8_lossy(&first.stderr);
+        assert!(first.status.success(), "{how:?}: {stderr}");
+        assert_eq!(String::from_utf8_lossy(&first.stdout), pins, "{how:?}");
+        if !matches!(how, Damage::UnfinishedSnapshot) {
+            assert!(
+                stderr.contains("rebuilt it from the segments"),
+                "{how:?}: {stderr}"
+            );
+        }
+        for (cid, bytes) in &files {
+            assert!(repo.ok_bytes(&["cat", cid]) == *bytes, "{how:?}: {cid}");
+        }
+        let verified = repo.ok(&["repo", "verify"]);
+        assert!(verified.contains("all good"), "{how:?}: {verified}");
+        let extra = repo.scratch("extra");
+        std::fs::write(&extra, random_bytes(20_000, 7)).unwrap();
+        let cid = repo.add(&extra, &[]);
+        repo.ok(&["repo", "gc"]);
+        let rebuilt = repo.ok(&["repo", "rebuild-index"]);
+        assert!(rebuilt.starts_with("rebuilt the index: "), "{rebuilt}");
+        let out = repo.run(&["cat", &cid]);
+        assert!(out.status.success() && out.stderr.is_empty(), "{how:?}");
+        for (cid, bytes) in &files {
+            assert!(repo.ok_bytes(&["cat", cid]) == *bytes, "{how:?}: {cid}");
+        }
+    }
+}

@@ -281,6 +281,8 @@ pub(super) enum RepoCommand {
     Stat,
     /// Re-hash every block; name the corrupt ones.
     Verify,
+    /// Rebuild the block index from the segment files (pins are kept).
+    RebuildIndex,
 }
 
 /// Resolves add flags the way Kubo does: CIDv0 implies sha2-256 and dag-pb

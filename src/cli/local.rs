@@ -307,6 +307,14 @@ pub(super) fn repo_cmd(node: &Node, cmd: RepoCommand) -> Result<()> {
         RepoCommand::Stat => {
             print_repo_stat(&mut out, &types::RepoStatResponse::from(&node.stat()?))?
         }
+        RepoCommand::RebuildIndex => {
+            let report = node.index_rebuilt().cloned().unwrap_or_default();
+            writeln!(
+                out,
+                "rebuilt the index: {}",
+                super::output::rebuilt(&report)
+            )?;
+        }
         RepoCommand::Verify => {
             let spinner = progress::spinner("verifying blocks");
             let r = node.verify(&mut |n| spinner.set_position(n))?;

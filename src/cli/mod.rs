@@ -10,7 +10,7 @@ mod progress;
 mod remote;
 
 use anyhow::{anyhow, bail, Context, Result};
-use args::{Cli, Command};
+use args::{Cli, Command, RepoCommand};
 use cairn::daemon::{Daemon, DaemonOptions};
 use cairn::node::{repo, Node};
 use clap::Parser;
@@ -66,7 +66,17 @@ pub fn run() -> Result<()> {
         let config = repo::Repo::read_config(&repo_path)?;
         return remote::through_daemon(&client, &config, cli.command);
     }
-    let node = Node::open(&repo_path)?;
+    let node = match cli.command {
+        Command::Repo(RepoCommand::RebuildIndex) => Node::open_rebuilding_index(&repo_path)?,
+        _ => Node::open(&repo_path)?,
+    };
+    if let Some(r) = node.index_rebuilt().filter(|r| r.reason.is_some()) {
+        let why = r.reason.as_deref().unwrap_or_default();
+        let found = output::rebuilt(r);
+        eprintln!(
+            "cairn: the index could not be used ({why}); rebuilt it from the segments: {found}"
+        );
+    }
     match cli.command {
         Command::Init | Command::Version => unreachable!("handled above"),
         Command::Swarm(_)

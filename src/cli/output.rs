@@ -15,6 +15,14 @@ pub(super) fn print_bw(out: &mut dyn Write, v: &types::BandwidthStats) -> Result
     Ok(())
 }
 
+/// What an index rebuild found, in one line.
+pub(super) fn rebuilt(r: &cairn::store::RebuildReport) -> String {
+    format!(
+        "{} blocks ({} bytes) from {} segments, {} corrupt records left out, {} bytes skipped",
+        r.blocks, r.block_bytes, r.segments, r.corrupt, r.skipped_bytes
+    )
+}
+
 pub(super) fn print_repo_stat(out: &mut dyn Write, st: &types::RepoStatResponse) -> Result<()> {
     if !st.repo_path.is_empty() {
         writeln!(out, "RepoPath:     {}", st.repo_path)?;

@@ -286,6 +286,9 @@ pub(super) fn through_daemon(
             let stat: types::RepoStatResponse = client.call_json("repo/stat", &[])?;
             print_repo_stat(&mut out, &stat)?;
         }
+        Command::Repo(RepoCommand::RebuildIndex) => {
+            bail!("the daemon has the repo open: stop it before rebuilding the index")
+        }
         Command::Repo(RepoCommand::Verify) => {
             let spinner = progress::spinner("verifying blocks");
             let report = client.call_json::<types::VerifyResponse>("repo/verify", &[]);

@@ -33,7 +33,7 @@ pub use repo::Repo;
 use crate::block::Cid;
 use crate::dag::reader::ReadOptions;
 use crate::dag::{BlockSource, DagError};
-use crate::store::{MemoryStore, Store};
+use crate::store::{MemoryStore, RebuildReport, Store};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -44,20 +44,39 @@ pub struct Node {
     path: Option<PathBuf>,
     read_opts: ReadOptions,
     key_seed: [u8; 32],
+    index_rebuilt: Option<RebuildReport>,
 }
 
 impl Node {
-    /// Opens the repo at `path` (creating it on first use).
+    /// Opens the repo at `path` (creating it on first use). An index that
+    /// cannot be used is rebuilt from the segments: see
+    /// [`Node::index_rebuilt`].
     pub fn open(path: &Path) -> Result<Node, NodeError> {
-        let repo = Repo::open(path)?;
+        Self::from_repo(Repo::open(path, false)?)
+    }
+
+    /// Opens the repo at `path` after rebuilding its block index from the
+    /// segments (`cairn repo rebuild-index`); the report is
+    /// [`Node::index_rebuilt`].
+    pub fn open_rebuilding_index(path: &Path) -> Result<Node, NodeError> {
+        Self::from_repo(Repo::open(path, true)?)
+    }
+
+    fn from_repo(repo: Repo) -> Result<Node, NodeError> {
         let key_seed = *repo.key_seed();
         Ok(Node {
+            index_rebuilt: repo.store.rebuilt_index().cloned(),
             store: Arc::new(repo.store),
             config: repo.config,
             path: Some(repo.path),
             read_opts: ReadOptions::default(),
             key_seed,
         })
+    }
+
+    /// What rebuilding the index found, when opening the repo rebuilt it.
+    pub fn index_rebuilt(&self) -> Option<&RebuildReport> {
+        self.index_rebuilt.as_ref()
     }
 
     /// A node whose blocks live in memory (tests, netsim).
@@ -74,6 +93,7 @@ impl Node {
             path: None,
             read_opts: ReadOptions::default(),
             key_seed,
+            index_rebuilt: None,
         }
     }
 

@@ -6,7 +6,8 @@
 //!   key             the node's Ed25519 secret seed (32 bytes, mode 0600)
 //!   store.lock      held by the process that has the repo open
 //!   segments/       block bodies (see `store::disk`)
-//!   index/          sled index: blocks, pins, segment lengths, metadata
+//!   index/          sled index: block locations, segment lengths
+//!   journal         pins and node metadata (replication records, ...)
 //!   api             the running daemon's RPC address (see `rpc`)
 //! ```
 //!
@@ -87,8 +88,9 @@ impl Repo {
         Ok(created)
     }
 
-    /// Opens (creating on first use) the repo at `path`.
-    pub fn open(path: &Path) -> Result<Repo, NodeError> {
+    /// Opens (creating on first use) the repo at `path`; with
+    /// `rebuild_index`, its block index is first rebuilt from the segments.
+    pub fn open(path: &Path, rebuild_index: bool) -> Result<Repo, NodeError> {
         Self::init(path)?;
         let config = Self::read_config(path)?;
         let key_path = path.join("key");
@@ -100,7 +102,11 @@ impl Repo {
                 path: key_path.clone(),
                 len: key_bytes.len(),
             })?;
-        let store = DiskStore::open(path, config.store.options(config.storage.max.bytes()))?;
+        let options = config.store.options(config.storage.max.bytes());
+        let store = match rebuild_index {
+            true => DiskStore::open_rebuilding_index(path, options)?,
+            false => DiskStore::open(path, options)?,
+        };
         Ok(Repo {
             path: path.to_path_buf(),
             config,

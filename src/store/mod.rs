@@ -1,10 +1,11 @@
 //! Block storage: one [`Store`] API, two implementations.
 //!
 //! - [`MemoryStore`]: everything in RAM, for tests and netsim.
-//! - [`DiskStore`]: block bodies appended to large segment files, a sled
-//!   index mapping multihash → (segment, offset, length), the pin set and
-//!   node metadata. `disk/mod.rs` gives the layout and write order; each
-//!   part describes the format it implements.
+//! - [`DiskStore`]: block bodies appended to large segment files in
+//!   self-describing records, a sled index mapping multihash → (segment,
+//!   offset, length) that can be rebuilt from them, and a journal holding
+//!   the pin set and node metadata. `disk/mod.rs` gives the layout and
+//!   write order; each part describes the format it implements.
 //!
 //! Blocks are keyed by multihash, so the same bytes named under two codecs
 //! are stored once. Every read verifies the bytes against the CID asked for;
@@ -107,6 +108,15 @@ pub enum StoreError {
         adding: u64,
         /// The limit.
         max: u64,
+    },
+    /// The pin and metadata journal is damaged where no entry can be
+    /// recovered from (its header).
+    #[error("the pin journal {path} is damaged at byte {offset}")]
+    JournalDamaged {
+        /// The journal file.
+        path: PathBuf,
+        /// Where the damage starts.
+        offset: u64,
     },
     /// The store holds segments in a format this build does not read.
     #[error("the store at {path} holds segments in format {found}; this cairn reads only format 2 (records with checksummed headers): add the content again into a new repository")]
@@ -245,6 +255,26 @@ pub struct SweepReport {
     pub reclaimed_bytes: u64,
     /// Segments rewritten or deleted.
     pub compacted_segments: u64,
+}
+
+/// What rebuilding the index from the segments found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RebuildReport {
+    /// Why the index was rebuilt (what opening it failed with), when it
+    /// was not asked for.
+    pub reason: Option<String>,
+    /// Segment files read.
+    pub segments: u64,
+    /// Blocks indexed.
+    pub blocks: u64,
+    /// Their total length.
+    pub block_bytes: u64,
+    /// Records left out because their body does not hash to the multihash
+    /// their header names.
+    pub corrupt: u64,
+    /// Bytes passed over where no record header checked (garbage, holes
+    /// left by garbage collection, damage).
+    pub skipped_bytes: u64,
 }
 
 /// How full one segment file is, for `repo stat`.

@@ -1,27 +1,24 @@
-//! The disk store's sled index: where each block body lives, the pin set,
-//! node metadata, and each segment's committed length.
+//! The disk store's sled index: where each block body lives and each
+//! segment's committed length. Everything in it can be rebuilt from the
+//! segments (`rebuild.rs`); pins and metadata live in the journal.
 //!
 //! One sled tree with one-byte key prefixes, so one `apply_batch` is atomic
-//! across all of them:
+//! across both:
 //!
 //! ```text
 //! b + multihash          → segment u32 LE, body offset u64 LE, body length u32 LE
-//! p + CID bytes          → pin kind: 1 recursive, 2 direct
-//! m + key (UTF-8)        → node metadata, as given
 //! s + segment id u32 BE  → committed length u64 LE
 //! ```
 //!
 //! sled is opened without periodic flushes: every change is flushed before
 //! the call that made it returns, so what a caller was told is durable is.
 
-use crate::block::{Cid, Multihash};
-use crate::store::{PinKind, Result, StoreError, StoredBlock};
+use crate::block::Multihash;
+use crate::store::{Result, StoreError, StoredBlock};
 use std::ops::Bound;
 use std::path::Path;
 
 const BLOCK: u8 = b'b';
-const PIN: u8 = b'p';
-const META: u8 = b'm';
 const SEGMENT: u8 = b's';
 
 /// Where a block body lives.
@@ -117,24 +114,35 @@ fn segment_key(id: u32) -> [u8; 5] {
     k
 }
 
-fn prefixed(prefix: u8, rest: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(1 + rest.len());
-    k.push(prefix);
-    k.extend_from_slice(rest);
-    k
-}
-
-fn pin_kind(v: &[u8]) -> PinKind {
-    if v == [2] {
-        PinKind::Direct
-    } else {
-        PinKind::Recursive
+/// Deletes sled's unfinished snapshot files in `dir` (if it exists).
+fn remove_unfinished_snapshots(dir: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            tracing::warn!(file = %entry.path().display(), "removing an unfinished index snapshot");
+            let path = entry.path();
+            std::fs::remove_file(&path).map_err(|source| StoreError::Io {
+                path,
+                cid: None,
+                source,
+            })?;
+        }
     }
+    Ok(())
 }
 
 impl Index {
     /// Opens (creating if needed) the index in directory `path`.
+    ///
+    /// A snapshot sled left half-written (`snap.*.generating`, e.g. on a
+    /// full disk) is deleted first: sled 0.34 would take it for its latest
+    /// snapshot and refuse to open as corrupt.
     pub fn open(path: &Path, cache_bytes: u64) -> Result<Index> {
+        remove_unfinished_snapshots(path)?;
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(cache_bytes)
@@ -279,91 +287,5 @@ impl Index {
             ids.push(id);
         }
         Ok(ids)
-    }
-
-    /// Adds or replaces a pin, durably.
-    pub fn pin(&self, cid: &Cid, kind: PinKind) -> Result<()> {
-        let v = match kind {
-            PinKind::Recursive => 1u8,
-            PinKind::Direct => 2u8,
-        };
-        self.db
-            .insert(prefixed(PIN, &cid.to_bytes()), &[v])
-            .map_err(failed("pinning"))?;
-        self.flush("pinning")
-    }
-
-    /// Removes a pin, durably; returns its kind if there was one.
-    pub fn unpin(&self, cid: &Cid) -> Result<Option<PinKind>> {
-        let old = self
-            .db
-            .remove(prefixed(PIN, &cid.to_bytes()))
-            .map_err(failed("unpinning"))?;
-        self.flush("unpinning")?;
-        Ok(old.map(|v| pin_kind(&v)))
-    }
-
-    /// The pin on `cid` itself, if any.
-    pub fn pin_of(&self, cid: &Cid) -> Result<Option<PinKind>> {
-        Ok(self
-            .db
-            .get(prefixed(PIN, &cid.to_bytes()))
-            .map_err(failed("reading a pin"))?
-            .map(|v| pin_kind(&v)))
-    }
-
-    /// All pins, in key order.
-    pub fn pins(&self) -> Result<Vec<(Cid, PinKind)>> {
-        let mut out = vec![];
-        for item in self.db.scan_prefix([PIN]) {
-            let (k, v) = item.map_err(failed("listing pins"))?;
-            let cid =
-                crate::block::cid_from_bytes(&k[1..]).map_err(|_| StoreError::BadIndexEntry {
-                    what: "pin key",
-                    key: k.to_vec(),
-                })?;
-            out.push((cid, pin_kind(&v)));
-        }
-        Ok(out)
-    }
-
-    /// How many pins there are.
-    pub fn pin_count(&self) -> Result<u64> {
-        let mut n = 0;
-        for item in self.db.scan_prefix([PIN]) {
-            item.map_err(failed("counting pins"))?;
-            n += 1;
-        }
-        Ok(n)
-    }
-
-    /// Node metadata under `key`.
-    pub fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .db
-            .get(prefixed(META, key.as_bytes()))
-            .map_err(failed("reading metadata"))?
-            .map(|v| v.to_vec()))
-    }
-
-    /// Sets or (with `None`) removes node metadata under `key`, durably.
-    pub fn meta_put(&self, key: &str, value: Option<&[u8]>) -> Result<()> {
-        let k = prefixed(META, key.as_bytes());
-        match value {
-            Some(v) => self.db.insert(k, v).map(|_| ()),
-            None => self.db.remove(k).map(|_| ()),
-        }
-        .map_err(failed("writing metadata"))?;
-        self.flush("writing metadata")
-    }
-
-    /// Every metadata entry whose key starts with `prefix`, in key order.
-    pub fn meta_scan(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
-        let mut out = Vec::new();
-        for item in self.db.scan_prefix(prefixed(META, prefix.as_bytes())) {
-            let (k, v) = item.map_err(failed("listing metadata"))?;
-            out.push((String::from_utf8_lossy(&k[1..]).into_owned(), v.to_vec()));
-        }
-        Ok(out)
     }
 }

@@ -6,32 +6,39 @@
 //! store.lock            exclusive OS lock held while the store is open
 //! segments/FORMAT       the segment format's number  (format.rs)
 //! segments/NNNNNNNN.seg block records, appended      (segment.rs, direct_io.rs)
-//! index/                sled database                (index.rs)
+//! index/                sled database: block locations, segment lengths (index.rs)
+//! journal               pins and node metadata       (journal.rs)
 //! ```
 //!
 //! Write order (the crash-safety contract, kept here in [`DiskStore::commit`]):
 //! records are appended, the segment is fsynced, then ONE sled batch
 //! records the new entries together with the segment's committed length,
-//! then sled is flushed. Pins are written only after the blocks they reach
-//! were committed (callers do that).
+//! then sled is flushed. Pins are written to the journal only after the
+//! blocks they reach were committed (callers do that).
 //!
-//! What a crash can leave half-done is swept on open (`recovery.rs`);
-//! garbage collection and segment compaction are in `compaction.rs`.
+//! What a crash can leave half-done is swept on open (`recovery.rs`); an
+//! index that cannot be opened or read is rebuilt from the segments
+//! (`rebuild.rs`); garbage collection and segment compaction are in
+//! `compaction.rs`.
 
 mod compaction;
 mod direct_io;
 mod format;
 mod index;
+mod journal;
+mod rebuild;
 mod recovery;
 mod segment;
 
 use super::{
-    verified, PinKind, Result, SegmentUsage, Store, StoreError, StoreStat, StoredBlock, SweepReport,
+    verified, PinKind, RebuildReport, Result, SegmentUsage, Store, StoreError, StoreStat,
+    StoredBlock, SweepReport,
 };
 use crate::block::{Block, Cid, Multihash, RAW};
 use bytes::Bytes;
 use direct_io::Direct;
 use index::{Index, Location};
+use journal::Journal;
 use segment::{record_bytes, Segments, Writer};
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
@@ -76,11 +83,67 @@ impl Default for DiskStoreOptions {
 pub struct DiskStore {
     opts: DiskStoreOptions,
     index: Index,
+    journal: Journal,
     segments: Segments,
     writer: Mutex<Writer>,
     _lock: File,
     /// Bytes of indexed block data (counted at open, kept up to date).
     used: AtomicU64,
+    /// What rebuilding the index found, when opening rebuilt it.
+    rebuilt: Option<RebuildReport>,
+}
+
+/// Opens the index at `index_dir` and reads it whole; returns it and the
+/// bytes of block data it indexes, or (inner `Err`) why it must be
+/// rebuilt. An error the environment causes (a full disk, no permission)
+/// is returned as such: rebuilding would not help.
+fn check_index(
+    index_dir: &Path,
+    seg_dir: &Path,
+    cache_bytes: u64,
+) -> Result<std::result::Result<(Index, u64), String>> {
+    let index = match Index::open(index_dir, cache_bytes) {
+        Ok(index) => index,
+        Err(e) if caused_by_environment(&e) => return Err(e),
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let mut used = 0u64;
+    for entry in index.blocks() {
+        match entry.and_then(|e| e.location()) {
+            Ok(loc) => used += loc.len as u64,
+            Err(e) => return Ok(Err(e.to_string())),
+        }
+    }
+    let listed = match index.segments() {
+        Ok(listed) => listed,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    if listed.is_empty() {
+        for (_, path) in rebuild::segment_files(seg_dir)? {
+            if std::fs::metadata(&path).map_err(io_err(&path))?.len() > 0 {
+                return Ok(Err(
+                    "the index lists no segments, but segment files hold records".into(),
+                ));
+            }
+        }
+    }
+    Ok(Ok((index, used)))
+}
+
+/// Whether opening the index failed for a reason outside it.
+fn caused_by_environment(e: &StoreError) -> bool {
+    use std::io::ErrorKind::*;
+    match e {
+        StoreError::IndexOpen {
+            source: sled::Error::Io(io),
+            ..
+        } => matches!(
+            io.kind(),
+            StorageFull | PermissionDenied | ReadOnlyFilesystem | QuotaExceeded | OutOfMemory
+        ),
+        StoreError::Io { .. } => true,
+        _ => false,
+    }
 }
 
 /// Maps an I/O error on `path` (no block concerned) to [`StoreError::Io`].
@@ -97,8 +160,26 @@ type Pending = Vec<(Multihash, Location)>;
 
 impl DiskStore {
     /// Opens (creating if needed) the store in `dir`, recovering from any
-    /// interrupted write.
+    /// interrupted write. An index that cannot be opened or read is rebuilt
+    /// from the segments (logged; see [`DiskStore::rebuilt_index`]); one the
+    /// environment keeps from opening (a full disk, no permission) is an
+    /// error.
     pub fn open(dir: &Path, opts: DiskStoreOptions) -> Result<DiskStore> {
+        Self::open_with(dir, opts, false)
+    }
+
+    /// Opens the store after rebuilding its index from the segments,
+    /// whatever state the index is in.
+    pub fn open_rebuilding_index(dir: &Path, opts: DiskStoreOptions) -> Result<DiskStore> {
+        Self::open_with(dir, opts, true)
+    }
+
+    /// What rebuilding the index found, when opening this store rebuilt it.
+    pub fn rebuilt_index(&self) -> Option<&RebuildReport> {
+        self.rebuilt.as_ref()
+    }
+
+    fn open_with(dir: &Path, opts: DiskStoreOptions, rebuild: bool) -> Result<DiskStore> {
         let seg_dir = dir.join("segments");
         std::fs::create_dir_all(&seg_dir).map_err(io_err(dir))?;
         let lock_path = dir.join("store.lock");
@@ -118,24 +199,40 @@ impl DiskStore {
             Err(std::fs::TryLockError::Error(e)) => return Err(io_err(&lock_path)(e)),
         }
         format::check(&seg_dir)?;
-        let index = Index::open(&dir.join("index"), opts.cache_bytes)?;
+        let journal = Journal::open(&dir.join("journal"))?;
+        let index_dir = dir.join("index");
+        let checked = match rebuild {
+            true => Err(None),
+            false => check_index(&index_dir, &seg_dir, opts.cache_bytes)?.map_err(Some),
+        };
+        let (index, used, rebuilt) = match checked {
+            Ok((index, used)) => (index, used, None),
+            Err(reason) => {
+                if let Some(why) = &reason {
+                    tracing::warn!(index = %index_dir.display(), "rebuilding the index from the segments: {why}");
+                }
+                let mut report = rebuild::rebuild(&index_dir, &seg_dir, opts.cache_bytes)?;
+                report.reason = reason;
+                tracing::info!(?report, "index rebuilt");
+                let index = Index::open(&index_dir, opts.cache_bytes)?;
+                (index, report.block_bytes, Some(report))
+            }
+        };
         let segments = Segments::new(seg_dir);
         let active = recovery::recover(&segments, &index)?;
         let mut writer = segments.open_writer(active.unwrap_or(0), false)?;
         if opts.direct_io {
             writer.direct = Direct::if_supported(&writer.path);
         }
-        let mut used = 0u64;
-        for entry in index.blocks() {
-            used += entry?.location().map_or(0, |l| l.len as u64);
-        }
         let store = DiskStore {
             opts,
             index,
+            journal,
             segments,
             writer: Mutex::new(writer),
             _lock: lock,
             used: AtomicU64::new(used),
+            rebuilt,
         };
         if active.is_none() {
             // Record the first segment so recovery keeps it.
@@ -368,33 +465,33 @@ impl Store for DiskStore {
     }
 
     fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        self.index.meta_get(key)
+        Ok(self.journal.meta_get(key))
     }
 
     fn meta_scan(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
-        self.index.meta_scan(prefix)
+        Ok(self.journal.meta_scan(prefix))
     }
 
     fn meta_put(&self, key: &str, value: Option<&[u8]>) -> Result<()> {
-        self.index.meta_put(key, value)
+        self.journal.meta_put(key, value)
     }
 
     fn pin(&self, cid: &Cid, kind: PinKind) -> Result<()> {
-        self.index.pin(cid, kind)
+        self.journal.pin(cid, kind)
     }
 
     fn unpin(&self, cid: &Cid) -> Result<PinKind> {
-        self.index
+        self.journal
             .unpin(cid)?
             .ok_or(StoreError::NotPinned { cid: *cid })
     }
 
     fn pins(&self) -> Result<Vec<(Cid, PinKind)>> {
-        self.index.pins()
+        Ok(self.journal.pins())
     }
 
     fn pin_of(&self, cid: &Cid) -> Result<Option<PinKind>> {
-        self.index.pin_of(cid)
+        Ok(self.journal.pin_of(cid))
     }
 
     fn sweep(&self, live: &HashSet<Multihash>) -> Result<SweepReport> {
@@ -407,7 +504,7 @@ impl Store for DiskStore {
             s.blocks += 1;
             s.block_bytes += entry?.location().map_or(0, |l| l.len as u64);
         }
-        s.pins = self.index.pin_count()?;
+        s.pins = self.journal.pin_count();
         for id in self.index.segments()? {
             s.segments += 1;
             s.stored_bytes += self.segments.file_bytes(id);
@@ -669,6 +766,46 @@ mod tests {
             }
             other => panic!("expected corruption, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_rebuilt_index_holds_every_intact_block_and_the_pins() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocks: Vec<Block> = (0..50).map(|i| block(i, 5000)).collect();
+        let (header_hit, body_hit) = (&blocks[10], &blocks[20]);
+        {
+            let s = DiskStore::open(dir.path(), small()).unwrap();
+            s.put_many(&mut blocks.clone().into_iter()).unwrap();
+            s.pin(blocks[0].cid(), PinKind::Recursive).unwrap();
+            s.pin(blocks[1].cid(), PinKind::Direct).unwrap();
+            s.meta_put("k", Some(b"v")).unwrap();
+            for (b, back) in [(header_hit, 8u64), (body_hit, 0)] {
+                let loc = s.index.location(b.cid().hash()).unwrap().unwrap();
+                let path = s.segments.path(loc.segment);
+                let mut bytes = std::fs::read(&path).unwrap();
+                bytes[(loc.offset - back) as usize] ^= 1;
+                std::fs::write(&path, bytes).unwrap();
+            }
+        }
+        let s = DiskStore::open_rebuilding_index(dir.path(), small()).unwrap();
+        let r = s.rebuilt_index().unwrap();
+        assert_eq!((r.blocks, r.corrupt, r.reason.as_deref()), (48, 1, None));
+        assert!(r.skipped_bytes >= 5000, "{r:?}");
+        for b in &blocks {
+            let hit = b == header_hit || b == body_hit;
+            assert_eq!(s.has(b.cid()).unwrap(), !hit);
+            if !hit {
+                assert_eq!(s.get(b.cid()).unwrap().as_ref(), Some(b));
+            }
+        }
+        assert_eq!(s.pins().unwrap().len(), 2);
+        assert_eq!(s.meta_get("k").unwrap(), Some(b"v".to_vec()));
+        assert_eq!(s.used_bytes(), 48 * 5000);
+        drop(s);
+        // The index left behind opens as it is.
+        let s = DiskStore::open(dir.path(), small()).unwrap();
+        assert!(s.rebuilt_index().is_none());
+        assert!(s.has(blocks[49].cid()).unwrap());
     }
 
     #[test]

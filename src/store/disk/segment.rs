@@ -40,7 +40,7 @@ use std::sync::{Arc, RwLock};
 const WRITEBACK_BYTES: u64 = 8 << 20;
 
 /// First bytes of every record header (format 2 of the segment files).
-const RECORD_MAGIC: [u8; 4] = *b"CRB2";
+pub(super) const RECORD_MAGIC: [u8; 4] = *b"CRB2";
 
 /// Header bytes before the multihash: magic, multihash length, body length.
 const HEADER_FIXED: usize = 10;
