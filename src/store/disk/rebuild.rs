@@ -116,12 +116,12 @@ pub(super) struct ScanEnd {
     pub skipped: u64,
 }
 
+/// What a scan is told of each record: multihash bytes, body offset, body.
+type OnRecord<'a> = dyn FnMut(&[u8], u64, &[u8]) -> Result<()> + 'a;
+
 /// Calls `f(multihash bytes, body offset, body)` for every record of the
 /// segment at `path` whose header checks, in file order.
-pub(super) fn scan(
-    path: &Path,
-    f: &mut dyn FnMut(&[u8], u64, &[u8]) -> Result<()>,
-) -> Result<ScanEnd> {
+pub(super) fn scan(path: &Path, f: &mut OnRecord<'_>) -> Result<ScanEnd> {
     let file = File::open(path).map_err(io_err(path))?;
     let size = file.metadata().map_err(io_err(path))?.len();
     let read = |at: u64, len: usize| -> Result<Vec<u8>> {
@@ -135,7 +135,7 @@ pub(super) fn scan(
     };
     let mut pos = 0u64;
     while pos < size {
-        let head_max = (header_bytes(MAX_MULTIHASH_BYTES) as u64).min(size - pos) as usize;
+        let head_max = header_bytes(MAX_MULTIHASH_BYTES).min(size - pos) as usize;
         let head = read(pos, head_max)?;
         if let Some((h, mh)) = parse_header(&head) {
             let body_at = pos + header_bytes(h.mh_len);
