@@ -486,3 +486,17 @@ fn listen_and_bootstrap_come_from_config_and_flags() {
     let cid = q.add(&file, &[]);
     assert_eq!(d.ok_bytes(&["cat", &cid]), data);
 }
+
+/// A bootstrap address that is empty or not a multiaddr stops the daemon
+/// before it starts, with an error naming the address; no `api` file is
+/// left behind.
+#[test]
+fn a_bad_bootstrap_address_is_refused() {
+    let a = TestRepo::new();
+    a.ok(&["init"]);
+    let err = a.fails(&Daemon::loopback_args(&["--bootstrap", ""]));
+    assert!(err.contains("bootstrap address \"\" is empty"), "{err}");
+    let err = a.fails(&Daemon::loopback_args(&["--bootstrap", "nowhere"]));
+    assert!(err.contains("bootstrap address \"nowhere\""), "{err}");
+    assert!(!a.path().join("api").exists());
+}

@@ -28,6 +28,20 @@ pub struct AddOptions {
     pub wrap: bool,
 }
 
+impl AddOptions {
+    /// Add and pin, building the DAG as `config`'s `[import]` says (what
+    /// `cairn add` does without flags).
+    pub fn from_config(config: &super::Config) -> Result<AddOptions, NodeError> {
+        Ok(AddOptions {
+            import: config.import.options()?,
+            pin: true,
+            only_hash: false,
+            hidden: false,
+            wrap: false,
+        })
+    }
+}
+
 /// One entry `add` produced (printed as `added <cid> <name>`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AddedEntry {
