@@ -53,6 +53,37 @@ pub struct Sample {
     pub provide_failed: u64,
 }
 
+/// Storage faults injected, and what became of them by the end (nodes
+/// up at the end).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DiskReport {
+    /// Nodes whose disk went bad.
+    pub nodes: usize,
+    /// Blocks given a flipped bit.
+    pub flipped: usize,
+    /// Blocks made to read EIO.
+    pub unreadable: usize,
+    /// Corrupt blocks the scrubs found.
+    pub scrub_corrupt: u64,
+    /// Of those, blocks replaced by a verified copy from a peer.
+    pub scrub_repaired: u64,
+    /// Scrub reads that failed (the blocks left as they were).
+    pub scrub_unreadable: u64,
+    /// Replicated files.
+    pub replicated: usize,
+    /// Of those, files with at least their factor of live holders whose
+    /// copy reads back whole and verified.
+    pub intact_at_factor: usize,
+    /// Corrupt blocks stored on nodes whose disk went bad.
+    pub corrupt_on_faulted: usize,
+    /// Corrupt blocks stored on the other nodes.
+    pub corrupt_elsewhere: usize,
+    /// Blocks still reading EIO.
+    pub unreadable_at_end: usize,
+    /// Blocks that read EIO and are no longer stored on their node.
+    pub unreadable_lost: usize,
+}
+
 /// What the machine paid.
 #[derive(Clone, Debug, Serialize)]
 pub struct Costs {
@@ -127,6 +158,9 @@ pub struct Report {
     /// Node slots used (nodes that joined in place of departed ones
     /// included).
     pub slots_used: usize,
+    /// Storage faults and their outcome (scenarios that have or check
+    /// them).
+    pub disks: Option<DiskReport>,
     /// What the machine paid.
     pub costs: Costs,
     /// The progress lines of the run.
@@ -361,6 +395,21 @@ impl Report {
                 self.restored, self.above_max
             ));
         }
+        if let Some(d) = &self.disks {
+            line(format!(
+                "disks: {} nodes went bad ({} blocks with a flipped bit, {} reading EIO); scrubs found {} corrupt, replaced {} with verified copies, {} reads failed",
+                d.nodes, d.flipped, d.unreadable, d.scrub_corrupt, d.scrub_repaired, d.scrub_unreadable
+            ));
+            line(format!(
+                "disks at the end: {} of {} replicated files with their factor of intact copies; corrupt blocks on the bad disks {}, elsewhere {}; blocks still reading EIO {}, blocks that read EIO and were lost {}",
+                d.intact_at_factor,
+                d.replicated,
+                d.corrupt_on_faulted,
+                d.corrupt_elsewhere,
+                d.unreadable_at_end,
+                d.unreadable_lost
+            ));
+        }
         out
     }
 
@@ -391,6 +440,38 @@ impl Report {
                 "{} replicated files have more copies than max",
                 self.above_max
             ));
+        }
+        let d = self.disks.as_ref();
+        if expect.intact_copies {
+            match d {
+                Some(d) if d.intact_at_factor == d.replicated => {}
+                Some(d) => bad.push(format!(
+                    "{} of {} replicated files have fewer intact copies than their factor",
+                    d.replicated - d.intact_at_factor,
+                    d.replicated
+                )),
+                None => bad.push("intact copies: not measured".into()),
+            }
+        }
+        if expect.no_corrupt_spread {
+            match d {
+                Some(d) if d.corrupt_elsewhere == 0 => {}
+                Some(d) => bad.push(format!(
+                    "{} corrupt blocks on nodes whose disk was sound",
+                    d.corrupt_elsewhere
+                )),
+                None => bad.push("corrupt blocks: not measured".into()),
+            }
+        }
+        if expect.unreadable_kept {
+            match d {
+                Some(d) if d.unreadable_lost == 0 => {}
+                Some(d) => bad.push(format!(
+                    "{} blocks that read EIO were dropped",
+                    d.unreadable_lost
+                )),
+                None => bad.push("blocks that read EIO: not measured".into()),
+            }
         }
         if self.files_added < self.files_planned {
             bad.push(format!(

@@ -218,6 +218,10 @@ pub struct NodeSettings {
     /// unset: cairn's default, 15 s of wall-clock time at any speed.
     #[serde(default, with = "humantime_serde")]
     pub ping_interval: Option<Duration>,
+    /// `[replication] scrub_interval`: every node re-hashes its blocks
+    /// this often ("0s": no scrub within a run).
+    #[serde(with = "humantime_serde")]
+    pub scrub_interval: Duration,
 }
 
 impl Default for NodeSettings {
@@ -234,6 +238,7 @@ impl Default for NodeSettings {
             idle_timeout: Duration::from_secs(120),
             dht_refresh: Duration::from_secs(600),
             ping_interval: None,
+            scrub_interval: Duration::ZERO,
         }
     }
 }
@@ -340,6 +345,26 @@ pub enum Fault {
         /// Share of the nodes cut off (0 < share < 1).
         share: f64,
     },
+    /// At `at`, the disks of `nodes` random nodes holding replicated files
+    /// go bad: each block they store reads EIO with probability
+    /// `unreadable` (until `heal`, when set) or has a bit flipped with
+    /// probability `flipped` (until a verified copy replaces it).
+    Disk {
+        /// When the disks go bad.
+        #[serde(with = "humantime_serde")]
+        at: Duration,
+        /// How many nodes.
+        nodes: usize,
+        /// Share of their blocks that read EIO.
+        #[serde(default)]
+        unreadable: f64,
+        /// Share of their blocks with a flipped bit.
+        #[serde(default)]
+        flipped: f64,
+        /// When the EIO stops (unset: never).
+        #[serde(with = "humantime_serde", default)]
+        heal: Option<Duration>,
+    },
     /// `links` random live connections are reset every `every` between
     /// `from` and `to`.
     Drops {
@@ -372,6 +397,15 @@ pub struct Expect {
     pub factor_restored: bool,
     /// No replicated file has more live copies than `max` at the end.
     pub trimmed: bool,
+    /// Every replicated file has at least its factor of live holders
+    /// whose copy reads back whole and verified at the end.
+    pub intact_copies: bool,
+    /// No node whose disk did not go bad stores a corrupt block at the
+    /// end.
+    pub no_corrupt_spread: bool,
+    /// Every block that read EIO is still stored on its (live) node at
+    /// the end.
+    pub unreadable_kept: bool,
 }
 
 impl Scenario {
@@ -427,6 +461,25 @@ impl Scenario {
                         return invalid("drops", "every above zero");
                     }
                 }
+                Fault::Disk {
+                    at,
+                    unreadable,
+                    flipped,
+                    heal,
+                    ..
+                } => {
+                    let share = |v: &f64| (0.0..=1.0).contains(v);
+                    if !share(unreadable)
+                        || !share(flipped)
+                        || unreadable + flipped > 1.0
+                        || heal.is_some_and(|h| h <= *at)
+                    {
+                        return invalid(
+                            "disk",
+                            "0 ≤ unreadable, flipped and their sum ≤ 1; heal after at",
+                        );
+                    }
+                }
                 Fault::Crash { .. } => {}
             }
         }
@@ -453,6 +506,7 @@ impl Scenario {
                 Fault::Churn { to, .. } => late("churn", *to)?,
                 Fault::Partition { heal, .. } => late("partition heal", *heal)?,
                 Fault::Drops { to, .. } => late("drops", *to)?,
+                Fault::Disk { at, heal, .. } => late("disk heal", heal.unwrap_or(*at))?,
             }
         }
         Ok(())
@@ -480,7 +534,7 @@ mod tests {
                 n += 1;
             }
         }
-        assert!(n >= 4, "lookup, churn, partition and smoke at least");
+        assert!(n >= 5, "lookup, churn, partition, smoke and disk at least");
     }
 
     #[test]

@@ -80,7 +80,8 @@ impl FaultyStore {
             .clone()
     }
 
-    fn fault(&self, mh: &Multihash) -> Option<StorageFault> {
+    /// The fault in effect on the copy of `mh`, if any.
+    pub fn fault(&self, mh: &Multihash) -> Option<StorageFault> {
         self.faults
             .read()
             .unwrap_or_else(|e| e.into_inner())

@@ -7,6 +7,7 @@
 //! - `operations`: adds, gets and lookups;
 //! - `observation`: samples of the replication state and the report;
 //! - `final_checks`: retrievability, live copies and lookup hops at the end;
+//! - `disks`: storage faults (EIO, flipped bits) and what became of them;
 //! - `error`: what can fail;
 //! - this file: the run itself (start-up, warmup, the event loop).
 //!
@@ -17,6 +18,7 @@
 //! timers, so measured latencies and repair times vary a little between
 //! two runs of one seed; the spread over seeds is what the README reports.
 
+mod disks;
 mod error;
 mod final_checks;
 mod nodes;
@@ -54,6 +56,8 @@ pub struct Sim {
     tracking: Mutex<Tracking>,
     /// Replication counters of node incarnations that stopped.
     stopped_repairs: Mutex<(u64, u64)>,
+    /// The storage faults injected.
+    disks: Mutex<disks::DiskLog>,
     log: Mutex<Vec<String>>,
     start: Instant,
     quiet: bool,
@@ -75,6 +79,7 @@ impl Sim {
             samples: Mutex::new(Vec::new()),
             tracking: Mutex::new(Tracking::default()),
             stopped_repairs: Mutex::new((0, 0)),
+            disks: Mutex::default(),
             log: Mutex::new(Vec::new()),
             start: Instant::now(),
             quiet,
@@ -139,6 +144,7 @@ impl Sim {
         report.restored = checks.restored;
         report.above_max = checks.above_max;
         report.hops = hops;
+        report.disks = self.disk_checks();
         for (_, o) in self.up_slots() {
             o.shutdown();
         }
@@ -286,6 +292,13 @@ impl Sim {
                     let mut r = Rng::new(pick);
                     self.fabric.break_random_links(links, &mut |n| r.below(n));
                 }
+                Event::Disk {
+                    nodes,
+                    unreadable,
+                    flipped,
+                    pick,
+                } => self.break_disks(nodes, unreadable, flipped, pick),
+                Event::DiskHeal => self.heal_disks(),
                 Event::Sample => self.sample(t),
             }
         }

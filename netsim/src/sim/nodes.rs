@@ -12,7 +12,7 @@ use cairn::net::swarm::ExtraTransport;
 use cairn::node::config::DhtMode;
 use cairn::node::online::OnlineNode;
 use cairn::node::{Config, Node};
-use cairn::store::PinKind;
+use cairn::store::{FaultyStore, MemoryStore, PinKind, Store};
 use libp2p::core::muxing::StreamMuxerBox;
 use libp2p::core::transport::Boxed;
 use libp2p::core::Transport;
@@ -45,6 +45,8 @@ impl LatencyModel for PairLatency {
 /// One place in the network: a node that may be up, down or gone.
 pub(super) struct Slot {
     pub(super) node: Option<Arc<Node>>,
+    /// The node's store, through which its disk faults are injected.
+    pub(super) disk: Arc<FaultyStore>,
     pub(super) online: Option<Arc<OnlineNode>>,
     pub(super) peer: PeerId,
     pub(super) departed: bool,
@@ -154,8 +156,13 @@ impl Sim {
         replication.grace = wall_ms(n.grace);
         replication.repair_bandwidth =
             ByteSize((n.repair_bandwidth.0 as f64 * self.sc.speed) as u64);
-        // No scrub pass (a re-hash of every stored block) within a run.
-        replication.scrub_interval = Duration::from_secs(1000 * 3600);
+        // Unless asked for, no scrub pass (a re-hash of every stored block)
+        // within a run.
+        replication.scrub_interval = if n.scrub_interval.is_zero() {
+            Duration::from_secs(1000 * 3600)
+        } else {
+            wall_ms(n.scrub_interval)
+        };
         config
     }
 
@@ -174,12 +181,15 @@ impl Sim {
             while slots.len() <= slot {
                 let n = slots.len();
                 let key = key_seed(self.seed, n);
-                let node = Node::in_memory(self.node_config(), key);
+                let disk = Arc::new(FaultyStore::new(Arc::new(MemoryStore::new())));
+                let store: Arc<dyn Store> = disk.clone();
+                let node = Node::with_store(store, self.node_config(), key);
                 let peer = node
                     .peer_id()
                     .map_err(|source| SimError::NodeStart { slot: n, source })?;
                 slots.push(Slot {
                     node: Some(Arc::new(node)),
+                    disk,
                     online: None,
                     peer,
                     departed: false,

@@ -258,6 +258,7 @@ impl Sim {
             above_max: 0,
             hops: Vec::new(),
             slots_used: self.slots().len(),
+            disks: None,
             costs,
             log: lock(&self.log).clone(),
         }

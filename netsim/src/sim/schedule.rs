@@ -52,6 +52,15 @@ pub(super) enum Event {
         links: usize,
         pick: u64,
     },
+    /// Disks of `nodes` nodes go bad (see `Fault::Disk`).
+    Disk {
+        nodes: usize,
+        unreadable: f64,
+        flipped: f64,
+        pick: u64,
+    },
+    /// Blocks that read EIO read well again.
+    DiskHeal,
     Sample,
 }
 
@@ -182,6 +191,27 @@ impl Sim {
                         },
                     );
                     push(&mut heap, *heal, Event::Heal);
+                }
+                Fault::Disk {
+                    at,
+                    nodes,
+                    unreadable,
+                    flipped,
+                    heal,
+                } => {
+                    push(
+                        &mut heap,
+                        *at,
+                        Event::Disk {
+                            nodes: *nodes,
+                            unreadable: *unreadable,
+                            flipped: *flipped,
+                            pick: r.next_u64(),
+                        },
+                    );
+                    if let Some(heal) = heal {
+                        push(&mut heap, *heal, Event::DiskHeal);
+                    }
                 }
                 Fault::Drops {
                     from,
