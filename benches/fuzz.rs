@@ -7,10 +7,18 @@
 //!
 //! Run: `cargo bench --bench fuzz [-- NAME-FILTER]`
 
+#![allow(clippy::result_large_err)] // the crate's errors carry CIDs: see src/lib.rs
+
+#[path = "../tests/fuzz/bitswap.rs"]
+mod bitswap;
+#[path = "../tests/fuzz/car.rs"]
+mod car;
 #[path = "../tests/fuzz/cid.rs"]
 mod cid;
 #[path = "../tests/fuzz/harness.rs"]
 mod harness;
+#[path = "../tests/fuzz/pb.rs"]
+mod pb;
 #[path = "../tests/fuzz/targets.rs"]
 mod targets;
 

@@ -4,8 +4,13 @@
 //! number of cases here (`CAIRN_FUZZ_CASES` overrides it);
 //! `cargo bench --bench fuzz` runs them at scale.
 
+#![allow(clippy::result_large_err)] // the crate's errors carry CIDs: see src/lib.rs
+
+mod bitswap;
+mod car;
 mod cid;
 mod harness;
+mod pb;
 mod targets;
 
 #[global_allocator]
@@ -46,4 +51,31 @@ macro_rules! fuzz_tests {
     };
 }
 
-fuzz_tests!(cid_bytes, cid_text, cid_round_trip);
+fuzz_tests!(
+    cid_bytes,
+    cid_text,
+    cid_round_trip,
+    dag_pb_bytes,
+    dag_pb_round_trip,
+    car_bytes,
+    car_round_trip,
+    bitswap_bytes,
+    bitswap_round_trip,
+);
+
+/// Found in an earlier exploration: a 13-byte CAR whose header declares
+/// 2^32 roots made the header decoder reserve a megabyte before reading
+/// one root.
+#[test]
+fn car_header_declaring_many_roots_reserves_nothing() {
+    let mut car = vec![12u8, 0xa2, 0x65];
+    car.extend_from_slice(b"roots");
+    car.extend_from_slice(&[0x9a, 0xff, 0xff, 0xff, 0xff]);
+    let (read, peak) = harness::peak_alloc(|| cairn::dag::car::CarReader::new(&car[..]).is_ok());
+    assert!(!read);
+    assert!(
+        peak < 16 * 1024,
+        "{peak} bytes allocated for {} bytes",
+        car.len()
+    );
+}

@@ -1,8 +1,8 @@
 //! The fuzz targets, by name: what `tests/fuzz` runs at a modest case count
 //! and `benches/fuzz.rs` at scale.
 
-use crate::cid;
 use crate::harness::Failure;
+use crate::{bitswap, car, cid, pb};
 
 /// A target: its name and the function that runs it for a number of cases.
 pub type Target = (&'static str, fn(u32) -> Result<(), Failure>);
@@ -12,4 +12,10 @@ pub const TARGETS: &[Target] = &[
     ("cid_bytes", cid::cid_bytes),
     ("cid_text", cid::cid_text),
     ("cid_round_trip", cid::cid_round_trip),
+    ("dag_pb_bytes", pb::dag_pb_bytes),
+    ("dag_pb_round_trip", pb::dag_pb_round_trip),
+    ("car_bytes", car::car_bytes),
+    ("car_round_trip", car::car_round_trip),
+    ("bitswap_bytes", bitswap::bitswap_bytes),
+    ("bitswap_round_trip", bitswap::bitswap_round_trip),
 ];

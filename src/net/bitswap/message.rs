@@ -428,7 +428,8 @@ pub struct Framed {
 }
 
 /// Frames a message for the stream (varint length, then the message) without
-/// copying block data: the same bytes as [`frame`].
+/// copying block data: the message [`frame`] writes, of the same length,
+/// with the blocks moved after the other fields.
 pub fn frame_segments(msg: &Message, version: Version) -> Result<Framed, MessageError> {
     use bytes::Bytes;
     let v100 = version == Version::V1_0;
