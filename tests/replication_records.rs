@@ -38,10 +38,7 @@ async fn a_newer_record_without_a_holder_does_not_delete_its_copy() {
     let me = node.peer_id().unwrap();
     let opts = AddOptions {
         import: node.config().import.options().unwrap(),
-        pin: true,
-        only_hash: false,
-        hidden: false,
-        wrap: false,
+        ..AddOptions::default()
     };
     let data = vec![42u8; 100_000];
     let root = node.add_reader(&data[..], &opts, &mut |_| {}).unwrap().cid;

@@ -181,10 +181,7 @@ fn local(args: &[String]) -> Result<()> {
         .collect();
     let opts = AddOptions {
         import: Config::default().import.options()?,
-        pin: true,
-        only_hash: false,
-        hidden: false,
-        wrap: false,
+        ..AddOptions::default()
     };
     let mut added = Vec::with_capacity(nodes * files);
     for (n, node) in fleet.iter().enumerate() {

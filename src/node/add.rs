@@ -34,11 +34,21 @@ impl AddOptions {
     pub fn from_config(config: &super::Config) -> Result<AddOptions, NodeError> {
         Ok(AddOptions {
             import: config.import.options()?,
+            ..AddOptions::default()
+        })
+    }
+}
+
+impl Default for AddOptions {
+    /// cairn's import defaults, pinned, dot-files left out, no wrapping.
+    fn default() -> Self {
+        AddOptions {
+            import: ImportOptions::default(),
             pin: true,
             only_hash: false,
             hidden: false,
             wrap: false,
-        })
+        }
     }
 }
 

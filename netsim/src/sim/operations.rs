@@ -89,10 +89,7 @@ impl Sim {
         let node = Arc::clone(online.node());
         let opts = AddOptions {
             import: node.config().import.options().map_err(SimError::Import)?,
-            pin: true,
-            only_hash: false,
-            hidden: false,
-            wrap: false,
+            ..AddOptions::default()
         };
         let cid = tokio::task::spawn_blocking(move || {
             let data = content(content_seed, size);
