@@ -154,3 +154,35 @@ pub async fn count_requests(
         .inc();
     response
 }
+
+/// `response` whose body holds `held` (a drop guard, a permit) until the
+/// body has been sent or dropped (the client went away).
+pub fn holding<H: Send + Unpin + 'static>(response: Response, held: H) -> Response {
+    response.map(|body| axum::body::Body::new(Holding { body, _held: held }))
+}
+
+/// A body and what it holds while it lives.
+struct Holding<H> {
+    body: axum::body::Body,
+    _held: H,
+}
+
+impl<H: Unpin> http_body::Body for Holding<H> {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}

@@ -230,10 +230,39 @@ pub fn parse_cid(input: &str) -> Result<Cid, BlockError> {
     let s = input.trim();
     let s = s.strip_prefix("/ipfs/").unwrap_or(s);
     let s = s.split('/').next().unwrap_or(s);
-    cid_from_text(s).map_err(|source| BlockError::InvalidCid {
+    let cid = cid_from_text(s).map_err(|source| BlockError::InvalidCid {
         input: input.to_string(),
         source,
-    })
+    })?;
+    check_verifiable(&cid)?;
+    Ok(cid)
+}
+
+/// Multicodec of dag-cbor nodes (stored and passed through, not decoded).
+pub const DAG_CBOR: u64 = 0x71;
+
+/// Multicodec of dag-json nodes (stored and passed through, not decoded).
+pub const DAG_JSON: u64 = 0x0129;
+
+/// Refuses a CID no block could ever be verified against: a hash function
+/// cairn cannot compute (or a digest of another length than 32 bytes), an
+/// identity digest over [`MAX_IDENTITY_BYTES`], or a codec cairn does not
+/// know. Checked where a CID comes from outside, before any fetch: a fetch
+/// of such a CID could only end in a timeout.
+pub fn check_verifiable(cid: &Cid) -> Result<(), BlockError> {
+    let code = cid.hash().code();
+    let size = cid.hash().size() as usize;
+    let hash_ok = match code {
+        IDENTITY => size <= MAX_IDENTITY_BYTES,
+        _ => HashAlg::from_code(code).is_some() && size == 32,
+    };
+    if !hash_ok {
+        return Err(BlockError::UnsupportedHash { cid: *cid, code });
+    }
+    match cid.codec() {
+        RAW | DAG_PB | DAG_CBOR | DAG_JSON => Ok(()),
+        codec => Err(BlockError::UnsupportedCodec { cid: *cid, codec }),
+    }
 }
 
 /// Reads a CID's text and nothing else: multibase (or bare base58btc for a
@@ -395,6 +424,31 @@ mod tests {
     const V0: CidFormat = CidFormat::V0;
     const V1_SHA2: CidFormat = CidFormat::V1_SHA2_256;
     const V1_BLAKE3: CidFormat = CidFormat::V1_BLAKE3;
+
+    #[test]
+    fn cids_that_cannot_be_verified_are_refused_at_parse() {
+        let sha1 = Cid::new_v1(RAW, Multihash::wrap(0x11, &[7; 20]).unwrap());
+        let short_sha2 = Cid::new_v1(RAW, Multihash::wrap(SHA2_256, &[7; 20]).unwrap());
+        let odd_codec = Cid::new_v1(0x99, HashAlg::Blake3.digest(b"x"));
+        let long_identity = Cid::new_v1(RAW, Multihash::wrap(IDENTITY, &[7; 129]).unwrap());
+        for bad in [sha1, short_sha2, long_identity] {
+            let err = parse_cid(&bad.to_string()).unwrap_err();
+            assert!(matches!(err, BlockError::UnsupportedHash { .. }), "{err}");
+        }
+        let err = parse_cid(&odd_codec.to_string()).unwrap_err();
+        assert!(
+            matches!(err, BlockError::UnsupportedCodec { codec: 0x99, .. }),
+            "{err}"
+        );
+        for good in [
+            V0.cid(DAG_PB, b"x"),
+            V1_BLAKE3.cid(RAW, b"x"),
+            Cid::new_v1(DAG_CBOR, HashAlg::Sha2_256.digest(b"x")),
+            Cid::new_v1(RAW, Multihash::wrap(IDENTITY, b"hi").unwrap()),
+        ] {
+            assert_eq!(parse_cid(&good.to_string()).unwrap(), good);
+        }
+    }
 
     #[test]
     fn v0_and_v1_print_as_ipfs_does() {

@@ -124,7 +124,9 @@ impl GatewayError {
             G::Node(NodeError::Dag(DagError::NoSuchPath { .. } | DagError::WrongKind { .. })) => {
                 StatusCode::NOT_FOUND
             }
-            G::Node(NodeError::Dag(DagError::Fetch { .. })) => StatusCode::GATEWAY_TIMEOUT,
+            G::Node(NodeError::Dag(DagError::Fetch { .. }) | NodeError::RemoteFetch { .. }) => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
             G::Node(NodeError::Block(_)) => StatusCode::BAD_REQUEST,
             G::Node(_) | G::Join(_) => StatusCode::INTERNAL_SERVER_ERROR,
             G::Producer(_) => StatusCode::BAD_GATEWAY,

@@ -99,16 +99,31 @@ async fn respond(
         }
     }
     let format = request::requested_format(uri, headers)?;
+    let turn = tokio::time::timeout(s.timeout, s.online.remote_turn(content.root))
+        .await
+        .map_err(|_| GatewayError::Timeout {
+            what: format!("{} could not be retrieved", content.display()),
+            timeout: s.timeout,
+        })??;
+    let cancel = tokio_util::sync::CancellationToken::new();
     let req = request::Request {
         s,
         content,
         uri,
         headers,
         head: method == Method::HEAD,
+        cancel: cancel.clone(),
     };
-    match format {
+    let answered = match format {
         Format::Raw => trustless::raw(&req).await,
         Format::Car => trustless::car(&req).await,
         Format::UnixFs => unixfs::unixfs(&req).await,
-    }
+    };
+    // The request's fetches (and its turn among remote fetches) last as
+    // long as its body is being sent, and end when the client goes away.
+    let held = (cancel.drop_guard(), turn);
+    Ok(crate::http::holding(
+        answered.unwrap_or_else(IntoResponse::into_response),
+        held,
+    ))
 }

@@ -20,12 +20,17 @@ pub(super) struct Request<'a> {
     pub headers: &'a HeaderMap,
     /// A HEAD request: headers only.
     pub head: bool,
+    /// Cancelled when the response has been sent or dropped: fetches made
+    /// for it stop then.
+    pub cancel: tokio_util::sync::CancellationToken,
 }
 
 impl Request<'_> {
     /// The blocks of the named DAG: local ones, else fetched from peers.
     pub fn source(&self) -> Arc<dyn BlockSource> {
-        self.s.online.source(Some(self.content.root))
+        self.s
+            .online
+            .source_until(Some(self.content.root), self.cancel.clone())
     }
 
     /// A 304 when `If-None-Match` names `etag`.

@@ -227,6 +227,10 @@ pub struct NetSettings {
     /// A fetch fails when no wanted block arrived for this long.
     #[serde(with = "humantime_serde")]
     pub fetch_timeout: Duration,
+    /// Most fetches of content that is not local that requests (gateway,
+    /// `cat`) run at once; more wait for a turn. Each holds a thread while
+    /// it reads, so this keeps local reads from waiting behind them.
+    pub max_remote_fetches: usize,
     /// How often the DHT routing table is refreshed by a walk (a lookup of
     /// our own key and one per bucket). Kubo's period, 10 min, by default;
     /// "0s" turns periodic refreshes off.
@@ -268,6 +272,7 @@ impl Default for NetSettings {
             max_memory_bytes: 0,
             idle_timeout: Duration::from_secs(120),
             fetch_timeout: Duration::from_secs(60),
+            max_remote_fetches: 64,
             dht_refresh: Duration::from_secs(600),
             ping_interval: Duration::from_secs(15),
             dht_max_provided_keys: crate::net::records::RecordLimits::default().max_local_keys,

@@ -9,6 +9,7 @@ use crate::net::NetError;
 use crate::replicate::ReplicateError;
 use crate::store::StoreError;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// An error another layer reports as text (or as a type of its own): kept
 /// as the source so its type survives where it has one.
@@ -144,6 +145,15 @@ pub enum NodeError {
     /// [`NodeError::Store`]).
     #[error("network: {0}")]
     Net(#[source] NetError),
+    /// The block `cid`, not local, could not be fetched from peers.
+    #[error("fetching {cid}: {source}")]
+    RemoteFetch {
+        /// The block wanted.
+        cid: Cid,
+        /// Why the fetch failed (shared by every request that waited).
+        #[source]
+        source: Arc<NetError>,
+    },
     /// A blocking task of an online operation panicked or was cancelled.
     #[error("{task} thread: {source}")]
     Join {

@@ -20,6 +20,7 @@ pub mod online;
 mod pins;
 pub mod provide;
 mod read;
+mod remote;
 pub mod repo;
 
 pub use add::{AddInput, AddOptions, AddedEntry};

@@ -52,6 +52,8 @@ pub struct OnlineNode {
     requests: crate::http::RequestCounter,
     /// Replication: records, repair, scrub.
     replicator: crate::replicate::Replicator,
+    /// Requests' fetches of content that is not local.
+    remote: super::remote::RemoteFetches,
 }
 
 /// Transport rates and the reading they came from.
@@ -212,6 +214,7 @@ impl OnlineNode {
             }),
             requests: Default::default(),
             replicator,
+            remote: super::remote::RemoteFetches::new(settings.max_remote_fetches),
         };
         {
             let mut registry = online.net.metrics.lock().unwrap_or_else(|e| e.into_inner());
@@ -368,12 +371,44 @@ impl OnlineNode {
     /// only once a block is missing. Call inside the runtime; use from
     /// blocking threads.
     pub fn source(&self, root: Option<Cid>) -> Arc<crate::net::bitswap::fetch::LazySource> {
-        Arc::new(crate::net::bitswap::fetch::LazySource::new(
-            self.net.bitswap.clone(),
-            Arc::clone(self.node.store()),
-            root,
-            self.fetch,
-        ))
+        self.source_until(root, Default::default())
+    }
+
+    /// [`source`](Self::source) whose waits for peers end when `cancel`
+    /// is cancelled (the request it serves ended).
+    pub fn source_until(
+        &self,
+        root: Option<Cid>,
+        cancel: tokio_util::sync::CancellationToken,
+    ) -> Arc<crate::net::bitswap::fetch::LazySource> {
+        Arc::new(
+            crate::net::bitswap::fetch::LazySource::new(
+                self.net.bitswap.clone(),
+                Arc::clone(self.node.store()),
+                root,
+                self.fetch,
+            )
+            .until(cancel),
+        )
+    }
+
+    /// Makes the block `root` local before a request reads the DAG under
+    /// it: `None` at once when it is local (local reads never wait for a
+    /// turn), else a turn among the remote fetches once the block is
+    /// stored (one fetch shared by every request for `root`). Hold the
+    /// turn while reading the rest; drop the future to give up waiting.
+    pub async fn remote_turn(
+        &self,
+        root: Cid,
+    ) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, NodeError> {
+        if root.hash().code() == crate::block::IDENTITY || self.node.store().has(&root)? {
+            return Ok(None);
+        }
+        let (bitswap, opts) = (self.net.bitswap.clone(), self.fetch);
+        let start = move || {
+            futures::FutureExt::boxed(async move { bitswap.session(Some(root), opts).await })
+        };
+        Ok(Some(self.remote.root(root, start).await?))
     }
 
     /// A reader of the file at `path` (`CID[/path]`), fetching missing

@@ -13,7 +13,9 @@ use std::sync::Arc;
 /// a block is missing: content that is local costs no network work (the
 /// gateway's common case), content that is not is fetched as by
 /// [`FetchSession`]. For blocking threads (the DAG reader's), within a tokio
-/// runtime whose handle it keeps.
+/// runtime whose handle it keeps. Once its `cancel` token is cancelled
+/// (the request it serves ended), a block it waits for from peers fails at
+/// once instead of holding the thread until the stall timeout.
 pub struct LazySource {
     bitswap: Bitswap,
     store: Arc<dyn Store>,
@@ -21,6 +23,7 @@ pub struct LazySource {
     opts: FetchOptions,
     runtime: tokio::runtime::Handle,
     session: std::sync::OnceLock<Result<FetchSession, NetError>>,
+    cancel: tokio_util::sync::CancellationToken,
 }
 
 impl LazySource {
@@ -38,11 +41,50 @@ impl LazySource {
             opts,
             runtime: tokio::runtime::Handle::current(),
             session: std::sync::OnceLock::new(),
+            cancel: tokio_util::sync::CancellationToken::new(),
+        }
+    }
+
+    /// This source, its network waits ending when `cancel` is cancelled.
+    pub fn until(mut self, cancel: tokio_util::sync::CancellationToken) -> LazySource {
+        self.cancel = cancel;
+        self
+    }
+
+    /// Runs `work` on the runtime until it ends or the source is cancelled.
+    fn unless_cancelled<T>(
+        &self,
+        cid: &Cid,
+        work: impl std::future::Future<Output = Result<T, NetError>>,
+    ) -> Result<T, DagError> {
+        let ended = self.runtime.block_on(async {
+            tokio::select! {
+                r = work => Some(r),
+                () = self.cancel.cancelled() => None,
+            }
+        });
+        match ended {
+            None => Err(DagError::Fetch {
+                cid: *cid,
+                reason: "the request ended".into(),
+            }),
+            Some(Ok(v)) => Ok(v),
+            Some(Err(NetError::Store(s))) => Err(DagError::Store(s)),
+            Some(Err(e)) => Err(DagError::Fetch {
+                cid: *cid,
+                reason: e.to_string(),
+            }),
         }
     }
 
     /// The session, started on first use (blocking).
     fn session(&self) -> Result<&FetchSession, DagError> {
+        if self.cancel.is_cancelled() {
+            return Err(DagError::Fetch {
+                cid: self.root.unwrap_or_default(),
+                reason: "the request ended".into(),
+            });
+        }
         let s = self.session.get_or_init(|| {
             let bitswap = self.bitswap.clone();
             let (root, opts) = (self.root, self.opts);
@@ -66,18 +108,18 @@ impl BlockSource for LazySource {
         if let Some(b) = crate::block::identity_block(cid) {
             return Ok(b);
         }
-        if let Some(s) = self.started() {
-            return BlockSource::block(s, cid);
+        if self.started().is_none() {
+            match self.store.get(cid) {
+                Ok(Some(b)) => return Ok(b),
+                Ok(None) => {}
+                // The session reads it again, asks peers, and replaces a
+                // corrupt copy with the verified one.
+                Err(e) if fetch_instead(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
-        match self.store.get(cid) {
-            Ok(Some(b)) => return Ok(b),
-            Ok(None) => {}
-            // The session reads it again, asks peers, and replaces a
-            // corrupt copy with the verified one.
-            Err(e) if fetch_instead(&e) => {}
-            Err(e) => return Err(e.into()),
-        }
-        BlockSource::block(self.session()?, cid)
+        let session = self.session()?;
+        self.unless_cancelled(cid, session.get(*cid))
     }
 
     fn prefetch(&self, cids: &[Cid]) {
