@@ -12,15 +12,18 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+/// A root block's fetch, run by whoever awaits it first.
+type Fetch = BoxFuture<'static, Result<(), Arc<NetError>>>;
+
 /// One fetch of a root block, awaited by every request that wants it.
-type RootFetch = Shared<BoxFuture<'static, Result<(), Arc<NetError>>>>;
+type RootFetch = Shared<Fetch>;
 
 /// The gate remote fetches pass: a permit each, one fetch per root.
 pub(super) struct RemoteFetches {
     permits: Arc<Semaphore>,
     /// Root fetches in flight; an entry whose every waiter has gone (its
     /// fetch dropped, cancelling the wants) no longer upgrades.
-    inflight: Mutex<HashMap<Cid, WeakShared<BoxFuture<'static, Result<(), Arc<NetError>>>>>>,
+    inflight: Mutex<HashMap<Cid, WeakShared<Fetch>>>,
 }
 
 impl RemoteFetches {
@@ -71,7 +74,7 @@ impl RemoteFetches {
         }
         inflight.retain(|_, f| f.upgrade().is_some());
         let session = start();
-        let fetch: BoxFuture<'static, Result<(), Arc<NetError>>> = async move {
+        let fetch: Fetch = async move {
             let session = session.await.map_err(Arc::new)?;
             session.get(root).await.map_err(Arc::new)?;
             session.flush().await.map_err(Arc::new)
