@@ -19,6 +19,10 @@ mod cid;
 mod harness;
 #[path = "../tests/fuzz/pb.rs"]
 mod pb;
+#[path = "../tests/fuzz/range.rs"]
+mod range;
+#[path = "../tests/fuzz/replicate.rs"]
+mod replicate;
 #[path = "../tests/fuzz/targets.rs"]
 mod targets;
 

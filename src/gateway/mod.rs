@@ -21,15 +21,16 @@
 //!   with a one-line reason ([`GatewayError`]). Requests only ever read the
 //!   DAG they name.
 //!
-//! Where each part lives: `request.rs` reads the request, `subdomain.rs`
-//! handles `{cid}.ipfs.{domain}` hosts, `unixfs.rs` serves files,
-//! directories and symlinks (`listing.rs` the listing page, `mime.rs` the
-//! content types), `trustless.rs` raw blocks and CARs, `response.rs` what
-//! every response shares, `error.rs` the error statuses.
+//! Where each part lives: `request.rs` reads the request (`range.rs` its
+//! `Range`), `subdomain.rs` handles `{cid}.ipfs.{domain}` hosts, `unixfs.rs`
+//! serves files, directories and symlinks (`listing.rs` the listing page,
+//! `mime.rs` the content types), `trustless.rs` raw blocks and CARs,
+//! `response.rs` what every response shares, `error.rs` the error statuses.
 
 mod error;
 mod listing;
 pub mod mime;
+pub mod range;
 mod request;
 mod response;
 mod subdomain;

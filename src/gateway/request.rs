@@ -1,6 +1,6 @@
 //! Reading a gateway request: the content it names (root CID and path,
-//! from the path or a subdomain host), the response format it asks for
-//! and its `Range`.
+//! from the path or a subdomain host) and the response format it asks
+//! for.
 
 use super::error::GatewayError;
 use super::subdomain::subdomain_of;
@@ -158,48 +158,4 @@ pub(super) fn requested_format(uri: &Uri, headers: &HeaderMap) -> Result<Format,
         }
     }
     Ok(Format::UnixFs)
-}
-
-/// A request's `Range` header.
-pub(super) enum RangeSpec {
-    /// No range (or several, served whole).
-    Whole,
-    /// First and last byte (inclusive; open-ended without a last).
-    FromTo(u64, Option<u64>),
-    /// The last this many bytes.
-    Suffix(u64),
-    /// Not a `bytes=` range we can read.
-    Malformed,
-}
-
-/// The one `bytes=` range of `headers`.
-pub(super) fn parse_range(headers: &HeaderMap) -> RangeSpec {
-    let Some(v) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
-        return RangeSpec::Whole;
-    };
-    let Some(spec) = v.trim().strip_prefix("bytes=") else {
-        return RangeSpec::Malformed;
-    };
-    if spec.contains(',') {
-        return RangeSpec::Whole;
-    }
-    let Some((a, b)) = spec.split_once('-') else {
-        return RangeSpec::Malformed;
-    };
-    let (a, b) = (a.trim(), b.trim());
-    if a.is_empty() {
-        return b.parse().map_or(RangeSpec::Malformed, RangeSpec::Suffix);
-    }
-    let Ok(first) = a.parse::<u64>() else {
-        return RangeSpec::Malformed;
-    };
-    let last = if b.is_empty() {
-        None
-    } else {
-        match b.parse::<u64>() {
-            Ok(l) if l >= first => Some(l),
-            _ => return RangeSpec::Malformed,
-        }
-    };
-    RangeSpec::FromTo(first, last)
 }

@@ -3,7 +3,8 @@
 //! to the trailing-slash URL) and symlinks.
 
 use super::error::GatewayError;
-use super::request::{parse_range, query_param, RangeSpec, Request};
+use super::range::{self, Span};
+use super::request::{query_param, Request};
 use super::response::{blocking, common_headers, redirect, streamed};
 use super::{listing, mime, subdomain};
 use crate::block::Cid;
@@ -103,30 +104,6 @@ struct Target<'n> {
     name: &'n str,
 }
 
-/// The byte span a `Range` asks of a file of `size` bytes: (offset,
-/// length, partial).
-fn span(range: RangeSpec, size: u64) -> Result<(u64, u64, bool), GatewayError> {
-    let unsatisfiable = GatewayError::Unsatisfiable { size };
-    match range {
-        RangeSpec::Whole => Ok((0, size, false)),
-        RangeSpec::Malformed => Err(unsatisfiable),
-        RangeSpec::FromTo(first, last) => {
-            if first >= size {
-                return Err(unsatisfiable);
-            }
-            let last = last.unwrap_or(size - 1).min(size - 1);
-            Ok((first, last - first + 1, true))
-        }
-        RangeSpec::Suffix(n) => {
-            if n == 0 || size == 0 {
-                return Err(unsatisfiable);
-            }
-            let n = n.min(size);
-            Ok((size - n, n, true))
-        }
-    }
-}
-
 /// Serves a file (or one range of it), streaming its bytes as its blocks
 /// arrive.
 async fn file(
@@ -141,7 +118,11 @@ async fn file(
     if let Some(r) = req.not_modified(roots, &etag) {
         return Ok(r);
     }
-    let (offset, len, partial) = span(parse_range(req.headers), size)?;
+    let Span {
+        offset,
+        len,
+        partial,
+    } = range::span(range::from_headers(req.headers), size)?;
     // The type comes from the name, else from the file's first bytes: the
     // response's own first chunk when it starts at byte 0, else a read.
     let by_name = mime::by_name(name);

@@ -3,11 +3,14 @@
 use crate::cid::any_cid;
 use crate::harness::{any_bytes, check, check_alloc, mutate, mutations, peak_alloc, Failure};
 use cairn::block::{Block, CidFormat, DAG_PB, RAW};
+use cairn::net::bitswap::inbound::{read_frame, FramePool};
 use cairn::net::bitswap::message::{
     frame, frame_segments, Message, Presence, Version, WantEntry, WantType,
 };
+use libp2p::PeerId;
 use proptest::collection::vec;
 use proptest::prelude::*;
+use std::sync::Arc;
 
 fn any_block() -> impl Strategy<Value = Block> {
     let format = prop::sample::select(vec![
@@ -98,6 +101,49 @@ pub fn bitswap_round_trip(cases: u32) -> Result<(), Failure> {
                 Message::decode(&f[n..]).ok()
             };
             prop_assert_eq!(body(&joined), body(&whole));
+        }
+        Ok(())
+    })
+}
+
+/// Reads frames off `bytes` as an inbound stream does: the frames read
+/// (their messages, if they decode) until a clean end, or `None` at the
+/// first error.
+fn read_frames(bytes: &[u8], peer: PeerId) -> Option<Vec<Option<Message>>> {
+    let pool = Arc::new(FramePool::default());
+    let mut stream = futures::io::Cursor::new(bytes);
+    let mut out = Vec::new();
+    loop {
+        match futures::executor::block_on(read_frame(peer, &mut stream, &pool)) {
+            Ok(Some(frame)) => out.push(Message::decode_bytes(&frame).ok()),
+            Ok(None) => return Some(out),
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Frames of messages, as a stream carries them.
+fn framed(msgs: &[Message]) -> Vec<u8> {
+    let frames = msgs.iter().map(|m| frame(m, Version::V1_2).expect("small"));
+    frames.collect::<Vec<_>>().concat()
+}
+
+/// Inbound streams: arbitrary bytes and mutated frames (lengths inflated
+/// past what follows) never panic or take memory the bytes did not bring;
+/// valid frames read back as their messages.
+pub fn bitswap_frames(cases: u32) -> Result<(), Failure> {
+    let input = prop_oneof![
+        any_bytes(512).prop_map(|b| (b, None)),
+        vec(any_message(), 0..4).prop_map(|m| (framed(&m), Some(m))),
+        (vec(any_message(), 1..4), mutations())
+            .prop_map(|(m, muts)| (mutate(framed(&m), &muts), None)),
+    ];
+    check("bitswap_frames", cases, input, |(bytes, sent)| {
+        let peer = PeerId::random();
+        let (read, peak) = peak_alloc(|| read_frames(&bytes, peer));
+        check_alloc("inbound::read_frame", bytes.len(), peak)?;
+        if let Some(sent) = sent {
+            prop_assert_eq!(read, Some(sent.into_iter().map(Some).collect()));
         }
         Ok(())
     })

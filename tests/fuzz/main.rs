@@ -11,6 +11,8 @@ mod car;
 mod cid;
 mod harness;
 mod pb;
+mod range;
+mod replicate;
 mod targets;
 
 #[global_allocator]
@@ -61,6 +63,11 @@ fuzz_tests!(
     car_round_trip,
     bitswap_bytes,
     bitswap_round_trip,
+    bitswap_frames,
+    range_header,
+    range_span,
+    replicate_messages,
+    replicate_round_trip,
 );
 
 /// Found in an earlier exploration: a 13-byte CAR whose header declares

@@ -2,7 +2,7 @@
 //! and `benches/fuzz.rs` at scale.
 
 use crate::harness::Failure;
-use crate::{bitswap, car, cid, pb};
+use crate::{bitswap, car, cid, pb, range, replicate};
 
 /// A target: its name and the function that runs it for a number of cases.
 pub type Target = (&'static str, fn(u32) -> Result<(), Failure>);
@@ -18,4 +18,9 @@ pub const TARGETS: &[Target] = &[
     ("car_round_trip", car::car_round_trip),
     ("bitswap_bytes", bitswap::bitswap_bytes),
     ("bitswap_round_trip", bitswap::bitswap_round_trip),
+    ("bitswap_frames", bitswap::bitswap_frames),
+    ("range_header", range::range_header),
+    ("range_span", range::range_span),
+    ("replicate_messages", replicate::replicate_messages),
+    ("replicate_round_trip", replicate::replicate_round_trip),
 ];

@@ -3,13 +3,14 @@
 //! - [`message`]: the wire format, bounded as the spec requires.
 //! - [`ledger`]: what a peer wants from us and the replies (server side).
 //! - [`session`]: fetching many blocks from many peers (client side).
-//! - [`driver`]: runs the above over libp2p streams.
+//! - [`driver`]: runs the above over libp2p streams ([`inbound`] reads
+//!   the frames peers send).
 //! - [`fetch`]: the task behind each fetch session, and its handle.
 
 pub mod driver;
 mod engine;
 pub mod fetch;
-mod inbound;
+pub mod inbound;
 pub mod ledger;
 pub mod message;
 pub mod outbox;
