@@ -1,20 +1,19 @@
 //! Command-line interface: flag parsing ([`args`]) and output
-//! ([`output`]) around calls into the library, through a running daemon's
-//! RPC API ([`remote`]) or on the repo directly ([`local`]). Command and flag
-//! names follow Kubo's `ipfs` where Kubo has the same command.
+//! ([`output`]) around [`commands`], each written once against the
+//! library's `NodeApi`: a running daemon's RPC API when one owns the repo,
+//! else the repo directly. Command and flag names follow Kubo's `ipfs`
+//! where Kubo has the same command.
 
 mod args;
-mod local;
+mod commands;
 mod output;
 mod progress;
-mod remote;
 
 use anyhow::{anyhow, bail, Context, Result};
 use args::{Cli, Command, RepoCommand};
 use cairn::daemon::{Daemon, DaemonOptions};
 use cairn::node::{repo, Node};
 use clap::Parser;
-use std::io::Write;
 
 pub fn run() -> Result<()> {
     let cli = match Cli::try_parse() {
@@ -63,8 +62,11 @@ pub fn run() -> Result<()> {
         .flatten()
         .and_then(|c| c.api.tokens.first().cloned());
     if let Some(client) = cairn::rpc::client::Client::for_repo(&repo_path, token) {
+        if let Command::Daemon { .. } = cli.command {
+            bail!("a daemon is already running on this repo");
+        }
         let config = repo::Repo::read_config(&repo_path)?;
-        return remote::through_daemon(&client, &config, cli.command);
+        return commands::run(&client, &config, cli.command);
     }
     let node = match cli.command {
         Command::Repo(RepoCommand::RebuildIndex) => Node::open_rebuilding_index(&repo_path)?,
@@ -78,44 +80,13 @@ pub fn run() -> Result<()> {
         );
     }
     match cli.command {
-        Command::Init | Command::Version => unreachable!("handled above"),
-        Command::Swarm(_)
-        | Command::Routing(_)
-        | Command::Stats(_)
-        | Command::Bitswap(_)
-        | Command::Shutdown => {
-            bail!("this command needs a running daemon (start one with `cairn daemon`)")
-        }
-        Command::Add(args) => local::add(&node, args),
-        Command::Cat {
-            path,
-            offset,
-            length,
-        } => local::cat(&node, &path, offset, length),
-        Command::Get { path, output } => local::get(&node, &path, output),
-        Command::Ls { path } => {
-            let mut out = std::io::stdout().lock();
-            for e in node.ls(&path)? {
-                // As Kubo's `ipfs ls`: directories show `-` for a size.
-                if e.kind.contains("directory") {
-                    writeln!(out, "{} - {}/", e.cid, e.name)?;
-                } else {
-                    writeln!(out, "{} {} {}", e.cid, e.size, e.name)?;
-                }
-            }
-            Ok(())
-        }
-        Command::Pin(cmd) => local::pin(&node, cmd),
-        Command::Block(cmd) => local::block(&node, cmd),
-        Command::Dag(cmd) => local::dag(&node, cmd),
-        Command::Repo(cmd) => local::repo_cmd(&node, cmd),
         Command::Daemon {
             listen,
             api,
             bootstrap,
             gateway,
         } => daemon(node, listen, api, bootstrap, gateway),
-        Command::Id => local::id(&node),
+        command => commands::run(&node, node.config(), command),
     }
 }
 

@@ -74,10 +74,14 @@ pub fn session_peers(
     found.then(|| format!("from {senders} of {peers} peers"))
 }
 
-pub fn watch_peers(client: cairn::rpc::client::Client, bar: ProgressBar, path: &str) -> PeerWatch {
+pub fn watch_peers(
+    client: Option<cairn::rpc::client::Client>,
+    bar: ProgressBar,
+    path: &str,
+) -> PeerWatch {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let root = cairn::block::parse_cid(path).ok();
-    let (Some(root), false) = (root, bar.is_hidden()) else {
+    let (Some(client), Some(root), false) = (client, root, bar.is_hidden()) else {
         return PeerWatch { stop, thread: None };
     };
     let flag = std::sync::Arc::clone(&stop);
@@ -105,32 +109,6 @@ impl PeerWatch {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-    }
-}
-
-/// A reader that reports how many bytes went through it.
-pub struct CountingRead<R, F> {
-    inner: R,
-    total: u64,
-    report: F,
-}
-
-impl<R, F: FnMut(u64)> CountingRead<R, F> {
-    pub fn new(inner: R, report: F) -> Self {
-        CountingRead {
-            inner,
-            total: 0,
-            report,
-        }
-    }
-}
-
-impl<R: std::io::Read, F: FnMut(u64)> std::io::Read for CountingRead<R, F> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.total += n as u64;
-        (self.report)(self.total);
-        Ok(n)
     }
 }
 

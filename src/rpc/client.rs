@@ -44,6 +44,12 @@ pub enum ClientError {
         /// The most a line may hold.
         limit_bytes: usize,
     },
+    /// A JSON-lines answer ended before the line with its result.
+    #[error("the daemon's answer to {call} ended before its result")]
+    NoResult {
+        /// The API call.
+        call: String,
+    },
     /// Writing what the daemon sent failed (e.g. standard output closed).
     #[error("writing the answer: {0}")]
     Output(#[source] std::io::Error),

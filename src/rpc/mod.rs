@@ -1,6 +1,7 @@
 //! The RPC API: a subset of Kubo's `POST /api/v0/...`, served by the daemon
 //! on 127.0.0.1; the control path the CLI uses while a daemon runs. The
-//! bodies are [`types`], shared by the [`server`] and the [`client`].
+//! bodies are [`types`], shared by the [`server`] and the [`client`];
+//! [`api`] puts one interface in front of a local node and the client.
 //!
 //! The daemon writes its address to `REPO/api` as a multiaddr
 //! (`/ip4/127.0.0.1/tcp/5001`, as Kubo does) and removes it on exit; the
@@ -8,6 +9,7 @@
 //! `{"Message", "Code", "Type": "error"}` with status 500 (400 for bad
 //! arguments).
 
+pub mod api;
 pub mod client;
 pub mod guard;
 pub mod server;

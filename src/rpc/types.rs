@@ -330,6 +330,16 @@ pub struct AddedLine {
     pub size: String,
 }
 
+impl From<&crate::node::AddedEntry> for AddedLine {
+    fn from(e: &crate::node::AddedEntry) -> AddedLine {
+        AddedLine {
+            hash: e.cid.to_string(),
+            name: e.name.clone(),
+            size: e.dag_size.to_string(),
+        }
+    }
+}
+
 /// Progress through one file of an `add`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]

@@ -101,11 +101,7 @@ pub(super) async fn add(
             &opts,
             &mut |e| {
                 // Kubo's Size: the cumulative DAG size, as a string.
-                let _ = builder_out.blocking_send(Ok(AddEvent::Added(AddedLine {
-                    hash: e.cid.to_string(),
-                    name: e.name.clone(),
-                    size: e.dag_size.to_string(),
-                })));
+                let _ = builder_out.blocking_send(Ok(AddEvent::Added(AddedLine::from(e))));
             },
             // The provider lists the blocks itself once the add is done.
             &mut |_| {},

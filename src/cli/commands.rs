@@ -1,0 +1,304 @@
+//! Every command but `init`, `version` and `daemon`, written once against
+//! [`NodeApi`]: the same code runs on the repo directly or through a
+//! running daemon, so both print the same.
+
+use super::args::*;
+use super::output::{print_bw, print_pin_status, print_repo_stat, print_verify, rebuilt};
+use super::progress::{self, tree_size};
+use anyhow::{bail, Context, Result};
+use cairn::block::parse_cid;
+use cairn::node::{AddOptions, Config};
+use cairn::rpc::api::{AddSource, BlockInput, NodeApi};
+use cairn::rpc::types;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Runs `command` on `api`; `config` is the repo's (for `add`'s defaults).
+pub(super) fn run(api: &dyn NodeApi, config: &Config, command: Command) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match command {
+        Command::Init | Command::Version | Command::Daemon { .. } => {
+            unreachable!("handled before")
+        }
+        Command::Id => writeln!(out, "{}", serde_json::to_string_pretty(&api.id()?)?)?,
+        Command::Swarm(SwarmCommand::Peers) => {
+            for p in api.swarm_peers()? {
+                writeln!(out, "{}/p2p/{}", p.addr, p.peer)?;
+            }
+        }
+        Command::Swarm(SwarmCommand::Connect { addr }) => {
+            for line in api.swarm_connect(&addr)? {
+                writeln!(out, "{line}")?;
+            }
+        }
+        Command::Routing(RoutingCommand::Findprovs { cid, num_providers }) => {
+            for id in api.find_providers(&cid, num_providers)? {
+                writeln!(out, "{id}")?;
+            }
+        }
+        Command::Routing(RoutingCommand::Reprovide) => {
+            writeln!(out, "announced {} keys", api.reprovide()?)?
+        }
+        Command::Stats(StatsCommand::Bw) => print_bw(&mut out, &api.stats_bw()?)?,
+        Command::Bitswap(BitswapCommand::Stat) => {
+            let v = api.bitswap_stat()?;
+            writeln!(out, "bitswap status")?;
+            writeln!(out, "\tblocks received: {}", v.blocks_received)?;
+            writeln!(out, "\tblocks sent: {}", v.blocks_sent)?;
+            writeln!(out, "\tdata received: {}", v.data_received)?;
+            writeln!(out, "\tdata sent: {}", v.data_sent)?;
+            writeln!(out, "\tfetches running: {}", v.active_sessions)?;
+            writeln!(out, "\tpartners [{}]", v.peers.len())?;
+        }
+        Command::Shutdown => api.shutdown()?,
+        Command::Add(a) => {
+            drop(out);
+            add(api, config, a)?;
+        }
+        Command::Cat {
+            path,
+            offset,
+            length,
+        } => {
+            drop(out);
+            let bar = progress::bytes_bar(false, None, "fetching");
+            let watch = watch(api, &bar, &path);
+            let result = to_stdout(64 * 1024, &mut |w| {
+                Ok(api.cat(&path, offset, length, w, &mut |n| bar.set_position(n))?)
+            });
+            watch.stop();
+            bar.finish_and_clear();
+            result?;
+        }
+        Command::Get { path, output } => {
+            drop(out);
+            get(api, &path, output)?;
+        }
+        Command::Ls { path } => {
+            for l in api.ls(&path)? {
+                // As Kubo's `ipfs ls`: directories show `-` for a size.
+                if l.r#type == types::LsLink::DIRECTORY {
+                    writeln!(out, "{} - {}/", l.hash, l.name)?;
+                } else {
+                    writeln!(out, "{} {} {}", l.hash, l.size, l.name)?;
+                }
+            }
+        }
+        Command::Pin(cmd) => pin(api, &mut out, cmd)?,
+        Command::Block(BlockCommand::Get { cid }) => {
+            drop(out);
+            to_stdout(64 * 1024, &mut |w| Ok(api.block_get(&cid, w)?))?;
+        }
+        Command::Block(BlockCommand::Put {
+            file,
+            cid_codec,
+            mhtype,
+            pin,
+        }) => {
+            let input = file.map_or(BlockInput::Stdin, BlockInput::File);
+            let stat = api.block_put(input, &cid_codec, mhtype, pin)?;
+            writeln!(out, "{}", stat.key)?;
+        }
+        Command::Block(BlockCommand::Stat { cid }) => {
+            let v = api.block_stat(&cid)?;
+            writeln!(out, "Key: {}\nSize: {}", v.key, v.size)?;
+        }
+        Command::Dag(DagCommand::Export { cid }) => {
+            drop(out);
+            to_stdout(1 << 20, &mut |w| Ok(api.dag_export(&cid, w)?))?;
+        }
+        Command::Dag(DagCommand::Import { files, pin_roots }) => {
+            if files.is_empty() {
+                bail!("dag import needs at least one CAR file");
+            }
+            for f in files {
+                let events = api
+                    .dag_import(&f, pin_roots)
+                    .with_context(|| format!("importing {}", f.display()))?;
+                for v in events {
+                    match v {
+                        types::DagImportEvent::Root(r) if pin_roots => {
+                            writeln!(out, "Pinned root {} success", r.root.cid.cid)?
+                        }
+                        types::DagImportEvent::Root(r) => writeln!(out, "Root {}", r.root.cid.cid)?,
+                        types::DagImportEvent::Stats(s) => writeln!(
+                            out,
+                            "Imported {} blocks ({} new bytes)",
+                            s.stats.block_count, s.stats.block_bytes_count
+                        )?,
+                    }
+                }
+            }
+        }
+        Command::Repo(RepoCommand::Gc { quiet }) => {
+            let spinner = progress::spinner("collecting garbage");
+            let v = api.repo_gc();
+            spinner.finish_and_clear();
+            let v = v?;
+            if !quiet {
+                writeln!(
+                    out,
+                    "removed {} blocks ({} bytes); reclaimed {} bytes from {} segments",
+                    v.removed_blocks, v.removed_bytes, v.reclaimed_bytes, v.compacted_segments
+                )?;
+            }
+        }
+        Command::Repo(RepoCommand::Stat) => print_repo_stat(&mut out, &api.repo_stat()?)?,
+        Command::Repo(RepoCommand::RebuildIndex) => {
+            let report = api.repo_rebuild_index()?;
+            writeln!(out, "rebuilt the index: {}", rebuilt(&report))?;
+        }
+        Command::Repo(RepoCommand::Verify) => {
+            let spinner = progress::spinner("verifying blocks");
+            let report = api.repo_verify(&mut |n| spinner.set_position(n));
+            spinner.finish_and_clear();
+            print_verify(&mut out, &report?)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs `write` on standard output with a buffer of `capacity` bytes,
+/// straight to fd 1: std's stdout is line-buffered and would copy every
+/// chunk; small chunks still coalesce here, whole blocks bypass the buffer.
+fn to_stdout(capacity: usize, write: &mut dyn FnMut(&mut dyn Write) -> Result<()>) -> Result<()> {
+    let _lock = std::io::stdout().lock();
+    // SAFETY: fd 1 stays open for the process; ManuallyDrop never closes it.
+    let raw = std::mem::ManuallyDrop::new(unsafe {
+        <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(1)
+    });
+    let mut out = std::io::BufWriter::with_capacity(capacity, &*raw);
+    write(&mut out)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// While a daemon fetches `path`, shows its peers in `bar`.
+fn watch(api: &dyn NodeApi, bar: &indicatif::ProgressBar, path: &str) -> progress::PeerWatch {
+    progress::watch_peers(api.client().map(|c| c.duplicate()), bar.clone(), path)
+}
+
+fn add(api: &dyn NodeApi, config: &Config, a: AddArgs) -> Result<()> {
+    let opts = AddOptions {
+        import: import_options(config, &a)?,
+        pin: a.pin,
+        only_hash: a.only_hash,
+        hidden: a.hidden,
+        wrap: false,
+    };
+    let use_stdin = a.paths.is_empty() || (a.paths.len() == 1 && a.paths[0] == Path::new("-"));
+    let (input, total) = if use_stdin {
+        (AddSource::Stdin, None)
+    } else {
+        let total: u64 = a.paths.iter().map(|p| tree_size(p, a.hidden)).sum();
+        let paths = AddSource::Paths {
+            paths: &a.paths,
+            recursive: a.recursive,
+        };
+        (paths, Some(total))
+    };
+    let bar = progress::bytes_bar(a.no_progress, total, "adding");
+    let mut out = std::io::stdout().lock();
+    let mut write_err = None;
+    let show = !a.quieter;
+    let last = api.add(
+        input,
+        &opts,
+        &mut |added| {
+            if !show {
+                return;
+            }
+            let r = if a.quiet {
+                writeln!(out, "{}", added.hash)
+            } else {
+                writeln!(out, "added {} {}", added.hash, added.name)
+            };
+            if let Err(e) = r {
+                write_err.get_or_insert(e);
+            }
+        },
+        &mut |n| bar.set_position(n),
+    )?;
+    bar.finish_and_clear();
+    if let Some(e) = write_err {
+        return Err(e.into());
+    }
+    if let (true, Some(cid)) = (a.quieter, last) {
+        writeln!(out, "{cid}")?;
+    }
+    Ok(())
+}
+
+fn get(api: &dyn NodeApi, path: &str, output: Option<PathBuf>) -> Result<()> {
+    let out = match output {
+        Some(o) => o,
+        None => PathBuf::from(parse_cid(path)?.to_string()),
+    };
+    let bar = progress::bytes_bar(false, None, "getting");
+    let watch = watch(api, &bar, path);
+    let stats = api.get(path, &out, &mut |n| bar.set_position(n));
+    watch.stop();
+    bar.finish_and_clear();
+    let stats = stats?;
+    eprintln!(
+        "Saving file(s) to {} ({} files, {} directories, {} bytes)",
+        out.display(),
+        stats.files,
+        stats.directories,
+        stats.bytes
+    );
+    Ok(())
+}
+
+fn pin(api: &dyn NodeApi, out: &mut dyn Write, cmd: PinCommand) -> Result<()> {
+    match cmd {
+        PinCommand::Add {
+            cids,
+            recursive,
+            replication,
+        } => {
+            if cids.is_empty() {
+                bail!("pin add needs at least one CID");
+            }
+            for c in cids {
+                let bar = progress::spinner("fetching blocks");
+                let watch = watch(api, &bar, &c);
+                let pinned = api.pin_add(&c, recursive, replication, &mut |n| bar.set_position(n));
+                watch.stop();
+                bar.finish_and_clear();
+                let how = if recursive { "recursively" } else { "directly" };
+                for cid in pinned.with_context(|| format!("pinning {c}"))? {
+                    writeln!(out, "pinned {cid} {how}")?;
+                }
+            }
+        }
+        PinCommand::Rm { cids } => {
+            if cids.is_empty() {
+                bail!("pin rm needs at least one CID");
+            }
+            for c in cids {
+                for p in api.pin_rm(&c)? {
+                    writeln!(out, "unpinned {p}")?;
+                }
+            }
+        }
+        PinCommand::Status { cid, json } => {
+            let v = api.pin_status(&cid)?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+            } else {
+                print_pin_status(out, &v)?;
+            }
+        }
+        PinCommand::Ls { r#type, quiet } => {
+            for (cid, kind) in api.pin_ls(&r#type)? {
+                if quiet {
+                    writeln!(out, "{cid}")?;
+                } else {
+                    writeln!(out, "{cid} {kind}")?;
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,278 @@
+//! [`NodeApi`] on a repo open in this process (no daemon runs): reads and
+//! writes the store directly; network commands need a daemon.
+
+use super::{AddSource, BlockInput, CommandError, NodeApi};
+use crate::block::{parse_cid, CidFormat, HashAlg, DAG_PB, RAW};
+use crate::dag::reader::ExportStats;
+use crate::node::{AddOptions, Node, NodeError};
+use crate::rpc::types;
+use crate::store::RebuildReport;
+use std::io::{Read, Write};
+use std::path::Path;
+
+/// The pin kinds `kind` names (`all` is every kind).
+pub(super) fn pin_kinds(kind: &str) -> Result<Vec<&'static str>, CommandError> {
+    Ok(match kind {
+        "all" => vec!["recursive", "direct", "indirect"],
+        "recursive" => vec!["recursive"],
+        "direct" => vec!["direct"],
+        "indirect" => vec!["indirect"],
+        other => {
+            return Err(CommandError::Invalid(format!(
+                "unknown pin type {other:?} (expected all, recursive, direct or indirect)"
+            )))
+        }
+    })
+}
+
+impl NodeApi for Node {
+    fn id(&self) -> Result<types::IdResponse, CommandError> {
+        // Offline, the configured addresses are where it will listen; one
+        // with port 0 names no address until a daemon picks the port.
+        use libp2p::multiaddr::Protocol;
+        let addrs: Vec<String> = self
+            .config()
+            .net
+            .listen
+            .iter()
+            .filter(|a| {
+                a.parse::<libp2p::Multiaddr>().is_ok_and(|m| {
+                    !m.iter()
+                        .any(|p| matches!(p, Protocol::Tcp(0) | Protocol::Udp(0)))
+                })
+            })
+            .cloned()
+            .collect();
+        Ok(types::IdResponse::for_node(self, &addrs)?)
+    }
+
+    fn add(
+        &self,
+        input: AddSource<'_>,
+        opts: &AddOptions,
+        on_added: &mut dyn FnMut(&types::AddedLine),
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<Option<String>, CommandError> {
+        let (paths, recursive) = match input {
+            AddSource::Stdin => {
+                let entry = self.add_reader(std::io::stdin().lock(), opts, progress)?;
+                let line = types::AddedLine {
+                    name: entry.cid.to_string(),
+                    ..types::AddedLine::from(&entry)
+                };
+                on_added(&line);
+                return Ok(Some(line.hash));
+            }
+            AddSource::Paths { paths, recursive } => (paths, recursive),
+        };
+        let mut last = None;
+        // Each root's bytes count after those of the roots before it.
+        let mut done = 0u64;
+        for path in paths {
+            let mut seen = 0u64;
+            let root = self.add_path(
+                path,
+                recursive,
+                opts,
+                &mut |e| on_added(&types::AddedLine::from(e)),
+                &mut |n| {
+                    seen = n;
+                    progress(done + n)
+                },
+            )?;
+            done += seen;
+            last = Some(root.cid.to_string());
+        }
+        Ok(last)
+    }
+
+    fn cat(
+        &self,
+        path: &str,
+        offset: u64,
+        length: Option<u64>,
+        out: &mut dyn Write,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), CommandError> {
+        let mut written = 0u64;
+        for chunk in Node::cat(self, path, offset, length)? {
+            let chunk = chunk.map_err(NodeError::from)?;
+            out.write_all(&chunk).map_err(CommandError::Output)?;
+            written += chunk.len() as u64;
+            progress(written);
+        }
+        Ok(())
+    }
+
+    fn get(
+        &self,
+        path: &str,
+        out: &Path,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<ExportStats, CommandError> {
+        Ok(Node::get(self, path, out, progress)?)
+    }
+
+    fn ls(&self, path: &str) -> Result<Vec<types::LsLink>, CommandError> {
+        Ok(Node::ls(self, path)?
+            .iter()
+            .map(types::LsLink::from_entry)
+            .collect())
+    }
+
+    fn pin_add(
+        &self,
+        path: &str,
+        recursive: bool,
+        replication: Option<u8>,
+        _progress: &mut dyn FnMut(u64),
+    ) -> Result<Vec<String>, CommandError> {
+        if replication.is_some() && !recursive {
+            return Err(CommandError::Invalid(
+                "--replication needs a recursive pin".into(),
+            ));
+        }
+        let cid = self.resolve(path)?;
+        Node::pin_add(self, &cid, recursive)?;
+        if let Some(n) = replication {
+            // Placed on peers when a daemon next runs.
+            self.replicate_later(&cid, n)?;
+        }
+        Ok(vec![cid.to_string()])
+    }
+
+    fn pin_rm(&self, path: &str) -> Result<Vec<String>, CommandError> {
+        let cid = self.resolve(path)?;
+        // A replicated root is removed network-wide (a tombstone the next
+        // daemon spreads), even where this node held no pin of its own.
+        let replicated = self.replication_tombstone(&cid)?;
+        match Node::pin_rm(self, &cid) {
+            Ok(_) => {}
+            Err(_) if replicated => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(vec![cid.to_string()])
+    }
+
+    fn pin_ls(&self, kind: &str) -> Result<Vec<(String, String)>, CommandError> {
+        let kinds = pin_kinds(kind)?;
+        Ok(Node::pin_ls(self, &kinds)?
+            .into_iter()
+            .map(|p| (p.cid.to_string(), p.kind.to_string()))
+            .collect())
+    }
+
+    fn block_get(&self, cid: &str, out: &mut dyn Write) -> Result<(), CommandError> {
+        let cid = parse_cid(cid).map_err(NodeError::from)?;
+        let block = Node::block_get(self, &cid)?;
+        out.write_all(block.data()).map_err(CommandError::Output)
+    }
+
+    fn block_put(
+        &self,
+        input: BlockInput,
+        codec: &str,
+        hash: HashAlg,
+        pin: bool,
+    ) -> Result<types::BlockStat, CommandError> {
+        let codec = match codec {
+            "raw" => RAW,
+            "dag-pb" => DAG_PB,
+            other => {
+                return Err(CommandError::Invalid(format!(
+                    "unsupported codec {other:?} (expected raw or dag-pb)"
+                )))
+            }
+        };
+        // One byte past the limit, so an oversized block is refused by
+        // size rather than read whole.
+        let limit = crate::block::MAX_BLOCK_BYTES as u64 + 1;
+        let mut data = Vec::new();
+        match input {
+            BlockInput::File(f) => std::fs::File::open(&f)
+                .and_then(|file| file.take(limit).read_to_end(&mut data))
+                .map_err(CommandError::file(&f))?,
+            BlockInput::Stdin => std::io::stdin()
+                .lock()
+                .take(limit)
+                .read_to_end(&mut data)
+                .map_err(CommandError::file(Path::new("<stdin>")))?,
+        };
+        // Kubo's rule: dag-pb over SHA-256 keeps the CIDv0 form.
+        let version = if codec == DAG_PB && hash == HashAlg::Sha2_256 {
+            0
+        } else {
+            1
+        };
+        let size = data.len() as u64;
+        let cid = Node::block_put(self, data, CidFormat { version, hash }, codec, pin)?;
+        Ok(types::BlockStat {
+            key: cid.to_string(),
+            size,
+        })
+    }
+
+    fn block_stat(&self, cid: &str) -> Result<types::BlockStat, CommandError> {
+        let cid = parse_cid(cid).map_err(NodeError::from)?;
+        let size = Node::block_stat(self, &cid)?;
+        Ok(types::BlockStat {
+            key: cid.to_string(),
+            size,
+        })
+    }
+
+    fn dag_export(&self, path: &str, out: &mut dyn Write) -> Result<(), CommandError> {
+        let cid = self.resolve(path)?;
+        Node::dag_export(self, &cid, out)?;
+        Ok(())
+    }
+
+    fn dag_import(
+        &self,
+        file: &Path,
+        pin_roots: bool,
+    ) -> Result<Vec<types::DagImportEvent>, CommandError> {
+        let input = std::fs::File::open(file).map_err(CommandError::file(file))?;
+        let r = Node::dag_import(self, input, pin_roots)?;
+        let mut events: Vec<types::DagImportEvent> = r
+            .roots
+            .iter()
+            .map(|root| {
+                types::DagImportEvent::Root(types::DagImportRoot {
+                    root: types::ImportedRoot {
+                        cid: types::CidLink {
+                            cid: root.to_string(),
+                        },
+                        pin_error_msg: String::new(),
+                    },
+                })
+            })
+            .collect();
+        events.push(types::DagImportEvent::Stats(types::DagImportStats {
+            stats: types::ImportStats {
+                block_bytes_count: r.new_bytes,
+                block_count: r.blocks,
+            },
+        }));
+        Ok(events)
+    }
+
+    fn repo_gc(&self) -> Result<types::GcResponse, CommandError> {
+        Ok(types::GcResponse::from(&self.gc()?))
+    }
+
+    fn repo_stat(&self) -> Result<types::RepoStatResponse, CommandError> {
+        Ok(types::RepoStatResponse::from(&self.stat()?))
+    }
+
+    fn repo_verify(
+        &self,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<types::VerifyResponse, CommandError> {
+        Ok(types::VerifyResponse::from(&self.verify(progress)?))
+    }
+
+    fn repo_rebuild_index(&self) -> Result<RebuildReport, CommandError> {
+        Ok(self.index_rebuilt().cloned().unwrap_or_default())
+    }
+}
