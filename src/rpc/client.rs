@@ -66,21 +66,30 @@ pub struct Client {
     token: Option<String>,
 }
 
-/// One part of an upload.
+/// One part of an upload, named by its path in the upload.
 pub enum UploadPart {
+    /// A directory (its entries follow as parts named under it).
     Directory {
+        /// Its path in the upload.
         name: String,
     },
+    /// A file read from disk as the part is sent.
     File {
+        /// Its path in the upload.
         name: String,
+        /// Where it is read from.
         path: PathBuf,
     },
     /// Bytes from standard input.
     Stdin {
+        /// Its path in the upload.
         name: String,
     },
+    /// A symbolic link.
     Symlink {
+        /// Its path in the upload.
         name: String,
+        /// What it points to.
         target: String,
     },
 }

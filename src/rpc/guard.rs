@@ -1,4 +1,4 @@
-//! Who may call the RPC API. Every API request passes [`authorize`] before
+//! Who may call the RPC API. Every API request passes `authorize` before
 //! a handler sees it; it refuses, in this order:
 //!
 //! 1. a `Host` that is not an address the API listens on (403), so a web
@@ -194,8 +194,8 @@ impl ApiGuard {
     }
 
     /// The guard for the API bound at `bound`: `Host` may be 127.0.0.1,
-    /// localhost or [::1] with its port, or the bound address itself (any
-    /// IP address of this machine when bound to 0.0.0.0 or [::]).
+    /// localhost or `[::1]` with its port, or the bound address itself (any
+    /// IP address of this machine when bound to 0.0.0.0 or `[::]`).
     pub fn listening_on(mut self, bound: SocketAddr) -> ApiGuard {
         let port = bound.port();
         let mut names = vec![

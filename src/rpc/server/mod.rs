@@ -35,6 +35,7 @@ use tokio::sync::mpsc;
 /// What the handlers share.
 #[derive(Clone)]
 pub struct ApiState {
+    /// The node the API drives.
     pub online: Arc<OnlineNode>,
     /// Asks the daemon to stop (`/api/v0/shutdown`).
     pub shutdown: mpsc::Sender<()>,
