@@ -9,7 +9,7 @@
 // with a pass-through peer-info
 // mapper (the default mapper drops loopback addresses). No bootstrap, mDNS,
 // UPnP, AutoNAT, relay or delegated routing: never createHelia() defaults.
-import './polyfill.mjs'
+import '../polyfill.mjs'
 
 import { createReadStream, createWriteStream, promises as fsp } from 'node:fs'
 import { once } from 'node:events'

@@ -21,7 +21,7 @@
 //
 // Exit status: 0 when every step went as expected; 1 otherwise; 2 for bad
 // usage; 124 if the run took longer than --timeout-ms (a ref'd timer).
-import './polyfill.mjs'
+import '../polyfill.mjs'
 import { allowOnly, refused } from './guard.mjs'
 import { createHash } from 'node:crypto'
 import { readdirSync, readFileSync } from 'node:fs'

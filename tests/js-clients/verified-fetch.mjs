@@ -39,7 +39,7 @@
 // WebSockets) with @helia/libp2p's defaults. Blocks are verified against
 // their CIDs (sha2-256, identity and, since cairn's default CIDs use it,
 // blake3).
-import './polyfill.mjs'
+import '../polyfill.mjs'
 import { allowOnly, refused as refusedConnections } from './guard.mjs'
 import { createHash } from 'node:crypto'
 import { mkdirSync, writeFileSync } from 'node:fs'

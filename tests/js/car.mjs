@@ -9,7 +9,7 @@
 //        ipfs-unixfs-exporter to OUTPATH as a file, symlink or directory tree.
 //   node car.mjs roots IN.car                  print the header roots, one a line.
 // Exit status: 0 on success, 1 on any error, 2 on a usage error.
-import './polyfill.mjs'
+import '../polyfill.mjs'
 import { createReadStream, createWriteStream, promises as fsp } from 'node:fs'
 import path from 'node:path'
 import { pipeline } from 'node:stream/promises'

@@ -2,7 +2,7 @@
 // Self-test of the reference harness: known Kubo CIDs, and the JS importer
 // (as configured by lib.mjs) against kubo-model.mjs, an independent model of
 // boxo's balanced and trickle layouts, over many sizes and shapes.
-import './polyfill.mjs'
+import '../polyfill.mjs'
 import { promises as fsp } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'

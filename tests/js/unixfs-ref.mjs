@@ -4,7 +4,7 @@
 // print the root CID; with --all print `CID PATH` for every entry (files,
 // symlinks and directories, like `ipfs add` output lines), read back from
 // the DAG so that empty directories and HAMT members are listed too; root last.
-import './polyfill.mjs'
+import '../polyfill.mjs'
 import { OPTIONS_HELP, die, importPath, parseArgs, resolveOptions, UsageError } from './lib.mjs'
 
 const USAGE = `usage: node unixfs-ref.mjs [options] [--all] PATH\n${OPTIONS_HELP}\n  --all                        print 'CID PATH' for every entry`

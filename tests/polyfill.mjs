@@ -1,6 +1,8 @@
 // Node 20 lacks Promise.withResolvers (Node >= 22), which the IPFS JS stack
-// uses at run time (see shared/INTEROP.md). Imported first by the client
-// scripts, before any Helia/libp2p module.
+// uses (see shared/INTEROP.md): @libp2p/ping (a kad-dht dependency of the
+// Helia peer) calls it at run time. Imported first by every entry point of
+// the JS harnesses (tests/js, tests/helia, tests/js-clients), before any
+// IPFS module.
 if (typeof Promise.withResolvers !== 'function') {
   Promise.withResolvers = function withResolvers () {
     let resolve, reject
