@@ -500,3 +500,27 @@ fn a_bad_bootstrap_address_is_refused() {
     assert!(err.contains("bootstrap address \"nowhere\""), "{err}");
     assert!(!a.path().join("api").exists());
 }
+
+#[test]
+fn a_stale_api_file_naming_another_daemon_is_ignored() {
+    // A daemon killed with SIGKILL leaves its `api` file; the kernel may give
+    // its port to another node's daemon. Commands on the first repo must not
+    // go to that daemon.
+    let (a, b) = (TestRepo::new(), TestRepo::new());
+    a.ok(&["init"]);
+    b.ok(&["init"]);
+    let a_id = a.ok(&["id"]);
+    let (_b_daemon, banner) = Daemon::start(&b, &[]);
+    let b_api = common::api_url(&banner);
+    let port = b_api.rsplit(':').next().unwrap();
+    std::fs::write(a.path().join("api"), format!("/ip4/127.0.0.1/tcp/{port}")).unwrap();
+    assert_eq!(a.ok(&["id"]), a_id, "a's id came from b's daemon");
+    let file = a.path().join("hello.txt");
+    std::fs::write(&file, "only in a").unwrap();
+    let cid = a.add(&file, &[]);
+    assert!(a.ok(&["pin", "ls", "-q"]).contains(&cid));
+    assert!(
+        !b.ok(&["pin", "ls", "-q"]).contains(&cid),
+        "the add went to b"
+    );
+}

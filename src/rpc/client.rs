@@ -94,6 +94,19 @@ pub enum UploadPart {
     },
 }
 
+/// Whether a process holds the lock file at `path` (when that cannot be
+/// told, the `api` file is trusted, as before locks were checked).
+fn lock_held(path: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    match file.try_lock_shared() {
+        Ok(()) => false,
+        Err(std::fs::TryLockError::WouldBlock) => true,
+        Err(std::fs::TryLockError::Error(_)) => true,
+    }
+}
+
 /// How long to wait for the daemon to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -108,6 +121,12 @@ impl Client {
     /// The daemon serving `repo`, if its `api` file names one that answers;
     /// `token` authenticates (see `[api] tokens`).
     pub fn for_repo(repo: &Path, token: Option<String>) -> Option<Client> {
+        // A daemon holds the store's lock while it runs. With the lock free
+        // the `api` file is stale (its daemon was killed), and whatever
+        // answers at that address now is another node's daemon.
+        if !lock_held(&repo.join(crate::store::DiskStore::LOCK_FILE)) {
+            return None;
+        }
         let text = std::fs::read_to_string(api_file(repo)).ok()?;
         let mut addr = parse_api_addr(&text)?;
         // A daemon listening on every interface is reached on loopback.

@@ -159,6 +159,10 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
 type Pending = Vec<(Multihash, Location)>;
 
 impl DiskStore {
+    /// The file in the store's directory locked (exclusively) by the
+    /// process that has the store open.
+    pub const LOCK_FILE: &'static str = "store.lock";
+
     /// Opens (creating if needed) the store in `dir`, recovering from any
     /// interrupted write. An index that cannot be opened or read is rebuilt
     /// from the segments (logged; see [`DiskStore::rebuilt_index`]); one the
@@ -182,7 +186,7 @@ impl DiskStore {
     fn open_with(dir: &Path, opts: DiskStoreOptions, rebuild: bool) -> Result<DiskStore> {
         let seg_dir = dir.join("segments");
         std::fs::create_dir_all(&seg_dir).map_err(io_err(dir))?;
-        let lock_path = dir.join("store.lock");
+        let lock_path = dir.join(Self::LOCK_FILE);
         let lock = OpenOptions::new()
             .create(true)
             .truncate(false)
