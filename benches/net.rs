@@ -76,7 +76,11 @@ fn raw_stream(bytes: u64, default_yamux: bool) -> f64 {
         .status()
         .expect("build examples/p2p_raw");
     assert!(status.success(), "building examples/p2p_raw failed");
-    let exe = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/examples/p2p_raw");
+    // Where `cargo build` just put it: $CARGO_TARGET_DIR if set.
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let exe = target.join("release/examples/p2p_raw");
     let mut listener = Command::new(&exe)
         .arg("listen")
         .env("CAIRN_RAW_YAMUX", yamux)
