@@ -140,19 +140,26 @@ impl Index {
     ///
     /// A snapshot sled left half-written (`snap.*.generating`, e.g. on a
     /// full disk) is deleted first: sled 0.34 would take it for its latest
-    /// snapshot and refuse to open as corrupt.
+    /// snapshot and refuse to open as corrupt. Opening writes a snapshot
+    /// when the log moved on since the last one; if that fails (a full
+    /// disk), its unfinished file is deleted again before returning.
     pub fn open(path: &Path, cache_bytes: u64) -> Result<Index> {
         remove_unfinished_snapshots(path)?;
-        let db = sled::Config::new()
+        let opened = sled::Config::new()
             .path(path)
             .cache_capacity(cache_bytes)
             .flush_every_ms(None)
-            .open()
-            .map_err(|source| StoreError::IndexOpen {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        Ok(Index { db })
+            .open();
+        match opened {
+            Ok(db) => Ok(Index { db }),
+            Err(source) => {
+                remove_unfinished_snapshots(path)?;
+                Err(StoreError::IndexOpen {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        }
     }
 
     fn flush(&self, doing: &'static str) -> Result<()> {
