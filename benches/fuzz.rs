@@ -17,6 +17,8 @@ mod car;
 mod cid;
 #[path = "../tests/fuzz/harness.rs"]
 mod harness;
+#[path = "../tests/fuzz/multipart.rs"]
+mod multipart;
 #[path = "../tests/fuzz/pb.rs"]
 mod pb;
 #[path = "../tests/fuzz/range.rs"]

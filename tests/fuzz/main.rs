@@ -10,6 +10,7 @@ mod bitswap;
 mod car;
 mod cid;
 mod harness;
+mod multipart;
 mod pb;
 mod range;
 mod replicate;
@@ -68,6 +69,8 @@ fuzz_tests!(
     range_span,
     replicate_messages,
     replicate_round_trip,
+    multipart_bytes,
+    multipart_round_trip,
 );
 
 /// Found in an earlier exploration: a 13-byte CAR whose header declares

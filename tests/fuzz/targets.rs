@@ -2,7 +2,7 @@
 //! and `benches/fuzz.rs` at scale.
 
 use crate::harness::Failure;
-use crate::{bitswap, car, cid, pb, range, replicate};
+use crate::{bitswap, car, cid, multipart, pb, range, replicate};
 
 /// A target: its name and the function that runs it for a number of cases.
 pub type Target = (&'static str, fn(u32) -> Result<(), Failure>);
@@ -23,4 +23,6 @@ pub const TARGETS: &[Target] = &[
     ("range_span", range::range_span),
     ("replicate_messages", replicate::replicate_messages),
     ("replicate_round_trip", replicate::replicate_round_trip),
+    ("multipart_bytes", multipart::multipart_bytes),
+    ("multipart_round_trip", multipart::multipart_round_trip),
 ];

@@ -2,7 +2,7 @@
 //! a UnixFS DAG as it streams in, with Kubo's import parameters, answered
 //! as JSON lines (each entry, and progress through each file).
 
-use super::upload::{feed, part_path, PartReader, UploadError};
+use super::upload::{feed, next_add_part, AddPart, PartReader};
 use super::{
     bad_request, internal, json_lines_or_error, stream_error, ApiError, ApiState, Line, Params,
 };
@@ -123,44 +123,15 @@ pub(super) async fn add(
         // Feed parts to the builder, each file's bytes through a channel.
         let mut failure = None;
         loop {
-            let field = match multipart.next_field().await {
-                Ok(Some(f)) => f,
+            let entry = match next_add_part(&mut multipart).await {
                 Ok(None) => break,
-                Err(e) => {
-                    failure = Some(UploadError::Read(e));
-                    break;
-                }
-            };
-            let path = match part_path(&field) {
-                Ok(p) => p,
                 Err(e) => {
                     failure = Some(e);
                     break;
                 }
-            };
-            let kind = field.content_type().unwrap_or("").to_string();
-            let input = match kind.as_str() {
-                "application/x-directory" => Some(AddInput::Directory { path }),
-                "application/symlink" => {
-                    let mut field = field;
-                    let mut target = Vec::new();
-                    while let Ok(Some(chunk)) = field.chunk().await {
-                        target.extend_from_slice(&chunk);
-                        if target.len() > 4096 {
-                            break;
-                        }
-                    }
-                    match String::from_utf8(target) {
-                        Ok(target) if target.len() <= 4096 => {
-                            Some(AddInput::Symlink { path, target })
-                        }
-                        _ => {
-                            failure = Some(UploadError::SymlinkTarget { path });
-                            break;
-                        }
-                    }
-                }
-                _ => {
+                Ok(Some(AddPart::Directory { path })) => AddInput::Directory { path },
+                Ok(Some(AddPart::Symlink { path, target })) => AddInput::Symlink { path, target },
+                Ok(Some(AddPart::File { path, field })) => {
                     let (tx, reader) = PartReader::new();
                     let entry = AddInput::File {
                         path,
@@ -170,13 +141,11 @@ pub(super) async fn add(
                         break;
                     }
                     feed(field, &tx).await;
-                    None
+                    continue;
                 }
             };
-            if let Some(entry) = input {
-                if !send_entry(&entries_tx, Ok(entry)).await {
-                    break;
-                }
+            if !send_entry(&entries_tx, Ok(entry)).await {
+                break;
             }
         }
         if let Some(f) = failure {

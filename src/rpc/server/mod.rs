@@ -16,7 +16,7 @@ mod network;
 mod pins;
 mod read;
 mod repo;
-mod upload;
+pub mod upload;
 
 use super::types::ErrorBody;
 use crate::node::online::OnlineNode;

@@ -1,4 +1,5 @@
-//! Reading `multipart/form-data` uploads: a part's name, a small part read
+//! Reading `multipart/form-data` uploads: the parts of an `add` (files,
+//! directories and symlinks, named by URL-escaped paths), a small part read
 //! whole, and a large part's bytes handed to a blocking reader as they come.
 
 use super::{bad_request, ApiError};
@@ -9,7 +10,7 @@ use tokio::sync::mpsc;
 
 /// What is wrong with an upload.
 #[derive(Debug, thiserror::Error)]
-pub(super) enum UploadError {
+pub enum UploadError {
     /// The request body could not be read as multipart.
     #[error("reading the upload: {0}")]
     Read(#[from] MultipartError),
@@ -21,13 +22,19 @@ pub(super) enum UploadError {
     NameNotUtf8(String),
     /// A symlink part's target is not UTF-8 or over 4 KiB.
     #[error("{path}: symlink target is not valid")]
-    SymlinkTarget { path: String },
+    SymlinkTarget {
+        /// The symlink's path.
+        path: String,
+    },
     /// The body holds no part.
     #[error("the upload holds no file")]
     Empty,
     /// A part read whole is over its limit.
     #[error("block over the {limit}-byte limit")]
-    TooLarge { limit: usize },
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
 }
 
 impl From<UploadError> for ApiError {
@@ -91,10 +98,7 @@ pub(super) async fn feed(mut field: Field<'_>, tx: &mpsc::Sender<Result<Bytes, M
 }
 
 /// The first part of a multipart upload, read whole up to `limit` bytes.
-pub(super) async fn first_part(
-    multipart: &mut Multipart,
-    limit: usize,
-) -> Result<Vec<u8>, UploadError> {
+pub async fn first_part(multipart: &mut Multipart, limit: usize) -> Result<Vec<u8>, UploadError> {
     let mut field = multipart.next_field().await?.ok_or(UploadError::Empty)?;
     let mut data = Vec::new();
     while let Some(chunk) = field.chunk().await? {
@@ -107,7 +111,7 @@ pub(super) async fn first_part(
 }
 
 /// The path a multipart part names (Kubo's clients URL-escape it).
-pub(super) fn part_path(field: &Field<'_>) -> Result<String, UploadError> {
+fn part_path(field: &Field<'_>) -> Result<String, UploadError> {
     let raw = field
         .file_name()
         .or(field.name())
@@ -118,4 +122,57 @@ pub(super) fn part_path(field: &Field<'_>) -> Result<String, UploadError> {
         .decode_utf8()
         .map_err(|_| UploadError::NameNotUtf8(raw.to_string()))?;
     Ok(decoded.trim_matches('/').to_string())
+}
+
+/// Longest symlink target, in bytes.
+pub const MAX_SYMLINK_TARGET_BYTES: usize = 4096;
+
+/// One part of an `add` upload, by its content type.
+pub enum AddPart<'a> {
+    /// `application/x-directory`: a directory (its entries are the parts
+    /// whose paths it prefixes).
+    Directory {
+        /// The directory's path.
+        path: String,
+    },
+    /// `application/symlink`: a symlink, its target the part's body.
+    Symlink {
+        /// The symlink's path.
+        path: String,
+        /// Where it points.
+        target: String,
+    },
+    /// Any other type: a file, its bytes still to be read from `field`.
+    File {
+        /// The file's path.
+        path: String,
+        /// The part, positioned at its body.
+        field: Field<'a>,
+    },
+}
+
+/// The next part of an `add` upload; `Ok(None)` after the last. A file's
+/// bytes are left in its part, to be read as they come.
+pub async fn next_add_part(multipart: &mut Multipart) -> Result<Option<AddPart<'_>>, UploadError> {
+    let Some(mut field) = multipart.next_field().await? else {
+        return Ok(None);
+    };
+    let path = part_path(&field)?;
+    Ok(Some(match field.content_type().unwrap_or("") {
+        "application/x-directory" => AddPart::Directory { path },
+        "application/symlink" => {
+            let mut target = Vec::new();
+            while let Some(chunk) = field.chunk().await? {
+                if target.len() + chunk.len() > MAX_SYMLINK_TARGET_BYTES {
+                    return Err(UploadError::SymlinkTarget { path });
+                }
+                target.extend_from_slice(&chunk);
+            }
+            match String::from_utf8(target) {
+                Ok(target) => AddPart::Symlink { path, target },
+                Err(_) => return Err(UploadError::SymlinkTarget { path }),
+            }
+        }
+        _ => AddPart::File { path, field },
+    }))
 }
