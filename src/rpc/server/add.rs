@@ -140,7 +140,7 @@ pub(super) async fn add(
                     if !send_entry(&entries_tx, Ok(entry)).await {
                         break;
                     }
-                    feed(field, &tx).await;
+                    feed(*field, &tx).await;
                     continue;
                 }
             };

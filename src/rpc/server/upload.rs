@@ -146,8 +146,8 @@ pub enum AddPart<'a> {
     File {
         /// The file's path.
         path: String,
-        /// The part, positioned at its body.
-        field: Field<'a>,
+        /// The part, positioned at its body (boxed: a `Field` is large).
+        field: Box<Field<'a>>,
     },
 }
 
@@ -173,6 +173,9 @@ pub async fn next_add_part(multipart: &mut Multipart) -> Result<Option<AddPart<'
                 Err(_) => return Err(UploadError::SymlinkTarget { path }),
             }
         }
-        _ => AddPart::File { path, field },
+        _ => AddPart::File {
+            path,
+            field: Box::new(field),
+        },
     }))
 }
