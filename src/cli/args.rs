@@ -69,6 +69,9 @@ pub(super) enum Command {
     /// Repository maintenance.
     #[command(subcommand)]
     Repo(RepoCommand),
+    /// Named keys (for IPNS names), as Kubo's `ipfs key`.
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// Print the version.
     Version,
     /// Run the node: libp2p swarm and Bitswap, until SIGINT or SIGTERM.
@@ -267,6 +270,60 @@ pub(super) enum DagCommand {
         /// Pin the roots named in the CAR headers (--pin-roots=false to not).
         #[arg(long, value_parser = parse_bool_flag, num_args = 0..=1, default_missing_value = "true", default_value = "true")]
         pin_roots: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub(super) enum KeyCommand {
+    /// Make a new key; prints its IPNS name.
+    Gen {
+        /// The key's name.
+        name: String,
+        /// Key type (ed25519).
+        #[arg(long, short = 't', default_value = "ed25519")]
+        r#type: String,
+    },
+    /// List the keys (`self` is the node's own).
+    List {
+        /// Show each key's IPNS name before its name.
+        #[arg(short = 'l')]
+        long: bool,
+    },
+    /// Remove keys.
+    Rm {
+        /// Their names.
+        names: Vec<String>,
+    },
+    /// Rename a key.
+    Rename {
+        /// Its name.
+        old: String,
+        /// Its new name.
+        new: String,
+        /// Replace a key that has the new name.
+        #[arg(long, short = 'f')]
+        force: bool,
+    },
+    /// Write a private key to a file (created readable by you only).
+    Export {
+        /// The key's name.
+        name: String,
+        /// The file (default: NAME.key; never overwritten).
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+        /// libp2p-protobuf-cleartext or pem-pkcs8-cleartext.
+        #[arg(long, default_value = "libp2p-protobuf-cleartext")]
+        format: cairn::names::KeyFormat,
+    },
+    /// Store a private key from a file as a new key; prints its IPNS name.
+    Import {
+        /// The new key's name.
+        name: String,
+        /// The file holding the private key.
+        file: PathBuf,
+        /// libp2p-protobuf-cleartext or pem-pkcs8-cleartext.
+        #[arg(long, default_value = "libp2p-protobuf-cleartext")]
+        format: cairn::names::KeyFormat,
     },
 }
 

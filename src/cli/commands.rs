@@ -130,6 +130,7 @@ pub(super) fn run(api: &dyn NodeApi, config: &Config, command: Command) -> Resul
                 }
             }
         }
+        Command::Key(cmd) => key(api, &mut out, cmd)?,
         Command::Repo(RepoCommand::Gc { quiet }) => {
             let spinner = progress::spinner("collecting garbage");
             let v = api.repo_gc();
@@ -301,4 +302,69 @@ fn pin(api: &dyn NodeApi, out: &mut dyn Write, cmd: PinCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn key(api: &dyn NodeApi, out: &mut dyn Write, cmd: KeyCommand) -> Result<()> {
+    match cmd {
+        KeyCommand::Gen { name, r#type } => writeln!(out, "{}", api.key_gen(&name, &r#type)?.id)?,
+        KeyCommand::List { long } => {
+            for k in api.key_list()? {
+                if long {
+                    writeln!(out, "{} {}", k.id, k.name)?;
+                } else {
+                    writeln!(out, "{}", k.name)?;
+                }
+            }
+        }
+        KeyCommand::Rm { names } => {
+            if names.is_empty() {
+                bail!("key rm needs at least one key name");
+            }
+            for name in names {
+                writeln!(out, "{}", api.key_rm(&name)?.name)?;
+            }
+        }
+        KeyCommand::Rename { old, new, force } => {
+            let r = api.key_rename(&old, &new, force)?;
+            let replaced = if r.overwrite {
+                " (replacing the key that had that name)"
+            } else {
+                ""
+            };
+            writeln!(out, "Key {} renamed to {}{replaced}", r.id, r.now)?;
+        }
+        KeyCommand::Export {
+            name,
+            output,
+            format,
+        } => {
+            let path = output.unwrap_or_else(|| PathBuf::from(format!("{name}.key")));
+            let bytes = api.key_export(&name, format)?;
+            write_private_new(&path, &bytes)?;
+        }
+        KeyCommand::Import { name, file, format } => {
+            writeln!(out, "{}", api.key_import(&name, &file, format)?.id)?
+        }
+    }
+    Ok(())
+}
+
+/// Writes a new file only its owner can read (an exported private key);
+/// an existing file is never replaced.
+fn write_private_new(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| {
+            format!(
+                "{}: cannot create (it is never overwritten)",
+                path.display()
+            )
+        })?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", path.display()))
 }

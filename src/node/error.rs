@@ -138,6 +138,9 @@ pub enum NodeError {
         #[source]
         source: BoxedSource,
     },
+    /// A keystore operation failed.
+    #[error(transparent)]
+    Key(#[from] crate::names::KeyError),
     /// Replication could not start or act.
     #[error("replication: {0}")]
     Replicate(#[from] ReplicateError),

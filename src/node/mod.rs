@@ -34,6 +34,7 @@ pub use repo::Repo;
 use crate::block::Cid;
 use crate::dag::reader::ReadOptions;
 use crate::dag::{BlockSource, DagError};
+use crate::names::Keystore;
 use crate::store::{MemoryStore, RebuildReport, Store};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -45,6 +46,7 @@ pub struct Node {
     path: Option<PathBuf>,
     read_opts: ReadOptions,
     key_seed: [u8; 32],
+    keys: Arc<Keystore>,
     index_rebuilt: Option<RebuildReport>,
 }
 
@@ -65,7 +67,9 @@ impl Node {
 
     fn from_repo(repo: Repo) -> Result<Node, NodeError> {
         let key_seed = *repo.key_seed();
+        let keys = Keystore::open(repo.path.join("keystore"), key_seed);
         Ok(Node {
+            keys: Arc::new(keys),
             index_rebuilt: repo.store.rebuilt_index().cloned(),
             store: Arc::new(repo.store),
             config: repo.config,
@@ -94,6 +98,7 @@ impl Node {
             path: None,
             read_opts: ReadOptions::default(),
             key_seed,
+            keys: Arc::new(Keystore::in_memory(key_seed)),
             index_rebuilt: None,
         }
     }
@@ -101,6 +106,11 @@ impl Node {
     /// The node's Ed25519 secret seed (its libp2p identity).
     pub fn key_seed(&self) -> [u8; 32] {
         self.key_seed
+    }
+
+    /// The node's named keys (`self` is its own).
+    pub fn keys(&self) -> &Arc<Keystore> {
+        &self.keys
     }
 
     /// The libp2p peer ID this node has.

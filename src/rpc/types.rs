@@ -600,6 +600,40 @@ impl From<&crate::node::VerifyReport> for VerifyResponse {
     }
 }
 
+/// A key: `key/gen`, `key/import`, and each entry of `key/list` and
+/// `key/rm`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KeyOutput {
+    /// Its name (`self` for the node's key).
+    pub name: String,
+    /// Its IPNS name (base36 `k51...` by default, or the peer ID with
+    /// `ipns-base=b58mh`).
+    pub id: String,
+}
+
+/// `key/list` and `key/rm`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KeyList {
+    /// The keys.
+    pub keys: Vec<KeyOutput>,
+}
+
+/// `key/rename`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KeyRenameOutput {
+    /// The old name.
+    pub was: String,
+    /// The new name.
+    pub now: String,
+    /// The key's IPNS name.
+    pub id: String,
+    /// Whether a key called `now` was replaced.
+    pub overwrite: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 use super::{AddSource, BlockInput, CommandError, NodeApi};
 use crate::block::{parse_cid, CidFormat, HashAlg, DAG_PB, RAW};
 use crate::dag::reader::ExportStats;
+use crate::names::{KeyFormat, KeyInfo};
 use crate::node::{AddOptions, Node, NodeError};
 use crate::rpc::types;
 use crate::store::RebuildReport;
@@ -23,6 +24,30 @@ pub(super) fn pin_kinds(kind: &str) -> Result<Vec<&'static str>, CommandError> {
             )))
         }
     })
+}
+
+/// A key as the RPC API answers it (its IPNS name as the ID).
+fn key_output(k: &KeyInfo) -> types::KeyOutput {
+    types::KeyOutput {
+        name: k.name.clone(),
+        id: k.ipns_name(),
+    }
+}
+
+/// A key file to import (refused past 64 KiB: no key is that large).
+pub(super) fn read_key_file(file: &Path) -> Result<Vec<u8>, CommandError> {
+    const MAX_KEY_BYTES: u64 = 64 * 1024;
+    let mut bytes = Vec::new();
+    std::fs::File::open(file)
+        .and_then(|f| f.take(MAX_KEY_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(CommandError::file(file))?;
+    if bytes.len() as u64 > MAX_KEY_BYTES {
+        return Err(CommandError::Invalid(format!(
+            "{}: over {MAX_KEY_BYTES} bytes, not a key",
+            file.display()
+        )));
+    }
+    Ok(bytes)
 }
 
 impl NodeApi for Node {
@@ -255,6 +280,56 @@ impl NodeApi for Node {
             },
         }));
         Ok(events)
+    }
+
+    fn key_gen(&self, name: &str, kind: &str) -> Result<types::KeyOutput, CommandError> {
+        Ok(key_output(
+            &self.keys().generate(name, kind).map_err(NodeError::from)?,
+        ))
+    }
+
+    fn key_list(&self) -> Result<Vec<types::KeyOutput>, CommandError> {
+        let keys = self.keys().list().map_err(NodeError::from)?;
+        Ok(keys.iter().map(key_output).collect())
+    }
+
+    fn key_rm(&self, name: &str) -> Result<types::KeyOutput, CommandError> {
+        Ok(key_output(
+            &self.keys().remove(name).map_err(NodeError::from)?,
+        ))
+    }
+
+    fn key_rename(
+        &self,
+        old: &str,
+        new: &str,
+        force: bool,
+    ) -> Result<types::KeyRenameOutput, CommandError> {
+        let (key, overwrite) = self
+            .keys()
+            .rename(old, new, force)
+            .map_err(NodeError::from)?;
+        Ok(types::KeyRenameOutput {
+            was: old.to_string(),
+            now: key.name.clone(),
+            id: key.ipns_name(),
+            overwrite,
+        })
+    }
+
+    fn key_export(&self, name: &str, format: KeyFormat) -> Result<Vec<u8>, CommandError> {
+        Ok(self.keys().export(name, format).map_err(NodeError::from)?)
+    }
+
+    fn key_import(
+        &self,
+        name: &str,
+        file: &Path,
+        format: KeyFormat,
+    ) -> Result<types::KeyOutput, CommandError> {
+        let bytes = read_key_file(file)?;
+        let key = self.keys().import(name, &bytes, format);
+        Ok(key_output(&key.map_err(NodeError::from)?))
     }
 
     fn repo_gc(&self) -> Result<types::GcResponse, CommandError> {

@@ -10,6 +10,7 @@ mod remote;
 
 use crate::block::HashAlg;
 use crate::dag::reader::ExportStats;
+use crate::names::KeyFormat;
 use crate::node::{AddOptions, NodeError};
 use crate::rpc::client::{Client, ClientError};
 use crate::rpc::types;
@@ -222,6 +223,35 @@ pub trait NodeApi {
             what: "rebuilding the index",
         })
     }
+
+    /// Makes a key called `name` of type `kind` (`ed25519`).
+    fn key_gen(&self, name: &str, kind: &str) -> Result<types::KeyOutput, CommandError>;
+
+    /// Every key, `self` first.
+    fn key_list(&self) -> Result<Vec<types::KeyOutput>, CommandError>;
+
+    /// Removes the key called `name`; returns what it was.
+    fn key_rm(&self, name: &str) -> Result<types::KeyOutput, CommandError>;
+
+    /// Renames key `old` to `new` (replacing a key called `new` if `force`).
+    fn key_rename(
+        &self,
+        old: &str,
+        new: &str,
+        force: bool,
+    ) -> Result<types::KeyRenameOutput, CommandError>;
+
+    /// The private key called `name` in `format` (Kubo's names:
+    /// `libp2p-protobuf-cleartext`, `pem-pkcs8-cleartext`).
+    fn key_export(&self, name: &str, format: KeyFormat) -> Result<Vec<u8>, CommandError>;
+
+    /// Stores the private key in `file` (in `format`) as key `name`.
+    fn key_import(
+        &self,
+        name: &str,
+        file: &Path,
+        format: KeyFormat,
+    ) -> Result<types::KeyOutput, CommandError>;
 
     /// Connected peers.
     fn swarm_peers(&self) -> Result<Vec<types::SwarmPeer>, CommandError> {

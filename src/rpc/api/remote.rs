@@ -6,6 +6,7 @@ use super::{AddSource, BlockInput, CommandError};
 use super::{ExportStats, NodeApi};
 use crate::block::HashAlg;
 use crate::dag::hamt::SizeEstimate;
+use crate::names::KeyFormat;
 use crate::node::AddOptions;
 use crate::rpc::client::{Client, UploadPart};
 use crate::rpc::types;
@@ -403,6 +404,74 @@ impl NodeApi for Client {
             },
         )?;
         Ok(events)
+    }
+
+    fn key_gen(&self, name: &str, kind: &str) -> Result<types::KeyOutput, CommandError> {
+        Ok(self.call_json("key/gen", &[("arg", name), ("type", kind)])?)
+    }
+
+    fn key_list(&self) -> Result<Vec<types::KeyOutput>, CommandError> {
+        let v: types::KeyList = self.call_json("key/list", &[("l", "true")])?;
+        Ok(v.keys)
+    }
+
+    fn key_rm(&self, name: &str) -> Result<types::KeyOutput, CommandError> {
+        let v: types::KeyList = self.call_json("key/rm", &[("arg", name)])?;
+        v.keys.into_iter().next().ok_or_else(|| {
+            CommandError::Client(crate::rpc::client::ClientError::NoResult {
+                call: "key/rm".into(),
+            })
+        })
+    }
+
+    fn key_rename(
+        &self,
+        old: &str,
+        new: &str,
+        force: bool,
+    ) -> Result<types::KeyRenameOutput, CommandError> {
+        let force = force.to_string();
+        let args = [("arg", old), ("arg", new), ("force", force.as_str())];
+        Ok(self.call_json("key/rename", &args)?)
+    }
+
+    fn key_export(&self, name: &str, format: KeyFormat) -> Result<Vec<u8>, CommandError> {
+        let format = format.to_string();
+        let mut bytes = Vec::new();
+        let args = [("arg", name), ("format", format.as_str())];
+        self.call_to("key/export", &args, &mut bytes, &mut |_| {})?;
+        Ok(bytes)
+    }
+
+    fn key_import(
+        &self,
+        name: &str,
+        file: &Path,
+        format: KeyFormat,
+    ) -> Result<types::KeyOutput, CommandError> {
+        // Read here, so a missing or oversized file is the same error as
+        // without a daemon.
+        super::local::read_key_file(file)?;
+        let part = UploadPart::File {
+            name: "key".into(),
+            path: file.to_path_buf(),
+        };
+        let format = format.to_string();
+        let mut key = None;
+        self.call_lines(
+            "key/import",
+            &[("arg", name), ("format", &format)],
+            Some(vec![part]),
+            &mut |v: types::KeyOutput| {
+                key = Some(v);
+                Ok(())
+            },
+        )?;
+        key.ok_or_else(|| {
+            CommandError::Client(crate::rpc::client::ClientError::NoResult {
+                call: "key/import".into(),
+            })
+        })
     }
 
     fn repo_gc(&self) -> Result<types::GcResponse, CommandError> {

@@ -12,6 +12,7 @@
 mod add;
 mod blocks;
 mod dag;
+mod keys;
 mod network;
 mod pins;
 mod read;
@@ -70,6 +71,7 @@ fn node_err(e: NodeError) -> ApiError {
         | NodeError::Upload(_)
         | NodeError::NotPinned { .. }
         | NodeError::Config(_) => bad_request(e),
+        NodeError::Key(ref k) if k.is_bad_request() => bad_request(e),
         other => internal(other),
     }
 }
@@ -169,6 +171,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v0/block/stat", post(blocks::block_stat))
         .route("/api/v0/dag/export", post(dag::dag_export))
         .route("/api/v0/dag/import", post(dag::dag_import))
+        .route("/api/v0/key/gen", post(keys::key_gen))
+        .route("/api/v0/key/list", post(keys::key_list))
+        .route("/api/v0/key/rm", post(keys::key_rm))
+        .route("/api/v0/key/rename", post(keys::key_rename))
+        .route("/api/v0/key/export", post(keys::key_export))
+        .route("/api/v0/key/import", post(keys::key_import))
         .route("/api/v0/repo/gc", post(repo::repo_gc))
         .route("/api/v0/repo/stat", post(repo::repo_stat))
         .route("/api/v0/repo/verify", post(repo::repo_verify))

@@ -1,0 +1,6 @@
+//! Names that point at content and can move: the keystore of named keys
+//! ([`keystore`]) that IPNS names are made from.
+
+pub mod keystore;
+
+pub use keystore::{KeyError, KeyFormat, KeyInfo, Keystore};
