@@ -29,6 +29,8 @@ pub fn run() -> Result<()> {
     };
     // Commands report their own errors in one line; the daemon logs.
     let default_level = if matches!(cli.command, Command::Daemon { .. }) {
+        // Before any other thread starts: glibc fixes its arena limit then.
+        cairn::daemon::memory::limit_arenas();
         // kad warns at every periodic bootstrap while no peer is known,
         // which is the normal state of a private node with no bootstrap list.
         "warn,libp2p_kad::behaviour=error"
@@ -112,7 +114,7 @@ fn daemon(
     }
     let options = DaemonOptions::from_config(&config)?;
     let node = std::sync::Arc::new(node);
-    tune_allocator();
+    cairn::daemon::memory::tune_allocator();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -126,6 +128,8 @@ fn daemon(
         let mut interrupt =
             signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
         let mut daemon = Daemon::start(node.clone(), options).await?;
+        let memory = cairn::daemon::memory::TRIM_INTERVAL;
+        tokio::spawn(cairn::daemon::memory::return_freed_memory(memory));
         let peer = daemon.peer_id();
         println!("PeerID: {peer}");
         for addr in daemon.swarm_addrs() {
@@ -180,17 +184,4 @@ fn init_logging(level: Option<&str>, default: &str) -> Result<()> {
         .with_writer(std::io::stderr)
         .try_init();
     Ok(())
-}
-
-/// The daemon allocates and frees a buffer per Bitswap message (up to
-/// 4 MiB). glibc serves such sizes with a fresh mmap each time, so every
-/// message paid page faults and page zeroing (≈ 10 % of a transfer's CPU,
-/// measured with perf); raising the threshold keeps them on the heap, reused.
-fn tune_allocator() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator tuning; called before other threads start.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 * 1024 * 1024);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 * 1024 * 1024);
-    }
 }

@@ -16,6 +16,7 @@
 //! that CLI commands on the same repo go through it; shutdown removes them.
 
 mod error;
+pub mod memory;
 mod options;
 
 pub use error::DaemonError;

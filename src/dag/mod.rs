@@ -131,6 +131,13 @@ pub trait BlockSource: Send + Sync {
     /// (a network source starts fetching them; a store ignores it).
     fn prefetch(&self, _cids: &[Cid]) {}
 
+    /// Whether blocks are being fetched from elsewhere (peers) rather than
+    /// read from a local store: readers then ask further ahead, to cover
+    /// the latency.
+    fn fetching(&self) -> bool {
+        false
+    }
+
     /// Whether the block is there, without reading it where the source can
     /// tell (a store's index); by default, by reading it.
     fn has_block(&self, cid: &Cid) -> Result<bool, DagError> {

@@ -174,10 +174,7 @@ async fn file(
             }
         },
         move |out| -> Result<(), ProducerError> {
-            let opts = ReadOptions {
-                window: 64,
-                ..ReadOptions::default()
-            };
+            let opts = ReadOptions::default().fetching_ahead(64);
             let reader = FileReader::new(source, cid, offset, Some(len), opts)?;
             for chunk in reader {
                 out.send(chunk?)?;

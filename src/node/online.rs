@@ -34,7 +34,8 @@ const ROUTING_FIRST_SAVE: Duration = Duration::from_secs(5);
 /// Most routing-table peers persisted.
 const MAX_SAVED_ROUTES: usize = 2000;
 
-/// Blocks a network read fetches ahead of the bytes it returns.
+/// Blocks a read fetches ahead of the bytes it returns while they come
+/// from peers (local blocks: the default window).
 const NET_READ_WINDOW: usize = 128;
 
 /// A node with its network running.
@@ -426,10 +427,7 @@ impl OnlineNode {
         let source: Arc<dyn BlockSource> = lazy.clone();
         let node = Arc::clone(&self.node);
         let path = path.to_string();
-        let opts = ReadOptions {
-            window: NET_READ_WINDOW,
-            ..ReadOptions::default()
-        };
+        let opts = ReadOptions::default().fetching_ahead(NET_READ_WINDOW);
         let reader =
             tokio::task::spawn_blocking(move || node.cat_from(source, &path, offset, length, opts))
                 .await

@@ -7,6 +7,7 @@
 //! Each test or bench binary uses a part of this, hence `dead_code` off.
 #![allow(dead_code)]
 
+pub mod memory;
 pub mod process;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -131,16 +131,33 @@ fn assign(
 /// Tuning of [`FileReader`].
 #[derive(Clone, Copy, Debug)]
 pub struct ReadOptions {
-    /// Blocks fetched ahead of the walk (memory: this many blocks).
+    /// Blocks read ahead of the walk while they come from the source's own
+    /// store (memory: this many blocks, per reader).
     pub window: usize,
+    /// Blocks asked for ahead of the walk once the source fetches from
+    /// elsewhere ([`BlockSource::fetching`]): enough to cover the network's
+    /// latency (memory: this many blocks, per reader).
+    pub fetch_window: usize,
     /// Worker threads fetching and verifying blocks (0: fetch inline).
     pub workers: usize,
+}
+
+impl ReadOptions {
+    /// These options with `blocks` as the window for blocks fetched from
+    /// elsewhere.
+    pub fn fetching_ahead(self, blocks: usize) -> Self {
+        ReadOptions {
+            fetch_window: blocks,
+            ..self
+        }
+    }
 }
 
 impl Default for ReadOptions {
     fn default() -> Self {
         ReadOptions {
-            window: 16,
+            window: 8,
+            fetch_window: 16,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get().min(4)),
         }
     }
@@ -279,7 +296,8 @@ impl FileReader {
 
     fn start_workers(&mut self) -> Option<&SyncSender<Job>> {
         if self.jobs.is_none() && self.opts.workers > 0 {
-            let (tx, rx) = mpsc::sync_channel::<Job>(self.opts.window.max(1));
+            let most = self.opts.window.max(self.opts.fetch_window).max(1);
+            let (tx, rx) = mpsc::sync_channel::<Job>(most);
             let rx = Arc::new(Mutex::new(rx));
             for _ in 0..self.opts.workers {
                 let rx = Arc::clone(&rx);
@@ -303,10 +321,14 @@ impl FileReader {
     /// Children that arrived early are decoded on the way, so the leaves of
     /// the next internal node are asked for before the walk gets there.
     fn prefetch(&mut self) {
-        if self.opts.workers == 0 || self.inflight >= self.opts.window {
+        let window = match self.source.fetching() {
+            true => self.opts.fetch_window,
+            false => self.opts.window,
+        };
+        if self.opts.workers == 0 || self.inflight >= window {
             return;
         }
-        let room = self.opts.window - self.inflight;
+        let room = window - self.inflight;
         let mut upcoming = Vec::new();
         for (depth, frame) in self.stack.iter_mut().enumerate().rev() {
             if upcoming.len() >= room {
@@ -467,8 +489,18 @@ mod tests {
         len: Option<u64>,
         workers: usize,
     ) -> Vec<u8> {
-        let mut r =
-            FileReader::new(store, root, off, len, ReadOptions { window: 4, workers }).unwrap();
+        let mut r = FileReader::new(
+            store,
+            root,
+            off,
+            len,
+            ReadOptions {
+                window: 4,
+                fetch_window: 4,
+                workers,
+            },
+        )
+        .unwrap();
         let mut out = vec![];
         r.read_to_end(&mut out).unwrap();
         out
@@ -538,6 +570,7 @@ mod tests {
             Some(100),
             ReadOptions {
                 window: 4,
+                fetch_window: 4,
                 workers: 0,
             },
         )

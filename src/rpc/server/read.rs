@@ -56,10 +56,7 @@ pub(super) async fn get(
     let source: Arc<dyn BlockSource> = Arc::new(session);
     let online = Arc::clone(&s.online);
     Ok(stream_blocking("application/x-tar", move |out| {
-        let opts = ReadOptions {
-            window: 64,
-            ..ReadOptions::default()
-        };
+        let opts = ReadOptions::default().fetching_ahead(64);
         crate::dag::reader::export_tar(&source, cid, &name, opts, out)?;
         drop(online);
         Ok(())

@@ -122,6 +122,10 @@ impl BlockSource for LazySource {
         self.unless_cancelled(cid, session.get(*cid))
     }
 
+    fn fetching(&self) -> bool {
+        self.started().is_some()
+    }
+
     fn prefetch(&self, cids: &[Cid]) {
         if let Some(s) = self.started() {
             return s.prefetch(cids);

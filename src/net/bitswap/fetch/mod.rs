@@ -240,6 +240,15 @@ impl BlockSource for FetchSession {
     fn prefetch(&self, cids: &[Cid]) {
         FetchSession::prefetch(self, cids)
     }
+
+    /// Once a block came from peers: reading what is local needs no
+    /// window sized for the network.
+    fn fetching(&self) -> bool {
+        self.progress
+            .blocks
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+    }
 }
 
 /// Whether a failed read of the local copy is one a copy from peers makes

@@ -1,0 +1,105 @@
+//! A daemon's memory under parallel reads: its resident set read from
+//! `/proc/PID/status`, the read load (gateway GETs and RPC `cat`s of one
+//! file, in rounds of parallel requests), and how long the resident set
+//! takes to settle afterwards. Shared by `tests/memory.rs` and
+//! `benches/memory.rs`.
+
+use super::drain;
+use std::time::{Duration, Instant};
+
+/// Bytes in a mebibyte.
+pub const MIB: u64 = 1 << 20;
+
+/// The daemon's memory budget for `concurrent` requests in flight:
+/// 64 MiB plus 4 MiB a request.
+pub fn budget_bytes(concurrent: u64) -> u64 {
+    64 * MIB + 4 * MIB * concurrent
+}
+
+/// A `kB` field (`VmRSS`, `VmHWM`) of `/proc/PID/status`, in bytes.
+pub fn status_bytes(pid: u32, field: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
+    text.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+        * 1024
+}
+
+/// The process's resident set now, in bytes.
+pub fn rss_bytes(pid: u32) -> u64 {
+    status_bytes(pid, "VmRSS")
+}
+
+/// The process's peak resident set so far, in bytes.
+pub fn peak_rss_bytes(pid: u32) -> u64 {
+    status_bytes(pid, "VmHWM")
+}
+
+/// One read of the file: `GET {gateway}/ipfs/{cid}`, or
+/// `POST {api}/api/v0/cat?arg={cid}`; returns the bytes received.
+fn read_once(agent: &ureq::Agent, url: &str, rpc: bool) -> u64 {
+    let resp = if rpc {
+        agent.post(url).send_empty()
+    } else {
+        agent.get(url).call()
+    }
+    .unwrap_or_else(|e| panic!("{url}: {e}"));
+    drain(resp.into_body().into_with_config().limit(u64::MAX).reader())
+}
+
+/// `rounds` rounds of `parallel` concurrent reads of `cid` (`len` bytes),
+/// half through the gateway, half through RPC `cat`, each checked for
+/// length. Returns how long it took.
+pub fn read_rounds(
+    gateway: &str,
+    api: &str,
+    cid: &str,
+    len: u64,
+    rounds: usize,
+    parallel: usize,
+) -> Duration {
+    let start = Instant::now();
+    let gw_url = format!("{gateway}/ipfs/{cid}");
+    let rpc_url = format!("{api}/api/v0/cat?arg={cid}");
+    for _ in 0..rounds {
+        std::thread::scope(|s| {
+            let readers: Vec<_> = (0..parallel)
+                .map(|i| {
+                    let (url, rpc) = if i % 2 == 0 {
+                        (&gw_url, false)
+                    } else {
+                        (&rpc_url, true)
+                    };
+                    s.spawn(move || {
+                        let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
+                        read_once(&agent, url, rpc)
+                    })
+                })
+                .collect();
+            for r in readers {
+                assert_eq!(r.join().expect("reader thread"), len, "bytes read");
+            }
+        });
+    }
+    start.elapsed()
+}
+
+/// Polls the resident set of `pid` every 100 ms until it is at most
+/// `target` bytes or `within` has passed; returns the last sample and when
+/// it was taken (after the start of the wait).
+pub fn settle(pid: u32, target: u64, within: Duration) -> (u64, Duration) {
+    let start = Instant::now();
+    loop {
+        let rss = rss_bytes(pid);
+        if rss <= target || start.elapsed() >= within {
+            return (rss, start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Bytes as MiB with one decimal.
+pub fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / MIB as f64)
+}
