@@ -15,7 +15,7 @@ use libp2p::{PeerId, StreamProtocol};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-/// Buffers for inbound frames of at least [`POOLED_FRAME_BYTES`], reused:
+/// Buffers for inbound frames of at least `POOLED_FRAME_BYTES` (2 MiB), reused:
 /// a fresh 4 MiB buffer per message was zero-filled and faulted in before
 /// the stream was read into it (≈ 4 % of a receiving daemon's CPU). Every
 /// pooled buffer is [`MAX_MESSAGE_BYTES`] long and initialised once. The
