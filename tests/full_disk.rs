@@ -306,7 +306,11 @@ fn inner_commands_on_a_full_disk() {
         let seed = 1000 * round as u64;
         let mut d = FullDisk::new(
             12,
-            &[("segment_max_bytes", 3 << 20), ("commit_bytes", 256 << 10)],
+            &[
+                ("segment_max_bytes", 3 << 20),
+                ("commit_bytes", 256 << 10),
+                ("reserve_bytes", 1 << 20),
+            ],
         );
         let keep: Vec<_> = (0..2).map(|i| d.add(700_000, seed + i)).collect();
         // Coarse first, then the round's size, until each add fails.
@@ -358,7 +362,7 @@ fn inner_commands_on_a_full_disk() {
         }
         let (cid, bytes) = d.add(200_000, seed + 950);
         assert!(d.ok(&["cat", &cid]) == bytes);
-        d.ok(&["pin", "rm", &fillers[fillers.len() / 2]]);
+        d.ok(&["pin", "rm", &cid]);
         d.ok(&["repo", "gc", "-q"]);
         let verify = String::from_utf8(d.ok(&["repo", "verify"])).unwrap();
         assert!(verify.contains("all good"), "{verify}");
@@ -373,4 +377,69 @@ fn inner_commands_on_a_full_disk() {
             started.elapsed().as_secs_f64()
         );
     }
+}
+
+#[test]
+fn gc_on_a_full_disk_gives_the_space_back() {
+    run_in_private_mounts("inner_gc_on_a_full_disk");
+}
+
+#[test]
+#[ignore = "run by gc_on_a_full_disk_gives_the_space_back in a mount namespace"]
+fn inner_gc_on_a_full_disk() {
+    if !inner_run() {
+        return;
+    }
+    const FILE_BYTES: usize = 3 << 20;
+    const RESERVE_BYTES: u64 = 2 << 20;
+    // One segment for everything: what gc must reclaim is the active one.
+    let mut d = FullDisk::new(
+        32,
+        &[
+            ("segment_max_bytes", 256 << 20),
+            ("commit_bytes", 1 << 20),
+            ("reserve_bytes", RESERVE_BYTES),
+        ],
+    );
+    let files: Vec<_> = (0..6).map(|i| d.add(FILE_BYTES, i + 1)).collect();
+    let ballast = d.ballast(0);
+    assert_eq!(free_bytes(d.disk.path()), 0);
+    for (cid, _) in &files[..4] {
+        assert!(
+            d.works_or_fails_cleanly(&["pin", "rm", cid]),
+            "pin rm on a full disk"
+        );
+    }
+    let before = free_bytes(d.disk.path());
+    assert!(
+        d.works_or_fails_cleanly(&["repo", "gc"]),
+        "gc on a full disk"
+    );
+    let after = free_bytes(d.disk.path());
+    let freed = after.saturating_sub(before);
+    let stat = String::from_utf8(d.ok(&["repo", "stat"])).unwrap();
+    eprintln!(
+        "gc on the full disk: {before} -> {after} bytes free ({freed} freed; 4 of 6 files of \
+         {FILE_BYTES} bytes unpinned, the {RESERVE_BYTES}-byte reserve allocated again)\n{stat}"
+    );
+    let reserve = d.repo.join("reserve");
+    assert!(reserve.exists(), "the reserve was not allocated again");
+    assert!(
+        freed + RESERVE_BYTES >= 4 * FILE_BYTES as u64 * 95 / 100,
+        "gc freed only {freed} bytes"
+    );
+    for (cid, bytes) in &files[4..] {
+        assert!(d.ok(&["cat", cid]) == *bytes, "{cid} reads back wrong");
+    }
+    std::fs::remove_file(ballast).unwrap();
+    let verify = String::from_utf8(d.ok(&["repo", "verify"])).unwrap();
+    assert!(verify.contains("all good"), "{verify}");
+    d.ok(&["repo", "gc", "-q"]);
+    for (cid, bytes) in &files[4..] {
+        assert!(
+            d.ok(&["cat", cid]) == *bytes,
+            "{cid} reads back wrong after a second gc"
+        );
+    }
+    d.assert_never_rebuilt();
 }

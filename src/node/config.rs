@@ -445,6 +445,10 @@ pub struct StoreConfig {
     pub compact_live_ratio: f64,
     /// Index cache size in bytes.
     pub cache_bytes: u64,
+    /// Bytes kept in a reserve file (`REPO/reserve`) that opening the repo,
+    /// `pin rm` and `repo gc` release on a full disk so they can still work
+    /// (0: none).
+    pub reserve_bytes: u64,
     /// Write blocks fetched from peers with `O_DIRECT` (around the page
     /// cache) where the file system supports it; tmpfs never does.
     pub direct_io: bool,
@@ -458,6 +462,7 @@ impl Default for StoreConfig {
             commit_bytes: d.commit_bytes,
             compact_live_ratio: d.compact_live_ratio,
             cache_bytes: d.cache_bytes,
+            reserve_bytes: d.reserve_bytes,
             direct_io: d.direct_io,
         }
     }
@@ -471,6 +476,7 @@ impl StoreConfig {
             commit_bytes: self.commit_bytes,
             compact_live_ratio: self.compact_live_ratio,
             cache_bytes: self.cache_bytes,
+            reserve_bytes: self.reserve_bytes,
             max_bytes,
             direct_io: self.direct_io,
         }

@@ -251,7 +251,8 @@ pub struct SweepReport {
     pub removed_blocks: u64,
     /// Their total length.
     pub removed_bytes: u64,
-    /// Bytes given back to the file system by compaction.
+    /// Bytes given back to the file system (holes punched where dead
+    /// records were, segments compacted).
     pub reclaimed_bytes: u64,
     /// Segments rewritten or deleted.
     pub compacted_segments: u64,

@@ -1,17 +1,25 @@
 //! Garbage collection on disk: the sweep drops dead blocks from the index,
+//! punches holes where dead records lie (their space goes back to the file
+//! system at once without needing any: this is what frees a full disk),
 //! then compaction rewrites segments whose live share fell below
-//! `compact_live_ratio`.
+//! `compact_live_ratio`, the active one included, when there is room to
+//! copy their live records. On a full disk the space reserve
+//! (`space.rs`) is released first, so the index writes have room, and
+//! allocated again at the end when space allows.
 //!
-//! Compaction copies a sparse segment's live records to the active segment,
-//! makes them durable, then commits in ONE index batch their new locations,
-//! the active segment's length and the removal of the old segment's length
+//! Compaction copies a sparse segment's live records to the active segment
+//! (a new one, when the sparse segment is the active one), makes them
+//! durable, then commits in ONE index batch their new locations, the
+//! active segment's length and the removal of the old segment's length
 //! key; only then is the old file deleted. A crash before the batch leaves
 //! the old locations valid (recovery cuts the copies off the active
 //! segment); a crash after it leaves an uncommitted file that recovery
-//! deletes.
+//! deletes. Holes are punched only below a segment's committed length and
+//! only where no indexed record lies.
 
 use super::index::Location;
-use super::segment::{record_bytes, Writer};
+use super::segment::{header_bytes, Writer};
+use super::space;
 use super::DiskStore;
 use crate::block::{Cid, Multihash, RAW};
 use crate::store::{Result, Store, SweepReport};
@@ -19,19 +27,33 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 
 impl DiskStore {
-    /// Removes every block whose multihash is not in `live`, then compacts
-    /// sparse segments.
+    /// Removes every block whose multihash is not in `live`, gives the
+    /// space of dead records back, then compacts sparse segments.
     pub(super) fn sweep_and_compact(&self, live: &HashSet<Multihash>) -> Result<SweepReport> {
         // Holding the writer keeps puts out while blocks move.
         let mut w = self.lock_writer();
+        self.reserve.release_if_short(space::COMPACT_MARGIN_BYTES);
+        let ids = self.index.segments()?;
+        let allocated = |ids: &[u32]| -> u64 {
+            ids.iter()
+                .map(|&id| self.segments.allocated_bytes(id))
+                .sum()
+        };
+        let allocated_before = allocated(&ids);
         let mut report = SweepReport::default();
         let mut dead = vec![];
-        let mut live_bytes: HashMap<u32, u64> = HashMap::new();
+        let mut live_records: HashMap<u32, Vec<(u64, u64)>> = HashMap::new();
         for entry in self.index.blocks() {
             let entry = entry?;
             let loc = entry.location()?;
             if entry.multihash().is_ok_and(|mh| live.contains(&mh)) {
-                *live_bytes.entry(loc.segment).or_default() += loc.len as u64;
+                let head = header_bytes(entry.multihash_bytes().len());
+                let start = loc.offset.saturating_sub(head);
+                let end = loc.offset + loc.len as u64;
+                live_records
+                    .entry(loc.segment)
+                    .or_default()
+                    .push((start, end));
             } else {
                 report.removed_blocks += 1;
                 report.removed_bytes += loc.len as u64;
@@ -43,22 +65,26 @@ impl DiskStore {
         let freed = report.removed_bytes.min(self.used_bytes());
         self.used.fetch_sub(freed, Ordering::Relaxed);
 
-        // Segments worth compacting: sparse ones (the active one only when
-        // it holds nothing live, else it would be copied into itself).
+        // Dead records give their space back in place.
+        let mut live_bytes: HashMap<u32, u64> = HashMap::new();
+        for &id in &ids {
+            let records = live_records.remove(&id).unwrap_or_default();
+            let committed = self.index.committed_length(id)?.unwrap_or(0);
+            self.segments.punch_dead(id, committed, &records)?;
+            live_bytes.insert(id, records.iter().map(|(s, e)| e - s).sum());
+        }
+
+        // Segments worth compacting: sparse ones, the active one included.
         let mut candidates: Vec<u32> = vec![];
-        for id in self.index.segments()? {
+        for &id in &ids {
             let size = self.segments.file_bytes(id);
             let l = live_bytes.get(&id).copied().unwrap_or(0);
-            let sparse = size > 0 && (l as f64) < self.opts.compact_live_ratio * size as f64;
-            if sparse && (id != w.id || l == 0) {
+            if size > 0 && (l as f64) < self.opts.compact_live_ratio * size as f64 {
                 candidates.push(id);
             }
         }
-        if candidates.is_empty() {
-            return Ok(report);
-        }
-        // An empty active segment is restarted first: compacting the others
-        // appends their live records to it.
+        // The active segment first: restarted empty, or rolled over so the
+        // others' live records go to a new one with it.
         let active = w.id;
         candidates.sort_by_key(|&id| (id != active, id));
         let wanted: HashSet<u32> = candidates.iter().copied().collect();
@@ -74,26 +100,33 @@ impl DiskStore {
         }
         for id in candidates {
             let list = entries.remove(&id).unwrap_or_default();
-            if id == w.id {
-                // Nothing live in the active segment: restart it empty.
-                report.reclaimed_bytes += w.restart_empty()?;
+            if id == w.id && list.is_empty() {
+                w.restart_empty()?;
                 self.commit(&mut w, &mut Vec::new())?;
             } else {
-                let size = self.segments.file_bytes(id);
-                let moved: u64 = list
-                    .iter()
-                    .map(|(mh, l)| record_bytes(mh.encoded_len(), l.len as usize))
-                    .sum();
+                let moving = live_bytes.get(&id).copied().unwrap_or(0);
+                let free = space::free_bytes(self.segments.dir()).unwrap_or(0);
+                if free < moving + space::COMPACT_MARGIN_BYTES {
+                    tracing::info!(
+                        segment = id,
+                        moving,
+                        free,
+                        "not compacting: too little free space"
+                    );
+                    continue;
+                }
                 self.compact_segment(&mut w, id, list)?;
-                report.reclaimed_bytes += size.saturating_sub(moved);
             }
             report.compacted_segments += 1;
         }
+        report.reclaimed_bytes =
+            allocated_before.saturating_sub(allocated(&self.index.segments()?));
+        self.reserve.restore();
         Ok(report)
     }
 
-    /// Moves the live records of segment `id` into the active segment and
-    /// deletes it.
+    /// Moves the live records of segment `id` into the active segment (a
+    /// new one if `id` is the active one) and deletes it.
     fn compact_segment(
         &self,
         w: &mut Writer,
@@ -112,5 +145,44 @@ impl DiskStore {
         w.make_durable()?;
         self.index.commit(&mut moved, (w.id, w.len), Some(id))?;
         self.segments.delete(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::DiskStoreOptions;
+    use super::*;
+    use crate::block::Block;
+
+    #[test]
+    fn the_active_segment_is_compacted_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = DiskStore::open(dir.path(), DiskStoreOptions::default()).unwrap();
+        let blocks: Vec<Block> = (0..6)
+            .map(|i| crate::store::conformance::block(i, 200_000, RAW))
+            .collect();
+        s.put_many(&mut blocks.clone().into_iter()).unwrap();
+        assert_eq!(s.stat().unwrap().segments, 1);
+        let before = s.segments.allocated_bytes(0);
+        let live: HashSet<Multihash> = blocks[4..].iter().map(|b| *b.cid().hash()).collect();
+        let r = s.sweep(&live).unwrap();
+        assert_eq!((r.removed_blocks, r.compacted_segments), (4, 1));
+        assert!(r.reclaimed_bytes >= 4 * 200_000 - 8192, "{r:?} of {before}");
+        let usage = s.segment_usage().unwrap();
+        assert_eq!(usage.len(), 1, "{usage:?}");
+        assert!(
+            usage[0].live_bytes * 10 > usage[0].file_bytes * 9,
+            "{usage:?}"
+        );
+        for (i, b) in blocks.iter().enumerate() {
+            assert_eq!(s.get(b.cid()).unwrap().as_ref(), (i >= 4).then_some(b));
+        }
+        drop(s);
+        let s = DiskStore::open(dir.path(), DiskStoreOptions::default()).unwrap();
+        for b in &blocks[4..] {
+            assert_eq!(s.get(b.cid()).unwrap().as_ref(), Some(b));
+        }
+        s.put(blocks[0].clone()).unwrap();
+        assert_eq!(s.get(blocks[0].cid()).unwrap().as_ref(), Some(&blocks[0]));
     }
 }

@@ -8,6 +8,7 @@
 //! segments/NNNNNNNN.seg block records, appended      (segment.rs, direct_io.rs)
 //! index/                sled database: block locations, segment lengths (index.rs)
 //! journal               pins and node metadata       (journal.rs)
+//! reserve               space freed for gc on a full disk (space.rs)
 //! ```
 //!
 //! Write order (the crash-safety contract, kept here in [`DiskStore::commit`]):
@@ -19,7 +20,8 @@
 //! What a crash can leave half-done is swept on open (`recovery.rs`); an
 //! index that cannot be opened or read is rebuilt from the segments
 //! (`rebuild.rs`); garbage collection and segment compaction are in
-//! `compaction.rs`.
+//! `compaction.rs`, and what keeps them working on a full disk in
+//! `space.rs`.
 
 mod compaction;
 mod direct_io;
@@ -29,6 +31,7 @@ mod journal;
 mod rebuild;
 mod recovery;
 mod segment;
+mod space;
 
 use super::{
     verified, PinKind, RebuildReport, Result, SegmentUsage, Store, StoreError, StoreStat,
@@ -60,6 +63,9 @@ pub struct DiskStoreOptions {
     /// Most bytes of block data stored (0: no limit); a write that would
     /// pass it fails with `QuotaExceeded` and stores nothing of that block.
     pub max_bytes: u64,
+    /// Bytes kept in the `reserve` file, released on a full disk so that
+    /// opening, unpinning and garbage collection can still write (0: none).
+    pub reserve_bytes: u64,
     /// Write blocks that are not read back soon (`put_many_uncached`: those
     /// fetched from peers) around the page cache with `O_DIRECT`, where the
     /// file system supports it (not tmpfs).
@@ -74,6 +80,7 @@ impl Default for DiskStoreOptions {
             compact_live_ratio: 0.5,
             max_bytes: 0,
             cache_bytes: 16 << 20,
+            reserve_bytes: 4 << 20,
             direct_io: true,
         }
     }
@@ -85,6 +92,7 @@ pub struct DiskStore {
     index: Index,
     journal: Journal,
     segments: Segments,
+    reserve: space::Reserve,
     writer: Mutex<Writer>,
     _lock: File,
     /// Bytes of indexed block data (counted at open, kept up to date).
@@ -205,9 +213,17 @@ impl DiskStore {
         format::check(&seg_dir)?;
         let journal = Journal::open(&dir.join("journal"))?;
         let index_dir = dir.join("index");
+        let reserve = space::Reserve::new(dir, opts.reserve_bytes);
         let checked = match rebuild {
             true => Err(None),
-            false => check_index(&index_dir, &seg_dir, opts.cache_bytes)?.map_err(Some),
+            false => match check_index(&index_dir, &seg_dir, opts.cache_bytes) {
+                // Opening writes a snapshot: on a full disk, make room.
+                Err(e) if space::is_disk_full(&e) && reserve.release() => {
+                    check_index(&index_dir, &seg_dir, opts.cache_bytes)?
+                }
+                checked => checked?,
+            }
+            .map_err(Some),
         };
         let (index, used, rebuilt) = match checked {
             Ok((index, used)) => (index, used, None),
@@ -233,6 +249,7 @@ impl DiskStore {
             index,
             journal,
             segments,
+            reserve,
             writer: Mutex::new(writer),
             _lock: lock,
             used: AtomicU64::new(used),
@@ -243,6 +260,7 @@ impl DiskStore {
             let mut w = store.lock_writer();
             store.commit(&mut w, &mut Vec::new())?;
         }
+        store.reserve.restore();
         Ok(store)
     }
 
@@ -485,9 +503,12 @@ impl Store for DiskStore {
     }
 
     fn unpin(&self, cid: &Cid) -> Result<PinKind> {
-        self.journal
-            .unpin(cid)?
-            .ok_or(StoreError::NotPinned { cid: *cid })
+        // Unpinning is how space is freed: on a full disk, make room.
+        let unpinned = match self.journal.unpin(cid) {
+            Err(e) if space::is_disk_full(&e) && self.reserve.release() => self.journal.unpin(cid),
+            r => r,
+        };
+        unpinned?.ok_or(StoreError::NotPinned { cid: *cid })
     }
 
     fn pins(&self) -> Result<Vec<(Cid, PinKind)>> {

@@ -36,6 +36,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+/// Dead stretches shorter than this are left for compaction (a hole frees
+/// whole pages only).
+const PUNCH_MIN_BYTES: u64 = 8192;
+
 /// How many appended bytes trigger an asynchronous writeback request.
 const WRITEBACK_BYTES: u64 = 8 << 20;
 
@@ -217,6 +221,48 @@ impl Segments {
             }
             _ => Err(bad_header),
         }
+    }
+
+    /// Bytes of segment `id`'s file allocated on the device (holes not
+    /// counted).
+    pub fn allocated_bytes(&self, id: u32) -> u64 {
+        super::space::allocated_bytes(&self.path(id))
+    }
+
+    /// Punches holes where segment `id`'s first `size` bytes hold none of
+    /// the `live` records (start, end): dead records give their space back
+    /// in place. A file system without holes leaves them to compaction.
+    pub fn punch_dead(&self, id: u32, size: u64, live: &[(u64, u64)]) -> Result<()> {
+        let mut live = live.to_vec();
+        live.sort_unstable();
+        let mut gaps = vec![];
+        let mut at = 0;
+        for &(start, end) in &live {
+            if start > at {
+                gaps.push((at, start.min(size)));
+            }
+            at = at.max(end);
+        }
+        if size > at {
+            gaps.push((at, size));
+        }
+        gaps.retain(|(start, end)| end.saturating_sub(*start) >= PUNCH_MIN_BYTES);
+        if gaps.is_empty() {
+            return Ok(());
+        }
+        let path = self.path(id);
+        let file = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        for (start, end) in gaps {
+            match super::space::punch_hole(&file, start, end) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => return Ok(()),
+                Err(e) => return Err(io_err(&path)(e)),
+            }
+        }
+        Ok(())
     }
 
     /// Deletes segment `id`'s file, durably.
