@@ -456,7 +456,11 @@ fn decode(what: &str, e: impl std::fmt::Display) -> KeyError {
 
 /// A stored key: the libp2p protobuf encoding of an Ed25519 key.
 fn from_protobuf(name: &str, bytes: &[u8]) -> Result<Keypair, KeyError> {
-    let key = Keypair::from_protobuf_encoding(bytes).map_err(|e| decode(name, e))?;
+    ed25519_only(Keypair::from_protobuf_encoding(bytes).map_err(|e| decode(name, e))?)
+}
+
+/// `key`, if it is an Ed25519 key (the only type cairn signs with).
+fn ed25519_only(key: Keypair) -> Result<Keypair, KeyError> {
     match key.key_type() {
         libp2p::identity::KeyType::Ed25519 => Ok(key),
         other => Err(KeyError::UnsupportedType {
@@ -474,13 +478,7 @@ fn read_key(bytes: &[u8], format: KeyFormat) -> Result<Keypair, KeyError> {
     };
     match format {
         KeyFormat::Libp2pProtobuf => {
-            let key = Keypair::from_protobuf_encoding(bytes).map_err(|e| bad(e.to_string()))?;
-            match key.key_type() {
-                libp2p::identity::KeyType::Ed25519 => Ok(key),
-                other => Err(KeyError::UnsupportedType {
-                    kind: other.to_string(),
-                }),
-            }
+            ed25519_only(Keypair::from_protobuf_encoding(bytes).map_err(|e| bad(e.to_string()))?)
         }
         KeyFormat::PemPkcs8 => {
             use ed25519_dalek::pkcs8::DecodePrivateKey;

@@ -117,6 +117,18 @@ impl Node {
         Ok(kind)
     }
 
+    /// The pin kinds `pin ls --type` names (`all` is every kind); `None`
+    /// for a name that is none of them.
+    pub fn pin_kinds(kind: &str) -> Option<&'static [&'static str]> {
+        Some(match kind {
+            "all" => &["recursive", "direct", "indirect"],
+            "recursive" => &["recursive"],
+            "direct" => &["direct"],
+            "indirect" => &["indirect"],
+            _ => return None,
+        })
+    }
+
     /// Pins of the kinds asked for; "indirect" walks the recursive pins.
     pub fn pin_ls(&self, kinds: &[&str]) -> Result<Vec<PinEntry>, NodeError> {
         let pins = self.store.pins()?;

@@ -273,6 +273,24 @@ impl Client {
         Ok(body.into_with_config().limit(u64::MAX).reader())
     }
 
+    /// [`Client::call_lines`] for the answer's last line, which holds its
+    /// result (an answer with none is [`ClientError::NoResult`]).
+    pub fn call_last<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        args: &[(&str, &str)],
+        upload: Option<Vec<UploadPart>>,
+    ) -> Result<T, ClientError> {
+        let mut last = None;
+        self.call_lines(path, args, upload, &mut |v: T| {
+            last = Some(v);
+            Ok(())
+        })?;
+        last.ok_or_else(|| ClientError::NoResult {
+            call: path.to_string(),
+        })
+    }
+
     /// Calls `path` (uploading `upload` if given) and hands each JSON line
     /// of the answer, read as a `T`, to `on_line`; an error object in the
     /// stream (Kubo's `{"Message", "Type": "error"}`) ends it as an error,

@@ -11,21 +11,6 @@ use crate::store::RebuildReport;
 use std::io::{Read, Write};
 use std::path::Path;
 
-/// The pin kinds `kind` names (`all` is every kind).
-pub(super) fn pin_kinds(kind: &str) -> Result<Vec<&'static str>, CommandError> {
-    Ok(match kind {
-        "all" => vec!["recursive", "direct", "indirect"],
-        "recursive" => vec!["recursive"],
-        "direct" => vec!["direct"],
-        "indirect" => vec!["indirect"],
-        other => {
-            return Err(CommandError::Invalid(format!(
-                "unknown pin type {other:?} (expected all, recursive, direct or indirect)"
-            )))
-        }
-    })
-}
-
 /// A key as the RPC API answers it (its IPNS name as the ID).
 fn key_output(k: &KeyInfo) -> types::KeyOutput {
     types::KeyOutput {
@@ -180,8 +165,12 @@ impl NodeApi for Node {
     }
 
     fn pin_ls(&self, kind: &str) -> Result<Vec<(String, String)>, CommandError> {
-        let kinds = pin_kinds(kind)?;
-        Ok(Node::pin_ls(self, &kinds)?
+        let kinds = Node::pin_kinds(kind).ok_or_else(|| {
+            CommandError::Invalid(format!(
+                "unknown pin type {kind:?} (expected all, recursive, direct or indirect)"
+            ))
+        })?;
+        Ok(Node::pin_ls(self, kinds)?
             .into_iter()
             .map(|p| (p.cid.to_string(), p.kind.to_string()))
             .collect())

@@ -351,21 +351,8 @@ impl NodeApi for Client {
             },
         };
         let (hash, pin) = (hash.to_string(), pin.to_string());
-        let mut stat = None;
-        self.call_lines(
-            "block/put",
-            &[("cid-codec", codec), ("mhtype", &hash), ("pin", &pin)],
-            Some(vec![part]),
-            &mut |v: types::BlockStat| {
-                stat = Some(v);
-                Ok(())
-            },
-        )?;
-        stat.ok_or_else(|| {
-            CommandError::Client(crate::rpc::client::ClientError::NoResult {
-                call: "block/put".into(),
-            })
-        })
+        let args = [("cid-codec", codec), ("mhtype", &hash), ("pin", &pin)];
+        Ok(self.call_last("block/put", &args, Some(vec![part]))?)
     }
 
     fn block_stat(&self, cid: &str) -> Result<types::BlockStat, CommandError> {
@@ -457,21 +444,8 @@ impl NodeApi for Client {
             path: file.to_path_buf(),
         };
         let format = format.to_string();
-        let mut key = None;
-        self.call_lines(
-            "key/import",
-            &[("arg", name), ("format", &format)],
-            Some(vec![part]),
-            &mut |v: types::KeyOutput| {
-                key = Some(v);
-                Ok(())
-            },
-        )?;
-        key.ok_or_else(|| {
-            CommandError::Client(crate::rpc::client::ClientError::NoResult {
-                call: "key/import".into(),
-            })
-        })
+        let args = [("arg", name), ("format", format.as_str())];
+        Ok(self.call_last("key/import", &args, Some(vec![part]))?)
     }
 
     fn repo_gc(&self) -> Result<types::GcResponse, CommandError> {

@@ -114,19 +114,13 @@ pub(super) async fn pin_ls(
 ) -> Result<Json<PinLsResponse>, ApiError> {
     let q = Params::parse(q);
     let kind = q.get("type").unwrap_or("all").to_string();
-    let kinds: Vec<&'static str> = match kind.as_str() {
-        "all" => vec!["recursive", "direct", "indirect"],
-        "recursive" => vec!["recursive"],
-        "direct" => vec!["direct"],
-        "indirect" => vec!["indirect"],
-        other => {
-            return Err(bad_request(format!(
-                "unknown pin type {other:?} (expected all, recursive, direct or indirect)"
-            )))
-        }
-    };
+    let kinds = crate::node::Node::pin_kinds(&kind).ok_or_else(|| {
+        bad_request(format!(
+            "unknown pin type {kind:?} (expected all, recursive, direct or indirect)"
+        ))
+    })?;
     let node = Arc::clone(s.online.node());
-    let pins = blocking(move || node.pin_ls(&kinds)).await?;
+    let pins = blocking(move || node.pin_ls(kinds)).await?;
     let wanted: Vec<Cid> = q
         .all("arg")
         .iter()
