@@ -34,12 +34,12 @@ impl DiskStore {
         let mut w = self.lock_writer();
         self.reserve.release_if_short(space::COMPACT_MARGIN_BYTES);
         let ids = self.index.segments()?;
-        let allocated = |ids: &[u32]| -> u64 {
+        let data = |ids: &[u32]| -> u64 {
             ids.iter()
-                .map(|&id| self.segments.allocated_bytes(id))
+                .map(|&id| self.segments.data_bytes(id))
                 .sum()
         };
-        let allocated_before = allocated(&ids);
+        let data_before = data(&ids);
         let mut report = SweepReport::default();
         let mut dead = vec![];
         let mut live_records: HashMap<u32, Vec<(u64, u64)>> = HashMap::new();
@@ -120,7 +120,7 @@ impl DiskStore {
             report.compacted_segments += 1;
         }
         report.reclaimed_bytes =
-            allocated_before.saturating_sub(allocated(&self.index.segments()?));
+            data_before.saturating_sub(data(&self.index.segments()?));
         self.reserve.restore();
         Ok(report)
     }
@@ -163,7 +163,7 @@ mod tests {
             .collect();
         s.put_many(&mut blocks.clone().into_iter()).unwrap();
         assert_eq!(s.stat().unwrap().segments, 1);
-        let before = s.segments.allocated_bytes(0);
+        let before = s.segments.data_bytes(0);
         let live: HashSet<Multihash> = blocks[4..].iter().map(|b| *b.cid().hash()).collect();
         let r = s.sweep(&live).unwrap();
         assert_eq!((r.removed_blocks, r.compacted_segments), (4, 1));

@@ -223,10 +223,10 @@ impl Segments {
         }
     }
 
-    /// Bytes of segment `id`'s file allocated on the device (holes not
-    /// counted).
-    pub fn allocated_bytes(&self, id: u32) -> u64 {
-        super::space::allocated_bytes(&self.path(id))
+    /// Bytes of segment `id`'s file that hold data (holes not counted;
+    /// see [`super::space::data_bytes`]).
+    pub fn data_bytes(&self, id: u32) -> u64 {
+        super::space::data_bytes(&self.path(id))
     }
 
     /// Punches holes where segment `id`'s first `size` bytes hold none of

@@ -49,10 +49,40 @@ pub(super) fn is_disk_full(e: &StoreError) -> bool {
     io.kind() == ErrorKind::StorageFull
 }
 
-/// Bytes of `path` allocated on its device (holes not counted).
-pub(super) fn allocated_bytes(path: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path).map_or(0, |m| m.blocks() * 512)
+/// Bytes of `path` that hold data: its length less its holes, as
+/// `SEEK_DATA`/`SEEK_HOLE` see them. Unlike the blocks the device counts,
+/// this does not depend on preallocation past the end or on when delayed
+/// allocation happens, so two stores given the same writes and the same
+/// punches report the same figure. A file system without `SEEK_DATA`
+/// reports the whole length.
+pub(super) fn data_bytes(path: &Path) -> u64 {
+    use std::os::fd::AsRawFd;
+    let Ok(file) = File::open(path) else {
+        return 0;
+    };
+    let len = file.metadata().map_or(0, |m| m.len());
+    let fd = file.as_raw_fd();
+    let mut at: libc::off_t = 0;
+    let mut data = 0u64;
+    loop {
+        // SAFETY: plain syscalls on a descriptor we own.
+        let start = unsafe { libc::lseek(fd, at, libc::SEEK_DATA) };
+        if start < 0 {
+            let e = std::io::Error::last_os_error();
+            return if e.raw_os_error() == Some(libc::ENXIO) {
+                data
+            } else {
+                len
+            };
+        }
+        // SAFETY: as above.
+        let end = unsafe { libc::lseek(fd, start, libc::SEEK_HOLE) };
+        if end <= start {
+            return data + len.saturating_sub(start as u64);
+        }
+        data += (end - start) as u64;
+        at = end;
+    }
 }
 
 /// Gives the space of `file`'s bytes `from..to` back to the file system
