@@ -17,6 +17,8 @@ mod car;
 mod cid;
 #[path = "../tests/fuzz/harness.rs"]
 mod harness;
+#[path = "../tests/fuzz/ipns.rs"]
+mod ipns;
 #[path = "../tests/fuzz/multipart.rs"]
 mod multipart;
 #[path = "../tests/fuzz/pb.rs"]

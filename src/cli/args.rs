@@ -72,6 +72,9 @@ pub(super) enum Command {
     /// Named keys (for IPNS names), as Kubo's `ipfs key`.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// IPNS names: publish a path under a key's name, resolve names.
+    #[command(subcommand)]
+    Name(NameCommand),
     /// Print the version.
     Version,
     /// Run the node: libp2p swarm and Bitswap, until SIGINT or SIGTERM.
@@ -270,6 +273,39 @@ pub(super) enum DagCommand {
         /// Pin the roots named in the CAR headers (--pin-roots=false to not).
         #[arg(long, value_parser = parse_bool_flag, num_args = 0..=1, default_missing_value = "true", default_value = "true")]
         pin_roots: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub(super) enum NameCommand {
+    /// Point a key's IPNS name at a path (/ipfs/CID[/path], /ipns/NAME or a CID).
+    Publish {
+        /// The path.
+        path: String,
+        /// The key whose name is published.
+        #[arg(long, short = 'k', default_value = "self")]
+        key: String,
+        /// How long the record stays valid [default: [ipns] record_lifetime, 48h].
+        #[arg(long, short = 't', value_parser = humantime::parse_duration)]
+        lifetime: Option<std::time::Duration>,
+        /// How long resolvers may cache it [default: [ipns] record_ttl, 1h].
+        #[arg(long, value_parser = humantime::parse_duration)]
+        ttl: Option<std::time::Duration>,
+        /// Publish without a daemon (the record is kept in the repo) or with
+        /// no DHT peer to take it.
+        #[arg(long)]
+        allow_offline: bool,
+    },
+    /// Print the path an IPNS name points at.
+    Resolve {
+        /// The name (NAME or /ipns/NAME[/path]).
+        name: String,
+        /// Follow names that point at names (--recursive=false for one step).
+        #[arg(long, short = 'r', value_parser = parse_bool_flag, num_args = 0..=1, default_missing_value = "true", default_value = "true")]
+        recursive: bool,
+        /// Ask the network even if the name is cached.
+        #[arg(long, short = 'n')]
+        nocache: bool,
     },
 }
 

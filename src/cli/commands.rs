@@ -131,6 +131,7 @@ pub(super) fn run(api: &dyn NodeApi, config: &Config, command: Command) -> Resul
             }
         }
         Command::Key(cmd) => key(api, &mut out, cmd)?,
+        Command::Name(cmd) => name(api, &mut out, cmd)?,
         Command::Repo(RepoCommand::Gc { quiet }) => {
             let spinner = progress::spinner("collecting garbage");
             let v = api.repo_gc();
@@ -299,6 +300,35 @@ fn pin(api: &dyn NodeApi, out: &mut dyn Write, cmd: PinCommand) -> Result<()> {
                     writeln!(out, "{cid} {kind}")?;
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+fn name(api: &dyn NodeApi, out: &mut dyn Write, cmd: NameCommand) -> Result<()> {
+    match cmd {
+        NameCommand::Publish {
+            path,
+            key,
+            lifetime,
+            ttl,
+            allow_offline,
+        } => {
+            let opts = cairn::names::ipns::PublishOptions {
+                key: Some(key),
+                lifetime,
+                ttl,
+            };
+            let v = api.name_publish(&path, &opts, allow_offline)?;
+            writeln!(out, "Published to {}: {}", v.name, v.value)?;
+        }
+        NameCommand::Resolve {
+            name,
+            recursive,
+            nocache,
+        } => {
+            let opts = cairn::names::ipns::ResolveOptions { recursive, nocache };
+            writeln!(out, "{}", api.name_resolve(&name, opts)?.path)?;
         }
     }
     Ok(())

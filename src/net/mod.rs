@@ -134,6 +134,23 @@ pub enum NetError {
         /// The CID announced (its multihash is the DHT key).
         cid: Cid,
     },
+    /// Our own DHT record store refused a value record.
+    #[error("the DHT record store refused the value record: {source}")]
+    ValueRefused {
+        /// The store's error.
+        #[source]
+        source: libp2p::kad::store::Error,
+    },
+    /// No DHT peer could be reached to take a value record.
+    #[error("no DHT peer took the value record (none reachable)")]
+    NoValuePeers,
+    /// Storing a value record at the closest peers failed.
+    #[error("storing the value record on the DHT: {source}")]
+    PutValueFailed {
+        /// Kademlia's error.
+        #[source]
+        source: libp2p::kad::PutRecordError,
+    },
     /// A DHT lookup for a peer ended without finding it.
     #[error("{peer} not found on the DHT")]
     PeerNotFound {

@@ -1,6 +1,6 @@
 //! The DHT's record store: our own provider keys, the provider records
-//! other peers placed with us, and (unused by cairn, answered for other
-//! peers) value records.
+//! other peers placed with us, and value records (IPNS records), each
+//! checked by a [`ValueValidator`] before it is kept.
 //!
 //! rust-libp2p's `MemoryStore` counts our keys and other peers' against one
 //! cap (1,024 by default), never drops other peers' records once they
@@ -18,13 +18,32 @@
 //!   timer in the swarm task). A full store ignores new records from others
 //!   (as `MemoryStore` does when a key has its 20 providers): which records
 //!   we keep is never decided by whoever sends the most.
+//! - value records pass the node's [`ValueValidator`] (the layer that knows
+//!   the record format gives it) before they are stored, whether another
+//!   peer PUTs them or we publish; one replaces the record held under its
+//!   key only if the validator ranks it at least as good, and it expires
+//!   when the validator says it stops being valid. A refused PUT fails
+//!   for its sender (kad resets the request). Without a validator, value
+//!   records are refused.
 
 use libp2p::kad::store::{Error, RecordStore, Result};
 use libp2p::kad::{ProviderRecord, Record, RecordKey, K_VALUE};
 use libp2p::PeerId;
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+/// Decides which value records the store keeps (implemented by the layer
+/// that knows their format: IPNS records in `names::ipns`).
+pub trait ValueValidator: Send + Sync + std::fmt::Debug {
+    /// Whether `value` may be stored under `key`: `Ok` with the time it
+    /// stops being valid, or why not.
+    fn validate(&self, key: &[u8], value: &[u8]) -> std::result::Result<SystemTime, String>;
+
+    /// Whether `new` (valid) should replace `held` under `key`.
+    fn replaces(&self, key: &[u8], held: &[u8], new: &[u8]) -> bool;
+}
 
 /// Addresses kept per provider record from another peer.
 pub const MAX_ADDRS_PER_RECORD: usize = 8;
@@ -69,6 +88,7 @@ pub struct ProviderStore {
     remote_bytes: usize,
     remote_records: usize,
     values: HashMap<RecordKey, Record>,
+    validator: Option<Arc<dyn ValueValidator>>,
 }
 
 fn cost(r: &ProviderRecord) -> usize {
@@ -88,7 +108,14 @@ impl ProviderStore {
             remote_bytes: 0,
             remote_records: 0,
             values: HashMap::new(),
+            validator: None,
         }
+    }
+
+    /// The store, checking value records with `validator`.
+    pub fn with_validator(mut self, validator: Option<Arc<dyn ValueValidator>>) -> Self {
+        self.validator = validator;
+        self
     }
 
     fn local_record(&self, key: &RecordKey) -> ProviderRecord {
@@ -140,9 +167,31 @@ impl RecordStore for ProviderStore {
         self.values.get(k).map(Cow::Borrowed)
     }
 
-    fn put(&mut self, r: Record) -> Result<()> {
+    fn put(&mut self, mut r: Record) -> Result<()> {
         if r.value.len() > self.limits.max_value_bytes {
             return Err(Error::ValueTooLarge);
+        }
+        // kad's store errors have no kind for an invalid record: a refused
+        // one fails as a full store would.
+        let Some(validator) = &self.validator else {
+            return Err(Error::MaxRecords);
+        };
+        let eol = match validator.validate(r.key.as_ref(), &r.value) {
+            Ok(eol) => eol,
+            Err(reason) => {
+                tracing::debug!(key = ?r.key, %reason, "value record refused");
+                return Err(Error::MaxRecords);
+            }
+        };
+        if let Some(held) = self.values.get(&r.key) {
+            if held.value != r.value && !validator.replaces(r.key.as_ref(), &held.value, &r.value) {
+                tracing::debug!(key = ?r.key, "value record refused: the one held is better");
+                return Err(Error::MaxRecords);
+            }
+        }
+        let left = eol.duration_since(SystemTime::now()).unwrap_or_default();
+        if let Some(valid_until) = Instant::now().checked_add(left) {
+            r.expires = Some(r.expires.map_or(valid_until, |e| e.min(valid_until)));
         }
         if !self.values.contains_key(&r.key) && self.values.len() >= self.limits.max_values {
             return Err(Error::MaxRecords);
@@ -291,6 +340,53 @@ mod tests {
             .any(|p| p.provider == me && p.addresses.is_empty()));
         s.remove_provider(&key(0), &me);
         assert_eq!(s.providers(&key(0)).len(), 1);
+    }
+
+    /// Accepts values starting with "ok", valid a minute; a longer value
+    /// is better.
+    #[derive(Debug)]
+    struct Prefix;
+
+    impl ValueValidator for Prefix {
+        fn validate(&self, _: &[u8], v: &[u8]) -> std::result::Result<SystemTime, String> {
+            if v.starts_with(b"ok") {
+                Ok(SystemTime::now() + Duration::from_secs(60))
+            } else {
+                Err("not ok".into())
+            }
+        }
+
+        fn replaces(&self, _: &[u8], held: &[u8], new: &[u8]) -> bool {
+            new.len() >= held.len()
+        }
+    }
+
+    #[test]
+    fn value_records_pass_the_validator_and_only_better_ones_replace() {
+        let value = |v: &[u8]| Record::new(key(1), v.to_vec());
+        let mut bare = ProviderStore::new(PeerId::random(), RecordLimits::default());
+        assert!(bare.put(value(b"ok")).is_err(), "no validator: refused");
+        let mut s = ProviderStore::new(PeerId::random(), RecordLimits::default())
+            .with_validator(Some(Arc::new(Prefix)));
+        assert!(s.put(value(b"bad")).is_err());
+        assert!(s.get(&key(1)).is_none(), "a refused record is not kept");
+        s.put(value(b"ok-longer")).unwrap();
+        let held = s.get(&key(1)).unwrap().into_owned();
+        assert!(held
+            .expires
+            .is_some_and(|e| e <= Instant::now() + Duration::from_secs(60)));
+        assert!(
+            s.put(value(b"ok")).is_err(),
+            "a worse record does not replace"
+        );
+        s.put(value(b"ok-longer")).unwrap();
+        s.put(value(b"ok-even-longer")).unwrap();
+        assert_eq!(s.get(&key(1)).unwrap().value, b"ok-even-longer");
+        assert_eq!(
+            s.remove_expired(Instant::now() + Duration::from_secs(61)),
+            0
+        );
+        assert!(s.get(&key(1)).is_none(), "expired with its validity");
     }
 
     #[test]

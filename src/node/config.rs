@@ -54,6 +54,8 @@ pub struct Config {
     pub storage: StorageSettings,
     /// Keeping pinned roots at their replication factor.
     pub replication: ReplicationSettings,
+    /// IPNS: record lifetime and TTL, republishing, the resolve cache.
+    pub ipns: crate::names::ipns::IpnsSettings,
 }
 
 /// `[storage]`: limits on what this node keeps.
@@ -334,6 +336,7 @@ impl NetSettings {
                 ..crate::net::records::RecordLimits::default()
             },
             extra_transport: self.extra_transport.clone(),
+            value_validator: None,
         })
     }
 }

@@ -141,6 +141,9 @@ pub enum NodeError {
     /// A keystore operation failed.
     #[error(transparent)]
     Key(#[from] crate::names::KeyError),
+    /// An IPNS publish or resolve failed.
+    #[error(transparent)]
+    Ipns(#[from] crate::names::ipns::IpnsError),
     /// Replication could not start or act.
     #[error("replication: {0}")]
     Replicate(#[from] ReplicateError),

@@ -5,10 +5,11 @@
 //! [`Node`] itself (this file) holds the offline operations, one file per
 //! concern: [`add`](Node::add_path) in `add.rs`, reading (cat, get, ls,
 //! resolve) in `read.rs`, pins and replication records in `pins.rs`, raw
-//! blocks in `blocks.rs`, CAR import/export in `car.rs`, and GC, stat,
-//! verify and flush in `maintenance.rs`. [`online::OnlineNode`] adds the
-//! network, [`provide`] announces content on the DHT, [`repo`] is the
-//! directory a node lives in and [`config`] its `config.toml`.
+//! blocks in `blocks.rs`, CAR import/export in `car.rs`, IPNS publish and
+//! resolve in `names.rs`, and GC, stat, verify and flush in
+//! `maintenance.rs`. [`online::OnlineNode`] adds the network, [`provide`]
+//! announces content on the DHT, [`repo`] is the directory a node lives in
+//! and [`config`] its `config.toml`.
 
 mod add;
 mod blocks;
@@ -16,6 +17,7 @@ mod car;
 pub mod config;
 mod error;
 mod maintenance;
+mod names;
 pub mod online;
 mod pins;
 pub mod provide;
@@ -34,6 +36,7 @@ pub use repo::Repo;
 use crate::block::Cid;
 use crate::dag::reader::ReadOptions;
 use crate::dag::{BlockSource, DagError};
+use crate::names::ipns::Names;
 use crate::names::Keystore;
 use crate::store::{MemoryStore, RebuildReport, Store};
 use std::path::{Path, PathBuf};
@@ -47,6 +50,7 @@ pub struct Node {
     read_opts: ReadOptions,
     key_seed: [u8; 32],
     keys: Arc<Keystore>,
+    names: Arc<Names>,
     index_rebuilt: Option<RebuildReport>,
 }
 
@@ -67,11 +71,19 @@ impl Node {
 
     fn from_repo(repo: Repo) -> Result<Node, NodeError> {
         let key_seed = *repo.key_seed();
-        let keys = Keystore::open(repo.path.join("keystore"), key_seed);
+        let keys = Arc::new(Keystore::open(repo.path.join("keystore"), key_seed));
+        let index_rebuilt = repo.store.rebuilt_index().cloned();
+        let store: Arc<dyn Store> = Arc::new(repo.store);
+        let names = Names::new(
+            Arc::clone(&keys),
+            Arc::clone(&store),
+            repo.config.ipns.clone(),
+        );
         Ok(Node {
-            keys: Arc::new(keys),
-            index_rebuilt: repo.store.rebuilt_index().cloned(),
-            store: Arc::new(repo.store),
+            keys,
+            names: Arc::new(names),
+            index_rebuilt,
+            store,
             config: repo.config,
             path: Some(repo.path),
             read_opts: ReadOptions::default(),
@@ -92,13 +104,16 @@ impl Node {
     /// A node on `store` (tests and netsim hand it one that fails on
     /// purpose: [`FaultyStore`](crate::store::FaultyStore)).
     pub fn with_store(store: Arc<dyn Store>, config: Config, key_seed: [u8; 32]) -> Node {
+        let keys = Arc::new(Keystore::in_memory(key_seed));
+        let names = Names::new(Arc::clone(&keys), Arc::clone(&store), config.ipns.clone());
         Node {
             store,
             config,
             path: None,
             read_opts: ReadOptions::default(),
             key_seed,
-            keys: Arc::new(Keystore::in_memory(key_seed)),
+            keys,
+            names: Arc::new(names),
             index_rebuilt: None,
         }
     }
@@ -113,6 +128,11 @@ impl Node {
         &self.keys
     }
 
+    /// The node's IPNS names: publish, resolve, republish.
+    pub fn names(&self) -> &Arc<Names> {
+        &self.names
+    }
+
     /// The libp2p peer ID this node has.
     pub fn peer_id(&self) -> Result<libp2p::PeerId, NodeError> {
         let key = crate::net::swarm::keypair_from_seed(self.key_seed)?;
@@ -125,7 +145,8 @@ impl Node {
         &self,
         net: &config::NetSettings,
     ) -> Result<crate::net::Network, NodeError> {
-        let config = net.to_net_config()?;
+        let mut config = net.to_net_config()?;
+        config.value_validator = Some(self.names.validator());
         Ok(crate::net::Network::start(self.key_seed, Arc::clone(&self.store), &config).await?)
     }
 

@@ -233,6 +233,7 @@ impl OnlineNode {
             ))));
         }
         online.restore_routes().await;
+        online.start_names();
         {
             let net = Arc::clone(&online.net);
             let node = Arc::clone(&online.node);

@@ -634,6 +634,24 @@ pub struct KeyRenameOutput {
     pub overwrite: bool,
 }
 
+/// `name/publish`: the name and what it now points at.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NamePublishOutput {
+    /// The IPNS name (base36 `k51...`).
+    pub name: String,
+    /// The path published.
+    pub value: String,
+}
+
+/// `name/resolve`: the path a name points at.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NameResolveOutput {
+    /// The path (with the asked name's own path appended).
+    pub path: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@ mod bitswap;
 mod car;
 mod cid;
 mod harness;
+mod ipns;
 mod multipart;
 mod pb;
 mod range;
@@ -71,6 +72,8 @@ fuzz_tests!(
     replicate_round_trip,
     multipart_bytes,
     multipart_round_trip,
+    ipns_bytes,
+    ipns_round_trip,
 );
 
 /// Found in an earlier exploration: a 13-byte CAR whose header declares

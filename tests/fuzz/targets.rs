@@ -2,7 +2,7 @@
 //! and `benches/fuzz.rs` at scale.
 
 use crate::harness::Failure;
-use crate::{bitswap, car, cid, multipart, pb, range, replicate};
+use crate::{bitswap, car, cid, ipns, multipart, pb, range, replicate};
 
 /// A target: its name and the function that runs it for a number of cases.
 pub type Target = (&'static str, fn(u32) -> Result<(), Failure>);
@@ -25,4 +25,6 @@ pub const TARGETS: &[Target] = &[
     ("replicate_round_trip", replicate::replicate_round_trip),
     ("multipart_bytes", multipart::multipart_bytes),
     ("multipart_round_trip", multipart::multipart_round_trip),
+    ("ipns_bytes", ipns::ipns_bytes),
+    ("ipns_round_trip", ipns::ipns_round_trip),
 ];

@@ -93,6 +93,7 @@ pub fn build(
         }
     });
     let record_limits = config.records;
+    let validator = config.value_validator.clone();
     let limits = config.limits;
     let want_mdns = config.mdns;
     let extra = config.extra_transport.clone();
@@ -133,7 +134,8 @@ pub fn build(
                 .set_periodic_bootstrap_interval(refresh);
             let mut kad = kad::Behaviour::with_config(
                 peer_id,
-                crate::net::records::ProviderStore::new(peer_id, record_limits),
+                crate::net::records::ProviderStore::new(peer_id, record_limits)
+                    .with_validator(validator),
                 kad_config,
             );
             kad.set_mode(dht_mode);

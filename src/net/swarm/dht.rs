@@ -1,5 +1,6 @@
 //! Kademlia queries a caller waits on (provide, find providers, find a
-//! peer), and the addresses peers tell us they listen on.
+//! peer, put and get value records), and the addresses peers tell us they
+//! listen on.
 
 use super::build::Behaviour;
 use crate::block::Cid;
@@ -19,6 +20,14 @@ pub(super) enum Query {
         found: Vec<PeerId>,
         limit: usize,
         reply: oneshot::Sender<Result<Vec<PeerId>, NetError>>,
+    },
+    /// Storing a value record at the closest peers.
+    PutValue(oneshot::Sender<Result<(), NetError>>),
+    /// Collecting the distinct values of a key.
+    Values {
+        found: Vec<Vec<u8>>,
+        limit: usize,
+        reply: oneshot::Sender<Result<Vec<Vec<u8>>, NetError>>,
     },
 }
 
@@ -131,6 +140,37 @@ pub(super) fn on_query_progress(
             } else if last {
                 if let Some(Query::FindPeer(_, reply)) = queries.remove(&id) {
                     let _ = reply.send(Err(NetError::PeerNotFound { peer }));
+                }
+            }
+        }
+        kad::QueryResult::PutRecord(r) => {
+            if let Some(Query::PutValue(reply)) = queries.remove(&id) {
+                let _ = reply.send(r.map(|_| ()).map_err(|e| match e {
+                    kad::PutRecordError::QuorumFailed { success, .. } if success.is_empty() => {
+                        NetError::NoValuePeers
+                    }
+                    source => NetError::PutValueFailed { source },
+                }));
+            }
+        }
+        kad::QueryResult::GetRecord(r) => {
+            let Some(Query::Values { found, limit, .. }) = queries.get_mut(&id) else {
+                return;
+            };
+            if let Ok(kad::GetRecordOk::FoundRecord(pr)) = r {
+                if !found.contains(&pr.record.value) {
+                    found.push(pr.record.value);
+                }
+            }
+            let enough = found.len() >= *limit;
+            if enough || last {
+                if let Some(Query::Values { found, reply, .. }) = queries.remove(&id) {
+                    let _ = reply.send(Ok(found));
+                }
+                if enough && !last {
+                    if let Some(mut q) = swarm.behaviour_mut().kad.query_mut(&id) {
+                        q.finish();
+                    }
                 }
             }
         }

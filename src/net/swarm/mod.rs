@@ -109,6 +109,9 @@ pub struct NetConfig {
     pub limits: ConnectionLimits,
     /// Another transport beside TCP and QUIC (none by default).
     pub extra_transport: Option<ExtraTransport>,
+    /// What checks value records (IPNS) before the DHT stores them; none:
+    /// value records are refused.
+    pub value_validator: Option<Arc<dyn crate::net::records::ValueValidator>>,
 }
 
 impl Default for NetConfig {
@@ -124,6 +127,7 @@ impl Default for NetConfig {
             mdns: false,
             limits: ConnectionLimits::default(),
             extra_transport: None,
+            value_validator: None,
         }
     }
 }
@@ -144,6 +148,14 @@ pub(super) enum Command {
     Provided(oneshot::Sender<Vec<Vec<u8>>>),
     /// Stop answering as provider of these multihashes.
     StopProviding(Vec<Vec<u8>>),
+    /// Store a value record on the DHT (here and at the closest peers).
+    PutValue(Vec<u8>, Vec<u8>, oneshot::Sender<Result<(), NetError>>),
+    /// Collect up to this many distinct values of a DHT key (ours first).
+    GetValues(
+        Vec<u8>,
+        usize,
+        oneshot::Sender<Result<Vec<Vec<u8>>, NetError>>,
+    ),
     /// Close every connection (gracefully, within a deadline), then end.
     Close(oneshot::Sender<()>),
 }
@@ -314,6 +326,21 @@ impl SwarmHandle {
     pub async fn find_providers(&self, cid: Cid, limit: usize) -> Result<Vec<PeerId>, NetError> {
         self.ask(|tx| Command::FindProviders(cid, limit, tx))
             .await?
+    }
+
+    /// Stores `value` under `key` on the DHT: in our record store (which
+    /// validates it first) and at the closest peers found; `Ok` once one
+    /// peer took it.
+    pub async fn put_value(&self, key: Vec<u8>, value: Vec<u8>) -> Result<(), NetError> {
+        self.ask(|tx| Command::PutValue(key, value, tx)).await?
+    }
+
+    /// Up to `limit` distinct values stored under `key`: ours (if we hold
+    /// one) and those the closest peers answer, in arrival order; empty when
+    /// the walk found none. The caller picks among them (the store only
+    /// keeps valid values, peers may send anything).
+    pub async fn get_values(&self, key: Vec<u8>, limit: usize) -> Result<Vec<Vec<u8>>, NetError> {
+        self.ask(|tx| Command::GetValues(key, limit, tx)).await?
     }
 
     /// Closes every connection to `peer` and refuses new ones (either way)

@@ -140,6 +140,17 @@ pub async fn spawn(
                         let id = swarm.behaviour_mut().kad.get_providers(key);
                         queries.insert(id, Query::Providers { found: Vec::new(), limit, reply });
                     }
+                    Some(Command::PutValue(key, value, reply)) => {
+                        let record = kad::Record::new(key, value);
+                        match swarm.behaviour_mut().kad.put_record(record, kad::Quorum::One) {
+                            Ok(id) => { queries.insert(id, Query::PutValue(reply)); }
+                            Err(source) => { let _ = reply.send(Err(NetError::ValueRefused { source })); }
+                        }
+                    }
+                    Some(Command::GetValues(key, limit, reply)) => {
+                        let id = swarm.behaviour_mut().kad.get_record(kad::RecordKey::from(key));
+                        queries.insert(id, Query::Values { found: Vec::new(), limit: limit.max(1), reply });
+                    }
                     Some(Command::RoutingTable(reply)) => {
                         let mut table = Vec::new();
                         for bucket in swarm.behaviour_mut().kad.kbuckets() {

@@ -310,6 +310,29 @@ impl NodeApi for Node {
         Ok(self.keys().export(name, format).map_err(NodeError::from)?)
     }
 
+    fn name_publish(
+        &self,
+        value: &str,
+        opts: &crate::names::ipns::PublishOptions,
+        allow_offline: bool,
+    ) -> Result<types::NamePublishOutput, CommandError> {
+        let (name, rec) = Node::name_publish(self, value, opts, allow_offline)?;
+        Ok(types::NamePublishOutput {
+            name: crate::names::keystore::ipns_name(&name),
+            value: rec.value_text(),
+        })
+    }
+
+    fn name_resolve(
+        &self,
+        name: &str,
+        opts: crate::names::ipns::ResolveOptions,
+    ) -> Result<types::NameResolveOutput, CommandError> {
+        Ok(types::NameResolveOutput {
+            path: Node::name_resolve(self, name, opts)?,
+        })
+    }
+
     fn key_import(
         &self,
         name: &str,

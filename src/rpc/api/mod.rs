@@ -253,6 +253,24 @@ pub trait NodeApi {
         format: KeyFormat,
     ) -> Result<types::KeyOutput, CommandError>;
 
+    /// Publishes `value` (`/ipfs/CID[/path]`, `/ipns/NAME` or a CID)
+    /// under `opts.key`'s name; without a daemon only with
+    /// `allow_offline` (the record is kept in the repo).
+    fn name_publish(
+        &self,
+        value: &str,
+        opts: &crate::names::ipns::PublishOptions,
+        allow_offline: bool,
+    ) -> Result<types::NamePublishOutput, CommandError>;
+
+    /// The path an IPNS name (`NAME` or `/ipns/NAME[/path]`) points at;
+    /// without a daemon, only names this node published.
+    fn name_resolve(
+        &self,
+        name: &str,
+        opts: crate::names::ipns::ResolveOptions,
+    ) -> Result<types::NameResolveOutput, CommandError>;
+
     /// Connected peers.
     fn swarm_peers(&self) -> Result<Vec<types::SwarmPeer>, CommandError> {
         Err(CommandError::needs_daemon())

@@ -448,6 +448,43 @@ impl NodeApi for Client {
         Ok(self.call_last("key/import", &args, Some(vec![part]))?)
     }
 
+    fn name_publish(
+        &self,
+        value: &str,
+        opts: &crate::names::ipns::PublishOptions,
+        allow_offline: bool,
+    ) -> Result<types::NamePublishOutput, CommandError> {
+        let go = |d: std::time::Duration| format!("{}ms", d.as_millis());
+        let key = opts.key.clone().unwrap_or_else(|| "self".into());
+        let lifetime = opts.lifetime.map(go);
+        let ttl = opts.ttl.map(go);
+        let offline = allow_offline.to_string();
+        let mut args = vec![("arg", value), ("key", key.as_str())];
+        args.push(("allow-offline", offline.as_str()));
+        if let Some(l) = &lifetime {
+            args.push(("lifetime", l.as_str()));
+        }
+        if let Some(t) = &ttl {
+            args.push(("ttl", t.as_str()));
+        }
+        Ok(self.call_json("name/publish", &args)?)
+    }
+
+    fn name_resolve(
+        &self,
+        name: &str,
+        opts: crate::names::ipns::ResolveOptions,
+    ) -> Result<types::NameResolveOutput, CommandError> {
+        let recursive = opts.recursive.to_string();
+        let nocache = opts.nocache.to_string();
+        let args = [
+            ("arg", name),
+            ("recursive", recursive.as_str()),
+            ("nocache", nocache.as_str()),
+        ];
+        Ok(self.call_json("name/resolve", &args)?)
+    }
+
     fn repo_gc(&self) -> Result<types::GcResponse, CommandError> {
         Ok(self.call_json("repo/gc", &[])?)
     }

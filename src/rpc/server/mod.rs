@@ -13,6 +13,7 @@ mod add;
 mod blocks;
 mod dag;
 mod keys;
+mod names;
 mod network;
 mod pins;
 mod read;
@@ -72,6 +73,7 @@ fn node_err(e: NodeError) -> ApiError {
         | NodeError::NotPinned { .. }
         | NodeError::Config(_) => bad_request(e),
         NodeError::Key(ref k) if k.is_bad_request() => bad_request(e),
+        NodeError::Ipns(ref i) if i.is_bad_request() => bad_request(e),
         other => internal(other),
     }
 }
@@ -177,6 +179,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v0/key/rename", post(keys::key_rename))
         .route("/api/v0/key/export", post(keys::key_export))
         .route("/api/v0/key/import", post(keys::key_import))
+        .route("/api/v0/name/publish", post(names::name_publish))
+        .route("/api/v0/name/resolve", post(names::name_resolve))
         .route("/api/v0/repo/gc", post(repo::repo_gc))
         .route("/api/v0/repo/stat", post(repo::repo_stat))
         .route("/api/v0/repo/verify", post(repo::repo_verify))

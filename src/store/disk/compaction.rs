@@ -34,11 +34,8 @@ impl DiskStore {
         let mut w = self.lock_writer();
         self.reserve.release_if_short(space::COMPACT_MARGIN_BYTES);
         let ids = self.index.segments()?;
-        let data = |ids: &[u32]| -> u64 {
-            ids.iter()
-                .map(|&id| self.segments.data_bytes(id))
-                .sum()
-        };
+        let data =
+            |ids: &[u32]| -> u64 { ids.iter().map(|&id| self.segments.data_bytes(id)).sum() };
         let data_before = data(&ids);
         let mut report = SweepReport::default();
         let mut dead = vec![];
@@ -119,8 +116,7 @@ impl DiskStore {
             }
             report.compacted_segments += 1;
         }
-        report.reclaimed_bytes =
-            data_before.saturating_sub(data(&self.index.segments()?));
+        report.reclaimed_bytes = data_before.saturating_sub(data(&self.index.segments()?));
         self.reserve.restore();
         Ok(report)
     }

@@ -206,6 +206,12 @@ fn allocate(f: &File, bytes: u64) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
+    /// Bytes of `path` the device has allocated (what these tests check).
+    fn allocated_bytes(path: &Path) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).map_or(0, |m| m.blocks() * 512)
+    }
+
     #[test]
     fn the_reserve_is_allocated_released_and_restored() {
         let dir = tempfile::tempdir().unwrap();

@@ -1,0 +1,511 @@
+//! Publishing, resolving and republishing a node's IPNS names.
+//!
+//! [`Names`] keeps the last record this node published for each of its
+//! keys in the repo's metadata (`ipns.<peer id>`: the record's bytes), so
+//! sequence numbers survive restarts and every publish takes the next one.
+//! Online, a record also goes to the DHT (kad PUT_VALUE under
+//! [`routing_key`]); the republisher signs each kept record again with a
+//! new end of life (same value and sequence) at startup and every
+//! `republish_interval`, before `record_lifetime` runs out.
+//!
+//! Resolving collects the DHT's answers (and our own record), keeps the
+//! best valid one ([`record::select`]) and caches its value for the record's
+//! TTL (never past its end of life) in a bounded cache; `nocache` skips the
+//! cache. `/ipns/` values are followed when resolving recursively.
+
+use super::record::{self, IpnsRecord};
+use super::{parse_name, routing_key, IpnsError, IpnsValidator, IPNS_PREFIX};
+use crate::names::Keystore;
+use crate::net::swarm::SwarmHandle;
+use crate::store::Store;
+use libp2p::PeerId;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Metadata key prefix of the records this node published.
+const META_PREFIX: &str = "ipns.";
+
+/// Distinct answers a DHT resolve collects before choosing (Kubo's quorum
+/// for IPNS).
+const RESOLVE_ANSWERS: usize = 16;
+
+/// Most `/ipns/` hops a recursive resolve follows (Kubo's limit).
+pub const MAX_RESOLVE_DEPTH: usize = 32;
+
+/// How soon a republish round that failed is tried again.
+const REPUBLISH_RETRY: Duration = Duration::from_secs(60);
+
+/// `[ipns]` in `config.toml`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IpnsSettings {
+    /// How often every name this node published is signed and published
+    /// again (Kubo: 4 h); also done when the daemon starts.
+    #[serde(with = "humantime_serde")]
+    pub republish_interval: Duration,
+    /// How long a published record stays valid (its end of life; Kubo: 48 h).
+    #[serde(with = "humantime_serde")]
+    pub record_lifetime: Duration,
+    /// How long resolvers may cache a record, unless `--ttl` says otherwise.
+    #[serde(with = "humantime_serde")]
+    pub record_ttl: Duration,
+    /// Most resolved names kept in the cache.
+    pub cache_entries: usize,
+}
+
+impl Default for IpnsSettings {
+    fn default() -> Self {
+        IpnsSettings {
+            republish_interval: Duration::from_secs(4 * 3600),
+            record_lifetime: Duration::from_secs(48 * 3600),
+            record_ttl: Duration::from_secs(3600),
+            cache_entries: 1024,
+        }
+    }
+}
+
+/// How to publish.
+#[derive(Clone, Debug, Default)]
+pub struct PublishOptions {
+    /// The key whose name is published (`self` when `None`).
+    pub key: Option<String>,
+    /// Validity from now (the configured `record_lifetime` when `None`).
+    pub lifetime: Option<Duration>,
+    /// Cache time for resolvers (the configured `record_ttl` when `None`).
+    pub ttl: Option<Duration>,
+}
+
+/// How to resolve.
+#[derive(Clone, Copy, Debug)]
+pub struct ResolveOptions {
+    /// Follow `/ipns/` values until an `/ipfs/` path.
+    pub recursive: bool,
+    /// Ask the network even when the name is cached.
+    pub nocache: bool,
+}
+
+impl Default for ResolveOptions {
+    fn default() -> Self {
+        ResolveOptions {
+            recursive: true,
+            nocache: false,
+        }
+    }
+}
+
+/// Counters of the IPNS service (exported as metrics).
+#[derive(Debug, Default)]
+pub struct NamesStats {
+    /// Records published by `name publish`.
+    pub published: AtomicU64,
+    /// Records republished.
+    pub republished: AtomicU64,
+    /// Resolves answered from the cache.
+    pub cache_hits: AtomicU64,
+}
+
+/// A resolved value and until when it may be served from the cache.
+struct Cached {
+    value: String,
+    until: Instant,
+}
+
+/// The IPNS service of a node: its keys, its repo, its cache.
+pub struct Names {
+    keys: Arc<Keystore>,
+    store: Arc<dyn Store>,
+    settings: IpnsSettings,
+    cache: Mutex<HashMap<PeerId, Cached>>,
+    /// Publishes take their sequence numbers one at a time.
+    publishing: Mutex<()>,
+    validator: Arc<IpnsValidator>,
+    stats: Arc<NamesStats>,
+}
+
+impl Names {
+    /// The service over `keys` and the repo metadata of `store`.
+    pub fn new(keys: Arc<Keystore>, store: Arc<dyn Store>, settings: IpnsSettings) -> Names {
+        Names {
+            keys,
+            store,
+            settings,
+            cache: Mutex::new(HashMap::new()),
+            publishing: Mutex::new(()),
+            validator: Arc::new(IpnsValidator::default()),
+            stats: Arc::new(NamesStats::default()),
+        }
+    }
+
+    /// The validator the DHT's record store checks value records with.
+    pub fn validator(&self) -> Arc<IpnsValidator> {
+        Arc::clone(&self.validator)
+    }
+
+    /// The service's counters.
+    pub fn stats(&self) -> &Arc<NamesStats> {
+        &self.stats
+    }
+
+    /// The settings it runs with.
+    pub fn settings(&self) -> &IpnsSettings {
+        &self.settings
+    }
+
+    /// Signs a record of `value` (a path, or a bare CID meaning `/ipfs/CID`)
+    /// under `opts.key`'s name with the next sequence number and keeps it
+    /// in the repo; returns the name and the record's bytes and contents.
+    /// Put it on the DHT with [`put`](Self::put). Blocking (repo writes).
+    pub fn publish_local(
+        &self,
+        value: &str,
+        opts: &PublishOptions,
+    ) -> Result<(PeerId, Vec<u8>, IpnsRecord), IpnsError> {
+        let value = normalise_value(value)?;
+        let key_name = opts.key.as_deref().unwrap_or(crate::names::keystore::SELF);
+        let key = self.keys.get(key_name)?;
+        let name = key.public().to_peer_id();
+        let _one_at_a_time = lock(&self.publishing);
+        let sequence = match self.own_record(&name)? {
+            Some((_, previous)) => previous.sequence.saturating_add(1),
+            None => 0,
+        };
+        let lifetime = opts.lifetime.unwrap_or(self.settings.record_lifetime);
+        let ttl = opts.ttl.unwrap_or(self.settings.record_ttl);
+        let eol = SystemTime::now() + lifetime;
+        let bytes = record::create(&key, value.as_bytes(), sequence, eol, ttl)?;
+        self.store.meta_put(&meta_key(&name), Some(&bytes))?;
+        self.stats.published.fetch_add(1, Ordering::Relaxed);
+        let rec = record::fields(&bytes)?;
+        self.remember(&name, &rec);
+        Ok((name, bytes, rec))
+    }
+
+    /// Stores `name`'s record on the DHT.
+    pub async fn put(
+        &self,
+        dht: &SwarmHandle,
+        name: &PeerId,
+        bytes: Vec<u8>,
+    ) -> Result<(), IpnsError> {
+        Ok(dht.put_value(routing_key(name), bytes).await?)
+    }
+
+    /// Resolves `input` (`NAME`, `/ipns/NAME[/path]`) to the path it points
+    /// at (with the input's own path appended): from the cache, the records
+    /// this node published, and the DHT when `dht` is given.
+    pub async fn resolve(
+        &self,
+        input: &str,
+        opts: ResolveOptions,
+        dht: Option<&SwarmHandle>,
+    ) -> Result<String, IpnsError> {
+        let mut path = input.trim().to_string();
+        if !path.starts_with(IPNS_PREFIX) {
+            path = format!("{IPNS_PREFIX}{path}");
+        }
+        for _ in 0..MAX_RESOLVE_DEPTH {
+            let (name, rest) = parse_name(&path)?;
+            let value = self.resolve_one(&name, opts.nocache, dht).await?;
+            path = format!("{value}{rest}");
+            if !opts.recursive || !path.starts_with(IPNS_PREFIX) {
+                return Ok(path);
+            }
+        }
+        Err(IpnsError::TooDeep {
+            name: input.to_string(),
+            depth: MAX_RESOLVE_DEPTH,
+        })
+    }
+
+    /// The value of `name`'s best record.
+    async fn resolve_one(
+        &self,
+        name: &PeerId,
+        nocache: bool,
+        dht: Option<&SwarmHandle>,
+    ) -> Result<String, IpnsError> {
+        if !nocache {
+            if let Some(value) = self.cached(name) {
+                self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(value);
+            }
+        }
+        let mut candidates: Vec<Vec<u8>> = Vec::new();
+        if let Some((bytes, _)) = self.own_record(name)? {
+            candidates.push(bytes);
+        }
+        if let Some(dht) = dht {
+            match dht.get_values(routing_key(name), RESOLVE_ANSWERS).await {
+                Ok(found) => candidates.extend(found),
+                Err(e) if candidates.is_empty() => return Err(e.into()),
+                Err(e) => tracing::debug!(%name, "IPNS lookup on the DHT: {e}"),
+            }
+        }
+        let now = SystemTime::now();
+        let (_, best) = record::select(name, candidates.iter().map(Vec::as_slice), now)
+            .ok_or(IpnsError::NotFound { name: *name })?;
+        self.remember(name, &best);
+        Ok(best.value_text())
+    }
+
+    /// Signs every record this node published again with a new end of life
+    /// (same value and sequence), keeps it, and puts it on the DHT; returns
+    /// how many went out and the first failure.
+    pub async fn republish(&self, dht: &SwarmHandle) -> (usize, Option<IpnsError>) {
+        let mut done = 0;
+        let mut failure = None;
+        let entries = match self.store.meta_scan(META_PREFIX) {
+            Ok(e) => e,
+            Err(e) => return (0, Some(e.into())),
+        };
+        for (meta, bytes) in entries {
+            let renewed = self.renew(&meta, &bytes);
+            let result = match renewed {
+                Ok(Some((name, bytes))) => self.put(dht, &name, bytes).await,
+                Ok(None) => continue,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(()) => {
+                    done += 1;
+                    self.stats.republished.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    tracing::warn!(record = %meta, "IPNS republish: {e}");
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+        (done, failure)
+    }
+
+    /// Runs the republisher until the node stops: a round at once, then
+    /// every `republish_interval` (a failed round is retried within a
+    /// minute).
+    pub async fn run_republisher(self: Arc<Self>, dht: SwarmHandle) {
+        loop {
+            let (done, failure) = self.republish(&dht).await;
+            if done > 0 {
+                tracing::info!(records = done, "IPNS records republished");
+            }
+            let wait = match failure {
+                Some(_) => REPUBLISH_RETRY.min(self.settings.republish_interval),
+                None => self.settings.republish_interval,
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// A kept record signed again with a new end of life: the name and the
+    /// new bytes, or `None` when its key is gone.
+    fn renew(&self, meta: &str, bytes: &[u8]) -> Result<Option<(PeerId, Vec<u8>)>, IpnsError> {
+        let Some(name) = meta
+            .strip_prefix(META_PREFIX)
+            .and_then(|p| p.parse::<PeerId>().ok())
+        else {
+            return Ok(None);
+        };
+        let Some(key) = self.key_of(&name)? else {
+            return Ok(None);
+        };
+        let _one_at_a_time = lock(&self.publishing);
+        let old = record::fields(bytes)?;
+        let eol = SystemTime::now() + self.settings.record_lifetime;
+        let renewed = record::create(&key, &old.value, old.sequence, eol, old.ttl)?;
+        self.store.meta_put(meta, Some(&renewed))?;
+        Ok(Some((name, renewed)))
+    }
+
+    /// The keypair whose name is `name`, if it is one of ours.
+    fn key_of(&self, name: &PeerId) -> Result<Option<libp2p::identity::Keypair>, IpnsError> {
+        for info in self.keys.list()? {
+            if info.id == *name {
+                return Ok(Some(self.keys.get(&info.name)?));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The record this node last published for `name` (bytes and fields).
+    fn own_record(&self, name: &PeerId) -> Result<Option<(Vec<u8>, IpnsRecord)>, IpnsError> {
+        let Some(bytes) = self.store.meta_get(&meta_key(name))? else {
+            return Ok(None);
+        };
+        let fields = record::fields(&bytes)?;
+        Ok(Some((bytes, fields)))
+    }
+
+    fn cached(&self, name: &PeerId) -> Option<String> {
+        let cache = lock(&self.cache);
+        cache
+            .get(name)
+            .filter(|c| c.until > Instant::now())
+            .map(|c| c.value.clone())
+    }
+
+    /// Caches `rec`'s value for its TTL, never past its end of life; a full
+    /// cache first drops expired entries, then the one expiring soonest.
+    fn remember(&self, name: &PeerId, rec: &IpnsRecord) {
+        if self.settings.cache_entries == 0 {
+            return;
+        }
+        let left = rec
+            .eol
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        let Some(until) = Instant::now().checked_add(rec.ttl.min(left)) else {
+            return;
+        };
+        let mut cache = lock(&self.cache);
+        if cache.len() >= self.settings.cache_entries && !cache.contains_key(name) {
+            let now = Instant::now();
+            cache.retain(|_, c| c.until > now);
+            if cache.len() >= self.settings.cache_entries {
+                if let Some(soonest) = cache.iter().min_by_key(|(_, c)| c.until).map(|(k, _)| *k) {
+                    cache.remove(&soonest);
+                }
+            }
+        }
+        cache.insert(
+            *name,
+            Cached {
+                value: rec.value_text(),
+                until,
+            },
+        );
+    }
+}
+
+/// The metadata key of `name`'s kept record.
+fn meta_key(name: &PeerId) -> String {
+    format!("{META_PREFIX}{name}")
+}
+
+/// `value` as a path: `/ipfs/CID[/path]` (its CID checked), `/ipns/NAME[/path]`,
+/// or a bare CID (meaning `/ipfs/CID`).
+fn normalise_value(value: &str) -> Result<String, IpnsError> {
+    let v = value.trim();
+    let bad = || IpnsError::BadValue {
+        value: value.to_string(),
+    };
+    if v.starts_with(IPNS_PREFIX) {
+        parse_name(v)?;
+        return Ok(v.to_string());
+    }
+    let path = if v.starts_with("/ipfs/") {
+        v.to_string()
+    } else if !v.starts_with('/') {
+        format!("/ipfs/{v}")
+    } else {
+        return Err(bad());
+    };
+    crate::block::parse_cid(&path).map_err(|_| bad())?;
+    Ok(path)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+
+    fn names(settings: IpnsSettings) -> Names {
+        let keys = Arc::new(Keystore::in_memory([7; 32]));
+        Names::new(keys, Arc::new(MemoryStore::new()), settings)
+    }
+
+    fn resolve(n: &Names, input: &str, opts: ResolveOptions) -> Result<String, IpnsError> {
+        futures::executor::block_on(n.resolve(input, opts, None))
+    }
+
+    const CID: &str = "bafkqaaa";
+
+    #[test]
+    fn publish_takes_the_next_sequence_and_resolves_offline() {
+        let n = names(IpnsSettings::default());
+        let (name, _, first) = n.publish_local(CID, &PublishOptions::default()).unwrap();
+        assert_eq!(first.sequence, 0);
+        assert_eq!(first.value_text(), "/ipfs/bafkqaaa");
+        let (again, _, second) = n
+            .publish_local("/ipfs/bafkqaaa/x", &PublishOptions::default())
+            .unwrap();
+        assert_eq!((again, second.sequence), (name, 1));
+        let k51 = crate::names::keystore::ipns_name(&name);
+        let opts = ResolveOptions {
+            recursive: true,
+            nocache: true,
+        };
+        assert_eq!(resolve(&n, &k51, opts).unwrap(), "/ipfs/bafkqaaa/x");
+        assert_eq!(
+            resolve(&n, &format!("/ipns/{k51}/a"), opts).unwrap(),
+            "/ipfs/bafkqaaa/x/a"
+        );
+        // Unknown names are not found; bad values refused.
+        let other = crate::names::keystore::ipns_name(&PeerId::random());
+        assert!(matches!(
+            resolve(&n, &other, opts),
+            Err(IpnsError::BadName { .. }) | Err(IpnsError::NotFound { .. })
+        ));
+        for bad in ["/etc/passwd", "not a cid", "/ipfs/nope"] {
+            assert!(
+                matches!(
+                    n.publish_local(bad, &PublishOptions::default()),
+                    Err(IpnsError::BadValue { .. })
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_pointing_at_names_resolve_recursively_or_one_step() {
+        let n = names(IpnsSettings::default());
+        n.keys.generate("other", "ed25519").unwrap();
+        let (own, _, _) = n.publish_local(CID, &PublishOptions::default()).unwrap();
+        let own_path = format!("/ipns/{}", crate::names::keystore::ipns_name(&own));
+        let opts = PublishOptions {
+            key: Some("other".into()),
+            ..Default::default()
+        };
+        let (other, _, _) = n.publish_local(&own_path, &opts).unwrap();
+        let other = crate::names::keystore::ipns_name(&other);
+        let deep = ResolveOptions::default();
+        assert_eq!(resolve(&n, &other, deep).unwrap(), "/ipfs/bafkqaaa");
+        let shallow = ResolveOptions {
+            recursive: false,
+            nocache: false,
+        };
+        assert_eq!(resolve(&n, &other, shallow).unwrap(), own_path);
+    }
+
+    #[test]
+    fn the_cache_is_bounded_and_follows_the_ttl() {
+        let n = names(IpnsSettings {
+            cache_entries: 2,
+            ..Default::default()
+        });
+        let key = libp2p::identity::Keypair::generate_ed25519();
+        let eol = SystemTime::now() + Duration::from_secs(60);
+        let mut peers = Vec::new();
+        for i in 0..3u64 {
+            let p = PeerId::random();
+            let ttl = Duration::from_secs(10 + i);
+            let bytes = record::create(&key, b"/ipfs/x", i, eol, ttl).unwrap();
+            n.remember(&p, &record::fields(&bytes).unwrap());
+            peers.push(p);
+        }
+        assert_eq!(lock(&n.cache).len(), 2);
+        assert!(n.cached(&peers[0]).is_none(), "the soonest to expire went");
+        assert!(n.cached(&peers[2]).is_some());
+        // A zero TTL is not served from the cache.
+        let bytes = record::create(&key, b"/ipfs/y", 9, eol, Duration::ZERO).unwrap();
+        n.remember(&peers[1], &record::fields(&bytes).unwrap());
+        assert!(n.cached(&peers[1]).is_none());
+    }
+}

@@ -1,0 +1,269 @@
+//! IPNS across processes: `name publish` / `name resolve` with and without
+//! a daemon, a name published on one daemon resolved on another over the
+//! DHT (updates and republishing included), Kubo's RPC answers, and forged,
+//! tampered and expired records refused by every daemon's DHT store.
+#![allow(clippy::result_large_err)]
+
+mod common;
+
+use cairn::names::ipns::record::{create, IpnsEntry};
+use cairn::names::ipns::routing_key;
+use common::{Daemon, TestRepo};
+use libp2p::identity::Keypair;
+use libp2p::PeerId;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Polls `f` every 200 ms until it gives `Some`, for at most `within`.
+fn poll<T>(within: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < within, "{what}: not within {within:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `name resolve --nocache NAME` on `repo`, once it succeeds with `want`.
+fn resolves_to(repo: &TestRepo, name: &str, want: &str) {
+    poll(
+        Duration::from_secs(30),
+        &format!("{name} -> {want}"),
+        || {
+            let out = repo.run(&["name", "resolve", "--nocache", name]);
+            let got = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            (out.status.success() && got == want).then_some(())
+        },
+    )
+}
+
+/// A counter from the daemon's `/metrics` (0 when absent).
+fn counter(api: &str, name: &str) -> u64 {
+    let text = ureq::get(format!("{api}/metrics"))
+        .call()
+        .expect("metrics")
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    text.lines()
+        .find(|l| l.starts_with(&format!("{name}_total ")))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// POSTs an RPC call; returns the status and the JSON answer.
+fn post(api: &str, call: &str) -> (u16, serde_json::Value) {
+    let mut answer = ureq::post(format!("{api}/api/v0/{call}"))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .send_empty()
+        .expect("call the API");
+    let status = answer.status().as_u16();
+    let body = answer.body_mut().read_to_vec().unwrap();
+    (status, serde_json::from_slice(&body).unwrap_or_default())
+}
+
+/// Adds `text` as a file; returns its CID.
+fn add_text(repo: &TestRepo, text: &str) -> String {
+    let file = repo.scratch(&format!("{}.txt", text.len()));
+    std::fs::write(&file, text).unwrap();
+    repo.add(&file, &[]).trim().to_string()
+}
+
+/// The base36 name from `Published to NAME: VALUE`.
+fn published_name(line: &str) -> String {
+    let rest = line.strip_prefix("Published to ").expect("Kubo's line");
+    rest.split(':').next().unwrap().to_string()
+}
+
+#[test]
+fn names_answer_the_same_with_and_without_a_daemon() {
+    let repo = TestRepo::new();
+    repo.ok(&["init"]);
+    let cid = add_text(&repo, "first version");
+    let err = repo.fails(&["name", "publish", &format!("/ipfs/{cid}")]);
+    assert!(err.contains("--allow-offline"), "{err}");
+    let offline = repo.ok(&["name", "publish", "--allow-offline", &cid]);
+    let name = published_name(&offline);
+    assert!(name.starts_with("k51"), "{offline}");
+    assert_eq!(offline, format!("Published to {name}: /ipfs/{cid}\n"));
+    let resolve = |repo: &TestRepo| repo.ok(&["name", "resolve", &format!("/ipns/{name}/x")]);
+    assert_eq!(resolve(&repo), format!("/ipfs/{cid}/x\n"));
+    let bad = repo.fails(&["name", "publish", "--allow-offline", "/etc/passwd"]);
+    assert!(bad.contains("not an /ipfs/ or /ipns/ path"), "{bad}");
+
+    // A daemon alone has no DHT peer: --allow-offline keeps the record.
+    let (mut daemon, _) = Daemon::start(&repo, &[]);
+    assert_eq!(resolve(&repo), format!("/ipfs/{cid}/x\n"));
+    let online = repo.ok(&["name", "publish", "--allow-offline", &cid]);
+    assert_eq!(online, offline);
+    let err = repo.fails(&["name", "publish", &cid]);
+    assert!(err.contains("no DHT peer"), "{err}");
+    let unknown = "k51qzi5uqu5dlvj2baxnqndepeb86cbk3ng7n3i46uzyxzyqj2xjonzllnv0v8";
+    let err = repo.fails(&["name", "resolve", unknown]);
+    assert!(err.contains("no valid IPNS record"), "{err}");
+    daemon.signal(libc::SIGTERM);
+}
+
+/// Three daemons (repo, process, API URL), B and C bootstrapped to A; A's
+/// records live 5 s and are republished every 2 s.
+fn three_daemons() -> Vec<(TestRepo, Daemon, String)> {
+    let mut nodes: Vec<(TestRepo, Daemon, String)> = Vec::new();
+    let mut boot: Option<String> = None;
+    for i in 0..3 {
+        let repo = TestRepo::new();
+        repo.ok(&["init"]);
+        if i == 0 {
+            repo.set_config("ipns", "republish_interval", "\"2s\"");
+            repo.set_config("ipns", "record_lifetime", "\"5s\"");
+        }
+        let extra: Vec<&str> = boot.iter().flat_map(|b| ["--bootstrap", b]).collect();
+        let (daemon, banner) = Daemon::start(&repo, &extra);
+        boot.get_or_insert_with(|| common::swarm_addr(&banner));
+        nodes.push((repo, daemon, common::api_url(&banner)));
+    }
+    nodes
+}
+
+#[test]
+fn a_name_published_on_one_daemon_resolves_on_another_and_follows_updates() {
+    let mut nodes = three_daemons();
+    let (a, c) = (&nodes[0].0, &nodes[2].0);
+    let first = add_text(a, "version one");
+    let second = add_text(a, "version two, longer");
+
+    let line = poll(Duration::from_secs(30), "publish reaches a peer", || {
+        let out = a.run(&["name", "publish", &first]);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    });
+    let name = published_name(&line);
+    resolves_to(c, &name, &format!("/ipfs/{first}"));
+
+    // An update (the next sequence number) replaces it everywhere.
+    let published_at = Instant::now();
+    a.ok(&["name", "publish", &format!("/ipfs/{second}")]);
+    resolves_to(c, &name, &format!("/ipfs/{second}"));
+    // A plain resolve is answered from the cache now.
+    assert_eq!(
+        c.ok(&["name", "resolve", &name]),
+        format!("/ipfs/{second}\n")
+    );
+
+    // The record lives 5 s: past that, C still resolves the name because
+    // A republished it (same value and sequence, a new end of life).
+    let api_a = nodes[0].2.clone();
+    poll(Duration::from_secs(30), "two republish rounds", || {
+        (counter(&api_a, "cairn_ipns_republished") >= 2).then_some(())
+    });
+    while published_at.elapsed() < Duration::from_secs(6) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    resolves_to(c, &name, &format!("/ipfs/{second}"));
+
+    // Kubo's RPC answers.
+    let (status, v) = post(&api_a, &format!("name/publish?arg=/ipfs/{first}&key=self"));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v,
+        serde_json::json!({"Name": name, "Value": format!("/ipfs/{first}")})
+    );
+    let (status, v) = post(
+        &api_a,
+        &format!("name/resolve?arg=/ipns/{name}&nocache=true"),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v, serde_json::json!({"Path": format!("/ipfs/{first}")}));
+    let (status, v) = post(&api_a, "name/resolve?arg=not-a-name");
+    assert_eq!(
+        (status, &v["Type"]),
+        (400, &serde_json::json!("error")),
+        "{v}"
+    );
+    for (_, d, _) in &mut nodes {
+        d.signal(libc::SIGTERM);
+    }
+}
+
+/// Accepts every value record: the test's own node stores and sends what
+/// the daemons must refuse.
+#[derive(Debug)]
+struct AcceptAll;
+
+impl cairn::net::records::ValueValidator for AcceptAll {
+    fn validate(&self, _: &[u8], _: &[u8]) -> Result<SystemTime, String> {
+        Ok(SystemTime::now() + Duration::from_secs(3600))
+    }
+    fn replaces(&self, _: &[u8], _: &[u8], _: &[u8]) -> bool {
+        true
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_tampered_and_expired_records_are_refused() {
+    let a = TestRepo::new();
+    a.ok(&["init"]);
+    let (mut daemon, banner) = Daemon::start(&a, &[]);
+    let api = common::api_url(&banner);
+    let addr: libp2p::Multiaddr = common::swarm_addr(&banner).parse().unwrap();
+    let cid = add_text(&a, "the real content");
+
+    // The name's key, exported so the test can sign as its owner.
+    let key_file = a.scratch("site.key");
+    let name = a.ok(&["key", "gen", "site"]).trim().to_string();
+    a.ok(&["key", "export", "site", "-o", key_file.to_str().unwrap()]);
+    let owner = Keypair::from_protobuf_encoding(&std::fs::read(&key_file).unwrap()).unwrap();
+    let peer: PeerId = owner.public().to_peer_id();
+    assert_eq!(cairn::names::keystore::ipns_name(&peer), name);
+    let real = a.ok(&["name", "publish", "--allow-offline", "--key", "site", &cid]);
+    assert_eq!(published_name(&real), name);
+
+    // The test's node: dials the daemon, then tries to place bad records.
+    let config = cairn::net::swarm::NetConfig {
+        dht_server: Some(true),
+        value_validator: Some(std::sync::Arc::new(AcceptAll)),
+        ..Default::default()
+    };
+    let store = std::sync::Arc::new(cairn::store::MemoryStore::new());
+    let net = cairn::net::Network::start([42; 32], store, &config)
+        .await
+        .unwrap();
+    net.swarm.dial(addr).await.unwrap();
+    let hour = Duration::from_secs(3600);
+    let now = SystemTime::now();
+    let evil = b"/ipfs/bafkqaaa";
+    let forged = create(&Keypair::generate_ed25519(), evil, 99, now + hour, hour).unwrap();
+    let expired = create(&owner, evil, 99, now - hour, hour).unwrap();
+    let mut tampered =
+        IpnsEntry::decode(&create(&owner, evil, 99, now + hour, hour).unwrap()).unwrap();
+    let mut data = tampered.data.clone().unwrap();
+    let at = data.len() / 2;
+    data[at] ^= 0x20;
+    tampered.data = Some(data);
+    let oversized = {
+        let mut e = IpnsEntry::decode(&forged).unwrap();
+        e.signature_v1 = Some(vec![0; 11 * 1024]);
+        e.encode()
+    };
+    for (what, bytes) in [
+        ("forged", forged),
+        ("expired", expired),
+        ("tampered", tampered.encode()),
+        ("oversized", oversized),
+    ] {
+        let put = net.swarm.put_value(routing_key(&peer), bytes).await;
+        assert!(put.is_err(), "the daemon took a {what} record");
+    }
+    let refused = counter(&api, "cairn_ipns_records_refused");
+    assert!(refused >= 3, "{refused} refusals counted");
+
+    // The daemon still resolves the real record (our node offers the
+    // forged one to whoever asks, and it is skipped).
+    let got = a.ok(&["name", "resolve", "--nocache", &name]);
+    assert_eq!(got, format!("/ipfs/{cid}\n"));
+    net.swarm.close().await;
+    daemon.signal(libc::SIGTERM);
+}
