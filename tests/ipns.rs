@@ -95,7 +95,7 @@ fn names_answer_the_same_with_and_without_a_daemon() {
     assert!(bad.contains("not an /ipfs/ or /ipns/ path"), "{bad}");
 
     // A daemon alone has no DHT peer: --allow-offline keeps the record.
-    let (mut daemon, _) = Daemon::start(&repo, &[]);
+    let (mut daemon, banner) = Daemon::start(&repo, &[]);
     assert_eq!(resolve(&repo), format!("/ipfs/{cid}/x\n"));
     let online = repo.ok(&["name", "publish", "--allow-offline", &cid]);
     assert_eq!(online, offline);
@@ -104,6 +104,62 @@ fn names_answer_the_same_with_and_without_a_daemon() {
     let unknown = "k51qzi5uqu5dlvj2baxnqndepeb86cbk3ng7n3i46uzyxzyqj2xjonzllnv0v8";
     let err = repo.fails(&["name", "resolve", unknown]);
     assert!(err.contains("no valid IPNS record"), "{err}");
+
+    // The gateway serves the name, cacheable for the record's TTL (1 h).
+    let gw = common::gateway_url(&banner);
+    let get = |path: &str, host: Option<&str>| {
+        let mut req = ureq::get(format!("{gw}{path}"))
+            .config()
+            .http_status_as_error(false)
+            .build();
+        if let Some(h) = host {
+            req = req.header("Host", h);
+        }
+        let mut r = req.call().expect("gateway answers");
+        let header = |n: &str| {
+            r.headers()
+                .get(n)
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default()
+        };
+        let (cache, xpath, ctype) = (
+            header("cache-control"),
+            header("x-ipfs-path"),
+            header("content-type"),
+        );
+        let status = r.status().as_u16();
+        (
+            status,
+            r.body_mut().read_to_vec().unwrap(),
+            cache,
+            xpath,
+            ctype,
+        )
+    };
+    // What is left of the TTL of the cached answer.
+    let max_age = |cache: &str| -> u64 {
+        let secs = cache.strip_prefix("public, max-age=").expect("a max-age");
+        secs.parse().unwrap()
+    };
+    let (status, body, cache, xpath, _) = get(&format!("/ipns/{name}"), None);
+    assert_eq!((status, body.as_slice()), (200, &b"first version"[..]));
+    assert!((3500..=3600).contains(&max_age(&cache)), "{cache}");
+    assert_eq!(xpath, format!("/ipns/{name}"));
+    let host = format!("{name}.ipns.localhost");
+    let (status, body, ..) = get("/", Some(&host));
+    assert_eq!((status, body.as_slice()), (200, &b"first version"[..]));
+    // The signed record itself, for clients that verify it.
+    let (status, record, cache, _, ctype) = get(&format!("/ipns/{name}?format=ipns-record"), None);
+    assert_eq!(
+        (status, ctype.as_str()),
+        (200, "application/vnd.ipfs.ipns-record")
+    );
+    assert_eq!(max_age(&cache), 3600);
+    let (peer, _) = cairn::names::ipns::parse_name(&name).unwrap();
+    let r = cairn::names::ipns::record::validate(&peer, &record, SystemTime::now()).unwrap();
+    assert_eq!(r.value_text(), format!("/ipfs/{cid}"));
+    assert_eq!(get(&format!("/ipns/{unknown}"), None).0, 404);
+    assert_eq!(get("/ipns/not-a-name", None).0, 400);
     daemon.signal(libc::SIGTERM);
 }
 

@@ -3,6 +3,7 @@
 
 use crate::block::BlockError;
 use crate::dag::DagError;
+use crate::names::ipns::IpnsError;
 use crate::node::{BoxedSource, NodeError};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -14,8 +15,8 @@ pub enum GatewayError {
     /// A method other than GET and HEAD (405).
     #[error("the gateway is read-only")]
     ReadOnly,
-    /// A path outside `/ipfs/` (404).
-    #[error("only /ipfs/{{cid}}[/{{path}}] is served here")]
+    /// A path outside `/ipfs/` and `/ipns/` (404).
+    #[error("only /ipfs/{{cid}}[/{{path}}] and /ipns/{{name}}[/{{path}}] are served here")]
     NotIpfsPath,
     /// The CID in the path does not parse (400).
     #[error("invalid CID {text:?}: {source}")]
@@ -128,6 +129,8 @@ impl GatewayError {
                 StatusCode::GATEWAY_TIMEOUT
             }
             G::Node(NodeError::Block(_)) => StatusCode::BAD_REQUEST,
+            G::Node(NodeError::Ipns(IpnsError::NotFound { .. })) => StatusCode::NOT_FOUND,
+            G::Node(NodeError::Ipns(i)) if i.is_bad_request() => StatusCode::BAD_REQUEST,
             G::Node(_) | G::Join(_) => StatusCode::INTERNAL_SERVER_ERROR,
             G::Producer(_) => StatusCode::BAD_GATEWAY,
         }

@@ -9,6 +9,9 @@
 //! - `?format=raw` / `Accept: application/vnd.ipld.raw` gives the block;
 //!   `?format=car` / `application/vnd.ipld.car` a CAR v1 stream with
 //!   `dag-scope` and `entity-bytes` (see `dag::scope`).
+//! - `/ipns/{name}[/path]` and `{name}.ipns.{domain}` resolve the IPNS
+//!   name and serve what it points at, cacheable for the record's TTL;
+//!   `?format=ipns-record` gives the signed record (see `ipns.rs`).
 //! - `Host: {cidv1}.ipfs.{domain}` serves the same content from its own
 //!   origin; with `[gateway] subdomain_redirect`, path requests on a
 //!   `localhost` host are redirected there.
@@ -28,6 +31,7 @@
 //! `response.rs` what every response shares, `error.rs` the error statuses.
 
 mod error;
+mod ipns;
 mod listing;
 pub mod mime;
 pub mod range;
@@ -93,8 +97,18 @@ async fn respond(
         return Err(GatewayError::ReadOnly);
     }
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    let content = request::parse_request(uri, host)?;
-    if s.subdomain_redirect && content.subdomain.is_none() {
+    let named = ipns::named(uri, host);
+    let (content, ipns_ttl) = match &named {
+        Some(path) if ipns::wants_record(uri, headers) => {
+            return ipns::record(s, path, method == Method::HEAD).await;
+        }
+        Some(path) => {
+            let (content, ttl) = ipns::resolve(s, path).await?;
+            (content, Some(ttl))
+        }
+        None => (request::parse_request(uri, host)?, None),
+    };
+    if s.subdomain_redirect && content.subdomain.is_none() && named.is_none() {
         if let Some(target) = host.and_then(|h| subdomain::localhost_target(uri, h, &content)) {
             return Ok(response::redirect(StatusCode::MOVED_PERMANENTLY, &target));
         }
@@ -115,11 +129,14 @@ async fn respond(
         head: method == Method::HEAD,
         cancel: cancel.clone(),
     };
-    let answered = match format {
+    let mut answered = match format {
         Format::Raw => trustless::raw(&req).await,
         Format::Car => trustless::car(&req).await,
         Format::UnixFs => unixfs::unixfs(&req).await,
     };
+    if let (Ok(r), Some(ttl), Some(path)) = (&mut answered, ipns_ttl, &named) {
+        ipns::set_cache(r, ttl, path);
+    }
     // The request's fetches (and its turn among remote fetches) last as
     // long as its body is being sent, and end when the client goes away.
     let held = (cancel.drop_guard(), turn);

@@ -202,16 +202,29 @@ impl Names {
         opts: ResolveOptions,
         dht: Option<&SwarmHandle>,
     ) -> Result<String, IpnsError> {
+        Ok(self.resolve_ttl(input, opts, dht).await?.0)
+    }
+
+    /// [`resolve`](Self::resolve), with how long the answer may be cached:
+    /// the shortest TTL along the chain of names, never past an end of life.
+    pub async fn resolve_ttl(
+        &self,
+        input: &str,
+        opts: ResolveOptions,
+        dht: Option<&SwarmHandle>,
+    ) -> Result<(String, Duration), IpnsError> {
         let mut path = input.trim().to_string();
         if !path.starts_with(IPNS_PREFIX) {
             path = format!("{IPNS_PREFIX}{path}");
         }
+        let mut ttl = Duration::MAX;
         for _ in 0..MAX_RESOLVE_DEPTH {
             let (name, rest) = parse_name(&path)?;
-            let value = self.resolve_one(&name, opts.nocache, dht).await?;
+            let (value, valid) = self.resolve_one(&name, opts.nocache, dht).await?;
+            ttl = ttl.min(valid);
             path = format!("{value}{rest}");
             if !opts.recursive || !path.starts_with(IPNS_PREFIX) {
-                return Ok(path);
+                return Ok((path, ttl));
             }
         }
         Err(IpnsError::TooDeep {
@@ -220,19 +233,32 @@ impl Names {
         })
     }
 
-    /// The value of `name`'s best record.
+    /// The value of `name`'s best record and how long it may be cached.
     async fn resolve_one(
         &self,
         name: &PeerId,
         nocache: bool,
         dht: Option<&SwarmHandle>,
-    ) -> Result<String, IpnsError> {
+    ) -> Result<(String, Duration), IpnsError> {
         if !nocache {
-            if let Some(value) = self.cached(name) {
+            if let Some(hit) = self.cached(name) {
                 self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(value);
+                return Ok(hit);
             }
         }
+        let (_, best) = self.best_record(name, dht).await?;
+        self.remember(name, &best);
+        Ok((best.value_text(), cache_time(&best)))
+    }
+
+    /// The best valid record of `name` (its bytes and contents) among the
+    /// one this node published and what the DHT answers (when `dht` is
+    /// given), by the spec's rules.
+    pub async fn best_record(
+        &self,
+        name: &PeerId,
+        dht: Option<&SwarmHandle>,
+    ) -> Result<(Vec<u8>, IpnsRecord), IpnsError> {
         let mut candidates: Vec<Vec<u8>> = Vec::new();
         if let Some((bytes, _)) = self.own_record(name)? {
             candidates.push(bytes);
@@ -245,10 +271,9 @@ impl Names {
             }
         }
         let now = SystemTime::now();
-        let (_, best) = record::select(name, candidates.iter().map(Vec::as_slice), now)
+        let (i, best) = record::select(name, candidates.iter().map(Vec::as_slice), now)
             .ok_or(IpnsError::NotFound { name: *name })?;
-        self.remember(name, &best);
-        Ok(best.value_text())
+        Ok((candidates.swap_remove(i), best))
     }
 
     /// Signs every record this node published again with a new end of life
@@ -338,12 +363,14 @@ impl Names {
         Ok(Some((bytes, fields)))
     }
 
-    fn cached(&self, name: &PeerId) -> Option<String> {
+    /// A cached value of `name` and how much longer it may be served.
+    fn cached(&self, name: &PeerId) -> Option<(String, Duration)> {
         let cache = lock(&self.cache);
+        let now = Instant::now();
         cache
             .get(name)
-            .filter(|c| c.until > Instant::now())
-            .map(|c| c.value.clone())
+            .filter(|c| c.until > now)
+            .map(|c| (c.value.clone(), c.until - now))
     }
 
     /// Caches `rec`'s value for its TTL, never past its end of life; a full
@@ -352,11 +379,7 @@ impl Names {
         if self.settings.cache_entries == 0 {
             return;
         }
-        let left = rec
-            .eol
-            .duration_since(SystemTime::now())
-            .unwrap_or_default();
-        let Some(until) = Instant::now().checked_add(rec.ttl.min(left)) else {
+        let Some(until) = Instant::now().checked_add(cache_time(rec)) else {
             return;
         };
         let mut cache = lock(&self.cache);
@@ -377,6 +400,15 @@ impl Names {
             },
         );
     }
+}
+
+/// How long `rec` may be cached: its TTL, never past its end of life.
+fn cache_time(rec: &IpnsRecord) -> Duration {
+    let left = rec
+        .eol
+        .duration_since(SystemTime::now())
+        .unwrap_or_default();
+    rec.ttl.min(left)
 }
 
 /// The metadata key of `name`'s kept record.
