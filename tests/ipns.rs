@@ -323,3 +323,56 @@ async fn forged_tampered_and_expired_records_are_refused() {
     net.swarm.close().await;
     daemon.signal(libc::SIGTERM);
 }
+
+/// Runs `node tests/js-clients/ipns-record.mjs ARGS`; its JSON answer.
+fn helia(args: &[&str]) -> serde_json::Value {
+    let dir = common::process::npm_ci("tests/js-clients");
+    let mut cmd = std::process::Command::new("node");
+    cmd.arg(dir.join("ipns-record.mjs"))
+        .args(args)
+        .current_dir(&dir);
+    let out = common::process::run_bounded(cmd, None, Duration::from_secs(60)).unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+        panic!(
+            "ipns-record.mjs {args:?}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[test]
+fn records_verify_in_helia_and_helias_verify_in_cairn() {
+    use cairn::names::ipns::record::{format_rfc3339, validate};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("record");
+    let file_s = file.to_str().unwrap();
+
+    // cairn's record, checked by @helia/ipns's validator.
+    let key = Keypair::generate_ed25519();
+    let name = cairn::names::keystore::ipns_name(&key.public().to_peer_id());
+    let eol = SystemTime::now() + Duration::from_secs(48 * 3600);
+    let value = "/ipfs/bafkqaaa/some/path";
+    let ttl = Duration::from_secs(3600);
+    std::fs::write(&file, create(&key, value.as_bytes(), 42, eol, ttl).unwrap()).unwrap();
+    let v = helia(&["verify", &name, file_s]);
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["value"], value);
+    assert_eq!(v["sequence"], "42");
+    assert_eq!(v["ttl"], ttl.as_nanos().to_string());
+    assert_eq!(v["validity"], format_rfc3339(eol));
+    // ...and refused under another name.
+    let other = cairn::names::keystore::ipns_name(&PeerId::from_public_key(
+        &Keypair::generate_ed25519().public(),
+    ));
+    assert_eq!(helia(&["verify", &other, file_s])["ok"], false);
+
+    // Helia's record, checked by cairn.
+    let made = helia(&["create", file_s, "/ipfs/bafkqaaa", "5"]);
+    let helia_name = made["name"].as_str().expect("a name").to_string();
+    let (peer, _) = cairn::names::ipns::parse_name(&helia_name).unwrap();
+    let bytes = std::fs::read(&file).unwrap();
+    let r = validate(&peer, &bytes, SystemTime::now()).unwrap();
+    assert_eq!((r.value_text().as_str(), r.sequence), ("/ipfs/bafkqaaa", 5));
+    assert!(r.eol > SystemTime::now() + Duration::from_secs(3000));
+}
