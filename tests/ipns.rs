@@ -203,6 +203,31 @@ fn a_name_published_on_one_daemon_resolves_on_another_and_follows_updates() {
     let published_at = Instant::now();
     a.ok(&["name", "publish", &format!("/ipfs/{second}")]);
     resolves_to(c, &name, &format!("/ipfs/{second}"));
+    // Resolve latency on C through its RPC API: over the DHT (nocache)
+    // and from the cache.
+    let api_c = nodes[2].2.clone();
+    let timed = |nocache: bool| -> Duration {
+        let mut took: Vec<Duration> = (0..20)
+            .map(|_| {
+                let t = Instant::now();
+                let call = format!("name/resolve?arg={name}&nocache={nocache}");
+                let (status, v) = post(&api_c, &call);
+                assert_eq!(status, 200, "{v}");
+                t.elapsed()
+            })
+            .collect();
+        took.sort();
+        eprintln!(
+            "name resolve over 3 loopback daemons, nocache={nocache}: p50 {:?}, max {:?}",
+            took[10], took[19]
+        );
+        took[10]
+    };
+    let (cold, cached) = (timed(true), timed(false));
+    assert!(
+        cached <= cold,
+        "the cache is not faster: {cached:?} vs {cold:?}"
+    );
     // A plain resolve is answered from the cache now.
     assert_eq!(
         c.ok(&["name", "resolve", &name]),

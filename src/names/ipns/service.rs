@@ -28,8 +28,8 @@ use std::time::{Duration, Instant, SystemTime};
 /// Metadata key prefix of the records this node published.
 const META_PREFIX: &str = "ipns.";
 
-/// Distinct answers a DHT resolve collects before choosing (Kubo's quorum
-/// for IPNS).
+/// Answers a DHT resolve collects before choosing, unless the walk ends
+/// first (Kubo's quorum for IPNS).
 const RESOLVE_ANSWERS: usize = 16;
 
 /// Most `/ipns/` hops a recursive resolve follows (Kubo's limit).

@@ -23,9 +23,10 @@ pub(super) enum Query {
     },
     /// Storing a value record at the closest peers.
     PutValue(oneshot::Sender<Result<(), NetError>>),
-    /// Collecting the distinct values of a key.
+    /// Collecting the distinct values of a key, until `limit` answers.
     Values {
         found: Vec<Vec<u8>>,
+        answers: usize,
         limit: usize,
         reply: oneshot::Sender<Result<Vec<Vec<u8>>, NetError>>,
     },
@@ -154,15 +155,22 @@ pub(super) fn on_query_progress(
             }
         }
         kad::QueryResult::GetRecord(r) => {
-            let Some(Query::Values { found, limit, .. }) = queries.get_mut(&id) else {
+            let Some(Query::Values {
+                found,
+                answers,
+                limit,
+                ..
+            }) = queries.get_mut(&id)
+            else {
                 return;
             };
             if let Ok(kad::GetRecordOk::FoundRecord(pr)) = r {
+                *answers += 1;
                 if !found.contains(&pr.record.value) {
                     found.push(pr.record.value);
                 }
             }
-            let enough = found.len() >= *limit;
+            let enough = *answers >= *limit;
             if enough || last {
                 if let Some(Query::Values { found, reply, .. }) = queries.remove(&id) {
                     let _ = reply.send(Ok(found));

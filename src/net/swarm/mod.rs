@@ -150,7 +150,8 @@ pub(super) enum Command {
     StopProviding(Vec<Vec<u8>>),
     /// Store a value record on the DHT (here and at the closest peers).
     PutValue(Vec<u8>, Vec<u8>, oneshot::Sender<Result<(), NetError>>),
-    /// Collect up to this many distinct values of a DHT key (ours first).
+    /// Collect the distinct values of a DHT key (ours first) until this
+    /// many answers came.
     GetValues(
         Vec<u8>,
         usize,
@@ -335,9 +336,9 @@ impl SwarmHandle {
         self.ask(|tx| Command::PutValue(key, value, tx)).await?
     }
 
-    /// Up to `limit` distinct values stored under `key`: ours (if we hold
-    /// one) and those the closest peers answer, in arrival order; empty when
-    /// the walk found none. The caller picks among them (the store only
+    /// The distinct values stored under `key`: ours (if we hold one) and
+    /// those the closest peers answer, in arrival order, once `limit`
+    /// answers came or the walk ended; empty when it found none. The caller picks among them (the store only
     /// keeps valid values, peers may send anything).
     pub async fn get_values(&self, key: Vec<u8>, limit: usize) -> Result<Vec<Vec<u8>>, NetError> {
         self.ask(|tx| Command::GetValues(key, limit, tx)).await?

@@ -149,7 +149,7 @@ pub async fn spawn(
                     }
                     Some(Command::GetValues(key, limit, reply)) => {
                         let id = swarm.behaviour_mut().kad.get_record(kad::RecordKey::from(key));
-                        queries.insert(id, Query::Values { found: Vec::new(), limit: limit.max(1), reply });
+                        queries.insert(id, Query::Values { found: Vec::new(), answers: 0, limit: limit.max(1), reply });
                     }
                     Some(Command::RoutingTable(reply)) => {
                         let mut table = Vec::new();
