@@ -299,7 +299,13 @@ impl Names {
                     self.stats.republished.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(e) => {
-                    tracing::warn!(record = %meta, "IPNS republish: {e}");
+                    // A node alone (or still joining) has no peer to take
+                    // records: not worth a warning every retry.
+                    if matches!(e, IpnsError::Net(crate::net::NetError::NoValuePeers)) {
+                        tracing::debug!(record = %meta, "IPNS republish: {e}");
+                    } else {
+                        tracing::warn!(record = %meta, "IPNS republish: {e}");
+                    }
                     failure.get_or_insert(e);
                 }
             }
