@@ -117,7 +117,8 @@ impl Daemon {
                 shutdown: stop_sender,
                 guard: Arc::new(guard),
             };
-            daemon.serve(listener, crate::rpc::server::router(state));
+            let serve = crate::http::ServeOptions::new(&options.api_access.connections, true);
+            daemon.serve(listener, crate::rpc::server::router(state), serve);
             daemon.api_addr = Some(bound);
         }
         if let (Some((listener, bound)), Some(g)) = (gateway_listener, &options.gateway) {
@@ -126,7 +127,8 @@ impl Daemon {
                 timeout: g.timeout,
                 subdomain_redirect: g.subdomain_redirect,
             };
-            daemon.serve(listener, crate::gateway::router(state));
+            let serve = crate::http::ServeOptions::new(&g.connections, false);
+            daemon.serve(listener, crate::gateway::router(state), serve);
             daemon.gateway_addr = Some(bound);
         }
         if let Err(e) = daemon.write_files(node.repo_path().map(PathBuf::from)) {
@@ -137,16 +139,16 @@ impl Daemon {
     }
 
     /// Serves `router` on `listener` until `stop` is cancelled.
-    fn serve(&mut self, listener: TcpListener, router: axum::Router) {
+    fn serve(
+        &mut self,
+        listener: TcpListener,
+        router: axum::Router,
+        options: crate::http::ServeOptions,
+    ) {
         let stop = self.stop.clone();
-        self.servers.push(tokio::spawn(async move {
-            let served = axum::serve(nodelay(listener), router)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await;
-            if let Err(e) = served {
-                tracing::warn!("HTTP server ended: {e}");
-            }
-        }));
+        self.servers.push(tokio::spawn(crate::http::serve(
+            listener, router, options, stop,
+        )));
     }
 
     /// Writes `REPO/api` (and `REPO/gateway`) when the node has a repo.
@@ -288,19 +290,4 @@ async fn bind(
     let listener = TcpListener::bind(addr).await.map_err(err)?;
     let bound = listener.local_addr().map_err(err)?;
     Ok((listener, bound))
-}
-
-/// A listener whose connections send small writes at once (TCP_NODELAY).
-/// Streamed responses (`pin add`, `cat`, progress lines) write their headers
-/// and body separately; with Nagle's algorithm on, the body waited for the
-/// client's delayed ACK, ≈ 40 ms on Linux, on every such call.
-fn nodelay(
-    listener: TcpListener,
-) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = SocketAddr> {
-    use axum::serve::ListenerExt as _;
-    listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("TCP_NODELAY on an API connection: {e}");
-        }
-    })
 }

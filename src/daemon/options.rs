@@ -2,7 +2,7 @@
 //! (loopback, any free port) or from a node's `config.toml`.
 
 use super::DaemonError;
-use crate::node::config::{ApiSettings, GatewaySettings, NetSettings};
+use crate::node::config::{ApiSettings, ConnectionSettings, GatewaySettings, NetSettings};
 use crate::node::Config;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -19,8 +19,9 @@ pub struct DaemonOptions {
     /// RPC API address (port 0: any free port); `None` serves no API.
     pub api: Option<SocketAddr>,
     /// Who may call the API: `[api]` tokens (none: no authentication,
-    /// allowed on loopback only) and allowed web origins. Its `listen` is
-    /// not read; [`api`](Self::api) is the address.
+    /// allowed on loopback only) and allowed web origins; its connections'
+    /// timeouts and caps. Its `listen` is not read; [`api`](Self::api) is
+    /// the address.
     pub api_access: ApiSettings,
     /// The HTTP gateway; `None` serves none.
     pub gateway: Option<GatewayOptions>,
@@ -38,6 +39,8 @@ pub struct GatewayOptions {
     pub timeout: Duration,
     /// Redirect `/ipfs/CID/...` on `localhost` to `CID.ipfs.localhost`.
     pub subdomain_redirect: bool,
+    /// Timeouts and connection caps.
+    pub connections: ConnectionSettings,
 }
 
 /// Loopback, any free port.
@@ -70,6 +73,7 @@ impl Default for GatewayOptions {
             listen: LOOPBACK_ANY_PORT,
             timeout: settings.timeout,
             subdomain_redirect: settings.subdomain_redirect,
+            connections: settings.connections,
         }
     }
 }
@@ -92,6 +96,7 @@ impl DaemonOptions {
                 })?,
                 timeout: config.gateway.timeout,
                 subdomain_redirect: config.gateway.subdomain_redirect,
+                connections: config.gateway.connections.clone(),
             }),
         };
         Ok(DaemonOptions {

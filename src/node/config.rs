@@ -4,8 +4,10 @@
 //! choices are enums, so a bad value is an error naming its line and key
 //! rather than a surprise when the setting is first used.
 
+mod connections;
 mod size;
 
+pub use connections::ConnectionSettings;
 pub use size::{parse_size, ByteSize, SizeError};
 
 use crate::block::{CidFormat, HashAlg};
@@ -125,6 +127,8 @@ pub struct GatewaySettings {
     /// Redirect `/ipfs/CID/...` on `localhost` to `CID.ipfs.localhost`,
     /// giving each site its own origin.
     pub subdomain_redirect: bool,
+    /// Timeouts and connection caps (`[gateway.connections]`).
+    pub connections: ConnectionSettings,
 }
 
 impl Default for GatewaySettings {
@@ -133,6 +137,7 @@ impl Default for GatewaySettings {
             listen: "127.0.0.1:8080".into(),
             timeout: Duration::from_secs(60),
             subdomain_redirect: false,
+            connections: ConnectionSettings::default(),
         }
     }
 }
@@ -188,6 +193,8 @@ pub struct ApiSettings {
     /// None by default: a request a browser sends from any web page is
     /// refused (see README, Security).
     pub allowed_origins: Vec<String>,
+    /// Timeouts and connection caps (`[api.connections]`).
+    pub connections: ConnectionSettings,
 }
 
 impl Default for ApiSettings {
@@ -196,6 +203,7 @@ impl Default for ApiSettings {
             listen: "127.0.0.1:5001".into(),
             tokens: Vec::new(),
             allowed_origins: Vec::new(),
+            connections: ConnectionSettings::default(),
         }
     }
 }

@@ -46,18 +46,23 @@ pub fn cairn_ok(repo: &Path, args: &[&str]) -> String {
 }
 
 /// Sets `[section] key = value` (a TOML value, e.g. `"\"3s\""` or
-/// `"true"`) in the config.toml of the initialised repo at `repo`.
+/// `"true"`; `section` may be dotted, `api.connections`) in the
+/// config.toml of the initialised repo at `repo`.
 pub fn set_config_at(repo: &Path, section: &str, key: &str, value: &str) {
     let path = repo.join("config.toml");
     let text = std::fs::read_to_string(&path).expect("read config");
     let mut doc: toml::Table = toml::from_str(&text).expect("parse config");
     let v: toml::Value =
         toml::from_str::<toml::Table>(&format!("v = {value}")).expect("a TOML value")["v"].clone();
-    doc.entry(section.to_string())
-        .or_insert_with(|| toml::Value::Table(Default::default()))
-        .as_table_mut()
-        .expect("a table")
-        .insert(key.to_string(), v);
+    let mut table = &mut doc;
+    for name in section.split('.') {
+        table = table
+            .entry(name.to_string())
+            .or_insert_with(|| toml::Value::Table(Default::default()))
+            .as_table_mut()
+            .expect("a table");
+    }
+    table.insert(key.to_string(), v);
     std::fs::write(&path, toml::to_string(&doc).expect("serialise")).expect("write config");
 }
 
@@ -222,7 +227,7 @@ impl Daemon {
 
     /// Starts `cmd` (a daemon) and waits until it says it is ready; its
     /// stdout keeps being read, so it never blocks on a full pipe.
-    fn launch(mut cmd: Command) -> (Daemon, Vec<String>) {
+    pub fn launch(mut cmd: Command) -> (Daemon, Vec<String>) {
         let mut child = cmd.stdout(Stdio::piped()).spawn().expect("start daemon");
         let stdout = child.stdout.take().expect("piped");
         let (tx, rx) = mpsc::channel();

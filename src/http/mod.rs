@@ -1,4 +1,14 @@
-//! HTTP plumbing shared by the RPC API and the gateway.
+//! HTTP plumbing shared by the RPC API and the gateway: the server both
+//! run on ([`serve`]: connection timeouts and caps, in `conn.rs` and
+//! `limits.rs`), streamed response bodies, request metrics.
+
+mod conn;
+mod limits;
+mod serve;
+
+pub use conn::Timeouts;
+pub use limits::{Admission, Admit, ConnectionLimits, Refused};
+pub use serve::{serve, BodyError, ServeOptions};
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};

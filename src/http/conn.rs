@@ -1,0 +1,244 @@
+//! One HTTP connection's state, which decides how long it may stay open:
+//! waiting for a request's headers (header timeout), answering requests
+//! (no limit here; bodies have their own timeout), or idle between requests
+//! (idle timeout). The server's driver sleeps until [`ConnState::deadline`]
+//! and is woken whenever the state changes.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// How long a connection may wait in each state.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// From a connection's start, or a request's first byte, to the end of
+    /// its headers.
+    pub header: Duration,
+    /// From a response's end to the next request's first byte.
+    pub idle: Duration,
+}
+
+/// Where a connection is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Reading a request's headers since `since`.
+    Header { since: Instant },
+    /// Answering `requests` requests (their responses not yet sent).
+    Active { requests: u32 },
+    /// Nothing to do since `since`.
+    Idle { since: Instant },
+}
+
+/// A connection's state, shared by its I/O, its requests and its driver.
+#[derive(Debug)]
+pub struct ConnState {
+    phase: Mutex<Phase>,
+    changed: Notify,
+    evicted: CancellationToken,
+}
+
+impl ConnState {
+    /// A connection accepted at `now`, its first request's headers awaited.
+    pub fn new(now: Instant) -> ConnState {
+        ConnState {
+            phase: Mutex::new(Phase::Header { since: now }),
+            changed: Notify::new(),
+            evicted: CancellationToken::new(),
+        }
+    }
+
+    fn with_phase<T>(&self, f: impl FnOnce(&mut Phase) -> T) -> T {
+        f(&mut self.phase.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Bytes arrived at `now`: an idle connection starts reading headers.
+    pub fn got_bytes(&self, now: Instant) {
+        let started = self.with_phase(|p| match *p {
+            Phase::Idle { .. } => {
+                *p = Phase::Header { since: now };
+                true
+            }
+            _ => false,
+        });
+        if started {
+            self.changed.notify_one();
+        }
+    }
+
+    /// A request's headers were read; it is active until the returned
+    /// guard drops (its response sent or dropped).
+    pub fn begin(self: &Arc<Self>) -> ActiveRequest {
+        self.with_phase(|p| {
+            *p = match *p {
+                Phase::Active { requests } => Phase::Active {
+                    requests: requests + 1,
+                },
+                _ => Phase::Active { requests: 1 },
+            }
+        });
+        self.changed.notify_one();
+        ActiveRequest(Arc::clone(self))
+    }
+
+    fn end(&self, now: Instant) {
+        self.with_phase(|p| {
+            *p = match *p {
+                Phase::Active { requests } if requests > 1 => Phase::Active {
+                    requests: requests - 1,
+                },
+                _ => Phase::Idle { since: now },
+            }
+        });
+        self.changed.notify_one();
+    }
+
+    /// When the connection must be closed if its state does not change
+    /// first; `None` while it answers requests.
+    pub fn deadline(&self, timeouts: &Timeouts) -> Option<Instant> {
+        self.with_phase(|p| match *p {
+            Phase::Header { since } => Some(since + timeouts.header),
+            Phase::Active { .. } => None,
+            Phase::Idle { since } => Some(since + timeouts.idle),
+        })
+    }
+
+    /// Since when the connection has had no request to answer (waiting for
+    /// one, or for its headers); `None` while it answers one.
+    pub fn idle_since(&self) -> Option<Instant> {
+        self.with_phase(|p| match *p {
+            Phase::Header { since } | Phase::Idle { since } => Some(since),
+            Phase::Active { .. } => None,
+        })
+    }
+
+    /// Resolves at the next state change after the call.
+    pub async fn changed(&self) {
+        self.changed.notified().await
+    }
+
+    /// Closes the connection (to make room for another).
+    pub fn evict(&self) {
+        self.evicted.cancel();
+    }
+
+    /// Whether the connection was evicted.
+    pub fn is_evicted(&self) -> bool {
+        self.evicted.is_cancelled()
+    }
+
+    /// Resolves once the connection was evicted.
+    pub async fn evicted(&self) {
+        self.evicted.cancelled().await
+    }
+}
+
+/// A request being answered; dropping it ends the request.
+#[derive(Debug)]
+pub struct ActiveRequest(Arc<ConnState>);
+
+impl Drop for ActiveRequest {
+    fn drop(&mut self) {
+        self.0.end(Instant::now());
+    }
+}
+
+/// A connection's socket, telling its state when bytes arrive.
+pub struct Tracked<T> {
+    io: T,
+    conn: Arc<ConnState>,
+}
+
+impl<T> Tracked<T> {
+    /// `io` reporting to `conn`.
+    pub fn new(io: T, conn: Arc<ConnState>) -> Tracked<T> {
+        Tracked { io, conn }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.conn.got_bytes(Instant::now());
+        }
+        polled
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, data)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Timeouts = Timeouts {
+        header: Duration::from_secs(30),
+        idle: Duration::from_secs(75),
+    };
+
+    #[test]
+    fn deadlines_follow_the_phase() {
+        let start = Instant::now();
+        let c = Arc::new(ConnState::new(start));
+        assert_eq!(c.deadline(&T), Some(start + T.header));
+        assert_eq!(c.idle_since(), Some(start));
+        let first = c.begin();
+        let second = c.begin();
+        assert_eq!(c.deadline(&T), None);
+        assert_eq!(c.idle_since(), None);
+        drop(first);
+        assert_eq!(c.deadline(&T), None, "one request still runs");
+        let later = start + Duration::from_secs(5);
+        c.got_bytes(later);
+        assert_eq!(c.deadline(&T), None, "body bytes of an active request");
+        drop(second);
+        let idle = c.idle_since().expect("idle after the last response");
+        assert_eq!(c.deadline(&T), Some(idle + T.idle));
+        c.got_bytes(later);
+        assert_eq!(c.deadline(&T), Some(later + T.header));
+        c.got_bytes(later + T.header);
+        assert_eq!(
+            c.deadline(&T),
+            Some(later + T.header),
+            "the header clock does not restart with each byte"
+        );
+    }
+}

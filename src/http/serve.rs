@@ -1,0 +1,275 @@
+//! The HTTP/1.1 server the API and the gateway run on: accepts connections
+//! within [`ConnectionLimits`], closes those that wait too long (headers,
+//! idle keep-alive, a stalled request body), and stops gracefully.
+//!
+//! Each connection is driven by one task that serves it with hyper and
+//! sleeps until its [`ConnState::deadline`]; a request body that sends
+//! nothing for the body timeout fails the read the handler is doing, and
+//! the connection closes after that response (its body unread).
+
+use super::conn::{ActiveRequest, ConnState, Timeouts, Tracked};
+use super::limits::{default_max_connections, Admission, ConnectionLimits, Refused};
+use crate::node::config::ConnectionSettings;
+use axum::extract::Request;
+use axum::response::Response;
+use axum::Router;
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// How a server treats its connections.
+#[derive(Clone, Copy, Debug)]
+pub struct ServeOptions {
+    /// Header and idle timeouts.
+    pub timeouts: Timeouts,
+    /// Longest wait for the next part of a request body.
+    pub body_timeout: Duration,
+    /// Most open connections.
+    pub max_connections: usize,
+    /// Most open connections from one IP address.
+    pub max_connections_per_client: usize,
+}
+
+impl ServeOptions {
+    /// The options `settings` give the API (`api`) or the gateway, a
+    /// `max_connections` of 0 derived from the file-descriptor limit.
+    pub fn new(settings: &ConnectionSettings, api: bool) -> ServeOptions {
+        ServeOptions {
+            timeouts: Timeouts {
+                header: settings.header_timeout,
+                idle: settings.idle_timeout,
+            },
+            body_timeout: settings.body_timeout,
+            max_connections: match settings.max_connections {
+                0 => default_max_connections(api),
+                n => n,
+            },
+            max_connections_per_client: settings.max_connections_per_client,
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `stop` is cancelled, then lets the
+/// requests being answered finish (idle connections close at once).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    options: ServeOptions,
+    stop: CancellationToken,
+) {
+    let limits = ConnectionLimits::new(options.max_connections, options.max_connections_per_client);
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            accepted = listener.accept() => {
+                let (tcp, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        accept_failed(e).await;
+                        continue;
+                    }
+                };
+                match limits.admit(peer.ip(), ROOM_PATIENCE).await {
+                    Ok(admission) => {
+                        let service = ConnService {
+                            router: router.clone(),
+                            conn: Arc::clone(admission.conn()),
+                            body_timeout: options.body_timeout,
+                        };
+                        conns.spawn(drive(tcp, admission, service, options.timeouts, stop.clone()));
+                    }
+                    Err(refused) => refuse(tcp, &refused),
+                }
+            }
+        }
+    }
+    drop(listener);
+    while conns.join_next().await.is_some() {}
+}
+
+/// How long a new connection waits for an idle one to close and free its
+/// slot (closing takes a task switch; this bounds a stuck close).
+const ROOM_PATIENCE: Duration = Duration::from_millis(500);
+
+/// An `accept` error: the connection's own trouble is skipped; running out
+/// of descriptors or memory pauses accepting briefly (the pending
+/// connections wait in the backlog) instead of spinning.
+async fn accept_failed(e: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::warn!("accepting an HTTP connection: {e}; pausing 100 ms");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+/// Answers a connection over a cap with 503 (if the socket takes it at
+/// once) and closes it.
+fn refuse(tcp: TcpStream, why: &Refused) {
+    tracing::debug!("refusing an HTTP connection: {why}");
+    const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\
+        Retry-After: 1\r\nContent-Length: 0\r\n\r\n";
+    let _ = tcp.try_write(BUSY);
+}
+
+/// Serves one connection until it ends, is evicted, outstays a timeout,
+/// or the server stops (then it finishes its requests first).
+async fn drive(
+    tcp: TcpStream,
+    admission: Admission,
+    service: ConnService,
+    timeouts: Timeouts,
+    stop: CancellationToken,
+) {
+    // Streamed responses write headers and body separately; with Nagle's
+    // algorithm the body would wait for the client's delayed ACK (≈ 40 ms).
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!("TCP_NODELAY on an HTTP connection: {e}");
+    }
+    let conn = Arc::clone(admission.conn());
+    let io = TokioIo::new(Tracked::new(tcp, Arc::clone(&conn)));
+    let served = hyper::server::conn::http1::Builder::new()
+        // The deadlines below instead (hyper's would also end idle ones).
+        .header_read_timeout(None)
+        .serve_connection(io, service);
+    tokio::pin!(served);
+    let mut stopping = false;
+    loop {
+        let deadline = conn.deadline(&timeouts);
+        tokio::select! {
+            ended = served.as_mut() => {
+                if let Err(e) = ended {
+                    tracing::debug!("HTTP connection ended: {e}");
+                }
+                return;
+            }
+            () = conn.evicted() => return,
+            () = stop.cancelled(), if !stopping => {
+                stopping = true;
+                served.as_mut().graceful_shutdown();
+            }
+            () = sleep_until(deadline) => {
+                if conn.deadline(&timeouts).is_some_and(|d| d <= Instant::now()) {
+                    tracing::debug!("closing an HTTP connection that outstayed its timeout");
+                    return;
+                }
+            }
+            () = conn.changed() => {}
+        }
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The router, as one connection's hyper service: each request counts as
+/// active until its response is sent, and its body reads time out.
+struct ConnService {
+    router: Router,
+    conn: Arc<ConnState>,
+    body_timeout: Duration,
+}
+
+impl hyper::service::Service<Request<Incoming>> for ConnService {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let active: ActiveRequest = self.conn.begin();
+        let timeout = self.body_timeout;
+        let request = request.map(|body| axum::body::Body::new(TimedBody::new(body, timeout)));
+        let mut router = self.router.clone();
+        Box::pin(async move {
+            let response = tower_service::Service::call(&mut router, request).await?;
+            Ok(super::holding(response, active))
+        })
+    }
+}
+
+/// Why a request body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The connection failed or the body was malformed.
+    #[error("reading the request body: {0}")]
+    Read(#[from] hyper::Error),
+    /// The client sent nothing for `timeout`.
+    #[error("no part of the request body came within {timeout:?}")]
+    Stalled {
+        /// The body timeout.
+        timeout: Duration,
+    },
+}
+
+/// A request body whose reads fail once nothing came for `timeout`.
+struct TimedBody {
+    body: Incoming,
+    timeout: Duration,
+    stall: Pin<Box<tokio::time::Sleep>>,
+    armed: bool,
+}
+
+impl TimedBody {
+    fn new(body: Incoming, timeout: Duration) -> TimedBody {
+        TimedBody {
+            body,
+            timeout,
+            stall: Box::pin(tokio::time::sleep(timeout)),
+            armed: false,
+        }
+    }
+}
+
+impl http_body::Body for TimedBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, BodyError>>> {
+        let this = &mut *self;
+        if let Poll::Ready(frame) = Pin::new(&mut this.body).poll_frame(cx) {
+            this.armed = false;
+            return Poll::Ready(frame.map(|f| f.map_err(BodyError::Read)));
+        }
+        if !this.armed {
+            this.armed = true;
+            let deadline = Instant::now() + this.timeout;
+            this.stall.as_mut().reset(deadline);
+        }
+        match this.stall.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(BodyError::Stalled {
+                timeout: this.timeout,
+            }))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
