@@ -367,31 +367,56 @@ fn cbor_text(out: &mut Vec<u8>, s: &str) {
 }
 
 /// Reads the signed fields from `data` (other keys are ignored, as the
-/// spec asks).
+/// spec asks, without building them: a generic document would reserve room
+/// for whatever length an array declares).
 fn decode_data(data: &[u8]) -> Result<DataFields, IpnsError> {
-    use ipld_core::ipld::Ipld;
-    let bad = |reason: String| IpnsError::BadData { reason };
-    let doc: Ipld = serde_ipld_dagcbor::from_slice(data).map_err(|e| bad(e.to_string()))?;
-    let Ipld::Map(map) = doc else {
-        return Err(bad("not a map".into()));
-    };
-    let bytes = |k: &'static str| match map.get(k) {
-        Some(Ipld::Bytes(b)) => Ok(b.clone()),
-        Some(_) => Err(bad(format!("{k} is not bytes"))),
-        None => Err(IpnsError::Missing { field: k }),
-    };
-    let uint = |k: &'static str| match map.get(k) {
-        Some(Ipld::Integer(i)) => u64::try_from(*i).map_err(|_| bad(format!("{k} out of range"))),
-        Some(_) => Err(bad(format!("{k} is not an integer"))),
-        None => Err(IpnsError::Missing { field: k }),
-    };
+    let doc: DataDoc = serde_ipld_dagcbor::from_slice(data).map_err(|e| IpnsError::BadData {
+        reason: e.to_string(),
+    })?;
     Ok(DataFields {
-        value: bytes("Value")?,
-        validity: bytes("Validity")?,
-        validity_type: uint("ValidityType")?,
-        sequence: uint("Sequence")?,
-        ttl: uint("TTL")?,
+        value: doc.value.0,
+        validity: doc.validity.0,
+        validity_type: doc.validity_type,
+        sequence: doc.sequence,
+        ttl: doc.ttl,
     })
+}
+
+/// The DAG-CBOR document of `IpnsEntry.data`, as serde reads it.
+#[derive(serde::Deserialize)]
+struct DataDoc {
+    #[serde(rename = "Value")]
+    value: CborBytes,
+    #[serde(rename = "Validity")]
+    validity: CborBytes,
+    #[serde(rename = "ValidityType")]
+    validity_type: u64,
+    #[serde(rename = "Sequence")]
+    sequence: u64,
+    #[serde(rename = "TTL")]
+    ttl: u64,
+}
+
+/// A CBOR byte string (serde reads `Vec<u8>` as a list of numbers).
+struct CborBytes(Vec<u8>);
+
+impl<'de> serde::Deserialize<'de> for CborBytes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = CborBytes;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a byte string")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<CborBytes, E> {
+                Ok(CborBytes(v.to_vec()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<CborBytes, E> {
+                Ok(CborBytes(v))
+            }
+        }
+        d.deserialize_byte_buf(Visitor)
+    }
 }
 
 /// `t` in RFC 3339 as Go writes it (UTC, nanoseconds without trailing
