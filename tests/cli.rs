@@ -216,6 +216,46 @@ fn pins_and_gc() {
     repo.ok(&["repo", "verify"]);
 }
 
+/// `RepoSize` in `repo stat`'s output.
+fn repo_size(repo: &TestRepo) -> u64 {
+    let stat = repo.ok(&["repo", "stat"]);
+    stat.lines()
+        .find_map(|l| l.strip_prefix("RepoSize:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no RepoSize in {stat}"))
+}
+
+/// A gc that frees 40 % of the only segment punches holes there (too
+/// little to compact it): `repo stat` counts the bytes the segment still
+/// holds, not its length.
+#[test]
+fn repo_stat_counts_the_holes_gc_punched() {
+    let repo = TestRepo::new();
+    let keep = repo.scratch("keep");
+    let drop = repo.scratch("drop");
+    fs::write(&keep, random_bytes(12 * CHUNK, 5)).unwrap();
+    fs::write(&drop, random_bytes(8 * CHUNK, 6)).unwrap();
+    let keep_cid = repo.add(&keep, &[]);
+    let drop_cid = repo.add(&drop, &[]);
+    let before = repo_size(&repo);
+    assert!(before >= 20 * CHUNK as u64, "{before}");
+    repo.ok(&["pin", "rm", &drop_cid]);
+    let gc = repo.ok(&["repo", "gc"]);
+    assert!(
+        gc.contains("from 0 segments"),
+        "no compaction expected: {gc}"
+    );
+    let after = repo_size(&repo);
+    let freed = before - after;
+    assert!(
+        freed >= 8 * CHUNK as u64 - 64 * 1024 && freed <= 8 * CHUNK as u64 + 64 * 1024,
+        "RepoSize {before} -> {after} after freeing {} bytes of blocks",
+        8 * CHUNK
+    );
+    assert_eq!(repo.ok_bytes(&["cat", &keep_cid]), fs::read(&keep).unwrap());
+    repo.ok(&["repo", "verify"]);
+}
+
 #[test]
 fn blocks_put_get_stat() {
     let repo = TestRepo::new();

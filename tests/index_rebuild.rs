@@ -115,3 +115,42 @@ fn every_command_works_after_the_index_is_damaged_and_pinned_files_read_back() {
         }
     }
 }
+
+/// `repo rebuild-index` right after `repo gc` (each its own process, as a
+/// user runs them), round after round: the rebuild opens the index it just
+/// built without finding it still locked, and what is pinned reads back.
+/// With a daemon running, the rebuild is refused with a clear reason.
+#[test]
+fn rebuild_index_right_after_gc_and_refused_while_a_daemon_runs() {
+    let repo = TestRepo::new();
+    let kept = repo.scratch("kept");
+    let kept_bytes = random_bytes(1_500_000, 3);
+    std::fs::write(&kept, &kept_bytes).unwrap();
+    let kept_cid = repo.add(&kept, &[]);
+    for round in 0..8u64 {
+        let dropped = repo.scratch("dropped");
+        std::fs::write(&dropped, random_bytes(700_000, 100 + round)).unwrap();
+        let cid = repo.add(&dropped, &[]);
+        repo.ok(&["pin", "rm", &cid]);
+        let gc = repo.ok(&["repo", "gc"]);
+        assert!(gc.starts_with("removed "), "round {round}: {gc}");
+        let out = repo.run(&["repo", "rebuild-index"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "round {round}: {stderr}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.starts_with("rebuilt the index: "), "{stdout}");
+        assert!(
+            repo.ok_bytes(&["cat", &kept_cid]) == kept_bytes,
+            "round {round}"
+        );
+    }
+    repo.ok(&["repo", "verify"]);
+
+    let (_daemon, _banner) = common::Daemon::start(&repo, &[]);
+    let err = repo.fails(&["repo", "rebuild-index"]);
+    assert!(
+        err.contains("the daemon has the repo open: stop it before rebuilding the index"),
+        "{err}"
+    );
+    assert!(repo.ok_bytes(&["cat", &kept_cid]) == kept_bytes);
+}

@@ -3,17 +3,11 @@
 
 mod common;
 
-use common::memory::{budget_bytes, mib, peak_rss_bytes, read_rounds, rss_bytes, settle, MIB};
+use common::memory::{mib, MemoryRun, SETTLED_SLACK_BYTES};
 use common::{api_url, gateway_url, Daemon, TestRepo};
-use std::time::Duration;
 
 /// Requests in flight at once.
 const PARALLEL: usize = 8;
-
-/// What the resident set may keep once the reads are over, above where it
-/// was idle before them: the index's page cache warmed by the reads and the
-/// allocator's free lists, not the reads' buffers.
-const SETTLED_SLACK_BYTES: u64 = 16 * MIB;
 
 /// 8 rounds of 8 parallel reads of a 20 MB file, half through the gateway,
 /// half through RPC `cat`: the peak resident set stays within
@@ -27,42 +21,20 @@ fn parallel_reads_stay_within_the_memory_budget_and_give_it_back() {
     std::fs::write(&file, common::random_bytes(len as usize, 22)).unwrap();
     let cid = repo.add(&file, &[]);
     let (d, banner) = Daemon::start(&repo, &[]);
-    let pid = d.child.id();
-    let idle = rss_bytes(pid);
-
-    let took = read_rounds(
-        &gateway_url(&banner),
-        &api_url(&banner),
-        &cid,
-        len,
-        8,
-        PARALLEL,
-    );
-    let after = rss_bytes(pid);
-    let peak = peak_rss_bytes(pid);
-    let budget = budget_bytes(PARALLEL as u64);
-    let target = idle + SETTLED_SLACK_BYTES;
-    let (settled, waited) = settle(pid, target, Duration::from_secs(30));
-    eprintln!(
-        "idle {}, peak {} (budget {}), after the reads {}, {} {waited:.1?} later \
-         (target {}); reads took {took:.1?}",
-        mib(idle),
-        mib(peak),
-        mib(budget),
-        mib(after),
-        mib(settled),
-        mib(target)
-    );
+    let (gateway, api) = (gateway_url(&banner), api_url(&banner));
+    let run = MemoryRun::measure(d.child.id(), (&gateway, &api), (&cid, len), 8, PARALLEL);
+    eprintln!("{}", run.summary());
     assert!(
-        peak <= budget,
+        run.peak_within_budget(),
         "peak RSS {} over the budget {}",
-        mib(peak),
-        mib(budget)
+        mib(run.peak),
+        mib(run.budget)
     );
     assert!(
-        settled <= target,
-        "RSS still {} after 30 s idle (idle was {})",
-        mib(settled),
-        mib(idle)
+        run.back_near_idle(),
+        "RSS still {} after 30 s idle (idle was {}, slack {})",
+        mib(run.settled),
+        mib(run.idle),
+        mib(SETTLED_SLACK_BYTES)
     );
 }

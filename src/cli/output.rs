@@ -46,8 +46,8 @@ pub(super) fn print_repo_stat(out: &mut dyn Write, st: &types::RepoStatResponse)
         };
         writeln!(
             out,
-            "  segment {:08}: {} of {} bytes live ({pct:.1}%)",
-            seg.id, seg.live_bytes, seg.file_bytes
+            "  segment {:08}: {} of {} bytes live ({pct:.1}%), {} bytes held",
+            seg.id, seg.live_bytes, seg.file_bytes, seg.data_bytes
         )?;
     }
     Ok(())

@@ -4,11 +4,30 @@
 //! over. Process-wide, so it is the program's choice (`cairn daemon` makes
 //! it), not something [`Daemon`](super::Daemon) does to its host.
 //!
-//! Measured with 8 rounds of 8 parallel 20 MB reads (`tests/memory.rs`):
-//! glibc gave each of the many threads serving them an arena of its own
-//! (up to 8 per core), each keeping 10–20 MiB of freed buffers, and the
-//! trim threshold below kept all of it: 225 MiB resident at the peak and
-//! still after 30 s idle, against 17 MiB before the reads.
+//! What a daemon's resident set grows with under parallel reads, and what
+//! bounds each (the goal, checked by `tests/memory.rs` and
+//! `benches/memory.rs`: at most 64 MiB + 4 MiB per request in flight, back
+//! near idle within 30 s):
+//!
+//! - The read window: blocks a reader has asked for ahead of the bytes it
+//!   has returned. A read of local blocks holds at most
+//!   [`ReadOptions::window`](crate::dag::reader::ReadOptions::window)
+//!   (8) blocks; only once blocks come from peers does it widen to its
+//!   `fetch_window` (64 for gateway and `get` reads, 128 for RPC `cat`),
+//!   to cover the network's latency (a window that wide on every read
+//!   would hold 16–32 MiB per request).
+//! - A fetch session's recent blocks (`net::bitswap::fetch`): blocks that
+//!   arrived before their reader asked, at most 64 MiB per session and only
+//!   those no waiter took at once. A read of local content starts no
+//!   session, so it holds none.
+//! - The allocator: with glibc's defaults each of the many threads serving
+//!   requests gets an arena of its own (up to 8 per core), each keeping the
+//!   buffers freed in it, and with a trim threshold above the buffers' size
+//!   (128 MiB) none went back: 225 MiB resident after 8 rounds of 8
+//!   parallel 20 MB reads, still so after 30 s idle, against 17 MiB before
+//!   them. Bounded here: at most one arena per core (4 at most), each
+//!   keeping at most `TRIM_THRESHOLD_BYTES` (8 MiB) at the top of its heap,
+//!   and what is freed elsewhere returned every [`TRIM_INTERVAL`].
 
 use std::time::Duration;
 

@@ -525,7 +525,8 @@ pub struct RepoStatResponse {
     pub pins: u64,
     /// The repository directory (empty for an in-memory node).
     pub repo_path: String,
-    /// Bytes the store takes on disk.
+    /// Bytes of data the store's segments hold on disk (holes punched by
+    /// garbage collection not counted).
     pub repo_size: u64,
     /// Each segment's use.
     pub segments: Vec<SegmentStat>,
@@ -537,6 +538,9 @@ pub struct RepoStatResponse {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct SegmentStat {
+    /// Bytes of the file holding data (its size less punched holes).
+    #[serde(default)]
+    pub data_bytes: u64,
     /// The segment file's size.
     pub file_bytes: u64,
     /// Its number.
@@ -562,6 +566,7 @@ impl From<&crate::node::RepoStat> for RepoStatResponse {
                 .segments
                 .iter()
                 .map(|g| SegmentStat {
+                    data_bytes: g.data_bytes,
                     file_bytes: g.file_bytes,
                     id: g.id,
                     live_bytes: g.live_bytes,

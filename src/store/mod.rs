@@ -238,7 +238,8 @@ pub struct StoreStat {
     pub block_bytes: u64,
     /// Number of pins (both kinds).
     pub pins: u64,
-    /// Bytes the store occupies on its medium, garbage included.
+    /// Bytes of data the store holds on its medium, garbage included
+    /// (holes punched by garbage collection not counted).
     pub stored_bytes: u64,
     /// Number of segment files (0 for the memory store).
     pub segments: u64,
@@ -287,6 +288,9 @@ pub struct SegmentUsage {
     pub live_bytes: u64,
     /// Size of the file.
     pub file_bytes: u64,
+    /// Bytes of the file that hold data (its size less the holes garbage
+    /// collection punched).
+    pub data_bytes: u64,
 }
 
 /// One stored block as an index entry, for enumeration.

@@ -103,3 +103,91 @@ pub fn settle(pid: u32, target: u64, within: Duration) -> (u64, Duration) {
 pub fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / MIB as f64)
 }
+
+/// What the resident set may keep once the reads are over, above where it
+/// was idle before them: the index's page cache warmed by the reads and the
+/// allocator's free lists, not the reads' buffers.
+pub const SETTLED_SLACK_BYTES: u64 = 16 * MIB;
+
+/// How long the resident set has to get back near idle after the reads.
+pub const SETTLE_WITHIN: Duration = Duration::from_secs(30);
+
+/// A daemon's memory over rounds of parallel reads.
+pub struct MemoryRun {
+    /// Requests in flight at once.
+    pub parallel: usize,
+    /// Resident set before the reads.
+    pub idle: u64,
+    /// Peak resident set (since the daemon started).
+    pub peak: u64,
+    /// [`budget_bytes`] for `parallel`.
+    pub budget: u64,
+    /// Resident set right after the last read.
+    pub after: u64,
+    /// The last sample while waiting to get back near idle.
+    pub settled: u64,
+    /// How long after the last read `settled` was taken.
+    pub waited: Duration,
+    /// Bytes read in all.
+    pub read_bytes: u64,
+    /// How long the reads took.
+    pub took: Duration,
+}
+
+impl MemoryRun {
+    /// `rounds` rounds of `parallel` reads of `cid` (`len` bytes) from the
+    /// daemon `pid` ([`read_rounds`]), then up to [`SETTLE_WITHIN`] for
+    /// its resident set to get back within [`SETTLED_SLACK_BYTES`] of idle.
+    pub fn measure(
+        pid: u32,
+        (gateway, api): (&str, &str),
+        (cid, len): (&str, u64),
+        rounds: usize,
+        parallel: usize,
+    ) -> MemoryRun {
+        let idle = rss_bytes(pid);
+        let took = read_rounds(gateway, api, cid, len, rounds, parallel);
+        let after = rss_bytes(pid);
+        let peak = peak_rss_bytes(pid);
+        let (settled, waited) = settle(pid, idle + SETTLED_SLACK_BYTES, SETTLE_WITHIN);
+        MemoryRun {
+            parallel,
+            idle,
+            peak,
+            budget: budget_bytes(parallel as u64),
+            after,
+            settled,
+            waited,
+            read_bytes: len * (rounds * parallel) as u64,
+            took,
+        }
+    }
+
+    /// Whether the peak stayed within the budget.
+    pub fn peak_within_budget(&self) -> bool {
+        self.peak <= self.budget
+    }
+
+    /// Whether the resident set got back near idle in time.
+    pub fn back_near_idle(&self) -> bool {
+        self.settled <= self.idle + SETTLED_SLACK_BYTES
+    }
+
+    /// The figures in one line.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} in flight: idle {}, peak {} (budget {}, {:.2}× it), after the reads {}, \
+             {} {:.1?} later (target {}); {:.0} MB/s",
+            self.parallel,
+            mib(self.idle),
+            mib(self.peak),
+            mib(self.budget),
+            self.peak as f64 / self.budget as f64,
+            mib(self.after),
+            mib(self.settled),
+            self.waited,
+            mib(self.idle + SETTLED_SLACK_BYTES),
+            self.read_bytes as f64 / 1e6 / self.took.as_secs_f64(),
+        )
+    }
+}

@@ -30,7 +30,10 @@ impl DiskStore {
     /// Removes every block whose multihash is not in `live`, gives the
     /// space of dead records back, then compacts sparse segments.
     pub(super) fn sweep_and_compact(&self, live: &HashSet<Multihash>) -> Result<SweepReport> {
-        // Holding the writer keeps puts out while blocks move.
+        // No put is between two records (its uncommitted ones in the
+        // active segment) while this runs, and the writer is held
+        // throughout: nothing else writes while records move.
+        let _gate = self.sweep_gate();
         let mut w = self.lock_writer();
         self.reserve.release_if_short(space::COMPACT_MARGIN_BYTES);
         let ids = self.index.segments()?;
@@ -180,5 +183,58 @@ mod tests {
         }
         s.put(blocks[0].clone()).unwrap();
         assert_eq!(s.get(blocks[0].cid()).unwrap().as_ref(), Some(&blocks[0]));
+    }
+
+    /// A put between two of its records (the first written to the active
+    /// segment, not yet committed) while a sweep finds the active segment
+    /// empty of indexed records: the sweep waits for the put instead of
+    /// restarting the segment under it, and every block put reads back.
+    #[test]
+    fn a_sweep_waits_for_a_put_between_records() {
+        use std::sync::mpsc;
+        use std::time::Duration;
+        let dir = tempfile::tempdir().unwrap();
+        let s = DiskStore::open(dir.path(), DiskStoreOptions::default()).unwrap();
+        let blocks: Vec<Block> = (0..2)
+            .map(|i| crate::store::conformance::block(i, 100_000, RAW))
+            .collect();
+        let live: HashSet<Multihash> = blocks.iter().map(|b| *b.cid().hash()).collect();
+        let (first_taken, put_paused) = mpsc::channel::<()>();
+        let (resume, resumed) = mpsc::channel::<()>();
+        let (swept, sweep_done) = mpsc::channel::<()>();
+        let (s, blocks, live) = (&s, &blocks, &live);
+        std::thread::scope(|scope| {
+            let putter = scope.spawn(move || {
+                let mut n = 0;
+                let mut paced = std::iter::from_fn(|| {
+                    if n == 1 {
+                        // The first record is in the segment, uncommitted.
+                        first_taken.send(()).unwrap();
+                        resumed.recv().unwrap();
+                    }
+                    n += 1;
+                    blocks.get(n - 1).cloned()
+                });
+                s.put_many(&mut paced)
+            });
+            put_paused.recv().unwrap();
+            let sweeper = scope.spawn(move || {
+                let r = s.sweep(live);
+                swept.send(()).unwrap();
+                r
+            });
+            // The sweep must not finish while the put is paused.
+            let finished_early = sweep_done.recv_timeout(Duration::from_millis(300)).is_ok();
+            resume.send(()).unwrap();
+            assert_eq!(putter.join().unwrap().unwrap(), 200_000);
+            sweeper.join().unwrap().unwrap();
+            assert!(
+                !finished_early,
+                "the sweep ran while a put was between records"
+            );
+        });
+        for b in blocks {
+            assert_eq!(s.get(b.cid()).unwrap().as_ref(), Some(b));
+        }
     }
 }

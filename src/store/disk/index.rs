@@ -17,9 +17,13 @@ use crate::block::Multihash;
 use crate::store::{Result, StoreError, StoredBlock};
 use std::ops::Bound;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 const BLOCK: u8 = b'b';
 const SEGMENT: u8 = b's';
+
+/// Longest wait for an index this process closed to let go of its file.
+const RELEASE_WAIT: Duration = Duration::from_secs(10);
 
 /// Where a block body lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,6 +139,30 @@ fn remove_unfinished_snapshots(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Waits (at most [`RELEASE_WAIT`]) until no one holds the lock sled takes
+/// on `dir/db`. sled fails at once when the lock is held, and a handle this
+/// process dropped keeps it a moment longer: sled's background threads
+/// hold the file until their last write returns. Other processes are kept
+/// out by the store's own lock, so whoever holds it here lets go soon.
+fn wait_for_release(dir: &Path) {
+    let Ok(file) = std::fs::File::open(dir.join("db")) else {
+        return;
+    };
+    let start = Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => {
+                let _ = file.unlock();
+                return;
+            }
+            Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < RELEASE_WAIT => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(_) => return,
+        }
+    }
+}
+
 impl Index {
     /// Opens (creating if needed) the index in directory `path`.
     ///
@@ -142,9 +170,11 @@ impl Index {
     /// full disk) is deleted first: sled 0.34 would take it for its latest
     /// snapshot and refuse to open as corrupt. Opening writes a snapshot
     /// when the log moved on since the last one; if that fails (a full
-    /// disk), its unfinished file is deleted again before returning.
+    /// disk), its unfinished file is deleted again before returning. An
+    /// index this process just closed is waited for ([`wait_for_release`]).
     pub fn open(path: &Path, cache_bytes: u64) -> Result<Index> {
         remove_unfinished_snapshots(path)?;
+        wait_for_release(path);
         let opened = sled::Config::new()
             .path(path)
             .cache_capacity(cache_bytes)

@@ -47,7 +47,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Tuning of the disk store (see `config.toml` `[store]`).
 #[derive(Clone, Debug)]
@@ -94,6 +94,12 @@ pub struct DiskStore {
     segments: Segments,
     reserve: space::Reserve,
     writer: Mutex<Writer>,
+    /// Held shared by every put for its whole call and exclusively by a
+    /// sweep: a put releases the writer between records, and its records
+    /// not yet committed (in the active segment, in no index entry) must
+    /// not be punched out, truncated or left behind in a segment that
+    /// compaction deletes.
+    puts: RwLock<()>,
     _lock: File,
     /// Bytes of indexed block data (counted at open, kept up to date).
     used: AtomicU64,
@@ -251,6 +257,7 @@ impl DiskStore {
             segments,
             reserve,
             writer: Mutex::new(writer),
+            puts: RwLock::new(()),
             _lock: lock,
             used: AtomicU64::new(used),
             rebuilt,
@@ -266,6 +273,16 @@ impl DiskStore {
 
     fn lock_writer(&self) -> MutexGuard<'_, Writer> {
         self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps sweeps out while a put runs (puts run side by side).
+    fn put_gate(&self) -> RwLockReadGuard<'_, ()> {
+        self.puts.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits for the puts in flight to end and keeps new ones out.
+    fn sweep_gate(&self) -> RwLockWriteGuard<'_, ()> {
+        self.puts.write().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Makes the active segment durable, then indexes `pending` with its
@@ -306,6 +323,7 @@ impl DiskStore {
     /// `put_many`, with records staged for direct writes when `direct`
     /// and the store has them.
     fn put_blocks(&self, blocks: &mut dyn Iterator<Item = Block>, direct: bool) -> Result<u64> {
+        let _gate = self.put_gate();
         // Staged records sit in the writer's buffer until it fills or the
         // call commits, so a direct call holds the writer throughout: what
         // is staged is this call's alone, and a failed write costs no other
@@ -410,6 +428,8 @@ impl Store for DiskStore {
     }
 
     fn remove(&self, mh: &Multihash) -> Result<bool> {
+        // Not while a sweep moves blocks (it would index this one again).
+        let _gate = self.put_gate();
         let Some(len) = self.index.remove_block(mh)? else {
             return Ok(false);
         };
@@ -532,7 +552,7 @@ impl Store for DiskStore {
         s.pins = self.journal.pin_count();
         for id in self.index.segments()? {
             s.segments += 1;
-            s.stored_bytes += self.segments.file_bytes(id);
+            s.stored_bytes += self.segments.data_bytes(id);
         }
         Ok(s)
     }
@@ -552,6 +572,7 @@ impl Store for DiskStore {
                 id,
                 live_bytes: live.get(&id).copied().unwrap_or(0),
                 file_bytes: self.segments.file_bytes(id),
+                data_bytes: self.segments.data_bytes(id),
             })
             .collect())
     }
