@@ -40,6 +40,11 @@ pub fn stream_blocking(
 /// Bytes per streamed chunk.
 const CHUNK_BYTES: usize = 256 * 1024;
 
+/// Chunks a response's producer may have queued ahead of the client: with
+/// the reader's window, what a response holds (memory: this many chunks of
+/// up to a block each, per request in flight).
+const QUEUED_CHUNKS: usize = 4;
+
 /// Chunks at least this large go out as they are instead of being copied
 /// into the next buffer (a file's blocks are usually 256 KiB or 1 MiB).
 const PASS_THROUGH_BYTES: usize = 64 * 1024;
@@ -96,7 +101,7 @@ impl std::io::Write for ChannelWriter {
 pub fn spawn_producer(
     produce: impl FnOnce(&mut ChannelWriter) -> Result<(), ProducerError> + Send + 'static,
 ) -> mpsc::Receiver<Result<Bytes, std::io::Error>> {
-    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(QUEUED_CHUNKS);
     tokio::task::spawn_blocking(move || {
         let mut w = ChannelWriter {
             tx: tx.clone(),
