@@ -1,12 +1,13 @@
 //! One client cannot make the node unavailable to others: CIDs no block
-//! could be verified against are refused before any fetch, and a burst of
-//! requests for content nobody has leaves local reads fast.
+//! could be verified against are refused before any fetch, a burst of
+//! requests for content nobody has leaves local reads fast, and a fetch
+//! ends when the client that asked for it goes away.
 
 mod common;
 
 use cairn::block::{Multihash, RAW};
 use cid::Cid;
-use common::{api_url, gateway_url, Daemon, TestRepo};
+use common::{api_url, gateway_url, swarm_addr, Daemon, TestRepo};
 use std::time::{Duration, Instant};
 
 fn agent() -> ureq::Agent {
@@ -90,6 +91,13 @@ fn a_burst_of_missing_cids_leaves_local_reads_fast() {
     std::fs::write(&f, b"twenty-one bytes!!!\n\n").unwrap();
     let local = repo.add(&f, &[]);
     repo.set_config("gateway", "timeout", "\"4s\"");
+    // The burst comes from one address; what is tried here is remote
+    // fetches, not the per-client connection cap (tests/connections.rs).
+    repo.set_config(
+        "gateway.connections",
+        "max_connections_per_client",
+        &(burst + 64).to_string(),
+    );
     let (_d, banner) = Daemon::start(&repo, &[]);
     let gw = gateway_url(&banner);
     let addr = gw.trim_start_matches("http://").to_string();
@@ -127,4 +135,119 @@ fn a_burst_of_missing_cids_leaves_local_reads_fast() {
         assert!(took < Duration::from_secs(20), "the burst took {took:?}");
         assert!(p99 < Duration::from_millis(50), "local read p99 {p99:?}");
     }
+}
+
+/// The value of the gauge `name` in the API's `/metrics`, if it is there.
+fn gauge(api: &str, name: &str) -> Option<f64> {
+    let text = agent()
+        .get(&format!("{api}/metrics"))
+        .call()
+        .expect("metrics")
+        .into_body()
+        .read_to_string()
+        .expect("metrics text");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Polls `until` every 50 ms for up to `limit`; returns how long it took.
+fn within(limit: Duration, mut until: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if until() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+/// An RPC `cat` of the local file `cid` through a fresh connection: checks
+/// its bytes, returns how long it took.
+fn timed_local_cat(api: &str, cid: &str, expect: &[u8]) -> Duration {
+    let start = Instant::now();
+    let body = agent()
+        .post(&format!("{api}/api/v0/cat?arg={cid}"))
+        .send_empty()
+        .expect("cat answers")
+        .into_body()
+        .read_to_vec()
+        .expect("cat body");
+    assert_eq!(body, expect, "local cat");
+    start.elapsed()
+}
+
+/// RPC `cat`, `get` and `dag/export` of CIDs nobody has (a peer connected
+/// that lacks them): each fetch runs while its client waits, and when the
+/// clients go away after 1 s, their fetch sessions end and their turns
+/// among remote fetches are free within 5 s (not at the 60 s fetch
+/// timeout); a local `cat` stays fast throughout.
+#[test]
+fn rpc_reads_stop_fetching_when_their_client_goes_away() {
+    use std::io::Write;
+    let a = TestRepo::new();
+    let (_da, banner_a) = Daemon::start(&a, &[]);
+    let b = TestRepo::new();
+    let f = b.scratch("small.txt");
+    let data = b"twenty-one bytes!!!\n\n";
+    std::fs::write(&f, data).unwrap();
+    let local = b.add(&f, &[]);
+    let (_db, banner) = Daemon::start(&b, &["--bootstrap", &swarm_addr(&banner_a)]);
+    let api = api_url(&banner);
+    let addr = api.trim_start_matches("http://").to_string();
+    let sessions = || gauge(&api, "cairn_bitswap_sessions").expect("a session gauge");
+    let idle_sessions = sessions();
+
+    let commands = ["cat", "get", "dag/export"];
+    let clients: Vec<std::net::TcpStream> = commands
+        .iter()
+        .enumerate()
+        .map(|(i, command)| {
+            let cid = Cid::new_v1(
+                RAW,
+                cairn::block::HashAlg::Blake3.digest(format!("nobody has {i}").as_bytes()),
+            );
+            let mut s = std::net::TcpStream::connect(&addr).expect("connect to the API");
+            let req = format!(
+                "POST /api/v0/{command}?arg={cid} HTTP/1.1\r\nHost: {addr}\r\n\
+                 Content-Length: 0\r\n\r\n"
+            );
+            s.write_all(req.as_bytes()).expect("send a request");
+            s
+        })
+        .collect();
+    let fetching = within(Duration::from_secs(5), || {
+        sessions() >= idle_sessions + commands.len() as f64
+    });
+    assert!(fetching.is_some(), "the three reads never started fetching");
+    let turns_taken = gauge(&api, "cairn_remote_fetches");
+    std::thread::sleep(Duration::from_secs(1));
+    let during = timed_local_cat(&api, &local, data);
+
+    drop(clients);
+    let ended = within(Duration::from_secs(5), || sessions() <= idle_sessions);
+    eprintln!("fetch sessions ended {ended:?} after the clients left; local cat took {during:?}");
+    assert!(ended.is_some(), "fetches outlived their clients");
+    assert_eq!(
+        turns_taken,
+        Some(commands.len() as f64),
+        "turns while fetching"
+    );
+    assert!(
+        within(Duration::from_secs(2), || gauge(
+            &api,
+            "cairn_remote_fetches"
+        ) == Some(0.0))
+        .is_some(),
+        "turns given back"
+    );
+    let after = timed_local_cat(&api, &local, data);
+    assert!(
+        during < Duration::from_millis(250),
+        "local cat took {during:?}"
+    );
+    assert!(
+        after < Duration::from_millis(250),
+        "local cat took {after:?}"
+    );
 }

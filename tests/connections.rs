@@ -1,6 +1,6 @@
 //! No client can hold the API or the gateway by holding connections:
-//! partial headers, idle keep-alives and stalled request bodies are closed
-//! after their timeouts, connections are capped per client and in all
+//! partial headers, idle keep-alives, stalled request bodies and responses
+//! the client stopped reading are closed after their timeouts, connections are capped per client and in all
 //! (below the process's descriptor limit), and a slowloris leaves real
 //! requests fast.
 
@@ -175,6 +175,64 @@ fn stalled_connections_are_closed_after_their_timeouts() {
             "{path}: closed after {closed:?}"
         );
     }
+}
+
+/// A client that stops reading a large response (here a 32 MiB file, far
+/// more than the socket buffers hold) is closed after the send timeout,
+/// from the API (`cat`) and the gateway; a client that reads gets it all.
+#[test]
+fn a_client_that_stops_reading_is_closed_after_the_send_timeout() {
+    const MIB: u64 = 32;
+    let repo = TestRepo::new();
+    let f = repo.scratch("big.bin");
+    common::write_random_file(&f, MIB, 31);
+    let cid = repo.add(&f, &[]);
+    for section in ["api.connections", "gateway.connections"] {
+        repo.set_config(section, "send_timeout", "\"2s\"");
+    }
+    let (_d, banner) = Daemon::start(&repo, &[]);
+    let (api_base, gw_base) = (api_url(&banner), gateway_url(&banner));
+    let requests = [
+        (addr_of(&api_base), format!("POST /api/v0/cat?arg={cid}")),
+        (addr_of(&gw_base), format!("GET /ipfs/{cid}")),
+    ];
+    for (server, line) in &requests {
+        let mut s = TcpStream::connect(server).unwrap();
+        let req = format!("{line} HTTP/1.1\r\nHost: {server}\r\nContent-Length: 0\r\n\r\n");
+        s.write_all(req.as_bytes()).unwrap();
+        // The client stalls: reads nothing for twice the send timeout.
+        std::thread::sleep(Duration::from_secs(4));
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut got = 0u64;
+        let mut buf = vec![0u8; 1 << 16];
+        let ended = loop {
+            match s.read(&mut buf) {
+                Ok(0) => break true,
+                Ok(n) => got += n as u64,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    break false
+                }
+                Err(_) => break true,
+            }
+        };
+        eprintln!("{line}: {got} bytes, then closed: {ended}");
+        assert!(ended, "{line}: the stalled connection was kept open");
+        assert!(got < MIB << 20, "{line}: the whole response came");
+    }
+    // Clients that read get it whole.
+    let full = |r: Result<ureq::http::Response<ureq::Body>, ureq::Error>| {
+        r.expect("an answer")
+            .into_body()
+            .with_config()
+            .limit(MIB << 21)
+            .read_to_vec()
+            .expect("the whole file")
+            .len() as u64
+    };
+    let api_read = full(ureq::post(&format!("{api_base}/api/v0/cat?arg={cid}")).send_empty());
+    assert_eq!(api_read, MIB << 20, "RPC cat");
+    let gw_read = full(ureq::get(&format!("{gw_base}/ipfs/{cid}")).call());
+    assert_eq!(gw_read, MIB << 20, "gateway");
 }
 
 /// 500 connections trickling partial headers (one client, as a slowloris

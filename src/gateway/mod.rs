@@ -120,14 +120,13 @@ async fn respond(
             what: format!("{} could not be retrieved", content.display()),
             timeout: s.timeout,
         })??;
-    let cancel = tokio_util::sync::CancellationToken::new();
     let req = request::Request {
         s,
         content,
         uri,
         headers,
         head: method == Method::HEAD,
-        cancel: cancel.clone(),
+        cancel: turn.cancel_token(),
     };
     let mut answered = match format {
         Format::Raw => trustless::raw(&req).await,
@@ -138,10 +137,10 @@ async fn respond(
         ipns::set_cache(r, ttl, path);
     }
     // The request's fetches (and its turn among remote fetches) last as
-    // long as its body is being sent, and end when the client goes away.
-    let held = (cancel.drop_guard(), turn);
+    // long as its body is being sent, and end when the client goes away
+    // (also before an answer: this future is dropped then).
     Ok(crate::http::holding(
         answered.unwrap_or_else(IntoResponse::into_response),
-        held,
+        turn,
     ))
 }

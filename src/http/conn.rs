@@ -1,8 +1,10 @@
 //! One HTTP connection's state, which decides how long it may stay open:
 //! waiting for a request's headers (header timeout), answering requests
 //! (no limit here; bodies have their own timeout), or idle between requests
-//! (idle timeout). The server's driver sleeps until [`ConnState::deadline`]
-//! and is woken whenever the state changes.
+//! (idle timeout); in any phase, a response the client stopped reading
+//! may wait for its socket no longer than the send timeout. The server's
+//! driver sleeps until [`ConnState::deadline`] and is woken whenever the
+//! state changes.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -21,6 +23,8 @@ pub struct Timeouts {
     pub header: Duration,
     /// From a response's end to the next request's first byte.
     pub idle: Duration,
+    /// Longest a write to the client may wait for room in its socket.
+    pub send: Duration,
 }
 
 /// Where a connection is in its life.
@@ -38,6 +42,8 @@ enum Phase {
 #[derive(Debug)]
 pub struct ConnState {
     phase: Mutex<Phase>,
+    /// Since when a write has waited for the client to read.
+    write_blocked: Mutex<Option<Instant>>,
     changed: Notify,
     evicted: CancellationToken,
 }
@@ -47,6 +53,7 @@ impl ConnState {
     pub fn new(now: Instant) -> ConnState {
         ConnState {
             phase: Mutex::new(Phase::Header { since: now }),
+            write_blocked: Mutex::new(None),
             changed: Notify::new(),
             evicted: CancellationToken::new(),
         }
@@ -97,14 +104,30 @@ impl ConnState {
         self.changed.notify_one();
     }
 
+    /// A write found the client's socket full at `now`.
+    pub fn write_blocked(&self, now: Instant) {
+        *self.write_blocked.lock().unwrap_or_else(|e| e.into_inner()) = Some(now);
+        self.changed.notify_one();
+    }
+
+    /// A write went through again.
+    pub fn write_unblocked(&self) {
+        *self.write_blocked.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
     /// When the connection must be closed if its state does not change
-    /// first; `None` while it answers requests.
+    /// first; `None` while it answers requests and its writes go through.
     pub fn deadline(&self, timeouts: &Timeouts) -> Option<Instant> {
-        self.with_phase(|p| match *p {
+        let phase = self.with_phase(|p| match *p {
             Phase::Header { since } => Some(since + timeouts.header),
             Phase::Active { .. } => None,
             Phase::Idle { since } => Some(since + timeouts.idle),
-        })
+        });
+        let blocked = *self.write_blocked.lock().unwrap_or_else(|e| e.into_inner());
+        phase
+            .into_iter()
+            .chain(blocked.map(|since| since + timeouts.send))
+            .min()
     }
 
     /// Since when the connection has had no request to answer (waiting for
@@ -147,16 +170,38 @@ impl Drop for ActiveRequest {
     }
 }
 
-/// A connection's socket, telling its state when bytes arrive.
+/// A connection's socket, telling its state when bytes arrive and when
+/// writes wait for the client.
 pub struct Tracked<T> {
     io: T,
     conn: Arc<ConnState>,
+    write_blocked: bool,
 }
 
 impl<T> Tracked<T> {
     /// `io` reporting to `conn`.
     pub fn new(io: T, conn: Arc<ConnState>) -> Tracked<T> {
-        Tracked { io, conn }
+        Tracked {
+            io,
+            conn,
+            write_blocked: false,
+        }
+    }
+
+    /// Tells the state when writes start and stop waiting.
+    fn track_write<R>(&mut self, polled: Poll<std::io::Result<R>>) -> Poll<std::io::Result<R>> {
+        match (&polled, self.write_blocked) {
+            (Poll::Pending, false) => {
+                self.write_blocked = true;
+                self.conn.write_blocked(Instant::now());
+            }
+            (Poll::Ready(_), true) => {
+                self.write_blocked = false;
+                self.conn.write_unblocked();
+            }
+            _ => {}
+        }
+        polled
     }
 }
 
@@ -181,7 +226,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, data)
+        let polled = Pin::new(&mut self.io).poll_write(cx, data);
+        self.track_write(polled)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -197,7 +243,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.track_write(polled)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -212,6 +259,7 @@ mod tests {
     const T: Timeouts = Timeouts {
         header: Duration::from_secs(30),
         idle: Duration::from_secs(75),
+        send: Duration::from_secs(60),
     };
 
     #[test]
@@ -239,6 +287,25 @@ mod tests {
             c.deadline(&T),
             Some(later + T.header),
             "the header clock does not restart with each byte"
+        );
+    }
+
+    #[test]
+    fn a_blocked_write_has_the_send_deadline() {
+        let start = Instant::now();
+        let c = Arc::new(ConnState::new(start));
+        let active = c.begin();
+        c.write_blocked(start);
+        assert_eq!(c.deadline(&T), Some(start + T.send));
+        c.write_unblocked();
+        assert_eq!(c.deadline(&T), None, "writes go through again");
+        drop(active);
+        let idle = c.idle_since().expect("idle");
+        c.write_blocked(idle);
+        assert_eq!(
+            c.deadline(&T),
+            Some(idle + T.send),
+            "the earlier of idle and send"
         );
     }
 }

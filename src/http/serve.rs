@@ -1,6 +1,7 @@
 //! The HTTP/1.1 server the API and the gateway run on: accepts connections
 //! within [`ConnectionLimits`], closes those that wait too long (headers,
-//! idle keep-alive, a stalled request body), and stops gracefully.
+//! idle keep-alive, a stalled request body, a client that stops reading its
+//! response), and stops gracefully.
 //!
 //! Each connection is driven by one task that serves it with hyper and
 //! sleeps until its [`ConnState::deadline`]; a request body that sends
@@ -29,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 /// How a server treats its connections.
 #[derive(Clone, Copy, Debug)]
 pub struct ServeOptions {
-    /// Header and idle timeouts.
+    /// Header, idle and send timeouts.
     pub timeouts: Timeouts,
     /// Longest wait for the next part of a request body.
     pub body_timeout: Duration,
@@ -47,6 +48,7 @@ impl ServeOptions {
             timeouts: Timeouts {
                 header: settings.header_timeout,
                 idle: settings.idle_timeout,
+                send: settings.send_timeout,
             },
             body_timeout: settings.body_timeout,
             max_connections: match settings.max_connections {

@@ -9,6 +9,7 @@
 
 use super::config::NetSettings;
 use super::provide::Provider;
+pub use super::remote::RemoteTurn;
 use super::{Node, NodeError};
 use crate::block::Cid;
 use crate::dag::fetch::DagFetch;
@@ -20,6 +21,7 @@ use crate::store::PinKind;
 use libp2p::{Multiaddr, PeerId};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// Metadata key of the persisted DHT routing table.
 const ROUTING_TABLE_KEY: &str = "net.routing_table";
@@ -231,6 +233,7 @@ impl OnlineNode {
             ours.register_collector(Box::new(ReplicateCollector(Arc::clone(
                 online.replicator.stats(),
             ))));
+            ours.register_collector(Box::new(online.remote.collector()));
         }
         online.restore_routes().await;
         online.start_names();
@@ -381,7 +384,7 @@ impl OnlineNode {
     pub fn source_until(
         &self,
         root: Option<Cid>,
-        cancel: tokio_util::sync::CancellationToken,
+        cancel: CancellationToken,
     ) -> Arc<crate::net::bitswap::fetch::LazySource> {
         Arc::new(
             crate::net::bitswap::fetch::LazySource::new(
@@ -395,22 +398,22 @@ impl OnlineNode {
     }
 
     /// Makes the block `root` local before a request reads the DAG under
-    /// it: `None` at once when it is local (local reads never wait for a
-    /// turn), else a turn among the remote fetches once the block is
-    /// stored (one fetch shared by every request for `root`). Hold the
-    /// turn while reading the rest; drop the future to give up waiting.
-    pub async fn remote_turn(
-        &self,
-        root: Cid,
-    ) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, NodeError> {
+    /// it: at once when it is local (local reads never wait for a turn),
+    /// else once the block is stored, with a turn among the remote fetches
+    /// (one fetch shared by every request for `root`). Hold the turn while
+    /// answering, passing its token to the request's sources; drop the
+    /// future to give up waiting.
+    pub async fn remote_turn(&self, root: Cid) -> Result<RemoteTurn, NodeError> {
+        let cancel = tokio_util::sync::CancellationToken::new();
         if root.hash().code() == crate::block::IDENTITY || self.node.store().has(&root)? {
-            return Ok(None);
+            return Ok(RemoteTurn::new(None, cancel));
         }
         let (bitswap, opts) = (self.net.bitswap.clone(), self.fetch);
         let start = move || {
             futures::FutureExt::boxed(async move { bitswap.session(Some(root), opts).await })
         };
-        Ok(Some(self.remote.root(root, start).await?))
+        let turn = self.remote.root(root, start).await?;
+        Ok(RemoteTurn::new(Some(turn), cancel))
     }
 
     /// A reader of the file at `path` (`CID[/path]`), fetching missing
@@ -423,8 +426,21 @@ impl OnlineNode {
         offset: u64,
         length: Option<u64>,
     ) -> Result<(FileReader, Arc<crate::net::bitswap::fetch::LazySource>), NodeError> {
+        self.cat_until(path, offset, length, CancellationToken::new())
+            .await
+    }
+
+    /// [`cat`](Self::cat) for a request: its waits for peers end when
+    /// `cancel` is cancelled (see [`RemoteTurn`]).
+    pub async fn cat_until(
+        &self,
+        path: &str,
+        offset: u64,
+        length: Option<u64>,
+        cancel: CancellationToken,
+    ) -> Result<(FileReader, Arc<crate::net::bitswap::fetch::LazySource>), NodeError> {
         let root = crate::block::parse_cid(path)?;
-        let lazy = self.source(Some(root));
+        let lazy = self.source_until(Some(root), cancel);
         let source: Arc<dyn BlockSource> = lazy.clone();
         let node = Arc::clone(&self.node);
         let path = path.to_string();
@@ -440,10 +456,10 @@ impl OnlineNode {
     }
 
     /// Resolves `path` (`CID[/path]`), fetching the directory blocks on the
-    /// way if needed.
-    pub async fn resolve(&self, path: &str) -> Result<Cid, NodeError> {
+    /// way if needed (until `cancel` is cancelled).
+    pub async fn resolve(&self, path: &str, cancel: CancellationToken) -> Result<Cid, NodeError> {
         let root = crate::block::parse_cid(path)?;
-        let source = self.source(Some(root));
+        let source = self.source_until(Some(root), cancel);
         let node = Arc::clone(&self.node);
         let path = path.to_string();
         tokio::task::spawn_blocking(move || node.resolve_in(&*source, &path))

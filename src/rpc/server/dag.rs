@@ -17,13 +17,16 @@ pub(super) async fn dag_export(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let q = Params::parse(q);
-    let (path, _) = q.path_arg()?;
-    let cid = s.online.resolve(&path).await.map_err(node_err)?;
+    let (path, root) = q.path_arg()?;
+    // The fetches below end with this future when the client goes away.
+    let (cid, turn) = super::read::resolve_in_turn(&s, &path, root).await?;
     // Make the DAG local first: a CAR is written in walk order.
     s.online
         .fetch_dag(cid, None, &mut |_| {})
         .await
         .map_err(node_err)?;
+    // What is left is local: the turn goes back to other fetches.
+    drop(turn);
     let node = Arc::clone(s.online.node());
     Ok(stream_blocking("application/vnd.ipld.car", move |out| {
         node.dag_export(&cid, out)?;

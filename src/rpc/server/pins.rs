@@ -34,9 +34,17 @@ pub(super) async fn pin_add(
         return Err(bad_request("argument \"arg\" is required"));
     }
     let mut cids = Vec::new();
+    // Resolving stops fetching if the client goes away (this future dropped).
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let _stop = cancel.clone().drop_guard();
     for p in &paths {
         parse_cid(p).map_err(bad_request)?;
-        cids.push(s.online.resolve(p).await.map_err(node_err)?);
+        cids.push(
+            s.online
+                .resolve(p, cancel.clone())
+                .await
+                .map_err(node_err)?,
+        );
     }
     let (tx, rx) = mpsc::channel::<Line<PinAddEvent>>(64);
     let online = Arc::clone(&s.online);

@@ -1,39 +1,62 @@
 //! Reading content: `cat` (a file's bytes), `get` (a tar of a file or
 //! tree) and `ls` (a directory's entries), fetching from peers as needed.
+//!
+//! Content that is not local is read within a turn among remote fetches
+//! ([`RemoteTurn`]), held until the response has been sent: a client that
+//! goes away ends the fetches made for it and frees its turn at once.
 
 use super::{bad_request, blocking, node_err, ApiError, ApiState, Params};
-use crate::block::parse_cid;
+use crate::block::{parse_cid, Cid};
 use crate::dag::reader::ReadOptions;
 use crate::dag::BlockSource;
-use crate::http::stream_blocking;
+use crate::http::{holding, stream_blocking};
+use crate::node::online::RemoteTurn;
 use crate::rpc::types::{LsLink, LsObject, LsResponse};
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
 use axum::Json;
 use std::sync::Arc;
 
+/// Takes the turn for reading the DAG under `root` (see `RemoteTurn`) and
+/// resolves `path` within it.
+pub(super) async fn resolve_in_turn(
+    s: &ApiState,
+    path: &str,
+    root: Cid,
+) -> Result<(Cid, RemoteTurn), ApiError> {
+    let turn = s.online.remote_turn(root).await.map_err(node_err)?;
+    let cid = s
+        .online
+        .resolve(path, turn.cancel_token())
+        .await
+        .map_err(node_err)?;
+    Ok((cid, turn))
+}
+
 pub(super) async fn cat(
     State(s): State<ApiState>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let q = Params::parse(q);
-    let (path, _) = q.path_arg()?;
+    let (path, root) = q.path_arg()?;
     let offset = q.num::<u64>("offset")?.unwrap_or(0);
     let length = q.num::<u64>("length")?;
+    let turn = s.online.remote_turn(root).await.map_err(node_err)?;
     let (reader, session) = s
         .online
-        .cat(&path, offset, length)
+        .cat_until(&path, offset, length, turn.cancel_token())
         .await
         .map_err(node_err)?;
     let online = Arc::clone(&s.online);
-    Ok(stream_blocking("application/octet-stream", move |out| {
+    let body = stream_blocking("application/octet-stream", move |out| {
         for chunk in reader {
             out.send(chunk?)?;
         }
         drop(session);
         drop(online);
         Ok(())
-    }))
+    });
+    Ok(holding(body, turn))
 }
 
 pub(super) async fn get(
@@ -42,7 +65,7 @@ pub(super) async fn get(
 ) -> Result<Response, ApiError> {
     let q = Params::parse(q);
     let (path, root) = q.path_arg()?;
-    let cid = s.online.resolve(&path).await.map_err(node_err)?;
+    let (cid, turn) = resolve_in_turn(&s, &path, root).await?;
     let name = if cid == root {
         root.to_string()
     } else {
@@ -52,15 +75,15 @@ pub(super) async fn get(
             .unwrap_or("out")
             .to_string()
     };
-    let session = s.online.session(Some(cid)).await.map_err(node_err)?;
-    let source: Arc<dyn BlockSource> = Arc::new(session);
+    let source: Arc<dyn BlockSource> = s.online.source_until(Some(cid), turn.cancel_token());
     let online = Arc::clone(&s.online);
-    Ok(stream_blocking("application/x-tar", move |out| {
+    let body = stream_blocking("application/x-tar", move |out| {
         let opts = ReadOptions::default().fetching_ahead(64);
         crate::dag::reader::export_tar(&source, cid, &name, opts, out)?;
         drop(online);
         Ok(())
-    }))
+    });
+    Ok(holding(body, turn))
 }
 
 pub(super) async fn ls(
@@ -70,10 +93,12 @@ pub(super) async fn ls(
     let q = Params::parse(q);
     let mut objects = Vec::new();
     for path in q.all("arg") {
-        parse_cid(path).map_err(bad_request)?;
-        let cid = s.online.resolve(path).await.map_err(node_err)?;
-        let session = s.online.session(Some(cid)).await.map_err(node_err)?;
-        let entries = blocking(move || Ok(crate::dag::reader::list(&session, &cid)?)).await?;
+        let root = parse_cid(path).map_err(bad_request)?;
+        // Dropped with this future when the client goes away.
+        let (cid, turn) = resolve_in_turn(&s, path, root).await?;
+        let source = s.online.source_until(Some(cid), turn.cancel_token());
+        let entries = blocking(move || Ok(crate::dag::reader::list(&*source, &cid)?)).await?;
+        drop(turn);
         objects.push(LsObject {
             hash: path.to_string(),
             links: entries.iter().map(LsLink::from_entry).collect(),
