@@ -35,7 +35,7 @@ use std::time::Duration;
 pub const TRIM_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Most malloc arenas (one per core up to this): each can keep up to
-/// [`TRIM_THRESHOLD_BYTES`] of freed memory that no trim reaches.
+/// `TRIM_THRESHOLD_BYTES` of freed memory that no trim reaches.
 const MAX_ARENAS: usize = 4;
 
 /// Free memory at the top of an arena's heap beyond which a `free` hands it
@@ -45,7 +45,7 @@ const MAX_ARENAS: usize = 4;
 /// each of them may keep after a burst.
 const TRIM_THRESHOLD_BYTES: libc::c_int = 8 * 1024 * 1024;
 
-/// Caps glibc's malloc arenas at one per core (at most [`MAX_ARENAS`])
+/// Caps glibc's malloc arenas at one per core (at most `MAX_ARENAS`)
 /// instead of up to 8 per core. Every blocking thread otherwise gets its
 /// own, and the buffers freed in one are never reused by another, so a
 /// burst of parallel requests leaves several times its working set behind.
@@ -69,7 +69,7 @@ pub fn limit_arenas() {
 ///   sizes with a fresh mmap each time, so every message paid page faults
 ///   and page zeroing (≈ 10 % of a transfer's CPU, measured with perf).
 /// - Freed memory at the top of a heap goes back past
-///   [`TRIM_THRESHOLD_BYTES`]; what is freed elsewhere in a heap goes back
+///   `TRIM_THRESHOLD_BYTES`; what is freed elsewhere in a heap goes back
 ///   with [`return_freed_memory`]'s periodic trims.
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
