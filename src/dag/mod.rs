@@ -6,6 +6,8 @@
 //! - [`reader`]: streaming reads of files and byte ranges (only the blocks a
 //!   range needs), directory listings, path resolution, tree export.
 //! - [`hamt`]: HAMT-sharded directories (Kubo's large directories).
+//! - [`ipld`]: blocks as IPLD data (DAG-CBOR, DAG-JSON, dag-pb, raw) and
+//!   paths through them.
 //! - [`walk`]: every block a root reaches (pinning, GC marking, export).
 //! - [`car`]: CAR v1 import/export (CARv2 read).
 //! - [`scope`]: the blocks a trustless gateway response carries
@@ -20,6 +22,7 @@ pub mod car;
 pub mod chunker;
 pub mod fetch;
 pub mod hamt;
+pub mod ipld;
 pub mod pb;
 pub mod reader;
 pub mod scope;
@@ -68,6 +71,15 @@ pub enum DagError {
         /// What the decoder refused.
         #[source]
         source: DecodeError,
+    },
+    /// A block that does not decode under its CID's codec.
+    #[error("block {cid} does not decode: {source}")]
+    Codec {
+        /// The block.
+        cid: Cid,
+        /// What the codec refused.
+        #[source]
+        source: ipld::CodecError,
     },
     /// A block that decodes but is not what its place in the DAG requires.
     #[error("block {cid} is not valid UnixFS: {reason}")]

@@ -1,12 +1,13 @@
 //! Walking every block a root reaches: pin checks, GC marking, CAR export.
 //!
-//! Links are read from dag-pb nodes of any UnixFS type (raw blocks have
-//! none). The walk is depth-first in link order — the order CAR files list
-//! blocks in — and visits each distinct block once.
+//! Links are read from dag-pb nodes of any UnixFS type and from DAG-CBOR
+//! and DAG-JSON blocks (raw blocks have none). The walk is depth-first in
+//! link order — the order CAR files list blocks in — and visits each
+//! distinct block once.
 
 use super::pb::PbNode;
 use super::{BlockSource, DagError};
-use crate::block::{Block, Cid, Multihash, DAG_PB, RAW};
+use crate::block::{Block, Cid, Multihash, DAG_CBOR, DAG_JSON, DAG_PB, RAW};
 use std::collections::HashSet;
 
 /// The CIDs a block links to.
@@ -16,6 +17,12 @@ pub fn links_of(block: &Block) -> Result<Vec<Cid>, DagError> {
         DAG_PB => PbNode::decode(block.data())
             .map(|n| n.links.into_iter().map(|l| l.cid).collect())
             .map_err(|source| DagError::Undecodable {
+                cid: *block.cid(),
+                source,
+            }),
+        DAG_CBOR | DAG_JSON => super::ipld::decode(block.cid().codec(), block.data())
+            .map(|v| super::ipld::links(&v))
+            .map_err(|source| DagError::Codec {
                 cid: *block.cid(),
                 source,
             }),

@@ -5,9 +5,11 @@
 //! rather than a surprise when the setting is first used.
 
 mod connections;
+mod show;
 mod size;
 
 pub use connections::ConnectionSettings;
+pub use show::REDACTED;
 pub use size::{parse_size, ByteSize, SizeError};
 
 use crate::block::{CidFormat, HashAlg};

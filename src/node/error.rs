@@ -114,6 +114,10 @@ pub enum NodeError {
     /// A block or CID is malformed.
     #[error(transparent)]
     Block(#[from] BlockError),
+    /// `dag put` input that does not decode, or cannot be stored in the
+    /// codec asked for.
+    #[error("invalid input: {0}")]
+    DagInput(#[source] crate::dag::ipld::CodecError),
     /// A CAR stream is malformed or could not be written.
     #[error("CAR: {0}")]
     Car(#[source] CarError),

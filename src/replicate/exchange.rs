@@ -35,7 +35,7 @@ impl Replicator {
                 }
                 let lookup =
                     tokio::time::timeout(FIND_PEER_TIMEOUT, self.inner.swarm.find_peer(peer));
-                if !matches!(lookup.await, Ok(Ok(()))) {
+                if !matches!(lookup.await, Ok(Ok(_))) {
                     let mut st = self.state();
                     st.not_found.retain(|_, t| t.elapsed() < backoff);
                     st.not_found.insert(peer, Instant::now());

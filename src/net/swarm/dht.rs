@@ -15,7 +15,7 @@ pub(super) enum Query {
     /// Announcing `cid` as provided by us.
     Provide(Cid, oneshot::Sender<Result<(), NetError>>),
     /// Looking for a peer's current addresses (to dial it).
-    FindPeer(PeerId, oneshot::Sender<Result<(), NetError>>),
+    FindPeer(PeerId, oneshot::Sender<Result<Vec<Multiaddr>, NetError>>),
     Providers {
         found: Vec<PeerId>,
         limit: usize,
@@ -124,14 +124,15 @@ pub(super) fn on_query_progress(
                     .dial(opts)
                     .map_err(|source| NetError::DialPeer { peer, source });
                 if let Some(Query::FindPeer(_, reply)) = queries.remove(&id) {
-                    let _ = reply.send(dialed.or_else(|e| {
+                    let dialed = dialed.or_else(|e| {
                         // Already connected or dialing is fine.
                         if swarm.is_connected(&peer) {
                             Ok(())
                         } else {
                             Err(e)
                         }
-                    }));
+                    });
+                    let _ = reply.send(dialed.map(|()| info.addrs));
                 }
                 if !last {
                     if let Some(mut q) = swarm.behaviour_mut().kad.query_mut(&id) {

@@ -135,7 +135,7 @@ impl Default for NetConfig {
 pub(super) enum Command {
     Dial(Multiaddr, oneshot::Sender<Result<PeerId, NetError>>),
     RoutingTable(oneshot::Sender<Vec<(PeerId, Vec<Multiaddr>)>>),
-    FindPeer(PeerId, oneshot::Sender<Result<(), NetError>>),
+    FindPeer(PeerId, oneshot::Sender<Result<Vec<Multiaddr>, NetError>>),
     AddRoutes(Vec<(PeerId, Vec<Multiaddr>)>),
     Bootstrap,
     Provide(Cid, oneshot::Sender<Result<(), NetError>>),
@@ -274,8 +274,9 @@ impl SwarmHandle {
     }
 
     /// Looks `peer` up on the DHT (its current addresses, e.g. after it
-    /// restarted on another port) and dials it; `Ok` once a dial started.
-    pub async fn find_peer(&self, peer: PeerId) -> Result<(), NetError> {
+    /// restarted on another port) and dials it; once a dial started (or
+    /// the peer was already connected), the addresses found.
+    pub async fn find_peer(&self, peer: PeerId) -> Result<Vec<Multiaddr>, NetError> {
         self.ask(|tx| Command::FindPeer(peer, tx)).await?
     }
 

@@ -1,14 +1,26 @@
 //! DAGs as CAR files: `dag/export` (fetching what is missing first) and
-//! `dag/import` (each uploaded CAR, streamed).
+//! `dag/import` (each uploaded CAR, streamed); blocks as IPLD data:
+//! `dag/get`, `dag/put`, `dag/resolve`, and the path commands over them,
+//! `resolve` (of `/ipfs/` and `/ipns/` paths) and `object/stat`. Paths are
+//! followed with blocks fetched from peers when they are not local.
 
-use super::upload::{feed, PartReader, UploadError};
-use super::{json_lines, node_err, stream_error, ApiError, ApiState, Line, Params};
+use super::upload::{feed, first_part, PartReader, UploadError};
+use super::{
+    bad_request, blocking, json_lines, node_err, stream_error, ApiError, ApiState, Line, Params,
+};
+use crate::block::HashAlg;
+use crate::dag::ipld::{self, Resolved, CODECS};
 use crate::http::stream_blocking;
+use crate::names::ipns::ResolveOptions;
+use crate::node::{split_path, DagPutOptions, NodeError, MAX_DAG_PUT_INPUT};
 use crate::rpc::types::{
-    CidLink, DagImportEvent, DagImportRoot, DagImportStats, ImportStats, ImportedRoot,
+    CidLink, DagImportEvent, DagImportRoot, DagImportStats, DagPutOutput, DagResolveOutput,
+    ImportStats, ImportedRoot, ObjectStatOutput, ResolveOutput,
 };
 use axum::extract::{Multipart, RawQuery, State};
-use axum::response::Response;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -96,4 +108,152 @@ pub(super) async fn dag_import(
         }
     });
     Ok(json_lines(rx))
+}
+
+/// A codec option (`output-codec`, `store-codec`, `input-codec`) by name.
+fn codec(q: &Params, key: &str, default: &str) -> Result<u64, ApiError> {
+    let name = q.get(key).unwrap_or(default);
+    ipld::codec_named(name).ok_or_else(|| {
+        let known: Vec<&str> = CODECS.iter().map(|(n, _)| *n).collect();
+        bad_request(format!(
+            "{key}: unknown codec {name:?} (expected one of {})",
+            known.join(", ")
+        ))
+    })
+}
+
+/// Runs `f` on the node with a block source for the DAG under `path`'s
+/// root, fetching from peers within a turn (see `RemoteTurn`).
+async fn with_source<T: Send + 'static>(
+    s: &ApiState,
+    path: &str,
+    f: impl FnOnce(&crate::node::Node, &dyn crate::dag::BlockSource, &str) -> Result<T, NodeError>
+        + Send
+        + 'static,
+) -> Result<T, ApiError> {
+    let (root, _) = split_path(path).map_err(node_err)?;
+    let turn = s.online.remote_turn(root).await.map_err(node_err)?;
+    let source = s.online.source_until(Some(root), turn.cancel_token());
+    let node = Arc::clone(s.online.node());
+    let path = path.to_string();
+    let out = blocking(move || f(&node, &*source, &path)).await;
+    drop(turn);
+    out
+}
+
+async fn resolve_ipld(s: &ApiState, path: &str) -> Result<Resolved, ApiError> {
+    with_source(s, path, |node, source, path| {
+        node.dag_resolve_in(source, path)
+    })
+    .await
+}
+
+pub(super) async fn dag_get(
+    State(s): State<ApiState>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let q = Params::parse(q);
+    let out = codec(&q, "output-codec", "dag-json")?;
+    let resolved = resolve_ipld(&s, q.arg()?).await?;
+    let bytes = ipld::encode(out, &resolved.value).map_err(bad_request)?;
+    let ctype = match out {
+        crate::block::DAG_JSON => "application/json",
+        _ => "application/octet-stream",
+    };
+    Ok(([(header::CONTENT_TYPE, ctype)], bytes).into_response())
+}
+
+pub(super) async fn dag_resolve(
+    State(s): State<ApiState>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<DagResolveOutput>, ApiError> {
+    let q = Params::parse(q);
+    let r = resolve_ipld(&s, q.arg()?).await?;
+    Ok(Json(DagResolveOutput {
+        cid: CidLink {
+            cid: r.cid.to_string(),
+        },
+        rem_path: r.rem_path,
+    }))
+}
+
+pub(super) async fn dag_put(
+    State(s): State<ApiState>,
+    RawQuery(q): RawQuery,
+    mut multipart: Multipart,
+) -> Result<Response, ApiError> {
+    let q = Params::parse(q);
+    let hash: HashAlg = q
+        .get("hash")
+        .unwrap_or("sha2-256")
+        .parse()
+        .map_err(bad_request)?;
+    let opts = DagPutOptions {
+        input_codec: codec(&q, "input-codec", "dag-json")?,
+        store_codec: codec(&q, "store-codec", "dag-cbor")?,
+        hash,
+        pin: q.bool("pin", false)?,
+    };
+    let _guard = s.online.gc_lock().read().await;
+    let mut lines = Vec::new();
+    // One block per part, as Kubo: each answered by a line.
+    loop {
+        let input = match first_part(&mut multipart, MAX_DAG_PUT_INPUT).await {
+            Ok(input) => input,
+            Err(UploadError::Empty) if !lines.is_empty() => break,
+            Err(e) => return Err(e.into()),
+        };
+        let node = Arc::clone(s.online.node());
+        let cid = blocking(move || node.dag_put(&input, opts)).await?;
+        s.online.announce_block(cid, opts.pin).await;
+        let line = DagPutOutput {
+            cid: CidLink {
+                cid: cid.to_string(),
+            },
+        };
+        let mut text = serde_json::to_string(&line).map_err(super::internal)?;
+        text.push('\n');
+        lines.push(text);
+    }
+    Ok(([(header::CONTENT_TYPE, "application/json")], lines.concat()).into_response())
+}
+
+pub(super) async fn resolve(
+    State(s): State<ApiState>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<ResolveOutput>, ApiError> {
+    let q = Params::parse(q);
+    let arg = q.arg()?;
+    let recursive = q.bool("recursive", true)?;
+    let path = if arg.starts_with("/ipns/") {
+        let opts = ResolveOptions {
+            recursive,
+            nocache: false,
+        };
+        let path = s.online.name_resolve(arg, opts).await.map_err(node_err)?;
+        if !recursive {
+            return Ok(Json(ResolveOutput { path }));
+        }
+        path
+    } else {
+        arg.to_string()
+    };
+    let r = resolve_ipld(&s, &path).await?;
+    let mut path = format!("/ipfs/{}", r.cid);
+    if !r.rem_path.is_empty() {
+        path = format!("{path}/{}", r.rem_path);
+    }
+    Ok(Json(ResolveOutput { path }))
+}
+
+pub(super) async fn object_stat(
+    State(s): State<ApiState>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<ObjectStatOutput>, ApiError> {
+    let q = Params::parse(q);
+    let stat = with_source(&s, q.arg()?, |node, source, path| {
+        node.object_stat_in(source, path)
+    })
+    .await?;
+    Ok(Json(ObjectStatOutput::from(&stat)))
 }

@@ -70,6 +70,7 @@ fn node_err(e: NodeError) -> ApiError {
         NodeError::Block(_)
         | NodeError::ImportOptions(_)
         | NodeError::Upload(_)
+        | NodeError::DagInput(_)
         | NodeError::NotPinned { .. }
         | NodeError::Config(_) => bad_request(e),
         NodeError::Key(ref k) if k.is_bad_request() => bad_request(e),
@@ -127,25 +128,96 @@ impl Params {
         Ok((path.to_string(), root))
     }
 
-    fn bool(&self, key: &str, default: bool) -> Result<bool, ApiError> {
-        match self.get(key) {
-            None => Ok(default),
-            Some("" | "true" | "1") => Ok(true),
-            Some("false" | "0") => Ok(false),
-            Some(v) => Err(bad_request(format!(
-                "{key}: expected true or false, not {v:?}"
+    /// The one value of option `key`: Kubo refuses an option given twice.
+    fn single(&self, key: &str) -> Result<Option<&str>, ApiError> {
+        match self.all(key).as_slice() {
+            [] => Ok(None),
+            [v] => Ok(Some(v)),
+            many => Err(bad_request(format!(
+                "expected key {key} to have only a single value, received {many:?}"
             ))),
         }
     }
 
-    fn num<T: std::str::FromStr>(&self, key: &str) -> Result<Option<T>, ApiError> {
-        self.get(key)
+    /// A boolean option as Kubo parses it: `true`/`false`, `t`/`f`, `1`/`0`
+    /// in any case, and an empty value (`?pin`) is true.
+    fn bool(&self, key: &str, default: bool) -> Result<bool, ApiError> {
+        let Some(v) = self.single(key)? else {
+            return Ok(default);
+        };
+        match v.to_ascii_lowercase().as_str() {
+            "" | "true" | "t" | "1" => Ok(true),
+            "false" | "f" | "0" => Ok(false),
+            _ => Err(not_convertible(key, v, "bool")),
+        }
+    }
+
+    /// A numeric option as Kubo parses it ([`parse_go_int`]: decimal, or
+    /// `0x`/`0o`/`0b`/leading-`0` prefixed, `_` between digits), refused
+    /// when out of `T`'s range.
+    fn num<T: TryFrom<i128>>(&self, key: &str) -> Result<Option<T>, ApiError> {
+        let kind = if std::mem::size_of::<T>() > 4 {
+            "int64"
+        } else {
+            "int"
+        };
+        self.single(key)?
             .map(|v| {
-                v.parse()
-                    .map_err(|_| bad_request(format!("{key}: not a valid number: {v:?}")))
+                parse_go_int(v)
+                    .and_then(|n| T::try_from(n).ok())
+                    .ok_or_else(|| not_convertible(key, v, kind))
             })
             .transpose()
     }
+}
+
+/// Kubo's words for an option value of the wrong type.
+fn not_convertible(key: &str, v: &str, kind: &str) -> ApiError {
+    let value = if v.is_empty() {
+        "empty value".to_string()
+    } else {
+        format!("value {v:?}")
+    };
+    bad_request(format!(
+        "could not convert {value} to type {kind:?} (for option \"-{key}\")"
+    ))
+}
+
+/// An integer written as Go's `strconv.ParseInt(v, 0, _)` reads it (how
+/// Kubo parses numeric options): an optional sign, then decimal digits, or
+/// a `0x`, `0o` or `0b` prefix, or a leading `0` for octal; a single `_`
+/// may stand between digits or after a prefix. `None` if it is not one.
+fn parse_go_int(v: &str) -> Option<i128> {
+    let (negative, body) = match v.as_bytes().first()? {
+        b'-' => (true, &v[1..]),
+        b'+' => (false, &v[1..]),
+        _ => (false, v),
+    };
+    let lower = body.to_ascii_lowercase();
+    let (radix, digits, prefixed) = if let Some(d) = lower.strip_prefix("0x") {
+        (16, d, true)
+    } else if let Some(d) = lower.strip_prefix("0o") {
+        (8, d, true)
+    } else if let Some(d) = lower.strip_prefix("0b") {
+        (2, d, true)
+    } else if lower.len() > 1 && lower.starts_with('0') {
+        (8, &lower[1..], true)
+    } else {
+        (10, lower.as_str(), false)
+    };
+    if digits.contains('_')
+        && ((!prefixed && digits.starts_with('_'))
+            || digits.ends_with('_')
+            || digits.contains("__"))
+    {
+        return None;
+    }
+    let digits: String = digits.chars().filter(|c| *c != '_').collect();
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    let n = i128::from_str_radix(&digits, radix).ok()?;
+    Some(if negative { -n } else { n })
 }
 
 /// The routes, for `axum::serve`.
@@ -156,6 +228,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v0/swarm/peers", post(network::swarm_peers))
         .route("/api/v0/swarm/connect", post(network::swarm_connect))
         .route("/api/v0/routing/findprovs", post(network::findprovs))
+        .route("/api/v0/routing/findpeer", post(network::findpeer))
+        .route("/api/v0/dht/findprovs", post(network::findprovs))
+        .route("/api/v0/dht/findpeer", post(network::findpeer))
         .route("/api/v0/routing/reprovide", post(network::reprovide))
         .route("/api/v0/stats/bw", post(network::stats_bw))
         .route("/api/v0/bitswap/stat", post(network::bitswap_stat))
@@ -173,6 +248,13 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v0/block/stat", post(blocks::block_stat))
         .route("/api/v0/dag/export", post(dag::dag_export))
         .route("/api/v0/dag/import", post(dag::dag_import))
+        .route("/api/v0/dag/get", post(dag::dag_get))
+        .route("/api/v0/dag/put", post(dag::dag_put))
+        .route("/api/v0/dag/resolve", post(dag::dag_resolve))
+        .route("/api/v0/resolve", post(dag::resolve))
+        .route("/api/v0/object/stat", post(dag::object_stat))
+        .route("/api/v0/config", post(repo::config_get))
+        .route("/api/v0/config/show", post(repo::config_show))
         .route("/api/v0/key/gen", post(keys::key_gen))
         .route("/api/v0/key/list", post(keys::key_list))
         .route("/api/v0/key/rm", post(keys::key_rm))
@@ -186,6 +268,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v0/repo/verify", post(repo::repo_verify))
         .route("/metrics", axum::routing::get(metrics))
         .route("/debug/metrics/prometheus", axum::routing::get(metrics))
+        .fallback(no_such_endpoint)
+        .method_not_allowed_fallback(no_such_endpoint)
         // Uploads are streamed, never buffered whole: no body size limit.
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn_with_state(
@@ -209,6 +293,24 @@ async fn metrics(State(s): State<ApiState>) -> Response {
         s.online.metrics_text(),
     )
         .into_response()
+}
+
+/// What Kubo answers outside its routes: a method other than POST on
+/// `/api/v0/...` is 405 (with `Allow: POST`), anything else unknown 404;
+/// both with Kubo's words, in its JSON error shape.
+async fn no_such_endpoint(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    if uri.path().starts_with("/api/v0/") && method != axum::http::Method::POST {
+        let mut answer = ApiError(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "405 - Method Not Allowed".into(),
+        )
+        .into_response();
+        answer
+            .headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+        return answer;
+    }
+    ApiError(StatusCode::NOT_FOUND, "404 page not found".into()).into_response()
 }
 
 async fn shutdown(State(s): State<ApiState>) -> StatusCode {
@@ -278,4 +380,86 @@ async fn json_lines_or_error<T: Serialize + Send + 'static>(
         return (status, Json(e.clone())).into_response();
     }
     lines_body(first, rx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(q: &str) -> Params {
+        Params::parse(Some(q.to_string()))
+    }
+
+    fn message(e: ApiError) -> String {
+        assert_eq!(e.0, StatusCode::BAD_REQUEST);
+        e.1
+    }
+
+    #[test]
+    fn booleans_parse_as_kubo_parses_them() {
+        for (q, want) in [
+            ("pin=true", true),
+            ("pin=True", true),
+            ("pin=TRUE", true),
+            ("pin=tRuE", true),
+            ("pin=t", true),
+            ("pin=T", true),
+            ("pin=1", true),
+            ("pin=", true),
+            ("pin", true),
+            ("pin=false", false),
+            ("pin=False", false),
+            ("pin=F", false),
+            ("pin=0", false),
+        ] {
+            assert_eq!(params(q).bool("pin", !want).unwrap(), want, "{q}");
+        }
+        assert!(params("other=0").bool("pin", true).unwrap());
+        for bad in ["pin=yes", "pin=2", "pin=truth", "pin=%20true"] {
+            let m = message(params(bad).bool("pin", true).unwrap_err());
+            assert!(m.starts_with("could not convert value"), "{bad}: {m}");
+            assert!(m.ends_with(r#"to type "bool" (for option "-pin")"#), "{m}");
+        }
+        let m = message(params("pin=true&pin=false").bool("pin", true).unwrap_err());
+        assert!(m.contains("only a single value"), "{m}");
+    }
+
+    #[test]
+    fn numbers_parse_as_go_parses_them() {
+        for (v, want) in [
+            ("7", Some(7)),
+            ("+7", Some(7)),
+            ("-7", Some(-7)),
+            ("0x1F", Some(31)),
+            ("0X1f", Some(31)),
+            ("0o17", Some(15)),
+            ("017", Some(15)),
+            ("0b101", Some(5)),
+            ("1_000", Some(1000)),
+            ("0x_ff", Some(255)),
+            ("0", Some(0)),
+            ("", None),
+            ("_1", None),
+            ("1_", None),
+            ("1__0", None),
+            ("08", None),
+            ("0x", None),
+            ("1.5", None),
+            (" 1", None),
+            ("1e3", None),
+        ] {
+            assert_eq!(parse_go_int(v), want, "{v:?}");
+        }
+        assert_eq!(params("n=0x10").num::<u64>("n").unwrap(), Some(16));
+        assert_eq!(params("x=1").num::<u64>("n").unwrap(), None);
+        let m = message(params("n=256").num::<u8>("n").unwrap_err());
+        assert_eq!(
+            m,
+            r#"could not convert value "256" to type "int" (for option "-n")"#
+        );
+        let m = message(params("n=-1").num::<u64>("n").unwrap_err());
+        assert!(m.contains(r#"type "int64""#), "{m}");
+        let m = message(params("n=").num::<u64>("n").unwrap_err());
+        assert!(m.starts_with("could not convert empty value"), "{m}");
+    }
 }

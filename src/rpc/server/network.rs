@@ -86,6 +86,45 @@ pub(super) async fn findprovs(
     Ok(out)
 }
 
+/// `routing/findpeer` (and `dht/findpeer`): a connected peer's addresses,
+/// or those the DHT knows (the peer is dialed), as Kubo's final-peer event.
+pub(super) async fn findpeer(
+    State(s): State<ApiState>,
+    RawQuery(q): RawQuery,
+) -> Result<String, ApiError> {
+    let q = Params::parse(q);
+    let arg = q.arg()?;
+    let peer: libp2p::PeerId = arg
+        .parse()
+        .map_err(|e| bad_request(format!("invalid peer ID {arg:?}: {e}")))?;
+    let swarm = &s.online.net().swarm;
+    let mut addrs: Vec<String> = swarm
+        .peer_addrs()
+        .await
+        .map_err(internal)?
+        .into_iter()
+        .filter(|(p, _)| *p == peer)
+        .map(|(_, a)| a.to_string())
+        .collect();
+    if addrs.is_empty() {
+        addrs = swarm
+            .find_peer(peer)
+            .await
+            .map_err(|e| match e {
+                // Kubo's words.
+                crate::net::NetError::PeerNotFound { .. } => internal("routing: not found"),
+                other => internal(other),
+            })?
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+    }
+    let event = RoutingEvent::final_peer(peer.to_string(), addrs);
+    let mut out = serde_json::to_string(&event).map_err(internal)?;
+    out.push('\n');
+    Ok(out)
+}
+
 pub(super) async fn reprovide(
     State(s): State<ApiState>,
 ) -> Result<Json<ReprovideResponse>, ApiError> {

@@ -65,3 +65,71 @@ pub struct ImportStats {
     /// Blocks read from the CAR.
     pub block_count: u64,
 }
+
+/// `dag/put`: the stored block (one line per input).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DagPutOutput {
+    /// Its CID as a DAG-JSON link.
+    pub cid: CidLink,
+}
+
+/// `dag/resolve`: the last block a path reaches and the rest of the path
+/// inside it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DagResolveOutput {
+    /// The block, as a DAG-JSON link.
+    pub cid: CidLink,
+    /// The path's steps inside that block (empty when it ends on a link).
+    pub rem_path: String,
+}
+
+/// `resolve`: the `/ipfs/` path a path or name resolves to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ResolveOutput {
+    /// `/ipfs/CID`, with the steps inside the last block when there are.
+    pub path: String,
+}
+
+/// `object/stat`: a block's sizes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ObjectStatOutput {
+    /// Its encoded bytes.
+    pub block_size: u64,
+    /// The block plus everything its links reach (dag-pb), else the block.
+    pub cumulative_size: u64,
+    /// dag-pb: its `Data` bytes; other codecs: the block.
+    pub data_size: u64,
+    /// Its CID.
+    pub hash: String,
+    /// dag-pb: the bytes that are not `Data`.
+    pub links_size: u64,
+    /// Links it holds.
+    pub num_links: u64,
+}
+
+impl From<&crate::node::ObjectStat> for ObjectStatOutput {
+    fn from(s: &crate::node::ObjectStat) -> Self {
+        ObjectStatOutput {
+            block_size: s.block_size,
+            cumulative_size: s.cumulative_size,
+            data_size: s.data_size,
+            hash: s.cid.to_string(),
+            links_size: s.links_size,
+            num_links: s.num_links,
+        }
+    }
+}
+
+/// `config KEY`: one setting.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ConfigValue {
+    /// The dotted key asked for.
+    pub key: String,
+    /// Its value (secrets redacted).
+    pub value: serde_json::Value,
+}

@@ -127,6 +127,19 @@ impl RoutingEvent {
     /// Kubo's event type for "found a provider".
     pub const PROVIDER: u8 = 4;
 
+    /// Kubo's event type for "found the peer asked for".
+    pub const FINAL_PEER: u8 = 2;
+
+    /// The peer asked for, with its addresses.
+    pub fn final_peer(peer: String, addrs: Vec<String>) -> RoutingEvent {
+        RoutingEvent {
+            extra: String::new(),
+            id: String::new(),
+            responses: vec![PeerInfo { addrs, id: peer }],
+            r#type: Self::FINAL_PEER,
+        }
+    }
+
     /// A provider found.
     pub fn provider(peer: String) -> RoutingEvent {
         RoutingEvent {
