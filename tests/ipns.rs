@@ -108,14 +108,7 @@ fn names_answer_the_same_with_and_without_a_daemon() {
     // The gateway serves the name, cacheable for the record's TTL (1 h).
     let gw = common::gateway_url(&banner);
     let get = |path: &str, host: Option<&str>| {
-        let mut req = ureq::get(format!("{gw}{path}"))
-            .config()
-            .http_status_as_error(false)
-            .build();
-        if let Some(h) = host {
-            req = req.header("Host", h);
-        }
-        let mut r = req.call().expect("gateway answers");
+        let mut r = common::get_with_host(&format!("{gw}{path}"), host);
         let header = |n: &str| {
             r.headers()
                 .get(n)

@@ -298,7 +298,7 @@ pub(super) enum NameCommand {
     },
     /// Print the path an IPNS name points at.
     Resolve {
-        /// The name (NAME or /ipns/NAME[/path]).
+        /// The name (NAME, a DNSLink domain, or /ipns/NAME[/path]).
         name: String,
         /// Follow names that point at names (--recursive=false for one step).
         #[arg(long, short = 'r', value_parser = parse_bool_flag, num_args = 0..=1, default_missing_value = "true", default_value = "true")]

@@ -3,6 +3,7 @@
 
 use crate::block::BlockError;
 use crate::dag::DagError;
+use crate::names::dnslink::DnsLinkError;
 use crate::names::ipns::IpnsError;
 use crate::node::{BoxedSource, NodeError};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -130,6 +131,13 @@ impl GatewayError {
             }
             G::Node(NodeError::Block(_)) => StatusCode::BAD_REQUEST,
             G::Node(NodeError::Ipns(IpnsError::NotFound { .. })) => StatusCode::NOT_FOUND,
+            G::Node(NodeError::Ipns(IpnsError::DnsLink(d))) => match d {
+                DnsLinkError::NoRecord { .. } => StatusCode::NOT_FOUND,
+                DnsLinkError::BadDomain { .. } => StatusCode::BAD_REQUEST,
+                DnsLinkError::Malformed { .. }
+                | DnsLinkError::Ambiguous { .. }
+                | DnsLinkError::Lookup { .. } => StatusCode::BAD_GATEWAY,
+            },
             G::Node(NodeError::Ipns(i)) if i.is_bad_request() => StatusCode::BAD_REQUEST,
             G::Node(_) | G::Join(_) => StatusCode::INTERNAL_SERVER_ERROR,
             G::Producer(_) => StatusCode::BAD_GATEWAY,

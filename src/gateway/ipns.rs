@@ -5,10 +5,18 @@
 //! `/ipns/` path; `?format=ipns-record` (or `Accept:
 //! application/vnd.ipfs.ipns-record`) answers the name's best signed record
 //! itself, for trustless clients that verify it.
+//!
+//! DNSLink: `/ipns/example.org[/path]` resolves the domain's
+//! `_dnslink.example.org` TXT record (cacheable for its TTL); a subdomain
+//! host inlines the domain in one label (`example-org.ipns.{domain}`, `-`
+//! written `--`), as the subdomain gateway spec says. A domain without a
+//! DNSLink is a 404, a malformed or ambiguous DNSLink or a failed DNS
+//! lookup a 502.
 
 use super::error::GatewayError;
 use super::request::{parse_request, query_param, ContentPath};
 use super::GatewayState;
+use crate::names::dnslink::uninline;
 use crate::names::ipns::{parse_name, ResolveOptions};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -18,11 +26,17 @@ use std::time::Duration;
 const IPNS_RECORD: &str = "application/vnd.ipfs.ipns-record";
 
 /// `/ipns/NAME/rest` named by a request: its path, or its host
-/// `NAME.ipns.{domain}` and its path.
+/// `NAME.ipns.{domain}` and its path (a label that is no key's name but
+/// has a `-` is an inlined DNSLink domain).
 pub(super) fn named(uri: &Uri, host: Option<&str>) -> Option<String> {
     if let Some(label) = host.and_then(|h| h.split_once(".ipns.")).map(|(l, _)| l) {
         if !label.is_empty() && !label.contains('.') {
-            return Some(format!("/ipns/{label}{}", uri.path()));
+            let name = if parse_name(label).is_err() && label.contains('-') {
+                uninline(label)
+            } else {
+                label.to_string()
+            };
+            return Some(format!("/ipns/{name}{}", uri.path()));
         }
     }
     uri.path()

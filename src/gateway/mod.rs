@@ -11,7 +11,8 @@
 //!   `dag-scope` and `entity-bytes` (see `dag::scope`).
 //! - `/ipns/{name}[/path]` and `{name}.ipns.{domain}` resolve the IPNS
 //!   name and serve what it points at, cacheable for the record's TTL;
-//!   `?format=ipns-record` gives the signed record (see `ipns.rs`).
+//!   `?format=ipns-record` gives the signed record; `/ipns/example.org`
+//!   and `example-org.ipns.{domain}` resolve DNSLink (see `ipns.rs`).
 //! - `Host: {cidv1}.ipfs.{domain}` serves the same content from its own
 //!   origin; with `[gateway] subdomain_redirect`, path requests on a
 //!   `localhost` host are redirected there.

@@ -4,6 +4,7 @@
 
 use super::online::OnlineNode;
 use super::{Node, NodeError};
+use crate::names::dnslink::DnsLinkError;
 use crate::names::ipns::service::NamesStats;
 use crate::names::ipns::IpnsValidator;
 use crate::names::ipns::{IpnsError, IpnsRecord, PublishOptions, ResolveOptions};
@@ -28,11 +29,20 @@ impl Node {
         Ok((name, rec))
     }
 
-    /// Resolves a name from the records this node published (no network).
+    /// Resolves a name from the records this node published (no DHT);
+    /// DNSLink domains are looked up in DNS, on a runtime of their own
+    /// (the DNS client needs one).
     pub fn name_resolve(&self, name: &str, opts: ResolveOptions) -> Result<String, NodeError> {
-        Ok(futures::executor::block_on(
-            self.names().resolve(name, opts, None),
-        )?)
+        let resolving = self.names().resolve(name, opts, None);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| DnsLinkError::Lookup {
+                domain: name.to_string(),
+                reason: format!("cannot start the DNS client: {e}"),
+            })
+            .map_err(IpnsError::from)?;
+        Ok(rt.block_on(resolving)?)
     }
 }
 

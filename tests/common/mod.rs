@@ -315,6 +315,16 @@ pub fn gateway_url(banner: &[String]) -> String {
     format!("http://127.0.0.1:{}", port_of(addr))
 }
 
+/// A GET of `url` that returns whatever status comes, with `Host: host`
+/// when given (subdomain gateway requests).
+pub fn get_with_host(url: &str, host: Option<&str>) -> ureq::http::Response<ureq::Body> {
+    let mut req = ureq::get(url).config().http_status_as_error(false).build();
+    if let Some(h) = host {
+        req = req.header("Host", h);
+    }
+    req.call().expect("the server answers")
+}
+
 /// The RPC API's URL (`http://127.0.0.1:PORT`) from a daemon's start-up
 /// lines.
 pub fn api_url(banner: &[String]) -> String {

@@ -138,6 +138,9 @@ pub enum IpnsError {
         /// The limit.
         depth: usize,
     },
+    /// A DNSLink domain did not resolve.
+    #[error(transparent)]
+    DnsLink(#[from] crate::names::dnslink::DnsLinkError),
     /// The DHT failed.
     #[error(transparent)]
     Net(#[from] crate::net::NetError),
@@ -156,6 +159,9 @@ impl IpnsError {
         match self {
             IpnsError::BadName { .. } | IpnsError::BadValue { .. } | IpnsError::Offline => true,
             IpnsError::Key(k) => k.is_bad_request(),
+            IpnsError::DnsLink(d) => {
+                matches!(d, crate::names::dnslink::DnsLinkError::BadDomain { .. })
+            }
             _ => false,
         }
     }

@@ -11,19 +11,22 @@
 //! Resolving collects the DHT's answers (and our own record), keeps the
 //! best valid one ([`record::select`]) and caches its value for the record's
 //! TTL (never past its end of life) in a bounded cache; `nocache` skips the
-//! cache. `/ipns/` values are followed when resolving recursively.
+//! cache. `/ipns/` values are followed when resolving recursively, and
+//! `/ipns/` names that are domains resolve through DNSLink
+//! ([`crate::names::dnslink`]) on the way.
 
 use super::record::{self, IpnsRecord};
 use super::{parse_name, routing_key, IpnsError, IpnsValidator, IPNS_PREFIX};
+use crate::names::cache::TtlCache;
+use crate::names::dnslink::{self, DnsLink};
 use crate::names::Keystore;
 use crate::net::swarm::SwarmHandle;
 use crate::store::Store;
 use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 /// Metadata key prefix of the records this node published.
 const META_PREFIX: &str = "ipns.";
@@ -52,7 +55,8 @@ pub struct IpnsSettings {
     /// How long resolvers may cache a record, unless `--ttl` says otherwise.
     #[serde(with = "humantime_serde")]
     pub record_ttl: Duration,
-    /// Most resolved names kept in the cache.
+    /// Most resolved names kept in the cache (IPNS names and DNSLink
+    /// domains each).
     pub cache_entries: usize,
 }
 
@@ -107,18 +111,13 @@ pub struct NamesStats {
     pub cache_hits: AtomicU64,
 }
 
-/// A resolved value and until when it may be served from the cache.
-struct Cached {
-    value: String,
-    until: Instant,
-}
-
 /// The IPNS service of a node: its keys, its repo, its cache.
 pub struct Names {
     keys: Arc<Keystore>,
     store: Arc<dyn Store>,
     settings: IpnsSettings,
-    cache: Mutex<HashMap<PeerId, Cached>>,
+    cache: TtlCache<PeerId, String>,
+    dnslink: DnsLink,
     /// Publishes take their sequence numbers one at a time.
     publishing: Mutex<()>,
     validator: Arc<IpnsValidator>,
@@ -127,12 +126,25 @@ pub struct Names {
 
 impl Names {
     /// The service over `keys` and the repo metadata of `store`.
+    /// DNSLink domains resolve through the system's DNS resolver.
     pub fn new(keys: Arc<Keystore>, store: Arc<dyn Store>, settings: IpnsSettings) -> Names {
+        let dnslink = DnsLink::system(settings.cache_entries);
+        Names::with_dnslink(keys, store, settings, dnslink)
+    }
+
+    /// The service with DNSLink domains resolved by `dnslink`.
+    pub fn with_dnslink(
+        keys: Arc<Keystore>,
+        store: Arc<dyn Store>,
+        settings: IpnsSettings,
+        dnslink: DnsLink,
+    ) -> Names {
         Names {
             keys,
             store,
+            cache: TtlCache::new(settings.cache_entries),
+            dnslink,
             settings,
-            cache: Mutex::new(HashMap::new()),
             publishing: Mutex::new(()),
             validator: Arc::new(IpnsValidator::default()),
             stats: Arc::new(NamesStats::default()),
@@ -193,9 +205,10 @@ impl Names {
         Ok(dht.put_value(routing_key(name), bytes).await?)
     }
 
-    /// Resolves `input` (`NAME`, `/ipns/NAME[/path]`) to the path it points
-    /// at (with the input's own path appended): from the cache, the records
-    /// this node published, and the DHT when `dht` is given.
+    /// Resolves `input` (`NAME`, `/ipns/NAME[/path]`, NAME a key's name or
+    /// a DNSLink domain) to the path it points at (with the input's own
+    /// path appended): from the cache, the records this node published,
+    /// the DHT when `dht` is given, and DNS for domains.
     pub async fn resolve(
         &self,
         input: &str,
@@ -219,8 +232,7 @@ impl Names {
         }
         let mut ttl = Duration::MAX;
         for _ in 0..MAX_RESOLVE_DEPTH {
-            let (name, rest) = parse_name(&path)?;
-            let (value, valid) = self.resolve_one(&name, opts.nocache, dht).await?;
+            let (value, valid, rest) = self.resolve_step(&path, opts.nocache, dht).await?;
             ttl = ttl.min(valid);
             path = format!("{value}{rest}");
             if !opts.recursive || !path.starts_with(IPNS_PREFIX) {
@@ -231,6 +243,25 @@ impl Names {
             name: input.to_string(),
             depth: MAX_RESOLVE_DEPTH,
         })
+    }
+
+    /// One step of `/ipns/NAME/rest`: what NAME (a key's name or a
+    /// domain) points at, how long that may be cached, and `/rest`.
+    async fn resolve_step(
+        &self,
+        path: &str,
+        nocache: bool,
+        dht: Option<&SwarmHandle>,
+    ) -> Result<(String, Duration, String), IpnsError> {
+        let after = path.strip_prefix(IPNS_PREFIX).unwrap_or(path);
+        let (first, rest) = after.split_at(after.find('/').unwrap_or(after.len()));
+        if dnslink::is_domain(first) {
+            let (value, ttl) = self.dnslink.resolve(first, nocache).await?;
+            return Ok((value, ttl, rest.trim_end_matches('/').to_string()));
+        }
+        let (name, rest) = parse_name(path)?;
+        let (value, ttl) = self.resolve_one(&name, nocache, dht).await?;
+        Ok((value, ttl, rest))
     }
 
     /// The value of `name`'s best record and how long it may be cached.
@@ -371,40 +402,12 @@ impl Names {
 
     /// A cached value of `name` and how much longer it may be served.
     fn cached(&self, name: &PeerId) -> Option<(String, Duration)> {
-        let cache = lock(&self.cache);
-        let now = Instant::now();
-        cache
-            .get(name)
-            .filter(|c| c.until > now)
-            .map(|c| (c.value.clone(), c.until - now))
+        self.cache.get(name)
     }
 
-    /// Caches `rec`'s value for its TTL, never past its end of life; a full
-    /// cache first drops expired entries, then the one expiring soonest.
+    /// Caches `rec`'s value for its TTL, never past its end of life.
     fn remember(&self, name: &PeerId, rec: &IpnsRecord) {
-        if self.settings.cache_entries == 0 {
-            return;
-        }
-        let Some(until) = Instant::now().checked_add(cache_time(rec)) else {
-            return;
-        };
-        let mut cache = lock(&self.cache);
-        if cache.len() >= self.settings.cache_entries && !cache.contains_key(name) {
-            let now = Instant::now();
-            cache.retain(|_, c| c.until > now);
-            if cache.len() >= self.settings.cache_entries {
-                if let Some(soonest) = cache.iter().min_by_key(|(_, c)| c.until).map(|(k, _)| *k) {
-                    cache.remove(&soonest);
-                }
-            }
-        }
-        cache.insert(
-            *name,
-            Cached {
-                value: rec.value_text(),
-                until,
-            },
-        );
+        self.cache.insert(*name, rec.value_text(), cache_time(rec));
     }
 }
 
@@ -538,7 +541,7 @@ mod tests {
             n.remember(&p, &record::fields(&bytes).unwrap());
             peers.push(p);
         }
-        assert_eq!(lock(&n.cache).len(), 2);
+        assert_eq!(n.cache.len(), 2);
         assert!(n.cached(&peers[0]).is_none(), "the soonest to expire went");
         assert!(n.cached(&peers[2]).is_some());
         // A zero TTL is not served from the cache.
