@@ -346,3 +346,77 @@ fn metrics_count_requests_and_traffic() {
     assert!(text.contains("libp2p_bandwidth_bytes_total"), "{text}");
     assert!(text.contains("cairn_provide_announced_total"), "{text}");
 }
+
+/// What RFC 9110 lets a server ignore is ignored: a malformed `Range`,
+/// several ranges and a stale `If-Range` give the whole file with 200 and
+/// no `Content-Range`; HEAD answers the type GET answers.
+#[test]
+fn heads_ranges_and_if_range_as_rfc_9110() {
+    let repo = TestRepo::new();
+    let site = repo.scratch("site");
+    std::fs::create_dir_all(site.join("dir")).unwrap();
+    let body: Vec<u8> = (0..2000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(site.join("data.bin"), &body).unwrap();
+    std::fs::write(site.join("pic"), b"\x89PNG\r\n\x1a\nnot really a png").unwrap();
+    std::fs::write(site.join("notes"), b"plain words, no extension\n").unwrap();
+    std::fs::write(site.join("dir/page.html"), b"<p>hi</p>").unwrap();
+    let root = repo.add(&site, &["-r"]);
+    let (mut d, banner) = Daemon::start(&repo, &[]);
+    let gw = gateway_url(&banner);
+
+    for path in [
+        "pic",
+        "notes",
+        "data.bin",
+        "dir/",
+        "dir/page.html",
+        "?format=raw",
+    ] {
+        let url = format!("{gw}/ipfs/{root}/{path}");
+        let (g, h) = (get(&url, &[]), head(&url));
+        assert_eq!(g.status, 200, "{path}");
+        assert_eq!(h.status, 200, "{path}");
+        assert_eq!(h.header("content-type"), g.header("content-type"), "{path}");
+    }
+    assert_eq!(
+        head(&format!("{gw}/ipfs/{root}/pic")).header("content-type"),
+        Some("image/png")
+    );
+
+    let url = format!("{gw}/ipfs/{root}/data.bin");
+    let whole = |r: &Got, why: &str| {
+        assert_eq!(r.status, 200, "{why}");
+        assert_eq!(r.body, body, "{why}");
+        assert_eq!(r.header("content-length"), Some("2000"), "{why}");
+        assert_eq!(r.header("content-range"), None, "{why}");
+        assert_eq!(r.header("accept-ranges"), Some("bytes"), "{why}");
+    };
+    for bad in [
+        "bytes=abc",
+        "bytes=9-0",
+        "bytes=",
+        "items=0-9",
+        "bytes=0x1-2",
+    ] {
+        whole(&get(&url, &[("Range", bad)]), bad);
+    }
+    whole(&get(&url, &[("Range", "bytes=0-1,4-5")]), "two ranges");
+    assert_eq!(get(&url, &[("Range", "bytes=5000-")]).status, 416);
+
+    let etag = get(&url, &[]).header("etag").unwrap().to_string();
+    let r = get(&url, &[("Range", "bytes=10-19"), ("If-Range", &etag)]);
+    assert_eq!(r.status, 206);
+    assert_eq!(r.body, &body[10..20]);
+    assert_eq!(r.header("content-range"), Some("bytes 10-19/2000"));
+    for stale in [
+        "\"bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy\"",
+        &format!("W/{etag}"),
+        "Sun, 06 Nov 1994 08:49:37 GMT",
+    ] {
+        whole(
+            &get(&url, &[("Range", "bytes=10-19"), ("If-Range", stale)]),
+            stale,
+        );
+    }
+    assert!(d.signal(libc::SIGTERM).success());
+}

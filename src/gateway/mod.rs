@@ -1,9 +1,11 @@
 //! The HTTP gateway (read-only): `GET`/`HEAD /ipfs/{cid}[/{path}]` as the
 //! IPFS path, subdomain and trustless gateway specs describe.
 //!
-//! - Files stream with a Content-Type from the name or the first bytes;
-//!   `Range` (one range, suffix ranges too) gives 206 reading only the
-//!   blocks the range needs, an unsatisfiable range 416.
+//! - Files stream with a Content-Type from the name or the first bytes
+//!   (the same for HEAD); `Range` (one range, suffix ranges too) gives 206
+//!   reading only the blocks the range needs, an unsatisfiable range 416;
+//!   a malformed range, several ranges, or an `If-Range` that does not
+//!   match the `ETag` are ignored (200, the whole file).
 //! - Directories serve their `index.html`, else an HTML listing; a
 //!   directory URL without its trailing `/` is redirected to it.
 //! - `?format=raw` / `Accept: application/vnd.ipld.raw` gives the block;

@@ -2,8 +2,10 @@
 //! the gateway serves, and the span of a file it names.
 //!
 //! Positions are ASCII digits only (`+0` or `-0` as a first position is
-//! malformed, not zero); several ranges are served whole, as the RFC
-//! allows; a header that is not visible ASCII is ignored.
+//! malformed, not zero). What the RFC lets a server ignore is ignored, the
+//! whole file served with 200: a malformed or invalid `Range` (§14.2),
+//! several ranges, a header that is not visible ASCII, and any range when
+//! `If-Range` does not match the current `ETag` (§13.1.5).
 
 use super::GatewayError;
 use axum::http::{header, HeaderMap};
@@ -17,7 +19,7 @@ pub enum RangeSpec {
     FromTo(u64, Option<u64>),
     /// The last this many bytes.
     Suffix(u64),
-    /// Not a `bytes=` range we can read.
+    /// Not a `bytes=` range we can read (ignored: served whole).
     Malformed,
 }
 
@@ -26,6 +28,16 @@ pub fn from_headers(headers: &HeaderMap) -> RangeSpec {
     match headers.get(header::RANGE).map(|v| v.to_str()) {
         Some(Ok(v)) => parse(v),
         _ => RangeSpec::Whole,
+    }
+}
+
+/// Whether a range may be served for a response whose `ETag` is `etag`:
+/// without `If-Range`, or when it names that strong tag. A weak tag or a
+/// date (the gateway sends no `Last-Modified`) never matches.
+pub fn if_range_holds(headers: &HeaderMap, etag: &str) -> bool {
+    match headers.get(header::IF_RANGE) {
+        None => true,
+        Some(v) => v.to_str().is_ok_and(|v| trim_ows(v) == etag),
     }
 }
 
@@ -80,8 +92,9 @@ pub struct Span {
     pub partial: bool,
 }
 
-/// The span `range` asks of a file of `size` bytes; unsatisfiable (416)
-/// when it starts past the end, is empty or malformed.
+/// The span `range` asks of a file of `size` bytes: the whole file when
+/// there is no range or it is malformed; unsatisfiable (416) when it starts
+/// past the end or is empty.
 pub fn span(range: RangeSpec, size: u64) -> Result<Span, GatewayError> {
     let unsatisfiable = GatewayError::Unsatisfiable { size };
     let partial = |offset, len| Span {
@@ -90,12 +103,11 @@ pub fn span(range: RangeSpec, size: u64) -> Result<Span, GatewayError> {
         partial: true,
     };
     match range {
-        RangeSpec::Whole => Ok(Span {
+        RangeSpec::Whole | RangeSpec::Malformed => Ok(Span {
             offset: 0,
             len: size,
             partial: false,
         }),
-        RangeSpec::Malformed => Err(unsatisfiable),
         RangeSpec::FromTo(first, last) => {
             if first >= size || last.is_some_and(|l| l < first) {
                 return Err(unsatisfiable);
@@ -157,5 +169,25 @@ mod tests {
         assert!(span(RangeSpec::Suffix(0), 10).is_err());
         assert!(span(RangeSpec::Suffix(1), 0).is_err());
         assert!(!span(RangeSpec::Whole, 0).unwrap().partial);
+        let whole = span(RangeSpec::Malformed, 10).unwrap();
+        assert_eq!((whole.offset, whole.len, whole.partial), (0, 10, false));
+    }
+
+    #[test]
+    fn if_range_needs_the_same_strong_tag() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::IF_RANGE, v.parse().unwrap());
+            h
+        };
+        assert!(if_range_holds(&HeaderMap::new(), "\"c\""));
+        assert!(if_range_holds(&with("\"c\""), "\"c\""));
+        assert!(if_range_holds(&with(" \"c\" "), "\"c\""));
+        assert!(!if_range_holds(&with("\"old\""), "\"c\""));
+        assert!(!if_range_holds(&with("W/\"c\""), "\"c\""));
+        assert!(!if_range_holds(
+            &with("Sun, 06 Nov 1994 08:49:37 GMT"),
+            "\"c\""
+        ));
     }
 }

@@ -118,18 +118,25 @@ async fn file(
     if let Some(r) = req.not_modified(roots, &etag) {
         return Ok(r);
     }
+    let asked = if range::if_range_holds(req.headers, &etag) {
+        range::from_headers(req.headers)
+    } else {
+        range::RangeSpec::Whole
+    };
     let Span {
         offset,
         len,
         partial,
-    } = range::span(range::from_headers(req.headers), size)?;
+    } = range::span(asked, size)?;
     // The type comes from the name, else from the file's first bytes: the
-    // response's own first chunk when it starts at byte 0, else a read.
+    // response's own first chunk when a GET sends them, else a read (a HEAD
+    // answers the type its GET would).
     let by_name = mime::by_name(name);
-    let sniff_first = by_name.is_none() && offset == 0;
+    let sniff_first =
+        by_name.is_none() && !head && offset == 0 && (len >= SNIFF_BYTES || len == size);
     let ctype = match by_name {
         Some(t) => t,
-        None if offset == 0 => mime::sniff(b""),
+        None if sniff_first || size == 0 => mime::sniff(b""),
         None => {
             let src = Arc::clone(&source);
             let first = blocking(
