@@ -7,7 +7,9 @@
 //!   that gateway as its only source (no libp2p, no delegated routers, no
 //!   public gateways, no DNS);
 //! - `kubo-rpc-client` (tests/js-clients/kubo-rpc.mjs) drives the RPC API:
-//!   add/addAll, cat, ls, pin ls/rm/add, block get/stat/put, id, version;
+//!   add/addAll, cat, ls, pin ls/rm/add, block get/stat/put, id, version,
+//!   dag put/get/resolve, resolve, config, routing findProvs, object/stat,
+//!   keys and IPNS names;
 //! - Python's standard library (tests/js-clients/rpc_client.py) does the same
 //!   over plain HTTP, with multipart bodies built like Kubo's own Go client.
 //!
@@ -22,6 +24,8 @@
 
 mod common;
 
+use cairn::block::{CidFormat, DAG_CBOR, DAG_JSON};
+use cairn::dag::ipld::{self, Ipld};
 use common::process::run_bounded;
 use common::{api_url, Daemon, TestRepo};
 use serde_json::{json, Value};
@@ -886,6 +890,133 @@ fn kubo_rpc_client_drives_the_daemon() {
             format!("{name}: no message")
         });
     }
+
+    // IPLD: dag.put stores DAG-CBOR (sha2-256, CIDv1) as Kubo does, the
+    // CID the same as encoding the object here; paths resolve to the block
+    // and the steps inside it.
+    let raw_cid = cid::Cid::new_v1(RAW, mh).to_string();
+    let doc = Ipld::Map(BTreeMap::from([
+        ("hello".to_string(), Ipld::String("world".into())),
+        (
+            "n".to_string(),
+            Ipld::List(vec![Ipld::Integer(1), Ipld::Integer(2)]),
+        ),
+        ("link".to_string(), Ipld::Link(raw_cid.parse().unwrap())),
+    ]));
+    let want_dag = CidFormat::V1_SHA2_256
+        .cid(DAG_CBOR, &ipld::encode(DAG_CBOR, &doc).unwrap())
+        .to_string();
+    let dag_put = value(&mut c, "dag-put");
+    c.eq("dag.put: cid", str_of(&dag_put), want_dag.clone());
+    let json_doc = ipld::decode(DAG_JSON, br#"{"a":1,"b":true}"#).unwrap();
+    let want_json = CidFormat::V1_SHA2_256
+        .cid(DAG_JSON, &ipld::encode(DAG_JSON, &json_doc).unwrap())
+        .to_string();
+    let dag_put_json = value(&mut c, "dag-put-json");
+    c.eq(
+        "dag.put(dag-json in and stored): cid",
+        str_of(&dag_put_json),
+        want_json,
+    );
+    let dag_get = value(&mut c, "dag-get");
+    c.eq(
+        "dag.get",
+        dag_get,
+        json!({"hello": "world", "n": [1, 2], "link": raw_cid}),
+    );
+    let dag_get_path = value(&mut c, "dag-get-path");
+    c.eq(
+        "dag.get(path /n/1)",
+        dag_get_path,
+        json!({"value": 2, "remainderPath": ""}),
+    );
+    let dag_resolve = value(&mut c, "dag-resolve");
+    c.eq(
+        "dag.resolve(path link)",
+        dag_resolve,
+        json!({"cid": raw_cid, "remainderPath": ""}),
+    );
+    let dag_resolve_inside = value(&mut c, "dag-resolve-inside");
+    c.eq(
+        "dag.resolve(/ipfs/CID/n/0)",
+        dag_resolve_inside,
+        json!({"cid": want_dag, "remainderPath": "n/0"}),
+    );
+    if let Some(data_cid) = want_tree.get("tree/sub/data.bin") {
+        let resolved = value(&mut c, "resolve");
+        c.eq(
+            "resolve(/ipfs/DIR/sub/data.bin)",
+            str_of(&resolved),
+            format!("/ipfs/{data_cid}"),
+        );
+    }
+    let v = value(&mut c, "expect-error-resolve-missing");
+    c.eq(
+        "resolve of a missing entry: status",
+        &v["status"],
+        &json!(500),
+    );
+    let v = value(&mut c, "config-get-all");
+    c.check(
+        v["apiListen"].is_string() && v["tokens"] == json!([]),
+        || format!("config.getAll: {v}"),
+    );
+    let config_get = value(&mut c, "config-get");
+    c.eq("config.get(api.listen)", config_get, v["apiListen"].clone());
+    let find_provs = value(&mut c, "routing-find-provs");
+    c.check(find_provs.is_array(), || {
+        "routing.findProvs did not answer a list of events".into()
+    });
+    if !dir_cid.is_empty() {
+        let v = value(&mut c, "object-stat");
+        let dir_block = block(&repo, &dir_cid).len() as u64;
+        c.eq("object/stat: Hash", str_of(&v["Hash"]), dir_cid.clone());
+        c.eq("object/stat: BlockSize", &v["BlockSize"], &json!(dir_block));
+        c.eq(
+            "object/stat: CumulativeSize",
+            &v["CumulativeSize"],
+            &json!(cumulative_size(&repo, &dir_cid)),
+        );
+    }
+    let v = value(&mut c, "expect-error-dht-findpeer-bad-id");
+    c.eq(
+        "dht/findpeer of a bad ID: status",
+        &v["status"],
+        &json!(400),
+    );
+
+    // Keys and names.
+    let v = value(&mut c, "key-gen");
+    c.eq("key.gen: name", str_of(&v["name"]), "js-key".into());
+    let key_id = str_of(&v["id"]);
+    c.check(key_id.starts_with("k51"), || {
+        format!("key.gen: id {key_id}")
+    });
+    let renamed = value(&mut c, "key-rename");
+    c.eq(
+        "key.rename",
+        renamed,
+        json!({"was": "js-key", "now": "js-name", "id": key_id, "overwrite": false}),
+    );
+    let keys = value(&mut c, "key-list");
+    c.eq("key.list", keys, json!(["self", "js-name"]));
+    let v = value(&mut c, "name-publish");
+    c.eq("name.publish: name", str_of(&v["name"]), key_id.clone());
+    c.eq(
+        "name.publish: value",
+        str_of(&v["value"]),
+        format!("/ipfs/{want_v1}"),
+    );
+    let resolved_name = value(&mut c, "name-resolve");
+    c.eq(
+        "name.resolve",
+        resolved_name,
+        json!([format!("/ipfs/{want_v1}")]),
+    );
+    let removed = value(&mut c, "key-rm");
+    c.eq("key.rm", str_of(&removed), "js-name".into());
+    let v = value(&mut c, "expect-error-key-rm-self");
+    c.eq("key.rm(self): status", &v["status"], &json!(400));
 
     c.finish(
         "kubo-rpc-client against cairn's RPC API",

@@ -10,8 +10,9 @@
 // options), --dir with `addAll` (every entry under it, directories included,
 // named `<basename of dir>/<relative path>`, like `ipfs add -r`, CIDv0).
 // Then: cat (whole, a range, and --dir-file by path inside the directory),
-// ls, pin ls/rm/add, block get/stat/put, id, version, and calls that must
-// fail.
+// ls, pin ls/rm/add, block get/stat/put, id, version, dag put/get/resolve,
+// resolve, config, routing findProvs, object/stat, key gen/rename/list/rm,
+// name publish/resolve, and calls that must fail.
 //
 // stdout: one JSON object {"ok":B,"steps":{NAME:{"ok":true,"value":V} |
 // {"ok":false,"error":MSG,"status":HTTP_STATUS}},"refused":[...]}; `refused`
@@ -27,6 +28,7 @@ import { createHash } from 'node:crypto'
 import { readdirSync, readFileSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import { parseArgs } from 'node:util'
+import { CID } from 'multiformats/cid'
 
 const usage = 'usage: node kubo-rpc.mjs --api http://127.0.0.1:PORT --file PATH --dir PATH [--dir-file REL] [--timeout-ms N]'
 
@@ -228,6 +230,71 @@ if (v0 != null) {
 
 await expectError('expect-error-cat-invalid-cid', () => collect(client.cat('not-a-cid')))
 await expectError('expect-error-ls-invalid-cid', () => all(client.ls('not-a-cid')))
+
+// IPLD, paths, config, routing, keys and names: what clients reach for
+// past add/cat/pin. dag.get reads blocks (block/get) and follows paths in
+// the client; dag.put, dag.resolve, resolve and config.* call the node.
+const rawBlock = steps['block-put']?.value?.cid
+const dagCid = rawBlock == null
+  ? undefined
+  : await step('dag-put', async () => (await client.dag.put({ hello: 'world', n: [1, 2], link: CID.parse(rawBlock) })).toString())
+await step('dag-put-json', async () => (await client.dag.put(new TextEncoder().encode('{"b":true,"a":1}'), {
+  inputCodec: 'dag-json', storeCodec: 'dag-json', pin: true
+})).toString())
+if (dagCid != null) {
+  await step('dag-get', async () => {
+    const { value } = await client.dag.get(CID.parse(dagCid))
+    return { hello: value.hello, n: value.n, link: value.link.toString() }
+  })
+  await step('dag-get-path', async () => {
+    const r = await client.dag.get(CID.parse(dagCid), { path: '/n/1' })
+    return { value: r.value, remainderPath: r.remainderPath }
+  })
+  await step('dag-resolve', async () => {
+    const r = await client.dag.resolve(CID.parse(dagCid), { path: 'link' })
+    return { cid: r.cid.toString(), remainderPath: r.remainderPath }
+  })
+  await step('dag-resolve-inside', async () => {
+    const r = await client.dag.resolve(`/ipfs/${dagCid}/n/0`)
+    return { cid: r.cid.toString(), remainderPath: r.remainderPath }
+  })
+}
+if (dirCid != null && dirFile != null) {
+  await step('resolve', () => client.resolve(`/ipfs/${dirCid}/${dirFile}`))
+}
+await expectError('expect-error-resolve-missing', () => client.resolve(`/ipfs/${dirCid}/no-such-entry`))
+await step('config-get-all', async () => {
+  const c = await client.config.getAll()
+  return { apiListen: c.api?.listen ?? null, tokens: c.api?.tokens ?? null }
+})
+await step('config-get', () => client.config.get('api.listen'))
+if (v0 != null) {
+  // This daemon has no DHT peers: the query answers, finding nobody else.
+  await step('routing-find-provs', async () => (await all(client.routing.findProvs(CID.parse(v0.cid), { numProviders: 1 }))).map(e => e.name))
+}
+// Calls kubo-rpc-client 7 has no method for, made as it makes every call.
+const rpc = async (path) => {
+  const res = await fetch(new URL(`/api/v0/${path}`, apiUrl), { method: 'POST' })
+  const text = await res.text()
+  if (!res.ok) throw Object.assign(new Error(text), { name: 'HTTPError', response: { status: res.status } })
+  return JSON.parse(text)
+}
+if (dirCid != null) {
+  await step('object-stat', () => rpc(`object/stat?arg=${dirCid}`))
+}
+await expectError('expect-error-dht-findpeer-bad-id', () => rpc('dht/findpeer?arg=not-a-peer-id'))
+
+await step('key-gen', () => client.key.gen('js-key', { type: 'ed25519' }))
+await step('key-rename', () => client.key.rename('js-key', 'js-name'))
+await step('key-list', async () => (await client.key.list()).map(k => k.name))
+if (v1 != null) {
+  const published = await step('name-publish', () => client.name.publish(`/ipfs/${v1.cid}`, { key: 'js-name', allowOffline: true, lifetime: '1h' }))
+  if (published != null) {
+    await step('name-resolve', async () => all(client.name.resolve(`/ipns/${published.name}`)))
+  }
+}
+await step('key-rm', async () => (await client.key.rm('js-name')).name)
+await expectError('expect-error-key-rm-self', () => client.key.rm('self'))
 
 clearTimeout(deadline)
 const ok = Object.values(steps).every(s => s.ok) && refused.length === 0
