@@ -2,7 +2,7 @@
 //! daemon and a Helia light node (tests/helia/peer.mjs) on 127.0.0.1 fetch
 //! UnixFS files from each other over Bitswap 1.2.0 (TCP, Noise, Yamux),
 //! agree on CIDs for the same import options, and find each other's
-//! provider records on the DHT (`/ipfs/kad/1.0.0`).
+//! provider records and IPNS names on the DHT (`/ipfs/kad/1.0.0`).
 //!
 //! Needs Node.js >= 20.19 and npm: `tests/npm-ci.sh tests/helia` installs the
 //! pinned npm packages on first run (then does nothing). Every operation is
@@ -655,6 +655,84 @@ fn fetches_across_implementations_through_the_dht() {
     );
     eprintln!(
         "fetches_across_implementations_through_the_dht: {:?}",
+        t0.elapsed()
+    );
+}
+
+/// IPNS over the DHT both ways with @helia/ipns: cairn A and B are DHT
+/// servers, Helia a DHT client connected to A only (no cairn node holds
+/// it in its routing table, so nothing is put on it). A name cairn A
+/// publishes resolves in Helia through its DHT lookup, and a name Helia
+/// publishes (its record put on the DHT) resolves on cairn B, then again
+/// after Helia moves it.
+#[test]
+fn ipns_names_between_cairn_and_helia_over_the_dht() {
+    let t0 = Instant::now();
+    let a = TestRepo::new();
+    let (_da, banner_a) = Daemon::start(&a, &[]);
+    let addr_a = swarm_addr(&banner_a);
+    let b = TestRepo::new();
+    let (_db, _) = Daemon::start(&b, &["--bootstrap", &addr_a]);
+    let mut helia = Helia::start(&["--dht-client"]);
+    helia.ok(json!({"cmd": "dial", "addr": addr_a}), OP_TIMEOUT);
+
+    // cairn publishes; Helia resolves over the DHT.
+    let (file, _) = write_random_file(&a, "named.bin", 1000, 320);
+    let cid = cairn_add_v1(&a, &file, &mut helia);
+    let start = Instant::now();
+    let published = loop {
+        // B may still be joining A's routing table: retry until a DHT
+        // peer takes the record.
+        let out = cairn(&a, &["name", "publish", &cid], OP_TIMEOUT).expect("run cairn");
+        if out.status.success() {
+            break String::from_utf8(out.stdout).unwrap();
+        }
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(
+            err.contains("no DHT peer") && start.elapsed() < OP_TIMEOUT,
+            "cairn name publish: {err}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let name = published
+        .strip_prefix("Published to ")
+        .and_then(|r| r.split(':').next())
+        .expect("Kubo's line")
+        .to_string();
+    let t = Instant::now();
+    let resolved = helia.ok(json!({"cmd": "ipnsResolve", "name": name}), OP_TIMEOUT);
+    eprintln!(
+        "Helia resolved cairn's name in {:?}: {resolved}",
+        t.elapsed()
+    );
+    assert_eq!(resolved["value"], format!("/ipfs/{cid}"), "{resolved}");
+    assert_eq!(resolved["sequence"], "0");
+
+    // Helia publishes; cairn resolves over the DHT, and sees it move.
+    for (seq, value) in [(1, "/ipfs/bafkqaaa"), (2, cid.as_str())] {
+        let value = if value.starts_with('/') {
+            value.to_string()
+        } else {
+            format!("/ipfs/{value}")
+        };
+        let t = Instant::now();
+        let made = helia.ok(
+            json!({"cmd": "ipnsPublish", "value": value, "ttlMs": 1000}),
+            OP_TIMEOUT,
+        );
+        eprintln!("Helia published in {:?}: {made}", t.elapsed());
+        assert_eq!(made["sequence"], seq.to_string(), "{made}");
+        let helia_name = made["name"].as_str().expect("name").to_string();
+        let got = cairn_ok(
+            &b,
+            &["name", "resolve", "--nocache", &helia_name],
+            OP_TIMEOUT,
+            &mut helia,
+        );
+        assert_eq!(String::from_utf8(got).unwrap().trim(), value);
+    }
+    eprintln!(
+        "ipns_names_between_cairn_and_helia_over_the_dht: {:?}",
         t0.elapsed()
     );
 }

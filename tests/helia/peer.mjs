@@ -18,6 +18,7 @@ import { createInterface } from 'node:readline'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { withBitswap } from '@helia/bitswap'
+import { ipns } from '@helia/ipns'
 import { withLibp2pLight } from '@helia/libp2p'
 import { unixfs } from '@helia/unixfs'
 import { identify } from '@libp2p/identify'
@@ -167,6 +168,9 @@ function importerOptions (c) {
 function makeCommands (helia, flags) {
   const libp2p = helia.libp2p
   const fs = unixfs(helia)
+  // IPNS through Helia's routing (the DHT here); @helia/ipns also puts its
+  // validator and selector on the DHT's record store.
+  const names = ipns(helia)
 
   async function provide (cid, timeoutMs) {
     if (!flags.dht) throw new Error('provide needs the DHT (started with --no-dht)')
@@ -291,6 +295,30 @@ function makeCommands (helia, flags) {
         details: [...found].map(([id, addrs]) => ({ id, addrs: [...addrs] })),
         timedOut
       }
+    },
+
+    async ipnsPublish (c) {
+      if (!flags.dht) throw new Error('ipnsPublish needs the DHT (started with --no-dht)')
+      const value = requireString(c, 'value')
+      const timeoutMs = c.timeoutMs ?? 30000
+      const res = await withTimeout(timeoutMs, 'ipnsPublish', (signal) => names.publish(c.key ?? 'ipns-test', value, {
+        signal,
+        ...(c.lifetimeMs == null ? {} : { lifetime: c.lifetimeMs }),
+        ...(c.ttlMs == null ? {} : { ttl: c.ttlMs })
+      }))
+      return { name: res.name.replace(/^\/ipns\//, ''), sequence: String(res.record.sequence) }
+    },
+
+    async ipnsResolve (c) {
+      if (!flags.dht) throw new Error('ipnsResolve needs the DHT (started with --no-dht)')
+      const name = requireString(c, 'name')
+      const timeoutMs = c.timeoutMs ?? 30000
+      return await withTimeout(timeoutMs, 'ipnsResolve', async (signal) => {
+        let last = null
+        for await (const r of names.resolve(name, { signal, nocache: c.nocache ?? true })) last = r
+        if (last == null) throw new Error(`nothing resolved for ${name}`)
+        return { value: last.value, sequence: String(last.record.sequence) }
+      })
     },
 
     async peers () {
