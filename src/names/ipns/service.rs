@@ -28,6 +28,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+/// A renewed record's name and bytes, `None` when its key is gone.
+type RenewResult = Result<Option<(PeerId, Vec<u8>)>, IpnsError>;
+
 /// Metadata key prefix of the records this node published.
 const META_PREFIX: &str = "ipns.";
 
@@ -167,7 +170,8 @@ impl Names {
     }
 
     /// Signs a record of `value` (a path, or a bare CID meaning `/ipfs/CID`)
-    /// under `opts.key`'s name with the next sequence number and keeps it
+    /// under `opts.key`'s name with the next sequence number (the same one
+    /// when the value is unchanged, as Kubo) and keeps it
     /// in the repo; returns the name and the record's bytes and contents.
     /// Put it on the DHT with [`put`](Self::put). Blocking (repo writes).
     pub fn publish_local(
@@ -180,7 +184,10 @@ impl Names {
         let key = self.keys.get(key_name)?;
         let name = key.public().to_peer_id();
         let _one_at_a_time = lock(&self.publishing);
+        // As Kubo: the sequence moves only when the value does (a record
+        // of the same value is only renewed: new end of life and TTL).
         let sequence = match self.own_record(&name)? {
+            Some((_, previous)) if previous.value == value.as_bytes() => previous.sequence,
             Some((_, previous)) => previous.sequence.saturating_add(1),
             None => 0,
         };
@@ -309,16 +316,24 @@ impl Names {
 
     /// Signs every record this node published again with a new end of life
     /// (same value and sequence), keeps it, and puts it on the DHT; returns
-    /// how many went out and the first failure.
-    pub async fn republish(&self, dht: &SwarmHandle) -> (usize, Option<IpnsError>) {
+    /// how many went out and the first failure. The repo's reads and
+    /// writes run on a blocking thread, off the async runtime.
+    pub async fn republish(self: &Arc<Self>, dht: &SwarmHandle) -> (usize, Option<IpnsError>) {
+        let names = Arc::clone(self);
+        let renewed = match tokio::task::spawn_blocking(move || names.renew_all()).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return (0, Some(e)),
+            Err(e) => {
+                let e = crate::net::NetError::TaskFailed {
+                    task: "IPNS republish",
+                    source: Arc::new(e),
+                };
+                return (0, Some(e.into()));
+            }
+        };
         let mut done = 0;
         let mut failure = None;
-        let entries = match self.store.meta_scan(META_PREFIX) {
-            Ok(e) => e,
-            Err(e) => return (0, Some(e.into())),
-        };
-        for (meta, bytes) in entries {
-            let renewed = self.renew(&meta, &bytes);
+        for (meta, renewed) in renewed {
             let result = match renewed {
                 Ok(Some((name, bytes))) => self.put(dht, &name, bytes).await,
                 Ok(None) => continue,
@@ -344,6 +359,19 @@ impl Names {
         (done, failure)
     }
 
+    /// Every kept record renewed ([`renew`](Self::renew)), by metadata key.
+    /// Blocking (repo reads and writes).
+    fn renew_all(&self) -> Result<Vec<(String, RenewResult)>, IpnsError> {
+        let entries = self.store.meta_scan(META_PREFIX)?;
+        Ok(entries
+            .into_iter()
+            .map(|(meta, bytes)| {
+                let renewed = self.renew(&meta, &bytes);
+                (meta, renewed)
+            })
+            .collect())
+    }
+
     /// Runs the republisher until the node stops: a round at once, then
     /// every `republish_interval` (a failed round is retried within a
     /// minute).
@@ -363,7 +391,7 @@ impl Names {
 
     /// A kept record signed again with a new end of life: the name and the
     /// new bytes, or `None` when its key is gone.
-    fn renew(&self, meta: &str, bytes: &[u8]) -> Result<Option<(PeerId, Vec<u8>)>, IpnsError> {
+    fn renew(&self, meta: &str, bytes: &[u8]) -> RenewResult {
         let Some(name) = meta
             .strip_prefix(META_PREFIX)
             .and_then(|p| p.parse::<PeerId>().ok())
@@ -477,6 +505,12 @@ mod tests {
             .publish_local("/ipfs/bafkqaaa/x", &PublishOptions::default())
             .unwrap();
         assert_eq!((again, second.sequence), (name, 1));
+        // The same value again keeps the sequence (Kubo), with a new EOL.
+        let (_, _, same) = n
+            .publish_local("/ipfs/bafkqaaa/x", &PublishOptions::default())
+            .unwrap();
+        assert_eq!(same.sequence, 1);
+        assert!(same.eol >= second.eol);
         let k51 = crate::names::keystore::ipns_name(&name);
         let opts = ResolveOptions {
             recursive: true,
@@ -502,6 +536,8 @@ mod tests {
                 "{bad}"
             );
         }
+        let (_, _, moved) = n.publish_local(CID, &PublishOptions::default()).unwrap();
+        assert_eq!(moved.sequence, 2, "a new value takes the next sequence");
     }
 
     #[test]
