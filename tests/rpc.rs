@@ -301,3 +301,59 @@ fn findpeer_and_findprovs_through_the_dht_aliases() {
     assert!(db.signal(libc::SIGTERM).success());
     assert!(da.signal(libc::SIGTERM).success());
 }
+
+/// `cairn dag put|get|resolve`, `resolve`, `object stat` and `config show`
+/// on `repo`; returns what they printed.
+fn ipld_commands(repo: &TestRepo) -> String {
+    let doc = repo.scratch("doc.json");
+    std::fs::write(&doc, br#"{"hello":"world","n":[1,2]}"#).unwrap();
+    let cid = repo
+        .ok(&["dag", "put", "--pin", doc.to_str().unwrap()])
+        .trim()
+        .to_string();
+    let mut log = format!("put {cid}\n");
+    for args in [
+        vec!["dag", "get", &cid],
+        vec![
+            "dag",
+            "get",
+            "--output-codec",
+            "dag-json",
+            &format!("/ipfs/{cid}/n"),
+        ],
+        vec!["dag", "resolve", &format!("{cid}/n/0")],
+        vec!["resolve", &format!("/ipfs/{cid}/hello")],
+        vec!["object", "stat", &cid],
+    ] {
+        log += &format!("{args:?}: {}\n", repo.ok(&args));
+    }
+    let raw = repo.ok_bytes(&["dag", "get", "--output-codec", "dag-cbor", &cid]);
+    log += &format!("cbor {raw:?}\n");
+    let bad = repo.scratch("bad.json");
+    std::fs::write(&bad, b"{\"a\":").unwrap();
+    log += &repo.fails(&["dag", "put", bad.to_str().unwrap()]);
+    log += &repo.fails(&["dag", "get", "--output-codec", "yaml", &cid]);
+    let config: Value = serde_json::from_str(&repo.ok(&["config", "show"])).unwrap();
+    log += &format!("config api.tokens {}\n", config["api"]["tokens"]);
+    log
+}
+
+#[test]
+fn ipld_commands_answer_the_same_with_and_without_a_daemon() {
+    let repo = TestRepo::new();
+    repo.ok(&["init"]);
+    let offline = ipld_commands(&repo);
+    assert!(offline.contains(r#"["dag", "get", "bafyrei"#), "{offline}");
+    assert!(
+        offline.contains(r#"{"hello":"world","n":[1,2]}"#),
+        "{offline}"
+    );
+    assert!(offline.contains("/n/0\n"), "{offline}");
+    assert!(offline.contains("NumLinks:       0"), "{offline}");
+    assert!(offline.contains("invalid input: dag-json"), "{offline}");
+    assert!(offline.contains("unknown codec \"yaml\""), "{offline}");
+    let (mut d, _) = Daemon::start(&repo, &[]);
+    let online = ipld_commands(&repo);
+    assert_eq!(offline, online);
+    assert!(d.signal(libc::SIGTERM).success());
+}

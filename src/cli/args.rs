@@ -63,9 +63,23 @@ pub(super) enum Command {
     /// Raw blocks.
     #[command(subcommand)]
     Block(BlockCommand),
-    /// DAG import and export as CAR files.
+    /// IPLD blocks (get, put, resolve) and DAG import and export as CAR files.
     #[command(subcommand)]
     Dag(DagCommand),
+    /// Resolve an /ipfs/ or /ipns/ path to the /ipfs/CID it names.
+    Resolve {
+        /// /ipfs/CID/path, /ipns/NAME/path or CID/path
+        path: String,
+        /// Follow names that point at names (--recursive=false: one step).
+        #[arg(long, short = 'r', value_parser = parse_bool_flag, num_args = 0..=1, default_missing_value = "true", default_value = "true")]
+        recursive: bool,
+    },
+    /// A block's sizes, as Kubo's `ipfs object stat`.
+    #[command(subcommand)]
+    Object(ObjectCommand),
+    /// The node's config.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Repository maintenance.
     #[command(subcommand)]
     Repo(RepoCommand),
@@ -274,6 +288,51 @@ pub(super) enum DagCommand {
         #[arg(long, value_parser = parse_bool_flag, num_args = 0..=1, default_missing_value = "true", default_value = "true")]
         pin_roots: bool,
     },
+    /// Print the block a path names (or the value inside it) as DAG-JSON.
+    Get {
+        /// CID/path or /ipfs/CID/path
+        path: String,
+        /// dag-json, dag-cbor, dag-pb or raw
+        #[arg(long, default_value = "dag-json")]
+        output_codec: String,
+    },
+    /// Store a DAG-JSON document (from a file or standard input) as one
+    /// block, DAG-CBOR by default; prints its CID.
+    Put {
+        file: Option<PathBuf>,
+        /// The stored block's codec: dag-cbor, dag-json, dag-pb or raw
+        #[arg(long, default_value = "dag-cbor")]
+        store_codec: String,
+        /// The input's codec: dag-json, dag-cbor, dag-pb or raw
+        #[arg(long, default_value = "dag-json")]
+        input_codec: String,
+        /// Hash function: sha2-256 or blake3
+        #[arg(long, default_value = "sha2-256")]
+        hash: HashAlg,
+        /// Pin the block recursively (what it links to must be stored).
+        #[arg(long)]
+        pin: bool,
+    },
+    /// Print the block a path ends in, and the rest of the path inside it.
+    Resolve {
+        /// CID/path or /ipfs/CID/path
+        path: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub(super) enum ObjectCommand {
+    /// Links, block, links, data and cumulative sizes of a block.
+    Stat {
+        /// CID/path or /ipfs/CID/path
+        path: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub(super) enum ConfigCommand {
+    /// Print the config as JSON, API tokens and other secrets redacted.
+    Show,
 }
 
 #[derive(Subcommand)]

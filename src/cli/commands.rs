@@ -8,7 +8,7 @@ use super::progress::{self, tree_size};
 use anyhow::{bail, Context, Result};
 use cairn::block::parse_cid;
 use cairn::node::{AddOptions, Config};
-use cairn::rpc::api::{AddSource, BlockInput, NodeApi};
+use cairn::rpc::api::{AddSource, BlockInput, DagPutArgs, NodeApi};
 use cairn::rpc::types;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -103,33 +103,26 @@ pub(super) fn run(api: &dyn NodeApi, config: &Config, command: Command) -> Resul
             let v = api.block_stat(&cid)?;
             writeln!(out, "Key: {}\nSize: {}", v.key, v.size)?;
         }
-        Command::Dag(DagCommand::Export { cid }) => {
+        Command::Dag(cmd) => {
             drop(out);
-            to_stdout(1 << 20, &mut |w| Ok(api.dag_export(&cid, w)?))?;
+            dag(api, cmd)?;
         }
-        Command::Dag(DagCommand::Import { files, pin_roots }) => {
-            if files.is_empty() {
-                bail!("dag import needs at least one CAR file");
-            }
-            for f in files {
-                let events = api
-                    .dag_import(&f, pin_roots)
-                    .with_context(|| format!("importing {}", f.display()))?;
-                for v in events {
-                    match v {
-                        types::DagImportEvent::Root(r) if pin_roots => {
-                            writeln!(out, "Pinned root {} success", r.root.cid.cid)?
-                        }
-                        types::DagImportEvent::Root(r) => writeln!(out, "Root {}", r.root.cid.cid)?,
-                        types::DagImportEvent::Stats(s) => writeln!(
-                            out,
-                            "Imported {} blocks ({} new bytes)",
-                            s.stats.block_count, s.stats.block_bytes_count
-                        )?,
-                    }
-                }
-            }
+        Command::Resolve { path, recursive } => {
+            writeln!(out, "{}", api.resolve_path(&path, recursive)?.path)?
         }
+        Command::Object(ObjectCommand::Stat { path }) => {
+            let v = api.object_stat(&path)?;
+            writeln!(out, "NumLinks:       {}", v.num_links)?;
+            writeln!(out, "BlockSize:      {}", v.block_size)?;
+            writeln!(out, "LinksSize:      {}", v.links_size)?;
+            writeln!(out, "DataSize:       {}", v.data_size)?;
+            writeln!(out, "CumulativeSize: {}", v.cumulative_size)?;
+        }
+        Command::Config(ConfigCommand::Show) => writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&api.config_show()?)?
+        )?,
         Command::Key(cmd) => key(api, &mut out, cmd)?,
         Command::Name(cmd) => name(api, &mut out, cmd)?,
         Command::Repo(RepoCommand::Gc { quiet }) => {
@@ -155,6 +148,71 @@ pub(super) fn run(api: &dyn NodeApi, config: &Config, command: Command) -> Resul
             let report = api.repo_verify(&mut |n| spinner.set_position(n));
             spinner.finish_and_clear();
             print_verify(&mut out, &report?)?;
+        }
+    }
+    Ok(())
+}
+
+/// `cairn dag ...`: IPLD blocks and CAR files.
+fn dag(api: &dyn NodeApi, cmd: DagCommand) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        DagCommand::Export { cid } => {
+            drop(out);
+            to_stdout(1 << 20, &mut |w| Ok(api.dag_export(&cid, w)?))?;
+        }
+        DagCommand::Import { files, pin_roots } => {
+            if files.is_empty() {
+                bail!("dag import needs at least one CAR file");
+            }
+            for f in files {
+                let events = api
+                    .dag_import(&f, pin_roots)
+                    .with_context(|| format!("importing {}", f.display()))?;
+                for v in events {
+                    match v {
+                        types::DagImportEvent::Root(r) if pin_roots => {
+                            writeln!(out, "Pinned root {} success", r.root.cid.cid)?
+                        }
+                        types::DagImportEvent::Root(r) => writeln!(out, "Root {}", r.root.cid.cid)?,
+                        types::DagImportEvent::Stats(s) => writeln!(
+                            out,
+                            "Imported {} blocks ({} new bytes)",
+                            s.stats.block_count, s.stats.block_bytes_count
+                        )?,
+                    }
+                }
+            }
+        }
+        DagCommand::Get { path, output_codec } => {
+            drop(out);
+            to_stdout(64 * 1024, &mut |w| {
+                Ok(api.dag_get(&path, &output_codec, w)?)
+            })?;
+        }
+        DagCommand::Put {
+            file,
+            store_codec,
+            input_codec,
+            hash,
+            pin,
+        } => {
+            let input = file.map_or(BlockInput::Stdin, BlockInput::File);
+            let args = DagPutArgs {
+                input_codec,
+                store_codec,
+                hash,
+                pin,
+            };
+            writeln!(out, "{}", api.dag_put(input, &args)?.cid.cid)?;
+        }
+        DagCommand::Resolve { path } => {
+            let r = api.dag_resolve(&path)?;
+            if r.rem_path.is_empty() {
+                writeln!(out, "{}", r.cid.cid)?;
+            } else {
+                writeln!(out, "{}/{}", r.cid.cid, r.rem_path)?;
+            }
         }
     }
     Ok(())

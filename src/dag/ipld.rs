@@ -20,9 +20,20 @@ pub const CODECS: [(&str, u64); 4] = [
     ("raw", RAW),
 ];
 
-/// The codec named `name` (`dag-cbor`, `dag-json`, `dag-pb`, `raw`).
-pub fn codec_named(name: &str) -> Option<u64> {
-    CODECS.iter().find(|(n, _)| *n == name).map(|(_, c)| *c)
+/// The codec named `name` (`dag-cbor`, `dag-json`, `dag-pb`, `raw`), or
+/// a message naming those.
+pub fn codec_named(name: &str) -> Result<u64, String> {
+    CODECS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, c)| *c)
+        .ok_or_else(|| {
+            let known: Vec<&str> = CODECS.iter().map(|(n, _)| *n).collect();
+            format!(
+                "unknown codec {name:?} (expected one of {})",
+                known.join(", ")
+            )
+        })
 }
 
 /// Why bytes are not the codec they claim, or data cannot be encoded in a

@@ -1,11 +1,14 @@
 //! [`NodeApi`] on a repo open in this process (no daemon runs): reads and
 //! writes the store directly; network commands need a daemon.
 
-use super::{AddSource, BlockInput, CommandError, NodeApi};
+use super::{AddSource, BlockInput, CommandError, DagPutArgs, NodeApi};
 use crate::block::{parse_cid, CidFormat, HashAlg, DAG_PB, RAW};
+use crate::dag::ipld;
 use crate::dag::reader::ExportStats;
+use crate::names::ipns::ResolveOptions;
 use crate::names::{KeyFormat, KeyInfo};
 use crate::node::{AddOptions, Node, NodeError};
+use crate::node::{DagPutOptions, MAX_DAG_PUT_INPUT};
 use crate::rpc::types;
 use crate::store::RebuildReport;
 use std::io::{Read, Write};
@@ -33,6 +36,27 @@ pub(super) fn read_key_file(file: &Path) -> Result<Vec<u8>, CommandError> {
         )));
     }
     Ok(bytes)
+}
+
+/// A block's input, at most `limit` bytes of it.
+fn read_input(input: BlockInput, limit: u64) -> Result<Vec<u8>, CommandError> {
+    let mut data = Vec::new();
+    match input {
+        BlockInput::File(f) => std::fs::File::open(&f)
+            .and_then(|file| file.take(limit).read_to_end(&mut data))
+            .map_err(CommandError::file(&f))?,
+        BlockInput::Stdin => std::io::stdin()
+            .lock()
+            .take(limit)
+            .read_to_end(&mut data)
+            .map_err(CommandError::file(Path::new("<stdin>")))?,
+    };
+    Ok(data)
+}
+
+/// The codec called `name`, given as option `key` (the daemon's words).
+fn codec(key: &str, name: &str) -> Result<u64, CommandError> {
+    ipld::codec_named(name).map_err(|e| CommandError::Invalid(format!("{key}: {e}")))
 }
 
 impl NodeApi for Node {
@@ -200,18 +224,7 @@ impl NodeApi for Node {
         };
         // One byte past the limit, so an oversized block is refused by
         // size rather than read whole.
-        let limit = crate::block::MAX_BLOCK_BYTES as u64 + 1;
-        let mut data = Vec::new();
-        match input {
-            BlockInput::File(f) => std::fs::File::open(&f)
-                .and_then(|file| file.take(limit).read_to_end(&mut data))
-                .map_err(CommandError::file(&f))?,
-            BlockInput::Stdin => std::io::stdin()
-                .lock()
-                .take(limit)
-                .read_to_end(&mut data)
-                .map_err(CommandError::file(Path::new("<stdin>")))?,
-        };
+        let data = read_input(input, crate::block::MAX_BLOCK_BYTES as u64 + 1)?;
         // Kubo's rule: dag-pb over SHA-256 keeps the CIDv0 form.
         let version = if codec == DAG_PB && hash == HashAlg::Sha2_256 {
             0
@@ -233,6 +246,84 @@ impl NodeApi for Node {
             key: cid.to_string(),
             size,
         })
+    }
+
+    fn dag_get(
+        &self,
+        path: &str,
+        codec_name: &str,
+        out: &mut dyn Write,
+    ) -> Result<(), CommandError> {
+        let codec = codec("output-codec", codec_name)?;
+        let r = self.dag_resolve(path)?;
+        let bytes =
+            ipld::encode(codec, &r.value).map_err(|e| CommandError::Invalid(e.to_string()))?;
+        out.write_all(&bytes).map_err(CommandError::Output)
+    }
+
+    fn dag_put(
+        &self,
+        input: BlockInput,
+        args: &DagPutArgs,
+    ) -> Result<types::DagPutOutput, CommandError> {
+        let opts = DagPutOptions {
+            input_codec: codec("input-codec", &args.input_codec)?,
+            store_codec: codec("store-codec", &args.store_codec)?,
+            hash: args.hash,
+            pin: args.pin,
+        };
+        // Past the limit the node refuses it, by size.
+        let data = read_input(input, MAX_DAG_PUT_INPUT as u64 + 1)?;
+        if data.len() > MAX_DAG_PUT_INPUT {
+            return Err(CommandError::Invalid(format!(
+                "input over {MAX_DAG_PUT_INPUT} bytes"
+            )));
+        }
+        let cid = Node::dag_put(self, &data, opts)?;
+        Ok(types::DagPutOutput {
+            cid: types::CidLink {
+                cid: cid.to_string(),
+            },
+        })
+    }
+
+    fn dag_resolve(&self, path: &str) -> Result<types::DagResolveOutput, CommandError> {
+        Ok(types::DagResolveOutput::from(&Node::dag_resolve(
+            self, path,
+        )?))
+    }
+
+    fn resolve_path(
+        &self,
+        path: &str,
+        recursive: bool,
+    ) -> Result<types::ResolveOutput, CommandError> {
+        let path = if path.starts_with("/ipns/") {
+            let opts = ResolveOptions {
+                recursive,
+                nocache: false,
+            };
+            let named = Node::name_resolve(self, path, opts)?;
+            if !recursive {
+                return Ok(types::ResolveOutput { path: named });
+            }
+            named
+        } else {
+            path.to_string()
+        };
+        Ok(types::ResolveOutput::from(&Node::dag_resolve(self, &path)?))
+    }
+
+    fn object_stat(&self, path: &str) -> Result<types::ObjectStatOutput, CommandError> {
+        Ok(types::ObjectStatOutput::from(&Node::object_stat(
+            self, path,
+        )?))
+    }
+
+    fn config_show(&self) -> Result<serde_json::Value, CommandError> {
+        self.config()
+            .redacted_json()
+            .map_err(|e| CommandError::Invalid(format!("the config: {e}")))
     }
 
     fn dag_export(&self, path: &str, out: &mut dyn Write) -> Result<(), CommandError> {

@@ -112,6 +112,19 @@ pub enum BlockInput {
     Stdin,
 }
 
+/// How `dag put` reads and stores its input (Kubo's option names).
+#[derive(Clone, Debug)]
+pub struct DagPutArgs {
+    /// The input's codec (`dag-json`, `dag-cbor`, `dag-pb`, `raw`).
+    pub input_codec: String,
+    /// The stored block's codec.
+    pub store_codec: String,
+    /// The hash of its CID (CIDv1).
+    pub hash: HashAlg,
+    /// Pin it recursively.
+    pub pin: bool,
+}
+
 /// A node's commands, answered the same whether the repo is open in this
 /// process or through a daemon's RPC API. Paths are `CID[/path]` or
 /// `/ipfs/CID[/path]`; progress callbacks get running totals.
@@ -203,6 +216,34 @@ pub trait NodeApi {
         file: &Path,
         pin_roots: bool,
     ) -> Result<Vec<types::DagImportEvent>, CommandError>;
+
+    /// Writes the value at `path` (a block, or a value inside one) to
+    /// `out`, encoded in `codec` (`dag-json`, `dag-cbor`, `dag-pb`, `raw`).
+    fn dag_get(&self, path: &str, codec: &str, out: &mut dyn Write) -> Result<(), CommandError>;
+
+    /// Stores `input` as one block, as `args` say; returns its CID.
+    fn dag_put(
+        &self,
+        input: BlockInput,
+        args: &DagPutArgs,
+    ) -> Result<types::DagPutOutput, CommandError>;
+
+    /// The last block `path` reaches and the rest of the path inside it.
+    fn dag_resolve(&self, path: &str) -> Result<types::DagResolveOutput, CommandError>;
+
+    /// The `/ipfs/CID[/rest]` a `/ipfs/` or `/ipns/` path (or a CID with a
+    /// path) names; `recursive` follows names that point at names.
+    fn resolve_path(
+        &self,
+        path: &str,
+        recursive: bool,
+    ) -> Result<types::ResolveOutput, CommandError>;
+
+    /// The sizes of the block `path` names.
+    fn object_stat(&self, path: &str) -> Result<types::ObjectStatOutput, CommandError>;
+
+    /// The node's config as JSON, secrets redacted.
+    fn config_show(&self) -> Result<serde_json::Value, CommandError>;
 
     /// Removes unpinned blocks and compacts segments.
     fn repo_gc(&self) -> Result<types::GcResponse, CommandError>;

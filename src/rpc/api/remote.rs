@@ -2,7 +2,7 @@
 //! repo while it runs): each command is one call whose answer is read into
 //! the same values the local path gives.
 
-use super::{AddSource, BlockInput, CommandError};
+use super::{AddSource, BlockInput, CommandError, DagPutArgs};
 use super::{ExportStats, NodeApi};
 use crate::block::HashAlg;
 use crate::dag::hamt::SizeEstimate;
@@ -11,6 +11,17 @@ use crate::node::AddOptions;
 use crate::rpc::client::{Client, UploadPart};
 use crate::rpc::types;
 use std::path::{Path, PathBuf};
+
+/// The one part of a `block put` or `dag put` upload.
+fn input_part(input: BlockInput, name: &str) -> UploadPart {
+    match input {
+        BlockInput::File(path) => UploadPart::File {
+            name: name.into(),
+            path,
+        },
+        BlockInput::Stdin => UploadPart::Stdin { name: name.into() },
+    }
+}
 
 /// The parts of an upload of `paths`, in the order a local add walks them
 /// (sorted names, directories before their contents), with the same checks.
@@ -341,15 +352,7 @@ impl NodeApi for Client {
         hash: HashAlg,
         pin: bool,
     ) -> Result<types::BlockStat, CommandError> {
-        let part = match input {
-            BlockInput::File(path) => UploadPart::File {
-                name: "block".into(),
-                path,
-            },
-            BlockInput::Stdin => UploadPart::Stdin {
-                name: "block".into(),
-            },
-        };
+        let part = input_part(input, "block");
         let (hash, pin) = (hash.to_string(), pin.to_string());
         let args = [("cid-codec", codec), ("mhtype", &hash), ("pin", &pin)];
         Ok(self.call_last("block/put", &args, Some(vec![part]))?)
@@ -357,6 +360,54 @@ impl NodeApi for Client {
 
     fn block_stat(&self, cid: &str) -> Result<types::BlockStat, CommandError> {
         Ok(self.call_json("block/stat", &[("arg", cid)])?)
+    }
+
+    fn dag_get(
+        &self,
+        path: &str,
+        codec: &str,
+        out: &mut dyn std::io::Write,
+    ) -> Result<(), CommandError> {
+        let args = [("arg", path), ("output-codec", codec)];
+        self.call_to("dag/get", &args, out, &mut |_| {})?;
+        Ok(())
+    }
+
+    fn dag_put(
+        &self,
+        input: BlockInput,
+        a: &DagPutArgs,
+    ) -> Result<types::DagPutOutput, CommandError> {
+        let (hash, pin) = (a.hash.to_string(), a.pin.to_string());
+        let args = [
+            ("input-codec", a.input_codec.as_str()),
+            ("store-codec", a.store_codec.as_str()),
+            ("hash", &hash),
+            ("pin", &pin),
+        ];
+        let part = input_part(input, "data");
+        Ok(self.call_last("dag/put", &args, Some(vec![part]))?)
+    }
+
+    fn dag_resolve(&self, path: &str) -> Result<types::DagResolveOutput, CommandError> {
+        Ok(self.call_json("dag/resolve", &[("arg", path)])?)
+    }
+
+    fn resolve_path(
+        &self,
+        path: &str,
+        recursive: bool,
+    ) -> Result<types::ResolveOutput, CommandError> {
+        let recursive = recursive.to_string();
+        Ok(self.call_json("resolve", &[("arg", path), ("recursive", &recursive)])?)
+    }
+
+    fn object_stat(&self, path: &str) -> Result<types::ObjectStatOutput, CommandError> {
+        Ok(self.call_json("object/stat", &[("arg", path)])?)
+    }
+
+    fn config_show(&self) -> Result<serde_json::Value, CommandError> {
+        Ok(self.call_json("config/show", &[])?)
     }
 
     fn dag_export(&self, path: &str, out: &mut dyn std::io::Write) -> Result<(), CommandError> {

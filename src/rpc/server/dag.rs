@@ -9,7 +9,7 @@ use super::{
     bad_request, blocking, json_lines, node_err, stream_error, ApiError, ApiState, Line, Params,
 };
 use crate::block::HashAlg;
-use crate::dag::ipld::{self, Resolved, CODECS};
+use crate::dag::ipld::{self, Resolved};
 use crate::http::stream_blocking;
 use crate::names::ipns::ResolveOptions;
 use crate::node::{split_path, DagPutOptions, NodeError, MAX_DAG_PUT_INPUT};
@@ -112,14 +112,7 @@ pub(super) async fn dag_import(
 
 /// A codec option (`output-codec`, `store-codec`, `input-codec`) by name.
 fn codec(q: &Params, key: &str, default: &str) -> Result<u64, ApiError> {
-    let name = q.get(key).unwrap_or(default);
-    ipld::codec_named(name).ok_or_else(|| {
-        let known: Vec<&str> = CODECS.iter().map(|(n, _)| *n).collect();
-        bad_request(format!(
-            "{key}: unknown codec {name:?} (expected one of {})",
-            known.join(", ")
-        ))
-    })
+    ipld::codec_named(q.get(key).unwrap_or(default)).map_err(|e| bad_request(format!("{key}: {e}")))
 }
 
 /// Runs `f` on the node with a block source for the DAG under `path`'s
@@ -169,12 +162,7 @@ pub(super) async fn dag_resolve(
 ) -> Result<Json<DagResolveOutput>, ApiError> {
     let q = Params::parse(q);
     let r = resolve_ipld(&s, q.arg()?).await?;
-    Ok(Json(DagResolveOutput {
-        cid: CidLink {
-            cid: r.cid.to_string(),
-        },
-        rem_path: r.rem_path,
-    }))
+    Ok(Json(DagResolveOutput::from(&r)))
 }
 
 pub(super) async fn dag_put(
@@ -239,11 +227,7 @@ pub(super) async fn resolve(
         arg.to_string()
     };
     let r = resolve_ipld(&s, &path).await?;
-    let mut path = format!("/ipfs/{}", r.cid);
-    if !r.rem_path.is_empty() {
-        path = format!("{path}/{}", r.rem_path);
-    }
-    Ok(Json(ResolveOutput { path }))
+    Ok(Json(ResolveOutput::from(&r)))
 }
 
 pub(super) async fn object_stat(

@@ -85,12 +85,34 @@ pub struct DagResolveOutput {
     pub rem_path: String,
 }
 
+impl From<&crate::dag::ipld::Resolved> for DagResolveOutput {
+    fn from(r: &crate::dag::ipld::Resolved) -> Self {
+        DagResolveOutput {
+            cid: CidLink {
+                cid: r.cid.to_string(),
+            },
+            rem_path: r.rem_path.clone(),
+        }
+    }
+}
+
 /// `resolve`: the `/ipfs/` path a path or name resolves to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ResolveOutput {
     /// `/ipfs/CID`, with the steps inside the last block when there are.
     pub path: String,
+}
+
+impl From<&crate::dag::ipld::Resolved> for ResolveOutput {
+    fn from(r: &crate::dag::ipld::Resolved) -> Self {
+        let mut path = format!("/ipfs/{}", r.cid);
+        if !r.rem_path.is_empty() {
+            path.push('/');
+            path.push_str(&r.rem_path);
+        }
+        ResolveOutput { path }
+    }
 }
 
 /// `object/stat`: a block's sizes.
