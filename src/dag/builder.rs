@@ -172,6 +172,15 @@ struct FileNode {
 }
 
 impl FileNode {
+    /// The UnixFS file node linking these children.
+    fn encode(self, format: CidFormat) -> (Block, Built) {
+        let mut u = UnixFs::new(DataType::File);
+        let file_size: u64 = self.blocksizes.iter().sum();
+        u.filesize = Some(file_size);
+        u.blocksizes = self.blocksizes;
+        unixfs_node(format, self.links, &u, file_size)
+    }
+
     fn add(&mut self, child: Built) {
         self.blocksizes.push(child.file_size);
         self.links.push(PbLink {
@@ -183,6 +192,16 @@ impl FileNode {
 
     fn len(&self) -> usize {
         self.links.len()
+    }
+
+    /// Takes the only child back (a level holding exactly one node).
+    fn pop(&mut self) -> Option<Built> {
+        let link = self.links.pop()?;
+        Some(Built {
+            cid: link.cid,
+            file_size: self.blocksizes.pop().unwrap_or(0),
+            tsize: link.tsize,
+        })
     }
 }
 
@@ -218,33 +237,13 @@ where
 
     /// Turns a chunk into a leaf block of the given UnixFS type.
     fn leaf(&mut self, chunk: Bytes, kind: DataType) -> Result<Built, DagError> {
-        let file_size = chunk.len() as u64;
-        let (block, built) = if self.opts.raw_leaves {
-            let block = Block::new(self.opts.format, RAW, chunk);
-            let built = Built {
-                cid: *block.cid(),
-                file_size,
-                tsize: file_size,
-            };
-            (block, built)
-        } else {
-            let mut u = UnixFs::new(kind);
-            if !chunk.is_empty() {
-                u.data = Some(chunk.to_vec());
-            }
-            u.filesize = Some(file_size);
-            unixfs_node(self.opts.format, vec![], &u, file_size)
-        };
+        let (block, built) = leaf_block(&self.opts, chunk, kind);
         self.emit(block)?;
         Ok(built)
     }
 
     fn file_node(&mut self, node: FileNode) -> Result<Built, DagError> {
-        let mut u = UnixFs::new(DataType::File);
-        let file_size: u64 = node.blocksizes.iter().sum();
-        u.filesize = Some(file_size);
-        u.blocksizes = node.blocksizes;
-        let (block, built) = unixfs_node(self.opts.format, node.links, &u, file_size);
+        let (block, built) = node.encode(self.opts.format);
         self.emit(block)?;
         Ok(built)
     }
@@ -255,55 +254,14 @@ where
             return self.leaf(Bytes::new(), DataType::File);
         };
         let first = self.leaf(first, DataType::File)?;
-        if !self.more()? {
-            return Ok(first);
-        }
-        // levels[i] holds finished nodes of height i waiting for a parent.
-        let mut levels: Vec<FileNode> = vec![FileNode::default()];
-        levels[0].add(first);
+        let mut tree = BalancedTree::new(&self.opts);
+        tree.push(0, first, self.sink)?;
         while let Some(chunk) = self.next_chunk()? {
             let leaf = self.leaf(chunk, DataType::File)?;
-            levels[0].add(leaf);
-            let mut h = 0;
-            while levels[h].len() == self.opts.max_links {
-                let full = std::mem::take(&mut levels[h]);
-                let parent = self.file_node(full)?;
-                if levels.len() == h + 1 {
-                    levels.push(FileNode::default());
-                }
-                levels[h + 1].add(parent);
-                h += 1;
-            }
+            tree.push(0, leaf, self.sink)?;
         }
-        // Close every level bottom-up; the top level's single node is the root.
-        let mut h = 0;
-        loop {
-            let above_empty = levels[h + 1..].iter().all(|l| l.len() == 0);
-            if above_empty && levels[h].len() == 1 && h > 0 {
-                let node = std::mem::take(&mut levels[h]);
-                return self.file_node_single(node);
-            }
-            if levels[h].len() > 0 {
-                let pending = std::mem::take(&mut levels[h]);
-                let parent = self.file_node(pending)?;
-                if levels.len() == h + 1 {
-                    levels.push(FileNode::default());
-                }
-                levels[h + 1].add(parent);
-            }
-            h += 1;
-        }
-    }
-
-    /// The root of a balanced tree: a level holding exactly one finished node.
-    fn file_node_single(&mut self, mut node: FileNode) -> Result<Built, DagError> {
-        let link = node.links.pop().ok_or(DagError::Internal("empty level"))?;
-        let file_size = node.blocksizes.pop().unwrap_or(0);
-        Ok(Built {
-            cid: link.cid,
-            file_size,
-            tsize: link.tsize,
-        })
+        tree.finish(self.sink)?
+            .ok_or(DagError::Internal("balanced tree without leaves"))
     }
 
     fn trickle(&mut self, max_depth: Option<usize>) -> Result<Built, DagError> {
@@ -327,6 +285,120 @@ where
             depth += 1;
         }
         self.file_node(node)
+    }
+}
+
+/// A leaf holding `chunk`: a raw block with raw leaves, else a dag-pb node
+/// of UnixFS type `kind` (balanced files: `File`; trickle: `Raw`).
+pub fn leaf_block(opts: &ImportOptions, chunk: Bytes, kind: DataType) -> (Block, Built) {
+    let file_size = chunk.len() as u64;
+    if opts.raw_leaves {
+        let block = Block::new(opts.format, RAW, chunk);
+        let built = Built {
+            cid: *block.cid(),
+            file_size,
+            tsize: file_size,
+        };
+        (block, built)
+    } else {
+        let mut u = UnixFs::new(kind);
+        if !chunk.is_empty() {
+            u.data = Some(chunk.to_vec());
+        }
+        u.filesize = Some(file_size);
+        unixfs_node(opts.format, vec![], &u, file_size)
+    }
+}
+
+/// The interior levels of a balanced file tree under construction, fed
+/// finished subtrees left to right: leaves (height 0), or whole subtrees of
+/// height `h` covering `max_links^h` leaves (what an edit of a file reuses
+/// from its old tree), each placed where every lower level is empty.
+pub struct BalancedTree {
+    format: CidFormat,
+    max_links: usize,
+    /// levels[i] holds finished nodes of height i waiting for a parent.
+    levels: Vec<FileNode>,
+    /// Subtrees pushed, and the height of the first.
+    pushed: u64,
+    first_height: usize,
+}
+
+impl BalancedTree {
+    /// An empty tree with `opts`'s CID format and links per node.
+    pub fn new(opts: &ImportOptions) -> BalancedTree {
+        BalancedTree {
+            format: opts.format,
+            max_links: opts.max_links,
+            levels: vec![FileNode::default()],
+            pushed: 0,
+            first_height: 0,
+        }
+    }
+
+    /// Adds the next subtree, of height `height`; interior nodes that fill
+    /// up go to `sink`. Every level below `height` must be empty.
+    pub fn push(
+        &mut self,
+        height: usize,
+        child: Built,
+        sink: &mut dyn FnMut(Block) -> Result<(), DagError>,
+    ) -> Result<(), DagError> {
+        if self.levels.iter().take(height).any(|l| l.len() > 0) {
+            return Err(DagError::Internal("subtree pushed over a partial level"));
+        }
+        if self.pushed == 0 {
+            self.first_height = height;
+        }
+        self.pushed += 1;
+        while self.levels.len() <= height {
+            self.levels.push(FileNode::default());
+        }
+        self.levels[height].add(child);
+        let mut h = height;
+        while self.levels[h].len() == self.max_links {
+            let full = std::mem::take(&mut self.levels[h]);
+            let (block, parent) = full.encode(self.format);
+            sink(block)?;
+            if self.levels.len() == h + 1 {
+                self.levels.push(FileNode::default());
+            }
+            self.levels[h + 1].add(parent);
+            h += 1;
+        }
+        Ok(())
+    }
+
+    /// Closes every level bottom-up (children before parents to `sink`);
+    /// the root, or `None` if nothing was pushed. A lone leaf is its own
+    /// root, as Kubo's single-chunk files are.
+    pub fn finish(
+        mut self,
+        sink: &mut dyn FnMut(Block) -> Result<(), DagError>,
+    ) -> Result<Option<Built>, DagError> {
+        if self.pushed == 0 {
+            return Ok(None);
+        }
+        if self.pushed == 1 && self.first_height == 0 {
+            return Ok(self.levels[0].pop());
+        }
+        let mut h = 0;
+        loop {
+            if self.levels.len() == h + 1 {
+                self.levels.push(FileNode::default());
+            }
+            let above_empty = self.levels[h + 1..].iter().all(|l| l.len() == 0);
+            if above_empty && self.levels[h].len() == 1 && h > 0 {
+                return Ok(self.levels[h].pop());
+            }
+            if self.levels[h].len() > 0 {
+                let pending = std::mem::take(&mut self.levels[h]);
+                let (block, parent) = pending.encode(self.format);
+                sink(block)?;
+                self.levels[h + 1].add(parent);
+            }
+            h += 1;
+        }
     }
 }
 

@@ -229,6 +229,24 @@ pub fn build_sharded(
     root.build(format, sink)
 }
 
+/// Builds a directory of `children`: one plain directory block, or a HAMT
+/// when `sharding` says it is too large for one (as `add` decides); blocks
+/// go to `sink`, the root last.
+pub fn build_directory(
+    format: CidFormat,
+    sharding: Sharding,
+    children: Vec<(String, Built)>,
+    sink: &mut dyn FnMut(Block) -> Result<(), DagError>,
+) -> Result<Built, DagError> {
+    let (block, built) = super::builder::directory_block(format, children.clone());
+    if sharding.should_shard(&children, block.data().len()) {
+        build_sharded(format, children, sink)
+    } else {
+        sink(block)?;
+        Ok(built)
+    }
+}
+
 fn shard_links(cid: &Cid, node: Node) -> Result<Vec<PbLink>, DagError> {
     match node {
         Node::HamtShard { links } => Ok(links),

@@ -177,6 +177,20 @@ impl<S: Store + ?Sized> BlockSource for S {
     }
 }
 
+/// A shared store seen as a `dyn BlockSource` (what readers that outlive
+/// a borrow hold).
+pub struct SharedStore(pub std::sync::Arc<dyn Store>);
+
+impl BlockSource for SharedStore {
+    fn block(&self, cid: &Cid) -> Result<Block, DagError> {
+        self.0.block(cid)
+    }
+
+    fn has_block(&self, cid: &Cid) -> Result<bool, DagError> {
+        self.0.has_block(cid)
+    }
+}
+
 /// A `&dyn Store` seen as a `dyn BlockSource` (a trait object cannot be
 /// turned into another directly).
 pub struct StoreBlocks<'a>(pub &'a dyn Store);

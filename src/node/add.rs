@@ -279,13 +279,7 @@ fn store_directory(
     children: Vec<(String, Built)>,
     sink: &mut BlockSink<'_>,
 ) -> Result<Built, NodeError> {
-    let (block, built) = directory_block(format, children.clone());
-    if sharding.should_shard(&children, block.data().len()) {
-        Ok(hamt::build_sharded(format, children, sink)?)
-    } else {
-        sink(block)?;
-        Ok(built)
-    }
+    Ok(hamt::build_directory(format, sharding, children, sink)?)
 }
 
 /// Counts the bytes read through it, reporting the running total.

@@ -60,6 +60,8 @@ pub struct Config {
     pub replication: ReplicationSettings,
     /// IPNS: record lifetime and TTL, republishing, the resolve cache.
     pub ipns: crate::names::ipns::IpnsSettings,
+    /// MFS (`files`): keeping a path published.
+    pub mfs: crate::mfs::MfsSettings,
 }
 
 /// `[storage]`: limits on what this node keeps.

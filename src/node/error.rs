@@ -148,6 +148,9 @@ pub enum NodeError {
     /// An IPNS publish or resolve failed.
     #[error(transparent)]
     Ipns(#[from] crate::names::ipns::IpnsError),
+    /// An MFS (`files`) operation failed.
+    #[error(transparent)]
+    Mfs(#[from] crate::mfs::MfsError),
     /// Replication could not start or act.
     #[error("replication: {0}")]
     Replicate(#[from] ReplicateError),

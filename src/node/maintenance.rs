@@ -34,15 +34,20 @@ pub struct RepoStat {
 }
 
 impl Node {
-    /// Removes every block no pin reaches and compacts storage.
+    /// Removes every block no pin and no MFS root reaches and compacts
+    /// storage. MFS changes wait meanwhile (its lock is held throughout),
+    /// so a write cannot add blocks the live set missed.
     pub fn gc(&self) -> Result<SweepReport, NodeError> {
-        let pins = self.store.pins()?;
-        let of_kind = |kind: PinKind| -> Vec<Cid> {
-            pins.iter().filter(|p| p.1 == kind).map(|p| p.0).collect()
-        };
-        let (recursive, direct) = (of_kind(PinKind::Recursive), of_kind(PinKind::Direct));
-        let live = walk::live_set(&*self.source(), &recursive, &direct)?;
-        Ok(self.store.sweep(&live)?)
+        self.mfs.with_root(|mfs_root| {
+            let pins = self.store.pins()?;
+            let of_kind = |kind: PinKind| -> Vec<Cid> {
+                pins.iter().filter(|p| p.1 == kind).map(|p| p.0).collect()
+            };
+            let (mut recursive, direct) = (of_kind(PinKind::Recursive), of_kind(PinKind::Direct));
+            recursive.extend(mfs_root);
+            let live = walk::live_set(&*self.source(), &recursive, &direct)?;
+            Ok(self.store.sweep(&live)?)
+        })?
     }
 
     /// The store's figures and where the repo is.

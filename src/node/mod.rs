@@ -18,6 +18,7 @@ pub mod config;
 mod dag;
 mod error;
 mod maintenance;
+mod mfs;
 mod names;
 pub mod online;
 mod pins;
@@ -32,12 +33,12 @@ pub use config::Config;
 pub use dag::{split_path, DagPutOptions, ObjectStat, MAX_DAG_PUT_INPUT};
 pub use error::{BoxedSource, NodeError, UnsupportedInput};
 pub use maintenance::{RepoStat, VerifyReport};
+pub use mfs::CopySource;
 pub use pins::PinEntry;
 pub use repo::Repo;
 
-use crate::block::Cid;
 use crate::dag::reader::ReadOptions;
-use crate::dag::{BlockSource, DagError};
+use crate::dag::BlockSource;
 use crate::names::ipns::Names;
 use crate::names::Keystore;
 use crate::store::{MemoryStore, RebuildReport, Store};
@@ -53,6 +54,7 @@ pub struct Node {
     key_seed: [u8; 32],
     keys: Arc<Keystore>,
     names: Arc<Names>,
+    mfs: Arc<crate::mfs::Mfs>,
     index_rebuilt: Option<RebuildReport>,
 }
 
@@ -84,6 +86,7 @@ impl Node {
         Ok(Node {
             keys,
             names: Arc::new(names),
+            mfs: mfs::open(&store, &repo.config),
             index_rebuilt,
             store,
             config: repo.config,
@@ -109,6 +112,7 @@ impl Node {
         let keys = Arc::new(Keystore::in_memory(key_seed));
         let names = Names::new(Arc::clone(&keys), Arc::clone(&store), config.ipns.clone());
         Node {
+            mfs: mfs::open(&store, &config),
             store,
             config,
             path: None,
@@ -169,19 +173,6 @@ impl Node {
 
     /// The store as the DAG layer reads it.
     fn source(&self) -> Arc<dyn BlockSource> {
-        Arc::new(StoreSource(Arc::clone(&self.store)))
-    }
-}
-
-/// Adapts the node's store to the DAG layer.
-struct StoreSource(Arc<dyn Store>);
-
-impl BlockSource for StoreSource {
-    fn block(&self, cid: &Cid) -> Result<crate::block::Block, DagError> {
-        self.0.block(cid)
-    }
-
-    fn has_block(&self, cid: &Cid) -> Result<bool, DagError> {
-        self.0.has_block(cid)
+        Arc::new(crate::dag::SharedStore(Arc::clone(&self.store)))
     }
 }

@@ -237,6 +237,7 @@ impl OnlineNode {
         }
         online.restore_routes().await;
         online.start_names();
+        online.start_mfs_autopublish();
         {
             let net = Arc::clone(&online.net);
             let node = Arc::clone(&online.node);

@@ -1,0 +1,132 @@
+//! MFS on a node: the tree over the node's store and import options, what
+//! `files cp` copies from outside MFS, and `[mfs.autopublish]` (offline:
+//! the record is kept in the repo after each change; online: published
+//! on the DHT after changes settle for the debounce time).
+
+use super::online::OnlineNode;
+use super::{Config, Node, NodeError};
+use crate::block::Cid;
+use crate::mfs::{Mfs, MfsError, MfsPath};
+use crate::names::ipns::{IpnsError, PublishOptions};
+use crate::net::NetError;
+use crate::store::Store;
+use std::sync::Arc;
+
+/// The node's tree. A bad `[import]` section leaves the defaults here; it
+/// is reported by [`Node::mfs_checked`] before anything is written.
+pub(super) fn open(store: &Arc<dyn Store>, config: &Config) -> Arc<Mfs> {
+    let import = config.import.options().unwrap_or_default();
+    Arc::new(Mfs::new(Arc::clone(store), import))
+}
+
+/// What `files cp` copies: a CID and the name it gets inside a directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CopySource {
+    /// The node copied.
+    pub cid: Cid,
+    /// Its name: the source path's last name, or the CID.
+    pub name: String,
+}
+
+impl Node {
+    /// The node's MFS tree (reads; see [`Node::mfs_checked`] for changes).
+    pub fn mfs(&self) -> &Arc<Mfs> {
+        &self.mfs
+    }
+
+    /// The MFS tree, once the `[import]` settings its writes use check.
+    pub fn mfs_checked(&self) -> Result<&Arc<Mfs>, NodeError> {
+        self.config.import.options()?;
+        Ok(&self.mfs)
+    }
+
+    /// What `files cp` copies from `src`: an MFS path, or
+    /// `/ipfs/CID[/path]` whose every block is stored here (MFS keeps what
+    /// it links, so it must be complete).
+    pub fn files_copy_source(&self, src: &str) -> Result<CopySource, NodeError> {
+        if src.starts_with("/ipfs/") {
+            let cid = self.resolve(src)?;
+            if !self.has_dag(&cid)? {
+                return Err(NodeError::NotLocal { cid });
+            }
+            let last = src.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+            let name = if last.is_empty() || crate::block::parse_cid(last).is_ok() {
+                cid.to_string()
+            } else {
+                last.to_string()
+            };
+            return Ok(CopySource { cid, name });
+        }
+        let path = MfsPath::parse(src)?;
+        let cid = self.mfs.resolve(&path)?;
+        let name = path.name().map_or_else(|| cid.to_string(), str::to_string);
+        Ok(CopySource { cid, name })
+    }
+
+    /// With `[mfs.autopublish]`, keeps a record of its path's current CID
+    /// under its key in the repo (without a daemon: a daemon puts it on
+    /// the DHT when its republisher runs).
+    pub fn files_autopublish_offline(&self) -> Result<(), NodeError> {
+        let Some(settings) = &self.config.mfs.autopublish else {
+            return Ok(());
+        };
+        let (value, opts) = autopublish_value(&self.mfs, settings)?;
+        self.names().publish_local(&value, &opts)?;
+        Ok(())
+    }
+}
+
+/// The value and options an autopublish publishes now.
+fn autopublish_value(
+    mfs: &Mfs,
+    settings: &crate::mfs::AutopublishSettings,
+) -> Result<(String, PublishOptions), MfsError> {
+    let cid = mfs.resolve(&MfsPath::parse(&settings.path)?)?;
+    let opts = PublishOptions {
+        key: Some(settings.key.clone()),
+        lifetime: None,
+        ttl: None,
+    };
+    Ok((format!("/ipfs/{cid}"), opts))
+}
+
+impl OnlineNode {
+    /// With `[mfs.autopublish]`, publishes its path's CID whenever MFS
+    /// changed, once the changes have settled for the debounce time.
+    pub(super) fn start_mfs_autopublish(&self) {
+        let Some(settings) = self.node().config().mfs.autopublish.clone() else {
+            return;
+        };
+        let node = Arc::clone(self.node());
+        let swarm = self.net().swarm.clone();
+        let mut changes = node.mfs().subscribe();
+        self.net().swarm.spawn_task(async move {
+            while changes.changed().await.is_ok() {
+                tokio::time::sleep(settings.debounce).await;
+                changes.borrow_and_update();
+                let n = Arc::clone(&node);
+                let s = settings.clone();
+                let local = tokio::task::spawn_blocking(move || {
+                    let (value, opts) = autopublish_value(n.mfs(), &s)?;
+                    Ok::<_, NodeError>(n.names().publish_local(&value, &opts)?)
+                })
+                .await;
+                let (name, bytes) = match local {
+                    Ok(Ok((name, bytes, _))) => (name, bytes),
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "MFS autopublish failed");
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "MFS autopublish task failed");
+                        continue;
+                    }
+                };
+                match node.names().put(&swarm, &name, bytes).await {
+                    Ok(()) | Err(IpnsError::Net(NetError::NoValuePeers)) => {}
+                    Err(e) => tracing::warn!(error = %e, "MFS autopublish: DHT put failed"),
+                }
+            }
+        });
+    }
+}
