@@ -89,6 +89,9 @@ pub(super) enum Command {
     /// IPNS names: publish a path under a key's name, resolve names.
     #[command(subcommand)]
     Name(NameCommand),
+    /// MFS: a mutable tree of files and directories, as Kubo's `ipfs files`.
+    #[command(subcommand)]
+    Files(super::files::FilesCommand),
     /// Print the version.
     Version,
     /// Run the node: libp2p swarm and Bitswap, until SIGINT or SIGTERM.
@@ -163,7 +166,7 @@ pub(super) enum RoutingCommand {
 #[error("expected true or false, not {0:?}")]
 pub(super) struct NotABool(String);
 
-fn parse_bool_flag(s: &str) -> Result<bool, NotABool> {
+pub(super) fn parse_bool_flag(s: &str) -> Result<bool, NotABool> {
     match s {
         "true" | "1" | "yes" => Ok(true),
         "false" | "0" | "no" => Ok(false),

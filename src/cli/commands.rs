@@ -125,6 +125,7 @@ pub(super) fn run(api: &dyn NodeApi, config: &Config, command: Command) -> Resul
         )?,
         Command::Key(cmd) => key(api, &mut out, cmd)?,
         Command::Name(cmd) => name(api, &mut out, cmd)?,
+        Command::Files(cmd) => super::files::run(api, &mut out, cmd)?,
         Command::Repo(RepoCommand::Gc { quiet }) => {
             let spinner = progress::spinner("collecting garbage");
             let v = api.repo_gc();

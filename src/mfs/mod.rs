@@ -25,7 +25,7 @@ mod tree;
 
 pub use path::MfsPath;
 
-use crate::block::{Block, Cid, CidFormat, RAW};
+use crate::block::{Block, Cid, RAW};
 use crate::dag::builder::{Built, ImportOptions};
 use crate::dag::reader::{load, FileReader, Node, ReadOptions};
 use crate::dag::{BlockSource, DagError};
@@ -219,8 +219,8 @@ pub struct WriteOptions {
     pub parents: bool,
     /// Write at most this many bytes of the input.
     pub count: Option<u64>,
-    /// Import options for this write instead of the node's.
-    pub import: Option<ImportOptions>,
+    /// CID version, hash and leaves other than the node's.
+    pub format: FormatOverrides,
 }
 
 /// CID version, hash and leaf kind asked for by flags (`--cid-version`,
@@ -475,8 +475,9 @@ impl Mfs {
         &self,
         path: &MfsPath,
         parents: bool,
-        format: Option<CidFormat>,
+        format: FormatOverrides,
     ) -> Result<(), MfsError> {
+        let format = format.apply(self.import)?.format;
         if path.is_root() {
             return if parents {
                 Ok(())
@@ -486,7 +487,7 @@ impl Mfs {
         }
         self.change(|tree, root, sink| {
             let dirs = Tree {
-                format: format.unwrap_or(tree.format),
+                format,
                 ..*tree
             };
             let built = tree.update(
@@ -514,10 +515,7 @@ impl Mfs {
         data: &mut dyn Read,
         opts: &WriteOptions,
     ) -> Result<(), MfsError> {
-        let import = opts.import.unwrap_or(self.import);
-        import
-            .validate()
-            .map_err(|e| MfsError::Options(e.to_string()))?;
+        let import = opts.format.apply(self.import)?;
         let mut limited;
         let data: &mut dyn Read = match opts.count {
             Some(n) => {
@@ -692,10 +690,8 @@ impl Mfs {
 
     /// `files chcid`: names the node at `path` with `format` (its bytes
     /// unchanged), and the directories above it anew.
-    pub fn chcid(&self, path: &MfsPath, format: CidFormat) -> Result<(), MfsError> {
-        if format.version == 0 && format.hash != crate::block::HashAlg::Sha2_256 {
-            return Err(MfsError::Options("CIDv0 only supports sha2-256".into()));
-        }
+    pub fn chcid(&self, path: &MfsPath, format: FormatOverrides) -> Result<(), MfsError> {
+        let format = format.apply(self.import)?.format;
         let renamed = |cid: Cid, sink: &mut file::Sink<'_>| -> Result<Cid, MfsError> {
             let block = self.source.block(&cid)?;
             if format.version == 0 && cid.codec() == RAW {

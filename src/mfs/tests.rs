@@ -45,7 +45,7 @@ fn write_at(mfs: &Mfs, path: &str, offset: u64, data: &[u8]) {
 
 fn read_all(mfs: &Mfs, path: &str) -> Vec<u8> {
     let mut out = Vec::new();
-    mfs.read(&p(path), 0, None)
+    mfs.read(&p(path), 0, FormatOverrides::default())
         .unwrap()
         .read_to_end(&mut out)
         .unwrap();
@@ -161,7 +161,7 @@ fn directories_shard_as_add_shards_them() {
         ..small(true, CidFormat::V1_SHA2_256)
     };
     let (_, mfs) = new_mfs(opts);
-    mfs.mkdir(&p("/d"), false, None).unwrap();
+    mfs.mkdir(&p("/d"), false, FormatOverrides::default()).unwrap();
     let mut entries = Vec::new();
     for i in 0..80 {
         let name = format!("file-{i:03}");
@@ -205,13 +205,13 @@ fn tree_operations_and_errors() {
         Err(MfsError::NotFound { .. })
     ));
     assert!(matches!(
-        mfs.mkdir(&p("/a/b"), false, None),
+        mfs.mkdir(&p("/a/b"), false, FormatOverrides::default()),
         Err(MfsError::NotFound { .. })
     ));
-    mfs.mkdir(&p("/a/b/c"), true, None).unwrap();
-    mfs.mkdir(&p("/a/b"), true, None).unwrap();
+    mfs.mkdir(&p("/a/b/c"), true, FormatOverrides::default()).unwrap();
+    mfs.mkdir(&p("/a/b"), true, FormatOverrides::default()).unwrap();
     assert!(matches!(
-        mfs.mkdir(&p("/a/b"), false, None),
+        mfs.mkdir(&p("/a/b"), false, FormatOverrides::default()),
         Err(MfsError::Exists { .. })
     ));
     write_at(&mfs, "/a/b/c/file", 0, b"hello");
@@ -226,7 +226,7 @@ fn tree_operations_and_errors() {
     assert!(matches!(mfs.rm(&p("/"), true, false), Err(MfsError::Root)));
     mfs.rm(&p("/zzz"), false, true).unwrap();
     // mv into a directory, and renaming; never into itself.
-    mfs.mkdir(&p("/x"), false, None).unwrap();
+    mfs.mkdir(&p("/x"), false, FormatOverrides::default()).unwrap();
     mfs.mv(&p("/a/b/c/file"), &p("/x")).unwrap();
     assert_eq!(read_all(&mfs, "/x/file"), b"hello");
     mfs.mv(&p("/x/file"), &p("/x/renamed")).unwrap();
@@ -247,7 +247,10 @@ fn tree_operations_and_errors() {
     let stat = mfs.stat(&p("/a/x/renamed")).unwrap();
     assert_eq!((stat.kind, stat.size, stat.blocks), (MfsKind::File, 11, 0));
     // chcid renames the node, bytes unchanged.
-    let v0 = CidFormat::V0;
+    let v0 = FormatOverrides {
+        cid_version: Some(0),
+        ..Default::default()
+    };
     mfs.chcid(&p("/a"), v0).unwrap();
     assert_eq!(mfs.resolve(&p("/a")).unwrap().version(), cid::Version::V0);
     assert!(mfs.chcid(&p("/x/renamed"), v0).is_err());

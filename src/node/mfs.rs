@@ -6,10 +6,12 @@
 use super::online::OnlineNode;
 use super::{Config, Node, NodeError};
 use crate::block::Cid;
-use crate::mfs::{Mfs, MfsError, MfsPath};
+use crate::dag::reader::FileReader;
+use crate::mfs::{FormatOverrides, Mfs, MfsEntry, MfsError, MfsPath, MfsStat, WriteOptions};
 use crate::names::ipns::{IpnsError, PublishOptions};
 use crate::net::NetError;
 use crate::store::Store;
+use std::io::Read;
 use std::sync::Arc;
 
 /// The node's tree. A bad `[import]` section leaves the defaults here; it
@@ -61,6 +63,84 @@ impl Node {
         let cid = self.mfs.resolve(&path)?;
         let name = path.name().map_or_else(|| cid.to_string(), str::to_string);
         Ok(CopySource { cid, name })
+    }
+
+    /// `files mkdir`.
+    pub fn files_mkdir(
+        &self,
+        path: &str,
+        parents: bool,
+        format: FormatOverrides,
+    ) -> Result<(), NodeError> {
+        let path = MfsPath::parse(path)?;
+        Ok(self.mfs_checked()?.mkdir(&path, parents, format)?)
+    }
+
+    /// `files write`: `data` into the file at `path`.
+    pub fn files_write(
+        &self,
+        path: &str,
+        data: &mut dyn Read,
+        opts: &WriteOptions,
+    ) -> Result<(), NodeError> {
+        let path = MfsPath::parse(path)?;
+        Ok(self.mfs_checked()?.write(&path, data, opts)?)
+    }
+
+    /// `files read`.
+    pub fn files_read(
+        &self,
+        path: &str,
+        offset: u64,
+        count: Option<u64>,
+    ) -> Result<FileReader, NodeError> {
+        Ok(self.mfs.read(&MfsPath::parse(path)?, offset, count)?)
+    }
+
+    /// `files ls`.
+    pub fn files_ls(&self, path: &str, long: bool) -> Result<Vec<MfsEntry>, NodeError> {
+        Ok(self.mfs.ls(&MfsPath::parse(path)?, long)?)
+    }
+
+    /// `files stat`.
+    pub fn files_stat(&self, path: &str) -> Result<MfsStat, NodeError> {
+        Ok(self.mfs.stat(&MfsPath::parse(path)?)?)
+    }
+
+    /// `files cp`: `src` (an MFS path or `/ipfs/CID[/path]`) to `dst`
+    /// (inside it when `dst` ends in `/`).
+    pub fn files_cp(&self, src: &str, dst: &str, parents: bool) -> Result<(), NodeError> {
+        let into = dst.ends_with('/') && dst != "/";
+        let dst = MfsPath::parse(dst)?;
+        let mfs = self.mfs_checked()?;
+        let from = self.files_copy_source(src)?;
+        Ok(mfs.cp(from.cid, Some(&from.name), &dst, into, parents)?)
+    }
+
+    /// `files mv`.
+    pub fn files_mv(&self, src: &str, dst: &str) -> Result<(), NodeError> {
+        let (src, dst) = (MfsPath::parse(src)?, MfsPath::parse(dst)?);
+        Ok(self.mfs_checked()?.mv(&src, &dst)?)
+    }
+
+    /// `files rm` of each path in turn.
+    pub fn files_rm(&self, paths: &[String], recursive: bool, force: bool) -> Result<(), NodeError> {
+        let mfs = self.mfs_checked()?;
+        for path in paths {
+            mfs.rm(&MfsPath::parse(path)?, recursive, force)?;
+        }
+        Ok(())
+    }
+
+    /// `files flush`: the CID at `path`.
+    pub fn files_flush(&self, path: &str) -> Result<Cid, NodeError> {
+        Ok(self.mfs.flush(&MfsPath::parse(path)?)?)
+    }
+
+    /// `files chcid`.
+    pub fn files_chcid(&self, path: &str, format: FormatOverrides) -> Result<(), NodeError> {
+        let path = MfsPath::parse(path)?;
+        Ok(self.mfs_checked()?.chcid(&path, format)?)
     }
 
     /// With `[mfs.autopublish]`, keeps a record of its path's current CID

@@ -5,8 +5,11 @@
 //! sides give the same values; commands that need the network fail on a
 //! node with no daemon with [`CommandError::NeedsDaemon`].
 
+mod files;
 mod local;
 mod remote;
+
+pub use files::{FilesApi, WriteInput};
 
 use crate::block::HashAlg;
 use crate::dag::reader::ExportStats;
@@ -128,7 +131,7 @@ pub struct DagPutArgs {
 /// A node's commands, answered the same whether the repo is open in this
 /// process or through a daemon's RPC API. Paths are `CID[/path]` or
 /// `/ipfs/CID[/path]`; progress callbacks get running totals.
-pub trait NodeApi {
+pub trait NodeApi: FilesApi {
     /// The node's identity, addresses and protocols (`id`).
     fn id(&self) -> Result<types::IdResponse, CommandError>;
 

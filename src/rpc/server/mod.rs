@@ -12,6 +12,7 @@
 mod add;
 mod blocks;
 mod dag;
+mod files;
 mod keys;
 mod names;
 mod network;
@@ -75,6 +76,7 @@ fn node_err(e: NodeError) -> ApiError {
         | NodeError::Config(_) => bad_request(e),
         NodeError::Key(ref k) if k.is_bad_request() => bad_request(e),
         NodeError::Ipns(ref i) if i.is_bad_request() => bad_request(e),
+        NodeError::Mfs(ref m) if m.is_bad_request() => bad_request(e),
         other => internal(other),
     }
 }
@@ -263,6 +265,16 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v0/key/import", post(keys::key_import))
         .route("/api/v0/name/publish", post(names::name_publish))
         .route("/api/v0/name/resolve", post(names::name_resolve))
+        .route("/api/v0/files/mkdir", post(files::mkdir))
+        .route("/api/v0/files/write", post(files::write))
+        .route("/api/v0/files/read", post(files::read))
+        .route("/api/v0/files/ls", post(files::ls))
+        .route("/api/v0/files/stat", post(files::stat))
+        .route("/api/v0/files/cp", post(files::cp))
+        .route("/api/v0/files/mv", post(files::mv))
+        .route("/api/v0/files/rm", post(files::rm))
+        .route("/api/v0/files/flush", post(files::flush))
+        .route("/api/v0/files/chcid", post(files::chcid))
         .route("/api/v0/repo/gc", post(repo::repo_gc))
         .route("/api/v0/repo/stat", post(repo::repo_stat))
         .route("/api/v0/repo/verify", post(repo::repo_verify))

@@ -7,6 +7,7 @@
 
 mod content;
 mod dag;
+mod files;
 mod names;
 mod network;
 mod pins;
@@ -14,6 +15,7 @@ mod repo;
 
 pub use content::*;
 pub use dag::*;
+pub use files::*;
 pub use names::*;
 pub use network::*;
 pub use pins::*;
