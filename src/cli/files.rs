@@ -230,9 +230,7 @@ pub(super) fn run(api: &dyn NodeApi, out: &mut dyn Write, cmd: FilesCommand) -> 
             force,
         } => api.files_rm(&paths, recursive, force)?,
         FilesCommand::Flush { path } => writeln!(out, "{}", api.files_flush(&path)?)?,
-        FilesCommand::Chcid { path, format } => {
-            api.files_chcid(&path, format.overrides(None))?
-        }
+        FilesCommand::Chcid { path, format } => api.files_chcid(&path, format.overrides(None))?,
         FilesCommand::Publish {
             path,
             key,

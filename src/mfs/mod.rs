@@ -486,10 +486,7 @@ impl Mfs {
             };
         }
         self.change(|tree, root, sink| {
-            let dirs = Tree {
-                format,
-                ..*tree
-            };
+            let dirs = Tree { format, ..*tree };
             let built = tree.update(
                 root,
                 path,

@@ -161,7 +161,8 @@ fn directories_shard_as_add_shards_them() {
         ..small(true, CidFormat::V1_SHA2_256)
     };
     let (_, mfs) = new_mfs(opts);
-    mfs.mkdir(&p("/d"), false, FormatOverrides::default()).unwrap();
+    mfs.mkdir(&p("/d"), false, FormatOverrides::default())
+        .unwrap();
     let mut entries = Vec::new();
     for i in 0..80 {
         let name = format!("file-{i:03}");
@@ -208,8 +209,10 @@ fn tree_operations_and_errors() {
         mfs.mkdir(&p("/a/b"), false, FormatOverrides::default()),
         Err(MfsError::NotFound { .. })
     ));
-    mfs.mkdir(&p("/a/b/c"), true, FormatOverrides::default()).unwrap();
-    mfs.mkdir(&p("/a/b"), true, FormatOverrides::default()).unwrap();
+    mfs.mkdir(&p("/a/b/c"), true, FormatOverrides::default())
+        .unwrap();
+    mfs.mkdir(&p("/a/b"), true, FormatOverrides::default())
+        .unwrap();
     assert!(matches!(
         mfs.mkdir(&p("/a/b"), false, FormatOverrides::default()),
         Err(MfsError::Exists { .. })
@@ -226,7 +229,8 @@ fn tree_operations_and_errors() {
     assert!(matches!(mfs.rm(&p("/"), true, false), Err(MfsError::Root)));
     mfs.rm(&p("/zzz"), false, true).unwrap();
     // mv into a directory, and renaming; never into itself.
-    mfs.mkdir(&p("/x"), false, FormatOverrides::default()).unwrap();
+    mfs.mkdir(&p("/x"), false, FormatOverrides::default())
+        .unwrap();
     mfs.mv(&p("/a/b/c/file"), &p("/x")).unwrap();
     assert_eq!(read_all(&mfs, "/x/file"), b"hello");
     mfs.mv(&p("/x/file"), &p("/x/renamed")).unwrap();

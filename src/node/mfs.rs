@@ -124,7 +124,12 @@ impl Node {
     }
 
     /// `files rm` of each path in turn.
-    pub fn files_rm(&self, paths: &[String], recursive: bool, force: bool) -> Result<(), NodeError> {
+    pub fn files_rm(
+        &self,
+        paths: &[String],
+        recursive: bool,
+        force: bool,
+    ) -> Result<(), NodeError> {
         let mfs = self.mfs_checked()?;
         for path in paths {
             mfs.rm(&MfsPath::parse(path)?, recursive, force)?;

@@ -59,8 +59,7 @@ pub trait FilesApi {
     fn files_mv(&self, src: &str, dst: &str) -> Result<(), CommandError>;
 
     /// Removes each of `paths`.
-    fn files_rm(&self, paths: &[String], recursive: bool, force: bool)
-        -> Result<(), CommandError>;
+    fn files_rm(&self, paths: &[String], recursive: bool, force: bool) -> Result<(), CommandError>;
 
     /// The CID at `path`, everything written durable.
     fn files_flush(&self, path: &str) -> Result<String, CommandError>;
@@ -139,12 +138,7 @@ impl FilesApi for Node {
         self.changed()
     }
 
-    fn files_rm(
-        &self,
-        paths: &[String],
-        recursive: bool,
-        force: bool,
-    ) -> Result<(), CommandError> {
+    fn files_rm(&self, paths: &[String], recursive: bool, force: bool) -> Result<(), CommandError> {
         Node::files_rm(self, paths, recursive, force)?;
         self.changed()
     }
@@ -270,12 +264,7 @@ impl FilesApi for Client {
         Ok(self.call("files/mv", &[("arg", src), ("arg", dst)])?)
     }
 
-    fn files_rm(
-        &self,
-        paths: &[String],
-        recursive: bool,
-        force: bool,
-    ) -> Result<(), CommandError> {
+    fn files_rm(&self, paths: &[String], recursive: bool, force: bool) -> Result<(), CommandError> {
         let (recursive, force) = (recursive.to_string(), force.to_string());
         let mut args: Vec<(&str, &str)> = paths.iter().map(|p| ("arg", p.as_str())).collect();
         args.push(("recursive", recursive.as_str()));

@@ -110,10 +110,13 @@ pub(super) async fn write(
     let writer = tokio::task::spawn_blocking(move || node.files_write(&path, &mut reader, &opts));
     feed(field, &tx).await;
     drop(tx);
-    writer
+    let written = writer
         .await
-        .map_err(|e| internal(format!("worker thread: {e}")))?
-        .map_err(node_err)?;
+        .map_err(|e| internal(format!("worker thread: {e}")))?;
+    // A write refused before its bytes were all read: read the rest, so
+    // the client, still sending, gets the answer instead of a reset.
+    while let Ok(Some(_)) = multipart.next_field().await {}
+    written.map_err(node_err)?;
     Ok(StatusCode::OK)
 }
 
