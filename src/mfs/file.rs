@@ -322,7 +322,7 @@ impl Edit<'_> {
             loop {
                 let span = self.shape.span(h);
                 let full_in_old = a + span <= self.old.leaves();
-                if h == 0 || (a % span == 0 && a + span <= to && full_in_old) {
+                if h == 0 || (a.is_multiple_of(span) && a + span <= to && full_in_old) {
                     break;
                 }
                 h -= 1;

@@ -45,7 +45,7 @@ fn write_at(mfs: &Mfs, path: &str, offset: u64, data: &[u8]) {
 
 fn read_all(mfs: &Mfs, path: &str) -> Vec<u8> {
     let mut out = Vec::new();
-    mfs.read(&p(path), 0, FormatOverrides::default())
+    mfs.read(&p(path), 0, None)
         .unwrap()
         .read_to_end(&mut out)
         .unwrap();
