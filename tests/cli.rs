@@ -8,7 +8,8 @@ use std::fs;
 use std::path::Path;
 use std::process::Stdio;
 
-const CHUNK: usize = 262_144;
+/// The default chunk size (Kubo's unixfs-v1-2025 profile).
+const CHUNK: usize = 1024 * 1024;
 
 #[test]
 fn files_round_trip_at_boundary_sizes() {
@@ -46,9 +47,24 @@ fn add_prints_kubo_style_lines_and_defaults() {
         out,
         "added QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o hello.txt\n"
     );
-    // cairn's default is CIDv1 + raw leaves + BLAKE3: a raw block here.
-    let cid = repo.add(&file, &[]);
-    assert!(cid.starts_with("bafkr4"), "{cid}");
+    // cairn's default is Kubo's unixfs-v1-2025 (CIDv1, raw leaves,
+    // sha2-256): a raw block here, as `ipfs add --cid-version 1` makes it.
+    let v1 = "bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4";
+    assert_eq!(repo.add(&file, &[]), v1);
+    assert_eq!(repo.add(&file, &["--cid-version", "1"]), v1);
+    // BLAKE3 is one flag, a profile, or one config line away; an explicit
+    // CID version without --hash still means sha2-256, as in Kubo.
+    let b3 = repo.add(&file, &["--hash", "blake3"]);
+    assert!(b3.starts_with("bafkr4"), "{b3}");
+    assert_eq!(repo.add(&file, &["--profile", "cairn-blake3"]), b3);
+    repo.set_config("import", "hash", "\"blake3\"");
+    assert_eq!(repo.add(&file, &[]), b3);
+    assert_eq!(repo.add(&file, &["--cid-version", "1"]), v1);
+    let err = repo.fails(&["add", "--profile", "fastest", file.to_str().unwrap()]);
+    assert!(
+        err.contains("unknown profile") && err.contains("cairn-blake3"),
+        "{err}"
+    );
     // Standard input works too, named by its CID as Kubo does.
     let mut child = repo
         .cmd(&["add", "--cid-version", "0"])

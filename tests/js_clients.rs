@@ -334,7 +334,7 @@ fn verified_fetch_reads_files_and_directories_through_the_gateway() {
     let v1_flags = ["--cid-version", "1", "--hash", "sha2-256"];
     let v0 = repo.add(&file, &["--cid-version", "0"]);
     let v1 = repo.add(&file, &v1_flags);
-    let b3 = repo.add(&file, &[]); // cairn's default: CIDv1, BLAKE3
+    let b3 = repo.add(&file, &["--hash", "blake3"]); // CIDv1, BLAKE3
     let site1 = repo.add(&site, &["-r", "--cid-version", "1", "--hash", "sha2-256"]);
     let site0 = repo.add(&site, &["-r", "--cid-version", "0"]);
     let web1 = repo.add(&web, &["-r", "--cid-version", "1", "--hash", "sha2-256"]);

@@ -2,7 +2,8 @@
 //! the JS reference importer (npm `ipfs-unixfs-importer`, configured as Kubo
 //! in `tests/js/`), for files of 0 B, 1 B, one chunk, one chunk + 1 and a
 //! depth-2 tree, plus a directory tree, under every option set the issue
-//! names. Also CAR interop both ways with `@ipld/car` + the UnixFS exporter.
+//! names, and `cairn add` without flags against Kubo's `unixfs-v1-2025`
+//! profile (cairn's default). Also CAR interop both ways with `@ipld/car` + the UnixFS exporter.
 //!
 //! The JS harness installs its pinned npm packages on first run
 //! (`tests/npm-ci.sh tests/js`); Node.js >= 20.19 and npm must be on the PATH.
@@ -63,6 +64,8 @@ fn samples(repo: &TestRepo) -> Vec<PathBuf> {
     paths
 }
 
+/// Option sets as Kubo's `ipfs add` takes them, with Kubo's classic defaults
+/// (what the reference importer does without `--profile`).
 const OPTION_SETS: &[&[&str]] = &[
     &["--cid-version", "0"],
     &["--cid-version", "1", "--hash", "sha2-256"],
@@ -116,12 +119,42 @@ const OPTION_SETS: &[&[&str]] = &[
     &["--cid-version", "0", "--raw-leaves", "true"],
 ];
 
+/// Option sets of cairn's defaults (Kubo's `unixfs-v1-2025`), as cairn's
+/// flags and as the reference importer's.
+const DEFAULT_SETS: &[(&[&str], &[&str])] = &[
+    (&[], &["--profile", "unixfs-v1-2025"]),
+    (
+        &["--cid-version", "1"],
+        &["--profile", "unixfs-v1-2025", "--cid-version", "1"],
+    ),
+    (
+        &["--hash", "blake3"],
+        &["--profile", "unixfs-v1-2025", "--hash", "blake3"],
+    ),
+];
+
+/// Each comparison: cairn's flags and the reference importer's. Kubo's
+/// classic sets get `--profile unixfs-v0-2015` on cairn's side (cairn's
+/// defaults are `unixfs-v1-2025`) unless they name a profile.
+fn comparisons() -> Vec<(Vec<&'static str>, Vec<&'static str>)> {
+    let classic = OPTION_SETS.iter().map(|opts| {
+        let mut ours = vec![];
+        if !opts.contains(&"--profile") {
+            ours.extend(["--profile", "unixfs-v0-2015"]);
+        }
+        ours.extend_from_slice(opts);
+        (ours, opts.to_vec())
+    });
+    let defaults = DEFAULT_SETS.iter().map(|(o, t)| (o.to_vec(), t.to_vec()));
+    classic.chain(defaults).collect()
+}
+
 #[test]
 fn cids_match_the_reference_importer() {
     let repo = js_repo();
     let inputs = samples(&repo);
     let mut compared = 0;
-    for opts in OPTION_SETS {
+    for (our_opts, opts) in comparisons() {
         for input in &inputs {
             let is_dir = input.is_dir();
             // Deep trees with tiny chunks only for the mid-size file (cost).
@@ -135,8 +168,8 @@ fn cids_match_the_reference_importer() {
                     continue;
                 }
                 let mut ours: Vec<&str> = vec!["-n"];
-                ours.extend_from_slice(opts);
-                let mut theirs: Vec<&str> = opts.to_vec();
+                ours.extend_from_slice(&our_opts);
+                let mut theirs: Vec<&str> = opts.clone();
                 if is_dir {
                     ours.push("-r");
                 }
@@ -150,7 +183,7 @@ fn cids_match_the_reference_importer() {
                 let got = repo.add(input, &ours);
                 assert_eq!(
                     got, expected,
-                    "CID of {name} (hidden: {hidden}) with {opts:?}"
+                    "CID of {name} (hidden: {hidden}) with {our_opts:?} (reference: {opts:?})"
                 );
                 compared += 1;
             }
@@ -326,14 +359,23 @@ fn sharded_directories_match_the_reference_importer() {
     }
     std::fs::write(dir.join("nested/inner"), b"inner\n").unwrap();
     let path = dir.to_str().unwrap();
-    for opts in [
-        &["--cid-version", "0"][..],
-        &["--profile", "unixfs-v1-2025"][..],
-        &["--cid-version", "1", "--hash", "blake3"][..],
+    let v0 = "--profile=unixfs-v0-2015";
+    let v1 = "--profile=unixfs-v1-2025";
+    for (ours, theirs) in [
+        (&[v0, "--cid-version", "0"][..], &["--cid-version", "0"][..]),
+        (&[v1][..], &[v1][..]),
+        (&[][..], &[v1][..]),
+        (
+            &[v0, "--cid-version", "1", "--hash", "blake3"][..],
+            &["--cid-version", "1", "--hash", "blake3"][..],
+        ),
     ] {
-        let expected = node("unixfs-ref.mjs", &[opts, &[path]].concat());
-        let got = repo.add(&dir, &[&["-r", "-n"][..], opts].concat());
-        assert_eq!(got, expected, "sharded directory with {opts:?}");
+        let expected = node("unixfs-ref.mjs", &[theirs, &[path]].concat());
+        let got = repo.add(&dir, &[&["-r", "-n"][..], ours].concat());
+        assert_eq!(
+            got, expected,
+            "sharded directory with {ours:?} (reference: {theirs:?})"
+        );
     }
     // Stored, it reads back: path lookups, listing, and the whole tree.
     let root = repo.add(&dir, &["-r", "--cid-version", "0"]);

@@ -1,11 +1,10 @@
 //! The command line: every command, subcommand and flag (clap), and how
 //! `add`'s flags resolve into import options over `config.toml`.
 
-use anyhow::{anyhow, bail, Result};
-use cairn::block::{CidFormat, HashAlg};
+use anyhow::{anyhow, Result};
+use cairn::block::HashAlg;
 use cairn::dag::builder::{ImportOptions, Layout};
 use cairn::dag::chunker::ChunkerSpec;
-use cairn::dag::hamt::{Sharding, SizeEstimate};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -193,10 +192,10 @@ pub(super) struct AddArgs {
     /// Pin what is added (--pin=false to not).
     #[arg(long, value_parser = parse_bool_flag, num_args = 0..=1, default_missing_value = "true", default_value = "true")]
     pub(super) pin: bool,
-    /// CID version: 0 (Kubo's default, implies sha2-256 and dag-pb leaves) or 1.
+    /// CID version: 1 (the default) or 0 (implies sha2-256 and dag-pb leaves).
     #[arg(long)]
     pub(super) cid_version: Option<u8>,
-    /// Hash function: blake3 or sha2-256.
+    /// Hash function: sha2-256 (the default) or blake3.
     #[arg(long)]
     pub(super) hash: Option<HashAlg>,
     /// size-N (N <= 1048576) or cdc-MIN-AVG-MAX.
@@ -205,7 +204,7 @@ pub(super) struct AddArgs {
     /// Raw leaves (default: true for CIDv1, false for CIDv0).
     #[arg(long, value_parser = parse_bool_flag, num_args = 0..=1, default_missing_value = "true")]
     pub(super) raw_leaves: Option<bool>,
-    /// Links per interior node (default 174).
+    /// Links per interior node (default 1024).
     #[arg(long)]
     pub(super) max_links: Option<usize>,
     /// DAG layout: balanced or trickle.
@@ -214,7 +213,8 @@ pub(super) struct AddArgs {
     /// Use the trickle layout (Kubo's --trickle).
     #[arg(long, short = 't')]
     pub(super) trickle: bool,
-    /// Preset: unixfs-v0-2015 (alias legacy-cid-v0: Kubo's defaults) or unixfs-v1-2025.
+    /// Preset the flags then adjust: unixfs-v1-2025 (the default), unixfs-v0-2015
+    /// (alias legacy-cid-v0: Kubo's `ipfs add` defaults) or cairn-blake3.
     #[arg(long)]
     pub(super) profile: Option<String>,
     /// Include files whose names start with a dot.
@@ -440,54 +440,18 @@ pub(super) enum RepoCommand {
     RebuildIndex,
 }
 
-/// Resolves add flags the way Kubo does: CIDv0 implies sha2-256 and dag-pb
-/// leaves; a non-sha2 hash moves an implicit CIDv0 to CIDv1; CIDv1 turns raw
-/// leaves on unless told otherwise.
+/// Resolves add flags the way Kubo does: a profile (or config.toml's
+/// `[import]`) is the base each flag adjusts; `--cid-version` and `--hash`
+/// follow [`ImportOptions::set_cid_version_and_hash`].
 pub(super) fn import_options(config: &cairn::node::Config, a: &AddArgs) -> Result<ImportOptions> {
     let mut opts = match a.profile.as_deref() {
         None => config
             .import
             .options()
             .map_err(|e| anyhow!("config.toml [import]: {e}"))?,
-        Some("legacy-cid-v0" | "unixfs-v0-2015" | "kubo") => ImportOptions::kubo(),
-        Some("unixfs-v1-2025") => ImportOptions {
-            format: CidFormat {
-                version: 1,
-                hash: HashAlg::Sha2_256,
-            },
-            chunker: ChunkerSpec::Fixed { size: 1024 * 1024 },
-            raw_leaves: true,
-            max_links: 1024,
-            layout: Layout::Balanced,
-            sharding: Sharding {
-                estimate: SizeEstimate::Block,
-                ..Sharding::default()
-            },
-        },
-        Some(other) => {
-            bail!("unknown profile {other:?} (expected unixfs-v0-2015 (alias legacy-cid-v0) or unixfs-v1-2025)")
-        }
+        Some(name) => ImportOptions::profile(name)?,
     };
-    if let Some(v) = a.cid_version {
-        if v > 1 {
-            bail!("unknown CID version {v} (expected 0 or 1)");
-        }
-        opts.format.version = v;
-        if v == 0 {
-            if let Some(h) = a.hash.filter(|h| *h != HashAlg::Sha2_256) {
-                bail!("CIDv0 only supports sha2-256, not {h}");
-            }
-            opts.format.hash = HashAlg::Sha2_256;
-        }
-        opts.raw_leaves = v == 1;
-    }
-    if let Some(h) = a.hash {
-        opts.format.hash = h;
-        if h != HashAlg::Sha2_256 && opts.format.version == 0 {
-            opts.format.version = 1;
-            opts.raw_leaves = true;
-        }
-    }
+    opts.set_cid_version_and_hash(a.cid_version, a.hash)?;
     if let Some(c) = a.chunker {
         opts.chunker = c;
     }

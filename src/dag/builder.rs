@@ -23,7 +23,7 @@ use std::fmt;
 use std::io::Read;
 use std::str::FromStr;
 
-/// Kubo's default (and cairn's) number of links per node.
+/// Kubo's classic number of links per node (`unixfs-v0-2015`).
 pub const DEFAULT_MAX_LINKS: usize = 174;
 /// Upper bound on links per node: keeps interior nodes under the block limit.
 pub const MAX_MAX_LINKS: usize = 8192;
@@ -67,6 +67,12 @@ pub enum OptionsError {
         /// The hash given.
         hash: HashAlg,
     },
+    /// A profile name not in [`ImportOptions::PROFILES`].
+    #[error("unknown profile {input:?} (expected one of: {})", ImportOptions::PROFILES.join(", "))]
+    UnknownProfile {
+        /// The name given.
+        input: String,
+    },
 }
 
 impl FromStr for Layout {
@@ -109,27 +115,105 @@ pub struct ImportOptions {
 }
 
 impl Default for ImportOptions {
-    /// cairn's defaults: CIDv1, BLAKE3, raw leaves, 256 KiB chunks, 174 links.
+    /// cairn's defaults: Kubo's `unixfs-v1-2025` profile.
     fn default() -> Self {
+        Self::unixfs_v1_2025()
+    }
+}
+
+impl ImportOptions {
+    /// The profile names [`ImportOptions::profile`] knows.
+    pub const PROFILES: &'static [&'static str] = &[
+        "unixfs-v1-2025",
+        "unixfs-v0-2015",
+        "legacy-cid-v0",
+        "cairn-blake3",
+    ];
+
+    /// Kubo's `unixfs-v1-2025` import profile, cairn's default: CIDv1,
+    /// SHA2-256, raw leaves, 1 MiB chunks, 1024 links per node, directories
+    /// sharded by their encoded block size.
+    pub fn unixfs_v1_2025() -> Self {
         ImportOptions {
-            format: CidFormat::V1_BLAKE3,
-            chunker: ChunkerSpec::default(),
+            format: CidFormat::V1_SHA2_256,
+            chunker: ChunkerSpec::Fixed { size: 1024 * 1024 },
             raw_leaves: true,
+            max_links: 1024,
+            layout: Layout::Balanced,
+            sharding: super::hamt::Sharding {
+                estimate: super::hamt::SizeEstimate::Block,
+                ..super::hamt::Sharding::default()
+            },
+        }
+    }
+
+    /// Kubo's `ipfs add` defaults (its `unixfs-v0-2015` profile, alias
+    /// `legacy-cid-v0`): CIDv0, SHA2-256, dag-pb leaves, 256 KiB chunks,
+    /// 174 links, directories sharded by the size of their links.
+    pub fn kubo() -> Self {
+        ImportOptions {
+            format: CidFormat::V0,
+            chunker: ChunkerSpec::default(),
+            raw_leaves: false,
             max_links: DEFAULT_MAX_LINKS,
             layout: Layout::Balanced,
             sharding: super::hamt::Sharding::default(),
         }
     }
-}
 
-impl ImportOptions {
-    /// Kubo's `ipfs add` defaults: CIDv0, SHA2-256, dag-pb leaves.
-    pub fn kubo() -> Self {
+    /// `cairn-blake3`: cairn's defaults before it took Kubo's
+    /// `unixfs-v1-2025` (CIDv1, BLAKE3, raw leaves, 256 KiB chunks, 174
+    /// links): the same CIDs as content added with them.
+    pub fn cairn_blake3() -> Self {
         ImportOptions {
-            format: CidFormat::V0,
-            raw_leaves: false,
-            ..Self::default()
+            format: CidFormat::V1_BLAKE3,
+            raw_leaves: true,
+            ..Self::kubo()
         }
+    }
+
+    /// The options of a named profile (see [`ImportOptions::PROFILES`]).
+    pub fn profile(name: &str) -> Result<Self, OptionsError> {
+        match name {
+            "unixfs-v1-2025" => Ok(Self::unixfs_v1_2025()),
+            "unixfs-v0-2015" | "legacy-cid-v0" => Ok(Self::kubo()),
+            "cairn-blake3" => Ok(Self::cairn_blake3()),
+            _ => Err(OptionsError::UnknownProfile {
+                input: name.to_string(),
+            }),
+        }
+    }
+
+    /// Applies Kubo's `--cid-version` and `--hash` the way `ipfs add` does:
+    /// a CID version given without a hash means SHA2-256; CIDv0 allows
+    /// nothing else and has dag-pb leaves, CIDv1 raw leaves; a hash other
+    /// than SHA2-256 moves CIDv0 to CIDv1.
+    pub fn set_cid_version_and_hash(
+        &mut self,
+        version: Option<u8>,
+        hash: Option<HashAlg>,
+    ) -> Result<(), OptionsError> {
+        if let Some(version) = version {
+            if version > 1 {
+                return Err(OptionsError::CidVersion { version });
+            }
+            if let Some(hash) = hash.filter(|h| version == 0 && *h != HashAlg::Sha2_256) {
+                return Err(OptionsError::V0Hash { hash });
+            }
+            self.format = CidFormat {
+                version,
+                hash: HashAlg::Sha2_256,
+            };
+            self.raw_leaves = version == 1;
+        }
+        if let Some(hash) = hash {
+            self.format.hash = hash;
+            if hash != HashAlg::Sha2_256 && self.format.version == 0 {
+                self.format.version = 1;
+                self.raw_leaves = true;
+            }
+        }
+        Ok(())
     }
 
     /// Checks limits that would otherwise produce blocks over the size limit.

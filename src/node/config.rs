@@ -13,9 +13,9 @@ pub use show::REDACTED;
 pub use size::{parse_size, ByteSize, SizeError};
 
 use crate::block::{CidFormat, HashAlg};
-use crate::dag::builder::{ImportOptions, Layout, DEFAULT_MAX_LINKS};
+use crate::dag::builder::{ImportOptions, Layout};
 use crate::dag::chunker::ChunkerSpec;
-use crate::dag::hamt::{Sharding, SizeEstimate, DEFAULT_SHARD_THRESHOLD_BYTES};
+use crate::dag::hamt::{Sharding, SizeEstimate};
 use crate::store::DiskStoreOptions;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -357,9 +357,10 @@ impl NetSettings {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ImportConfig {
-    /// CID version of new content: 1 (cairn) or 0 (Kubo's default).
+    /// CID version of new content: 1 (the default) or 0.
     pub cid_version: u8,
-    /// Hash function: "blake3" or "sha2-256".
+    /// Hash function: "sha2-256" (the default, Kubo's) or "blake3" (faster
+    /// on one core; not every IPFS tool reads it).
     #[serde(with = "as_text")]
     pub hash: HashAlg,
     /// "size-N" or "cdc-MIN-AVG-MAX".
@@ -375,7 +376,8 @@ pub struct ImportConfig {
     pub layout: Layout,
     /// Directories whose estimated size is over this become HAMT shards.
     pub shard_threshold_bytes: u64,
-    /// How directory size is estimated: "links" (Kubo's default) or "block".
+    /// How directory size is estimated: "block" (the default, Kubo's
+    /// `unixfs-v1-2025`) or "links" (Kubo's classic `ipfs add`).
     #[serde(with = "SizeEstimateName")]
     pub shard_estimate: SizeEstimate,
 }
@@ -412,16 +414,18 @@ mod as_text {
 }
 
 impl Default for ImportConfig {
+    /// The settings of [`ImportOptions::default`] (Kubo's `unixfs-v1-2025`).
     fn default() -> Self {
+        let o = ImportOptions::default();
         ImportConfig {
-            cid_version: 1,
-            hash: HashAlg::Blake3,
-            chunker: ChunkerSpec::default(),
-            raw_leaves: true,
-            max_links: DEFAULT_MAX_LINKS,
-            layout: Layout::Balanced,
-            shard_threshold_bytes: DEFAULT_SHARD_THRESHOLD_BYTES,
-            shard_estimate: SizeEstimate::Links,
+            cid_version: o.format.version,
+            hash: o.format.hash,
+            chunker: o.chunker,
+            raw_leaves: o.raw_leaves,
+            max_links: o.max_links,
+            layout: o.layout,
+            shard_threshold_bytes: o.sharding.threshold_bytes,
+            shard_estimate: o.sharding.estimate,
         }
     }
 }
@@ -510,6 +514,25 @@ mod tests {
         assert_eq!(back, c);
         assert_eq!(c.import.options().unwrap(), ImportOptions::default());
         assert!(toml::from_str::<Config>("[import]\nbogus = 1\n").is_err());
+    }
+
+    #[test]
+    fn defaults_are_kubos_unixfs_v1_2025_and_blake3_is_one_line_away() {
+        let c = Config::default();
+        assert_eq!(
+            c.import.options().unwrap(),
+            ImportOptions::profile("unixfs-v1-2025").unwrap()
+        );
+        let c: Config = toml::from_str("[import]\nhash = \"blake3\"\n").unwrap();
+        let opts = c.import.options().unwrap();
+        assert_eq!(opts.format, CidFormat::V1_BLAKE3);
+        assert_eq!(
+            ImportOptions {
+                format: CidFormat::V1_SHA2_256,
+                ..opts
+            },
+            ImportOptions::default()
+        );
     }
 
     #[test]

@@ -37,7 +37,7 @@
 // socket. createVerifiedFetch({ gateways, routers: [] }) is NOT used: it
 // still starts a libp2p node (kad-dht client, AutoNAT, UPnP, WebRTC,
 // WebSockets) with @helia/libp2p's defaults. Blocks are verified against
-// their CIDs (sha2-256, identity and, since cairn's default CIDs use it,
+// their CIDs (sha2-256, identity and, since cairn makes them on request,
 // blake3).
 import '../polyfill.mjs'
 import { allowOnly, refused as refusedConnections } from './guard.mjs'
@@ -158,7 +158,7 @@ const { createVerifiedFetchWithHelia } = await import('@helia/verified-fetch')
 const { from: hasherFrom } = await import('multiformats/hashes/hasher')
 const { blake3 } = await import('@noble/hashes/blake3.js')
 
-// cairn's default import format is CIDv1 with BLAKE3 (multihash 0x1e), which
+// cairn makes CIDv1 with BLAKE3 (multihash 0x1e) with `--hash blake3`, which
 // Helia does not verify out of the box (sha2-256 and identity only).
 const blake3Hasher = hasherFrom({ name: 'blake3', code: 0x1e, encode: (bytes) => blake3(bytes) })
 

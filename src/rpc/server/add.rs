@@ -23,24 +23,13 @@ fn add_options(s: &ApiState, q: &Params) -> Result<AddOptions, ApiError> {
         .import
         .options()
         .map_err(internal)?;
-    if let Some(v) = q.num::<u8>("cid-version")? {
-        if v > 1 {
-            return Err(bad_request(format!("unknown CID version {v}")));
-        }
-        import.format.version = v;
-        import.raw_leaves = v == 1;
-        if v == 0 {
-            import.format.hash = HashAlg::Sha2_256;
-        }
-    }
-    if let Some(h) = q.get("hash") {
-        let h: HashAlg = h.parse().map_err(bad_request)?;
-        if import.format.version == 0 && h != HashAlg::Sha2_256 {
-            import.format.version = 1;
-            import.raw_leaves = true;
-        }
-        import.format.hash = h;
-    }
+    let hash = match q.get("hash") {
+        Some(h) => Some(h.parse::<HashAlg>().map_err(bad_request)?),
+        None => None,
+    };
+    import
+        .set_cid_version_and_hash(q.num::<u8>("cid-version")?, hash)
+        .map_err(bad_request)?;
     if let Some(c) = q.get("chunker") {
         import.chunker = c.parse().map_err(bad_request)?;
     }
