@@ -318,7 +318,8 @@ fn verified_fetch_reads_files_and_directories_through_the_gateway() {
     let (_daemon, banner) = Daemon::start(&repo, &[]);
     let gateway = common::gateway_url(&banner);
 
-    let data = common::random_bytes(600_000, 1);
+    // Two 1 MiB chunks at the defaults: a dag-pb root over raw leaves.
+    let data = common::random_bytes(1_600_000, 1);
     let file = repo.scratch("file.bin");
     write(&file, &data);
     let site = repo.scratch("site");
@@ -485,7 +486,7 @@ fn verified_fetch_reads_files_and_directories_through_the_gateway() {
     c.eq(
         "range: Content-Range",
         header(&r, "content-range"),
-        "bytes 1000-70999/600000".into(),
+        "bytes 1000-70999/1600000".into(),
     );
     let r = expect_body(&mut c, "raw-block", 200, &block(&repo, &v1));
     c.eq(

@@ -9,13 +9,15 @@
 //! `benches/memory.rs`: at most 64 MiB + 4 MiB per request in flight, back
 //! near idle within 30 s):
 //!
-//! - The read window: blocks a reader has asked for ahead of the bytes it
-//!   has returned. A read of local blocks holds at most
-//!   [`ReadOptions::window`](crate::dag::reader::ReadOptions::window)
-//!   (8) blocks; only once blocks come from peers does it widen to its
-//!   `fetch_window` (64 for gateway and `get` reads, 128 for RPC `cat`),
-//!   to cover the network's latency (a window that wide on every read
-//!   would hold 16–32 MiB per request).
+//! - The read window: leaf bytes a reader has asked for ahead of the bytes
+//!   it has returned, counted in the file's own leaf size (1 MiB at the
+//!   defaults, 256 KiB in Kubo's classic DAGs). A read of local blocks holds
+//!   at most
+//!   [`ReadOptions::window_bytes`](crate::dag::reader::ReadOptions::window_bytes)
+//!   (2 MiB, at least one block); only once blocks come from peers does it
+//!   widen to its `fetch_window_bytes` (16 MiB for gateway and `get` reads,
+//!   32 MiB for RPC `cat`), to cover the network's latency (a window that
+//!   wide on every read would hold 16–32 MiB per request).
 //! - A fetch session's recent blocks (`net::bitswap::fetch`): blocks that
 //!   arrived before their reader asked, at most 64 MiB per session and only
 //!   those no waiter took at once. A read of local content starts no

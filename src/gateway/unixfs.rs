@@ -181,7 +181,7 @@ async fn file(
             }
         },
         move |out| -> Result<(), ProducerError> {
-            let opts = ReadOptions::default().fetching_ahead(64);
+            let opts = ReadOptions::default().fetching_ahead(16 << 20);
             let reader = FileReader::new(source, cid, offset, Some(len), opts)?;
             for chunk in reader {
                 out.send(chunk?)?;

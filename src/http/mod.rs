@@ -46,7 +46,9 @@ const CHUNK_BYTES: usize = 256 * 1024;
 const QUEUED_CHUNKS: usize = 4;
 
 /// Chunks at least this large go out as they are instead of being copied
-/// into the next buffer (a file's blocks are usually 256 KiB or 1 MiB).
+/// into the next buffer (a file's blocks are usually 256 KiB or 1 MiB), in
+/// slices of at most [`CHUNK_BYTES`] (so the queue holds no more than that
+/// many bytes per chunk: about one 1 MiB block, not four).
 const PASS_THROUGH_BYTES: usize = 64 * 1024;
 
 /// The sending end of a streamed body: small writes gather into
@@ -65,7 +67,13 @@ impl ChannelWriter {
             return std::io::Write::write_all(self, &chunk);
         }
         std::io::Write::flush(self)?;
-        self.push(chunk)
+        let mut at = 0;
+        while at < chunk.len() {
+            let end = (at + CHUNK_BYTES).min(chunk.len());
+            self.push(chunk.slice(at..end))?;
+            at = end;
+        }
+        Ok(())
     }
 
     fn push(&self, chunk: Bytes) -> std::io::Result<()> {

@@ -36,9 +36,9 @@ const ROUTING_FIRST_SAVE: Duration = Duration::from_secs(5);
 /// Most routing-table peers persisted.
 const MAX_SAVED_ROUTES: usize = 2000;
 
-/// Blocks a read fetches ahead of the bytes it returns while they come
-/// from peers (local blocks: the default window).
-const NET_READ_WINDOW: usize = 128;
+/// Leaf bytes a read fetches ahead of the bytes it returns while they come
+/// from peers (local blocks: the default window): 128 blocks of 256 KiB.
+const NET_READ_WINDOW_BYTES: u64 = 32 << 20;
 
 /// A node with its network running.
 pub struct OnlineNode {
@@ -445,7 +445,7 @@ impl OnlineNode {
         let source: Arc<dyn BlockSource> = lazy.clone();
         let node = Arc::clone(&self.node);
         let path = path.to_string();
-        let opts = ReadOptions::default().fetching_ahead(NET_READ_WINDOW);
+        let opts = ReadOptions::default().fetching_ahead(NET_READ_WINDOW_BYTES);
         let reader =
             tokio::task::spawn_blocking(move || node.cat_from(source, &path, offset, length, opts))
                 .await

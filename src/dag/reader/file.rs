@@ -6,7 +6,7 @@
 //! hashing runs on several cores while bytes stream out in order.
 
 use super::{load, Node, MAX_DEPTH};
-use crate::block::{Block, Cid};
+use crate::block::{Block, Cid, MAX_BLOCK_BYTES};
 use crate::dag::{BlockSource, DagError};
 use bytes::Bytes;
 use std::collections::VecDeque;
@@ -43,6 +43,7 @@ fn scan(
     room: usize,
     inflight: &mut usize,
     upcoming: &mut Vec<Cid>,
+    leaf_bytes: &mut LeafBytes,
 ) {
     for item in items.iter_mut() {
         if upcoming.len() >= room {
@@ -71,18 +72,20 @@ fn scan(
                     if take == 0 {
                         return Ok(VecDeque::new());
                     }
-                    FileReader::expand(cid, Node::decode(&block)?, skip, take)
+                    let node = Node::decode(&block)?;
+                    leaf_bytes.saw(&node, block.data().len());
+                    FileReader::expand(cid, node, skip, take)
                 });
                 *item = match expanded {
                     Ok(children) => Item::Expanded(children),
                     Err(e) => Item::Failed(e),
                 };
                 if let Item::Expanded(children) = item {
-                    scan(children, depth + 1, room, inflight, upcoming);
+                    scan(children, depth + 1, room, inflight, upcoming, leaf_bytes);
                 }
             }
             Item::Expanded(children) if depth < MAX_DEPTH => {
-                scan(children, depth + 1, room, inflight, upcoming)
+                scan(children, depth + 1, room, inflight, upcoming, leaf_bytes)
             }
             _ => {}
         }
@@ -128,26 +131,28 @@ fn assign(
     true
 }
 
-/// Tuning of [`FileReader`].
+/// Tuning of [`FileReader`]. Windows are in bytes of the file's leaves, so
+/// a reader holds as much memory ahead of its walk whether the file was cut
+/// into 256 KiB or 1 MiB chunks (always at least one block).
 #[derive(Clone, Copy, Debug)]
 pub struct ReadOptions {
-    /// Blocks read ahead of the walk while they come from the source's own
-    /// store (memory: this many blocks, per reader).
-    pub window: usize,
-    /// Blocks asked for ahead of the walk once the source fetches from
+    /// Leaf bytes read ahead of the walk while they come from the source's
+    /// own store (memory held per reader).
+    pub window_bytes: u64,
+    /// Leaf bytes asked for ahead of the walk once the source fetches from
     /// elsewhere ([`BlockSource::fetching`]): enough to cover the network's
-    /// latency (memory: this many blocks, per reader).
-    pub fetch_window: usize,
+    /// latency (memory held per reader).
+    pub fetch_window_bytes: u64,
     /// Worker threads fetching and verifying blocks (0: fetch inline).
     pub workers: usize,
 }
 
 impl ReadOptions {
-    /// These options with `blocks` as the window for blocks fetched from
+    /// These options with `bytes` as the window for blocks fetched from
     /// elsewhere.
-    pub fn fetching_ahead(self, blocks: usize) -> Self {
+    pub fn fetching_ahead(self, bytes: u64) -> Self {
         ReadOptions {
-            fetch_window: blocks,
+            fetch_window_bytes: bytes,
             ..self
         }
     }
@@ -156,10 +161,53 @@ impl ReadOptions {
 impl Default for ReadOptions {
     fn default() -> Self {
         ReadOptions {
-            window: 8,
-            fetch_window: 16,
+            window_bytes: 2 << 20,
+            fetch_window_bytes: 4 << 20,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get().min(4)),
         }
+    }
+}
+
+/// The size of the file's leaves, as far as the walk has seen them: the
+/// unit its windows are counted in. Until a leaf has arrived it is the
+/// root's first `blocksizes` entry (exact for a one-level tree; deeper
+/// trees start from the block limit, the safe side).
+#[derive(Clone, Copy, Debug)]
+struct LeafBytes {
+    bytes: u64,
+    seen: bool,
+}
+
+impl LeafBytes {
+    fn guess(node: &Node) -> Self {
+        let first = match node {
+            Node::File { blocksizes, .. } => blocksizes.first().copied().unwrap_or(1),
+            _ => 1,
+        };
+        LeafBytes {
+            bytes: first.clamp(1, MAX_BLOCK_BYTES as u64),
+            seen: false,
+        }
+    }
+
+    /// Notes a block the walk decoded: leaves set the size (the largest
+    /// seen once one has).
+    fn saw(&mut self, node: &Node, len: usize) {
+        let leaf = match node {
+            Node::Raw(_) => true,
+            Node::File { links, .. } => links.is_empty(),
+            _ => false,
+        };
+        if leaf {
+            let len = (len as u64).max(1);
+            self.bytes = if self.seen { self.bytes.max(len) } else { len };
+            self.seen = true;
+        }
+    }
+
+    /// How many blocks of this size `window_bytes` holds (at least one).
+    fn blocks_in(self, window_bytes: u64) -> usize {
+        (window_bytes / self.bytes).max(1) as usize
     }
 }
 
@@ -170,6 +218,7 @@ pub struct FileReader {
     jobs: Option<SyncSender<Job>>,
     inflight: usize,
     opts: ReadOptions,
+    leaf_bytes: LeafBytes,
     /// Bytes the walk must still produce.
     remaining: u64,
     root: Cid,
@@ -207,6 +256,7 @@ impl FileReader {
             jobs: None,
             inflight: 0,
             opts,
+            leaf_bytes: LeafBytes::guess(&node),
             remaining: take,
             root,
             size,
@@ -296,7 +346,9 @@ impl FileReader {
 
     fn start_workers(&mut self) -> Option<&SyncSender<Job>> {
         if self.jobs.is_none() && self.opts.workers > 0 {
-            let most = self.opts.window.max(self.opts.fetch_window).max(1);
+            let most = self
+                .leaf_bytes
+                .blocks_in(self.opts.window_bytes.max(self.opts.fetch_window_bytes));
             let (tx, rx) = mpsc::sync_channel::<Job>(most);
             let rx = Arc::new(Mutex::new(rx));
             for _ in 0..self.opts.workers {
@@ -321,10 +373,10 @@ impl FileReader {
     /// Children that arrived early are decoded on the way, so the leaves of
     /// the next internal node are asked for before the walk gets there.
     fn prefetch(&mut self) {
-        let window = match self.source.fetching() {
-            true => self.opts.fetch_window,
-            false => self.opts.window,
-        };
+        let window = self.leaf_bytes.blocks_in(match self.source.fetching() {
+            true => self.opts.fetch_window_bytes,
+            false => self.opts.window_bytes,
+        });
         if self.opts.workers == 0 || self.inflight >= window {
             return;
         }
@@ -334,7 +386,14 @@ impl FileReader {
             if upcoming.len() >= room {
                 break;
             }
-            scan(frame, depth, room, &mut self.inflight, &mut upcoming);
+            scan(
+                frame,
+                depth,
+                room,
+                &mut self.inflight,
+                &mut upcoming,
+                &mut self.leaf_bytes,
+            );
         }
         if upcoming.is_empty() {
             return;
@@ -405,6 +464,7 @@ impl FileReader {
                         });
                     }
                     let node = Node::decode(&block)?;
+                    self.leaf_bytes.saw(&node, block.data().len());
                     let items = Self::expand(cid, node, skip, take)?;
                     self.stack.push(items);
                 }
@@ -495,8 +555,8 @@ mod tests {
             off,
             len,
             ReadOptions {
-                window: 4,
-                fetch_window: 4,
+                window_bytes: 400,
+                fetch_window_bytes: 400,
                 workers,
             },
         )
@@ -569,8 +629,8 @@ mod tests {
             55_550,
             Some(100),
             ReadOptions {
-                window: 4,
-                fetch_window: 4,
+                window_bytes: 400,
+                fetch_window_bytes: 400,
                 workers: 0,
             },
         )

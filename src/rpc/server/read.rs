@@ -78,7 +78,7 @@ pub(super) async fn get(
     let source: Arc<dyn BlockSource> = s.online.source_until(Some(cid), turn.cancel_token());
     let online = Arc::clone(&s.online);
     let body = stream_blocking("application/x-tar", move |out| {
-        let opts = ReadOptions::default().fetching_ahead(64);
+        let opts = ReadOptions::default().fetching_ahead(16 << 20);
         crate::dag::reader::export_tar(&source, cid, &name, opts, out)?;
         drop(online);
         Ok(())
