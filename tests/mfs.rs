@@ -323,3 +323,47 @@ fn autopublish_keeps_the_root_published() {
     assert!(out.ends_with(&format!(": /ipfs/{blog}")), "{out}");
     daemon.signal(libc::SIGTERM);
 }
+
+#[test]
+fn readme_example_runs_as_written() {
+    let readme = include_str!("../README.md");
+    let section = readme
+        .split("## Files (MFS)")
+        .nth(1)
+        .expect("README has a Files (MFS) section");
+    let script = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .expect("a sh block");
+    let repo = TestRepo::new();
+    repo.ok(&["init"]);
+    let dir = repo.scratch("work");
+    std::fs::create_dir(&dir).unwrap();
+    let bin_dir = std::path::Path::new(common::bin()).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-e", "-c", script])
+        .current_dir(&dir)
+        .env("PATH", path)
+        .env("CAIRN_REPO", repo.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("# first post\n"), "{stdout}");
+    let cid = repo.add(&dir.join("index.html"), &[]);
+    assert!(stdout.contains(&format!("{cid}\n")), "{stdout}");
+    assert_eq!(
+        repo.ok(&["files", "ls", "/site"]),
+        "copy.html\nindex.html\n"
+    );
+}
