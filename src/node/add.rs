@@ -184,7 +184,9 @@ impl Node {
     /// Adds a stream of entries (the RPC API's multipart upload): paths
     /// relative to the upload (`dir`, `dir/file`), each directory before its
     /// contents and each directory's contents together (depth-first, as
-    /// Kubo's clients send them). Calls `on_entry` per entry, a directory
+    /// Kubo's clients send them), except that a directory still empty when
+    /// left may be filled later (clients that name every directory of a
+    /// level before its files). Calls `on_entry` per entry, a directory
     /// once its last child is in; `block` with each block's CID as it is
     /// stored. Returns the top-level entries, pinned when `opts.pin`.
     pub fn add_entries(
@@ -210,7 +212,9 @@ impl Node {
             while let Some(entry) = next() {
                 tree.add(entry?, &mut counted, on_entry, progress)?;
             }
-            tree.close_until("", &mut counted, on_entry)?;
+            while !tree.open.is_empty() {
+                tree.close_innermost(&mut counted, on_entry)?;
+            }
             if opts.wrap {
                 return Ok(vec![tree.wrap(&mut counted, on_entry)?]);
             }
@@ -317,19 +321,32 @@ fn split_entry_path(path: &str) -> Result<(&str, &str), NodeError> {
     Ok((parent, name))
 }
 
+/// A directory of a streamed add still being assembled.
+#[derive(Default)]
+struct OpenDir {
+    /// Its finished entries.
+    entries: Vec<(String, Built)>,
+    /// Subdirectories closed before any entry of theirs arrived: clients
+    /// that send every directory of a level before its files (Python's
+    /// `ipfshttpclient` does) fill them later, as Kubo allows. Reopened when
+    /// their entries come, built when this directory is.
+    waiting: Vec<(String, OpenDir)>,
+}
+
 /// Directories of a streamed add that are still receiving entries.
 struct TreeAssembler<'a> {
     opts: &'a AddOptions,
-    /// Open directories, outermost first: (path, children so far).
-    open: Vec<(String, Vec<(String, Built)>)>,
+    /// Open directories, outermost first: (path, contents so far).
+    open: Vec<(String, OpenDir)>,
     roots: Vec<AddedEntry>,
     /// The DAG figures of each root (for wrapping).
     built: Vec<Built>,
 }
 
 impl TreeAssembler<'_> {
-    /// Takes one entry of the stream: closes the directories it is outside
-    /// of, then opens it (a directory) or stores it (a file, a symlink).
+    /// Takes one entry of the stream: goes to its directory (closing those
+    /// it is outside of, reopening a waiting one), then opens it (a
+    /// directory) or stores it (a file, a symlink).
     fn add(
         &mut self,
         entry: AddInput,
@@ -339,7 +356,7 @@ impl TreeAssembler<'_> {
     ) -> Result<(), NodeError> {
         let path = entry.path().to_string();
         let (parent, name) = split_entry_path(&path)?;
-        self.close_until(parent, sink, on_entry)?;
+        self.go_to(parent, sink, on_entry)?;
         let format = self.opts.import.format;
         match entry {
             AddInput::Directory { .. } => {
@@ -349,7 +366,12 @@ impl TreeAssembler<'_> {
                         kind: UnsupportedInput::UnnamedDirectory,
                     });
                 }
-                self.open.push((path, Vec::new()));
+                // Named again (Kubo merges): reopen it.
+                let again = self.open.last_mut().and_then(|(_, dir)| {
+                    let at = dir.waiting.iter().position(|(n, _)| n == name)?;
+                    Some(dir.waiting.swap_remove(at).1)
+                });
+                self.open.push((path, again.unwrap_or_default()));
             }
             AddInput::Symlink { target, .. } => {
                 let (b, built) = symlink_block(format, target.as_bytes());
@@ -373,34 +395,90 @@ impl TreeAssembler<'_> {
         Ok(())
     }
 
-    /// Closes open directories until the innermost one is `parent` (or none
-    /// is open, for `""`); fails if `parent` was never opened.
-    fn close_until(
+    /// Makes `parent` the innermost open directory (none open, for `""`):
+    /// closes the open directories it is outside of and reopens waiting
+    /// ones on the way down; fails if `parent` was never opened or is
+    /// already built.
+    fn go_to(
         &mut self,
         parent: &str,
         sink: &mut BlockSink<'_>,
         on_entry: &mut dyn FnMut(&AddedEntry),
     ) -> Result<(), NodeError> {
-        while let Some((path, _)) = self.open.last() {
+        loop {
+            let Some((path, dir)) = self.open.last_mut() else {
+                if parent.is_empty() {
+                    return Ok(());
+                }
+                break;
+            };
             if path == parent {
                 return Ok(());
             }
-            let Some((path, children)) = self.open.pop() else {
-                break;
-            };
-            let import = &self.opts.import;
-            let built = store_directory(import.format, import.sharding, children, sink)?;
-            let name = path.rsplit('/').next().unwrap_or(&path).to_string();
-            self.attach(&path, &name, built, on_entry);
+            if let Some(rest) = parent
+                .strip_prefix(path.as_str())
+                .and_then(|r| r.strip_prefix('/'))
+            {
+                let next = rest.split('/').next().unwrap_or(rest);
+                let Some(at) = dir.waiting.iter().position(|(n, _)| n == next) else {
+                    break;
+                };
+                let (name, waiting) = dir.waiting.swap_remove(at);
+                let path = format!("{path}/{name}");
+                self.open.push((path, waiting));
+                continue;
+            }
+            self.close_innermost(sink, on_entry)?;
         }
-        if parent.is_empty() {
-            Ok(())
-        } else {
-            Err(NodeError::Unsupported {
-                path: PathBuf::from(parent),
-                kind: UnsupportedInput::OutsideDirectory,
-            })
+        Err(NodeError::Unsupported {
+            path: PathBuf::from(parent),
+            kind: UnsupportedInput::OutsideDirectory,
+        })
+    }
+
+    /// Closes the innermost open directory: one that received nothing yet
+    /// waits in its parent; any other is built.
+    fn close_innermost(
+        &mut self,
+        sink: &mut BlockSink<'_>,
+        on_entry: &mut dyn FnMut(&AddedEntry),
+    ) -> Result<(), NodeError> {
+        let Some((path, dir)) = self.open.pop() else {
+            return Ok(());
+        };
+        let name = path.rsplit('/').next().unwrap_or(&path).to_string();
+        if dir.entries.is_empty() {
+            if let Some((_, parent)) = self.open.last_mut() {
+                parent.waiting.push((name, dir));
+                return Ok(());
+            }
         }
+        let built = self.build_dir(&path, dir, sink, on_entry)?;
+        self.attach(&path, &name, built, on_entry);
+        Ok(())
+    }
+
+    /// Stores `dir` (its waiting subdirectories first, each reported).
+    fn build_dir(
+        &self,
+        path: &str,
+        mut dir: OpenDir,
+        sink: &mut BlockSink<'_>,
+        on_entry: &mut dyn FnMut(&AddedEntry),
+    ) -> Result<Built, NodeError> {
+        for (name, sub) in std::mem::take(&mut dir.waiting) {
+            let sub_path = format!("{path}/{name}");
+            let built = self.build_dir(&sub_path, sub, sink, on_entry)?;
+            on_entry(&AddedEntry {
+                cid: built.cid,
+                name: sub_path,
+                size: built.file_size,
+                dag_size: built.tsize,
+            });
+            dir.entries.push((name, built));
+        }
+        let import = &self.opts.import;
+        store_directory(import.format, import.sharding, dir.entries, sink)
     }
 
     /// Kubo's -w: one directory holding every top-level entry, reported
@@ -450,7 +528,7 @@ impl TreeAssembler<'_> {
         };
         on_entry(&entry);
         match self.open.last_mut() {
-            Some((_, children)) => children.push((name.to_string(), built)),
+            Some((_, dir)) => dir.entries.push((name.to_string(), built)),
             None => {
                 self.roots.push(entry);
                 self.built.push(built);
@@ -557,5 +635,84 @@ impl AddCtx<'_, '_> {
         }
         let import = &self.opts.import;
         store_directory(import.format, import.sharding, children, self.sink)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn add_stream(
+        node: &Node,
+        entries: &[(&str, Option<&'static [u8]>)],
+    ) -> Result<Cid, NodeError> {
+        let mut it = entries.iter().map(|(path, data)| {
+            let path = path.to_string();
+            Ok(match data {
+                None => AddInput::Directory { path },
+                Some(bytes) => AddInput::File {
+                    path,
+                    reader: Box::new(*bytes),
+                },
+            })
+        });
+        let roots = node.add_entries(
+            &mut || it.next(),
+            &AddOptions::default(),
+            &mut |_| {},
+            &mut |_| {},
+            &mut |_, _, _| {},
+        )?;
+        Ok(roots[0].cid)
+    }
+
+    #[test]
+    fn directories_named_before_their_files_build_the_same_tree() {
+        let node = Node::in_memory(super::super::Config::default(), [7; 32]);
+        let depth_first = add_stream(
+            &node,
+            &[
+                ("d", None),
+                ("d/a.txt", Some(b"a\n")),
+                ("d/empty", None),
+                ("d/s1", None),
+                ("d/s1/deep", None),
+                ("d/s1/deep/c", Some(b"c\n")),
+                ("d/s1/x", Some(b"x\n")),
+                ("d/s2", None),
+                ("d/s2/y", Some(b"y\n")),
+            ],
+        )
+        .unwrap();
+        // ipfshttpclient's order: a level's directories, then its files.
+        let levels = add_stream(
+            &node,
+            &[
+                ("d", None),
+                ("d/empty", None),
+                ("d/s1", None),
+                ("d/s2", None),
+                ("d/a.txt", Some(b"a\n")),
+                ("d/s1/deep", None),
+                ("d/s1/x", Some(b"x\n")),
+                ("d/s1/deep/c", Some(b"c\n")),
+                ("d/s2/y", Some(b"y\n")),
+            ],
+        )
+        .unwrap();
+        assert_eq!(levels, depth_first);
+        // A directory that already holds entries is built when left.
+        let err = add_stream(
+            &node,
+            &[
+                ("d", None),
+                ("d/s1", None),
+                ("d/s1/x", Some(b"x\n")),
+                ("d/a.txt", Some(b"a\n")),
+                ("d/s1/late", Some(b"late\n")),
+            ],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("outside its directory"), "{err}");
     }
 }
