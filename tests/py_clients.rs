@@ -107,11 +107,24 @@ fn ipfshttpclient_adds_reads_pins_and_names() {
     assert_eq!(got["add_bytes"], json!(bytes_cid));
     let tree = got["add_dir"].as_array().unwrap();
     assert_eq!(tree.last().unwrap(), &json!(["tree", dir_cid]), "{tree:?}");
-    for name in ["tree/a.txt", "tree/sub/b.txt", "tree/sub/deeper/c.txt", "tree/sub/deeper", "tree/sub", "tree/empty"] {
-        assert!(tree.iter().any(|e| e[0] == json!(name)), "{name} not in {tree:?}");
+    for name in [
+        "tree/a.txt",
+        "tree/sub/b.txt",
+        "tree/sub/deeper/c.txt",
+        "tree/sub/deeper",
+        "tree/sub",
+        "tree/empty",
+    ] {
+        assert!(
+            tree.iter().any(|e| e[0] == json!(name)),
+            "{name} not in {tree:?}"
+        );
     }
     assert_eq!(got["cat_sha256"], json!(sha256_hex(&data)));
-    assert_eq!(got["cat_range_sha256"], json!(sha256_hex(&data[1000..71000])));
+    assert_eq!(
+        got["cat_range_sha256"],
+        json!(sha256_hex(&data[1000..71000]))
+    );
     let ls: Vec<Value> = repo
         .ok(&["ls", &dir_cid])
         .lines()
@@ -133,7 +146,10 @@ fn ipfshttpclient_adds_reads_pins_and_names() {
         assert!(pins.contains(&json!(cid)), "{cid} not pinned: {pins:?}");
     }
     assert_eq!(got["pin_rm"], json!([bytes_cid]));
-    assert!(!got["pin_ls_after_rm"].as_array().unwrap().contains(&json!(bytes_cid)));
+    assert!(!got["pin_ls_after_rm"]
+        .as_array()
+        .unwrap()
+        .contains(&json!(bytes_cid)));
     assert_eq!(got["key_gen"], json!("py-key"));
     assert_eq!(got["key_list"], json!(["py-key", "self"]));
     assert_eq!(got["key_rename"], json!("py-key-2"));
