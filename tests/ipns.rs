@@ -338,6 +338,24 @@ async fn forged_tampered_and_expired_records_are_refused() {
     // forged one to whoever asks, and it is skipped).
     let got = a.ok(&["name", "resolve", "--nocache", &name]);
     assert_eq!(got, format!("/ipfs/{cid}\n"));
+    // ... and sends our node, which answered a bad record, the real one
+    // (as Kubo's DHT corrects outdated peers).
+    assert!(counter(&api, "cairn_ipns_records_corrected") >= 1);
+    let start = Instant::now();
+    loop {
+        // Our own store answers first: one answer is ours.
+        let held = net.swarm.get_values(routing_key(&peer), 1).await.unwrap();
+        let value = held.first().map(|a| a.value.clone()).unwrap_or_default();
+        let fields = cairn::names::ipns::record::fields(&value).ok();
+        if fields.is_some_and(|r| r.value_text() == format!("/ipfs/{cid}")) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "our node never got the real record"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     net.swarm.close().await;
     daemon.signal(libc::SIGTERM);
 }

@@ -135,6 +135,12 @@ impl prometheus_client::collector::Collector for NamesCollector {
         )?;
         encode_counter(
             &mut encoder,
+            "ipns_records_corrected",
+            "DHT peers sent the best IPNS record after answering an outdated one",
+            self.1.corrected.load(Relaxed),
+        )?;
+        encode_counter(
+            &mut encoder,
             "ipns_cache_hits",
             "IPNS resolves answered from the cache",
             self.1.cache_hits.load(Relaxed),

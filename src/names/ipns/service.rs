@@ -112,6 +112,8 @@ pub struct NamesStats {
     pub republished: AtomicU64,
     /// Resolves answered from the cache.
     pub cache_hits: AtomicU64,
+    /// Peers sent the best record after they answered an outdated one.
+    pub corrected: AtomicU64,
 }
 
 /// The IPNS service of a node: its keys, its repo, its cache.
@@ -291,7 +293,8 @@ impl Names {
 
     /// The best valid record of `name` (its bytes and contents) among the
     /// one this node published and what the DHT answers (when `dht` is
-    /// given), by the spec's rules.
+    /// given), by the spec's rules. Peers that answered another record (an
+    /// outdated or invalid one) are sent the best, as Kubo's DHT does.
     pub async fn best_record(
         &self,
         name: &PeerId,
@@ -301,17 +304,37 @@ impl Names {
         if let Some((bytes, _)) = self.own_record(name)? {
             candidates.push(bytes);
         }
+        let mut answers = Vec::new();
         if let Some(dht) = dht {
             match dht.get_values(routing_key(name), RESOLVE_ANSWERS).await {
-                Ok(found) => candidates.extend(found),
+                Ok(found) => answers = found,
                 Err(e) if candidates.is_empty() => return Err(e.into()),
                 Err(e) => tracing::debug!(%name, "IPNS lookup on the DHT: {e}"),
             }
         }
+        candidates.extend(answers.iter().map(|a| a.value.clone()));
         let now = SystemTime::now();
         let (i, best) = record::select(name, candidates.iter().map(Vec::as_slice), now)
             .ok_or(IpnsError::NotFound { name: *name })?;
-        Ok((candidates.swap_remove(i), best))
+        let bytes = candidates.swap_remove(i);
+        let outdated: Vec<PeerId> = answers
+            .iter()
+            .filter(|a| a.value != bytes)
+            .flat_map(|a| a.peers.iter().copied())
+            .collect();
+        if let (Some(dht), false) = (dht, outdated.is_empty()) {
+            tracing::debug!(%name, peers = outdated.len(), "IPNS: sending the best record to peers that hold another");
+            self.stats
+                .corrected
+                .fetch_add(outdated.len() as u64, Ordering::Relaxed);
+            if let Err(e) = dht
+                .put_value_to(routing_key(name), bytes.clone(), outdated)
+                .await
+            {
+                tracing::debug!(%name, "IPNS: correcting outdated peers: {e}");
+            }
+        }
+        Ok((bytes, best))
     }
 
     /// Signs every record this node published again with a new end of life

@@ -25,11 +25,20 @@ pub(super) enum Query {
     PutValue(oneshot::Sender<Result<(), NetError>>),
     /// Collecting the distinct values of a key, until `limit` answers.
     Values {
-        found: Vec<Vec<u8>>,
+        found: Vec<ValueAnswer>,
         answers: usize,
         limit: usize,
-        reply: oneshot::Sender<Result<Vec<Vec<u8>>, NetError>>,
+        reply: oneshot::Sender<Result<Vec<ValueAnswer>, NetError>>,
     },
+}
+
+/// One distinct value a DHT lookup found under a key, and who sent it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValueAnswer {
+    /// The value.
+    pub value: Vec<u8>,
+    /// The peers that answered it (none when only our own store holds it).
+    pub peers: Vec<PeerId>,
 }
 
 /// Addresses kept in the routing table for one peer.
@@ -167,8 +176,20 @@ pub(super) fn on_query_progress(
             };
             if let Ok(kad::GetRecordOk::FoundRecord(pr)) = r {
                 *answers += 1;
-                if !found.contains(&pr.record.value) {
-                    found.push(pr.record.value);
+                let i = match found.iter().position(|a| a.value == pr.record.value) {
+                    Some(i) => i,
+                    None => {
+                        found.push(ValueAnswer {
+                            value: pr.record.value,
+                            peers: Vec::new(),
+                        });
+                        found.len() - 1
+                    }
+                };
+                if let Some(peer) = pr.peer {
+                    if !found[i].peers.contains(&peer) {
+                        found[i].peers.push(peer);
+                    }
                 }
             }
             let enough = *answers >= *limit;

@@ -19,7 +19,7 @@ pub use build::{
     build, keypair_from_seed, yamux_config, Behaviour, MAX_STREAMS_PER_CONNECTION,
     YAMUX_WINDOW_BYTES,
 };
-pub use dht::MAX_ADDRS_PER_PEER;
+pub use dht::{ValueAnswer, MAX_ADDRS_PER_PEER};
 pub use task::spawn;
 
 use super::NetError;
@@ -155,8 +155,10 @@ pub(super) enum Command {
     GetValues(
         Vec<u8>,
         usize,
-        oneshot::Sender<Result<Vec<Vec<u8>>, NetError>>,
+        oneshot::Sender<Result<Vec<ValueAnswer>, NetError>>,
     ),
+    /// Store a value record at these peers only (no answer awaited).
+    PutValueTo(Vec<u8>, Vec<u8>, Vec<PeerId>),
     /// Close every connection (gracefully, within a deadline), then end.
     Close(oneshot::Sender<()>),
 }
@@ -341,8 +343,27 @@ impl SwarmHandle {
     /// those the closest peers answer, in arrival order, once `limit`
     /// answers came or the walk ended; empty when it found none. The caller picks among them (the store only
     /// keeps valid values, peers may send anything).
-    pub async fn get_values(&self, key: Vec<u8>, limit: usize) -> Result<Vec<Vec<u8>>, NetError> {
+    pub async fn get_values(
+        &self,
+        key: Vec<u8>,
+        limit: usize,
+    ) -> Result<Vec<ValueAnswer>, NetError> {
         self.ask(|tx| Command::GetValues(key, limit, tx)).await?
+    }
+
+    /// Sends `value` under `key` to `peers` (kad PUT_VALUE), without
+    /// waiting for them: for peers a lookup found holding an outdated
+    /// value. Each checks it as any record it is sent.
+    pub async fn put_value_to(
+        &self,
+        key: Vec<u8>,
+        value: Vec<u8>,
+        peers: Vec<PeerId>,
+    ) -> Result<(), NetError> {
+        self.commands
+            .send(Command::PutValueTo(key, value, peers))
+            .await
+            .map_err(|_| SWARM_STOPPED)
     }
 
     /// Closes every connection to `peer` and refuses new ones (either way)

@@ -147,6 +147,12 @@ pub async fn spawn(
                             Err(source) => { let _ = reply.send(Err(NetError::ValueRefused { source })); }
                         }
                     }
+                    Some(Command::PutValueTo(key, value, peers)) => {
+                        // Nobody waits on this query: its result finds no
+                        // entry in `queries` and is dropped.
+                        let record = kad::Record::new(key, value);
+                        swarm.behaviour_mut().kad.put_record_to(record, peers.into_iter(), kad::Quorum::One);
+                    }
                     Some(Command::GetValues(key, limit, reply)) => {
                         let id = swarm.behaviour_mut().kad.get_record(kad::RecordKey::from(key));
                         queries.insert(id, Query::Values { found: Vec::new(), answers: 0, limit: limit.max(1), reply });
