@@ -245,30 +245,9 @@ impl FormatOverrides {
     /// `base` with these applied: `--cid-version` without `--hash` means
     /// sha2-256, as in Kubo; a hash other than sha2-256 needs CIDv1.
     pub fn apply(&self, base: ImportOptions) -> Result<ImportOptions, MfsError> {
-        use crate::block::HashAlg;
         let mut opts = base;
-        if let Some(v) = self.cid_version {
-            if v > 1 {
-                return Err(MfsError::Options(format!(
-                    "unknown CID version {v} (expected 0 or 1)"
-                )));
-            }
-            opts.format.version = v;
-            opts.format.hash = HashAlg::Sha2_256;
-            opts.raw_leaves = v == 1;
-        }
-        if let Some(h) = self.hash {
-            if h != HashAlg::Sha2_256 && opts.format.version == 0 {
-                if self.cid_version == Some(0) {
-                    return Err(MfsError::Options(format!(
-                        "CIDv0 only supports sha2-256, not {h}"
-                    )));
-                }
-                opts.format.version = 1;
-                opts.raw_leaves = true;
-            }
-            opts.format.hash = h;
-        }
+        opts.set_cid_version_and_hash(self.cid_version, self.hash)
+            .map_err(|e| MfsError::Options(e.to_string()))?;
         if let Some(r) = self.raw_leaves {
             opts.raw_leaves = r;
         }

@@ -15,18 +15,12 @@ use axum::response::Response;
 use axum::Json;
 use std::sync::Arc;
 
-/// A boolean under any of `names`, read as Kubo reads them
-/// (case-insensitive `true/false/t/f/1/0`; present and empty is true).
+/// A boolean under the first of `names` given, parsed as every RPC option
+/// is ([`Params::bool`]).
 fn flag(q: &Params, names: &[&str], default: bool) -> Result<bool, ApiError> {
-    let Some((name, v)) = names.iter().find_map(|n| q.get(n).map(|v| (*n, v))) else {
-        return Ok(default);
-    };
-    match v.to_ascii_lowercase().as_str() {
-        "" | "true" | "t" | "1" => Ok(true),
-        "false" | "f" | "0" => Ok(false),
-        _ => Err(bad_request(format!(
-            "{name}: expected true or false, not {v:?}"
-        ))),
+    match names.iter().find(|n| q.get(n).is_some()) {
+        Some(name) => q.bool(name, default),
+        None => Ok(default),
     }
 }
 
