@@ -8,12 +8,12 @@
 //! nothing: the daemon still runs and the pin is still there.
 //!
 //! The browser test uses tests/browser/setup.sh (Debian's Chromium with
-//! apt-get, playwright-core with `npm ci`) and tests/browser/visit.mjs; it
-//! prints why and skips only when that setup fails. Only loopback is used.
+//! apt-get, playwright-core with `npm ci`) and tests/browser/visit.mjs; a
+//! failed setup fails the test with its reason. Only loopback is used.
 
 mod common;
 
-use common::process::run_bounded;
+use common::process::{run_bounded, setup_once};
 use common::{api_url, Daemon, TestRepo};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -283,26 +283,13 @@ fn attack_page(api: &str, cid: &str) -> String {
     )
 }
 
-/// Installs Chromium and playwright-core; `false` (with the reason
-/// printed) when they cannot be installed here.
-fn browser_ready() -> bool {
-    let mut cmd = Command::new("bash");
-    cmd.arg(common::process::root().join("tests/browser/setup.sh"));
-    match run_bounded(cmd, None, common::process::SETUP_TIMEOUT) {
-        Ok(out) if out.status.success() => true,
-        Ok(out) => {
-            eprintln!(
-                "SKIPPED: the headless Chromium test: tests/browser/setup.sh failed ({}):\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
-            false
-        }
-        Err(e) => {
-            eprintln!("SKIPPED: the headless Chromium test: tests/browser/setup.sh: {e:#}");
-            false
-        }
-    }
+/// Installs Chromium and playwright-core once per test binary; a failed
+/// install fails the test with its reason (never a silent skip).
+fn browser_ready() {
+    setup_once(
+        &["tests/browser/setup.sh"],
+        "Debian's Chromium (apt-get, as root) and playwright-core from npm",
+    );
 }
 
 /// Opens `urls` in headless Chromium (tests/browser/visit.mjs); returns
@@ -336,9 +323,7 @@ fn visit(urls: &[String]) -> Vec<String> {
 /// requests do reach the API.
 #[test]
 fn a_page_of_another_origin_in_chromium_cannot_drive_the_api() {
-    if !browser_ready() {
-        return;
-    }
+    browser_ready();
     let (a, cid) = repo_with_a_pin();
     let evil = TcpListener::bind("127.0.0.2:0").expect("bind 127.0.0.2");
     let friend = TcpListener::bind("127.0.0.3:0").expect("bind 127.0.0.3");
