@@ -56,7 +56,11 @@ fn position(s: &str) -> Option<u64> {
 
 /// Parses a `Range` header's value.
 pub fn parse(value: &str) -> RangeSpec {
-    let Some(spec) = trim_ows(value).strip_prefix("bytes=") else {
+    // Range unit names are case-insensitive (RFC 9110 §14.1).
+    let Some(spec) = trim_ows(value)
+        .split_once('=')
+        .and_then(|(unit, spec)| unit.eq_ignore_ascii_case("bytes").then_some(spec))
+    else {
         return RangeSpec::Malformed;
     };
     if spec.contains(',') {
@@ -134,6 +138,8 @@ mod tests {
         assert_eq!(parse("bytes=0-9"), RangeSpec::FromTo(0, Some(9)));
         assert_eq!(parse(" bytes=5- "), RangeSpec::FromTo(5, None));
         assert_eq!(parse("bytes=-10"), RangeSpec::Suffix(10));
+        assert_eq!(parse("Bytes=0-9"), RangeSpec::FromTo(0, Some(9)));
+        assert_eq!(parse("BYTES=-10"), RangeSpec::Suffix(10));
         assert_eq!(parse("bytes=0-1,4-5"), RangeSpec::Whole);
         for bad in [
             "bytes=+0-+9",
@@ -147,6 +153,8 @@ mod tests {
             "bytes=",
             "bytes=-",
             "items=0-9",
+            "bytes =0-9",
+            "bytes0-9",
             "bytes=\u{3000}1-2",
         ] {
             assert_eq!(parse(bad), RangeSpec::Malformed, "{bad}");
