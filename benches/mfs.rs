@@ -7,7 +7,7 @@
 //! Run: `cargo bench --bench mfs`; `CAIRN_BENCH_MFS_MIB` sets the file size
 //! (default 1024), `CAIRN_BENCH_DIR` where the repos go.
 
-use cairn::mfs::{MfsPath, WriteOptions};
+use cairn::names::mfs::{MfsPath, WriteOptions};
 use cairn::node::{AddOptions, Node};
 use std::time::Instant;
 

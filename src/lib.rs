@@ -8,8 +8,8 @@
 //!    [`dag`]: UnixFS over dag-pb (chunking, building, reading, CAR).
 //! 3. [`net`]: libp2p (TCP, QUIC, Noise, Yamux), Kademlia, Bitswap.
 //! 4. [`replicate`]: keeps pinned roots at their replication factor;
-//!    [`names`]: the keystore of named keys IPNS names are made from;
-//!    [`mfs`]: the mutable file tree (Kubo's `files`) over dag and store.
+//!    [`names`]: what names content and can move: the keystore, IPNS,
+//!    DNSLink, and [`names::mfs`], the mutable file tree (Kubo's `files`).
 //! 5. [`node`]: builds all of the above from a `config.toml`, runs their
 //!    tasks and offers every capability as a Rust API.
 //! 6. [`rpc`] (the Kubo-style RPC API, server and client) and [`gateway`]
@@ -29,7 +29,6 @@ pub mod daemon;
 pub mod dag;
 pub mod gateway;
 pub mod http;
-pub mod mfs;
 pub mod names;
 pub mod net;
 pub mod node;

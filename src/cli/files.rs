@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use cairn::block::HashAlg;
-use cairn::mfs::{FormatOverrides, WriteOptions};
+use cairn::names::mfs::{FormatOverrides, WriteOptions};
 use cairn::rpc::api::{NodeApi, WriteInput};
 use cairn::rpc::types::FilesEntry;
 use clap::{Args, Subcommand};

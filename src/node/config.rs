@@ -61,7 +61,7 @@ pub struct Config {
     /// IPNS: record lifetime and TTL, republishing, the resolve cache.
     pub ipns: crate::names::ipns::IpnsSettings,
     /// MFS (`files`): keeping a path published.
-    pub mfs: crate::mfs::MfsSettings,
+    pub mfs: crate::names::mfs::MfsSettings,
 }
 
 /// `[storage]`: limits on what this node keeps.

@@ -150,7 +150,7 @@ pub enum NodeError {
     Ipns(#[from] crate::names::ipns::IpnsError),
     /// An MFS (`files`) operation failed.
     #[error(transparent)]
-    Mfs(#[from] crate::mfs::MfsError),
+    Mfs(#[from] crate::names::mfs::MfsError),
     /// Replication could not start or act.
     #[error("replication: {0}")]
     Replicate(#[from] ReplicateError),

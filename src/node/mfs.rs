@@ -7,8 +7,8 @@ use super::online::OnlineNode;
 use super::{Config, Node, NodeError};
 use crate::block::Cid;
 use crate::dag::reader::FileReader;
-use crate::mfs::{FormatOverrides, Mfs, MfsEntry, MfsError, MfsPath, MfsStat, WriteOptions};
 use crate::names::ipns::{IpnsError, PublishOptions};
+use crate::names::mfs::{FormatOverrides, Mfs, MfsEntry, MfsError, MfsPath, MfsStat, WriteOptions};
 use crate::net::NetError;
 use crate::store::Store;
 use std::io::Read;
@@ -164,7 +164,7 @@ impl Node {
 /// The value and options an autopublish publishes now.
 fn autopublish_value(
     mfs: &Mfs,
-    settings: &crate::mfs::AutopublishSettings,
+    settings: &crate::names::mfs::AutopublishSettings,
 ) -> Result<(String, PublishOptions), MfsError> {
     let cid = mfs.resolve(&MfsPath::parse(&settings.path)?)?;
     let opts = PublishOptions {

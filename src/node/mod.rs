@@ -54,7 +54,7 @@ pub struct Node {
     key_seed: [u8; 32],
     keys: Arc<Keystore>,
     names: Arc<Names>,
-    mfs: Arc<crate::mfs::Mfs>,
+    mfs: Arc<crate::names::mfs::Mfs>,
     index_rebuilt: Option<RebuildReport>,
 }
 

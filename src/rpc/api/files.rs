@@ -2,7 +2,7 @@
 //! in this process and through a daemon's `files/*` endpoints.
 
 use super::CommandError;
-use crate::mfs::{FormatOverrides, WriteOptions};
+use crate::names::mfs::{FormatOverrides, WriteOptions};
 use crate::node::Node;
 use crate::rpc::client::{Client, UploadPart};
 use crate::rpc::types::{self, FilesEntry, FilesStat};
@@ -18,7 +18,7 @@ pub enum WriteInput {
     Stdin,
 }
 
-/// MFS commands (see [`Mfs`](crate::mfs::Mfs)); paths are MFS paths
+/// MFS commands (see [`Mfs`](crate::names::mfs::Mfs)); paths are MFS paths
 /// (`/a/b`), but `files_cp`'s source may be `/ipfs/CID[/path]`.
 pub trait FilesApi {
     /// Makes a directory (with `parents`, missing ones on the way too).

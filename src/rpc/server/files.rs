@@ -7,7 +7,7 @@ use super::upload::{feed, PartReader, UploadError};
 use super::{bad_request, blocking, internal, node_err, ApiError, ApiState, Params};
 use crate::block::HashAlg;
 use crate::http::stream_blocking;
-use crate::mfs::{FormatOverrides, WriteOptions};
+use crate::names::mfs::{FormatOverrides, WriteOptions};
 use crate::rpc::types::{FilesCid, FilesEntry, FilesLs, FilesStat};
 use axum::extract::{Multipart, RawQuery, State};
 use axum::http::StatusCode;

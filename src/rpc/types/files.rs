@@ -1,6 +1,6 @@
 //! The bodies of `files/*` (MFS), in Kubo's shapes.
 
-use crate::mfs::{MfsEntry, MfsKind, MfsStat};
+use crate::names::mfs::{MfsEntry, MfsKind, MfsStat};
 use serde::{Deserialize, Serialize};
 
 /// `files/ls`: `{"Entries":[...]}`.
