@@ -163,9 +163,17 @@ impl Default for ReadOptions {
         ReadOptions {
             window_bytes: 2 << 20,
             fetch_window_bytes: 4 << 20,
-            workers: std::thread::available_parallelism().map_or(2, |n| n.get().min(4)),
+            workers: default_workers(),
         }
     }
+}
+
+/// One worker per core, at most 4. Asked once per process:
+/// `available_parallelism` reads the cgroup files under /proc and /sys on
+/// every call (11 % of a gateway's CPU when each small read asked it).
+fn default_workers() -> usize {
+    static WORKERS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *WORKERS.get_or_init(|| std::thread::available_parallelism().map_or(2, |n| n.get().min(4)))
 }
 
 /// The size of the file's leaves, as far as the walk has seen them: the
