@@ -1,16 +1,15 @@
 //! MFS: `files/mkdir`, `write`, `read`, `ls`, `stat`, `cp`, `mv`, `rm`,
 //! `flush` and `chcid`, with Kubo's arguments (long names and their
-//! one-letter aliases) and answers. Changes answer 200 with an empty body,
+//! one-letter aliases) and answers. Changes answer 200 with an empty JSON body,
 //! as Kubo's do.
 
 use super::upload::{feed, PartReader, UploadError};
-use super::{bad_request, blocking, internal, node_err, ApiError, ApiState, Params};
+use super::{bad_request, blocking, internal, node_err, ApiError, ApiState, NoOutput, Params};
 use crate::block::HashAlg;
 use crate::http::stream_blocking;
 use crate::names::mfs::{FormatOverrides, WriteOptions};
 use crate::rpc::types::{FilesCid, FilesEntry, FilesLs, FilesStat};
 use axum::extract::{Multipart, RawQuery, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
 use std::sync::Arc;
@@ -58,20 +57,20 @@ fn format(q: &Params) -> Result<FormatOverrides, ApiError> {
     })
 }
 
-/// Runs a change on a blocking thread; 200 with an empty body.
+/// Runs a change on a blocking thread; 200 with an empty (JSON) body.
 async fn change(
     s: &ApiState,
     f: impl FnOnce(&crate::node::Node) -> Result<(), crate::node::NodeError> + Send + 'static,
-) -> Result<StatusCode, ApiError> {
+) -> Result<NoOutput, ApiError> {
     let node = Arc::clone(s.online.node());
     blocking(move || f(&node)).await?;
-    Ok(StatusCode::OK)
+    Ok(NoOutput)
 }
 
 pub(super) async fn mkdir(
     State(s): State<ApiState>,
     RawQuery(q): RawQuery,
-) -> Result<StatusCode, ApiError> {
+) -> Result<NoOutput, ApiError> {
     let q = Params::parse(q);
     let path = q.arg()?.to_string();
     let parents = flag(&q, &["parents", "p"], false)?;
@@ -83,7 +82,7 @@ pub(super) async fn write(
     State(s): State<ApiState>,
     RawQuery(q): RawQuery,
     mut multipart: Multipart,
-) -> Result<StatusCode, ApiError> {
+) -> Result<NoOutput, ApiError> {
     let q = Params::parse(q);
     let path = q.arg()?.to_string();
     let opts = WriteOptions {
@@ -111,7 +110,7 @@ pub(super) async fn write(
     // the client, still sending, gets the answer instead of a reset.
     while let Ok(Some(_)) = multipart.next_field().await {}
     written.map_err(node_err)?;
-    Ok(StatusCode::OK)
+    Ok(NoOutput)
 }
 
 pub(super) async fn read(
@@ -178,7 +177,7 @@ fn two_args(q: &Params, what: &str) -> Result<(String, String), ApiError> {
 pub(super) async fn cp(
     State(s): State<ApiState>,
     RawQuery(q): RawQuery,
-) -> Result<StatusCode, ApiError> {
+) -> Result<NoOutput, ApiError> {
     let q = Params::parse(q);
     let (src, dst) = two_args(&q, "cp")?;
     let parents = flag(&q, &["parents", "p"], false)?;
@@ -188,7 +187,7 @@ pub(super) async fn cp(
 pub(super) async fn mv(
     State(s): State<ApiState>,
     RawQuery(q): RawQuery,
-) -> Result<StatusCode, ApiError> {
+) -> Result<NoOutput, ApiError> {
     let q = Params::parse(q);
     let (src, dst) = two_args(&q, "mv")?;
     change(&s, move |n| n.files_mv(&src, &dst)).await
@@ -197,7 +196,7 @@ pub(super) async fn mv(
 pub(super) async fn rm(
     State(s): State<ApiState>,
     RawQuery(q): RawQuery,
-) -> Result<StatusCode, ApiError> {
+) -> Result<NoOutput, ApiError> {
     let q = Params::parse(q);
     let paths: Vec<String> = q.all("arg").iter().map(|a| a.to_string()).collect();
     if paths.is_empty() {
@@ -224,7 +223,7 @@ pub(super) async fn flush(
 pub(super) async fn chcid(
     State(s): State<ApiState>,
     RawQuery(q): RawQuery,
-) -> Result<StatusCode, ApiError> {
+) -> Result<NoOutput, ApiError> {
     let q = Params::parse(q);
     let path = path_or_root(&q);
     let fmt = format(&q)?;

@@ -325,9 +325,22 @@ async fn no_such_endpoint(method: axum::http::Method, uri: axum::http::Uri) -> R
     ApiError(StatusCode::NOT_FOUND, "404 page not found".into()).into_response()
 }
 
-async fn shutdown(State(s): State<ApiState>) -> StatusCode {
+async fn shutdown(State(s): State<ApiState>) -> NoOutput {
     let _ = s.shutdown.send(()).await;
-    StatusCode::OK
+    NoOutput
+}
+
+/// The answer of a command that has no output (`files/rm`, `files/mkdir`,
+/// `shutdown`...): 200 with an empty body typed `application/json`, as
+/// Kubo's command library answers them. Clients decode some of these as
+/// JSON (aioipfs's `files.rm`) and refuse an answer of no type.
+#[derive(Debug)]
+struct NoOutput;
+
+impl IntoResponse for NoOutput {
+    fn into_response(self) -> Response {
+        ([(header::CONTENT_TYPE, "application/json")], ()).into_response()
+    }
 }
 
 // ----- JSON-lines answers -----
@@ -405,6 +418,18 @@ mod tests {
     fn message(e: ApiError) -> String {
         assert_eq!(e.0, StatusCode::BAD_REQUEST);
         e.1
+    }
+
+    #[test]
+    fn no_output_is_an_empty_json_answer() {
+        let answer = NoOutput.into_response();
+        assert_eq!(answer.status(), StatusCode::OK);
+        assert_eq!(
+            answer.headers().get(header::CONTENT_TYPE).unwrap(),
+            "application/json"
+        );
+        let body = futures::executor::block_on(axum::body::to_bytes(answer.into_body(), 16));
+        assert!(body.unwrap().is_empty());
     }
 
     #[test]
