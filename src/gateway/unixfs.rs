@@ -15,6 +15,7 @@ use crate::http::ProducerError;
 use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
+use bytes::Bytes;
 use std::sync::Arc;
 
 /// Bytes read from a file's start to sniff its type.
@@ -61,6 +62,7 @@ pub(super) async fn unixfs(req: &Request<'_>) -> Result<Response, GatewayError> 
                     cid: index,
                     size,
                     name: "index.html",
+                    held: None,
                 };
                 return file(req, &roots, target, source).await;
             }
@@ -91,6 +93,7 @@ pub(super) async fn unixfs(req: &Request<'_>) -> Result<Response, GatewayError> 
                 cid,
                 size: node.file_size(),
                 name: &name,
+                held: node.whole_file().cloned(),
             };
             file(req, &roots, target, source).await
         }
@@ -102,6 +105,9 @@ struct Target<'n> {
     cid: Cid,
     size: u64,
     name: &'n str,
+    /// All of its bytes, when its root block (already read) holds them:
+    /// then the response is made here, with no blocking reader.
+    held: Option<Bytes>,
 }
 
 /// Serves a file (or one range of it), streaming its bytes as its blocks
@@ -113,7 +119,12 @@ async fn file(
     source: Arc<dyn BlockSource>,
 ) -> Result<Response, GatewayError> {
     let (s, content, head) = (req.s, &req.content, req.head);
-    let Target { cid, size, name } = target;
+    let Target {
+        cid,
+        size,
+        name,
+        held,
+    } = target;
     let etag = format!("\"{cid}\"");
     if let Some(r) = req.not_modified(roots, &etag) {
         return Ok(r);
@@ -134,10 +145,11 @@ async fn file(
     let by_name = mime::by_name(name);
     let sniff_first =
         by_name.is_none() && !head && offset == 0 && (len >= SNIFF_BYTES || len == size);
-    let ctype = match by_name {
-        Some(t) => t,
-        None if sniff_first || size == 0 => mime::sniff(b""),
-        None => {
+    let ctype = match (by_name, &held) {
+        (Some(t), _) => t,
+        (None, Some(bytes)) => mime::sniff(&bytes[..bytes.len().min(SNIFF_BYTES as usize)]),
+        (None, None) if sniff_first || size == 0 => mime::sniff(b""),
+        (None, None) => {
             let src = Arc::clone(&source);
             let first = blocking(
                 s,
@@ -169,6 +181,11 @@ async fn file(
         }
     }
     if len == 0 || head {
+        return Ok(r);
+    }
+    if let Some(bytes) = held {
+        // span() kept offset + len within size, which is bytes.len().
+        *r.body_mut() = Body::from(bytes.slice(offset as usize..(offset + len) as usize));
         return Ok(r);
     }
     streamed(

@@ -134,6 +134,21 @@ impl Node {
             _ => 0,
         }
     }
+
+    /// All of the file's bytes, when this one block holds them (a raw leaf,
+    /// or a file node without children whose size claim its data meets):
+    /// a reader can answer from it without asking for another block.
+    pub fn whole_file(&self) -> Option<&Bytes> {
+        match self {
+            Node::Raw(d) => Some(d),
+            Node::File { data, links, .. }
+                if links.is_empty() && self.file_size() == data.len() as u64 =>
+            {
+                Some(data)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Fetches and decodes one block.
