@@ -3,6 +3,9 @@
 //! which is an ordinary immutable UnixFS DAG named by its root CID.
 //!
 //! - this file: [`Mfs`], the operations, and how the root is kept;
+//! - `error.rs`: [`MfsError`];
+//! - `options.rs`: `[mfs]` in `config.toml` ([`MfsSettings`]) and the
+//!   options of writes ([`WriteOptions`], [`FormatOverrides`]);
 //! - `path.rs`: [`MfsPath`], parsing and cleaning paths;
 //! - `tree.rs`: finding paths and path-copying changes up to the root;
 //! - `file.rs`: writing byte ranges into files (only the touched leaves
@@ -19,23 +22,25 @@
 //! time; garbage collection takes it too ([`Mfs::with_root`]) and keeps
 //! every block the root reaches.
 
+mod error;
 mod file;
+mod options;
 mod path;
 mod tree;
 
+pub use error::MfsError;
+pub use options::{AutopublishSettings, FormatOverrides, MfsSettings, WriteOptions};
 pub use path::MfsPath;
 
 use crate::block::{Block, Cid, RAW};
 use crate::dag::builder::{Built, ImportOptions};
 use crate::dag::reader::{load, FileReader, Node, ReadOptions};
 use crate::dag::{BlockSource, DagError};
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 use file::WriteSpec;
-use serde::{Deserialize, Serialize};
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 use tree::Tree;
 
 /// The metadata key the root CID is kept under.
@@ -43,118 +48,6 @@ pub const ROOT_KEY: &str = "mfs/root";
 
 /// Blocks gathered before they are handed to the store in one batch.
 const BATCH_BLOCKS: usize = 64;
-
-/// Errors of MFS operations; the messages are Kubo's where it has one.
-#[derive(Debug, thiserror::Error)]
-pub enum MfsError {
-    /// Nothing at the path.
-    #[error("{path}: file does not exist")]
-    NotFound {
-        /// The path.
-        path: String,
-    },
-    /// Something already there.
-    #[error("{path}: file already exists")]
-    Exists {
-        /// The path.
-        path: String,
-    },
-    /// A path step that is not a directory.
-    #[error("{path}: not a directory")]
-    NotADirectory {
-        /// The path.
-        path: String,
-    },
-    /// A file operation on a directory.
-    #[error("{path}: is a directory")]
-    IsADirectory {
-        /// The path.
-        path: String,
-    },
-    /// Removing a directory without `-r`.
-    #[error("{path} is a directory, use -r to remove directories")]
-    DirectoryNeedsRecursive {
-        /// The path.
-        path: String,
-    },
-    /// An operation that cannot apply to `/`.
-    #[error("cannot change the root directory itself (remove or move what is in it)")]
-    Root,
-    /// Moving or copying a directory into itself.
-    #[error("cannot move {from} into itself ({to})")]
-    IntoItself {
-        /// The source.
-        from: String,
-        /// The destination.
-        to: String,
-    },
-    /// A path that cannot be an MFS path.
-    #[error("invalid path {path:?}: {reason}")]
-    BadPath {
-        /// The path (its first 200 characters).
-        path: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// Options that cannot be used together or at all.
-    #[error("{0}")]
-    Options(String),
-    /// The DAG below could not be read or built.
-    #[error(transparent)]
-    Dag(#[from] DagError),
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The kept root does not decode as a CID.
-    #[error("the MFS root kept under {ROOT_KEY:?} is damaged: {reason}")]
-    DamagedRoot {
-        /// What is wrong with it.
-        reason: String,
-    },
-}
-
-impl MfsError {
-    /// Whether the caller asked for something impossible (as opposed to the
-    /// node failing).
-    pub fn is_bad_request(&self) -> bool {
-        !matches!(
-            self,
-            MfsError::Dag(_) | MfsError::Store(_) | MfsError::DamagedRoot { .. }
-        )
-    }
-}
-
-/// `[mfs]` in `config.toml`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct MfsSettings {
-    /// Keep an MFS path published under an IPNS name (`[mfs.autopublish]`).
-    pub autopublish: Option<AutopublishSettings>,
-}
-
-/// `[mfs.autopublish]`: republish `path`'s CID under `key`'s IPNS name
-/// whenever MFS changes, at most once per `debounce`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AutopublishSettings {
-    /// The key whose name is published (`self`: the node's own).
-    pub key: String,
-    /// The MFS path whose CID is published.
-    pub path: String,
-    /// Changes within this time of each other are published once.
-    #[serde(with = "humantime_serde")]
-    pub debounce: Duration,
-}
-
-impl Default for AutopublishSettings {
-    fn default() -> Self {
-        AutopublishSettings {
-            key: "self".into(),
-            path: "/".into(),
-            debounce: Duration::from_secs(1),
-        }
-    }
-}
 
 /// What kind of node a path names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -204,57 +97,6 @@ pub struct MfsEntry {
     pub size: u64,
     /// Its CID.
     pub cid: Cid,
-}
-
-/// How `files write` writes.
-#[derive(Clone, Debug, Default)]
-pub struct WriteOptions {
-    /// Where in the file the bytes go.
-    pub offset: u64,
-    /// Make the file if it does not exist.
-    pub create: bool,
-    /// Empty the file before writing.
-    pub truncate: bool,
-    /// Make missing parent directories.
-    pub parents: bool,
-    /// Write at most this many bytes of the input.
-    pub count: Option<u64>,
-    /// CID version, hash and leaves other than the node's.
-    pub format: FormatOverrides,
-}
-
-/// CID version, hash and leaf kind asked for by flags (`--cid-version`,
-/// `--hash`, `--raw-leaves`), over the node's import options, resolved as
-/// Kubo resolves them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FormatOverrides {
-    /// CID version: 0 implies sha2-256 and dag-pb leaves, 1 raw leaves.
-    pub cid_version: Option<u8>,
-    /// Hash function (with CIDv0, only sha2-256).
-    pub hash: Option<crate::block::HashAlg>,
-    /// Raw leaves or dag-pb ones.
-    pub raw_leaves: Option<bool>,
-}
-
-impl FormatOverrides {
-    /// Whether no flag was given.
-    pub fn is_empty(&self) -> bool {
-        *self == FormatOverrides::default()
-    }
-
-    /// `base` with these applied: `--cid-version` without `--hash` means
-    /// sha2-256, as in Kubo; a hash other than sha2-256 needs CIDv1.
-    pub fn apply(&self, base: ImportOptions) -> Result<ImportOptions, MfsError> {
-        let mut opts = base;
-        opts.set_cid_version_and_hash(self.cid_version, self.hash)
-            .map_err(|e| MfsError::Options(e.to_string()))?;
-        if let Some(r) = self.raw_leaves {
-            opts.raw_leaves = r;
-        }
-        opts.validate()
-            .map_err(|e| MfsError::Options(e.to_string()))?;
-        Ok(opts)
-    }
 }
 
 /// The mutable tree of one node.
