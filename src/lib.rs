@@ -12,9 +12,10 @@
 //!    DNSLink, and [`names::mfs`], the mutable file tree (Kubo's `files`).
 //! 5. [`node`]: builds all of the above from a `config.toml`, runs their
 //!    tasks and offers every capability as a Rust API.
-//! 6. [`rpc`] (the Kubo-style RPC API, server and client) and [`gateway`]
-//!    (the HTTP gateway), both over [`http`]'s shared plumbing; [`daemon`]
-//!    starts a node with both and stops it gracefully.
+//! 6. [`rpc`] (the Kubo-style RPC API, server and client), [`gateway`]
+//!    (the HTTP gateway) and [`s3`] (the S3-compatible endpoint), over
+//!    [`http`]'s shared plumbing; [`daemon`] starts a node with them and
+//!    stops it gracefully.
 //!
 //! The `cairn` binary is a thin CLI over these; netsim runs many nodes in
 //! one process through [`node`].
@@ -35,4 +36,5 @@ pub mod node;
 pub mod proto;
 pub mod replicate;
 pub mod rpc;
+pub mod s3;
 pub mod store;

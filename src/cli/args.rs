@@ -91,6 +91,9 @@ pub(super) enum Command {
     /// MFS: a mutable tree of files and directories, as Kubo's `ipfs files`.
     #[command(subcommand)]
     Files(super::files::FilesCommand),
+    /// The S3-compatible endpoint: access keys.
+    #[command(subcommand)]
+    S3(super::s3::S3Command),
     /// Print the version.
     Version,
     /// Run the node: libp2p swarm and Bitswap, until SIGINT or SIGTERM.
@@ -107,6 +110,9 @@ pub(super) enum Command {
         /// Gateway address [default: [gateway] listen in config.toml, 127.0.0.1:8080; "off" for none]
         #[arg(long)]
         gateway: Option<String>,
+        /// S3 endpoint address, e.g. 127.0.0.1:9000 [default: [s3] listen in config.toml, none]
+        #[arg(long)]
+        s3: Option<String>,
     },
     /// Show the node's identity as Kubo's `ipfs id` JSON.
     Id,

@@ -9,6 +9,7 @@ mod commands;
 mod files;
 mod output;
 mod progress;
+mod s3;
 
 use anyhow::{anyhow, bail, Context, Result};
 use args::{Cli, Command, RepoCommand};
@@ -34,7 +35,9 @@ pub fn run() -> Result<()> {
         cairn::daemon::memory::limit_arenas();
         // kad warns at every periodic bootstrap while no peer is known,
         // which is the normal state of a private node with no bootstrap list.
-        "warn,libp2p_kad::behaviour=error"
+        // s3s logs every refused S3 request (a client's error) as an error;
+        // the endpoint logs its own failures.
+        "warn,libp2p_kad::behaviour=error,s3s::ops=off"
     } else {
         "off"
     };
@@ -58,6 +61,11 @@ pub fn run() -> Result<()> {
             println!("cairn repository at {} already exists", repo_path.display());
         }
         return Ok(());
+    }
+    if let Command::S3(command) = cli.command {
+        // Key files in the repo, whoever owns its store.
+        repo::Repo::init(&repo_path)?;
+        return s3::run(&repo_path, command);
     }
     // A running daemon owns the repo: commands go through its API.
     let token = repo::Repo::exists(&repo_path)
@@ -88,7 +96,8 @@ pub fn run() -> Result<()> {
             api,
             bootstrap,
             gateway,
-        } => daemon(node, listen, api, bootstrap, gateway),
+            s3,
+        } => daemon(node, listen, api, bootstrap, gateway, s3),
         command => commands::run(&node, node.config(), command),
     }
 }
@@ -101,6 +110,7 @@ fn daemon(
     api: Option<String>,
     bootstrap: Vec<String>,
     gateway: Option<String>,
+    s3: Option<String>,
 ) -> Result<()> {
     let mut config = node.config().clone();
     if !listen.is_empty() {
@@ -112,6 +122,9 @@ fn daemon(
     }
     if let Some(gateway) = gateway {
         config.gateway.listen = gateway;
+    }
+    if let Some(s3) = s3 {
+        config.s3.listen = s3;
     }
     let options = DaemonOptions::from_config(&config)?;
     let node = std::sync::Arc::new(node);
@@ -147,6 +160,9 @@ fn daemon(
                 "Gateway server listening on {}",
                 cairn::rpc::to_multiaddr(addr)
             );
+        }
+        if let Some(addr) = daemon.s3_addr() {
+            println!("S3 endpoint listening on http://{addr}");
         }
         if let Some(addr) = daemon.api_addr() {
             println!(

@@ -37,6 +37,16 @@ pub enum DaemonError {
         /// The address as written.
         text: String,
     },
+    /// The S3 endpoint's address is not `IP:PORT`, `/ip4/IP/tcp/PORT`,
+    /// "" or "off".
+    #[error("[s3] listen address {text:?} (expected IP:PORT, e.g. 127.0.0.1:9000)")]
+    S3Addr {
+        /// The address as written.
+        text: String,
+    },
+    /// The S3 endpoint's bucket index or keys could not be opened.
+    #[error(transparent)]
+    S3(#[from] crate::s3::S3Error),
     /// The API's access settings would leave it open (see
     /// [`GuardError`](crate::rpc::guard::GuardError)).
     #[error(transparent)]
@@ -44,7 +54,7 @@ pub enum DaemonError {
     /// The API or gateway could not listen on its address.
     #[error("{server} listen on {addr}: {source}")]
     Bind {
-        /// "API" or "gateway".
+        /// "API", "gateway" or "S3".
         server: &'static str,
         /// The address.
         addr: SocketAddr,

@@ -1,5 +1,6 @@
-//! The daemon: a node online with its RPC API and HTTP gateway, started in
-//! one call and stopped gracefully. The `cairn daemon` command is a thin
+//! The daemon: a node online with its RPC API, HTTP gateway and (when
+//! `[s3] listen` is set) S3 endpoint, started in one call and stopped
+//! gracefully. The `cairn daemon` command is a thin
 //! layer over [`Daemon`]; a Rust program embeds a node the same way:
 //!
 //! ```no_run
@@ -20,7 +21,7 @@ pub mod memory;
 mod options;
 
 pub use error::DaemonError;
-pub use options::{DaemonOptions, GatewayOptions};
+pub use options::{DaemonOptions, GatewayOptions, S3Options};
 
 use crate::net::NetError;
 use crate::node::online::OnlineNode;
@@ -35,7 +36,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// A running node with its API and gateway. Stop it with
+/// A running node with its API, gateway and S3 endpoint. Stop it with
 /// [`shutdown`](Daemon::shutdown); dropping it instead stops everything at
 /// once, as a crash would (nothing saved, requests cut off).
 pub struct Daemon {
@@ -45,7 +46,10 @@ pub struct Daemon {
     unreached: Vec<(Multiaddr, NetError)>,
     api_addr: Option<SocketAddr>,
     gateway_addr: Option<SocketAddr>,
-    /// The API and gateway server tasks; they end when `stop` is cancelled
+    s3_addr: Option<SocketAddr>,
+    /// The S3 endpoint, when one is served.
+    s3: Option<crate::s3::S3Endpoint>,
+    /// The API, gateway and S3 server tasks; they end when `stop` is cancelled
     /// and their connections have closed.
     servers: Vec<JoinHandle<()>>,
     stop: CancellationToken,
@@ -85,6 +89,10 @@ impl Daemon {
             Some(g) => Some(bind("gateway", g.listen).await?),
             None => None,
         };
+        let s3_listener = match &options.s3 {
+            Some(s) => Some(bind("S3", s.listen).await?),
+            None => None,
+        };
         let online = Arc::new(OnlineNode::start(Arc::clone(&node), &options.net).await?);
         let swarm_addrs = match online.net().swarm.listen_addrs().await {
             Ok(addrs) => addrs,
@@ -103,6 +111,8 @@ impl Daemon {
             unreached,
             api_addr: None,
             gateway_addr: None,
+            s3_addr: None,
+            s3: None,
             servers: Vec::new(),
             stop: stop.clone(),
             stop_requests,
@@ -130,6 +140,19 @@ impl Daemon {
             let serve = crate::http::ServeOptions::new(&g.connections, false);
             daemon.serve(listener, crate::gateway::router(state), serve);
             daemon.gateway_addr = Some(bound);
+        }
+        if let (Some((listener, bound)), Some(s)) = (s3_listener, &options.s3) {
+            let endpoint = match crate::s3::S3Endpoint::open(Arc::clone(&online)) {
+                Ok(e) => e,
+                Err(e) => {
+                    let _ = daemon.shutdown().await;
+                    return Err(e.into());
+                }
+            };
+            let serve = crate::http::ServeOptions::new(&s.connections, false);
+            daemon.serve(listener, endpoint.router(), serve);
+            daemon.s3_addr = Some(bound);
+            daemon.s3 = Some(endpoint);
         }
         if let Err(e) = daemon.write_files(node.repo_path().map(PathBuf::from)) {
             let _ = daemon.shutdown().await;
@@ -220,6 +243,17 @@ impl Daemon {
         self.gateway_addr
     }
 
+    /// Where the S3 endpoint listens, if it is served.
+    pub fn s3_addr(&self) -> Option<SocketAddr> {
+        self.s3_addr
+    }
+
+    /// The S3 endpoint's access keys, if it is served (a node without a
+    /// repo keeps them in memory: make its keys here).
+    pub fn s3_keys(&self) -> Option<&Arc<crate::s3::AccessKeys>> {
+        self.s3.as_ref().map(crate::s3::S3Endpoint::keys)
+    }
+
     /// Resolves when a client asked the daemon to stop
     /// (`POST /api/v0/shutdown`); the caller then calls
     /// [`shutdown`](Self::shutdown). Cancel-safe, for `tokio::select!` with
@@ -229,7 +263,7 @@ impl Daemon {
         let _ = self.stop_requests.recv().await;
     }
 
-    /// Stops gracefully: the API and gateway stop accepting, requests being
+    /// Stops gracefully: the API, gateway and S3 endpoint stop accepting, requests being
     /// answered get the grace period to finish, the routing table is saved,
     /// connections are closed, the node's tasks end, the store is flushed
     /// and the `api` and `gateway` files are removed.
@@ -276,7 +310,7 @@ impl Drop for Daemon {
     }
 }
 
-/// Binds `addr` for `server` ("API", "gateway"); returns the listener and
+/// Binds `addr` for `server` ("API", "gateway", "S3"); returns the listener and
 /// the address it got (port 0 resolved).
 async fn bind(
     server: &'static str,

@@ -2,7 +2,9 @@
 //! (loopback, any free port) or from a node's `config.toml`.
 
 use super::DaemonError;
-use crate::node::config::{ApiSettings, ConnectionSettings, GatewaySettings, NetSettings};
+use crate::node::config::{
+    ApiSettings, ConnectionSettings, GatewaySettings, NetSettings, S3Settings,
+};
 use crate::node::Config;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -25,6 +27,8 @@ pub struct DaemonOptions {
     pub api_access: ApiSettings,
     /// The HTTP gateway; `None` serves none.
     pub gateway: Option<GatewayOptions>,
+    /// The S3-compatible endpoint; `None` (the default) serves none.
+    pub s3: Option<S3Options>,
     /// How long [`shutdown`](super::Daemon::shutdown) lets requests being
     /// answered finish before cutting them off.
     pub shutdown_grace: Duration,
@@ -41,6 +45,25 @@ pub struct GatewayOptions {
     pub subdomain_redirect: bool,
     /// Timeouts and connection caps.
     pub connections: ConnectionSettings,
+}
+
+/// The S3 endpoint's address and connection limits.
+#[derive(Clone, Debug)]
+pub struct S3Options {
+    /// Address to listen on (port 0: any free port).
+    pub listen: SocketAddr,
+    /// Timeouts and connection caps.
+    pub connections: ConnectionSettings,
+}
+
+impl Default for S3Options {
+    /// Loopback, any free port, the default limits.
+    fn default() -> Self {
+        S3Options {
+            listen: LOOPBACK_ANY_PORT,
+            connections: S3Settings::default().connections,
+        }
+    }
 }
 
 /// Loopback, any free port.
@@ -61,6 +84,7 @@ impl Default for DaemonOptions {
             api: Some(LOOPBACK_ANY_PORT),
             api_access: ApiSettings::default(),
             gateway: None,
+            s3: None,
             shutdown_grace: Duration::from_secs(5),
         }
     }
@@ -79,8 +103,8 @@ impl Default for GatewayOptions {
 }
 
 impl DaemonOptions {
-    /// The options `config.toml` describes: `[net]`, `[api]` and
-    /// `[gateway]` (whose `listen` may be "" or "off" for no gateway).
+    /// The options `config.toml` describes: `[net]`, `[api]`, `[gateway]`
+    /// and `[s3]` (whose `listen` may be "" or "off" for none).
     pub fn from_config(config: &Config) -> Result<DaemonOptions, DaemonError> {
         let api_text = &config.api.listen;
         let api = crate::rpc::parse_api_addr(api_text).ok_or_else(|| DaemonError::ApiAddr {
@@ -99,11 +123,21 @@ impl DaemonOptions {
                 connections: config.gateway.connections.clone(),
             }),
         };
+        let s3 = match config.s3.listen.as_str() {
+            "" | "off" => None,
+            text => Some(S3Options {
+                listen: crate::rpc::parse_api_addr(text).ok_or_else(|| DaemonError::S3Addr {
+                    text: text.to_string(),
+                })?,
+                connections: config.s3.connections.clone(),
+            }),
+        };
         Ok(DaemonOptions {
             net: config.net.clone(),
             api: Some(api),
             api_access: config.api.clone(),
             gateway,
+            s3,
             ..DaemonOptions::default()
         })
     }
@@ -145,7 +179,9 @@ mod tests {
             .all(|a| a.starts_with("/ip4/127.0.0.1/")));
         assert!(o.api.is_some_and(|a| a.ip().is_loopback()));
         assert!(o.gateway.is_none());
+        assert!(o.s3.is_none());
         assert!(GatewayOptions::default().listen.ip().is_loopback());
+        assert!(S3Options::default().listen.ip().is_loopback());
     }
 
     #[test]
@@ -173,6 +209,16 @@ mod tests {
         let o = DaemonOptions::from_config(&c).unwrap();
         assert!(o.gateway.is_none());
         assert_eq!(o.api, Some("127.0.0.1:5001".parse().unwrap()));
+        assert!(o.s3.is_none(), "[s3] is off unless set");
+        c.s3.listen = "127.0.0.1:9000".into();
+        let o = DaemonOptions::from_config(&c).unwrap();
+        assert_eq!(o.s3.unwrap().listen, "127.0.0.1:9000".parse().unwrap());
+        c.s3.listen = "port nine thousand".into();
+        assert!(matches!(
+            DaemonOptions::from_config(&c),
+            Err(DaemonError::S3Addr { .. })
+        ));
+        c.s3.listen = String::new();
         c.api.listen = "nowhere".into();
         assert!(matches!(
             DaemonOptions::from_config(&c),

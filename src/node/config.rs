@@ -62,6 +62,20 @@ pub struct Config {
     pub ipns: crate::names::ipns::IpnsSettings,
     /// MFS (`files`): keeping a path published.
     pub mfs: crate::names::mfs::MfsSettings,
+    /// The S3-compatible endpoint.
+    pub s3: S3Settings,
+}
+
+/// `[s3]`: the S3-compatible endpoint the daemon serves (see `crate::s3`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Settings {
+    /// Address to listen on, e.g. "127.0.0.1:9000"; empty (the default) or
+    /// "off" serves no S3 endpoint. Every request must be signed with an
+    /// access key (`cairn s3 key create`), wherever it listens.
+    pub listen: String,
+    /// Timeouts and connection caps (`[s3.connections]`).
+    pub connections: ConnectionSettings,
 }
 
 /// `[storage]`: limits on what this node keeps.

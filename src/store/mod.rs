@@ -24,6 +24,7 @@ mod disk;
 mod faulty;
 mod memory;
 
+pub(crate) use disk::open_sled;
 pub use disk::{DiskStore, DiskStoreOptions};
 pub use faulty::{FaultyStore, StorageFault};
 pub use memory::MemoryStore;

@@ -4,16 +4,17 @@
 # pins (pip, no other index). Made only when the venv is missing or older
 # than requirements.txt; nothing otherwise. Needs Python >= 3.11 (pandas 3)
 # with its venv module. Called by the Rust test (tests/common/process.rs);
-# progress goes to stderr only.
-# Usage: tests/py-clients/setup.sh
+# progress goes to stderr only. Given a directory (tests/s3-clients), makes
+# DIR/.venv from DIR/requirements.txt instead.
+# Usage: tests/py-clients/setup.sh [DIR]
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-me="tests/py-clients/setup.sh"
+here="$(cd "${1:-$(dirname "${BASH_SOURCE[0]}")}" && pwd)"
+me="tests/py-clients/setup.sh${1:+ $1}"
 py="${PYTHON:-python3}"
 
 if ! command -v "$py" >/dev/null 2>&1; then
-  echo "$me: '$py' not found on PATH; install Python >= 3.11 to run tests/py_clients.rs" >&2
+  echo "$me: '$py' not found on PATH; install Python >= 3.11 to run the Python client tests" >&2
   exit 127
 fi
 if ! "$py" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; then

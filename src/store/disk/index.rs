@@ -163,33 +163,42 @@ fn wait_for_release(dir: &Path) {
     }
 }
 
-impl Index {
-    /// Opens (creating if needed) the index in directory `path`.
-    ///
-    /// A snapshot sled left half-written (`snap.*.generating`, e.g. on a
-    /// full disk) is deleted first: sled 0.34 would take it for its latest
-    /// snapshot and refuse to open as corrupt. Opening writes a snapshot
-    /// when the log moved on since the last one; if that fails (a full
-    /// disk), its unfinished file is deleted again before returning. An
-    /// index this process just closed is waited for ([`wait_for_release`]).
-    pub fn open(path: &Path, cache_bytes: u64) -> Result<Index> {
-        remove_unfinished_snapshots(path)?;
-        wait_for_release(path);
-        let opened = sled::Config::new()
-            .path(path)
-            .cache_capacity(cache_bytes)
-            .flush_every_ms(None)
-            .open();
-        match opened {
-            Ok(db) => Ok(Index { db }),
-            Err(source) => {
-                remove_unfinished_snapshots(path)?;
-                Err(StoreError::IndexOpen {
-                    path: path.to_path_buf(),
-                    source,
-                })
-            }
+/// Opens (creating if needed) the sled database in directory `path`,
+/// flushed only when asked (the store and the S3 bucket index use sled).
+///
+/// A snapshot sled left half-written (`snap.*.generating`, e.g. on a
+/// full disk) is deleted first: sled 0.34 would take it for its latest
+/// snapshot and refuse to open as corrupt. Opening writes a snapshot
+/// when the log moved on since the last one; if that fails (a full
+/// disk), its unfinished file is deleted again before returning. An
+/// index this process just closed is waited for ([`wait_for_release`]).
+pub(crate) fn open_sled(path: &Path, cache_bytes: u64) -> Result<sled::Db> {
+    remove_unfinished_snapshots(path)?;
+    wait_for_release(path);
+    let opened = sled::Config::new()
+        .path(path)
+        .cache_capacity(cache_bytes)
+        .flush_every_ms(None)
+        .open();
+    opened.map_err(|source| {
+        // A failed first snapshot leaves its unfinished file: not kept.
+        if let Err(e) = remove_unfinished_snapshots(path) {
+            return e;
         }
+        StoreError::IndexOpen {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
+}
+
+impl Index {
+    /// Opens (creating if needed) the index in directory `path`
+    /// ([`open_sled`]).
+    pub fn open(path: &Path, cache_bytes: u64) -> Result<Index> {
+        Ok(Index {
+            db: open_sled(path, cache_bytes)?,
+        })
     }
 
     fn flush(&self, doing: &'static str) -> Result<()> {

@@ -27,6 +27,7 @@ mod compaction;
 mod direct_io;
 mod format;
 mod index;
+pub(crate) use index::open_sled;
 mod journal;
 mod rebuild;
 mod recovery;

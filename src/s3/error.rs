@@ -1,0 +1,64 @@
+//! What the S3 endpoint's own state (keys, bucket index) can fail on;
+//! request errors are `s3s::S3Error`s in S3's XML.
+
+use std::path::PathBuf;
+
+/// Errors of the access keys and the bucket index.
+#[derive(Debug, thiserror::Error)]
+pub enum S3Error {
+    /// A key or index file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A key file that is not a key.
+    #[error("S3 key file {}: {why}", path.display())]
+    BadKeyFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// A bucket name S3 would refuse.
+    #[error("invalid bucket name {name:?} (3 to 63 characters: lower-case letters, digits, '-' and '.', starting and ending with a letter or digit)")]
+    InvalidBucketName {
+        /// The name given.
+        name: String,
+    },
+    /// No bucket of that name.
+    #[error("no bucket named {name:?}")]
+    NoSuchBucket {
+        /// The name.
+        name: String,
+    },
+    /// No random bytes for a new key.
+    #[error("no randomness for a new key: {0}")]
+    Randomness(#[source] getrandom::Error),
+    /// The bucket index database could not be opened.
+    #[error("the S3 bucket index: {0}")]
+    Open(#[source] crate::store::StoreError),
+    /// The node's store failed (storing, pinning, flushing).
+    #[error(transparent)]
+    Node(#[from] crate::node::NodeError),
+    /// The bucket index failed.
+    #[error("S3 bucket index error while {doing}: {source}")]
+    Index {
+        /// What was being done.
+        doing: &'static str,
+        /// What sled said.
+        #[source]
+        source: sled::Error,
+    },
+    /// An index entry that does not decode: the index is damaged.
+    #[error("damaged S3 index entry ({what}): {why}")]
+    BadEntry {
+        /// Which kind of entry.
+        what: &'static str,
+        /// What is wrong.
+        why: String,
+    },
+}

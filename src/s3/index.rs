@@ -1,0 +1,460 @@
+//! The bucket index: which buckets exist and, per bucket, each key's
+//! object (CID, size, ETag, content type, metadata, mtime), in a sled
+//! database of its own (`REPO/s3/index`; a temporary one for a node
+//! without a repo). Each change is one sled transaction, flushed before it
+//! is acknowledged, so a crash leaves the index as it was before or after
+//! a write, never between.
+//!
+//! Trees: `buckets` (name → creation time), `o/NAME` per bucket (key →
+//! [`ObjectEntry`], in byte order, which is S3's key order) and `refs`
+//! (CID → how many objects name it, and whether the S3 endpoint made its
+//! pin): an object body is pinned while any key names it, and its pin is
+//! removed with the last key only if the endpoint made it.
+
+use super::S3Error;
+use crate::block::Cid;
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+/// The sled page cache of the bucket index.
+const CACHE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// One object as the index keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectEntry {
+    /// The root of the object's UnixFS file DAG.
+    pub cid: String,
+    /// Bytes in the object.
+    pub size: u64,
+    /// The ETag, without quotes (MD5 of the body in hex).
+    pub etag: String,
+    /// The Content-Type given at upload.
+    #[serde(default)]
+    pub content_type: Option<String>,
+    /// `x-amz-meta-*` values, by name without the prefix.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    /// When it was written, in milliseconds since the Unix epoch.
+    pub mtime_ms: u64,
+}
+
+impl ObjectEntry {
+    /// The object's CID.
+    pub fn cid(&self) -> Result<Cid, S3Error> {
+        crate::block::parse_cid(&self.cid).map_err(|e| S3Error::BadEntry {
+            what: "object CID",
+            why: e.to_string(),
+        })
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        // A struct of strings and numbers always serializes.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    fn decode(bytes: &[u8]) -> Result<ObjectEntry, S3Error> {
+        serde_json::from_slice(bytes).map_err(|e| S3Error::BadEntry {
+            what: "object",
+            why: e.to_string(),
+        })
+    }
+}
+
+/// The index database.
+pub struct BucketIndex {
+    db: sled::Db,
+    buckets: sled::Tree,
+    refs: sled::Tree,
+    /// Held by [`Writer`]: one change at a time, so a pin decision and the
+    /// reference count it reads stay true until the change commits.
+    write: Mutex<()>,
+}
+
+/// What a removed bucket or key leaves behind.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DeleteBucket {
+    /// Removed.
+    Deleted,
+    /// No such bucket.
+    NoSuchBucket,
+    /// The bucket holds objects.
+    NotEmpty,
+}
+
+/// A reference count entry: objects naming a CID, and whether the S3
+/// endpoint pinned it (and so unpins it when the count reaches zero).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refs {
+    /// Objects naming the CID.
+    pub count: u64,
+    /// The endpoint made the pin.
+    pub owned: bool,
+}
+
+impl Refs {
+    fn encode(self) -> [u8; 9] {
+        let mut b = [0u8; 9];
+        b[..8].copy_from_slice(&self.count.to_be_bytes());
+        b[8] = u8::from(self.owned);
+        b
+    }
+
+    fn decode(b: &[u8]) -> Result<Refs, S3Error> {
+        match b {
+            [count @ .., owned] if count.len() == 8 => Ok(Refs {
+                count: u64::from_be_bytes(count.try_into().unwrap_or_default()),
+                owned: *owned != 0,
+            }),
+            _ => Err(S3Error::BadEntry {
+                what: "reference count",
+                why: format!("{} bytes, expected 9", b.len()),
+            }),
+        }
+    }
+}
+
+fn failed(doing: &'static str) -> impl FnOnce(sled::Error) -> S3Error {
+    move |source| S3Error::Index { doing, source }
+}
+
+fn tree_name(bucket: &str) -> Vec<u8> {
+    [b"o/", bucket.as_bytes()].concat()
+}
+
+/// The time now in milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl BucketIndex {
+    /// Opens the index of the repo at `repo`, or a temporary one.
+    pub fn open(repo: Option<&Path>) -> Result<BucketIndex, S3Error> {
+        let db = match repo {
+            Some(repo) => {
+                let dir = repo.join("s3").join("index");
+                std::fs::create_dir_all(&dir).map_err(|source| S3Error::Io {
+                    path: dir.clone(),
+                    source,
+                })?;
+                crate::store::open_sled(&dir, CACHE_BYTES).map_err(S3Error::Open)?
+            }
+            None => sled::Config::new()
+                .temporary(true)
+                .open()
+                .map_err(failed("opening a temporary index"))?,
+        };
+        Ok(BucketIndex {
+            buckets: db.open_tree("buckets").map_err(failed("opening"))?,
+            refs: db.open_tree("refs").map_err(failed("opening"))?,
+            db,
+            write: Mutex::new(()),
+        })
+    }
+
+    fn flush(&self) -> Result<(), S3Error> {
+        self.db.flush().map(|_| ()).map_err(failed("flushing"))
+    }
+
+    /// The writer: changes go through it, one at a time.
+    pub fn writer(&self) -> Writer<'_> {
+        Writer {
+            index: self,
+            _guard: self.write.lock().unwrap_or_else(|p| p.into_inner()),
+        }
+    }
+
+    /// When `bucket` was created (ms since the epoch), if it exists.
+    pub fn bucket(&self, bucket: &str) -> Result<Option<u64>, S3Error> {
+        let v = self
+            .buckets
+            .get(bucket.as_bytes())
+            .map_err(failed("reading a bucket"))?;
+        Ok(v.map(|v| decode_time(&v)))
+    }
+
+    /// Every bucket and its creation time, by name.
+    pub fn buckets(&self) -> Result<Vec<(String, u64)>, S3Error> {
+        self.buckets
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv.map_err(failed("listing buckets"))?;
+                Ok((String::from_utf8_lossy(&k).into_owned(), decode_time(&v)))
+            })
+            .collect()
+    }
+
+    fn objects(&self, bucket: &str) -> Result<sled::Tree, S3Error> {
+        if self.bucket(bucket)?.is_none() {
+            return Err(S3Error::NoSuchBucket {
+                name: bucket.to_string(),
+            });
+        }
+        self.db
+            .open_tree(tree_name(bucket))
+            .map_err(failed("opening a bucket"))
+    }
+
+    /// The object at `key`, if any.
+    pub fn get(&self, bucket: &str, key: &str) -> Result<Option<ObjectEntry>, S3Error> {
+        let tree = self.objects(bucket)?;
+        match tree
+            .get(key.as_bytes())
+            .map_err(failed("reading an object"))?
+        {
+            Some(v) => Ok(Some(ObjectEntry::decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The objects of `bucket`, to page through.
+    pub fn objects_of(&self, bucket: &str) -> Result<Objects, S3Error> {
+        Ok(Objects(self.objects(bucket)?))
+    }
+
+    /// The reference count of `cid`.
+    fn refs_of(&self, cid: &Cid) -> Result<Option<Refs>, S3Error> {
+        let v = self
+            .refs
+            .get(cid.to_bytes())
+            .map_err(failed("reading a reference count"))?;
+        v.map(|v| Refs::decode(&v)).transpose()
+    }
+}
+
+/// One bucket's objects.
+pub struct Objects(sled::Tree);
+
+impl Objects {
+    /// The first object whose key is at least `start`.
+    pub fn first_from(&self, start: &[u8]) -> Result<Option<(Vec<u8>, ObjectEntry)>, S3Error> {
+        match self.0.range(start..).next() {
+            None => Ok(None),
+            Some(kv) => {
+                let (k, v) = kv.map_err(failed("listing objects"))?;
+                Ok(Some((k.to_vec(), ObjectEntry::decode(&v)?)))
+            }
+        }
+    }
+}
+
+fn decode_time(v: &[u8]) -> u64 {
+    v.try_into().map(u64::from_be_bytes).unwrap_or(0)
+}
+
+/// Changes the index; holds its write lock while it lives.
+pub struct Writer<'a> {
+    index: &'a BucketIndex,
+    _guard: MutexGuard<'a, ()>,
+}
+
+/// Why a transaction stopped.
+enum Abort {
+    NoSuchBucket,
+    Bad(S3Error),
+}
+
+fn transaction_error(e: TransactionError<Abort>, bucket: &str) -> S3Error {
+    match e {
+        TransactionError::Abort(Abort::NoSuchBucket) => S3Error::NoSuchBucket {
+            name: bucket.to_string(),
+        },
+        TransactionError::Abort(Abort::Bad(e)) => e,
+        TransactionError::Storage(source) => S3Error::Index {
+            doing: "committing a change",
+            source,
+        },
+    }
+}
+
+fn abort(e: S3Error) -> ConflictableTransactionError<Abort> {
+    ConflictableTransactionError::Abort(Abort::Bad(e))
+}
+
+/// Adds `delta` (±1) to the count of `cid` in `refs`; a new count takes
+/// `owned`. Returns the count left and whether the pin is the endpoint's.
+fn bump(
+    refs: &sled::transaction::TransactionalTree,
+    cid: &[u8],
+    delta: i64,
+    owned: bool,
+) -> Result<Refs, ConflictableTransactionError<Abort>> {
+    let now = match refs.get(cid)? {
+        Some(v) => Refs::decode(&v).map_err(abort)?,
+        None => Refs { count: 0, owned },
+    };
+    let count = now.count.saturating_add_signed(delta);
+    let next = Refs { count, ..now };
+    if count == 0 {
+        refs.remove(cid)?;
+    } else {
+        refs.insert(cid, &next.encode()[..])?;
+    }
+    Ok(next)
+}
+
+impl Writer<'_> {
+    /// The reference count of `cid` (none: no object names it).
+    pub fn refs_of(&self, cid: &Cid) -> Result<Option<Refs>, S3Error> {
+        self.index.refs_of(cid)
+    }
+
+    /// Creates `bucket`; false when it exists already.
+    pub fn create_bucket(&self, bucket: &str) -> Result<bool, S3Error> {
+        let i = self.index;
+        if i.bucket(bucket)?.is_some() {
+            return Ok(false);
+        }
+        i.buckets
+            .insert(bucket.as_bytes(), &now_ms().to_be_bytes()[..])
+            .map_err(failed("creating a bucket"))?;
+        i.flush()?;
+        Ok(true)
+    }
+
+    /// Removes `bucket` if it exists and is empty.
+    pub fn delete_bucket(&self, bucket: &str) -> Result<DeleteBucket, S3Error> {
+        let i = self.index;
+        let tree = match i.objects(bucket) {
+            Err(S3Error::NoSuchBucket { .. }) => return Ok(DeleteBucket::NoSuchBucket),
+            other => other?,
+        };
+        if !tree.is_empty() {
+            return Ok(DeleteBucket::NotEmpty);
+        }
+        i.buckets
+            .remove(bucket.as_bytes())
+            .map_err(failed("removing a bucket"))?;
+        i.db.drop_tree(tree_name(bucket))
+            .map_err(failed("removing a bucket"))?;
+        i.flush()?;
+        Ok(DeleteBucket::Deleted)
+    }
+
+    /// Sets `key` to `entry`, counting a reference to its CID (`owned`: the
+    /// caller pinned it for this, when no object named it before). Returns
+    /// a CID no object names any more whose pin the endpoint made: the
+    /// caller unpins it.
+    pub fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        entry: &ObjectEntry,
+        owned: bool,
+    ) -> Result<Option<Cid>, S3Error> {
+        let i = self.index;
+        let tree = i.objects(bucket)?;
+        let new_cid = entry.cid()?.to_bytes();
+        let encoded = entry.encode();
+        let released = (&i.buckets, &tree, &i.refs)
+            .transaction(|(buckets, objects, refs)| {
+                if buckets.get(bucket.as_bytes())?.is_none() {
+                    return Err(ConflictableTransactionError::Abort(Abort::NoSuchBucket));
+                }
+                bump(refs, &new_cid, 1, owned)?;
+                let Some(old) = objects.insert(key.as_bytes(), &encoded[..])? else {
+                    return Ok(None);
+                };
+                let old = ObjectEntry::decode(&old)
+                    .and_then(|o| o.cid())
+                    .map_err(abort)?;
+                let left = bump(refs, &old.to_bytes(), -1, false)?;
+                Ok((left.count == 0 && left.owned).then_some(old))
+            })
+            .map_err(|e| transaction_error(e, bucket))?;
+        i.flush()?;
+        Ok(released)
+    }
+
+    /// Removes `key`; returns its entry (none: there was no such key) and,
+    /// as [`put`](Self::put), a CID to unpin.
+    pub fn delete(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<(ObjectEntry, Option<Cid>)>, S3Error> {
+        let i = self.index;
+        let tree = i.objects(bucket)?;
+        let removed = (&tree, &i.refs)
+            .transaction(|(objects, refs)| {
+                let Some(old) = objects.remove(key.as_bytes())? else {
+                    return Ok(None);
+                };
+                let old = ObjectEntry::decode(&old).map_err(abort)?;
+                let cid = old.cid().map_err(abort)?;
+                let left = bump(refs, &cid.to_bytes(), -1, false)?;
+                Ok(Some((old, (left.count == 0 && left.owned).then_some(cid))))
+            })
+            .map_err(|e| transaction_error(e, bucket))?;
+        if removed.is_some() {
+            i.flush()?;
+        }
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(data: &[u8]) -> ObjectEntry {
+        let cid = crate::block::CidFormat::V1_SHA2_256.cid(crate::block::RAW, data);
+        ObjectEntry {
+            cid: cid.to_string(),
+            size: data.len() as u64,
+            etag: "e".into(),
+            content_type: None,
+            metadata: BTreeMap::new(),
+            mtime_ms: now_ms(),
+        }
+    }
+
+    #[test]
+    fn buckets_and_objects_survive_reopening_and_count_references() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = entry(b"a");
+        let b = entry(b"b");
+        {
+            let index = BucketIndex::open(Some(dir.path())).unwrap();
+            let w = index.writer();
+            assert!(w.create_bucket("one").unwrap());
+            assert!(!w.create_bucket("one").unwrap());
+            assert!(matches!(
+                w.put("nope", "k", &a, true),
+                Err(S3Error::NoSuchBucket { .. })
+            ));
+            assert_eq!(w.put("one", "x", &a, true).unwrap(), None);
+            assert_eq!(w.put("one", "y", &a, false).unwrap(), None);
+            let refs = w.refs_of(&a.cid().unwrap()).unwrap().unwrap();
+            assert_eq!((refs.count, refs.owned), (2, true));
+            // Replacing y by b leaves a still named by x.
+            assert_eq!(w.put("one", "y", &b, true).unwrap(), None);
+            assert_eq!(w.delete_bucket("one").unwrap(), DeleteBucket::NotEmpty);
+        }
+        let index = BucketIndex::open(Some(dir.path())).unwrap();
+        assert_eq!(index.get("one", "x").unwrap(), Some(a.clone()));
+        assert_eq!(index.get("one", "y").unwrap(), Some(b.clone()));
+        assert_eq!(index.buckets().unwrap().len(), 1);
+        let w = index.writer();
+        let (gone, unpin) = w.delete("one", "x").unwrap().unwrap();
+        assert_eq!(gone, a);
+        assert_eq!(unpin, Some(a.cid().unwrap()), "the last key of a owned pin");
+        assert_eq!(w.delete("one", "x").unwrap(), None);
+        assert_eq!(
+            w.put("one", "y", &a, false).unwrap(),
+            Some(b.cid().unwrap())
+        );
+        let (_, unpin) = w.delete("one", "y").unwrap().unwrap();
+        assert_eq!(unpin, None, "a's new pin was not the endpoint's");
+        assert_eq!(w.delete_bucket("one").unwrap(), DeleteBucket::Deleted);
+        assert_eq!(w.delete_bucket("one").unwrap(), DeleteBucket::NoSuchBucket);
+        assert!(matches!(
+            index.get("one", "x"),
+            Err(S3Error::NoSuchBucket { .. })
+        ));
+    }
+}

@@ -1,0 +1,108 @@
+//! The S3-compatible endpoint (`[s3] listen`): buckets of objects whose
+//! bodies are UnixFS DAGs in the node's store, so every object can also be
+//! fetched by its CID through the gateway or from any peer.
+//!
+//! The protocol (routing, XML, AWS Signature V4 in headers and presigned
+//! URLs, error bodies) is the `s3s` crate's; cairn supplies the storage
+//! (`service.rs` for buckets and listings, `objects.rs` for objects),
+//! the keys (`keys.rs`, checked in `auth.rs`) and the bucket index
+//! (`index.rs`, paged by `list.rs`). `body.rs` moves bodies between the
+//! async server and the blocking importer and reader.
+//!
+//! - Every request is signed with an access key (`cairn s3 key create`);
+//!   a key made for some buckets gets `AccessDenied` on the others.
+//! - An object PUT is imported with the node's `[import]` options and
+//!   pinned; it becomes visible only once its blocks, its pin and the index
+//!   entry are on disk. Its ETag is the MD5 of its body; its CID comes back
+//!   in the `x-cairn-cid` header of PUT, GET and HEAD.
+//! - An object's pin is removed with the last key naming its CID, unless
+//!   the CID was pinned before the endpoint stored it.
+
+mod auth;
+mod body;
+mod error;
+mod index;
+pub mod keys;
+mod list;
+mod objects;
+mod service;
+
+pub use error::S3Error;
+pub use keys::{AccessKey, AccessKeys};
+
+use crate::node::online::OnlineNode;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+
+/// The response header naming an object's CID.
+pub const CID_HEADER: &str = "x-cairn-cid";
+
+/// The endpoint's state: the node, its access keys and bucket index.
+#[derive(Clone)]
+pub struct S3Endpoint {
+    online: Arc<OnlineNode>,
+    keys: Arc<AccessKeys>,
+    index: Arc<index::BucketIndex>,
+}
+
+impl S3Endpoint {
+    /// Opens the endpoint of `online`'s node: its repo's keys and bucket
+    /// index, or in-memory ones for a node without a repo.
+    pub fn open(online: Arc<OnlineNode>) -> Result<S3Endpoint, S3Error> {
+        let repo = online.node().repo_path().map(std::path::Path::to_path_buf);
+        let keys = match &repo {
+            Some(r) => AccessKeys::for_repo(r),
+            None => AccessKeys::in_memory(),
+        };
+        let index = index::BucketIndex::open(repo.as_deref())?;
+        Ok(S3Endpoint {
+            online,
+            keys: Arc::new(keys),
+            index: Arc::new(index),
+        })
+    }
+
+    /// The access keys requests are checked against.
+    pub fn keys(&self) -> &Arc<AccessKeys> {
+        &self.keys
+    }
+
+    /// The endpoint's routes, for [`crate::http::serve`].
+    pub fn router(&self) -> axum::Router {
+        let auth = auth::KeyAuth(Arc::clone(&self.keys));
+        let mut builder = s3s::service::S3ServiceBuilder::new(service::Cairn {
+            online: Arc::clone(&self.online),
+            index: Arc::clone(&self.index),
+            auth: auth.clone(),
+        });
+        builder.set_auth(auth.clone());
+        builder.set_access(auth);
+        let service = builder.build();
+        let counter = self.online.request_counter();
+        axum::Router::new()
+            .fallback(handle)
+            .layer(axum::middleware::from_fn_with_state(
+                (counter, "s3"),
+                crate::http::count_requests,
+            ))
+            .with_state(service)
+    }
+}
+
+/// Every request goes to s3s, which answers S3's errors itself; only a
+/// failure outside S3's error model is a bare 500.
+async fn handle(
+    State(service): State<s3s::service::S3Service>,
+    request: axum::extract::Request,
+) -> Response {
+    let request = request.map(s3s::Body::http_body_unsync);
+    match service.call(request).await {
+        Ok(response) => response.map(axum::body::Body::new),
+        Err(e) => {
+            let e: Box<dyn std::error::Error + Send + Sync> = e.into();
+            tracing::warn!("S3 request failed: {e}");
+            (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! Objects: PUT imports the body as a UnixFS file with the node's
+//! `[import]` options while hashing it (MD5: the ETag), pins it, makes
+//! blocks and pin durable, then commits the index entry (only then is it
+//! visible); GET and HEAD read the entry and stream the file (or a range
+//! of it) from the store; DELETE removes the entry and, with the last key
+//! naming the CID, the endpoint's pin.
+
+use super::body::{pump, BodyReader, ChunkStream, Digesting};
+use super::index::{now_ms, ObjectEntry};
+use super::service::{blocking, internal, s3_err, timestamp, Cairn};
+use super::CID_HEADER;
+use crate::block::Cid;
+use crate::node::{AddOptions, Node, NodeError};
+use crate::store::PinKind;
+use s3s::dto::*;
+use s3s::{s3_error, S3Response, S3Result};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The largest single PUT (S3's limit; larger objects need multipart).
+const MAX_PUT_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+
+/// The longest key (S3's limit), in bytes.
+const MAX_KEY_BYTES: usize = 1024;
+
+fn check_key(key: &str) -> S3Result<()> {
+    if key.is_empty() {
+        return Err(s3_error!(InvalidArgument, "the object key is empty"));
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return Err(s3_error!(
+            KeyTooLongError,
+            "object keys are at most {MAX_KEY_BYTES} bytes"
+        ));
+    }
+    Ok(())
+}
+
+fn cid_header(cid: &str) -> S3Result<axum::http::HeaderMap> {
+    let mut headers = axum::http::HeaderMap::new();
+    let value = axum::http::HeaderValue::from_str(cid).map_err(internal)?;
+    headers.insert(CID_HEADER, value);
+    Ok(headers)
+}
+
+fn with_cid<T>(output: T, cid: &str) -> S3Result<S3Response<T>> {
+    let mut response = S3Response::new(output);
+    response.headers = cid_header(cid)?;
+    Ok(response)
+}
+
+/// PutObject.
+pub(super) async fn put(c: &Cairn, input: PutObjectInput) -> S3Result<S3Response<PutObjectOutput>> {
+    check_key(&input.key)?;
+    if input
+        .content_length
+        .is_some_and(|n| u64::try_from(n).map_or(true, |n| n > MAX_PUT_BYTES))
+    {
+        return Err(s3_error!(
+            EntityTooLarge,
+            "a single PUT holds at most {MAX_PUT_BYTES} bytes"
+        ));
+    }
+    let expected_md5 = input
+        .content_md5
+        .as_deref()
+        .map(|b64| {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .ok()
+                .filter(|d| d.len() == 16)
+                .ok_or_else(|| s3_error!(InvalidDigest, "Content-MD5 is not a base64 MD5"))
+        })
+        .transpose()?;
+    c.bucket_exists(&input.bucket).await?;
+
+    let node = Arc::clone(c.online.node());
+    let mut opts = AddOptions::from_config(node.config()).map_err(internal)?;
+    opts.pin = false;
+    // GC waits until the object is pinned (or refused).
+    let gc_guard = c.online.gc_lock().clone().read_owned().await;
+    let (tx, reader) = BodyReader::new();
+    let importer = {
+        let node = Arc::clone(&node);
+        tokio::task::spawn_blocking(move || {
+            let mut body = Digesting::new(reader, MAX_PUT_BYTES);
+            let added = node.add_reader(&mut body, &opts, &mut |_| {});
+            let too_large = body.over_limit();
+            (added, body.finish(), too_large)
+        })
+    };
+    let pumped = match input.body {
+        Some(body) => pump(body, tx).await,
+        None => {
+            drop(tx);
+            Ok(())
+        }
+    };
+    let (added, digested, too_large) = importer.await.map_err(internal)?;
+    if let Err(e) = pumped {
+        // The client's body failed (cut off, or its chunk signatures).
+        return Err(match e.downcast::<s3s::S3Error>() {
+            Ok(e) => *e,
+            Err(e) => s3_error!(IncompleteBody, "the body could not be read: {e}"),
+        });
+    }
+    if too_large {
+        return Err(s3_error!(
+            EntityTooLarge,
+            "a single PUT holds at most {MAX_PUT_BYTES} bytes"
+        ));
+    }
+    let added = added.map_err(internal)?;
+    if let Some(n) = input.content_length {
+        if u64::try_from(n).ok() != Some(digested.bytes) {
+            return Err(s3_error!(
+                IncompleteBody,
+                "{} bytes came of the {n} declared",
+                digested.bytes
+            ));
+        }
+    }
+    if expected_md5.is_some_and(|m| m[..] != digested.md5[..]) {
+        return Err(s3_error!(
+            BadDigest,
+            "the body's MD5 differs from Content-MD5"
+        ));
+    }
+    let etag: String = digested.md5.iter().map(|b| format!("{b:02x}")).collect();
+    let entry = ObjectEntry {
+        cid: added.cid.to_string(),
+        size: digested.bytes,
+        etag: etag.clone(),
+        content_type: input.content_type,
+        metadata: input
+            .metadata
+            .map(|m| m.into_iter().collect::<BTreeMap<_, _>>())
+            .unwrap_or_default(),
+        mtime_ms: now_ms(),
+    };
+    let cid_text = entry.cid.clone();
+    let index = Arc::clone(&c.index);
+    let (bucket, key) = (input.bucket, input.key);
+    let committed = {
+        let node = Arc::clone(&node);
+        blocking(move || commit(&node, &index, &bucket, &key, &entry, added.cid)).await
+    };
+    drop(gc_guard);
+    let owned = committed?;
+    c.online
+        .announce_added(added.cid, owned.then_some(PinKind::Recursive))
+        .await;
+    with_cid(
+        PutObjectOutput {
+            e_tag: Some(ETag::Strong(etag)),
+            size: Some(i64::try_from(digested.bytes).unwrap_or(i64::MAX)),
+            ..Default::default()
+        },
+        &cid_text,
+    )
+}
+
+/// Pins `cid` unless an object or the user has it pinned already, makes
+/// blocks and pin durable, commits the index entry, and removes the pin
+/// of a CID no key names any more. Returns whether it pinned `cid`.
+fn commit(
+    node: &Node,
+    index: &super::index::BucketIndex,
+    bucket: &str,
+    key: &str,
+    entry: &ObjectEntry,
+    cid: Cid,
+) -> Result<bool, super::S3Error> {
+    let writer = index.writer();
+    let pin_here = writer.refs_of(&cid)?.is_none()
+        && node.store().pin_of(&cid).map_err(NodeError::from)? != Some(PinKind::Recursive);
+    if pin_here {
+        node.pin_complete(&cid)?;
+    }
+    node.flush()?;
+    let released = match writer.put(bucket, key, entry, pin_here) {
+        Ok(r) => r,
+        Err(e) => {
+            if pin_here {
+                let _ = node.store().unpin(&cid);
+            }
+            return Err(e);
+        }
+    };
+    if let Some(old) = released {
+        unpin(node, &old);
+    }
+    Ok(pin_here)
+}
+
+/// Removes the endpoint's pin of `cid` (its blocks go at the next GC).
+fn unpin(node: &Node, cid: &Cid) {
+    if let Err(e) = node.store().unpin(cid) {
+        tracing::warn!("S3: unpinning {cid}: {e}");
+    }
+}
+
+/// The entry at `bucket`/`key`, or `NoSuchKey`.
+async fn entry(c: &Cairn, bucket: &str, key: &str) -> S3Result<ObjectEntry> {
+    let index = Arc::clone(&c.index);
+    let (b, k) = (bucket.to_string(), key.to_string());
+    blocking(move || index.get(&b, &k))
+        .await?
+        .ok_or_else(|| s3_error!(NoSuchKey, "no object {key:?} in bucket {bucket:?}"))
+}
+
+/// The byte range a request reads: all, or its `Range` (416 when it
+/// starts past the end), with the `Content-Range` to answer.
+fn range_of(range: Option<Range>, size: u64) -> S3Result<(u64, u64, Option<String>)> {
+    match range {
+        None => Ok((0, size, None)),
+        Some(r) => {
+            let within = r.check(size).map_err(|_| {
+                s3_error!(
+                    InvalidRange,
+                    "the range is outside the object's {size} bytes"
+                )
+            })?;
+            let content_range = format!("bytes {}-{}/{size}", within.start, within.end - 1);
+            Ok((within.start, within.end - within.start, Some(content_range)))
+        }
+    }
+}
+
+/// GetObject, whole or one range.
+pub(super) async fn get(c: &Cairn, input: GetObjectInput) -> S3Result<S3Response<GetObjectOutput>> {
+    let e = entry(c, &input.bucket, &input.key).await?;
+    let cid = e.cid().map_err(s3_err)?;
+    let (start, length, content_range) = range_of(input.range, e.size)?;
+    let node = Arc::clone(c.online.node());
+    let rx = crate::http::spawn_producer(move |out| {
+        let mut reader = node.cat(&cid.to_string(), start, Some(length))?;
+        std::io::copy(&mut reader, out)?;
+        Ok(())
+    });
+    let output = GetObjectOutput {
+        body: Some(StreamingBlob::wrap(ChunkStream(rx))),
+        content_length: Some(i64::try_from(length).unwrap_or(i64::MAX)),
+        content_range,
+        accept_ranges: Some("bytes".into()),
+        e_tag: Some(ETag::Strong(e.etag.clone())),
+        last_modified: Some(timestamp(e.mtime_ms)),
+        content_type: e.content_type.clone(),
+        metadata: metadata(&e),
+        ..Default::default()
+    };
+    with_cid(output, &e.cid)
+}
+
+fn metadata(e: &ObjectEntry) -> Option<Metadata> {
+    (!e.metadata.is_empty()).then(|| e.metadata.clone().into_iter().collect())
+}
+
+/// HeadObject.
+pub(super) async fn head(
+    c: &Cairn,
+    input: HeadObjectInput,
+) -> S3Result<S3Response<HeadObjectOutput>> {
+    let e = entry(c, &input.bucket, &input.key).await?;
+    let (_, length, content_range) = range_of(input.range, e.size)?;
+    let output = HeadObjectOutput {
+        content_length: Some(i64::try_from(length).unwrap_or(i64::MAX)),
+        content_range,
+        accept_ranges: Some("bytes".into()),
+        e_tag: Some(ETag::Strong(e.etag.clone())),
+        last_modified: Some(timestamp(e.mtime_ms)),
+        content_type: e.content_type.clone(),
+        metadata: metadata(&e),
+        ..Default::default()
+    };
+    with_cid(output, &e.cid)
+}
+
+/// DeleteObject: succeeds whether or not the key existed (as S3).
+pub(super) async fn delete(
+    c: &Cairn,
+    input: DeleteObjectInput,
+) -> S3Result<S3Response<DeleteObjectOutput>> {
+    let index = Arc::clone(&c.index);
+    let node = Arc::clone(c.online.node());
+    let (bucket, key) = (input.bucket, input.key);
+    blocking(move || {
+        if let Some((_, Some(cid))) = index.writer().delete(&bucket, &key)? {
+            unpin(&node, &cid);
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(S3Response::new(DeleteObjectOutput::default()))
+}
