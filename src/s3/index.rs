@@ -226,12 +226,15 @@ impl BucketIndex {
     }
 }
 
+/// An object and its key, as a listing finds it.
+pub type Found = Option<(Vec<u8>, ObjectEntry)>;
+
 /// One bucket's objects.
 pub struct Objects(sled::Tree);
 
 impl Objects {
     /// The first object whose key is at least `start`.
-    pub fn first_from(&self, start: &[u8]) -> Result<Option<(Vec<u8>, ObjectEntry)>, S3Error> {
+    pub fn first_from(&self, start: &[u8]) -> Result<Found, S3Error> {
         match self.0.range(start..).next() {
             None => Ok(None),
             Some(kv) => {
@@ -255,7 +258,7 @@ pub struct Writer<'a> {
 /// Why a transaction stopped.
 enum Abort {
     NoSuchBucket,
-    Bad(S3Error),
+    Bad(Box<S3Error>),
 }
 
 fn transaction_error(e: TransactionError<Abort>, bucket: &str) -> S3Error {
@@ -263,7 +266,7 @@ fn transaction_error(e: TransactionError<Abort>, bucket: &str) -> S3Error {
         TransactionError::Abort(Abort::NoSuchBucket) => S3Error::NoSuchBucket {
             name: bucket.to_string(),
         },
-        TransactionError::Abort(Abort::Bad(e)) => e,
+        TransactionError::Abort(Abort::Bad(e)) => *e,
         TransactionError::Storage(source) => S3Error::Index {
             doing: "committing a change",
             source,
@@ -272,7 +275,7 @@ fn transaction_error(e: TransactionError<Abort>, bucket: &str) -> S3Error {
 }
 
 fn abort(e: S3Error) -> ConflictableTransactionError<Abort> {
-    ConflictableTransactionError::Abort(Abort::Bad(e))
+    ConflictableTransactionError::Abort(Abort::Bad(Box::new(e)))
 }
 
 /// Adds `delta` (±1) to the count of `cid` in `refs`; a new count takes

@@ -8,7 +8,7 @@
 //!
 //! The continuation token is where the next page starts, base64url.
 
-use super::index::ObjectEntry;
+use super::index::{Found, ObjectEntry};
 use super::S3Error;
 use base64::Engine;
 
@@ -87,7 +87,7 @@ pub fn token(next: &[u8]) -> String {
 /// least its argument.
 pub fn page(
     query: &ListQuery,
-    seek: &mut dyn FnMut(&[u8]) -> Result<Option<(Vec<u8>, ObjectEntry)>, S3Error>,
+    seek: &mut dyn FnMut(&[u8]) -> Result<Found, S3Error>,
 ) -> Result<ListPage, S3Error> {
     let prefix = query.prefix.as_bytes();
     let delimiter = query.delimiter.as_deref().filter(|d| !d.is_empty());
