@@ -14,12 +14,11 @@
 
 mod common;
 
-use common::process::{run_bounded, setup_once};
+use common::process::{run_json_script, setup_once};
 use common::{gateway_url, Daemon, TestRepo};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 /// When a client script that has not finished is killed.
@@ -41,22 +40,7 @@ fn python() -> PathBuf {
 /// Runs `script` with `spec` on its standard input; its last line of
 /// output, parsed as JSON.
 fn run_script(script: &str, spec: &Value) -> Value {
-    let mut cmd = Command::new(python());
-    cmd.arg(clients_dir().join(script))
-        .current_dir(clients_dir());
-    let out = run_bounded(cmd, Some(spec.to_string().into_bytes()), SCRIPT_KILL)
-        .unwrap_or_else(|e| panic!("{script}: {e:#}"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "{script} failed ({})\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        out.status
-    );
-    let last = stdout.lines().rev().find(|l| !l.trim().is_empty());
-    serde_json::from_str(last.unwrap_or("")).unwrap_or_else(|e| {
-        panic!("{script} printed no JSON ({e})\n--- stdout\n{stdout}\n--- stderr\n{stderr}")
-    })
+    run_json_script(&python(), &clients_dir(), script, spec, SCRIPT_KILL)
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -228,33 +228,40 @@ fn range_of(range: Option<Range>, size: u64) -> S3Result<(u64, u64, Option<Strin
     }
 }
 
+/// What GET and HEAD answer about an object (and the range asked for),
+/// as the fields both outputs share.
+macro_rules! described {
+    ($output:ident, $e:expr, $range:expr) => {{
+        let e: &ObjectEntry = $e;
+        let (start, length, content_range) = range_of($range, e.size)?;
+        let output = $output {
+            content_length: Some(i64::try_from(length).unwrap_or(i64::MAX)),
+            content_range,
+            accept_ranges: Some("bytes".into()),
+            e_tag: Some(ETag::Strong(e.etag.clone())),
+            last_modified: Some(timestamp(e.mtime_ms)),
+            content_type: e.content_type.clone(),
+            metadata: (!e.metadata.is_empty())
+                .then(|| e.metadata.clone().into_iter().collect()),
+            ..Default::default()
+        };
+        (output, start, length)
+    }};
+}
+
 /// GetObject, whole or one range.
 pub(super) async fn get(c: &Cairn, input: GetObjectInput) -> S3Result<S3Response<GetObjectOutput>> {
     let e = entry(c, &input.bucket, &input.key).await?;
     let cid = e.cid().map_err(s3_err)?;
-    let (start, length, content_range) = range_of(input.range, e.size)?;
+    let (mut output, start, length) = described!(GetObjectOutput, &e, input.range);
     let node = Arc::clone(c.online.node());
     let rx = crate::http::spawn_producer(move |out| {
         let mut reader = node.cat(&cid.to_string(), start, Some(length))?;
         std::io::copy(&mut reader, out)?;
         Ok(())
     });
-    let output = GetObjectOutput {
-        body: Some(StreamingBlob::wrap(ChunkStream(rx))),
-        content_length: Some(i64::try_from(length).unwrap_or(i64::MAX)),
-        content_range,
-        accept_ranges: Some("bytes".into()),
-        e_tag: Some(ETag::Strong(e.etag.clone())),
-        last_modified: Some(timestamp(e.mtime_ms)),
-        content_type: e.content_type.clone(),
-        metadata: metadata(&e),
-        ..Default::default()
-    };
+    output.body = Some(StreamingBlob::wrap(ChunkStream(rx)));
     with_cid(output, &e.cid)
-}
-
-fn metadata(e: &ObjectEntry) -> Option<Metadata> {
-    (!e.metadata.is_empty()).then(|| e.metadata.clone().into_iter().collect())
 }
 
 /// HeadObject.
@@ -263,17 +270,7 @@ pub(super) async fn head(
     input: HeadObjectInput,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let e = entry(c, &input.bucket, &input.key).await?;
-    let (_, length, content_range) = range_of(input.range, e.size)?;
-    let output = HeadObjectOutput {
-        content_length: Some(i64::try_from(length).unwrap_or(i64::MAX)),
-        content_range,
-        accept_ranges: Some("bytes".into()),
-        e_tag: Some(ETag::Strong(e.etag.clone())),
-        last_modified: Some(timestamp(e.mtime_ms)),
-        content_type: e.content_type.clone(),
-        metadata: metadata(&e),
-        ..Default::default()
-    };
+    let (output, _, _) = described!(HeadObjectOutput, &e, input.range);
     with_cid(output, &e.cid)
 }
 

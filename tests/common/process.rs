@@ -105,6 +105,33 @@ pub fn run_bounded(
     }
 }
 
+/// Runs `python SCRIPT` in `dir` with `spec` as JSON on its standard
+/// input, bounded by `timeout`; asserts it succeeds and returns its last
+/// line of output parsed as JSON (the Python client harnesses' results).
+pub fn run_json_script(
+    python: &Path,
+    dir: &Path,
+    script: &str,
+    spec: &serde_json::Value,
+    timeout: Duration,
+) -> serde_json::Value {
+    let mut cmd = Command::new(python);
+    cmd.arg(dir.join(script)).current_dir(dir);
+    let out = run_bounded(cmd, Some(spec.to_string().into_bytes()), timeout)
+        .unwrap_or_else(|e| panic!("{script}: {e:#}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{script} failed ({})\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        out.status
+    );
+    let last = stdout.lines().rev().find(|l| !l.trim().is_empty());
+    serde_json::from_str(last.unwrap_or("")).unwrap_or_else(|e| {
+        panic!("{script} printed no JSON ({e})\n--- stdout\n{stdout}\n--- stderr\n{stderr}")
+    })
+}
+
 /// Runs `bash SCRIPT ARGS...` (paths relative to the crate root) once per
 /// test binary and command line, bounded by [`SETUP_TIMEOUT`]; panics with
 /// its output if it fails, saying that the tests need `needs`.
