@@ -11,10 +11,13 @@
 //! dag-pb), then, for depth = 1, 2, ..., up to [`TRICKLE_DEPTH_REPEAT`]
 //! subtrees of that depth, each built the same way with its depth limit.
 //!
-//! Blocks go to a sink as soon as they exist, so memory holds one chunk and
-//! the pending links of each open tree level, whatever the file size.
+//! Leaves are hashed on every core (`dag::leaves`) and come back in
+//! file order; blocks go to a sink as soon as they exist, so memory holds a
+//! few chunks per core and the pending links of each open tree level,
+//! whatever the file size.
 
 use super::chunker::ChunkerSpec;
+use super::leaves::{leaf_workers, Leaves};
 use super::pb::{DataType, PbLink, PbNode, UnixFs};
 use super::DagError;
 use crate::block::{Block, Cid, CidFormat, HashAlg, DAG_PB, RAW};
@@ -290,40 +293,38 @@ impl FileNode {
 }
 
 /// Streams one file into UnixFS blocks.
-struct FileBuilder<'s, I: Iterator> {
+struct FileBuilder<'s, L: Iterator> {
     opts: ImportOptions,
-    chunks: std::iter::Peekable<I>,
+    leaves: std::iter::Peekable<L>,
     sink: &'s mut dyn FnMut(Block) -> Result<(), DagError>,
 }
 
-impl<I> FileBuilder<'_, I>
+impl<L> FileBuilder<'_, L>
 where
-    I: Iterator<Item = std::io::Result<Bytes>>,
+    L: Iterator<Item = Result<(Block, Built), DagError>>,
 {
     fn more(&mut self) -> Result<bool, DagError> {
-        match self.chunks.peek() {
+        match self.leaves.peek() {
             None => Ok(false),
             Some(Ok(_)) => Ok(true),
-            Some(Err(_)) => match self.chunks.next() {
-                Some(Err(e)) => Err(DagError::Read(e)),
+            Some(Err(_)) => match self.leaves.next() {
+                Some(Err(e)) => Err(e),
                 _ => Ok(false),
             },
         }
     }
 
-    fn next_chunk(&mut self) -> Result<Option<Bytes>, DagError> {
-        self.chunks.next().transpose().map_err(DagError::Read)
+    /// Stores the next leaf (of the kind the leaves were made with).
+    fn next_leaf(&mut self) -> Result<Option<Built>, DagError> {
+        let Some((block, built)) = self.leaves.next().transpose()? else {
+            return Ok(None);
+        };
+        self.emit(block)?;
+        Ok(Some(built))
     }
 
     fn emit(&mut self, block: Block) -> Result<(), DagError> {
         (self.sink)(block)
-    }
-
-    /// Turns a chunk into a leaf block of the given UnixFS type.
-    fn leaf(&mut self, chunk: Bytes, kind: DataType) -> Result<Built, DagError> {
-        let (block, built) = leaf_block(&self.opts, chunk, kind);
-        self.emit(block)?;
-        Ok(built)
     }
 
     fn file_node(&mut self, node: FileNode) -> Result<Built, DagError> {
@@ -333,15 +334,15 @@ where
     }
 
     fn balanced(&mut self) -> Result<Built, DagError> {
-        let Some(first) = self.next_chunk()? else {
+        let Some(first) = self.next_leaf()? else {
             // Empty file: one empty leaf (a raw empty block with raw leaves).
-            return self.leaf(Bytes::new(), DataType::File);
+            let (block, built) = leaf_block(&self.opts, Bytes::new(), DataType::File);
+            self.emit(block)?;
+            return Ok(built);
         };
-        let first = self.leaf(first, DataType::File)?;
         let mut tree = BalancedTree::new(&self.opts);
         tree.push(0, first, self.sink)?;
-        while let Some(chunk) = self.next_chunk()? {
-            let leaf = self.leaf(chunk, DataType::File)?;
+        while let Some(leaf) = self.next_leaf()? {
             tree.push(0, leaf, self.sink)?;
         }
         tree.finish(self.sink)?
@@ -351,10 +352,9 @@ where
     fn trickle(&mut self, max_depth: Option<usize>) -> Result<Built, DagError> {
         let mut node = FileNode::default();
         while node.len() < self.opts.max_links {
-            let Some(chunk) = self.next_chunk()? else {
+            let Some(leaf) = self.next_leaf()? else {
                 break;
             };
-            let leaf = self.leaf(chunk, DataType::Raw)?;
             node.add(leaf);
         }
         let mut depth = 1;
@@ -494,15 +494,24 @@ pub fn build_file(
     sink: &mut dyn FnMut(Block) -> Result<(), DagError>,
 ) -> Result<Built, DagError> {
     opts.validate()?;
-    let mut builder = FileBuilder {
-        opts: *opts,
-        chunks: opts.chunker.chunks(reader).peekable(),
-        sink,
+    // Trickle leaves are UnixFS `Raw` when they are dag-pb, as go-unixfs's.
+    let kind = match opts.layout {
+        Layout::Balanced => DataType::File,
+        Layout::Trickle => DataType::Raw,
     };
-    match opts.layout {
-        Layout::Balanced => builder.balanced(),
-        Layout::Trickle => builder.trickle(None),
-    }
+    std::thread::scope(|scope| {
+        let chunks = opts.chunker.chunks(reader);
+        let leaves = Leaves::new(scope, chunks, opts, kind, leaf_workers());
+        let mut builder = FileBuilder {
+            opts: *opts,
+            leaves: leaves.peekable(),
+            sink,
+        };
+        match opts.layout {
+            Layout::Balanced => builder.balanced(),
+            Layout::Trickle => builder.trickle(None),
+        }
+    })
 }
 
 /// Builds a UnixFS directory node from named children. Links are sorted by

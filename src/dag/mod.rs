@@ -5,6 +5,8 @@
 //!   CIDs identical to Kubo's for the same options.
 //! - [`reader`]: streaming reads of files and byte ranges (only the blocks a
 //!   range needs), directory listings, path resolution, tree export.
+//! - `leaves`: leaf blocks of a file import, hashed on every core, in
+//!   file order.
 //! - [`hamt`]: HAMT-sharded directories (Kubo's large directories).
 //! - [`ipld`]: blocks as IPLD data (DAG-CBOR, DAG-JSON, dag-pb, raw) and
 //!   paths through them.
@@ -23,6 +25,7 @@ pub mod chunker;
 pub mod fetch;
 pub mod hamt;
 pub mod ipld;
+mod leaves;
 pub mod pb;
 pub mod reader;
 pub mod scope;
