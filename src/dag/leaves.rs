@@ -223,7 +223,7 @@ where
 
 /// How many threads hash leaves: one per core the process may use.
 pub(crate) fn leaf_workers() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    super::available_cores().unwrap_or(1)
 }
 
 #[cfg(test)]

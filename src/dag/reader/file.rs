@@ -168,12 +168,9 @@ impl Default for ReadOptions {
     }
 }
 
-/// One worker per core, at most 4. Asked once per process:
-/// `available_parallelism` reads the cgroup files under /proc and /sys on
-/// every call (11 % of a gateway's CPU when each small read asked it).
+/// One worker per core, at most 4 (2 when the core count is unknown).
 fn default_workers() -> usize {
-    static WORKERS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *WORKERS.get_or_init(|| std::thread::available_parallelism().map_or(2, |n| n.get().min(4)))
+    crate::dag::available_cores().map_or(2, |n| n.min(4))
 }
 
 /// The size of the file's leaves, as far as the walk has seen them: the
