@@ -424,3 +424,81 @@ fn heads_ranges_and_if_range_as_rfc_9110() {
     }
     assert!(d.signal(libc::SIGTERM).success());
 }
+
+/// Flips one byte of `data`'s stored copy in the repo's segment files.
+fn corrupt_on_disk(repo: &TestRepo, data: &[u8]) {
+    let mut stack = vec![repo.path()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let mut bytes = std::fs::read(&path).unwrap();
+            if let Some(at) = bytes.windows(data.len()).position(|w| w == data) {
+                bytes[at + data.len() / 2] ^= 0x40;
+                std::fs::write(&path, bytes).unwrap();
+                return;
+            }
+        }
+    }
+    panic!("the block's bytes are in no file of the repo");
+}
+
+/// The memory tier (`[store] hot_cache`): a small file read again is
+/// answered from memory, byte-identical, and counted on `/metrics`; a
+/// copy that went bad on disk before its first read is refused and never
+/// admitted, while one already in memory keeps being served as verified.
+#[test]
+fn small_files_are_served_from_the_memory_tier_and_only_when_verified() {
+    let a = TestRepo::new();
+    let good = common::random_bytes(1_120, 91);
+    let bad = common::random_bytes(3_000, 92);
+    let (fg, fb) = (a.scratch("good.bin"), a.scratch("bad.bin"));
+    std::fs::write(&fg, &good).unwrap();
+    std::fs::write(&fb, &bad).unwrap();
+    let (good_cid, bad_cid) = (a.add(&fg, &[]), a.add(&fb, &[]));
+    corrupt_on_disk(&a, &bad);
+    // The bad copy is looked for on the network (there is none): not long.
+    a.set_config("gateway", "timeout", "\"2s\"");
+    let (_d, banner) = Daemon::start(&a, &[]);
+    let gw = gateway_url(&banner);
+    for _ in 0..5 {
+        let got = get(&format!("{gw}/ipfs/{good_cid}"), &[]);
+        assert_eq!((got.status, got.body.len()), (200, good.len()));
+        assert!(got.body == good, "a cached answer differs from the file");
+        let part = get(
+            &format!("{gw}/ipfs/{good_cid}"),
+            &[("Range", "bytes=100-199")],
+        );
+        assert_eq!(part.status, 206);
+        assert!(part.body == good[100..200]);
+    }
+    for _ in 0..2 {
+        assert_ne!(get(&format!("{gw}/ipfs/{bad_cid}"), &[]).status, 200);
+    }
+    // Now the good copy goes bad on disk too: memory still holds the
+    // verified bytes, and answers with them.
+    corrupt_on_disk(&a, &good);
+    let got = get(&format!("{gw}/ipfs/{good_cid}"), &[]);
+    assert_eq!(got.status, 200);
+    assert!(got.body == good);
+    let api = common::api_url(&banner);
+    let text = String::from_utf8(get(&format!("{api}/metrics"), &[]).body).unwrap();
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .unwrap_or_else(|| panic!("no {name} in metrics:\n{text}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    // 11 reads of the good file, the first from disk.
+    assert!(value("cairn_hot_cache_hits_total") >= 10.0, "{text}");
+    assert!(value("cairn_hot_cache_hit_bytes_total") >= 10.0 * 1_120.0);
+    // Only the good block is held; the bad one never was.
+    assert_eq!(value("cairn_hot_cache_blocks"), 1.0, "{text}");
+}

@@ -25,7 +25,10 @@ const SNIFF_BYTES: u64 = 512;
 pub(super) async fn unixfs(req: &Request<'_>) -> Result<Response, GatewayError> {
     let (s, content, uri) = (req.s, &req.content, req.uri);
     let source = req.source();
-    let (cid, mut roots, node) = {
+    let (cid, mut roots, node) = if let Some(node) = held_root(req) {
+        // The whole answer may come from memory: no blocking hand-off.
+        (content.root, vec![content.root], node)
+    } else {
         let (root, segments, source) = (content.root, content.segments.clone(), source.clone());
         blocking(
             s,
@@ -98,6 +101,17 @@ pub(super) async fn unixfs(req: &Request<'_>) -> Result<Response, GatewayError> 
             file(req, &roots, target, source).await
         }
     }
+}
+
+/// The decoded root block of a request without a path, when the memory
+/// tier holds it (verified when it was admitted). A block that does not
+/// decode is left to the usual path, which reports it.
+fn held_root(req: &Request<'_>) -> Option<Node> {
+    if !req.content.segments.is_empty() {
+        return None;
+    }
+    let block = req.s.online.node().hot_cache()?.get(&req.content.root)?;
+    Node::decode(&block).ok()
 }
 
 /// A file to serve: its CID, size and the name its type comes from.

@@ -36,3 +36,48 @@ impl Node {
             .ok_or(NodeError::NotLocal { cid: *cid })
     }
 }
+
+/// Exposes the memory tier's counters (`[store] hot_cache`) on `/metrics`.
+#[derive(Debug)]
+pub(super) struct HotCollector(pub(super) std::sync::Arc<crate::store::HotCache>);
+
+impl prometheus_client::collector::Collector for HotCollector {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use crate::net::metrics::{encode_counter, encode_gauge};
+        use std::sync::atomic::Ordering::Relaxed;
+        let s = self.0.stats();
+        encode_counter(
+            &mut encoder,
+            "hot_cache_hits",
+            "Block reads answered from the memory tier",
+            s.hits.load(Relaxed),
+        )?;
+        encode_counter(
+            &mut encoder,
+            "hot_cache_misses",
+            "Block reads that went to the store beneath the memory tier",
+            s.misses.load(Relaxed),
+        )?;
+        encode_counter(
+            &mut encoder,
+            "hot_cache_hit_bytes",
+            "Bytes of blocks answered from the memory tier",
+            s.hit_bytes.load(Relaxed),
+        )?;
+        encode_gauge(
+            &mut encoder,
+            "hot_cache_bytes",
+            "Bytes the memory tier holds (blocks and their bookkeeping)",
+            i64::try_from(self.0.weighted_bytes()).unwrap_or(i64::MAX),
+        )?;
+        encode_gauge(
+            &mut encoder,
+            "hot_cache_blocks",
+            "Blocks the memory tier holds",
+            i64::try_from(self.0.entries()).unwrap_or(i64::MAX),
+        )
+    }
+}

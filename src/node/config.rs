@@ -485,6 +485,13 @@ pub struct StoreConfig {
     /// Write blocks fetched from peers with `O_DIRECT` (around the page
     /// cache) where the file system supports it; tmpfs never does.
     pub direct_io: bool,
+    /// Memory for verified blocks that reads come back to (the hot tier,
+    /// `store::HotStore`): small files served from memory. 0: off.
+    pub hot_cache: ByteSize,
+    /// The largest block the hot tier keeps: larger blocks (the leaves of
+    /// large files) are read from disk every time, so streaming them costs
+    /// no memory there.
+    pub hot_cache_block_max: ByteSize,
 }
 
 impl Default for StoreConfig {
@@ -497,6 +504,8 @@ impl Default for StoreConfig {
             cache_bytes: d.cache_bytes,
             reserve_bytes: d.reserve_bytes,
             direct_io: d.direct_io,
+            hot_cache: ByteSize(32 << 20),
+            hot_cache_block_max: ByteSize(256 << 10),
         }
     }
 }

@@ -41,7 +41,7 @@ use crate::dag::reader::ReadOptions;
 use crate::dag::BlockSource;
 use crate::names::ipns::Names;
 use crate::names::Keystore;
-use crate::store::{MemoryStore, RebuildReport, Store};
+use crate::store::{HotCache, HotStore, MemoryStore, RebuildReport, Store};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -56,6 +56,8 @@ pub struct Node {
     names: Arc<Names>,
     mfs: Arc<crate::names::mfs::Mfs>,
     index_rebuilt: Option<RebuildReport>,
+    /// The memory tier in front of `store`, when `[store] hot_cache` is on.
+    hot: Option<Arc<HotCache>>,
 }
 
 impl Node {
@@ -77,7 +79,17 @@ impl Node {
         let key_seed = *repo.key_seed();
         let keys = Arc::new(Keystore::open(repo.path.join("keystore"), key_seed));
         let index_rebuilt = repo.store.rebuilt_index().cloned();
-        let store: Arc<dyn Store> = Arc::new(repo.store);
+        let disk: Arc<dyn Store> = Arc::new(repo.store);
+        let hot_bytes = repo.config.store.hot_cache.bytes();
+        let (store, hot): (Arc<dyn Store>, _) = match hot_bytes {
+            0 => (disk, None),
+            _ => {
+                let block_max = repo.config.store.hot_cache_block_max.bytes();
+                let cache = Arc::new(HotCache::new(hot_bytes, block_max));
+                let store = Arc::new(HotStore::new(disk, Arc::clone(&cache)));
+                (store, Some(cache))
+            }
+        };
         let names = Names::new(
             Arc::clone(&keys),
             Arc::clone(&store),
@@ -89,11 +101,18 @@ impl Node {
             mfs: mfs::open(&store, &repo.config),
             index_rebuilt,
             store,
+            hot,
             config: repo.config,
             path: Some(repo.path),
             read_opts: ReadOptions::default(),
             key_seed,
         })
+    }
+
+    /// The memory tier in front of the store (`[store] hot_cache`): its
+    /// blocks can be read without touching the disk, from async code too.
+    pub fn hot_cache(&self) -> Option<&Arc<HotCache>> {
+        self.hot.as_ref()
     }
 
     /// What rebuilding the index found, when opening the repo rebuilt it.
@@ -121,6 +140,7 @@ impl Node {
             keys,
             names: Arc::new(names),
             index_rebuilt: None,
+            hot: None,
         }
     }
 

@@ -234,6 +234,9 @@ impl OnlineNode {
                 online.replicator.stats(),
             ))));
             ours.register_collector(Box::new(online.remote.collector()));
+            if let Some(hot) = online.node.hot_cache() {
+                ours.register_collector(Box::new(super::blocks::HotCollector(Arc::clone(hot))));
+            }
         }
         online.restore_routes().await;
         online.start_names();

@@ -47,6 +47,12 @@ impl Damage for FaultyStore {
     }
 }
 
+impl<S: Damage + Store> Damage for HotStore<S> {
+    fn flip_a_stored_bit(&self, cid: &Cid) {
+        self.inner().flip_a_stored_bit(cid);
+    }
+}
+
 const SIZES: [usize; 6] = [0, 1, 262_144, 1 << 20, MAX_BLOCK_BYTES, 4097];
 
 fn round_trip_at_boundary_sizes(s: &dyn Store) {
@@ -383,6 +389,14 @@ conformance!(memory, |_| MemoryStore::new());
 conformance!(faulty, |_| FaultyStore::new(std::sync::Arc::new(
     MemoryStore::new()
 )));
+conformance!(hot_memory, |_| HotStore::new(
+    std::sync::Arc::new(MemoryStore::new()),
+    std::sync::Arc::new(HotCache::new(8 << 20, 4 << 20)),
+));
+conformance!(hot_disk, |dir| HotStore::new(
+    std::sync::Arc::new(DiskStore::open(dir, DiskStoreOptions::default()).unwrap()),
+    std::sync::Arc::new(HotCache::new(8 << 20, 4 << 20)),
+));
 conformance!(disk, |dir| DiskStore::open(
     dir,
     DiskStoreOptions::default()

@@ -1,4 +1,5 @@
-//! Block storage: one [`Store`] API, two implementations.
+//! Block storage: one [`Store`] API, two implementations, and a memory
+//! tier in front of either.
 //!
 //! - [`MemoryStore`]: everything in RAM, for tests and netsim.
 //! - [`DiskStore`]: block bodies appended to large segment files in
@@ -6,6 +7,8 @@
 //!   offset, length) that can be rebuilt from them, and a journal holding
 //!   the pin set and node metadata. `disk/mod.rs` gives the layout and
 //!   write order; each part describes the format it implements.
+//! - [`HotStore`]: verified blocks that reads come back to, kept in memory
+//!   ([`HotCache`], bounded, scan-resistant); `hot.rs` says what it admits.
 //!
 //! Blocks are keyed by multihash, so the same bytes named under two codecs
 //! are stored once. Every read verifies the bytes against the CID asked for;
@@ -22,11 +25,13 @@ use std::path::PathBuf;
 
 mod disk;
 mod faulty;
+mod hot;
 mod memory;
 
 pub(crate) use disk::open_sled;
 pub use disk::{DiskStore, DiskStoreOptions};
 pub use faulty::{FaultyStore, StorageFault};
+pub use hot::{HotCache, HotStats, HotStore};
 pub use memory::MemoryStore;
 
 #[cfg(test)]

@@ -1,0 +1,371 @@
+//! The memory tier: verified blocks kept in memory for the reads that come
+//! back to them ([`HotStore`], `[store] hot_cache` in `config.toml`).
+//!
+//! Content addressing makes this cache trivially correct: the bytes under a
+//! multihash never change, so an entry is never stale. It is filled only by
+//! reads (`get`) of blocks the store beneath has just verified, so a corrupt
+//! copy on disk is never admitted, and emptied of a block when the store
+//! forgets or replaces it. Admission and eviction are W-TinyLFU (`moka`): a
+//! block read once in a long scan does not push out the blocks read often.
+//! Only blocks up to [`HotCache::block_max`] are admitted (small files and
+//! the top of large ones), so that streaming a large file costs no memory
+//! here; the whole cache is bounded by its byte weight.
+
+use super::{
+    Block, Cid, Multihash, PinKind, Result, SegmentUsage, Store, StoreStat, StoredBlock,
+    SweepReport,
+};
+use bytes::Bytes;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+/// What the memory tier has done, for metrics.
+#[derive(Debug, Default)]
+pub struct HotStats {
+    /// Reads answered from memory.
+    pub hits: AtomicU64,
+    /// Reads that went to the store beneath.
+    pub misses: AtomicU64,
+    /// Bytes answered from memory.
+    pub hit_bytes: AtomicU64,
+}
+
+/// The cache itself, shared by the store that fills it and whoever reports
+/// on it (the node's metrics).
+pub struct HotCache {
+    blocks: moka::sync::Cache<Multihash, Bytes>,
+    block_max: u64,
+    stats: HotStats,
+}
+
+impl std::fmt::Debug for HotCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HotCache")
+            .field("bytes", &self.blocks.weighted_size())
+            .field("block_max", &self.block_max)
+            .finish()
+    }
+}
+
+impl HotCache {
+    /// A cache of at most `capacity_bytes` of blocks, each at most
+    /// `block_max` bytes.
+    pub fn new(capacity_bytes: u64, block_max: u64) -> HotCache {
+        let blocks = moka::sync::Cache::builder()
+            .max_capacity(capacity_bytes)
+            // Weighs the bytes and a little for the key and bookkeeping, so
+            // that many empty blocks are bounded too.
+            .weigher(|_: &Multihash, v: &Bytes| {
+                u32::try_from(v.len().saturating_add(128)).unwrap_or(u32::MAX)
+            })
+            .build();
+        HotCache {
+            blocks,
+            block_max,
+            stats: HotStats::default(),
+        }
+    }
+
+    /// The largest block admitted.
+    pub fn block_max(&self) -> u64 {
+        self.block_max
+    }
+
+    /// Counters of hits and misses.
+    pub fn stats(&self) -> &HotStats {
+        &self.stats
+    }
+
+    /// Bytes held now (the weigher's count; pending evictions may hold it
+    /// briefly above the capacity).
+    pub fn weighted_bytes(&self) -> u64 {
+        self.blocks.run_pending_tasks();
+        self.blocks.weighted_size()
+    }
+
+    /// Blocks held now.
+    pub fn entries(&self) -> u64 {
+        self.blocks.run_pending_tasks();
+        self.blocks.entry_count()
+    }
+
+    /// The block `cid` names, when it is held: never touches the store, so
+    /// an async task may ask (the gateway's fast path). Counts a hit only.
+    pub fn get(&self, cid: &Cid) -> Option<Block> {
+        let data = self.blocks.get(cid.hash())?;
+        self.stats.hits.fetch_add(1, Relaxed);
+        self.stats.hit_bytes.fetch_add(data.len() as u64, Relaxed);
+        Some(Block::new_unchecked(*cid, data))
+    }
+
+    /// Offers a block the store beneath has just verified.
+    fn admit(&self, block: &Block) {
+        if block.data().len() as u64 <= self.block_max {
+            self.blocks
+                .insert(*block.cid().hash(), block.data().clone());
+        }
+    }
+
+    fn forget(&self, mh: &Multihash) {
+        self.blocks.invalidate(mh);
+    }
+
+    /// Drops every entry (the store was swept; memory is needed).
+    pub fn clear(&self) {
+        self.blocks.invalidate_all();
+    }
+}
+
+/// A store with the memory tier in front of its reads. Every [`Store`]
+/// call goes to `inner`; `get` is answered from the cache when it can.
+pub struct HotStore<S: Store + ?Sized = dyn Store> {
+    inner: Arc<S>,
+    cache: Arc<HotCache>,
+}
+
+impl<S: Store + ?Sized> HotStore<S> {
+    /// `inner` with `cache` in front of it.
+    pub fn new(inner: Arc<S>, cache: Arc<HotCache>) -> Self {
+        HotStore { inner, cache }
+    }
+
+    /// The store beneath.
+    pub fn inner(&self) -> &Arc<S> {
+        &self.inner
+    }
+
+    /// The cache, for metrics and the fast path.
+    pub fn cache(&self) -> &Arc<HotCache> {
+        &self.cache
+    }
+}
+
+impl<S: Store + ?Sized> Store for HotStore<S> {
+    fn put_many(&self, blocks: &mut dyn Iterator<Item = Block>) -> Result<u64> {
+        // Writes do not fill the cache: only blocks read back are hot.
+        self.inner.put_many(blocks)
+    }
+
+    fn put_many_uncached(&self, blocks: &mut dyn Iterator<Item = Block>) -> Result<u64> {
+        self.inner.put_many_uncached(blocks)
+    }
+
+    fn get(&self, cid: &Cid) -> Result<Option<Block>> {
+        if let Some(block) = self.cache.get(cid) {
+            return Ok(Some(block));
+        }
+        self.cache.stats.misses.fetch_add(1, Relaxed);
+        let got = self.inner.get(cid)?;
+        if let Some(block) = &got {
+            // `inner.get` verified it against `cid`.
+            self.cache.admit(block);
+        }
+        Ok(got)
+    }
+
+    fn has(&self, cid: &Cid) -> Result<bool> {
+        self.inner.has(cid)
+    }
+
+    fn size_of(&self, cid: &Cid) -> Result<Option<u64>> {
+        self.inner.size_of(cid)
+    }
+
+    fn for_each_block(&self, f: &mut dyn FnMut(StoredBlock) -> Result<()>) -> Result<()> {
+        self.inner.for_each_block(f)
+    }
+
+    fn blocks_after(&self, after: Option<&Multihash>, limit: usize) -> Result<Vec<StoredBlock>> {
+        self.inner.blocks_after(after, limit)
+    }
+
+    fn read_raw(&self, mh: &Multihash) -> Result<Option<Bytes>> {
+        // What is on the medium, as `repo verify` needs: never the cache.
+        self.inner.read_raw(mh)
+    }
+
+    fn pin(&self, cid: &Cid, kind: PinKind) -> Result<()> {
+        self.inner.pin(cid, kind)
+    }
+
+    fn unpin(&self, cid: &Cid) -> Result<PinKind> {
+        self.inner.unpin(cid)
+    }
+
+    fn pins(&self) -> Result<Vec<(Cid, PinKind)>> {
+        self.inner.pins()
+    }
+
+    fn pin_of(&self, cid: &Cid) -> Result<Option<PinKind>> {
+        self.inner.pin_of(cid)
+    }
+
+    fn sweep(&self, live: &HashSet<Multihash>) -> Result<SweepReport> {
+        let report = self.inner.sweep(live);
+        // Entries of swept blocks must not outlive them (a later `get`
+        // would answer for a block the store no longer has).
+        self.cache.clear();
+        report
+    }
+
+    fn stat(&self) -> Result<StoreStat> {
+        self.inner.stat()
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.inner.flush()
+    }
+
+    fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.inner.meta_get(key)
+    }
+
+    fn meta_put(&self, key: &str, value: Option<&[u8]>) -> Result<()> {
+        self.inner.meta_put(key, value)
+    }
+
+    fn meta_scan(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        self.inner.meta_scan(prefix)
+    }
+
+    fn remove(&self, mh: &Multihash) -> Result<bool> {
+        let removed = self.inner.remove(mh);
+        self.cache.forget(mh);
+        removed
+    }
+
+    fn replace(&self, block: &Block) -> Result<()> {
+        let replaced = self.inner.replace(block);
+        self.cache.forget(block.cid().hash());
+        replaced
+    }
+
+    fn used_bytes(&self) -> u64 {
+        self.inner.used_bytes()
+    }
+
+    fn segment_usage(&self) -> Result<Vec<SegmentUsage>> {
+        self.inner.segment_usage()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::RAW;
+    use crate::store::conformance::{block, Damage};
+    use crate::store::{MemoryStore, StoreError};
+
+    fn hot(capacity: u64, block_max: u64) -> HotStore<MemoryStore> {
+        HotStore::new(
+            Arc::new(MemoryStore::new()),
+            Arc::new(HotCache::new(capacity, block_max)),
+        )
+    }
+
+    #[test]
+    fn a_block_read_twice_comes_from_memory_byte_identical() {
+        let s = hot(1 << 20, 64 << 10);
+        let b = block(1, 1120, RAW);
+        s.put(b.clone()).unwrap();
+        assert!(s.cache().get(b.cid()).is_none(), "a write is not a read");
+        assert_eq!(s.get(b.cid()).unwrap().as_ref(), Some(&b));
+        let stats = s.cache().stats();
+        assert_eq!(
+            (stats.hits.load(Relaxed), stats.misses.load(Relaxed)),
+            (0, 1)
+        );
+        // Gone from the store beneath: only memory can answer now.
+        s.inner().remove(b.cid().hash()).unwrap();
+        assert_eq!(s.get(b.cid()).unwrap().as_ref(), Some(&b));
+        assert_eq!(s.cache().get(b.cid()).as_ref(), Some(&b));
+        assert_eq!(stats.hits.load(Relaxed), 2);
+        assert_eq!(stats.hit_bytes.load(Relaxed), 2 * 1120);
+    }
+
+    #[test]
+    fn a_corrupt_block_is_never_admitted() {
+        let s = hot(1 << 20, 64 << 10);
+        let b = block(2, 5000, RAW);
+        s.put(b.clone()).unwrap();
+        s.flip_a_stored_bit(b.cid());
+        for _ in 0..3 {
+            assert!(matches!(s.get(b.cid()), Err(StoreError::Corrupt { .. })));
+        }
+        assert!(s.cache().get(b.cid()).is_none());
+        assert_eq!(s.cache().entries(), 0);
+        // A verified copy replaces it; then it is admitted at its next read.
+        s.replace(&b).unwrap();
+        assert_eq!(s.get(b.cid()).unwrap().as_ref(), Some(&b));
+        assert_eq!(s.cache().get(b.cid()).as_ref(), Some(&b));
+    }
+
+    #[test]
+    fn forgotten_swept_and_large_blocks_are_not_answered_from_memory() {
+        let s = hot(1 << 20, 64 << 10);
+        let (a, b, large) = (
+            block(3, 100, RAW),
+            block(4, 200, RAW),
+            block(5, 100_000, RAW),
+        );
+        s.put_many(&mut vec![a.clone(), b.clone(), large.clone()].into_iter())
+            .unwrap();
+        for x in [&a, &b, &large] {
+            s.get(x.cid()).unwrap().unwrap();
+        }
+        assert!(s.cache().get(large.cid()).is_none(), "over block_max");
+        assert!(s.remove(a.cid().hash()).unwrap());
+        assert!(s.get(a.cid()).unwrap().is_none());
+        assert!(s.cache().get(b.cid()).is_some());
+        s.sweep(&HashSet::new()).unwrap();
+        assert!(s.get(b.cid()).unwrap().is_none());
+        assert_eq!(s.cache().entries(), 0);
+    }
+
+    #[test]
+    fn the_cache_stays_within_its_bytes() {
+        let capacity = 256 << 10;
+        let s = hot(capacity, 64 << 10);
+        let blocks: Vec<Block> = (0..64).map(|i| block(100 + i, 16 << 10, RAW)).collect();
+        s.put_many(&mut blocks.clone().into_iter()).unwrap();
+        for _ in 0..3 {
+            for b in &blocks {
+                assert_eq!(s.get(b.cid()).unwrap().as_ref(), Some(b));
+            }
+        }
+        let held = s.cache().weighted_bytes();
+        assert!(held <= capacity, "{held} > {capacity}");
+        assert!(held >= capacity / 2, "holds {held} of {capacity}");
+    }
+
+    #[test]
+    fn a_long_scan_does_not_evict_the_hot_set() {
+        // 32 hot blocks of 4 KiB in a 256 KiB cache, read often; then 2,000
+        // blocks (30x the cache) read once each, with hot reads among them.
+        let s = hot(256 << 10, 64 << 10);
+        let hot_set: Vec<Block> = (0..32).map(|i| block(1000 + i, 4096, RAW)).collect();
+        let cold: Vec<Block> = (0..2000).map(|i| block(5000 + i, 4096, RAW)).collect();
+        s.put_many(&mut hot_set.iter().cloned().chain(cold.iter().cloned()))
+            .unwrap();
+        for _ in 0..8 {
+            for b in &hot_set {
+                s.get(b.cid()).unwrap().unwrap();
+            }
+        }
+        let (mut hot_reads, mut hot_hits) = (0u32, 0u32);
+        for (i, c) in cold.iter().enumerate() {
+            s.get(c.cid()).unwrap().unwrap();
+            if i % 10 == 0 {
+                let b = &hot_set[(i / 10) % hot_set.len()];
+                hot_reads += 1;
+                hot_hits += u32::from(s.cache().get(b.cid()).is_some());
+                s.get(b.cid()).unwrap().unwrap();
+            }
+        }
+        assert!(
+            hot_hits * 100 >= hot_reads * 95,
+            "hot set hit {hot_hits} of {hot_reads} during the scan"
+        );
+    }
+}
