@@ -19,12 +19,11 @@
 
 mod common;
 
-use common::process::{run_bounded, setup_once};
+use common::process::{run_json_script, setup_once};
 use common::{api_url, gateway_url, Daemon, TestRepo};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 /// When a client script that has not finished is killed.
@@ -48,24 +47,7 @@ fn python() -> PathBuf {
 /// Runs `script ARGS` with `spec` on its standard input and `env` added to
 /// its environment; its last line of output, parsed as JSON.
 fn run_script_with(script: &str, args: &[&str], spec: &Value, env: &[(&str, &str)]) -> Value {
-    let mut cmd = Command::new(python());
-    cmd.arg(py_dir().join(script))
-        .args(args)
-        .current_dir(py_dir())
-        .envs(env.iter().copied());
-    let out = run_bounded(cmd, Some(spec.to_string().into_bytes()), SCRIPT_KILL)
-        .unwrap_or_else(|e| panic!("{script}: {e:#}"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "{script} failed ({})\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        out.status
-    );
-    let last = stdout.lines().rev().find(|l| !l.trim().is_empty());
-    serde_json::from_str(last.unwrap_or("")).unwrap_or_else(|e| {
-        panic!("{script} printed no JSON ({e})\n--- stdout\n{stdout}\n--- stderr\n{stderr}")
-    })
+    run_json_script(&python(), &py_dir(), script, (args, env), spec, SCRIPT_KILL)
 }
 
 fn run_script(script: &str, spec: &Value) -> Value {

@@ -40,7 +40,14 @@ fn python() -> PathBuf {
 /// Runs `script` with `spec` on its standard input; its last line of
 /// output, parsed as JSON.
 fn run_script(script: &str, spec: &Value) -> Value {
-    run_json_script(&python(), &clients_dir(), script, spec, SCRIPT_KILL)
+    run_json_script(
+        &python(),
+        &clients_dir(),
+        script,
+        (&[], &[]),
+        spec,
+        SCRIPT_KILL,
+    )
 }
 
 fn hex(bytes: &[u8]) -> String {

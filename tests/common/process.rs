@@ -105,18 +105,23 @@ pub fn run_bounded(
     }
 }
 
-/// Runs `python SCRIPT` in `dir` with `spec` as JSON on its standard
-/// input, bounded by `timeout`; asserts it succeeds and returns its last
-/// line of output parsed as JSON (the Python client harnesses' results).
+/// Runs `python SCRIPT ARGS` in `dir` with `env` added to its environment
+/// and `spec` as JSON on its standard input, bounded by `timeout`; asserts
+/// it succeeds and returns its last line of output parsed as JSON (the
+/// Python client harnesses' results).
 pub fn run_json_script(
     python: &Path,
     dir: &Path,
     script: &str,
+    (args, env): (&[&str], &[(&str, &str)]),
     spec: &serde_json::Value,
     timeout: Duration,
 ) -> serde_json::Value {
     let mut cmd = Command::new(python);
-    cmd.arg(dir.join(script)).current_dir(dir);
+    cmd.arg(dir.join(script))
+        .args(args)
+        .current_dir(dir)
+        .envs(env.iter().copied());
     let out = run_bounded(cmd, Some(spec.to_string().into_bytes()), timeout)
         .unwrap_or_else(|e| panic!("{script}: {e:#}"));
     let stdout = String::from_utf8_lossy(&out.stdout);
