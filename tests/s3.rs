@@ -14,71 +14,9 @@
 
 mod common;
 
-use common::process::{run_json_script, setup_once};
+use common::s3::{create_key, etag_of, python, run_script, s3_url, sha256_hex};
 use common::{gateway_url, Daemon, TestRepo};
-use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-/// When a client script that has not finished is killed.
-const SCRIPT_KILL: Duration = Duration::from_secs(120);
-
-fn clients_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/s3-clients")
-}
-
-/// The virtualenv's python, made once per test binary.
-fn python() -> PathBuf {
-    setup_once(
-        &["tests/py-clients/setup.sh", "tests/s3-clients"],
-        "Python >= 3.11 with venv, and PyPI for the pinned boto3",
-    );
-    clients_dir().join(".venv/bin/python")
-}
-
-/// Runs `script` with `spec` on its standard input; its last line of
-/// output, parsed as JSON.
-fn run_script(script: &str, spec: &Value) -> Value {
-    run_json_script(
-        &python(),
-        &clients_dir(),
-        script,
-        (&[], &[]),
-        spec,
-        SCRIPT_KILL,
-    )
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    hex(&Sha256::digest(data))
-}
-
-/// `cairn s3 key create ARGS`: the printed ID and secret.
-fn create_key(repo: &TestRepo, args: &[&str]) -> (String, String) {
-    let out = repo.ok(&[&["s3", "key", "create"][..], args].concat());
-    let field = |name: &str| {
-        out.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .unwrap_or_else(|| panic!("no {name} in {out:?}"))
-            .trim()
-            .to_string()
-    };
-    (field("AccessKeyId:"), field("SecretAccessKey:"))
-}
-
-/// The S3 endpoint (`http://127.0.0.1:PORT`) from a daemon's start-up lines.
-fn s3_url(banner: &[String]) -> String {
-    banner
-        .iter()
-        .find_map(|l| l.strip_prefix("S3 endpoint listening on "))
-        .unwrap_or_else(|| panic!("no S3 endpoint in {banner:?}"))
-        .to_string()
-}
+use serde_json::json;
 
 #[test]
 fn keys_are_files_only_their_owner_reads() {
@@ -121,7 +59,7 @@ fn boto3_stores_lists_and_reads_objects_fetchable_by_cid() {
     });
     let got = run_script("boto3_run.py", &spec);
     eprintln!("{got}");
-    let etag = format!("\"{}\"", hex(&md5_of(&data)));
+    let etag = etag_of(&data);
     let expect = json!({
         "create_again": "BucketAlreadyOwnedByYou",
         "create_bad_name": "InvalidBucketName",
@@ -190,9 +128,4 @@ fn boto3_stores_lists_and_reads_objects_fetchable_by_cid() {
     assert!(repo.ok(&["pin", "ls"]).contains(&cid));
     repo.ok(&["repo", "gc"]);
     assert_eq!(repo.ok_bytes(&["cat", &cid]), data);
-}
-
-/// MD5 of `data` (RFC 1321), for the ETag S3 clients compare.
-fn md5_of(data: &[u8]) -> [u8; 16] {
-    <md5::Md5 as md5::Digest>::digest(data).into()
 }

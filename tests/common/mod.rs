@@ -9,6 +9,7 @@
 
 pub mod memory;
 pub mod process;
+pub mod s3;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
