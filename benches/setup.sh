@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the reference tools the benchmarks measure the machine with
 # (b3sum; dd and sha256sum come with coreutils) and the HTTP load generator
-# the gateway bench uses (wrk). Debian packages only.
+# the gateway bench uses (wrk), from Debian's packages; and s3s-fs, the S3
+# bench's reference server, built from crates.io source into benches/.tools.
 set -euo pipefail
 
 # need TOOL: installs Debian's package of that name when TOOL is missing.
@@ -18,3 +19,11 @@ need b3sum
 need wrk
 b3sum --version
 wrk --version 2>&1 | head -1 || true
+
+# s3s-fs: the s3s protocol crate over plain files (0.14.1: the s3s release
+# cairn uses), built from source once.
+tools="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/.tools"
+if [ ! -x "$tools/bin/s3s-fs" ]; then
+  cargo install s3s-fs --version =0.14.1 --features binary --locked --root "$tools"
+fi
+"$tools/bin/s3s-fs" --version 2>&1 | head -1 || true
