@@ -1,12 +1,14 @@
 //! Who may call the endpoint: s3s checks each request's AWS Signature V4
 //! (headers or presigned URL) against the secret [`KeyAuth`] finds for its
 //! access key ID, then [`KeyAuth`] as `S3Access` refuses unsigned requests
-//! and keys scoped to other buckets (`AccessDenied`).
+//! and keys scoped to other buckets (`AccessDenied`), a CopyObject's
+//! source bucket included.
 
 use super::keys::{AccessKey, AccessKeys};
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
-use s3s::{s3_error, S3Result};
+use s3s::dto::{CopyObjectInput, CopySource};
+use s3s::{s3_error, S3Request, S3Result};
 use std::sync::Arc;
 
 /// The node's access keys, as s3s asks for them.
@@ -25,6 +27,17 @@ impl KeyAuth {
                 tracing::error!("S3 access keys: {e}");
                 s3_error!(InternalError, "the access keys cannot be read")
             })
+    }
+
+    /// `AccessDenied` unless the key `id` may use `bucket`.
+    async fn allows(&self, id: &str, bucket: &str) -> S3Result<()> {
+        match self.key(id).await? {
+            Some(key) if key.allows(bucket) => Ok(()),
+            _ => Err(s3_error!(
+                AccessDenied,
+                "this access key may not use bucket {bucket:?}"
+            )),
+        }
     }
 }
 
@@ -50,12 +63,18 @@ impl S3Access for KeyAuth {
         };
         let id = credentials.access_key.clone();
         let bucket = bucket.to_string();
-        match self.key(&id).await? {
-            Some(key) if key.allows(&bucket) => Ok(()),
-            _ => Err(s3_error!(
-                AccessDenied,
-                "this access key may not use bucket {bucket:?}"
-            )),
+        self.allows(&id, &bucket).await
+    }
+
+    /// A copy reads its source: the key must reach that bucket too.
+    async fn copy_object(&self, req: &mut S3Request<CopyObjectInput>) -> S3Result<()> {
+        let Some(credentials) = &req.credentials else {
+            return Err(s3_error!(AccessDenied, "Signature is required"));
+        };
+        match &req.input.copy_source {
+            CopySource::Bucket { bucket, .. } => self.allows(&credentials.access_key, bucket).await,
+            // Refused by the copy itself (NotImplemented).
+            _ => Ok(()),
         }
     }
 }

@@ -53,6 +53,17 @@ pub enum S3Error {
         #[source]
         source: sled::Error,
     },
+    /// A conditional write (`If-None-Match: *`, `If-Match`) whose
+    /// condition did not hold when the index was about to change.
+    #[error("the write of {key:?} in bucket {bucket:?} was refused: {why:?}")]
+    WriteRefused {
+        /// The bucket.
+        bucket: String,
+        /// The key.
+        key: String,
+        /// Which way the condition failed.
+        why: super::conditions::WriteRefused,
+    },
     /// An index entry that does not decode: the index is damaged.
     #[error("damaged S3 index entry ({what}): {why}")]
     BadEntry {

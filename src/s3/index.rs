@@ -11,6 +11,7 @@
 //! pin): an object body is pinned while any key names it, and its pin is
 //! removed with the last key only if the endpoint made it.
 
+use super::conditions::WriteIf;
 use super::S3Error;
 use crate::block::Cid;
 use serde::{Deserialize, Serialize};
@@ -258,13 +259,19 @@ pub struct Writer<'a> {
 /// Why a transaction stopped.
 enum Abort {
     NoSuchBucket,
+    Refused(super::conditions::WriteRefused),
     Bad(Box<S3Error>),
 }
 
-fn transaction_error(e: TransactionError<Abort>, bucket: &str) -> S3Error {
+fn transaction_error(e: TransactionError<Abort>, bucket: &str, key: &str) -> S3Error {
     match e {
         TransactionError::Abort(Abort::NoSuchBucket) => S3Error::NoSuchBucket {
             name: bucket.to_string(),
+        },
+        TransactionError::Abort(Abort::Refused(why)) => S3Error::WriteRefused {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            why,
         },
         TransactionError::Abort(Abort::Bad(e)) => *e,
         TransactionError::Storage(source) => S3Error::Index {
@@ -349,6 +356,20 @@ impl Writer<'_> {
         entry: &ObjectEntry,
         owned: bool,
     ) -> Result<Option<Cid>, S3Error> {
+        self.put_if(bucket, key, entry, owned, &WriteIf::Always)
+    }
+
+    /// [`put`](Self::put) if `condition` holds for what `key` holds in the
+    /// same transaction (so two conditional writes of one key cannot both
+    /// pass); [`S3Error::WriteRefused`] when it does not.
+    pub fn put_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        entry: &ObjectEntry,
+        owned: bool,
+        condition: &WriteIf,
+    ) -> Result<Option<Cid>, S3Error> {
         let i = self.index;
         let tree = i.objects(bucket)?;
         let new_cid = entry.cid()?.to_bytes();
@@ -357,6 +378,15 @@ impl Writer<'_> {
             .transaction(|(buckets, objects, refs)| {
                 if buckets.get(bucket.as_bytes())?.is_none() {
                     return Err(ConflictableTransactionError::Abort(Abort::NoSuchBucket));
+                }
+                if *condition != WriteIf::Always {
+                    let now = match objects.get(key.as_bytes())? {
+                        Some(v) => Some(ObjectEntry::decode(&v).map_err(abort)?),
+                        None => None,
+                    };
+                    condition
+                        .check(now.as_ref().map(|e| e.etag.as_str()))
+                        .map_err(|why| ConflictableTransactionError::Abort(Abort::Refused(why)))?;
                 }
                 bump(refs, &new_cid, 1, owned)?;
                 let Some(old) = objects.insert(key.as_bytes(), &encoded[..])? else {
@@ -368,7 +398,7 @@ impl Writer<'_> {
                 let left = bump(refs, &old.to_bytes(), -1, false)?;
                 Ok((left.count == 0 && left.owned).then_some(old))
             })
-            .map_err(|e| transaction_error(e, bucket))?;
+            .map_err(|e| transaction_error(e, bucket, key))?;
         i.flush()?;
         Ok(released)
     }
@@ -392,7 +422,7 @@ impl Writer<'_> {
                 let left = bump(refs, &cid.to_bytes(), -1, false)?;
                 Ok(Some((old, (left.count == 0 && left.owned).then_some(cid))))
             })
-            .map_err(|e| transaction_error(e, bucket))?;
+            .map_err(|e| transaction_error(e, bucket, key))?;
         if removed.is_some() {
             i.flush()?;
         }
@@ -459,5 +489,40 @@ mod tests {
             index.get("one", "x"),
             Err(S3Error::NoSuchBucket { .. })
         ));
+    }
+
+    #[test]
+    fn conditional_puts_decide_inside_the_write() {
+        use super::super::conditions::WriteRefused;
+        let index = BucketIndex::open(None).unwrap();
+        let (a, b) = (entry(b"a"), entry(b"b"));
+        let w = index.writer();
+        w.create_bucket("one").unwrap();
+        let refused = |r: Result<Option<Cid>, S3Error>| match r {
+            Err(S3Error::WriteRefused { why, .. }) => Some(why),
+            _ => None,
+        };
+        assert_eq!(
+            refused(w.put_if("one", "k", &a, true, &WriteIf::Matches(None))),
+            Some(WriteRefused::NoSuchKey)
+        );
+        w.put_if("one", "k", &a, true, &WriteIf::Absent).unwrap();
+        assert_eq!(
+            refused(w.put_if("one", "k", &b, true, &WriteIf::Absent)),
+            Some(WriteRefused::Precondition)
+        );
+        let other = WriteIf::Matches(Some("other".into()));
+        assert_eq!(
+            refused(w.put_if("one", "k", &b, true, &other)),
+            Some(WriteRefused::Precondition)
+        );
+        // A refused write changes nothing, reference counts included.
+        assert_eq!(index.get("one", "k").unwrap(), Some(a.clone()));
+        assert!(w.refs_of(&b.cid().unwrap()).unwrap().is_none());
+        assert_eq!(w.refs_of(&a.cid().unwrap()).unwrap().unwrap().count, 1);
+        let same = WriteIf::Matches(Some(a.etag.clone()));
+        let released = w.put_if("one", "k", &b, true, &same).unwrap();
+        assert_eq!(released, a.cid().ok());
+        assert_eq!(index.get("one", "k").unwrap(), Some(b));
     }
 }

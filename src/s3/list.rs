@@ -1,4 +1,4 @@
-//! ListObjectsV2's paging over the index: keys in byte order (S3's
+//! Listing's paging over the index (ListObjectsV2 and V1 alike): keys in byte order (S3's
 //! order) from a start key, within a prefix, keys sharing the part up to
 //! the next delimiter after the prefix rolled into one common prefix, at
 //! most `max_keys` entries (objects and common prefixes together) a page.
@@ -6,7 +6,9 @@
 //! O(page × log n) whatever the bucket holds; a common prefix is skipped
 //! whole by seeking past every key that starts with it.
 //!
-//! The continuation token is where the next page starts, base64url.
+//! V2's continuation token is where the next page starts, base64url. V1
+//! pages by marker, the last key or common prefix a page held: the next
+//! page starts after it (after every key under it, for a common prefix).
 
 use super::index::{Found, ObjectEntry};
 use super::S3Error;
@@ -37,6 +39,8 @@ pub struct ListPage {
     pub prefixes: Vec<String>,
     /// Where the next page starts, when there is more.
     pub next: Option<Vec<u8>>,
+    /// The last key or common prefix on the page (V1's `NextMarker`).
+    pub last: Option<String>,
 }
 
 /// The first key after every key that starts with `prefix` (none: no key
@@ -72,6 +76,25 @@ pub fn start_of(
         _ => Vec::new(),
     };
     Ok(from.max(prefix.as_bytes().to_vec()))
+}
+
+/// Where a V1 listing after `marker` starts: right after it, or after
+/// every key under it when it is a common prefix of the listing (ends at
+/// the first `delimiter` after `prefix`), as a `NextMarker` can be; never
+/// before the prefix.
+pub fn start_after_marker(prefix: &str, marker: &str, delimiter: Option<&str>) -> Vec<u8> {
+    let m = marker.as_bytes();
+    let rolled = delimiter.filter(|d| !d.is_empty()).is_some_and(|d| {
+        m.strip_prefix(prefix.as_bytes())
+            .and_then(|rest| find(rest, d.as_bytes()))
+            .is_some_and(|i| prefix.len() + i + d.len() == m.len())
+    });
+    let from = match (marker.is_empty(), rolled) {
+        (true, _) => Vec::new(),
+        (false, true) => past_prefix(m).unwrap_or_else(|| after(m)),
+        (false, false) => after(m),
+    };
+    from.max(prefix.as_bytes().to_vec())
 }
 
 /// A continuation token that is not one this endpoint gave.
@@ -114,13 +137,15 @@ pub fn page(
         match rolled {
             Some(common) => {
                 at = past_prefix(&common);
-                out.prefixes
-                    .push(String::from_utf8_lossy(&common).into_owned());
+                let common = String::from_utf8_lossy(&common).into_owned();
+                out.last = Some(common.clone());
+                out.prefixes.push(common);
             }
             None => {
                 at = Some(after(&key));
-                out.objects
-                    .push((String::from_utf8_lossy(&key).into_owned(), entry));
+                let key = String::from_utf8_lossy(&key).into_owned();
+                out.last = Some(key.clone());
+                out.objects.push((key, entry));
             }
         }
     }
@@ -147,21 +172,30 @@ mod tests {
         }
     }
 
-    /// Every page of `query` over `keys`, as the names on each.
-    fn pages(keys: &[&str], mut query: ListQuery) -> Vec<Vec<String>> {
-        let map: BTreeMap<Vec<u8>, ObjectEntry> = keys
-            .iter()
+    /// `keys` as a bucket's objects.
+    fn bucket(keys: &[&str]) -> BTreeMap<Vec<u8>, ObjectEntry> {
+        keys.iter()
             .map(|k| (k.as_bytes().to_vec(), entry()))
-            .collect();
+            .collect()
+    }
+
+    /// One page of `query` over `map`.
+    fn page_of(map: &BTreeMap<Vec<u8>, ObjectEntry>, query: &ListQuery) -> ListPage {
         let mut seek = |from: &[u8]| {
             Ok(map
                 .range(from.to_vec()..)
                 .next()
                 .map(|(k, v)| (k.clone(), v.clone())))
         };
+        page(query, &mut seek).unwrap()
+    }
+
+    /// Every page of `query` over `keys`, as the names on each.
+    fn pages(keys: &[&str], mut query: ListQuery) -> Vec<Vec<String>> {
+        let map = bucket(keys);
         let mut out = Vec::new();
         loop {
-            let page = page(&query, &mut seek).unwrap();
+            let page = page_of(&map, &query);
             let mut names: Vec<String> = page.objects.iter().map(|o| o.0.clone()).collect();
             names.extend(page.prefixes.iter().map(|p| format!("{p}*")));
             out.push(names);
@@ -213,6 +247,39 @@ mod tests {
         );
         let all: Vec<String> = pages(KEYS, q("", None, 3)).concat();
         assert_eq!(all, KEYS);
+    }
+
+    #[test]
+    fn v1_markers_page_through_keys_and_common_prefixes() {
+        // Pages of 2 with a delimiter, each starting after the last
+        // page's NextMarker.
+        let mut query = ListQuery {
+            prefix: String::new(),
+            delimiter: Some("/".into()),
+            max_keys: 2,
+            start: Vec::new(),
+        };
+        let map = bucket(KEYS);
+        let mut markers = Vec::new();
+        loop {
+            let page = page_of(&map, &query);
+            let last = page.last.clone().unwrap();
+            markers.push(last.clone());
+            if page.next.is_none() {
+                break;
+            }
+            query.start = start_after_marker("", &last, Some("/"));
+        }
+        assert_eq!(markers, ["docs/", "z"]);
+        assert_eq!(start_after_marker("", "docs/", Some("/")), b"docs0");
+        assert_eq!(start_after_marker("", "docs/", None), b"docs/\0");
+        assert_eq!(start_after_marker("", "docs/a", Some("/")), b"docs/a\0");
+        assert_eq!(
+            start_after_marker("docs/", "docs/b/", Some("/")),
+            b"docs/b0"
+        );
+        assert_eq!(start_after_marker("docs/", "a", Some("/")), b"docs/");
+        assert_eq!(start_after_marker("p", "", None), b"p");
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //!
 //! The protocol (routing, XML, AWS Signature V4 in headers and presigned
 //! URLs, error bodies) is the `s3s` crate's; cairn supplies the storage
-//! (`service.rs` for buckets and listings, `objects.rs` for objects),
+//! (`service.rs` for buckets and listings, `objects.rs` for objects,
+//! `copy.rs` for CopyObject),
 //! the keys (`keys.rs`, checked in `auth.rs`) and the bucket index
 //! (`index.rs`, paged by `list.rs`). `body.rs` moves bodies between the
 //! async server and the blocking importer and reader.
@@ -16,10 +17,17 @@
 //!   entry are on disk. Its ETag is the MD5 of its body; its CID comes back
 //!   in the `x-cairn-cid` header of PUT, GET and HEAD.
 //! - An object's pin is removed with the last key naming its CID, unless
-//!   the CID was pinned before the endpoint stored it.
+//!   the CID was pinned before the endpoint stored it. CopyObject adds a
+//!   key naming the source's CID: no bytes are copied.
+//! - Conditional requests (`conditions.rs`): GET and HEAD with
+//!   `If-Match`/`If-None-Match`/`If-(Un)Modified-Since`, copies with
+//!   `x-amz-copy-source-if-*`, PUT with `If-None-Match: *` or `If-Match`,
+//!   decided in the index write itself.
 
 mod auth;
 mod body;
+mod conditions;
+mod copy;
 mod error;
 mod index;
 pub mod keys;

@@ -1,11 +1,13 @@
 //! Objects: PUT imports the body as a UnixFS file with the node's
 //! `[import]` options while hashing it (MD5: the ETag), pins it, makes
 //! blocks and pin durable, then commits the index entry (only then is it
-//! visible); GET and HEAD read the entry and stream the file (or a range
-//! of it) from the store; DELETE removes the entry and, with the last key
-//! naming the CID, the endpoint's pin.
+//! visible; a conditional PUT's condition is decided in that commit); GET
+//! and HEAD check the request's conditions, read the entry and stream the
+//! file (or a range of it) from the store; DELETE and DeleteObjects remove
+//! entries and, with the last key naming a CID, the endpoint's pin.
 
 use super::body::{pump, BodyReader, ChunkStream, Digesting};
+use super::conditions::{etag_of, ReadIf, Verdict, WriteIf};
 use super::index::{now_ms, ObjectEntry};
 use super::service::{blocking, internal, s3_err, timestamp, Cairn};
 use super::CID_HEADER;
@@ -23,7 +25,11 @@ const MAX_PUT_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 /// The longest key (S3's limit), in bytes.
 const MAX_KEY_BYTES: usize = 1024;
 
-fn check_key(key: &str) -> S3Result<()> {
+/// The most keys one DeleteObjects names (S3's limit).
+const MAX_DELETE_KEYS: usize = 1000;
+
+/// Refuses a key S3 would refuse (empty, or longer than 1,024 bytes).
+pub(super) fn check_key(key: &str) -> S3Result<()> {
     if key.is_empty() {
         return Err(s3_error!(InvalidArgument, "the object key is empty"));
     }
@@ -43,7 +49,8 @@ fn cid_header(cid: &str) -> S3Result<axum::http::HeaderMap> {
     Ok(headers)
 }
 
-fn with_cid<T>(output: T, cid: &str) -> S3Result<S3Response<T>> {
+/// `output` with the `x-cairn-cid` header naming `cid`.
+pub(super) fn with_cid<T>(output: T, cid: &str) -> S3Result<S3Response<T>> {
     let mut response = S3Response::new(output);
     response.headers = cid_header(cid)?;
     Ok(response)
@@ -73,7 +80,16 @@ pub(super) async fn put(c: &Cairn, input: PutObjectInput) -> S3Result<S3Response
                 .ok_or_else(|| s3_error!(InvalidDigest, "Content-MD5 is not a base64 MD5"))
         })
         .transpose()?;
+    let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
     c.bucket_exists(&input.bucket).await?;
+    if condition != WriteIf::Always {
+        // Refused early when it already cannot hold; decided for good in
+        // the index write, after the import.
+        let now = object(c, &input.bucket, &input.key).await?;
+        condition
+            .check(now.as_ref().map(|e| e.etag.as_str()))
+            .map_err(|why| why.to_s3(&input.key))?;
+    }
 
     let node = Arc::clone(c.online.node());
     let mut opts = AddOptions::from_config(node.config()).map_err(internal)?;
@@ -144,7 +160,15 @@ pub(super) async fn put(c: &Cairn, input: PutObjectInput) -> S3Result<S3Response
     let (bucket, key) = (input.bucket, input.key);
     let committed = {
         let node = Arc::clone(&node);
-        blocking(move || commit(&node, &index, &bucket, &key, &entry, added.cid)).await
+        blocking(move || {
+            let target = Target {
+                bucket: &bucket,
+                key: &key,
+                condition: &condition,
+            };
+            commit(&node, &index, &target, &entry, added.cid)
+        })
+        .await
     };
     drop(gc_guard);
     let owned = committed?;
@@ -161,14 +185,42 @@ pub(super) async fn put(c: &Cairn, input: PutObjectInput) -> S3Result<S3Response
     )
 }
 
+/// Where a PUT writes, and what it requires of what is there.
+struct Target<'a> {
+    bucket: &'a str,
+    key: &'a str,
+    condition: &'a WriteIf,
+}
+
+/// What `If-Match` and `If-None-Match` require of a PUT's key: only
+/// `If-None-Match: *` and `If-Match: ETAG` (or `*`), as S3.
+fn write_condition(
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+) -> S3Result<WriteIf> {
+    match (if_match, if_none_match) {
+        (None, None) => Ok(WriteIf::Always),
+        (Some(m), None) => Ok(WriteIf::Matches(etag_of(m))),
+        (None, Some(ETagCondition::Any)) => Ok(WriteIf::Absent),
+        (None, Some(_)) => Err(s3_error!(
+            NotImplemented,
+            "a PUT's If-None-Match takes only \"*\""
+        )),
+        (Some(_), Some(_)) => Err(s3_error!(
+            InvalidRequest,
+            "If-Match and If-None-Match cannot both condition a PUT"
+        )),
+    }
+}
+
 /// Pins `cid` unless an object or the user has it pinned already, makes
-/// blocks and pin durable, commits the index entry, and removes the pin
-/// of a CID no key names any more. Returns whether it pinned `cid`.
+/// blocks and pin durable, commits the index entry if the target's
+/// condition holds, and removes the pin of a CID no key names any more.
+/// Returns whether it pinned `cid`.
 fn commit(
     node: &Node,
     index: &super::index::BucketIndex,
-    bucket: &str,
-    key: &str,
+    target: &Target<'_>,
     entry: &ObjectEntry,
     cid: Cid,
 ) -> Result<bool, super::S3Error> {
@@ -179,7 +231,8 @@ fn commit(
         node.pin_complete(&cid)?;
     }
     node.flush()?;
-    let released = match writer.put(bucket, key, entry, pin_here) {
+    let released = match writer.put_if(target.bucket, target.key, entry, pin_here, target.condition)
+    {
         Ok(r) => r,
         Err(e) => {
             if pin_here {
@@ -195,19 +248,44 @@ fn commit(
 }
 
 /// Removes the endpoint's pin of `cid` (its blocks go at the next GC).
-fn unpin(node: &Node, cid: &Cid) {
+pub(super) fn unpin(node: &Node, cid: &Cid) {
     if let Err(e) = node.store().unpin(cid) {
         tracing::warn!("S3: unpinning {cid}: {e}");
     }
 }
 
-/// The entry at `bucket`/`key`, or `NoSuchKey`.
-async fn entry(c: &Cairn, bucket: &str, key: &str) -> S3Result<ObjectEntry> {
+/// The entry at `bucket`/`key`, if any.
+async fn object(c: &Cairn, bucket: &str, key: &str) -> S3Result<Option<ObjectEntry>> {
     let index = Arc::clone(&c.index);
     let (b, k) = (bucket.to_string(), key.to_string());
-    blocking(move || index.get(&b, &k))
+    blocking(move || index.get(&b, &k)).await
+}
+
+/// The entry at `bucket`/`key`, or `NoSuchKey`; then the read's
+/// conditions: 304 (with the object's ETag and Last-Modified) or 412 when
+/// they say so.
+async fn entry(c: &Cairn, bucket: &str, key: &str, conditions: ReadIf) -> S3Result<ObjectEntry> {
+    let e = object(c, bucket, key)
         .await?
-        .ok_or_else(|| s3_error!(NoSuchKey, "no object {key:?} in bucket {bucket:?}"))
+        .ok_or_else(|| s3_error!(NoSuchKey, "no object {key:?} in bucket {bucket:?}"))?;
+    match conditions.evaluate(&e.etag, e.mtime_ms, now_ms()) {
+        Verdict::Proceed => Ok(e),
+        Verdict::PreconditionFailed => Err(s3_error!(
+            PreconditionFailed,
+            "If-Match or If-Unmodified-Since does not hold for {key:?}"
+        )),
+        Verdict::NotModified => {
+            let mut not_modified = s3_error!(NotModified);
+            let mut headers = cid_header(&e.cid)?;
+            let etag = ETag::Strong(e.etag.clone());
+            headers.insert(
+                axum::http::header::ETAG,
+                etag.to_http_header().map_err(internal)?,
+            );
+            not_modified.set_headers(headers);
+            Err(not_modified)
+        }
+    }
 }
 
 /// The byte range a request reads: all, or its `Range` (416 when it
@@ -249,9 +327,21 @@ macro_rules! described {
     }};
 }
 
+/// The conditions of a GET or HEAD input (the same four fields).
+macro_rules! read_if {
+    ($input:ident) => {
+        ReadIf {
+            if_match: $input.if_match,
+            if_none_match: $input.if_none_match,
+            if_modified_since: $input.if_modified_since,
+            if_unmodified_since: $input.if_unmodified_since,
+        }
+    };
+}
+
 /// GetObject, whole or one range.
 pub(super) async fn get(c: &Cairn, input: GetObjectInput) -> S3Result<S3Response<GetObjectOutput>> {
-    let e = entry(c, &input.bucket, &input.key).await?;
+    let e = entry(c, &input.bucket, &input.key, read_if!(input)).await?;
     let cid = e.cid().map_err(s3_err)?;
     let (mut output, start, length) = described!(GetObjectOutput, &e, input.range);
     let node = Arc::clone(c.online.node());
@@ -269,7 +359,7 @@ pub(super) async fn head(
     c: &Cairn,
     input: HeadObjectInput,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
-    let e = entry(c, &input.bucket, &input.key).await?;
+    let e = entry(c, &input.bucket, &input.key, read_if!(input)).await?;
     let (output, _, _) = described!(HeadObjectOutput, &e, input.range);
     with_cid(output, &e.cid)
 }
@@ -290,4 +380,84 @@ pub(super) async fn delete(
     })
     .await?;
     Ok(S3Response::new(DeleteObjectOutput::default()))
+}
+
+/// DeleteObjects: up to 1,000 keys, each removed as DeleteObject removes
+/// it (a missing key counts as deleted, as S3); a key that cannot be
+/// removed is reported in the result, not as the request's error. Quiet
+/// mode reports only those.
+pub(super) async fn delete_many(
+    c: &Cairn,
+    input: DeleteObjectsInput,
+) -> S3Result<S3Response<DeleteObjectsOutput>> {
+    let objects = input.delete.objects;
+    if objects.is_empty() || objects.len() > MAX_DELETE_KEYS {
+        return Err(s3_error!(
+            MalformedXML,
+            "a DeleteObjects request names 1 to {MAX_DELETE_KEYS} keys, not {}",
+            objects.len()
+        ));
+    }
+    let quiet = input.delete.quiet.unwrap_or(false);
+    let index = Arc::clone(&c.index);
+    let node = Arc::clone(c.online.node());
+    let bucket = input.bucket;
+    let outcomes = blocking(move || {
+        if index.bucket(&bucket)?.is_none() {
+            return Err(super::S3Error::NoSuchBucket { name: bucket });
+        }
+        let writer = index.writer();
+        let outcomes = objects
+            .into_iter()
+            .map(|o| {
+                let outcome = delete_one(&writer, &node, &bucket, &o);
+                (o, outcome)
+            })
+            .collect::<Vec<_>>();
+        Ok(outcomes)
+    })
+    .await?;
+    let mut deleted = Vec::new();
+    let mut errors = Vec::new();
+    for (o, outcome) in outcomes {
+        match outcome {
+            Ok(()) if quiet => {}
+            Ok(()) => deleted.push(DeletedObject {
+                key: Some(o.key),
+                version_id: o.version_id,
+                ..Default::default()
+            }),
+            Err(e) => errors.push(Error {
+                code: Some(e.code().as_str().to_string()),
+                key: Some(o.key),
+                message: e.message().map(str::to_string),
+                version_id: o.version_id,
+            }),
+        }
+    }
+    Ok(S3Response::new(DeleteObjectsOutput {
+        deleted: Some(deleted),
+        errors: Some(errors),
+        ..Default::default()
+    }))
+}
+
+/// One key of a DeleteObjects.
+fn delete_one(
+    writer: &super::index::Writer<'_>,
+    node: &Node,
+    bucket: &str,
+    o: &ObjectIdentifier,
+) -> S3Result<()> {
+    check_key(&o.key)?;
+    if o.version_id.as_deref().is_some_and(|v| v != "null") {
+        return Err(s3_error!(
+            NoSuchVersion,
+            "this endpoint keeps one version of each object"
+        ));
+    }
+    if let Some((_, Some(cid))) = writer.delete(bucket, &o.key).map_err(s3_err)? {
+        unpin(node, &cid);
+    }
+    Ok(())
 }

@@ -1,5 +1,6 @@
 //! The `S3` trait over cairn: buckets (create, delete when empty, list,
-//! head) and listings here; objects in `objects.rs`. Every index access
+//! head) and listings (V2 and V1, one paging in `list.rs`) here; objects
+//! in `objects.rs`, CopyObject in `copy.rs`. Every index access
 //! runs on a blocking thread.
 
 use super::auth::KeyAuth;
@@ -19,8 +20,9 @@ pub(super) struct Cairn {
     pub(super) auth: KeyAuth,
 }
 
-/// `error` as S3 names it; anything but a missing bucket is logged and
-/// answered as an internal error.
+/// `error` as S3 names it; anything but a missing bucket, a bad bucket
+/// name or a refused conditional write is logged and answered as an
+/// internal error.
 pub(super) fn s3_err(error: S3Error) -> s3s::S3Error {
     match error {
         S3Error::NoSuchBucket { name } => {
@@ -29,6 +31,7 @@ pub(super) fn s3_err(error: S3Error) -> s3s::S3Error {
         S3Error::InvalidBucketName { name } => {
             s3_error!(InvalidBucketName, "invalid bucket name {name:?}")
         }
+        S3Error::WriteRefused { key, why, .. } => why.to_s3(&key),
         other => internal(other),
     }
 }
@@ -159,23 +162,7 @@ impl S3 for Cairn {
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
         let input = req.input;
-        let max_keys = match input.max_keys {
-            None => list::MAX_KEYS,
-            Some(n) => usize::try_from(n)
-                .map_err(|_| s3_error!(InvalidArgument, "max-keys must not be negative"))?
-                .min(list::MAX_KEYS),
-        };
-        let url_encoded = match &input.encoding_type {
-            None => false,
-            Some(e) if e.as_str() == EncodingType::URL => true,
-            Some(e) => {
-                return Err(s3_error!(
-                    InvalidArgument,
-                    "unknown encoding-type {:?}",
-                    e.as_str()
-                ))
-            }
-        };
+        let (max_keys, url) = list_args(input.max_keys, input.encoding_type.as_ref())?;
         let prefix = input.prefix.clone().unwrap_or_default();
         let start = list::start_of(
             &prefix,
@@ -189,48 +176,56 @@ impl S3 for Cairn {
             max_keys,
             start,
         };
-        let index = Arc::clone(&self.index);
-        let bucket = input.bucket.clone();
-        let page = blocking(move || {
-            let objects = index.objects_of(&bucket)?;
-            list::page(&query, &mut |from| objects.first_from(from))
-        })
-        .await?;
-        let enc = |s: String| if url_encoded { url_encode(&s) } else { s };
-        let key_count = page.objects.len() + page.prefixes.len();
-        let contents = page
-            .objects
-            .into_iter()
-            .map(|(key, entry)| Object {
-                key: Some(enc(key)),
-                size: Some(i64::try_from(entry.size).unwrap_or(i64::MAX)),
-                e_tag: Some(ETag::Strong(entry.etag)),
-                last_modified: Some(timestamp(entry.mtime_ms)),
-                storage_class: Some(ObjectStorageClass::from_static(
-                    ObjectStorageClass::STANDARD,
-                )),
-                ..Default::default()
-            })
-            .collect();
-        let common_prefixes = page
-            .prefixes
-            .into_iter()
-            .map(|p| CommonPrefix {
-                prefix: Some(enc(p)),
-            })
-            .collect();
+        let page = self.list(&input.bucket, query, url).await?;
+        let key_count = page.contents.len() + page.common_prefixes.len();
         Ok(S3Response::new(ListObjectsV2Output {
             name: Some(input.bucket),
-            prefix: Some(enc(input.prefix.unwrap_or_default())),
-            delimiter: input.delimiter.map(enc),
-            start_after: input.start_after.map(enc),
+            prefix: Some(encoded(input.prefix.unwrap_or_default(), url)),
+            delimiter: input.delimiter.map(|d| encoded(d, url)),
+            start_after: input.start_after.map(|s| encoded(s, url)),
             max_keys: Some(i32::try_from(max_keys).unwrap_or(i32::MAX)),
             key_count: Some(i32::try_from(key_count).unwrap_or(i32::MAX)),
             continuation_token: input.continuation_token,
             is_truncated: Some(page.next.is_some()),
             next_continuation_token: page.next.as_deref().map(list::token),
-            contents: Some(contents),
-            common_prefixes: Some(common_prefixes),
+            contents: Some(page.contents),
+            common_prefixes: Some(page.common_prefixes),
+            encoding_type: input.encoding_type,
+            ..Default::default()
+        }))
+    }
+
+    async fn list_objects(
+        &self,
+        req: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
+        let input = req.input;
+        let (max_keys, url) = list_args(input.max_keys, input.encoding_type.as_ref())?;
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let marker = input.marker.clone().unwrap_or_default();
+        let query = ListQuery {
+            start: list::start_after_marker(&prefix, &marker, input.delimiter.as_deref()),
+            prefix,
+            delimiter: input.delimiter.clone(),
+            max_keys,
+        };
+        let page = self.list(&input.bucket, query, url).await?;
+        let truncated = page.next.is_some();
+        // As S3: NextMarker only with a delimiter (otherwise the last key
+        // is the next marker, and clients take it themselves).
+        let next_marker = (truncated && input.delimiter.is_some())
+            .then_some(page.last)
+            .flatten();
+        Ok(S3Response::new(ListObjectsOutput {
+            name: Some(input.bucket),
+            prefix: Some(encoded(input.prefix.unwrap_or_default(), url)),
+            delimiter: input.delimiter.map(|d| encoded(d, url)),
+            marker: Some(encoded(marker, url)),
+            max_keys: Some(i32::try_from(max_keys).unwrap_or(i32::MAX)),
+            is_truncated: Some(truncated),
+            next_marker,
+            contents: Some(page.contents),
+            common_prefixes: Some(page.common_prefixes),
             encoding_type: input.encoding_type,
             ..Default::default()
         }))
@@ -263,6 +258,20 @@ impl S3 for Cairn {
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
         super::objects::delete(self, req.input).await
     }
+
+    async fn delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        super::objects::delete_many(self, req.input).await
+    }
+
+    async fn copy_object(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        super::copy::copy(self, req.input).await
+    }
 }
 
 /// The one owner every bucket has.
@@ -270,6 +279,89 @@ fn owner() -> Owner {
     Owner {
         display_name: Some("cairn".into()),
         id: Some("cairn".into()),
+    }
+}
+
+/// A listing's `max-keys` (at most [`list::MAX_KEYS`]) and whether it
+/// asked for `encoding-type=url`.
+fn list_args(max_keys: Option<i32>, encoding: Option<&EncodingType>) -> S3Result<(usize, bool)> {
+    let max_keys = match max_keys {
+        None => list::MAX_KEYS,
+        Some(n) => usize::try_from(n)
+            .map_err(|_| s3_error!(InvalidArgument, "max-keys must not be negative"))?
+            .min(list::MAX_KEYS),
+    };
+    let url = match encoding {
+        None => false,
+        Some(e) if e.as_str() == EncodingType::URL => true,
+        Some(e) => {
+            return Err(s3_error!(
+                InvalidArgument,
+                "unknown encoding-type {:?}",
+                e.as_str()
+            ))
+        }
+    };
+    Ok((max_keys, url))
+}
+
+/// One page of a listing, as S3's entries.
+struct Listed {
+    contents: Vec<Object>,
+    common_prefixes: Vec<CommonPrefix>,
+    /// Where the next page starts, when there is more.
+    next: Option<Vec<u8>>,
+    /// The last key or common prefix on the page, encoded as they are.
+    last: Option<String>,
+}
+
+impl Cairn {
+    /// One page of `query` over `bucket`'s keys; keys and prefixes
+    /// URL-encoded when `url`.
+    async fn list(&self, bucket: &str, query: ListQuery, url: bool) -> S3Result<Listed> {
+        let index = Arc::clone(&self.index);
+        let bucket = bucket.to_string();
+        let page = blocking(move || {
+            let objects = index.objects_of(&bucket)?;
+            list::page(&query, &mut |from| objects.first_from(from))
+        })
+        .await?;
+        let contents = page
+            .objects
+            .into_iter()
+            .map(|(key, entry)| Object {
+                key: Some(encoded(key, url)),
+                size: Some(i64::try_from(entry.size).unwrap_or(i64::MAX)),
+                e_tag: Some(ETag::Strong(entry.etag)),
+                last_modified: Some(timestamp(entry.mtime_ms)),
+                storage_class: Some(ObjectStorageClass::from_static(
+                    ObjectStorageClass::STANDARD,
+                )),
+                ..Default::default()
+            })
+            .collect();
+        let common_prefixes = page
+            .prefixes
+            .into_iter()
+            .map(|p| CommonPrefix {
+                prefix: Some(encoded(p, url)),
+            })
+            .collect();
+        Ok(Listed {
+            contents,
+            common_prefixes,
+            next: page.next,
+            last: page.last.map(|l| encoded(l, url)),
+        })
+    }
+}
+
+/// `s`, URL-encoded when `url`.
+fn encoded(s: String, url: bool) -> String {
+    if url {
+        url_encode(&s)
+    } else {
+        s
     }
 }
 

@@ -1,0 +1,136 @@
+//! CopyObject without copying data: the destination key names the
+//! source's CID, so both read the same blocks; the index's reference count
+//! keeps the one pin until the last key naming the CID goes. Within a
+//! bucket or across buckets (the access key must reach both: `auth.rs`
+//! checks the source). The source is read, its `x-amz-copy-source-if-*`
+//! conditions checked and the destination written under the index's write
+//! lock, so a concurrent DELETE or PUT of the source cannot come between.
+//!
+//! `x-amz-metadata-directive`: COPY (the default) keeps the source's
+//! Content-Type and `x-amz-meta-*`, REPLACE takes the request's. Copying a
+//! key onto itself without REPLACE changes nothing and is refused
+//! (`InvalidRequest`), as S3 does.
+
+use super::conditions::{ReadIf, Verdict};
+use super::index::{now_ms, ObjectEntry};
+use super::objects::{check_key, unpin, with_cid};
+use super::service::{blocking, timestamp, Cairn};
+use s3s::dto::*;
+use s3s::{s3_error, S3Response, S3Result};
+use std::sync::Arc;
+
+/// What the request asks of the copy, checked before the index is touched.
+struct CopyPlan {
+    source: (String, String),
+    target: (String, String),
+    replace: Option<(Option<String>, Metadata)>,
+    source_if: ReadIf,
+}
+
+fn plan(input: CopyObjectInput) -> S3Result<CopyPlan> {
+    check_key(&input.key)?;
+    let CopySource::Bucket {
+        bucket,
+        key,
+        version_id,
+    } = input.copy_source
+    else {
+        return Err(s3_error!(
+            NotImplemented,
+            "only bucket/key copy sources are supported, not access points"
+        ));
+    };
+    if version_id.as_deref().is_some_and(|v| v != "null") {
+        return Err(s3_error!(
+            InvalidArgument,
+            "this endpoint keeps one version of each object: the copy source's versionId must be \"null\" or absent"
+        ));
+    }
+    let replace = match input
+        .metadata_directive
+        .as_ref()
+        .map(MetadataDirective::as_str)
+    {
+        None | Some(MetadataDirective::COPY) => false,
+        Some(MetadataDirective::REPLACE) => true,
+        Some(other) => {
+            return Err(s3_error!(
+                InvalidArgument,
+                "unknown x-amz-metadata-directive {other:?} (COPY or REPLACE)"
+            ))
+        }
+    };
+    Ok(CopyPlan {
+        source: (bucket.into(), key.into()),
+        target: (input.bucket, input.key),
+        replace: replace.then(|| (input.content_type, input.metadata.unwrap_or_default())),
+        source_if: ReadIf {
+            if_match: input.copy_source_if_match,
+            if_none_match: input.copy_source_if_none_match,
+            if_modified_since: input.copy_source_if_modified_since,
+            if_unmodified_since: input.copy_source_if_unmodified_since,
+        },
+    })
+}
+
+/// CopyObject.
+pub(super) async fn copy(
+    c: &Cairn,
+    input: CopyObjectInput,
+) -> S3Result<S3Response<CopyObjectOutput>> {
+    let plan = plan(input)?;
+    let index = Arc::clone(&c.index);
+    let node = Arc::clone(c.online.node());
+    let copied = blocking(move || {
+        let writer = index.writer();
+        let (sb, sk) = &plan.source;
+        let Some(source) = index.get(sb, sk)? else {
+            return Ok(Err(s3_error!(
+                NoSuchKey,
+                "no object {sk:?} in bucket {sb:?} to copy"
+            )));
+        };
+        let now = now_ms();
+        if plan.source_if.evaluate(&source.etag, source.mtime_ms, now) != Verdict::Proceed {
+            return Ok(Err(s3_error!(
+                PreconditionFailed,
+                "the copy source's x-amz-copy-source-if-* conditions do not hold"
+            )));
+        }
+        if plan.source == plan.target && plan.replace.is_none() {
+            return Ok(Err(s3_error!(
+                InvalidRequest,
+                "This copy request is illegal because it is trying to copy an object to itself \
+                 without changing the object's metadata (use x-amz-metadata-directive: REPLACE)"
+            )));
+        }
+        let (content_type, metadata) = match plan.replace {
+            Some((content_type, metadata)) => (content_type, metadata.into_iter().collect()),
+            None => (source.content_type.clone(), source.metadata.clone()),
+        };
+        let entry = ObjectEntry {
+            content_type,
+            metadata,
+            mtime_ms: now,
+            ..source
+        };
+        // The source names the CID: the count goes up, the pin stays.
+        let (tb, tk) = &plan.target;
+        if let Some(old) = writer.put(tb, tk, &entry, false)? {
+            unpin(&node, &old);
+        }
+        Ok(Ok(entry))
+    })
+    .await??;
+    with_cid(
+        CopyObjectOutput {
+            copy_object_result: Some(CopyObjectResult {
+                e_tag: Some(ETag::Strong(copied.etag.clone())),
+                last_modified: Some(timestamp(copied.mtime_ms)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        &copied.cid,
+    )
+}
