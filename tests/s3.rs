@@ -14,7 +14,7 @@
 
 mod common;
 
-use common::s3::{create_key, etag_of, python, run_script, s3_url, sha256_hex};
+use common::s3::{client_spec, create_key, etag_of, python, run_script, sha256_hex};
 use common::{gateway_url, Daemon, TestRepo};
 use serde_json::json;
 
@@ -40,8 +40,8 @@ fn boto3_stores_lists_and_reads_objects_fetchable_by_cid() {
     let python = python();
     assert!(python.exists(), "{} missing after setup", python.display());
     let repo = TestRepo::new();
-    let (key, secret) = create_key(&repo, &[]);
-    let (scoped_key, scoped_secret) = create_key(&repo, &["--bucket", "photos"]);
+    let key = create_key(&repo, &[]);
+    let scoped = create_key(&repo, &["--bucket", "photos"]);
     let data = common::random_bytes(3_000_000, 19);
     let file = repo.scratch("big.bin");
     std::fs::write(&file, &data).unwrap();
@@ -49,14 +49,7 @@ fn boto3_stores_lists_and_reads_objects_fetchable_by_cid() {
     let cid = TestRepo::new().add(&file, &["-n"]);
 
     let (mut daemon, banner) = Daemon::start(&repo, &["--s3", "127.0.0.1:0"]);
-    let spec = json!({
-        "endpoint": s3_url(&banner),
-        "key": key,
-        "secret": secret,
-        "scoped_key": scoped_key,
-        "scoped_secret": scoped_secret,
-        "file": file,
-    });
+    let spec = client_spec(&banner, &key, &scoped, &file);
     let got = run_script("boto3_run.py", &spec);
     eprintln!("{got}");
     let etag = etag_of(&data);

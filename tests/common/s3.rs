@@ -74,6 +74,24 @@ pub fn create_key(repo: &TestRepo, args: &[&str]) -> (String, String) {
     (field("AccessKeyId:"), field("SecretAccessKey:"))
 }
 
+/// What the boto3 scripts read on stdin: the endpoint (from a daemon's
+/// start-up lines), a key for every bucket, a key scoped to some, a file.
+pub fn client_spec(
+    banner: &[String],
+    (key, secret): &(String, String),
+    (scoped_key, scoped_secret): &(String, String),
+    file: &Path,
+) -> Value {
+    serde_json::json!({
+        "endpoint": s3_url(banner),
+        "key": key,
+        "secret": secret,
+        "scoped_key": scoped_key,
+        "scoped_secret": scoped_secret,
+        "file": file,
+    })
+}
+
 /// The S3 endpoint (`http://127.0.0.1:PORT`) from a daemon's start-up lines.
 pub fn s3_url(banner: &[String]) -> String {
     banner

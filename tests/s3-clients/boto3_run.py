@@ -13,36 +13,15 @@ import time
 import urllib.error
 import urllib.request
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import ClientError
+import s3_helpers
+from s3_helpers import error_code
 
 spec = json.load(sys.stdin)
 out = {}
 
 
 def client(key, secret):
-    return boto3.client(
-        "s3",
-        endpoint_url=spec["endpoint"],
-        aws_access_key_id=key,
-        aws_secret_access_key=secret,
-        region_name="us-east-1",
-        config=Config(
-            signature_version="s3v4",
-            s3={"addressing_style": "path"},
-            retries={"max_attempts": 1, "mode": "standard"},
-        ),
-    )
-
-
-def error_code(call):
-    """The S3 error code `call` fails with (None if it succeeds)."""
-    try:
-        call()
-    except ClientError as e:
-        return e.response["Error"]["Code"]
-    return None
+    return s3_helpers.client(spec["endpoint"], key, secret)
 
 
 def sha256(data):
