@@ -1,9 +1,12 @@
 //! Object bodies between the async protocol side and the blocking
 //! importer and reader: an upload's stream feeds a [`BodyReader`] the
 //! importer reads on a blocking thread (through [`Digesting`], which
-//! hashes and counts it), and a download's producer channel becomes the
-//! response's stream ([`ChunkStream`]).
+//! hashes and counts it: MD5 for the ETag, and the checksum the client
+//! asked for), and a download's producer channel becomes the response's
+//! stream ([`ChunkStream`]). [`refusal`] says in S3's words why an
+//! upload's stream failed.
 
+use super::checksum::{Hasher, ObjectChecksum};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use md5::Digest;
@@ -61,11 +64,39 @@ where
     Ok(())
 }
 
-/// A reader that computes the MD5 of what passes through it and stops
-/// with an error past `limit` bytes.
+/// Why an upload's body stream failed, as S3 answers it. s3s reports its
+/// own checks of the body (payload hash, chunk signatures, lengths) as
+/// errors of types it does not export, so they are told apart by their
+/// text.
+pub fn refusal(error: Box<dyn std::error::Error + Send + Sync>) -> s3s::S3Error {
+    let error = match error.downcast::<s3s::S3Error>() {
+        Ok(e) => return *e,
+        Err(e) => e,
+    };
+    let text = error.to_string();
+    if text.contains("Sha256Mismatch") {
+        let mut e = s3s::S3Error::with_message(
+            s3s::S3ErrorCode::Custom("XAmzContentSHA256Mismatch".into()),
+            "The provided 'x-amz-content-sha256' header does not match what was computed.",
+        );
+        e.set_status_code(axum::http::StatusCode::BAD_REQUEST);
+        return e;
+    }
+    if text.contains("SignatureMismatch") {
+        return s3s::s3_error!(
+            SignatureDoesNotMatch,
+            "a chunk or trailer signature of the aws-chunked body does not match"
+        );
+    }
+    s3s::s3_error!(IncompleteBody, "the body could not be read: {text}")
+}
+
+/// A reader that computes the MD5 of what passes through it (and a
+/// checksum, when given one) and stops with an error past `limit` bytes.
 pub struct Digesting<R> {
     inner: R,
     md5: md5::Md5,
+    checksum: Option<Hasher>,
     read: u64,
     limit: u64,
 }
@@ -74,6 +105,8 @@ pub struct Digesting<R> {
 pub struct Digested {
     /// The MD5 of the bytes read.
     pub md5: [u8; 16],
+    /// The checksum of the bytes read, if one was asked for.
+    pub checksum: Option<ObjectChecksum>,
     /// Bytes read.
     pub bytes: u64,
 }
@@ -84,15 +117,23 @@ impl<R: std::io::Read> Digesting<R> {
         Digesting {
             inner,
             md5: md5::Md5::new(),
+            checksum: None,
             read: 0,
             limit,
         }
     }
 
-    /// The digest and count of everything read.
+    /// Also computes `checksum` over what is read.
+    pub fn with_checksum(mut self, checksum: Hasher) -> Self {
+        self.checksum = Some(checksum);
+        self
+    }
+
+    /// The digests and count of everything read.
     pub fn finish(self) -> Digested {
         Digested {
             md5: self.md5.finalize().into(),
+            checksum: self.checksum.map(Hasher::finish),
             bytes: self.read,
         }
     }
@@ -114,6 +155,9 @@ impl<R: std::io::Read> std::io::Read for Digesting<R> {
             )));
         }
         self.md5.update(&buf[..n]);
+        if let Some(c) = &mut self.checksum {
+            c.update(&buf[..n]);
+        }
         Ok(n)
     }
 }
@@ -141,7 +185,8 @@ mod tests {
         let expected: Vec<u8> = (0..50u8).flat_map(|i| vec![i; 1000]).collect();
         let (tx, reader) = BodyReader::new();
         let read = tokio::task::spawn_blocking(move || {
-            let mut r = Digesting::new(reader, 1 << 20);
+            let crc = Hasher::new(super::super::checksum::Algorithm::Crc32);
+            let mut r = Digesting::new(reader, 1 << 20).with_checksum(crc);
             let mut all = Vec::new();
             r.read_to_end(&mut all).unwrap();
             (all, r.finish())
@@ -151,9 +196,26 @@ mod tests {
         assert_eq!(all, expected);
         assert_eq!(digested.bytes, 50_000);
         assert_eq!(digested.md5, <[u8; 16]>::from(md5::Md5::digest(&expected)));
+        let mut whole = Hasher::new(super::super::checksum::Algorithm::Crc32);
+        whole.update(&expected);
+        assert_eq!(digested.checksum, Some(whole.finish()));
 
         let mut small = Digesting::new(&expected[..], 10);
         assert!(small.read_to_end(&mut Vec::new()).is_err());
         assert!(small.over_limit());
+    }
+
+    #[test]
+    fn body_failures_get_s3_codes() {
+        let boxed = |e: s3s::S3Error| -> Box<dyn std::error::Error + Send + Sync> { Box::new(e) };
+        let ours = refusal(boxed(s3s::s3_error!(EntityTooLarge)));
+        assert_eq!(ours.code().as_str(), "EntityTooLarge");
+        let sha = refusal("UploadStreamError: Sha256Mismatch".into());
+        assert_eq!(sha.code().as_str(), "XAmzContentSHA256Mismatch");
+        assert_eq!(sha.status_code(), Some(axum::http::StatusCode::BAD_REQUEST));
+        let sig = refusal("AwsChunkedStreamError: SignatureMismatch".into());
+        assert_eq!(sig.code().as_str(), "SignatureDoesNotMatch");
+        let cut = refusal("AwsChunkedStreamError: Incomplete".into());
+        assert_eq!(cut.code().as_str(), "IncompleteBody");
     }
 }

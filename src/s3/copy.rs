@@ -13,7 +13,7 @@
 
 use super::conditions::{ReadIf, Verdict};
 use super::index::{now_ms, ObjectEntry};
-use super::objects::{check_key, unpin, with_cid};
+use super::objects::{check_key, release, with_cid};
 use super::service::{blocking, timestamp, Cairn};
 use s3s::dto::*;
 use s3s::{s3_error, S3Response, S3Result};
@@ -117,7 +117,7 @@ pub(super) async fn copy(
         // The source names the CID: the count goes up, the pin stays.
         let (tb, tk) = &plan.target;
         if let Some(old) = writer.put(tb, tk, &entry, false)? {
-            unpin(&node, &old);
+            release(&node, &writer, &old);
         }
         Ok(Ok(entry))
     })

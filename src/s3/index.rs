@@ -9,8 +9,20 @@
 //! [`ObjectEntry`], in byte order, which is S3's key order) and `refs`
 //! (CID → how many objects name it, and whether the S3 endpoint made its
 //! pin): an object body is pinned while any key names it, and its pin is
-//! removed with the last key only if the endpoint made it.
+//! removed with the last key only if the endpoint made it; and `pending`
+//! (CID → nothing): pins the endpoint is making or removing whose outcome
+//! the other trees do not show yet.
+//!
+//! A pin and the index live in different databases, so a crash can fall
+//! between them. `pending` closes that gap: a write records the CID there
+//! (flushed) before it pins, and its commit clears the record in the same
+//! transaction that counts the reference; a change that leaves a CID
+//! without objects records it there in the same transaction, and clears it
+//! once the pin is gone. [`BucketIndex::reconcile`], at open, unpins every
+//! pending CID that no object names and clears the records: no pin the
+//! endpoint made outlives a crash without an object naming it.
 
+use super::checksum::ObjectChecksum;
 use super::conditions::WriteIf;
 use super::S3Error;
 use crate::block::Cid;
@@ -40,6 +52,11 @@ pub struct ObjectEntry {
     pub metadata: BTreeMap<String, String>,
     /// When it was written, in milliseconds since the Unix epoch.
     pub mtime_ms: u64,
+    /// The checksum checked at upload and given back on request: the one
+    /// the client sent, else CRC64NVME (none for entries written before
+    /// checksums were kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<ObjectChecksum>,
 }
 
 impl ObjectEntry {
@@ -69,6 +86,7 @@ pub struct BucketIndex {
     db: sled::Db,
     buckets: sled::Tree,
     refs: sled::Tree,
+    pending: sled::Tree,
     /// Held by [`Writer`]: one change at a time, so a pin decision and the
     /// reference count it reads stay true until the change commits.
     write: Mutex<()>,
@@ -152,6 +170,7 @@ impl BucketIndex {
         Ok(BucketIndex {
             buckets: db.open_tree("buckets").map_err(failed("opening"))?,
             refs: db.open_tree("refs").map_err(failed("opening"))?,
+            pending: db.open_tree("pending").map_err(failed("opening"))?,
             db,
             write: Mutex::new(()),
         })
@@ -224,6 +243,43 @@ impl BucketIndex {
             .get(cid.to_bytes())
             .map_err(failed("reading a reference count"))?;
         v.map(|v| Refs::decode(&v)).transpose()
+    }
+
+    /// Settles what a crash left pending: each pending CID that no object
+    /// names is handed to `unpin`, then every record is cleared. Run at
+    /// open, before the endpoint takes writes. Returns the CIDs unpinned.
+    pub fn reconcile(
+        &self,
+        unpin: &mut dyn FnMut(&Cid) -> Result<(), S3Error>,
+    ) -> Result<Vec<Cid>, S3Error> {
+        let _writer = self.writer();
+        let mut unpinned = Vec::new();
+        for kv in self.pending.iter() {
+            let (k, _) = kv.map_err(failed("reading pending pins"))?;
+            let cid = crate::block::cid_from_bytes(&k).map_err(|e| S3Error::BadEntry {
+                what: "pending pin",
+                why: e.to_string(),
+            })?;
+            if self.refs_of(&cid)?.is_none() {
+                unpin(&cid)?;
+                unpinned.push(cid);
+            }
+            self.pending
+                .remove(&k)
+                .map_err(failed("clearing a pending pin"))?;
+        }
+        self.flush()?;
+        Ok(unpinned)
+    }
+
+    /// The CIDs recorded as pending.
+    #[cfg(test)]
+    fn pending_cids(&self) -> Vec<Vec<u8>> {
+        self.pending
+            .iter()
+            .keys()
+            .map(|k| k.map(|k| k.to_vec()).unwrap_or_default())
+            .collect()
     }
 }
 
@@ -307,10 +363,49 @@ fn bump(
     Ok(next)
 }
 
+/// Drops one reference to `cid`; when none is left and the endpoint made
+/// its pin, records it as pending and returns it (to unpin).
+fn release(
+    refs: &sled::transaction::TransactionalTree,
+    pending: &sled::transaction::TransactionalTree,
+    cid: &Cid,
+) -> Result<Option<Cid>, ConflictableTransactionError<Abort>> {
+    let bytes = cid.to_bytes();
+    let left = bump(refs, &bytes, -1, false)?;
+    if left.count == 0 && left.owned {
+        pending.insert(&bytes[..], &[][..])?;
+        return Ok(Some(*cid));
+    }
+    Ok(None)
+}
+
 impl Writer<'_> {
     /// The reference count of `cid` (none: no object names it).
     pub fn refs_of(&self, cid: &Cid) -> Result<Option<Refs>, S3Error> {
         self.index.refs_of(cid)
+    }
+
+    /// Records, durably, that the endpoint is about to pin `cid` for a
+    /// write whose [`put`](Self::put) has not committed: until that commit
+    /// clears the record, a crash leaves it for
+    /// [`BucketIndex::reconcile`].
+    pub fn intend_pin(&self, cid: &Cid) -> Result<(), S3Error> {
+        let i = self.index;
+        i.pending
+            .insert(cid.to_bytes(), &[][..])
+            .map_err(failed("recording a pin"))?;
+        i.flush()
+    }
+
+    /// Clears the pending record of `cid`: its pin was removed (or a
+    /// refused write's pin undone). Not flushed: a record that survives a
+    /// crash only makes [`BucketIndex::reconcile`] look at `cid` again.
+    pub fn settle(&self, cid: &Cid) -> Result<(), S3Error> {
+        self.index
+            .pending
+            .remove(cid.to_bytes())
+            .map(|_| ())
+            .map_err(failed("clearing a pending pin"))
     }
 
     /// Creates `bucket`; false when it exists already.
@@ -347,8 +442,11 @@ impl Writer<'_> {
 
     /// Sets `key` to `entry`, counting a reference to its CID (`owned`: the
     /// caller pinned it for this, when no object named it before). Returns
-    /// a CID no object names any more whose pin the endpoint made: the
-    /// caller unpins it.
+    /// a CID no object names any more whose pin the endpoint made, recorded
+    /// as pending in the same transaction (which also clears the pending
+    /// record of the new CID): the caller unpins it, then
+    /// [`settle`](Self::settle)s it (a crash in between leaves it to
+    /// [`BucketIndex::reconcile`]).
     pub fn put(
         &self,
         bucket: &str,
@@ -374,8 +472,8 @@ impl Writer<'_> {
         let tree = i.objects(bucket)?;
         let new_cid = entry.cid()?.to_bytes();
         let encoded = entry.encode();
-        let released = (&i.buckets, &tree, &i.refs)
-            .transaction(|(buckets, objects, refs)| {
+        let released = (&i.buckets, &tree, &i.refs, &i.pending)
+            .transaction(|(buckets, objects, refs, pending)| {
                 if buckets.get(bucket.as_bytes())?.is_none() {
                     return Err(ConflictableTransactionError::Abort(Abort::NoSuchBucket));
                 }
@@ -389,14 +487,14 @@ impl Writer<'_> {
                         .map_err(|why| ConflictableTransactionError::Abort(Abort::Refused(why)))?;
                 }
                 bump(refs, &new_cid, 1, owned)?;
+                pending.remove(&new_cid[..])?;
                 let Some(old) = objects.insert(key.as_bytes(), &encoded[..])? else {
                     return Ok(None);
                 };
                 let old = ObjectEntry::decode(&old)
                     .and_then(|o| o.cid())
                     .map_err(abort)?;
-                let left = bump(refs, &old.to_bytes(), -1, false)?;
-                Ok((left.count == 0 && left.owned).then_some(old))
+                release(refs, pending, &old)
             })
             .map_err(|e| transaction_error(e, bucket, key))?;
         i.flush()?;
@@ -412,15 +510,15 @@ impl Writer<'_> {
     ) -> Result<Option<(ObjectEntry, Option<Cid>)>, S3Error> {
         let i = self.index;
         let tree = i.objects(bucket)?;
-        let removed = (&tree, &i.refs)
-            .transaction(|(objects, refs)| {
+        let removed = (&tree, &i.refs, &i.pending)
+            .transaction(|(objects, refs, pending)| {
                 let Some(old) = objects.remove(key.as_bytes())? else {
                     return Ok(None);
                 };
                 let old = ObjectEntry::decode(&old).map_err(abort)?;
                 let cid = old.cid().map_err(abort)?;
-                let left = bump(refs, &cid.to_bytes(), -1, false)?;
-                Ok(Some((old, (left.count == 0 && left.owned).then_some(cid))))
+                let unpin = release(refs, pending, &cid)?;
+                Ok(Some((old, unpin)))
             })
             .map_err(|e| transaction_error(e, bucket, key))?;
         if removed.is_some() {
@@ -443,6 +541,7 @@ mod tests {
             content_type: None,
             metadata: BTreeMap::new(),
             mtime_ms: now_ms(),
+            checksum: None,
         }
     }
 
@@ -524,5 +623,63 @@ mod tests {
         let released = w.put_if("one", "k", &b, true, &same).unwrap();
         assert_eq!(released, a.cid().ok());
         assert_eq!(index.get("one", "k").unwrap(), Some(b));
+    }
+
+    #[test]
+    fn pins_a_crash_interrupted_are_found_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, c) = (entry(b"a"), entry(b"b"), entry(b"c"));
+        let (ca, cb, cc) = (a.cid().unwrap(), b.cid().unwrap(), c.cid().unwrap());
+        {
+            let index = BucketIndex::open(Some(dir.path())).unwrap();
+            let w = index.writer();
+            w.create_bucket("one").unwrap();
+            // a: pinned and committed; the commit clears its record.
+            w.intend_pin(&ca).unwrap();
+            assert_eq!(w.put("one", "a", &a, true).unwrap(), None);
+            assert!(index.pending_cids().is_empty());
+            // b: pinned, then the process dies before the commit.
+            w.intend_pin(&cb).unwrap();
+            // c: committed, then deleted; dies before the unpin.
+            w.intend_pin(&cc).unwrap();
+            w.put("one", "c", &c, true).unwrap();
+            let (_, unpin) = w.delete("one", "c").unwrap().unwrap();
+            assert_eq!(unpin, Some(cc));
+        }
+        let index = BucketIndex::open(Some(dir.path())).unwrap();
+        assert_eq!(index.pending_cids().len(), 2);
+        let mut unpinned = Vec::new();
+        let reported = index
+            .reconcile(&mut |cid| {
+                unpinned.push(*cid);
+                Ok(())
+            })
+            .unwrap();
+        unpinned.sort();
+        let mut want = vec![cb, cc];
+        want.sort();
+        assert_eq!(unpinned, want, "b and c lost their pins, a kept it");
+        assert_eq!(reported.len(), 2);
+        assert!(index.pending_cids().is_empty());
+        assert_eq!(index.get("one", "a").unwrap(), Some(a.clone()));
+        // A released pin whose unpin finished is settled: nothing left.
+        let w = index.writer();
+        let (_, unpin) = w.delete("one", "a").unwrap().unwrap();
+        assert_eq!(unpin, Some(ca));
+        w.settle(&ca).unwrap();
+        drop(w);
+        assert!(index.pending_cids().is_empty());
+        // A pending CID some object names again keeps its pin.
+        let w = index.writer();
+        w.intend_pin(&ca).unwrap();
+        drop(w);
+        let w = index.writer();
+        w.put("one", "again", &a, true).unwrap();
+        w.intend_pin(&ca).unwrap();
+        drop(w);
+        let none = index
+            .reconcile(&mut |cid| panic!("{cid} is named"))
+            .unwrap();
+        assert!(none.is_empty());
     }
 }

@@ -169,6 +169,7 @@ mod tests {
             content_type: None,
             metadata: BTreeMap::new(),
             mtime_ms: 0,
+            checksum: None,
         }
     }
 

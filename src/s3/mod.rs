@@ -26,6 +26,7 @@
 
 mod auth;
 mod body;
+mod checksum;
 mod conditions;
 mod copy;
 mod error;
@@ -64,6 +65,19 @@ impl S3Endpoint {
             None => AccessKeys::in_memory(),
         };
         let index = index::BucketIndex::open(repo.as_deref())?;
+        let node = Arc::clone(online.node());
+        let unpinned = index.reconcile(&mut |cid| {
+            node.store()
+                .unpin(cid)
+                .map(|_| ())
+                .map_err(|e| S3Error::Node(e.into()))
+        })?;
+        if !unpinned.is_empty() {
+            tracing::info!(
+                "S3: removed {} pins of writes a crash interrupted",
+                unpinned.len()
+            );
+        }
         Ok(S3Endpoint {
             online,
             keys: Arc::new(keys),

@@ -5,8 +5,15 @@
 //! and HEAD check the request's conditions, read the entry and stream the
 //! file (or a range of it) from the store; DELETE and DeleteObjects remove
 //! entries and, with the last key naming a CID, the endpoint's pin.
+//!
+//! A PUT also computes the checksum the client sent (or CRC64NVME) while
+//! the body streams in and refuses the write when it, Content-MD5 or the
+//! length differs (`checksum.rs`); a refused PUT leaves only unpinned
+//! blocks, which the next GC removes. Pins are recorded as pending in the
+//! index before they are made, so a crash cannot orphan one.
 
-use super::body::{pump, BodyReader, ChunkStream, Digesting};
+use super::body::{pump, refusal, BodyReader, ChunkStream, Digesting};
+use super::checksum::{set_checksum, Hasher, Requested};
 use super::conditions::{etag_of, ReadIf, Verdict, WriteIf};
 use super::index::{now_ms, ObjectEntry};
 use super::service::{blocking, internal, s3_err, timestamp, Cairn};
@@ -28,7 +35,10 @@ const MAX_KEY_BYTES: usize = 1024;
 /// The most keys one DeleteObjects names (S3's limit).
 const MAX_DELETE_KEYS: usize = 1000;
 
-/// Refuses a key S3 would refuse (empty, or longer than 1,024 bytes).
+/// Refuses a key S3 refuses (empty, longer than 1,024 bytes) and keys
+/// cairn refuses: a NUL byte (no XML listing can carry it) or a `..`
+/// segment (a key may become a path, in the bucket's DAG or a client's
+/// file system, and must not climb out of it).
 pub(super) fn check_key(key: &str) -> S3Result<()> {
     if key.is_empty() {
         return Err(s3_error!(InvalidArgument, "the object key is empty"));
@@ -39,7 +49,41 @@ pub(super) fn check_key(key: &str) -> S3Result<()> {
             "object keys are at most {MAX_KEY_BYTES} bytes"
         ));
     }
+    if key.contains('\0') {
+        return Err(s3_error!(
+            InvalidArgument,
+            "object keys may not contain a NUL character"
+        ));
+    }
+    if key.split('/').any(|segment| segment == "..") {
+        return Err(s3_error!(
+            InvalidArgument,
+            "object keys may not have a '..' segment"
+        ));
+    }
     Ok(())
+}
+
+/// The body length a PUT declares: `Content-Length`, or for an
+/// aws-chunked body `x-amz-decoded-content-length`.
+fn declared_length(
+    input: &PutObjectInput,
+    headers: &axum::http::HeaderMap,
+) -> S3Result<Option<u64>> {
+    if let Some(decoded) = headers.get("x-amz-decoded-content-length") {
+        return decoded
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .map(Some)
+            .ok_or_else(|| {
+                s3_error!(
+                    InvalidArgument,
+                    "x-amz-decoded-content-length is not a length"
+                )
+            });
+    }
+    Ok(input.content_length.and_then(|n| u64::try_from(n).ok()))
 }
 
 fn cid_header(cid: &str) -> S3Result<axum::http::HeaderMap> {
@@ -56,13 +100,18 @@ pub(super) fn with_cid<T>(output: T, cid: &str) -> S3Result<S3Response<T>> {
     Ok(response)
 }
 
-/// PutObject.
-pub(super) async fn put(c: &Cairn, input: PutObjectInput) -> S3Result<S3Response<PutObjectOutput>> {
+/// PutObject: `headers` name the checksum to check; `trailers` (an
+/// aws-chunked body's) may carry its value.
+pub(super) async fn put(
+    c: &Cairn,
+    input: PutObjectInput,
+    headers: &axum::http::HeaderMap,
+    trailers: Option<s3s::TrailingHeaders>,
+) -> S3Result<S3Response<PutObjectOutput>> {
     check_key(&input.key)?;
-    if input
-        .content_length
-        .is_some_and(|n| u64::try_from(n).map_or(true, |n| n > MAX_PUT_BYTES))
-    {
+    let requested = Requested::from_headers(headers)?;
+    let declared = declared_length(&input, headers)?;
+    if declared.is_some_and(|n| n > MAX_PUT_BYTES) || input.content_length.is_some_and(|n| n < 0) {
         return Err(s3_error!(
             EntityTooLarge,
             "a single PUT holds at most {MAX_PUT_BYTES} bytes"
@@ -97,10 +146,11 @@ pub(super) async fn put(c: &Cairn, input: PutObjectInput) -> S3Result<S3Response
     // GC waits until the object is pinned (or refused).
     let gc_guard = c.online.gc_lock().clone().read_owned().await;
     let (tx, reader) = BodyReader::new();
+    let hasher = Hasher::new(requested.algorithm);
     let importer = {
         let node = Arc::clone(&node);
         tokio::task::spawn_blocking(move || {
-            let mut body = Digesting::new(reader, MAX_PUT_BYTES);
+            let mut body = Digesting::new(reader, MAX_PUT_BYTES).with_checksum(hasher);
             let added = node.add_reader(&mut body, &opts, &mut |_| {});
             let too_large = body.over_limit();
             (added, body.finish(), too_large)
@@ -115,11 +165,9 @@ pub(super) async fn put(c: &Cairn, input: PutObjectInput) -> S3Result<S3Response
     };
     let (added, digested, too_large) = importer.await.map_err(internal)?;
     if let Err(e) = pumped {
-        // The client's body failed (cut off, or its chunk signatures).
-        return Err(match e.downcast::<s3s::S3Error>() {
-            Ok(e) => *e,
-            Err(e) => s3_error!(IncompleteBody, "the body could not be read: {e}"),
-        });
+        // The client's body failed (cut off, its payload hash or chunk
+        // signatures).
+        return Err(refusal(e));
     }
     if too_large {
         return Err(s3_error!(
@@ -128,8 +176,8 @@ pub(super) async fn put(c: &Cairn, input: PutObjectInput) -> S3Result<S3Response
         ));
     }
     let added = added.map_err(internal)?;
-    if let Some(n) = input.content_length {
-        if u64::try_from(n).ok() != Some(digested.bytes) {
+    if let Some(n) = declared {
+        if n != digested.bytes {
             return Err(s3_error!(
                 IncompleteBody,
                 "{} bytes came of the {n} declared",
@@ -140,9 +188,14 @@ pub(super) async fn put(c: &Cairn, input: PutObjectInput) -> S3Result<S3Response
     if expected_md5.is_some_and(|m| m[..] != digested.md5[..]) {
         return Err(s3_error!(
             BadDigest,
-            "the body's MD5 differs from Content-MD5"
+            "The Content-MD5 you specified did not match what we received."
         ));
     }
+    let computed = digested
+        .checksum
+        .ok_or_else(|| internal("the body's checksum was not computed"))?;
+    let trailing = trailers.as_ref().and_then(s3s::TrailingHeaders::take);
+    let checksum = requested.verify(computed, trailing.as_ref())?;
     let etag: String = digested.md5.iter().map(|b| format!("{b:02x}")).collect();
     let entry = ObjectEntry {
         cid: added.cid.to_string(),
@@ -154,6 +207,7 @@ pub(super) async fn put(c: &Cairn, input: PutObjectInput) -> S3Result<S3Response
             .map(|m| m.into_iter().collect::<BTreeMap<_, _>>())
             .unwrap_or_default(),
         mtime_ms: now_ms(),
+        checksum: Some(checksum.clone()),
     };
     let cid_text = entry.cid.clone();
     let index = Arc::clone(&c.index);
@@ -175,14 +229,13 @@ pub(super) async fn put(c: &Cairn, input: PutObjectInput) -> S3Result<S3Response
     c.online
         .announce_added(added.cid, owned.then_some(PinKind::Recursive))
         .await;
-    with_cid(
-        PutObjectOutput {
-            e_tag: Some(ETag::Strong(etag)),
-            size: Some(i64::try_from(digested.bytes).unwrap_or(i64::MAX)),
-            ..Default::default()
-        },
-        &cid_text,
-    )
+    let mut output = PutObjectOutput {
+        e_tag: Some(ETag::Strong(etag)),
+        size: Some(i64::try_from(digested.bytes).unwrap_or(i64::MAX)),
+        ..Default::default()
+    };
+    set_checksum!(output, &checksum);
+    with_cid(output, &cid_text)
 }
 
 /// Where a PUT writes, and what it requires of what is there.
@@ -213,10 +266,11 @@ fn write_condition(
     }
 }
 
-/// Pins `cid` unless an object or the user has it pinned already, makes
-/// blocks and pin durable, commits the index entry if the target's
-/// condition holds, and removes the pin of a CID no key names any more.
-/// Returns whether it pinned `cid`.
+/// Makes the blocks durable, then, holding the index's writer: pins `cid`
+/// unless an object or the user has it pinned already (recording the pin
+/// as pending first), commits the index entry if the target's condition
+/// holds, and removes the pin of a CID no key names any more. Returns
+/// whether it pinned `cid`.
 fn commit(
     node: &Node,
     index: &super::index::BucketIndex,
@@ -224,33 +278,44 @@ fn commit(
     entry: &ObjectEntry,
     cid: Cid,
 ) -> Result<bool, super::S3Error> {
+    node.flush()?;
     let writer = index.writer();
     let pin_here = writer.refs_of(&cid)?.is_none()
         && node.store().pin_of(&cid).map_err(NodeError::from)? != Some(PinKind::Recursive);
     if pin_here {
-        node.pin_complete(&cid)?;
+        writer.intend_pin(&cid)?;
+        if let Err(e) = node.pin_complete(&cid) {
+            release(node, &writer, &cid);
+            return Err(e.into());
+        }
     }
-    node.flush()?;
     let released = match writer.put_if(target.bucket, target.key, entry, pin_here, target.condition)
     {
         Ok(r) => r,
         Err(e) => {
             if pin_here {
-                let _ = node.store().unpin(&cid);
+                release(node, &writer, &cid);
             }
             return Err(e);
         }
     };
     if let Some(old) = released {
-        unpin(node, &old);
+        release(node, &writer, &old);
     }
     Ok(pin_here)
 }
 
-/// Removes the endpoint's pin of `cid` (its blocks go at the next GC).
-pub(super) fn unpin(node: &Node, cid: &Cid) {
-    if let Err(e) = node.store().unpin(cid) {
-        tracing::warn!("S3: unpinning {cid}: {e}");
+/// Removes the endpoint's pin of `cid` (its blocks go at the next GC) and
+/// its pending record; if the unpin fails, the record stays for the next
+/// open to settle.
+pub(super) fn release(node: &Node, writer: &super::index::Writer<'_>, cid: &Cid) {
+    match node.store().unpin(cid) {
+        Ok(_) => {
+            if let Err(e) = writer.settle(cid) {
+                tracing::warn!("S3: settling the pin of {cid}: {e}");
+            }
+        }
+        Err(e) => tracing::warn!("S3: unpinning {cid}: {e}"),
     }
 }
 
@@ -343,7 +408,15 @@ macro_rules! read_if {
 pub(super) async fn get(c: &Cairn, input: GetObjectInput) -> S3Result<S3Response<GetObjectOutput>> {
     let e = entry(c, &input.bucket, &input.key, read_if!(input)).await?;
     let cid = e.cid().map_err(s3_err)?;
+    let whole = input.range.is_none() && input.part_number.is_none();
     let (mut output, start, length) = described!(GetObjectOutput, &e, input.range);
+    if let Some(sum) = e
+        .checksum
+        .as_ref()
+        .filter(|_| whole && enabled(&input.checksum_mode))
+    {
+        set_checksum!(output, sum);
+    }
     let node = Arc::clone(c.online.node());
     let rx = crate::http::spawn_producer(move |out| {
         let mut reader = node.cat(&cid.to_string(), start, Some(length))?;
@@ -360,8 +433,24 @@ pub(super) async fn head(
     input: HeadObjectInput,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let e = entry(c, &input.bucket, &input.key, read_if!(input)).await?;
-    let (output, _, _) = described!(HeadObjectOutput, &e, input.range);
+    let whole = input.range.is_none() && input.part_number.is_none();
+    let (mut output, _, _) = described!(HeadObjectOutput, &e, input.range);
+    if let Some(sum) = e
+        .checksum
+        .as_ref()
+        .filter(|_| whole && enabled(&input.checksum_mode))
+    {
+        set_checksum!(output, sum);
+    }
     with_cid(output, &e.cid)
+}
+
+/// Whether a GET or HEAD asked for the object's checksum
+/// (`x-amz-checksum-mode: ENABLED`). A range or part is not what the
+/// checksum covers: those get none, as from S3.
+fn enabled(mode: &Option<ChecksumMode>) -> bool {
+    mode.as_ref()
+        .is_some_and(|m| m.as_str().eq_ignore_ascii_case(ChecksumMode::ENABLED))
 }
 
 /// DeleteObject: succeeds whether or not the key existed (as S3).
@@ -373,8 +462,9 @@ pub(super) async fn delete(
     let node = Arc::clone(c.online.node());
     let (bucket, key) = (input.bucket, input.key);
     blocking(move || {
-        if let Some((_, Some(cid))) = index.writer().delete(&bucket, &key)? {
-            unpin(&node, &cid);
+        let writer = index.writer();
+        if let Some((_, Some(cid))) = writer.delete(&bucket, &key)? {
+            release(&node, &writer, &cid);
         }
         Ok(())
     })
@@ -457,7 +547,7 @@ fn delete_one(
         ));
     }
     if let Some((_, Some(cid))) = writer.delete(bucket, &o.key).map_err(s3_err)? {
-        unpin(node, &cid);
+        release(node, writer, &cid);
     }
     Ok(())
 }

@@ -235,7 +235,7 @@ impl S3 for Cairn {
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
-        super::objects::put(self, req.input).await
+        super::objects::put(self, req.input, &req.headers, req.trailing_headers).await
     }
 
     async fn get_object(
