@@ -1,0 +1,275 @@
+//! Integrity of writes at the S3 endpoint, against a cairn daemon on
+//! 127.0.0.1:
+//! - checksums as boto3 1.44.18 sends them (a CRC32 header by default over
+//!   HTTP; aws-chunked with a trailing checksum over HTTPS, through a TLS
+//!   proxy the script runs), kept and given back; a wrong one refused;
+//! - bad input boto3 will not send, as raw signed requests
+//!   (`s3-clients/s3_raw.py`): malformed XML, wrong Content-MD5 and
+//!   payload hash, a 5 GiB declared body cut off after 1 MiB, refused keys,
+//!   aws-chunked bodies with signed chunks and trailers, good and tampered;
+//!
+//! After each: nothing half-written is visible, every pin the endpoint
+//! holds is an object's, and `cairn repo verify` passes.
+//!
+//! Needs Python >= 3.11 with its venv module, PyPI (boto3, pinned in
+//! `tests/s3-clients/requirements.txt`) and the `openssl` command (the TLS
+//! proxy's certificate).
+
+mod common;
+
+use common::process::run_bounded;
+use common::s3::{create_key, etag_of, run_script, s3_url};
+use common::{Daemon, TestRepo};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+use std::time::Duration;
+
+/// The base64 checksums S3 would give `data`, by algorithm name.
+fn checksums_of(data: &[u8]) -> BTreeMap<&'static str, String> {
+    use base64::Engine;
+    use s3s::crypto::{Checksum, Crc32, Crc32c, Crc64Nvme, Sha256};
+    let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
+    BTreeMap::from([
+        ("CRC32", b64(&Crc32::checksum(data))),
+        ("CRC32C", b64(&Crc32c::checksum(data))),
+        ("CRC64NVME", b64(&Crc64Nvme::checksum(data))),
+        ("SHA256", b64(Sha256::checksum(data).as_ref())),
+    ])
+}
+
+/// The recursive pins of a stopped daemon's repo.
+fn recursive_pins(repo: &TestRepo) -> BTreeSet<String> {
+    repo.ok(&["pin", "ls", "--type", "recursive", "-q"])
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Asserts `repo verify` passes on a stopped daemon's repo.
+fn verifies(repo: &TestRepo, after: &str) {
+    let out = repo.run(&["repo", "verify"]);
+    assert!(
+        out.status.success(),
+        "repo verify after {after}:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A self-signed certificate for 127.0.0.1 (PEM files: certificate, key).
+fn certificate(repo: &TestRepo) -> (String, String) {
+    let cert = repo.scratch("cert.pem");
+    let key = repo.scratch("key.pem");
+    let mut cmd = Command::new("openssl");
+    cmd.args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .arg("ec_paramgen_curve:prime256v1")
+        .args(["-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert);
+    let out = run_bounded(cmd, None, Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("these tests need the openssl command: {e:#}"));
+    assert!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        cert.to_string_lossy().into_owned(),
+        key.to_string_lossy().into_owned(),
+    )
+}
+
+#[test]
+fn boto3_checksums_and_aws_chunked_uploads_are_checked_and_kept() {
+    let repo = TestRepo::new();
+    let (key, secret) = create_key(&repo, &[]);
+    let data = common::random_bytes(3_000_000, 23);
+    let file = repo.scratch("object.bin");
+    std::fs::write(&file, &data).unwrap();
+    let sums = checksums_of(&data);
+    let other = checksums_of(b"other bytes");
+    let (cert, cert_key) = certificate(&repo);
+    let (mut daemon, banner) = Daemon::start(&repo, &["--s3", "127.0.0.1:0"]);
+    let mut expect = sums.clone();
+    expect.insert("SHA256_OF_OTHER", other["SHA256"].clone());
+    expect.insert("CRC32C_OF_OTHER", other["CRC32C"].clone());
+    let got = run_script(
+        "boto3_checksums.py",
+        &json!({
+            "endpoint": s3_url(&banner),
+            "key": key,
+            "secret": secret,
+            "file": file,
+            "cert": cert,
+            "cert_key": cert_key,
+            "expect": expect,
+        }),
+    );
+    eprintln!("{got:#}");
+    let etag = etag_of(&data);
+    let one = |name: &str| json!({ name: sums[name] });
+    // What each upload sent, and what came back.
+    let cases = [
+        ("http_default", "CRC32", false),
+        ("http_sha256", "SHA256", false),
+        ("http_crc32c", "CRC32C", false),
+        ("http_crc64nvme", "CRC64NVME", false),
+        ("http_none", "CRC64NVME", false),
+        ("https_default", "CRC32", true),
+        ("https_sha256", "SHA256", true),
+    ];
+    for (case, algorithm, chunked) in cases {
+        let c = &got[case];
+        let header = format!("x-amz-checksum-{}", algorithm.to_lowercase());
+        if chunked {
+            // Really aws-chunked, its checksum in the trailer.
+            assert_eq!(
+                c["content_sha256"], "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+                "{case}"
+            );
+            assert_eq!(c["content_encoding"], "aws-chunked", "{case}");
+            assert_eq!(c["trailer"], header, "{case}");
+            assert_eq!(c["decoded_length"], data.len().to_string(), "{case}");
+            assert_eq!(c["checksum_headers"], json!([]), "{case}");
+        } else {
+            assert_eq!(c["content_encoding"], Value::Null, "{case}");
+            assert_eq!(c["trailer"], Value::Null, "{case}");
+            let sent = if case == "http_none" {
+                json!([])
+            } else {
+                json!([header])
+            };
+            assert_eq!(c["checksum_headers"], sent, "{case}");
+        }
+        assert_eq!(c["put_checksums"], one(algorithm), "{case}: PutObject");
+        assert_eq!(c["put_type"], "FULL_OBJECT", "{case}");
+        assert_eq!(c["get_checksums"], one(algorithm), "{case}: GET");
+        assert_eq!(c["get_type"], "FULL_OBJECT", "{case}");
+        assert_eq!(c["head_checksums"], one(algorithm), "{case}: HEAD");
+        assert_eq!(c["etag"], etag, "{case}");
+        assert_eq!(c["same_bytes"], true, "{case}");
+    }
+    // boto3's default over plain HTTP is a CRC32 header it computes.
+    assert_eq!(got["http_default"]["sdk_algorithm"], "CRC32");
+    assert_ne!(got["http_default"]["content_sha256"], "UNSIGNED-PAYLOAD");
+    assert_eq!(got["https_default"]["sdk_algorithm"], "CRC32");
+    assert_eq!(got["upload_file"]["content_encoding"], "aws-chunked");
+    assert_eq!(
+        got["upload_file"]["content_sha256"],
+        "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+    );
+    assert_eq!(got["upload_file"]["get_checksums"], one("CRC32"));
+    assert_eq!(got["upload_file"]["same_bytes"], true);
+    assert_eq!(got["range_checksums"], json!({}), "no checksum for a range");
+    assert_eq!(got["wrong_sha256"], "BadDigest");
+    assert_eq!(got["wrong_crc32c"], "BadDigest");
+    assert_eq!(got["wrong_visible"], "404");
+    assert_eq!(
+        got["listed"],
+        json!([
+            "bare",
+            "chunked",
+            "chunked-sha256",
+            "crc32c",
+            "crc64",
+            "default",
+            "sha256",
+            "uploaded"
+        ])
+    );
+
+    daemon.signal(libc::SIGTERM);
+    // Eight objects of the same bytes: one CID, one pin.
+    let cid = TestRepo::new().add(&file, &["-n"]);
+    assert_eq!(recursive_pins(&repo), BTreeSet::from([cid]));
+    verifies(&repo, "checksummed uploads");
+}
+
+#[test]
+fn bad_input_gets_s3_errors_and_leaves_nothing_behind() {
+    let repo = TestRepo::new();
+    let (key, secret) = create_key(&repo, &[]);
+    let (mut daemon, banner) = Daemon::start(&repo, &["--s3", "127.0.0.1:0"]);
+    let got = run_script(
+        "s3_raw.py",
+        &json!({ "endpoint": s3_url(&banner), "key": key, "secret": secret }),
+    );
+    eprintln!("{got:#}");
+    let expect = json!({
+        "malformed_xml": "MalformedXML",
+        "malformed_xml_bucket": "HTTP 404",
+        "create": "ok",
+        "wrong_md5": "BadDigest",
+        "bad_md5": "InvalidDigest",
+        "right_md5": "ok",
+        "wrong_sha256": "XAmzContentSHA256Mismatch",
+        "wrong_crc32": "BadDigest",
+        "bad_crc32": "InvalidRequest",
+        "two_checksums": "InvalidRequest",
+        "dotdot": "InvalidArgument",
+        "dotdot_alone": "InvalidArgument",
+        "nul": "InvalidArgument",
+        "long_1025": "KeyTooLongError",
+        "long_2k": "KeyTooLongError",
+        "long_1024": "ok",
+        "dots_inside": "ok",
+        "chunked_signed": "ok",
+        "chunked_bad_signature": "SignatureDoesNotMatch",
+        "chunked_trailer": "ok",
+        "chunked_trailer_wrong": "BadDigest",
+        "unsigned_trailer": "ok",
+        "unsigned_trailer_wrong": "BadDigest",
+        "read_good/md5": true,
+        "read_good/chunked": true,
+        "read_good/trailer": true,
+        "read_good/unsigned": true,
+    });
+    for (name, want) in expect.as_object().unwrap() {
+        assert_eq!(&got[name], want, "{name}");
+    }
+    // The cut-off body: the connection ends, or S3's error for it.
+    let truncated = got["truncated"].as_str().unwrap_or_default();
+    assert!(
+        ["closed", "IncompleteBody"].contains(&truncated),
+        "truncated: {truncated}"
+    );
+    let long_key = format!("good/{}", "k".repeat(1019));
+    let mut listed: Vec<String> = serde_json::from_value(got["listed"].clone()).unwrap();
+    listed.sort();
+    let mut want = vec![
+        "good/a..b/.x".to_string(),
+        "good/chunked".into(),
+        long_key,
+        "good/md5".into(),
+        "good/trailer".into(),
+        "good/unsigned".into(),
+    ];
+    want.sort();
+    assert_eq!(listed, want, "only the accepted writes are visible");
+
+    daemon.signal(libc::SIGTERM);
+    // Pins: the two distinct bodies the accepted writes hold, nothing else.
+    let body = repo.scratch("data");
+    std::fs::write(
+        &body,
+        (0..200_000u32)
+            .map(|i| ((i * 7 + 3) % 251) as u8)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    std::fs::write(repo.scratch("x"), b"x").unwrap();
+    let want: BTreeSet<String> = [
+        TestRepo::new().add(&body, &["-n"]),
+        TestRepo::new().add(&repo.scratch("x"), &["-n"]),
+    ]
+    .into();
+    assert_eq!(recursive_pins(&repo), want);
+    verifies(&repo, "bad input");
+    // GC takes what the refused writes stored; the objects stay whole.
+    repo.ok(&["repo", "gc"]);
+    verifies(&repo, "gc");
+}
