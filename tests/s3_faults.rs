@@ -3,6 +3,8 @@
 //! - checksums as boto3 1.44.18 sends them (a CRC32 header by default over
 //!   HTTP; aws-chunked with a trailing checksum over HTTPS, through a TLS
 //!   proxy the script runs), kept and given back; a wrong one refused;
+//! - kill -9 of the daemon during concurrent PUTs and DELETEs, round after
+//!   round (`s3-clients/boto3_crash.py`);
 //! - bad input boto3 will not send, as raw signed requests
 //!   (`s3-clients/s3_raw.py`): malformed XML, wrong Content-MD5 and
 //!   payload hash, a 5 GiB declared body cut off after 1 MiB, refused keys,
@@ -17,8 +19,8 @@
 
 mod common;
 
-use common::process::run_bounded;
-use common::s3::{create_key, etag_of, run_script, s3_url};
+use common::process::{run_bounded, run_json_script};
+use common::s3::{clients_dir, create_key, etag_of, python, run_script, s3_url, SCRIPT_KILL};
 use common::{Daemon, TestRepo};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -272,4 +274,132 @@ fn bad_input_gets_s3_errors_and_leaves_nothing_behind() {
     // GC takes what the refused writes stored; the objects stay whole.
     repo.ok(&["repo", "gc"]);
     verifies(&repo, "gc");
+}
+
+/// Runs `boto3_crash.py MODE` with `spec`.
+fn crash_script(mode: &str, spec: &Value) -> Value {
+    run_json_script(
+        &python(),
+        &clients_dir(),
+        "boto3_crash.py",
+        (&[mode], &[]),
+        spec,
+        SCRIPT_KILL,
+    )
+}
+
+/// A tiny xorshift generator: the kill moments, reproducible by seed.
+struct Rng(u64);
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+#[test]
+fn kill_9_during_concurrent_puts_leaves_whole_objects_and_no_orphan_pins() {
+    let rounds = common::env_u64("CAIRN_S3_CRASH_ROUNDS", 6);
+    let repo = TestRepo::new();
+    let (key, secret) = create_key(&repo, &[]);
+    let mut rng = Rng(0x5eed_cafe ^ rounds);
+    // Acknowledged and not deleted since: key -> ETag.
+    let mut live: BTreeMap<String, String> = BTreeMap::new();
+    let mut gone: BTreeSet<String> = BTreeSet::new();
+    let mut uncertain: BTreeSet<String> = BTreeSet::new();
+    let mut kills_mid_write = 0;
+    for round in 0..rounds {
+        let (mut daemon, banner) = Daemon::start(&repo, &["--s3", "127.0.0.1:0"]);
+        let spec = json!({
+            "endpoint": s3_url(&banner),
+            "key": key,
+            "secret": secret,
+            "bucket": "crash",
+            "seed": round,
+            "threads": 6,
+            "seconds": 20,
+        });
+        if round == 0 {
+            crash_script("create", &spec);
+        }
+        let pid = daemon.child.id() as libc::pid_t;
+        let delay = Duration::from_millis(400 + rng.below(2500));
+        let killer = std::thread::spawn(move || {
+            std::thread::sleep(delay);
+            // SAFETY: SIGKILL to the daemon this test started, by its PID.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        });
+        let wrote = crash_script("write", &spec);
+        killer.join().unwrap();
+        let _ = daemon.child.wait();
+        drop(daemon);
+        let puts = wrote["puts"].as_object().unwrap();
+        for (k, etag) in puts {
+            live.insert(k.clone(), etag.as_str().unwrap().to_string());
+        }
+        for k in wrote["deletes"].as_array().unwrap() {
+            let k = k.as_str().unwrap();
+            live.remove(k);
+            gone.insert(k.to_string());
+        }
+        let cut = wrote["uncertain"].as_array().unwrap();
+        kills_mid_write += usize::from(!cut.is_empty());
+        uncertain.extend(cut.iter().map(|k| k.as_str().unwrap().to_string()));
+        eprintln!(
+            "round {round}: killed after {delay:?}: {} PUTs and {} DELETEs acknowledged, {} in flight",
+            puts.len(),
+            wrote["deletes"].as_array().unwrap().len(),
+            cut.len()
+        );
+
+        // Restarted: every acknowledged object whole, nothing else but
+        // writes that were in flight.
+        let (mut daemon, banner) = Daemon::start(&repo, &["--s3", "127.0.0.1:0"]);
+        let spec = json!({
+            "endpoint": s3_url(&banner),
+            "key": key,
+            "secret": secret,
+            "bucket": "crash",
+        });
+        let found = crash_script("check", &spec);
+        let found = found.as_object().unwrap();
+        let mut cids = BTreeSet::new();
+        for (k, o) in found {
+            assert_eq!(o["md5"], o["etag"], "{k} reads back whole");
+            assert_eq!(o["listed_etag"], o["etag"], "{k}");
+            assert_eq!(o["size"], o["listed_size"], "{k}");
+            assert!(
+                live.contains_key(k) || uncertain.contains(k),
+                "{k} was never acknowledged nor in flight"
+            );
+            cids.insert(o["cid"].as_str().unwrap().to_string());
+        }
+        for (k, etag) in &live {
+            match found.get(k) {
+                Some(o) => assert_eq!(o["etag"], *etag, "{k}"),
+                // Deleted while the kill came: the DELETE was in flight.
+                None => assert!(uncertain.contains(k), "acknowledged {k} is gone"),
+            }
+        }
+        for k in &gone {
+            assert!(!found.contains_key(k), "deleted {k} is back");
+        }
+        // What is visible now is the truth from here on.
+        live = found
+            .iter()
+            .map(|(k, o)| (k.clone(), o["etag"].as_str().unwrap().to_string()))
+            .collect();
+        uncertain.clear();
+        daemon.signal(libc::SIGTERM);
+        assert_eq!(
+            recursive_pins(&repo),
+            cids,
+            "round {round}: the pins are exactly the objects' CIDs"
+        );
+        verifies(&repo, &format!("round {round}"));
+    }
+    assert!(!live.is_empty(), "some objects were written");
+    eprintln!("{kills_mid_write} of {rounds} kills cut writes in flight");
 }
