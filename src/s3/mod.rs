@@ -67,10 +67,11 @@ impl S3Endpoint {
         let index = index::BucketIndex::open(repo.as_deref())?;
         let node = Arc::clone(online.node());
         let unpinned = index.reconcile(&mut |cid| {
-            node.store()
-                .unpin(cid)
-                .map(|_| ())
-                .map_err(|e| S3Error::Node(e.into()))
+            // The crash may have come before the pin was made.
+            match node.store().unpin(cid) {
+                Ok(_) | Err(crate::store::StoreError::NotPinned { .. }) => Ok(()),
+                Err(e) => Err(S3Error::Node(e.into())),
+            }
         })?;
         if !unpinned.is_empty() {
             tracing::info!(
