@@ -19,8 +19,10 @@
 
 mod common;
 
-use common::process::{root, run_bounded, run_json_script, setup_once};
-use common::s3::{clients_dir, create_key, etag_of, hex, md5_of, s3_url, sha256_hex, SCRIPT_KILL};
+use common::process::{root, run_bounded, setup_once};
+use common::s3::{
+    create_key, etag_of, hex, md5_of, run_script_with, s3_url, sha256_hex, venv_python,
+};
 use common::{Daemon, TestRepo};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -30,32 +32,6 @@ use std::time::Duration;
 
 /// When one client command that has not finished is killed.
 const COMMAND_KILL: Duration = Duration::from_secs(120);
-
-/// The python of the virtualenv `tests/py-clients/setup.sh DIR` makes from
-/// DIR/requirements.txt (DIR relative to the crate root), made once per
-/// test binary; `what` names the clients for the error when it fails.
-fn venv_python(dir: &str, what: &str) -> PathBuf {
-    setup_once(
-        &["tests/py-clients/setup.sh", dir],
-        &format!("Python >= 3.11 with venv, and PyPI for the pinned {what}"),
-    );
-    let python = root().join(dir).join(".venv/bin/python");
-    assert!(python.exists(), "{} missing after setup", python.display());
-    python
-}
-
-/// Runs `tests/s3-clients/SCRIPT` with `python` and `spec` on its standard
-/// input; its last line of output, parsed as JSON.
-fn run_client_script(python: &Path, script: &str, spec: &Value) -> Value {
-    run_json_script(
-        python,
-        &clients_dir(),
-        script,
-        (&[], &[]),
-        spec,
-        SCRIPT_KILL,
-    )
-}
 
 /// A daemon serving S3 on 127.0.0.1 (any port) with one access key for
 /// every bucket; the daemon stops on drop, before its repo goes.
@@ -417,7 +393,7 @@ fn s3fs_pyarrow_and_pandas_on_s3_urls() {
         "parts": parts,
         "csv": csv,
     });
-    let got = run_client_script(&python, "s3fs_run.py", &spec);
+    let got = run_script_with(&python, "s3fs_run.py", &spec);
     eprintln!("{got}");
     // pandas writes a CSV as header, rows, "\n" line ends.
     let mut csv_text = String::from("name,value\n");
@@ -471,7 +447,7 @@ fn django_storages_s3_backend() {
         "bucket": "site-media",
         "file": file,
     });
-    let got = run_client_script(&python, "django_run.py", &spec);
+    let got = run_script_with(&python, "django_run.py", &spec);
     eprintln!("{got}");
     let expect = json!({
         "saved_text": "docs/hello.txt",

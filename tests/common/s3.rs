@@ -1,10 +1,12 @@
-//! What the S3 tests share: the boto3 virtualenv (`tests/s3-clients`,
-//! made once per test binary by `tests/py-clients/setup.sh`), running a
-//! client script from that directory, access keys made with
+//! What the S3 tests share: the Python clients' virtualenvs (each made
+//! once per test binary from its directory's pinned `requirements.txt` by
+//! `tests/py-clients/setup.sh`: boto3's in `tests/s3-clients`, the other
+//! tools' under `tests/s3-tools`), running a client script from
+//! `tests/s3-clients` with one of them, access keys made with
 //! `cairn s3 key create`, the endpoint's address from a daemon's start-up
 //! lines, and the digests S3 clients compare (MD5 ETags, SHA-256).
 
-use super::process::{run_json_script, setup_once};
+use super::process::{root, run_json_script, setup_once};
 use super::TestRepo;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -19,26 +21,42 @@ pub fn clients_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/s3-clients")
 }
 
-/// The boto3 virtualenv's python, made once per test binary.
-pub fn python() -> PathBuf {
+/// The python of the virtualenv `tests/py-clients/setup.sh DIR` makes
+/// from `DIR/requirements.txt` (DIR relative to the crate root), made once
+/// per test binary; `what` names the pinned clients for the error when the
+/// setup fails. Its scripts and console entry points (`aws`) sit beside it.
+pub fn venv_python(dir: &str, what: &str) -> PathBuf {
     setup_once(
-        &["tests/py-clients/setup.sh", "tests/s3-clients"],
-        "Python >= 3.11 with venv, and PyPI for the pinned boto3",
+        &["tests/py-clients/setup.sh", dir],
+        &format!("Python >= 3.11 with venv, and PyPI for the pinned {what}"),
     );
-    clients_dir().join(".venv/bin/python")
+    let python = root().join(dir).join(".venv/bin/python");
+    assert!(python.exists(), "{} missing after setup", python.display());
+    python
 }
 
-/// Runs `script` (in `tests/s3-clients`) with `spec` on its standard
-/// input; its last line of output, parsed as JSON.
-pub fn run_script(script: &str, spec: &Value) -> Value {
+/// The boto3 virtualenv's python, made once per test binary.
+pub fn python() -> PathBuf {
+    venv_python("tests/s3-clients", "boto3")
+}
+
+/// Runs `script` (in `tests/s3-clients`) with `python` and `spec` on its
+/// standard input; its last line of output, parsed as JSON.
+pub fn run_script_with(python: &Path, script: &str, spec: &Value) -> Value {
     run_json_script(
-        &python(),
+        python,
         &clients_dir(),
         script,
         (&[], &[]),
         spec,
         SCRIPT_KILL,
     )
+}
+
+/// Runs `script` (in `tests/s3-clients`) with boto3's python and `spec` on
+/// its standard input; its last line of output, parsed as JSON.
+pub fn run_script(script: &str, spec: &Value) -> Value {
+    run_script_with(&python(), script, spec)
 }
 
 /// Lower-case hex of `bytes`.
