@@ -243,14 +243,15 @@ fn aws_cli_s3api_and_s3_commands() {
         "owner=alice,purpose=cli",
     ]);
     assert_eq!(put["ETag"], etag_of(&data));
-    let head = aws.json(&[
+    let head_one = [
         "s3api",
         "head-object",
         "--bucket",
         "cli",
         "--key",
         "api/one.bin",
-    ]);
+    ];
+    let head = aws.json(&head_one);
     assert_eq!(head["ContentLength"], data.len());
     assert_eq!(head["ETag"], etag_of(&data));
     assert_eq!(head["ContentType"], "application/x-test");
@@ -263,15 +264,7 @@ fn aws_cli_s3api_and_s3_commands() {
     // shows it, and it is what `cairn add` makes of the same bytes.
     let cid = TestRepo::new().add(&one, &["-n"]);
     assert!(head.get("x-cairn-cid").is_none() && !head.to_string().contains(&cid));
-    let debug = aws.run(&[
-        "--debug",
-        "s3api",
-        "head-object",
-        "--bucket",
-        "cli",
-        "--key",
-        "api/one.bin",
-    ]);
+    let debug = aws.run(&[&["--debug"][..], &head_one].concat());
     let log = String::from_utf8_lossy(&debug.stderr);
     assert!(debug.status.success(), "{log}");
     assert!(
