@@ -455,10 +455,18 @@ fn small_files_are_served_from_the_memory_tier_and_only_when_verified() {
     let a = TestRepo::new();
     let good = common::random_bytes(1_120, 91);
     let bad = common::random_bytes(3_000, 92);
-    let (fg, fb) = (a.scratch("good.bin"), a.scratch("bad.bin"));
+    // Three leaves under a root: answered from memory once all are held.
+    let multi = common::random_bytes(700_000, 93);
+    let (fg, fb, fm) = (
+        a.scratch("good.bin"),
+        a.scratch("bad.bin"),
+        a.scratch("multi.bin"),
+    );
     std::fs::write(&fg, &good).unwrap();
     std::fs::write(&fb, &bad).unwrap();
+    std::fs::write(&fm, &multi).unwrap();
     let (good_cid, bad_cid) = (a.add(&fg, &[]), a.add(&fb, &[]));
+    let multi_cid = a.add(&fm, &["--chunker", "size-262144"]);
     corrupt_on_disk(&a, &bad);
     // The bad copy is looked for on the network (there is none): not long.
     a.set_config("gateway", "timeout", "\"2s\"");
@@ -478,6 +486,18 @@ fn small_files_are_served_from_the_memory_tier_and_only_when_verified() {
     for _ in 0..2 {
         assert_ne!(get(&format!("{gw}/ipfs/{bad_cid}"), &[]).status, 200);
     }
+    for _ in 0..4 {
+        let got = get(&format!("{gw}/ipfs/{multi_cid}"), &[]);
+        assert_eq!((got.status, got.body.len()), (200, multi.len()));
+        assert!(got.body == multi, "a file from memory differs");
+        // A range across the first two leaves (262,144 bytes each).
+        let part = get(
+            &format!("{gw}/ipfs/{multi_cid}"),
+            &[("Range", "bytes=262000-262999")],
+        );
+        assert_eq!(part.status, 206);
+        assert!(part.body == multi[262_000..263_000]);
+    }
     // Now the good copy goes bad on disk too: memory still holds the
     // verified bytes, and answers with them.
     corrupt_on_disk(&a, &good);
@@ -496,9 +516,15 @@ fn small_files_are_served_from_the_memory_tier_and_only_when_verified() {
             .parse()
             .unwrap()
     };
-    // 11 reads of the good file, the first from disk.
-    assert!(value("cairn_hot_cache_hits_total") >= 10.0, "{text}");
-    assert!(value("cairn_hot_cache_hit_bytes_total") >= 10.0 * 1_120.0);
-    // Only the good block is held; the bad one never was.
-    assert_eq!(value("cairn_hot_cache_blocks"), 1.0, "{text}");
+    // 11 reads of the good file, the first two from disk (a block is
+    // admitted at its second read); 8 of the larger file, the last four
+    // or more from memory.
+    assert!(
+        value("cairn_hot_cache_hits_total") >= 9.0 + 4.0 * 4.0,
+        "{text}"
+    );
+    assert!(value("cairn_hot_cache_hit_bytes_total") >= 9.0 * 1_120.0 + 2.0 * 700_000.0);
+    // The good block and the larger file's four are held; the bad one
+    // never was.
+    assert_eq!(value("cairn_hot_cache_blocks"), 5.0, "{text}");
 }

@@ -488,9 +488,8 @@ pub struct StoreConfig {
     /// Memory for verified blocks that reads come back to (the hot tier,
     /// `store::HotStore`): small files served from memory. 0: off.
     pub hot_cache: ByteSize,
-    /// The largest block the hot tier keeps: larger blocks (the leaves of
-    /// large files) are read from disk every time, so streaming them costs
-    /// no memory there.
+    /// The largest block the hot tier keeps: larger blocks are read from
+    /// disk every time, so streaming them costs no memory there.
     pub hot_cache_block_max: ByteSize,
 }
 
@@ -505,7 +504,8 @@ impl Default for StoreConfig {
             reserve_bytes: d.reserve_bytes,
             direct_io: d.direct_io,
             hot_cache: ByteSize(32 << 20),
-            hot_cache_block_max: ByteSize(256 << 10),
+            // One leaf of the default chunker: a whole file up to 1 MiB.
+            hot_cache_block_max: ByteSize(1 << 20),
         }
     }
 }

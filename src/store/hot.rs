@@ -5,8 +5,10 @@
 //! multihash never change, so an entry is never stale. It is filled only by
 //! reads (`get`) of blocks the store beneath has just verified, so a corrupt
 //! copy on disk is never admitted, and emptied of a block when the store
-//! forgets or replaces it. Admission and eviction are W-TinyLFU (`moka`): a
-//! block read once in a long scan does not push out the blocks read often.
+//! forgets or replaces it. A block is admitted at its second read within a
+//! recent window ([`Doorkeeper`]), so a scan that reads each block once
+//! passes by without evicting anything; among admitted blocks, admission
+//! and eviction are W-TinyLFU (`moka`).
 //! Only blocks up to [`HotCache::block_max`] are admitted (small files and
 //! the top of large ones), so that streaming a large file costs no memory
 //! here; the whole cache is bounded by its byte weight.
@@ -35,8 +37,54 @@ pub struct HotStats {
 /// on it (the node's metrics).
 pub struct HotCache {
     blocks: moka::sync::Cache<Multihash, Bytes>,
+    seen: Doorkeeper,
     block_max: u64,
     stats: HotStats,
+}
+
+/// The blocks read once lately: a Bloom filter of the blocks read since it
+/// was last emptied, emptied when it has taken in as many blocks as the
+/// cache could hold of 4 KiB ones (at least 1,024). A block is admitted
+/// when the filter already had it: a second read within that window.
+struct Doorkeeper {
+    bits: Vec<AtomicU64>,
+    taken: AtomicU64,
+    window: u64,
+}
+
+impl Doorkeeper {
+    fn new(capacity_bytes: u64) -> Doorkeeper {
+        let window = (capacity_bytes / 4096).clamp(1024, 1 << 24);
+        // Ten bits a block and two probes: under 1 % false positives.
+        let words = (window * 10).div_ceil(64) as usize;
+        Doorkeeper {
+            bits: (0..words).map(|_| AtomicU64::new(0)).collect(),
+            taken: AtomicU64::new(0),
+            window,
+        }
+    }
+
+    /// Whether `mh` was seen in the window; records it if not.
+    fn seen_before(&self, mh: &Multihash) -> bool {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let h = BuildHasherDefault::<DefaultHasher>::default().hash_one(mh);
+        let nbits = self.bits.len() as u64 * 64;
+        let probes = [h % nbits, h.rotate_left(32) % nbits];
+        let is_set = |b: u64| self.bits[(b / 64) as usize].load(Relaxed) & (1 << (b % 64)) != 0;
+        if probes.iter().all(|&b| is_set(b)) {
+            return true;
+        }
+        for b in probes {
+            self.bits[(b / 64) as usize].fetch_or(1 << (b % 64), Relaxed);
+        }
+        if self.taken.fetch_add(1, Relaxed) + 1 >= self.window {
+            self.taken.store(0, Relaxed);
+            for w in &self.bits {
+                w.store(0, Relaxed);
+            }
+        }
+        false
+    }
 }
 
 impl std::fmt::Debug for HotCache {
@@ -62,6 +110,7 @@ impl HotCache {
             .build();
         HotCache {
             blocks,
+            seen: Doorkeeper::new(capacity_bytes),
             block_max,
             stats: HotStats::default(),
         }
@@ -99,9 +148,11 @@ impl HotCache {
         Some(Block::new_unchecked(*cid, data))
     }
 
-    /// Offers a block the store beneath has just verified.
+    /// Offers a block the store beneath has just verified: kept when it
+    /// is small enough and was read before, lately.
     fn admit(&self, block: &Block) {
-        if block.data().len() as u64 <= self.block_max {
+        if block.data().len() as u64 <= self.block_max && self.seen.seen_before(block.cid().hash())
+        {
             self.blocks
                 .insert(*block.cid().hash(), block.data().clone());
         }
@@ -271,10 +322,15 @@ mod tests {
         s.put(b.clone()).unwrap();
         assert!(s.cache().get(b.cid()).is_none(), "a write is not a read");
         assert_eq!(s.get(b.cid()).unwrap().as_ref(), Some(&b));
+        assert!(
+            s.cache().get(b.cid()).is_none(),
+            "admitted at a second read"
+        );
+        assert_eq!(s.get(b.cid()).unwrap().as_ref(), Some(&b));
         let stats = s.cache().stats();
         assert_eq!(
             (stats.hits.load(Relaxed), stats.misses.load(Relaxed)),
-            (0, 1)
+            (0, 2)
         );
         // Gone from the store beneath: only memory can answer now.
         s.inner().remove(b.cid().hash()).unwrap();
@@ -295,9 +351,11 @@ mod tests {
         }
         assert!(s.cache().get(b.cid()).is_none());
         assert_eq!(s.cache().entries(), 0);
-        // A verified copy replaces it; then it is admitted at its next read.
+        // A verified copy replaces it; then it is admitted as it is read.
         s.replace(&b).unwrap();
-        assert_eq!(s.get(b.cid()).unwrap().as_ref(), Some(&b));
+        for _ in 0..2 {
+            assert_eq!(s.get(b.cid()).unwrap().as_ref(), Some(&b));
+        }
         assert_eq!(s.cache().get(b.cid()).as_ref(), Some(&b));
     }
 
@@ -311,7 +369,7 @@ mod tests {
         );
         s.put_many(&mut vec![a.clone(), b.clone(), large.clone()].into_iter())
             .unwrap();
-        for x in [&a, &b, &large] {
+        for x in [&a, &b, &large, &a, &b, &large] {
             s.get(x.cid()).unwrap().unwrap();
         }
         assert!(s.cache().get(large.cid()).is_none(), "over block_max");
@@ -367,5 +425,38 @@ mod tests {
             hot_hits * 100 >= hot_reads * 95,
             "hot set hit {hot_hits} of {hot_reads} during the scan"
         );
+    }
+
+    #[test]
+    fn a_scan_through_a_mostly_empty_cache_leaves_a_small_hot_set() {
+        // 16 hot blocks (64 KiB) in a 4 MiB cache, then a scan of 64 MiB
+        // with no hot reads among it: each scanned block is read once.
+        let s = hot(4 << 20, 256 << 10);
+        let hot_set: Vec<Block> = (0..16).map(|i| block(20_000 + i, 4096, RAW)).collect();
+        for b in &hot_set {
+            s.put(b.clone()).unwrap();
+        }
+        for _ in 0..20 {
+            for b in &hot_set {
+                s.get(b.cid()).unwrap().unwrap();
+            }
+        }
+        for i in 0..1024u32 {
+            let c = block(30_000 + i, 64 << 10, RAW);
+            s.put(c.clone()).unwrap();
+            s.get(c.cid()).unwrap().unwrap();
+            s.inner().remove(c.cid().hash()).unwrap();
+        }
+        let held = hot_set
+            .iter()
+            .filter(|b| s.cache().get(b.cid()).is_some())
+            .count();
+        assert_eq!(held, hot_set.len(), "the scan evicted hot blocks");
+        // A block read twice in the scan's place is admitted.
+        let again = block(40_000, 64 << 10, RAW);
+        s.put(again.clone()).unwrap();
+        s.get(again.cid()).unwrap().unwrap();
+        s.get(again.cid()).unwrap().unwrap();
+        assert!(s.cache().get(again.cid()).is_some());
     }
 }

@@ -13,11 +13,13 @@
 mod directory;
 mod export;
 mod file;
+mod held;
 
 pub(crate) use directory::no_such_path;
 pub use directory::{directory_entries, list, lookup, resolve_path, DirEntry};
 pub use export::{export, export_tar, safe_name, ExportStats};
 pub use file::{FileReader, ReadOptions};
+pub use held::{first_bytes, held_pieces, slice_pieces};
 
 use super::pb::{DataType, PbLink, PbNode, UnixFs};
 use super::{BlockSource, DagError};
