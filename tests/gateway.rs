@@ -472,10 +472,37 @@ fn small_files_are_served_from_the_memory_tier_and_only_when_verified() {
     a.set_config("gateway", "timeout", "\"2s\"");
     let (_d, banner) = Daemon::start(&a, &[]);
     let gw = gateway_url(&banner);
+    // The first answers are made in full, the later ones from memory and
+    // a head kept from them: the same headers every time.
+    let first = get(&format!("{gw}/ipfs/{good_cid}"), &[]);
+    let mut kept: Vec<(String, String)> = first
+        .headers
+        .iter()
+        .filter(|(k, _)| k != "date")
+        .cloned()
+        .collect();
+    kept.sort();
+    for name in [
+        "etag",
+        "content-type",
+        "content-length",
+        "x-ipfs-path",
+        "cache-control",
+    ] {
+        assert!(first.header(name).is_some(), "no {name} in {kept:?}");
+    }
     for _ in 0..5 {
         let got = get(&format!("{gw}/ipfs/{good_cid}"), &[]);
         assert_eq!((got.status, got.body.len()), (200, good.len()));
         assert!(got.body == good, "a cached answer differs from the file");
+        let mut seen: Vec<(String, String)> = got
+            .headers
+            .iter()
+            .filter(|(k, _)| k != "date")
+            .cloned()
+            .collect();
+        seen.sort();
+        assert_eq!(seen, kept, "a cached answer's headers differ");
         let part = get(
             &format!("{gw}/ipfs/{good_cid}"),
             &[("Range", "bytes=100-199")],
@@ -516,7 +543,7 @@ fn small_files_are_served_from_the_memory_tier_and_only_when_verified() {
             .parse()
             .unwrap()
     };
-    // 11 reads of the good file, the first two from disk (a block is
+    // 12 reads of the good file, the first two from disk (a block is
     // admitted at its second read); 8 of the larger file, the last four
     // or more from memory.
     assert!(

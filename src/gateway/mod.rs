@@ -34,6 +34,7 @@
 //! `response.rs` what every response shares, `error.rs` the error statuses.
 
 mod error;
+mod fast;
 mod ipns;
 mod listing;
 pub mod mime;
@@ -66,6 +67,13 @@ pub struct GatewayState {
     pub subdomain_redirect: bool,
 }
 
+/// What the router's requests share: the state and the answers made once.
+#[derive(Clone)]
+struct Served {
+    s: GatewayState,
+    heads: Arc<fast::Heads>,
+}
+
 /// The gateway's routes, for `axum::serve`.
 pub fn router(state: GatewayState) -> Router {
     let counter = state.online.request_counter();
@@ -75,23 +83,26 @@ pub fn router(state: GatewayState) -> Router {
             (counter, "gateway"),
             crate::http::count_requests,
         ))
-        .with_state(state)
+        .with_state(Served {
+            s: state,
+            heads: Arc::new(fast::Heads::new()),
+        })
 }
 
 /// Every request: method, content, subdomain redirect, then the format.
 async fn handle(
-    State(s): State<GatewayState>,
+    State(served): State<Served>,
     method: Method,
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    respond(&s, method, &headers, &uri)
+    respond(&served, method, &headers, &uri)
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn respond(
-    s: &GatewayState,
+    served: &Served,
     method: Method,
     headers: &HeaderMap,
     uri: &Uri,
@@ -99,6 +110,7 @@ async fn respond(
     if method != Method::GET && method != Method::HEAD {
         return Err(GatewayError::ReadOnly);
     }
+    let s = &served.s;
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
     let named = ipns::named(uri, host);
     let (content, ipns_ttl) = match &named {
@@ -117,6 +129,13 @@ async fn respond(
         }
     }
     let format = request::requested_format(uri, headers)?;
+    let head = method == Method::HEAD;
+    if named.is_none() && format == Format::UnixFs {
+        let hot = s.online.node().hot_cache().map(|h| &**h);
+        if let Some(r) = served.heads.answer(hot, &content, uri, headers, head) {
+            return Ok(r);
+        }
+    }
     let turn = tokio::time::timeout(s.timeout, s.online.remote_turn(content.root))
         .await
         .map_err(|_| GatewayError::Timeout {
@@ -128,8 +147,9 @@ async fn respond(
         content,
         uri,
         headers,
-        head: method == Method::HEAD,
+        head,
         cancel: turn.cancel_token(),
+        heads: &served.heads,
     };
     let mut answered = match format {
         Format::Raw => trustless::raw(&req).await,

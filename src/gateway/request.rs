@@ -23,6 +23,8 @@ pub(super) struct Request<'a> {
     /// Cancelled when the response has been sent or dropped: fetches made
     /// for it stop then.
     pub cancel: tokio_util::sync::CancellationToken,
+    /// Answers made once (a plain whole-file answer is kept there).
+    pub heads: &'a super::fast::Heads,
 }
 
 impl Request<'_> {

@@ -214,6 +214,11 @@ async fn file(
     }
     if let Some(pieces) = held {
         // span() kept offset + len within size, which the pieces hold.
+        if !partial && pieces.len() == 1 {
+            let hot = s.online.node().hot_cache().map(|h| &**h);
+            req.heads
+                .remember(hot, content, req.uri, req.headers, r.headers());
+        }
         let mut part = reader::slice_pieces(&pieces, offset, len);
         *r.body_mut() = if part.len() == 1 {
             Body::from(part.remove(0))

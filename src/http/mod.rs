@@ -156,24 +156,71 @@ pub async fn first_chunk_then_rest(
     ))
 }
 
-/// HTTP requests answered, by surface (`api`, `gateway`) and status.
-pub type RequestCounter = prometheus_client::metrics::family::Family<
-    Vec<(String, String)>,
-    prometheus_client::metrics::counter::Counter,
+/// A request's labels: the server (`api`, `gateway`, `s3`) and status.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct RequestLabels {
+    surface: &'static str,
+    status: u16,
+}
+
+/// A server's label, for its latency histogram.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct SurfaceLabel {
+    surface: &'static str,
+}
+
+type Histograms = prometheus_client::metrics::family::Family<
+    SurfaceLabel,
+    prometheus_client::metrics::histogram::Histogram,
+    fn() -> prometheus_client::metrics::histogram::Histogram,
 >;
 
-/// Counts every response of a router in `counter` under `surface`.
+/// HTTP requests answered: counted by server and status, and how long
+/// each server took to answer them (until the response's head is ready;
+/// a streamed body's time is not counted).
+#[derive(Clone)]
+pub struct RequestMetrics {
+    /// `cairn_http_requests_total{surface, status}`.
+    pub counts: prometheus_client::metrics::family::Family<
+        RequestLabels,
+        prometheus_client::metrics::counter::Counter,
+    >,
+    /// `cairn_http_request_seconds{surface}`: 50 µs to 1.6 s.
+    pub latency: Histograms,
+}
+
+impl Default for RequestMetrics {
+    fn default() -> Self {
+        fn histogram() -> prometheus_client::metrics::histogram::Histogram {
+            prometheus_client::metrics::histogram::Histogram::new(
+                prometheus_client::metrics::histogram::exponential_buckets(50e-6, 2.0, 16),
+            )
+        }
+        RequestMetrics {
+            counts: Default::default(),
+            latency: Histograms::new_with_constructor(histogram),
+        }
+    }
+}
+
+/// Counts every response of a router and its latency under `surface`.
 pub async fn count_requests(
-    axum::extract::State((counter, surface)): axum::extract::State<(RequestCounter, &'static str)>,
+    axum::extract::State((metrics, surface)): axum::extract::State<(RequestMetrics, &'static str)>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    let started = std::time::Instant::now();
     let response = next.run(request).await;
-    counter
-        .get_or_create(&vec![
-            ("surface".to_string(), surface.to_string()),
-            ("status".to_string(), response.status().as_u16().to_string()),
-        ])
+    metrics
+        .latency
+        .get_or_create(&SurfaceLabel { surface })
+        .observe(started.elapsed().as_secs_f64());
+    metrics
+        .counts
+        .get_or_create(&RequestLabels {
+            surface,
+            status: response.status().as_u16(),
+        })
         .inc();
     response
 }

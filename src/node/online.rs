@@ -52,7 +52,7 @@ pub struct OnlineNode {
     /// Transport rates (in, out) and the reading they were computed from.
     rates: std::sync::Mutex<RateState>,
     /// HTTP responses by surface and status (`/metrics`).
-    requests: crate::http::RequestCounter,
+    requests: crate::http::RequestMetrics,
     /// Replication: records, repair, scrub.
     replicator: crate::replicate::Replicator,
     /// Requests' fetches of content that is not local.
@@ -224,8 +224,13 @@ impl OnlineNode {
             let ours = registry.sub_registry_with_prefix("cairn");
             ours.register(
                 "http_requests",
-                "HTTP responses by surface (api, gateway) and status",
-                online.requests.clone(),
+                "HTTP responses by surface (api, gateway, s3) and status",
+                online.requests.counts.clone(),
+            );
+            ours.register(
+                "http_request_seconds",
+                "Time to answer an HTTP request (to the response's head), by surface",
+                online.requests.latency.clone(),
             );
             ours.register_collector(Box::new(ProvideCollector(Arc::clone(
                 &online.provider.stats,
@@ -323,7 +328,7 @@ impl OnlineNode {
     }
 
     /// The HTTP response counter the API and gateway routers feed.
-    pub fn request_counter(&self) -> crate::http::RequestCounter {
+    pub fn request_counter(&self) -> crate::http::RequestMetrics {
         self.requests.clone()
     }
 

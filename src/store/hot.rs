@@ -148,6 +148,11 @@ impl HotCache {
         Some(Block::new_unchecked(*cid, data))
     }
 
+    /// Whether the block `cid` names is held (counts nothing).
+    pub fn holds(&self, cid: &Cid) -> bool {
+        self.blocks.contains_key(cid.hash())
+    }
+
     /// Offers a block the store beneath has just verified: kept when it
     /// is small enough and was read before, lately.
     fn admit(&self, block: &Block) {
