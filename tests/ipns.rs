@@ -14,15 +14,8 @@ use libp2p::PeerId;
 use std::time::{Duration, Instant, SystemTime};
 
 /// Polls `f` every 200 ms until it gives `Some`, for at most `within`.
-fn poll<T>(within: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(start.elapsed() < within, "{what}: not within {within:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+fn poll<T>(within: Duration, what: &str, f: impl FnMut() -> Option<T>) -> T {
+    common::poll_every(Duration::from_millis(200), within, what, f)
 }
 
 /// `name resolve --nocache NAME` on `repo`, once it succeeds with `want`.

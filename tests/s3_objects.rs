@@ -58,6 +58,10 @@ fn start(repo: &TestRepo, file: &std::path::Path) -> (Daemon, Value) {
     (daemon, client_spec(&banner, &key, &scoped, file))
 }
 
+/// What bucket tree nodes may add to or take from the store between two
+/// measures: far less than a copy of the 3 MB body.
+const TREE_SLACK_BYTES: u64 = 64 * 1024;
+
 #[test]
 fn copies_name_the_same_cid_and_keep_its_pin() {
     let repo = TestRepo::new();
@@ -115,9 +119,21 @@ fn copies_name_the_same_cid_and_keep_its_pin() {
             "scoped_copy_within": cid,
         }),
     );
-    // Eleven keys name one DAG: the store holds what it held before.
-    assert_eq!(stat_field(&repo, "BlockBytes:"), bytes_before);
-    assert_eq!(stat_field(&repo, "NumObjects:"), blocks_before);
+    // Eleven keys name one DAG: the store holds what it held before, but
+    // for the buckets' tree nodes each write adds (a few hundred bytes).
+    let near = |what: &str| {
+        let now = stat_field(&repo, "BlockBytes:");
+        assert!(
+            now.abs_diff(bytes_before) < TREE_SLACK_BYTES,
+            "{what}: {bytes_before} -> {now} bytes"
+        );
+    };
+    near("eleven copies");
+    let blocks = stat_field(&repo, "NumObjects:");
+    assert!(
+        blocks - blocks_before < 100,
+        "{blocks_before} -> {blocks} blocks"
+    );
 
     // The source and every other copy gone, GC keeps what dst/copy.bin
     // names.
@@ -130,7 +146,7 @@ fn copies_name_the_same_cid_and_keep_its_pin() {
         &got,
         &json!({"copy_sha256": sha256_hex(&data), "copy_cid": cid}),
     );
-    assert_eq!(stat_field(&repo, "BlockBytes:"), bytes_before);
+    near("the copy alone, after GC");
 
     // No key names it: unpinned, and GC frees its blocks.
     let got = phase("drop-copy", &spec);

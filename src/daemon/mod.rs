@@ -121,11 +121,24 @@ impl Daemon {
             grace: options.shutdown_grace,
             stopped: false,
         };
+        // The S3 endpoint opens first: the API answers `cairn s3 ls` and
+        // `s3 bucket` from its index.
+        let endpoint = match &options.s3 {
+            Some(_) => match crate::s3::S3Endpoint::open(Arc::clone(&online)) {
+                Ok(e) => Some(e),
+                Err(e) => {
+                    let _ = daemon.shutdown().await;
+                    return Err(e.into());
+                }
+            },
+            None => None,
+        };
         if let Some((listener, bound, guard)) = api_listener {
             let state = crate::rpc::server::ApiState {
                 online: Arc::clone(&online),
                 shutdown: stop_sender,
                 guard: Arc::new(guard),
+                s3: endpoint.clone(),
             };
             let serve = crate::http::ServeOptions::new(&options.api_access.connections, true);
             daemon.serve(listener, crate::rpc::server::router(state), serve);
@@ -141,14 +154,9 @@ impl Daemon {
             daemon.serve(listener, crate::gateway::router(state), serve);
             daemon.gateway_addr = Some(bound);
         }
-        if let (Some((listener, bound)), Some(s)) = (s3_listener, &options.s3) {
-            let endpoint = match crate::s3::S3Endpoint::open(Arc::clone(&online)) {
-                Ok(e) => e,
-                Err(e) => {
-                    let _ = daemon.shutdown().await;
-                    return Err(e.into());
-                }
-            };
+        if let (Some((listener, bound)), Some(s), Some(endpoint)) =
+            (s3_listener, &options.s3, endpoint)
+        {
             let serve = crate::http::ServeOptions::new(&s.connections, false);
             daemon.serve(listener, endpoint.router(), serve);
             daemon.s3_addr = Some(bound);

@@ -13,7 +13,7 @@
 
 use super::conditions::{ReadIf, Verdict};
 use super::index::{now_ms, ObjectEntry};
-use super::objects::{check_key, release, with_cid};
+use super::objects::{check_key, with_cid};
 use super::service::{blocking, timestamp, Cairn};
 use s3s::dto::*;
 use s3s::{s3_error, S3Response, S3Result};
@@ -80,10 +80,19 @@ pub(super) async fn copy(
 ) -> S3Result<S3Response<CopyObjectOutput>> {
     let plan = plan(input)?;
     let index = Arc::clone(&c.index);
-    let node = Arc::clone(c.online.node());
+    // GC waits: the target bucket's new tree nodes are stored before their
+    // pin.
+    let _gc = c.online.gc_lock().read().await;
     let copied = blocking(move || {
         let writer = index.writer();
         let (sb, sk) = &plan.source;
+        if index.is_mounted(sb)? {
+            // Its bodies are another node's: no pin here holds them.
+            return Ok(Err(s3_error!(
+                NotImplemented,
+                "copying out of the mounted bucket {sb:?} is not supported; GET and PUT it"
+            )));
+        }
         let Some(source) = index.get(sb, sk)? else {
             return Ok(Err(s3_error!(
                 NoSuchKey,
@@ -117,7 +126,7 @@ pub(super) async fn copy(
         // The source names the CID: the count goes up, the pin stays.
         let (tb, tk) = &plan.target;
         if let Some(old) = writer.put(tb, tk, &entry, false)? {
-            release(&node, &writer, &old);
+            writer.drop_pin(&old);
         }
         Ok(Ok(entry))
     })

@@ -53,6 +53,34 @@ pub enum S3Error {
         #[source]
         source: sled::Error,
     },
+    /// A node of a bucket's tree is in neither the store nor the network.
+    #[error("bucket tree node {cid} is missing")]
+    TreeNodeMissing {
+        /// The node.
+        cid: crate::block::Cid,
+    },
+    /// A node of a bucket's tree could not be read.
+    #[error("bucket tree node {cid} could not be read: {why}")]
+    TreeNodeUnreadable {
+        /// The node.
+        cid: crate::block::Cid,
+        /// What the block source said.
+        why: String,
+    },
+    /// A block that is not a well-formed node of a bucket's tree.
+    #[error("damaged bucket tree node {cid}: {why}")]
+    TreeNodeCorrupt {
+        /// The node.
+        cid: crate::block::Cid,
+        /// What is wrong.
+        why: String,
+    },
+    /// A bucket mounted from another node: it cannot be written here.
+    #[error("bucket {name:?} is mounted read-only")]
+    ReadOnlyBucket {
+        /// The bucket.
+        name: String,
+    },
     /// A conditional write (`If-None-Match: *`, `If-Match`) whose
     /// condition did not hold when the index was about to change.
     #[error("the write of {key:?} in bucket {bucket:?} was refused: {why:?}")]

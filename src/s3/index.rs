@@ -6,37 +6,51 @@
 //! a write, never between.
 //!
 //! Trees: `buckets` (name → creation time), `o/NAME` per bucket (key →
-//! [`ObjectEntry`], in byte order, which is S3's key order) and `refs`
-//! (CID → how many objects name it, and whether the S3 endpoint made its
-//! pin): an object body is pinned while any key names it, and its pin is
-//! removed with the last key only if the endpoint made it; and `pending`
-//! (CID → nothing): pins the endpoint is making or removing whose outcome
-//! the other trees do not show yet.
+//! [`ObjectEntry`], in byte order, which is S3's key order), `roots`
+//! (name → the CID of the bucket's tree, `tree.rs`), `refs` (CID → how
+//! many objects and bucket roots name it, and whether the S3 endpoint made
+//! its pin): an object body or tree root is pinned while anything names
+//! it, and its pin is removed with the last name only if the endpoint made
+//! it; and `pending` (CID → nothing): pins the endpoint is making or
+//! removing whose outcome the other trees do not show yet.
 //!
 //! A pin and the index live in different databases, so a crash can fall
 //! between them. `pending` closes that gap: a write records the CID there
 //! (flushed) before it pins, and its commit clears the record in the same
 //! transaction that counts the reference; a change that leaves a CID
-//! without objects records it there in the same transaction, and clears it
+//! without names records it there in the same transaction, and clears it
 //! once the pin is gone. [`BucketIndex::reconcile`], at open, unpins every
-//! pending CID that no object names and clears the records: no pin the
-//! endpoint made outlives a crash without an object naming it.
+//! pending CID that nothing names and clears the records: no pin the
+//! endpoint made outlives a crash without an object or root naming it.
+//!
+//! Every change goes through [`Writer`], which keeps each bucket's tree in
+//! step with its sled tree (`roots.rs`): it applies the change to the
+//! tree, stores the new nodes and pins the new root (recorded as pending
+//! first, then flushed), then commits the entry and the new root in one
+//! sled transaction, then unpins the previous root. A crash before the
+//! commit leaves the old root, whose blocks are still pinned, and a
+//! pending record for the new one, which the next open unpins.
 
 use super::checksum::ObjectChecksum;
 use super::conditions::WriteIf;
+use super::roots::move_root;
+use super::share::RemoteSource;
+use super::tree::Tree;
 use super::S3Error;
 use crate::block::Cid;
+use crate::dag::SharedStore;
+use crate::store::Store;
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The sled page cache of the bucket index.
 const CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// One object as the index keeps it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectEntry {
     /// The root of the object's UnixFS file DAG.
     pub cid: String,
@@ -73,7 +87,7 @@ impl ObjectEntry {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    fn decode(bytes: &[u8]) -> Result<ObjectEntry, S3Error> {
+    pub(super) fn decode(bytes: &[u8]) -> Result<ObjectEntry, S3Error> {
         serde_json::from_slice(bytes).map_err(|e| S3Error::BadEntry {
             what: "object",
             why: e.to_string(),
@@ -84,9 +98,16 @@ impl ObjectEntry {
 /// The index database.
 pub struct BucketIndex {
     db: sled::Db,
-    buckets: sled::Tree,
-    refs: sled::Tree,
-    pending: sled::Tree,
+    pub(super) buckets: sled::Tree,
+    pub(super) refs: sled::Tree,
+    pub(super) pending: sled::Tree,
+    pub(super) roots: sled::Tree,
+    /// Where tree nodes are stored and roots pinned.
+    pub(super) store: Arc<dyn Store>,
+    /// Counts committed root changes (the publisher waits on it).
+    pub(super) changed: tokio::sync::watch::Sender<u64>,
+    /// Where mounted buckets are read from.
+    pub(super) remote: Mutex<Option<RemoteSource>>,
     /// Held by [`Writer`]: one change at a time, so a pin decision and the
     /// reference count it reads stay true until the change commits.
     write: Mutex<()>,
@@ -135,7 +156,7 @@ impl Refs {
     }
 }
 
-fn failed(doing: &'static str) -> impl FnOnce(sled::Error) -> S3Error {
+pub(super) fn failed(doing: &'static str) -> impl FnOnce(sled::Error) -> S3Error {
     move |source| S3Error::Index { doing, source }
 }
 
@@ -151,8 +172,10 @@ pub fn now_ms() -> u64 {
 }
 
 impl BucketIndex {
-    /// Opens the index of the repo at `repo`, or a temporary one.
-    pub fn open(repo: Option<&Path>) -> Result<BucketIndex, S3Error> {
+    /// Opens the index of the repo at `repo`, or a temporary one, whose
+    /// trees live in `store`; finishes what a crash left half-done and
+    /// gives a tree to each bucket that has none yet.
+    pub fn open(repo: Option<&Path>, store: Arc<dyn Store>) -> Result<BucketIndex, S3Error> {
         let db = match repo {
             Some(repo) => {
                 let dir = repo.join("s3").join("index");
@@ -167,16 +190,53 @@ impl BucketIndex {
                 .open()
                 .map_err(failed("opening a temporary index"))?,
         };
-        Ok(BucketIndex {
+        let index = BucketIndex {
             buckets: db.open_tree("buckets").map_err(failed("opening"))?,
             refs: db.open_tree("refs").map_err(failed("opening"))?,
             pending: db.open_tree("pending").map_err(failed("opening"))?,
+            roots: db.open_tree("roots").map_err(failed("opening"))?,
             db,
+            store,
+            changed: tokio::sync::watch::Sender::new(0),
+            remote: Mutex::new(None),
             write: Mutex::new(()),
-        })
+        };
+        index.recover()?;
+        Ok(index)
     }
 
-    fn flush(&self) -> Result<(), S3Error> {
+    /// The root of `bucket`'s tree (none: no such bucket, or a mounted
+    /// one whose name has not resolved yet).
+    pub fn root(&self, bucket: &str) -> Result<Option<Cid>, S3Error> {
+        if self.local_bucket(bucket)?.is_none() {
+            return match self.mount(bucket)? {
+                Some(m) => m.root(),
+                None => Ok(None),
+            };
+        }
+        self.roots
+            .get(bucket.as_bytes())
+            .map_err(failed("reading a bucket root"))?
+            .map(|v| decode_cid(&v))
+            .transpose()
+    }
+
+    /// Counts committed root changes: a receiver sees each new count.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// The store the trees live in.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The database, for the trees of the modules beside this one.
+    pub(super) fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
+    pub(super) fn flush(&self) -> Result<(), S3Error> {
         self.db.flush().map(|_| ()).map_err(failed("flushing"))
     }
 
@@ -188,8 +248,17 @@ impl BucketIndex {
         }
     }
 
-    /// When `bucket` was created (ms since the epoch), if it exists.
+    /// When `bucket` was created or mounted (ms since the epoch), if it
+    /// exists.
     pub fn bucket(&self, bucket: &str) -> Result<Option<u64>, S3Error> {
+        match self.local_bucket(bucket)? {
+            Some(t) => Ok(Some(t)),
+            None => Ok(self.mount(bucket)?.map(|m| m.since_ms)),
+        }
+    }
+
+    /// When the local `bucket` was created, if it exists.
+    pub(super) fn local_bucket(&self, bucket: &str) -> Result<Option<u64>, S3Error> {
         let v = self
             .buckets
             .get(bucket.as_bytes())
@@ -197,19 +266,30 @@ impl BucketIndex {
         Ok(v.map(|v| decode_time(&v)))
     }
 
-    /// Every bucket and its creation time, by name.
+    /// Every bucket (mounted ones too) and its creation time, by name.
     pub fn buckets(&self) -> Result<Vec<(String, u64)>, S3Error> {
-        self.buckets
+        let mut all: Vec<(String, u64)> = self
+            .buckets
             .iter()
             .map(|kv| {
                 let (k, v) = kv.map_err(failed("listing buckets"))?;
                 Ok((String::from_utf8_lossy(&k).into_owned(), decode_time(&v)))
             })
-            .collect()
+            .collect::<Result<_, S3Error>>()?;
+        all.extend(self.mounts()?.into_iter().map(|(b, m)| (b, m.since_ms)));
+        all.sort();
+        all.dedup_by(|a, b| a.0 == b.0);
+        Ok(all)
     }
 
-    fn objects(&self, bucket: &str) -> Result<sled::Tree, S3Error> {
-        if self.bucket(bucket)?.is_none() {
+    /// The sled tree of the local `bucket` (a mounted one is read-only).
+    pub(super) fn objects(&self, bucket: &str) -> Result<sled::Tree, S3Error> {
+        if self.local_bucket(bucket)?.is_none() {
+            if self.mount(bucket)?.is_some() {
+                return Err(S3Error::ReadOnlyBucket {
+                    name: bucket.to_string(),
+                });
+            }
             return Err(S3Error::NoSuchBucket {
                 name: bucket.to_string(),
             });
@@ -219,8 +299,16 @@ impl BucketIndex {
             .map_err(failed("opening a bucket"))
     }
 
+    /// A tree over the local store.
+    pub(super) fn local_tree(&self) -> Tree {
+        Tree::new(Arc::new(SharedStore(Arc::clone(&self.store))))
+    }
+
     /// The object at `key`, if any.
     pub fn get(&self, bucket: &str, key: &str) -> Result<Option<ObjectEntry>, S3Error> {
+        if let Some((mut tree, root)) = self.mounted(bucket)? {
+            return tree.get(&root, key.as_bytes());
+        }
         let tree = self.objects(bucket)?;
         match tree
             .get(key.as_bytes())
@@ -233,11 +321,14 @@ impl BucketIndex {
 
     /// The objects of `bucket`, to page through.
     pub fn objects_of(&self, bucket: &str) -> Result<Objects, S3Error> {
-        Ok(Objects(self.objects(bucket)?))
+        if let Some((tree, root)) = self.mounted(bucket)? {
+            return Ok(Objects(Listing::Mounted(Box::new(Mutex::new(tree)), root)));
+        }
+        Ok(Objects(Listing::Local(self.objects(bucket)?)))
     }
 
     /// The reference count of `cid`.
-    fn refs_of(&self, cid: &Cid) -> Result<Option<Refs>, S3Error> {
+    pub(super) fn refs_of(&self, cid: &Cid) -> Result<Option<Refs>, S3Error> {
         let v = self
             .refs
             .get(cid.to_bytes())
@@ -286,13 +377,26 @@ impl BucketIndex {
 /// An object and its key, as a listing finds it.
 pub type Found = Option<(Vec<u8>, ObjectEntry)>;
 
-/// One bucket's objects.
-pub struct Objects(sled::Tree);
+/// One bucket's objects: a local bucket's sled tree, or a mounted
+/// bucket's tree (its nodes cached for the listing's life).
+pub struct Objects(Listing);
+
+enum Listing {
+    Local(sled::Tree),
+    Mounted(Box<Mutex<Tree>>, Cid),
+}
 
 impl Objects {
     /// The first object whose key is at least `start`.
     pub fn first_from(&self, start: &[u8]) -> Result<Found, S3Error> {
-        match self.0.range(start..).next() {
+        let local = match &self.0 {
+            Listing::Local(tree) => tree,
+            Listing::Mounted(tree, root) => {
+                let mut tree = tree.lock().unwrap_or_else(|p| p.into_inner());
+                return tree.first_from(root, start);
+            }
+        };
+        match local.range(start..).next() {
             None => Ok(None),
             Some(kv) => {
                 let (k, v) = kv.map_err(failed("listing objects"))?;
@@ -302,24 +406,36 @@ impl Objects {
     }
 }
 
+pub(super) fn decode_cid(v: &[u8]) -> Result<Cid, S3Error> {
+    crate::block::cid_from_bytes(v).map_err(|e| S3Error::BadEntry {
+        what: "bucket root",
+        why: e.to_string(),
+    })
+}
+
+pub(super) fn store_err(e: crate::store::StoreError) -> S3Error {
+    S3Error::Node(e.into())
+}
+
 fn decode_time(v: &[u8]) -> u64 {
     v.try_into().map(u64::from_be_bytes).unwrap_or(0)
 }
 
 /// Changes the index; holds its write lock while it lives.
 pub struct Writer<'a> {
-    index: &'a BucketIndex,
+    pub(super) index: &'a BucketIndex,
     _guard: MutexGuard<'a, ()>,
 }
 
 /// Why a transaction stopped.
-enum Abort {
+pub(super) enum Abort {
     NoSuchBucket,
+    Exists,
     Refused(super::conditions::WriteRefused),
     Bad(Box<S3Error>),
 }
 
-fn transaction_error(e: TransactionError<Abort>, bucket: &str, key: &str) -> S3Error {
+pub(super) fn transaction_error(e: TransactionError<Abort>, bucket: &str, key: &str) -> S3Error {
     match e {
         TransactionError::Abort(Abort::NoSuchBucket) => S3Error::NoSuchBucket {
             name: bucket.to_string(),
@@ -330,6 +446,10 @@ fn transaction_error(e: TransactionError<Abort>, bucket: &str, key: &str) -> S3E
             why,
         },
         TransactionError::Abort(Abort::Bad(e)) => *e,
+        TransactionError::Abort(Abort::Exists) => S3Error::BadEntry {
+            what: "bucket",
+            why: format!("{bucket:?} was made meanwhile"),
+        },
         TransactionError::Storage(source) => S3Error::Index {
             doing: "committing a change",
             source,
@@ -337,13 +457,13 @@ fn transaction_error(e: TransactionError<Abort>, bucket: &str, key: &str) -> S3E
     }
 }
 
-fn abort(e: S3Error) -> ConflictableTransactionError<Abort> {
+pub(super) fn abort(e: S3Error) -> ConflictableTransactionError<Abort> {
     ConflictableTransactionError::Abort(Abort::Bad(Box::new(e)))
 }
 
 /// Adds `delta` (±1) to the count of `cid` in `refs`; a new count takes
 /// `owned`. Returns the count left and whether the pin is the endpoint's.
-fn bump(
+pub(super) fn bump(
     refs: &sled::transaction::TransactionalTree,
     cid: &[u8],
     delta: i64,
@@ -365,7 +485,7 @@ fn bump(
 
 /// Drops one reference to `cid`; when none is left and the endpoint made
 /// its pin, records it as pending and returns it (to unpin).
-fn release(
+pub(super) fn release(
     refs: &sled::transaction::TransactionalTree,
     pending: &sled::transaction::TransactionalTree,
     cid: &Cid,
@@ -408,15 +528,26 @@ impl Writer<'_> {
             .map_err(failed("clearing a pending pin"))
     }
 
-    /// Creates `bucket`; false when it exists already.
+    /// Creates `bucket` with an empty tree; false when it exists already.
     pub fn create_bucket(&self, bucket: &str) -> Result<bool, S3Error> {
         let i = self.index;
         if i.bucket(bucket)?.is_some() {
             return Ok(false);
         }
-        i.buckets
-            .insert(bucket.as_bytes(), &now_ms().to_be_bytes()[..])
-            .map_err(failed("creating a bucket"))?;
+        let mut tree = i.local_tree();
+        let root = tree.empty()?;
+        let m = self.stage(None, root, tree.take_fresh(&root))?;
+        let created = (&i.buckets, &i.roots, &i.refs, &i.pending)
+            .transaction(|(buckets, roots, refs, pending)| {
+                if buckets.get(bucket.as_bytes())?.is_some() {
+                    return Err(ConflictableTransactionError::Abort(Abort::Exists));
+                }
+                buckets.insert(bucket.as_bytes(), &now_ms().to_be_bytes()[..])?;
+                move_root(roots, refs, pending, bucket, &m)
+            })
+            .map_err(|e| transaction_error(e, bucket, ""));
+        self.finish_move(&m, created.as_ref().ok().copied());
+        created?;
         i.flush()?;
         Ok(true)
     }
@@ -431,22 +562,32 @@ impl Writer<'_> {
         if !tree.is_empty() {
             return Ok(DeleteBucket::NotEmpty);
         }
-        i.buckets
-            .remove(bucket.as_bytes())
-            .map_err(failed("removing a bucket"))?;
+        let released = (&i.buckets, &i.roots, &i.refs, &i.pending)
+            .transaction(|(buckets, roots, refs, pending)| {
+                buckets.remove(bucket.as_bytes())?;
+                let Some(root) = roots.remove(bucket.as_bytes())? else {
+                    return Ok(None);
+                };
+                let root = decode_cid(&root).map_err(abort)?;
+                release(refs, pending, &root)
+            })
+            .map_err(|e| transaction_error(e, bucket, ""))?;
         i.db.drop_tree(tree_name(bucket))
             .map_err(failed("removing a bucket"))?;
         i.flush()?;
+        if let Some(root) = released {
+            self.drop_pin(&root);
+        }
         Ok(DeleteBucket::Deleted)
     }
 
     /// Sets `key` to `entry`, counting a reference to its CID (`owned`: the
-    /// caller pinned it for this, when no object named it before). Returns
-    /// a CID no object names any more whose pin the endpoint made, recorded
-    /// as pending in the same transaction (which also clears the pending
-    /// record of the new CID): the caller unpins it, then
-    /// [`settle`](Self::settle)s it (a crash in between leaves it to
-    /// [`BucketIndex::reconcile`]).
+    /// caller pinned it for this, when no object named it before), and
+    /// moves the bucket's root. Returns a CID no object names any more
+    /// whose pin the endpoint made, recorded as pending in the same
+    /// transaction (which also clears the pending record of the new CID):
+    /// the caller unpins it, then [`settle`](Self::settle)s it (a crash in
+    /// between leaves it to [`BucketIndex::reconcile`]).
     pub fn put(
         &self,
         bucket: &str,
@@ -472,8 +613,9 @@ impl Writer<'_> {
         let tree = i.objects(bucket)?;
         let new_cid = entry.cid()?.to_bytes();
         let encoded = entry.encode();
-        let released = (&i.buckets, &tree, &i.refs, &i.pending)
-            .transaction(|(buckets, objects, refs, pending)| {
+        let m = self.change(bucket, key, Some(entry))?;
+        let result = (&i.buckets, &tree, &i.refs, &i.pending, &i.roots)
+            .transaction(|(buckets, objects, refs, pending, roots)| {
                 if buckets.get(bucket.as_bytes())?.is_none() {
                     return Err(ConflictableTransactionError::Abort(Abort::NoSuchBucket));
                 }
@@ -486,17 +628,20 @@ impl Writer<'_> {
                         .check(now.as_ref().map(|e| e.etag.as_str()))
                         .map_err(|why| ConflictableTransactionError::Abort(Abort::Refused(why)))?;
                 }
+                let root = move_root(roots, refs, pending, bucket, &m)?;
                 bump(refs, &new_cid, 1, owned)?;
                 pending.remove(&new_cid[..])?;
                 let Some(old) = objects.insert(key.as_bytes(), &encoded[..])? else {
-                    return Ok(None);
+                    return Ok((None, root));
                 };
                 let old = ObjectEntry::decode(&old)
                     .and_then(|o| o.cid())
                     .map_err(abort)?;
-                release(refs, pending, &old)
+                Ok((release(refs, pending, &old)?, root))
             })
-            .map_err(|e| transaction_error(e, bucket, key))?;
+            .map_err(|e| transaction_error(e, bucket, key));
+        self.finish_move(&m, result.as_ref().ok().map(|r| r.1));
+        let (released, _) = result?;
         i.flush()?;
         Ok(released)
     }
@@ -510,18 +655,22 @@ impl Writer<'_> {
     ) -> Result<Option<(ObjectEntry, Option<Cid>)>, S3Error> {
         let i = self.index;
         let tree = i.objects(bucket)?;
-        let removed = (&tree, &i.refs, &i.pending)
-            .transaction(|(objects, refs, pending)| {
+        let m = self.change(bucket, key, None)?;
+        let result = (&tree, &i.refs, &i.pending, &i.roots)
+            .transaction(|(objects, refs, pending, roots)| {
+                let root = move_root(roots, refs, pending, bucket, &m)?;
                 let Some(old) = objects.remove(key.as_bytes())? else {
-                    return Ok(None);
+                    return Ok((None, root));
                 };
                 let old = ObjectEntry::decode(&old).map_err(abort)?;
                 let cid = old.cid().map_err(abort)?;
                 let unpin = release(refs, pending, &cid)?;
-                Ok(Some((old, unpin)))
+                Ok((Some((old, unpin)), root))
             })
-            .map_err(|e| transaction_error(e, bucket, key))?;
-        if removed.is_some() {
+            .map_err(|e| transaction_error(e, bucket, key));
+        self.finish_move(&m, result.as_ref().ok().map(|r| r.1));
+        let (removed, _) = result?;
+        if removed.is_some() || m.old != Some(m.new) {
             i.flush()?;
         }
         Ok(removed)
@@ -529,10 +678,11 @@ impl Writer<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn entry(data: &[u8]) -> ObjectEntry {
+    /// An entry naming the raw block of `data`.
+    pub(in crate::s3) fn entry(data: &[u8]) -> ObjectEntry {
         let cid = crate::block::CidFormat::V1_SHA2_256.cid(crate::block::RAW, data);
         ObjectEntry {
             cid: cid.to_string(),
@@ -548,10 +698,11 @@ mod tests {
     #[test]
     fn buckets_and_objects_survive_reopening_and_count_references() {
         let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(crate::store::MemoryStore::new());
         let a = entry(b"a");
         let b = entry(b"b");
         {
-            let index = BucketIndex::open(Some(dir.path())).unwrap();
+            let index = BucketIndex::open(Some(dir.path()), store.clone()).unwrap();
             let w = index.writer();
             assert!(w.create_bucket("one").unwrap());
             assert!(!w.create_bucket("one").unwrap());
@@ -567,7 +718,7 @@ mod tests {
             assert_eq!(w.put("one", "y", &b, true).unwrap(), None);
             assert_eq!(w.delete_bucket("one").unwrap(), DeleteBucket::NotEmpty);
         }
-        let index = BucketIndex::open(Some(dir.path())).unwrap();
+        let index = BucketIndex::open(Some(dir.path()), store.clone()).unwrap();
         assert_eq!(index.get("one", "x").unwrap(), Some(a.clone()));
         assert_eq!(index.get("one", "y").unwrap(), Some(b.clone()));
         assert_eq!(index.buckets().unwrap().len(), 1);
@@ -593,7 +744,7 @@ mod tests {
     #[test]
     fn conditional_puts_decide_inside_the_write() {
         use super::super::conditions::WriteRefused;
-        let index = BucketIndex::open(None).unwrap();
+        let index = BucketIndex::open(None, Arc::new(crate::store::MemoryStore::new())).unwrap();
         let (a, b) = (entry(b"a"), entry(b"b"));
         let w = index.writer();
         w.create_bucket("one").unwrap();
@@ -628,10 +779,11 @@ mod tests {
     #[test]
     fn pins_a_crash_interrupted_are_found_at_open() {
         let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(crate::store::MemoryStore::new());
         let (a, b, c) = (entry(b"a"), entry(b"b"), entry(b"c"));
         let (ca, cb, cc) = (a.cid().unwrap(), b.cid().unwrap(), c.cid().unwrap());
         {
-            let index = BucketIndex::open(Some(dir.path())).unwrap();
+            let index = BucketIndex::open(Some(dir.path()), Arc::clone(&store)).unwrap();
             let w = index.writer();
             w.create_bucket("one").unwrap();
             // a: pinned and committed; the commit clears its record.
@@ -646,7 +798,7 @@ mod tests {
             let (_, unpin) = w.delete("one", "c").unwrap().unwrap();
             assert_eq!(unpin, Some(cc));
         }
-        let index = BucketIndex::open(Some(dir.path())).unwrap();
+        let index = BucketIndex::open(Some(dir.path()), Arc::clone(&store)).unwrap();
         assert_eq!(index.pending_cids().len(), 2);
         let mut unpinned = Vec::new();
         let reported = index

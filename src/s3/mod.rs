@@ -23,7 +23,13 @@
 //!   `If-Match`/`If-None-Match`/`If-(Un)Modified-Since`, copies with
 //!   `x-amz-copy-source-if-*`, PUT with `If-None-Match: *` or `If-Match`,
 //!   decided in the index write itself.
+//! - Every committed state of a bucket is a content-addressed tree of
+//!   DAG-CBOR nodes (`tree.rs`) whose root moves with each write
+//!   (`roots.rs`); a bucket can be published under an IPNS name and
+//!   mounted read-only on another node (`share.rs`); `admin.rs` answers
+//!   `cairn s3 ls`.
 
+pub mod admin;
 mod auth;
 mod body;
 mod checksum;
@@ -34,11 +40,16 @@ mod index;
 pub mod keys;
 mod list;
 mod objects;
+mod roots;
 mod service;
+pub mod share;
+pub mod tree;
 
 pub use error::S3Error;
+pub use index::{BucketIndex, ObjectEntry};
 pub use keys::{AccessKey, AccessKeys};
 
+use crate::block::Cid;
 use crate::node::online::OnlineNode;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -64,7 +75,8 @@ impl S3Endpoint {
             Some(r) => AccessKeys::for_repo(r),
             None => AccessKeys::in_memory(),
         };
-        let index = index::BucketIndex::open(repo.as_deref())?;
+        let store = Arc::clone(online.node().store());
+        let index = Arc::new(index::BucketIndex::open(repo.as_deref(), store)?);
         let node = Arc::clone(online.node());
         let unpinned = index.reconcile(&mut |cid| {
             // The crash may have come before the pin was made.
@@ -79,11 +91,53 @@ impl S3Endpoint {
                 unpinned.len()
             );
         }
+        let source_of = Arc::clone(&online);
+        index.set_remote_source(Arc::new(move |root: Cid| {
+            let source: Arc<dyn crate::dag::BlockSource> = source_of.source(Some(root));
+            source
+        }));
+        let swarm = &online.net().swarm;
+        swarm.spawn_task(share::run_publisher(
+            Arc::clone(&online),
+            Arc::clone(&index),
+        ));
+        swarm.spawn_task(share::run_mount_follower(
+            Arc::clone(&online),
+            Arc::clone(&index),
+        ));
         Ok(S3Endpoint {
             online,
             keys: Arc::new(keys),
-            index: Arc::new(index),
+            index,
         })
+    }
+
+    /// The bucket index (buckets, their roots, mounts and publications).
+    pub fn index(&self) -> &Arc<BucketIndex> {
+        &self.index
+    }
+
+    /// `cairn s3 ls` on the running endpoint.
+    pub async fn ls(&self, arg: Option<String>) -> Result<admin::Listed, S3Error> {
+        let index = Arc::clone(&self.index);
+        tokio::task::spawn_blocking(move || admin::ls(&index, arg.as_deref()))
+            .await
+            .map_err(|e| S3Error::BadEntry {
+                what: "worker thread",
+                why: e.to_string(),
+            })?
+    }
+
+    /// Publishes `bucket` under `key`'s IPNS name (and again after each
+    /// write from now on); returns the name and the root published.
+    pub async fn publish(&self, bucket: &str, key: &str) -> Result<(String, Cid), S3Error> {
+        share::publish(&self.online, &self.index, bucket, key).await
+    }
+
+    /// Mounts the bucket published under `name` as `bucket`, read-only;
+    /// returns the root it resolved to, if it did already.
+    pub async fn mount(&self, bucket: &str, name: &str) -> Result<Option<Cid>, S3Error> {
+        share::mount(&self.online, &self.index, bucket, name).await
     }
 
     /// The access keys requests are checked against.

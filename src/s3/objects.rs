@@ -285,7 +285,7 @@ fn commit(
     if pin_here {
         writer.intend_pin(&cid)?;
         if let Err(e) = node.pin_complete(&cid) {
-            release(node, &writer, &cid);
+            writer.drop_pin(&cid);
             return Err(e.into());
         }
     }
@@ -294,29 +294,15 @@ fn commit(
         Ok(r) => r,
         Err(e) => {
             if pin_here {
-                release(node, &writer, &cid);
+                writer.drop_pin(&cid);
             }
             return Err(e);
         }
     };
     if let Some(old) = released {
-        release(node, &writer, &old);
+        writer.drop_pin(&old);
     }
     Ok(pin_here)
-}
-
-/// Removes the endpoint's pin of `cid` (its blocks go at the next GC) and
-/// its pending record; if the unpin fails, the record stays for the next
-/// open to settle.
-pub(super) fn release(node: &Node, writer: &super::index::Writer<'_>, cid: &Cid) {
-    match node.store().unpin(cid) {
-        Ok(_) => {
-            if let Err(e) = writer.settle(cid) {
-                tracing::warn!("S3: settling the pin of {cid}: {e}");
-            }
-        }
-        Err(e) => tracing::warn!("S3: unpinning {cid}: {e}"),
-    }
 }
 
 /// The entry at `bucket`/`key`, if any.
@@ -417,12 +403,27 @@ pub(super) async fn get(c: &Cairn, input: GetObjectInput) -> S3Result<S3Response
     {
         set_checksum!(output, sum);
     }
-    let node = Arc::clone(c.online.node());
-    let rx = crate::http::spawn_producer(move |out| {
-        let mut reader = node.cat(&cid.to_string(), start, Some(length))?;
-        std::io::copy(&mut reader, out)?;
-        Ok(())
-    });
+    let index = Arc::clone(&c.index);
+    let bucket = input.bucket.clone();
+    let rx = if blocking(move || index.is_mounted(&bucket)).await? {
+        // Another node's bucket: blocks come from the network as needed.
+        let (mut reader, _) = c
+            .online
+            .cat(&cid.to_string(), start, Some(length))
+            .await
+            .map_err(internal)?;
+        crate::http::spawn_producer(move |out| {
+            std::io::copy(&mut reader, out)?;
+            Ok(())
+        })
+    } else {
+        let node = Arc::clone(c.online.node());
+        crate::http::spawn_producer(move |out| {
+            let mut reader = node.cat(&cid.to_string(), start, Some(length))?;
+            std::io::copy(&mut reader, out)?;
+            Ok(())
+        })
+    };
     output.body = Some(StreamingBlob::wrap(ChunkStream(rx)));
     with_cid(output, &e.cid)
 }
@@ -459,12 +460,13 @@ pub(super) async fn delete(
     input: DeleteObjectInput,
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
     let index = Arc::clone(&c.index);
-    let node = Arc::clone(c.online.node());
     let (bucket, key) = (input.bucket, input.key);
+    // GC waits: the bucket tree's new nodes are stored before their pin.
+    let _gc = c.online.gc_lock().read().await;
     blocking(move || {
         let writer = index.writer();
         if let Some((_, Some(cid))) = writer.delete(&bucket, &key)? {
-            release(&node, &writer, &cid);
+            writer.drop_pin(&cid);
         }
         Ok(())
     })
@@ -490,8 +492,10 @@ pub(super) async fn delete_many(
     }
     let quiet = input.delete.quiet.unwrap_or(false);
     let index = Arc::clone(&c.index);
-    let node = Arc::clone(c.online.node());
     let bucket = input.bucket;
+    // GC waits: each deletion stores its bucket tree's new nodes before
+    // their pin.
+    let _gc = c.online.gc_lock().read().await;
     let outcomes = blocking(move || {
         if index.bucket(&bucket)?.is_none() {
             return Err(super::S3Error::NoSuchBucket { name: bucket });
@@ -500,7 +504,7 @@ pub(super) async fn delete_many(
         let outcomes = objects
             .into_iter()
             .map(|o| {
-                let outcome = delete_one(&writer, &node, &bucket, &o);
+                let outcome = delete_one(&writer, &bucket, &o);
                 (o, outcome)
             })
             .collect::<Vec<_>>();
@@ -535,7 +539,6 @@ pub(super) async fn delete_many(
 /// One key of a DeleteObjects.
 fn delete_one(
     writer: &super::index::Writer<'_>,
-    node: &Node,
     bucket: &str,
     o: &ObjectIdentifier,
 ) -> S3Result<()> {
@@ -547,7 +550,7 @@ fn delete_one(
         ));
     }
     if let Some((_, Some(cid))) = writer.delete(bucket, &o.key).map_err(s3_err)? {
-        release(node, writer, &cid);
+        writer.drop_pin(&cid);
     }
     Ok(())
 }

@@ -31,6 +31,9 @@ pub(super) fn s3_err(error: S3Error) -> s3s::S3Error {
         S3Error::InvalidBucketName { name } => {
             s3_error!(InvalidBucketName, "invalid bucket name {name:?}")
         }
+        S3Error::ReadOnlyBucket { name } => {
+            s3_error!(AccessDenied, "the bucket {name:?} is mounted read-only")
+        }
         S3Error::WriteRefused { key, why, .. } => why.to_s3(&key),
         other => internal(other),
     }
@@ -83,6 +86,8 @@ impl S3 for Cairn {
         }
         let index = Arc::clone(&self.index);
         let bucket = name.clone();
+        // GC waits: the bucket's empty tree is stored before its pin.
+        let _gc = self.online.gc_lock().read().await;
         if !blocking(move || index.writer().create_bucket(&bucket)).await? {
             return Err(s3_error!(
                 BucketAlreadyOwnedByYou,

@@ -400,6 +400,24 @@ pub fn mbps(bytes: u64, secs: f64) -> f64 {
     bytes as f64 / 1e6 / secs
 }
 
+/// Calls `f` every `every` until it gives `Some`, for `within` at most
+/// (then fails the test, naming `what`).
+pub fn poll_every<T>(
+    every: Duration,
+    within: Duration,
+    what: &str,
+    mut f: impl FnMut() -> Option<T>,
+) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < within, "{what}: not within {within:?}");
+        std::thread::sleep(every);
+    }
+}
+
 /// Announces `cid` until a peer takes the record (20 s at most): right
 /// after a connection, the peer may not be in the routing table yet.
 pub async fn provide(net: &cairn::net::Network, cid: cid::Cid) {

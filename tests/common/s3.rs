@@ -79,6 +79,17 @@ pub fn etag_of(data: &[u8]) -> String {
     format!("\"{}\"", hex(&md5_of(data)))
 }
 
+/// The root CIDs of the repo's buckets, from `cairn s3 ls` (each line
+/// `NAME ROOT ...`): pinned beside the objects' CIDs.
+pub fn bucket_roots(repo: &TestRepo) -> std::collections::BTreeSet<String> {
+    repo.ok(&["s3", "ls"])
+        .lines()
+        .filter_map(|l| l.split(' ').nth(1))
+        .filter(|root| *root != "-")
+        .map(str::to_string)
+        .collect()
+}
+
 /// `cairn s3 key create ARGS`: the printed ID and secret.
 pub fn create_key(repo: &TestRepo, args: &[&str]) -> (String, String) {
     let out = repo.ok(&[&["s3", "key", "create"][..], args].concat());

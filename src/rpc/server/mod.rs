@@ -19,6 +19,7 @@ mod network;
 mod pins;
 mod read;
 mod repo;
+mod s3;
 pub mod upload;
 
 use super::types::ErrorBody;
@@ -44,6 +45,8 @@ pub struct ApiState {
     pub shutdown: mpsc::Sender<()>,
     /// Who may call (checked before any handler runs).
     pub guard: Arc<super::guard::ApiGuard>,
+    /// The S3 endpoint, when the daemon serves one (`s3/*` commands).
+    pub s3: Option<crate::s3::S3Endpoint>,
 }
 
 /// An error in Kubo's JSON shape.
@@ -276,6 +279,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v0/files/flush", post(files::flush))
         .route("/api/v0/files/chcid", post(files::chcid))
         .route("/api/v0/repo/gc", post(repo::repo_gc))
+        .route("/api/v0/s3/ls", post(s3::ls))
+        .route("/api/v0/s3/bucket/publish", post(s3::bucket_publish))
+        .route("/api/v0/s3/bucket/mount", post(s3::bucket_mount))
         .route("/api/v0/repo/stat", post(repo::repo_stat))
         .route("/api/v0/repo/verify", post(repo::repo_verify))
         .route("/metrics", axum::routing::get(metrics))

@@ -1,0 +1,294 @@
+//! Bucket roots: each committed change of the index moves its bucket's
+//! tree (`tree.rs`) from one root to the next. [`Writer`] stages a move
+//! (stores the new nodes, records the new root as a pending pin, pins it,
+//! flushes the store), the index's transaction commits it beside the entry
+//! (clearing the record, and recording the previous root as pending if
+//! nothing names it any more), and [`Writer::finish_move`] unpins the
+//! previous root. [`BucketIndex::reconcile`] settles what a crash left
+//! between those steps, as it does for object pins.
+//!
+//! Stored nodes are unpinned until their root's pin: the caller holds the
+//! daemon's GC lock (read) across a change, as a PUT does for its blocks.
+
+use super::index::{
+    abort, decode_cid, failed, release, store_err, transaction_error, Abort, BucketIndex,
+    ObjectEntry, Writer,
+};
+use super::S3Error;
+use crate::block::{Block, Cid};
+use crate::store::{PinKind, StoreError};
+use sled::transaction::{ConflictableTransactionError, Transactional, TransactionalTree};
+
+/// A bucket root moving from `old` to `new`: the new nodes are stored and
+/// `new` is pinned (`pinned`: by this change), not yet committed.
+pub(super) struct RootMove {
+    pub(super) old: Option<Cid>,
+    pub(super) new: Cid,
+    pub(super) pinned: bool,
+}
+
+/// Commits `m` as `bucket`'s root in a transaction over `roots`, `refs`
+/// and `pending`; returns the old root when its last name is gone and the
+/// endpoint pinned it (recorded as pending: the caller unpins it).
+pub(super) fn move_root(
+    roots: &TransactionalTree,
+    refs: &TransactionalTree,
+    pending: &TransactionalTree,
+    bucket: &str,
+    m: &RootMove,
+) -> Result<Option<Cid>, ConflictableTransactionError<Abort>> {
+    let now = match roots.get(bucket.as_bytes())? {
+        Some(v) => Some(decode_cid(&v).map_err(abort)?),
+        None => None,
+    };
+    if now != m.old {
+        return Err(abort(S3Error::BadEntry {
+            what: "bucket root",
+            why: format!("the root of {bucket:?} changed during a write"),
+        }));
+    }
+    if m.old == Some(m.new) {
+        return Ok(None);
+    }
+    let new = m.new.to_bytes();
+    roots.insert(bucket.as_bytes(), &new[..])?;
+    super::index::bump(refs, &new, 1, m.pinned)?;
+    pending.remove(&new[..])?;
+    match m.old {
+        Some(old) => release(refs, pending, &old),
+        None => Ok(None),
+    }
+}
+
+impl BucketIndex {
+    /// Builds the tree of every bucket without one (made before trees
+    /// were).
+    pub(super) fn recover(&self) -> Result<(), S3Error> {
+        let w = self.writer();
+        let local: Vec<String> = self
+            .buckets
+            .iter()
+            .keys()
+            .map(|k| k.map(|k| String::from_utf8_lossy(&k).into_owned()))
+            .collect::<Result<_, _>>()
+            .map_err(failed("listing buckets"))?;
+        for bucket in local {
+            w.root_of(&bucket)?;
+        }
+        Ok(())
+    }
+}
+
+impl Writer<'_> {
+    /// Stores `blocks` and pins `new` unless something holds it already
+    /// (recording the pin as pending first); flushes the store.
+    pub(super) fn stage(
+        &self,
+        old: Option<Cid>,
+        new: Cid,
+        blocks: Vec<Block>,
+    ) -> Result<RootMove, S3Error> {
+        let store = &self.index.store;
+        let changed = old != Some(new);
+        if !blocks.is_empty() {
+            store.put_many(&mut blocks.into_iter()).map_err(store_err)?;
+        }
+        let pinned = changed
+            && self.refs_of(&new)?.is_none()
+            && store.pin_of(&new).map_err(store_err)? != Some(PinKind::Recursive);
+        if pinned {
+            self.intend_pin(&new)?;
+            if let Err(e) = store.pin(&new, PinKind::Recursive) {
+                self.drop_pin(&new);
+                return Err(store_err(e));
+            }
+        }
+        if changed {
+            store.flush().map_err(store_err)?;
+        }
+        Ok(RootMove { old, new, pinned })
+    }
+
+    /// Removes the endpoint's pin of `cid` (a root or an object nothing
+    /// names) and its pending record; if the unpin fails, the record stays
+    /// for the next open to settle.
+    pub(super) fn drop_pin(&self, cid: &Cid) {
+        match self.index.store.unpin(cid) {
+            Ok(_) | Err(StoreError::NotPinned { .. }) => {
+                if let Err(e) = self.settle(cid) {
+                    tracing::warn!("S3: settling the pin of {cid}: {e}");
+                }
+            }
+            Err(e) => tracing::warn!("S3: unpinning {cid}: {e}"),
+        }
+    }
+
+    /// After the transaction of `m`: `outcome` is none when it did not
+    /// commit (the new root's pin, if this move made it, is undone), else
+    /// the old root to unpin, if any.
+    pub(super) fn finish_move(&self, m: &RootMove, outcome: Option<Option<Cid>>) {
+        match outcome {
+            None if m.pinned => self.drop_pin(&m.new),
+            None => {}
+            Some(released) => {
+                if let Some(old) = released {
+                    self.drop_pin(&old);
+                }
+                if m.old != Some(m.new) {
+                    self.index.changed.send_modify(|n| *n += 1);
+                }
+            }
+        }
+    }
+
+    /// The root of `bucket`'s tree, built from its entries (and committed)
+    /// when it has none yet.
+    pub(super) fn root_of(&self, bucket: &str) -> Result<Cid, S3Error> {
+        let i = self.index;
+        if let Some(root) = i.root(bucket)? {
+            return Ok(root);
+        }
+        let objects = i.objects(bucket)?;
+        let mut tree = i.local_tree();
+        let root = tree.build(objects.iter().map(|kv| {
+            let (k, v) = kv.map_err(failed("listing objects"))?;
+            Ok((k.to_vec(), ObjectEntry::decode(&v)?))
+        }))?;
+        let m = self.stage(None, root, tree.take_fresh(&root))?;
+        let result = (&i.roots, &i.refs, &i.pending)
+            .transaction(|(roots, refs, pending)| move_root(roots, refs, pending, bucket, &m))
+            .map_err(|e| transaction_error(e, bucket, ""));
+        self.finish_move(&m, result.as_ref().ok().copied());
+        result?;
+        i.flush()?;
+        Ok(root)
+    }
+
+    /// `bucket`'s tree with `key` set to `entry` (none: removed), staged.
+    pub(super) fn change(
+        &self,
+        bucket: &str,
+        key: &str,
+        entry: Option<&ObjectEntry>,
+    ) -> Result<RootMove, S3Error> {
+        let old = self.root_of(bucket)?;
+        let mut tree = self.index.local_tree();
+        let new = tree.apply(&old, key.as_bytes(), entry)?;
+        self.stage(Some(old), new, tree.take_fresh(&new))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::s3::index::tests::entry;
+    use crate::s3::index::DeleteBucket;
+    use crate::s3::tree::Tree;
+    use crate::store::MemoryStore;
+    use crate::store::Store;
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    fn built(store: &Arc<dyn Store>, entries: &[(&str, &ObjectEntry)]) -> Cid {
+        let mut tree = Tree::new(Arc::new(crate::dag::SharedStore(Arc::clone(store))));
+        let sorted: BTreeMap<Vec<u8>, ObjectEntry> = entries
+            .iter()
+            .map(|(k, e)| (k.as_bytes().to_vec(), (*e).clone()))
+            .collect();
+        tree.build(sorted.into_iter().map(Ok)).unwrap()
+    }
+
+    #[test]
+    fn roots_move_with_each_change_and_stay_pinned_while_named() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let index = BucketIndex::open(None, Arc::clone(&store)).unwrap();
+        let mut changes = index.subscribe();
+        let w = index.writer();
+        assert!(w.create_bucket("one").unwrap());
+        assert!(w.create_bucket("two").unwrap());
+        let empty = index.root("one").unwrap().unwrap();
+        assert_eq!(
+            index.root("two").unwrap(),
+            Some(empty),
+            "the same empty tree"
+        );
+        assert_eq!(store.pin_of(&empty).unwrap(), Some(PinKind::Recursive));
+        assert_eq!(w.refs_of(&empty).unwrap().unwrap().count, 2);
+
+        let (a, b) = (entry(b"a"), entry(b"b"));
+        w.put("one", "k/a", &a, true).unwrap();
+        w.put("one", "k/b", &b, true).unwrap();
+        let root = index.root("one").unwrap().unwrap();
+        assert_eq!(root, built(&store, &[("k/a", &a), ("k/b", &b)]));
+        assert_eq!(store.pin_of(&root).unwrap(), Some(PinKind::Recursive));
+        assert_eq!(
+            store.pin_of(&empty).unwrap(),
+            Some(PinKind::Recursive),
+            "two's"
+        );
+        assert!(changes.has_changed().unwrap());
+        changes.mark_unchanged();
+        // Every node the root reaches is stored: the tree reads back.
+        let mut tree = index.local_tree();
+        assert_eq!(tree.get(&root, b"k/b").unwrap(), Some(b.clone()));
+
+        // Deleting a missing key moves nothing.
+        assert_eq!(w.delete("one", "nope").unwrap(), None);
+        assert_eq!(index.root("one").unwrap(), Some(root));
+        assert!(!changes.has_changed().unwrap());
+        w.delete("one", "k/b").unwrap();
+        let one_key = index.root("one").unwrap().unwrap();
+        assert_eq!(one_key, built(&store, &[("k/a", &a)]));
+        assert_eq!(
+            store.pin_of(&root).unwrap(),
+            None,
+            "the old root's pin went"
+        );
+        w.delete("one", "k/a").unwrap();
+        assert_eq!(index.root("one").unwrap(), Some(empty));
+        assert_eq!(w.delete_bucket("two").unwrap(), DeleteBucket::Deleted);
+        assert_eq!(
+            store.pin_of(&empty).unwrap(),
+            Some(PinKind::Recursive),
+            "one's"
+        );
+        assert_eq!(w.delete_bucket("one").unwrap(), DeleteBucket::Deleted);
+        assert_eq!(store.pin_of(&empty).unwrap(), None);
+        assert_eq!(index.root("one").unwrap(), None);
+    }
+
+    #[test]
+    fn opening_undoes_an_uncommitted_root_and_gives_old_buckets_a_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let a = entry(b"a");
+        let stray = {
+            let index = BucketIndex::open(Some(dir.path()), Arc::clone(&store)).unwrap();
+            let w = index.writer();
+            w.create_bucket("old").unwrap();
+            w.put("old", "x", &a, true).unwrap();
+            // A bucket from before trees: no root recorded.
+            index.roots.clear().unwrap();
+            // A change staged (nodes stored, root pinned) but never
+            // committed, as a crash would leave it.
+            let mut tree = index.local_tree();
+            let root = index.root("old").unwrap();
+            assert_eq!(root, None);
+            let built = tree.build([Ok((b"y".to_vec(), a.clone()))]).unwrap();
+            let m = w.stage(None, built, tree.take_fresh(&built)).unwrap();
+            assert!(m.pinned);
+            built
+        };
+        assert_eq!(store.pin_of(&stray).unwrap(), Some(PinKind::Recursive));
+        let index = BucketIndex::open(Some(dir.path()), Arc::clone(&store)).unwrap();
+        let unpinned = index
+            .reconcile(&mut |cid| store.unpin(cid).map(|_| ()).map_err(store_err))
+            .unwrap();
+        assert_eq!(unpinned, vec![stray]);
+        assert_eq!(store.pin_of(&stray).unwrap(), None, "unpinned on open");
+        assert_eq!(
+            index.root("old").unwrap(),
+            Some(built(&store, &[("x", &a)]))
+        );
+    }
+}
