@@ -131,8 +131,15 @@ impl Writer<'_> {
             None if m.pinned => self.drop_pin(&m.new),
             None => {}
             Some(released) => {
+                // The commit must be on disk before the old root loses its
+                // pin: else a crash could leave the index naming a root
+                // whose pin is gone. A failed flush keeps the pin (its
+                // pending record lets the next open settle it).
                 if let Some(old) = released {
-                    self.drop_pin(&old);
+                    match self.index.flush() {
+                        Ok(()) => self.drop_pin(&old),
+                        Err(e) => tracing::warn!("S3: keeping the pin of {old}: {e}"),
+                    }
                 }
                 if m.old != Some(m.new) {
                     self.index.changed.send_modify(|n| *n += 1);
