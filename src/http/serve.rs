@@ -226,7 +226,9 @@ pub enum BodyError {
 struct TimedBody {
     body: Incoming,
     timeout: Duration,
-    stall: Pin<Box<tokio::time::Sleep>>,
+    /// Made at the first read that has to wait (a request without a body
+    /// never needs one), re-armed at each such read after data came.
+    stall: Option<Pin<Box<tokio::time::Sleep>>>,
     armed: bool,
 }
 
@@ -235,7 +237,7 @@ impl TimedBody {
         TimedBody {
             body,
             timeout,
-            stall: Box::pin(tokio::time::sleep(timeout)),
+            stall: None,
             armed: false,
         }
     }
@@ -254,12 +256,15 @@ impl http_body::Body for TimedBody {
             this.armed = false;
             return Poll::Ready(frame.map(|f| f.map_err(BodyError::Read)));
         }
+        let deadline = Instant::now() + this.timeout;
+        let stall = this
+            .stall
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
         if !this.armed {
             this.armed = true;
-            let deadline = Instant::now() + this.timeout;
-            this.stall.as_mut().reset(deadline);
+            stall.as_mut().reset(deadline);
         }
-        match this.stall.as_mut().poll(cx) {
+        match stall.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Some(Err(BodyError::Stalled {
                 timeout: this.timeout,
             }))),
