@@ -21,7 +21,7 @@ mod common;
 
 use common::process::{root, run_bounded, setup_once};
 use common::s3::{
-    create_key, etag_of, hex, md5_of, run_script_with, s3_url, sha256_hex, venv_python,
+    create_key, etag_of, hex, md5_of, run_script_with, s3_url, sha256_hex, venv_python, Signer,
 };
 use common::{Daemon, TestRepo};
 use serde_json::{json, Value};
@@ -55,6 +55,26 @@ impl S3Daemon {
             secret,
             repo,
         }
+    }
+
+    /// The answer to `method` (GET or HEAD) on `path` (`/bucket/key`) with
+    /// `query`, signed with the daemon's key; it must succeed.
+    fn signed(
+        &self,
+        method: &str,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> ureq::http::Response<ureq::Body> {
+        let (url, headers) =
+            Signer::new(&self.key, &self.secret).sign(method, &self.url, path, query);
+        let mut req = match method {
+            "HEAD" => ureq::head(&url),
+            _ => ureq::get(&url),
+        };
+        for (name, value) in headers {
+            req = req.header(name, value);
+        }
+        req.call().unwrap_or_else(|e| panic!("{method} {url}: {e}"))
     }
 }
 
@@ -645,6 +665,15 @@ fn rclone_copy_sync_check_ls() {
     assert!(
         tree(&back) == tree(&src),
         "the tree copied down is the tree synced up"
+    );
+
+    // Before purge deletes, rclone asks whether the bucket keeps
+    // versions: never, says cairn, as S3 says of a bucket never versioned.
+    let mut resp = s3.signed("GET", "/rcl", &[("versioning", "")]);
+    let body = resp.body_mut().read_to_string().unwrap();
+    assert!(
+        body.contains("<VersioningConfiguration") && !body.contains("<Status>"),
+        "{body}"
     );
 
     // purge deletes every object, then the bucket.

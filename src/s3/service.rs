@@ -1,5 +1,5 @@
 //! The `S3` trait over cairn: buckets (create, delete when empty, list,
-//! head) and listings (V2 and V1, one paging in `list.rs`) here; objects
+//! head, location, versioning: never enabled) and listings (V2 and V1, one paging in `list.rs`) here; objects
 //! in `objects.rs`, CopyObject in `copy.rs`. Every index access
 //! runs on a blocking thread.
 
@@ -131,6 +131,16 @@ impl S3 for Cairn {
         self.bucket_exists(&req.input.bucket).await?;
         // No location constraint: us-east-1, which any region name signs for.
         Ok(S3Response::new(GetBucketLocationOutput::default()))
+    }
+
+    async fn get_bucket_versioning(
+        &self,
+        req: S3Request<GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+        self.bucket_exists(&req.input.bucket).await?;
+        // Never versioned: S3's answer for a bucket whose versioning was
+        // never set is a configuration without a status (rclone asks).
+        Ok(S3Response::new(GetBucketVersioningOutput::default()))
     }
 
     async fn list_buckets(
