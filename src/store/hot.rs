@@ -6,7 +6,7 @@
 //! reads (`get`) of blocks the store beneath has just verified, so a corrupt
 //! copy on disk is never admitted, and emptied of a block when the store
 //! forgets or replaces it. A block is admitted at its second read within a
-//! recent window ([`Doorkeeper`]), so a scan that reads each block once
+//! recent window (`Doorkeeper`), so a scan that reads each block once
 //! passes by without evicting anything; among admitted blocks, admission
 //! and eviction are W-TinyLFU (`moka`).
 //! Only blocks up to [`HotCache::block_max`] are admitted (small files and
@@ -42,47 +42,41 @@ pub struct HotCache {
     stats: HotStats,
 }
 
-/// The blocks read once lately: a Bloom filter of the blocks read since it
-/// was last emptied, emptied when it has taken in as many blocks as the
-/// cache could hold of 4 KiB ones (at least 1,024). A block is admitted
-/// when the filter already had it: a second read within that window.
+/// The blocks read once lately: the fingerprints (64-bit hashes) of the
+/// blocks read in this window and the one before, a window being as many
+/// blocks as the cache could hold of 4 KiB ones (1,024 to 1,048,576). A
+/// block is admitted when it is found there: a second read within one to
+/// two windows. Exact up to 64-bit collisions, so a scan of any length
+/// that reads each block once admits nothing.
 struct Doorkeeper {
-    bits: Vec<AtomicU64>,
-    taken: AtomicU64,
-    window: u64,
+    windows: std::sync::Mutex<[HashSet<u64>; 2]>,
+    window: usize,
 }
 
 impl Doorkeeper {
     fn new(capacity_bytes: u64) -> Doorkeeper {
-        let window = (capacity_bytes / 4096).clamp(1024, 1 << 24);
-        // Ten bits a block and two probes: under 1 % false positives.
-        let words = (window * 10).div_ceil(64) as usize;
+        let window =
+            usize::try_from((capacity_bytes / 4096).clamp(1024, 1 << 20)).unwrap_or(1 << 20);
         Doorkeeper {
-            bits: (0..words).map(|_| AtomicU64::new(0)).collect(),
-            taken: AtomicU64::new(0),
+            windows: std::sync::Mutex::new([HashSet::new(), HashSet::new()]),
             window,
         }
     }
 
-    /// Whether `mh` was seen in the window; records it if not.
+    /// Whether `mh` was seen lately; records it if not.
     fn seen_before(&self, mh: &Multihash) -> bool {
         use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-        let h = BuildHasherDefault::<DefaultHasher>::default().hash_one(mh);
-        let nbits = self.bits.len() as u64 * 64;
-        let probes = [h % nbits, h.rotate_left(32) % nbits];
-        let is_set = |b: u64| self.bits[(b / 64) as usize].load(Relaxed) & (1 << (b % 64)) != 0;
-        if probes.iter().all(|&b| is_set(b)) {
+        let print = BuildHasherDefault::<DefaultHasher>::default().hash_one(mh);
+        let mut w = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        if w[0].contains(&print) || w[1].contains(&print) {
             return true;
         }
-        for b in probes {
-            self.bits[(b / 64) as usize].fetch_or(1 << (b % 64), Relaxed);
+        if w[0].len() >= self.window {
+            // The older window goes; this one becomes the older.
+            w.swap(0, 1);
+            w[0].clear();
         }
-        if self.taken.fetch_add(1, Relaxed) + 1 >= self.window {
-            self.taken.store(0, Relaxed);
-            for w in &self.bits {
-                w.store(0, Relaxed);
-            }
-        }
+        w[0].insert(print);
         false
     }
 }
@@ -435,7 +429,8 @@ mod tests {
     #[test]
     fn a_scan_through_a_mostly_empty_cache_leaves_a_small_hot_set() {
         // 16 hot blocks (64 KiB) in a 4 MiB cache, then a scan of 64 MiB
-        // with no hot reads among it: each scanned block is read once.
+        // (8 of the doorkeeper's windows) with no hot reads among it: each
+        // scanned block is read once.
         let s = hot(4 << 20, 256 << 10);
         let hot_set: Vec<Block> = (0..16).map(|i| block(20_000 + i, 4096, RAW)).collect();
         for b in &hot_set {
@@ -446,8 +441,8 @@ mod tests {
                 s.get(b.cid()).unwrap().unwrap();
             }
         }
-        for i in 0..1024u32 {
-            let c = block(30_000 + i, 64 << 10, RAW);
+        for i in 0..8192u32 {
+            let c = block(30_000 + i, 8 << 10, RAW);
             s.put(c.clone()).unwrap();
             s.get(c.cid()).unwrap().unwrap();
             s.inner().remove(c.cid().hash()).unwrap();
