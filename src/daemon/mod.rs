@@ -159,6 +159,8 @@ impl Daemon {
         {
             let serve = crate::http::ServeOptions::new(&s.connections, false);
             daemon.serve(listener, endpoint.router(), serve);
+            let expiry = endpoint.clone().expire_uploads(daemon.stop.clone());
+            daemon.servers.push(tokio::spawn(expiry));
             daemon.s3_addr = Some(bound);
             daemon.s3 = Some(endpoint);
         }

@@ -297,6 +297,8 @@ struct FileBuilder<'s, L: Iterator> {
     opts: ImportOptions,
     leaves: std::iter::Peekable<L>,
     sink: &'s mut dyn FnMut(Block) -> Result<(), DagError>,
+    /// Told of each leaf, in file order, once it went to `sink`.
+    on_leaf: &'s mut dyn FnMut(&Built),
 }
 
 impl<L> FileBuilder<'_, L>
@@ -320,6 +322,7 @@ where
             return Ok(None);
         };
         self.emit(block)?;
+        (self.on_leaf)(&built);
         Ok(Some(built))
     }
 
@@ -338,6 +341,7 @@ where
             // Empty file: one empty leaf (a raw empty block with raw leaves).
             let (block, built) = leaf_block(&self.opts, Bytes::new(), DataType::File);
             self.emit(block)?;
+            (self.on_leaf)(&built);
             return Ok(built);
         };
         let mut tree = BalancedTree::new(&self.opts);
@@ -493,6 +497,18 @@ pub fn build_file(
     opts: &ImportOptions,
     sink: &mut dyn FnMut(Block) -> Result<(), DagError>,
 ) -> Result<Built, DagError> {
+    build_file_leaves(reader, opts, sink, &mut |_| {})
+}
+
+/// [`build_file`], telling `on_leaf` of every leaf in file order: what a
+/// tree built later over the same leaves (a multipart object over its
+/// parts) links.
+pub fn build_file_leaves(
+    reader: impl Read,
+    opts: &ImportOptions,
+    sink: &mut dyn FnMut(Block) -> Result<(), DagError>,
+    on_leaf: &mut dyn FnMut(&Built),
+) -> Result<Built, DagError> {
     opts.validate()?;
     // Trickle leaves are UnixFS `Raw` when they are dag-pb, as go-unixfs's.
     let kind = match opts.layout {
@@ -506,6 +522,7 @@ pub fn build_file(
             opts: *opts,
             leaves: leaves.peekable(),
             sink,
+            on_leaf,
         };
         match opts.layout {
             Layout::Balanced => builder.balanced(),

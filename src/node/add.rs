@@ -4,7 +4,9 @@
 
 use super::{Node, NodeError, UnsupportedInput};
 use crate::block::{Block, Cid, CidFormat};
-use crate::dag::builder::{build_file, directory_block, symlink_block, Built, ImportOptions};
+use crate::dag::builder::{
+    build_file, build_file_leaves, directory_block, symlink_block, Built, ImportOptions,
+};
 use crate::dag::hamt::{self, Sharding};
 use crate::dag::DagError;
 use crate::store::PinKind;
@@ -160,6 +162,19 @@ impl Node {
         opts: &AddOptions,
         progress: &mut dyn FnMut(u64),
     ) -> Result<AddedEntry, NodeError> {
+        self.add_reader_leaves(input, opts, progress, &mut |_| {})
+    }
+
+    /// [`add_reader`](Self::add_reader), telling `on_leaf` of each leaf of
+    /// the file's DAG in order (an S3 multipart object links its parts'
+    /// leaves).
+    pub fn add_reader_leaves(
+        &self,
+        input: impl Read,
+        opts: &AddOptions,
+        progress: &mut dyn FnMut(u64),
+        on_leaf: &mut dyn FnMut(&Built),
+    ) -> Result<AddedEntry, NodeError> {
         validate(&opts.import)?;
         let mut counting = CountingReader {
             inner: input,
@@ -167,7 +182,7 @@ impl Node {
             progress,
         };
         let (cid, built) = self.with_block_writer(opts.only_hash, &mut |sink| {
-            let built = build_file(&mut counting, &opts.import, sink)?;
+            let built = build_file_leaves(&mut counting, &opts.import, sink, &mut *on_leaf)?;
             Ok((built.cid, built))
         })?;
         if opts.pin && !opts.only_hash {

@@ -67,7 +67,7 @@ pub struct Config {
 }
 
 /// `[s3]`: the S3-compatible endpoint the daemon serves (see `crate::s3`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct S3Settings {
     /// Address to listen on, e.g. "127.0.0.1:9000"; empty (the default) or
@@ -76,6 +76,22 @@ pub struct S3Settings {
     pub listen: String,
     /// Timeouts and connection caps (`[s3.connections]`).
     pub connections: ConnectionSettings,
+    /// A multipart upload left open this long is aborted (its parts' blocks
+    /// go at the next GC), as an S3 lifecycle rule would; checked when the
+    /// endpoint starts and periodically after.
+    #[serde(with = "humantime_serde")]
+    pub multipart_expiry: Duration,
+}
+
+impl Default for S3Settings {
+    /// No endpoint; uploads expire after 7 days.
+    fn default() -> Self {
+        S3Settings {
+            listen: String::new(),
+            connections: ConnectionSettings::default(),
+            multipart_expiry: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
 }
 
 /// `[storage]`: limits on what this node keeps.

@@ -1,16 +1,23 @@
 //! Object bodies between the async protocol side and the blocking
-//! importer and reader: an upload's stream feeds a [`BodyReader`] the
-//! importer reads on a blocking thread (through [`Digesting`], which
-//! hashes and counts it: MD5 for the ETag, and the checksum the client
-//! asked for), and a download's producer channel becomes the response's
-//! stream ([`ChunkStream`]). [`refusal`] says in S3's words why an
-//! upload's stream failed.
+//! importer and reader: [`import`] stores an upload (a PUT's body, a
+//! multipart upload's part) as a UnixFS file, its stream feeding a
+//! [`BodyReader`] the importer reads on a blocking thread (through
+//! [`Digesting`], which hashes and counts it: MD5 for the ETag, and the
+//! checksum the client asked for), and a download's producer channel
+//! becomes the response's stream ([`ChunkStream`]). [`refusal`] says in
+//! S3's words why an upload's stream failed.
 
 use super::checksum::{Hasher, ObjectChecksum};
+use super::service::internal;
+use crate::dag::builder::Built;
+use crate::node::{AddOptions, AddedEntry, Node};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use md5::Digest;
+use s3s::dto::StreamingBlob;
+use s3s::{s3_error, S3Result};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::sync::mpsc;
 
@@ -160,6 +167,170 @@ impl<R: std::io::Read> std::io::Read for Digesting<R> {
         }
         Ok(n)
     }
+}
+
+/// The body length a write declares: `Content-Length`, or for an
+/// aws-chunked body `x-amz-decoded-content-length`.
+pub fn declared_length(
+    content_length: Option<i64>,
+    headers: &axum::http::HeaderMap,
+) -> S3Result<Option<u64>> {
+    if let Some(decoded) = headers.get("x-amz-decoded-content-length") {
+        return decoded
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .map(Some)
+            .ok_or_else(|| {
+                s3_error!(
+                    InvalidArgument,
+                    "x-amz-decoded-content-length is not a length"
+                )
+            });
+    }
+    content_length
+        .map(|n| {
+            u64::try_from(n).map_err(|_| s3_error!(InvalidArgument, "Content-Length is negative"))
+        })
+        .transpose()
+}
+
+/// What an imported body may be, and what the client said of it.
+pub struct Limits<'a> {
+    /// Most bytes accepted.
+    pub max_bytes: u64,
+    /// What the limit is for, as its EntityTooLarge error names it ("a
+    /// single PUT").
+    pub too_large: &'static str,
+    /// The length the client declared ([`declared_length`]).
+    pub declared: Option<u64>,
+    /// The Content-MD5 the client sent (base64).
+    pub content_md5: Option<&'a str>,
+    /// Keep the leaves of the file's DAG (a multipart upload's part).
+    pub leaves: bool,
+}
+
+impl Limits<'_> {
+    /// Refuses a declared length over the limit before any byte is read.
+    pub fn check_declared(&self) -> S3Result<()> {
+        if self.declared.is_some_and(|n| n > self.max_bytes) {
+            return Err(self.entity_too_large());
+        }
+        Ok(())
+    }
+
+    fn entity_too_large(&self) -> s3s::S3Error {
+        s3_error!(
+            EntityTooLarge,
+            "{} holds at most {} bytes",
+            self.too_large,
+            self.max_bytes
+        )
+    }
+
+    /// The binary MD5 in Content-MD5, or InvalidDigest.
+    fn expected_md5(&self) -> S3Result<Option<Vec<u8>>> {
+        self.content_md5
+            .map(|b64| {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .ok()
+                    .filter(|d| d.len() == 16)
+                    .ok_or_else(|| s3_error!(InvalidDigest, "Content-MD5 is not a base64 MD5"))
+            })
+            .transpose()
+    }
+}
+
+/// A body stored as a UnixFS file.
+pub struct Imported {
+    /// The file's root.
+    pub added: AddedEntry,
+    /// Its MD5, checksum and length.
+    pub digested: Digested,
+    /// The checksum computed over it (the caller checks it against the
+    /// client's).
+    pub checksum: ObjectChecksum,
+    /// Its DAG's leaves in file order, when [`Limits::leaves`] asked.
+    pub leaves: Vec<Built>,
+}
+
+/// Imports `body` as one UnixFS file with the node's `[import]` options,
+/// hashing it as it passes (MD5, and `checksum`), unpinned: the caller
+/// holds the GC lock until it has pinned the result. Refuses (as S3 does)
+/// a body over the limit, one cut off or failing its payload hash or
+/// chunk signatures ([`refusal`]), one shorter or longer than declared and
+/// one whose MD5 is not its Content-MD5.
+pub async fn import(
+    node: &Arc<Node>,
+    body: Option<StreamingBlob>,
+    limits: &Limits<'_>,
+    checksum: Hasher,
+) -> S3Result<Imported> {
+    limits.check_declared()?;
+    let expected_md5 = limits.expected_md5()?;
+    let mut opts = AddOptions::from_config(node.config()).map_err(internal)?;
+    opts.pin = false;
+    let (tx, reader) = BodyReader::new();
+    let (max_bytes, keep_leaves) = (limits.max_bytes, limits.leaves);
+    let importer = {
+        let node = Arc::clone(node);
+        tokio::task::spawn_blocking(move || {
+            let mut body = Digesting::new(reader, max_bytes).with_checksum(checksum);
+            let mut leaves = Vec::new();
+            let mut on_leaf = |leaf: &Built| {
+                if keep_leaves {
+                    leaves.push(leaf.clone());
+                }
+            };
+            let added = node.add_reader_leaves(&mut body, &opts, &mut |_| {}, &mut on_leaf);
+            let too_large = body.over_limit();
+            (added, body.finish(), too_large, leaves)
+        })
+    };
+    let pumped = match body {
+        Some(body) => pump(body, tx).await,
+        None => {
+            drop(tx);
+            Ok(())
+        }
+    };
+    let (added, mut digested, too_large, leaves) = importer.await.map_err(internal)?;
+    if let Err(e) = pumped {
+        // The client's body failed (cut off, its payload hash or chunk
+        // signatures).
+        return Err(refusal(e));
+    }
+    if too_large {
+        return Err(limits.entity_too_large());
+    }
+    let added = added.map_err(internal)?;
+    if let Some(n) = limits.declared {
+        if n != digested.bytes {
+            return Err(s3_error!(
+                IncompleteBody,
+                "{} bytes came of the {n} declared",
+                digested.bytes
+            ));
+        }
+    }
+    if expected_md5.is_some_and(|m| m[..] != digested.md5[..]) {
+        return Err(s3_error!(
+            BadDigest,
+            "The Content-MD5 you specified did not match what we received."
+        ));
+    }
+    let checksum = digested
+        .checksum
+        .take()
+        .ok_or_else(|| internal("the body's checksum was not computed"))?;
+    Ok(Imported {
+        added,
+        digested,
+        checksum,
+        leaves,
+    })
 }
 
 /// A response body's chunks, from a producer's channel.

@@ -83,6 +83,17 @@ impl Algorithm {
         }
     }
 
+    /// Its value among an S3 structure's checksum fields, if set.
+    pub fn value_in(self, fields: &s3s::dto::Checksum) -> Option<&str> {
+        match self {
+            Algorithm::Crc32 => fields.checksum_crc32.as_deref(),
+            Algorithm::Crc32c => fields.checksum_crc32c.as_deref(),
+            Algorithm::Crc64Nvme => fields.checksum_crc64nvme.as_deref(),
+            Algorithm::Sha1 => fields.checksum_sha1.as_deref(),
+            Algorithm::Sha256 => fields.checksum_sha256.as_deref(),
+        }
+    }
+
     /// Bytes in its digest.
     fn digest_bytes(self) -> usize {
         match self {
@@ -177,6 +188,29 @@ impl ObjectChecksum {
             Algorithm::Sha256 => out.checksum_sha256 = value,
         }
         out
+    }
+
+    /// S3's checksum of a multipart object (`COMPOSITE`): `algorithm` over
+    /// the parts' binary checksums in order, base64, then `-N`. None when a
+    /// part has no well-formed checksum of that algorithm.
+    pub fn composite(
+        algorithm: Algorithm,
+        parts: &[Option<&ObjectChecksum>],
+    ) -> Option<ObjectChecksum> {
+        let mut all = Hasher::new(algorithm);
+        for part in parts {
+            let part = part.filter(|p| p.algorithm == algorithm && !p.composite)?;
+            let binary = base64::engine::general_purpose::STANDARD
+                .decode(&part.value)
+                .ok()?;
+            all.update(&binary);
+        }
+        let whole = all.finish();
+        Some(ObjectChecksum {
+            algorithm,
+            value: format!("{}-{}", whole.value, parts.len()),
+            composite: true,
+        })
     }
 
     /// `FULL_OBJECT` or `COMPOSITE`.
@@ -313,6 +347,18 @@ impl Requested {
         Ok(Requested { algorithm, claimed })
     }
 
+    /// The request, computing `algorithm` if the client named no checksum
+    /// (a part of an upload made with that algorithm).
+    pub fn or_compute(self, algorithm: Algorithm) -> Requested {
+        match self.claimed {
+            Claimed::Nothing => Requested {
+                algorithm,
+                claimed: Claimed::Nothing,
+            },
+            _ => self,
+        }
+    }
+
     /// Checks `computed` (this request's algorithm over the whole body)
     /// against the client's value; `trailers` are the body's trailing
     /// headers, read once it has ended. Returns the checksum to keep.
@@ -372,6 +418,42 @@ mod tests {
 
     fn code(e: &s3s::S3Error) -> &str {
         e.code().as_str()
+    }
+
+    #[test]
+    fn composites_hash_the_parts_checksums() {
+        let (a, b) = (sum(Algorithm::Crc32, b"a"), sum(Algorithm::Crc32, b"b"));
+        let mut binary = Vec::new();
+        for part in [&a, &b] {
+            binary.extend(
+                base64::engine::general_purpose::STANDARD
+                    .decode(&part.value)
+                    .unwrap(),
+            );
+        }
+        let both = ObjectChecksum::composite(Algorithm::Crc32, &[Some(&a), Some(&b)]).unwrap();
+        assert_eq!(
+            both.value,
+            format!("{}-2", sum(Algorithm::Crc32, &binary).value)
+        );
+        assert!(both.composite);
+        assert_eq!(both.checksum_type().as_str(), "COMPOSITE");
+        assert_eq!(
+            ObjectChecksum::composite(Algorithm::Crc32, &[Some(&a), None]),
+            None
+        );
+        let sha = sum(Algorithm::Sha256, b"a");
+        assert_eq!(
+            ObjectChecksum::composite(Algorithm::Crc32, &[Some(&sha)]),
+            None
+        );
+        let none = Requested::from_headers(&headers(&[])).unwrap();
+        assert_eq!(none.or_compute(Algorithm::Sha1).algorithm, Algorithm::Sha1);
+        let named = Requested::from_headers(&headers(&[("x-amz-checksum-crc32", &a.value)]));
+        assert_eq!(
+            named.unwrap().or_compute(Algorithm::Sha1).algorithm,
+            Algorithm::Crc32
+        );
     }
 
     #[test]

@@ -35,6 +35,12 @@ pub enum S3Error {
         /// The name.
         name: String,
     },
+    /// No open multipart upload of that ID (for that bucket and key).
+    #[error("no multipart upload {id:?}: never made, or completed or aborted")]
+    NoSuchUpload {
+        /// The upload ID given.
+        id: String,
+    },
     /// No random bytes for a new key.
     #[error("no randomness for a new key: {0}")]
     Randomness(#[source] getrandom::Error),

@@ -12,7 +12,9 @@
 //! its pin): an object body or tree root is pinned while anything names
 //! it, and its pin is removed with the last name only if the endpoint made
 //! it; and `pending` (CID → nothing): pins the endpoint is making or
-//! removing whose outcome the other trees do not show yet.
+//! removing whose outcome the other trees do not show yet. An open
+//! multipart upload's parts count in `refs` too, and their pins follow
+//! the same discipline (`uploads.rs`).
 //!
 //! A pin and the index live in different databases, so a crash can fall
 //! between them. `pending` closes that gap: a write records the CID there
@@ -30,6 +32,10 @@
 //! sled transaction, then unpins the previous root. A crash before the
 //! commit leaves the old root, whose blocks are still pinned, and a
 //! pending record for the new one, which the next open unpins.
+
+mod uploads;
+
+pub use uploads::{ListedUpload, PartEntry, UploadEntry};
 
 use super::checksum::ObjectChecksum;
 use super::conditions::WriteIf;
@@ -71,6 +77,10 @@ pub struct ObjectEntry {
     /// checksums were kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<ObjectChecksum>,
+    /// A multipart object's part sizes, as runs of equal sizes: (size,
+    /// how many parts in a row). Empty for an object PUT whole.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<[u64; 2]>,
 }
 
 impl ObjectEntry {
@@ -108,6 +118,11 @@ pub struct BucketIndex {
     pub(super) changed: tokio::sync::watch::Sender<u64>,
     /// Where mounted buckets are read from.
     pub(super) remote: Mutex<Option<RemoteSource>>,
+    /// Open multipart uploads, their parts and the parts' leaves
+    /// (`uploads.rs`).
+    uploads: sled::Tree,
+    parts: sled::Tree,
+    part_leaves: sled::Tree,
     /// Held by [`Writer`]: one change at a time, so a pin decision and the
     /// reference count it reads stay true until the change commits.
     write: Mutex<()>,
@@ -195,6 +210,9 @@ impl BucketIndex {
             refs: db.open_tree("refs").map_err(failed("opening"))?,
             pending: db.open_tree("pending").map_err(failed("opening"))?,
             roots: db.open_tree("roots").map_err(failed("opening"))?,
+            uploads: db.open_tree("uploads").map_err(failed("opening"))?,
+            parts: db.open_tree("parts").map_err(failed("opening"))?,
+            part_leaves: db.open_tree("part_leaves").map_err(failed("opening"))?,
             db,
             store,
             changed: tokio::sync::watch::Sender::new(0),
@@ -552,7 +570,9 @@ impl Writer<'_> {
         Ok(true)
     }
 
-    /// Removes `bucket` if it exists and is empty.
+    /// Removes `bucket` if it exists and holds no object, aborting its open
+    /// multipart uploads (as S3 does, which deletes a bucket that holds
+    /// only uploads) and unpinning what only they or its tree named.
     pub fn delete_bucket(&self, bucket: &str) -> Result<DeleteBucket, S3Error> {
         let i = self.index;
         let tree = match i.objects(bucket) {
@@ -562,6 +582,8 @@ impl Writer<'_> {
         if !tree.is_empty() {
             return Ok(DeleteBucket::NotEmpty);
         }
+        // A crash after this leaves the bucket empty, the parts' pins pending.
+        let parts = self.remove_uploads_of(bucket)?;
         let released = (&i.buckets, &i.roots, &i.refs, &i.pending)
             .transaction(|(buckets, roots, refs, pending)| {
                 buckets.remove(bucket.as_bytes())?;
@@ -575,8 +597,8 @@ impl Writer<'_> {
         i.db.drop_tree(tree_name(bucket))
             .map_err(failed("removing a bucket"))?;
         i.flush()?;
-        if let Some(root) = released {
-            self.drop_pin(&root);
+        for cid in parts.iter().chain(&released) {
+            self.drop_pin(cid);
         }
         Ok(DeleteBucket::Deleted)
     }
@@ -692,6 +714,7 @@ pub(super) mod tests {
             metadata: BTreeMap::new(),
             mtime_ms: now_ms(),
             checksum: None,
+            parts: Vec::new(),
         }
     }
 

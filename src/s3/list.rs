@@ -170,6 +170,7 @@ mod tests {
             metadata: BTreeMap::new(),
             mtime_ms: 0,
             checksum: None,
+            parts: Vec::new(),
         }
     }
 

@@ -28,6 +28,11 @@
 //!   (`roots.rs`); a bucket can be published under an IPNS name and
 //!   mounted read-only on another node (`share.rs`); `admin.rs` answers
 //!   `cairn s3 ls`.
+//! - Multipart uploads (`multipart.rs`): each part is imported as a PUT
+//!   body is and pinned while its upload is open; completing links the
+//!   parts' leaves into the object's DAG without copying a byte. Uploads
+//!   left open longer than `[s3] multipart_expiry` are aborted by
+//!   [`S3Endpoint::expire_uploads`].
 
 pub mod admin;
 mod auth;
@@ -39,6 +44,7 @@ mod error;
 mod index;
 pub mod keys;
 mod list;
+mod multipart;
 mod objects;
 mod roots;
 mod service;
@@ -54,6 +60,7 @@ use crate::node::online::OnlineNode;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The response header naming an object's CID.
 pub const CID_HEADER: &str = "x-cairn-cid";
@@ -143,6 +150,29 @@ impl S3Endpoint {
     /// The access keys requests are checked against.
     pub fn keys(&self) -> &Arc<AccessKeys> {
         &self.keys
+    }
+
+    /// Aborts the multipart uploads left open longer than `[s3]
+    /// multipart_expiry` now, then every quarter of that (at least every
+    /// second, at most every hour), until `stop` is cancelled.
+    pub async fn expire_uploads(self, stop: tokio_util::sync::CancellationToken) {
+        let expiry = self.online.node().config().s3.multipart_expiry;
+        let every = (expiry / 4).clamp(Duration::from_secs(1), Duration::from_secs(3600));
+        loop {
+            let index = Arc::clone(&self.index);
+            match tokio::task::spawn_blocking(move || multipart::expire(&index, expiry)).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => {
+                    tracing::info!("S3: aborted {n} multipart uploads open longer than {expiry:?}")
+                }
+                Ok(Err(e)) => tracing::warn!("S3: expiring multipart uploads: {e}"),
+                Err(e) => tracing::warn!("S3: expiring multipart uploads: {e}"),
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+        }
     }
 
     /// The endpoint's routes, for [`crate::http::serve`].

@@ -12,14 +12,15 @@
 //! blocks, which the next GC removes. Pins are recorded as pending in the
 //! index before they are made, so a crash cannot orphan one.
 
-use super::body::{pump, refusal, BodyReader, ChunkStream, Digesting};
+use super::body::{declared_length, import, ChunkStream, Imported, Limits};
 use super::checksum::{set_checksum, Hasher, Requested};
 use super::conditions::{etag_of, ReadIf, Verdict, WriteIf};
-use super::index::{now_ms, ObjectEntry};
+use super::index::{now_ms, ObjectEntry, Writer};
+use super::multipart::read_range;
 use super::service::{blocking, internal, s3_err, timestamp, Cairn};
 use super::CID_HEADER;
 use crate::block::Cid;
-use crate::node::{AddOptions, Node, NodeError};
+use crate::node::{Node, NodeError};
 use crate::store::PinKind;
 use s3s::dto::*;
 use s3s::{s3_error, S3Response, S3Result};
@@ -64,28 +65,6 @@ pub(super) fn check_key(key: &str) -> S3Result<()> {
     Ok(())
 }
 
-/// The body length a PUT declares: `Content-Length`, or for an
-/// aws-chunked body `x-amz-decoded-content-length`.
-fn declared_length(
-    input: &PutObjectInput,
-    headers: &axum::http::HeaderMap,
-) -> S3Result<Option<u64>> {
-    if let Some(decoded) = headers.get("x-amz-decoded-content-length") {
-        return decoded
-            .to_str()
-            .ok()
-            .and_then(|v| v.trim().parse().ok())
-            .map(Some)
-            .ok_or_else(|| {
-                s3_error!(
-                    InvalidArgument,
-                    "x-amz-decoded-content-length is not a length"
-                )
-            });
-    }
-    Ok(input.content_length.and_then(|n| u64::try_from(n).ok()))
-}
-
 fn cid_header(cid: &str) -> S3Result<axum::http::HeaderMap> {
     let mut headers = axum::http::HeaderMap::new();
     let value = axum::http::HeaderValue::from_str(cid).map_err(internal)?;
@@ -110,25 +89,14 @@ pub(super) async fn put(
 ) -> S3Result<S3Response<PutObjectOutput>> {
     check_key(&input.key)?;
     let requested = Requested::from_headers(headers)?;
-    let declared = declared_length(&input, headers)?;
-    if declared.is_some_and(|n| n > MAX_PUT_BYTES) || input.content_length.is_some_and(|n| n < 0) {
-        return Err(s3_error!(
-            EntityTooLarge,
-            "a single PUT holds at most {MAX_PUT_BYTES} bytes"
-        ));
-    }
-    let expected_md5 = input
-        .content_md5
-        .as_deref()
-        .map(|b64| {
-            use base64::Engine;
-            base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .ok()
-                .filter(|d| d.len() == 16)
-                .ok_or_else(|| s3_error!(InvalidDigest, "Content-MD5 is not a base64 MD5"))
-        })
-        .transpose()?;
+    let limits = Limits {
+        max_bytes: MAX_PUT_BYTES,
+        too_large: "a single PUT",
+        declared: declared_length(input.content_length, headers)?,
+        content_md5: input.content_md5.as_deref(),
+        leaves: false,
+    };
+    limits.check_declared()?;
     let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
     c.bucket_exists(&input.bucket).await?;
     if condition != WriteIf::Always {
@@ -141,59 +109,14 @@ pub(super) async fn put(
     }
 
     let node = Arc::clone(c.online.node());
-    let mut opts = AddOptions::from_config(node.config()).map_err(internal)?;
-    opts.pin = false;
     // GC waits until the object is pinned (or refused).
     let gc_guard = c.online.gc_lock().clone().read_owned().await;
-    let (tx, reader) = BodyReader::new();
-    let hasher = Hasher::new(requested.algorithm);
-    let importer = {
-        let node = Arc::clone(&node);
-        tokio::task::spawn_blocking(move || {
-            let mut body = Digesting::new(reader, MAX_PUT_BYTES).with_checksum(hasher);
-            let added = node.add_reader(&mut body, &opts, &mut |_| {});
-            let too_large = body.over_limit();
-            (added, body.finish(), too_large)
-        })
-    };
-    let pumped = match input.body {
-        Some(body) => pump(body, tx).await,
-        None => {
-            drop(tx);
-            Ok(())
-        }
-    };
-    let (added, digested, too_large) = importer.await.map_err(internal)?;
-    if let Err(e) = pumped {
-        // The client's body failed (cut off, its payload hash or chunk
-        // signatures).
-        return Err(refusal(e));
-    }
-    if too_large {
-        return Err(s3_error!(
-            EntityTooLarge,
-            "a single PUT holds at most {MAX_PUT_BYTES} bytes"
-        ));
-    }
-    let added = added.map_err(internal)?;
-    if let Some(n) = declared {
-        if n != digested.bytes {
-            return Err(s3_error!(
-                IncompleteBody,
-                "{} bytes came of the {n} declared",
-                digested.bytes
-            ));
-        }
-    }
-    if expected_md5.is_some_and(|m| m[..] != digested.md5[..]) {
-        return Err(s3_error!(
-            BadDigest,
-            "The Content-MD5 you specified did not match what we received."
-        ));
-    }
-    let computed = digested
-        .checksum
-        .ok_or_else(|| internal("the body's checksum was not computed"))?;
+    let Imported {
+        added,
+        digested,
+        checksum: computed,
+        ..
+    } = import(&node, input.body, &limits, Hasher::new(requested.algorithm)).await?;
     let trailing = trailers.as_ref().and_then(s3s::TrailingHeaders::take);
     let checksum = requested.verify(computed, trailing.as_ref())?;
     let etag: String = digested.md5.iter().map(|b| format!("{b:02x}")).collect();
@@ -208,6 +131,7 @@ pub(super) async fn put(
             .unwrap_or_default(),
         mtime_ms: now_ms(),
         checksum: Some(checksum.clone()),
+        parts: Vec::new(),
     };
     let cid_text = entry.cid.clone();
     let index = Arc::clone(&c.index);
@@ -239,10 +163,13 @@ pub(super) async fn put(
 }
 
 /// Where a PUT writes, and what it requires of what is there.
-struct Target<'a> {
-    bucket: &'a str,
-    key: &'a str,
-    condition: &'a WriteIf,
+pub(super) struct Target<'a> {
+    /// The bucket.
+    pub(super) bucket: &'a str,
+    /// The key.
+    pub(super) key: &'a str,
+    /// What the key's object must be for the write to happen.
+    pub(super) condition: &'a WriteIf,
 }
 
 /// What `If-Match` and `If-None-Match` require of a PUT's key: only
@@ -266,12 +193,10 @@ fn write_condition(
     }
 }
 
-/// Makes the blocks durable, then, holding the index's writer: pins `cid`
-/// unless an object or the user has it pinned already (recording the pin
-/// as pending first), commits the index entry if the target's condition
-/// holds, and removes the pin of a CID no key names any more. Returns
-/// whether it pinned `cid`.
-fn commit(
+/// Makes the blocks durable, then, holding the index's writer, pins
+/// `cid` and commits the index entry if the target's condition holds
+/// ([`pin_and_record`]). Returns whether it pinned `cid`.
+pub(super) fn commit(
     node: &Node,
     index: &super::index::BucketIndex,
     target: &Target<'_>,
@@ -280,21 +205,40 @@ fn commit(
 ) -> Result<bool, super::S3Error> {
     node.flush()?;
     let writer = index.writer();
-    let pin_here = writer.refs_of(&cid)?.is_none()
-        && node.store().pin_of(&cid).map_err(NodeError::from)? != Some(PinKind::Recursive);
+    pin_and_record(node, &writer, &cid, |owned| {
+        writer.put_if(target.bucket, target.key, entry, owned, target.condition)
+    })
+}
+
+/// Pins `cid` for the endpoint unless an object, an upload's part or the
+/// user has it pinned already (recording the pin as pending first, so a
+/// crash before `record` commits leaves it to
+/// [`BucketIndex::reconcile`](super::index::BucketIndex::reconcile)), then
+/// records what names it with `record` (told whether the pin is the
+/// endpoint's; its transaction clears the pending record); a failed
+/// `record` takes the new pin back. Releases the CID `record` returns
+/// (nothing names it any more). The caller made `cid`'s blocks durable.
+/// Returns whether it pinned `cid`.
+pub(super) fn pin_and_record(
+    node: &Node,
+    writer: &Writer<'_>,
+    cid: &Cid,
+    record: impl FnOnce(bool) -> Result<Option<Cid>, super::S3Error>,
+) -> Result<bool, super::S3Error> {
+    let pin_here = writer.refs_of(cid)?.is_none()
+        && node.store().pin_of(cid).map_err(NodeError::from)? != Some(PinKind::Recursive);
     if pin_here {
-        writer.intend_pin(&cid)?;
-        if let Err(e) = node.pin_complete(&cid) {
-            writer.drop_pin(&cid);
+        writer.intend_pin(cid)?;
+        if let Err(e) = node.pin_complete(cid) {
+            writer.drop_pin(cid);
             return Err(e.into());
         }
     }
-    let released = match writer.put_if(target.bucket, target.key, entry, pin_here, target.condition)
-    {
+    let released = match record(pin_here) {
         Ok(r) => r,
         Err(e) => {
             if pin_here {
-                writer.drop_pin(&cid);
+                writer.drop_pin(cid);
             }
             return Err(e);
         }
@@ -395,7 +339,9 @@ pub(super) async fn get(c: &Cairn, input: GetObjectInput) -> S3Result<S3Response
     let e = entry(c, &input.bucket, &input.key, read_if!(input)).await?;
     let cid = e.cid().map_err(s3_err)?;
     let whole = input.range.is_none() && input.part_number.is_none();
-    let (mut output, start, length) = described!(GetObjectOutput, &e, input.range);
+    let (range, parts_count) = read_range(&e, input.part_number, input.range)?;
+    let (mut output, start, length) = described!(GetObjectOutput, &e, range);
+    output.parts_count = parts_count;
     if let Some(sum) = e
         .checksum
         .as_ref()
@@ -435,7 +381,9 @@ pub(super) async fn head(
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let e = entry(c, &input.bucket, &input.key, read_if!(input)).await?;
     let whole = input.range.is_none() && input.part_number.is_none();
-    let (mut output, _, _) = described!(HeadObjectOutput, &e, input.range);
+    let (range, parts_count) = read_range(&e, input.part_number, input.range)?;
+    let (mut output, _, _) = described!(HeadObjectOutput, &e, range);
+    output.parts_count = parts_count;
     if let Some(sum) = e
         .checksum
         .as_ref()

@@ -1,7 +1,9 @@
-//! The `S3` trait over cairn: buckets (create, delete when empty, list,
-//! head, location, versioning: never enabled) and listings (V2 and V1, one paging in `list.rs`) here; objects
-//! in `objects.rs`, CopyObject in `copy.rs`. Every index access
-//! runs on a blocking thread.
+//! The `S3` trait over cairn: buckets (create, delete when it holds no
+//! object, aborting its open multipart uploads, list, head, location,
+//! versioning: never enabled) and listings (V2 and V1, one paging in
+//! `list.rs`) here; objects in `objects.rs`, CopyObject in `copy.rs`,
+//! multipart uploads in `multipart.rs`. Every index access runs on a
+//! blocking thread.
 
 use super::auth::KeyAuth;
 use super::index::{BucketIndex, DeleteBucket};
@@ -20,9 +22,9 @@ pub(super) struct Cairn {
     pub(super) auth: KeyAuth,
 }
 
-/// `error` as S3 names it; anything but a missing bucket, a bad bucket
-/// name or a refused conditional write is logged and answered as an
-/// internal error.
+/// `error` as S3 names it; anything but a missing bucket or upload, a
+/// bad bucket name or a refused conditional write is logged and answered
+/// as an internal error.
 pub(super) fn s3_err(error: S3Error) -> s3s::S3Error {
     match error {
         S3Error::NoSuchBucket { name } => {
@@ -35,6 +37,7 @@ pub(super) fn s3_err(error: S3Error) -> s3s::S3Error {
             s3_error!(AccessDenied, "the bucket {name:?} is mounted read-only")
         }
         S3Error::WriteRefused { key, why, .. } => why.to_s3(&key),
+        e @ S3Error::NoSuchUpload { .. } => s3_error!(NoSuchUpload, "{e}"),
         other => internal(other),
     }
 }
@@ -287,10 +290,52 @@ impl S3 for Cairn {
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         super::copy::copy(self, req.input).await
     }
+
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        super::multipart::create(self, req.input).await
+    }
+
+    async fn upload_part(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
+        super::multipart::upload_part(self, req.input, &req.headers, req.trailing_headers).await
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        super::multipart::complete(self, req.input).await
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        super::multipart::abort(self, req.input).await
+    }
+
+    async fn list_parts(
+        &self,
+        req: S3Request<ListPartsInput>,
+    ) -> S3Result<S3Response<ListPartsOutput>> {
+        super::multipart::list_parts(self, req.input).await
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        super::multipart::list_uploads(self, req.input).await
+    }
 }
 
-/// The one owner every bucket has.
-fn owner() -> Owner {
+/// The one owner every bucket (and upload) has.
+pub(super) fn owner() -> Owner {
     Owner {
         display_name: Some("cairn".into()),
         id: Some("cairn".into()),

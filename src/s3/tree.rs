@@ -8,7 +8,8 @@
 //! `[level, [[key, value], ...]]`, keys (bytes) strictly ascending. At
 //! level 0 a value is the object's entry, a map of the fields of
 //! [`ObjectEntry`] whose `cid` is a link to the object's UnixFS root (so
-//! walking a bucket root reaches every object); above, a value is a link
+//! walking a bucket root reaches every object; a multipart object's
+//! `parts` holds its part sizes as `[size, count]` runs); above, a value is a link
 //! to a child one level down and the key is the greatest key under it.
 //!
 //! Node boundaries are content-defined: at level `l` a node ends after an
@@ -819,6 +820,8 @@ mod tests {
             value: "AAAAAAAAAAE=".into(),
             composite: false,
         });
+        // A multipart object's part sizes, as runs.
+        full.parts = vec![[5 << 20, 3], [1234, 1]];
         let root = tree.empty().unwrap();
         let root = tree.apply(&root, b"k", Some(&full)).unwrap();
         store
