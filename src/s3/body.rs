@@ -7,7 +7,7 @@
 //! becomes the response's stream ([`ChunkStream`]). [`refusal`] says in
 //! S3's words why an upload's stream failed.
 
-use super::checksum::{Hasher, ObjectChecksum};
+use super::checksum::{Hasher, ObjectChecksum, Requested};
 use super::service::internal;
 use crate::dag::builder::Built;
 use crate::node::{AddOptions, AddedEntry, Node};
@@ -249,25 +249,26 @@ pub struct Imported {
     pub added: AddedEntry,
     /// Its MD5, checksum and length.
     pub digested: Digested,
-    /// The checksum computed over it (the caller checks it against the
-    /// client's).
+    /// Its checksum, checked against the client's.
     pub checksum: ObjectChecksum,
     /// Its DAG's leaves in file order, when [`Limits::leaves`] asked.
     pub leaves: Vec<Built>,
 }
 
 /// Imports `body` as one UnixFS file with the node's `[import]` options,
-/// hashing it as it passes (MD5, and `checksum`), unpinned: the caller
-/// holds the GC lock until it has pinned the result. Refuses (as S3 does)
-/// a body over the limit, one cut off or failing its payload hash or
-/// chunk signatures ([`refusal`]), one shorter or longer than declared and
-/// one whose MD5 is not its Content-MD5.
+/// hashing it as it passes (MD5, and the `requested` checksum), unpinned:
+/// the caller holds the GC lock until it has pinned the result. Refuses
+/// (as S3 does) a body over the limit, one cut off or failing its payload
+/// hash or chunk signatures ([`refusal`]), one shorter or longer than
+/// declared, one whose MD5 is not its Content-MD5 and one whose checksum
+/// is not the client's (in a header, or in `trailers`).
 pub async fn import(
     node: &Arc<Node>,
     body: Option<StreamingBlob>,
     limits: &Limits<'_>,
-    checksum: Hasher,
+    (requested, trailers): (&Requested, Option<s3s::TrailingHeaders>),
 ) -> S3Result<Imported> {
+    let checksum = Hasher::new(requested.algorithm);
     limits.check_declared()?;
     let expected_md5 = limits.expected_md5()?;
     let mut opts = AddOptions::from_config(node.config()).map_err(internal)?;
@@ -321,10 +322,12 @@ pub async fn import(
             "The Content-MD5 you specified did not match what we received."
         ));
     }
-    let checksum = digested
+    let computed = digested
         .checksum
         .take()
         .ok_or_else(|| internal("the body's checksum was not computed"))?;
+    let trailing = trailers.as_ref().and_then(s3s::TrailingHeaders::take);
+    let checksum = requested.verify(computed, trailing.as_ref())?;
     Ok(Imported {
         added,
         digested,

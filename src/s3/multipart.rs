@@ -40,7 +40,7 @@ mod listing;
 pub(super) use listing::{list_parts, list_uploads};
 
 use super::body::{declared_length, import, Imported, Limits};
-use super::checksum::{set_checksum, Algorithm, Hasher, ObjectChecksum, Requested};
+use super::checksum::{set_checksum, Algorithm, ObjectChecksum, Requested};
 use super::conditions::WriteIf;
 use super::index::{now_ms, BucketIndex, ObjectEntry, PartEntry, UploadEntry};
 use super::objects::{check_key, commit, pin_and_record, with_cid, Target};
@@ -252,11 +252,9 @@ pub(super) async fn upload_part(
     let Imported {
         added,
         digested,
-        checksum: computed,
+        checksum,
         leaves,
-    } = import(&node, input.body, &limits, Hasher::new(requested.algorithm)).await?;
-    let trailing = trailers.as_ref().and_then(s3s::TrailingHeaders::take);
-    let checksum = requested.verify(computed, trailing.as_ref())?;
+    } = import(&node, input.body, &limits, (&requested, trailers)).await?;
     let md5 = hex(&digested.md5);
     let part = PartEntry {
         cid: added.cid.to_string(),

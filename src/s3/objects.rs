@@ -13,7 +13,7 @@
 //! index before they are made, so a crash cannot orphan one.
 
 use super::body::{declared_length, import, ChunkStream, Imported, Limits};
-use super::checksum::{set_checksum, Hasher, Requested};
+use super::checksum::{set_checksum, Requested};
 use super::conditions::{etag_of, ReadIf, Verdict, WriteIf};
 use super::index::{now_ms, ObjectEntry, Writer};
 use super::multipart::read_range;
@@ -114,11 +114,9 @@ pub(super) async fn put(
     let Imported {
         added,
         digested,
-        checksum: computed,
+        checksum,
         ..
-    } = import(&node, input.body, &limits, Hasher::new(requested.algorithm)).await?;
-    let trailing = trailers.as_ref().and_then(s3s::TrailingHeaders::take);
-    let checksum = requested.verify(computed, trailing.as_ref())?;
+    } = import(&node, input.body, &limits, (&requested, trailers)).await?;
     let etag: String = digested.md5.iter().map(|b| format!("{b:02x}")).collect();
     let entry = ObjectEntry {
         cid: added.cid.to_string(),

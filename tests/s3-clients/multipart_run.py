@@ -23,37 +23,17 @@ import sys
 import urllib.error
 import urllib.request
 
-import boto3
 from boto3.s3.transfer import TransferConfig
-from botocore.config import Config
 from botocore.exceptions import ClientError
+
+from s3_helpers import client, error_code
 
 spec = json.load(sys.stdin)
 out = {}
 MIB = 1024 * 1024
 BUCKET = "multipart"
 
-s3 = boto3.client(
-    "s3",
-    endpoint_url=spec["endpoint"],
-    aws_access_key_id=spec["key"],
-    aws_secret_access_key=spec["secret"],
-    region_name="us-east-1",
-    config=Config(
-        signature_version="s3v4",
-        s3={"addressing_style": "path"},
-        retries={"max_attempts": 1, "mode": "standard"},
-    ),
-)
-
-
-def error_code(call):
-    """The S3 error code `call` fails with (None if it succeeds)."""
-    try:
-        call()
-    except ClientError as e:
-        return e.response["Error"]["Code"]
-    return None
+s3 = client(spec["endpoint"], spec["key"], spec["secret"])
 
 
 def sha256(data):

@@ -412,6 +412,16 @@ mod tests {
         }
     }
 
+    fn upload_entry() -> UploadEntry {
+        UploadEntry {
+            content_type: None,
+            metadata: BTreeMap::new(),
+            initiated_ms: 5,
+            checksum_algorithm: None,
+            full_object: false,
+        }
+    }
+
     #[test]
     fn leaves_round_trip_and_damage_is_an_error() {
         let leaves = vec![built(b"a"), built(b"bb"), built(b"")];
@@ -432,13 +442,7 @@ mod tests {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let index = BucketIndex::open(Some(dir.path()), store).unwrap();
         let w = index.writer();
-        let entry = UploadEntry {
-            content_type: None,
-            metadata: BTreeMap::new(),
-            initiated_ms: 5,
-            checksum_algorithm: None,
-            full_object: false,
-        };
+        let entry = upload_entry();
         assert!(matches!(
             w.create_upload("nope", "k", "u1", &entry),
             Err(S3Error::NoSuchBucket { .. })
@@ -517,13 +521,7 @@ mod tests {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let (a, b, c) = (part(b"a"), part(b"b"), part(b"c"));
         let (ca, cb, cc) = (a.cid().unwrap(), b.cid().unwrap(), c.cid().unwrap());
-        let entry = UploadEntry {
-            content_type: None,
-            metadata: BTreeMap::new(),
-            initiated_ms: 5,
-            checksum_algorithm: None,
-            full_object: false,
-        };
+        let entry = upload_entry();
         let up = ("b", "k", "u1");
         {
             let index = BucketIndex::open(Some(dir.path()), Arc::clone(&store)).unwrap();
