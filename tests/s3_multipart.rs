@@ -7,7 +7,8 @@
 //! and answered) and S3's checksum of checksums, and each refusal S3
 //! makes; then an aborted upload, one left open past `[s3]
 //! multipart_expiry` and one whose bucket is deleted lose their pins and
-//! free their blocks at the next `repo gc`.
+//! free their blocks at the next `repo gc`; UploadPartCopy of aligned
+//! ranges stores nothing again, of unaligned ones imports the bytes.
 //!
 //! Needs Python >= 3.11 with its venv module, and PyPI.
 
@@ -255,4 +256,108 @@ fn aborted_expired_and_bucket_deleted_uploads_free_their_blocks_at_gc() {
         "the deleted bucket's part is collected: {expired} -> {}",
         block_bytes(&repo)
     );
+}
+
+#[test]
+fn boto3_upload_part_copy_reuses_aligned_leaves_and_imports_the_rest() {
+    let repo = TestRepo::new();
+    let (key, secret) = create_key(&repo, &[]);
+    let creds = (key.as_str(), secret.as_str());
+    let data = common::random_bytes(12 * MIB + 300_000, 21);
+    let file = repo.scratch("source.bin");
+    std::fs::write(&file, &data).unwrap();
+    let scratch = TestRepo::new();
+    let cid = scratch.add(&file, &["-n"]);
+    let shifted = repo.scratch("shifted.bin");
+    std::fs::write(&shifted, &data[1..]).unwrap();
+    let shifted_cid = scratch.add(&shifted, &["-n"]);
+
+    let (_daemon, banner) = Daemon::start(&repo, &["--s3", "127.0.0.1:0"]);
+    let endpoint = s3_url(&banner);
+    step(&endpoint, creds, "put_source", json!({"file": file}));
+    let before = block_bytes(&repo);
+
+    // Parts on chunk boundaries: the object's own leaves, nothing stored
+    // again but the new interior nodes; the object has the source's CID.
+    let aligned = [
+        &data[..5 * MIB],
+        &data[5 * MIB..10 * MIB],
+        &data[10 * MIB..],
+    ];
+    let ranges = json!([
+        format!("bytes=0-{}", 5 * MIB - 1),
+        format!("bytes={}-{}", 5 * MIB, 10 * MIB - 1),
+        format!("bytes={}-{}", 10 * MIB, data.len() - 1),
+    ]);
+    let got = step(
+        &endpoint,
+        creds,
+        "part_copy",
+        json!({"dest": "aligned", "ranges": ranges, "refusals": true}),
+    );
+    assert_eq!(
+        got["copied"],
+        json!({
+            "part_etags": aligned.iter().map(|p| etag_of(p)).collect::<Vec<_>>(),
+            "etag": multipart_etag(&aligned),
+            "cid": cid,
+            "sha256": sha256_hex(&data),
+        })
+    );
+    assert_eq!(
+        got["refusals"],
+        json!({
+            "past_end": "InvalidArgument",
+            "malformed": "InvalidArgument",
+            "if_match": "PreconditionFailed",
+            "no_source": "NoSuchKey",
+            "no_upload": "NoSuchUpload",
+        })
+    );
+    let linked = block_bytes(&repo);
+    assert!(
+        linked - before < 64 * 1024,
+        "aligned part copies stored {} bytes",
+        linked - before
+    );
+
+    // Shifted by one byte: no leaf is the source's, the range is imported.
+    let unaligned = [&data[1..5 * MIB + 1], &data[5 * MIB + 1..]];
+    let ranges = json!([
+        format!("bytes=1-{}", 5 * MIB),
+        format!("bytes={}-{}", 5 * MIB + 1, data.len() - 1),
+    ]);
+    let got = step(
+        &endpoint,
+        creds,
+        "part_copy",
+        json!({"dest": "shifted", "ranges": ranges}),
+    );
+    assert_eq!(
+        got["copied"],
+        json!({
+            "part_etags": unaligned.iter().map(|p| etag_of(p)).collect::<Vec<_>>(),
+            "etag": multipart_etag(&unaligned),
+            "cid": shifted_cid,
+            "sha256": sha256_hex(&data[1..]),
+        })
+    );
+    let imported = block_bytes(&repo);
+    assert!(
+        imported - linked >= (data.len() - 1) as u64,
+        "an unaligned copy stores its bytes: {linked} -> {imported}"
+    );
+
+    // A whole object as one part (no range).
+    let got = step(
+        &endpoint,
+        creds,
+        "part_copy",
+        json!({"dest": "whole", "ranges": [null]}),
+    );
+    assert_eq!(got["copied"]["etag"], json!(multipart_etag(&[&data])));
+    assert_eq!(got["copied"]["cid"], json!(cid));
+    assert_eq!(got["copied"]["sha256"], json!(sha256_hex(&data)));
+    let whole = block_bytes(&repo);
+    assert!(whole - imported < 64 * 1024, "{imported} -> {whole}");
 }

@@ -1,13 +1,14 @@
 //! Who may call the endpoint: s3s checks each request's AWS Signature V4
 //! (headers or presigned URL) against the secret [`KeyAuth`] finds for its
 //! access key ID, then [`KeyAuth`] as `S3Access` refuses unsigned requests
-//! and keys scoped to other buckets (`AccessDenied`), a CopyObject's
-//! source bucket included.
+//! and keys scoped to other buckets (`AccessDenied`), the source bucket of
+//! a CopyObject or UploadPartCopy included.
 
 use super::keys::{AccessKey, AccessKeys};
 use s3s::access::{S3Access, S3AccessContext};
+use s3s::auth::Credentials;
 use s3s::auth::{S3Auth, SecretKey};
-use s3s::dto::{CopyObjectInput, CopySource};
+use s3s::dto::{CopyObjectInput, CopySource, UploadPartCopyInput};
 use s3s::{s3_error, S3Request, S3Result};
 use std::sync::Arc;
 
@@ -27,6 +28,23 @@ impl KeyAuth {
                 tracing::error!("S3 access keys: {e}");
                 s3_error!(InternalError, "the access keys cannot be read")
             })
+    }
+
+    /// `AccessDenied` unless the request is signed by a key that may read
+    /// the copy `source`.
+    async fn reaches(
+        &self,
+        credentials: Option<&Credentials>,
+        source: &CopySource,
+    ) -> S3Result<()> {
+        let Some(credentials) = credentials else {
+            return Err(s3_error!(AccessDenied, "Signature is required"));
+        };
+        match source {
+            CopySource::Bucket { bucket, .. } => self.allows(&credentials.access_key, bucket).await,
+            // Refused by the copy itself (NotImplemented).
+            _ => Ok(()),
+        }
     }
 
     /// `AccessDenied` unless the key `id` may use `bucket`.
@@ -68,13 +86,13 @@ impl S3Access for KeyAuth {
 
     /// A copy reads its source: the key must reach that bucket too.
     async fn copy_object(&self, req: &mut S3Request<CopyObjectInput>) -> S3Result<()> {
-        let Some(credentials) = &req.credentials else {
-            return Err(s3_error!(AccessDenied, "Signature is required"));
-        };
-        match &req.input.copy_source {
-            CopySource::Bucket { bucket, .. } => self.allows(&credentials.access_key, bucket).await,
-            // Refused by the copy itself (NotImplemented).
-            _ => Ok(()),
-        }
+        self.reaches(req.credentials.as_ref(), &req.input.copy_source)
+            .await
+    }
+
+    /// So does a part copy.
+    async fn upload_part_copy(&self, req: &mut S3Request<UploadPartCopyInput>) -> S3Result<()> {
+        self.reaches(req.credentials.as_ref(), &req.input.copy_source)
+            .await
     }
 }

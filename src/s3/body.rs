@@ -10,7 +10,7 @@
 use super::checksum::{Hasher, ObjectChecksum, Requested};
 use super::service::internal;
 use crate::dag::builder::Built;
-use crate::node::{AddOptions, AddedEntry, Node};
+use crate::node::{AddOptions, AddedEntry, Node, NodeError};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use md5::Digest;
@@ -274,21 +274,10 @@ pub async fn import(
     let mut opts = AddOptions::from_config(node.config()).map_err(internal)?;
     opts.pin = false;
     let (tx, reader) = BodyReader::new();
-    let (max_bytes, keep_leaves) = (limits.max_bytes, limits.leaves);
+    let bounds = (limits.max_bytes, limits.leaves);
     let importer = {
         let node = Arc::clone(node);
-        tokio::task::spawn_blocking(move || {
-            let mut body = Digesting::new(reader, max_bytes).with_checksum(checksum);
-            let mut leaves = Vec::new();
-            let mut on_leaf = |leaf: &Built| {
-                if keep_leaves {
-                    leaves.push(leaf.clone());
-                }
-            };
-            let added = node.add_reader_leaves(&mut body, &opts, &mut |_| {}, &mut on_leaf);
-            let too_large = body.over_limit();
-            (added, body.finish(), too_large, leaves)
-        })
+        tokio::task::spawn_blocking(move || import_blocking(&node, reader, &opts, bounds, checksum))
     };
     let pumped = match body {
         Some(body) => pump(body, tx).await,
@@ -334,6 +323,32 @@ pub async fn import(
         checksum,
         leaves,
     })
+}
+
+/// What [`import_blocking`] made and saw: the file (or why not), the
+/// body's digests, whether it passed the limit, and the file's leaves.
+pub type Blocking = (Result<AddedEntry, NodeError>, Digested, bool, Vec<Built>);
+
+/// Imports what `reader` yields as one UnixFS file with `opts`, on the
+/// calling (blocking) thread, hashing it (MD5 and `checksum`) and stopping
+/// past `max_bytes`; keeps the file's leaves when `keep_leaves` (a part's).
+pub fn import_blocking(
+    node: &Node,
+    reader: impl std::io::Read,
+    opts: &AddOptions,
+    (max_bytes, keep_leaves): (u64, bool),
+    checksum: Hasher,
+) -> Blocking {
+    let mut body = Digesting::new(reader, max_bytes).with_checksum(checksum);
+    let mut leaves = Vec::new();
+    let mut on_leaf = |leaf: &Built| {
+        if keep_leaves {
+            leaves.push(leaf.clone());
+        }
+    };
+    let added = node.add_reader_leaves(&mut body, opts, &mut |_| {}, &mut on_leaf);
+    let too_large = body.over_limit();
+    (added, body.finish(), too_large, leaves)
 }
 
 /// A response body's chunks, from a producer's channel.

@@ -27,13 +27,14 @@ struct CopyPlan {
     source_if: ReadIf,
 }
 
-fn plan(input: CopyObjectInput) -> S3Result<CopyPlan> {
-    check_key(&input.key)?;
+/// The bucket and key a copy (CopyObject, UploadPartCopy) reads: only a
+/// bucket/key source, of the one version kept.
+pub(super) fn source_of(source: CopySource) -> S3Result<(String, String)> {
     let CopySource::Bucket {
         bucket,
         key,
         version_id,
-    } = input.copy_source
+    } = source
     else {
         return Err(s3_error!(
             NotImplemented,
@@ -46,6 +47,12 @@ fn plan(input: CopyObjectInput) -> S3Result<CopyPlan> {
             "this endpoint keeps one version of each object: the copy source's versionId must be \"null\" or absent"
         ));
     }
+    Ok((bucket.into(), key.into()))
+}
+
+fn plan(input: CopyObjectInput) -> S3Result<CopyPlan> {
+    check_key(&input.key)?;
+    let source = source_of(input.copy_source)?;
     let replace = match input
         .metadata_directive
         .as_ref()
@@ -61,7 +68,7 @@ fn plan(input: CopyObjectInput) -> S3Result<CopyPlan> {
         }
     };
     Ok(CopyPlan {
-        source: (bucket.into(), key.into()),
+        source,
         target: (input.bucket, input.key),
         replace: replace.then(|| (input.content_type, input.metadata.unwrap_or_default())),
         source_if: ReadIf {

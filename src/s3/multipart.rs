@@ -30,14 +30,19 @@
 //! - AbortMultipartUpload, and uploads left open longer than `[s3]
 //!   multipart_expiry` (swept when the endpoint starts and then
 //!   periodically), drop the parts: the next GC frees their blocks.
+//! - UploadPartCopy makes a part of an object's byte range, storing no
+//!   byte again when the range is aligned to the source's leaves
+//!   (`multipart/part_copy.rs`).
 //! - ListParts and ListMultipartUploads page through what is open
 //!   (`multipart/listing.rs`).
 //! - Deleting a bucket that holds no object aborts its open uploads.
 //! - GetObject and HeadObject with `partNumber` answer that part's bytes.
 
 mod listing;
+mod part_copy;
 
 pub(super) use listing::{list_parts, list_uploads};
+pub(super) use part_copy::upload_part_copy;
 
 use super::body::{declared_length, import, Imported, Limits};
 use super::checksum::{set_checksum, Algorithm, ObjectChecksum, Requested};

@@ -305,6 +305,13 @@ impl S3 for Cairn {
         super::multipart::upload_part(self, req.input, &req.headers, req.trailing_headers).await
     }
 
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        super::multipart::upload_part_copy(self, req.input).await
+    }
+
     async fn complete_multipart_upload(
         &self,
         req: S3Request<CompleteMultipartUploadInput>,

@@ -11,7 +11,10 @@ Reads a JSON spec on stdin: {"endpoint", "key", "secret", "step", "file",
 - "delete_buckets": a bucket holding an object and an open upload
   (refused) and one holding only an open upload of `file` (deleted);
 - "abort": aborts the upload `upload_id` of key `key_name`;
-- "uploads": lists the open uploads of the bucket.
+- "uploads": lists the open uploads of the bucket;
+- "put_source": PUTs `file` as the object "source";
+- "part_copy": completes an upload of `dest` made of UploadPartCopy of
+  `ranges` of "source", and with "refusals" the copies S3 refuses.
 
 Prints one JSON object on its last line with what each step saw; the Rust
 test checks the values. A step that fails unexpectedly raises.
@@ -279,6 +282,63 @@ def delete_buckets(data):
     out["doomed_uploads"] = error_code(lambda: s3.list_multipart_uploads(Bucket="doomed"))
 
 
+def put_source(data):
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key="source", Body=data)
+
+
+def copy_parts(key, ranges, **extra):
+    """A new upload of `key` whose parts are UploadPartCopy of `ranges` of
+    "source" (None: the whole object), completed; what each step answered."""
+    upload_id = s3.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
+    done, etags = [], []
+    for n, span in enumerate(ranges, start=1):
+        args = {"CopySourceRange": span} if span else {}
+        got = s3.upload_part_copy(
+            Bucket=BUCKET, Key=key, UploadId=upload_id, PartNumber=n,
+            CopySource={"Bucket": BUCKET, "Key": "source"}, **args, **extra,
+        )["CopyPartResult"]
+        etags.append(got["ETag"])
+        done.append({"PartNumber": n, "ETag": got["ETag"]})
+    finished = complete(key, upload_id, done)
+    got = s3.get_object(Bucket=BUCKET, Key=key)
+    return {
+        "part_etags": etags,
+        "etag": finished["ETag"],
+        "cid": cid_of(finished),
+        "sha256": sha256(got["Body"].read()),
+    }
+
+
+def part_copy(spec):
+    out["copied"] = copy_parts(spec["dest"], spec["ranges"])
+    if spec.get("refusals"):
+        upload_id = s3.create_multipart_upload(Bucket=BUCKET, Key="refused")["UploadId"]
+
+        def copy(**extra):
+            args = {"CopySource": {"Bucket": BUCKET, "Key": "source"}}
+            args.update(extra)
+            return error_code(
+                lambda: s3.upload_part_copy(
+                    Bucket=BUCKET, Key="refused", UploadId=upload_id, PartNumber=1, **args
+                )
+            )
+
+        out["refusals"] = {
+            "past_end": copy(CopySourceRange="bytes=0-99999999999"),
+            "malformed": copy(CopySourceRange="bytes=5"),
+            "if_match": copy(CopySourceIfMatch='"' + "0" * 32 + '"'),
+            "no_source": copy(CopySource={"Bucket": BUCKET, "Key": "nope"}),
+            "no_upload": error_code(
+                lambda: s3.upload_part_copy(
+                    Bucket=BUCKET, Key="refused", UploadId="0" * 32, PartNumber=1,
+                    CopySource={"Bucket": BUCKET, "Key": "source"},
+                )
+            ),
+        }
+        s3.abort_multipart_upload(Bucket=BUCKET, Key="refused", UploadId=upload_id)
+
+
 def uploads():
     listed = s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", [])
     out["uploads"] = [[u["Key"], u["UploadId"]] for u in listed]
@@ -289,6 +349,10 @@ if step == "main":
     main(open(spec["file"], "rb").read())
 elif step == "open":
     open_upload(open(spec["file"], "rb").read())
+elif step == "put_source":
+    put_source(open(spec["file"], "rb").read())
+elif step == "part_copy":
+    part_copy(spec)
 elif step == "delete_buckets":
     delete_buckets(open(spec["file"], "rb").read())
 elif step == "abort":
