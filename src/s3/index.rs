@@ -12,9 +12,8 @@
 //! its pin): an object body or tree root is pinned while anything names
 //! it, and its pin is removed with the last name only if the endpoint made
 //! it; and `pending` (CID → nothing): pins the endpoint is making or
-//! removing whose outcome the other trees do not show yet. An open
-//! multipart upload's parts count in `refs` too, and their pins follow
-//! the same discipline (`uploads.rs`).
+//! removing whose outcome the other trees do not show yet. Open multipart
+//! uploads' parts count in `refs` too, pinned alike (`uploads.rs`).
 //!
 //! A pin and the index live in different databases, so a crash can fall
 //! between them. `pending` closes that gap: a write records the CID there
@@ -118,8 +117,7 @@ pub struct BucketIndex {
     pub(super) changed: tokio::sync::watch::Sender<u64>,
     /// Where mounted buckets are read from.
     pub(super) remote: Mutex<Option<RemoteSource>>,
-    /// Open multipart uploads, their parts and the parts' leaves
-    /// (`uploads.rs`).
+    /// Open multipart uploads, their parts, their leaves (`uploads.rs`).
     uploads: sled::Tree,
     parts: sled::Tree,
     part_leaves: sled::Tree,

@@ -280,7 +280,8 @@ fn listed(key_and_id: &[u8], value: &[u8]) -> Result<ListedUpload, S3Error> {
 }
 
 impl Writer<'_> {
-    /// Records upload `id` of `bucket`/`key` (the bucket must exist).
+    /// Records upload `id` of `bucket`/`key` (the bucket must exist and
+    /// be local: a mounted one is read-only).
     pub fn create_upload(
         &self,
         bucket: &str,
@@ -289,6 +290,11 @@ impl Writer<'_> {
         entry: &UploadEntry,
     ) -> Result<(), S3Error> {
         let i = self.index;
+        if i.is_mounted(bucket)? {
+            return Err(S3Error::ReadOnlyBucket {
+                name: bucket.to_string(),
+            });
+        }
         let encoded = encode(entry);
         (&i.buckets, &i.uploads)
             .transaction(|(buckets, uploads)| {

@@ -68,8 +68,21 @@ pub(in crate::s3) async fn upload_part_copy(
     let source = {
         let index = Arc::clone(&c.index);
         let (b, k) = (source_bucket.clone(), source_key.clone());
-        blocking(move || index.get(&b, &k)).await?
+        blocking(move || {
+            if index.is_mounted(&b)? {
+                return Ok(Err(b));
+            }
+            index.get(&b, &k).map(Ok)
+        })
+        .await?
     }
+    .map_err(|b| {
+        // Its bodies are another node's: no pin here holds them.
+        s3_error!(
+            NotImplemented,
+            "copying out of the mounted bucket {b:?} is not supported; GET it and upload the part"
+        )
+    })?
     .ok_or_else(|| {
         s3_error!(
             NoSuchKey,
