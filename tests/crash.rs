@@ -224,8 +224,19 @@ fn kill_9_while_fetching_never_breaks_the_repo() {
         mid_fetch >= iterations / 4,
         "only {mid_fetch} of {iterations} kills landed mid-fetch"
     );
-    // Left alone, every fetch completes and reads back intact.
+    // Left alone, every fetch completes and reads back intact. The
+    // provider may still be closing the connections of the killed
+    // daemons, so the bootstrap dial is not counted on: the receiver
+    // connects (retrying for up to 10 s) before it fetches.
     let (mut d, _) = Daemon::start(&receiver, &["--bootstrap", &addr]);
+    let connected = (0..20).any(|_| {
+        let ok = receiver.run(&["swarm", "connect", &addr]).status.success();
+        if !ok {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        ok
+    });
+    assert!(connected, "the receiver never connected to the provider");
     for (cid, data) in &files {
         receiver.ok(&["pin", "add", cid]);
         let got = receiver.run(&["cat", cid]);
