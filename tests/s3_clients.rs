@@ -3,14 +3,15 @@
 //! endpoint on 127.0.0.1 (each test with its own daemon and access key):
 //!
 //! - the AWS CLI v1 (`tests/s3-tools/awscli`): `aws s3api` and `aws s3
-//!   cp/sync/ls/rm/rb`, driven from here;
+//!   cp/sync/ls/rm/rb/presign` (a 20 MiB cp in multipart), driven from
+//!   here;
 //! - s3fs with pyarrow and pandas (`tests/s3-tools/pydata`,
 //!   `tests/s3-clients/s3fs_run.py`): a Parquet dataset of several files
-//!   and a CSV on `s3://`;
+//!   and a CSV on `s3://`, a 12 MiB file written in 5 MiB parts;
 //! - Django's file storage through django-storages' S3 backend
 //!   (`tests/s3-tools/django`, `tests/s3-clients/django_run.py`);
 //! - rclone, Debian's package (`tests/s3-tools/rclone-setup.sh`): copy,
-//!   sync, check, ls, driven from here.
+//!   sync, check, ls (and a 70 MiB copy in multipart), driven from here.
 //!
 //! Each tool directory's venv is its own: the AWS CLI carries its own
 //! botocore and s3fs's aiobotocore pins another. Needs Python >= 3.11 with
@@ -21,7 +22,8 @@ mod common;
 
 use common::process::{root, run_bounded, setup_once};
 use common::s3::{
-    create_key, etag_of, hex, md5_of, run_script_with, s3_url, sha256_hex, venv_python, Signer,
+    create_key, etag_of, hex, md5_of, multipart_etag, run_script_with, s3_url, sha256_hex,
+    venv_python, Signer,
 };
 use common::{Daemon, TestRepo};
 use serde_json::{json, Value};
@@ -75,6 +77,13 @@ impl S3Daemon {
             req = req.header(name, value);
         }
         req.call().unwrap_or_else(|e| panic!("{method} {url}: {e}"))
+    }
+
+    /// The ETag of the object at `path` (`/bucket/key`), from a signed HEAD.
+    fn head_etag(&self, path: &str) -> String {
+        let resp = self.signed("HEAD", path, &[]);
+        let etag = resp.headers().get("etag").expect("an ETag");
+        etag.to_str().expect("an ASCII ETag").to_string()
     }
 }
 
@@ -362,31 +371,33 @@ fn aws_cli_s3api_and_s3_commands() {
         );
     }
 
-    // s3 cp up and down (below the CLI's 8 MiB multipart threshold).
-    let big = common::random_bytes(6 << 20, 8);
-    let big_path = scratch.join("big.bin");
-    std::fs::write(&big_path, &big).unwrap();
-    let up = aws.ok(&[
-        "s3",
-        "cp",
-        big_path.to_str().unwrap(),
-        "s3://cli/cp/big.bin",
-    ]);
-    assert!(
-        up.contains("upload:") && up.contains("s3://cli/cp/big.bin"),
-        "{up}"
-    );
-    let down_path = scratch.join("down.bin");
-    aws.ok(&[
-        "s3",
-        "cp",
-        "s3://cli/cp/big.bin",
-        down_path.to_str().unwrap(),
-    ]);
-    assert!(
-        std::fs::read(&down_path).unwrap() == big,
-        "cp down returns the bytes"
-    );
+    // s3 cp up and down: 6 MiB in one PUT and one GET; 20 MiB, past the
+    // CLI's 8 MiB multipart threshold, as a multipart upload of 8 MiB
+    // parts (S3's ETag of them) and ranged GETs.
+    for (name, len, seed) in [("big.bin", 6 << 20, 8), ("large.bin", 20 << 20, 10)] {
+        let data = common::random_bytes(len, seed);
+        let path = scratch.join(name);
+        std::fs::write(&path, &data).unwrap();
+        let url = format!("s3://cli/cp/{name}");
+        let up = aws.ok(&["s3", "cp", path.to_str().unwrap(), &url]);
+        assert!(up.contains("upload:") && up.contains(&url), "{up}");
+        let parts: Vec<&[u8]> = data.chunks(8 << 20).collect();
+        let etag = match parts.len() {
+            1 => etag_of(&data),
+            _ => multipart_etag(&parts),
+        };
+        let key = format!("cp/{name}");
+        let head = aws.json(&["s3api", "head-object", "--bucket", "cli", "--key", &key]);
+        assert_eq!(head["ETag"], etag, "{name}");
+        assert_eq!(head["ContentLength"], len, "{name}");
+        let down = scratch.join(format!("down-{name}"));
+        aws.ok(&["s3", "cp", &url, down.to_str().unwrap()]);
+        assert_eq!(
+            sha256_hex(&std::fs::read(&down).unwrap()),
+            sha256_hex(&data),
+            "{name}: cp down returns the bytes"
+        );
+    }
 
     // s3 sync of a tree up, again (nothing to do), after changes with
     // --delete, and back down.
@@ -451,8 +462,10 @@ fn aws_cli_s3api_and_s3_commands() {
     assert_eq!(last_fields(&buckets, 2), ["cli"], "{buckets}");
 
     // s3 rm, one key and a prefix; then rb.
-    let rm = aws.ok(&["s3", "rm", "s3://cli/cp/big.bin"]);
-    assert!(rm.contains("delete: s3://cli/cp/big.bin"), "{rm}");
+    for name in ["big.bin", "large.bin"] {
+        let rm = aws.ok(&["s3", "rm", &format!("s3://cli/cp/{name}")]);
+        assert!(rm.contains(&format!("delete: s3://cli/cp/{name}")), "{rm}");
+    }
     let rm = aws.ok(&["s3", "rm", "--recursive", "s3://cli/tree/"]);
     assert_eq!(rm.matches("delete:").count(), 3, "{rm}");
     aws.ok(&["s3", "rm", "s3://cli/api/one.bin"]);
@@ -474,12 +487,16 @@ fn s3fs_pyarrow_and_pandas_on_s3_urls() {
     let python = venv_python("tests/s3-tools/pydata", "s3fs, pyarrow and pandas");
     let parts = [1000u64, 2500, 40];
     let csv: Vec<(String, i64)> = (0..500).map(|i| (format!("name {i}"), i * 3 - 7)).collect();
+    let large = common::random_bytes(12 << 20, 14);
+    let large_file = s3.repo.scratch("large.bin");
+    std::fs::write(&large_file, &large).unwrap();
     let spec = json!({
         "endpoint": s3.url,
         "key": s3.key,
         "secret": s3.secret,
         "parts": parts,
         "csv": csv,
+        "large_file": large_file,
     });
     let got = run_script_with(&python, "s3fs_run.py", &spec);
     eprintln!("{got}");
@@ -515,6 +532,10 @@ fn s3fs_pyarrow_and_pandas_on_s3_urls() {
         "find": find,
         "exists_after_rm": false,
         "left_after_rm": [],
+        "large_size": large.len(),
+        "large_etag": multipart_etag(&large.chunks(5 << 20).collect::<Vec<_>>()),
+        "large_cat_sha256": sha256_hex(&large),
+        "large_read_sha256": sha256_hex(&large),
     });
     for (name, want) in expect.as_object().unwrap() {
         assert_eq!(&got[name], want, "{name}");
@@ -665,6 +686,32 @@ fn rclone_copy_sync_check_ls() {
     assert!(
         tree(&back) == tree(&src),
         "the tree copied down is the tree synced up"
+    );
+
+    // A 70 MiB file past the upload cutoff (200 MiB by default, 32 MiB
+    // here) goes up as a multipart upload of 16 MiB parts, rclone keeping
+    // the whole file's MD5 in its metadata for md5sum and check.
+    let large = common::random_bytes(70 << 20, 13);
+    let large_dir = scratch.join("large");
+    write_tree(&large_dir, &[("large.bin", large.clone())]);
+    let large_s = large_dir.to_str().unwrap();
+    let cutoff = ["--s3-upload-cutoff", "32M", "--s3-chunk-size", "16M"];
+    rclone.ok(&[&["copy", large_s, "cairn:rcl/large"][..], &cutoff].concat());
+    let parts: Vec<&[u8]> = large.chunks(16 << 20).collect();
+    assert_eq!(s3.head_etag("/rcl/large/large.bin"), multipart_etag(&parts));
+    let sums = rclone.ok(&["md5sum", "cairn:rcl/large"]);
+    assert_eq!(
+        last_fields(&sums, 0),
+        [format!("{} large.bin", hex(&md5_of(&large)))],
+        "{sums}"
+    );
+    rclone.ok(&["check", large_s, "cairn:rcl/large"]);
+    let large_back = scratch.join("large-back");
+    rclone.ok(&["copy", "cairn:rcl/large", large_back.to_str().unwrap()]);
+    assert_eq!(
+        sha256_hex(&std::fs::read(large_back.join("large.bin")).unwrap()),
+        sha256_hex(&large),
+        "the 70 MiB file copied down is the one copied up"
     );
 
     // Before purge deletes, rclone asks whether the bucket keeps

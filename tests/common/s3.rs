@@ -90,6 +90,13 @@ pub fn bucket_roots(repo: &TestRepo) -> std::collections::BTreeSet<String> {
         .collect()
 }
 
+/// S3's ETag of an object uploaded in `parts`: the MD5 of their binary
+/// MD5s, `-N`, quoted as clients see it.
+pub fn multipart_etag(parts: &[&[u8]]) -> String {
+    let all: Vec<u8> = parts.iter().flat_map(|p| md5_of(p)).collect();
+    format!("\"{}-{}\"", hex(&md5_of(&all)), parts.len())
+}
+
 /// `cairn s3 key create ARGS`: the printed ID and secret.
 pub fn create_key(repo: &TestRepo, args: &[&str]) -> (String, String) {
     let out = repo.ok(&[&["s3", "key", "create"][..], args].concat());

@@ -2,7 +2,8 @@
 (tests/s3_clients.rs), as a data pipeline would use them on `s3://`.
 
 Reads a JSON spec on stdin: {"endpoint", "key", "secret", "parts" (rows
-per Parquet file, one file each), "csv" (rows of [name, value])}. Prints
+per Parquet file, one file each), "csv" (rows of [name, value]),
+"large_file" (a file past 5 MiB to write in parts)}. Prints
 one JSON object on its last line with what each step saw; the Rust test
 checks the values. A step that fails raises (non-zero exit, traceback).
 """
@@ -90,5 +91,21 @@ for path in fs.find("tables"):
     fs.rm_file(path)
 fs.invalidate_cache()
 out["left_after_rm"] = fs.find("tables")
+
+# A file past 5 MiB written through s3fs's buffered writer with 5 MiB
+# blocks, 1 MiB a write: a multipart upload of 5 MiB parts and a smaller
+# last one; read back whole and through the file's own reads.
+with open(spec["large_file"], "rb") as f:
+    large = f.read()
+with fs.open("tables/large.bin", "wb", block_size=5 * 2**20) as f:
+    for i in range(0, len(large), 2**20):
+        f.write(large[i : i + 2**20])
+fs.invalidate_cache()
+out["large_size"] = fs.info("tables/large.bin")["size"]
+out["large_etag"] = fs.info("tables/large.bin")["ETag"]
+out["large_cat_sha256"] = hashlib.sha256(fs.cat_file("tables/large.bin")).hexdigest()
+with fs.open("tables/large.bin", "rb", block_size=2**20) as f:
+    out["large_read_sha256"] = hashlib.sha256(f.read()).hexdigest()
+fs.rm_file("tables/large.bin")
 
 print(json.dumps(out))
