@@ -16,7 +16,7 @@
 
 mod common;
 
-use common::s3::{create_key, etag_of, hex, md5_of, run_script, s3_url, sha256_hex};
+use common::s3::{create_key, etag_of, multipart_etag, run_script, s3_url, sha256_hex};
 use common::{Daemon, TestRepo};
 use serde_json::{json, Value};
 
@@ -54,12 +54,6 @@ fn composite_crc32(parts: &[&[u8]]) -> String {
 fn recursive_pins(repo: &TestRepo) -> Vec<String> {
     let pins = repo.ok(&["pin", "ls", "--type", "recursive", "-q"]);
     pins.lines().map(str::to_string).collect()
-}
-
-/// S3's multipart ETag of `parts`, quoted as clients see it.
-fn multipart_etag(parts: &[&[u8]]) -> String {
-    let all: Vec<u8> = parts.iter().flat_map(|p| md5_of(p)).collect();
-    format!("\"{}-{}\"", hex(&md5_of(&all)), parts.len())
 }
 
 #[test]
