@@ -193,3 +193,171 @@ fn a_published_bucket_is_served_read_only_where_it_is_mounted_and_follows_writes
     // The root block B fetched is in its own repo now.
     assert!(b.ok(&["block", "stat", &root2]).contains(&root2));
 }
+
+/// Whether `repo`'s daemon pins `cid` recursively.
+fn pins(repo: &TestRepo, cid: &str) -> bool {
+    repo.ok(&["pin", "ls", "--type", "recursive", "-q"])
+        .lines()
+        .any(|l| l.trim() == cid)
+}
+
+#[test]
+fn a_replicated_buckets_objects_and_root_are_held_by_another_node_and_released_with_them() {
+    let configure = |repo: &TestRepo| {
+        repo.ok(&["init"]);
+        repo.set_config("replication", "repair_interval", "\"1s\"");
+        repo.set_config("replication", "grace", "\"3s\"");
+    };
+    let a = TestRepo::new();
+    configure(&a);
+    let (mut daemon_a, banner_a) = Daemon::start(&a, &["--s3", "127.0.0.1:0"]);
+    let b = TestRepo::new();
+    configure(&b);
+    let (_daemon_b, _) = Daemon::start(&b, &["--bootstrap", &common::swarm_addr(&banner_a)]);
+    let (key, secret) = create_key(&a, &[]);
+
+    // Made by the CLI (through A's daemon) with a factor; S3's CreateBucket
+    // keeps the node's default.
+    let made = a.ok(&["s3", "bucket", "create", "kept", "--replication", "2"]);
+    assert!(made.starts_with("kept bafyrei"), "{made}");
+    assert!(made.trim_end().ends_with(" replication:2"), "{made}");
+    let refused = a.fails(&["s3", "bucket", "create", "kept"]);
+    assert!(refused.contains("exists already"), "{refused}");
+    let refused = a.fails(&["s3", "bucket", "create", "other", "--replication", "0"]);
+    assert!(refused.contains("replication"), "{refused}");
+
+    let write = |spec: Value| {
+        let mut full = json!({
+            "endpoint": s3_url(&banner_a), "key": key, "secret": secret, "bucket": "kept",
+            "content_type": "text/plain", "metadata": {},
+        });
+        full.as_object_mut()
+            .unwrap()
+            .extend(spec.as_object().unwrap().clone());
+        run_script("boto3_buckets.py", &full)
+    };
+    let text = "kept on two nodes";
+    write(json!({"step": "write", "puts": {"kept.txt": text, "brief.txt": "soon gone"}}));
+    let listed = objects(&a, "kept");
+    let (cid, gone) = (
+        listed["kept.txt"][0].clone(),
+        listed["brief.txt"][0].clone(),
+    );
+    let root = buckets(&a)["kept"].0.clone();
+    assert_eq!(buckets(&a)["kept"].1, "replication:2");
+
+    // B holds every object and the bucket's root, pinned.
+    let held = Instant::now();
+    poll(
+        Duration::from_secs(60),
+        "B pins the objects and the root",
+        || (pins(&b, &cid) && pins(&b, &gone) && pins(&b, &root)).then_some(()),
+    );
+    eprintln!("B held the bucket {:?} after the write", held.elapsed());
+    let status = a.ok(&["pin", "status", &cid]);
+    assert!(
+        status.starts_with(&format!("{cid}: ok (2/2 pinned")),
+        "{status}"
+    );
+
+    // Deleting an object releases its copies: B's pin goes with A's.
+    write(json!({"step": "write", "deletes": ["brief.txt"]}));
+    let root2 = buckets(&a)["kept"].0.clone();
+    assert_ne!(root2, root);
+    assert!(!pins(&a, &gone), "A's own pin of the deleted object went");
+    poll(
+        Duration::from_secs(60),
+        "B drops the deleted object and the old root",
+        || (!pins(&b, &gone) && !pins(&b, &root) && pins(&b, &root2)).then_some(()),
+    );
+
+    // A stops: B still serves the object by its CID.
+    daemon_a.signal(libc::SIGTERM);
+    assert_eq!(b.ok(&["cat", &cid]), text);
+    assert!(b.ok(&["block", "stat", &root2]).contains(&root2));
+    // Offline, A lists the factor as its daemon did.
+    assert_eq!(buckets(&a)["kept"], (root2, "replication:2".to_string()));
+}
+
+#[test]
+fn public_read_buckets_answer_anonymous_reads_and_nothing_else() {
+    let repo = TestRepo::new();
+    repo.ok(&["init"]);
+    // Made offline, then served.
+    let made = repo.ok(&["s3", "bucket", "create", "offline-open", "--public-read"]);
+    assert!(made.trim_end().ends_with(" public-read"), "{made}");
+    let (_daemon, banner) = Daemon::start(&repo, &["--s3", "127.0.0.1:0"]);
+    let (key, secret) = create_key(&repo, &[]);
+    let text = "anyone may read this";
+    let spec = |step: &str| {
+        json!({
+            "endpoint": s3_url(&banner), "key": key, "secret": secret, "step": step,
+            "public": "open", "private": "closed", "text": text,
+        })
+    };
+    let got = run_script("boto3_public.py", &spec("acl"));
+    let owner = "cairn:FULL_CONTROL";
+    let all_users = "http://acs.amazonaws.com/groups/global/AllUsers:READ";
+    assert_eq!(got["public_acl"], json!([owner, all_users]), "{got}");
+    assert_eq!(got["private_acl"], json!([owner]));
+    assert_eq!(got["opened_acl"], json!([owner, all_users]));
+    assert_eq!(got["closed_acl"], json!([owner]));
+    assert_eq!(got["public_read_write"], json!("NotImplemented"));
+    let listed = buckets(&repo);
+    assert_eq!(listed["open"].1, "public-read");
+    assert_eq!(listed["closed"].1, "");
+
+    let sha = sha256_hex(text.as_bytes());
+    let check_public = |seen: &Value| {
+        for read in ["get", "head", "list_v2", "list_v1", "head_bucket"] {
+            assert_eq!(seen[read], Value::Null, "{read}: {seen}");
+        }
+        assert_eq!(seen["sha256"], json!(sha));
+        assert_eq!(seen["size"], json!(text.len()));
+        assert_eq!(seen["keys_v2"], json!(["hello.txt"]));
+        assert_eq!(seen["keys_v1"], json!(["hello.txt"]));
+        assert_eq!(seen["http_get"], json!({"status": 200, "sha256": sha}));
+    };
+    let check_denied = |seen: &Value, reads: bool| {
+        let mut refused = vec!["put", "delete", "put_acl", "get_acl"];
+        if !reads {
+            refused.extend(["get", "list_v2", "list_v1"]);
+            assert_eq!(
+                seen["http_get"],
+                json!({"status": 403, "code": "AccessDenied"})
+            );
+            // HEAD answers have no body: botocore names them by status.
+            assert_eq!(seen["head"], json!("403"), "{seen}");
+            assert_eq!(seen["head_bucket"], json!("403"), "{seen}");
+        }
+        for op in refused {
+            assert_eq!(seen[op], json!("AccessDenied"), "{op}: {seen}");
+        }
+        assert_eq!(
+            seen["http_put"],
+            json!({"status": 403, "code": "AccessDenied"})
+        );
+    };
+    let got = run_script("boto3_public.py", &spec("anonymous"));
+    check_public(&got["open"]);
+    check_denied(&got["open"], true);
+    check_denied(&got["closed"], false);
+    assert_eq!(got["list_buckets"], json!("AccessDenied"));
+    assert_eq!(got["missing_bucket"], json!("AccessDenied"));
+
+    // The CLI turns it on and off; nothing anonymous wrote anything.
+    let on = repo.ok(&["s3", "bucket", "public-read", "closed", "on"]);
+    assert!(on.trim_end().ends_with(" public-read"), "{on}");
+    let got = run_script("boto3_public.py", &spec("anonymous"));
+    check_public(&got["closed"]);
+    repo.ok(&["s3", "bucket", "public-read", "closed", "off"]);
+    repo.ok(&["s3", "bucket", "public-read", "open", "off"]);
+    let got = run_script("boto3_public.py", &spec("anonymous"));
+    check_denied(&got["open"], false);
+    check_denied(&got["closed"], false);
+    let keys: Vec<String> = objects(&repo, "open").into_keys().collect();
+    assert_eq!(keys, ["hello.txt"]);
+    let refused = repo.fails(&["s3", "bucket", "public-read", "nope", "on"]);
+    assert!(refused.contains("nope"), "{refused}");
+    assert_eq!(buckets(&repo)["offline-open"].1, "public-read");
+}

@@ -1,5 +1,7 @@
 //! `cairn s3`: the S3 endpoint's access keys, its buckets and their
-//! roots (`ls`), and buckets on the network (`bucket publish|mount`).
+//! roots (`ls`), buckets with a replication factor or public-read (`bucket
+//! create|public-read`), and buckets on the network (`bucket
+//! publish|mount`).
 //! Keys are files in the repo (`REPO/s3/keys`), so those commands work
 //! with or without a running daemon, and a daemon sees a new key at once.
 //! The bucket index is a database a running daemon holds locked, so `ls`
@@ -9,8 +11,8 @@
 use anyhow::{bail, Result};
 use cairn::node::{repo, Node};
 use cairn::rpc::client::Client;
-use cairn::s3::admin::{self, Listed, Mounted, Published};
-use cairn::s3::AccessKeys;
+use cairn::s3::admin::{self, BucketLine, Listed, Mounted, Published};
+use cairn::s3::{AccessKeys, BucketIndex, BucketSettings};
 use clap::Subcommand;
 use std::path::Path;
 
@@ -33,6 +35,30 @@ pub(super) enum S3Command {
 
 #[derive(Subcommand)]
 pub(super) enum S3BucketCommand {
+    /// Create a bucket; with --replication N the network keeps N copies of
+    /// each of its objects and of its root (the repair loop of `pin add
+    /// --replication`); with --public-read anyone may GET, HEAD and list it
+    /// without a key.
+    Create {
+        /// The bucket.
+        name: String,
+        /// Copies of each object and of the bucket's root kept on live
+        /// nodes.
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=i64::from(admin::MAX_REPLICATION)))]
+        replication: Option<u8>,
+        /// Let anonymous (unsigned) requests read the bucket.
+        #[arg(long)]
+        public_read: bool,
+    },
+    /// Let anonymous requests read the bucket (GET, HEAD, list), or no
+    /// longer.
+    PublicRead {
+        /// The bucket.
+        name: String,
+        /// `on` or `off`.
+        #[arg(value_parser = ["on", "off"])]
+        setting: String,
+    },
     /// Publish the bucket's root under an IPNS name; while the daemon runs,
     /// writes to it republish the new root (a second after the last one).
     Publish {
@@ -88,6 +114,12 @@ fn print_listed(listed: Listed) {
                 if let Some(name) = b.mounted_from {
                     line.push_str(&format!(" mounted:{name}"));
                 }
+                if let Some(n) = b.replication {
+                    line.push_str(&format!(" replication:{n}"));
+                }
+                if b.public_read {
+                    line.push_str(" public-read");
+                }
                 println!("{line}");
             }
         }
@@ -120,6 +152,56 @@ fn ls(repo_path: &Path, arg: Option<String>) -> Result<()> {
     Ok(())
 }
 
+/// `bucket create`: through the daemon, or on the repo.
+fn create(repo_path: &Path, name: &str, settings: BucketSettings) -> Result<()> {
+    let line = match daemon_client(repo_path) {
+        Some(client) => {
+            let n = settings.replication.map(|n| n.to_string());
+            let mut args = vec![("arg", name)];
+            args.extend(n.as_deref().map(|n| ("replication", n)));
+            if settings.public_read {
+                args.push(("public-read", "true"));
+            }
+            client.call_json("s3/bucket/create", &args)?
+        }
+        None => offline(repo_path, name, |index| {
+            admin::create_bucket(index, name, &settings)
+        })?,
+    };
+    print_listed(Listed::Buckets(vec![line]));
+    Ok(())
+}
+
+/// `bucket public-read`: through the daemon, or on the repo.
+fn public_read(repo_path: &Path, name: &str, setting: &str) -> Result<()> {
+    let line = match daemon_client(repo_path) {
+        Some(client) => {
+            client.call_json("s3/bucket/public-read", &[("arg", name), ("arg", setting)])?
+        }
+        None => offline(repo_path, name, |index| {
+            index.writer().set_public_read(name, setting == "on")
+        })?,
+    };
+    print_listed(Listed::Buckets(vec![line]));
+    Ok(())
+}
+
+/// Runs `change` on the repo's bucket index (no daemon runs); `name`'s
+/// line after it.
+fn offline(
+    repo_path: &Path,
+    name: &str,
+    change: impl FnOnce(&BucketIndex) -> Result<(), cairn::s3::S3Error>,
+) -> Result<BucketLine> {
+    let node = Node::open(repo_path)?;
+    let index = admin::open_offline(&node)?;
+    change(&index)?;
+    let line = admin::bucket_line(&index, name)?;
+    drop(index);
+    node.flush()?;
+    Ok(line)
+}
+
 /// `bucket publish|mount`: through the daemon, or on the repo.
 fn bucket(repo_path: &Path, command: S3BucketCommand) -> Result<()> {
     let client = daemon_client(repo_path);
@@ -149,6 +231,23 @@ fn bucket(repo_path: &Path, command: S3BucketCommand) -> Result<()> {
             let node = Node::open(repo_path)?;
             admin::mount_offline(&node, &name, &ipns_name)?;
             println!("Mounted {name} from {ipns_name} (resolved when a daemon runs)");
+        }
+        (
+            S3BucketCommand::Create {
+                name,
+                replication,
+                public_read: public,
+            },
+            _,
+        ) => {
+            let settings = BucketSettings {
+                replication,
+                public_read: public,
+            };
+            return create(repo_path, &name, settings);
+        }
+        (S3BucketCommand::PublicRead { name, setting }, _) => {
+            return public_read(repo_path, &name, &setting)
         }
     }
     Ok(())

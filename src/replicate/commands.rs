@@ -40,6 +40,25 @@ impl Replicator {
     /// `factor` copies (`None`: the configured factor), and places copies
     /// right away.
     pub async fn pin(&self, root: Cid, factor: Option<u8>) -> Result<Record, ReplicateError> {
+        self.replicate(root, factor, true).await
+    }
+
+    /// As [`pin`](Self::pin), for a root whose local pin another part of
+    /// the node holds (an S3 bucket's object or tree root): the pin stays
+    /// its holder's, so no trim or tombstone removes it here; the holder
+    /// removes it, and the replication with [`unpin`](Self::unpin).
+    pub async fn keep_held(&self, root: Cid, factor: Option<u8>) -> Result<Record, ReplicateError> {
+        self.replicate(root, factor, false).await
+    }
+
+    /// [`pin`](Self::pin) (`own`: the local pin becomes the replicator's)
+    /// or [`keep_held`](Self::keep_held).
+    async fn replicate(
+        &self,
+        root: Cid,
+        factor: Option<u8>,
+        own: bool,
+    ) -> Result<Record, ReplicateError> {
         let factor = factor.unwrap_or(self.inner.config.factor);
         if factor == 0 || factor as usize > record::MAX_HOLDERS {
             return Err(ReplicateError::Factor {
@@ -49,7 +68,7 @@ impl Replicator {
         }
         let max = self.inner.config.max.max(factor);
         let rec = self
-            .blocking(move |this| this.record_replicated(root, factor, max))
+            .blocking(move |this| this.record_replicated(root, factor, max, own))
             .await??;
         // Place the copies now rather than at the next round: until then
         // this node holds the only one, and a round over many roots can
@@ -63,9 +82,15 @@ impl Replicator {
     }
 
     /// The store work of [`pin`](Self::pin), on a blocking thread: checks
-    /// the pin, measures the DAG, makes the pin the replicator's and
-    /// records the root at `factor` with this node as a holder.
-    fn record_replicated(&self, root: Cid, factor: u8, max: u8) -> Result<Record, ReplicateError> {
+    /// the pin, measures the DAG, makes the pin the replicator's (if
+    /// `own`) and records the root at `factor` with this node as a holder.
+    fn record_replicated(
+        &self,
+        root: Cid,
+        factor: u8,
+        max: u8,
+        own: bool,
+    ) -> Result<Record, ReplicateError> {
         let store = &*self.inner.store;
         let store_error = |source| ReplicateError::Store { cid: root, source };
         if store.pin_of(&root).map_err(store_error)? != Some(PinKind::Recursive) {
@@ -74,7 +99,9 @@ impl Replicator {
         let size = dag_size(store, &root)?;
         // A replicated pin is the cluster's: removed everywhere by a `pin
         // rm` on any holder.
-        own_pin(store, &root).map_err(store_error)?;
+        if own {
+            own_pin(store, &root).map_err(store_error)?;
+        }
         let me = self.inner.me;
         self.inner
             .records

@@ -1,9 +1,10 @@
 //! What `cairn s3 ls` shows, the same offline (the repo's index) and
-//! through a daemon's RPC API: buckets with their root CIDs (and where
-//! they are published or mounted from), or a bucket's objects with CID,
-//! size, ETag and mtime, in key order.
+//! through a daemon's RPC API: buckets with their root CIDs (where they
+//! are published or mounted from, their replication factor, whether they
+//! are public-read), or a bucket's objects with CID, size, ETag and mtime,
+//! in key order; and `cairn s3 bucket create` and `public-read`.
 
-use super::index::BucketIndex;
+use super::index::{BucketIndex, BucketSettings};
 use super::list::{self, ListQuery};
 use super::S3Error;
 use serde::{Deserialize, Serialize};
@@ -20,6 +21,12 @@ pub struct BucketLine {
     pub published_as: Option<String>,
     /// The IPNS name it is mounted from, if it is a mount.
     pub mounted_from: Option<String>,
+    /// Copies the network keeps of its objects and root, if replicated.
+    #[serde(default)]
+    pub replication: Option<u8>,
+    /// Whether anonymous requests may read it.
+    #[serde(default)]
+    pub public_read: bool,
 }
 
 /// An object as `cairn s3 ls BUCKET` shows it.
@@ -45,7 +52,10 @@ pub fn buckets(index: &BucketIndex) -> Result<Vec<BucketLine>, S3Error> {
         .buckets()?
         .into_iter()
         .map(|(name, _)| {
+            let settings = index.settings(&name)?;
             Ok(BucketLine {
+                replication: settings.replication,
+                public_read: settings.public_read,
                 root: index.root(&name)?.map(|r| r.to_string()),
                 published_as: published
                     .iter()
@@ -113,6 +123,50 @@ pub fn ls(index: &BucketIndex, arg: Option<&str>) -> Result<Listed, S3Error> {
 /// The repo's bucket index for a command run without a daemon.
 pub fn open_offline(node: &crate::node::Node) -> Result<BucketIndex, S3Error> {
     BucketIndex::open(node.repo_path(), std::sync::Arc::clone(node.store()))
+}
+
+/// The most copies `--replication` may ask for.
+pub const MAX_REPLICATION: u8 = crate::replicate::record::MAX_HOLDERS as u8;
+
+/// `cairn s3 bucket create NAME` (also through the daemon): a new local
+/// bucket with `settings`. The caller holds the GC lock when a daemon
+/// runs (the empty tree is stored before its pin).
+pub fn create_bucket(
+    index: &BucketIndex,
+    name: &str,
+    settings: &BucketSettings,
+) -> Result<(), S3Error> {
+    if !s3s::path::check_bucket_name(name) {
+        return Err(S3Error::InvalidBucketName {
+            name: name.to_string(),
+        });
+    }
+    if let Some(n) = settings.replication {
+        if n == 0 || n > MAX_REPLICATION {
+            return Err(S3Error::BadReplication {
+                factor: n,
+                max: MAX_REPLICATION,
+            });
+        }
+    }
+    if index.writer().create_bucket_with(name, settings)? {
+        Ok(())
+    } else {
+        Err(S3Error::BucketExists {
+            name: name.to_string(),
+        })
+    }
+}
+
+/// What `s3/bucket/create` and `s3/bucket/public-read` answer: the
+/// bucket's line in `cairn s3 ls`.
+pub fn bucket_line(index: &BucketIndex, name: &str) -> Result<BucketLine, S3Error> {
+    buckets(index)?
+        .into_iter()
+        .find(|b| b.name == name)
+        .ok_or_else(|| S3Error::NoSuchBucket {
+            name: name.to_string(),
+        })
 }
 
 /// `cairn s3 bucket publish` without a daemon: the record is kept in the

@@ -1,9 +1,11 @@
 //! Who may call the endpoint: s3s checks each request's AWS Signature V4
 //! (headers or presigned URL) against the secret [`KeyAuth`] finds for its
-//! access key ID, then [`KeyAuth`] as `S3Access` refuses unsigned requests
-//! and keys scoped to other buckets (`AccessDenied`), the source bucket of
-//! a CopyObject or UploadPartCopy included.
+//! access key ID, then [`KeyAuth`] as `S3Access` refuses keys scoped to
+//! other buckets (`AccessDenied`), the source bucket of a CopyObject or
+//! UploadPartCopy included, and unsigned requests but those that read a
+//! public-read bucket ([`ANONYMOUS_READS`]).
 
+use super::index::BucketIndex;
 use super::keys::{AccessKey, AccessKeys};
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::Credentials;
@@ -12,14 +14,30 @@ use s3s::dto::{CopyObjectInput, CopySource, UploadPartCopyInput};
 use s3s::{s3_error, S3Request, S3Result};
 use std::sync::Arc;
 
-/// The node's access keys, as s3s asks for them.
+/// What an unsigned request may do to a public-read bucket: read its
+/// objects and list them.
+pub const ANONYMOUS_READS: &[&str] = &[
+    "GetObject",
+    "HeadObject",
+    "ListObjects",
+    "ListObjectsV2",
+    "HeadBucket",
+];
+
+/// The node's access keys, as s3s asks for them, and the bucket index
+/// that says which buckets are public-read.
 #[derive(Clone)]
-pub struct KeyAuth(pub Arc<AccessKeys>);
+pub struct KeyAuth {
+    /// The access keys.
+    pub keys: Arc<AccessKeys>,
+    /// The buckets.
+    pub index: Arc<BucketIndex>,
+}
 
 impl KeyAuth {
     /// The key `id` (read on a blocking thread: keys are files).
     pub async fn key(&self, id: &str) -> S3Result<Option<AccessKey>> {
-        let keys = Arc::clone(&self.0);
+        let keys = Arc::clone(&self.keys);
         let id = id.to_string();
         tokio::task::spawn_blocking(move || keys.get(&id))
             .await
@@ -44,6 +62,29 @@ impl KeyAuth {
             CopySource::Bucket { bucket, .. } => self.allows(&credentials.access_key, bucket).await,
             // Refused by the copy itself (NotImplemented).
             _ => Ok(()),
+        }
+    }
+
+    /// An unsigned request: allowed only to read a public-read bucket.
+    async fn anonymous(&self, op: &str, bucket: Option<&str>) -> S3Result<()> {
+        let denied = || s3_error!(AccessDenied, "Signature is required");
+        let Some(bucket) = bucket.filter(|_| ANONYMOUS_READS.contains(&op)) else {
+            return Err(denied());
+        };
+        let index = Arc::clone(&self.index);
+        let name = bucket.to_string();
+        let public = tokio::task::spawn_blocking(move || index.settings(&name))
+            .await
+            .map_err(|e| s3_error!(InternalError, "reading the bucket's settings: {e}"))?
+            .map_err(|e| {
+                tracing::error!("S3 bucket settings: {e}");
+                s3_error!(InternalError, "the bucket's settings cannot be read")
+            })?
+            .public_read;
+        if public {
+            Ok(())
+        } else {
+            Err(denied())
         }
     }
 
@@ -73,7 +114,9 @@ impl S3Auth for KeyAuth {
 impl S3Access for KeyAuth {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         let Some(credentials) = cx.credentials() else {
-            return Err(s3_error!(AccessDenied, "Signature is required"));
+            let op = cx.s3_op().name().to_string();
+            let bucket = cx.s3_path().get_bucket_name().map(str::to_string);
+            return self.anonymous(&op, bucket.as_deref()).await;
         };
         let Some(bucket) = cx.s3_path().get_bucket_name() else {
             // ListBuckets: each key sees the buckets it may use.

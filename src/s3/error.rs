@@ -35,6 +35,20 @@ pub enum S3Error {
         /// The name.
         name: String,
     },
+    /// A bucket of that name exists already.
+    #[error("a bucket named {name:?} exists already")]
+    BucketExists {
+        /// The name.
+        name: String,
+    },
+    /// A replication factor no bucket can be kept at.
+    #[error("replication factor {factor}: a bucket is kept at 1 to {max} copies")]
+    BadReplication {
+        /// The factor asked for.
+        factor: u8,
+        /// The most copies a root can have.
+        max: u8,
+    },
     /// No open multipart upload of that ID (for that bucket and key).
     #[error("no multipart upload {id:?}: never made, or completed or aborted")]
     NoSuchUpload {

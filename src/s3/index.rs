@@ -32,8 +32,12 @@
 //! commit leaves the old root, whose blocks are still pinned, and a
 //! pending record for the new one, which the next open unpins.
 
+mod refs;
+mod settings;
 mod uploads;
 
+pub use refs::Refs;
+pub use settings::BucketSettings;
 pub use uploads::{ListedUpload, PartEntry, UploadEntry};
 
 use super::checksum::ObjectChecksum;
@@ -117,6 +121,8 @@ pub struct BucketIndex {
     pub(super) changed: tokio::sync::watch::Sender<u64>,
     /// Where mounted buckets are read from.
     pub(super) remote: Mutex<Option<RemoteSource>>,
+    /// Where replicated buckets' changes are reported (`replicas.rs`).
+    pub(super) replicas: Mutex<Option<super::replicas::ReplicaHook>>,
     /// Open multipart uploads, their parts, their leaves (`uploads.rs`).
     uploads: sled::Tree,
     parts: sled::Tree,
@@ -135,38 +141,6 @@ pub enum DeleteBucket {
     NoSuchBucket,
     /// The bucket holds objects.
     NotEmpty,
-}
-
-/// A reference count entry: objects naming a CID, and whether the S3
-/// endpoint pinned it (and so unpins it when the count reaches zero).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Refs {
-    /// Objects naming the CID.
-    pub count: u64,
-    /// The endpoint made the pin.
-    pub owned: bool,
-}
-
-impl Refs {
-    fn encode(self) -> [u8; 9] {
-        let mut b = [0u8; 9];
-        b[..8].copy_from_slice(&self.count.to_be_bytes());
-        b[8] = u8::from(self.owned);
-        b
-    }
-
-    fn decode(b: &[u8]) -> Result<Refs, S3Error> {
-        match b {
-            [count @ .., owned] if count.len() == 8 => Ok(Refs {
-                count: u64::from_be_bytes(count.try_into().unwrap_or_default()),
-                owned: *owned != 0,
-            }),
-            _ => Err(S3Error::BadEntry {
-                what: "reference count",
-                why: format!("{} bytes, expected 9", b.len()),
-            }),
-        }
-    }
 }
 
 pub(super) fn failed(doing: &'static str) -> impl FnOnce(sled::Error) -> S3Error {
@@ -215,6 +189,7 @@ impl BucketIndex {
             store,
             changed: tokio::sync::watch::Sender::new(0),
             remote: Mutex::new(None),
+            replicas: Mutex::new(None),
             write: Mutex::new(()),
         };
         index.recover()?;
@@ -544,28 +519,10 @@ impl Writer<'_> {
             .map_err(failed("clearing a pending pin"))
     }
 
-    /// Creates `bucket` with an empty tree; false when it exists already.
+    /// Creates `bucket` with an empty tree and the default settings;
+    /// false when it exists already.
     pub fn create_bucket(&self, bucket: &str) -> Result<bool, S3Error> {
-        let i = self.index;
-        if i.bucket(bucket)?.is_some() {
-            return Ok(false);
-        }
-        let mut tree = i.local_tree();
-        let root = tree.empty()?;
-        let m = self.stage(None, root, tree.take_fresh(&root))?;
-        let created = (&i.buckets, &i.roots, &i.refs, &i.pending)
-            .transaction(|(buckets, roots, refs, pending)| {
-                if buckets.get(bucket.as_bytes())?.is_some() {
-                    return Err(ConflictableTransactionError::Abort(Abort::Exists));
-                }
-                buckets.insert(bucket.as_bytes(), &now_ms().to_be_bytes()[..])?;
-                move_root(roots, refs, pending, bucket, &m)
-            })
-            .map_err(|e| transaction_error(e, bucket, ""));
-        self.finish_move(&m, created.as_ref().ok().copied());
-        created?;
-        i.flush()?;
-        Ok(true)
+        self.create_bucket_with(bucket, &BucketSettings::default())
     }
 
     /// Removes `bucket` if it exists and holds no object, aborting its open

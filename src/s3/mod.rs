@@ -27,13 +27,18 @@
 //!   DAG-CBOR nodes (`tree.rs`) whose root moves with each write
 //!   (`roots.rs`); a bucket can be published under an IPNS name and
 //!   mounted read-only on another node (`share.rs`); `admin.rs` answers
-//!   `cairn s3 ls`.
+//!   `cairn s3 ls` and `cairn s3 bucket create`.
+//! - A bucket made with a replication factor (`index/settings.rs`) has
+//!   every object and tree root kept at it by the replicator
+//!   (`replicas.rs`); a public-read one answers anonymous GET, HEAD and
+//!   listings (`auth.rs`, `acl.rs`).
 //! - Multipart uploads (`multipart.rs`): each part is imported as a PUT
 //!   body is and pinned while its upload is open; completing links the
 //!   parts' leaves into the object's DAG without copying a byte. Uploads
 //!   left open longer than `[s3] multipart_expiry` are aborted by
 //!   [`S3Endpoint::expire_uploads`].
 
+mod acl;
 pub mod admin;
 mod auth;
 mod body;
@@ -46,13 +51,14 @@ pub mod keys;
 mod list;
 mod multipart;
 mod objects;
+mod replicas;
 mod roots;
 mod service;
 pub mod share;
 pub mod tree;
 
 pub use error::S3Error;
-pub use index::{BucketIndex, ObjectEntry};
+pub use index::{BucketIndex, BucketSettings, ObjectEntry};
 pub use keys::{AccessKey, AccessKeys};
 
 use crate::block::Cid;
@@ -103,6 +109,7 @@ impl S3Endpoint {
             let source: Arc<dyn crate::dag::BlockSource> = source_of.source(Some(root));
             source
         }));
+        replicas::start(&online, &index);
         let swarm = &online.net().swarm;
         swarm.spawn_task(share::run_publisher(
             Arc::clone(&online),
@@ -127,12 +134,8 @@ impl S3Endpoint {
     /// `cairn s3 ls` on the running endpoint.
     pub async fn ls(&self, arg: Option<String>) -> Result<admin::Listed, S3Error> {
         let index = Arc::clone(&self.index);
-        tokio::task::spawn_blocking(move || admin::ls(&index, arg.as_deref()))
+        self.on_index(move || admin::ls(&index, arg.as_deref()))
             .await
-            .map_err(|e| S3Error::BadEntry {
-                what: "worker thread",
-                why: e.to_string(),
-            })?
     }
 
     /// Publishes `bucket` under `key`'s IPNS name (and again after each
@@ -145,6 +148,51 @@ impl S3Endpoint {
     /// returns the root it resolved to, if it did already.
     pub async fn mount(&self, bucket: &str, name: &str) -> Result<Option<Cid>, S3Error> {
         share::mount(&self.online, &self.index, bucket, name).await
+    }
+
+    /// `cairn s3 bucket create`: a local bucket with `settings`; its line
+    /// in `cairn s3 ls`.
+    pub async fn create_bucket(
+        &self,
+        name: String,
+        settings: BucketSettings,
+    ) -> Result<admin::BucketLine, S3Error> {
+        // GC waits: the bucket's empty tree is stored before its pin.
+        let _gc = self.online.gc_lock().read().await;
+        let index = Arc::clone(&self.index);
+        self.on_index(move || {
+            admin::create_bucket(&index, &name, &settings)?;
+            admin::bucket_line(&index, &name)
+        })
+        .await
+    }
+
+    /// `cairn s3 bucket public-read NAME on|off`; the bucket's line in
+    /// `cairn s3 ls`.
+    pub async fn set_public_read(
+        &self,
+        name: String,
+        on: bool,
+    ) -> Result<admin::BucketLine, S3Error> {
+        let index = Arc::clone(&self.index);
+        self.on_index(move || {
+            index.writer().set_public_read(&name, on)?;
+            admin::bucket_line(&index, &name)
+        })
+        .await
+    }
+
+    /// Runs `job` on a blocking thread.
+    async fn on_index<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> Result<T, S3Error> + Send + 'static,
+    ) -> Result<T, S3Error> {
+        tokio::task::spawn_blocking(job)
+            .await
+            .map_err(|e| S3Error::BadEntry {
+                what: "worker thread",
+                why: e.to_string(),
+            })?
     }
 
     /// The access keys requests are checked against.
@@ -177,7 +225,10 @@ impl S3Endpoint {
 
     /// The endpoint's routes, for [`crate::http::serve`].
     pub fn router(&self) -> axum::Router {
-        let auth = auth::KeyAuth(Arc::clone(&self.keys));
+        let auth = auth::KeyAuth {
+            keys: Arc::clone(&self.keys),
+            index: Arc::clone(&self.index),
+        };
         let mut builder = s3s::service::S3ServiceBuilder::new(service::Cairn {
             online: Arc::clone(&self.online),
             index: Arc::clone(&self.index),

@@ -223,8 +223,11 @@ pub(super) fn pin_and_record(
     cid: &Cid,
     record: impl FnOnce(bool) -> Result<Option<Cid>, super::S3Error>,
 ) -> Result<bool, super::S3Error> {
+    // A copy the replicator holds for another node is not one to count
+    // on (its tombstone removes the pin): pinning it makes it ours.
     let pin_here = writer.refs_of(cid)?.is_none()
-        && node.store().pin_of(cid).map_err(NodeError::from)? != Some(PinKind::Recursive);
+        && (node.store().pin_of(cid).map_err(NodeError::from)? != Some(PinKind::Recursive)
+            || crate::replicate::owns_pin(&**node.store(), cid));
     if pin_here {
         writer.intend_pin(cid)?;
         if let Err(e) = node.pin_complete(cid) {

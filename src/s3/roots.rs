@@ -5,7 +5,9 @@
 //! (clearing the record, and recording the previous root as pending if
 //! nothing names it any more), and [`Writer::finish_move`] unpins the
 //! previous root. [`BucketIndex::reconcile`] settles what a crash left
-//! between those steps, as it does for object pins.
+//! between those steps, as it does for object pins. A replicated bucket's
+//! committed root and object are reported to `replicas.rs`, as is every
+//! pin the endpoint removes.
 //!
 //! Stored nodes are unpinned until their root's pin: the caller holds the
 //! daemon's GC lock (read) across a change, as a PUT does for its blocks.
@@ -14,6 +16,7 @@ use super::index::{
     abort, decode_cid, failed, release, store_err, transaction_error, Abort, BucketIndex,
     ObjectEntry, Writer,
 };
+use super::replicas::ReplicaEvent;
 use super::S3Error;
 use crate::block::{Block, Cid};
 use crate::store::{PinKind, StoreError};
@@ -25,6 +28,11 @@ pub(super) struct RootMove {
     pub(super) old: Option<Cid>,
     pub(super) new: Cid,
     pub(super) pinned: bool,
+    /// The bucket's replication factor, if it is replicated: the new root
+    /// and `named` are kept at it once the move commits (`replicas.rs`).
+    pub(super) factor: Option<u8>,
+    /// The object the change names, if any.
+    pub(super) named: Option<Cid>,
 }
 
 /// Commits `m` as `bucket`'s root in a transaction over `roots`, `refs`
@@ -93,12 +101,18 @@ impl Writer<'_> {
         if !blocks.is_empty() {
             store.put_many(&mut blocks.into_iter()).map_err(store_err)?;
         }
+        // A copy the replicator holds for another node is not ours to
+        // count on: its tombstone would remove the pin.
         let pinned = changed
             && self.refs_of(&new)?.is_none()
-            && store.pin_of(&new).map_err(store_err)? != Some(PinKind::Recursive);
+            && (store.pin_of(&new).map_err(store_err)? != Some(PinKind::Recursive)
+                || crate::replicate::owns_pin(&**store, &new));
         if pinned {
             self.intend_pin(&new)?;
-            if let Err(e) = store.pin(&new, PinKind::Recursive) {
+            let pinning = store
+                .pin(&new, PinKind::Recursive)
+                .and_then(|()| crate::replicate::disown_pin(&**store, &new));
+            if let Err(e) = pinning {
                 self.drop_pin(&new);
                 return Err(store_err(e));
             }
@@ -106,7 +120,13 @@ impl Writer<'_> {
         if changed {
             store.flush().map_err(store_err)?;
         }
-        Ok(RootMove { old, new, pinned })
+        Ok(RootMove {
+            old,
+            new,
+            pinned,
+            factor: None,
+            named: None,
+        })
     }
 
     /// Removes the endpoint's pin of `cid` (a root or an object nothing
@@ -115,6 +135,7 @@ impl Writer<'_> {
     pub(super) fn drop_pin(&self, cid: &Cid) {
         match self.index.store.unpin(cid) {
             Ok(_) | Err(StoreError::NotPinned { .. }) => {
+                self.index.report(ReplicaEvent::Released(*cid));
                 if let Err(e) = self.settle(cid) {
                     tracing::warn!("S3: settling the pin of {cid}: {e}");
                 }
@@ -144,6 +165,11 @@ impl Writer<'_> {
                 if m.old != Some(m.new) {
                     self.index.changed.send_modify(|n| *n += 1);
                 }
+                if let Some(factor) = m.factor {
+                    for cid in std::iter::once(m.new).chain(m.named) {
+                        self.index.report(ReplicaEvent::Keep { cid, factor });
+                    }
+                }
             }
         }
     }
@@ -161,7 +187,8 @@ impl Writer<'_> {
             let (k, v) = kv.map_err(failed("listing objects"))?;
             Ok((k.to_vec(), ObjectEntry::decode(&v)?))
         }))?;
-        let m = self.stage(None, root, tree.take_fresh(&root))?;
+        let mut m = self.stage(None, root, tree.take_fresh(&root))?;
+        m.factor = i.settings(bucket)?.replication;
         let result = (&i.roots, &i.refs, &i.pending)
             .transaction(|(roots, refs, pending)| move_root(roots, refs, pending, bucket, &m))
             .map_err(|e| transaction_error(e, bucket, ""));
@@ -181,7 +208,10 @@ impl Writer<'_> {
         let old = self.root_of(bucket)?;
         let mut tree = self.index.local_tree();
         let new = tree.apply(&old, key.as_bytes(), entry)?;
-        self.stage(Some(old), new, tree.take_fresh(&new))
+        let mut m = self.stage(Some(old), new, tree.take_fresh(&new))?;
+        m.factor = self.index.settings(bucket)?.replication;
+        m.named = entry.map(ObjectEntry::cid).transpose()?;
+        Ok(m)
     }
 }
 

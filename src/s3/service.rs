@@ -1,12 +1,12 @@
 //! The `S3` trait over cairn: buckets (create, delete when it holds no
 //! object, aborting its open multipart uploads, list, head, location,
-//! versioning: never enabled) and listings (V2 and V1, one paging in
+//! versioning: never enabled; ACLs in `acl.rs`) and listings (V2 and V1, one paging in
 //! `list.rs`) here; objects in `objects.rs`, CopyObject in `copy.rs`,
 //! multipart uploads in `multipart.rs`. Every index access runs on a
 //! blocking thread.
 
 use super::auth::KeyAuth;
-use super::index::{BucketIndex, DeleteBucket};
+use super::index::{BucketIndex, BucketSettings, DeleteBucket};
 use super::list::{self, ListQuery};
 use super::S3Error;
 use crate::node::online::OnlineNode;
@@ -38,6 +38,8 @@ pub(super) fn s3_err(error: S3Error) -> s3s::S3Error {
         }
         S3Error::WriteRefused { key, why, .. } => why.to_s3(&key),
         e @ S3Error::NoSuchUpload { .. } => s3_error!(NoSuchUpload, "{e}"),
+        e @ S3Error::BucketExists { .. } => s3_error!(BucketAlreadyOwnedByYou, "{e}"),
+        e @ S3Error::BadReplication { .. } => s3_error!(InvalidArgument, "{e}"),
         other => internal(other),
     }
 }
@@ -87,11 +89,16 @@ impl S3 for Cairn {
         if !s3s::path::check_bucket_name(&name) {
             return Err(s3_err(S3Error::InvalidBucketName { name }));
         }
+        // The node's default copies; public-read only when asked for.
+        let settings = BucketSettings {
+            replication: None,
+            public_read: super::acl::canned(req.input.acl.as_ref())?,
+        };
         let index = Arc::clone(&self.index);
         let bucket = name.clone();
         // GC waits: the bucket's empty tree is stored before its pin.
         let _gc = self.online.gc_lock().read().await;
-        if !blocking(move || index.writer().create_bucket(&bucket)).await? {
+        if !blocking(move || index.writer().create_bucket_with(&bucket, &settings)).await? {
             return Err(s3_error!(
                 BucketAlreadyOwnedByYou,
                 "the bucket {name:?} exists already"
@@ -109,7 +116,15 @@ impl S3 for Cairn {
         let index = Arc::clone(&self.index);
         let name = req.input.bucket;
         let bucket = name.clone();
-        match blocking(move || index.writer().delete_bucket(&bucket)).await? {
+        let deleted = blocking(move || {
+            let writer = index.writer();
+            let deleted = writer.delete_bucket(&bucket)?;
+            if deleted == DeleteBucket::Deleted {
+                writer.forget_settings(&bucket)?;
+            }
+            Ok(deleted)
+        });
+        match deleted.await? {
             DeleteBucket::Deleted => Ok(S3Response::new(DeleteBucketOutput {})),
             DeleteBucket::NoSuchBucket => Err(s3_err(S3Error::NoSuchBucket { name })),
             DeleteBucket::NotEmpty => Err(s3_error!(
@@ -144,6 +159,20 @@ impl S3 for Cairn {
         // Never versioned: S3's answer for a bucket whose versioning was
         // never set is a configuration without a status (rclone asks).
         Ok(S3Response::new(GetBucketVersioningOutput::default()))
+    }
+
+    async fn get_bucket_acl(
+        &self,
+        req: S3Request<GetBucketAclInput>,
+    ) -> S3Result<S3Response<GetBucketAclOutput>> {
+        super::acl::get(self, req.input).await
+    }
+
+    async fn put_bucket_acl(
+        &self,
+        req: S3Request<PutBucketAclInput>,
+    ) -> S3Result<S3Response<PutBucketAclOutput>> {
+        super::acl::put(self, req.input).await
     }
 
     async fn list_buckets(

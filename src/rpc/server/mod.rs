@@ -280,6 +280,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v0/files/chcid", post(files::chcid))
         .route("/api/v0/repo/gc", post(repo::repo_gc))
         .route("/api/v0/s3/ls", post(s3::ls))
+        .route("/api/v0/s3/bucket/create", post(s3::bucket_create))
+        .route(
+            "/api/v0/s3/bucket/public-read",
+            post(s3::bucket_public_read),
+        )
         .route("/api/v0/s3/bucket/publish", post(s3::bucket_publish))
         .route("/api/v0/s3/bucket/mount", post(s3::bucket_mount))
         .route("/api/v0/repo/stat", post(repo::repo_stat))
