@@ -361,3 +361,38 @@ fn public_read_buckets_answer_anonymous_reads_and_nothing_else() {
     assert!(refused.contains("nope"), "{refused}");
     assert_eq!(buckets(&repo)["offline-open"].1, "public-read");
 }
+
+#[test]
+fn a_mount_not_resolved_yet_answers_service_unavailable() {
+    let repo = TestRepo::new();
+    repo.ok(&["init"]);
+    // A name nobody publishes: the mount never resolves.
+    let name = repo.ok(&["key", "gen", "nobody"]).trim().to_string();
+    repo.ok(&["s3", "bucket", "mount", "ghost", &format!("/ipns/{name}")]);
+    let (_daemon, banner) = Daemon::start(&repo, &["--s3", "127.0.0.1:0"]);
+    let (key, secret) = create_key(&repo, &[]);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let signer = common::s3::Signer::new(&key, &secret);
+    let endpoint = s3_url(&banner);
+    for (path, query) in [
+        ("/ghost/a.txt", &[][..]),
+        ("/ghost", &[("list-type", "2")][..]),
+    ] {
+        let (url, headers) = signer.sign("GET", &endpoint, path, query);
+        let mut req = agent.get(&url);
+        for (name, value) in headers {
+            req = req.header(name, value);
+        }
+        let mut resp = req.call().unwrap();
+        let status = resp.status().as_u16();
+        let body = resp.body_mut().read_to_string().unwrap();
+        assert_eq!(status, 503, "{path}: {body}");
+        assert!(body.contains("<Code>ServiceUnavailable</Code>"), "{body}");
+        assert!(body.contains("has not resolved"), "{body}");
+    }
+    // The bucket is listed, without a root yet.
+    assert_eq!(buckets(&repo)["ghost"].0, "-");
+}

@@ -35,6 +35,15 @@ pub enum S3Error {
         /// The name.
         name: String,
     },
+    /// A mounted bucket whose IPNS name has not resolved yet: nothing to
+    /// serve until it does (it is retried every few seconds).
+    #[error("the mounted bucket {bucket:?} has not resolved {name} yet: try again shortly")]
+    NotResolved {
+        /// The bucket.
+        bucket: String,
+        /// The IPNS name it follows.
+        name: String,
+    },
     /// A bucket of that name exists already.
     #[error("a bucket named {name:?} exists already")]
     BucketExists {

@@ -134,8 +134,7 @@ impl S3Endpoint {
     /// `cairn s3 ls` on the running endpoint.
     pub async fn ls(&self, arg: Option<String>) -> Result<admin::Listed, S3Error> {
         let index = Arc::clone(&self.index);
-        self.on_index(move || admin::ls(&index, arg.as_deref()))
-            .await
+        share::blocking(move || admin::ls(&index, arg.as_deref())).await
     }
 
     /// Publishes `bucket` under `key`'s IPNS name (and again after each
@@ -160,7 +159,7 @@ impl S3Endpoint {
         // GC waits: the bucket's empty tree is stored before its pin.
         let _gc = self.online.gc_lock().read().await;
         let index = Arc::clone(&self.index);
-        self.on_index(move || {
+        share::blocking(move || {
             admin::create_bucket(&index, &name, &settings)?;
             admin::bucket_line(&index, &name)
         })
@@ -175,24 +174,11 @@ impl S3Endpoint {
         on: bool,
     ) -> Result<admin::BucketLine, S3Error> {
         let index = Arc::clone(&self.index);
-        self.on_index(move || {
+        share::blocking(move || {
             index.writer().set_public_read(&name, on)?;
             admin::bucket_line(&index, &name)
         })
         .await
-    }
-
-    /// Runs `job` on a blocking thread.
-    async fn on_index<T: Send + 'static>(
-        &self,
-        job: impl FnOnce() -> Result<T, S3Error> + Send + 'static,
-    ) -> Result<T, S3Error> {
-        tokio::task::spawn_blocking(job)
-            .await
-            .map_err(|e| S3Error::BadEntry {
-                what: "worker thread",
-                why: e.to_string(),
-            })?
     }
 
     /// The access keys requests are checked against.

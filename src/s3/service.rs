@@ -22,9 +22,10 @@ pub(super) struct Cairn {
     pub(super) auth: KeyAuth,
 }
 
-/// `error` as S3 names it; anything but a missing bucket or upload, a
-/// bad bucket name or a refused conditional write is logged and answered
-/// as an internal error.
+/// `error` as S3 names it (a mount not resolved yet: 503
+/// ServiceUnavailable, which clients retry); anything but a missing bucket
+/// or upload, a bad bucket name, an unresolved mount or a refused
+/// conditional write is logged and answered as an internal error.
 pub(super) fn s3_err(error: S3Error) -> s3s::S3Error {
     match error {
         S3Error::NoSuchBucket { name } => {
@@ -38,6 +39,7 @@ pub(super) fn s3_err(error: S3Error) -> s3s::S3Error {
         }
         S3Error::WriteRefused { key, why, .. } => why.to_s3(&key),
         e @ S3Error::NoSuchUpload { .. } => s3_error!(NoSuchUpload, "{e}"),
+        e @ S3Error::NotResolved { .. } => s3_error!(ServiceUnavailable, "{e}"),
         e @ S3Error::BucketExists { .. } => s3_error!(BucketAlreadyOwnedByYou, "{e}"),
         e @ S3Error::BadReplication { .. } => s3_error!(InvalidArgument, "{e}"),
         other => internal(other),

@@ -193,9 +193,9 @@ impl BucketIndex {
         let Some(mount) = self.mount(bucket)? else {
             return Ok(None);
         };
-        let root = mount.root()?.ok_or_else(|| S3Error::BadEntry {
-            what: "mounted bucket",
-            why: format!("{} has not resolved yet", mount.name),
+        let root = mount.root()?.ok_or_else(|| S3Error::NotResolved {
+            bucket: bucket.to_string(),
+            name: mount.name.clone(),
         })?;
         let remote = self
             .remote
@@ -225,7 +225,7 @@ impl BucketIndex {
 }
 
 /// Runs `f` on a blocking thread.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, S3Error> + Send + 'static,
 ) -> Result<T, S3Error> {
     tokio::task::spawn_blocking(f)

@@ -21,6 +21,7 @@ fn s3_err(e: S3Error) -> ApiError {
         | S3Error::InvalidBucketName { .. }
         | S3Error::ReadOnlyBucket { .. }
         | S3Error::BucketExists { .. }
+        | S3Error::NotResolved { .. }
         | S3Error::BadReplication { .. }
         | S3Error::BadEntry { what: "mount", .. }) => bad_request(e),
         other => internal(other),
