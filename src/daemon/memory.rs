@@ -7,7 +7,8 @@
 //! What a daemon's resident set grows with under parallel reads, and what
 //! bounds each (the goal, checked by `tests/memory.rs` and
 //! `benches/memory.rs`: at most 64 MiB + 4 MiB per request in flight, back
-//! near idle within 30 s):
+//! near idle within 30 s, both beyond what the memory tier holds by its
+//! own count, which `[store] hot_cache` bounds):
 //!
 //! - The read window: leaf bytes a reader has asked for ahead of the bytes
 //!   it has returned, counted in the file's own leaf size (1 MiB at the
@@ -30,7 +31,33 @@
 //!   them. Bounded here: at most one arena per core (4 at most), each
 //!   keeping at most `TRIM_THRESHOLD_BYTES` (8 MiB) at the top of its heap,
 //!   and what is freed elsewhere returned every [`TRIM_INTERVAL`].
+//! - The memory tier (`[store] hot_cache`, 32 MiB by default): the blocks
+//!   and small whole files reads come back to. Its weight is part of the
+//!   resident set, so it counts against the same limits; [`MemoryGuard`]
+//!   keeps it out of the way of the rest ([`guard_hot_cache`] runs it
+//!   while a daemon runs).
+//!
+//! The memory guard samples the process's resident set (the figure
+//! `[net] max_memory_bytes` refuses new connections over) and the
+//! kernel's `MemAvailable` every [`GUARD_INTERVAL`]:
+//!
+//! - Near the limit (the resident set at 7/8 of `max_memory_bytes`, or
+//!   `MemAvailable` under [`system_reserve_bytes`]) the memory tier is
+//!   emptied and the freed memory handed back to the system, before the
+//!   limit is reached and connections are refused. Reads then come from
+//!   disk; the bytes dropped are counted
+//!   (`cairn_hot_cache_pressure_dropped_bytes_total`).
+//! - Below that, the tier may grow only into the room left under 3/4 of
+//!   the limit (and above twice the system reserve), so that filling it
+//!   does not take the process to the limit by itself.
+//! - With no limit set and plenty available, it may grow to its capacity.
+//!
+//! A cgroup's own limit is not read (its usage counts the page cache, which
+//! a storage daemon fills and the kernel reclaims first): under one, set
+//! `max_memory_bytes` below it.
 
+use crate::store::HotCache;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How often memory freed since the last look is returned to the system.
@@ -105,5 +132,220 @@ fn trim() {
         // SAFETY: malloc_trim only releases free memory; safe at any time.
         let released = unsafe { libc::malloc_trim(0) };
         tracing::trace!(released, took = ?start.elapsed(), "malloc_trim");
+    }
+}
+
+/// How often the memory guard samples the process's memory (a read of
+/// `/proc/self/statm` and `/proc/meminfo`, some 20 µs): parallel reads can
+/// add tens of MiB within a few hundred milliseconds.
+pub const GUARD_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Where memory stands, sampled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemorySample {
+    /// The process's resident set, in bytes.
+    pub resident_bytes: u64,
+    /// Memory the kernel could give without swapping (`MemAvailable`), in
+    /// bytes, when known.
+    pub available_bytes: Option<u64>,
+}
+
+impl MemorySample {
+    /// The process's memory now, from `/proc` (`None` where there is no
+    /// `/proc/self/statm`).
+    pub fn now() -> Option<MemorySample> {
+        let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+        let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+        let meminfo = std::fs::read_to_string("/proc/meminfo").ok();
+        Some(MemorySample {
+            resident_bytes: pages.saturating_mul(page_bytes()),
+            available_bytes: meminfo
+                .as_deref()
+                .and_then(|m| meminfo_bytes(m, "MemAvailable")),
+        })
+    }
+}
+
+/// The system's memory page size.
+fn page_bytes() -> u64 {
+    // SAFETY: sysconf only reads a system constant.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
+}
+
+/// A `kB` field of `/proc/meminfo`'s text, in bytes.
+fn meminfo_bytes(text: &str, field: &str) -> Option<u64> {
+    let value = text
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?;
+    let kb: u64 = value.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kb.saturating_mul(1024))
+}
+
+/// The machine's memory (`MemTotal`), when `/proc/meminfo` tells.
+pub fn system_total_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    meminfo_bytes(&text, "MemTotal")
+}
+
+/// What the system keeps free before the memory tier gives way: 1/32 of
+/// its memory, between 32 MiB and 1 GiB.
+pub fn system_reserve_bytes(total_bytes: u64) -> u64 {
+    (total_bytes / 32).clamp(32 << 20, 1 << 30)
+}
+
+/// What the memory guard tells the memory tier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuardAction {
+    /// Drop everything now and admit nothing: memory is nearly out.
+    Shed,
+    /// Grow to at most this many bytes (its capacity caps it).
+    Allow(u64),
+}
+
+/// The memory guard's policy: from a [`MemorySample`] and the memory
+/// tier's weight, whether it sheds or how far it may grow (see the module
+/// comment). Pure; [`guard_hot_cache`] drives it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryGuard {
+    /// `[net] max_memory_bytes` (`None`: no limit).
+    limit_bytes: Option<u64>,
+    /// [`system_reserve_bytes`] of the machine (`None`: not watched).
+    reserve_bytes: Option<u64>,
+}
+
+impl MemoryGuard {
+    /// A guard for a process limited to `limit_bytes` (0: no limit) on a
+    /// machine of `system_total_bytes` (`None`: the system is not watched).
+    pub fn new(limit_bytes: u64, system_total_bytes: Option<u64>) -> MemoryGuard {
+        MemoryGuard {
+            limit_bytes: (limit_bytes > 0).then_some(limit_bytes),
+            reserve_bytes: system_total_bytes.map(system_reserve_bytes),
+        }
+    }
+
+    /// The resident set at which the memory tier is emptied: 7/8 of the
+    /// limit.
+    pub fn shed_at_bytes(&self) -> Option<u64> {
+        self.limit_bytes.map(|l| l - l / 8)
+    }
+
+    /// The resident set the memory tier may grow up to: 3/4 of the limit.
+    pub fn grow_until_bytes(&self) -> Option<u64> {
+        self.limit_bytes.map(|l| l - l / 4)
+    }
+
+    /// What the memory tier, holding `cache_bytes`, does at `sample`.
+    pub fn decide(&self, sample: MemorySample, cache_bytes: u64) -> GuardAction {
+        let mut room = u64::MAX;
+        if let (Some(shed_at), Some(grow_until)) = (self.shed_at_bytes(), self.grow_until_bytes()) {
+            if sample.resident_bytes >= shed_at {
+                return GuardAction::Shed;
+            }
+            room = room.min(grow_until.saturating_sub(sample.resident_bytes));
+        }
+        if let (Some(reserve), Some(available)) = (self.reserve_bytes, sample.available_bytes) {
+            if available < reserve {
+                return GuardAction::Shed;
+            }
+            room = room.min(available.saturating_sub(reserve.saturating_mul(2)));
+        }
+        GuardAction::Allow(cache_bytes.saturating_add(room))
+    }
+}
+
+/// Keeps the memory tier within what `guard` allows, sampling every
+/// `interval`, for as long as the runtime runs: on [`GuardAction::Shed`]
+/// it is emptied and the memory it held handed back to the system at
+/// once (the limit is checked against the resident set, which freeing
+/// alone does not lower).
+pub async fn guard_hot_cache(cache: Arc<HotCache>, guard: MemoryGuard, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(sample) = MemorySample::now() else {
+            return;
+        };
+        match guard.decide(sample, cache.weighted_bytes()) {
+            GuardAction::Shed => {
+                let dropped = cache.shed();
+                if dropped > 0 {
+                    tracing::warn!(
+                        dropped,
+                        resident = sample.resident_bytes,
+                        available = ?sample.available_bytes,
+                        "memory short: the memory tier (hot_cache) was emptied"
+                    );
+                    let _ = tokio::task::spawn_blocking(trim).await;
+                }
+            }
+            GuardAction::Allow(bytes) => cache.allow(bytes),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    fn at(resident_mib: u64, available_mib: Option<u64>) -> MemorySample {
+        MemorySample {
+            resident_bytes: resident_mib * MIB,
+            available_bytes: available_mib.map(|a| a * MIB),
+        }
+    }
+
+    #[test]
+    fn near_the_limit_the_tier_sheds_before_connections_are_refused() {
+        // 80 MiB limit: shed from 70 MiB, grow until 60 MiB.
+        let g = MemoryGuard::new(80 * MIB, None);
+        assert_eq!(g.shed_at_bytes(), Some(70 * MIB));
+        assert_eq!(g.decide(at(70, None), 30 * MIB), GuardAction::Shed);
+        assert_eq!(g.decide(at(79, None), 0), GuardAction::Shed);
+        // Between: no growth, nothing dropped.
+        assert_eq!(
+            g.decide(at(65, None), 30 * MIB),
+            GuardAction::Allow(30 * MIB)
+        );
+        // Below: it may grow into the room under 60 MiB only.
+        assert_eq!(
+            g.decide(at(40, None), 10 * MIB),
+            GuardAction::Allow(30 * MIB)
+        );
+        let cache = HotCache::new(32 * MIB, 256 << 10, MIB);
+        cache.allow(1 << 40);
+        assert_eq!(cache.allowed(), 32 * MIB, "capped at the capacity");
+    }
+
+    #[test]
+    fn without_a_limit_the_system_reserve_rules() {
+        let total = 8 << 30;
+        let reserve = system_reserve_bytes(total);
+        assert_eq!(reserve, 256 * MIB);
+        let g = MemoryGuard::new(0, Some(total));
+        assert_eq!(g.decide(at(100, Some(200)), 30 * MIB), GuardAction::Shed);
+        assert_eq!(
+            g.decide(at(100, Some(600)), 0),
+            GuardAction::Allow(88 * MIB)
+        );
+        assert_eq!(g.decide(at(100, None), 5), GuardAction::Allow(u64::MAX));
+        // Both: the tighter one.
+        let g = MemoryGuard::new(80 * MIB, Some(total));
+        assert_eq!(g.decide(at(40, Some(600)), 0), GuardAction::Allow(20 * MIB));
+        assert_eq!(system_reserve_bytes(64 << 30), 1 << 30);
+        assert_eq!(system_reserve_bytes(256 << 20), 32 * MIB);
+    }
+
+    #[test]
+    fn meminfo_fields_parse() {
+        let text = "MemTotal:       24683520 kB\nMemFree:          215040 kB\nMemAvailable:   20887552 kB\n";
+        assert_eq!(meminfo_bytes(text, "MemAvailable"), Some(20_887_552 * 1024));
+        assert_eq!(meminfo_bytes(text, "MemTotal"), Some(24_683_520 * 1024));
+        assert_eq!(meminfo_bytes(text, "Mem"), None);
+        let now = MemorySample::now().expect("linux has /proc/self/statm");
+        assert!(now.resident_bytes > MIB, "{now:?}");
     }
 }

@@ -101,6 +101,16 @@ impl Daemon {
                 return Err(e.into());
             }
         };
+        if let Some(hot) = node.hot_cache() {
+            // The memory tier gives way before `max_memory_bytes` refuses
+            // connections (memory.rs).
+            let guard = memory::MemoryGuard::new(
+                options.net.max_memory_bytes,
+                memory::system_total_bytes(),
+            );
+            let watch = memory::guard_hot_cache(Arc::clone(hot), guard, memory::GUARD_INTERVAL);
+            online.net().swarm.spawn_task(watch);
+        }
         let (reached, unreached) = online.bootstrap(&bootstrap).await;
         let (stop_sender, stop_requests) = mpsc::channel(1);
         let stop = CancellationToken::new();

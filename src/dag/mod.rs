@@ -161,6 +161,12 @@ pub trait BlockSource: Send + Sync {
         false
     }
 
+    /// Hears that `block`, which this source has just given, is a whole
+    /// file by itself read as the root of a read (see
+    /// [`Store::offer_whole_file`]): a store may keep it in memory.
+    /// Nothing by default.
+    fn whole_file_root(&self, _block: &Block) {}
+
     /// Whether the block is there, without reading it where the source can
     /// tell (a store's index); by default, by reading it.
     fn has_block(&self, cid: &Cid) -> Result<bool, DagError> {
@@ -180,6 +186,10 @@ impl<S: Store + ?Sized> BlockSource for S {
         self.get(cid)?.ok_or(DagError::NotFound { cid: *cid })
     }
 
+    fn whole_file_root(&self, block: &Block) {
+        self.offer_whole_file(block);
+    }
+
     fn has_block(&self, cid: &Cid) -> Result<bool, DagError> {
         if crate::block::identity_block(cid).is_some() {
             return Ok(true);
@@ -197,6 +207,10 @@ impl BlockSource for SharedStore {
         self.0.block(cid)
     }
 
+    fn whole_file_root(&self, block: &Block) {
+        self.0.offer_whole_file(block);
+    }
+
     fn has_block(&self, cid: &Cid) -> Result<bool, DagError> {
         self.0.has_block(cid)
     }
@@ -209,6 +223,10 @@ pub struct StoreBlocks<'a>(pub &'a dyn Store);
 impl BlockSource for StoreBlocks<'_> {
     fn block(&self, cid: &Cid) -> Result<Block, DagError> {
         self.0.block(cid)
+    }
+
+    fn whole_file_root(&self, block: &Block) {
+        self.0.offer_whole_file(block);
     }
 
     fn has_block(&self, cid: &Cid) -> Result<bool, DagError> {

@@ -40,7 +40,9 @@ pub(super) async fn unixfs(req: &Request<'_>) -> Result<Response, GatewayError> 
             move || {
                 let (cid, roots) =
                     scope::resolve_proving(&*source, root, &segments, &mut |_| Ok(()))?;
-                let node = reader::load(&*source, &cid)?;
+                // The block the read starts at: a file of one block may
+                // be kept in memory whole (up to `hot_cache_file_max`).
+                let node = reader::load_root(&*source, &cid)?;
                 Ok((cid, roots, node))
             },
         )

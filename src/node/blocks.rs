@@ -78,6 +78,30 @@ impl prometheus_client::collector::Collector for HotCollector {
             "hot_cache_blocks",
             "Blocks the memory tier holds",
             i64::try_from(self.0.entries()).unwrap_or(i64::MAX),
+        )?;
+        encode_gauge(
+            &mut encoder,
+            "hot_cache_capacity_bytes",
+            "Most bytes the memory tier holds ([store] hot_cache)",
+            i64::try_from(self.0.capacity()).unwrap_or(i64::MAX),
+        )?;
+        encode_gauge(
+            &mut encoder,
+            "hot_cache_allowed_bytes",
+            "Bytes the memory tier may grow to now (less than its capacity while memory is short)",
+            i64::try_from(self.0.allowed()).unwrap_or(i64::MAX),
+        )?;
+        encode_counter(
+            &mut encoder,
+            "hot_cache_pressure_sheds",
+            "Times the memory tier was emptied because the process neared its memory limit",
+            s.pressure_sheds.load(Relaxed),
+        )?;
+        encode_counter(
+            &mut encoder,
+            "hot_cache_pressure_dropped_bytes",
+            "Bytes the memory tier dropped because the process neared its memory limit",
+            s.pressure_dropped_bytes.load(Relaxed),
         )
     }
 }

@@ -507,6 +507,11 @@ pub struct StoreConfig {
     /// The largest block the hot tier keeps: larger blocks are read from
     /// disk every time, so streaming them costs no memory there.
     pub hot_cache_block_max: ByteSize,
+    /// The largest whole file of one block the hot tier keeps (a raw
+    /// block or single-block UnixFS file read as the root of a read, not
+    /// a leaf of a larger file): 1 MiB, the default chunker's largest
+    /// one-block file. Below `hot_cache_block_max` it counts as that.
+    pub hot_cache_file_max: ByteSize,
 }
 
 impl Default for StoreConfig {
@@ -524,6 +529,9 @@ impl Default for StoreConfig {
             // daemon that served a few large files twice keeps the whole
             // cache's worth after the reads (tests/memory.rs gives back).
             hot_cache_block_max: ByteSize(256 << 10),
+            // A whole 1 MiB file is kept; a 1 MiB leaf of a larger file
+            // is not, so streaming large files still costs no memory.
+            hot_cache_file_max: ByteSize(1 << 20),
         }
     }
 }

@@ -85,7 +85,8 @@ impl Node {
             0 => (disk, None),
             _ => {
                 let block_max = repo.config.store.hot_cache_block_max.bytes();
-                let cache = Arc::new(HotCache::new(hot_bytes, block_max));
+                let file_max = repo.config.store.hot_cache_file_max.bytes();
+                let cache = Arc::new(HotCache::new(hot_bytes, block_max, file_max));
                 let store = Arc::new(HotStore::new(disk, Arc::clone(&cache)));
                 (store, Some(cache))
             }

@@ -391,11 +391,11 @@ conformance!(faulty, |_| FaultyStore::new(std::sync::Arc::new(
 )));
 conformance!(hot_memory, |_| HotStore::new(
     std::sync::Arc::new(MemoryStore::new()),
-    std::sync::Arc::new(HotCache::new(8 << 20, 4 << 20)),
+    std::sync::Arc::new(HotCache::new(8 << 20, 4 << 20, 4 << 20)),
 ));
 conformance!(hot_disk, |dir| HotStore::new(
     std::sync::Arc::new(DiskStore::open(dir, DiskStoreOptions::default()).unwrap()),
-    std::sync::Arc::new(HotCache::new(8 << 20, 4 << 20)),
+    std::sync::Arc::new(HotCache::new(8 << 20, 4 << 20, 4 << 20)),
 ));
 conformance!(disk, |dir| DiskStore::open(
     dir,

@@ -11,7 +11,14 @@
 //! and eviction are W-TinyLFU (`moka`).
 //! Only blocks up to [`HotCache::block_max`] are admitted (small files and
 //! the top of large ones), so that streaming a large file costs no memory
-//! here; the whole cache is bounded by its byte weight.
+//! here; a larger block up to [`HotCache::file_max`] only when it is a
+//! whole file by itself, read as the root of a read
+//! ([`Store::offer_whole_file`]), never as a leaf of a larger file. The
+//! whole cache is bounded by its byte weight, and counts against the
+//! process's memory: the daemon's memory guard
+//! (`daemon::memory::MemoryGuard`) lowers [`HotCache::allow`] as the
+//! process nears its limit and empties it ([`HotCache::shed`]) before the
+//! limit refuses connections.
 
 use super::{
     Block, Cid, Multihash, PinKind, Result, SegmentUsage, Store, StoreStat, StoredBlock,
@@ -31,6 +38,10 @@ pub struct HotStats {
     pub misses: AtomicU64,
     /// Bytes answered from memory.
     pub hit_bytes: AtomicU64,
+    /// Times the cache was emptied because memory ran short.
+    pub pressure_sheds: AtomicU64,
+    /// Bytes dropped by those (the cache's weight each time).
+    pub pressure_dropped_bytes: AtomicU64,
 }
 
 /// The cache itself, shared by the store that fills it and whoever reports
@@ -38,7 +49,12 @@ pub struct HotStats {
 pub struct HotCache {
     blocks: moka::sync::Cache<Multihash, Bytes>,
     seen: Doorkeeper,
+    capacity: u64,
     block_max: u64,
+    file_max: u64,
+    /// What the cache may grow to now (at most `capacity`): lowered while
+    /// the process is short of memory, 0 while it sheds.
+    allowed: AtomicU64,
     stats: HotStats,
 }
 
@@ -85,27 +101,35 @@ impl std::fmt::Debug for HotCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HotCache")
             .field("bytes", &self.blocks.weighted_size())
+            .field("capacity", &self.capacity)
+            .field("allowed", &self.allowed.load(Relaxed))
             .field("block_max", &self.block_max)
+            .field("file_max", &self.file_max)
             .finish()
     }
 }
 
 impl HotCache {
     /// A cache of at most `capacity_bytes` of blocks, each at most
-    /// `block_max` bytes.
-    pub fn new(capacity_bytes: u64, block_max: u64) -> HotCache {
+    /// `block_max` bytes, or `file_max` for a whole file in one block
+    /// ([`Store::offer_whole_file`]; `file_max` below `block_max` counts
+    /// as `block_max`).
+    pub fn new(capacity_bytes: u64, block_max: u64, file_max: u64) -> HotCache {
         let blocks = moka::sync::Cache::builder()
             .max_capacity(capacity_bytes)
             // Weighs the bytes and a little for the key and bookkeeping, so
             // that many empty blocks are bounded too.
             .weigher(|_: &Multihash, v: &Bytes| {
-                u32::try_from(v.len().saturating_add(128)).unwrap_or(u32::MAX)
+                u32::try_from(weight(v.len() as u64)).unwrap_or(u32::MAX)
             })
             .build();
         HotCache {
             blocks,
             seen: Doorkeeper::new(capacity_bytes),
+            capacity: capacity_bytes,
             block_max,
+            file_max: file_max.max(block_max),
+            allowed: AtomicU64::new(capacity_bytes),
             stats: HotStats::default(),
         }
     }
@@ -113,6 +137,46 @@ impl HotCache {
     /// The largest block admitted.
     pub fn block_max(&self) -> u64 {
         self.block_max
+    }
+
+    /// The largest whole file in one block admitted.
+    pub fn file_max(&self) -> u64 {
+        self.file_max
+    }
+
+    /// The most bytes the cache holds (`[store] hot_cache`).
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// What the cache may grow to now: its capacity, or less while memory
+    /// is short ([`HotCache::allow`]).
+    pub fn allowed(&self) -> u64 {
+        self.allowed.load(Relaxed)
+    }
+
+    /// Lets the cache grow to `bytes` (at most its capacity) from now on:
+    /// a block that would take it past that is not admitted. Entries
+    /// already held stay; [`HotCache::shed`] drops them.
+    pub fn allow(&self, bytes: u64) {
+        self.allowed.store(bytes.min(self.capacity), Relaxed);
+    }
+
+    /// Empties the cache because memory is short, and admits nothing until
+    /// [`HotCache::allow`] lets it grow again. Returns the bytes dropped
+    /// (counted in [`HotStats::pressure_dropped_bytes`]).
+    pub fn shed(&self) -> u64 {
+        self.allowed.store(0, Relaxed);
+        let dropped = self.weighted_bytes();
+        self.blocks.invalidate_all();
+        self.blocks.run_pending_tasks();
+        if dropped > 0 {
+            self.stats.pressure_sheds.fetch_add(1, Relaxed);
+            self.stats
+                .pressure_dropped_bytes
+                .fetch_add(dropped, Relaxed);
+        }
+        dropped
     }
 
     /// Counters of hits and misses.
@@ -148,13 +212,45 @@ impl HotCache {
     }
 
     /// Offers a block the store beneath has just verified: kept when it
-    /// is small enough and was read before, lately.
+    /// is small enough, there is room and it was read before, lately.
     fn admit(&self, block: &Block) {
-        if block.data().len() as u64 <= self.block_max && self.seen.seen_before(block.cid().hash())
+        let len = block.data().len() as u64;
+        if len <= self.block_max && self.seen.seen_before(block.cid().hash()) && self.room_for(len)
         {
             self.blocks
                 .insert(*block.cid().hash(), block.data().clone());
         }
+    }
+
+    /// Offers a verified block that is a whole file by itself: kept as
+    /// [`HotCache::admit`] does, up to `file_max` bytes. Blocks up to
+    /// `block_max` were offered already by the read that gave them.
+    fn admit_whole_file(&self, block: &Block) {
+        let len = block.data().len() as u64;
+        if len > self.block_max
+            && len <= self.file_max
+            && !self.blocks.contains_key(block.cid().hash())
+            && self.seen.seen_before(block.cid().hash())
+            && self.room_for(len)
+        {
+            self.blocks
+                .insert(*block.cid().hash(), block.data().clone());
+        }
+    }
+
+    /// Whether a block of `len` bytes fits in what the cache may hold now
+    /// (beyond that, moka would evict others to make room; while memory
+    /// is short the cache must not grow instead).
+    fn room_for(&self, len: u64) -> bool {
+        let allowed = self.allowed.load(Relaxed);
+        if allowed >= self.capacity {
+            return true;
+        }
+        // The weight counts pending inserts only once they are applied:
+        // only here, while memory is short and for a block otherwise
+        // admitted.
+        self.blocks.run_pending_tasks();
+        self.blocks.weighted_size().saturating_add(weight(len)) <= allowed
     }
 
     fn forget(&self, mh: &Multihash) {
@@ -165,6 +261,12 @@ impl HotCache {
     pub fn clear(&self) {
         self.blocks.invalidate_all();
     }
+}
+
+/// What an entry of `len` bytes weighs: the bytes and a little for the
+/// key and bookkeeping.
+fn weight(len: u64) -> u64 {
+    len.saturating_add(128)
 }
 
 /// A store with the memory tier in front of its reads. Every [`Store`]
@@ -212,6 +314,11 @@ impl<S: Store + ?Sized> Store for HotStore<S> {
             self.cache.admit(block);
         }
         Ok(got)
+    }
+
+    fn offer_whole_file(&self, block: &Block) {
+        // The block came from `get` (verified), as the root of a read.
+        self.cache.admit_whole_file(block);
     }
 
     fn has(&self, cid: &Cid) -> Result<bool> {
@@ -310,7 +417,7 @@ mod tests {
     fn hot(capacity: u64, block_max: u64) -> HotStore<MemoryStore> {
         HotStore::new(
             Arc::new(MemoryStore::new()),
-            Arc::new(HotCache::new(capacity, block_max)),
+            Arc::new(HotCache::new(capacity, block_max, 1 << 20)),
         )
     }
 
@@ -458,5 +565,137 @@ mod tests {
         s.get(again.cid()).unwrap().unwrap();
         s.get(again.cid()).unwrap().unwrap();
         assert!(s.cache().get(again.cid()).is_some());
+    }
+
+    /// Reads `b` as the root of a read does: a `get`, then the offer of a
+    /// whole file.
+    fn read_as_root(s: &HotStore<MemoryStore>, b: &Block) -> Block {
+        let got = s.get(b.cid()).unwrap().expect("stored");
+        s.offer_whole_file(&got);
+        got
+    }
+
+    #[test]
+    fn a_large_block_is_kept_only_as_a_whole_file() {
+        let s = hot(8 << 20, 256 << 10);
+        let (leaf, file, huge) = (
+            block(50, 1 << 20, RAW),
+            block(51, 1 << 20, RAW),
+            block(52, (1 << 20) + 1, RAW),
+        );
+        s.put_many(&mut vec![leaf.clone(), file.clone(), huge.clone()].into_iter())
+            .unwrap();
+        // Read as a leaf of a larger file, however often: never kept.
+        for _ in 0..4 {
+            assert_eq!(s.get(leaf.cid()).unwrap().as_ref(), Some(&leaf));
+        }
+        assert!(!s.cache().holds(leaf.cid()));
+        // Read as a whole file: kept at its second read, served as it was.
+        assert_eq!(read_as_root(&s, &file), file);
+        assert!(!s.cache().holds(file.cid()), "admitted at a second read");
+        assert_eq!(read_as_root(&s, &file), file);
+        assert_eq!(s.cache().get(file.cid()).as_ref(), Some(&file));
+        // Over file_max (1 MiB here): never.
+        for _ in 0..4 {
+            assert_eq!(read_as_root(&s, &huge), huge);
+        }
+        assert!(!s.cache().holds(huge.cid()));
+        assert_eq!(s.cache().entries(), 1);
+        // Offering a small block again admits nothing early: its `get`
+        // already counted the read.
+        let small = block(53, 1000, RAW);
+        s.put(small.clone()).unwrap();
+        read_as_root(&s, &small);
+        assert!(!s.cache().holds(small.cid()));
+    }
+
+    #[test]
+    fn a_corrupt_whole_file_is_never_admitted() {
+        let s = hot(8 << 20, 256 << 10);
+        let b = block(54, 900 << 10, RAW);
+        s.put(b.clone()).unwrap();
+        s.flip_a_stored_bit(b.cid());
+        for _ in 0..3 {
+            // A reader has nothing to offer: the read failed.
+            assert!(matches!(s.get(b.cid()), Err(StoreError::Corrupt { .. })));
+        }
+        assert_eq!(s.cache().entries(), 0);
+        s.replace(&b).unwrap();
+        for _ in 0..2 {
+            assert_eq!(read_as_root(&s, &b), b);
+        }
+        let held = s.cache().get(b.cid()).expect("kept once verified");
+        assert_eq!(held.data(), b.data(), "byte-identical");
+    }
+
+    #[test]
+    fn shedding_empties_the_cache_and_stops_it_growing_until_allowed() {
+        let s = hot(4 << 20, 256 << 10);
+        let blocks: Vec<Block> = (0..8).map(|i| block(60 + i, 100 << 10, RAW)).collect();
+        s.put_many(&mut blocks.clone().into_iter()).unwrap();
+        for _ in 0..2 {
+            for b in &blocks {
+                s.get(b.cid()).unwrap().unwrap();
+            }
+        }
+        let held = s.cache().weighted_bytes();
+        assert_eq!(held, 8 * weight(100 << 10));
+        assert_eq!(s.cache().shed(), held);
+        assert_eq!(s.cache().entries(), 0);
+        let stats = s.cache().stats();
+        assert_eq!(stats.pressure_sheds.load(Relaxed), 1);
+        assert_eq!(stats.pressure_dropped_bytes.load(Relaxed), held);
+        assert_eq!(s.cache().shed(), 0, "nothing more to drop");
+        assert_eq!(stats.pressure_sheds.load(Relaxed), 1);
+        // Reads still answer, byte-identical, from the store beneath, and
+        // admit nothing while shed.
+        for b in &blocks {
+            assert_eq!(s.get(b.cid()).unwrap().as_ref(), Some(b));
+        }
+        assert_eq!(s.cache().entries(), 0);
+        // Room for three: three are admitted, the rest read from beneath.
+        s.cache().allow(3 * weight(100 << 10));
+        for b in &blocks {
+            assert_eq!(s.get(b.cid()).unwrap().as_ref(), Some(b));
+        }
+        assert_eq!(s.cache().entries(), 3);
+        s.cache().allow(u64::MAX);
+        assert_eq!(s.cache().allowed(), 4 << 20);
+        for b in &blocks {
+            s.get(b.cid()).unwrap().unwrap();
+        }
+        assert_eq!(s.cache().entries(), 8);
+    }
+
+    #[test]
+    fn the_weight_never_exceeds_the_capacity_whatever_the_sizes() {
+        // Sizes from empty to file_max, read as leaves and as whole files,
+        // each twice: after every read the weight is within the capacity.
+        let capacity = 3 << 20;
+        let s = hot(capacity, 256 << 10);
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for i in 0..300u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % ((1 << 20) + 1)) as usize;
+            let len = if i % 3 == 0 { len } else { len / 16 };
+            let b = block(70_000 + i, len, RAW);
+            s.put(b.clone()).unwrap();
+            for _ in 0..2 {
+                let got = if i % 2 == 0 {
+                    read_as_root(&s, &b)
+                } else {
+                    s.get(b.cid()).unwrap().unwrap()
+                };
+                assert_eq!(got, b);
+                let held = s.cache().weighted_bytes();
+                assert!(held <= capacity, "{held} > {capacity} after block {i}");
+            }
+            if let Some(kept) = s.cache().get(b.cid()) {
+                assert_eq!(kept.data(), b.data());
+            }
+        }
+        assert!(s.cache().entries() > 0);
     }
 }

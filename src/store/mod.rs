@@ -163,6 +163,9 @@ pub enum Corruption {
 /// ([`FaultyStore`], test stores). Use it inside the wrapper's `impl Store`.
 macro_rules! pass_through_store_methods {
     ($inner:ident) => {
+        fn offer_whole_file(&self, block: &Block) {
+            self.$inner.offer_whole_file(block)
+        }
         fn pin(&self, cid: &Cid, kind: PinKind) -> $crate::store::Result<()> {
             self.$inner.pin(cid, kind)
         }
@@ -335,6 +338,14 @@ pub trait Store: Send + Sync {
     /// when its bytes do not hash to `cid`; [`StoreError::Io`] when they
     /// cannot be read.
     fn get(&self, cid: &Cid) -> Result<Option<Block>>;
+
+    /// Tells the store that `block`, which a `get` has just given, holds a
+    /// whole file by itself and was read as the root of a read (a raw
+    /// block or a UnixFS file of one block asked for by its own CID or
+    /// path, not a leaf of a larger file): a memory tier may keep it even
+    /// when it is larger than the blocks it keeps otherwise
+    /// (`[store] hot_cache_file_max`). Nothing by default.
+    fn offer_whole_file(&self, _block: &Block) {}
 
     /// Whether a block with this multihash is stored.
     fn has(&self, cid: &Cid) -> Result<bool>;

@@ -5,7 +5,7 @@
 //! verified by a small worker pool ahead of the walk (a bounded window), so
 //! hashing runs on several cores while bytes stream out in order.
 
-use super::{load, Node, MAX_DEPTH};
+use super::{load_root, Node, MAX_DEPTH};
 use crate::block::{Block, Cid, MAX_BLOCK_BYTES};
 use crate::dag::{BlockSource, DagError};
 use bytes::Bytes;
@@ -242,7 +242,7 @@ impl FileReader {
         length: Option<u64>,
         opts: ReadOptions,
     ) -> Result<Self, DagError> {
-        let node = load(&*source, &root)?;
+        let node = load_root(&*source, &root)?;
         let size = match &node {
             Node::Raw(_) | Node::File { .. } => node.file_size(),
             other => {

@@ -157,3 +157,16 @@ impl Node {
 pub fn load(source: &dyn BlockSource, cid: &Cid) -> Result<Node, DagError> {
     Node::decode(&source.block(cid)?)
 }
+
+/// Fetches and decodes the block a read starts at (the file or directory
+/// asked for). When it holds a whole file by itself, the source hears of
+/// it ([`BlockSource::whole_file_root`]), so that a memory tier may keep
+/// a file of one block larger than the leaves it keeps.
+pub fn load_root(source: &dyn BlockSource, cid: &Cid) -> Result<Node, DagError> {
+    let block = source.block(cid)?;
+    let node = Node::decode(&block)?;
+    if node.whole_file().is_some() {
+        source.whole_file_root(&block);
+    }
+    Ok(node)
+}

@@ -126,6 +126,11 @@ impl BlockSource for LazySource {
         self.started().is_some()
     }
 
+    fn whole_file_root(&self, block: &Block) {
+        // Read from the store or fetched into it, verified either way.
+        self.store.offer_whole_file(block);
+    }
+
     fn prefetch(&self, cids: &[Cid]) {
         if let Some(s) = self.started() {
             return s.prefetch(cids);
