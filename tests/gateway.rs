@@ -555,3 +555,93 @@ fn small_files_are_served_from_the_memory_tier_and_only_when_verified() {
     // never was.
     assert_eq!(value("cairn_hot_cache_blocks"), 5.0, "{text}");
 }
+
+/// Paths and listings are remembered: a path request `/ipfs/DIR/sub/f`
+/// and RPC `cat` of it (whole, and with offset and length) answer the
+/// same bytes every time, from memory once the file is held; a listing
+/// read again (gateway page, RPC `ls`) is the same; the path and listing
+/// caches count their hits on `/metrics`.
+#[test]
+fn resolved_paths_and_listings_are_remembered_and_answer_the_same() {
+    let repo = TestRepo::new();
+    let site = repo.scratch("site");
+    std::fs::create_dir_all(site.join("sub/listed")).unwrap();
+    let small = common::random_bytes(1_120, 95);
+    let multi = common::random_bytes(300_000, 96);
+    std::fs::write(site.join("sub/small.bin"), &small).unwrap();
+    std::fs::write(site.join("sub/multi.bin"), &multi).unwrap();
+    for i in 0..5 {
+        std::fs::write(site.join(format!("sub/listed/f{i}.txt")), [b'a' + i]).unwrap();
+    }
+    let root = repo.add(&site, &["-r", "--chunker", "size-65536"]);
+    let (_d, banner) = Daemon::start(&repo, &[]);
+    let (gw, api) = (gateway_url(&banner), common::api_url(&banner));
+    let cat = |path: &str, query: &str| -> Vec<u8> {
+        let url = format!("{api}/api/v0/cat?arg={path}{query}");
+        let resp = agent().post(url).send_empty().expect("cat");
+        assert_eq!(resp.status().as_u16(), 200);
+        resp.into_body().read_to_vec().expect("cat body")
+    };
+    let ls = |path: &str| -> serde_json::Value {
+        let resp = agent()
+            .post(format!("{api}/api/v0/ls?arg={path}"))
+            .send_empty()
+            .expect("ls");
+        assert_eq!(resp.status().as_u16(), 200);
+        serde_json::from_slice(&resp.into_body().read_to_vec().expect("ls body")).expect("json")
+    };
+    let (small_path, multi_path) = (
+        format!("/ipfs/{root}/sub/small.bin"),
+        format!("/ipfs/{root}/sub/multi.bin"),
+    );
+    let (first_listing, first_ls) = (
+        get(&format!("{gw}/ipfs/{root}/sub/listed/"), &[]),
+        ls(&format!("/ipfs/{root}/sub/listed")),
+    );
+    assert_eq!(first_listing.status, 200);
+    assert_eq!(first_ls["Objects"][0]["Links"].as_array().unwrap().len(), 5);
+    for _ in 0..4 {
+        let got = get(&format!("{gw}{small_path}"), &[]);
+        assert_eq!(got.status, 200);
+        assert!(got.body == small, "a path answer differs from the file");
+        assert_eq!(
+            got.header("x-ipfs-roots").map(|r| r.split(',').count()),
+            Some(3)
+        );
+        let part = get(
+            &format!("{gw}{multi_path}"),
+            &[("Range", "bytes=65000-66999")],
+        );
+        assert_eq!(part.status, 206);
+        assert!(part.body == multi[65_000..67_000]);
+        assert!(cat(&small_path, "") == small, "RPC cat differs");
+        assert!(cat(&multi_path, "") == multi, "RPC cat differs");
+        // Within one leaf, across two (65,536 bytes each), past the end.
+        assert!(cat(&multi_path, "&offset=100&length=50") == multi[100..150]);
+        assert!(cat(&multi_path, "&offset=65000&length=2000") == multi[65_000..67_000]);
+        assert!(cat(&multi_path, "&offset=299990&length=100") == multi[299_990..]);
+        assert!(cat(&multi_path, "&offset=400000").is_empty());
+        let page = get(&format!("{gw}/ipfs/{root}/sub/listed/"), &[]);
+        assert!(page.body == first_listing.body, "a listing page differs");
+        assert_eq!(ls(&format!("/ipfs/{root}/sub/listed")), first_ls);
+    }
+    let text = String::from_utf8(get(&format!("{api}/metrics"), &[]).body).unwrap();
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .unwrap_or_else(|| panic!("no {name} in metrics:\n{text}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    // Four rounds of eight path lookups, each after the first from memory.
+    assert!(value("cairn_path_cache_hits_total") >= 3.0 * 8.0, "{text}");
+    assert!(value("cairn_path_cache_entries") >= 3.0, "{text}");
+    // The listing is read once (page or ls), then remembered.
+    assert!(value("cairn_listing_cache_misses_total") <= 2.0, "{text}");
+    assert!(value("cairn_listing_cache_hits_total") >= 8.0, "{text}");
+    // The files were answered from memory once held.
+    assert!(value("cairn_hot_cache_hits_total") >= 10.0, "{text}");
+}

@@ -6,7 +6,7 @@ use super::error::GatewayError;
 use super::request::ContentPath;
 use super::GatewayState;
 use crate::block::Cid;
-use crate::dag::{scope, BlockSource, DagError};
+use crate::dag::{BlockSource, DagError};
 use crate::http::{
     first_chunk_then_rest, spawn_producer, ChannelWriter, FirstChunk, ProducerError,
 };
@@ -98,11 +98,18 @@ pub(super) async fn resolve(
     source: Arc<dyn BlockSource>,
 ) -> Result<(Cid, Vec<Cid>), GatewayError> {
     let root = content.root;
+    let cache = Arc::clone(s.online.node().resolve_cache());
+    if let Some(r) = cache.cached(root, &content.segments) {
+        return Ok((r.cid, r.roots.to_vec()));
+    }
     let segments = content.segments.clone();
     blocking(
         s,
         || format!("{} could not be resolved", content.display()),
-        move || scope::resolve_proving(&*source, root, &segments, &mut |_| Ok(())),
+        move || {
+            let r = cache.resolve(&*source, root, &segments)?;
+            Ok((r.cid, r.roots.to_vec()))
+        },
     )
     .await
 }

@@ -8,8 +8,7 @@ use super::request::{query_param, Request};
 use super::response::{blocking, common_headers, redirect, streamed};
 use super::{listing, mime, subdomain};
 use crate::block::Cid;
-use crate::dag::reader::{self, FileReader, Node, ReadOptions};
-use crate::dag::scope;
+use crate::dag::reader::{self, FileReader, Node, ReadOptions, ResolvedPath};
 use crate::dag::{BlockSource, DagError};
 use crate::http::ProducerError;
 use axum::body::Body;
@@ -21,29 +20,26 @@ use std::sync::Arc;
 /// Bytes read from a file's start to sniff its type.
 const SNIFF_BYTES: u64 = 512;
 
-/// Most blocks under a file answered from the memory tier alone (64 of
-/// the default 256 KiB leaves: 16 MiB).
-const HELD_BLOCKS: usize = 64;
-
 /// Serves the file, directory or symlink `content` names.
 pub(super) async fn unixfs(req: &Request<'_>) -> Result<Response, GatewayError> {
     let (s, content, uri) = (req.s, &req.content, req.uri);
     let source = req.source();
-    let (cid, mut roots, node) = if let Some(node) = held_root(req) {
+    let cache = Arc::clone(s.online.node().resolve_cache());
+    let (cid, mut roots, node) = if let Some((r, node)) = held(req, content.root, &content.segments)
+    {
         // The whole answer may come from memory: no blocking hand-off.
-        (content.root, vec![content.root], node)
+        (r.cid, r.roots.to_vec(), node)
     } else {
         let (root, segments, source) = (content.root, content.segments.clone(), source.clone());
+        let cache = Arc::clone(&cache);
         blocking(
             s,
             || format!("{} could not be retrieved", content.display()),
             move || {
-                let (cid, roots) =
-                    scope::resolve_proving(&*source, root, &segments, &mut |_| Ok(()))?;
                 // The block the read starts at: a file of one block may
                 // be kept in memory whole (up to `hot_cache_file_max`).
-                let node = reader::load_root(&*source, &cid)?;
-                Ok((cid, roots, node))
+                let (r, node) = cache.resolve_node(&*source, root, &segments)?;
+                Ok((r.cid, r.roots.to_vec(), node))
             },
         )
         .await?
@@ -60,12 +56,7 @@ pub(super) async fn unixfs(req: &Request<'_>) -> Result<Response, GatewayError> 
                 return Ok(redirect(StatusCode::MOVED_PERMANENTLY, &target));
             }
             // index.html when present.
-            let src = Arc::clone(&source);
-            let index = blocking(s, String::new, move || -> Result<_, DagError> {
-                let index = reader::resolve_path(&*src, cid, "index.html")?;
-                Ok((index, reader::load(&*src, &index)?.file_size()))
-            });
-            if let Ok((index, size)) = index.await {
+            if let Some((index, size)) = index_html(req, cid, &source).await {
                 roots.push(index);
                 let target = Target {
                     cid: index,
@@ -109,15 +100,42 @@ pub(super) async fn unixfs(req: &Request<'_>) -> Result<Response, GatewayError> 
     }
 }
 
-/// The decoded root block of a request without a path, when the memory
-/// tier holds it (verified when it was admitted). A block that does not
-/// decode is left to the usual path, which reports it.
-fn held_root(req: &Request<'_>) -> Option<Node> {
-    if !req.content.segments.is_empty() {
-        return None;
+/// What `segments` under `root` name and its decoded block, when memory
+/// holds both: the resolution remembered, the block in the memory tier
+/// (verified when it was admitted). A block that does not decode is left
+/// to the usual path, which reports it.
+fn held(req: &Request<'_>, root: Cid, segments: &[String]) -> Option<(ResolvedPath, Node)> {
+    let node = req.s.online.node();
+    let hot = node.hot_cache()?;
+    let resolved = node.resolve_cache().cached(root, segments)?;
+    let block = hot.get(&resolved.cid)?;
+    Some((resolved, Node::decode(&block).ok()?))
+}
+
+/// The CID and file size of directory `dir`'s `index.html`, if it has
+/// one: from its remembered listing or resolution when there is one,
+/// else read.
+async fn index_html(
+    req: &Request<'_>,
+    dir: Cid,
+    source: &Arc<dyn BlockSource>,
+) -> Option<(Cid, u64)> {
+    const INDEX: [&str; 1] = ["index.html"];
+    let cache = Arc::clone(req.s.online.node().resolve_cache());
+    if let Some(entries) = cache.listing(&dir) {
+        let e = entries.iter().find(|e| e.name == INDEX[0])?;
+        return Some((e.cid, if e.kind == "file" { e.size } else { 0 }));
     }
-    let block = req.s.online.node().hot_cache()?.get(&req.content.root)?;
-    Node::decode(&block).ok()
+    let index = INDEX.map(String::from);
+    if let Some((r, node)) = held(req, dir, &index) {
+        return Some((r.cid, node.file_size()));
+    }
+    let src = Arc::clone(source);
+    let read = blocking(req.s, String::new, move || -> Result<_, DagError> {
+        let (r, node) = cache.resolve_node(&*src, dir, &INDEX)?;
+        Ok((r.cid, node.file_size()))
+    });
+    read.await.ok()
 }
 
 /// A file's bytes as shared slices of its blocks, when its root holds them
@@ -128,7 +146,7 @@ fn held_file(req: &Request<'_>, node: &Node) -> Option<Vec<Bytes>> {
         return Some(vec![bytes.clone()]);
     }
     let hot = req.s.online.node().hot_cache()?;
-    reader::held_pieces(node, &|cid| hot.get(cid), HELD_BLOCKS)
+    reader::held_pieces(node, &|cid| hot.get(cid), reader::MAX_HELD_BLOCKS)
 }
 
 /// A file to serve: its CID, size and the name its type comes from.
@@ -264,12 +282,18 @@ async fn listing_page(
     if let Some(r) = req.not_modified(roots, &etag) {
         return Ok(r);
     }
-    let entries = blocking(
-        s,
-        || format!("{cid} could not be listed"),
-        move || reader::list(&*source, &cid),
-    )
-    .await?;
+    let cache = Arc::clone(s.online.node().resolve_cache());
+    let entries = match cache.listing(&cid) {
+        Some(entries) => entries,
+        None => {
+            blocking(
+                s,
+                || format!("{cid} could not be listed"),
+                move || cache.list(&*source, &cid),
+            )
+            .await?
+        }
+    };
     let page = listing::page(&content.display(), &cid, &entries, &|c| {
         subdomain::cid_url(content, c)
     });

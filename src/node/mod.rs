@@ -58,6 +58,8 @@ pub struct Node {
     index_rebuilt: Option<RebuildReport>,
     /// The memory tier in front of `store`, when `[store] hot_cache` is on.
     hot: Option<Arc<HotCache>>,
+    /// Resolved paths and listings remembered (sized from `hot_cache`).
+    resolved: Arc<crate::dag::reader::ResolveCache>,
 }
 
 impl Node {
@@ -103,6 +105,7 @@ impl Node {
             index_rebuilt,
             store,
             hot,
+            resolved: read::resolve_cache_for(hot_bytes),
             config: repo.config,
             path: Some(repo.path),
             read_opts: ReadOptions::default(),
@@ -131,6 +134,7 @@ impl Node {
     pub fn with_store(store: Arc<dyn Store>, config: Config, key_seed: [u8; 32]) -> Node {
         let keys = Arc::new(Keystore::in_memory(key_seed));
         let names = Names::new(Arc::clone(&keys), Arc::clone(&store), config.ipns.clone());
+        let resolved = read::resolve_cache_for(config.store.hot_cache.bytes());
         Node {
             mfs: mfs::open(&store, &config),
             store,
@@ -142,6 +146,7 @@ impl Node {
             names: Arc::new(names),
             index_rebuilt: None,
             hot: None,
+            resolved,
         }
     }
 

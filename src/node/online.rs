@@ -242,6 +242,9 @@ impl OnlineNode {
             if let Some(hot) = online.node.hot_cache() {
                 ours.register_collector(Box::new(super::blocks::HotCollector(Arc::clone(hot))));
             }
+            ours.register_collector(Box::new(super::read::ResolveCollector(Arc::clone(
+                online.node.resolve_cache(),
+            ))));
         }
         online.restore_routes().await;
         online.start_names();
@@ -467,6 +470,9 @@ impl OnlineNode {
     /// Resolves `path` (`CID[/path]`), fetching the directory blocks on the
     /// way if needed (until `cancel` is cancelled).
     pub async fn resolve(&self, path: &str, cancel: CancellationToken) -> Result<Cid, NodeError> {
+        if let Some(cid) = self.node.resolved(path) {
+            return Ok(cid);
+        }
         let root = crate::block::parse_cid(path)?;
         let source = self.source_until(Some(root), cancel);
         let node = Arc::clone(&self.node);

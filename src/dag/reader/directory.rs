@@ -8,12 +8,25 @@ use crate::dag::{hamt, BlockSource, DagError};
 
 /// Follows `path` (slash-separated names) from `root` through directories.
 pub fn resolve_path(source: &dyn BlockSource, root: Cid, path: &str) -> Result<Cid, DagError> {
+    let steps = resolve_steps(source, root, path.split('/').filter(|s| !s.is_empty()))?;
+    Ok(*steps.last().unwrap_or(&root))
+}
+
+/// Follows `names` from `root` through directories: the CID of every
+/// step, `root` first and what the last name names last.
+pub fn resolve_steps<'n>(
+    source: &dyn BlockSource,
+    root: Cid,
+    names: impl Iterator<Item = &'n str>,
+) -> Result<Vec<Cid>, DagError> {
+    let mut steps = vec![root];
     let mut cid = root;
-    for name in path.split('/').filter(|s| !s.is_empty()) {
+    for name in names {
         let found = lookup(source, cid, load(source, &cid)?, name)?;
         cid = found.ok_or_else(|| no_such_path(cid, name))?;
+        steps.push(cid);
     }
-    Ok(cid)
+    Ok(steps)
 }
 
 /// One step of path resolution: the CID `name` names in the directory

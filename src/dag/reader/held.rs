@@ -6,6 +6,11 @@ use super::Node;
 use crate::block::{Block, Cid};
 use bytes::Bytes;
 
+/// Most blocks under a file that readers answer from the memory tier
+/// alone (64 of the default 256 KiB leaves: 16 MiB); larger files take
+/// the usual reader.
+pub const MAX_HELD_BLOCKS: usize = 64;
+
 /// The deepest file tree walked here; deeper trees take the usual reader.
 const MAX_DEPTH: usize = 16;
 

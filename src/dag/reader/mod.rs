@@ -7,19 +7,23 @@
 //!   with blocks fetched and verified ahead of the walk.
 //! - `directory.rs`: directory entries and listings, and path resolution
 //!   ([`resolve_path`], and [`lookup`], the one step every resolver takes).
+//! - `cache.rs`: [`ResolveCache`], resolved paths and listings
+//!   remembered (content addressed, so never stale).
 //! - `export.rs`: writing a tree to the file system ([`export`]) or to a
 //!   tar stream ([`export_tar`]).
 
+mod cache;
 mod directory;
 mod export;
 mod file;
 mod held;
 
+pub use cache::{CacheCounters, ResolveCache, ResolvedPath};
 pub(crate) use directory::no_such_path;
-pub use directory::{directory_entries, list, lookup, resolve_path, DirEntry};
+pub use directory::{directory_entries, list, lookup, resolve_path, resolve_steps, DirEntry};
 pub use export::{export, export_tar, safe_name, ExportStats};
 pub use file::{FileReader, ReadOptions};
-pub use held::{first_bytes, held_pieces, slice_pieces};
+pub use held::{first_bytes, held_pieces, slice_pieces, MAX_HELD_BLOCKS};
 
 use super::pb::{DataType, PbLink, PbNode, UnixFs};
 use super::{BlockSource, DagError};

@@ -12,8 +12,10 @@ use crate::dag::BlockSource;
 use crate::http::{holding, stream_blocking};
 use crate::node::online::RemoteTurn;
 use crate::rpc::types::{LsLink, LsObject, LsResponse};
+use axum::body::Body;
 use axum::extract::{RawQuery, State};
-use axum::response::Response;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use std::sync::Arc;
 
@@ -41,6 +43,14 @@ pub(super) async fn cat(
     let (path, root) = q.path_arg()?;
     let offset = q.num::<u64>("offset")?.unwrap_or(0);
     let length = q.num::<u64>("length")?;
+    if let Some(pieces) = s.online.node().held_read(&path, offset, length) {
+        // All in memory: answered at once, no blocking reader, no copy.
+        let body = Body::from_stream(futures::stream::iter(
+            pieces.into_iter().map(Ok::<_, std::convert::Infallible>),
+        ));
+        let ctype = [(header::CONTENT_TYPE, "application/octet-stream")];
+        return Ok((ctype, body).into_response());
+    }
     let turn = s.online.remote_turn(root).await.map_err(node_err)?;
     let (reader, session) = s
         .online
@@ -94,11 +104,23 @@ pub(super) async fn ls(
     let mut objects = Vec::new();
     for path in q.all("arg") {
         let root = parse_cid(path).map_err(bad_request)?;
-        // Dropped with this future when the client goes away.
-        let (cid, turn) = resolve_in_turn(&s, path, root).await?;
-        let source = s.online.source_until(Some(cid), turn.cancel_token());
-        let entries = blocking(move || Ok(crate::dag::reader::list(&*source, &cid)?)).await?;
-        drop(turn);
+        let cache = Arc::clone(s.online.node().resolve_cache());
+        let remembered = s
+            .online
+            .node()
+            .resolved(path)
+            .and_then(|c| cache.listing(&c));
+        let entries = match remembered {
+            Some(entries) => entries,
+            None => {
+                // Dropped with this future when the client goes away.
+                let (cid, turn) = resolve_in_turn(&s, path, root).await?;
+                let source = s.online.source_until(Some(cid), turn.cancel_token());
+                let entries = blocking(move || Ok(cache.list(&*source, &cid)?)).await?;
+                drop(turn);
+                entries
+            }
+        };
         objects.push(LsObject {
             hash: path.to_string(),
             links: entries.iter().map(LsLink::from_entry).collect(),
