@@ -256,3 +256,71 @@ fn conditional_requests_and_batch_deletes_and_v1_listings() {
         }),
     );
 }
+
+/// Small objects read again and again: once their blocks are in the
+/// memory tier, GetObject answers from memory (the hot tier's hits move),
+/// and every answer is the first one's: the same bytes, ETag, checksum,
+/// ranges and 304s.
+#[test]
+fn hot_small_objects_read_again_are_byte_identical() {
+    let repo = TestRepo::new();
+    let key = create_key(&repo, &[]);
+    let (_daemon, banner) = Daemon::start(&repo, &["--s3", "127.0.0.1:0"]);
+    let api = common::api_url(&banner);
+    let hot_hits = || -> f64 {
+        let text = ureq::get(format!("{api}/metrics"))
+            .call()
+            .expect("metrics")
+            .into_body()
+            .read_to_string()
+            .expect("metrics text");
+        text.lines()
+            .find_map(|l| l.strip_prefix("cairn_hot_cache_hits_total "))
+            .unwrap_or_else(|| panic!("no hot cache hits in {text}"))
+            .parse()
+            .expect("a number")
+    };
+    let before = hot_hits();
+    // One block each (the endpoint's 1 MiB leaves), within the memory
+    // tier's 256 KiB blocks.
+    let spec = json!({
+        "endpoint": common::s3::s3_url(&banner),
+        "key": key.0,
+        "secret": key.1,
+        "objects": {"small.bin": 1_120, "larger.bin": 200_000},
+    });
+    let got = run_json_script(
+        &python(),
+        &clients_dir(),
+        "hot_get_run.py",
+        (&[], &[]),
+        &spec,
+        SCRIPT_KILL,
+    );
+    for (name, size) in [("small.bin", 1_120u64), ("larger.bin", 200_000)] {
+        let o = &got[name];
+        let rounds = o["rounds"].as_array().expect("rounds");
+        assert_eq!(rounds.len(), 5, "{got}");
+        assert_eq!(rounds[0]["whole"]["sha256"], o["sha256"], "{got}");
+        assert_eq!(rounds[0]["whole"]["etag"], o["put_etag"]);
+        assert!(rounds[0]["whole"]["checksum"].is_string(), "{got}");
+        assert_eq!(rounds[0]["whole"]["length"], json!(size));
+        assert_eq!(rounds[0]["range"]["sha256"], o["range_sha256"]);
+        assert_eq!(
+            rounds[0]["range"]["content_range"],
+            json!(format!("bytes 100-1099/{size}"))
+        );
+        assert_eq!(rounds[0]["suffix"]["sha256"], o["suffix_sha256"]);
+        assert_eq!(rounds[0]["suffix"]["length"], json!(10));
+        assert_eq!(rounds[0]["not_modified"], json!(304));
+        for r in rounds {
+            assert_eq!(r, &rounds[0], "a later read differs from the first");
+        }
+    }
+    // Both objects' blocks answered from memory in the later rounds.
+    assert!(
+        hot_hits() - before >= 2.0 * 3.0 * 3.0,
+        "hits {before} → {}",
+        hot_hits()
+    );
+}
