@@ -137,19 +137,6 @@ fn a_burst_of_missing_cids_leaves_local_reads_fast() {
     }
 }
 
-/// The value of the gauge `name` in the API's `/metrics`, if it is there.
-fn gauge(api: &str, name: &str) -> Option<f64> {
-    let text = agent()
-        .get(&format!("{api}/metrics"))
-        .call()
-        .expect("metrics")
-        .into_body()
-        .read_to_string()
-        .expect("metrics text");
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-}
-
 /// Polls `until` every 50 ms for up to `limit`; returns how long it took.
 fn within(limit: Duration, mut until: impl FnMut() -> bool) -> Option<Duration> {
     let start = Instant::now();
@@ -195,7 +182,7 @@ fn rpc_reads_stop_fetching_when_their_client_goes_away() {
     let (_db, banner) = Daemon::start(&b, &["--bootstrap", &swarm_addr(&banner_a)]);
     let api = api_url(&banner);
     let addr = api.trim_start_matches("http://").to_string();
-    let sessions = || gauge(&api, "cairn_bitswap_sessions").expect("a session gauge");
+    let sessions = || common::metric(&api, "cairn_bitswap_sessions").expect("a session gauge");
     let idle_sessions = sessions();
 
     let commands = ["cat", "get", "dag/export"];
@@ -220,7 +207,7 @@ fn rpc_reads_stop_fetching_when_their_client_goes_away() {
         sessions() >= idle_sessions + commands.len() as f64
     });
     assert!(fetching.is_some(), "the three reads never started fetching");
-    let turns_taken = gauge(&api, "cairn_remote_fetches");
+    let turns_taken = common::metric(&api, "cairn_remote_fetches");
     std::thread::sleep(Duration::from_secs(1));
     let during = timed_local_cat(&api, &local, data);
 
@@ -234,7 +221,7 @@ fn rpc_reads_stop_fetching_when_their_client_goes_away() {
         "turns while fetching"
     );
     assert!(
-        within(Duration::from_secs(2), || gauge(
+        within(Duration::from_secs(2), || common::metric(
             &api,
             "cairn_remote_fetches"
         ) == Some(0.0))

@@ -534,14 +534,7 @@ fn small_files_are_served_from_the_memory_tier_and_only_when_verified() {
     let api = common::api_url(&banner);
     let text = String::from_utf8(get(&format!("{api}/metrics"), &[]).body).unwrap();
     let value = |name: &str| -> f64 {
-        text.lines()
-            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-            .unwrap_or_else(|| panic!("no {name} in metrics:\n{text}"))
-            .rsplit(' ')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
+        common::metric(&api, name).unwrap_or_else(|| panic!("no {name} in metrics:\n{text}"))
     };
     // 12 reads of the good file, the first two from disk (a block is
     // admitted at its second read); 8 of the larger file, the last four
@@ -627,14 +620,7 @@ fn resolved_paths_and_listings_are_remembered_and_answer_the_same() {
     }
     let text = String::from_utf8(get(&format!("{api}/metrics"), &[]).body).unwrap();
     let value = |name: &str| -> f64 {
-        text.lines()
-            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-            .unwrap_or_else(|| panic!("no {name} in metrics:\n{text}"))
-            .rsplit(' ')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
+        common::metric(&api, name).unwrap_or_else(|| panic!("no {name} in metrics:\n{text}"))
     };
     // Four rounds of eight path lookups, each after the first from memory.
     assert!(value("cairn_path_cache_hits_total") >= 3.0 * 8.0, "{text}");

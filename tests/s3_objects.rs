@@ -267,19 +267,7 @@ fn hot_small_objects_read_again_are_byte_identical() {
     let key = create_key(&repo, &[]);
     let (_daemon, banner) = Daemon::start(&repo, &["--s3", "127.0.0.1:0"]);
     let api = common::api_url(&banner);
-    let hot_hits = || -> f64 {
-        let text = ureq::get(format!("{api}/metrics"))
-            .call()
-            .expect("metrics")
-            .into_body()
-            .read_to_string()
-            .expect("metrics text");
-        text.lines()
-            .find_map(|l| l.strip_prefix("cairn_hot_cache_hits_total "))
-            .unwrap_or_else(|| panic!("no hot cache hits in {text}"))
-            .parse()
-            .expect("a number")
-    };
+    let hot_hits = || common::metric(&api, "cairn_hot_cache_hits_total").expect("hot hits");
     let before = hot_hits();
     // One block each (the endpoint's 1 MiB leaves), within the memory
     // tier's 256 KiB blocks.

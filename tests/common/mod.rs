@@ -333,6 +333,19 @@ pub fn api_url(banner: &[String]) -> String {
     format!("http://127.0.0.1:{}", port_of(addr))
 }
 
+/// The value of the counter or gauge `name` (full name, no labels) in the
+/// `/metrics` of the daemon whose API is at `api`, if it is there.
+pub fn metric(api: &str, name: &str) -> Option<f64> {
+    let text = ureq::get(format!("{api}/metrics"))
+        .call()
+        .expect("metrics")
+        .into_body()
+        .read_to_string()
+        .expect("metrics text");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
 /// Reads `r` to its end (or first error); returns how many bytes came.
 pub fn drain(mut r: impl Read) -> u64 {
     let mut buf = vec![0u8; 1 << 20];
