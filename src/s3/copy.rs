@@ -11,10 +11,12 @@
 //! key onto itself without REPLACE changes nothing and is refused
 //! (`InvalidRequest`), as S3 does.
 
-use super::conditions::{ReadIf, Verdict};
-use super::index::{now_ms, ObjectEntry};
+use super::conditions::{ReadIf, Verdict, WriteIf};
+use super::index::{now_ms, BucketIndex, ObjectEntry, Version, VersionId};
 use super::objects::{check_key, with_cid};
 use super::service::{blocking, timestamp, Cairn};
+use super::versioning::version_arg;
+use super::S3Error;
 use s3s::dto::*;
 use s3s::{s3_error, S3Response, S3Result};
 use std::sync::Arc;
@@ -22,14 +24,15 @@ use std::sync::Arc;
 /// What the request asks of the copy, checked before the index is touched.
 struct CopyPlan {
     source: (String, String),
+    source_version: Option<VersionId>,
     target: (String, String),
     replace: Option<(Option<String>, Metadata)>,
     source_if: ReadIf,
 }
 
 /// The bucket and key a copy (CopyObject, UploadPartCopy) reads: only a
-/// bucket/key source, of the one version kept.
-pub(super) fn source_of(source: CopySource) -> S3Result<(String, String)> {
+/// bucket/key source, and its version if it names one.
+pub(super) fn source_of(source: CopySource) -> S3Result<(String, String, Option<VersionId>)> {
     let CopySource::Bucket {
         bucket,
         key,
@@ -41,18 +44,27 @@ pub(super) fn source_of(source: CopySource) -> S3Result<(String, String)> {
             "only bucket/key copy sources are supported, not access points"
         ));
     };
-    if version_id.as_deref().is_some_and(|v| v != "null") {
-        return Err(s3_error!(
-            InvalidArgument,
-            "this endpoint keeps one version of each object: the copy source's versionId must be \"null\" or absent"
-        ));
-    }
-    Ok((bucket.into(), key.into()))
+    let version = version_arg(version_id.as_deref())?;
+    Ok((bucket.into(), key.into(), version))
+}
+
+/// The object a copy reads: `key`'s newest version or version `id` (none:
+/// no such object, or a delete marker).
+pub(super) fn source_entry(
+    index: &BucketIndex,
+    bucket: &str,
+    key: &str,
+    id: Option<VersionId>,
+) -> Result<Option<ObjectEntry>, S3Error> {
+    Ok(match index.version(bucket, key, id)? {
+        Some(Version::Object { entry, .. }) => Some(entry),
+        _ => None,
+    })
 }
 
 fn plan(input: CopyObjectInput) -> S3Result<CopyPlan> {
     check_key(&input.key)?;
-    let source = source_of(input.copy_source)?;
+    let (sb, sk, source_version) = source_of(input.copy_source)?;
     let replace = match input
         .metadata_directive
         .as_ref()
@@ -68,7 +80,8 @@ fn plan(input: CopyObjectInput) -> S3Result<CopyPlan> {
         }
     };
     Ok(CopyPlan {
-        source,
+        source: (sb, sk),
+        source_version,
         target: (input.bucket, input.key),
         replace: replace.then(|| (input.content_type, input.metadata.unwrap_or_default())),
         source_if: ReadIf {
@@ -100,11 +113,11 @@ pub(super) async fn copy(
                 "copying out of the mounted bucket {sb:?} is not supported; GET and PUT it"
             )));
         }
-        let Some(source) = index.get(sb, sk)? else {
-            return Ok(Err(s3_error!(
-                NoSuchKey,
-                "no object {sk:?} in bucket {sb:?} to copy"
-            )));
+        let Some(source) = source_entry(&index, sb, sk, plan.source_version)? else {
+            return Ok(Err(match plan.source_version {
+                Some(_) => s3_error!(NoSuchVersion, "no such version of {sk:?} in {sb:?} to copy"),
+                None => s3_error!(NoSuchKey, "no object {sk:?} in bucket {sb:?} to copy"),
+            }));
         };
         let now = now_ms();
         if plan.source_if.evaluate(&source.etag, source.mtime_ms, now) != Verdict::Proceed {
@@ -113,7 +126,8 @@ pub(super) async fn copy(
                 "the copy source's x-amz-copy-source-if-* conditions do not hold"
             )));
         }
-        if plan.source == plan.target && plan.replace.is_none() {
+        let same_version = plan.source_version.is_none();
+        if plan.source == plan.target && same_version && plan.replace.is_none() {
             return Ok(Err(s3_error!(
                 InvalidRequest,
                 "This copy request is illegal because it is trying to copy an object to itself \
@@ -124,6 +138,7 @@ pub(super) async fn copy(
             Some((content_type, metadata)) => (content_type, metadata.into_iter().collect()),
             None => (source.content_type.clone(), source.metadata.clone()),
         };
+        let source_version = source.version_id.clone();
         let entry = ObjectEntry {
             content_type,
             metadata,
@@ -132,12 +147,14 @@ pub(super) async fn copy(
         };
         // The source names the CID: the count goes up, the pin stays.
         let (tb, tk) = &plan.target;
-        if let Some(old) = writer.put(tb, tk, &entry, false)? {
-            writer.drop_pin(&old);
+        let written = writer.write((tb, tk), &entry, false, &WriteIf::Always)?;
+        if let Some(old) = &written.released {
+            writer.drop_pin(old);
         }
-        Ok(Ok(entry))
+        Ok(Ok((entry, source_version, written.version_id)))
     })
     .await??;
+    let (copied, source_version, version_id) = copied;
     with_cid(
         CopyObjectOutput {
             copy_object_result: Some(CopyObjectResult {
@@ -145,6 +162,8 @@ pub(super) async fn copy(
                 last_modified: Some(timestamp(copied.mtime_ms)),
                 ..Default::default()
             }),
+            copy_source_version_id: source_version,
+            version_id,
             ..Default::default()
         },
         &copied.cid,

@@ -35,13 +35,15 @@
 mod refs;
 mod settings;
 mod uploads;
+mod versions;
+mod writes;
 
 pub use refs::Refs;
 pub use settings::BucketSettings;
 pub use uploads::{ListedUpload, PartEntry, UploadEntry};
+pub use versions::{current_key, shown, Version, VersionId, Versioning, Written};
 
 use super::checksum::ObjectChecksum;
-use super::conditions::WriteIf;
 use super::roots::move_root;
 use super::share::RemoteSource;
 use super::tree::Tree;
@@ -84,6 +86,10 @@ pub struct ObjectEntry {
     /// how many parts in a row). Empty for an object PUT whole.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<[u64; 2]>,
+    /// Its version ID in a versioned bucket (`versions.rs`); none: the
+    /// "null" version (every object of a bucket never versioned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
 }
 
 impl ObjectEntry {
@@ -127,6 +133,8 @@ pub struct BucketIndex {
     uploads: sled::Tree,
     parts: sled::Tree,
     part_leaves: sled::Tree,
+    /// Buckets' versioning states (`versions.rs`).
+    versioning: sled::Tree,
     /// Held by [`Writer`]: one change at a time, so a pin decision and the
     /// reference count it reads stay true until the change commits.
     write: Mutex<()>,
@@ -139,7 +147,7 @@ pub enum DeleteBucket {
     Deleted,
     /// No such bucket.
     NoSuchBucket,
-    /// The bucket holds objects.
+    /// The bucket holds objects (or versions, or delete markers).
     NotEmpty,
 }
 
@@ -185,6 +193,7 @@ impl BucketIndex {
             uploads: db.open_tree("uploads").map_err(failed("opening"))?,
             parts: db.open_tree("parts").map_err(failed("opening"))?,
             part_leaves: db.open_tree("part_leaves").map_err(failed("opening"))?,
+            versioning: db.open_tree("versioning").map_err(failed("opening"))?,
             db,
             store,
             changed: tokio::sync::watch::Sender::new(0),
@@ -534,7 +543,8 @@ impl Writer<'_> {
             Err(S3Error::NoSuchBucket { .. }) => return Ok(DeleteBucket::NoSuchBucket),
             other => other?,
         };
-        if !tree.is_empty() {
+        let versions = i.versions_tree(bucket)?;
+        if !tree.is_empty() || !versions.is_empty() {
             return Ok(DeleteBucket::NotEmpty);
         }
         // A crash after this leaves the bucket empty, the parts' pins pending.
@@ -551,112 +561,23 @@ impl Writer<'_> {
             .map_err(|e| transaction_error(e, bucket, ""))?;
         i.db.drop_tree(tree_name(bucket))
             .map_err(failed("removing a bucket"))?;
+        i.db.drop_tree(versions::versions_tree_name(bucket))
+            .map_err(failed("removing a bucket"))?;
+        i.versioning
+            .remove(bucket.as_bytes())
+            .map_err(failed("removing a bucket"))?;
         i.flush()?;
         for cid in parts.iter().chain(&released) {
             self.drop_pin(cid);
         }
         Ok(DeleteBucket::Deleted)
     }
-
-    /// Sets `key` to `entry`, counting a reference to its CID (`owned`: the
-    /// caller pinned it for this, when no object named it before), and
-    /// moves the bucket's root. Returns a CID no object names any more
-    /// whose pin the endpoint made, recorded as pending in the same
-    /// transaction (which also clears the pending record of the new CID):
-    /// the caller unpins it, then [`settle`](Self::settle)s it (a crash in
-    /// between leaves it to [`BucketIndex::reconcile`]).
-    pub fn put(
-        &self,
-        bucket: &str,
-        key: &str,
-        entry: &ObjectEntry,
-        owned: bool,
-    ) -> Result<Option<Cid>, S3Error> {
-        self.put_if(bucket, key, entry, owned, &WriteIf::Always)
-    }
-
-    /// [`put`](Self::put) if `condition` holds for what `key` holds in the
-    /// same transaction (so two conditional writes of one key cannot both
-    /// pass); [`S3Error::WriteRefused`] when it does not.
-    pub fn put_if(
-        &self,
-        bucket: &str,
-        key: &str,
-        entry: &ObjectEntry,
-        owned: bool,
-        condition: &WriteIf,
-    ) -> Result<Option<Cid>, S3Error> {
-        let i = self.index;
-        let tree = i.objects(bucket)?;
-        let new_cid = entry.cid()?.to_bytes();
-        let encoded = entry.encode();
-        let m = self.change(bucket, key, Some(entry))?;
-        let result = (&i.buckets, &tree, &i.refs, &i.pending, &i.roots)
-            .transaction(|(buckets, objects, refs, pending, roots)| {
-                if buckets.get(bucket.as_bytes())?.is_none() {
-                    return Err(ConflictableTransactionError::Abort(Abort::NoSuchBucket));
-                }
-                if *condition != WriteIf::Always {
-                    let now = match objects.get(key.as_bytes())? {
-                        Some(v) => Some(ObjectEntry::decode(&v).map_err(abort)?),
-                        None => None,
-                    };
-                    condition
-                        .check(now.as_ref().map(|e| e.etag.as_str()))
-                        .map_err(|why| ConflictableTransactionError::Abort(Abort::Refused(why)))?;
-                }
-                let root = move_root(roots, refs, pending, bucket, &m)?;
-                bump(refs, &new_cid, 1, owned)?;
-                pending.remove(&new_cid[..])?;
-                let Some(old) = objects.insert(key.as_bytes(), &encoded[..])? else {
-                    return Ok((None, root));
-                };
-                let old = ObjectEntry::decode(&old)
-                    .and_then(|o| o.cid())
-                    .map_err(abort)?;
-                Ok((release(refs, pending, &old)?, root))
-            })
-            .map_err(|e| transaction_error(e, bucket, key));
-        self.finish_move(&m, result.as_ref().ok().map(|r| r.1));
-        let (released, _) = result?;
-        i.flush()?;
-        Ok(released)
-    }
-
-    /// Removes `key`; returns its entry (none: there was no such key) and,
-    /// as [`put`](Self::put), a CID to unpin.
-    pub fn delete(
-        &self,
-        bucket: &str,
-        key: &str,
-    ) -> Result<Option<(ObjectEntry, Option<Cid>)>, S3Error> {
-        let i = self.index;
-        let tree = i.objects(bucket)?;
-        let m = self.change(bucket, key, None)?;
-        let result = (&tree, &i.refs, &i.pending, &i.roots)
-            .transaction(|(objects, refs, pending, roots)| {
-                let root = move_root(roots, refs, pending, bucket, &m)?;
-                let Some(old) = objects.remove(key.as_bytes())? else {
-                    return Ok((None, root));
-                };
-                let old = ObjectEntry::decode(&old).map_err(abort)?;
-                let cid = old.cid().map_err(abort)?;
-                let unpin = release(refs, pending, &cid)?;
-                Ok((Some((old, unpin)), root))
-            })
-            .map_err(|e| transaction_error(e, bucket, key));
-        self.finish_move(&m, result.as_ref().ok().map(|r| r.1));
-        let (removed, _) = result?;
-        if removed.is_some() || m.old != Some(m.new) {
-            i.flush()?;
-        }
-        Ok(removed)
-    }
 }
 
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+    use crate::s3::conditions::WriteIf;
 
     /// An entry naming the raw block of `data`.
     pub(in crate::s3) fn entry(data: &[u8]) -> ObjectEntry {
@@ -670,6 +591,7 @@ pub(super) mod tests {
             mtime_ms: now_ms(),
             checksum: None,
             parts: Vec::new(),
+            version_id: None,
         }
     }
 

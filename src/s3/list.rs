@@ -171,6 +171,7 @@ mod tests {
             mtime_ms: 0,
             checksum: None,
             parts: Vec::new(),
+            version_id: None,
         }
     }
 

@@ -32,6 +32,9 @@
 //!   every object and tree root kept at it by the replicator
 //!   (`replicas.rs`); a public-read one answers anonymous GET, HEAD and
 //!   listings (`auth.rs`, `acl.rs`).
+//! - Versioning (`versioning.rs`, kept by `index/versions.rs`): a bucket
+//!   with versioning enabled keeps every version a write or delete
+//!   replaces (delete markers too), each pinned until deleted by ID.
 //! - Multipart uploads (`multipart.rs`): each part is imported as a PUT
 //!   body is and pinned while its upload is open; completing links the
 //!   parts' leaves into the object's DAG without copying a byte. Uploads
@@ -56,6 +59,7 @@ mod roots;
 mod service;
 pub mod share;
 pub mod tree;
+mod versioning;
 
 pub use error::S3Error;
 pub use index::{BucketIndex, BucketSettings, ObjectEntry};

@@ -499,13 +499,14 @@ pub(super) async fn complete(
             mtime_ms: now_ms(),
             checksum,
             parts: size_runs(&parts),
+            version_id: None,
         };
         let target = Target {
             bucket: &b,
             key: &k,
             condition: &WriteIf::Always,
         };
-        let owned = commit(&node, &index, &target, &entry, root.cid)?;
+        let (owned, version_id) = commit(&node, &index, &target, &entry, root.cid)?;
         // Visible now; the parts' pins may go (a crash before leaves the
         // upload open, its parts pinned, for a retry, an abort or expiry).
         // A concurrent complete or abort may have removed it already.
@@ -513,11 +514,11 @@ pub(super) async fn complete(
             Ok(()) | Err(S3Error::NoSuchUpload { .. }) => {}
             Err(e) => return Err(e),
         }
-        Ok(Ok((entry, root.cid, owned)))
+        Ok(Ok((entry, root.cid, owned, version_id)))
     })
     .await?;
     drop(gc_guard);
-    let (entry, root, owned) = done?;
+    let (entry, root, owned, version_id) = done?;
     c.online
         .announce_added(root, owned.then_some(PinKind::Recursive))
         .await;
@@ -526,6 +527,7 @@ pub(super) async fn complete(
         key: Some(key.clone()),
         e_tag: Some(ETag::Strong(entry.etag)),
         location: Some(format!("/{bucket}/{key}")),
+        version_id,
         ..Default::default()
     };
     if let Some(sum) = &entry.checksum {
@@ -658,6 +660,7 @@ mod tests {
             mtime_ms: 0,
             checksum: None,
             parts: vec![[10, 2], [5, 1]],
+            version_id: None,
         };
         let int = |first, last| {
             Some(Range::Int {

@@ -130,6 +130,7 @@ pub(super) async fn put(
         mtime_ms: now_ms(),
         checksum: Some(checksum.clone()),
         parts: Vec::new(),
+        version_id: None,
     };
     let cid_text = entry.cid.clone();
     let index = Arc::clone(&c.index);
@@ -147,13 +148,14 @@ pub(super) async fn put(
         .await
     };
     drop(gc_guard);
-    let owned = committed?;
+    let (owned, version_id) = committed?;
     c.online
         .announce_added(added.cid, owned.then_some(PinKind::Recursive))
         .await;
     let mut output = PutObjectOutput {
         e_tag: Some(ETag::Strong(etag)),
         size: Some(i64::try_from(digested.bytes).unwrap_or(i64::MAX)),
+        version_id,
         ..Default::default()
     };
     set_checksum!(output, &checksum);
@@ -193,19 +195,25 @@ fn write_condition(
 
 /// Makes the blocks durable, then, holding the index's writer, pins
 /// `cid` and commits the index entry if the target's condition holds
-/// ([`pin_and_record`]). Returns whether it pinned `cid`.
+/// ([`pin_and_record`]). Returns whether it pinned `cid`, and the version
+/// ID to answer with (none: the bucket was never versioned).
 pub(super) fn commit(
     node: &Node,
     index: &super::index::BucketIndex,
     target: &Target<'_>,
     entry: &ObjectEntry,
     cid: Cid,
-) -> Result<bool, super::S3Error> {
+) -> Result<(bool, Option<String>), super::S3Error> {
     node.flush()?;
     let writer = index.writer();
-    pin_and_record(node, &writer, &cid, |owned| {
-        writer.put_if(target.bucket, target.key, entry, owned, target.condition)
-    })
+    let mut version_id = None;
+    let owned = pin_and_record(node, &writer, &cid, |owned| {
+        let target_key = (target.bucket, target.key);
+        let written = writer.write(target_key, entry, owned, target.condition)?;
+        version_id = written.version_id;
+        Ok(written.released)
+    })?;
+    Ok((owned, version_id))
 }
 
 /// Pins `cid` for the endpoint unless an object, an upload's part or the
@@ -257,15 +265,19 @@ async fn object(c: &Cairn, bucket: &str, key: &str) -> S3Result<Option<ObjectEnt
     blocking(move || index.get(&b, &k)).await
 }
 
-/// The entry at `bucket`/`key`, or `NoSuchKey`; then the read's
-/// conditions: 304 (with the object's ETag and Last-Modified) or 412 when
-/// they say so.
-async fn entry(c: &Cairn, bucket: &str, key: &str, conditions: ReadIf) -> S3Result<ObjectEntry> {
-    let e = object(c, bucket, key)
-        .await?
-        .ok_or_else(|| s3_error!(NoSuchKey, "no object {key:?} in bucket {bucket:?}"))?;
+/// The entry at `bucket`/`key` (its version `version`, if given) and the
+/// version ID to answer with, or S3's error (`versioning.rs`); then the
+/// read's conditions: 304 (with the object's ETag and Last-Modified) or
+/// 412 when they say so.
+async fn entry(
+    c: &Cairn,
+    (bucket, key): (&str, &str),
+    version: Option<&str>,
+    conditions: ReadIf,
+) -> S3Result<(ObjectEntry, Option<String>)> {
+    let (e, version_id) = super::versioning::find(c, bucket, key, version).await?;
     match conditions.evaluate(&e.etag, e.mtime_ms, now_ms()) {
-        Verdict::Proceed => Ok(e),
+        Verdict::Proceed => Ok((e, version_id)),
         Verdict::PreconditionFailed => Err(s3_error!(
             PreconditionFailed,
             "If-Match or If-Unmodified-Since does not hold for {key:?}"
@@ -337,12 +349,14 @@ macro_rules! read_if {
 
 /// GetObject, whole or one range.
 pub(super) async fn get(c: &Cairn, input: GetObjectInput) -> S3Result<S3Response<GetObjectOutput>> {
-    let e = entry(c, &input.bucket, &input.key, read_if!(input)).await?;
+    let target = (input.bucket.as_str(), input.key.as_str());
+    let (e, version_id) = entry(c, target, input.version_id.as_deref(), read_if!(input)).await?;
     let cid = e.cid().map_err(s3_err)?;
     let whole = input.range.is_none() && input.part_number.is_none();
     let (range, parts_count) = read_range(&e, input.part_number, input.range)?;
     let (mut output, start, length) = described!(GetObjectOutput, &e, range);
     output.parts_count = parts_count;
+    output.version_id = version_id;
     if let Some(sum) = e
         .checksum
         .as_ref()
@@ -386,11 +400,13 @@ pub(super) async fn head(
     c: &Cairn,
     input: HeadObjectInput,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
-    let e = entry(c, &input.bucket, &input.key, read_if!(input)).await?;
+    let target = (input.bucket.as_str(), input.key.as_str());
+    let (e, version_id) = entry(c, target, input.version_id.as_deref(), read_if!(input)).await?;
     let whole = input.range.is_none() && input.part_number.is_none();
     let (range, parts_count) = read_range(&e, input.part_number, input.range)?;
     let (mut output, _, _) = described!(HeadObjectOutput, &e, range);
     output.parts_count = parts_count;
+    output.version_id = version_id;
     if let Some(sum) = e
         .checksum
         .as_ref()
@@ -409,24 +425,32 @@ fn enabled(mode: &Option<ChecksumMode>) -> bool {
         .is_some_and(|m| m.as_str().eq_ignore_ascii_case(ChecksumMode::ENABLED))
 }
 
-/// DeleteObject: succeeds whether or not the key existed (as S3).
+/// DeleteObject: succeeds whether or not the key (or version) existed,
+/// as S3; in a versioned bucket, adds a delete marker or, given a
+/// `versionId`, removes that version (`index/versions.rs`).
 pub(super) async fn delete(
     c: &Cairn,
     input: DeleteObjectInput,
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
     let index = Arc::clone(&c.index);
     let (bucket, key) = (input.bucket, input.key);
+    let id = super::versioning::version_arg(input.version_id.as_deref())?;
     // GC waits: the bucket tree's new nodes are stored before their pin.
     let _gc = c.online.gc_lock().read().await;
-    blocking(move || {
+    let written = blocking(move || {
         let writer = index.writer();
-        if let Some((_, Some(cid))) = writer.delete(&bucket, &key)? {
-            writer.drop_pin(&cid);
+        let written = writer.delete_object(&bucket, &key, id)?;
+        if let Some(cid) = &written.released {
+            writer.drop_pin(cid);
         }
-        Ok(())
+        Ok(written)
     })
     .await?;
-    Ok(S3Response::new(DeleteObjectOutput::default()))
+    Ok(S3Response::new(DeleteObjectOutput {
+        delete_marker: written.marker.then_some(true),
+        version_id: written.version_id,
+        ..Default::default()
+    }))
 }
 
 /// DeleteObjects: up to 1,000 keys, each removed as DeleteObject removes
@@ -470,11 +494,14 @@ pub(super) async fn delete_many(
     let mut errors = Vec::new();
     for (o, outcome) in outcomes {
         match outcome {
-            Ok(()) if quiet => {}
-            Ok(()) => deleted.push(DeletedObject {
+            Ok(_) if quiet => {}
+            Ok(w) => deleted.push(DeletedObject {
                 key: Some(o.key),
+                delete_marker: w.marker.then_some(true),
+                delete_marker_version_id: (w.marker && o.version_id.is_none())
+                    .then(|| w.version_id.clone())
+                    .flatten(),
                 version_id: o.version_id,
-                ..Default::default()
             }),
             Err(e) => errors.push(Error {
                 code: Some(e.code().as_str().to_string()),
@@ -491,21 +518,17 @@ pub(super) async fn delete_many(
     }))
 }
 
-/// One key of a DeleteObjects.
+/// One key (or version) of a DeleteObjects, as DeleteObject.
 fn delete_one(
     writer: &super::index::Writer<'_>,
     bucket: &str,
     o: &ObjectIdentifier,
-) -> S3Result<()> {
+) -> S3Result<super::index::Written> {
     check_key(&o.key)?;
-    if o.version_id.as_deref().is_some_and(|v| v != "null") {
-        return Err(s3_error!(
-            NoSuchVersion,
-            "this endpoint keeps one version of each object"
-        ));
+    let id = super::versioning::version_arg(o.version_id.as_deref())?;
+    let written = writer.delete_object(bucket, &o.key, id).map_err(s3_err)?;
+    if let Some(cid) = &written.released {
+        writer.drop_pin(cid);
     }
-    if let Some((_, Some(cid))) = writer.delete(bucket, &o.key).map_err(s3_err)? {
-        writer.drop_pin(&cid);
-    }
-    Ok(())
+    Ok(written)
 }

@@ -1,6 +1,6 @@
 //! The `S3` trait over cairn: buckets (create, delete when it holds no
 //! object, aborting its open multipart uploads, list, head, location,
-//! versioning: never enabled; ACLs in `acl.rs`) and listings (V2 and V1, one paging in
+//! versioning: `versioning.rs`; ACLs in `acl.rs`) and listings (V2 and V1, one paging in
 //! `list.rs`) here; objects in `objects.rs`, CopyObject in `copy.rs`,
 //! multipart uploads in `multipart.rs`. Every index access runs on a
 //! blocking thread.
@@ -131,7 +131,7 @@ impl S3 for Cairn {
             DeleteBucket::NoSuchBucket => Err(s3_err(S3Error::NoSuchBucket { name })),
             DeleteBucket::NotEmpty => Err(s3_error!(
                 BucketNotEmpty,
-                "the bucket {name:?} holds objects: delete them first"
+                "the bucket {name:?} holds objects (or object versions): delete them first"
             )),
         }
     }
@@ -157,10 +157,26 @@ impl S3 for Cairn {
         &self,
         req: S3Request<GetBucketVersioningInput>,
     ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-        self.bucket_exists(&req.input.bucket).await?;
-        // Never versioned: S3's answer for a bucket whose versioning was
-        // never set is a configuration without a status (rclone asks).
-        Ok(S3Response::new(GetBucketVersioningOutput::default()))
+        super::versioning::get(self, req.input.bucket)
+            .await
+            .map(S3Response::new)
+    }
+
+    async fn put_bucket_versioning(
+        &self,
+        req: S3Request<PutBucketVersioningInput>,
+    ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+        super::versioning::put(self, req.input).await?;
+        Ok(S3Response::new(PutBucketVersioningOutput {}))
+    }
+
+    async fn list_object_versions(
+        &self,
+        req: S3Request<ListObjectVersionsInput>,
+    ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+        super::versioning::list(self, req.input)
+            .await
+            .map(S3Response::new)
     }
 
     async fn get_bucket_acl(
@@ -382,7 +398,10 @@ pub(super) fn owner() -> Owner {
 
 /// A listing's `max-keys` (at most [`list::MAX_KEYS`]) and whether it
 /// asked for `encoding-type=url`.
-fn list_args(max_keys: Option<i32>, encoding: Option<&EncodingType>) -> S3Result<(usize, bool)> {
+pub(super) fn list_args(
+    max_keys: Option<i32>,
+    encoding: Option<&EncodingType>,
+) -> S3Result<(usize, bool)> {
     let max_keys = match max_keys {
         None => list::MAX_KEYS,
         Some(n) => usize::try_from(n)
@@ -455,7 +474,7 @@ impl Cairn {
 }
 
 /// `s`, URL-encoded when `url`.
-fn encoded(s: String, url: bool) -> String {
+pub(super) fn encoded(s: String, url: bool) -> String {
     if url {
         url_encode(&s)
     } else {

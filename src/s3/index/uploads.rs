@@ -481,6 +481,7 @@ mod tests {
             mtime_ms: 1,
             checksum: None,
             parts: Vec::new(),
+            version_id: None,
         };
         w.put("b", "k", &object, false).unwrap();
         let listed: Vec<u32> = index

@@ -18,7 +18,7 @@ use crate::node::AddOptions;
 use crate::s3::body::import_blocking;
 use crate::s3::checksum::{Algorithm, Hasher};
 use crate::s3::conditions::{ReadIf, Verdict};
-use crate::s3::copy::source_of;
+use crate::s3::copy::{source_entry, source_of};
 use crate::s3::index::{now_ms, PartEntry};
 use crate::s3::objects::pin_and_record;
 use crate::s3::service::{blocking, internal, s3_err, timestamp, Cairn};
@@ -62,7 +62,7 @@ pub(in crate::s3) async fn upload_part_copy(
     input: UploadPartCopyInput,
 ) -> S3Result<S3Response<UploadPartCopyOutput>> {
     let number = part_number(input.part_number)?;
-    let (source_bucket, source_key) = source_of(input.copy_source)?;
+    let (source_bucket, source_key, source_version) = source_of(input.copy_source)?;
     let (bucket, key, id) = (input.bucket, input.key, input.upload_id);
     let upload = open_upload(c, &bucket, &key, &id).await?;
     let source = {
@@ -72,7 +72,7 @@ pub(in crate::s3) async fn upload_part_copy(
             if index.is_mounted(&b)? {
                 return Ok(Err(b));
             }
-            index.get(&b, &k).map(Ok)
+            source_entry(&index, &b, &k, source_version).map(Ok)
         })
         .await?
     }
