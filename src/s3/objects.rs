@@ -525,7 +525,16 @@ fn delete_one(
     o: &ObjectIdentifier,
 ) -> S3Result<super::index::Written> {
     check_key(&o.key)?;
-    let id = super::versioning::version_arg(o.version_id.as_deref())?;
+    // A version ID this endpoint never made names no version (S3 reports
+    // NoSuchVersion for it here).
+    let id = super::versioning::version_arg(o.version_id.as_deref()).map_err(|_| {
+        s3_error!(
+            NoSuchVersion,
+            "no version {:?} of {:?}",
+            o.version_id,
+            o.key
+        )
+    })?;
     let written = writer.delete_object(bucket, &o.key, id).map_err(s3_err)?;
     if let Some(cid) = &written.released {
         writer.drop_pin(cid);
