@@ -14,30 +14,13 @@
 
 mod common;
 
-use common::process::run_json_script;
-use common::s3::{client_spec, clients_dir, create_key, etag_of, python, sha256_hex, SCRIPT_KILL};
+use common::s3::{assert_fields, client_spec, create_key, etag_of, run_phase, sha256_hex};
 use common::{Daemon, TestRepo};
 use serde_json::{json, Value};
 
 /// Runs one phase of `objects_run.py` with `spec`.
 fn phase(name: &str, spec: &Value) -> Value {
-    let got = run_json_script(
-        &python(),
-        &clients_dir(),
-        "objects_run.py",
-        (&[name], &[]),
-        spec,
-        SCRIPT_KILL,
-    );
-    eprintln!("{name}: {got}");
-    got
-}
-
-/// Asserts that every field of `want` is in `got` with that value.
-fn assert_fields(got: &Value, want: &Value) {
-    for (name, value) in want.as_object().expect("an object") {
-        assert_eq!(&got[name], value, "{name}");
-    }
+    run_phase("objects_run.py", name, spec)
 }
 
 /// A `NAME: NUMBER` line of `cairn repo stat`.

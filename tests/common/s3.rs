@@ -59,6 +59,28 @@ pub fn run_script(script: &str, spec: &Value) -> Value {
     run_script_with(&python(), script, spec)
 }
 
+/// Runs phase `name` of the boto3 script `script` (in `tests/s3-clients`)
+/// with `spec`; its last line of output, parsed as JSON (and logged).
+pub fn run_phase(script: &str, name: &str, spec: &Value) -> Value {
+    let got = run_json_script(
+        &python(),
+        &clients_dir(),
+        script,
+        (&[name], &[]),
+        spec,
+        SCRIPT_KILL,
+    );
+    eprintln!("{name}: {got}");
+    got
+}
+
+/// Asserts that every field of `want` is in `got` with that value.
+pub fn assert_fields(got: &Value, want: &Value) {
+    for (name, value) in want.as_object().expect("an object") {
+        assert_eq!(&got[name], value, "{name}");
+    }
+}
+
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

@@ -82,6 +82,22 @@ impl VersionRecord {
     fn cid(&self) -> Result<Option<Cid>, S3Error> {
         self.object.as_ref().map(ObjectEntry::cid).transpose()
     }
+
+    /// As a read finds it; `newest`: a marker that is the key's newest
+    /// version (an object here never is: the current one is in `o/`).
+    fn into_version(self, newest: bool) -> Version {
+        match self.object {
+            Some(entry) => Version::Object {
+                entry,
+                current: false,
+            },
+            None => Version::Marker {
+                version_id: self.version_id,
+                mtime_ms: self.mtime_ms,
+                current: newest,
+            },
+        }
+    }
 }
 
 /// A version as a read finds it.
@@ -256,17 +272,7 @@ impl BucketIndex {
         }
         let newest = current.is_none()
             && self.older_versions(&tree, key)?.first().map(|(_, r)| r) == Some(&record);
-        Ok(Some(match record.object {
-            Some(entry) => Version::Object {
-                entry,
-                current: false,
-            },
-            None => Version::Marker {
-                version_id: record.version_id,
-                mtime_ms: record.mtime_ms,
-                current: newest,
-            },
-        }))
+        Ok(Some(record.into_version(newest)))
     }
 }
 
@@ -584,18 +590,7 @@ impl AllVersions {
                         !has_current && first.as_deref() == Some(pos.as_slice())
                     }
                 };
-                let version = match record.object {
-                    Some(entry) => Version::Object {
-                        entry,
-                        current: false,
-                    },
-                    None => Version::Marker {
-                        version_id: record.version_id,
-                        mtime_ms: record.mtime_ms,
-                        current: newest,
-                    },
-                };
-                Ok(Some((pos, key, version)))
+                Ok(Some((pos, key, record.into_version(newest))))
             }
             (Some(_), None) => Ok(None),
         }
