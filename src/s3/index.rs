@@ -44,7 +44,6 @@ pub use uploads::{ListedUpload, PartEntry, UploadEntry};
 pub use versions::{current_key, shown, Version, VersionId, Versioning, Written};
 
 use super::checksum::ObjectChecksum;
-use super::roots::move_root;
 use super::share::RemoteSource;
 use super::tree::Tree;
 use super::S3Error;
