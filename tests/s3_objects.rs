@@ -260,14 +260,7 @@ fn hot_small_objects_read_again_are_byte_identical() {
         "secret": key.1,
         "objects": {"small.bin": 1_120, "larger.bin": 200_000},
     });
-    let got = run_json_script(
-        &python(),
-        &clients_dir(),
-        "hot_get_run.py",
-        (&[], &[]),
-        &spec,
-        SCRIPT_KILL,
-    );
+    let got = common::s3::run_script("hot_get_run.py", &spec);
     for (name, size) in [("small.bin", 1_120u64), ("larger.bin", 200_000)] {
         let o = &got[name];
         let rounds = o["rounds"].as_array().expect("rounds");
