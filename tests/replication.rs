@@ -390,3 +390,34 @@ fn the_scrub_finds_a_corrupt_block_and_fetches_it_again() {
     );
     assert!(value("cairn_scrub_repaired_blocks_total") >= 1.0);
 }
+
+/// A root pinned at factor 2 on a node with no peer yet (the repair loop
+/// at its default 10 min) gets its second copy once a peer arrives: the
+/// pin's placement is retried for a minute while it is short of holders.
+#[test]
+fn a_pin_made_before_any_peer_connects_is_placed_when_one_arrives() {
+    let a = TestRepo::new();
+    a.ok(&["init"]);
+    let data = common::random_bytes(300_000, 93);
+    let file = a.scratch("early.bin");
+    std::fs::write(&file, &data).unwrap();
+    let cid = a.add(&file, &[]);
+    let (_da, banner) = Daemon::start(&a, &[]);
+    a.ok(&["pin", "add", "--replication", "2", &cid]);
+
+    std::thread::sleep(Duration::from_secs(2));
+    let b = TestRepo::new();
+    b.ok(&["init"]);
+    let (_db, _) = Daemon::start(&b, &["--bootstrap", &addr(&banner)]);
+    let took = wait_until(
+        "the late peer holds a pinned copy",
+        Duration::from_secs(60),
+        || {
+            b.ok(&["pin", "ls", "--type", "recursive", "-q"])
+                .lines()
+                .any(|l| l.trim() == cid)
+        },
+    );
+    eprintln!("placed on the late peer {took:?} after it started");
+    assert!(b.run(&["cat", &cid]).stdout == data);
+}

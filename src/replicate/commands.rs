@@ -11,7 +11,11 @@ use crate::block::Cid;
 use crate::store::{PinKind, Store};
 use libp2p::PeerId;
 use std::collections::HashSet;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How long after a pin its first placement is retried while it is short
+/// of holders (then the repair loop takes over).
+const PLACE_RETRY_SPAN: Duration = Duration::from_secs(63);
 
 /// One holder as `pin status` shows it.
 #[derive(Clone, Debug)]
@@ -74,11 +78,33 @@ impl Replicator {
         // this node holds the only one, and a round over many roots can
         // take a while when holders are down.
         let this = self.clone();
-        self.inner.swarm.spawn_task(async move {
-            let candidates = this.candidates().await;
-            this.repair(root, &candidates).await;
-        });
+        self.inner
+            .swarm
+            .spawn_task(async move { this.place_soon(root).await });
         Ok(rec)
+    }
+
+    /// Places `root`'s copies now, and again after 1, 2, 4 … s (up to
+    /// [`PLACE_RETRY_SPAN`] in all) while it has fewer holders than its
+    /// factor: a node that pins just after it started may not be connected
+    /// to its peers yet (it found none, and the next repair round is a
+    /// `repair_interval` away, 10 min by default).
+    async fn place_soon(&self, root: Cid) {
+        let mut wait = Duration::from_secs(1);
+        let mut waited = Duration::ZERO;
+        loop {
+            let candidates = self.candidates().await;
+            self.repair(root, &candidates).await;
+            let short = self
+                .record(&root)
+                .is_some_and(|r| !r.removed && r.holders.len() < usize::from(r.factor));
+            if !short || waited + wait > PLACE_RETRY_SPAN {
+                return;
+            }
+            tokio::time::sleep(wait).await;
+            waited += wait;
+            wait *= 2;
+        }
     }
 
     /// The store work of [`pin`](Self::pin), on a blocking thread: checks
