@@ -3,15 +3,16 @@
 //! (no limit here; bodies have their own timeout), or idle between requests
 //! (idle timeout); in any phase, a response the client stopped reading
 //! may wait for its socket no longer than the send timeout. The server's
-//! driver sleeps until [`ConnState::deadline`] and is woken whenever the
-//! state changes.
+//! driver sleeps until [`ConnState::deadline`], which it reads again after
+//! each poll of the connection: every change of the state happens inside
+//! that poll (the socket's reads and writes, the requests hyper starts and
+//! the responses it finishes sending), so none needs a wake-up of its own.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -44,7 +45,6 @@ pub struct ConnState {
     phase: Mutex<Phase>,
     /// Since when a write has waited for the client to read.
     write_blocked: Mutex<Option<Instant>>,
-    changed: Notify,
     evicted: CancellationToken,
 }
 
@@ -54,7 +54,6 @@ impl ConnState {
         ConnState {
             phase: Mutex::new(Phase::Header { since: now }),
             write_blocked: Mutex::new(None),
-            changed: Notify::new(),
             evicted: CancellationToken::new(),
         }
     }
@@ -65,16 +64,11 @@ impl ConnState {
 
     /// Bytes arrived at `now`: an idle connection starts reading headers.
     pub fn got_bytes(&self, now: Instant) {
-        let started = self.with_phase(|p| match *p {
-            Phase::Idle { .. } => {
+        self.with_phase(|p| {
+            if let Phase::Idle { .. } = *p {
                 *p = Phase::Header { since: now };
-                true
             }
-            _ => false,
         });
-        if started {
-            self.changed.notify_one();
-        }
     }
 
     /// A request's headers were read; it is active until the returned
@@ -88,7 +82,6 @@ impl ConnState {
                 _ => Phase::Active { requests: 1 },
             }
         });
-        self.changed.notify_one();
         ActiveRequest(Arc::clone(self))
     }
 
@@ -101,13 +94,11 @@ impl ConnState {
                 _ => Phase::Idle { since: now },
             }
         });
-        self.changed.notify_one();
     }
 
     /// A write found the client's socket full at `now`.
     pub fn write_blocked(&self, now: Instant) {
         *self.write_blocked.lock().unwrap_or_else(|e| e.into_inner()) = Some(now);
-        self.changed.notify_one();
     }
 
     /// A write went through again.
@@ -137,11 +128,6 @@ impl ConnState {
             Phase::Header { since } | Phase::Idle { since } => Some(since),
             Phase::Active { .. } => None,
         })
-    }
-
-    /// Resolves at the next state change after the call.
-    pub async fn changed(&self) {
-        self.changed.notified().await
     }
 
     /// Closes the connection (to make room for another).

@@ -149,38 +149,50 @@ async fn drive(
         .header_read_timeout(None)
         .serve_connection(io, service);
     tokio::pin!(served);
+    let (evicted, stopped) = (conn.evicted(), stop.cancelled());
+    tokio::pin!(evicted, stopped);
+    // One timer for the connection's life, moved only when the deadline
+    // comes earlier than where it is set: a deadline that moved later
+    // (each request's begins later than the last) is found when the timer
+    // fires early, so a keep-alive request costs no timer registration.
+    let timer = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(timer);
+    let mut armed: Option<Instant> = None;
     let mut stopping = false;
-    loop {
-        let deadline = conn.deadline(&timeouts);
-        tokio::select! {
-            ended = served.as_mut() => {
-                if let Err(e) = ended {
-                    tracing::debug!("HTTP connection ended: {e}");
-                }
-                return;
+    std::future::poll_fn(|cx| loop {
+        if let Poll::Ready(ended) = served.as_mut().poll(cx) {
+            if let Err(e) = ended {
+                tracing::debug!("HTTP connection ended: {e}");
             }
-            () = conn.evicted() => return,
-            () = stop.cancelled(), if !stopping => {
-                stopping = true;
-                served.as_mut().graceful_shutdown();
-            }
-            () = sleep_until(deadline) => {
-                if conn.deadline(&timeouts).is_some_and(|d| d <= Instant::now()) {
-                    tracing::debug!("closing an HTTP connection that outstayed its timeout");
-                    return;
-                }
-            }
-            () = conn.changed() => {}
+            return Poll::Ready(());
         }
-    }
-}
-
-/// Sleeps until `deadline`, or forever without one.
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
+        if evicted.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        if !stopping && stopped.as_mut().poll(cx).is_ready() {
+            stopping = true;
+            served.as_mut().graceful_shutdown();
+            continue;
+        }
+        // Every change of the connection's state happens in the poll of
+        // `served` just above (its socket's reads and writes, its
+        // requests' start and their responses' end), so the deadline read
+        // here is current.
+        let deadline = conn.deadline(&timeouts);
+        if let Some(d) = deadline.filter(|&d| armed.is_none_or(|a| d < a)) {
+            timer.as_mut().reset(d);
+            armed = Some(d);
+        }
+        if armed.is_none() || timer.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        armed = None;
+        if deadline.is_some_and(|d| d <= Instant::now()) {
+            tracing::debug!("closing an HTTP connection that outstayed its timeout");
+            return Poll::Ready(());
+        }
+    })
+    .await
 }
 
 /// The router, as one connection's hyper service: each request counts as
@@ -199,13 +211,34 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let active: ActiveRequest = self.conn.begin();
         let timeout = self.body_timeout;
+        let with_body = has_body(request.headers());
         let request = request.map(|body| axum::body::Body::new(TimedBody::new(body, timeout)));
         let mut router = self.router.clone();
         Box::pin(async move {
-            let response = tower_service::Service::call(&mut router, request).await?;
+            let mut response = tower_service::Service::call(&mut router, request).await?;
+            // A request refused before its body was read (a failed
+            // condition, a missing bucket, a bad argument) leaves the body,
+            // or with `Expect: 100-continue` no body at all, on the
+            // connection: neither side can know where the next request
+            // starts, so the connection is not reused (botocore's next
+            // request was read as the rest of a refused PUT's body).
+            if with_body && !response.status().is_success() {
+                response.headers_mut().insert(
+                    axum::http::header::CONNECTION,
+                    axum::http::HeaderValue::from_static("close"),
+                );
+            }
             Ok(super::holding(response, active))
         })
     }
+}
+
+/// Whether a request's headers announce a body.
+fn has_body(headers: &axum::http::HeaderMap) -> bool {
+    headers.contains_key(axum::http::header::TRANSFER_ENCODING)
+        || headers
+            .get(axum::http::header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0")
 }
 
 /// Why a request body could not be read.

@@ -244,29 +244,11 @@ async fn handle(
     State(service): State<s3s::service::S3Service>,
     request: axum::extract::Request,
 ) -> Response {
-    let with_body = request
-        .headers()
-        .contains_key(axum::http::header::TRANSFER_ENCODING)
-        || request
-            .headers()
-            .get(axum::http::header::CONTENT_LENGTH)
-            .is_some_and(|v| v.as_bytes() != b"0");
     let request = request.map(s3s::Body::http_body_unsync);
     match service.call(request).await {
-        Ok(mut response) => {
-            // A write refused before its body was read (a failed condition,
-            // a missing bucket) leaves the body, or with `Expect:
-            // 100-continue` no body at all, on the connection: neither side
-            // can know where the next request starts, so it is not reused
-            // (botocore's next request was read as the body's rest).
-            if with_body && !response.status().is_success() {
-                response.headers_mut().insert(
-                    axum::http::header::CONNECTION,
-                    axum::http::HeaderValue::from_static("close"),
-                );
-            }
-            response.map(axum::body::Body::new)
-        }
+        // (An error answer to a request with a body closes the connection:
+        // `http::serve` does that for every surface.)
+        Ok(response) => response.map(axum::body::Body::new),
         Err(e) => {
             let e: Box<dyn std::error::Error + Send + Sync> = e.into();
             tracing::warn!("S3 request failed: {e}");
