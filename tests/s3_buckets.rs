@@ -264,11 +264,15 @@ fn a_replicated_buckets_objects_and_root_are_held_by_another_node_and_released_w
     write(json!({"step": "write", "deletes": ["brief.txt"]}));
     let root2 = buckets(&a)["kept"].0.clone();
     assert_ne!(root2, root);
-    assert!(!pins(&a, &gone), "A's own pin of the deleted object went");
+    // A's pin went back to the replicator, which removes it with the
+    // replication (its tombstone) on A and B alike.
     poll(
         Duration::from_secs(60),
-        "B drops the deleted object and the old root",
-        || (!pins(&b, &gone) && !pins(&b, &root) && pins(&b, &root2)).then_some(()),
+        "A and B drop the deleted object, B the old root",
+        || {
+            (!pins(&a, &gone) && !pins(&b, &gone) && !pins(&b, &root) && pins(&b, &root2))
+                .then_some(())
+        },
     );
 
     // A stops: B still serves the object by its CID.
@@ -277,6 +281,41 @@ fn a_replicated_buckets_objects_and_root_are_held_by_another_node_and_released_w
     assert!(b.ok(&["block", "stat", &root2]).contains(&root2));
     // Offline, A lists the factor as its daemon did.
     assert_eq!(buckets(&a)["kept"], (root2, "replication:2".to_string()));
+}
+
+/// A CID the user replicates (`pin add --replication`) that is also an
+/// object of an ordinary bucket keeps its pin, its blocks and its
+/// replication when the object is deleted: the bucket hands the pin back
+/// to the replicator instead of removing it (or tombstoning the root on
+/// every holder).
+#[test]
+fn deleting_an_object_keeps_a_replicated_pin_of_the_same_cid() {
+    let a = TestRepo::new();
+    a.ok(&["init"]);
+    let (_daemon, banner) = Daemon::start(&a, &["--s3", "127.0.0.1:0"]);
+    let (key, secret) = create_key(&a, &[]);
+    a.ok(&["s3", "bucket", "create", "plain"]);
+    let write = |spec: Value| {
+        let mut full = json!({
+            "endpoint": s3_url(&banner), "key": key, "secret": secret, "bucket": "plain",
+            "content_type": "text/plain", "metadata": {},
+        });
+        full.as_object_mut()
+            .unwrap()
+            .extend(spec.as_object().unwrap().clone());
+        run_script("boto3_buckets.py", &full)
+    };
+    let text = "the user replicates these bytes too";
+    write(json!({"step": "write", "puts": {"x.txt": text}}));
+    let cid = objects(&a, "plain")["x.txt"][0].clone();
+    a.ok(&["pin", "add", "--replication", "1", &cid]);
+
+    write(json!({"step": "write", "deletes": ["x.txt"]}));
+    a.ok(&["repo", "gc"]);
+    assert!(pins(&a, &cid), "the replicated pin went with the object");
+    assert_eq!(a.ok(&["cat", &cid]), text);
+    let status = a.ok(&["pin", "status", &cid]);
+    assert!(status.starts_with(&format!("{cid}: ok (1/1")), "{status}");
 }
 
 #[test]
@@ -341,6 +380,14 @@ fn public_read_buckets_answer_anonymous_reads_and_nothing_else() {
     let got = run_script("boto3_public.py", &spec("anonymous"));
     check_public(&got["open"]);
     check_denied(&got["open"], true);
+    // A version by its ID needs a signature, even in a public bucket.
+    for query in ["versionId=null", "x=1&versionId=0000000000000001"] {
+        let url = format!("{}/open/hello.txt?{query}", s3_url(&banner));
+        let mut answer = common::get_with_host(&url, None);
+        assert_eq!(answer.status(), 403, "{query}");
+        let body = answer.body_mut().read_to_string().unwrap();
+        assert!(body.contains("<Code>AccessDenied</Code>"), "{body}");
+    }
     check_denied(&got["closed"], false);
     assert_eq!(got["list_buckets"], json!("AccessDenied"));
     assert_eq!(got["missing_bucket"], json!("AccessDenied"));

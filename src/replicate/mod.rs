@@ -44,7 +44,7 @@ mod server;
 
 pub use commands::{HolderStatus, RootStatus};
 pub use error::ReplicateError;
-pub(crate) use owned_pins::{disown_pin, own_pin, owns_pin};
+pub(crate) use owned_pins::{disown_pin, own_pin, owns_pin, replicated_here};
 pub use scrub::ScrubReport;
 
 use crate::block::Cid;

@@ -30,6 +30,19 @@ pub(crate) fn disown_pin(store: &dyn Store, root: &Cid) -> Result<(), StoreError
     Ok(())
 }
 
+/// Whether this node keeps a live replication record of `root` (it holds,
+/// or held, a copy for the network): a pin of it another part of the node
+/// lets go of is handed back to the replicator ([`own_pin`]) rather than
+/// removed, so the network's copy is never dropped as a side effect.
+pub(crate) fn replicated_here(store: &dyn Store, root: &Cid) -> bool {
+    match store.meta_get(&super::record::Record::key(root)) {
+        Ok(Some(bytes)) => super::record::Record::decode(&bytes).is_ok_and(|r| !r.removed),
+        // Unreadable: assume it is, so nothing is unpinned on a guess.
+        Ok(None) => false,
+        Err(_) => true,
+    }
+}
+
 /// Whether `root`'s local pin is the replicator's (false when the store
 /// cannot tell).
 pub(crate) fn owns_pin(store: &dyn Store, root: &Cid) -> bool {

@@ -20,7 +20,7 @@ use super::index::BucketIndex;
 use crate::block::Cid;
 use crate::node::online::OnlineNode;
 use crate::replicate::Replicator;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -130,8 +130,13 @@ fn hand_over(index: &BucketIndex, tx: &mpsc::Sender<ReplicaEvent>) -> Result<(),
     Ok(())
 }
 
-/// Applies the events in order, a burst at a time.
+/// Applies the events in order, a burst at a time. Only a replication
+/// this endpoint started (`kept`) is removed from the network when its
+/// CID is released: a CID that was replicated already (a user's `pin add
+/// --replication`, a copy held for another node) is left as it is, its
+/// factor unchanged.
 async fn run(replicator: Replicator, mut rx: mpsc::Receiver<ReplicaEvent>) {
+    let mut kept: HashSet<Cid> = HashSet::new();
     while let Some(first) = rx.recv().await {
         tokio::time::sleep(COALESCE).await;
         let mut burst = vec![first];
@@ -139,7 +144,7 @@ async fn run(replicator: Replicator, mut rx: mpsc::Receiver<ReplicaEvent>) {
             burst.push(e);
         }
         for event in last_of_each(burst) {
-            apply(&replicator, event).await;
+            apply(&replicator, &mut kept, event).await;
         }
     }
 }
@@ -159,21 +164,28 @@ fn last_of_each(events: Vec<ReplicaEvent>) -> Vec<ReplicaEvent> {
         .collect()
 }
 
-async fn apply(replicator: &Replicator, event: ReplicaEvent) {
+async fn apply(replicator: &Replicator, kept: &mut HashSet<Cid>, event: ReplicaEvent) {
     match event {
         ReplicaEvent::Keep { cid, factor } => {
-            let kept = replicator
-                .record(&cid)
-                .is_some_and(|r| !r.removed && r.factor == factor);
-            if kept {
+            let live = replicator.record(&cid).is_some_and(|r| !r.removed);
+            if live && !kept.contains(&cid) {
+                // Someone else's replication (or this endpoint's from
+                // before a restart): not this bucket's to change.
                 return;
             }
-            if let Err(e) = replicator.keep_held(cid, Some(factor)).await {
-                tracing::warn!(%cid, "S3: replicating at factor {factor}: {e}");
+            let same = replicator.record(&cid).is_some_and(|r| r.factor == factor);
+            if live && same {
+                return;
+            }
+            match replicator.keep_held(cid, Some(factor)).await {
+                Ok(_) => {
+                    kept.insert(cid);
+                }
+                Err(e) => tracing::warn!(%cid, "S3: replicating at factor {factor}: {e}"),
             }
         }
         ReplicaEvent::Released(cid) => {
-            if replicator.record(&cid).is_some_and(|r| !r.removed) {
+            if kept.remove(&cid) && replicator.record(&cid).is_some_and(|r| !r.removed) {
                 replicator.unpin(&cid).await;
             }
         }

@@ -133,7 +133,17 @@ impl Writer<'_> {
     /// names) and its pending record; if the unpin fails, the record stays
     /// for the next open to settle.
     pub(super) fn drop_pin(&self, cid: &Cid) {
-        match self.index.store.unpin(cid) {
+        let store = &*self.index.store;
+        // A CID this node also keeps for the network (a replica held for
+        // another node, a `pin add --replication` root, a replicated
+        // bucket's object): the pin goes back to the replicator, whose
+        // record decides when it goes (a tombstone, a trim).
+        let released = if crate::replicate::replicated_here(store, cid) {
+            crate::replicate::own_pin(store, cid)
+        } else {
+            self.index.store.unpin(cid).map(|_| ())
+        };
+        match released {
             Ok(_) | Err(StoreError::NotPinned { .. }) => {
                 self.index.report(ReplicaEvent::Released(*cid));
                 if let Err(e) = self.settle(cid) {
