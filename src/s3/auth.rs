@@ -110,10 +110,27 @@ impl S3Auth for KeyAuth {
     }
 }
 
+/// Whether a request's query names an object version (`versionId`).
+fn names_a_version(query: Option<&str>) -> bool {
+    query.is_some_and(|q| {
+        q.split('&')
+            .any(|pair| pair.split('=').next() == Some("versionId"))
+    })
+}
+
 #[async_trait::async_trait]
 impl S3Access for KeyAuth {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         let Some(credentials) = cx.credentials() else {
+            // A version by its ID is S3's `s3:GetObjectVersion`, which a
+            // public-read bucket does not grant: an older version, or one a
+            // delete marker hides, is not for anyone.
+            if names_a_version(cx.uri().query()) {
+                return Err(s3_error!(
+                    AccessDenied,
+                    "reading an object version by its ID needs a signature"
+                ));
+            }
             let op = cx.s3_op().name().to_string();
             let bucket = cx.s3_path().get_bucket_name().map(str::to_string);
             return self.anonymous(&op, bucket.as_deref()).await;
@@ -137,5 +154,20 @@ impl S3Access for KeyAuth {
     async fn upload_part_copy(&self, req: &mut S3Request<UploadPartCopyInput>) -> S3Result<()> {
         self.reaches(req.credentials.as_ref(), &req.input.copy_source)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_a_version;
+
+    #[test]
+    fn a_version_id_anywhere_in_the_query_is_seen() {
+        assert!(names_a_version(Some("versionId=null")));
+        assert!(names_a_version(Some("x=1&versionId=3")));
+        assert!(names_a_version(Some("versionId")));
+        assert!(!names_a_version(Some("versions")));
+        assert!(!names_a_version(Some("x=versionId")));
+        assert!(!names_a_version(None));
     }
 }
