@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 /// of holders (then the repair loop takes over).
 const PLACE_RETRY_SPAN: Duration = Duration::from_secs(63);
 
+/// Most roots whose first placement is retried at once.
+const PLACE_RETRIES_MAX: usize = 64;
+
 /// One holder as `pin status` shows it.
 #[derive(Clone, Debug)]
 pub struct HolderStatus {
@@ -89,22 +92,46 @@ impl Replicator {
     /// factor: a node that pins just after it started may not be connected
     /// to its peers yet (it found none, and the next repair round is a
     /// `repair_interval` away, 10 min by default).
+    /// At most [`PLACE_RETRIES_MAX`] roots are retried at once, each by one
+    /// task: a burst of pins beyond that gets its one placement now and
+    /// the repair loop's.
     async fn place_soon(&self, root: Cid) {
-        let mut wait = Duration::from_secs(1);
-        let mut waited = Duration::ZERO;
-        loop {
-            let candidates = self.candidates().await;
-            self.repair(root, &candidates).await;
-            let short = self
-                .record(&root)
-                .is_some_and(|r| !r.removed && r.holders.len() < usize::from(r.factor));
-            if !short || waited + wait > PLACE_RETRY_SPAN {
+        let candidates = self.candidates().await;
+        self.repair(root, &candidates).await;
+        if !self.short_of_holders(&root) {
+            return;
+        }
+        {
+            let mut st = self.state();
+            if st.retrying.len() >= PLACE_RETRIES_MAX || !st.retrying.insert(root) {
                 return;
             }
+        }
+        struct Retrying<'a>(&'a Replicator, Cid);
+        impl Drop for Retrying<'_> {
+            fn drop(&mut self) {
+                self.0.state().retrying.remove(&self.1);
+            }
+        }
+        let _retrying = Retrying(self, root);
+        let mut wait = Duration::from_secs(1);
+        let mut waited = Duration::ZERO;
+        while waited + wait <= PLACE_RETRY_SPAN {
             tokio::time::sleep(wait).await;
             waited += wait;
             wait *= 2;
+            let candidates = self.candidates().await;
+            self.repair(root, &candidates).await;
+            if !self.short_of_holders(&root) {
+                return;
+            }
         }
+    }
+
+    /// Whether `root` is replicated here with fewer holders than its factor.
+    fn short_of_holders(&self, root: &Cid) -> bool {
+        self.record(root)
+            .is_some_and(|r| !r.removed && r.holders.len() < usize::from(r.factor))
     }
 
     /// The store work of [`pin`](Self::pin), on a blocking thread: checks

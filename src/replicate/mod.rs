@@ -128,6 +128,9 @@ struct State {
     /// Roots a repair is running for (a round, or a new pin's placement):
     /// one at a time per root, or both would place copies.
     repairing: HashSet<Cid>,
+    /// Roots whose first placement is being retried (at most
+    /// `commands::PLACE_RETRIES_MAX` at once).
+    retrying: HashSet<Cid>,
 }
 
 struct Inner {
