@@ -194,6 +194,19 @@ fn a_published_bucket_is_served_read_only_where_it_is_mounted_and_follows_writes
     assert!(b.ok(&["block", "stat", &root2]).contains(&root2));
 }
 
+/// Runs boto3_buckets.py against `endpoint` as `key`/`secret` on `bucket`
+/// with `spec`'s fields (and plain-text defaults) added.
+fn boto3_step(endpoint: &str, (key, secret): (&str, &str), bucket: &str, spec: Value) -> Value {
+    let mut full = json!({
+        "endpoint": endpoint, "key": key, "secret": secret, "bucket": bucket,
+        "content_type": "text/plain", "metadata": {},
+    });
+    full.as_object_mut()
+        .unwrap()
+        .extend(spec.as_object().unwrap().clone());
+    run_script("boto3_buckets.py", &full)
+}
+
 /// Whether `repo`'s daemon pins `cid` recursively.
 fn pins(repo: &TestRepo, cid: &str) -> bool {
     repo.ok(&["pin", "ls", "--type", "recursive", "-q"])
@@ -226,16 +239,8 @@ fn a_replicated_buckets_objects_and_root_are_held_by_another_node_and_released_w
     let refused = a.fails(&["s3", "bucket", "create", "other", "--replication", "0"]);
     assert!(refused.contains("replication"), "{refused}");
 
-    let write = |spec: Value| {
-        let mut full = json!({
-            "endpoint": s3_url(&banner_a), "key": key, "secret": secret, "bucket": "kept",
-            "content_type": "text/plain", "metadata": {},
-        });
-        full.as_object_mut()
-            .unwrap()
-            .extend(spec.as_object().unwrap().clone());
-        run_script("boto3_buckets.py", &full)
-    };
+    let url = s3_url(&banner_a);
+    let write = |spec: Value| boto3_step(&url, (&key, &secret), "kept", spec);
     let text = "kept on two nodes";
     write(json!({"step": "write", "puts": {"kept.txt": text, "brief.txt": "soon gone"}}));
     let listed = objects(&a, "kept");
@@ -295,16 +300,8 @@ fn deleting_an_object_keeps_a_replicated_pin_of_the_same_cid() {
     let (_daemon, banner) = Daemon::start(&a, &["--s3", "127.0.0.1:0"]);
     let (key, secret) = create_key(&a, &[]);
     a.ok(&["s3", "bucket", "create", "plain"]);
-    let write = |spec: Value| {
-        let mut full = json!({
-            "endpoint": s3_url(&banner), "key": key, "secret": secret, "bucket": "plain",
-            "content_type": "text/plain", "metadata": {},
-        });
-        full.as_object_mut()
-            .unwrap()
-            .extend(spec.as_object().unwrap().clone());
-        run_script("boto3_buckets.py", &full)
-    };
+    let url = s3_url(&banner);
+    let write = |spec: Value| boto3_step(&url, (&key, &secret), "plain", spec);
     let text = "the user replicates these bytes too";
     write(json!({"step": "write", "puts": {"x.txt": text}}));
     let cid = objects(&a, "plain")["x.txt"][0].clone();

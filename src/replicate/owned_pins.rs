@@ -37,8 +37,8 @@ pub(crate) fn disown_pin(store: &dyn Store, root: &Cid) -> Result<(), StoreError
 pub(crate) fn replicated_here(store: &dyn Store, root: &Cid) -> bool {
     match store.meta_get(&super::record::Record::key(root)) {
         Ok(Some(bytes)) => super::record::Record::decode(&bytes).is_ok_and(|r| !r.removed),
-        // Unreadable: assume it is, so nothing is unpinned on a guess.
         Ok(None) => false,
+        // Unreadable: assume it is, so nothing is unpinned on a guess.
         Err(_) => true,
     }
 }

@@ -89,7 +89,8 @@ fn part_number(n: i32) -> S3Result<u32> {
         })
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex of `bytes` (S3's ETags).
+pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -16,7 +16,7 @@ use super::body::{declared_length, import, ChunkStream, Imported, Limits};
 use super::checksum::{set_checksum, Requested};
 use super::conditions::{etag_of, ReadIf, Verdict, WriteIf};
 use super::index::{now_ms, ObjectEntry, Writer};
-use super::multipart::read_range;
+use super::multipart::{hex, read_range};
 use super::service::{blocking, internal, s3_err, timestamp, Cairn};
 use super::CID_HEADER;
 use crate::block::Cid;
@@ -117,7 +117,7 @@ pub(super) async fn put(
         checksum,
         ..
     } = import(&node, input.body, &limits, (&requested, trailers)).await?;
-    let etag: String = digested.md5.iter().map(|b| format!("{b:02x}")).collect();
+    let etag = hex(&digested.md5);
     let entry = ObjectEntry {
         cid: added.cid.to_string(),
         size: digested.bytes,
