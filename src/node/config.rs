@@ -132,6 +132,11 @@ pub struct ReplicationSettings {
     pub scrub_interval: Duration,
     /// Scrub reads at most this many bytes per second (it is low priority).
     pub scrub_bandwidth: ByteSize,
+    /// A removed root's tombstone is forgotten this long after this node
+    /// learned it: long enough for every holder that was down to return
+    /// and learn it (one that returns later may place its copies again).
+    #[serde(with = "humantime_serde")]
+    pub tombstone_ttl: Duration,
 }
 
 impl Default for ReplicationSettings {
@@ -144,6 +149,7 @@ impl Default for ReplicationSettings {
             repair_bandwidth: ByteSize(50_000_000),
             scrub_interval: Duration::from_secs(24 * 3600),
             scrub_bandwidth: ByteSize(20_000_000),
+            tombstone_ttl: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }

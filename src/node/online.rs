@@ -193,6 +193,7 @@ impl OnlineNode {
             scrub_bytes_per_sec: repl.scrub_bandwidth.bytes(),
             storage_max: node.config().storage.max.bytes(),
             fetch_stall: settings.fetch_timeout,
+            tombstone_ttl: repl.tombstone_ttl,
         };
         let replicator = crate::replicate::Replicator::start(
             net.peer_id,

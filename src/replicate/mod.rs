@@ -82,6 +82,8 @@ pub struct ReplicateConfig {
     pub storage_max: u64,
     /// A repair fetch gives up when nothing arrives for this long.
     pub fetch_stall: Duration,
+    /// How long after this node learned a tombstone it forgets it.
+    pub tombstone_ttl: Duration,
 }
 
 /// How long one protocol exchange may take.

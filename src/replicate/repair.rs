@@ -20,6 +20,22 @@ impl Replicator {
     /// Runs one repair round over every record now (the loop does it every
     /// interval).
     pub async fn repair_all(&self) {
+        let ttl = self.inner.config.tombstone_ttl;
+        match self
+            .blocking(move |this| this.inner.records.expire(ttl, super::unix_now()))
+            .await
+        {
+            Ok(gone) if !gone.is_empty() => {
+                tracing::info!("forgot {} tombstones older than {ttl:?}", gone.len());
+                let mut st = self.state();
+                for root in &gone {
+                    st.observed.remove(root);
+                    st.samples.remove(root);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("expiring tombstones: {e}"),
+        }
         let roots: Vec<Cid> = self.inner.records.roots();
         let mut under = 0;
         // Peers that could take a copy, read once per round.
