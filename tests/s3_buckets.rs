@@ -288,6 +288,53 @@ fn a_replicated_buckets_objects_and_root_are_held_by_another_node_and_released_w
     assert_eq!(buckets(&a)["kept"], (root2, "replication:2".to_string()));
 }
 
+/// The replications a bucket started are the endpoint's to end across a
+/// restart: an object written before the daemon restarted and deleted
+/// after loses its replication (tombstoned, so its pin goes), as does the
+/// root the delete moved past; they were forgotten with the endpoint's
+/// memory before, and stayed pinned for good.
+#[test]
+fn a_replicated_object_written_before_a_restart_is_released_after_it() {
+    let a = TestRepo::new();
+    a.ok(&["init"]);
+    a.set_config("replication", "repair_interval", "\"1s\"");
+    let (mut daemon, banner) = Daemon::start(&a, &["--s3", "127.0.0.1:0"]);
+    let (key, secret) = create_key(&a, &[]);
+    a.ok(&["s3", "bucket", "create", "kept", "--replication", "1"]);
+    let url = s3_url(&banner);
+    let write = |url: &str, spec: Value| boto3_step(url, (&key, &secret), "kept", spec);
+    write(
+        &url,
+        json!({"step": "write", "puts": {"x.txt": "before the restart"}}),
+    );
+    let cid = objects(&a, "kept")["x.txt"][0].clone();
+    let root = buckets(&a)["kept"].0.clone();
+    let replicated = |cid: &str| {
+        a.run(&["pin", "status", cid]).status.success()
+            && a.ok(&["pin", "status", cid]).contains(": ok (1/1")
+    };
+    poll(
+        Duration::from_secs(30),
+        "the object and root replicated",
+        || (replicated(&cid) && replicated(&root)).then_some(()),
+    );
+    daemon.signal(libc::SIGTERM);
+
+    let (_daemon, banner) = Daemon::start(&a, &["--s3", "127.0.0.1:0"]);
+    write(
+        &s3_url(&banner),
+        json!({"step": "write", "deletes": ["x.txt"]}),
+    );
+    poll(
+        Duration::from_secs(30),
+        "the deleted object and the old root unpinned",
+        || (!pins(&a, &cid) && !pins(&a, &root)).then_some(()),
+    );
+    let new_root = buckets(&a)["kept"].0.clone();
+    assert!(pins(&a, &new_root));
+    assert!(replicated(&new_root));
+}
+
 /// A CID the user replicates (`pin add --replication`) that is also an
 /// object of an ordinary bucket keeps its pin, its blocks and its
 /// replication when the object is deleted: the bucket hands the pin back

@@ -47,24 +47,33 @@ impl Replicator {
     /// `factor` copies (`None`: the configured factor), and places copies
     /// right away.
     pub async fn pin(&self, root: Cid, factor: Option<u8>) -> Result<Record, ReplicateError> {
-        self.replicate(root, factor, true).await
+        self.replicate(root, factor, None).await
     }
 
     /// As [`pin`](Self::pin), for a root whose local pin another part of
     /// the node holds (an S3 bucket's object or tree root): the pin stays
     /// its holder's, so no trim or tombstone removes it here; the holder
     /// removes it, and the replication with [`unpin`](Self::unpin).
-    pub async fn keep_held(&self, root: Cid, factor: Option<u8>) -> Result<Record, ReplicateError> {
-        self.replicate(root, factor, false).await
+    /// `size`: the DAG's bytes when the holder knows them (a bucket's
+    /// root, whose DAG reaches every object: measuring it would read them
+    /// all); none: measured here.
+    pub async fn keep_held(
+        &self,
+        root: Cid,
+        factor: Option<u8>,
+        size: Option<u64>,
+    ) -> Result<Record, ReplicateError> {
+        self.replicate(root, factor, Some(size)).await
     }
 
-    /// [`pin`](Self::pin) (`own`: the local pin becomes the replicator's)
-    /// or [`keep_held`](Self::keep_held).
+    /// [`pin`](Self::pin) (`held` none: the local pin becomes the
+    /// replicator's) or [`keep_held`](Self::keep_held) (with the size it
+    /// was given, if any).
     async fn replicate(
         &self,
         root: Cid,
         factor: Option<u8>,
-        own: bool,
+        held: Option<Option<u64>>,
     ) -> Result<Record, ReplicateError> {
         let factor = factor.unwrap_or(self.inner.config.factor);
         if factor == 0 || factor as usize > record::MAX_HOLDERS {
@@ -75,7 +84,7 @@ impl Replicator {
         }
         let max = self.inner.config.max.max(factor);
         let rec = self
-            .blocking(move |this| this.record_replicated(root, factor, max, own))
+            .blocking(move |this| this.record_replicated(root, (factor, max), held))
             .await??;
         // Place the copies now rather than at the next round: until then
         // this node holds the only one, and a round over many roots can
@@ -135,24 +144,27 @@ impl Replicator {
     }
 
     /// The store work of [`pin`](Self::pin), on a blocking thread: checks
-    /// the pin, measures the DAG, makes the pin the replicator's (if
-    /// `own`) and records the root at `factor` with this node as a holder.
+    /// the pin, measures the DAG (unless `held` gives its size), makes the
+    /// pin the replicator's (unless `held`) and records the root at
+    /// `factor` with this node as a holder.
     fn record_replicated(
         &self,
         root: Cid,
-        factor: u8,
-        max: u8,
-        own: bool,
+        (factor, max): (u8, u8),
+        held: Option<Option<u64>>,
     ) -> Result<Record, ReplicateError> {
         let store = &*self.inner.store;
         let store_error = |source| ReplicateError::Store { cid: root, source };
         if store.pin_of(&root).map_err(store_error)? != Some(PinKind::Recursive) {
             return Err(ReplicateError::NotPinned { root });
         }
-        let size = dag_size(store, &root)?;
+        let size = match held.flatten() {
+            Some(size) => size,
+            None => dag_size(store, &root)?,
+        };
         // A replicated pin is the cluster's: removed everywhere by a `pin
         // rm` on any holder.
-        if own {
+        if held.is_none() {
             own_pin(store, &root).map_err(store_error)?;
         }
         let me = self.inner.me;

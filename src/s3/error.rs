@@ -121,6 +121,15 @@ pub enum S3Error {
         /// Which way the condition failed.
         why: super::conditions::WriteRefused,
     },
+    /// An object key the index cannot keep: one with a NUL byte (the
+    /// versions tree ends each key with one, `index/versions.rs`).
+    #[error("invalid object key {key:?}: {why}")]
+    InvalidKey {
+        /// The key as given.
+        key: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
     /// An index entry that does not decode: the index is damaged.
     #[error("damaged S3 index entry ({what}): {why}")]
     BadEntry {

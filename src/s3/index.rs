@@ -41,6 +41,7 @@ mod writes;
 pub use refs::Refs;
 pub use settings::BucketSettings;
 pub use uploads::{ListedUpload, PartEntry, UploadEntry};
+pub(super) use versions::check_key;
 pub use versions::{current_key, shown, Version, VersionId, Versioning, Written};
 
 use super::checksum::ObjectChecksum;
@@ -134,6 +135,10 @@ pub struct BucketIndex {
     part_leaves: sled::Tree,
     /// Buckets' versioning states (`versions.rs`).
     versioning: sled::Tree,
+    /// Per bucket, the bytes of its current objects (u64, big-endian),
+    /// changed in each write's transaction: the size a replicated bucket's
+    /// root is recorded with without walking its DAG (`replicas.rs`).
+    pub(super) bytes: sled::Tree,
     /// Held by [`Writer`]: one change at a time, so a pin decision and the
     /// reference count it reads stay true until the change commits.
     write: Mutex<()>,
@@ -193,6 +198,7 @@ impl BucketIndex {
             parts: db.open_tree("parts").map_err(failed("opening"))?,
             part_leaves: db.open_tree("part_leaves").map_err(failed("opening"))?,
             versioning: db.open_tree("versioning").map_err(failed("opening"))?,
+            bytes: db.open_tree("bytes").map_err(failed("opening"))?,
             db,
             store,
             changed: tokio::sync::watch::Sender::new(0),
@@ -201,6 +207,8 @@ impl BucketIndex {
             write: Mutex::new(()),
         };
         index.recover()?;
+        index.forget_orphans()?;
+        index.count_bytes()?;
         Ok(index)
     }
 
@@ -324,6 +332,50 @@ impl BucketIndex {
             return Ok(Objects(Listing::Mounted(Box::new(Mutex::new(tree)), root)));
         }
         Ok(Objects(Listing::Local(self.objects(bucket)?)))
+    }
+
+    /// The bytes of the local `bucket`'s current objects (0 for one
+    /// that does not exist).
+    pub fn bucket_bytes(&self, bucket: &str) -> Result<u64, S3Error> {
+        let v = self
+            .bytes
+            .get(bucket.as_bytes())
+            .map_err(failed("reading a bucket's size"))?;
+        Ok(v.map_or(0, |v| decode_time(&v)))
+    }
+
+    /// Counts the bytes of each local bucket that has no count yet (made
+    /// before counts were kept). Run at open.
+    fn count_bytes(&self) -> Result<(), S3Error> {
+        let local: Vec<sled::IVec> = self
+            .buckets
+            .iter()
+            .keys()
+            .collect::<Result<_, _>>()
+            .map_err(failed("listing buckets"))?;
+        let mut counted = false;
+        for name in local {
+            if self
+                .bytes
+                .contains_key(&name)
+                .map_err(failed("reading a bucket's size"))?
+            {
+                continue;
+            }
+            let mut total = 0u64;
+            for kv in self.objects(&String::from_utf8_lossy(&name))?.iter() {
+                let (_, v) = kv.map_err(failed("listing objects"))?;
+                total = total.saturating_add(ObjectEntry::decode(&v)?.size);
+            }
+            self.bytes
+                .insert(&name, &total.to_be_bytes()[..])
+                .map_err(failed("counting a bucket's size"))?;
+            counted = true;
+        }
+        if counted {
+            self.flush()?;
+        }
+        Ok(())
     }
 
     /// The reference count of `cid`.
@@ -482,6 +534,23 @@ pub(super) fn bump(
     Ok(next)
 }
 
+/// Changes `bucket`'s count of object bytes in `bytes` by `+added
+/// -removed` (in a write's transaction).
+pub(super) fn count(
+    bytes: &sled::transaction::TransactionalTree,
+    bucket: &str,
+    added: u64,
+    removed: u64,
+) -> Result<(), ConflictableTransactionError<Abort>> {
+    if added == removed {
+        return Ok(());
+    }
+    let now = bytes.get(bucket.as_bytes())?.map_or(0, |v| decode_time(&v));
+    let next = now.saturating_add(added).saturating_sub(removed);
+    bytes.insert(bucket.as_bytes(), &next.to_be_bytes()[..])?;
+    Ok(())
+}
+
 /// Drops one reference to `cid`; when none is left and the endpoint made
 /// its pin, records it as pending and returns it (to unpin).
 pub(super) fn release(
@@ -548,22 +617,38 @@ impl Writer<'_> {
         }
         // A crash after this leaves the bucket empty, the parts' pins pending.
         let parts = self.remove_uploads_of(bucket)?;
-        let released = (&i.buckets, &i.roots, &i.refs, &i.pending)
-            .transaction(|(buckets, roots, refs, pending)| {
-                buckets.remove(bucket.as_bytes())?;
-                let Some(root) = roots.remove(bucket.as_bytes())? else {
-                    return Ok(None);
-                };
-                let root = decode_cid(&root).map_err(abort)?;
-                release(refs, pending, &root)
-            })
+        // The bucket, its root, its versioning state and its settings go
+        // in one transaction: a crash never leaves a deleted bucket's state
+        // for a bucket made later under its name to inherit.
+        let settings = i.settings_tree()?;
+        let released = (
+            &i.buckets,
+            &i.roots,
+            &i.refs,
+            &i.pending,
+            &i.versioning,
+            &settings,
+            &i.bytes,
+        )
+            .transaction(
+                |(buckets, roots, refs, pending, versioning, settings, bytes)| {
+                    buckets.remove(bucket.as_bytes())?;
+                    versioning.remove(bucket.as_bytes())?;
+                    bytes.remove(bucket.as_bytes())?;
+                    // A mount never shares a local bucket's name.
+                    settings.remove(bucket.as_bytes())?;
+                    let Some(root) = roots.remove(bucket.as_bytes())? else {
+                        return Ok(None);
+                    };
+                    let root = decode_cid(&root).map_err(abort)?;
+                    release(refs, pending, &root)
+                },
+            )
             .map_err(|e| transaction_error(e, bucket, ""))?;
+        // Both are empty: one a crash leaves behind is an empty bucket's.
         i.db.drop_tree(tree_name(bucket))
             .map_err(failed("removing a bucket"))?;
         i.db.drop_tree(versions::versions_tree_name(bucket))
-            .map_err(failed("removing a bucket"))?;
-        i.versioning
-            .remove(bucket.as_bytes())
             .map_err(failed("removing a bucket"))?;
         i.flush()?;
         for cid in parts.iter().chain(&released) {

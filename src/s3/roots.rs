@@ -25,6 +25,8 @@ use sled::transaction::{ConflictableTransactionError, Transactional, Transaction
 /// A bucket root moving from `old` to `new`: the new nodes are stored and
 /// `new` is pinned (`pinned`: by this change), not yet committed.
 pub(super) struct RootMove {
+    /// The bucket whose root moves.
+    pub(super) bucket: String,
     pub(super) old: Option<Cid>,
     pub(super) new: Cid,
     pub(super) pinned: bool,
@@ -92,6 +94,7 @@ impl Writer<'_> {
     /// (recording the pin as pending first); flushes the store.
     pub(super) fn stage(
         &self,
+        bucket: &str,
         old: Option<Cid>,
         new: Cid,
         blocks: Vec<Block>,
@@ -121,6 +124,7 @@ impl Writer<'_> {
             store.flush().map_err(store_err)?;
         }
         Ok(RootMove {
+            bucket: bucket.to_string(),
             old,
             new,
             pinned,
@@ -176,8 +180,20 @@ impl Writer<'_> {
                     self.index.changed.send_modify(|n| *n += 1);
                 }
                 if let Some(factor) = m.factor {
-                    for cid in std::iter::once(m.new).chain(m.named) {
-                        self.index.report(ReplicaEvent::Keep { cid, factor });
+                    // The root's size from the index's count (the bytes of
+                    // the bucket's objects): measuring its DAG would read
+                    // every object of the bucket at each write.
+                    match self.index.bucket_bytes(&m.bucket) {
+                        Ok(size) => self.index.report(ReplicaEvent::Keep {
+                            cid: m.new,
+                            factor,
+                            size: Some(size),
+                        }),
+                        Err(e) => tracing::warn!("S3: the size of {:?}: {e}", m.bucket),
+                    }
+                    if let Some(cid) = m.named {
+                        let size = None;
+                        self.index.report(ReplicaEvent::Keep { cid, factor, size });
                     }
                 }
             }
@@ -197,7 +213,7 @@ impl Writer<'_> {
             let (k, v) = kv.map_err(failed("listing objects"))?;
             Ok((k.to_vec(), ObjectEntry::decode(&v)?))
         }))?;
-        let mut m = self.stage(None, root, tree.take_fresh(&root))?;
+        let mut m = self.stage(bucket, None, root, tree.take_fresh(&root))?;
         m.factor = i.settings(bucket)?.replication;
         let result = (&i.roots, &i.refs, &i.pending)
             .transaction(|(roots, refs, pending)| move_root(roots, refs, pending, bucket, &m))
@@ -215,10 +231,11 @@ impl Writer<'_> {
         key: &str,
         entry: Option<&ObjectEntry>,
     ) -> Result<RootMove, S3Error> {
+        super::index::check_key(key)?;
         let old = self.root_of(bucket)?;
         let mut tree = self.index.local_tree();
         let new = tree.apply(&old, key.as_bytes(), entry)?;
-        let mut m = self.stage(Some(old), new, tree.take_fresh(&new))?;
+        let mut m = self.stage(bucket, Some(old), new, tree.take_fresh(&new))?;
         m.factor = self.index.settings(bucket)?.replication;
         m.named = entry.map(ObjectEntry::cid).transpose()?;
         Ok(m)
@@ -322,7 +339,9 @@ mod tests {
             let root = index.root("old").unwrap();
             assert_eq!(root, None);
             let built = tree.build([Ok((b"y".to_vec(), a.clone()))]).unwrap();
-            let m = w.stage(None, built, tree.take_fresh(&built)).unwrap();
+            let m = w
+                .stage("old", None, built, tree.take_fresh(&built))
+                .unwrap();
             assert!(m.pinned);
             built
         };

@@ -42,6 +42,7 @@ pub(super) fn s3_err(error: S3Error) -> s3s::S3Error {
         e @ S3Error::NotResolved { .. } => s3_error!(ServiceUnavailable, "{e}"),
         e @ S3Error::BucketExists { .. } => s3_error!(BucketAlreadyOwnedByYou, "{e}"),
         e @ S3Error::BadReplication { .. } => s3_error!(InvalidArgument, "{e}"),
+        e @ S3Error::InvalidKey { .. } => s3_error!(InvalidArgument, "{e}"),
         other => internal(other),
     }
 }
@@ -118,14 +119,7 @@ impl S3 for Cairn {
         let index = Arc::clone(&self.index);
         let name = req.input.bucket;
         let bucket = name.clone();
-        let deleted = blocking(move || {
-            let writer = index.writer();
-            let deleted = writer.delete_bucket(&bucket)?;
-            if deleted == DeleteBucket::Deleted {
-                writer.forget_settings(&bucket)?;
-            }
-            Ok(deleted)
-        });
+        let deleted = blocking(move || index.writer().delete_bucket(&bucket));
         match deleted.await? {
             DeleteBucket::Deleted => Ok(S3Response::new(DeleteBucketOutput {})),
             DeleteBucket::NoSuchBucket => Err(s3_err(S3Error::NoSuchBucket { name })),

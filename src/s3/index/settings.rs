@@ -44,7 +44,7 @@ impl BucketSettings {
 }
 
 impl BucketIndex {
-    fn settings_tree(&self) -> Result<sled::Tree, S3Error> {
+    pub(super) fn settings_tree(&self) -> Result<sled::Tree, S3Error> {
         self.db()
             .open_tree(SETTINGS)
             .map_err(failed("opening bucket settings"))
@@ -61,6 +61,42 @@ impl BucketIndex {
             Some(v) => BucketSettings::decode(&v),
             None => Ok(BucketSettings::default()),
         }
+    }
+
+    /// Drops the versioning state and settings of buckets that do not
+    /// exist: what a bucket deleted by an earlier version (which removed
+    /// them after the bucket, outside its transaction) could leave after a
+    /// crash. Run at open.
+    pub(super) fn forget_orphans(&self) -> Result<(), S3Error> {
+        let names = |tree: &sled::Tree| -> Result<Vec<sled::IVec>, S3Error> {
+            tree.iter()
+                .keys()
+                .collect::<Result<_, _>>()
+                .map_err(failed("listing bucket states"))
+        };
+        let mut dropped = false;
+        for name in names(&self.versioning)? {
+            let bucket = String::from_utf8_lossy(&name);
+            if self.local_bucket(&bucket)?.is_none() {
+                self.versioning
+                    .remove(&name)
+                    .map_err(failed("removing a versioning state"))?;
+                dropped = true;
+            }
+        }
+        let settings = self.settings_tree()?;
+        for name in names(&settings)? {
+            if self.bucket(&String::from_utf8_lossy(&name))?.is_none() {
+                settings
+                    .remove(&name)
+                    .map_err(failed("removing bucket settings"))?;
+                dropped = true;
+            }
+        }
+        if dropped {
+            self.flush()?;
+        }
+        Ok(())
     }
 
     /// Every bucket with settings other than the defaults, by name.
@@ -95,21 +131,35 @@ impl Writer<'_> {
         let default = *settings == BucketSettings::default();
         let mut empty = i.local_tree();
         let root = empty.empty()?;
-        let mut m = self.stage(None, root, empty.take_fresh(&root))?;
+        let mut m = self.stage(bucket, None, root, empty.take_fresh(&root))?;
         m.factor = settings.replication;
-        let created = (&i.buckets, &i.roots, &i.refs, &i.pending, &tree)
-            .transaction(|(buckets, roots, refs, pending, settings)| {
-                if buckets.get(bucket.as_bytes())?.is_some() {
-                    return Err(ConflictableTransactionError::Abort(Abort::Exists));
-                }
-                buckets.insert(bucket.as_bytes(), &now_ms().to_be_bytes()[..])?;
-                if default {
-                    settings.remove(bucket.as_bytes())?;
-                } else {
-                    settings.insert(bucket.as_bytes(), &encoded[..])?;
-                }
-                move_root(roots, refs, pending, bucket, &m)
-            })
+        let created = (
+            &i.buckets,
+            &i.roots,
+            &i.refs,
+            &i.pending,
+            &tree,
+            &i.versioning,
+            &i.bytes,
+        )
+            .transaction(
+                |(buckets, roots, refs, pending, settings, versioning, bytes)| {
+                    if buckets.get(bucket.as_bytes())?.is_some() {
+                        return Err(ConflictableTransactionError::Abort(Abort::Exists));
+                    }
+                    buckets.insert(bucket.as_bytes(), &now_ms().to_be_bytes()[..])?;
+                    bytes.insert(bucket.as_bytes(), &0u64.to_be_bytes()[..])?;
+                    // A new bucket is never versioned, whatever an earlier one
+                    // of its name was.
+                    versioning.remove(bucket.as_bytes())?;
+                    if default {
+                        settings.remove(bucket.as_bytes())?;
+                    } else {
+                        settings.insert(bucket.as_bytes(), &encoded[..])?;
+                    }
+                    move_root(roots, refs, pending, bucket, &m)
+                },
+            )
             .map_err(|e| transaction_error(e, bucket, ""));
         self.finish_move(&m, created.as_ref().ok().copied());
         created?;
@@ -146,15 +196,6 @@ impl Writer<'_> {
         };
         done.map_err(failed("writing bucket settings"))?;
         i.flush()
-    }
-
-    /// Drops the settings of `bucket` (deleted, or mounted anew).
-    pub fn forget_settings(&self, bucket: &str) -> Result<(), S3Error> {
-        self.index
-            .settings_tree()?
-            .remove(bucket.as_bytes())
-            .map_err(failed("removing bucket settings"))?;
-        self.index.flush()
     }
 }
 
@@ -200,5 +241,46 @@ mod tests {
         w.delete_bucket("kept").unwrap();
         assert!(w.create_bucket("kept").unwrap());
         assert_eq!(index.settings("kept").unwrap(), BucketSettings::default());
+    }
+
+    /// Deleting a bucket removes its versioning state and settings in the
+    /// transaction that removes it; what an earlier version's crash left
+    /// between the two is dropped at open, and never inherited by a bucket
+    /// made later under the name.
+    #[test]
+    fn a_deleted_buckets_state_goes_with_it_even_after_a_crash() {
+        use crate::s3::index::{DeleteBucket, Versioning};
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let public = BucketSettings {
+            replication: Some(2),
+            public_read: true,
+        };
+        {
+            let index = BucketIndex::open(Some(dir.path()), Arc::clone(&store)).unwrap();
+            let w = index.writer();
+            w.create_bucket_with("gone", &public).unwrap();
+            w.set_versioning("gone", Versioning::Enabled).unwrap();
+            assert_eq!(w.delete_bucket("gone").unwrap(), DeleteBucket::Deleted);
+            assert_eq!(index.versioning("gone").unwrap(), None);
+            assert!(index.all_settings().unwrap().is_empty());
+
+            // What the earlier order left when the process died between
+            // the bucket's transaction and the rest.
+            w.create_bucket_with("torn", &public).unwrap();
+            w.set_versioning("torn", Versioning::Suspended).unwrap();
+            index.buckets.remove("torn").unwrap();
+            index.roots.remove("torn").unwrap();
+            index.flush().unwrap();
+        }
+        let index = BucketIndex::open(Some(dir.path()), Arc::clone(&store)).unwrap();
+        assert_eq!(index.versioning("torn").unwrap(), None);
+        assert!(index.all_settings().unwrap().is_empty());
+        // Even a state open has not swept: a new bucket is unversioned.
+        index.versioning.insert("torn", "Enabled").unwrap();
+        let w = index.writer();
+        assert!(w.create_bucket("torn").unwrap());
+        assert_eq!(index.versioning("torn").unwrap(), None);
+        assert_eq!(index.settings("torn").unwrap(), BucketSettings::default());
     }
 }

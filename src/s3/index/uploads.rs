@@ -290,6 +290,7 @@ impl Writer<'_> {
         entry: &UploadEntry,
     ) -> Result<(), S3Error> {
         let i = self.index;
+        super::versions::check_key(key)?;
         if i.is_mounted(bucket)? {
             return Err(S3Error::ReadOnlyBucket {
                 name: bucket.to_string(),

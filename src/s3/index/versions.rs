@@ -4,8 +4,10 @@
 //! Trees: `versioning` (bucket → `Enabled` | `Suspended`) and, per bucket,
 //! `v/NAME`: its noncurrent versions and its delete markers, keyed
 //! `KEY \0 (u64::MAX - SEQ)` (big-endian) → [`VersionRecord`]. Keys never
-//! hold a NUL byte (`objects.rs` refuses them), so this is key order, and
-//! within a key newest first: S3's order for ListObjectVersions. The
+//! hold a NUL byte (`objects.rs` refuses them, and so does every write
+//! here: [`check_key`]), so this is key order, and within a key newest
+//! first: S3's order for ListObjectVersions; a key's records are read by
+//! their exact length too, so none is taken for another key's. The
 //! current version of a key stays in `o/NAME` (and the bucket's tree) as in
 //! an unversioned bucket, its [`ObjectEntry::version_id`] set; a key whose
 //! newest version is a delete marker has no `o/` entry.
@@ -25,7 +27,7 @@
 //! either fully there (blocks durable and pinned before the commit, as
 //! for any PUT) or not at all.
 
-use super::{bump, failed, release, transaction_error, Abort, BucketIndex, Writer};
+use super::{abort, bump, count, failed, release, transaction_error, Abort, BucketIndex, Writer};
 use super::{now_ms, ObjectEntry};
 use crate::block::Cid;
 use crate::s3::conditions::WriteIf;
@@ -178,6 +180,32 @@ pub fn current_key(key: &[u8]) -> Vec<u8> {
     [key, &[0], &[0u8; 8]].concat()
 }
 
+/// The records of `key`'s versions in `v/NAME`, newest first: those at
+/// `KEY \0 SEQ` exactly. The prefix `KEY \0` alone would also match the
+/// records of a longer key that starts with `KEY \0` (were a NUL ever in a
+/// key); a record of `key` is the only one of its length under the prefix.
+fn versions_of_key(
+    tree: &sled::Tree,
+    key: &[u8],
+) -> impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>> {
+    let len = key.len() + 9;
+    tree.scan_prefix([key, &[0]].concat())
+        .filter(move |kv| !matches!(kv, Ok((k, _)) if k.len() != len))
+}
+
+/// Refuses a key the versions tree could not keep apart from another (a
+/// NUL byte ends the key part of its records); `objects.rs` refuses such
+/// keys at the edge already, this keeps every other way in out too.
+pub(in crate::s3) fn check_key(key: &str) -> Result<(), S3Error> {
+    if key.as_bytes().contains(&0) {
+        return Err(S3Error::InvalidKey {
+            key: key.escape_default().to_string(),
+            why: "object keys may not contain a NUL byte",
+        });
+    }
+    Ok(())
+}
+
 /// The sequence number of the version at `at` in `v/NAME`.
 fn seq_at(at: &[u8]) -> u64 {
     let mut b = [0u8; 8];
@@ -219,8 +247,7 @@ impl BucketIndex {
         tree: &sled::Tree,
         key: &str,
     ) -> Result<Vec<(Vec<u8>, VersionRecord)>, S3Error> {
-        let prefix = [key.as_bytes(), &[0]].concat();
-        tree.scan_prefix(&prefix)
+        versions_of_key(tree, key.as_bytes())
             .map(|kv| {
                 let (k, v) = kv.map_err(failed("reading versions"))?;
                 Ok((k.to_vec(), VersionRecord::decode(&v)?))
@@ -496,35 +523,43 @@ impl Writer<'_> {
             .iter()
             .map(|(k, r)| (k.clone(), r.encode()))
             .collect();
+        let added = plan.current.as_ref().map_or(0, |e| e.size);
         let result = (
-            &i.buckets, &objects, versions, &i.refs, &i.pending, &i.roots,
+            &i.buckets, &objects, versions, &i.refs, &i.pending, &i.roots, &i.bytes,
         )
-            .transaction(|(buckets, objects, versions, refs, pending, roots)| {
-                if buckets.get(bucket.as_bytes())?.is_none() {
-                    return Err(ConflictableTransactionError::Abort(Abort::NoSuchBucket));
-                }
-                let root = move_root(roots, refs, pending, bucket, &m)?;
-                if let Some((cid, owned)) = &plan.acquire {
-                    let cid = cid.to_bytes();
-                    bump(refs, &cid, 1, *owned)?;
-                    pending.remove(&cid[..])?;
-                }
-                match &current {
-                    Some(v) => objects.insert(key.as_bytes(), &v[..])?,
-                    None => objects.remove(key.as_bytes())?,
-                };
-                for k in &plan.remove {
-                    versions.remove(&k[..])?;
-                }
-                for (k, v) in &add {
-                    versions.insert(&k[..], &v[..])?;
-                }
-                let released = match &plan.release {
-                    Some(cid) => release(refs, pending, cid)?,
-                    None => None,
-                };
-                Ok((released, root))
-            })
+            .transaction(
+                |(buckets, objects, versions, refs, pending, roots, bytes)| {
+                    if buckets.get(bucket.as_bytes())?.is_none() {
+                        return Err(ConflictableTransactionError::Abort(Abort::NoSuchBucket));
+                    }
+                    let root = move_root(roots, refs, pending, bucket, &m)?;
+                    if let Some((cid, owned)) = &plan.acquire {
+                        let cid = cid.to_bytes();
+                        bump(refs, &cid, 1, *owned)?;
+                        pending.remove(&cid[..])?;
+                    }
+                    let replaced = match &current {
+                        Some(v) => objects.insert(key.as_bytes(), &v[..])?,
+                        None => objects.remove(key.as_bytes())?,
+                    };
+                    let removed = match replaced {
+                        Some(old) => ObjectEntry::decode(&old).map_err(abort)?.size,
+                        None => 0,
+                    };
+                    count(bytes, bucket, added, removed)?;
+                    for k in &plan.remove {
+                        versions.remove(&k[..])?;
+                    }
+                    for (k, v) in &add {
+                        versions.insert(&k[..], &v[..])?;
+                    }
+                    let released = match &plan.release {
+                        Some(cid) => release(refs, pending, cid)?,
+                        None => None,
+                    };
+                    Ok((released, root))
+                },
+            )
             .map_err(|e| transaction_error(e, bucket, key));
         self.finish_move(&m, result.as_ref().ok().map(|r| r.1));
         let (released, _) = result?;
@@ -583,11 +618,12 @@ impl AllVersions {
                             .current
                             .first_from(&key)?
                             .is_some_and(|(k, _)| k == key);
-                        let first = self.older.as_ref().and_then(|t| {
-                            t.scan_prefix([key.as_slice(), &[0]].concat()).keys().next()
-                        });
+                        let first = self
+                            .older
+                            .as_ref()
+                            .and_then(|t| versions_of_key(t, &key).next());
                         let first = first.transpose().map_err(failed("listing versions"))?;
-                        !has_current && first.as_deref() == Some(pos.as_slice())
+                        !has_current && first.is_some_and(|(k, _)| k.as_ref() == pos.as_slice())
                     }
                 };
                 Ok(Some((pos, key, record.into_version(newest))))
@@ -659,6 +695,59 @@ mod tests {
             from = crate::s3::list::after(&pos);
         }
         out
+    }
+
+    /// A key's versions are its own: no write takes a key with a NUL
+    /// byte, and a record under `KEY \0` of another (longer) key is never
+    /// read as one of `KEY`'s.
+    #[test]
+    fn keys_with_nul_are_refused_and_never_read_as_anothers_versions() {
+        let index = BucketIndex::open(None, Arc::new(MemoryStore::new())).unwrap();
+        let (a, b) = (entry(b"a"), entry(b"b"));
+        let w = index.writer();
+        w.create_bucket("v").unwrap();
+        w.set_versioning("v", Versioning::Enabled).unwrap();
+        let always = &WriteIf::Always;
+        for key in ["a\0", "a\0b", "\0"] {
+            let refused = w.write(("v", key), &a, true, always);
+            assert!(
+                matches!(refused, Err(S3Error::InvalidKey { .. })),
+                "{key:?}: {refused:?}"
+            );
+            let upload = crate::s3::index::UploadEntry {
+                content_type: None,
+                metadata: Default::default(),
+                initiated_ms: now_ms(),
+                checksum_algorithm: None,
+                full_object: false,
+            };
+            let refused = w.create_upload("v", key, "id", &upload);
+            assert!(matches!(refused, Err(S3Error::InvalidKey { .. })));
+        }
+        w.write(("v", "a"), &a, true, always).unwrap();
+        let older = w.write(("v", "a"), &b, true, always).unwrap();
+        // A record whose key starts with `a \0`, as a NUL key would make.
+        let tree = index.versions_tree("v").unwrap();
+        let stray = VersionRecord {
+            object: None,
+            version_id: Some(id_of(u64::MAX >> 1)),
+            mtime_ms: now_ms(),
+        };
+        let at = version_key(b"a\0\0\0\0\0\0\0\0\0", 1);
+        assert!(at.starts_with(b"a\0"));
+        tree.insert(at, stray.encode()).unwrap();
+        let mine = index.older_versions(&tree, "a").unwrap();
+        assert_eq!(mine.len(), 1, "{mine:?}");
+        assert_eq!(mine[0].1.object.as_ref().map(|o| &o.cid), Some(&a.cid));
+        assert!(older.version_id.is_some());
+        // b stays current, and a is the newest older version.
+        let newest = index.version("v", "a", None).unwrap();
+        assert!(matches!(
+            newest,
+            Some(Version::Object { current: true, .. })
+        ));
+        let null = index.version("v", "a", Some(VersionId::Null)).unwrap();
+        assert_eq!(null, None, "the stray record is no version of a");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! reference counts. A bucket with versioning set goes through
 //! `versions.rs` instead, which keeps the versions a write replaces.
 
-use super::{abort, bump, release, transaction_error, Abort, ObjectEntry, Writer};
+use super::{abort, bump, count, release, transaction_error, Abort, ObjectEntry, Writer};
 use super::{VersionId, Written};
 use crate::block::Cid;
 use crate::s3::conditions::WriteIf;
@@ -65,8 +65,8 @@ impl Writer<'_> {
         let new_cid = entry.cid()?.to_bytes();
         let encoded = entry.encode();
         let m = self.change(bucket, key, Some(entry))?;
-        let result = (&i.buckets, &tree, &i.refs, &i.pending, &i.roots)
-            .transaction(|(buckets, objects, refs, pending, roots)| {
+        let result = (&i.buckets, &tree, &i.refs, &i.pending, &i.roots, &i.bytes)
+            .transaction(|(buckets, objects, refs, pending, roots, bytes)| {
                 if buckets.get(bucket.as_bytes())?.is_none() {
                     return Err(ConflictableTransactionError::Abort(Abort::NoSuchBucket));
                 }
@@ -83,11 +83,12 @@ impl Writer<'_> {
                 bump(refs, &new_cid, 1, owned)?;
                 pending.remove(&new_cid[..])?;
                 let Some(old) = objects.insert(key.as_bytes(), &encoded[..])? else {
+                    count(bytes, bucket, entry.size, 0)?;
                     return Ok((None, root));
                 };
-                let old = ObjectEntry::decode(&old)
-                    .and_then(|o| o.cid())
-                    .map_err(abort)?;
+                let old = ObjectEntry::decode(&old).map_err(abort)?;
+                count(bytes, bucket, entry.size, old.size)?;
+                let old = old.cid().map_err(abort)?;
                 Ok((release(refs, pending, &old)?, root))
             })
             .map_err(|e| transaction_error(e, bucket, key));
@@ -133,13 +134,14 @@ impl Writer<'_> {
         let i = self.index;
         let tree = i.objects(bucket)?;
         let m = self.change(bucket, key, None)?;
-        let result = (&tree, &i.refs, &i.pending, &i.roots)
-            .transaction(|(objects, refs, pending, roots)| {
+        let result = (&tree, &i.refs, &i.pending, &i.roots, &i.bytes)
+            .transaction(|(objects, refs, pending, roots, bytes)| {
                 let root = move_root(roots, refs, pending, bucket, &m)?;
                 let Some(old) = objects.remove(key.as_bytes())? else {
                     return Ok((None, root));
                 };
                 let old = ObjectEntry::decode(&old).map_err(abort)?;
+                count(bytes, bucket, 0, old.size)?;
                 let cid = old.cid().map_err(abort)?;
                 let unpin = release(refs, pending, &cid)?;
                 Ok((Some((old, unpin)), root))
