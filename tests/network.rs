@@ -188,3 +188,36 @@ fn routing_table_persists_and_limits_hold() {
     assert_eq!(peers_c.lines().count(), 1, "{peers_c}");
     assert!(!peers_c.contains(&id_d), "{peers_c}");
 }
+
+/// A node whose bootstrap peer is not up yet when it starts joins it once
+/// it is: bootstrap peers are dialed again while a node has few peers.
+#[test]
+fn a_bootstrap_peer_that_starts_later_is_joined() {
+    let a = TestRepo::new();
+    a.ok(&["init"]);
+    let id_a = peer_id(&a);
+    // A port nothing listens on now, for A to take later.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("/ip4/127.0.0.1/tcp/{port}");
+    let b = TestRepo::new();
+    let (_db, banner) = Daemon::start(&b, &["--bootstrap", &format!("{listen}/p2p/{id_a}")]);
+    assert!(
+        !banner.iter().any(|l| l.contains(&id_a)),
+        "A is not up yet: {banner:?}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let (_da, _) = Daemon::spawn(&a, &["daemon", "--listen", &listen, "--api", "127.0.0.1:0"]);
+    let start = Instant::now();
+    while !b.ok(&["swarm", "peers"]).contains(&id_a) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "B never dialed its bootstrap peer again"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("B joined A {:?} after A started", start.elapsed());
+}

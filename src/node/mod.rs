@@ -13,6 +13,7 @@
 
 mod add;
 mod blocks;
+mod bootstrap;
 mod car;
 pub mod config;
 mod dag;

@@ -16,7 +16,7 @@ use crate::dag::fetch::DagFetch;
 use crate::dag::reader::{FileReader, ReadOptions};
 use crate::dag::BlockSource;
 use crate::net::bitswap::fetch::{FetchOptions, FetchSession};
-use crate::net::{NetError, Network};
+use crate::net::Network;
 use crate::store::PinKind;
 use libp2p::{Multiaddr, PeerId};
 use std::sync::Arc;
@@ -265,26 +265,6 @@ impl OnlineNode {
             })
         };
         Ok(online)
-    }
-
-    /// Dials each bootstrap address; returns the peers reached and the
-    /// failures (address, reason). A DHT walk follows.
-    pub async fn bootstrap(
-        &self,
-        addrs: &[Multiaddr],
-    ) -> (Vec<PeerId>, Vec<(Multiaddr, NetError)>) {
-        let mut ok = Vec::new();
-        let mut failed = Vec::new();
-        for addr in addrs {
-            match self.net.swarm.dial(addr.clone()).await {
-                Ok(p) => ok.push(p),
-                Err(e) => failed.push((addr.clone(), e)),
-            }
-        }
-        if !ok.is_empty() {
-            let _ = self.net.swarm.bootstrap().await;
-        }
-        (ok, failed)
     }
 
     async fn restore_routes(&self) {

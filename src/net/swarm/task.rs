@@ -80,8 +80,9 @@ pub async fn spawn(
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
     tokio::spawn(async move {
-        // Dials callers wait on: the address asked for, and the reply.
-        let mut dials: HashMap<ConnectionId, (Multiaddr, DialReply)> = HashMap::new();
+        // Dials callers wait on: the address asked for, the reply, and
+        // whether this is already the retry from a new local port.
+        let mut dials: HashMap<ConnectionId, (Multiaddr, DialReply, bool)> = HashMap::new();
         let mut queries: HashMap<kad::QueryId, Query> = HashMap::new();
         // One address per connected peer, for `swarm peers`.
         let mut connected: HashMap<PeerId, Multiaddr> = HashMap::new();
@@ -124,7 +125,7 @@ pub async fn spawn(
                         let opts = DialOpts::unknown_peer_id().address(addr.clone()).build();
                         let id = opts.connection_id();
                         match swarm.dial(opts) {
-                            Ok(()) => { dials.insert(id, (addr, reply)); }
+                            Ok(()) => { dials.insert(id, (addr, reply, false)); }
                             Err(source) => { let _ = reply.send(Err(NetError::DialAddr { addr, source })); }
                         }
                     }
@@ -266,7 +267,7 @@ pub async fn spawn(
                                 }
                             }
                         }
-                        if let Some((_, reply)) = dials.remove(&connection_id) {
+                        if let Some((_, reply, _)) = dials.remove(&connection_id) {
                             let _ = reply.send(Ok(peer_id));
                         }
                     }
@@ -275,8 +276,27 @@ pub async fn spawn(
                         let _ = peer_events.send(PeerEvent::Disconnected(peer_id));
                     }
                     SwarmEvent::OutgoingConnectionError { connection_id, error, .. } => {
-                        if let Some((addr, reply)) = dials.remove(&connection_id) {
-                            let _ = reply.send(Err(NetError::DialAddr { addr, source: error }));
+                        if let Some((addr, reply, retried)) = dials.remove(&connection_id) {
+                            // A dial goes out from the listening port (so
+                            // that NATs map it as the listener's); the kernel
+                            // refuses that when the port is taken towards the
+                            // same address, e.g. as another process's
+                            // ephemeral port. Once more from a fresh port,
+                            // then the caller hears of it.
+                            if !retried && local_port_clash(&error) {
+                                tracing::debug!(%addr, "dial refused for its local port; retrying from a new one");
+                                let opts = DialOpts::unknown_peer_id()
+                                    .address(addr.clone())
+                                    .allocate_new_port()
+                                    .build();
+                                let id = opts.connection_id();
+                                match swarm.dial(opts) {
+                                    Ok(()) => { dials.insert(id, (addr, reply, true)); }
+                                    Err(source) => { let _ = reply.send(Err(NetError::DialAddr { addr, source })); }
+                                }
+                            } else {
+                                let _ = reply.send(Err(NetError::DialAddr { addr, source: error }));
+                            }
                         }
                     }
                     SwarmEvent::NewListenAddr { address, .. } => {
@@ -319,4 +339,93 @@ pub async fn spawn(
         events,
         shutdown,
     })
+}
+
+/// Whether a dial failed because its local port could not be used towards
+/// that address (`EADDRINUSE`/`EADDRNOTAVAIL` anywhere in the error chain).
+fn local_port_clash(error: &libp2p::swarm::DialError) -> bool {
+    let libp2p::swarm::DialError::Transport(attempts) = error else {
+        return false;
+    };
+    attempts.iter().any(|(_, e)| match e {
+        libp2p::TransportError::Other(io) => io_chain_has_port_clash(io),
+        libp2p::TransportError::MultiaddrNotSupported(_) => false,
+    })
+}
+
+/// Walks an I/O error and what it wraps (transport upgrades box the TCP
+/// error in their own) looking for a local address clash.
+fn io_chain_has_port_clash(error: &std::io::Error) -> bool {
+    use std::error::Error;
+    use std::io::ErrorKind;
+    let mut next: Option<&(dyn Error + 'static)> = Some(error);
+    // Bounded: a cyclic chain cannot hold the swarm task.
+    for _ in 0..16 {
+        let Some(e) = next else { return false };
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                ErrorKind::AddrInUse | ErrorKind::AddrNotAvailable
+            ) {
+                return true;
+            }
+            // `source()` of a custom io::Error skips the error it wraps.
+            if let Some(inner) = io.get_ref() {
+                next = Some(inner);
+                continue;
+            }
+        }
+        next = e.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use libp2p::swarm::DialError;
+    use libp2p::TransportError;
+    use std::io::{Error, ErrorKind};
+
+    /// An upgrade's error that wraps the TCP one, as transports do.
+    #[derive(Debug)]
+    struct Upgrade(Error);
+
+    impl std::fmt::Display for Upgrade {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "upgrade: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Upgrade {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    fn dial_error(e: Error) -> DialError {
+        let addr: Multiaddr = "/ip4/127.0.0.1/tcp/1".parse().unwrap();
+        DialError::Transport(vec![(addr, TransportError::Other(e))])
+    }
+
+    #[test]
+    fn a_local_address_clash_is_found_however_deep_it_is_wrapped() {
+        for kind in [ErrorKind::AddrInUse, ErrorKind::AddrNotAvailable] {
+            assert!(local_port_clash(&dial_error(Error::from(kind))));
+            let boxed = Error::other(Error::from(kind));
+            assert!(local_port_clash(&dial_error(boxed)));
+            let upgraded = Error::other(Upgrade(Error::other(Error::from(kind))));
+            assert!(local_port_clash(&dial_error(upgraded)));
+        }
+    }
+
+    #[test]
+    fn other_dial_failures_are_not_retried() {
+        let refused = Error::other(Upgrade(Error::from(ErrorKind::ConnectionRefused)));
+        assert!(!local_port_clash(&dial_error(refused)));
+        assert!(!local_port_clash(&dial_error(Error::other(
+            "handshake failed"
+        ))));
+        assert!(!local_port_clash(&DialError::Aborted));
+    }
 }
