@@ -160,8 +160,11 @@ impl Writer<'_> {
 
     /// After the transaction of `m`: `outcome` is none when it did not
     /// commit (the new root's pin, if this move made it, is undone), else
-    /// the old root to unpin, if any.
-    pub(super) fn finish_move(&self, m: &RootMove, outcome: Option<Option<Cid>>) {
+    /// the old root to unpin, if any. Returns whether the commit is on
+    /// disk (flushed before the old root's unpin): the caller need not
+    /// flush it again.
+    pub(super) fn finish_move(&self, m: &RootMove, outcome: Option<Option<Cid>>) -> bool {
+        let mut durable = false;
         match outcome {
             None if m.pinned => self.drop_pin(&m.new),
             None => {}
@@ -172,7 +175,10 @@ impl Writer<'_> {
                 // pending record lets the next open settle it).
                 if let Some(old) = released {
                     match self.index.flush() {
-                        Ok(()) => self.drop_pin(&old),
+                        Ok(()) => {
+                            durable = true;
+                            self.drop_pin(&old);
+                        }
                         Err(e) => tracing::warn!("S3: keeping the pin of {old}: {e}"),
                     }
                 }
@@ -198,6 +204,7 @@ impl Writer<'_> {
                 }
             }
         }
+        durable
     }
 
     /// The root of `bucket`'s tree, built from its entries (and committed)

@@ -561,9 +561,11 @@ impl Writer<'_> {
                 },
             )
             .map_err(|e| transaction_error(e, bucket, key));
-        self.finish_move(&m, result.as_ref().ok().map(|r| r.1));
+        let durable = self.finish_move(&m, result.as_ref().ok().map(|r| r.1));
         let (released, _) = result?;
-        i.flush()?;
+        if !durable {
+            i.flush()?;
+        }
         Ok(released)
     }
 }

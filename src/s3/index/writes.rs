@@ -92,9 +92,11 @@ impl Writer<'_> {
                 Ok((release(refs, pending, &old)?, root))
             })
             .map_err(|e| transaction_error(e, bucket, key));
-        self.finish_move(&m, result.as_ref().ok().map(|r| r.1));
+        let durable = self.finish_move(&m, result.as_ref().ok().map(|r| r.1));
         let (released, _) = result?;
-        i.flush()?;
+        if !durable {
+            i.flush()?;
+        }
         Ok(Written {
             released,
             ..Written::default()
@@ -147,9 +149,9 @@ impl Writer<'_> {
                 Ok((Some((old, unpin)), root))
             })
             .map_err(|e| transaction_error(e, bucket, key));
-        self.finish_move(&m, result.as_ref().ok().map(|r| r.1));
+        let durable = self.finish_move(&m, result.as_ref().ok().map(|r| r.1));
         let (removed, _) = result?;
-        if removed.is_some() || m.old != Some(m.new) {
+        if !durable && (removed.is_some() || m.old != Some(m.new)) {
             i.flush()?;
         }
         Ok(removed)
