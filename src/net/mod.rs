@@ -8,10 +8,12 @@
 //!   the engine that runs them over libp2p streams.
 //! - [`records`]: the DHT's record store (our provider keys, other peers'
 //!   records), bounded.
+//! - [`pubsub`]: gossipsub as Kubo speaks it, and local subscriptions.
 //! - [`metrics`]: Prometheus metrics of the layer.
 
 pub mod bitswap;
 pub mod metrics;
+pub mod pubsub;
 pub mod records;
 pub mod swarm;
 

@@ -5,10 +5,12 @@
 //! rather than a surprise when the setting is first used.
 
 mod connections;
+mod pubsub;
 mod show;
 mod size;
 
 pub use connections::ConnectionSettings;
+pub use pubsub::PubsubSettings;
 pub use show::REDACTED;
 pub use size::{parse_size, ByteSize, SizeError};
 
@@ -36,6 +38,9 @@ pub enum ConfigError {
     /// The `[import]` settings do not fit together (e.g. CIDv0 with BLAKE3).
     #[error("[import]: {0}")]
     Import(#[source] super::BoxedSource),
+    /// A `[pubsub]` value out of its range.
+    #[error("[pubsub] {0}")]
+    Pubsub(String),
 }
 
 /// The whole configuration file.
@@ -64,6 +69,8 @@ pub struct Config {
     pub mfs: crate::names::mfs::MfsSettings,
     /// The S3-compatible endpoint.
     pub s3: S3Settings,
+    /// Pub/sub (gossipsub).
+    pub pubsub: PubsubSettings,
 }
 
 /// `[s3]`: the S3-compatible endpoint the daemon serves (see `crate::s3`).
@@ -348,7 +355,8 @@ pub enum DhtMode {
 }
 
 impl NetSettings {
-    /// Parsed settings for the network layer.
+    /// Parsed settings for the network layer (pub/sub off: the node sets
+    /// it from `[pubsub]`).
     pub fn to_net_config(&self) -> Result<crate::net::swarm::NetConfig, ConfigError> {
         let listen = self
             .listen
@@ -385,6 +393,7 @@ impl NetSettings {
             },
             extra_transport: self.extra_transport.clone(),
             value_validator: None,
+            pubsub: None,
         })
     }
 }

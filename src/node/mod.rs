@@ -180,6 +180,7 @@ impl Node {
     ) -> Result<crate::net::Network, NodeError> {
         let mut config = net.to_net_config()?;
         config.value_validator = Some(self.names.validator());
+        config.pubsub = self.config.pubsub.to_pubsub_config()?;
         Ok(crate::net::Network::start(self.key_seed, Arc::clone(&self.store), &config).await?)
     }
 

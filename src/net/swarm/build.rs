@@ -31,6 +31,8 @@ pub struct Behaviour {
     pub stream: libp2p_stream::Behaviour,
     /// Local network discovery, off unless configured.
     pub mdns: Toggle<mdns::tokio::Behaviour>,
+    /// Gossipsub (`[pubsub] enabled`, on by default).
+    pub pubsub: Toggle<crate::net::pubsub::PubsubBehaviour>,
 }
 
 /// Yamux receive window per stream (bytes): how much a peer may send ahead.
@@ -97,6 +99,13 @@ pub fn build(
     let limits = config.limits;
     let want_mdns = config.mdns;
     let extra = config.extra_transport.clone();
+    let pubsub = match &config.pubsub {
+        Some(c) => Some(
+            crate::net::pubsub::behaviour(&key, c, registry)
+                .map_err(|source| NetError::Build { what: "gossipsub", source })?,
+        ),
+        None => None,
+    };
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_tcp(
@@ -166,6 +175,7 @@ pub fn build(
                 kad,
                 stream: libp2p_stream::Behaviour::new(),
                 mdns: mdns.into(),
+                pubsub: pubsub.into(),
             })
         })
         .map_err(|e| build_error("protocols", e))?

@@ -9,9 +9,11 @@
 //! - `task.rs`: the task that owns the swarm and carries out commands.
 //! - `dht.rs`: Kademlia queries callers wait on, and peers' addresses.
 //! - `reach.rs`: whether this node counts as reachable (the DHT mode).
+//! - `pubsub.rs`: gossipsub commands and events, local subscribers.
 
 mod build;
 mod dht;
+mod pubsub;
 mod reach;
 mod task;
 
@@ -24,6 +26,8 @@ pub use task::spawn;
 
 use super::NetError;
 use crate::block::Cid;
+use crate::net::pubsub::{PubsubError, Subscription};
+use bytes::Bytes;
 use libp2p::core::muxing::StreamMuxerBox;
 use libp2p::core::transport::Boxed;
 use libp2p::{identity, Multiaddr, PeerId};
@@ -112,6 +116,8 @@ pub struct NetConfig {
     /// What checks value records (IPNS) before the DHT stores them; none:
     /// value records are refused.
     pub value_validator: Option<Arc<dyn crate::net::records::ValueValidator>>,
+    /// Gossipsub settings; `None`: pub/sub is off.
+    pub pubsub: Option<crate::net::pubsub::PubsubConfig>,
 }
 
 impl Default for NetConfig {
@@ -128,6 +134,7 @@ impl Default for NetConfig {
             limits: ConnectionLimits::default(),
             extra_transport: None,
             value_validator: None,
+            pubsub: Some(crate::net::pubsub::PubsubConfig::default()),
         }
     }
 }
@@ -161,6 +168,8 @@ pub(super) enum Command {
     PutValueTo(Vec<u8>, Vec<u8>, Vec<PeerId>),
     /// Close every connection (gracefully, within a deadline), then end.
     Close(oneshot::Sender<()>),
+    /// Publish, subscribe, list (`pubsub.rs`).
+    Pubsub(pubsub::PubsubCommand),
 }
 
 /// How long a clean shutdown waits for connections to close.
@@ -373,5 +382,47 @@ impl SwarmHandle {
             .send(Command::Ban(peer, duration))
             .await
             .map_err(|_| SWARM_STOPPED)
+    }
+
+    async fn ask_pubsub<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> pubsub::PubsubCommand,
+    ) -> Result<T, PubsubError> {
+        self.ask(|tx| Command::Pubsub(make(tx)))
+            .await
+            .map_err(|_| PubsubError::Stopped)
+    }
+
+    /// Publishes `data` on `topic` (signed, to every peer subscribed to
+    /// it, and to this node's own subscribers). Succeeds with no peer
+    /// listening, as Kubo does.
+    pub async fn pubsub_publish(&self, topic: String, data: Bytes) -> Result<(), PubsubError> {
+        self.ask_pubsub(|tx| pubsub::PubsubCommand::Publish(topic, data, tx))
+            .await?
+    }
+
+    /// Subscribes to `topic`: messages arrive on the [`Subscription`]
+    /// until it is dropped.
+    pub async fn pubsub_subscribe(&self, topic: String) -> Result<Subscription, PubsubError> {
+        self.ask_pubsub(|tx| pubsub::PubsubCommand::Subscribe(topic, tx))
+            .await?
+    }
+
+    /// The topics this node is subscribed to, sorted.
+    pub async fn pubsub_topics(&self) -> Result<Vec<String>, PubsubError> {
+        self.ask_pubsub(pubsub::PubsubCommand::Topics).await?
+    }
+
+    /// Connected peers that speak gossipsub (subscribed to `topic`, if
+    /// given), sorted by their text form.
+    pub async fn pubsub_peers(&self, topic: Option<String>) -> Result<Vec<PeerId>, PubsubError> {
+        self.ask_pubsub(|tx| pubsub::PubsubCommand::Peers(topic, tx))
+            .await?
+    }
+
+    /// `peer`'s gossipsub score (`None`: scoring or pub/sub is off).
+    pub async fn pubsub_score(&self, peer: PeerId) -> Result<Option<f64>, PubsubError> {
+        self.ask_pubsub(|tx| pubsub::PubsubCommand::Score(peer, tx))
+            .await
     }
 }

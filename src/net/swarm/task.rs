@@ -2,6 +2,7 @@
 //! follows connections and answers DHT queries' callers.
 
 use super::build::{Behaviour, BehaviourEvent};
+use super::pubsub::{self as ps, PubsubState};
 use super::dht::{learn_addresses, on_query_progress, Query};
 use super::reach::{confirm_if_local, reached_from_outside};
 use super::{Command, NetConfig, PeerEvent, SwarmHandle};
@@ -77,6 +78,7 @@ pub async fn spawn(
     let self_tx = tx.downgrade();
     let (events, _) = tokio::sync::broadcast::channel(PEER_EVENTS_DEPTH);
     let peer_events = events.clone();
+    let mut pubsub = PubsubState::new(*swarm.local_peer_id(), config.pubsub.clone());
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
     tokio::spawn(async move {
@@ -225,6 +227,7 @@ pub async fn spawn(
                             .collect();
                         let _ = reply.send(keys);
                     }
+                    Some(Command::Pubsub(cmd)) => ps::on_command(&mut swarm, &mut pubsub, cmd, &self_tx),
                     Some(Command::StopProviding(keys)) => {
                         for k in keys {
                             swarm.behaviour_mut().kad.stop_providing(&kad::RecordKey::from(k));
@@ -239,6 +242,7 @@ pub async fn spawn(
                             SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => metrics.record(e),
                             SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => metrics.record(e),
                             SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => metrics.record(e),
+                            SwarmEvent::Behaviour(BehaviourEvent::Pubsub(e)) => metrics.record(e),
                             _ => {}
                         }
                     }
@@ -325,6 +329,7 @@ pub async fn spawn(
                             learn_addresses(&mut swarm, peer_id, info.listen_addrs);
                         }
                     }
+                    SwarmEvent::Behaviour(BehaviourEvent::Pubsub(e)) => ps::on_event(&mut swarm, &mut pubsub, e),
                     SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed { id, result, step, stats })) => {
                         on_query_progress(&mut queries, &mut swarm, id, result, step.last, &stats);
                     }
