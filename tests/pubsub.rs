@@ -13,9 +13,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 async fn node(seed: u8) -> Network {
-    Network::start([seed; 32], Arc::new(MemoryStore::new()), &NetConfig::default())
-        .await
-        .unwrap()
+    Network::start(
+        [seed; 32],
+        Arc::new(MemoryStore::new()),
+        &NetConfig::default(),
+    )
+    .await
+    .unwrap()
 }
 
 async fn next(sub: &mut Subscription) -> Arc<Received> {
@@ -34,7 +38,10 @@ async fn wait_peers(net: &Network, topic: &str, peers: &[libp2p::PeerId]) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("{peers:?} never subscribed to {topic} as {} sees it", net.peer_id);
+    panic!(
+        "{peers:?} never subscribed to {topic} as {} sees it",
+        net.peer_id
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,15 +82,24 @@ async fn messages_cross_a_line_of_nodes_and_reach_the_publisher_too() {
         .await
         .unwrap();
     let mine = next(&mut sa).await;
-    assert_eq!((mine.from, mine.via, &mine.data[..]), (a.peer_id, None, &b"hello"[..]));
+    assert_eq!(
+        (mine.from, mine.via, &mine.data[..]),
+        (a.peer_id, None, &b"hello"[..])
+    );
     let at_b = next(&mut sb).await;
     assert_eq!((at_b.from, at_b.via), (a.peer_id, Some(a.peer_id)));
     assert_eq!((at_b.seqno, &at_b.topic), (mine.seqno, &topic));
     let at_c = next(&mut sc).await;
     assert_eq!(&at_c.data[..], b"hello");
-    assert_eq!((at_c.from, at_c.via, at_c.seqno), (a.peer_id, Some(b.peer_id), mine.seqno));
+    assert_eq!(
+        (at_c.from, at_c.via, at_c.seqno),
+        (a.peer_id, Some(b.peer_id), mine.seqno)
+    );
     // Seqnos grow per publisher.
-    a.swarm.pubsub_publish(topic.clone(), "again".into()).await.unwrap();
+    a.swarm
+        .pubsub_publish(topic.clone(), "again".into())
+        .await
+        .unwrap();
     assert!(next(&mut sc).await.seqno > mine.seqno);
 
     // Too large: refused before anything is sent, with the limit named.
@@ -97,7 +113,10 @@ async fn messages_cross_a_line_of_nodes_and_reach_the_publisher_too() {
     }
     // Nobody else on a topic: still a success, and our subscriber sees it.
     let mut alone = a.swarm.pubsub_subscribe("alone".into()).await.unwrap();
-    a.swarm.pubsub_publish("alone".into(), "echo".into()).await.unwrap();
+    a.swarm
+        .pubsub_publish("alone".into(), "echo".into())
+        .await
+        .unwrap();
     assert_eq!(&next(&mut alone).await.data[..], b"echo");
     assert_eq!(
         a.swarm.pubsub_topics().await.unwrap(),
@@ -127,7 +146,10 @@ async fn pubsub_off_answers_disabled() {
         .unwrap();
     let e = net.swarm.pubsub_subscribe("t".into()).await.unwrap_err();
     assert!(matches!(e, PubsubError::Disabled), "{e}");
-    assert_eq!(e.to_string(), "pubsub is disabled ([pubsub] enabled = false)");
+    assert_eq!(
+        e.to_string(),
+        "pubsub is disabled ([pubsub] enabled = false)"
+    );
     assert!(matches!(
         net.swarm.pubsub_publish("t".into(), "x".into()).await,
         Err(PubsubError::Disabled)

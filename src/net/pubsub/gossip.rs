@@ -77,8 +77,11 @@ pub fn topic_score_params() -> gossipsub::TopicScoreParams {
 /// test cluster on one machine would be penalised).
 fn peer_score_params() -> gossipsub::PeerScoreParams {
     let mut params = gossipsub::PeerScoreParams::default();
-    params.ip_colocation_factor_whitelist =
-        [IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)].into();
+    params.ip_colocation_factor_whitelist = [
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(Ipv6Addr::LOCALHOST),
+    ]
+    .into();
     params
 }
 
@@ -109,7 +112,10 @@ pub fn behaviour(
         gossipsub::IdentityTransform,
     )?;
     if config.score {
-        behaviour.with_peer_score(peer_score_params(), gossipsub::PeerScoreThresholds::default())?;
+        behaviour.with_peer_score(
+            peer_score_params(),
+            gossipsub::PeerScoreThresholds::default(),
+        )?;
     }
     let metrics = gossipsub::MetricsConfig {
         max_topics: config.max_topics,

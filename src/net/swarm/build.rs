@@ -101,8 +101,10 @@ pub fn build(
     let extra = config.extra_transport.clone();
     let pubsub = match &config.pubsub {
         Some(c) => Some(
-            crate::net::pubsub::behaviour(&key, c, registry)
-                .map_err(|source| NetError::Build { what: "gossipsub", source })?,
+            crate::net::pubsub::behaviour(&key, c, registry).map_err(|source| NetError::Build {
+                what: "gossipsub",
+                source,
+            })?,
         ),
         None => None,
     };

@@ -151,13 +151,13 @@ fn publish(
     let gs = gossip(swarm)?;
     let seqno = match gs.publish(gossipsub::IdentTopic::new(&topic), data.to_vec()) {
         // The id ends in the seqno's 8 bytes (`kubo_message_id`).
-        Ok(id) => id
-            .0
-            .rchunks(8)
-            .next()
-            .and_then(|b| <[u8; 8]>::try_from(b).ok())
-            .map(u64::from_be_bytes)
-            .unwrap_or_default(),
+        Ok(id) => {
+            id.0.rchunks(8)
+                .next()
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes)
+                .unwrap_or_default()
+        }
         // Kubo: publishing with nobody listening is not an error.
         Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
             let now = std::time::SystemTime::now()
@@ -248,7 +248,11 @@ pub(super) fn on_event(
             });
             let d = state.hub.deliver(&received);
             if d.dropped > 0 {
-                tracing::debug!(topic = received.topic, dropped = d.dropped, "pubsub: subscriber too slow, message dropped");
+                tracing::debug!(
+                    topic = received.topic,
+                    dropped = d.dropped,
+                    "pubsub: subscriber too slow, message dropped"
+                );
             }
             if d.emptied {
                 leave(swarm, &received.topic);

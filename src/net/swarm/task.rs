@@ -2,8 +2,8 @@
 //! follows connections and answers DHT queries' callers.
 
 use super::build::{Behaviour, BehaviourEvent};
-use super::pubsub::{self as ps, PubsubState};
 use super::dht::{learn_addresses, on_query_progress, Query};
+use super::pubsub::{self as ps, PubsubState};
 use super::reach::{confirm_if_local, reached_from_outside};
 use super::{Command, NetConfig, PeerEvent, SwarmHandle};
 use super::{CLOSE_TIMEOUT, PEER_EVENTS_DEPTH, RECORD_SWEEP_INTERVAL};

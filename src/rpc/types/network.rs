@@ -42,9 +42,8 @@ impl IdResponse {
             .map(String::from),
         );
         if node.config().pubsub.enabled {
-            protocols.extend(
-                ["/meshsub/1.0.0", "/meshsub/1.1.0", "/meshsub/1.2.0"].map(String::from),
-            );
+            protocols
+                .extend(["/meshsub/1.0.0", "/meshsub/1.1.0", "/meshsub/1.2.0"].map(String::from));
         }
         protocols.sort();
         Ok(IdResponse {
