@@ -226,6 +226,8 @@ async fn garbage_on_every_protocol_is_survived() {
         "/ipfs/bitswap/1.2.0",
         "/ipfs/bitswap/1.1.0",
         "/ipfs/bitswap/1.0.0",
+        "/meshsub/1.1.0",
+        "/meshsub/1.0.0",
     ] {
         for payload in [&junk[..], &huge_prefix[..], &over[..]] {
             // Garbage may cost the abuser its connection, never the node.

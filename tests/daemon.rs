@@ -389,6 +389,8 @@ fn listen_and_bootstrap_come_from_config_and_flags() {
     let text = std::fs::read_to_string(fresh.path().join("config.toml")).unwrap();
     let config: toml::Table = toml::from_str(&text).unwrap();
     let net = config["net"].as_table().unwrap();
+    // Pub/sub is on in a new repo's config.toml.
+    assert_eq!(config["pubsub"]["enabled"].as_bool(), Some(true), "{text}");
     let listen = net["listen"].as_array().unwrap();
     assert!(!listen.is_empty());
     assert!(listen
@@ -434,6 +436,8 @@ fn listen_and_bootstrap_come_from_config_and_flags() {
         "/ipfs/id/1.0.0",
         "/ipfs/ping/1.0.0",
         "/cairn/replicate/1.0.0",
+        "/meshsub/1.1.0",
+        "/meshsub/1.0.0",
     ] {
         assert!(protocols.contains(&p), "{p} missing from {protocols:?}");
     }

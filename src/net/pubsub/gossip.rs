@@ -76,13 +76,14 @@ pub fn topic_score_params() -> gossipsub::TopicScoreParams {
 /// addresses are not counted as many peers behind one IP (every peer of a
 /// test cluster on one machine would be penalised).
 fn peer_score_params() -> gossipsub::PeerScoreParams {
-    let mut params = gossipsub::PeerScoreParams::default();
-    params.ip_colocation_factor_whitelist = [
-        IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(Ipv6Addr::LOCALHOST),
-    ]
-    .into();
-    params
+    gossipsub::PeerScoreParams {
+        ip_colocation_factor_whitelist: [
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ]
+        .into(),
+        ..gossipsub::PeerScoreParams::default()
+    }
 }
 
 /// The gossipsub behaviour for the node with `key`; its metrics go to

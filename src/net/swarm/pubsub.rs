@@ -116,8 +116,7 @@ pub(super) fn on_command(
                 let mut peers: Vec<PeerId> = gs
                     .all_peers()
                     .filter(|(p, topics)| {
-                        speaks.contains(p)
-                            && hash.as_ref().is_none_or(|h| topics.iter().any(|t| *t == h))
+                        speaks.contains(p) && hash.as_ref().is_none_or(|h| topics.contains(&h))
                     })
                     .map(|(p, _)| *p)
                     .collect();
