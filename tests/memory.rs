@@ -117,9 +117,10 @@ fn parallel_reads_stay_within_the_memory_budget_and_give_it_back() {
 
 /// A daemon whose memory tier is full of whole files, with
 /// `[net] max_memory_bytes` set so that the tier fits under it but parallel
-/// reads of a large file take the process near it: the tier is emptied
-/// (the bytes dropped counted on `/metrics`) and the resident set falls,
-/// and the files are still served byte-identical, from disk.
+/// reads of a large file take the process near it: the tier is emptied,
+/// with the resolved paths (the bytes dropped counted on `/metrics`), the
+/// resident set falls, and the files are still served byte-identical, from
+/// disk.
 #[test]
 fn a_full_memory_tier_is_dropped_near_the_memory_limit() {
     let repo = TestRepo::new();
@@ -187,6 +188,11 @@ fn a_full_memory_tier_is_dropped_near_the_memory_limit() {
         "dropped only {} of {}",
         mib(dropped),
         mib(held)
+    );
+    // The resolutions of the files' paths went with it.
+    assert!(
+        metric(&api, "cairn_path_cache_pressure_dropped_bytes_total") > 0,
+        "the resolved paths were not dropped"
     );
     assert!(
         hot_cache_bytes(&api) < held,

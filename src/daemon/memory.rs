@@ -34,8 +34,11 @@
 //! - The memory tier (`[store] hot_cache`, 32 MiB by default): the blocks
 //!   and small whole files reads come back to. Its weight is part of the
 //!   resident set, so it counts against the same limits; [`MemoryGuard`]
-//!   keeps it out of the way of the rest ([`guard_hot_cache`] runs it
+//!   keeps it out of the way of the rest ([`guard_memory_tier`] runs it
 //!   while a daemon runs).
+//! - The resolution caches (`dag::reader::ResolveCache`: resolved paths and
+//!   directory listings, at most 4 + 8 MiB, sized from `hot_cache`):
+//!   dropped together with the memory tier.
 //!
 //! The memory guard samples the process's resident set (the figure
 //! `[net] max_memory_bytes` refuses new connections over) and the
@@ -43,10 +46,13 @@
 //!
 //! - Near the limit (the resident set at 7/8 of `max_memory_bytes`, or
 //!   `MemAvailable` under [`system_reserve_bytes`]) the memory tier is
-//!   emptied and the freed memory handed back to the system, before the
-//!   limit is reached and connections are refused. Reads then come from
-//!   disk; the bytes dropped are counted
-//!   (`cairn_hot_cache_pressure_dropped_bytes_total`).
+//!   emptied, and so are the resolution caches, and the freed memory handed
+//!   back to the system, before the limit is reached and connections are
+//!   refused. Reads then come from disk and resolve paths afresh; the bytes
+//!   dropped are counted (`cairn_hot_cache_pressure_dropped_bytes_total`,
+//!   `cairn_path_cache_pressure_dropped_bytes_total`,
+//!   `cairn_listing_cache_pressure_dropped_bytes_total`). The resolution
+//!   caches keep nothing new until the guard next allows growth.
 //! - Below that, the tier may grow only into the room left under 3/4 of
 //!   the limit (and above twice the system reserve), so that filling it
 //!   does not take the process to the limit by itself.
@@ -56,6 +62,7 @@
 //! a storage daemon fills and the kernel reclaims first): under one, set
 //! `max_memory_bytes` below it.
 
+use crate::dag::reader::ResolveCache;
 use crate::store::HotCache;
 use std::sync::Arc;
 use std::time::Duration;
@@ -205,7 +212,7 @@ pub enum GuardAction {
 
 /// The memory guard's policy: from a [`MemorySample`] and the memory
 /// tier's weight, whether it sheds or how far it may grow (see the module
-/// comment). Pure; [`guard_hot_cache`] drives it.
+/// comment). Pure; [`guard_memory_tier`] drives it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemoryGuard {
     /// `[net] max_memory_bytes` (`None`: no limit).
@@ -255,11 +262,17 @@ impl MemoryGuard {
 }
 
 /// Keeps the memory tier within what `guard` allows, sampling every
-/// `interval`, for as long as the runtime runs: on [`GuardAction::Shed`]
-/// it is emptied and the memory it held handed back to the system at
-/// once (the limit is checked against the resident set, which freeing
+/// `interval`, for as long as the runtime runs ([`apply`] each sample's
+/// decision): on [`GuardAction::Shed`] the memory tier and the resolution
+/// caches are emptied and the memory they held handed back to the system
+/// at once (the limit is checked against the resident set, which freeing
 /// alone does not lower).
-pub async fn guard_hot_cache(cache: Arc<HotCache>, guard: MemoryGuard, interval: Duration) {
+pub async fn guard_memory_tier(
+    hot: Arc<HotCache>,
+    resolved: Arc<ResolveCache>,
+    guard: MemoryGuard,
+    interval: Duration,
+) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -267,20 +280,46 @@ pub async fn guard_hot_cache(cache: Arc<HotCache>, guard: MemoryGuard, interval:
         let Some(sample) = MemorySample::now() else {
             return;
         };
-        match guard.decide(sample, cache.weighted_bytes()) {
-            GuardAction::Shed => {
-                let dropped = cache.shed();
-                if dropped > 0 {
-                    tracing::warn!(
-                        dropped,
-                        resident = sample.resident_bytes,
-                        available = ?sample.available_bytes,
-                        "memory short: the memory tier (hot_cache) was emptied"
-                    );
-                    let _ = tokio::task::spawn_blocking(trim).await;
-                }
-            }
-            GuardAction::Allow(bytes) => cache.allow(bytes),
+        let action = guard.decide(sample, hot.weighted_bytes());
+        let dropped = apply(action, &hot, &resolved);
+        if dropped.blocks + dropped.resolutions > 0 {
+            tracing::warn!(
+                blocks = dropped.blocks,
+                resolutions = dropped.resolutions,
+                resident = sample.resident_bytes,
+                available = ?sample.available_bytes,
+                "memory short: the memory tier (hot_cache) and resolution caches were emptied"
+            );
+            let _ = tokio::task::spawn_blocking(trim).await;
+        }
+    }
+}
+
+/// Bytes one [`apply`] dropped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Dropped {
+    /// From the memory tier's blocks.
+    pub blocks: u64,
+    /// From the resolved paths and directory listings.
+    pub resolutions: u64,
+}
+
+/// Carries out the guard's decision: [`GuardAction::Shed`] empties the
+/// memory tier and the resolution caches (what is dropped first when
+/// memory is short: all of it can be read again) and stops them keeping
+/// anything; [`GuardAction::Allow`] lets the tier grow to that and the
+/// resolution caches keep answers again. Each cache counts what it
+/// dropped for `/metrics`.
+pub fn apply(action: GuardAction, hot: &HotCache, resolved: &ResolveCache) -> Dropped {
+    match action {
+        GuardAction::Shed => Dropped {
+            blocks: hot.shed(),
+            resolutions: resolved.shed(),
+        },
+        GuardAction::Allow(bytes) => {
+            hot.allow(bytes);
+            resolved.admit_again();
+            Dropped::default()
         }
     }
 }
@@ -337,6 +376,65 @@ mod tests {
         assert_eq!(g.decide(at(40, Some(600)), 0), GuardAction::Allow(20 * MIB));
         assert_eq!(system_reserve_bytes(64 << 30), 1 << 30);
         assert_eq!(system_reserve_bytes(256 << 20), 32 * MIB);
+    }
+
+    #[test]
+    fn a_shed_drops_the_resolution_caches_with_the_tier() {
+        use crate::block::{Block, CidFormat, HashAlg, RAW};
+        use crate::dag::builder::directory_block;
+        use crate::store::{HotStore, MemoryStore, Store};
+        let format = CidFormat {
+            version: 1,
+            hash: HashAlg::Sha2_256,
+        };
+        let hot = Arc::new(HotCache::new(MIB, 256 << 10, MIB));
+        let store = HotStore::new(Arc::new(MemoryStore::new()), Arc::clone(&hot));
+        let leaf = Block::new(format, RAW, b"hot bytes".to_vec());
+        let file = crate::dag::builder::Built {
+            cid: *leaf.cid(),
+            file_size: 9,
+            tsize: 9,
+        };
+        let (dir, _) = directory_block(format, vec![("f".into(), file)]);
+        let root = *dir.cid();
+        for b in [leaf.clone(), dir] {
+            let cid = *b.cid();
+            store.put(b).expect("put");
+            // Admitted at its second read.
+            for _ in 0..2 {
+                store.get(&cid).expect("get").expect("there");
+            }
+        }
+        let resolved = ResolveCache::new(MIB, MIB);
+        resolved.resolve(&store, root, &["f"]).expect("resolve");
+        resolved.list(&store, &root).expect("list");
+        let (paths, _) = resolved.path_usage();
+        let (listings, _) = resolved.listing_usage();
+        let held = hot.weighted_bytes();
+        assert!(held > 0 && paths > 0 && listings > 0);
+
+        let dropped = apply(GuardAction::Shed, &hot, &resolved);
+        assert_eq!(
+            dropped,
+            Dropped {
+                blocks: held,
+                resolutions: paths + listings
+            }
+        );
+        assert_eq!((hot.weighted_bytes(), hot.allowed()), (0, 0));
+        assert_eq!((resolved.path_usage(), resolved.listing_usage()), ((0, 0), (0, 0)));
+        let counted = |c: &crate::dag::reader::CacheCounters| {
+            c.pressure_dropped_bytes.load(std::sync::atomic::Ordering::Relaxed)
+        };
+        assert_eq!(counted(resolved.path_counts()), paths);
+        assert_eq!(counted(resolved.listing_counts()), listings);
+        // While shed, nothing is kept; once allowed, answers are kept again.
+        resolved.resolve(&store, root, &["f"]).expect("resolve");
+        assert!(resolved.cached(root, &["f"]).is_none());
+        assert_eq!(apply(GuardAction::Allow(MIB), &hot, &resolved), Dropped::default());
+        assert_eq!(hot.allowed(), MIB);
+        resolved.resolve(&store, root, &["f"]).expect("resolve");
+        assert_eq!(resolved.cached(root, &["f"]).map(|r| r.cid), Some(*leaf.cid()));
     }
 
     #[test]

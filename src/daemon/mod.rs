@@ -102,13 +102,18 @@ impl Daemon {
             }
         };
         if let Some(hot) = node.hot_cache() {
-            // The memory tier gives way before `max_memory_bytes` refuses
-            // connections (memory.rs).
+            // The memory tier and the resolution caches give way before
+            // `max_memory_bytes` refuses connections (memory.rs).
             let guard = memory::MemoryGuard::new(
                 options.net.max_memory_bytes,
                 memory::system_total_bytes(),
             );
-            let watch = memory::guard_hot_cache(Arc::clone(hot), guard, memory::GUARD_INTERVAL);
+            let watch = memory::guard_memory_tier(
+                Arc::clone(hot),
+                Arc::clone(node.resolve_cache()),
+                guard,
+                memory::GUARD_INTERVAL,
+            );
             online.net().swarm.spawn_task(watch);
         }
         let (reached, unreached) = online.bootstrap(&bootstrap).await;

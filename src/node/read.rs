@@ -202,6 +202,18 @@ impl prometheus_client::collector::Collector for ResolveCollector {
                 &format!("Entries the cache of {what} holds"),
                 gauge(entries),
             )?;
+            encode_counter(
+                &mut encoder,
+                &format!("{name}_cache_pressure_sheds"),
+                &format!("Times the cache of {what} was emptied because memory was short"),
+                counts.pressure_sheds.load(Relaxed),
+            )?;
+            encode_counter(
+                &mut encoder,
+                &format!("{name}_cache_pressure_dropped_bytes"),
+                &format!("Bytes the cache of {what} dropped because memory was short"),
+                counts.pressure_dropped_bytes.load(Relaxed),
+            )?;
         }
         Ok(())
     }

@@ -14,7 +14,7 @@
 use super::{directory::resolve_steps, list, load_root, DirEntry, Node};
 use crate::block::Cid;
 use crate::dag::{BlockSource, DagError};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 /// What each entry weighs beyond its own bytes (the key, moka's
@@ -39,13 +39,19 @@ pub struct ResolvedPath {
     pub kind: Option<&'static str>,
 }
 
-/// Hits and misses of one cache, for metrics.
+/// Hits and misses of one cache, and what memory pressure took from it,
+/// for metrics.
 #[derive(Debug, Default)]
 pub struct CacheCounters {
     /// Lookups answered from the cache.
     pub hits: AtomicU64,
     /// Lookups that had to read blocks.
     pub misses: AtomicU64,
+    /// Times the cache was emptied because memory was short
+    /// ([`ResolveCache::shed`]) while it held something.
+    pub pressure_sheds: AtomicU64,
+    /// Bytes (by the weigher) those emptyings dropped.
+    pub pressure_dropped_bytes: AtomicU64,
 }
 
 /// Resolved paths by (root, path) and directory listings by CID.
@@ -55,6 +61,9 @@ pub struct ResolveCache {
     listing_max_bytes: u64,
     path_counts: CacheCounters,
     listing_counts: CacheCounters,
+    /// Cleared while memory is short ([`ResolveCache::shed`]): nothing new
+    /// is kept until [`ResolveCache::admit_again`].
+    admitting: AtomicBool,
 }
 
 impl std::fmt::Debug for ResolveCache {
@@ -112,7 +121,44 @@ impl ResolveCache {
             listing_max_bytes: listing_bytes / LISTING_SHARE,
             path_counts: CacheCounters::default(),
             listing_counts: CacheCounters::default(),
+            admitting: AtomicBool::new(true),
         }
+    }
+
+    /// Empties both caches because memory is short, and keeps nothing new
+    /// until [`admit_again`](Self::admit_again): lookups then read blocks
+    /// (from the store, or the memory tier while it holds them). Returns
+    /// the bytes dropped, counted per cache in its
+    /// [`CacheCounters::pressure_dropped_bytes`].
+    pub fn shed(&self) -> u64 {
+        self.admitting.store(false, Relaxed);
+        let (path_bytes, _) = self.path_usage();
+        let (listing_bytes, _) = self.listing_usage();
+        self.paths.invalidate_all();
+        self.listings.invalidate_all();
+        self.paths.run_pending_tasks();
+        self.listings.run_pending_tasks();
+        for (counts, bytes) in [
+            (&self.path_counts, path_bytes),
+            (&self.listing_counts, listing_bytes),
+        ] {
+            if bytes > 0 {
+                counts.pressure_sheds.fetch_add(1, Relaxed);
+                counts.pressure_dropped_bytes.fetch_add(bytes, Relaxed);
+            }
+        }
+        path_bytes + listing_bytes
+    }
+
+    /// Lets the caches keep answers again after a [`shed`](Self::shed).
+    pub fn admit_again(&self) {
+        self.admitting.store(true, Relaxed);
+    }
+
+    /// Whether answers are being kept (not since a [`shed`](Self::shed)
+    /// without an [`admit_again`](Self::admit_again)).
+    pub fn admitting(&self) -> bool {
+        self.admitting.load(Relaxed)
     }
 
     /// Hits and misses of resolved paths.
@@ -173,7 +219,9 @@ impl ResolveCache {
             roots: steps.into(),
             kind: None,
         };
-        self.paths.insert(key, resolved.clone());
+        if self.admitting() {
+            self.paths.insert(key, resolved.clone());
+        }
         Ok(resolved)
     }
 
@@ -188,7 +236,7 @@ impl ResolveCache {
     ) -> Result<(ResolvedPath, Node), DagError> {
         let mut resolved = self.resolve(source, root, segments)?;
         let node = load_root(source, &resolved.cid)?;
-        if resolved.kind.is_none() && !segments.is_empty() {
+        if resolved.kind.is_none() && !segments.is_empty() && self.admitting() {
             resolved.kind = Some(node.kind());
             self.paths.insert(key(root, segments), resolved.clone());
         }
@@ -213,7 +261,7 @@ impl ResolveCache {
         }
         self.listing_counts.misses.fetch_add(1, Relaxed);
         let entries: Arc<[DirEntry]> = list(source, cid)?.into();
-        if listing_weight(&entries) as u64 <= self.listing_max_bytes {
+        if self.admitting() && listing_weight(&entries) as u64 <= self.listing_max_bytes {
             self.listings.insert(*cid, Arc::clone(&entries));
         }
         Ok(entries)
@@ -357,6 +405,43 @@ mod tests {
         // No listing is kept with no room for any.
         tiny.list(&store, &root).expect("list");
         assert!(tiny.listing(&root).is_none());
+    }
+
+    #[test]
+    fn shedding_drops_both_caches_counts_it_and_keeps_nothing_until_admitted() {
+        let store = MemoryStore::new();
+        let (root, _) = tree(&store);
+        let cache = ResolveCache::new(1 << 20, 1 << 20);
+        let first = cache
+            .resolve(&store, root, &["plain", "a.txt"])
+            .expect("resolve");
+        cache.list(&store, &root).expect("list");
+        let (path_bytes, _) = cache.path_usage();
+        let (listing_bytes, _) = cache.listing_usage();
+        assert!(path_bytes > 0 && listing_bytes > 0);
+
+        assert_eq!(cache.shed(), path_bytes + listing_bytes);
+        assert_eq!(cache.path_usage(), (0, 0));
+        assert_eq!(cache.listing_usage(), (0, 0));
+        let counts = [cache.path_counts(), cache.listing_counts()];
+        assert_eq!(counts.map(|c| c.pressure_sheds.load(Relaxed)), [1, 1]);
+        assert_eq!(
+            counts.map(|c| c.pressure_dropped_bytes.load(Relaxed)),
+            [path_bytes, listing_bytes]
+        );
+        // Still answered (from blocks), but nothing kept while shed.
+        let again = cache.resolve_node(&store, root, &["plain", "a.txt"]);
+        assert_eq!(again.expect("resolve").0.cid, first.cid);
+        assert_eq!(cache.list(&store, &root).expect("list").len(), 2);
+        assert!(cache.cached(root, &["plain", "a.txt"]).is_none());
+        assert!(cache.listing(&root).is_none());
+        // An empty cache shed again counts nothing more.
+        assert_eq!(cache.shed(), 0);
+        assert_eq!(cache.path_counts().pressure_sheds.load(Relaxed), 1);
+
+        cache.admit_again();
+        cache.resolve(&store, root, &["plain", "a.txt"]).expect("resolve");
+        assert!(cache.cached(root, &["plain", "a.txt"]).is_some());
     }
 
     fn cache_free_resolve(store: &MemoryStore, root: Cid, name: &str) -> Cid {
