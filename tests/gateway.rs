@@ -351,6 +351,89 @@ fn metrics_count_requests_and_traffic() {
     assert!(text.contains("cairn_provide_announced_total"), "{text}");
 }
 
+/// Each read route has its own latency histogram on `/metrics`
+/// (`cairn_http_route_seconds{surface, route}`): a gateway path, raw, CAR
+/// and subdomain request, an RPC `cat` and `ls`, and S3 GetObject,
+/// HeadObject and ListObjectsV2 each show up once in their route's, and
+/// nothing else does (the label is the route's name, never the URL).
+#[test]
+fn each_read_route_has_its_latency_histogram() {
+    let repo = TestRepo::new();
+    let site = repo.scratch("site");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("a.txt"), b"route me").unwrap();
+    let dir = repo.add(&site, &["-r", "--cid-version", "1"]);
+    let (_d, banner) = Daemon::start(&repo, &["--s3", "127.0.0.1:0"]);
+    let (gw, api) = (gateway_url(&banner), common::api_url(&banner));
+    let port = gw.rsplit(':').next().unwrap();
+    let sub = format!("{dir}.ipfs.localhost:{port}");
+    let car = "application/vnd.ipld.car";
+    for (path, headers, status) in [
+        (format!("/ipfs/{dir}/a.txt"), vec![], 200),
+        (format!("/ipfs/{dir}?format=raw"), vec![], 200),
+        (format!("/ipfs/{dir}/a.txt"), vec![("Accept", car)], 200),
+        ("/a.txt".to_string(), vec![("Host", sub.as_str())], 200),
+        ("/favicon.ico".to_string(), vec![], 404),
+    ] {
+        let r = get(&format!("{gw}{path}"), &headers);
+        assert_eq!(r.status, status, "{path} {headers:?}");
+    }
+    for call in [format!("cat?arg={dir}/a.txt"), format!("ls?arg={dir}")] {
+        let r = agent().post(format!("{api}/api/v0/{call}")).send_empty();
+        assert_eq!(r.expect("api").status().as_u16(), 200, "{call}");
+    }
+    repo.ok(&["s3", "bucket", "create", "routes"]);
+    let (key, secret) = common::s3::create_key(&repo, &[]);
+    let signer = common::s3::Signer::new(&key, &secret);
+    let endpoint = common::s3::s3_url(&banner);
+    let s3 = |method: &str, path: &str, query: &[(&str, &str)], body: &[u8]| {
+        let (url, headers) = signer.sign(method, &endpoint, path, query);
+        let mut req = ureq::http::Request::builder().method(method).uri(&url);
+        for (name, value) in headers {
+            req = req.header(name, value);
+        }
+        let req = req.body(body.to_vec()).expect("request");
+        agent().run(req).expect("s3").status().as_u16()
+    };
+    assert_eq!(s3("PUT", "/routes/k.txt", &[], b"object bytes"), 200);
+    assert_eq!(s3("GET", "/routes/k.txt", &[], b""), 200);
+    assert_eq!(s3("HEAD", "/routes/k.txt", &[], b""), 200);
+    assert_eq!(s3("GET", "/routes", &[("list-type", "2")], b""), 200);
+
+    let text = String::from_utf8(get(&format!("{api}/metrics"), &[]).body).unwrap();
+    let count = |surface: &str, route: &str| -> Option<f64> {
+        let name =
+            format!("cairn_http_route_seconds_count{{surface=\"{surface}\",route=\"{route}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(name.as_str())?.parse().ok())
+    };
+    for (surface, route) in [
+        ("gateway", "ipfs_path"),
+        ("gateway", "trustless_raw"),
+        ("gateway", "trustless_car"),
+        ("gateway", "subdomain"),
+        ("api", "cat"),
+        ("api", "ls"),
+        ("s3", "GetObject"),
+        ("s3", "HeadObject"),
+        ("s3", "ListObjectsV2"),
+    ] {
+        assert_eq!(
+            count(surface, route),
+            Some(1.0),
+            "{surface} {route}:\n{text}"
+        );
+    }
+    // A request on no read route (the favicon, the S3 PUT, /metrics
+    // itself) has no series; only the routes' own names are labels.
+    let routes: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("cairn_http_route_seconds_count"))
+        .collect();
+    assert_eq!(routes.len(), 9, "{routes:#?}");
+    assert!(text.contains("cairn_http_route_seconds_bucket{"), "{text}");
+}
+
 /// What RFC 9110 lets a server ignore is ignored: a malformed `Range`,
 /// several ranges and a stale `If-Range` give the whole file with 200 and
 /// no `Content-Range`; HEAD answers the type GET answers.

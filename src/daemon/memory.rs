@@ -422,19 +422,29 @@ mod tests {
             }
         );
         assert_eq!((hot.weighted_bytes(), hot.allowed()), (0, 0));
-        assert_eq!((resolved.path_usage(), resolved.listing_usage()), ((0, 0), (0, 0)));
+        assert_eq!(
+            (resolved.path_usage(), resolved.listing_usage()),
+            ((0, 0), (0, 0))
+        );
         let counted = |c: &crate::dag::reader::CacheCounters| {
-            c.pressure_dropped_bytes.load(std::sync::atomic::Ordering::Relaxed)
+            c.pressure_dropped_bytes
+                .load(std::sync::atomic::Ordering::Relaxed)
         };
         assert_eq!(counted(resolved.path_counts()), paths);
         assert_eq!(counted(resolved.listing_counts()), listings);
         // While shed, nothing is kept; once allowed, answers are kept again.
         resolved.resolve(&store, root, &["f"]).expect("resolve");
         assert!(resolved.cached(root, &["f"]).is_none());
-        assert_eq!(apply(GuardAction::Allow(MIB), &hot, &resolved), Dropped::default());
+        assert_eq!(
+            apply(GuardAction::Allow(MIB), &hot, &resolved),
+            Dropped::default()
+        );
         assert_eq!(hot.allowed(), MIB);
         resolved.resolve(&store, root, &["f"]).expect("resolve");
-        assert_eq!(resolved.cached(root, &["f"]).map(|r| r.cid), Some(*leaf.cid()));
+        assert_eq!(
+            resolved.cached(root, &["f"]).map(|r| r.cid),
+            Some(*leaf.cid())
+        );
     }
 
     #[test]

@@ -80,13 +80,51 @@ pub fn router(state: GatewayState) -> Router {
     Router::new()
         .fallback(handle)
         .layer(axum::middleware::from_fn_with_state(
-            (counter, "gateway"),
+            (
+                counter,
+                crate::http::Surface {
+                    name: "gateway",
+                    route_of,
+                },
+            ),
             crate::http::count_requests,
         ))
         .with_state(Served {
             s: state,
             heads: Arc::new(fast::Heads::new()),
         })
+}
+
+/// The read route of a gateway request, for its latency histogram:
+/// `ipfs_path` (`/ipfs/…`), `ipns_path` (`/ipns/…`), `subdomain`
+/// (`{cid}.ipfs.` and `{name}.ipns.` hosts), `trustless_raw`,
+/// `trustless_car` (either form, by `?format=` or `Accept`), `ipns_record`;
+/// anything else none.
+fn route_of(request: &axum::extract::Request) -> Option<&'static str> {
+    let (method, uri, headers) = (request.method(), request.uri(), request.headers());
+    if method != Method::GET && method != Method::HEAD {
+        return None;
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let ipns_host = host
+        .split_once(".ipns.")
+        .is_some_and(|(label, _)| !label.is_empty() && !label.contains('.'));
+    let subdomain = ipns_host || subdomain::subdomain_of(host).is_some();
+    let path = uri.path();
+    let ipns = ipns_host || path.starts_with("/ipns/");
+    if ipns && ipns::wants_record(uri, headers) {
+        return Some("ipns_record");
+    }
+    match request::requested_format(uri, headers).ok()? {
+        Format::Raw => Some("trustless_raw"),
+        Format::Car => Some("trustless_car"),
+        Format::UnixFs if subdomain => Some("subdomain"),
+        Format::UnixFs if ipns => Some("ipns_path"),
+        Format::UnixFs => path.starts_with("/ipfs/").then_some("ipfs_path"),
+    }
 }
 
 /// Every request: method, content, subdomain redirect, then the format.
@@ -166,4 +204,53 @@ async fn respond(
         answered.unwrap_or_else(IntoResponse::into_response),
         turn,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route_of;
+
+    fn route(uri: &str, headers: &[(&str, &str)]) -> Option<&'static str> {
+        let mut request = axum::http::Request::builder().method("GET").uri(uri);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        route_of(&request.body(axum::body::Body::empty()).expect("request"))
+    }
+
+    #[test]
+    fn each_read_path_has_its_route() {
+        let cid = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku";
+        assert_eq!(route(&format!("/ipfs/{cid}/a/b"), &[]), Some("ipfs_path"));
+        assert_eq!(route("/ipns/k51abc/x", &[]), Some("ipns_path"));
+        let host = format!("{cid}.ipfs.localhost:8080");
+        assert_eq!(route("/a", &[("Host", &host)]), Some("subdomain"));
+        assert_eq!(
+            route("/", &[("Host", "en-wikipedia-org.ipns.localhost")]),
+            Some("subdomain")
+        );
+        assert_eq!(
+            route(&format!("/ipfs/{cid}?format=raw"), &[]),
+            Some("trustless_raw")
+        );
+        let car = [("Accept", "application/vnd.ipld.car; version=1")];
+        assert_eq!(route(&format!("/ipfs/{cid}"), &car), Some("trustless_car"));
+        assert_eq!(
+            route("/", &[("Host", &host), car[0]]),
+            Some("trustless_car")
+        );
+        assert_eq!(
+            route("/ipns/k51abc?format=ipns-record", &[]),
+            Some("ipns_record")
+        );
+        // Not a read path, or not one the gateway serves: no route label.
+        assert_eq!(route("/favicon.ico", &[]), None);
+        assert_eq!(route(&format!("/ipfs/{cid}?format=tar"), &[]), None);
+        let post = axum::http::Request::builder()
+            .method("POST")
+            .uri(format!("/ipfs/{cid}"))
+            .body(axum::body::Body::empty())
+            .expect("request");
+        assert_eq!(route_of(&post), None);
+    }
 }

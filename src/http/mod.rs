@@ -169,15 +169,39 @@ pub struct SurfaceLabel {
     surface: &'static str,
 }
 
-type Histograms = prometheus_client::metrics::family::Family<
-    SurfaceLabel,
+/// A read route's labels: the server and the route within it (one of a
+/// fixed set each server names, e.g. `ipfs_path`, `cat`, `GetObject`;
+/// never taken from the request's text).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct RouteLabels {
+    surface: &'static str,
+    route: &'static str,
+}
+
+type Histograms<L> = prometheus_client::metrics::family::Family<
+    L,
     prometheus_client::metrics::histogram::Histogram,
     fn() -> prometheus_client::metrics::histogram::Histogram,
 >;
 
+/// The read route a server's request takes, from its method, URI and
+/// headers (`None`: not a read route). Each server has its own, returning
+/// only names of its fixed set, so the label set stays bounded whatever
+/// the requests.
+pub type RouteOf = fn(&axum::extract::Request) -> Option<&'static str>;
+
+/// A server, for [`count_requests`]: its name and its [`RouteOf`].
+#[derive(Clone, Copy)]
+pub struct Surface {
+    /// `api`, `gateway` or `s3`.
+    pub name: &'static str,
+    /// Its read routes.
+    pub route_of: RouteOf,
+}
+
 /// HTTP requests answered: counted by server and status, and how long
-/// each server took to answer them (until the response's head is ready;
-/// a streamed body's time is not counted).
+/// each server took to answer them, overall and per read route (until the
+/// response's head is ready; a streamed body's time is not counted).
 #[derive(Clone)]
 pub struct RequestMetrics {
     /// `cairn_http_requests_total{surface, status}`.
@@ -186,39 +210,58 @@ pub struct RequestMetrics {
         prometheus_client::metrics::counter::Counter,
     >,
     /// `cairn_http_request_seconds{surface}`: 50 µs to 1.6 s.
-    pub latency: Histograms,
+    pub latency: Histograms<SurfaceLabel>,
+    /// `cairn_http_route_seconds{surface, route}`: the same, per read
+    /// route.
+    pub routes: Histograms<RouteLabels>,
+}
+
+/// Latency buckets: 50 µs doubling to 1.6 s.
+fn latency_histogram() -> prometheus_client::metrics::histogram::Histogram {
+    prometheus_client::metrics::histogram::Histogram::new(
+        prometheus_client::metrics::histogram::exponential_buckets(50e-6, 2.0, 16),
+    )
 }
 
 impl Default for RequestMetrics {
     fn default() -> Self {
-        fn histogram() -> prometheus_client::metrics::histogram::Histogram {
-            prometheus_client::metrics::histogram::Histogram::new(
-                prometheus_client::metrics::histogram::exponential_buckets(50e-6, 2.0, 16),
-            )
-        }
         RequestMetrics {
             counts: Default::default(),
-            latency: Histograms::new_with_constructor(histogram),
+            latency: Histograms::new_with_constructor(latency_histogram),
+            routes: Histograms::new_with_constructor(latency_histogram),
         }
     }
 }
 
-/// Counts every response of a router and its latency under `surface`.
+/// Counts every response of a router and its latency under its surface,
+/// and under its read route when it takes one.
 pub async fn count_requests(
-    axum::extract::State((metrics, surface)): axum::extract::State<(RequestMetrics, &'static str)>,
+    axum::extract::State((metrics, surface)): axum::extract::State<(RequestMetrics, Surface)>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     let started = std::time::Instant::now();
+    let route = (surface.route_of)(&request);
     let response = next.run(request).await;
+    let seconds = started.elapsed().as_secs_f64();
+    let name = surface.name;
     metrics
         .latency
-        .get_or_create(&SurfaceLabel { surface })
-        .observe(started.elapsed().as_secs_f64());
+        .get_or_create(&SurfaceLabel { surface: name })
+        .observe(seconds);
+    if let Some(route) = route {
+        metrics
+            .routes
+            .get_or_create(&RouteLabels {
+                surface: name,
+                route,
+            })
+            .observe(seconds);
+    }
     metrics
         .counts
         .get_or_create(&RequestLabels {
-            surface,
+            surface: name,
             status: response.status().as_u16(),
         })
         .inc();

@@ -233,6 +233,11 @@ impl OnlineNode {
                 "Time to answer an HTTP request (to the response's head), by surface",
                 online.requests.latency.clone(),
             );
+            ours.register(
+                "http_route_seconds",
+                "Time to answer an HTTP read request (to the response's head), by surface and read route",
+                online.requests.routes.clone(),
+            );
             ours.register_collector(Box::new(ProvideCollector(Arc::clone(
                 &online.provider.stats,
             ))));

@@ -231,10 +231,78 @@ impl S3Endpoint {
         axum::Router::new()
             .fallback(handle)
             .layer(axum::middleware::from_fn_with_state(
-                (counter, "s3"),
+                (
+                    counter,
+                    crate::http::Surface {
+                        name: "s3",
+                        route_of: read_route,
+                    },
+                ),
                 crate::http::count_requests,
             ))
             .with_state(service)
+    }
+}
+
+/// Sub-resources whose requests are not object or listing reads (ACLs,
+/// tagging, uploads, bucket settings).
+const SUBRESOURCES: &[&str] = &[
+    "acl",
+    "attributes",
+    "cors",
+    "encryption",
+    "legal-hold",
+    "lifecycle",
+    "location",
+    "logging",
+    "notification",
+    "object-lock",
+    "ownershipControls",
+    "policy",
+    "policyStatus",
+    "publicAccessBlock",
+    "replication",
+    "restore",
+    "retention",
+    "select",
+    "tagging",
+    "torrent",
+    "uploadId",
+    "uploads",
+    "versioning",
+    "website",
+];
+
+/// The read route of an S3 request (path-style, the only one the endpoint
+/// takes), for its latency histogram: `GetObject`, `HeadObject`,
+/// `ListObjects`, `ListObjectsV2`, `ListObjectVersions`; anything else
+/// (writes, sub-resources, bucket settings) none.
+fn read_route(request: &axum::extract::Request) -> Option<&'static str> {
+    let uri = request.uri();
+    let (bucket, key) = match uri.path().trim_start_matches('/').split_once('/') {
+        Some((bucket, key)) => (bucket, key),
+        None => (uri.path().trim_start_matches('/'), ""),
+    };
+    if bucket.is_empty() {
+        return None;
+    }
+    let mut v2 = false;
+    let mut versions = false;
+    for (name, value) in form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
+        if SUBRESOURCES.contains(&name.as_ref()) {
+            return None;
+        }
+        v2 |= name == "list-type" && value == "2";
+        versions |= name == "versions";
+    }
+    let method = request.method();
+    match (key.is_empty(), method) {
+        (false, &axum::http::Method::GET) => Some("GetObject"),
+        (false, &axum::http::Method::HEAD) => Some("HeadObject"),
+        (true, &axum::http::Method::GET) if versions => Some("ListObjectVersions"),
+        (true, &axum::http::Method::GET) if v2 => Some("ListObjectsV2"),
+        (true, &axum::http::Method::GET) => Some("ListObjects"),
+        _ => None,
     }
 }
 
@@ -253,6 +321,53 @@ async fn handle(
             let e: Box<dyn std::error::Error + Send + Sync> = e.into();
             tracing::warn!("S3 request failed: {e}");
             (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_route;
+
+    fn route(method: &str, uri: &str) -> Option<&'static str> {
+        let request = axum::http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(axum::body::Body::empty())
+            .expect("request");
+        read_route(&request)
+    }
+
+    #[test]
+    fn reads_are_named_by_operation_and_nothing_else_is() {
+        assert_eq!(route("GET", "/b/a/key.bin"), Some("GetObject"));
+        assert_eq!(
+            route("GET", "/b/k?versionId=x&partNumber=1&x-id=GetObject"),
+            Some("GetObject")
+        );
+        assert_eq!(route("HEAD", "/b/k"), Some("HeadObject"));
+        assert_eq!(route("GET", "/b"), Some("ListObjects"));
+        assert_eq!(
+            route("GET", "/b/?prefix=a%2F&delimiter=%2F"),
+            Some("ListObjects")
+        );
+        assert_eq!(
+            route("GET", "/b?list-type=2&start-after=k"),
+            Some("ListObjectsV2")
+        );
+        assert_eq!(route("GET", "/b?versions"), Some("ListObjectVersions"));
+        for (method, uri) in [
+            ("PUT", "/b/k"),
+            ("DELETE", "/b/k"),
+            ("GET", "/b/k?tagging"),
+            ("GET", "/b/k?uploadId=1"),
+            ("GET", "/b?location"),
+            ("GET", "/b?uploads"),
+            ("GET", "/"),
+            ("HEAD", "/b"),
+            ("POST", "/b?delete"),
+        ] {
+            assert_eq!(route(method, uri), None, "{method} {uri}");
         }
     }
 }

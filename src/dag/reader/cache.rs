@@ -440,7 +440,9 @@ mod tests {
         assert_eq!(cache.path_counts().pressure_sheds.load(Relaxed), 1);
 
         cache.admit_again();
-        cache.resolve(&store, root, &["plain", "a.txt"]).expect("resolve");
+        cache
+            .resolve(&store, root, &["plain", "a.txt"])
+            .expect("resolve");
         assert!(cache.cached(root, &["plain", "a.txt"]).is_some());
     }
 

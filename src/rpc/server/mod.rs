@@ -300,10 +300,36 @@ pub fn router(state: ApiState) -> Router {
             super::guard::authorize,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            (state.online.request_counter(), "api"),
+            (
+                state.online.request_counter(),
+                crate::http::Surface {
+                    name: "api",
+                    route_of: read_route,
+                },
+            ),
             crate::http::count_requests,
         ))
         .with_state(state)
+}
+
+/// The read route of an API request, for its latency histogram: the
+/// endpoints that read content, each by its own name (`cat`, `get`, `ls`,
+/// `block_get`, …); the others none.
+fn read_route(request: &axum::extract::Request) -> Option<&'static str> {
+    Some(match request.uri().path() {
+        "/api/v0/cat" => "cat",
+        "/api/v0/get" => "get",
+        "/api/v0/ls" => "ls",
+        "/api/v0/block/get" => "block_get",
+        "/api/v0/block/stat" => "block_stat",
+        "/api/v0/dag/get" => "dag_get",
+        "/api/v0/dag/export" => "dag_export",
+        "/api/v0/dag/resolve" => "dag_resolve",
+        "/api/v0/resolve" => "resolve",
+        "/api/v0/files/read" => "files_read",
+        "/api/v0/files/ls" => "files_ls",
+        _ => return None,
+    })
 }
 
 /// Prometheus metrics: libp2p's and cairn's (`cairn_*`).
