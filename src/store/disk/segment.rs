@@ -187,6 +187,19 @@ impl Segments {
     /// unverified. A length no block can have or a header that does not
     /// match is [`StoreError::Corrupt`]; a read that fails or comes back
     /// short is [`StoreError::Io`].
+    ///
+    /// The bytes are read (`pread`) into one buffer that becomes the
+    /// returned [`Bytes`] as it is: the hash is verified over it, and the
+    /// gateway, RPC and S3 hand it (or slices of it) to the socket without
+    /// another copy. Segments are deliberately not memory-mapped, though a
+    /// mapping would save the copy out of the page cache: the store changes
+    /// its files in place under readers. The sweep punches holes over dead
+    /// records (a mapped page there reads as zeros: bytes verified once
+    /// would change while being sent), compaction empties the active
+    /// segment with `set_len(0)` and a failed append or a direct write's
+    /// padding is cut off with `set_len` (a mapped page past the new end
+    /// raises SIGBUS, killing the daemon). A `pread` sees either the whole
+    /// record or an error.
     pub fn read(&self, loc: Location, cid: &Cid) -> Result<Bytes> {
         if loc.len as usize > MAX_BLOCK_BYTES {
             return Err(StoreError::Corrupt {
