@@ -161,23 +161,40 @@ pub fn resolve_proving(
         seen: HashSet::new(),
         emit,
     };
-    resolve_into(source, root, path, &mut out)
+    resolve_into(source, root, &[], path, &mut out)
 }
 
+/// Follows `path` from `root`, emitting the block of every step and, in a
+/// HAMT-sharded directory, the shard nodes the lookup crosses; returns the
+/// CID the path names and every step's. `known` is what a resolution
+/// already found (`dag::reader::ResolveCache`'s steps: the root, then the
+/// CID of each name; empty when none): a plain directory's next step is
+/// taken from it rather than searched for. A sharded one is looked up all
+/// the same, since the shards on the way go into the response.
 fn resolve_into(
     source: &dyn BlockSource,
     root: Cid,
+    known: &[Cid],
     path: &[String],
     out: &mut Emitter<'_>,
 ) -> Result<(Cid, Vec<Cid>), DagError> {
+    let known = if known.first() == Some(&root) && known.len() == path.len() + 1 {
+        known
+    } else {
+        &[]
+    };
     let mut cid = root;
     let mut roots = vec![root];
-    for name in path {
+    for (i, name) in path.iter().enumerate() {
         let block = source.block(&cid)?;
         out.send(block.clone())?;
         let node = Node::decode(&block)?;
-        let found = out.send_what_is_read(source, |rec| reader::lookup(rec, cid, node, name))?;
-        cid = found.ok_or_else(|| reader::no_such_path(cid, name))?;
+        cid = match (known.get(i + 1), &node) {
+            (Some(&next), Node::Directory { .. }) => next,
+            _ => out
+                .send_what_is_read(source, |rec| reader::lookup(rec, cid, node, name))?
+                .ok_or_else(|| reader::no_such_path(cid, name))?,
+        };
         roots.push(cid);
     }
     Ok((cid, roots))
@@ -193,11 +210,30 @@ pub fn scoped_blocks(
     bytes: Option<EntityBytes>,
     emit: &mut dyn FnMut(Block) -> Result<(), DagError>,
 ) -> Result<(), DagError> {
+    scoped_blocks_resolved(source, &[root], path, scope, bytes, emit)
+}
+
+/// [`scoped_blocks`] of a path already resolved: `steps` holds the root
+/// and the CID of each name of `path` (`ResolvedPath::roots`, e.g. from
+/// the node's `ResolveCache`), so plain directories on the way are not
+/// searched again. Steps that do not fit the path (another root, another
+/// length) are not used.
+pub fn scoped_blocks_resolved(
+    source: &dyn BlockSource,
+    steps: &[Cid],
+    path: &[String],
+    scope: DagScope,
+    bytes: Option<EntityBytes>,
+    emit: &mut dyn FnMut(Block) -> Result<(), DagError>,
+) -> Result<(), DagError> {
+    let Some(&root) = steps.first() else {
+        return Ok(());
+    };
     let mut out = Emitter {
         seen: HashSet::new(),
         emit,
     };
-    let (cid, _) = resolve_into(source, root, path, &mut out)?;
+    let (cid, _) = resolve_into(source, root, steps, path, &mut out)?;
     let block = source.block(&cid)?;
     out.send(block.clone())?;
     let scope = if bytes.is_some() {
@@ -317,6 +353,71 @@ mod tests {
         )
         .unwrap();
         got
+    }
+
+    #[test]
+    fn a_resolved_path_gives_the_same_car_blocks() {
+        use crate::block::{CidFormat, HashAlg, RAW};
+        use crate::dag::builder::{directory_block, Built};
+        let format = CidFormat {
+            version: 1,
+            hash: HashAlg::Sha2_256,
+        };
+        let store = MemoryStore::new();
+        let mut put = |text: String| {
+            let b = Block::new(format, RAW, text.into_bytes());
+            let built = Built {
+                cid: *b.cid(),
+                file_size: b.data().len() as u64,
+                tsize: b.data().len() as u64,
+            };
+            store.put(b).unwrap();
+            built
+        };
+        let shard: Vec<(String, Built)> = (0..300)
+            .map(|i| (format!("f-{i:03}"), put(format!("file {i}"))))
+            .collect();
+        let a = put("a".into());
+        let big = crate::dag::hamt::build_sharded(format, shard, &mut |b| {
+            store.put(b)?;
+            Ok(())
+        })
+        .unwrap();
+        let (plain, plain_built) = directory_block(format, vec![("a.txt".into(), a)]);
+        store.put(plain).unwrap();
+        let (root, root_built) = directory_block(
+            format,
+            vec![("plain".into(), plain_built), ("big".into(), big)],
+        );
+        store.put(root).unwrap();
+        let root = root_built.cid;
+        let cache = crate::dag::reader::ResolveCache::new(1 << 20, 0);
+        for path in [vec!["plain", "a.txt"], vec!["big", "f-217"], vec!["plain"]] {
+            let path: Vec<String> = path.into_iter().map(String::from).collect();
+            let steps = cache.resolve(&store, root, &path).unwrap().roots;
+            let mut fresh = Vec::new();
+            let mut again = Vec::new();
+            for (steps, got) in [(&[root][..], &mut fresh), (&steps[..], &mut again)] {
+                scoped_blocks_resolved(&store, steps, &path, DagScope::All, None, &mut |b| {
+                    got.push(*b.cid());
+                    Ok(())
+                })
+                .unwrap();
+            }
+            assert_eq!(fresh, again, "{path:?}");
+            assert_eq!(fresh.first(), Some(&root));
+            let last = steps.last().expect("steps");
+            assert!(fresh.contains(last), "{path:?}");
+        }
+        // The shards a lookup crosses are in the CAR (more than the steps).
+        let path = vec!["big".to_string(), "f-217".to_string()];
+        let mut got = 0;
+        scoped_blocks(&store, root, &path, DagScope::Block, None, &mut |_| {
+            got += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert!(got > 3, "{got} blocks");
     }
 
     #[test]

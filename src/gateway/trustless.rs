@@ -24,12 +24,19 @@ pub(super) async fn raw(req: &Request<'_>) -> Result<Response, GatewayError> {
     if let Some(r) = req.not_modified(&roots, &etag) {
         return Ok(r);
     }
-    let block = blocking(
-        s,
-        || format!("{cid} could not be retrieved"),
-        move || source.block(&cid),
-    )
-    .await?;
+    // Held in the memory tier (verified when admitted): no hand-off.
+    let held = s.online.node().hot_cache().and_then(|h| h.get(&cid));
+    let block = match held {
+        Some(block) => block,
+        None => {
+            blocking(
+                s,
+                || format!("{cid} could not be retrieved"),
+                move || source.block(&cid),
+            )
+            .await?
+        }
+    };
     let len = block.data().len();
     let mut r = if req.head {
         empty(StatusCode::OK, content, &roots, &etag)
@@ -132,7 +139,10 @@ pub(super) async fn car(req: &Request<'_>) -> Result<Response, GatewayError> {
         |_, _| {},
         move |out| -> Result<(), ProducerError> {
             let mut car = CarWriter::new(out, &[root]).map_err(NodeError::Car)?;
-            scope::scoped_blocks(&*source, root, &segments, scope, bytes, &mut |b| {
+            // The path as resolved (from the resolution cache when it
+            // knew it): plain directories on the way are not searched.
+            let steps = &roots;
+            scope::scoped_blocks_resolved(&*source, steps, &segments, scope, bytes, &mut |b| {
                 car.write_block(&b).map_err(|e| DagError::Write {
                     path: "CAR response".into(),
                     source: std::io::Error::other(e),
