@@ -364,7 +364,7 @@ mod tests {
             hash: HashAlg::Sha2_256,
         };
         let store = MemoryStore::new();
-        let mut put = |text: String| {
+        let put = |text: String| {
             let b = Block::new(format, RAW, text.into_bytes());
             let built = Built {
                 cid: *b.cid(),
