@@ -94,6 +94,10 @@ pub(super) enum Command {
     /// The S3-compatible endpoint: access keys.
     #[command(subcommand)]
     S3(super::s3::S3Command),
+    /// Pub/sub: publish on a topic, print its messages, list topics and
+    /// peers (through the running daemon), as Kubo's `ipfs pubsub`.
+    #[command(subcommand)]
+    Pubsub(super::pubsub::PubsubCommand),
     /// Print the version.
     Version,
     /// Run the node: libp2p swarm and Bitswap, until SIGINT or SIGTERM.

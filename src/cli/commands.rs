@@ -17,7 +17,11 @@ use std::path::{Path, PathBuf};
 pub(super) fn run(api: &dyn NodeApi, config: &Config, command: Command) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match command {
-        Command::Init | Command::Version | Command::Daemon { .. } | Command::S3(_) => {
+        Command::Init
+        | Command::Version
+        | Command::Daemon { .. }
+        | Command::S3(_)
+        | Command::Pubsub(_) => {
             unreachable!("handled before")
         }
         Command::Id => writeln!(out, "{}", serde_json::to_string_pretty(&api.id()?)?)?,

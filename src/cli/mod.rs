@@ -9,6 +9,7 @@ mod commands;
 mod files;
 mod output;
 mod progress;
+mod pubsub;
 mod s3;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -72,7 +73,11 @@ pub fn run() -> Result<()> {
         .then(|| repo::Repo::read_config(&repo_path).ok())
         .flatten()
         .and_then(|c| c.api.tokens.first().cloned());
-    if let Some(client) = cairn::rpc::client::Client::for_repo(&repo_path, token) {
+    let client = cairn::rpc::client::Client::for_repo(&repo_path, token);
+    if let Command::Pubsub(command) = cli.command {
+        return pubsub::run(client.as_ref(), command);
+    }
+    if let Some(client) = client {
         if let Command::Daemon { .. } = cli.command {
             bail!("a daemon is already running on this repo");
         }

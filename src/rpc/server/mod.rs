@@ -17,6 +17,7 @@ mod keys;
 mod names;
 mod network;
 mod pins;
+mod pubsub;
 mod read;
 mod repo;
 mod s3;
@@ -278,6 +279,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v0/files/rm", post(files::rm))
         .route("/api/v0/files/flush", post(files::flush))
         .route("/api/v0/files/chcid", post(files::chcid))
+        .route("/api/v0/pubsub/pub", post(pubsub::publish))
+        .route("/api/v0/pubsub/sub", post(pubsub::subscribe))
+        .route("/api/v0/pubsub/ls", post(pubsub::ls))
+        .route("/api/v0/pubsub/peers", post(pubsub::peers))
         .route("/api/v0/repo/gc", post(repo::repo_gc))
         .route("/api/v0/s3/ls", post(s3::ls))
         .route("/api/v0/s3/bucket/create", post(s3::bucket_create))

@@ -11,6 +11,7 @@ mod files;
 mod names;
 mod network;
 mod pins;
+mod pubsub;
 mod repo;
 
 pub use content::*;
@@ -19,6 +20,7 @@ pub use files::*;
 pub use names::*;
 pub use network::*;
 pub use pins::*;
+pub use pubsub::*;
 pub use repo::*;
 
 use serde::{Deserialize, Serialize};
