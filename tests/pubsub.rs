@@ -327,6 +327,17 @@ fn daemons_exchange_messages_through_the_cli_and_the_rpc() {
     let (status, _) = rpc(&api_c, "pubsub/pub", "arg=news&arg=legacy", None);
     assert_eq!(status, 200);
     assert_eq!(line(&at_a), "legacy");
+    // C's own subscriber saw both (a node's messages reach its own subscribers).
+    for want in ["from C", "legacy"] {
+        let json: serde_json::Value = serde_json::from_str(&line(&at_c)).unwrap();
+        assert_eq!(
+            (&json["from"], &json["data"]),
+            (
+                &serde_json::json!(c_id),
+                &serde_json::json!(mb(want.as_bytes()))
+            )
+        );
+    }
 
     // Kubo's words for a topic that is not multibase base64url.
     let (status, body) = rpc(&api_a, "pubsub/pub", "arg=foobar", Some(&b"x"[..]));
