@@ -73,7 +73,7 @@ impl Node {
                 r.bump();
                 r
             }
-            None => Record::new(*root, factor, max, size, me),
+            None => Record::started(*root, factor, max, size, me, crate::replicate::unix_now()),
         };
         crate::replicate::own_pin(&*self.store, root)?;
         self.store

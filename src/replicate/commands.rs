@@ -182,7 +182,7 @@ impl Replicator {
                         rec.bump();
                         rec
                     }
-                    None => Record::new(root, factor, max, size, me),
+                    None => Record::started(root, factor, max, size, me, unix_now()),
                 })
             })
             .ok_or(ReplicateError::Unknown { root })

@@ -157,7 +157,8 @@ pub struct Replicator {
     inner: Arc<Inner>,
 }
 
-fn unix_now() -> u64 {
+/// The clock in unix seconds (0 before 1970).
+pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

@@ -182,6 +182,21 @@ impl Record {
         }
     }
 
+    /// A record a pin starts here, where this node keeps none of `root`:
+    /// as [`new`](Self::new), its version the clock's seconds (`now`, at
+    /// least 1). A tombstone of `root` this node forgot after
+    /// `tombstone_ttl` may still be kept by a holder that learned it later;
+    /// counted from 1, the new pin would lose to it, and its holders would
+    /// unpin what the user just pinned. From the clock, the later intent
+    /// wins over any removal made before it (a removal bumps the version of
+    /// a record made at most as late, once per change).
+    pub fn started(root: Cid, factor: u8, max: u8, size: u64, first: PeerId, now: u64) -> Record {
+        Record {
+            version: now.max(1),
+            ..Record::new(root, factor, max, size, first)
+        }
+    }
+
     /// The metadata key `root`'s record is stored under.
     pub fn key(root: &Cid) -> String {
         format!("{KEY_PREFIX}{root}")
@@ -281,6 +296,28 @@ mod tests {
             Record::decode(br#"{"root":"bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku","factor":3,"max":3,"version":1,"holders":["nope"]}"#),
             Err(RecordError::Holder { .. })
         ));
+    }
+
+    /// A pin made after this node forgot the root's tombstone beats the
+    /// tombstone a holder still keeps, however many changes it counted.
+    #[test]
+    fn a_pin_started_after_a_forgotten_removal_wins_over_it() {
+        let a = PeerId::random();
+        let made = 1_780_000_000;
+        let mut tombstone = Record::started(cid(), 2, 2, 9, a, made);
+        for _ in 0..1000 {
+            tombstone.bump();
+        }
+        tombstone.removed = true;
+        tombstone.bump();
+        let later = made + 7 * 24 * 3600;
+        let mut pin = Record::started(cid(), 2, 2, 9, a, later);
+        assert!(!pin.merge(&tombstone), "the tombstone is older");
+        assert!(!pin.removed);
+        let mut held = tombstone.clone();
+        assert!(held.merge(&pin));
+        assert!(!held.removed, "the holder takes the new pin");
+        assert_eq!(Record::started(cid(), 2, 2, 9, a, 0).version, 1);
     }
 
     /// A record as the previous version stored it (fields in declaration

@@ -167,9 +167,10 @@ impl RecordBook {
     /// Forgets every tombstone learned `ttl` or more before `now` (unix
     /// seconds), and gives a stored time to those that had none; returns
     /// the roots forgotten. Writes to the store: call this from a blocking
-    /// thread.
+    /// thread. Record changes wait only while one root is checked and
+    /// dropped, not for the whole pass (storing the missing times of many
+    /// tombstones after an upgrade is a sync each).
     pub(crate) fn expire(&self, ttl: Duration, now: u64) -> Vec<Cid> {
-        let _writing = self.writing.lock().unwrap_or_else(|e| e.into_inner());
         let learned: Vec<(Cid, Learned)> = self
             .removed_at
             .lock()
@@ -179,14 +180,21 @@ impl RecordBook {
             .collect();
         let mut forgotten = Vec::new();
         for (root, l) in learned {
+            let young = now.saturating_sub(l.at) < ttl.as_secs();
+            if young && !l.stored {
+                // Unlocked: should the root come back meanwhile, the time
+                // stays beside a live record until the next pass drops it.
+                if self.get(&root).is_some_and(|r| r.removed) {
+                    self.learned(&root, Some(l.at));
+                    continue;
+                }
+            }
+            let _writing = self.writing.lock().unwrap_or_else(|e| e.into_inner());
             if !self.get(&root).is_some_and(|r| r.removed) {
                 self.learned(&root, None);
                 continue;
             }
-            if now.saturating_sub(l.at) < ttl.as_secs() {
-                if !l.stored {
-                    self.learned(&root, Some(l.at));
-                }
+            if young {
                 continue;
             }
             if let Err(e) = self.store.meta_put(&Record::key(&root), None) {
