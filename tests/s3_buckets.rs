@@ -362,6 +362,48 @@ fn deleting_an_object_keeps_a_replicated_pin_of_the_same_cid() {
     assert!(status.starts_with(&format!("{cid}: ok (1/1")), "{status}");
 }
 
+/// An object a replicated bucket replicates, which the user then
+/// replicates too (`pin add --replication`: the pin becomes the
+/// replicator's), is the user's once the object is deleted: its pin and
+/// replication stay; the endpoint tombstoned it network-wide before.
+#[test]
+fn deleting_an_object_the_user_replicates_since_keeps_its_replication() {
+    let a = TestRepo::new();
+    a.ok(&["init"]);
+    a.set_config("replication", "repair_interval", "\"1s\"");
+    let (_daemon, banner) = Daemon::start(&a, &["--s3", "127.0.0.1:0"]);
+    let (key, secret) = create_key(&a, &[]);
+    a.ok(&["s3", "bucket", "create", "kept", "--replication", "1"]);
+    let url = s3_url(&banner);
+    let write = |spec: Value| boto3_step(&url, (&key, &secret), "kept", spec);
+    let text = "the endpoint replicates these, then the user";
+    write(json!({"step": "write", "puts": {"x.txt": text}}));
+    let cid = objects(&a, "kept")["x.txt"][0].clone();
+    let replicated = |cid: &str| {
+        a.run(&["pin", "status", cid]).status.success()
+            && a.ok(&["pin", "status", cid]).contains(": ok (1/1")
+    };
+    poll(Duration::from_secs(30), "the object replicated", || {
+        replicated(&cid).then_some(())
+    });
+    a.ok(&["pin", "add", "--replication", "1", &cid]);
+
+    write(json!({"step": "write", "deletes": ["x.txt"]}));
+    let root = buckets(&a)["kept"].0.clone();
+    poll(Duration::from_secs(30), "the new root replicated", || {
+        replicated(&root).then_some(())
+    });
+    // Repair rounds (1 s) that would act on a tombstone.
+    std::thread::sleep(Duration::from_secs(4));
+    a.ok(&["repo", "gc"]);
+    assert!(
+        pins(&a, &cid),
+        "the user's replicated pin went with the object"
+    );
+    assert_eq!(a.ok(&["cat", &cid]), text);
+    assert!(replicated(&cid), "{}", a.ok(&["pin", "status", &cid]));
+}
+
 #[test]
 fn public_read_buckets_answer_anonymous_reads_and_nothing_else() {
     let repo = TestRepo::new();

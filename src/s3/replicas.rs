@@ -24,8 +24,15 @@
 //! restart or crash never makes the endpoint forget one: a CID is
 //! tombstoned only if it is there, and once nothing in the index names it.
 //! When the task starts, and after the queue was found full (an event
-//! lost), it recovers: every CID there that nothing names any more is
-//! released, every replicated bucket's root and objects handed over again.
+//! lost) or a burst could not be recorded, it recovers: every CID there
+//! that nothing names any more is released, every replicated bucket's root
+//! and objects handed over again. One recovery runs at a time (one more
+//! after it if an event was lost meanwhile), through a queue of its own
+//! and a bounded share of each burst, so it never crowds out the writes'
+//! events. A CID is released only when nothing names it, whichever event
+//! of it a burst ends with; one whose pin someone else made the
+//! replicator's meanwhile (`pin add --replication`) is forgotten instead,
+//! its replication theirs.
 
 use super::index::BucketIndex;
 use super::S3Error;
@@ -40,6 +47,10 @@ use tokio::sync::mpsc;
 
 /// Events queued for the replicator before writers find the queue full.
 const QUEUE: usize = 16 * 1024;
+
+/// Events a recovery queues before it waits for the task (its own queue,
+/// so it never fills the writers'); also its share of a burst.
+const RECOVERY_QUEUE: usize = 1024;
 
 /// How long the task waits after a burst's first event before applying it.
 const COALESCE: Duration = Duration::from_millis(300);
@@ -63,12 +74,19 @@ pub enum ReplicaEvent {
     },
     /// The endpoint removed its pin of `cid`: nothing names it now.
     Released(Cid),
+    /// The endpoint removed its pin of `cid`, but the pin had become the
+    /// replicator's (`pin add --replication`, a copy held for another
+    /// node): someone else replicates `cid` now, so the endpoint forgets it
+    /// without removing it from the network.
+    Claimed(Cid),
 }
 
 impl ReplicaEvent {
     fn cid(&self) -> Cid {
         match self {
-            ReplicaEvent::Keep { cid, .. } | ReplicaEvent::Released(cid) => *cid,
+            ReplicaEvent::Keep { cid, .. }
+            | ReplicaEvent::Released(cid)
+            | ReplicaEvent::Claimed(cid) => *cid,
         }
     }
 }
@@ -152,35 +170,154 @@ impl BucketIndex {
 /// the events, which first recovers (see the module's comment).
 pub(super) fn start(online: &Arc<OnlineNode>, index: &Arc<BucketIndex>) {
     let (tx, rx) = mpsc::channel(QUEUE);
-    let queue = tx.clone();
     let lost = Arc::new(AtomicBool::new(false));
-    let lost_here = Arc::clone(&lost);
-    index.set_replica_hook(Arc::new(move |event| {
+    index.set_replica_hook(hook(tx, Arc::clone(&lost)));
+    let recovering = Arc::clone(index);
+    let intake = Intake {
+        rx,
+        lost: Arc::clone(&lost),
+        recovery: None,
+        again: false,
+        start: Box::new(move || spawn_recovery(Arc::clone(&recovering))),
+        coalesce: COALESCE,
+    };
+    let task = Task {
+        replicator: online.replicator().clone(),
+        index: Arc::clone(index),
+        lost,
+        kept: HashSet::new(),
+    };
+    online.net().swarm.spawn_task(task.run(intake));
+}
+
+/// The write hook: queues each event, or sets `lost` when the queue is
+/// full (recovery then finds what it missed).
+fn hook(queue: mpsc::Sender<ReplicaEvent>, lost: Arc<AtomicBool>) -> ReplicaHook {
+    Arc::new(move |event| {
         if let Err(e) = queue.try_send(event) {
-            lost_here.store(true, Ordering::Relaxed);
+            lost.store(true, Ordering::Relaxed);
             tracing::warn!(
                 "S3 replication queue: {e}; {} is recovered from the index",
                 event.cid()
             );
         }
-    }));
-    let task = Task {
-        replicator: online.replicator().clone(),
-        index: Arc::clone(index),
-        tx,
-        lost,
-        kept: HashSet::new(),
-    };
-    online.net().swarm.spawn_task(task.run(rx));
+    })
+}
+
+/// Starts a recovery on a blocking thread; its events come through the
+/// returned queue (its own, so it never fills the write hook's), which
+/// closes when it is done.
+fn spawn_recovery(index: Arc<BucketIndex>) -> mpsc::Receiver<ReplicaEvent> {
+    let (tx, rx) = mpsc::channel(RECOVERY_QUEUE);
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = recover(&index, &tx) {
+            tracing::warn!("S3: recovering replicated buckets: {e}");
+        }
+    });
+    rx
+}
+
+/// Where the task's events come from: the write hook's queue and the
+/// recovery under way, if any (at most one at a time).
+struct Intake {
+    /// The write hook's events.
+    rx: mpsc::Receiver<ReplicaEvent>,
+    /// Set when an event did not fit in the hook's queue (or a burst could
+    /// not be applied): a recovery is due.
+    lost: Arc<AtomicBool>,
+    /// The events of the recovery under way.
+    recovery: Option<mpsc::Receiver<ReplicaEvent>>,
+    /// Recovery was asked for while one ran: another runs after it, as
+    /// what it had read may be stale.
+    again: bool,
+    /// Starts a recovery.
+    start: Box<dyn Fn() -> mpsc::Receiver<ReplicaEvent> + Send>,
+    /// How long a burst waits after its first event.
+    coalesce: Duration,
+}
+
+/// Where a burst's first event came from.
+enum First {
+    Write(Option<ReplicaEvent>),
+    Recovery(Option<ReplicaEvent>),
+}
+
+/// The next event of `recovery`, never if none runs.
+async fn next_of(recovery: &mut Option<mpsc::Receiver<ReplicaEvent>>) -> Option<ReplicaEvent> {
+    match recovery {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Intake {
+    /// Starts a recovery unless one runs; then one more runs after it.
+    fn recover(&mut self) {
+        if self.recovery.is_some() {
+            self.again = true;
+        } else {
+            self.recovery = Some((self.start)());
+        }
+    }
+
+    /// The next burst: waits for an event, then `coalesce`, then takes
+    /// what is queued, recovery's first (at most [`RECOVERY_QUEUE`]: its
+    /// share of a burst) and the writes' after them, so that a write's
+    /// event is the last of its CID. Starts a recovery first if one is due.
+    /// None once the hook's queue is closed.
+    async fn next_burst(&mut self) -> Option<Vec<ReplicaEvent>> {
+        let (mut burst, mut writes) = (Vec::new(), Vec::new());
+        loop {
+            if self.lost.swap(false, Ordering::Relaxed) {
+                self.recover();
+            }
+            let first = tokio::select! {
+                biased;
+                e = self.rx.recv() => First::Write(e),
+                e = next_of(&mut self.recovery) => First::Recovery(e),
+            };
+            match first {
+                First::Write(e) => {
+                    writes.push(e?);
+                    break;
+                }
+                First::Recovery(Some(e)) => {
+                    burst.push(e);
+                    break;
+                }
+                First::Recovery(None) => {
+                    self.recovery = None;
+                    if std::mem::take(&mut self.again) {
+                        self.recover();
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(self.coalesce).await;
+        if let Some(rx) = &mut self.recovery {
+            while burst.len() < RECOVERY_QUEUE {
+                match rx.try_recv() {
+                    Ok(e) => burst.push(e),
+                    Err(_) => break,
+                }
+            }
+        }
+        while writes.len() < QUEUE {
+            match self.rx.try_recv() {
+                Ok(e) => writes.push(e),
+                Err(_) => break,
+            }
+        }
+        burst.extend(writes);
+        Some(burst)
+    }
 }
 
 /// The task's state.
 struct Task {
     replicator: Replicator,
     index: Arc<BucketIndex>,
-    /// The queue, for recovery's events.
-    tx: mpsc::Sender<ReplicaEvent>,
-    /// Set when an event did not fit in the queue.
+    /// Shared with [`Intake`]: set when a burst could not be applied.
     lost: Arc<AtomicBool>,
     /// The CIDs whose replication the endpoint started (as stored).
     kept: HashSet<Cid>,
@@ -198,62 +335,38 @@ async fn with_index<T: Send + 'static>(
 impl Task {
     /// Applies the events in order, a burst at a time, recovering first
     /// and after any lost event.
-    async fn run(mut self, mut rx: mpsc::Receiver<ReplicaEvent>) {
+    async fn run(mut self, mut intake: Intake) {
         match with_index(&self.index, |i| i.started_replications()).await {
             Ok(kept) => self.kept = kept,
             Err(e) => tracing::warn!("S3: reading the replications started: {e}"),
         }
-        self.recover();
-        while let Some(first) = rx.recv().await {
-            tokio::time::sleep(COALESCE).await;
-            let mut burst = vec![first];
-            while let Ok(e) = rx.try_recv() {
-                burst.push(e);
-            }
+        intake.recover();
+        while let Some(burst) = intake.next_burst().await {
             self.apply(last_of_each(burst)).await;
-            if self.lost.swap(false, Ordering::Relaxed) {
-                self.recover();
-            }
         }
-    }
-
-    /// Queues `Released` for each started replication nothing names, and
-    /// `Keep` for each replicated local bucket's root and objects (on a
-    /// blocking thread, waiting for room in the queue).
-    fn recover(&self) {
-        let (index, tx) = (Arc::clone(&self.index), self.tx.clone());
-        let kept: Vec<Cid> = self.kept.iter().copied().collect();
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = recover(&index, &tx, &kept) {
-                tracing::warn!("S3: recovering replicated buckets: {e}");
-            }
-        });
     }
 
     /// Applies one burst: the replications to start are recorded (and
     /// flushed) first, then started; the released ones are tombstoned,
-    /// then forgotten.
+    /// then forgotten, as are those someone else claimed (not tombstoned).
+    /// A burst that cannot be read or recorded asks for a recovery.
     async fn apply(&mut self, events: Vec<ReplicaEvent>) {
-        let mut keep = Vec::new();
-        let mut release = Vec::new();
-        for event in events {
-            match event {
-                ReplicaEvent::Keep { cid, factor, size } => {
-                    let record = self.replicator.record(&cid).filter(|r| !r.removed);
-                    if record.as_ref().is_some_and(|r| {
-                        // Someone else's replication, or ours already at
-                        // the factor.
-                        !self.kept.contains(&cid) || r.factor == factor
-                    }) {
-                        continue;
-                    }
-                    keep.push((cid, factor, size));
-                }
-                ReplicaEvent::Released(cid) if self.kept.contains(&cid) => release.push(cid),
-                ReplicaEvent::Released(_) => {}
+        // A CID is released only once nothing names it: a write may have
+        // named it again since, or recovery read it (a `Keep`) just before
+        // a delete whose `Released` the burst's last event hides.
+        let cids: Vec<Cid> = events.iter().map(ReplicaEvent::cid).collect();
+        let unnamed: HashSet<Cid> = match with_index(&self.index, move |i| i.unnamed(&cids)).await {
+            Ok(unnamed) => unnamed.into_iter().collect(),
+            Err(e) => {
+                tracing::warn!("S3: reading the names of a burst's CIDs: {e}");
+                self.lost.store(true, Ordering::Relaxed);
+                return;
             }
-        }
-        let mut failed = Vec::new();
+        };
+        let (keep, release, claimed) = sort_burst(events, &self.kept, &unnamed, |cid| {
+            self.replicator.record(cid).filter(|r| !r.removed)
+        });
+        let mut forget = claimed;
         if !keep.is_empty() {
             let new: Vec<Cid> = keep
                 .iter()
@@ -263,49 +376,89 @@ impl Task {
             if let Err(e) = with_index(&self.index, move |i| i.mark_replications(&new, true)).await
             {
                 tracing::warn!("S3: recording replications: {e}");
+                self.lost.store(true, Ordering::Relaxed);
                 return;
             }
             for (cid, factor, size) in keep {
                 self.kept.insert(cid);
                 if let Err(e) = self.replicator.keep_held(cid, Some(factor), size).await {
                     tracing::warn!(%cid, "S3: replicating at factor {factor}: {e}");
-                    self.kept.remove(&cid);
-                    failed.push(cid);
+                    forget.push(cid);
                 }
             }
         }
-        // Released only once nothing names it (a write may have named it
-        // again since, or recovery found it while a write was under way).
-        let unnamed = match with_index(&self.index, move |i| i.unnamed(&release)).await {
-            Ok(unnamed) => unnamed,
-            Err(e) => {
-                tracing::warn!("S3: reading released CIDs' names: {e}");
-                Vec::new()
-            }
-        };
-        for cid in &unnamed {
+        for cid in &release {
             if self.replicator.record(cid).is_some_and(|r| !r.removed) {
                 self.replicator.unpin(cid).await;
             }
+        }
+        forget.extend(release);
+        for cid in &forget {
             self.kept.remove(cid);
         }
-        failed.extend(unnamed);
-        if let Err(e) = with_index(&self.index, move |i| i.mark_replications(&failed, false)).await
+        if let Err(e) = with_index(&self.index, move |i| i.mark_replications(&forget, false)).await
         {
             tracing::warn!("S3: forgetting replications: {e}");
         }
     }
 }
 
-/// See [`Task::recover`] (blocking: reads the index, waits for room in the
-/// queue).
-fn recover(
-    index: &BucketIndex,
-    tx: &mpsc::Sender<ReplicaEvent>,
-    kept: &[Cid],
-) -> Result<(), S3Error> {
-    for cid in index.unnamed(kept)? {
-        if tx.blocking_send(ReplicaEvent::Released(cid)).is_err() {
+/// A burst's replications to start (CID, factor, size), to release, and
+/// to forget without a release (someone else claimed them), given the
+/// CIDs the endpoint keeps, those nothing names, and a live record's
+/// lookup.
+type Sorted = (Vec<(Cid, u8, Option<u64>)>, Vec<Cid>, Vec<Cid>);
+
+/// Sorts a burst (see [`Sorted`]).
+fn sort_burst(
+    events: Vec<ReplicaEvent>,
+    kept: &HashSet<Cid>,
+    unnamed: &HashSet<Cid>,
+    record: impl Fn(&Cid) -> Option<crate::replicate::record::Record>,
+) -> Sorted {
+    let (mut keep, mut release, mut claimed) = (Vec::new(), Vec::new(), Vec::new());
+    for event in events {
+        match event {
+            // Kept but named by nothing: its release was lost (or hidden
+            // behind recovery's read of it).
+            ReplicaEvent::Keep { cid, .. } | ReplicaEvent::Released(cid)
+                if unnamed.contains(&cid) =>
+            {
+                if kept.contains(&cid) {
+                    release.push(cid);
+                }
+            }
+            ReplicaEvent::Keep { cid, factor, size } => {
+                if record(&cid).is_some_and(|r| {
+                    // Someone else's replication, or ours already at the
+                    // factor.
+                    !kept.contains(&cid) || r.factor == factor
+                }) {
+                    continue;
+                }
+                keep.push((cid, factor, size));
+            }
+            ReplicaEvent::Released(_) => {}
+            ReplicaEvent::Claimed(cid) if kept.contains(&cid) => claimed.push(cid),
+            ReplicaEvent::Claimed(_) => {}
+        }
+    }
+    (keep, release, claimed)
+}
+
+/// See [`spawn_recovery`]: queues `Released` for each started
+/// replication nothing names, and `Keep` for each replicated local
+/// bucket's root and objects (blocking: reads the index, waits for room
+/// in `tx`).
+fn recover(index: &BucketIndex, tx: &mpsc::Sender<ReplicaEvent>) -> Result<(), S3Error> {
+    for key in index.replicated_tree()?.iter().keys() {
+        let key = key.map_err(super::index::failed("reading the replicated CIDs"))?;
+        let cid = crate::block::cid_from_bytes(&key).map_err(|e| S3Error::BadEntry {
+            what: "replicated CID",
+            why: e.to_string(),
+        })?;
+        if index.refs_of(&cid)?.is_none() && tx.blocking_send(ReplicaEvent::Released(cid)).is_err()
+        {
             return Ok(());
         }
     }
@@ -440,7 +593,7 @@ mod tests {
         assert_eq!(started.len(), 3);
         let started: Vec<Cid> = started.into_iter().collect();
         let (tx, mut rx) = mpsc::channel(64);
-        recover(&index, &tx, &started).unwrap();
+        recover(&index, &tx).unwrap();
         drop(tx);
         let mut events = Vec::new();
         while let Ok(e) = rx.try_recv() {
@@ -497,5 +650,95 @@ mod tests {
             last_of_each(events),
             vec![keep(3), ReplicaEvent::Released(cid(2)), keep(1)]
         );
+    }
+
+    /// One recovery at a time, on its own queue: the writes' queue stays
+    /// free while it runs (before, recovery filled it, every write then
+    /// found it full and each burst started another full recovery), an
+    /// event lost meanwhile runs one more after it, not one per burst.
+    #[tokio::test]
+    async fn one_recovery_runs_at_a_time_and_leaves_the_writes_queue_free() {
+        let cid = |n: u8| crate::block::CidFormat::V1_SHA2_256.cid(crate::block::RAW, &[n]);
+        let (tx, rx) = mpsc::channel(2);
+        let lost = Arc::new(AtomicBool::new(false));
+        let write = hook(tx, Arc::clone(&lost));
+        let runs: Arc<Mutex<Vec<mpsc::Sender<ReplicaEvent>>>> = Arc::default();
+        let started = Arc::clone(&runs);
+        let mut intake = Intake {
+            rx,
+            lost: Arc::clone(&lost),
+            recovery: None,
+            again: false,
+            start: Box::new(move || {
+                let (tx, rx) = mpsc::channel(4);
+                tx.try_send(ReplicaEvent::Released(cid(0))).unwrap();
+                started.lock().unwrap().push(tx);
+                rx
+            }),
+            coalesce: Duration::from_millis(1),
+        };
+        intake.recover();
+        let recovery = runs.lock().unwrap()[0].clone();
+        for n in 1..4 {
+            recovery.try_send(ReplicaEvent::Released(cid(n))).unwrap();
+        }
+        // Recovery's queue is full; the writes' takes events.
+        write(ReplicaEvent::Released(cid(9)));
+        assert!(!lost.load(Ordering::Relaxed));
+        let burst = intake.next_burst().await.unwrap();
+        let want: Vec<ReplicaEvent> = [0, 1, 2, 3, 9]
+            .into_iter()
+            .map(|n| ReplicaEvent::Released(cid(n)))
+            .collect();
+        assert_eq!(burst, want, "recovery's first, the write's last");
+        // Events lost while it runs: no second recovery beside it.
+        for _ in 0..3 {
+            write(ReplicaEvent::Released(cid(8)));
+        }
+        assert!(lost.load(Ordering::Relaxed));
+        for _ in 0..2 {
+            assert!(intake.next_burst().await.is_some());
+            recovery.try_send(ReplicaEvent::Released(cid(7))).unwrap();
+            lost.store(true, Ordering::Relaxed);
+        }
+        assert_eq!(runs.lock().unwrap().len(), 1);
+        // Once it is done, one more runs (its first event is the burst).
+        drop(recovery);
+        runs.lock().unwrap().clear();
+        while intake.next_burst().await.unwrap() != vec![ReplicaEvent::Released(cid(0))] {}
+        assert_eq!(runs.lock().unwrap().len(), 1);
+        assert!(intake.recovery.is_some() && !intake.again);
+    }
+
+    /// Recovery read X (`Keep`) before the user deleted it (`Released`),
+    /// and the burst's last event of X is the `Keep`: X is released all
+    /// the same, since nothing names it. A claimed CID is forgotten, not
+    /// released; a named one is kept.
+    #[test]
+    fn a_keep_of_a_kept_cid_nothing_names_is_a_release() {
+        let cid = |n: u8| crate::block::CidFormat::V1_SHA2_256.cid(crate::block::RAW, &[n]);
+        let keep = |n| ReplicaEvent::Keep {
+            cid: cid(n),
+            factor: 2,
+            size: None,
+        };
+        let burst = last_of_each(vec![
+            ReplicaEvent::Released(cid(1)),
+            keep(1),
+            keep(2),
+            keep(3),
+            ReplicaEvent::Claimed(cid(4)),
+            ReplicaEvent::Claimed(cid(5)),
+        ]);
+        let kept: HashSet<Cid> = [1, 3, 4].into_iter().map(cid).collect();
+        let unnamed: HashSet<Cid> = [1, 2].into_iter().map(cid).collect();
+        let me = libp2p::PeerId::random();
+        let record = |c: &Cid| {
+            (*c == cid(3)).then(|| crate::replicate::record::Record::new(*c, 1, 3, 1, me))
+        };
+        let (keep, release, claimed) = sort_burst(burst, &kept, &unnamed, record);
+        assert_eq!(keep, vec![(cid(3), 2, None)], "named: kept at its factor");
+        assert_eq!(release, vec![cid(1)]);
+        assert_eq!(claimed, vec![cid(4)]);
     }
 }

@@ -141,15 +141,24 @@ impl Writer<'_> {
         // A CID this node also keeps for the network (a replica held for
         // another node, a `pin add --replication` root, a replicated
         // bucket's object): the pin goes back to the replicator, whose
-        // record decides when it goes (a tombstone, a trim).
-        let released = if crate::replicate::replicated_here(store, cid) {
+        // record decides when it goes (a tombstone, a trim). A pin that is
+        // the replicator's already was claimed since the endpoint pinned
+        // it (`pin add --replication`): its replication is not the
+        // endpoint's to end.
+        let here = crate::replicate::replicated_here(store, cid);
+        let claimed = here && crate::replicate::owns_pin(store, cid);
+        let released = if here {
             crate::replicate::own_pin(store, cid)
         } else {
             self.index.store.unpin(cid).map(|_| ())
         };
         match released {
             Ok(_) | Err(StoreError::NotPinned { .. }) => {
-                self.index.report(ReplicaEvent::Released(*cid));
+                self.index.report(if claimed {
+                    ReplicaEvent::Claimed(*cid)
+                } else {
+                    ReplicaEvent::Released(*cid)
+                });
                 if let Err(e) = self.settle(cid) {
                     tracing::warn!("S3: settling the pin of {cid}: {e}");
                 }
