@@ -28,7 +28,22 @@ const IN_NETNS: &str = "CAIRN_BENCH_IN_NETNS";
 struct Guard(Child);
 
 impl Drop for Guard {
+    /// SIGTERM first, so that nginx's master stops its workers (a SIGKILL
+    /// of the master left them running, orphaned, after the bench); SIGKILL
+    /// if it is still up after 5 s.
     fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.0.id()) {
+            // SAFETY: signals our own child, which is not reaped yet (its
+            // PID cannot have been reused).
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if matches!(self.0.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
