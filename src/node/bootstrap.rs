@@ -24,7 +24,7 @@ const RECHECK_MAX: Duration = Duration::from_secs(30);
 impl OnlineNode {
     /// Dials each bootstrap address; returns the peers reached and the
     /// failures (address, reason). A DHT walk follows. From then on, while
-    /// the node has fewer than [`MIN_PEERS`] connections, the bootstrap
+    /// the node has fewer than 4 connections, the bootstrap
     /// peers it is not connected to are dialed again, after 1, 2, 4 … s and
     /// then every 30 s.
     pub async fn bootstrap(

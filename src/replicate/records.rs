@@ -7,6 +7,13 @@
 //! `repltomb/{root}` (unix seconds, 8 bytes big-endian). A tombstone stored
 //! by an earlier version, without that time, counts from when it was
 //! loaded, and is given one by the next expiry pass.
+//!
+//! The trade-off, as any grace period's: a holder that was away for longer
+//! than the TTL comes back with the live record and places the root again,
+//! since nobody remembers it was removed. A new pin of a root whose
+//! tombstone this node forgot wins over the tombstone others may still
+//! keep: its record's version starts from the clock
+//! ([`Record::started`]).
 
 use super::record::{self, Record};
 use crate::block::Cid;
