@@ -280,6 +280,26 @@ mod tests {
         assert!(book.expire(TTL, loaded + 60).is_empty());
         assert!(store.meta_get(&tombstone_key(&root(3))).unwrap().is_some());
         assert_eq!(book.expire(TTL, loaded + TTL.as_secs() + 1), vec![root(3)]);
+        // Removed long ago (its time stored so), pinned again, removed
+        // again: the TTL counts from the second removal.
+        remove(&book, root(4));
+        let long_ago = super::super::unix_now() - 2 * TTL.as_secs();
+        store
+            .meta_put(&tombstone_key(&root(4)), Some(&long_ago.to_be_bytes()))
+            .unwrap();
+        let book = RecordBook::load(Arc::clone(&store)).unwrap();
+        book.update(&root(4), |now| {
+            let mut rec = now.cloned()?;
+            rec.removed = false;
+            rec.bump();
+            Some(rec)
+        });
+        assert!(!book.get(&root(4)).unwrap().removed);
+        remove(&book, root(4));
+        let again = super::super::unix_now();
+        assert!(book.expire(TTL, again + 60).is_empty(), "counted anew");
+        assert!(book.get(&root(4)).unwrap().removed);
+        assert_eq!(book.expire(TTL, again + TTL.as_secs()), vec![root(4)]);
     }
 
     /// Two peers' records of one root arrive at once: neither update may be
