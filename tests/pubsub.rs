@@ -135,6 +135,45 @@ async fn messages_cross_a_line_of_nodes_and_reach_the_publisher_too() {
     assert!(b.swarm.pubsub_score(a.peer_id).await.unwrap().unwrap() >= 0.0);
 }
 
+/// Gossipsub's streams stay open for the life of a connection, yet they do
+/// not keep it open: only a shared topic mesh does. Two nodes with a 1 s
+/// idle timeout stay connected while both are in a topic, and the
+/// connection closes once one leaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_mesh_keeps_a_connection_open_and_leaving_lets_it_close() {
+    let config = NetConfig {
+        idle_timeout: Duration::from_secs(1),
+        ..NetConfig::default()
+    };
+    let start = |seed: u8| Network::start([seed; 32], Arc::new(MemoryStore::new()), &config);
+    let (a, b) = (start(11).await.unwrap(), start(12).await.unwrap());
+    let topic = "kept".to_string();
+    let mut sa = a.swarm.pubsub_subscribe(topic.clone()).await.unwrap();
+    let sb = b.swarm.pubsub_subscribe(topic.clone()).await.unwrap();
+    let a_addr = a.swarm.listen_addrs().await.unwrap()[0].clone();
+    b.swarm.dial(a_addr).await.unwrap();
+    wait_peers(&a, &topic, &[b.peer_id]).await;
+    wait_peers(&b, &topic, &[a.peer_id]).await;
+
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(b.swarm.peers().await.unwrap(), vec![a.peer_id]);
+    b.swarm
+        .pubsub_publish(topic.clone(), "still here".into())
+        .await
+        .unwrap();
+    assert_eq!(&next(&mut sa).await.data[..], b"still here");
+
+    drop(sb);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !b.swarm.peers().await.unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the connection stayed open after B left the topic"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pubsub_off_answers_disabled() {
     let config = NetConfig {

@@ -15,14 +15,19 @@
 //!   duplicate cache as Kubo, and a bounded queue per connection.
 //! - Peer scoring (see [`topic_score_params`]).
 
+use super::idle::IdleStreams;
 use super::PubsubConfig;
 use libp2p::identity::Keypair;
 use libp2p_gossipsub as gossipsub;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-/// The gossipsub behaviour cairn runs.
-pub type PubsubBehaviour = gossipsub::Behaviour<
+/// The gossipsub behaviour cairn runs: its streams do not keep a
+/// connection open (see [`IdleStreams`]).
+pub type PubsubBehaviour = IdleStreams<Gossipsub>;
+
+/// rust-libp2p's gossipsub as cairn configures it.
+pub type Gossipsub = gossipsub::Behaviour<
     gossipsub::IdentityTransform,
     gossipsub::MaxCountSubscriptionFilter<gossipsub::AllowAllSubscriptionFilter>,
 >;
@@ -106,7 +111,7 @@ pub fn behaviour(
         max_subscribed_topics: config.max_topics,
         max_subscriptions_per_request: config.max_topics,
     };
-    let mut behaviour = PubsubBehaviour::new_with_subscription_filter_and_transform(
+    let mut behaviour = Gossipsub::new_with_subscription_filter_and_transform(
         gossipsub::MessageAuthenticity::Signed(key.clone()),
         gs_config,
         filter,
@@ -123,7 +128,8 @@ pub fn behaviour(
         max_never_subscribed_topics: 16,
         ..gossipsub::MetricsConfig::default()
     };
-    Ok(behaviour.with_metrics(registry.sub_registry_with_prefix("gossipsub"), metrics))
+    let behaviour = behaviour.with_metrics(registry.sub_registry_with_prefix("gossipsub"), metrics);
+    Ok(IdleStreams::new(behaviour))
 }
 
 #[cfg(test)]

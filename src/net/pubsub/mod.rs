@@ -4,6 +4,8 @@
 //!
 //! - `gossip.rs`: the gossipsub behaviour built from a [`PubsubConfig`]
 //!   (message ids, size limits, peer scoring, bounded queues).
+//! - `idle.rs`: [`IdleStreams`], which keeps gossipsub's open streams from
+//!   holding a connection open.
 //! - `hub.rs`: [`Hub`], the plain state machine that fans a received (or
 //!   published) message out to this node's subscribers.
 //!
@@ -12,9 +14,13 @@
 
 mod gossip;
 mod hub;
+mod idle;
 
-pub use gossip::{behaviour, kubo_message_id, topic_score_params, PubsubBehaviour, ENVELOPE_BYTES};
+pub use gossip::{
+    behaviour, kubo_message_id, topic_score_params, Gossipsub, PubsubBehaviour, ENVELOPE_BYTES,
+};
 pub use hub::{Delivery, Hub};
+pub use idle::IdleStreams;
 
 use bytes::Bytes;
 use libp2p::PeerId;
