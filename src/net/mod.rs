@@ -275,7 +275,9 @@ impl Network {
         })
     }
 
-    /// Transport bytes in and out so far.
+    /// Transport bytes in and out so far. Bytes of a relayed connection
+    /// count twice: once on the circuit, once on the connection to the
+    /// relay that carries it (both are transports the meter wraps).
     pub fn bandwidth(&self) -> Bandwidth {
         let mut text = String::new();
         {

@@ -394,6 +394,7 @@ impl NetSettings {
             extra_transport: self.extra_transport.clone(),
             value_validator: None,
             pubsub: None,
+            traversal: crate::net::swarm::Traversal::default(),
         })
     }
 }

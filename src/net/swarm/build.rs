@@ -7,8 +7,8 @@ use libp2p::core::Transport as _;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{
-    connection_limits, identify, identity, kad, mdns, memory_connection_limits, noise, ping, tcp,
-    yamux, StreamProtocol, Swarm,
+    autonat, connection_limits, dcutr, identify, identity, kad, mdns, memory_connection_limits,
+    noise, ping, relay, tcp, upnp, yamux, StreamProtocol, Swarm,
 };
 use std::time::Duration;
 
@@ -33,6 +33,21 @@ pub struct Behaviour {
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     /// Gossipsub (`[pubsub] enabled`, on by default).
     pub pubsub: Toggle<crate::net::pubsub::PubsubBehaviour>,
+    /// Circuit relay v2 client (NAT traversal: see `traversal.rs`; this
+    /// and the toggles below are off in the local profile).
+    pub relay_client: Toggle<relay::client::Behaviour>,
+    /// AutoNAT v1, client and server.
+    pub autonat_v1: Toggle<autonat::v1::Behaviour>,
+    /// AutoNAT v2 client: has peers dial back our address candidates.
+    pub autonat_v2_client: Toggle<autonat::v2::client::Behaviour>,
+    /// AutoNAT v2 server: dials back peers that ask.
+    pub autonat_v2_server: Toggle<autonat::v2::server::Behaviour>,
+    /// Circuit relay v2 service for other peers.
+    pub relay: Toggle<relay::Behaviour>,
+    /// DCUtR: hole punching over relayed connections.
+    pub dcutr: Toggle<dcutr::Behaviour>,
+    /// UPnP IGD port mapping.
+    pub upnp: Toggle<upnp::tokio::Behaviour>,
 }
 
 /// Yamux receive window per stream (bytes): how much a peer may send ahead.
@@ -99,6 +114,7 @@ pub fn build(
     let limits = config.limits;
     let want_mdns = config.mdns;
     let extra = config.extra_transport.clone();
+    let traversal = config.traversal.clone();
     let pubsub = match &config.pubsub {
         Some(c) => Some(
             crate::net::pubsub::behaviour(&key, c, registry).map_err(|source| NetError::Build {
@@ -122,9 +138,14 @@ pub fn build(
             None => libp2p::core::transport::dummy::DummyTransport::new().boxed(),
         })
         .map_err(|e| build_error("extra transport", e))?
+        // In front of the other transports: `/p2p-circuit` addresses go
+        // through a relay (only while the relay client is on).
+        .with_relay_client(noise::Config::new, yamux_config)
+        .map_err(|e| build_error("relay transport", e))?
         .with_bandwidth_metrics(registry)
-        .with_behaviour(|key| {
+        .with_behaviour(|key, relay_client| {
             let peer_id = key.public().to_peer_id();
+            let nat = traversal.behaviours(peer_id, relay_client);
             let identify = identify::Behaviour::new(
                 identify::Config::new("ipfs/0.1.0".into(), key.public())
                     .with_agent_version(format!("cairn/{}", env!("CARGO_PKG_VERSION"))),
@@ -178,6 +199,13 @@ pub fn build(
                 stream: libp2p_stream::Behaviour::new(),
                 mdns: mdns.into(),
                 pubsub: pubsub.into(),
+                relay_client: nat.relay_client,
+                autonat_v1: nat.autonat_v1,
+                autonat_v2_client: nat.autonat_v2_client,
+                autonat_v2_server: nat.autonat_v2_server,
+                relay: nat.relay,
+                dcutr: nat.dcutr,
+                upnp: nat.upnp,
             })
         })
         .map_err(|e| build_error("protocols", e))?

@@ -10,12 +10,15 @@
 //! - `dht.rs`: Kademlia queries callers wait on, and peers' addresses.
 //! - `reach.rs`: whether this node counts as reachable (the DHT mode).
 //! - `pubsub.rs`: gossipsub commands and events, local subscribers.
+//! - `traversal.rs`: which NAT traversal protocols run (AutoNAT, relay,
+//!   DCUtR, UPnP), and the relay service's limits.
 
 mod build;
 mod dht;
 mod pubsub;
 mod reach;
 mod task;
+mod traversal;
 
 pub use build::{
     build, keypair_from_seed, yamux_config, Behaviour, MAX_STREAMS_PER_CONNECTION,
@@ -23,6 +26,7 @@ pub use build::{
 };
 pub use dht::{ValueAnswer, MAX_ADDRS_PER_PEER};
 pub use task::spawn;
+pub use traversal::{RelayLimits, Traversal};
 
 use super::NetError;
 use crate::block::Cid;
@@ -118,6 +122,8 @@ pub struct NetConfig {
     pub value_validator: Option<Arc<dyn crate::net::records::ValueValidator>>,
     /// Gossipsub settings; `None`: pub/sub is off.
     pub pubsub: Option<crate::net::pubsub::PubsubConfig>,
+    /// NAT traversal protocols (all off by default).
+    pub traversal: Traversal,
 }
 
 impl Default for NetConfig {
@@ -135,6 +141,7 @@ impl Default for NetConfig {
             extra_transport: None,
             value_validator: None,
             pubsub: Some(crate::net::pubsub::PubsubConfig::default()),
+            traversal: Traversal::default(),
         }
     }
 }

@@ -243,6 +243,8 @@ pub async fn spawn(
                             SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => metrics.record(e),
                             SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => metrics.record(e),
                             SwarmEvent::Behaviour(BehaviourEvent::Pubsub(e)) => metrics.record(e),
+                            SwarmEvent::Behaviour(BehaviourEvent::Relay(e)) => metrics.record(e),
+                            SwarmEvent::Behaviour(BehaviourEvent::Dcutr(e)) => metrics.record(e),
                             _ => {}
                         }
                     }
