@@ -230,7 +230,8 @@ mod tests {
     #[tokio::test]
     async fn the_local_profile_speaks_no_traversal_protocol_and_all_on_speaks_each() {
         let off = advertised(Traversal::default()).await;
-        assert!(off.contains("/ipfs/kad/1.0.0"), "{off:?}");
+        // Identify's own protocol: the peer's list did arrive.
+        assert!(off.contains("/ipfs/id/1.0.0"), "{off:?}");
         for p in TRAVERSAL_PROTOCOLS {
             assert!(!off.contains(p), "{p} advertised while off: {off:?}");
         }
