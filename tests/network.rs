@@ -210,7 +210,18 @@ fn a_bootstrap_peer_that_starts_later_is_joined() {
         "A is not up yet: {banner:?}"
     );
     std::thread::sleep(Duration::from_millis(500));
-    let (_da, _) = Daemon::spawn(&a, &["daemon", "--listen", &listen, "--api", "127.0.0.1:0"]);
+    let (_da, _) = Daemon::spawn(
+        &a,
+        &[
+            "daemon",
+            "--listen",
+            &listen,
+            "--api",
+            "127.0.0.1:0",
+            "--gateway",
+            "127.0.0.1:0",
+        ],
+    );
     let start = Instant::now();
     while !b.ok(&["swarm", "peers"]).contains(&id_a) {
         assert!(
