@@ -593,6 +593,11 @@ fn small_files_are_served_from_the_memory_tier_and_only_when_verified() {
         assert_eq!(part.status, 206);
         assert!(part.body == good[100..200]);
     }
+    // HEAD from the kept head: the same headers, no body.
+    let h = head(&format!("{gw}/ipfs/{good_cid}"));
+    assert_eq!(h.status, 200);
+    assert!(h.body.is_empty());
+    assert_eq!(h.header("content-length"), Some("1120"));
     for _ in 0..2 {
         assert_ne!(get(&format!("{gw}/ipfs/{bad_cid}"), &[]).status, 200);
     }
@@ -630,6 +635,20 @@ fn small_files_are_served_from_the_memory_tier_and_only_when_verified() {
     // The good block and the larger file's four are held; the bad one
     // never was.
     assert_eq!(value("cairn_hot_cache_blocks"), 5.0, "{text}");
+    // Each answer is counted once, whether it came from a kept head
+    // (before the router) or not: 200 for the good file's 7 GETs and its
+    // HEAD and the larger file's 4; the route histogram also counts the
+    // 9 ranges and the 2 failures.
+    assert_eq!(
+        value(r#"cairn_http_requests_total{surface="gateway",status="200"}"#),
+        12.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(r#"cairn_http_route_seconds_count{surface="gateway",route="ipfs_path"}"#),
+        23.0,
+        "{text}"
+    );
 }
 
 /// Paths and listings are remembered: a path request `/ipfs/DIR/sub/f`

@@ -186,16 +186,19 @@ impl Daemon {
         Ok(daemon)
     }
 
-    /// Serves `router` on `listener` until `stop` is cancelled.
+    /// Serves `app` on `listener` until `stop` is cancelled.
     fn serve(
         &mut self,
         listener: TcpListener,
-        router: axum::Router,
+        app: impl Into<crate::http::App>,
         options: crate::http::ServeOptions,
     ) {
         let stop = self.stop.clone();
         self.servers.push(tokio::spawn(crate::http::serve(
-            listener, router, options, stop,
+            listener,
+            app.into(),
+            options,
+            stop,
         )));
     }
 

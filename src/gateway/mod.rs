@@ -74,10 +74,23 @@ struct Served {
     heads: Arc<fast::Heads>,
 }
 
-/// The gateway's routes, for `axum::serve`.
-pub fn router(state: GatewayState) -> Router {
+/// The gateway's routes, for [`crate::http::serve`], with the shortcut
+/// that answers cached small files before them (not with
+/// `subdomain_redirect`, whose redirects depend on the host).
+pub fn router(state: GatewayState) -> crate::http::App {
     let counter = state.online.request_counter();
-    Router::new()
+    let heads = Arc::new(fast::Heads::new());
+    let shortcut = (!state.subdomain_redirect).then(|| {
+        let fast = fast::Shortcut {
+            heads: Arc::clone(&heads),
+            hot: state.online.node().hot_cache().cloned(),
+            tally: counter.tally("gateway", "ipfs_path"),
+        };
+        Arc::new(move |method: &Method, uri: &Uri, headers: &HeaderMap| {
+            fast.answer(method, uri, headers)
+        }) as crate::http::Shortcut
+    });
+    let router = Router::new()
         .fallback(handle)
         .layer(axum::middleware::from_fn_with_state(
             (
@@ -89,10 +102,8 @@ pub fn router(state: GatewayState) -> Router {
             ),
             crate::http::count_requests,
         ))
-        .with_state(Served {
-            s: state,
-            heads: Arc::new(fast::Heads::new()),
-        })
+        .with_state(Served { s: state, heads });
+    crate::http::App { router, shortcut }
 }
 
 /// The read route of a gateway request, for its latency histogram:
@@ -168,12 +179,6 @@ async fn respond(
     }
     let format = request::requested_format(uri, headers)?;
     let head = method == Method::HEAD;
-    if named.is_none() && format == Format::UnixFs {
-        let hot = s.online.node().hot_cache().map(|h| &**h);
-        if let Some(r) = served.heads.answer(hot, &content, uri, headers, head) {
-            return Ok(r);
-        }
-    }
     let turn = tokio::time::timeout(s.timeout, s.online.remote_turn(content.root))
         .await
         .map_err(|_| GatewayError::Timeout {

@@ -237,7 +237,7 @@ async fn file(
         if !partial && pieces.len() == 1 {
             let hot = s.online.node().hot_cache().map(|h| &**h);
             req.heads
-                .remember(hot, content, req.uri, req.headers, r.headers());
+                .remember(hot, &content.root, req.uri, req.headers, r.headers());
         }
         let mut part = reader::slice_pieces(&pieces, offset, len);
         *r.body_mut() = if part.len() == 1 {

@@ -12,9 +12,11 @@ use super::conn::{ActiveRequest, ConnState, Timeouts, Tracked};
 use super::limits::{default_max_connections, Admission, ConnectionLimits, Refused};
 use crate::node::config::ConnectionSettings;
 use axum::extract::Request;
+use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use axum::Router;
 use bytes::Bytes;
+use futures::future::{ready, Either, Ready};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
@@ -60,11 +62,36 @@ impl ServeOptions {
     }
 }
 
-/// Serves `router` on `listener` until `stop` is cancelled, then lets the
+/// A request answered before the router, from its method, URI and headers
+/// alone, at once (no body, no await, no task hand-off): `None` leaves it
+/// to the router. For answers that are ready in memory (the gateway's
+/// cached small files).
+pub type Shortcut =
+    Arc<dyn Fn(&Method, &Uri, &HeaderMap) -> Option<Response> + Send + Sync + 'static>;
+
+/// What a server answers with: its router, and the shortcut tried first.
+#[derive(Clone)]
+pub struct App {
+    /// Every request the shortcut does not answer.
+    pub router: Router,
+    /// Tried first, for requests without a body.
+    pub shortcut: Option<Shortcut>,
+}
+
+impl From<Router> for App {
+    fn from(router: Router) -> App {
+        App {
+            router,
+            shortcut: None,
+        }
+    }
+}
+
+/// Serves `app` on `listener` until `stop` is cancelled, then lets the
 /// requests being answered finish (idle connections close at once).
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    app: App,
     options: ServeOptions,
     stop: CancellationToken,
 ) {
@@ -85,7 +112,7 @@ pub async fn serve(
                 match limits.admit(peer.ip(), ROOM_PATIENCE).await {
                     Ok(admission) => {
                         let service = ConnService {
-                            router: router.clone(),
+                            app: app.clone(),
                             conn: Arc::clone(admission.conn()),
                             body_timeout: options.body_timeout,
                         };
@@ -195,10 +222,10 @@ async fn drive(
     .await
 }
 
-/// The router, as one connection's hyper service: each request counts as
+/// The app, as one connection's hyper service: each request counts as
 /// active until its response is sent, and its body reads time out.
 struct ConnService {
-    router: Router,
+    app: App,
     conn: Arc<ConnState>,
     body_timeout: Duration,
 }
@@ -206,15 +233,23 @@ struct ConnService {
 impl hyper::service::Service<Request<Incoming>> for ConnService {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = Either<
+        Ready<Result<Response, Infallible>>,
+        Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>,
+    >;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let active: ActiveRequest = self.conn.begin();
         let timeout = self.body_timeout;
         let with_body = has_body(request.headers());
+        if let Some(shortcut) = self.app.shortcut.as_ref().filter(|_| !with_body) {
+            if let Some(response) = shortcut(request.method(), request.uri(), request.headers()) {
+                return Either::Left(ready(Ok(super::holding(response, active))));
+            }
+        }
         let request = request.map(|body| axum::body::Body::new(TimedBody::new(body, timeout)));
-        let mut router = self.router.clone();
-        Box::pin(async move {
+        let mut router = self.app.router.clone();
+        Either::Right(Box::pin(async move {
             let mut response = tower_service::Service::call(&mut router, request).await?;
             // A request refused before its body was read (a failed
             // condition, a missing bucket, a bad argument) leaves the body,
@@ -229,7 +264,7 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
                 );
             }
             Ok(super::holding(response, active))
-        })
+        }))
     }
 }
 
