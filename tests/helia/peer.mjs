@@ -7,7 +7,8 @@
 // Network: TCP on 127.0.0.1 only, Noise, Yamux, identify, ping, bitswap and
 // (unless --no-dht) kad-dht in server mode (client mode with --dht-client)
 // with a pass-through peer-info
-// mapper (the default mapper drops loopback addresses). No bootstrap, mDNS,
+// mapper (the default mapper drops loopback addresses), and with --pubsub
+// gossipsub (StrictSign, /meshsub/1.2.0, 1.1.0, 1.0.0). No bootstrap, mDNS,
 // UPnP, AutoNAT, relay or delegated routing: never createHelia() defaults.
 import '../polyfill.mjs'
 
@@ -19,6 +20,7 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { withBitswap } from '@helia/bitswap'
 import { ipns } from '@helia/ipns'
+import { gossipsub } from '@libp2p/gossipsub'
 import { withLibp2pLight } from '@helia/libp2p'
 import { unixfs } from '@helia/unixfs'
 import { identify } from '@libp2p/identify'
@@ -61,7 +63,7 @@ process.on('uncaughtException', (err) => log('uncaught exception (ignored):', er
 // ---------------------------------------------------------------- flags
 
 function parseFlags (argv) {
-  const f = { kadProtocol: '/ipfs/kad/1.0.0', dht: true, dhtClient: false, listen: '/ip4/127.0.0.1/tcp/0' }
+  const f = { kadProtocol: '/ipfs/kad/1.0.0', dht: true, dhtClient: false, pubsub: false, listen: '/ip4/127.0.0.1/tcp/0' }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     const value = () => {
@@ -71,9 +73,10 @@ function parseFlags (argv) {
     if (a === '--kad-protocol') f.kadProtocol = value()
     else if (a === '--no-dht') f.dht = false
     else if (a === '--dht-client') f.dhtClient = true
+    else if (a === '--pubsub') f.pubsub = true
     else if (a === '--listen') f.listen = value()
     else if (a === '--help' || a === '-h') {
-      process.stderr.write('usage: node peer.mjs [--kad-protocol NAME] [--no-dht] [--dht-client] [--listen /ip4/127.0.0.1/tcp/PORT]\n')
+      process.stderr.write('usage: node peer.mjs [--kad-protocol NAME] [--no-dht] [--dht-client] [--pubsub] [--listen /ip4/127.0.0.1/tcp/PORT]\n')
       stopping = true
       process.exit(0)
     } else throw new Error(`unknown flag ${a}`)
@@ -96,6 +99,17 @@ async function createNode (flags) {
       peerInfoMapper: passthroughMapper
       // allowQueryWithZeroPeers stays false: a query started before any DHT
       // peer is in the routing table waits for one (bounded by timeoutMs)
+    })
+  }
+  if (flags.pubsub) {
+    services.pubsub = gossipsub({
+      // Kubo's policy: every message signed, unsigned ones refused
+      globalSignaturePolicy: 'StrictSign',
+      // as Kubo: publishing to a topic nobody else joined is not an error
+      allowPublishToZeroTopicPeers: true,
+      // a node's own messages are not echoed: psNext shows others' only
+      emitSelf: false,
+      fallbackToFloodsub: false
     })
   }
   const libp2pOptions = {
@@ -163,6 +177,70 @@ function importerOptions (c) {
   return { ...common, layout: balanced({ maxChildrenPerNode: maxLinks }), leafType: 'file', reduceSingleLeafToSelf: true }
 }
 
+// ---------------------------------------------------------------- pubsub
+
+/** Messages buffered per subscribed topic, oldest first; past either bound
+ * the oldest are dropped and counted. */
+const PS_MAX_MESSAGES = 1024
+const PS_MAX_BYTES = 64 * 1024 * 1024
+
+/** `u` + base64url without padding: Kubo's multibase form in its pubsub RPC. */
+const toMultibase = (bytes) => 'u' + Buffer.from(bytes).toString('base64url')
+
+function fromMultibase (s, what) {
+  if (typeof s !== 'string' || !s.startsWith('u')) throw new Error(`"${what}" must be multibase base64url ("u...")`)
+  const b64 = s.slice(1)
+  if (!/^[A-Za-z0-9_-]*$/.test(b64)) throw new Error(`"${what}" is not base64url`)
+  return new Uint8Array(Buffer.from(b64, 'base64url'))
+}
+
+/** Subscriptions of the local node and what arrived on them. */
+function makePubsubBuffers (pubsub) {
+  const topics = new Map() // topic -> { queue: [{...}], bytes, dropped, waiters: [] }
+  pubsub.addEventListener('message', ({ detail: msg }) => {
+    const t = topics.get(msg.topic)
+    if (t == null) return
+    const item = {
+      from: msg.type === 'signed' ? msg.from.toString() : null,
+      seqno: msg.type === 'signed' ? toMultibase(Buffer.from(msg.sequenceNumber.toString(16).padStart(16, '0'), 'hex')) : null,
+      data: toMultibase(msg.data),
+      size: msg.data.byteLength
+    }
+    const waiter = t.waiters.shift()
+    if (waiter != null) return waiter(item)
+    t.queue.push(item)
+    t.bytes += item.size
+    while (t.queue.length > PS_MAX_MESSAGES || t.bytes > PS_MAX_BYTES) {
+      t.bytes -= t.queue.shift().size
+      t.dropped++
+    }
+  })
+  return {
+    subscribe (topic) {
+      if (!topics.has(topic)) topics.set(topic, { queue: [], bytes: 0, dropped: 0, waiters: [] })
+      pubsub.subscribe(topic)
+    },
+    /** The oldest buffered message of `topic`, waiting for one up to the signal. */
+    async next (topic, signal) {
+      const t = topics.get(topic)
+      if (t == null) throw new Error(`not subscribed to "${topic}"`)
+      const item = t.queue.shift()
+      if (item != null) {
+        t.bytes -= item.size
+        return { ...item, dropped: t.dropped }
+      }
+      const got = await new Promise((resolve, reject) => {
+        t.waiters.push(resolve)
+        signal.addEventListener('abort', () => {
+          t.waiters = t.waiters.filter((w) => w !== resolve)
+          reject(signal.reason)
+        }, { once: true })
+      })
+      return { ...got, dropped: t.dropped }
+    }
+  }
+}
+
 // ---------------------------------------------------------------- commands
 
 function makeCommands (helia, flags) {
@@ -171,6 +249,11 @@ function makeCommands (helia, flags) {
   // IPNS through Helia's routing (the DHT here); @helia/ipns also puts its
   // validator and selector on the DHT's record store.
   const names = ipns(helia)
+  const pubsub = flags.pubsub ? libp2p.services.pubsub : null
+  const buffers = pubsub == null ? null : makePubsubBuffers(pubsub)
+  const needPubsub = (what) => {
+    if (pubsub == null) throw new Error(`${what} needs gossipsub (start with --pubsub)`)
+  }
 
   async function provide (cid, timeoutMs) {
     if (!flags.dht) throw new Error('provide needs the DHT (started with --no-dht)')
@@ -319,6 +402,34 @@ function makeCommands (helia, flags) {
         if (last == null) throw new Error(`nothing resolved for ${name}`)
         return { value: last.value, sequence: String(last.record.sequence) }
       })
+    },
+
+    async psSubscribe (c) {
+      needPubsub('psSubscribe')
+      buffers.subscribe(requireString(c, 'topic'))
+      return {}
+    },
+
+    async psPublish (c) {
+      needPubsub('psPublish')
+      const topic = requireString(c, 'topic')
+      const data = fromMultibase(c.data, 'data')
+      const timeoutMs = c.timeoutMs ?? 10000
+      const res = await withTimeout(timeoutMs, 'psPublish', () => pubsub.publish(topic, data))
+      return { recipients: res.recipients.map(String) }
+    },
+
+    async psNext (c) {
+      needPubsub('psNext')
+      const topic = requireString(c, 'topic')
+      const timeoutMs = c.timeoutMs ?? 10000
+      const { size, ...msg } = await withTimeout(timeoutMs, 'psNext', (signal) => buffers.next(topic, signal))
+      return msg
+    },
+
+    async psPeers (c) {
+      needPubsub('psPeers')
+      return { peers: pubsub.getSubscribers(requireString(c, 'topic')).map(String).sort() }
     },
 
     async peers () {

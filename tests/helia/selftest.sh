@@ -4,6 +4,8 @@
 #   it on the DHT; B dials A and cats it; C dials only B, finds A through the
 #   DHT (findprovs) and cats it from A. Bytes compared with cmp. Then a cat of
 #   an unknown CID must fail within its timeout while the peer stays usable,
+#   D and E (--no-dht --pubsub) join one gossipsub topic and each receives
+#   the other's 60,000-byte message byte for byte, but not its own;
 #   and every peer must exit 0 on "stop".
 # Usage: ./selftest.sh   (KEEP=1 keeps the temp dir with the peers' stderr logs)
 set -euo pipefail
@@ -99,8 +101,34 @@ send B '{"cmd":"peers"}'; ok
 send B '{"cmd":"nosuch","id":42}'
 [ "$(jget "$REPLY_JSON" 'j.ok === false && j.id === 42')" = true ] || fail "unknown command: $REPLY_JSON"
 
+echo "== gossipsub: D <-> E on one topic, both ways" >&2
+start_peer D --no-dht --pubsub; D_ID=$(jget "$READY" j.peerId); D_ADDR=$(jget "$READY" j.addrs[0])
+start_peer E --no-dht --pubsub; E_ID=$(jget "$READY" j.peerId)
+for p in D E; do send "$p" '{"cmd":"psSubscribe","topic":"selftest"}'; ok; done
+send E "{\"cmd\":\"dial\",\"addr\":\"$D_ADDR\"}"; ok
+[ "$(jget "$REPLY_JSON" 'j.protocols.includes("/meshsub/1.1.0")')" = true ] || fail "D does not speak /meshsub/1.1.0: $REPLY_JSON"
+for i in $(seq 1 50); do
+  send D '{"cmd":"psPeers","topic":"selftest"}'; ok
+  [ "$(jget "$REPLY_JSON" "j.peers.includes('$E_ID')")" = true ] && break
+  [ "$i" -lt 50 ] || fail "D never saw E on the topic"
+  sleep 0.2
+done
+# 60,000 random bytes each way (a JSON line stays under the 128 KiB argv limit of jget), compared after a base64url round trip
+for pair in "D E $D_ID" "E D $E_ID"; do
+  set -- $pair
+  data=u$(head -c 60000 /dev/urandom | base64 -w0 | tr '+/' '-_' | tr -d '=')
+  printf '{"cmd":"psPublish","topic":"selftest","data":"%s"}\n' "$data" >"$tmp/pub.json"
+  send "$1" "$(cat "$tmp/pub.json")"; ok
+  send "$2" '{"cmd":"psNext","topic":"selftest","timeoutMs":10000}'; ok
+  [ "$(jget "$REPLY_JSON" j.from)" = "$3" ] || fail "$2: message not from $1: ${REPLY_JSON:0:200}"
+  [ "$(jget "$REPLY_JSON" j.data)" = "$data" ] || fail "$2: data differs"
+  echo "OK gossipsub $1 -> $2: 60000 bytes" >&2
+done
+send D '{"cmd":"psNext","topic":"selftest","timeoutMs":1000}' 30
+[ "$(jget "$REPLY_JSON" j.ok)" = false ] || fail "D got its own message back: ${REPLY_JSON:0:200}"
+
 echo "== stopping" >&2
-for p in A B C; do
+for p in A B C D E; do
   send "$p" '{"cmd":"stop"}' 30; ok
   rc=0; wait "${PID[$p]}" || rc=$?
   unset "PID[$p]"
