@@ -772,6 +772,14 @@ fn next_at_cairn(rx: &mpsc::Receiver<String>, helia: &mut Helia, what: &str) -> 
     }
 }
 
+/// Writes `data` to `file` and publishes it on `topic` with `cairn pubsub
+/// pub`, which must succeed.
+fn cairn_publish(repo: &TestRepo, topic: &str, file: &Path, data: &[u8], helia: &mut Helia) {
+    std::fs::write(file, data).unwrap();
+    let args = ["pubsub", "pub", topic, file.to_str().unwrap()];
+    cairn_ok(repo, &args, LOCAL_TIMEOUT, helia);
+}
+
 /// gossipsub between a cairn daemon and a Helia peer with
 /// @libp2p/gossipsub (StrictSign, no bootstrap, 127.0.0.1): both join one
 /// topic and see each other as its peers; 20 messages of 1 B to 200 kB
@@ -860,13 +868,7 @@ fn gossipsub_messages_flow_both_ways() {
     let mut last_seqno = 0;
     for (i, size) in sizes(2).enumerate() {
         let data = common::random_bytes(size, 500 + i as u64);
-        std::fs::write(&file, &data).unwrap();
-        cairn_ok(
-            &repo,
-            &["pubsub", "pub", topic, file.to_str().unwrap()],
-            LOCAL_TIMEOUT,
-            &mut helia,
-        );
+        cairn_publish(&repo, topic, &file, &data, &mut helia);
         let msg = helia.ok(json!({"cmd": "psNext", "topic": topic}), OP_TIMEOUT);
         assert_eq!(msg["from"], cairn_id.as_str());
         assert_eq!(msg["dropped"], 0);
@@ -888,13 +890,7 @@ fn gossipsub_messages_flow_both_ways() {
     // The largest message cairn allows, both ways.
     let max = cairn::net::pubsub::PubsubConfig::default().max_data_bytes(topic);
     let big = common::random_bytes(max, 600);
-    std::fs::write(&file, &big).unwrap();
-    cairn_ok(
-        &repo,
-        &["pubsub", "pub", topic, file.to_str().unwrap()],
-        LOCAL_TIMEOUT,
-        &mut helia,
-    );
+    cairn_publish(&repo, topic, &file, &big, &mut helia);
     let msg = helia.ok(json!({"cmd": "psNext", "topic": topic}), OP_TIMEOUT);
     assert_same_bytes("cairn's largest message", &mb_field(&msg, "data"), &big);
     let own = next_at_cairn(&at_cairn, &mut helia, "cairn's own largest message");
@@ -929,13 +925,7 @@ fn gossipsub_messages_flow_both_ways() {
         !out.status.success() && err.contains("too large") && err.contains(&max.to_string()),
         "{err}"
     );
-    std::fs::write(&file, b"after the refused one").unwrap();
-    cairn_ok(
-        &repo,
-        &["pubsub", "pub", topic, file.to_str().unwrap()],
-        LOCAL_TIMEOUT,
-        &mut helia,
-    );
+    cairn_publish(&repo, topic, &file, b"after the refused one", &mut helia);
     let msg = helia.ok(json!({"cmd": "psNext", "topic": topic}), OP_TIMEOUT);
     assert_same_bytes(
         "the message after the refused one",
@@ -962,13 +952,7 @@ fn gossipsub_messages_flow_both_ways() {
         ));
     }
     // The connection and cairn's own stream to Helia are fine.
-    std::fs::write(&file, b"still connected").unwrap();
-    cairn_ok(
-        &repo,
-        &["pubsub", "pub", topic, file.to_str().unwrap()],
-        LOCAL_TIMEOUT,
-        &mut helia,
-    );
+    cairn_publish(&repo, topic, &file, b"still connected", &mut helia);
     let msg = helia.ok(json!({"cmd": "psNext", "topic": topic}), OP_TIMEOUT);
     assert_eq!(mb_field(&msg, "data"), b"still connected");
     assert_eq!(msg["dropped"], 0);
