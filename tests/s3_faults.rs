@@ -21,7 +21,7 @@ mod common;
 
 use common::process::{run_bounded, run_json_script};
 use common::s3::{
-    bucket_roots, clients_dir, create_key, etag_of, python, run_script, s3_url, SCRIPT_KILL,
+    bucket_roots, clients_dir, create_key, etag_of, python, run_script, s3_url, Signer, SCRIPT_KILL,
 };
 use common::{Daemon, TestRepo};
 use serde_json::{json, Value};
@@ -409,4 +409,277 @@ fn kill_9_during_concurrent_puts_leaves_whole_objects_and_no_orphan_pins() {
     }
     assert!(!live.is_empty(), "some objects were written");
     eprintln!("{kills_mid_write} of {rounds} kills cut writes in flight");
+}
+
+/// Signed S3 requests from many threads at once, without an SDK (boto3's
+/// threads would measure Python more than the endpoint).
+struct RawS3 {
+    url: String,
+    signer: Signer,
+    agent: ureq::Agent,
+}
+
+/// What an answer carried: status, ETag, `x-cairn-cid`, body.
+struct Answer {
+    status: u16,
+    etag: String,
+    cid: String,
+    body: Vec<u8>,
+}
+
+impl RawS3 {
+    fn new(url: String, key: &str, secret: &str) -> RawS3 {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_idle_connections(256)
+            .max_idle_connections_per_host(256)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        RawS3 {
+            url,
+            signer: Signer::new(key, secret),
+            agent,
+        }
+    }
+
+    /// `method path?query` with `body` (PUT only); an error when no answer
+    /// came (the daemon was killed).
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        query: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Answer, ureq::Error> {
+        let (url, headers) = self.signer.sign(method, &self.url, path, query);
+        let resp = if method == "PUT" {
+            headers
+                .into_iter()
+                .fold(self.agent.put(url), |r, (n, v)| r.header(n, v))
+                .send(body)?
+        } else {
+            headers
+                .into_iter()
+                .fold(self.agent.get(url), |r, (n, v)| r.header(n, v))
+                .call()?
+        };
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string()
+        };
+        let (status, etag, cid) = (
+            resp.status().as_u16(),
+            header("etag"),
+            header("x-cairn-cid"),
+        );
+        let body = resp
+            .into_body()
+            .into_with_config()
+            .limit(64 << 20)
+            .read_to_vec()?;
+        Ok(Answer {
+            status,
+            etag,
+            cid,
+            body,
+        })
+    }
+
+    /// Every key of `bucket` and its listed ETag, through ListObjectsV2
+    /// pages of 100.
+    fn list(&self, bucket: &str) -> BTreeMap<String, String> {
+        let mut all = BTreeMap::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut query = vec![("list-type", "2"), ("max-keys", "100")];
+            if let Some(t) = &token {
+                query.push(("continuation-token", t));
+            }
+            let a = self
+                .call("GET", &format!("/{bucket}"), &query, b"")
+                .expect("list");
+            assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+            let xml = String::from_utf8(a.body).expect("XML");
+            let keys = xml_values(&xml, "Key");
+            let etags = xml_values(&xml, "ETag");
+            assert_eq!(keys.len(), etags.len(), "{xml}");
+            all.extend(
+                keys.into_iter()
+                    .zip(etags.into_iter().map(|e| e.replace("&quot;", "\""))),
+            );
+            token = xml_values(&xml, "NextContinuationToken").into_iter().next();
+            if token.is_none() {
+                return all;
+            }
+        }
+    }
+}
+
+/// The text of every `<tag>` element in `xml` (no nesting, no escapes
+/// but `&quot;`, which the caller undoes).
+fn xml_values(xml: &str, tag: &str) -> Vec<String> {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    xml.split(&open)
+        .skip(1)
+        .filter_map(|s| s.split_once(&close).map(|(v, _)| v.to_string()))
+        .collect()
+}
+
+/// A 4 KiB body from `seed` (bodies of the same seed are the same object).
+fn small_body(seed: u64) -> Vec<u8> {
+    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    (0..4096).map(|_| rng.below(256) as u8).collect()
+}
+
+/// `threads` writers PUT 4 KiB objects into `bucket` at once, `per_thread`
+/// each (unbounded: until a request fails). A quarter of the bodies are
+/// shared between threads (one CID, several keys, often in one group).
+/// Returns the acknowledged keys (with their ETags) and the keys in
+/// flight when a request failed.
+fn put_concurrently(
+    s3: &std::sync::Arc<RawS3>,
+    bucket: &str,
+    round: u64,
+    threads: u64,
+    per_thread: Option<u64>,
+) -> (BTreeMap<String, String>, BTreeSet<String>) {
+    let workers: Vec<_> = (0..threads)
+        .map(|t| {
+            let s3 = std::sync::Arc::clone(s3);
+            let bucket = bucket.to_string();
+            std::thread::spawn(move || {
+                let (mut acked, mut cut) = (BTreeMap::new(), BTreeSet::new());
+                for i in 0..per_thread.unwrap_or(u64::MAX) {
+                    let seed = if i % 4 == 0 {
+                        i % 3
+                    } else {
+                        (round << 40) | (t << 20) | i
+                    };
+                    let body = small_body(seed);
+                    let key = format!("g{round}/t{t}/{i}");
+                    match s3.call("PUT", &format!("/{bucket}/{key}"), &[], &body) {
+                        Ok(a) => {
+                            assert_eq!(
+                                a.status,
+                                200,
+                                "PUT {key}: {}",
+                                String::from_utf8_lossy(&a.body)
+                            );
+                            assert_eq!(a.etag, etag_of(&body), "PUT {key}");
+                            acked.insert(key, a.etag);
+                        }
+                        Err(_) => {
+                            cut.insert(key);
+                            break;
+                        }
+                    }
+                }
+                (acked, cut)
+            })
+        })
+        .collect();
+    let (mut acked, mut cut) = (BTreeMap::new(), BTreeSet::new());
+    for w in workers {
+        let (a, c) = w.join().expect("writer");
+        acked.extend(a);
+        cut.extend(c);
+    }
+    (acked, cut)
+}
+
+/// Every object of `bucket` read whole: its ETag is its body's MD5 and
+/// its listed ETag. Returns the keys with their ETags, and their CIDs.
+fn read_all(s3: &RawS3, bucket: &str) -> (BTreeMap<String, String>, BTreeSet<String>) {
+    let listed = s3.list(bucket);
+    let mut cids = BTreeSet::new();
+    for (key, etag) in &listed {
+        let a = s3
+            .call("GET", &format!("/{bucket}/{key}"), &[], b"")
+            .expect("GET");
+        assert_eq!(a.status, 200, "GET {key}");
+        assert_eq!(etag_of(&a.body), *etag, "{key} reads back whole");
+        assert_eq!(a.etag, *etag, "{key}");
+        cids.insert(a.cid);
+    }
+    (listed, cids)
+}
+
+#[test]
+fn concurrent_puts_all_land_and_an_acknowledged_put_survives_kill_9() {
+    let repo = TestRepo::new();
+    let (key, secret) = create_key(&repo, &[]);
+    let start = || {
+        let (daemon, banner) = Daemon::start(&repo, &["--s3", "127.0.0.1:0"]);
+        let s3 = std::sync::Arc::new(RawS3::new(s3_url(&banner), &key, &secret));
+        (daemon, s3)
+    };
+    let kill = |daemon: &mut Daemon| {
+        // SAFETY: SIGKILL to the daemon this test started, by its PID.
+        unsafe { libc::kill(daemon.child.id() as libc::pid_t, libc::SIGKILL) };
+        let _ = daemon.child.wait();
+    };
+    let (mut daemon, s3) = start();
+    assert_eq!(s3.call("PUT", "/many", &[], b"").unwrap().status, 200);
+
+    // 64 writers at once, every PUT answered 200; killed right after the
+    // last answer, without a chance to flush anything more.
+    let (acked, cut) = put_concurrently(&s3, "many", 0, 64, Some(12));
+    assert!(cut.is_empty(), "{cut:?}");
+    assert_eq!(acked.len(), 64 * 12);
+    kill(&mut daemon);
+    let (mut daemon, s3) = start();
+    let (found, _) = read_all(&s3, "many");
+    assert_eq!(
+        found, acked,
+        "every acknowledged PUT is listed, and nothing else"
+    );
+
+    // Killed while 64 writers PUT: every acknowledged object is there
+    // whole, nothing is but those and the ones in flight.
+    let killer = {
+        let pid = daemon.child.id() as libc::pid_t;
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1500));
+            // SAFETY: SIGKILL to the daemon this test started, by its PID.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        })
+    };
+    let (more, cut) = put_concurrently(&s3, "many", 1, 64, None);
+    killer.join().unwrap();
+    let _ = daemon.child.wait();
+    drop(daemon);
+    assert!(!more.is_empty(), "some PUTs were answered before the kill");
+    eprintln!(
+        "{} PUTs acknowledged before the kill, {} in flight",
+        more.len(),
+        cut.len()
+    );
+    let (mut daemon, s3) = start();
+    let (found, cids) = read_all(&s3, "many");
+    for (k, etag) in acked.iter().chain(&more) {
+        assert_eq!(
+            found.get(k),
+            Some(etag),
+            "acknowledged {k} survives kill -9"
+        );
+    }
+    for k in found.keys() {
+        assert!(
+            acked.contains_key(k) || more.contains_key(k) || cut.contains(k),
+            "{k} was never acknowledged nor in flight"
+        );
+    }
+    daemon.signal(libc::SIGTERM);
+    let mut want = cids;
+    want.extend(bucket_roots(&repo));
+    assert_eq!(
+        recursive_pins(&repo),
+        want,
+        "the pins are exactly the objects' CIDs and the bucket root"
+    );
+    verifies(&repo, "kill -9 during concurrent PUTs");
 }

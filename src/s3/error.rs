@@ -130,6 +130,13 @@ pub enum S3Error {
         /// What is wrong with it.
         why: &'static str,
     },
+    /// The group commit a write waited in failed as a whole
+    /// (`index/group.rs`): the write was not made.
+    #[error("the group of writes this one was committed with failed: {why}")]
+    GroupCommit {
+        /// What the group failed on.
+        why: String,
+    },
     /// An index entry that does not decode: the index is damaged.
     #[error("damaged S3 index entry ({what}): {why}")]
     BadEntry {

@@ -30,14 +30,18 @@
 //! first, then flushed), then commits the entry and the new root in one
 //! sled transaction, then unpins the previous root. A crash before the
 //! commit leaves the old root, whose blocks are still pinned, and a
-//! pending record for the new one, which the next open unpins.
+//! pending record for the new one, which the next open unpins. Object
+//! writes that arrive together take those steps once for all of them
+//! (`group.rs`).
 
+mod group;
 mod refs;
 mod settings;
 mod uploads;
 mod versions;
 mod writes;
 
+pub use group::GroupPut;
 pub use refs::Refs;
 pub use settings::BucketSettings;
 pub use uploads::{ListedUpload, PartEntry, UploadEntry};
@@ -142,6 +146,8 @@ pub struct BucketIndex {
     /// Held by [`Writer`]: one change at a time, so a pin decision and the
     /// reference count it reads stay true until the change commits.
     write: Mutex<()>,
+    /// Object writes waiting to be committed together (`group.rs`).
+    group: group::GroupCommit,
 }
 
 /// What a removed bucket or key leaves behind.
@@ -205,6 +211,7 @@ impl BucketIndex {
             remote: Mutex::new(None),
             replicas: Mutex::new(None),
             write: Mutex::new(()),
+            group: group::GroupCommit::default(),
         };
         index.recover()?;
         index.forget_orphans()?;

@@ -14,7 +14,9 @@
 //!   a key made for some buckets gets `AccessDenied` on the others.
 //! - An object PUT is imported with the node's `[import]` options and
 //!   pinned; it becomes visible only once its blocks, its pin and the index
-//!   entry are on disk. Its ETag is the MD5 of its body; its CID comes back
+//!   entry are on disk. PUTs that arrive together are committed together
+//!   (`index/group.rs`: one flush, one pin write, one root move for the
+//!   group). Its ETag is the MD5 of its body; its CID comes back
 //!   in the `x-cairn-cid` header of PUT, GET and HEAD.
 //! - An object's pin is removed with the last key naming its CID, unless
 //!   the CID was pinned before the endpoint stored it. CopyObject adds a

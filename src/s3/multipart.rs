@@ -48,7 +48,7 @@ use super::body::{declared_length, import, Imported, Limits};
 use super::checksum::{set_checksum, Algorithm, ObjectChecksum, Requested};
 use super::conditions::WriteIf;
 use super::index::{now_ms, BucketIndex, ObjectEntry, PartEntry, UploadEntry};
-use super::objects::{check_key, commit, pin_and_record, with_cid, Target};
+use super::objects::{check_key, commit, with_cid, Target};
 use super::service::{blocking, internal, s3_err, Cairn};
 use super::S3Error;
 use crate::block::Block;
@@ -273,7 +273,7 @@ pub(super) async fn upload_part(
     let stored = blocking(move || {
         node.flush()?;
         let writer = index.writer();
-        pin_and_record(&node, &writer, &added.cid, |owned| {
+        writer.pin_and_record(&added.cid, |owned| {
             writer.put_part((&bucket, &key, &id), number, &part, &leaves, owned)
         })
     })
@@ -507,7 +507,7 @@ pub(super) async fn complete(
             key: &k,
             condition: &WriteIf::Always,
         };
-        let (owned, version_id) = commit(&node, &index, &target, &entry, root.cid)?;
+        let (owned, version_id) = commit(&index, &target, &entry, root.cid)?;
         // Visible now; the parts' pins may go (a crash before leaves the
         // upload open, its parts pinned, for a retry, an abort or expiry).
         // A concurrent complete or abort may have removed it already.

@@ -15,12 +15,12 @@
 use super::body::{declared_length, import, ChunkStream, Imported, Limits};
 use super::checksum::{set_checksum, Requested};
 use super::conditions::{etag_of, ReadIf, Verdict, WriteIf};
-use super::index::{now_ms, ObjectEntry, Writer};
+use super::index::{now_ms, GroupPut, ObjectEntry};
 use super::multipart::{hex, read_range};
 use super::service::{blocking, internal, s3_err, timestamp, Cairn};
 use super::CID_HEADER;
 use crate::block::Cid;
-use crate::node::{Node, NodeError};
+
 use crate::store::PinKind;
 use s3s::dto::*;
 use s3s::{s3_error, S3Response, S3Result};
@@ -136,14 +136,13 @@ pub(super) async fn put(
     let index = Arc::clone(&c.index);
     let (bucket, key) = (input.bucket, input.key);
     let committed = {
-        let node = Arc::clone(&node);
         blocking(move || {
             let target = Target {
                 bucket: &bucket,
                 key: &key,
                 condition: &condition,
             };
-            commit(&node, &index, &target, &entry, added.cid)
+            commit(&index, &target, &entry, added.cid)
         })
         .await
     };
@@ -193,69 +192,27 @@ fn write_condition(
     }
 }
 
-/// Makes the blocks durable, then, holding the index's writer, pins
-/// `cid` and commits the index entry if the target's condition holds
-/// ([`pin_and_record`]). Returns whether it pinned `cid`, and the version
-/// ID to answer with (none: the bucket was never versioned).
+/// Commits the entry of a PUT (or a completed multipart upload) whose
+/// blocks are stored: with the writes that arrive meanwhile, in one group
+/// commit of the index (`index/group.rs`), which flushes the store, pins
+/// `cid` for the endpoint unless something holds it already, and commits
+/// the entry if the target's condition holds. Returns, once the entry is
+/// durable, whether the endpoint pinned `cid`, and the version ID to
+/// answer with (none: the bucket was never versioned).
 pub(super) fn commit(
-    node: &Node,
     index: &super::index::BucketIndex,
     target: &Target<'_>,
     entry: &ObjectEntry,
     cid: Cid,
 ) -> Result<(bool, Option<String>), super::S3Error> {
-    node.flush()?;
-    let writer = index.writer();
-    let mut version_id = None;
-    let owned = pin_and_record(node, &writer, &cid, |owned| {
-        let target_key = (target.bucket, target.key);
-        let written = writer.write(target_key, entry, owned, target.condition)?;
-        version_id = written.version_id;
-        Ok(written.released)
+    let done = index.commit_put(GroupPut {
+        bucket: target.bucket.to_string(),
+        key: target.key.to_string(),
+        entry: entry.clone(),
+        condition: target.condition.clone(),
+        cid,
     })?;
-    Ok((owned, version_id))
-}
-
-/// Pins `cid` for the endpoint unless an object, an upload's part or the
-/// user has it pinned already (recording the pin as pending first, so a
-/// crash before `record` commits leaves it to
-/// [`BucketIndex::reconcile`](super::index::BucketIndex::reconcile)), then
-/// records what names it with `record` (told whether the pin is the
-/// endpoint's; its transaction clears the pending record); a failed
-/// `record` takes the new pin back. Releases the CID `record` returns
-/// (nothing names it any more). The caller made `cid`'s blocks durable.
-/// Returns whether it pinned `cid`.
-pub(super) fn pin_and_record(
-    node: &Node,
-    writer: &Writer<'_>,
-    cid: &Cid,
-    record: impl FnOnce(bool) -> Result<Option<Cid>, super::S3Error>,
-) -> Result<bool, super::S3Error> {
-    // A copy the replicator holds for another node is not one to count
-    // on (its tombstone removes the pin): pinning it makes it ours.
-    let pin_here = writer.refs_of(cid)?.is_none()
-        && (node.store().pin_of(cid).map_err(NodeError::from)? != Some(PinKind::Recursive)
-            || crate::replicate::owns_pin(&**node.store(), cid));
-    if pin_here {
-        writer.intend_pin(cid)?;
-        if let Err(e) = node.pin_complete(cid) {
-            writer.drop_pin(cid);
-            return Err(e.into());
-        }
-    }
-    let released = match record(pin_here) {
-        Ok(r) => r,
-        Err(e) => {
-            if pin_here {
-                writer.drop_pin(cid);
-            }
-            return Err(e);
-        }
-    };
-    if let Some(old) = released {
-        writer.drop_pin(&old);
-    }
-    Ok(pin_here)
+    Ok((done.owned, done.version_id))
 }
 
 /// The entry at `bucket`/`key`, if any.

@@ -19,7 +19,7 @@ use super::index::{
 use super::replicas::ReplicaEvent;
 use super::S3Error;
 use crate::block::{Block, Cid};
-use crate::store::{PinKind, StoreError};
+use crate::store::PinKind;
 use sled::transaction::{ConflictableTransactionError, Transactional, TransactionalTree};
 
 /// A bucket root moving from `old` to `new`: the new nodes are stored and
@@ -137,6 +137,12 @@ impl Writer<'_> {
     /// names) and its pending record; if the unpin fails, the record stays
     /// for the next open to settle.
     pub(super) fn drop_pin(&self, cid: &Cid) {
+        self.drop_pins(std::slice::from_ref(cid));
+    }
+
+    /// [`drop_pin`](Self::drop_pin) of each of `cids`, the unpins in one
+    /// journal write.
+    pub(super) fn drop_pins(&self, cids: &[Cid]) {
         let store = &*self.index.store;
         // A CID this node also keeps for the network (a replica held for
         // another node, a `pin add --replication` root, a replicated
@@ -145,25 +151,33 @@ impl Writer<'_> {
         // the replicator's already was claimed since the endpoint pinned
         // it (`pin add --replication`): its replication is not the
         // endpoint's to end.
-        let here = crate::replicate::replicated_here(store, cid);
-        let claimed = here && crate::replicate::owns_pin(store, cid);
-        let released = if here {
-            crate::replicate::own_pin(store, cid)
-        } else {
-            self.index.store.unpin(cid).map(|_| ())
-        };
-        match released {
-            Ok(_) | Err(StoreError::NotPinned { .. }) => {
-                self.index.report(if claimed {
-                    ReplicaEvent::Claimed(*cid)
-                } else {
-                    ReplicaEvent::Released(*cid)
-                });
-                if let Err(e) = self.settle(cid) {
-                    tracing::warn!("S3: settling the pin of {cid}: {e}");
-                }
+        let mut unpin = Vec::new();
+        let mut released = Vec::new();
+        for cid in cids {
+            if !crate::replicate::replicated_here(store, cid) {
+                unpin.push(*cid);
+                continue;
             }
-            Err(e) => tracing::warn!("S3: unpinning {cid}: {e}"),
+            let claimed = crate::replicate::owns_pin(store, cid);
+            match crate::replicate::own_pin(store, cid) {
+                Ok(()) => released.push((*cid, claimed)),
+                Err(e) => tracing::warn!("S3: unpinning {cid}: {e}"),
+            }
+        }
+        match store.unpin_many(&unpin) {
+            // Not pinned: the crash or failure came before the pin.
+            Ok(_) => released.extend(unpin.iter().map(|c| (*c, false))),
+            Err(e) => tracing::warn!("S3: unpinning {} CIDs: {e}", unpin.len()),
+        }
+        for (cid, claimed) in released {
+            self.index.report(if claimed {
+                ReplicaEvent::Claimed(cid)
+            } else {
+                ReplicaEvent::Released(cid)
+            });
+            if let Err(e) = self.settle(&cid) {
+                tracing::warn!("S3: settling the pin of {cid}: {e}");
+            }
         }
     }
 
@@ -194,26 +208,33 @@ impl Writer<'_> {
                 if m.old != Some(m.new) {
                     self.index.changed.send_modify(|n| *n += 1);
                 }
-                if let Some(factor) = m.factor {
-                    // The root's size from the index's count (the bytes of
-                    // the bucket's objects): measuring its DAG would read
-                    // every object of the bucket at each write.
-                    match self.index.bucket_bytes(&m.bucket) {
-                        Ok(size) => self.index.report(ReplicaEvent::Keep {
-                            cid: m.new,
-                            factor,
-                            size: Some(size),
-                        }),
-                        Err(e) => tracing::warn!("S3: the size of {:?}: {e}", m.bucket),
-                    }
-                    if let Some(cid) = m.named {
-                        let size = None;
-                        self.index.report(ReplicaEvent::Keep { cid, factor, size });
-                    }
-                }
+                self.report_move(m);
             }
         }
         durable
+    }
+
+    /// A replicated bucket's committed move `m`: its new root (and the
+    /// object it names) kept at the bucket's factor (`replicas.rs`).
+    pub(super) fn report_move(&self, m: &RootMove) {
+        let Some(factor) = m.factor else {
+            return;
+        };
+        // The root's size from the index's count (the bytes of the
+        // bucket's objects): measuring its DAG would read every object of
+        // the bucket at each write.
+        match self.index.bucket_bytes(&m.bucket) {
+            Ok(size) => self.index.report(ReplicaEvent::Keep {
+                cid: m.new,
+                factor,
+                size: Some(size),
+            }),
+            Err(e) => tracing::warn!("S3: the size of {:?}: {e}", m.bucket),
+        }
+        if let Some(cid) = m.named {
+            let size = None;
+            self.index.report(ReplicaEvent::Keep { cid, factor, size });
+        }
     }
 
     /// The root of `bucket`'s tree, built from its entries (and committed)

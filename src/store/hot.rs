@@ -350,6 +350,14 @@ impl<S: Store + ?Sized> Store for HotStore<S> {
         self.inner.unpin(cid)
     }
 
+    fn pin_many(&self, cids: &[Cid], kind: PinKind) -> Result<()> {
+        self.inner.pin_many(cids, kind)
+    }
+
+    fn unpin_many(&self, cids: &[Cid]) -> Result<Vec<Option<PinKind>>> {
+        self.inner.unpin_many(cids)
+    }
+
     fn pins(&self) -> Result<Vec<(Cid, PinKind)>> {
         self.inner.pins()
     }

@@ -172,6 +172,12 @@ macro_rules! pass_through_store_methods {
         fn unpin(&self, cid: &Cid) -> $crate::store::Result<PinKind> {
             self.$inner.unpin(cid)
         }
+        fn pin_many(&self, cids: &[Cid], kind: PinKind) -> $crate::store::Result<()> {
+            self.$inner.pin_many(cids, kind)
+        }
+        fn unpin_many(&self, cids: &[Cid]) -> $crate::store::Result<Vec<Option<PinKind>>> {
+            self.$inner.unpin_many(cids)
+        }
         fn pins(&self) -> $crate::store::Result<Vec<(Cid, PinKind)>> {
             self.$inner.pins()
         }
@@ -371,6 +377,26 @@ pub trait Store: Send + Sync {
 
     /// Removes a pin.
     fn unpin(&self, cid: &Cid) -> Result<PinKind>;
+
+    /// Adds or replaces a pin of each of `cids`, as [`pin`](Store::pin)
+    /// does, with one durable write where the store can (a crash may keep
+    /// some of them).
+    fn pin_many(&self, cids: &[Cid], kind: PinKind) -> Result<()> {
+        cids.iter().try_for_each(|cid| self.pin(cid, kind))
+    }
+
+    /// Removes the pins of `cids`, as [`unpin`](Store::unpin) does, with
+    /// one durable write where the store can (a crash may remove some of
+    /// them); returns the kind each had (none: it was not pinned).
+    fn unpin_many(&self, cids: &[Cid]) -> Result<Vec<Option<PinKind>>> {
+        cids.iter()
+            .map(|cid| match self.unpin(cid) {
+                Ok(kind) => Ok(Some(kind)),
+                Err(StoreError::NotPinned { .. }) => Ok(None),
+                Err(e) => Err(e),
+            })
+            .collect()
+    }
 
     /// All pins.
     fn pins(&self) -> Result<Vec<(Cid, PinKind)>>;

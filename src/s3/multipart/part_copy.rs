@@ -20,7 +20,6 @@ use crate::s3::checksum::{Algorithm, Hasher};
 use crate::s3::conditions::{ReadIf, Verdict};
 use crate::s3::copy::{source_entry, source_of};
 use crate::s3::index::{now_ms, PartEntry};
-use crate::s3::objects::pin_and_record;
 use crate::s3::service::{blocking, internal, s3_err, timestamp, Cairn};
 use crate::s3::S3Error;
 use s3s::dto::*;
@@ -142,7 +141,7 @@ pub(in crate::s3) async fn upload_part_copy(
         };
         node.flush()?;
         let writer = index.writer();
-        pin_and_record(&node, &writer, &added.cid, |owned| {
+        writer.pin_and_record(&added.cid, |owned| {
             writer.put_part((&bucket, &key, &id), number, &part, &leaves, owned)
         })?;
         Ok(part)

@@ -35,6 +35,11 @@ impl DiskStore {
         // throughout: nothing else writes while records move.
         let _gate = self.sweep_gate();
         let mut w = self.lock_writer();
+        // Records a put left uncommitted now are a failed put's (every
+        // other put returned after a commit covered its records): garbage,
+        // never to be indexed once records move.
+        w.uncommitted.clear();
+        w.committed = w.appended;
         self.reserve.release_if_short(space::COMPACT_MARGIN_BYTES);
         let ids = self.index.segments()?;
         let data =

@@ -277,8 +277,18 @@ impl Journal {
     /// Appends `entry` durably, then applies it in memory; rewrites the
     /// file when it has grown enough.
     fn append(&self, entry: Entry) -> Result<()> {
+        self.append_many(vec![entry])
+    }
+
+    /// Appends `entries` with one write and one sync, then applies them
+    /// in memory in order. A crash during the write keeps a prefix of
+    /// them (the torn last one is cut off at open).
+    fn append_many(&self, entries: Vec<Entry>) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
-        let bytes = entry.framed();
+        let bytes: Vec<u8> = entries.iter().flat_map(Entry::framed).collect();
         let written = out
             .file
             .write_all(&bytes)
@@ -292,7 +302,9 @@ impl Journal {
         }
         out.len += bytes.len() as u64;
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        state.apply(entry);
+        for entry in entries {
+            state.apply(entry);
+        }
         if out.len > 2 * out.compact_len + SLACK_BYTES {
             let snapshot = state.snapshot();
             drop(state);
@@ -330,6 +342,31 @@ impl Journal {
         };
         self.append(Entry::Unpin(*cid))?;
         Ok(Some(kind))
+    }
+
+    /// Adds or replaces a pin of each of `cids`, durably, with one sync.
+    pub fn pin_many(&self, cids: &[Cid], kind: PinKind) -> Result<()> {
+        self.append_many(cids.iter().map(|c| Entry::Pin(*c, kind)).collect())
+    }
+
+    /// Removes the pins of `cids`, durably, with one sync; returns the
+    /// kind each had (none: it was not pinned).
+    pub fn unpin_many(&self, cids: &[Cid]) -> Result<Vec<Option<PinKind>>> {
+        let kinds: Vec<Option<PinKind>> = {
+            let state = self.state();
+            let mut seen = std::collections::HashSet::new();
+            cids.iter()
+                .map(|c| state.pins.get(c).copied().filter(|_| seen.insert(*c)))
+                .collect()
+        };
+        let entries = cids
+            .iter()
+            .zip(&kinds)
+            .filter(|(_, k)| k.is_some())
+            .map(|(c, _)| Entry::Unpin(*c))
+            .collect();
+        self.append_many(entries)?;
+        Ok(kinds)
     }
 
     /// The pin on `cid` itself, if any.

@@ -14,8 +14,11 @@
 //! Write order (the crash-safety contract, kept here in [`DiskStore::commit`]):
 //! records are appended, the segment is fsynced, then ONE sled batch
 //! records the new entries together with the segment's committed length,
-//! then sled is flushed. Pins are written to the journal only after the
-//! blocks they reach were committed (callers do that).
+//! then sled is flushed. Concurrent puts share that commit: a put's
+//! records wait in the writer until the next commit, whoever makes it, and
+//! the put returns once one has covered them. Pins are written to the
+//! journal only after the blocks they reach were committed (callers do
+//! that).
 //!
 //! What a crash can leave half-done is swept on open (`recovery.rs`); an
 //! index that cannot be opened or read is rebuilt from the segments
@@ -286,11 +289,32 @@ impl DiskStore {
         self.puts.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Makes the active segment durable, then indexes `pending` with its
-    /// committed length (the write order).
+    /// Makes the active segment durable, then indexes `pending` and every
+    /// record other puts appended uncommitted ([`Writer::uncommitted`])
+    /// with its committed length (the write order). Concurrent puts thus
+    /// share one fsync and one index flush: each appends, and the first to
+    /// commit commits what all appended; the others find it done
+    /// ([`DiskStore::commit_covering`]).
     fn commit(&self, w: &mut Writer, pending: &mut Pending) -> Result<()> {
         w.make_durable()?;
-        self.index.commit(pending, (w.id, w.len), None)
+        // Copied, not moved: a failed commit leaves them for the next one,
+        // and their puts do not return before one succeeds.
+        pending.extend_from_slice(&w.uncommitted);
+        self.index.commit(pending, (w.id, w.len), None)?;
+        w.uncommitted.clear();
+        w.committed = w.appended;
+        w.committed_at = Some((w.id, w.len));
+        Ok(())
+    }
+
+    /// Commits unless a commit since has covered the record a put counted
+    /// as `mine` ([`Writer::appended`] after its last append; 0: it
+    /// appended none of its own).
+    fn commit_covering(&self, w: &mut Writer, pending: &mut Pending, mine: u64) -> Result<()> {
+        if pending.is_empty() && w.committed >= mine {
+            return Ok(());
+        }
+        self.commit(w, pending)
     }
 
     /// Starts a new segment after committing the current one.
@@ -299,6 +323,7 @@ impl DiskStore {
         let id = w.id.checked_add(1).ok_or(StoreError::SegmentIdsExhausted)?;
         let mut next = self.segments.open_writer(id, true)?;
         next.direct = w.direct.take();
+        (next.appended, next.committed) = (w.appended, w.committed);
         *w = next;
         // Make the new segment known, so recovery keeps it even if empty.
         self.commit(w, pending)
@@ -360,7 +385,11 @@ impl DiskStore {
             };
         }
         let direct = held.is_some();
+        // A held writer's records are this call's own until it commits
+        // them; the others join the writer's uncommitted ones, and `mine`
+        // counts to the last of them (0: none yet).
         let mut pending: Pending = Vec::new();
+        let mut mine = 0u64;
         let mut in_batch: HashSet<Multihash> = HashSet::new();
         let mut new_bytes = 0u64;
         let mut since_commit = 0u64;
@@ -375,10 +404,10 @@ impl DiskStore {
                 let adding = block.data().len() as u64;
                 if used + adding > self.opts.max_bytes {
                     // What was written before stays consistent: commit it.
-                    if !pending.is_empty() {
+                    if !pending.is_empty() || mine > 0 {
                         let mut slot;
                         let w = writer!(slot);
-                        self.commit(w, &mut pending)?;
+                        self.commit_covering(w, &mut pending, mine)?;
                         self.used.fetch_add(new_bytes, Ordering::Relaxed);
                     }
                     return Err(StoreError::QuotaExceeded {
@@ -391,20 +420,26 @@ impl DiskStore {
             let mut slot;
             let w = writer!(slot);
             let loc = self.append(w, &mut pending, &mh.to_bytes(), block.data(), direct)?;
-            pending.push((mh, loc));
+            if direct {
+                pending.push((mh, loc));
+            } else {
+                w.uncommitted.push((mh, loc));
+                w.appended += 1;
+                mine = w.appended;
+            }
             in_batch.insert(mh);
             new_bytes += block.data().len() as u64;
             since_commit += block.data().len() as u64;
             if since_commit >= self.opts.commit_bytes {
-                self.commit(w, &mut pending)?;
+                self.commit_covering(w, &mut pending, mine)?;
                 in_batch.clear();
                 since_commit = 0;
             }
         }
-        if !pending.is_empty() {
+        if !pending.is_empty() || mine > 0 {
             let mut slot;
             let w = writer!(slot);
-            self.commit(w, &mut pending)?;
+            self.commit_covering(w, &mut pending, mine)?;
         }
         self.used.fetch_add(new_bytes, Ordering::Relaxed);
         Ok(new_bytes)
@@ -580,7 +615,26 @@ impl Store for DiskStore {
 
     fn flush(&self) -> Result<()> {
         let mut w = self.lock_writer();
+        // Nothing appended since the index last recorded this segment's
+        // length: everything is durable already (a writer holding staged
+        // records holds the lock until it commits them).
+        if w.uncommitted.is_empty() && w.committed_at == Some((w.id, w.len)) {
+            return Ok(());
+        }
         self.commit(&mut w, &mut Vec::new())
+    }
+
+    fn pin_many(&self, cids: &[Cid], kind: PinKind) -> Result<()> {
+        self.journal.pin_many(cids, kind)
+    }
+
+    fn unpin_many(&self, cids: &[Cid]) -> Result<Vec<Option<PinKind>>> {
+        match self.journal.unpin_many(cids) {
+            Err(e) if space::is_disk_full(&e) && self.reserve.release() => {
+                self.journal.unpin_many(cids)
+            }
+            r => r,
+        }
     }
 }
 #[cfg(test)]

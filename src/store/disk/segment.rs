@@ -157,6 +157,10 @@ impl Segments {
             len,
             writeback_from: len,
             direct: None,
+            uncommitted: Vec::new(),
+            appended: 0,
+            committed: 0,
+            committed_at: None,
         })
     }
 
@@ -311,6 +315,19 @@ pub(super) struct Writer {
     pub(super) writeback_from: u64,
     /// `None` when direct writes are off or the file system refuses them.
     pub(super) direct: Option<Direct>,
+    /// Records appended by puts that do not hold the writer between
+    /// records, not indexed yet: the next commit, whoever makes it,
+    /// indexes them (a group commit: concurrent puts share its fsync).
+    pub(super) uncommitted: Vec<(crate::block::Multihash, Location)>,
+    /// Records appended to [`uncommitted`](Self::uncommitted) so far (a
+    /// put's last one tells it whether a commit has covered it yet).
+    pub(super) appended: u64,
+    /// [`appended`](Self::appended) as of the last commit.
+    pub(super) committed: u64,
+    /// The segment and length the index last recorded, if it did since
+    /// this writer was opened: a flush with nothing appended after it has
+    /// nothing to do.
+    pub(super) committed_at: Option<(u32, u64)>,
 }
 
 impl Writer {
