@@ -310,9 +310,8 @@ impl Writer<'_> {
                 key: put.key.clone(),
                 why,
             })?;
-        if !owned.contains_key(&put.cid) {
-            let ours = self.pin_is_ours_to_make(&put.cid)?;
-            owned.insert(put.cid, ours);
+        if let std::collections::hash_map::Entry::Vacant(v) = owned.entry(put.cid) {
+            v.insert(self.pin_is_ours_to_make(&put.cid)?);
         }
         now.insert(at, Some(put.entry.etag.clone()));
         Ok(true)
