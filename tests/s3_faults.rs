@@ -61,6 +61,19 @@ fn verifies(repo: &TestRepo, after: &str) {
     );
 }
 
+/// Asserts, on a stopped daemon's repo, that the recursive pins are
+/// exactly `cids` (the objects') and the bucket roots, and that `repo
+/// verify` passes.
+fn pins_are_objects_and_roots(repo: &TestRepo, mut cids: BTreeSet<String>, after: &str) {
+    cids.extend(bucket_roots(repo));
+    assert_eq!(
+        recursive_pins(repo),
+        cids,
+        "{after}: the pins are exactly the objects' CIDs and the bucket roots"
+    );
+    verifies(repo, after);
+}
+
 /// A self-signed certificate for 127.0.0.1 (PEM files: certificate, key).
 fn certificate(repo: &TestRepo) -> (String, String) {
     let cert = repo.scratch("cert.pem");
@@ -398,14 +411,7 @@ fn kill_9_during_concurrent_puts_leaves_whole_objects_and_no_orphan_pins() {
             .collect();
         uncertain.clear();
         daemon.signal(libc::SIGTERM);
-        let mut want = cids;
-        want.extend(bucket_roots(&repo));
-        assert_eq!(
-            recursive_pins(&repo),
-            want,
-            "round {round}: the pins are exactly the objects' CIDs and the bucket roots"
-        );
-        verifies(&repo, &format!("round {round}"));
+        pins_are_objects_and_roots(&repo, cids, &format!("round {round}"));
     }
     assert!(!live.is_empty(), "some objects were written");
     eprintln!("{kills_mid_write} of {rounds} kills cut writes in flight");
@@ -674,12 +680,5 @@ fn concurrent_puts_all_land_and_an_acknowledged_put_survives_kill_9() {
         );
     }
     daemon.signal(libc::SIGTERM);
-    let mut want = cids;
-    want.extend(bucket_roots(&repo));
-    assert_eq!(
-        recursive_pins(&repo),
-        want,
-        "the pins are exactly the objects' CIDs and the bucket root"
-    );
-    verifies(&repo, "kill -9 during concurrent PUTs");
+    pins_are_objects_and_roots(&repo, cids, "kill -9 during concurrent PUTs");
 }
