@@ -42,10 +42,17 @@ pub fn walk(
     seen: &mut HashSet<Multihash>,
     visit: &mut dyn FnMut(&Block) -> Result<(), DagError>,
 ) -> Result<(), DagError> {
-    traverse(source, root, seen, true, &mut |_, block| match block {
-        Some(b) => visit(b),
-        None => Ok(()),
-    })
+    traverse(
+        source,
+        root,
+        seen,
+        true,
+        usize::MAX,
+        &mut |_, block| match block {
+            Some(b) => visit(b),
+            None => Ok(()),
+        },
+    )
 }
 
 /// Like [`walk`], for callers that need only the CIDs: blocks that cannot
@@ -58,7 +65,28 @@ pub fn reach(
     seen: &mut HashSet<Multihash>,
     visit: &mut dyn FnMut(&Cid) -> Result<(), DagError>,
 ) -> Result<(), DagError> {
-    traverse(source, root, seen, false, &mut |cid, _| visit(cid))
+    traverse(source, root, seen, false, usize::MAX, &mut |cid, _| {
+        visit(cid)
+    })
+}
+
+/// The first `max` distinct CIDs [`reach`] would visit from `root`, in its
+/// order, and no more: the walk stops there, so its cost does not grow
+/// with the DAG (a sample of a large DAG's top).
+pub fn reach_first(source: &dyn BlockSource, root: &Cid, max: usize) -> Result<Vec<Cid>, DagError> {
+    let mut found = Vec::new();
+    traverse(
+        source,
+        root,
+        &mut HashSet::new(),
+        false,
+        max,
+        &mut |cid, _| {
+            found.push(*cid);
+            Ok(())
+        },
+    )?;
+    Ok(found)
 }
 
 /// What [`traverse`] calls for each block: its CID, and the block when it
@@ -66,20 +94,27 @@ pub fn reach(
 type Visit<'a> = dyn FnMut(&Cid, Option<&Block>) -> Result<(), DagError> + 'a;
 
 /// The depth-first traversal behind [`walk`] and [`reach`]: raw blocks are
-/// read (and handed to `visit`) only when `read_leaves`.
+/// read (and handed to `visit`) only when `read_leaves`; it ends after
+/// `max` blocks were visited.
 fn traverse(
     source: &dyn BlockSource,
     root: &Cid,
     seen: &mut HashSet<Multihash>,
     read_leaves: bool,
+    max: usize,
     visit: &mut Visit<'_>,
 ) -> Result<(), DagError> {
     // Explicit stack: a hostile DAG cannot overflow the thread's stack.
     let mut stack = vec![*root];
+    let mut visited = 0usize;
     while let Some(cid) = stack.pop() {
+        if visited >= max {
+            break;
+        }
         if !seen.insert(*cid.hash()) {
             continue;
         }
+        visited += 1;
         if !read_leaves && cid.codec() == RAW {
             if !source.has_block(&cid)? {
                 return Err(DagError::NotFound { cid });
@@ -158,6 +193,16 @@ mod tests {
         // A missing block is an error naming it.
         let live = live_set(&store, &[root], &[]).unwrap();
         assert_eq!(live.len(), n);
+    }
+
+    #[test]
+    fn reach_first_stops_after_max_blocks_in_reach_order() {
+        let store = MemoryStore::new();
+        let (root, n) = stored_file(&store);
+        let all = walked(&store, &root);
+        assert_eq!(reach_first(&store, &root, 7).unwrap(), all[..7]);
+        assert_eq!(reach_first(&store, &root, n + 5).unwrap(), all);
+        assert!(reach_first(&store, &root, 0).unwrap().is_empty());
     }
 
     #[test]

@@ -11,11 +11,16 @@ use crate::block::Cid;
 use crate::store::PinKind;
 use futures::StreamExt;
 use libp2p::PeerId;
-use std::collections::HashSet;
 use std::time::Instant;
 
 /// Blocks of a DAG sampled by each probe (besides the root).
 const SAMPLE_BLOCKS: usize = 4;
+
+/// Blocks walked to choose the sample from: the first ones of a large DAG
+/// (its top levels and first leaves), so choosing costs the same for a
+/// bucket of a million objects as for one file. A holder that lost the
+/// rest is found by repair's own checks, not by the probe.
+const SAMPLE_WALK: usize = 4096;
 
 /// What one probe saw.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,7 +124,8 @@ impl Replicator {
             .all(|c| self.inner.store.has(c).unwrap_or(false))
     }
 
-    /// The root and a few blocks of its DAG (spread over it), when local.
+    /// The root and a few blocks of its DAG (spread over its first
+    /// [`SAMPLE_WALK`] blocks), when local.
     async fn sample(&self, root: &Cid) -> Vec<Cid> {
         if let Some(s) = self.state().samples.get(root) {
             return s.clone();
@@ -127,17 +133,8 @@ impl Replicator {
         let r = *root;
         let all = self
             .blocking(move |this| {
-                let mut v = Vec::new();
-                let _ = crate::dag::walk::reach(
-                    &crate::dag::StoreBlocks(&*this.inner.store),
-                    &r,
-                    &mut HashSet::new(),
-                    &mut |c| {
-                        v.push(*c);
-                        Ok(())
-                    },
-                );
-                v
+                let source = crate::dag::StoreBlocks(&*this.inner.store);
+                crate::dag::walk::reach_first(&source, &r, SAMPLE_WALK).unwrap_or_default()
             })
             .await
             .unwrap_or_default();
