@@ -502,3 +502,79 @@ fn a_corrupt_repo_is_one_clear_error() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("rebuilt it from the segments"), "{err}");
 }
+
+/// `init --profile public` writes the public profile: all interfaces on
+/// port 4001 and the public IPFS bootstrap list (data only: no daemon
+/// starts here); plain `init` stays local and names no traversal switch;
+/// a bad profile is refused, as a flag and in config.toml (with its line).
+#[test]
+fn init_writes_the_profile_asked_for() {
+    let read = |repo: &TestRepo| -> toml::Table {
+        let text = fs::read_to_string(repo.path().join("config.toml")).unwrap();
+        toml::from_str(&text).unwrap()
+    };
+    let public = TestRepo::new();
+    public.ok(&["init", "--profile", "public"]);
+    let net = read(&public)["net"].as_table().unwrap().clone();
+    assert_eq!(net["profile"].as_str(), Some("public"));
+    let listen: Vec<&str> = net["listen"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        listen,
+        [
+            "/ip4/0.0.0.0/tcp/4001",
+            "/ip4/0.0.0.0/udp/4001/quic-v1",
+            "/ip6/::/tcp/4001",
+            "/ip6/::/udp/4001/quic-v1"
+        ]
+    );
+    let bootstrap: Vec<&str> = net["bootstrap"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(bootstrap, cairn::node::config::PUBLIC_BOOTSTRAP);
+    assert_eq!(
+        net["relay_limits"]["circuit_bytes"].as_str(),
+        Some("128KiB"),
+        "{net:?}"
+    );
+    // `config show` reads it back; a second init with a profile is refused
+    // and changes nothing.
+    let shown: serde_json::Value = serde_json::from_str(&public.ok(&["config", "show"])).unwrap();
+    assert_eq!(shown["net"]["profile"], "public");
+    let err = public.fails(&["init", "--profile", "local"]);
+    assert!(err.contains("already exists"), "{err}");
+    assert_eq!(read(&public)["net"]["profile"].as_str(), Some("public"));
+
+    let local = TestRepo::new();
+    local.ok(&["init"]);
+    let config = read(&local);
+    let net = config["net"].as_table().unwrap();
+    assert_eq!(net["profile"].as_str(), Some("local"));
+    assert!(net["bootstrap"].as_array().unwrap().is_empty());
+    for switch in [
+        "autonat",
+        "relay_client",
+        "hole_punching",
+        "relay_service",
+        "upnp",
+    ] {
+        assert!(!net.contains_key(switch), "{switch} in a new local config");
+    }
+    let same = TestRepo::new();
+    same.ok(&["init", "--profile", "local"]);
+    assert_eq!(read(&same)["net"], config["net"]);
+
+    let err = TestRepo::new().fails(&["init", "--profile", "lan"]);
+    assert!(err.contains("unknown profile \"lan\""), "{err}");
+    local.set_config("net", "profile", "\"lan\"");
+    let err = local.fails(&["config", "show"]);
+    assert!(err.contains("[net] profile"), "{err}");
+    assert!(err.contains("line"), "{err}");
+}

@@ -29,7 +29,13 @@ pub(super) struct Cli {
 #[derive(Subcommand)]
 pub(super) enum Command {
     /// Create the repository (config, key, store); done implicitly on first use.
-    Init,
+    Init {
+        /// Network profile of the new config: "local" (the default: loopback,
+        /// no bootstrap peers) or "public" (all interfaces on port 4001, the
+        /// public IPFS bootstrap peers, NAT traversal on)
+        #[arg(long, value_name = "PROFILE")]
+        profile: Option<cairn::node::config::Profile>,
+    },
     /// Add files or directories; prints `added <cid> <name>` per entry.
     Add(AddArgs),
     /// Print a file's bytes (or a range of them).

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 pub(super) fn run(api: &dyn NodeApi, config: &Config, command: Command) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match command {
-        Command::Init
+        Command::Init { .. }
         | Command::Version
         | Command::Daemon { .. }
         | Command::S3(_)

@@ -51,8 +51,16 @@ pub fn run() -> Result<()> {
         Some(p) => p,
         None => repo::default_repo_path()?,
     };
-    if let Command::Init = cli.command {
-        let created = repo::Repo::init(&repo_path)?;
+    if let Command::Init { profile } = cli.command {
+        let config = cairn::node::config::Config::for_profile(profile.unwrap_or_default());
+        let created = repo::Repo::init_with(&repo_path, &config)?;
+        if !created && profile.is_some() {
+            bail!(
+                "cairn repository at {} already exists: --profile only sets up a new one \
+                 (set [net] profile in its config.toml instead)",
+                repo_path.display()
+            );
+        }
         // Opening once creates the store and proves the repo is usable.
         let node = Node::open(&repo_path)?;
         node.flush()?;

@@ -5,11 +5,13 @@
 //! rather than a surprise when the setting is first used.
 
 mod connections;
+mod net;
 mod pubsub;
 mod show;
 mod size;
 
 pub use connections::ConnectionSettings;
+pub use net::{DhtMode, NetSettings, Profile, RelayLimitSettings, PUBLIC_BOOTSTRAP};
 pub use pubsub::PubsubSettings;
 pub use show::REDACTED;
 pub use size::{parse_size, ByteSize, SizeError};
@@ -71,6 +73,21 @@ pub struct Config {
     pub s3: S3Settings,
     /// Pub/sub (gossipsub).
     pub pubsub: PubsubSettings,
+}
+
+impl Config {
+    /// The defaults with `[net]` set up for `profile`: [`Config::default`]
+    /// for "local", [`NetSettings::public`] for "public".
+    pub fn for_profile(profile: Profile) -> Config {
+        let net = match profile {
+            Profile::Local => NetSettings::default(),
+            Profile::Public => NetSettings::public(),
+        };
+        Config {
+            net,
+            ..Config::default()
+        }
+    }
 }
 
 /// `[s3]`: the S3-compatible endpoint the daemon serves (see `crate::s3`).
@@ -252,150 +269,6 @@ impl Default for ApiSettings {
             allowed_origins: Vec::new(),
             connections: ConnectionSettings::default(),
         }
-    }
-}
-
-/// `[net]`: where the daemon listens and whom it knows.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct NetSettings {
-    /// Multiaddrs to listen on. Loopback by default: opt in to 0.0.0.0.
-    pub listen: Vec<String>,
-    /// Multiaddrs (with /p2p/ID) to connect to at start. None by default.
-    pub bootstrap: Vec<String>,
-    /// Kademlia protocol name (another name makes a private DHT).
-    pub kad_protocol: String,
-    /// DHT mode: "server", "client", or "auto" (see [`DhtMode`]).
-    pub dht_mode: DhtMode,
-    /// Discover peers on the local network with mDNS (off unless set).
-    pub mdns: bool,
-    /// Most open connections in all.
-    pub max_connections: u32,
-    /// Most open connections to one peer.
-    pub max_connections_per_peer: u32,
-    /// Most connections being set up at once (each direction).
-    pub max_pending_connections: u32,
-    /// Refuse new connections while the process uses more memory than
-    /// this (bytes; 0 = no limit).
-    pub max_memory_bytes: u64,
-    /// How long an idle connection stays open.
-    #[serde(with = "humantime_serde")]
-    pub idle_timeout: Duration,
-    /// A fetch fails when no wanted block arrived for this long.
-    #[serde(with = "humantime_serde")]
-    pub fetch_timeout: Duration,
-    /// Most fetches of content that is not local that requests (gateway,
-    /// `cat`) run at once; more wait for a turn. Each holds a thread while
-    /// it reads, so this keeps local reads from waiting behind them.
-    pub max_remote_fetches: usize,
-    /// How often the DHT routing table is refreshed by a walk (a lookup of
-    /// our own key and one per bucket). Kubo's period, 10 min, by default;
-    /// "0s" turns periodic refreshes off.
-    #[serde(with = "humantime_serde")]
-    pub dht_refresh: Duration,
-    /// How often each connection is pinged (`/ipfs/ping/1.0.0`) to measure
-    /// its round trip; rust-libp2p's 15 s by default. "0s": never on a
-    /// timer (pings from peers are still answered). Kubo does not ping on
-    /// a timer; each ping costs a little CPU per open connection.
-    #[serde(with = "humantime_serde")]
-    pub ping_interval: Duration,
-    /// Most keys this node announces itself as provider of (each costs
-    /// about 100 bytes of memory); announcing more fails with a clear error.
-    pub dht_max_provided_keys: usize,
-    /// Bytes of provider records kept for other peers (as a DHT server);
-    /// when full, new records from others are ignored until old ones
-    /// expire (48 h after their last refresh).
-    pub dht_store_bytes: u64,
-    /// A transport beside TCP and QUIC, set by programs embedding nodes
-    /// (netsim's simulated network); never read from `config.toml`.
-    #[serde(skip)]
-    pub extra_transport: Option<crate::net::swarm::ExtraTransport>,
-}
-
-impl Default for NetSettings {
-    fn default() -> Self {
-        NetSettings {
-            listen: vec![
-                "/ip4/127.0.0.1/tcp/4001".into(),
-                "/ip4/127.0.0.1/udp/4001/quic-v1".into(),
-            ],
-            bootstrap: Vec::new(),
-            kad_protocol: crate::net::swarm::DEFAULT_KAD_PROTOCOL.into(),
-            dht_mode: DhtMode::Auto,
-            mdns: false,
-            max_connections: 1024,
-            max_connections_per_peer: 4,
-            max_pending_connections: 128,
-            max_memory_bytes: 0,
-            idle_timeout: Duration::from_secs(120),
-            fetch_timeout: Duration::from_secs(60),
-            max_remote_fetches: 64,
-            dht_refresh: Duration::from_secs(600),
-            ping_interval: Duration::from_secs(15),
-            dht_max_provided_keys: crate::net::records::RecordLimits::default().max_local_keys,
-            dht_store_bytes: crate::net::records::RecordLimits::default().max_remote_bytes as u64,
-            extra_transport: None,
-        }
-    }
-}
-
-/// Whether the node answers DHT queries (`[net] dht_mode`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DhtMode {
-    /// Server when listening on loopback or private addresses (a local
-    /// network, as Kubo's LAN DHT), else client until a peer has connected
-    /// to us at a public address (which shows it is reachable from outside).
-    #[default]
-    Auto,
-    /// Always answer queries and store records for others.
-    Server,
-    /// Only ask.
-    Client,
-}
-
-impl NetSettings {
-    /// Parsed settings for the network layer (pub/sub off: the node sets
-    /// it from `[pubsub]`).
-    pub fn to_net_config(&self) -> Result<crate::net::swarm::NetConfig, ConfigError> {
-        let listen = self
-            .listen
-            .iter()
-            .map(|a| {
-                a.parse().map_err(|e| ConfigError::ListenAddr {
-                    addr: a.clone(),
-                    source: e,
-                })
-            })
-            .collect::<Result<Vec<_>, ConfigError>>()?;
-        Ok(crate::net::swarm::NetConfig {
-            listen,
-            kad_protocol: self.kad_protocol.clone(),
-            dht_server: match self.dht_mode {
-                DhtMode::Auto => None,
-                DhtMode::Server => Some(true),
-                DhtMode::Client => Some(false),
-            },
-            mdns: self.mdns,
-            idle_timeout: self.idle_timeout,
-            dht_refresh: (!self.dht_refresh.is_zero()).then_some(self.dht_refresh),
-            ping_interval: (!self.ping_interval.is_zero()).then_some(self.ping_interval),
-            limits: crate::net::swarm::ConnectionLimits {
-                max_connections: self.max_connections,
-                max_per_peer: self.max_connections_per_peer,
-                max_pending: self.max_pending_connections,
-                max_memory_bytes: self.max_memory_bytes,
-            },
-            records: crate::net::records::RecordLimits {
-                max_local_keys: self.dht_max_provided_keys,
-                max_remote_bytes: usize::try_from(self.dht_store_bytes).unwrap_or(usize::MAX),
-                ..crate::net::records::RecordLimits::default()
-            },
-            extra_transport: self.extra_transport.clone(),
-            value_validator: None,
-            pubsub: None,
-            traversal: crate::net::swarm::Traversal::default(),
-        })
     }
 }
 

@@ -61,16 +61,21 @@ impl Repo {
 
     /// Creates the repo files if missing (config, key), keeping existing ones.
     pub fn init(path: &Path) -> Result<bool, NodeError> {
+        Self::init_with(path, &Config::default())
+    }
+
+    /// Creates the repo files if missing, a new `config.toml` holding
+    /// `config` (e.g. [`Config::for_profile`]); existing files are kept.
+    pub fn init_with(path: &Path, config: &Config) -> Result<bool, NodeError> {
         std::fs::create_dir_all(path).map_err(io_error(path, "create"))?;
         let mut created = false;
         let config_path = path.join("config.toml");
         if !config_path.exists() {
-            let text = toml::to_string_pretty(&Config::default()).map_err(|source| {
-                NodeError::ConfigSerialise {
+            let text =
+                toml::to_string_pretty(config).map_err(|source| NodeError::ConfigSerialise {
                     path: config_path.clone(),
                     source,
-                }
-            })?;
+                })?;
             write_new(&config_path, text.as_bytes(), 0o644)
                 .map_err(io_error(&config_path, "write"))?;
             created = true;
