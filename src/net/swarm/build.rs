@@ -126,13 +126,19 @@ pub fn build(
     };
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux_config,
+        .with_quic()
+        // TCP as `with_tcp` builds it, but dials that cannot bind the
+        // listening port are made from a fresh one (see `ports.rs`).
+        .with_other_transport(
+            |key| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
+                Ok(super::ports::tcp(tcp::Config::default().nodelay(true))
+                    .upgrade(libp2p::core::upgrade::Version::V1Lazy)
+                    .authenticate(noise::Config::new(key)?)
+                    .multiplex(yamux_config())
+                    .map(|(p, c), _| (p, libp2p::core::muxing::StreamMuxerBox::new(c))))
+            },
         )
         .map_err(|e| build_error("TCP transport", e))?
-        .with_quic()
         .with_other_transport(|key| match &extra {
             Some(make) => (make.0)(key),
             None => libp2p::core::transport::dummy::DummyTransport::new().boxed(),

@@ -15,6 +15,7 @@
 
 mod build;
 mod dht;
+mod ports;
 mod pubsub;
 mod reach;
 mod task;
