@@ -510,13 +510,24 @@ pub fn build_file_leaves(
     on_leaf: &mut dyn FnMut(&Built),
 ) -> Result<Built, DagError> {
     opts.validate()?;
+    build_file_chunks(opts.chunker.chunks(reader), opts, sink, on_leaf)
+}
+
+/// [`build_file_leaves`] over chunks already cut by `opts.chunker` (of a
+/// body in memory: [`ChunkerSpec::chunks_of`]): the same DAG.
+pub fn build_file_chunks(
+    chunks: impl Iterator<Item = std::io::Result<Bytes>>,
+    opts: &ImportOptions,
+    sink: &mut dyn FnMut(Block) -> Result<(), DagError>,
+    on_leaf: &mut dyn FnMut(&Built),
+) -> Result<Built, DagError> {
+    opts.validate()?;
     // Trickle leaves are UnixFS `Raw` when they are dag-pb, as go-unixfs's.
     let kind = match opts.layout {
         Layout::Balanced => DataType::File,
         Layout::Trickle => DataType::Raw,
     };
     std::thread::scope(|scope| {
-        let chunks = opts.chunker.chunks(reader);
         let leaves = Leaves::new(scope, chunks, opts, kind, leaf_workers());
         let mut builder = FileBuilder {
             opts: *opts,

@@ -148,6 +148,24 @@ impl ChunkerSpec {
         }
     }
 
+    /// Cuts `data`, a body already in memory, exactly as
+    /// [`chunks`](Self::chunks) cuts the same bytes from a reader; fixed-size
+    /// chunks are slices of `data`, with no copy and no chunk-sized buffer
+    /// (a 4 KiB body does not allocate a 1 MiB one).
+    pub fn chunks_of(&self, data: Bytes) -> Box<dyn Iterator<Item = io::Result<Bytes>>> {
+        match *self {
+            ChunkerSpec::Fixed { size } => {
+                let (size, len) = (size.max(1), data.len());
+                Box::new(
+                    (0..len)
+                        .step_by(size)
+                        .map(move |at| Ok(data.slice(at..len.min(at + size)))),
+                )
+            }
+            ChunkerSpec::Cdc { .. } => Box::new(self.chunks(io::Cursor::new(data))),
+        }
+    }
+
     /// Starts chunking `reader`.
     pub fn chunks<R: Read>(&self, reader: R) -> Chunks<R> {
         match *self {
@@ -236,6 +254,25 @@ mod tests {
             [1000, 1]
         );
         assert_eq!(spec.chunks(&b""[..]).count(), 0);
+    }
+
+    #[test]
+    fn bodies_in_memory_are_cut_as_readers_are() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        for spec in [
+            "size-1000",
+            "size-262144",
+            "size-1048576",
+            "cdc-4096-16384-65536",
+        ] {
+            let spec: ChunkerSpec = spec.parse().unwrap();
+            for len in [0, 1, 999, 1000, 1001, 65_536, 300_000] {
+                let body = Bytes::copy_from_slice(&data[..len]);
+                let read: Vec<Bytes> = spec.chunks(&data[..len]).map(|c| c.unwrap()).collect();
+                let sliced: Vec<Bytes> = spec.chunks_of(body).map(|c| c.unwrap()).collect();
+                assert_eq!(sliced, read, "{spec:?}, {len} bytes");
+            }
+        }
     }
 
     #[test]

@@ -5,11 +5,13 @@
 use super::{Node, NodeError, UnsupportedInput};
 use crate::block::{Block, Cid, CidFormat};
 use crate::dag::builder::{
-    build_file, build_file_leaves, directory_block, symlink_block, Built, ImportOptions,
+    build_file, build_file_chunks, build_file_leaves, directory_block, symlink_block, Built,
+    ImportOptions,
 };
 use crate::dag::hamt::{self, Sharding};
 use crate::dag::DagError;
 use crate::store::PinKind;
+use bytes::Bytes;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -191,6 +193,39 @@ impl Node {
         Ok(AddedEntry {
             cid,
             name: cid.to_string(),
+            size: built.file_size,
+            dag_size: built.tsize,
+        })
+    }
+
+    /// [`add_reader_leaves`](Self::add_reader_leaves) of a body already in
+    /// memory, all on the calling thread: cut without a copy, hashed, then
+    /// stored in one `put_many`, with no writer thread (for a small body,
+    /// starting one costs more than the write). Holds every block until
+    /// then, so it is for bodies of a few chunks at most.
+    pub fn add_bytes_leaves(
+        &self,
+        data: Bytes,
+        opts: &AddOptions,
+        on_leaf: &mut dyn FnMut(&Built),
+    ) -> Result<AddedEntry, NodeError> {
+        validate(&opts.import)?;
+        let chunks = opts.import.chunker.chunks_of(data);
+        let mut blocks: Vec<Block> = Vec::new();
+        let mut keep = |block: Block| -> Result<(), DagError> {
+            blocks.push(block);
+            Ok(())
+        };
+        let built = build_file_chunks(chunks, &opts.import, &mut keep, on_leaf)?;
+        if !opts.only_hash {
+            self.store.put_many(&mut blocks.into_iter())?;
+            if opts.pin {
+                self.user_pin(&built.cid, PinKind::Recursive)?;
+            }
+        }
+        Ok(AddedEntry {
+            cid: built.cid,
+            name: built.cid.to_string(),
             size: built.file_size,
             dag_size: built.tsize,
         })
@@ -656,6 +691,7 @@ impl AddCtx<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dag::builder::Layout;
 
     fn add_stream(
         node: &Node,
@@ -679,6 +715,38 @@ mod tests {
             &mut |_, _, _| {},
         )?;
         Ok(roots[0].cid)
+    }
+
+    #[test]
+    fn bodies_in_memory_make_the_dags_readers_make() {
+        let node = Node::in_memory(super::super::Config::default(), [7; 32]);
+        let data: Vec<u8> = (0..600_000u32).map(|i| (i * 13 % 251) as u8).collect();
+        for chunker in ["size-262144", "size-1000", "cdc-4096-16384-65536"] {
+            for layout in [Layout::Balanced, Layout::Trickle] {
+                let mut opts = AddOptions::default();
+                opts.import.chunker = chunker.parse().unwrap();
+                opts.import.layout = layout;
+                opts.pin = false;
+                for len in [0, 1, 4096, 262_144, 262_145, 600_000] {
+                    let (mut a, mut b) = (Vec::new(), Vec::new());
+                    let read = node
+                        .add_reader_leaves(&data[..len], &opts, &mut |_| {}, &mut |l| a.push(l.cid))
+                        .unwrap();
+                    let body = Bytes::copy_from_slice(&data[..len]);
+                    let held = node
+                        .add_bytes_leaves(body, &opts, &mut |l| b.push(l.cid))
+                        .unwrap();
+                    assert_eq!(held, read, "{chunker} {layout:?} {len}");
+                    assert_eq!(a, b);
+                    let back: Vec<u8> = node
+                        .cat(&held.cid.to_string(), 0, None)
+                        .unwrap()
+                        .flat_map(|c| c.unwrap().to_vec())
+                        .collect();
+                    assert_eq!(back, &data[..len]);
+                }
+            }
+        }
     }
 
     #[test]

@@ -273,6 +273,27 @@ pub async fn import(
     let expected_md5 = limits.expected_md5()?;
     let mut opts = AddOptions::from_config(node.config()).map_err(internal)?;
     opts.pin = false;
+    if let Some(declared) = limits.declared.filter(|n| *n <= WHOLE_BYTES) {
+        let whole = read_whole(body, declared, limits.max_bytes).await;
+        if let Some(e) = whole.failed {
+            return Err(refusal(e));
+        }
+        if whole.read > limits.max_bytes {
+            return Err(limits.entity_too_large());
+        }
+        if whole.read != declared {
+            return Err(incomplete(whole.read, declared));
+        }
+        let node = Arc::clone(node);
+        let keep = limits.leaves;
+        let (added, digested, leaves) = tokio::task::spawn_blocking(move || {
+            import_whole(&node, whole.data, &opts, keep, checksum)
+        })
+        .await
+        .map_err(internal)?;
+        let expected = (expected_md5, requested, trailers);
+        return checked(limits, added, digested, leaves, expected);
+    }
     let (tx, reader) = BodyReader::new();
     let bounds = (limits.max_bytes, limits.leaves);
     let importer = {
@@ -286,7 +307,7 @@ pub async fn import(
             Ok(())
         }
     };
-    let (added, mut digested, too_large, leaves) = importer.await.map_err(internal)?;
+    let (added, digested, too_large, leaves) = importer.await.map_err(internal)?;
     if let Err(e) = pumped {
         // The client's body failed (cut off, its payload hash or chunk
         // signatures).
@@ -295,14 +316,40 @@ pub async fn import(
     if too_large {
         return Err(limits.entity_too_large());
     }
+    checked(
+        limits,
+        added,
+        digested,
+        leaves,
+        (expected_md5, requested, trailers),
+    )
+}
+
+/// IncompleteBody: `read` bytes came of the `declared`.
+fn incomplete(read: u64, declared: u64) -> s3s::S3Error {
+    s3_error!(
+        IncompleteBody,
+        "{read} bytes came of the {declared} declared"
+    )
+}
+
+/// What the client said a body is: its Content-MD5 (binary), the checksum
+/// it asked for, and the trailers that may carry its value.
+type Expected<'a> = (Option<Vec<u8>>, &'a Requested, Option<s3s::TrailingHeaders>);
+
+/// An import's result, refused (as [`import`] says) unless the body is
+/// what the client declared.
+fn checked(
+    limits: &Limits<'_>,
+    added: Result<AddedEntry, NodeError>,
+    mut digested: Digested,
+    leaves: Vec<Built>,
+    (expected_md5, requested, trailers): Expected<'_>,
+) -> S3Result<Imported> {
     let added = added.map_err(internal)?;
     if let Some(n) = limits.declared {
         if n != digested.bytes {
-            return Err(s3_error!(
-                IncompleteBody,
-                "{} bytes came of the {n} declared",
-                digested.bytes
-            ));
+            return Err(incomplete(digested.bytes, n));
         }
     }
     if expected_md5.is_some_and(|m| m[..] != digested.md5[..]) {
@@ -323,6 +370,82 @@ pub async fn import(
         checksum,
         leaves,
     })
+}
+
+/// Bodies declared at most this long are read whole into memory, then
+/// hashed and stored in one blocking call ([`import_whole`]): no channel
+/// between the stream and the importer, no writer thread (one chunk at the
+/// default 1 MiB chunk size).
+pub const WHOLE_BYTES: u64 = 1024 * 1024;
+
+/// A body read whole ([`read_whole`]).
+struct Whole {
+    /// Its bytes, up to the declared length.
+    data: Bytes,
+    /// How many came (more than `data` holds when more than declared came).
+    read: u64,
+    /// How its stream failed, if it did.
+    failed: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+/// Reads `body` into memory, keeping at most `declared` bytes and
+/// reading no further once more than `max_bytes` came.
+async fn read_whole(body: Option<StreamingBlob>, declared: u64, max_bytes: u64) -> Whole {
+    let mut parts: Vec<Bytes> = Vec::new();
+    let (mut read, mut kept) = (0u64, 0u64);
+    let mut failed = None;
+    let mut body = body;
+    while let Some(chunk) = match body.as_mut() {
+        Some(b) => b.next().await,
+        None => None,
+    } {
+        let mut chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        };
+        read += chunk.len() as u64;
+        chunk.truncate(usize::try_from(declared - kept).unwrap_or(usize::MAX));
+        kept += chunk.len() as u64;
+        if !chunk.is_empty() {
+            parts.push(chunk);
+        }
+        if read > max_bytes {
+            break;
+        }
+    }
+    let data = match parts.len() {
+        0 | 1 => parts.pop().unwrap_or_default(),
+        _ => parts.concat().into(),
+    };
+    Whole { data, read, failed }
+}
+
+/// Hashes `data` (MD5 and `checksum`) and stores it as one file with
+/// `opts` on the calling thread ([`Node::add_bytes_leaves`]); keeps the
+/// file's leaves when `keep_leaves`.
+fn import_whole(
+    node: &Node,
+    data: Bytes,
+    opts: &AddOptions,
+    keep_leaves: bool,
+    mut checksum: Hasher,
+) -> (Result<AddedEntry, NodeError>, Digested, Vec<Built>) {
+    checksum.update(&data);
+    let digested = Digested {
+        md5: md5::Md5::digest(&data).into(),
+        checksum: Some(checksum.finish()),
+        bytes: data.len() as u64,
+    };
+    let mut leaves = Vec::new();
+    let added = node.add_bytes_leaves(data, opts, &mut |leaf| {
+        if keep_leaves {
+            leaves.push(leaf.clone());
+        }
+    });
+    (added, digested, leaves)
 }
 
 /// What [`import_blocking`] made and saw: the file (or why not), the
