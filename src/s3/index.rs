@@ -41,7 +41,7 @@ mod uploads;
 mod versions;
 mod writes;
 
-pub use group::GroupPut;
+pub use group::{GroupPut, PutDone};
 pub use refs::Refs;
 pub use settings::BucketSettings;
 pub use uploads::{ListedUpload, PartEntry, UploadEntry};

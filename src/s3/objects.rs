@@ -15,7 +15,7 @@
 use super::body::{declared_length, import, ChunkStream, Imported, Limits};
 use super::checksum::{set_checksum, Requested};
 use super::conditions::{etag_of, ReadIf, Verdict, WriteIf};
-use super::index::{now_ms, GroupPut, ObjectEntry};
+use super::index::{now_ms, GroupPut, ObjectEntry, PutDone};
 use super::multipart::{hex, read_range};
 use super::service::{blocking, internal, s3_err, timestamp, Cairn};
 use super::CID_HEADER;
@@ -133,21 +133,17 @@ pub(super) async fn put(
         version_id: None,
     };
     let cid_text = entry.cid.clone();
-    let index = Arc::clone(&c.index);
-    let (bucket, key) = (input.bucket, input.key);
-    let committed = {
-        blocking(move || {
-            let target = Target {
-                bucket: &bucket,
-                key: &key,
-                condition: &condition,
-            };
-            commit(&index, &target, &entry, added.cid)
-        })
-        .await
+    let put = GroupPut {
+        bucket: input.bucket,
+        key: input.key,
+        entry,
+        condition,
+        cid: added.cid,
     };
-    drop(gc_guard);
-    let (owned, version_id) = committed?;
+    // Waits for its group with no thread of its own; the GC waits until
+    // the write is committed.
+    let done = c.index.commit_put_async(put, Box::new(gc_guard)).await;
+    let PutDone { owned, version_id } = done.map_err(s3_err)?;
     c.online
         .announce_added(added.cid, owned.then_some(PinKind::Recursive))
         .await;
@@ -200,7 +196,7 @@ fn write_condition(
 /// durable, whether the endpoint pinned `cid`, and the version ID to
 /// answer with (none: the bucket was never versioned).
 pub(super) fn commit(
-    index: &super::index::BucketIndex,
+    index: &Arc<super::index::BucketIndex>,
     target: &Target<'_>,
     entry: &ObjectEntry,
     cid: Cid,

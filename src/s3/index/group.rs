@@ -1,9 +1,10 @@
 //! Group commit of object writes (PUT, CompleteMultipartUpload): a write
 //! that arrives while a group is being committed waits, and the writes
 //! waiting when that group ends are committed together in the next one,
-//! as a database group-commits its log. The writer whose write finds no
-//! group running commits the group itself (the leader); the others wait
-//! for their answer. Nothing is answered before its group is durable.
+//! as a database group-commits its log. A write that finds no leader
+//! starts one (a blocking thread that commits groups until none is left
+//! waiting); waiting writes hold no thread, only the channel their answer
+//! comes on. Nothing is answered before its group is durable.
 //!
 //! The writes of a group into one bucket without versioning share every
 //! durable step a single write made ([`Writer::put_group`]): one flush of
@@ -31,8 +32,10 @@ use crate::s3::roots::{move_root, RootMove};
 use crate::s3::S3Error;
 use crate::store::PinKind;
 use sled::transaction::{ConflictableTransactionError, Transactional};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+mod queue;
+pub use queue::GroupCommit;
 
 /// Most writes one group commits.
 pub const MAX_GROUP: usize = 256;
@@ -75,113 +78,6 @@ pub struct PutDone {
     pub version_id: Option<String>,
 }
 
-/// The writes waiting for a group, and the answers not yet taken.
-#[derive(Default)]
-struct Waiting {
-    queue: VecDeque<(u64, GroupPut, usize)>,
-    next: u64,
-    leading: bool,
-    done: HashMap<u64, Result<PutDone, S3Error>>,
-}
-
-/// The group commit's queue (one per index).
-#[derive(Default)]
-pub struct GroupCommit {
-    waiting: Mutex<Waiting>,
-    changed: Condvar,
-}
-
-/// Resets the queue when a leader's group ends, even by a panic: its
-/// writes are answered with an error and another writer can lead.
-struct Leading<'a> {
-    commit: &'a GroupCommit,
-    tickets: Vec<u64>,
-}
-
-impl Drop for Leading<'_> {
-    fn drop(&mut self) {
-        let mut w = self.commit.lock();
-        w.leading = false;
-        for t in self.tickets.drain(..) {
-            w.done.entry(t).or_insert_with(|| {
-                Err(S3Error::GroupCommit {
-                    why: "the group's commit stopped".into(),
-                })
-            });
-        }
-        drop(w);
-        self.commit.changed.notify_all();
-    }
-}
-
-impl GroupCommit {
-    fn lock(&self) -> MutexGuard<'_, Waiting> {
-        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn wait<'a>(&self, w: MutexGuard<'a, Waiting>) -> MutexGuard<'a, Waiting> {
-        self.changed.wait(w).unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Commits `put` in a group with the writes waiting beside it; returns
-    /// once its group is durable (or failed). Blocks: call it on a
-    /// blocking thread.
-    pub fn submit(&self, index: &BucketIndex, put: GroupPut) -> Result<PutDone, S3Error> {
-        let weight = put.weight();
-        let mut w = self.lock();
-        while w.queue.len() >= MAX_WAITING {
-            w = self.wait(w);
-        }
-        let ticket = w.next;
-        w.next += 1;
-        w.queue.push_back((ticket, put, weight));
-        loop {
-            if let Some(answer) = w.done.remove(&ticket) {
-                return answer;
-            }
-            if w.leading || w.queue.is_empty() {
-                w = self.wait(w);
-                continue;
-            }
-            w.leading = true;
-            let group = take_group(&mut w.queue);
-            drop(w);
-            // Room in the queue for writers waiting to join.
-            self.changed.notify_all();
-            let mut leading = Leading {
-                commit: self,
-                tickets: group.iter().map(|(t, _)| *t).collect(),
-            };
-            let answers = index.commit_group(group);
-            w = self.lock();
-            for (t, answer) in answers {
-                w.done.insert(t, answer);
-            }
-            // (Dropping `leading` takes the lock: let it go first.)
-            drop(w);
-            leading.tickets.clear();
-            drop(leading);
-            w = self.lock();
-        }
-    }
-}
-
-/// The first writes of `queue`, up to the group's bounds (at least one).
-fn take_group(queue: &mut VecDeque<(u64, GroupPut, usize)>) -> Vec<(u64, GroupPut)> {
-    let mut group = Vec::new();
-    let mut bytes = 0usize;
-    while let Some((_, _, weight)) = queue.front() {
-        if !group.is_empty() && (group.len() >= MAX_GROUP || bytes + weight > MAX_GROUP_BYTES) {
-            break;
-        }
-        bytes += weight;
-        if let Some((t, put, _)) = queue.pop_front() {
-            group.push((t, put));
-        }
-    }
-    group
-}
-
 /// `e` again, for another write of a group that failed as a whole: the
 /// errors S3 answers with their own codes as they are, the others as the
 /// group's failure.
@@ -208,25 +104,17 @@ fn fail(answers: &mut [Option<Result<PutDone, S3Error>>], writes: &[usize], e: &
 }
 
 impl BucketIndex {
-    /// Commits `group` (the leader's work): the store flushed, then the
+    /// Commits `puts` (the leader's work): the store flushed, then the
     /// writes under the writer. Returns each write's answer.
-    fn commit_group(&self, group: Vec<(u64, GroupPut)>) -> Vec<(u64, Result<PutDone, S3Error>)> {
-        let (tickets, puts): (Vec<u64>, Vec<GroupPut>) = group.into_iter().unzip();
+    fn commit_group(&self, puts: Vec<GroupPut>) -> Vec<Result<PutDone, S3Error>> {
         // The bodies' blocks are durable before any pin or entry names them.
-        let answers = match self.store.flush() {
+        match self.store.flush() {
             Err(e) => {
                 let e = super::store_err(e);
                 puts.iter().map(|_| Err(shared_error(&e))).collect()
             }
             Ok(()) => self.writer().put_group(&puts),
-        };
-        tickets.into_iter().zip(answers).collect()
-    }
-
-    /// Commits `put` with the other writes waiting (see the module's
-    /// comment).
-    pub fn commit_put(&self, put: GroupPut) -> Result<PutDone, S3Error> {
-        self.group.submit(self, put)
+        }
     }
 }
 
@@ -733,6 +621,44 @@ mod tests {
         }
         // Every object's pin and the root's; nothing pending.
         assert_eq!(store.pins().unwrap().len(), 16 * 20 + 1);
+        assert!(index.pending_cids().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn waiting_writes_keep_their_hold_until_committed() {
+        use futures::FutureExt;
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let index = Arc::new(BucketIndex::open(None, Arc::clone(&store)).unwrap());
+        index.writer().create_bucket("one").unwrap();
+        let gc = Arc::new(tokio::sync::RwLock::new(()));
+        let tasks: Vec<_> = (0..200u32)
+            .map(|n| {
+                let (index, gc) = (Arc::clone(&index), Arc::clone(&gc));
+                tokio::spawn(async move {
+                    let e = entry(format!("{n}").as_bytes());
+                    let write = put("one", &format!("k{n}"), &e, WriteIf::Always);
+                    let hold = gc.read_owned().await;
+                    index.commit_put_async(write, Box::new(hold)).await
+                })
+            })
+            .collect();
+        for t in tasks {
+            assert!(t.await.unwrap().unwrap().owned);
+        }
+        // A write whose caller stops waiting is still committed, and the
+        // GC waits for it.
+        let e = entry(b"dropped");
+        let hold = Arc::clone(&gc).read_owned().await;
+        let write = index.commit_put_async(put("one", "gone", &e, WriteIf::Always), Box::new(hold));
+        let _ = write.now_or_never();
+        let _gc = gc.write().await;
+        assert_eq!(index.get("one", "gone").unwrap(), Some(e));
+        for n in 0..200u32 {
+            let want = entry(format!("{n}").as_bytes()).cid;
+            let got = index.get("one", &format!("k{n}")).unwrap().unwrap();
+            assert_eq!(got.cid, want);
+        }
+        assert_eq!(store.pins().unwrap().len(), 201 + 1);
         assert!(index.pending_cids().is_empty());
     }
 }
