@@ -61,6 +61,25 @@ fn daemon_starts_connects_and_stops_cleanly() {
     );
     let peers_a = a.ok(&["swarm", "peers"]);
     assert_eq!(peers_a.lines().count(), 1, "{peers_a}");
+    // The local profile runs no AutoNAT: reachability unknown, the DHT
+    // serves on loopback (B's table holds A, whom it dialled); offline,
+    // `id` says nothing of it.
+    assert!(id.get("Reachability").is_none(), "{id}");
+    assert_eq!(live["Reachability"]["Status"], "unknown", "{live}");
+    assert_eq!(live["Reachability"]["DhtMode"], "server", "{live}");
+    let api = common::api_url(&banner);
+    assert_eq!(common::metric(&api, "cairn_reachability"), Some(0.0));
+    assert_eq!(common::metric(&api, "cairn_dht_server"), Some(1.0));
+    let dht: serde_json::Value = serde_json::from_str(&b.ok(&["stats", "dht"])).unwrap();
+    assert_eq!(dht["Mode"], "server", "{dht}");
+    assert!(
+        dht["Peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["ID"] == peer.as_str()),
+        "{dht}"
+    );
     let err = a.fails(&["swarm", "connect", "/ip4/127.0.0.1/tcp/1"]);
     assert!(err.contains("dial"), "{err}");
     let err = a.fails(&["swarm", "connect", "not-an-addr"]);

@@ -153,6 +153,8 @@ pub(super) enum BitswapCommand {
 pub(super) enum StatsCommand {
     /// Bytes in and out through the transport, totals and current rates.
     Bw,
+    /// The DHT's mode (server or client) and routing table, as JSON.
+    Dht,
 }
 
 #[derive(Subcommand)]

@@ -44,6 +44,9 @@ pub(super) fn run(api: &dyn NodeApi, config: &Config, command: Command) -> Resul
             writeln!(out, "announced {} keys", api.reprovide()?)?
         }
         Command::Stats(StatsCommand::Bw) => print_bw(&mut out, &api.stats_bw()?)?,
+        Command::Stats(StatsCommand::Dht) => {
+            writeln!(out, "{}", serde_json::to_string_pretty(&api.stats_dht()?)?)?
+        }
         Command::Bitswap(BitswapCommand::Stat) => {
             let v = api.bitswap_stat()?;
             writeln!(out, "bitswap status")?;

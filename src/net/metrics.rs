@@ -107,3 +107,37 @@ pub fn encode_gauge(
 ) -> Result<(), std::fmt::Error> {
     gauge(encoder, name, help, value)
 }
+
+/// Exposes the node's reachability (AutoNAT) and DHT mode.
+#[derive(Debug)]
+pub struct ReachCollector(pub super::swarm::SwarmHandle);
+
+impl Collector for ReachCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use super::swarm::Reachability;
+        let r = self.0.reachability();
+        gauge(
+            &mut encoder,
+            "reachability",
+            "Whether peers can dial this node, as AutoNAT found: 0 unknown (AutoNAT off or no answer yet), 1 not reachable, 2 reachable",
+            match r.status {
+                Reachability::Unknown => 0,
+                Reachability::Private => 1,
+                Reachability::Public => 2,
+            },
+        )?;
+        gauge(
+            &mut encoder,
+            "confirmed_addresses",
+            "Addresses AutoNAT confirmed (peers dialled this node back there)",
+            r.confirmed.len() as i64,
+        )?;
+        gauge(
+            &mut encoder,
+            "dht_server",
+            "1 while the DHT runs as a server (answers queries), 0 as a client",
+            i64::from(r.dht_server),
+        )?;
+        Ok(())
+    }
+}

@@ -266,6 +266,7 @@ impl Network {
             config.idle_timeout,
         )?;
         ours.register_collector(Box::new(metrics::BitswapCollector(bitswap.clone())));
+        ours.register_collector(Box::new(metrics::ReachCollector(swarm.clone())));
         Ok(Network {
             peer_id,
             swarm,

@@ -154,7 +154,10 @@ pub fn build(
             let nat = traversal.behaviours(peer_id, relay_client);
             let identify = identify::Behaviour::new(
                 identify::Config::new("ipfs/0.1.0".into(), key.public())
-                    .with_agent_version(format!("cairn/{}", env!("CARGO_PKG_VERSION"))),
+                    .with_agent_version(format!("cairn/{}", env!("CARGO_PKG_VERSION")))
+                    // New listen addresses reach connected peers at once
+                    // (confirmed external ones are pushed by the task).
+                    .with_push_listen_addr_updates(true),
             );
             // The IPFS DHT spec's values where rust-libp2p differs: record
             // TTL 48 h, query parallelism 10; routing table refresh every

@@ -8,7 +8,8 @@
 //! - `build.rs`: the transports and protocols, from a [`NetConfig`].
 //! - `task.rs`: the task that owns the swarm and carries out commands.
 //! - `dht.rs`: Kademlia queries callers wait on, and peers' addresses.
-//! - `reach.rs`: whether this node counts as reachable (the DHT mode).
+//! - `reach.rs`: whether this node counts as reachable (the DHT mode),
+//!   from AutoNAT's answers when it runs.
 //! - `pubsub.rs`: gossipsub commands and events, local subscribers.
 //! - `traversal.rs`: which NAT traversal protocols run (AutoNAT, relay,
 //!   DCUtR, UPnP), and the relay service's limits.
@@ -26,6 +27,7 @@ pub use build::{
     YAMUX_WINDOW_BYTES,
 };
 pub use dht::{ValueAnswer, MAX_ADDRS_PER_PEER};
+pub use reach::{ReachInfo, Reachability};
 pub use task::spawn;
 pub use traversal::{RelayLimits, Traversal};
 
@@ -105,9 +107,11 @@ pub struct NetConfig {
     /// Period of pings on each connection (`None`: answered, never sent on
     /// a timer).
     pub ping_interval: Option<Duration>,
-    /// DHT mode: `Some(true)` server, `Some(false)` client, `None` automatic:
-    /// loopback and private listen addresses count as reachable (a local
-    /// network, like Kubo's LAN DHT), public ones once confirmed.
+    /// DHT mode: `Some(true)` server, `Some(false)` client, `None` automatic
+    /// (server while reachable): with AutoNAT off, loopback and private
+    /// listen addresses count as reachable (a local network, like Kubo's
+    /// LAN DHT), public ones once dialled at; with AutoNAT on, only the
+    /// addresses it confirmed.
     pub dht_server: Option<bool>,
     /// Bounds of the DHT record store (our provider keys, other peers'
     /// records).
@@ -210,6 +214,14 @@ pub struct SwarmHandle {
     /// Cancelled to stop the node: the swarm task and every long-lived
     /// task started through [`SwarmHandle::spawn_task`] end.
     shutdown: CancellationToken,
+    /// Reachability and DHT mode, as the swarm task last saw them.
+    reach: tokio::sync::watch::Receiver<ReachInfo>,
+}
+
+impl std::fmt::Debug for SwarmHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SwarmHandle")
+    }
 }
 
 impl SwarmHandle {
@@ -260,6 +272,12 @@ impl SwarmHandle {
     /// Whether [`shutdown`](Self::shutdown) was called.
     pub fn is_shut_down(&self) -> bool {
         self.shutdown.is_cancelled()
+    }
+
+    /// Whether peers can dial this node (AutoNAT's verdict), at which
+    /// addresses, and whether the DHT runs as a server.
+    pub fn reachability(&self) -> ReachInfo {
+        self.reach.borrow().clone()
     }
 
     /// Peers connecting and leaving from now on.

@@ -4,7 +4,7 @@
 use super::build::{Behaviour, BehaviourEvent};
 use super::dht::{learn_addresses, on_query_progress, Query};
 use super::pubsub::{self as ps, PubsubState};
-use super::reach::{confirm_if_local, reached_from_outside};
+use super::reach::{confirm_if_local, is_global, reached_from_outside, Reach, ReachInfo};
 use super::{Command, NetConfig, PeerEvent, SwarmHandle};
 use super::{CLOSE_TIMEOUT, PEER_EVENTS_DEPTH, RECORD_SWEEP_INTERVAL};
 use crate::net::NetError;
@@ -12,10 +12,10 @@ use futures::StreamExt;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, SwarmEvent};
-use libp2p::{identify, kad, mdns, Multiaddr, PeerId, Swarm};
+use libp2p::{autonat, identify, kad, mdns, Multiaddr, PeerId, Swarm};
 use std::collections::HashMap;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 /// How long the listeners may take to start.
@@ -56,6 +56,13 @@ pub async fn spawn(
         }
     }
     let auto_mode = config.dht_server.is_none();
+    // With AutoNAT on, only addresses peers dialled back count: a node
+    // behind NAT listens on a private address too, and must not serve the
+    // DHT from it. Without it, local addresses count at once.
+    let self_confirm = auto_mode && !config.traversal.autonat;
+    // AutoNAT's answers count for global addresses only (a peer on the same
+    // LAN can dial us back at a private one), unless told otherwise.
+    let private_ok = config.traversal.autonat_private_addrs;
     // A node told to be a DHT server is reachable at what it listens on, by
     // the operator's word: those become its external addresses, which its
     // provider records carry. (Without addresses, a peer answering a
@@ -65,10 +72,15 @@ pub async fn spawn(
     for addr in &listening {
         if server_mode {
             swarm.add_external_address(addr.clone());
-        } else if auto_mode {
+        } else if self_confirm {
             confirm_if_local(&mut swarm, addr);
         }
     }
+    let (reach_tx, reach_rx) = watch::channel(ReachInfo {
+        dht_server: server_mode,
+        ..ReachInfo::default()
+    });
+    let mut reach = Reach::default();
     let kad_protocol_name = config.kad_protocol.clone();
     // Bounded: callers wait when the swarm task is busy.
     let (tx, mut rx) = mpsc::channel::<Command>(64);
@@ -263,7 +275,7 @@ pub async fn spawn(
                             // A peer we dialed: a routing table entry at once,
                             // before identify says more.
                             swarm.behaviour_mut().kad.add_address(&peer_id, endpoint.get_remote_address().clone());
-                        } else if auto_mode {
+                        } else if self_confirm {
                             if let libp2p::core::ConnectedPoint::Listener { local_addr, .. } = &endpoint {
                                 if let Some(reached) = reached_from_outside(local_addr) {
                                     if !swarm.external_addresses().any(|a| a == &reached) {
@@ -308,7 +320,7 @@ pub async fn spawn(
                     SwarmEvent::NewListenAddr { address, .. } => {
                         if server_mode {
                             swarm.add_external_address(address.clone());
-                        } else if auto_mode {
+                        } else if self_confirm {
                             confirm_if_local(&mut swarm, &address);
                         }
                         listening.push(address);
@@ -332,6 +344,52 @@ pub async fn spawn(
                         }
                     }
                     SwarmEvent::Behaviour(BehaviourEvent::Pubsub(e)) => ps::on_event(&mut swarm, &mut pubsub, e),
+                    SwarmEvent::ExternalAddrConfirmed { address } => {
+                        tracing::info!(%address, "external address confirmed");
+                        push_addresses(&mut swarm);
+                    }
+                    SwarmEvent::ExternalAddrExpired { address } => {
+                        tracing::info!(%address, "external address no longer confirmed");
+                        push_addresses(&mut swarm);
+                    }
+                    SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::ModeChanged { new_mode })) => {
+                        tracing::info!(%new_mode, "DHT mode");
+                        publish_reach(&reach_tx, &reach, &swarm);
+                    }
+                    SwarmEvent::Behaviour(BehaviourEvent::AutonatV1(autonat::v1::Event::StatusChanged { old, new })) => {
+                        tracing::info!(?old, ?new, "AutoNAT v1 status");
+                        let new = match new {
+                            autonat::v1::NatStatus::Public(a) if !private_ok && !is_global(&a) => {
+                                // v1 confirmed it on its own: undo that.
+                                if auto_mode {
+                                    swarm.remove_external_address(&a);
+                                }
+                                autonat::v1::NatStatus::Unknown
+                            }
+                            n => n,
+                        };
+                        let before = reach.confirmed();
+                        reach.v1_status(new);
+                        on_reach_change(&mut swarm, &reach, &before, auto_mode);
+                        publish_reach(&reach_tx, &reach, &swarm);
+                    }
+                    SwarmEvent::Behaviour(BehaviourEvent::AutonatV2Client(e)) => {
+                        match &e.result {
+                            Ok(()) => tracing::debug!(addr = %e.tested_addr, server = %e.server, "AutoNAT v2: reachable"),
+                            Err(err) => tracing::debug!(addr = %e.tested_addr, server = %e.server, "AutoNAT v2: not reachable: {err}"),
+                        }
+                        if !private_ok && !is_global(&e.tested_addr) {
+                            // Not counted; v2 confirmed it on its own.
+                            if e.result.is_ok() && auto_mode {
+                                swarm.remove_external_address(&e.tested_addr);
+                            }
+                        } else {
+                            let before = reach.confirmed();
+                            reach.v2_tested(&e.tested_addr, e.result.is_ok());
+                            on_reach_change(&mut swarm, &reach, &before, auto_mode);
+                            publish_reach(&reach_tx, &reach, &swarm);
+                        }
+                    }
                     SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed { id, result, step, stats })) => {
                         on_query_progress(&mut queries, &mut swarm, id, result, step.last, &stats);
                     }
@@ -345,7 +403,44 @@ pub async fn spawn(
         commands: tx,
         events,
         shutdown,
+        reach: reach_rx,
     })
+}
+
+/// Tells every connected peer our addresses again (identify push): an
+/// external address was confirmed or dropped, which peers' routing tables
+/// and address books should learn now rather than at the next identify.
+fn push_addresses(swarm: &mut Swarm<Behaviour>) {
+    let peers: Vec<PeerId> = swarm.connected_peers().copied().collect();
+    swarm.behaviour_mut().identify.push(peers);
+}
+
+/// After AutoNAT's verdict changed: in automatic DHT mode, addresses that
+/// were confirmed and no longer are stop being external addresses (when
+/// none is left, Kademlia goes back to client mode).
+fn on_reach_change(
+    swarm: &mut Swarm<Behaviour>,
+    reach: &Reach,
+    before: &[Multiaddr],
+    auto_mode: bool,
+) {
+    if !auto_mode {
+        return;
+    }
+    let now = reach.confirmed();
+    for addr in before.iter().filter(|a| !now.contains(a)) {
+        swarm.remove_external_address(addr);
+    }
+}
+
+/// Publishes the reachability and DHT mode for
+/// [`SwarmHandle::reachability`] and the metrics.
+fn publish_reach(tx: &watch::Sender<ReachInfo>, reach: &Reach, swarm: &Swarm<Behaviour>) {
+    tx.send_replace(ReachInfo {
+        status: reach.status(),
+        confirmed: reach.confirmed(),
+        dht_server: swarm.behaviour().kad.mode() == kad::Mode::Server,
+    });
 }
 
 /// Whether a dial failed because its local port could not be used towards

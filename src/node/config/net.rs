@@ -178,9 +178,13 @@ impl Default for NetSettings {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DhtMode {
-    /// Server when listening on loopback or private addresses (a local
-    /// network, as Kubo's LAN DHT), else client until a peer has connected
-    /// to us at a public address (which shows it is reachable from outside).
+    /// Server while reachable. Without AutoNAT (the local profile): when
+    /// listening on loopback or private addresses (a local network, as
+    /// Kubo's LAN DHT), else once a peer has connected to us at a public
+    /// address (which shows it is reachable from outside). With AutoNAT
+    /// (the public profile): once a peer dialled us back at one of our
+    /// addresses, and client again when no address is confirmed any more;
+    /// a node behind NAT stays a client, out of others' routing tables.
     #[default]
     Auto,
     /// Always answer queries and store records for others.

@@ -340,6 +340,11 @@ pub trait NodeApi: FilesApi {
         Err(CommandError::needs_daemon())
     }
 
+    /// The DHT's mode and routing table.
+    fn stats_dht(&self) -> Result<types::DhtStats, CommandError> {
+        Err(CommandError::needs_daemon())
+    }
+
     /// Bitswap's counters and partners.
     fn bitswap_stat(&self) -> Result<types::BitswapStat, CommandError> {
         Err(CommandError::needs_daemon())

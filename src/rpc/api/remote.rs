@@ -587,6 +587,10 @@ impl NodeApi for Client {
         Ok(self.call_json("stats/bw", &[])?)
     }
 
+    fn stats_dht(&self) -> Result<types::DhtStats, CommandError> {
+        Ok(self.call_json("stats/dht", &[])?)
+    }
+
     fn bitswap_stat(&self) -> Result<types::BitswapStat, CommandError> {
         Ok(self.call_json("bitswap/stat", &[])?)
     }

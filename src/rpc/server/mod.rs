@@ -239,6 +239,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v0/dht/findpeer", post(network::findpeer))
         .route("/api/v0/routing/reprovide", post(network::reprovide))
         .route("/api/v0/stats/bw", post(network::stats_bw))
+        .route("/api/v0/stats/dht", post(network::stats_dht))
         .route("/api/v0/bitswap/stat", post(network::bitswap_stat))
         .route("/api/v0/shutdown", post(shutdown))
         .route("/api/v0/add", post(add::add))

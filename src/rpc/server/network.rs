@@ -1,11 +1,11 @@
 //! The node and its network: `id`, `version`, `swarm/*`, `routing/*`,
-//! `stats/bw` and `bitswap/stat`.
+//! `stats/bw`, `stats/dht` and `bitswap/stat`.
 
 use super::{bad_request, internal, ApiError, ApiState, Params};
 use crate::block::parse_cid;
 use crate::rpc::types::{
-    BandwidthStats, BitswapStat, IdResponse, ReprovideResponse, RoutingEvent, SessionStat, Strings,
-    SwarmPeer, SwarmPeers, VersionResponse,
+    BandwidthStats, BitswapStat, DhtPeer, DhtStats, IdResponse, ReprovideResponse, RoutingEvent,
+    SessionStat, Strings, SwarmPeer, SwarmPeers, VersionResponse,
 };
 use axum::extract::{RawQuery, State};
 use axum::Json;
@@ -19,9 +19,25 @@ pub(super) async fn id(State(s): State<ApiState>) -> Result<Json<IdResponse>, Ap
         .await
         .map_err(internal)?;
     let addrs: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
-    Ok(Json(
-        IdResponse::for_node(s.online.node(), &addrs).map_err(internal)?,
-    ))
+    let mut id = IdResponse::for_node(s.online.node(), &addrs).map_err(internal)?;
+    id.reachability = Some(s.online.net().swarm.reachability().into());
+    Ok(Json(id))
+}
+
+pub(super) async fn stats_dht(State(s): State<ApiState>) -> Result<Json<DhtStats>, ApiError> {
+    let swarm = &s.online.net().swarm;
+    let table = swarm.routing_table().await.map_err(internal)?;
+    let server = swarm.reachability().dht_server;
+    Ok(Json(DhtStats {
+        mode: if server { "server" } else { "client" }.into(),
+        peers: table
+            .into_iter()
+            .map(|(p, addrs)| DhtPeer {
+                id: p.to_string(),
+                addrs: addrs.iter().map(|a| a.to_string()).collect(),
+            })
+            .collect(),
+    }))
 }
 
 pub(super) async fn version() -> Json<VersionResponse> {

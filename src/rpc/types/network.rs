@@ -1,5 +1,5 @@
 //! Bodies of the node and network commands: `id`, `version`, `swarm/*`,
-//! `routing/*`, `stats/bw`, `bitswap/stat`.
+//! `routing/*`, `stats/bw`, `stats/dht`, `bitswap/stat`.
 
 use crate::node::{Node, NodeError};
 use serde::{Deserialize, Serialize};
@@ -19,6 +19,56 @@ pub struct IdResponse {
     pub protocols: Vec<String>,
     /// The public key, protobuf-encoded, in base64.
     pub public_key: String,
+    /// cairn's addition (a running daemon only): whether peers can dial
+    /// this node and the DHT mode that follows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reachability: Option<IdReachability>,
+}
+
+/// `id`'s `Reachability`: AutoNAT's verdict and the DHT mode.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct IdReachability {
+    /// "public" (a peer dialled us back), "private" (peers could not) or
+    /// "unknown" (AutoNAT off, as in the local profile, or no answer yet).
+    pub status: String,
+    /// The addresses peers dialled us back at.
+    pub confirmed_addresses: Vec<String>,
+    /// "server" (answers DHT queries, listed in peers' routing tables) or
+    /// "client".
+    pub dht_mode: String,
+}
+
+impl From<crate::net::swarm::ReachInfo> for IdReachability {
+    fn from(r: crate::net::swarm::ReachInfo) -> Self {
+        IdReachability {
+            status: r.status.as_str().into(),
+            confirmed_addresses: r.confirmed.iter().map(|a| a.to_string()).collect(),
+            dht_mode: if r.dht_server { "server" } else { "client" }.into(),
+        }
+    }
+}
+
+/// `stats/dht`: the DHT's mode and routing table (Kubo lists the table by
+/// bucket; cairn lists its peers).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DhtStats {
+    /// "server" or "client".
+    pub mode: String,
+    /// The routing table's peers.
+    pub peers: Vec<DhtPeer>,
+}
+
+/// A peer in the DHT routing table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DhtPeer {
+    /// The peer ID.
+    #[serde(rename = "ID")]
+    pub id: String,
+    /// Its addresses in the table.
+    pub addrs: Vec<String>,
 }
 
 impl IdResponse {
@@ -53,6 +103,7 @@ impl IdResponse {
             protocols,
             public_key: base64::engine::general_purpose::STANDARD
                 .encode(key.public().encode_protobuf()),
+            reachability: None,
         })
     }
 }
