@@ -405,3 +405,117 @@ fn records_verify_in_helia_and_helias_verify_in_cairn() {
     assert_eq!((r.value_text().as_str(), r.sequence), ("/ipfs/bafkqaaa", 5));
     assert!(r.eol > SystemTime::now() + Duration::from_secs(3000));
 }
+
+/// `GET GATEWAY/ipns/NAME?format=ipns-record`: the signed record's bytes.
+fn record_from_gateway(gateway: &str, name: &str) -> Vec<u8> {
+    ureq::get(format!("{gateway}/ipns/{name}?format=ipns-record"))
+        .call()
+        .expect("the record")
+        .body_mut()
+        .read_to_vec()
+        .unwrap()
+}
+
+/// IPNS over pub/sub (`[ipns] pubsub = true` on three daemons, B and C
+/// bootstrapped to A). B resolves A's name once (a DHT lookup; B then
+/// follows the name's `/record/` topic) and caches the answer for the
+/// record's TTL, an hour. A publishes a new value: B's plain resolve, still
+/// answered from its cache, gives the new value, which only the topic can
+/// have brought before the hour is out. Then C sends on the topic garbage,
+/// a tampered copy of the record and the older record: B refuses and
+/// counts the first two, ignores the third, and keeps answering the new
+/// value.
+#[test]
+fn with_pubsub_a_new_record_reaches_a_follower_before_its_cache_expires() {
+    let mut nodes = Vec::new();
+    let mut boot: Option<String> = None;
+    for _ in 0..3 {
+        let repo = TestRepo::new();
+        repo.ok(&["init"]);
+        repo.set_config("ipns", "pubsub", "true");
+        let extra: Vec<&str> = boot.iter().flat_map(|b| ["--bootstrap", b]).collect();
+        let (daemon, banner) = Daemon::start(&repo, &extra);
+        boot.get_or_insert_with(|| common::swarm_addr(&banner));
+        let id = common::peer_id_of(&common::swarm_addr(&banner));
+        let urls = (common::api_url(&banner), common::gateway_url(&banner));
+        nodes.push((repo, daemon, id, urls));
+    }
+    let (a, b, c) = (&nodes[0].0, &nodes[1].0, &nodes[2].0);
+    let (api_a, gw_a) = nodes[0].3.clone();
+    let api_b = nodes[1].3 .0.clone();
+    let first = add_text(a, "version one");
+    let second = add_text(a, "version two, longer");
+    let line = poll(Duration::from_secs(30), "publish reaches a peer", || {
+        let out = a.run(&["name", "publish", &first]);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    });
+    let name = published_name(&line);
+    let old_record = record_from_gateway(&gw_a, &name);
+    let (peer, _) = cairn::names::ipns::parse_name(&name).unwrap();
+    let topic = cairn::names::ipns::pubsub::record_topic(&peer);
+    assert!(topic.starts_with("/record/L2lwbnMv"), "{topic}");
+
+    // B and C look the name up (and follow it); A sees both on the topic.
+    resolves_to(b, &name, &format!("/ipfs/{first}"));
+    resolves_to(c, &name, &format!("/ipfs/{first}"));
+    // Kubo's `name/pubsub/state` and `name/pubsub/subs`.
+    assert_eq!(
+        post(&api_b, "name/pubsub/state"),
+        (200, serde_json::json!({"Enabled": true}))
+    );
+    let (status, subs) = post(&api_b, "name/pubsub/subs");
+    assert_eq!(status, 200, "{subs}");
+    assert!(
+        subs["Strings"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(format!("/ipns/{name}"))),
+        "{subs}"
+    );
+    poll(Duration::from_secs(20), "B and C on A's topic", || {
+        let peers = a.ok(&["pubsub", "peers", &topic]);
+        (peers.contains(&nodes[1].2) && peers.contains(&nodes[2].2)).then_some(())
+    });
+    assert!(b.ok(&["pubsub", "ls"]).lines().any(|t| t == topic));
+    assert_eq!(
+        b.ok(&["name", "resolve", &name]),
+        format!("/ipfs/{first}\n"),
+        "cached"
+    );
+
+    a.ok(&["name", "publish", &second]);
+    poll(Duration::from_secs(20), "B's cached answer updated", || {
+        (b.ok(&["name", "resolve", &name]) == format!("/ipfs/{second}\n")).then_some(())
+    });
+    assert!(counter(&api_b, "cairn_ipns_pubsub_taken") >= 1);
+    assert!(counter(&api_a, "cairn_ipns_pubsub_sent") >= 2);
+    assert_eq!(counter(&api_b, "cairn_ipns_pubsub_refused"), 0);
+
+    // Bad records on the topic, sent by C: refused and counted by B.
+    let mut tampered = record_from_gateway(&gw_a, &name);
+    let at = tampered.len() - 3;
+    tampered[at] ^= 1;
+    let bad = [b"not an IPNS record".to_vec(), tampered, old_record];
+    let file = c.scratch("bad-record");
+    poll(Duration::from_secs(20), "B refuses C's bad records", || {
+        for bytes in &bad {
+            std::fs::write(&file, bytes).unwrap();
+            c.ok(&["pubsub", "pub", &topic, file.to_str().unwrap()]);
+        }
+        (counter(&api_b, "cairn_ipns_pubsub_refused") >= 2).then_some(())
+    });
+    assert_eq!(
+        b.ok(&["name", "resolve", &name]),
+        format!("/ipfs/{second}\n"),
+        "the older record did not win"
+    );
+    assert_eq!(
+        b.ok(&["name", "resolve", "--nocache", &name]),
+        format!("/ipfs/{second}\n")
+    );
+    for (_, d, _, _) in &mut nodes {
+        d.signal(libc::SIGTERM);
+    }
+}

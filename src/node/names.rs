@@ -5,6 +5,7 @@
 use super::online::OnlineNode;
 use super::{Node, NodeError};
 use crate::names::dnslink::DnsLinkError;
+use crate::names::ipns::pubsub::PubsubNames;
 use crate::names::ipns::service::NamesStats;
 use crate::names::ipns::IpnsValidator;
 use crate::names::ipns::{IpnsError, IpnsRecord, PublishOptions, ResolveOptions};
@@ -97,6 +98,7 @@ impl OnlineNode {
                 .register_collector(Box::new(NamesCollector(
                     names.validator(),
                     Arc::clone(names.stats()),
+                    Arc::clone(names.pubsub()),
                 )));
         }
         let swarm = self.net().swarm.clone();
@@ -106,7 +108,7 @@ impl OnlineNode {
 
 /// Exposes the IPNS counters.
 #[derive(Debug)]
-struct NamesCollector(Arc<IpnsValidator>, Arc<NamesStats>);
+struct NamesCollector(Arc<IpnsValidator>, Arc<NamesStats>, Arc<PubsubNames>);
 
 impl prometheus_client::collector::Collector for NamesCollector {
     fn encode(
@@ -144,6 +146,25 @@ impl prometheus_client::collector::Collector for NamesCollector {
             "ipns_cache_hits",
             "IPNS resolves answered from the cache",
             self.1.cache_hits.load(Relaxed),
+        )?;
+        let pubsub = self.2.stats();
+        encode_counter(
+            &mut encoder,
+            "ipns_pubsub_taken",
+            "IPNS records taken from pub/sub (newer than the one held)",
+            pubsub.taken.load(Relaxed),
+        )?;
+        encode_counter(
+            &mut encoder,
+            "ipns_pubsub_refused",
+            "IPNS records from pub/sub refused (invalid, forged, expired, for another name)",
+            pubsub.refused.load(Relaxed),
+        )?;
+        encode_counter(
+            &mut encoder,
+            "ipns_pubsub_sent",
+            "IPNS records published on their name's pub/sub topic",
+            pubsub.sent.load(Relaxed),
         )
     }
 }

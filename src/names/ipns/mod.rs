@@ -6,12 +6,16 @@
 //!   record store runs on every record before it keeps it.
 //! - [`service`]: publishing, resolving (cached for the record's TTL) and
 //!   republishing a node's names over the DHT.
+//! - [`pubsub`]: IPNS over pub/sub (`/record/` topics, as Kubo's
+//!   `--enable-namesys-pubsub`): records published there too, and names
+//!   followed so updates arrive at once.
 //!
 //! A name is the peer ID of its key; as text Kubo writes it as a CIDv1 with
 //! the libp2p-key codec in base36 (`k51...`), and older tools as the base58
 //! peer ID (`12D3Koo...`); both are read. On the DHT a name's record lives
 //! under `/ipns/` followed by the peer ID's binary multihash.
 
+pub mod pubsub;
 pub mod record;
 pub mod service;
 

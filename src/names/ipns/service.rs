@@ -15,6 +15,7 @@
 //! `/ipns/` names that are domains resolve through DNSLink
 //! ([`crate::names::dnslink`]) on the way.
 
+use super::pubsub::PubsubNames;
 use super::record::{self, IpnsRecord};
 use super::{parse_name, routing_key, IpnsError, IpnsValidator, IPNS_PREFIX};
 use crate::names::cache::TtlCache;
@@ -61,6 +62,13 @@ pub struct IpnsSettings {
     /// Most resolved names kept in the cache (IPNS names and DNSLink
     /// domains each).
     pub cache_entries: usize,
+    /// IPNS over pub/sub (Kubo's `--enable-namesys-pubsub`): records are
+    /// also published on the name's `/record/` topic, and names this node
+    /// looked up are followed there, so updates arrive at once.
+    pub pubsub: bool,
+    /// Most names followed on pub/sub (each is a topic subscription,
+    /// counted in `[pubsub] max_topics`).
+    pub pubsub_names: usize,
 }
 
 impl Default for IpnsSettings {
@@ -70,6 +78,8 @@ impl Default for IpnsSettings {
             record_lifetime: Duration::from_secs(48 * 3600),
             record_ttl: Duration::from_secs(3600),
             cache_entries: 1024,
+            pubsub: false,
+            pubsub_names: 32,
         }
     }
 }
@@ -121,7 +131,8 @@ pub struct Names {
     keys: Arc<Keystore>,
     store: Arc<dyn Store>,
     settings: IpnsSettings,
-    cache: TtlCache<PeerId, String>,
+    cache: Arc<TtlCache<PeerId, String>>,
+    pubsub: Arc<PubsubNames>,
     dnslink: DnsLink,
     /// Publishes take their sequence numbers one at a time.
     publishing: Mutex<()>,
@@ -144,10 +155,13 @@ impl Names {
         settings: IpnsSettings,
         dnslink: DnsLink,
     ) -> Names {
+        let cache = Arc::new(TtlCache::new(settings.cache_entries));
+        let pubsub = PubsubNames::new(settings.pubsub, settings.pubsub_names, Arc::clone(&cache));
         Names {
             keys,
             store,
-            cache: TtlCache::new(settings.cache_entries),
+            cache,
+            pubsub: Arc::new(pubsub),
             dnslink,
             settings,
             publishing: Mutex::new(()),
@@ -164,6 +178,11 @@ impl Names {
     /// The service's counters.
     pub fn stats(&self) -> &Arc<NamesStats> {
         &self.stats
+    }
+
+    /// IPNS over pub/sub: the names followed and their records.
+    pub fn pubsub(&self) -> &Arc<PubsubNames> {
+        &self.pubsub
     }
 
     /// The settings it runs with.
@@ -204,13 +223,23 @@ impl Names {
         Ok((name, bytes, rec))
     }
 
-    /// Stores `name`'s record on the DHT.
+    /// Stores `name`'s record on the DHT; with `[ipns] pubsub`, first
+    /// publishes it on the name's topic (and follows the name there).
     pub async fn put(
         &self,
         dht: &SwarmHandle,
         name: &PeerId,
         bytes: Vec<u8>,
     ) -> Result<(), IpnsError> {
+        if self.pubsub.enabled() {
+            if let Ok(rec) = record::fields(&bytes) {
+                self.pubsub
+                    .follow(dht, *name, Some((bytes.as_slice(), &rec)));
+            }
+            if let Err(e) = self.pubsub.announce(dht, name, &bytes).await {
+                tracing::debug!(%name, "IPNS pubsub: publishing the record: {e}");
+            }
+        }
         Ok(dht.put_value(routing_key(name), bytes).await?)
     }
 
@@ -286,8 +315,12 @@ impl Names {
                 return Ok(hit);
             }
         }
-        let (_, best) = self.best_record(name, dht).await?;
+        let (bytes, best) = self.best_record(name, dht).await?;
         self.remember(name, &best);
+        if let Some(dht) = dht {
+            self.pubsub
+                .follow(dht, *name, Some((bytes.as_slice(), &best)));
+        }
         Ok((best.value_text(), cache_time(&best)))
     }
 
@@ -304,6 +337,8 @@ impl Names {
         if let Some((bytes, _)) = self.own_record(name)? {
             candidates.push(bytes);
         }
+        // What pub/sub brought (it may be newer than what the DHT holds).
+        candidates.extend(self.pubsub.held(name));
         let mut answers = Vec::new();
         if let Some(dht) = dht {
             match dht.get_values(routing_key(name), RESOLVE_ANSWERS).await {
@@ -463,7 +498,7 @@ impl Names {
 }
 
 /// How long `rec` may be cached: its TTL, never past its end of life.
-fn cache_time(rec: &IpnsRecord) -> Duration {
+pub(super) fn cache_time(rec: &IpnsRecord) -> Duration {
     let left = rec
         .eol
         .duration_since(SystemTime::now())

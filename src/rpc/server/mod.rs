@@ -270,6 +270,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v0/key/import", post(keys::key_import))
         .route("/api/v0/name/publish", post(names::name_publish))
         .route("/api/v0/name/resolve", post(names::name_resolve))
+        .route("/api/v0/name/pubsub/state", post(names::name_pubsub_state))
+        .route("/api/v0/name/pubsub/subs", post(names::name_pubsub_subs))
         .route("/api/v0/files/mkdir", post(files::mkdir))
         .route("/api/v0/files/write", post(files::write))
         .route("/api/v0/files/read", post(files::read))

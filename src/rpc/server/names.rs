@@ -1,9 +1,10 @@
 //! IPNS: `name/publish` and `name/resolve`, with Kubo's arguments and
-//! answers (`{"Name","Value"}`, `{"Path"}`).
+//! answers (`{"Name","Value"}`, `{"Path"}`), and `name/pubsub/state|subs`
+//! (IPNS over pub/sub: on or off, the names followed).
 
 use super::{bad_request, node_err, ApiError, ApiState, Params};
 use crate::names::ipns::{PublishOptions, ResolveOptions};
-use crate::rpc::types::{NamePublishOutput, NameResolveOutput};
+use crate::rpc::types::{NamePublishOutput, NamePubsubState, NameResolveOutput, Strings};
 use axum::extract::{RawQuery, State};
 use axum::Json;
 use std::time::Duration;
@@ -56,4 +57,20 @@ pub(super) async fn name_resolve(
     };
     let path = s.online.name_resolve(&name, opts).await.map_err(node_err)?;
     Ok(Json(NameResolveOutput { path }))
+}
+
+pub(super) async fn name_pubsub_state(State(s): State<ApiState>) -> Json<NamePubsubState> {
+    Json(NamePubsubState {
+        enabled: s.online.node().names().pubsub().enabled(),
+    })
+}
+
+pub(super) async fn name_pubsub_subs(State(s): State<ApiState>) -> Json<Strings> {
+    let followed = s.online.node().names().pubsub().followed();
+    Json(Strings {
+        strings: followed
+            .iter()
+            .map(|n| format!("/ipns/{}", crate::names::keystore::ipns_name(n)))
+            .collect(),
+    })
 }

@@ -53,3 +53,11 @@ pub struct NameResolveOutput {
     /// The path (with the asked name's own path appended).
     pub path: String,
 }
+
+/// `name/pubsub/state`: whether IPNS over pub/sub is on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NamePubsubState {
+    /// `[ipns] pubsub`.
+    pub enabled: bool,
+}
