@@ -57,6 +57,9 @@ pub enum Offer {
     Refused(IpnsError),
 }
 
+/// A held record: its bytes and contents.
+type Held = (Vec<u8>, IpnsRecord);
+
 /// Counters of IPNS over pub/sub.
 #[derive(Debug, Default)]
 pub struct PubsubStats {
@@ -74,7 +77,7 @@ pub struct PubsubNames {
     enabled: bool,
     max_names: usize,
     /// Followed names; `None` until a record of the name is known.
-    follows: Mutex<HashMap<PeerId, Option<(Vec<u8>, IpnsRecord)>>>,
+    follows: Mutex<HashMap<PeerId, Option<Held>>>,
     /// The resolve cache of the IPNS service, updated with taken records.
     cache: Arc<TtlCache<PeerId, String>>,
     stats: PubsubStats,
