@@ -404,6 +404,122 @@ fn deleting_an_object_the_user_replicates_since_keeps_its_replication() {
     assert!(replicated(&cid), "{}", a.ok(&["pin", "status", &cid]));
 }
 
+/// The user's own plain pins (`pin add`, `add` of the same bytes) of a
+/// CID an object or a bucket root also has stay when the bucket lets go
+/// of it (the object deleted or overwritten, the root moved past): a CID
+/// has one pin, whoever made it first, and the endpoint removed it as its
+/// own. Pins only the endpoint made still go, and `pin rm` still removes
+/// a claimed one.
+#[test]
+fn the_users_own_pins_of_a_buckets_cids_stay_when_the_bucket_lets_go() {
+    let a = TestRepo::new();
+    a.ok(&["init"]);
+    let (mut daemon, banner) = Daemon::start(&a, &["--s3", "127.0.0.1:0"]);
+    let (key, secret) = create_key(&a, &[]);
+    a.ok(&["s3", "bucket", "create", "plain"]);
+    let url = s3_url(&banner);
+    let write = |url: &str, spec: Value| boto3_step(url, (&key, &secret), "plain", spec);
+    let texts = [
+        ("pinned.txt", "the user pins these bytes too"),
+        ("added.txt", "and adds a file of these"),
+        ("over.txt", "overwritten soon, pinned before"),
+        ("alone.txt", "only the bucket keeps these"),
+    ];
+    let puts: serde_json::Map<String, Value> = texts
+        .iter()
+        .map(|(k, t)| (k.to_string(), json!(t)))
+        .collect();
+    write(&url, json!({"step": "write", "puts": puts}));
+    let listed = objects(&a, "plain");
+    let cid = |k: &str| listed[k][0].clone();
+    a.ok(&["pin", "add", &cid("pinned.txt")]);
+    let file = a.scratch("added.txt");
+    std::fs::write(&file, texts[1].1).unwrap();
+    assert_eq!(a.add(&file, &[]), cid("added.txt"), "PUT and add: one CID");
+    a.ok(&["pin", "add", &cid("over.txt")]);
+    let snapshot = buckets(&a)["plain"].0.clone();
+    a.ok(&["pin", "add", &snapshot]);
+
+    write(
+        &url,
+        json!({"step": "write", "puts": {"over.txt": "new bytes"},
+               "deletes": ["pinned.txt", "added.txt", "alone.txt"]}),
+    );
+    assert_ne!(buckets(&a)["plain"].0, snapshot, "the root moved on");
+    a.ok(&["repo", "gc"]);
+    for (k, text) in &texts[..3] {
+        assert!(pins(&a, &cid(k)), "the user's pin of {k} went with it");
+        assert_eq!(a.ok(&["cat", &cid(k)]), *text);
+    }
+    assert!(!pins(&a, &cid("alone.txt")), "the endpoint's own pin stays");
+    assert!(pins(&a, &snapshot), "the user's pin of the old root went");
+    // The snapshot still reads back whole, and a restart (which settles
+    // the endpoint's pending pins) keeps it all.
+    assert!(a.run(&["dag", "export", &snapshot]).status.success());
+    daemon.signal(libc::SIGTERM);
+    let (_daemon, _) = Daemon::start(&a, &["--s3", "127.0.0.1:0"]);
+    a.ok(&["repo", "gc"]);
+    for (k, _) in &texts[..3] {
+        assert!(pins(&a, &cid(k)), "{k} unpinned by the restart");
+    }
+    assert!(a.run(&["dag", "export", &snapshot]).status.success());
+    // `pin rm` removes a claimed pin as any other.
+    a.ok(&["pin", "rm", &cid("pinned.txt")]);
+    assert!(!pins(&a, &cid("pinned.txt")));
+}
+
+/// A factor the user sets on an object a replicated bucket keeps (`pin add
+/// --replication`, higher than the bucket's) stays when the bucket
+/// hands the object over again (another key of the same bytes, a
+/// restart's recovery): it was reset to the bucket's factor.
+#[test]
+fn a_bucket_never_lowers_the_factor_the_user_set_on_its_object() {
+    let a = TestRepo::new();
+    a.ok(&["init"]);
+    a.set_config("replication", "repair_interval", "\"1s\"");
+    let (mut daemon, banner) = Daemon::start(&a, &["--s3", "127.0.0.1:0"]);
+    let (key, secret) = create_key(&a, &[]);
+    a.ok(&["s3", "bucket", "create", "kept", "--replication", "1"]);
+    let write = |url: &str, spec: Value| boto3_step(url, (&key, &secret), "kept", spec);
+    let url = s3_url(&banner);
+    let text = "replicated by the bucket at 1, by the user at 3";
+    write(&url, json!({"step": "write", "puts": {"x.txt": text}}));
+    let cid = objects(&a, "kept")["x.txt"][0].clone();
+    let status = |cid: &str| {
+        let out = a.run(&["pin", "status", cid]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    poll(Duration::from_secs(30), "the object replicated", || {
+        status(&cid).contains(": ok (1/1").then_some(())
+    });
+    a.ok(&["pin", "add", "--replication", "3", &cid]);
+    assert!(status(&cid).contains("/3 pinned"), "{}", status(&cid));
+
+    // Another key of the same bytes: the bucket keeps the CID again. Its
+    // new root replicated means the burst was applied.
+    write(&url, json!({"step": "write", "puts": {"y.txt": text}}));
+    let root = buckets(&a)["kept"].0.clone();
+    poll(Duration::from_secs(30), "the new root replicated", || {
+        status(&root).contains(": ok (1/1").then_some(())
+    });
+    assert!(status(&cid).contains("/3 pinned"), "{}", status(&cid));
+
+    // A restart's recovery hands every object over again.
+    daemon.signal(libc::SIGTERM);
+    let (_daemon, banner) = Daemon::start(&a, &["--s3", "127.0.0.1:0"]);
+    write(
+        &s3_url(&banner),
+        json!({"step": "write", "puts": {"z.txt": "after the restart"}}),
+    );
+    let root = buckets(&a)["kept"].0.clone();
+    poll(
+        Duration::from_secs(30),
+        "the newest root replicated",
+        || status(&root).contains(": ok (1/1").then_some(()),
+    );
+    assert!(status(&cid).contains("/3 pinned"), "{}", status(&cid));
+}
+
 #[test]
 fn public_read_buckets_answer_anonymous_reads_and_nothing_else() {
     let repo = TestRepo::new();

@@ -36,6 +36,7 @@ pub use error::{BoxedSource, NodeError, UnsupportedInput};
 pub use maintenance::{RepoStat, VerifyReport};
 pub use mfs::CopySource;
 pub use pins::PinEntry;
+pub(crate) use pins::user_claimed;
 pub use repo::Repo;
 
 use crate::dag::reader::ReadOptions;

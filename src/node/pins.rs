@@ -6,8 +6,35 @@ use super::{Node, NodeError};
 use crate::block::Cid;
 use crate::dag::walk;
 use crate::replicate::record::Record;
-use crate::store::PinKind;
+use crate::store::{PinKind, Store, StoreError};
 use std::collections::HashSet;
+
+/// Metadata key prefix of the marks of pins the user made on a CID that
+/// was pinned already (by the S3 endpoint, say: one pin a CID, whoever
+/// made it).
+const USER_CLAIM_PREFIX: &str = "userpin/";
+
+fn user_claim_key(cid: &Cid) -> String {
+    format!("{USER_CLAIM_PREFIX}{cid}")
+}
+
+/// Whether the user pinned `cid` while it was pinned already, so that the
+/// part of the node that made the pin (the S3 endpoint) must leave it when
+/// it lets go. True when the store cannot tell: nothing is unpinned on a
+/// guess.
+pub(crate) fn user_claimed(store: &dyn Store, cid: &Cid) -> bool {
+    !matches!(store.meta_get(&user_claim_key(cid)), Ok(None))
+}
+
+/// Forgets the user's claim on `cid` (its pin is the user's alone now, or
+/// gone). Writes only when there is a mark.
+fn forget_user_claim(store: &dyn Store, cid: &Cid) -> Result<(), StoreError> {
+    let key = user_claim_key(cid);
+    if store.meta_get(&key)?.is_some() {
+        store.meta_put(&key, None)?;
+    }
+    Ok(())
+}
 
 /// A pin as `pin ls` shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,9 +48,15 @@ pub struct PinEntry {
 impl Node {
     /// Pins `cid` for the user: a pin the replicator had made to hold a
     /// copy for the network becomes theirs, and is no longer removed when
-    /// that copy is trimmed.
+    /// that copy is trimmed; a pin the S3 endpoint had made (an object's,
+    /// a bucket's root) is marked as theirs too ([`user_claimed`]), so it
+    /// stays when the object is deleted or the root moves on.
     pub(super) fn user_pin(&self, cid: &Cid, kind: PinKind) -> Result<(), NodeError> {
+        let held = self.store.pin_of(cid)?.is_some();
         self.store.pin(cid, kind)?;
+        if held {
+            self.store.meta_put(&user_claim_key(cid), Some(b"1"))?;
+        }
         crate::replicate::disown_pin(&*self.store, cid)?;
         Ok(())
     }
@@ -114,6 +147,7 @@ impl Node {
     pub fn pin_rm(&self, cid: &Cid) -> Result<PinKind, NodeError> {
         let kind = self.store.unpin(cid)?;
         crate::replicate::disown_pin(&*self.store, cid)?;
+        forget_user_claim(&*self.store, cid)?;
         Ok(kind)
     }
 

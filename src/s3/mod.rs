@@ -98,6 +98,10 @@ impl S3Endpoint {
         let index = Arc::new(index::BucketIndex::open(repo.as_deref(), store)?);
         let node = Arc::clone(online.node());
         let unpinned = index.reconcile(&mut |cid| {
+            // A pin the user claimed since stays theirs (see `drop_pins`).
+            if crate::node::user_claimed(&**node.store(), cid) {
+                return Ok(());
+            }
             // The crash may have come before the pin was made.
             match node.store().unpin(cid) {
                 Ok(_) | Err(crate::store::StoreError::NotPinned { .. }) => Ok(()),

@@ -32,7 +32,8 @@
 //! events. A CID is released only when nothing names it, whichever event
 //! of it a burst ends with; one whose pin someone else made the
 //! replicator's meanwhile (`pin add --replication`) is forgotten instead,
-//! its replication theirs.
+//! its replication theirs. A `Keep` never lowers a factor: one the user
+//! set higher since (`pin add --replication`) stays.
 
 use super::index::BucketIndex;
 use super::S3Error;
@@ -430,9 +431,11 @@ fn sort_burst(
             }
             ReplicaEvent::Keep { cid, factor, size } => {
                 if record(&cid).is_some_and(|r| {
-                    // Someone else's replication, or ours already at the
-                    // factor.
-                    !kept.contains(&cid) || r.factor == factor
+                    // Someone else's replication, or ours at the factor
+                    // already or above it: a factor the user set since
+                    // (`pin add --replication`), or another bucket's
+                    // naming the same CID, is never lowered.
+                    !kept.contains(&cid) || r.factor >= factor
                 }) {
                     continue;
                 }
@@ -713,7 +716,8 @@ mod tests {
     /// Recovery read X (`Keep`) before the user deleted it (`Released`),
     /// and the burst's last event of X is the `Keep`: X is released all
     /// the same, since nothing names it. A claimed CID is forgotten, not
-    /// released; a named one is kept.
+    /// released; a named one is kept, at the bucket's factor or the one it
+    /// has if higher.
     #[test]
     fn a_keep_of_a_kept_cid_nothing_names_is_a_release() {
         let cid = |n: u8| crate::block::CidFormat::V1_SHA2_256.cid(crate::block::RAW, &[n]);
@@ -729,12 +733,17 @@ mod tests {
             keep(3),
             ReplicaEvent::Claimed(cid(4)),
             ReplicaEvent::Claimed(cid(5)),
+            keep(6),
         ]);
-        let kept: HashSet<Cid> = [1, 3, 4].into_iter().map(cid).collect();
+        let kept: HashSet<Cid> = [1, 3, 4, 6].into_iter().map(cid).collect();
         let unnamed: HashSet<Cid> = [1, 2].into_iter().map(cid).collect();
         let me = libp2p::PeerId::random();
-        let record = |c: &Cid| {
-            (*c == cid(3)).then(|| crate::replicate::record::Record::new(*c, 1, 3, 1, me))
+        // 3 is below the bucket's factor; 6 above it (`pin add
+        // --replication 3` since): it stays at 3.
+        let record = |c: &Cid| match c {
+            c if *c == cid(3) => Some(crate::replicate::record::Record::new(*c, 1, 3, 1, me)),
+            c if *c == cid(6) => Some(crate::replicate::record::Record::new(*c, 3, 3, 1, me)),
+            _ => None,
         };
         let (keep, release, claimed) = sort_burst(burst, &kept, &unnamed, record);
         assert_eq!(keep, vec![(cid(3), 2, None)], "named: kept at its factor");

@@ -151,9 +151,18 @@ impl Writer<'_> {
         // the replicator's already was claimed since the endpoint pinned
         // it (`pin add --replication`): its replication is not the
         // endpoint's to end.
+        // A CID the user pinned too since the endpoint did (`pin add`,
+        // `add` of the same bytes: one pin a CID) keeps its pin, as it was
+        // (the user's, or the replicator's if they replicate it): it was
+        // not the endpoint's alone to remove. The mark stays: it only
+        // keeps the endpoint from removing a pin, and `pin rm` clears it.
         let mut unpin = Vec::new();
         let mut released = Vec::new();
         for cid in cids {
+            if crate::node::user_claimed(store, cid) {
+                released.push((*cid, crate::replicate::owns_pin(store, cid)));
+                continue;
+            }
             if !crate::replicate::replicated_here(store, cid) {
                 unpin.push(*cid);
                 continue;
