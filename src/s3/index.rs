@@ -57,6 +57,7 @@ use crate::dag::SharedStore;
 use crate::store::Store;
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -144,8 +145,10 @@ pub struct BucketIndex {
     /// root is recorded with without walking its DAG (`replicas.rs`).
     pub(super) bytes: sled::Tree,
     /// Held by [`Writer`]: one change at a time, so a pin decision and the
-    /// reference count it reads stay true until the change commits.
-    write: Mutex<()>,
+    /// reference count it reads stay true until the change commits. Holds
+    /// the writer's tree, whose cache of nodes lasts from one write to the
+    /// next (each write reads and decodes its path's nodes once).
+    write: Mutex<RefCell<Option<Tree>>>,
     /// Object writes waiting to be committed together (`group.rs`).
     group: group::GroupCommit,
 }
@@ -210,7 +213,7 @@ impl BucketIndex {
             changed: tokio::sync::watch::Sender::new(0),
             remote: Mutex::new(None),
             replicas: Mutex::new(None),
-            write: Mutex::new(()),
+            write: Mutex::new(RefCell::new(None)),
             group: group::GroupCommit::default(),
         };
         index.recover()?;
@@ -258,7 +261,7 @@ impl BucketIndex {
     pub fn writer(&self) -> Writer<'_> {
         Writer {
             index: self,
-            _guard: self.write.lock().unwrap_or_else(|p| p.into_inner()),
+            guard: self.write.lock().unwrap_or_else(|p| p.into_inner()),
         }
     }
 
@@ -482,7 +485,18 @@ fn decode_time(v: &[u8]) -> u64 {
 /// Changes the index; holds its write lock while it lives.
 pub struct Writer<'a> {
     pub(super) index: &'a BucketIndex,
-    _guard: MutexGuard<'a, ()>,
+    guard: MutexGuard<'a, RefCell<Option<Tree>>>,
+}
+
+impl Writer<'_> {
+    /// Runs `f` with the writer's tree (nodes a change made but did not
+    /// commit dropped first); not from within another `with_tree`.
+    pub(super) fn with_tree<T>(&self, f: impl FnOnce(&mut Tree) -> T) -> T {
+        let mut slot = self.guard.borrow_mut();
+        let tree = slot.get_or_insert_with(|| self.index.local_tree());
+        tree.discard_fresh();
+        f(tree)
+    }
 }
 
 /// Why a transaction stopped.

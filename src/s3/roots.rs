@@ -279,9 +279,11 @@ impl Writer<'_> {
     ) -> Result<RootMove, S3Error> {
         super::index::check_key(key)?;
         let old = self.root_of(bucket)?;
-        let mut tree = self.index.local_tree();
-        let new = tree.apply(&old, key.as_bytes(), entry)?;
-        let mut m = self.stage(bucket, Some(old), new, tree.take_fresh(&new))?;
+        let (new, fresh) = self.with_tree(|tree| {
+            let new = tree.apply(&old, key.as_bytes(), entry)?;
+            Ok::<_, S3Error>((new, tree.take_fresh(&new)))
+        })?;
+        let mut m = self.stage(bucket, Some(old), new, fresh)?;
         m.factor = self.index.settings(bucket)?.replication;
         m.named = entry.map(ObjectEntry::cid).transpose()?;
         Ok(m)

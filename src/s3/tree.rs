@@ -28,12 +28,15 @@
 //! (a delimiter listing) is skipped by seeking past every key under it: a
 //! new descent below the cached root, up to one node per level each.
 
+mod node;
+
 use super::index::{Found, ObjectEntry};
 use super::S3Error;
-use crate::block::{Block, Cid, CidFormat, DAG_CBOR};
-use crate::dag::ipld::{self, Ipld};
+use crate::block::{Block, Cid, CidFormat, RAW};
+use crate::dag::ipld::Ipld;
 use crate::dag::{BlockSource, DagError};
-use sha2::{Digest, Sha256};
+pub use node::TreeNode;
+use node::{value_entry, Item};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -52,165 +55,12 @@ pub const MAX_NODE_BYTES: usize = 128 * 1024;
 /// room for the forced cuts above it).
 const MAX_LEVEL: u64 = 64;
 
-/// Read nodes a [`Tree`] keeps before it forgets them all.
+/// Nodes a [`Tree`] caches: two generations of half as many; when the
+/// newer is full the older is forgotten, and a node of the older that is
+/// used again moves to the newer (so a writer's tree, kept from change to
+/// change, keeps the nodes its changes go through and lets the replaced
+/// ones go).
 const CACHED_NODES: usize = 4096;
-
-/// The weight of a link value in [`MAX_NODE_BYTES`].
-const LINK_WEIGHT: usize = 40;
-
-/// One `[key, value]` of a node.
-#[derive(Clone, Debug)]
-struct Item {
-    key: Vec<u8>,
-    value: Ipld,
-    weight: usize,
-}
-
-impl Item {
-    fn link(key: Vec<u8>, cid: Cid) -> Item {
-        let weight = key.len() + LINK_WEIGHT;
-        Item {
-            key,
-            value: Ipld::Link(cid),
-            weight,
-        }
-    }
-
-    fn entry(key: &[u8], entry: &ObjectEntry) -> Result<Item, S3Error> {
-        let value = entry_value(entry)?;
-        Ok(Item {
-            key: key.to_vec(),
-            weight: key.len() + encoded_len(&value),
-            value,
-        })
-    }
-}
-
-fn encoded_len(value: &Ipld) -> usize {
-    ipld::encode(DAG_CBOR, value).map_or(0, |b| b.len())
-}
-
-/// `entry` as a tree value: its fields, with `cid` as a link.
-fn entry_value(entry: &ObjectEntry) -> Result<Ipld, S3Error> {
-    let cid = entry.cid()?;
-    let bad = |e: &dyn std::fmt::Display| S3Error::BadEntry {
-        what: "object",
-        why: e.to_string(),
-    };
-    let bytes = serde_ipld_dagcbor::to_vec(entry).map_err(|e| bad(&e))?;
-    let mut value: Ipld = serde_ipld_dagcbor::from_slice(&bytes).map_err(|e| bad(&e))?;
-    if let Ipld::Map(fields) = &mut value {
-        fields.insert("cid".into(), Ipld::Link(cid));
-    }
-    Ok(value)
-}
-
-/// A tree value back as an [`ObjectEntry`].
-fn value_entry(value: &Ipld) -> Result<ObjectEntry, String> {
-    let Ipld::Map(fields) = value else {
-        return Err("an entry is not a map".into());
-    };
-    let mut fields = fields.clone();
-    match fields.get("cid") {
-        Some(Ipld::Link(cid)) => {
-            let text = cid.to_string();
-            fields.insert("cid".into(), Ipld::String(text));
-        }
-        _ => return Err("an entry has no object link".into()),
-    }
-    let bytes = serde_ipld_dagcbor::to_vec(&Ipld::Map(fields)).map_err(|e| e.to_string())?;
-    serde_ipld_dagcbor::from_slice(&bytes).map_err(|e| format!("an entry: {e}"))
-}
-
-/// The level of `key`: how many leading groups of [`LEVEL_BITS`] zero
-/// bits the SHA2-256 of the key starts with.
-fn key_level(key: &[u8]) -> u32 {
-    let digest = Sha256::digest(key);
-    let mut top = [0u8; 8];
-    top.copy_from_slice(&digest[..8]);
-    u64::from_be_bytes(top).leading_zeros() / LEVEL_BITS
-}
-
-/// A decoded node.
-#[derive(Debug)]
-pub struct TreeNode {
-    level: u32,
-    items: Vec<Item>,
-}
-
-impl TreeNode {
-    fn decode(cid: &Cid, data: &[u8]) -> Result<TreeNode, S3Error> {
-        let bad = |why: String| S3Error::TreeNodeCorrupt { cid: *cid, why };
-        if cid.codec() != DAG_CBOR {
-            return Err(bad(format!("codec 0x{:x}, not DAG-CBOR", cid.codec())));
-        }
-        let value = ipld::decode(DAG_CBOR, data).map_err(|e| bad(e.to_string()))?;
-        let Ipld::List(parts) = value else {
-            return Err(bad("not a [level, items] list".into()));
-        };
-        let [Ipld::Integer(level), Ipld::List(raw)] = parts.as_slice() else {
-            return Err(bad("not a [level, items] list".into()));
-        };
-        let level = u64::try_from(*level)
-            .ok()
-            .filter(|l| *l <= MAX_LEVEL)
-            .and_then(|l| u32::try_from(l).ok())
-            .ok_or_else(|| bad(format!("level {level} out of range")))?;
-        let mut items: Vec<Item> = Vec::with_capacity(raw.len());
-        for item in raw {
-            let Ipld::List(pair) = item else {
-                return Err(bad("an item is not a [key, value] pair".into()));
-            };
-            let [Ipld::Bytes(key), value] = pair.as_slice() else {
-                return Err(bad("an item is not a [key, value] pair".into()));
-            };
-            if items.last().is_some_and(|last| last.key >= *key) {
-                return Err(bad("keys are not in ascending order".into()));
-            }
-            let weight = match (level, value) {
-                (0, Ipld::Map(_)) => key.len() + encoded_len(value),
-                (0, _) => return Err(bad("a leaf value is not an entry".into())),
-                (_, Ipld::Link(_)) => key.len() + LINK_WEIGHT,
-                (_, _) => return Err(bad("an inner value is not a link".into())),
-            };
-            items.push(Item {
-                key: key.clone(),
-                value: value.clone(),
-                weight,
-            });
-        }
-        if level > 0 && items.is_empty() {
-            return Err(bad("an inner node without children".into()));
-        }
-        Ok(TreeNode { level, items })
-    }
-
-    fn encode(level: u32, items: &[Item]) -> Result<Block, S3Error> {
-        let list = items
-            .iter()
-            .map(|i| Ipld::List(vec![Ipld::Bytes(i.key.clone()), i.value.clone()]))
-            .collect();
-        let value = Ipld::List(vec![Ipld::Integer(level.into()), Ipld::List(list)]);
-        let data = ipld::encode(DAG_CBOR, &value).map_err(|e| S3Error::BadEntry {
-            what: "bucket tree node",
-            why: e.to_string(),
-        })?;
-        let block = Block::new(CidFormat::V1_SHA2_256, DAG_CBOR, data);
-        block.check_size().map_err(|e| S3Error::BadEntry {
-            what: "bucket tree node",
-            why: e.to_string(),
-        })?;
-        Ok(block)
-    }
-
-    /// The child `i` links to (inner nodes).
-    fn child(&self, i: usize) -> Option<Cid> {
-        match self.items.get(i).map(|i| &i.value) {
-            Some(Ipld::Link(cid)) if self.level > 0 => Some(*cid),
-            _ => None,
-        }
-    }
-}
 
 /// Cuts one level's items into nodes.
 struct Chunker {
@@ -232,7 +82,7 @@ impl Chunker {
     }
 
     fn push(&mut self, tree: &mut Tree, item: Item) -> Result<(), S3Error> {
-        let boundary = key_level(&item.key) > self.level;
+        let boundary = item.rank > self.level;
         self.bytes += item.weight;
         self.pending.push(item);
         if boundary || self.pending.len() >= MAX_ITEMS || self.bytes >= MAX_NODE_BYTES {
@@ -248,9 +98,9 @@ impl Chunker {
         let Some(last) = items.last() else {
             return Ok(());
         };
-        let key = last.key.clone();
+        let (key, rank) = (last.key.clone(), last.rank);
         let cid = tree.emit(self.level, items)?;
-        self.out.push(Item::link(key, cid));
+        self.out.push(Item::link(key, rank, cid));
         Ok(())
     }
 
@@ -301,7 +151,16 @@ impl Cursor {
 pub struct Tree {
     source: Arc<dyn BlockSource>,
     nodes: HashMap<Cid, Arc<TreeNode>>,
+    /// The older generation of the cache.
+    older: HashMap<Cid, Arc<TreeNode>>,
     fresh: HashMap<Cid, Block>,
+    /// Nodes [`apply_all`](Tree::apply_all) made, under provisional CIDs,
+    /// until it encodes those its last root reaches.
+    provisional: HashMap<Cid, Arc<TreeNode>>,
+    /// Provisional CIDs given so far.
+    made: u64,
+    /// Whether [`emit`](Tree::emit) defers the encoding (in `apply_all`).
+    lazy: bool,
     reads: u64,
 }
 
@@ -311,7 +170,11 @@ impl Tree {
         Tree {
             source,
             nodes: HashMap::new(),
+            older: HashMap::new(),
             fresh: HashMap::new(),
+            provisional: HashMap::new(),
+            made: 0,
+            lazy: false,
             reads: 0,
         }
     }
@@ -323,8 +186,15 @@ impl Tree {
 
     /// The node `cid`: made by this tree, cached, or read and checked.
     fn load(&mut self, cid: &Cid) -> Result<Arc<TreeNode>, S3Error> {
+        if let Some(n) = self.provisional.get(cid) {
+            return Ok(Arc::clone(n));
+        }
         if let Some(n) = self.nodes.get(cid) {
             return Ok(Arc::clone(n));
+        }
+        if let Some(n) = self.older.remove(cid) {
+            self.cache(*cid, Arc::clone(&n));
+            return Ok(n);
         }
         let block = match self.fresh.get(cid) {
             Some(b) => b.clone(),
@@ -340,11 +210,22 @@ impl Tree {
             }
         };
         let node = Arc::new(TreeNode::decode(cid, block.data())?);
-        if self.nodes.len() >= CACHED_NODES {
-            self.nodes.clear();
-        }
-        self.nodes.insert(*cid, Arc::clone(&node));
+        self.cache(*cid, Arc::clone(&node));
         Ok(node)
+    }
+
+    /// Caches `node` in the newer generation (see [`CACHED_NODES`]).
+    fn cache(&mut self, cid: Cid, node: Arc<TreeNode>) {
+        if self.nodes.len() >= CACHED_NODES / 2 {
+            self.older = std::mem::take(&mut self.nodes);
+        }
+        self.nodes.insert(cid, node);
+    }
+
+    /// Forgets `cid`'s node.
+    fn uncache(&mut self, cid: &Cid) {
+        self.nodes.remove(cid);
+        self.older.remove(cid);
     }
 
     /// The child at `i` of `node`, checked to be one level down.
@@ -363,11 +244,20 @@ impl Tree {
         Ok(child)
     }
 
-    /// Encodes a new node; it is kept until taken to be stored.
+    /// Encodes a new node; it is kept until taken to be stored. In
+    /// [`apply_all`](Tree::apply_all), only kept, under a provisional CID
+    /// (a RAW codec one, which no tree node links to).
     fn emit(&mut self, level: u32, items: Vec<Item>) -> Result<Cid, S3Error> {
+        if self.lazy {
+            self.made += 1;
+            let cid = CidFormat::V1_SHA2_256.cid(RAW, &self.made.to_be_bytes());
+            self.provisional
+                .insert(cid, Arc::new(TreeNode { level, items }));
+            return Ok(cid);
+        }
         let block = TreeNode::encode(level, &items)?;
         let cid = *block.cid();
-        self.nodes.insert(cid, Arc::new(TreeNode { level, items }));
+        self.cache(cid, Arc::new(TreeNode { level, items }));
         self.fresh.insert(cid, block);
         Ok(cid)
     }
@@ -386,7 +276,7 @@ impl Tree {
             let Some(block) = self.fresh.remove(&cid) else {
                 continue;
             };
-            let node = match self.nodes.get(&cid) {
+            let node = match self.nodes.get(&cid).or_else(|| self.older.get(&cid)) {
                 Some(n) => Some(Arc::clone(n)),
                 // Made here, so it decodes; the cache may have forgotten it.
                 None => TreeNode::decode(&cid, block.data()).ok().map(Arc::new),
@@ -396,8 +286,63 @@ impl Tree {
             }
             out.push(block);
         }
-        self.fresh.clear();
+        // The nodes made on the way and replaced since leave the cache too:
+        // a tree kept across writes would fill it with them.
+        for cid in std::mem::take(&mut self.fresh).into_keys() {
+            self.uncache(&cid);
+        }
         out
+    }
+
+    /// Sets each key of `changes` to its entry (none: removes it), in
+    /// order, in the tree at `root`; returns the new root, as that many
+    /// [`apply`](Self::apply) calls would. The nodes made on the way are
+    /// encoded and hashed only if the last root reaches them: a group of
+    /// writes encodes each node it changes once, not once a write.
+    pub fn apply_all<'a>(
+        &mut self,
+        root: &Cid,
+        changes: impl IntoIterator<Item = (&'a [u8], Option<&'a ObjectEntry>)>,
+    ) -> Result<Cid, S3Error> {
+        self.lazy = true;
+        let mut new = *root;
+        let applied = changes.into_iter().try_for_each(|(key, entry)| {
+            new = self.apply(&new, key, entry)?;
+            Ok(())
+        });
+        self.lazy = false;
+        let done = applied.and_then(|()| self.encode_provisional(&new));
+        self.provisional.clear();
+        done
+    }
+
+    /// The CID `cid` has once encoded: itself, unless it is provisional;
+    /// then its node is emitted, its provisional children first.
+    fn encode_provisional(&mut self, cid: &Cid) -> Result<Cid, S3Error> {
+        let Some(node) = self.provisional.get(cid).cloned() else {
+            return Ok(*cid);
+        };
+        let mut items = Vec::with_capacity(node.items.len());
+        for item in &node.items {
+            match (node.level > 0, &*item.value) {
+                (true, Ipld::Link(child)) if self.provisional.contains_key(child) => {
+                    let child = *child;
+                    let real = self.encode_provisional(&child)?;
+                    items.push(Item::link(item.key.clone(), item.rank, real));
+                }
+                _ => items.push(item.clone()),
+            }
+        }
+        self.emit(node.level, items)
+    }
+
+    /// Drops the new nodes of a change that was not committed (and so not
+    /// taken), before the next one: the cache of nodes read stays.
+    pub fn discard_fresh(&mut self) {
+        self.provisional.clear();
+        for cid in std::mem::take(&mut self.fresh).into_keys() {
+            self.uncache(&cid);
+        }
     }
 
     /// The tree of `entries` (ascending keys), built level by level.
@@ -431,7 +376,7 @@ impl Tree {
             match items.as_slice() {
                 [] => return self.empty(),
                 [only] => {
-                    let Ipld::Link(mut cid) = only.value else {
+                    let Ipld::Link(mut cid) = *only.value else {
                         return Err(S3Error::BadEntry {
                             what: "bucket tree node",
                             why: "a root item that is not a link".into(),
@@ -471,13 +416,13 @@ impl Tree {
         while node.level > 0 {
             let i = node
                 .items
-                .partition_point(|it| it.key.as_slice() < key)
+                .partition_point(|it| &*it.key < key)
                 .min(node.items.len() - 1);
             let child = self.child(&node, i)?;
             path.push((node, i));
             node = child;
         }
-        let found = node.items.binary_search_by(|it| it.key.as_slice().cmp(key));
+        let found = node.items.binary_search_by(|it| (*it.key).cmp(key));
         let (i, drop, insert) = match (found, entry) {
             (Ok(i), Some(e)) => (i, 1, vec![Item::entry(key, e)?]),
             (Ok(i), None) => (i, 1, Vec::new()),
@@ -559,7 +504,7 @@ impl Tree {
         let mut node = self.load(root)?;
         let mut cid = *root;
         loop {
-            let i = node.items.partition_point(|it| it.key.as_slice() < from);
+            let i = node.items.partition_point(|it| &*it.key < from);
             let Some(item) = node.items.get(i) else {
                 if cid != *root {
                     return Err(S3Error::TreeNodeCorrupt {
@@ -572,7 +517,7 @@ impl Tree {
             if node.level == 0 {
                 let entry = value_entry(&item.value)
                     .map_err(|why| S3Error::TreeNodeCorrupt { cid, why })?;
-                return Ok(Some((item.key.clone(), entry)));
+                return Ok(Some((item.key.to_vec(), entry)));
             }
             let child = self.child(&node, i)?;
             cid = node.child(i).unwrap_or(cid);
@@ -591,7 +536,10 @@ impl Tree {
 
 #[cfg(test)]
 mod tests {
+    use super::node::key_level;
     use super::*;
+    use crate::block::{CidFormat, DAG_CBOR};
+    use crate::dag::ipld;
     use crate::s3::list::{self, ListQuery};
     use crate::store::MemoryStore;
     use crate::store::Store;
@@ -633,6 +581,29 @@ mod tests {
     fn built(tree: &mut Tree, map: &BTreeMap<Vec<u8>, ObjectEntry>) -> Cid {
         tree.build(map.iter().map(|(k, e)| Ok((k.clone(), e.clone()))))
             .unwrap()
+    }
+
+    #[test]
+    fn nodes_encode_as_their_ipld_lists_do() {
+        for (level, n) in [(0u32, 0u64), (0, 1), (0, 40), (3, 7), (1, 300)] {
+            let items: Vec<Item> = (0..n)
+                .map(|i| match level {
+                    0 => Item::entry(&key(i), &entry(i, (i as usize * 37) % 300)).unwrap(),
+                    _ => {
+                        let cid = CidFormat::V1_SHA2_256.cid(DAG_CBOR, &key(i));
+                        Item::link(key(i).into(), key_level(&key(i)), cid)
+                    }
+                })
+                .collect();
+            let list = items
+                .iter()
+                .map(|i| Ipld::List(vec![Ipld::Bytes(i.key.to_vec()), (*i.value).clone()]))
+                .collect();
+            let value = Ipld::List(vec![Ipld::Integer(level.into()), Ipld::List(list)]);
+            let want = ipld::encode(DAG_CBOR, &value).unwrap();
+            let block = TreeNode::encode(level, &items).unwrap();
+            assert_eq!(block.data()[..], want[..], "level {level}, {n} items");
+        }
     }
 
     fn depth(tree: &mut Tree, root: &Cid) -> u32 {
@@ -752,6 +723,65 @@ mod tests {
                     None => break,
                 }
             }
+        }
+    }
+
+    /// The writer keeps one tree from change to change and applies a
+    /// group's changes at once: its roots are the ones built from scratch
+    /// (and the ones single changes give), it reads (almost) no node
+    /// again, its cache stays bounded, and a change given up leaves none
+    /// of its nodes.
+    #[test]
+    fn a_tree_kept_across_groups_of_changes_gives_the_built_roots() {
+        let store = Arc::new(MemoryStore::new());
+        let mut tree = Tree::new(store.clone());
+        let mut one_by_one = Tree::new(store.clone());
+        let mut root = tree.empty().unwrap();
+        store
+            .put_many(&mut tree.take_fresh(&root).into_iter())
+            .unwrap();
+        let mut single = root;
+        let mut want = BTreeMap::new();
+        let order = shuffled((0..2000).collect(), 5);
+        for (g, group) in order.chunks(16).enumerate() {
+            // Some keys twice in a group (the last entry wins), some removed.
+            let mut changes: Vec<(Vec<u8>, Option<ObjectEntry>)> =
+                group.iter().map(|&i| (key(i), Some(entry(i, 0)))).collect();
+            changes.push((key(group[0]), Some(entry(group[0] + 7, 0))));
+            if g % 3 == 0 {
+                changes.push((key(group[1]), None));
+            }
+            for (k, e) in &changes {
+                match e {
+                    Some(e) => want.insert(k.clone(), e.clone()),
+                    None => want.remove(k),
+                };
+                single = one_by_one.apply(&single, k, e.as_ref()).unwrap();
+            }
+            let all = changes.iter().map(|(k, e)| (k.as_slice(), e.as_ref()));
+            root = tree.apply_all(&root, all).unwrap();
+            assert_eq!(root, single, "group {g}");
+            store
+                .put_many(&mut tree.take_fresh(&root).into_iter())
+                .unwrap();
+            if g % 10 == 5 {
+                // A change given up: its nodes leave the cache.
+                let given_up = tree.apply(&root, b"never", Some(&entry(0, 0))).unwrap();
+                tree.discard_fresh();
+                assert!(!tree.nodes.contains_key(&given_up));
+            }
+        }
+        let cached = tree.nodes.len() + tree.older.len();
+        assert!(cached <= CACHED_NODES, "{cached} nodes cached");
+        assert!(tree.reads() <= 8, "{} nodes read again", tree.reads());
+        assert!(tree.provisional.is_empty());
+        let mut fresh = Tree::new(store.clone());
+        assert_eq!(root, built(&mut fresh, &want));
+        for i in [0, 999, 1999] {
+            assert_eq!(
+                fresh.get(&root, &key(i)).unwrap(),
+                want.get(&key(i)).cloned()
+            );
         }
     }
 

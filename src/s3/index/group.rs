@@ -406,16 +406,21 @@ impl Writer<'_> {
     ) -> Result<(RootMove, Vec<crate::block::Block>), S3Error> {
         let i = self.index;
         let old = self.root_of(bucket)?;
-        let mut tree = i.local_tree();
-        let mut new = old;
-        for &n in writes {
-            let entry = ObjectEntry {
+        let entries: Vec<ObjectEntry> = writes
+            .iter()
+            .map(|&n| ObjectEntry {
                 version_id: None,
                 ..puts[n].entry.clone()
-            };
-            new = tree.apply(&new, puts[n].key.as_bytes(), Some(&entry))?;
-        }
-        let fresh = tree.take_fresh(&new);
+            })
+            .collect();
+        let changes = writes
+            .iter()
+            .zip(&entries)
+            .map(|(&n, e)| (puts[n].key.as_bytes(), Some(e)));
+        let (new, fresh) = self.with_tree(|tree| {
+            let new = tree.apply_all(&old, changes)?;
+            Ok::<_, S3Error>((new, tree.take_fresh(&new)))
+        })?;
         let pinned = old != new && self.pin_is_ours_to_make(&new)?;
         let m = RootMove {
             bucket: bucket.to_string(),
