@@ -198,6 +198,21 @@ fn boto3_checksums_and_aws_chunked_uploads_are_checked_and_kept() {
             "uploaded"
         ])
     );
+    // ListObjectsV2 and ListObjectVersions name each object's checksum
+    // algorithm (a list of one) and its type.
+    let full = |a: &str| json!([[a], "FULL_OBJECT"]);
+    let want = json!({
+        "bare": full("CRC64NVME"),
+        "chunked": full("CRC32"),
+        "chunked-sha256": full("SHA256"),
+        "crc32c": full("CRC32C"),
+        "crc64": full("CRC64NVME"),
+        "default": full("CRC32"),
+        "sha256": full("SHA256"),
+        "uploaded": full("CRC32"),
+    });
+    assert_eq!(got["listed_checksums"], want);
+    assert_eq!(got["listed_version_checksums"], want);
 
     daemon.signal(libc::SIGTERM);
     // Eight objects of the same bytes: one CID, one pin.

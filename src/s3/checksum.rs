@@ -221,6 +221,25 @@ impl ObjectChecksum {
             s3s::dto::ChecksumType::FULL_OBJECT
         })
     }
+
+    /// A listing's `ChecksumAlgorithm` (a list of one) and
+    /// `ChecksumType`, as ListObjects and ListObjectVersions give them.
+    pub fn listed(
+        checksum: Option<&ObjectChecksum>,
+    ) -> (
+        Option<Vec<s3s::dto::ChecksumAlgorithm>>,
+        Option<s3s::dto::ChecksumType>,
+    ) {
+        match checksum {
+            Some(c) => (
+                Some(vec![s3s::dto::ChecksumAlgorithm::from_static(
+                    c.algorithm.name(),
+                )]),
+                Some(c.checksum_type()),
+            ),
+            None => (None, None),
+        }
+    }
 }
 
 /// Sets the checksum fields of an S3 output (`PutObjectOutput`,

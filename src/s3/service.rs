@@ -6,6 +6,7 @@
 //! blocking thread.
 
 use super::auth::KeyAuth;
+use super::checksum::ObjectChecksum;
 use super::index::{BucketIndex, BucketSettings, DeleteBucket};
 use super::list::{self, ListQuery};
 use super::S3Error;
@@ -440,15 +441,20 @@ impl Cairn {
         let contents = page
             .objects
             .into_iter()
-            .map(|(key, entry)| Object {
-                key: Some(encoded(key, url)),
-                size: Some(i64::try_from(entry.size).unwrap_or(i64::MAX)),
-                e_tag: Some(ETag::Strong(entry.etag)),
-                last_modified: Some(timestamp(entry.mtime_ms)),
-                storage_class: Some(ObjectStorageClass::from_static(
-                    ObjectStorageClass::STANDARD,
-                )),
-                ..Default::default()
+            .map(|(key, entry)| {
+                let (algorithm, kind) = ObjectChecksum::listed(entry.checksum.as_ref());
+                Object {
+                    checksum_algorithm: algorithm,
+                    checksum_type: kind,
+                    key: Some(encoded(key, url)),
+                    size: Some(i64::try_from(entry.size).unwrap_or(i64::MAX)),
+                    e_tag: Some(ETag::Strong(entry.etag)),
+                    last_modified: Some(timestamp(entry.mtime_ms)),
+                    storage_class: Some(ObjectStorageClass::from_static(
+                        ObjectStorageClass::STANDARD,
+                    )),
+                    ..Default::default()
+                }
             })
             .collect();
         let common_prefixes = page

@@ -12,6 +12,7 @@
 //!   first) from `key-marker`/`version-id-marker`; `max-keys` counts
 //!   versions, delete markers and common prefixes.
 
+use super::checksum::ObjectChecksum;
 use super::index::{current_key, shown, ObjectEntry, Version, VersionId, Versioning};
 use super::list::{after, past_prefix};
 use super::service::{blocking, encoded, internal, list_args, owner, s3_err, timestamp, Cairn};
@@ -286,7 +287,10 @@ pub(super) async fn list(
             Item::Object(key, e, current) => {
                 let id = shown(e.version_id.as_deref());
                 last = Some((key.clone(), Some(id.clone())));
+                let (algorithm, kind) = ObjectChecksum::listed(e.checksum.as_ref());
                 versions.push(ObjectVersion {
+                    checksum_algorithm: algorithm,
+                    checksum_type: kind,
                     key: Some(encoded(key, url)),
                     version_id: Some(id),
                     is_latest: Some(current),

@@ -192,7 +192,14 @@ out["upload_file"] = {
     "same_bytes": hashlib.sha256(got["Body"].read()).hexdigest() == sha,
 }
 
-out["listed"] = sorted(
-    o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])
-)
+contents = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
+out["listed"] = sorted(o["Key"] for o in contents)
+# Each listed object's checksum algorithm and type, as S3 lists them.
+out["listed_checksums"] = {
+    o["Key"]: [o.get("ChecksumAlgorithm"), o.get("ChecksumType")] for o in contents
+}
+versions = s3.list_object_versions(Bucket=bucket).get("Versions", [])
+out["listed_version_checksums"] = {
+    v["Key"]: [v.get("ChecksumAlgorithm"), v.get("ChecksumType")] for v in versions
+}
 print(json.dumps(out))
