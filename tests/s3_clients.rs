@@ -481,6 +481,139 @@ fn aws_cli_s3api_and_s3_commands() {
     assert_eq!(aws.ok(&["s3", "ls"]).trim(), "");
 }
 
+/// `aws s3api` on a versioned bucket: put-bucket-versioning,
+/// get-bucket-versioning, two versions of a key and a delete marker
+/// listed by list-object-versions (newest first, the marker latest, each
+/// version's checksum algorithm), get-object of an older version by
+/// `--version-id`, and the marker removed by its version ID.
+#[test]
+fn aws_cli_s3api_object_versions() {
+    let s3 = S3Daemon::start();
+    let aws = Aws::new(&s3);
+    let scratch = s3.repo.scratch("versions");
+    std::fs::create_dir_all(&scratch).unwrap();
+    aws.json(&["s3api", "create-bucket", "--bucket", "kept"]);
+    aws.ok(&[
+        "s3api",
+        "put-bucket-versioning",
+        "--bucket",
+        "kept",
+        "--versioning-configuration",
+        "Status=Enabled",
+    ]);
+    let state = aws.json(&["s3api", "get-bucket-versioning", "--bucket", "kept"]);
+    assert_eq!(state["Status"], "Enabled", "{state}");
+
+    let mut ids = Vec::new();
+    for (n, text) in ["first words", "second words, longer"].iter().enumerate() {
+        let body = scratch.join(format!("v{n}.txt"));
+        std::fs::write(&body, text).unwrap();
+        let put = aws.json(&[
+            "s3api",
+            "put-object",
+            "--bucket",
+            "kept",
+            "--key",
+            "notes.txt",
+            "--body",
+            body.to_str().unwrap(),
+        ]);
+        let id = put["VersionId"].as_str().unwrap_or_default().to_string();
+        assert!(!id.is_empty() && id != "null", "{put}");
+        ids.push(id);
+    }
+    let deleted = aws.json(&[
+        "s3api",
+        "delete-object",
+        "--bucket",
+        "kept",
+        "--key",
+        "notes.txt",
+    ]);
+    assert_eq!(deleted["DeleteMarker"], true, "{deleted}");
+    let marker = deleted["VersionId"].as_str().unwrap().to_string();
+
+    let listed = aws.json(&[
+        "s3api",
+        "list-object-versions",
+        "--bucket",
+        "kept",
+        "--prefix",
+        "notes",
+    ]);
+    let versions = listed["Versions"].as_array().expect("Versions");
+    let found: Vec<(&str, bool, u64)> = versions
+        .iter()
+        .map(|v| {
+            assert_eq!(v["Key"], "notes.txt", "{v}");
+            assert!(v["ChecksumAlgorithm"].is_array(), "{v}");
+            (
+                v["VersionId"].as_str().unwrap(),
+                v["IsLatest"].as_bool().unwrap(),
+                v["Size"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [(ids[1].as_str(), false, 20), (ids[0].as_str(), false, 11)],
+        "newest first, neither current under the marker"
+    );
+    let markers = listed["DeleteMarkers"].as_array().expect("DeleteMarkers");
+    assert_eq!(markers.len(), 1, "{listed}");
+    assert_eq!(markers[0]["VersionId"], marker.as_str());
+    assert_eq!(markers[0]["IsLatest"], true);
+
+    let gone = aws.run(&[
+        "s3api",
+        "head-object",
+        "--bucket",
+        "kept",
+        "--key",
+        "notes.txt",
+    ]);
+    assert!(!gone.status.success(), "the marker hides the key");
+    let old = scratch.join("old.txt");
+    let got = aws.json(&[
+        "s3api",
+        "get-object",
+        "--bucket",
+        "kept",
+        "--key",
+        "notes.txt",
+        "--version-id",
+        &ids[0],
+        old.to_str().unwrap(),
+    ]);
+    assert_eq!(got["VersionId"], ids[0].as_str());
+    assert_eq!(std::fs::read_to_string(&old).unwrap(), "first words");
+
+    // Removing the marker by its ID brings the newest version back.
+    aws.json(&[
+        "s3api",
+        "delete-object",
+        "--bucket",
+        "kept",
+        "--key",
+        "notes.txt",
+        "--version-id",
+        &marker,
+    ]);
+    let head = aws.json(&[
+        "s3api",
+        "head-object",
+        "--bucket",
+        "kept",
+        "--key",
+        "notes.txt",
+    ]);
+    assert_eq!(head["VersionId"], ids[1].as_str());
+    assert_eq!(head["ContentLength"], 20);
+    let listed = aws.json(&["s3api", "list-object-versions", "--bucket", "kept"]);
+    assert!(listed.get("DeleteMarkers").is_none(), "{listed}");
+    assert_eq!(listed["Versions"][0]["IsLatest"], true, "{listed}");
+}
+
 #[test]
 fn s3fs_pyarrow_and_pandas_on_s3_urls() {
     let s3 = S3Daemon::start();
