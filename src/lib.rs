@@ -9,7 +9,8 @@
 //! 3. [`net`]: libp2p (TCP, QUIC, Noise, Yamux), Kademlia, Bitswap.
 //! 4. [`replicate`]: keeps pinned roots at their replication factor;
 //!    [`names`]: what names content and can move: the keystore, IPNS,
-//!    DNSLink, and [`names::mfs`], the mutable file tree (Kubo's `files`).
+//!    DNSLink, and [`names::mfs`], the mutable file tree (Kubo's `files`);
+//!    [`log`]: durable logs, chains of message batches with dense offsets.
 //! 5. [`node`]: builds all of the above from a `config.toml`, runs their
 //!    tasks and offers every capability as a Rust API.
 //! 6. [`rpc`] (the Kubo-style RPC API, server and client), [`gateway`]
@@ -30,6 +31,7 @@ pub mod daemon;
 pub mod dag;
 pub mod gateway;
 pub mod http;
+pub mod log;
 pub mod names;
 pub mod net;
 pub mod node;

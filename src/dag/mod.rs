@@ -10,6 +10,7 @@
 //! - [`hamt`]: HAMT-sharded directories (Kubo's large directories).
 //! - [`ipld`]: blocks as IPLD data (DAG-CBOR, DAG-JSON, dag-pb, raw) and
 //!   paths through them.
+//! - [`batch`]: the DAG-CBOR batches durable logs are chains of.
 //! - [`walk`]: every block a root reaches (pinning, GC marking, export).
 //! - [`car`]: CAR v1 import/export (CARv2 read).
 //! - [`scope`]: the blocks a trustless gateway response carries
@@ -19,6 +20,7 @@
 //! The layer reads blocks through [`BlockSource`], which every store
 //! implements and which the network layer can implement to fetch on demand.
 
+pub mod batch;
 pub mod builder;
 pub mod car;
 pub mod chunker;

@@ -1,0 +1,564 @@
+//! Durable logs: named, append-only sequences of messages with dense
+//! offsets, stored as chains of batches ([`crate::dag::batch`]) and kept
+//! like any other DAG (pinned, replicated, fetched by CID).
+//!
+//! - this file: [`Logs`], the logs of one node: create, append, read,
+//!   list, consumer groups, and taking in batches fetched from peers;
+//! - `state.rs`: what the repo keeps of a log ([`LogState`]) and of its
+//!   groups, and the rules for names and retention;
+//! - [`announce`]: heads announced on a log's pub/sub topic, signed by
+//!   the log's key;
+//! - `error.rs`: [`LogError`].
+//!
+//! Write order of an append: the batches' blocks are made durable
+//! (`put_many`), the new head is pinned recursively (it reaches every
+//! older batch through `prev`), the log's state naming the new head is
+//! written to the metadata journal (fsynced), and only then the old head's
+//! pin goes. A crash before the state is written leaves the old head and
+//! an extra pin; after it, the new head (its pin checked again when the
+//! log is next opened). An append returns once its messages are durable.
+//!
+//! Reads find a batch by offset through an index of the chain kept in
+//! memory (first offset → CID, built on the first read of a log by one
+//! walk back from the head that checks every link, then extended as
+//! batches are added): about 50 bytes a batch.
+//!
+//! Garbage collection must not run between an append's block write and
+//! its pin: callers hold the node's GC lock around [`Logs::append`] and
+//! [`Logs::adopt`] as `add` does.
+
+pub mod announce;
+mod error;
+pub mod state;
+
+pub use error::LogError;
+pub use state::{parse_retention, LogState, Origin, Retention};
+
+use crate::block::{Block, Cid};
+use crate::dag::batch::{self, LogBatch, MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, MAX_MESSAGE_BYTES};
+use crate::names::Keystore;
+use crate::store::{PinKind, Store, StoreError};
+use bytes::Bytes;
+use state::{check_name, group_key, meta_key, META_PREFIX};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The prefix of the keystore names of logs' keys.
+pub const KEY_PREFIX: &str = "log-";
+
+/// Most logs a node keeps.
+pub const MAX_LOGS: usize = 1024;
+
+/// A log and its name, as `log ls` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogEntry {
+    /// Its local name.
+    pub name: String,
+    /// What the repo keeps of it.
+    pub state: LogState,
+}
+
+/// What an append made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Appended {
+    /// The offset of the first message appended.
+    pub first: u64,
+    /// The offset the next message will get.
+    pub next: u64,
+    /// The new head batch.
+    pub head: Cid,
+}
+
+/// Messages read from a log.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReadChunk {
+    /// Each message with its offset, in order, contiguous from the offset
+    /// asked for.
+    pub messages: Vec<(u64, Bytes)>,
+    /// The offset after the last message returned (the one asked for if
+    /// none).
+    pub next: u64,
+    /// The log's next offset: messages up to it exist.
+    pub end: u64,
+}
+
+/// The logs of one node.
+pub struct Logs {
+    store: Arc<dyn Store>,
+    keys: Arc<Keystore>,
+    /// Held by every change of a log's state (create, append, adopt).
+    write: Mutex<()>,
+    /// Per log: first offset → batch, for logs read since they were opened.
+    index: Mutex<HashMap<String, BTreeMap<u64, Cid>>>,
+    changes: tokio::sync::watch::Sender<u64>,
+}
+
+impl Logs {
+    /// The logs kept in `store`, their keys in `keys`. Heads whose pin a
+    /// crash left unmade are pinned again.
+    pub fn open(store: Arc<dyn Store>, keys: Arc<Keystore>) -> Logs {
+        let logs = Logs {
+            store,
+            keys,
+            write: Mutex::new(()),
+            index: Mutex::new(HashMap::new()),
+            changes: tokio::sync::watch::channel(0).0,
+        };
+        if let Err(e) = logs.repin_heads() {
+            tracing::warn!("logs: checking heads' pins: {e}");
+        }
+        logs
+    }
+
+    fn repin_heads(&self) -> Result<(), LogError> {
+        for entry in self.list()? {
+            if let Some(head) = entry.state.head_cid(&entry.name)? {
+                if self.store.pin_of(&head)?.is_none() && self.store.has(&head)? {
+                    self.pin_head(&head)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn writing(&self) -> MutexGuard<'_, ()> {
+        self.write.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn indexes(&self) -> MutexGuard<'_, HashMap<String, BTreeMap<u64, Cid>>> {
+        self.index.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A counter bumped whenever a log gets new messages (readers that
+    /// follow wait on it).
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// The state of log `name`.
+    pub fn get(&self, name: &str) -> Result<LogState, LogError> {
+        check_name("log", name)?;
+        let bytes = self
+            .store
+            .meta_get(&meta_key(name))?
+            .ok_or_else(|| LogError::NotFound {
+                name: name.to_string(),
+            })?;
+        LogState::decode(name, &bytes)
+    }
+
+    /// Every log, by name.
+    pub fn list(&self) -> Result<Vec<LogEntry>, LogError> {
+        self.store
+            .meta_scan(META_PREFIX)?
+            .into_iter()
+            .map(|(key, bytes)| {
+                let name = key[META_PREFIX.len()..].to_string();
+                let state = LogState::decode(&name, &bytes)?;
+                Ok(LogEntry { name, state })
+            })
+            .collect()
+    }
+
+    fn put_state(&self, name: &str, state: &LogState) -> Result<(), LogError> {
+        Ok(self
+            .store
+            .meta_put(&meta_key(name), Some(&state.encode()))?)
+    }
+
+    /// `log create`: a new, empty log called `name`, with a key of its own
+    /// (`log-NAME` in the keystore) whose peer ID is the log's id.
+    pub fn create(
+        &self,
+        name: &str,
+        replication: u8,
+        retention: Option<Retention>,
+    ) -> Result<LogState, LogError> {
+        check_name("log", name)?;
+        if replication == 0 {
+            return Err(LogError::Replication);
+        }
+        let _w = self.writing();
+        self.check_new(name)?;
+        let key_name = format!("{KEY_PREFIX}{name}");
+        let id = match self.keys.get(&key_name) {
+            Ok(key) => key.public().to_peer_id(),
+            Err(crate::names::KeyError::NotFound { .. }) => {
+                self.keys.generate(&key_name, "ed25519")?.id
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let state = LogState {
+            id: id.to_string(),
+            replication,
+            retention,
+            head: None,
+            next: 0,
+            batches: 0,
+            bytes: 0,
+            origin: Origin::Local,
+        };
+        self.put_state(name, &state)?;
+        self.changes.send_modify(|n| *n += 1);
+        Ok(state)
+    }
+
+    /// `log follow`: a log called `name` here that takes the batches of
+    /// log `id` (created on another node) as they are announced.
+    pub fn follow(&self, name: &str, id: &str, replication: u8) -> Result<LogState, LogError> {
+        check_name("log", name)?;
+        id.parse::<libp2p::PeerId>().map_err(|_| LogError::BadId {
+            id: id.chars().take(80).collect(),
+        })?;
+        let _w = self.writing();
+        if let Ok(existing) = self.get(name) {
+            if existing.id == id && existing.origin == Origin::Follow {
+                return Ok(existing);
+            }
+        }
+        self.check_new(name)?;
+        let state = LogState {
+            id: id.to_string(),
+            replication: replication.max(1),
+            retention: None,
+            head: None,
+            next: 0,
+            batches: 0,
+            bytes: 0,
+            origin: Origin::Follow,
+        };
+        self.put_state(name, &state)?;
+        self.changes.send_modify(|n| *n += 1);
+        Ok(state)
+    }
+
+    /// The key of local log `name` (it signs the log's announced heads
+    /// and names it in IPNS).
+    pub fn key(&self, name: &str) -> Result<libp2p::identity::Keypair, LogError> {
+        check_name("log", name)?;
+        Ok(self.keys.get(&format!("{KEY_PREFIX}{name}"))?)
+    }
+
+    fn check_new(&self, name: &str) -> Result<(), LogError> {
+        if self.store.meta_get(&meta_key(name))?.is_some() {
+            return Err(LogError::Exists {
+                name: name.to_string(),
+            });
+        }
+        if self.store.meta_scan(META_PREFIX)?.len() >= MAX_LOGS {
+            return Err(LogError::TooMany { max: MAX_LOGS });
+        }
+        Ok(())
+    }
+
+    /// `log append`: `messages` at the end of log `name`, durable when
+    /// this returns. Messages beyond a batch's bounds go in several
+    /// batches, chained.
+    pub fn append(&self, name: &str, messages: Vec<Bytes>) -> Result<Appended, LogError> {
+        if let Some(m) = messages.iter().find(|m| m.len() > MAX_MESSAGE_BYTES) {
+            return Err(LogError::MessageTooLarge {
+                bytes: m.len(),
+                max: MAX_MESSAGE_BYTES,
+            });
+        }
+        let _w = self.writing();
+        let mut state = self.get(name)?;
+        if state.origin != Origin::Local {
+            return Err(LogError::NotWritable {
+                name: name.to_string(),
+            });
+        }
+        if messages.is_empty() {
+            return Err(LogError::Empty);
+        }
+        let old_head = state.head_cid(name)?;
+        let time_ms = now_ms();
+        let first = state.next;
+        let mut blocks: Vec<Block> = Vec::new();
+        let mut made: Vec<(u64, Cid)> = Vec::new();
+        let mut prev = old_head;
+        let mut rest = messages.into_iter().peekable();
+        while rest.peek().is_some() {
+            let mut batch = LogBatch {
+                log: state.id.clone(),
+                first: state.next,
+                messages: Vec::new(),
+                prev,
+                time_ms,
+            };
+            let mut bytes = 0usize;
+            while let Some(m) = rest.peek() {
+                if batch.messages.len() == MAX_BATCH_MESSAGES || bytes + m.len() > MAX_BATCH_BYTES {
+                    break;
+                }
+                bytes += m.len();
+                batch.messages.extend(rest.next());
+            }
+            let block = batch.encode()?;
+            prev = Some(*block.cid());
+            made.push((batch.first, *block.cid()));
+            state.next = batch.end();
+            state.batches += 1;
+            state.bytes += bytes as u64;
+            blocks.push(block);
+        }
+        let Some(head) = prev else {
+            return Err(LogError::Empty);
+        };
+        self.store.put_many(&mut blocks.into_iter())?;
+        self.pin_head(&head)?;
+        state.head = Some(head.to_string());
+        self.put_state(name, &state)?;
+        self.let_go(old_head);
+        self.extend_index(name, &made);
+        self.changes.send_modify(|n| *n += 1);
+        Ok(Appended {
+            first,
+            next: state.next,
+            head,
+        })
+    }
+
+    /// Pins `head` recursively as the log's: no replication tombstone
+    /// removes it (a copy held for the network may have pinned it first).
+    fn pin_head(&self, head: &Cid) -> Result<(), LogError> {
+        self.store.pin(head, PinKind::Recursive)?;
+        crate::replicate::disown_pin(&*self.store, head)?;
+        Ok(())
+    }
+
+    /// Removes the pin of a head the log moved past (the new head's pin
+    /// keeps its blocks).
+    fn let_go(&self, old: Option<Cid>) {
+        if let Some(old) = old {
+            // A copy the network asked this node to hold stays, the
+            // replicator's to remove.
+            if crate::replicate::replicated_here(&*self.store, &old) {
+                if let Err(e) = crate::replicate::own_pin(&*self.store, &old) {
+                    tracing::warn!(%old, "logs: handing a past head to the replicator: {e}");
+                }
+                return;
+            }
+            match self.store.unpin(&old) {
+                Ok(_) | Err(StoreError::NotPinned { .. }) => {}
+                Err(e) => tracing::warn!(%old, "logs: unpinning a past head: {e}"),
+            }
+        }
+    }
+
+    fn extend_index(&self, name: &str, made: &[(u64, Cid)]) {
+        if let Some(index) = self.indexes().get_mut(name) {
+            index.extend(made.iter().copied());
+        }
+    }
+
+    /// The batch `cid` of the local store, decoded.
+    fn batch(&self, cid: &Cid) -> Result<LogBatch, LogError> {
+        let block = self
+            .store
+            .get(cid)?
+            .ok_or(LogError::MissingBatch { cid: *cid })?;
+        Ok(LogBatch::decode(&block)?)
+    }
+
+    /// The index of log `name` (built now if need be), checked against
+    /// its state: first offset → batch.
+    fn index_of(&self, name: &str, state: &LogState) -> Result<BTreeMap<u64, Cid>, LogError> {
+        if let Some(index) = self.indexes().get(name) {
+            if index.last_key_value().map(|(_, c)| c.to_string()) == state.head {
+                return Ok(index.clone());
+            }
+        }
+        let mut index = BTreeMap::new();
+        let mut at = state.head_cid(name)?;
+        let mut newer: Option<(Cid, LogBatch)> = None;
+        while let Some(cid) = at {
+            let b = self.batch(&cid)?;
+            match &newer {
+                Some((ncid, n)) => batch::check_link(&state.id, *ncid, n, cid, &b)?,
+                None if b.end() != state.next || b.log != state.id => {
+                    return Err(LogError::Damaged {
+                        name: name.to_string(),
+                        reason: format!("its head {cid} ends at {}, not {}", b.end(), state.next),
+                    })
+                }
+                None => {}
+            }
+            index.insert(b.first, cid);
+            at = b.prev;
+            newer = Some((cid, b));
+        }
+        self.indexes().insert(name.to_string(), index.clone());
+        Ok(index)
+    }
+
+    /// `log read`: messages of log `name` from offset `from`, at most
+    /// `max_messages` and about `max_bytes` (always one message if any).
+    pub fn read(
+        &self,
+        name: &str,
+        from: u64,
+        max_messages: usize,
+        max_bytes: usize,
+    ) -> Result<ReadChunk, LogError> {
+        let state = self.get(name)?;
+        if from > state.next {
+            return Err(LogError::BeyondEnd {
+                offset: from,
+                end: state.next,
+            });
+        }
+        let mut chunk = ReadChunk {
+            messages: Vec::new(),
+            next: from,
+            end: state.next,
+        };
+        if from == state.next || max_messages == 0 {
+            return Ok(chunk);
+        }
+        let index = self.index_of(name, &state)?;
+        let start = index.range(..=from).next_back().map_or(0, |(f, _)| *f);
+        let mut bytes = 0usize;
+        for cid in index.range(start..).map(|(_, c)| *c) {
+            let b = self.batch(&cid)?;
+            for (i, m) in b.messages.into_iter().enumerate() {
+                let offset = b.first + i as u64;
+                if offset < from {
+                    continue;
+                }
+                if chunk.messages.len() >= max_messages
+                    || (!chunk.messages.is_empty() && bytes + m.len() > max_bytes)
+                {
+                    return Ok(chunk);
+                }
+                bytes += m.len();
+                chunk.next = offset + 1;
+                chunk.messages.push((offset, m));
+            }
+        }
+        Ok(chunk)
+    }
+
+    /// The offset of the first message of batch `cid` of log `name`
+    /// (`log read --from-cid`).
+    pub fn offset_of(&self, name: &str, cid: &Cid) -> Result<u64, LogError> {
+        let state = self.get(name)?;
+        let index = self.index_of(name, &state)?;
+        index
+            .iter()
+            .find(|(_, c)| *c == cid)
+            .map(|(f, _)| *f)
+            .ok_or(LogError::NotInLog {
+                cid: *cid,
+                name: name.to_string(),
+            })
+    }
+
+    /// The offset group `group` of log `name` committed (0: none yet).
+    pub fn committed(&self, name: &str, group: &str) -> Result<u64, LogError> {
+        check_name("group", group)?;
+        self.get(name)?;
+        let Some(bytes) = self.store.meta_get(&group_key(name, group))? else {
+            return Ok(0);
+        };
+        std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| LogError::Damaged {
+                name: name.to_string(),
+                reason: format!("group {group}'s offset"),
+            })
+    }
+
+    /// Commits `offset` (the next one group `group` will read) for log
+    /// `name`, durably.
+    pub fn commit(&self, name: &str, group: &str, offset: u64) -> Result<(), LogError> {
+        check_name("group", group)?;
+        let state = self.get(name)?;
+        if offset > state.next {
+            return Err(LogError::BeyondEnd {
+                offset,
+                end: state.next,
+            });
+        }
+        let key = group_key(name, group);
+        Ok(self
+            .store
+            .meta_put(&key, Some(offset.to_string().as_bytes()))?)
+    }
+
+    /// Takes in batches of followed log `name` fetched from peers,
+    /// `newest` first, the oldest continuing the log's current head: each
+    /// link is checked ([`batch::check_link`]) before anything is stored,
+    /// then the blocks are stored, the newest pinned and made the head.
+    /// Returns the new next offset.
+    pub fn adopt(&self, name: &str, newest: Vec<(Block, LogBatch)>) -> Result<u64, LogError> {
+        let _w = self.writing();
+        let mut state = self.get(name)?;
+        if state.origin != Origin::Follow {
+            return Err(LogError::NotFollowed {
+                name: name.to_string(),
+            });
+        }
+        let Some((head_block, _)) = newest.first() else {
+            return Ok(state.next);
+        };
+        let head = *head_block.cid();
+        let old_head = state.head_cid(name)?;
+        // Oldest first: it continues the current head.
+        let mut made = Vec::with_capacity(newest.len());
+        let mut prev: Option<(Cid, LogBatch)> = match old_head {
+            Some(c) => Some((c, self.batch(&c)?)),
+            None => None,
+        };
+        let mut bytes = 0u64;
+        for (block, b) in newest.iter().rev() {
+            if b.log != state.id {
+                return Err(batch::BatchError::OtherLog {
+                    cid: *block.cid(),
+                    found: b.log.clone(),
+                    expected: state.id.clone(),
+                }
+                .into());
+            }
+            match &prev {
+                Some((pcid, p)) => batch::check_link(&state.id, *block.cid(), b, *pcid, p)?,
+                None if b.first != 0 || b.prev.is_some() => {
+                    return Err(LogError::Batch(batch::BatchError::BadStart {
+                        cid: *block.cid(),
+                        first: b.first,
+                        has_prev: b.prev.is_some(),
+                    }))
+                }
+                None => {}
+            }
+            made.push((b.first, *block.cid()));
+            bytes += b.message_bytes() as u64;
+            prev = Some((*block.cid(), b.clone()));
+        }
+        let next = prev.as_ref().map_or(state.next, |(_, b)| b.end());
+        let count = newest.len() as u64;
+        self.store
+            .put_many(&mut newest.into_iter().map(|(block, _)| block))?;
+        self.pin_head(&head)?;
+        state.head = Some(head.to_string());
+        state.next = next;
+        state.batches += count;
+        state.bytes += bytes;
+        self.put_state(name, &state)?;
+        self.let_go(old_head);
+        self.extend_index(name, &made);
+        self.changes.send_modify(|n| *n += 1);
+        Ok(next)
+    }
+}
+
+/// The clock in unix milliseconds (0 before 1970).
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,204 @@
+use super::*;
+use crate::store::MemoryStore;
+
+fn logs_on(store: &Arc<MemoryStore>) -> Logs {
+    let store: Arc<dyn Store> = store.clone();
+    Logs::open(store, Arc::new(Keystore::in_memory([7; 32])))
+}
+
+fn msgs(range: std::ops::Range<u32>) -> Vec<Bytes> {
+    range.map(|i| Bytes::from(format!("m{i}"))).collect()
+}
+
+fn texts(chunk: &ReadChunk) -> Vec<(u64, String)> {
+    chunk
+        .messages
+        .iter()
+        .map(|(o, m)| (*o, String::from_utf8_lossy(m).into_owned()))
+        .collect()
+}
+
+#[test]
+fn appends_get_dense_offsets_and_read_back_in_order() {
+    let store = Arc::new(MemoryStore::new());
+    let logs = logs_on(&store);
+    let state = logs.create("orders", 2, None).unwrap();
+    assert_eq!((state.next, state.head.clone()), (0, None));
+    assert!(matches!(
+        logs.create("orders", 1, None),
+        Err(LogError::Exists { .. })
+    ));
+    let a = logs.append("orders", msgs(0..3)).unwrap();
+    assert_eq!((a.first, a.next), (0, 3));
+    let b = logs.append("orders", msgs(3..5)).unwrap();
+    assert_eq!((b.first, b.next), (3, 5));
+    // Only the head is pinned; it reaches the whole chain.
+    assert_eq!(store.pin_of(&b.head).unwrap(), Some(PinKind::Recursive));
+    assert_eq!(store.pin_of(&a.head).unwrap(), None);
+
+    let all = logs.read("orders", 0, 100, 1 << 20).unwrap();
+    assert_eq!(all.next, 5);
+    assert_eq!(all.end, 5);
+    let want: Vec<(u64, String)> = (0..5).map(|i| (i, format!("m{i}"))).collect();
+    assert_eq!(texts(&all), want);
+    // From the middle of a batch, bounded by count.
+    let part = logs.read("orders", 1, 3, 1 << 20).unwrap();
+    assert_eq!(texts(&part), want[1..4].to_vec());
+    assert_eq!(part.next, 4);
+    // At the end: nothing; past it: refused.
+    assert!(logs.read("orders", 5, 10, 1).unwrap().messages.is_empty());
+    assert!(matches!(
+        logs.read("orders", 6, 10, 1),
+        Err(LogError::BeyondEnd { offset: 6, end: 5 })
+    ));
+    assert_eq!(logs.offset_of("orders", &b.head).unwrap(), 3);
+    assert_eq!(logs.offset_of("orders", &a.head).unwrap(), 0);
+
+    // The state survives a reopen (the index is built again from the chain).
+    let again = logs_on(&store);
+    assert_eq!(
+        texts(&again.read("orders", 2, 100, 1 << 20).unwrap()),
+        want[2..].to_vec()
+    );
+    let listed = again.list().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].name.as_str(), listed[0].state.next),
+        ("orders", 5)
+    );
+    assert_eq!(listed[0].state.replication, 2);
+}
+
+#[test]
+fn large_appends_are_split_into_bounded_batches() {
+    let store = Arc::new(MemoryStore::new());
+    let logs = logs_on(&store);
+    logs.create("big", 1, None).unwrap();
+    let n = MAX_BATCH_MESSAGES as u32 * 2 + 10;
+    let a = logs.append("big", msgs(0..n)).unwrap();
+    assert_eq!(a.next, n as u64);
+    assert_eq!(logs.get("big").unwrap().batches, 3);
+    let tail = logs.read("big", n as u64 - 2, 10, 1 << 20).unwrap();
+    assert_eq!(
+        texts(&tail),
+        vec![
+            (n as u64 - 2, format!("m{}", n - 2)),
+            (n as u64 - 1, format!("m{}", n - 1))
+        ]
+    );
+    // Byte-bounded reads still return one message.
+    let one = logs.read("big", 0, 10, 0).unwrap();
+    assert_eq!(one.messages.len(), 1);
+    let huge = Bytes::from(vec![0u8; MAX_MESSAGE_BYTES + 1]);
+    assert!(matches!(
+        logs.append("big", vec![huge]),
+        Err(LogError::MessageTooLarge { .. })
+    ));
+    assert!(matches!(logs.append("big", vec![]), Err(LogError::Empty)));
+    assert!(matches!(
+        logs.append("nope", msgs(0..1)),
+        Err(LogError::NotFound { .. })
+    ));
+}
+
+#[test]
+fn groups_commit_offsets_that_survive_a_reopen() {
+    let store = Arc::new(MemoryStore::new());
+    let logs = logs_on(&store);
+    logs.create("l", 1, None).unwrap();
+    logs.append("l", msgs(0..4)).unwrap();
+    assert_eq!(logs.committed("l", "g").unwrap(), 0);
+    logs.commit("l", "g", 3).unwrap();
+    assert!(matches!(
+        logs.commit("l", "g", 5),
+        Err(LogError::BeyondEnd { .. })
+    ));
+    assert!(logs.commit("l", "bad/group", 1).is_err());
+    let again = logs_on(&store);
+    assert_eq!(again.committed("l", "g").unwrap(), 3);
+    assert_eq!(again.committed("l", "other").unwrap(), 0);
+}
+
+/// Log `src`'s batches from its head back, as a peer would serve them.
+fn chain(logs: &Logs, store: &MemoryStore, name: &str) -> Vec<(Block, LogBatch)> {
+    let mut out = Vec::new();
+    let mut at = logs.get(name).unwrap().head_cid(name).unwrap();
+    while let Some(cid) = at {
+        let block = store.get(&cid).unwrap().unwrap();
+        let b = LogBatch::decode(&block).unwrap();
+        at = b.prev;
+        out.push((block, b));
+    }
+    out
+}
+
+#[test]
+fn a_follower_adopts_a_valid_chain_in_steps() {
+    let (sa, sb) = (Arc::new(MemoryStore::new()), Arc::new(MemoryStore::new()));
+    let (a, b) = (logs_on(&sa), logs_on(&sb));
+    let id = a.create("l", 1, None).unwrap().id;
+    b.follow("copy", &id, 1).unwrap();
+    assert!(matches!(
+        b.append("copy", msgs(0..1)),
+        Err(LogError::NotWritable { .. })
+    ));
+    a.append("l", msgs(0..2)).unwrap();
+    a.append("l", msgs(2..3)).unwrap();
+    assert_eq!(b.adopt("copy", chain(&a, &sa, "l")).unwrap(), 3);
+    a.append("l", msgs(3..6)).unwrap();
+    // Only what is new: the batch after B's head.
+    let newer: Vec<_> = chain(&a, &sa, "l").into_iter().take(1).collect();
+    assert_eq!(b.adopt("copy", newer).unwrap(), 6);
+    let read = b.read("copy", 0, 100, 1 << 20).unwrap();
+    let want: Vec<(u64, String)> = (0..6).map(|i| (i, format!("m{i}"))).collect();
+    assert_eq!(texts(&read), want);
+    assert_eq!(b.get("copy").unwrap().head, a.get("l").unwrap().head);
+}
+
+#[test]
+fn invalid_chains_are_refused_and_nothing_is_stored() {
+    let (sa, sb) = (Arc::new(MemoryStore::new()), Arc::new(MemoryStore::new()));
+    let (a, b) = (logs_on(&sa), logs_on(&sb));
+    let id = a.create("l", 1, None).unwrap().id;
+    b.follow("copy", &id, 1).unwrap();
+    a.append("l", msgs(0..2)).unwrap();
+    a.append("l", msgs(2..4)).unwrap();
+    let full = chain(&a, &sa, "l");
+    let blocks_before = sb.stat().unwrap().blocks;
+    // A gap: the newest batch without its predecessor.
+    let gap = vec![full[0].clone()];
+    assert!(matches!(b.adopt("copy", gap), Err(LogError::Batch(_))));
+    // Another log's chain (a forged id).
+    let other = LogBatch {
+        log: "12D3KooWother".into(),
+        first: 0,
+        messages: msgs(0..1),
+        prev: None,
+        time_ms: 0,
+    };
+    let ob = other.encode().unwrap();
+    assert!(matches!(
+        b.adopt("copy", vec![(ob, other)]),
+        Err(LogError::Batch(BatchError::OtherLog { .. }))
+    ));
+    // A batch claiming offsets that overlap its predecessor's.
+    let first = full[1].clone();
+    let overlap = LogBatch {
+        log: id.clone(),
+        first: 1,
+        messages: msgs(9..10),
+        prev: Some(*first.0.cid()),
+        time_ms: 0,
+    };
+    let ob = overlap.encode().unwrap();
+    assert!(matches!(
+        b.adopt("copy", vec![(ob, overlap), first]),
+        Err(LogError::Batch(BatchError::Gap { .. }))
+    ));
+    assert_eq!(sb.stat().unwrap().blocks, blocks_before);
+    assert_eq!(b.get("copy").unwrap().next, 0);
+    // The real chain still goes in.
+    assert_eq!(b.adopt("copy", full).unwrap(), 4);
+}
+
+use crate::dag::batch::BatchError;
