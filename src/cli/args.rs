@@ -104,6 +104,10 @@ pub(super) enum Command {
     /// peers (through the running daemon), as Kubo's `ipfs pubsub`.
     #[command(subcommand)]
     Pubsub(super::pubsub::PubsubCommand),
+    /// Durable logs: create, follow, append, read (from an offset, as a
+    /// consumer group, following), list (through the running daemon).
+    #[command(subcommand)]
+    Log(super::log::LogCommand),
     /// Print the version.
     Version,
     /// Run the node: libp2p swarm and Bitswap, until SIGINT or SIGTERM.

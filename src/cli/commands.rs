@@ -21,7 +21,8 @@ pub(super) fn run(api: &dyn NodeApi, config: &Config, command: Command) -> Resul
         | Command::Version
         | Command::Daemon { .. }
         | Command::S3(_)
-        | Command::Pubsub(_) => {
+        | Command::Pubsub(_)
+        | Command::Log(_) => {
             unreachable!("handled before")
         }
         Command::Id => writeln!(out, "{}", serde_json::to_string_pretty(&api.id()?)?)?,

@@ -7,6 +7,7 @@
 mod args;
 mod commands;
 mod files;
+mod log;
 mod output;
 mod progress;
 mod pubsub;
@@ -84,6 +85,9 @@ pub fn run() -> Result<()> {
     let client = cairn::rpc::client::Client::for_repo(&repo_path, token);
     if let Command::Pubsub(command) = cli.command {
         return pubsub::run(client.as_ref(), command);
+    }
+    if let Command::Log(command) = cli.command {
+        return log::run(client.as_ref(), command);
     }
     if let Some(client) = client {
         if let Command::Daemon { .. } = cli.command {

@@ -6,8 +6,8 @@
 //! concern: [`add`](Node::add_path) in `add.rs`, reading (cat, get, ls,
 //! resolve) in `read.rs`, pins and replication records in `pins.rs`, raw
 //! blocks in `blocks.rs`, CAR import/export in `car.rs`, IPNS publish and
-//! resolve in `names.rs`, and GC, stat, verify and flush in
-//! `maintenance.rs`. [`online::OnlineNode`] adds the network, [`provide`]
+//! resolve in `names.rs`, durable logs' network side in `logs.rs`, and
+//! GC, stat, verify and flush in `maintenance.rs`. [`online::OnlineNode`] adds the network, [`provide`]
 //! announces content on the DHT, [`repo`] is the directory a node lives in
 //! and [`config`] its `config.toml`.
 
@@ -18,6 +18,7 @@ mod car;
 pub mod config;
 mod dag;
 mod error;
+mod logs;
 mod maintenance;
 mod mfs;
 mod names;
@@ -57,6 +58,7 @@ pub struct Node {
     keys: Arc<Keystore>,
     names: Arc<Names>,
     mfs: Arc<crate::names::mfs::Mfs>,
+    logs: Arc<crate::log::Logs>,
     index_rebuilt: Option<RebuildReport>,
     /// The memory tier in front of `store`, when `[store] hot_cache` is on.
     hot: Option<Arc<HotCache>>,
@@ -101,6 +103,10 @@ impl Node {
             repo.config.ipns.clone(),
         );
         Ok(Node {
+            logs: Arc::new(crate::log::Logs::open(
+                Arc::clone(&store),
+                Arc::clone(&keys),
+            )),
             keys,
             names: Arc::new(names),
             mfs: mfs::open(&store, &repo.config),
@@ -139,6 +145,10 @@ impl Node {
         let resolved = read::resolve_cache_for(config.store.hot_cache.bytes());
         Node {
             mfs: mfs::open(&store, &config),
+            logs: Arc::new(crate::log::Logs::open(
+                Arc::clone(&store),
+                Arc::clone(&keys),
+            )),
             store,
             config,
             path: None,
@@ -165,6 +175,11 @@ impl Node {
     /// The node's IPNS names: publish, resolve, republish.
     pub fn names(&self) -> &Arc<Names> {
         &self.names
+    }
+
+    /// The node's durable logs.
+    pub fn logs(&self) -> &Arc<crate::log::Logs> {
+        &self.logs
     }
 
     /// The libp2p peer ID this node has.

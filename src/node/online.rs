@@ -255,6 +255,7 @@ impl OnlineNode {
         online.restore_routes().await;
         online.start_names();
         online.start_mfs_autopublish();
+        online.start_logs();
         {
             let net = Arc::clone(&online.net);
             let node = Arc::clone(&online.node);

@@ -14,6 +14,7 @@ mod blocks;
 mod dag;
 mod files;
 mod keys;
+mod logs;
 mod names;
 mod network;
 mod pins;
@@ -286,6 +287,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v0/pubsub/sub", post(pubsub::subscribe))
         .route("/api/v0/pubsub/ls", post(pubsub::ls))
         .route("/api/v0/pubsub/peers", post(pubsub::peers))
+        .route("/api/v0/log/create", post(logs::create))
+        .route("/api/v0/log/follow", post(logs::follow))
+        .route("/api/v0/log/append", post(logs::append))
+        .route("/api/v0/log/read", post(logs::read))
+        .route("/api/v0/log/commit", post(logs::commit))
+        .route("/api/v0/log/ls", post(logs::ls))
         .route("/api/v0/repo/gc", post(repo::repo_gc))
         .route("/api/v0/s3/ls", post(s3::ls))
         .route("/api/v0/s3/bucket/create", post(s3::bucket_create))

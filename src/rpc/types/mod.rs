@@ -8,6 +8,7 @@
 mod content;
 mod dag;
 mod files;
+mod logs;
 mod names;
 mod network;
 mod pins;
@@ -17,6 +18,7 @@ mod repo;
 pub use content::*;
 pub use dag::*;
 pub use files::*;
+pub use logs::*;
 pub use names::*;
 pub use network::*;
 pub use pins::*;

@@ -1,0 +1,332 @@
+//! Durable logs: `log/create`, `log/follow`, `log/append`, `log/read`,
+//! `log/commit` and `log/ls` (cairn's own commands, shaped as Kubo's:
+//! the log's name in `arg`, options in the query, the appended data as a
+//! multipart file, `read` answered as JSON lines).
+//!
+//! `append` splits its file at newlines, one message a line (a last line
+//! without a newline is a message too), and appends a batch whenever
+//! [`APPEND_MESSAGES`] lines or [`APPEND_BYTES`] are waiting, so the
+//! upload is never held whole; each append is durable before the next
+//! starts, and the answer comes once the last is.
+
+use super::upload::UploadError;
+use super::{bad_request, internal, json_lines_or_error, ApiError, ApiState, Line, Params};
+use crate::block::parse_cid;
+use crate::dag::batch::{MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, MAX_MESSAGE_BYTES};
+use crate::log::{parse_retention, Appended, LogError, LogState, Logs, Origin, Retention};
+use crate::rpc::types::{
+    encode_multibase, LogAppended, LogCommitted, LogInfo, LogList, LogMessage,
+};
+use axum::extract::{FromRequest, Multipart, RawQuery, Request, State};
+use axum::response::Response;
+use axum::Json;
+use bytes::{Bytes, BytesMut};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Lines waiting before they are appended as one step.
+pub const APPEND_MESSAGES: usize = MAX_BATCH_MESSAGES;
+
+/// Bytes waiting before they are appended as one step.
+pub const APPEND_BYTES: usize = MAX_BATCH_BYTES;
+
+/// Messages read from the store per step of a `read`.
+const READ_MESSAGES: usize = 1024;
+
+/// Message bytes read from the store per step of a `read`.
+const READ_BYTES: usize = 1 << 20;
+
+/// A log failure as an answer: the caller's mistakes are 400.
+pub(super) fn log_err(e: LogError) -> ApiError {
+    if e.is_bad_request() {
+        bad_request(e)
+    } else {
+        internal(e)
+    }
+}
+
+/// Runs blocking log work on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, LogError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| internal(format!("worker thread: {e}")))?
+        .map_err(log_err)
+}
+
+fn logs(s: &ApiState) -> Arc<Logs> {
+    Arc::clone(s.online.node().logs())
+}
+
+/// How `log ls` shows a log.
+pub(super) fn info(name: &str, state: &LogState) -> LogInfo {
+    LogInfo {
+        bytes: state.bytes,
+        head: state.head.clone().unwrap_or_default(),
+        id: state.id.clone(),
+        name: name.to_string(),
+        next: state.next,
+        origin: match state.origin {
+            Origin::Local => "local",
+            Origin::Follow => "follow",
+        }
+        .to_string(),
+        replication: state.replication,
+        retention: match state.retention {
+            None => String::new(),
+            Some(Retention::Age(d)) => humantime::format_duration(d).to_string(),
+            Some(Retention::Bytes(b)) => format!("{b}B"),
+        },
+    }
+}
+
+fn replication(q: &Params, s: &ApiState) -> Result<u8, ApiError> {
+    let default = s.online.node().config().replication.factor;
+    Ok(q.num::<u8>("replication")?.unwrap_or(default).max(1))
+}
+
+pub(super) async fn create(
+    State(s): State<ApiState>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<LogInfo>, ApiError> {
+    let q = Params::parse(q);
+    let name = q.arg()?.to_string();
+    let factor = q.num::<u8>("replication")?;
+    if factor == Some(0) {
+        return Err(log_err(LogError::Replication));
+    }
+    let factor = factor.map_or_else(|| replication(&q, &s), Ok)?;
+    let retention = q
+        .single("retention")?
+        .map(parse_retention)
+        .transpose()
+        .map_err(log_err)?;
+    let logs = logs(&s);
+    let state = {
+        let name = name.clone();
+        blocking(move || logs.create(&name, factor, retention)).await?
+    };
+    Ok(Json(info(&name, &state)))
+}
+
+pub(super) async fn follow(
+    State(s): State<ApiState>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<LogInfo>, ApiError> {
+    let q = Params::parse(q);
+    let id = q.arg()?.to_string();
+    let name = q.single("name")?.unwrap_or(id.as_str()).to_string();
+    let factor = replication(&q, &s)?;
+    let logs = logs(&s);
+    let state = {
+        let name = name.clone();
+        blocking(move || logs.follow(&name, &id, factor)).await?
+    };
+    Ok(Json(info(&name, &state)))
+}
+
+pub(super) async fn ls(State(s): State<ApiState>) -> Result<Json<LogList>, ApiError> {
+    let logs = logs(&s);
+    let list = blocking(move || logs.list()).await?;
+    Ok(Json(LogList {
+        logs: list.iter().map(|e| info(&e.name, &e.state)).collect(),
+    }))
+}
+
+pub(super) async fn commit(
+    State(s): State<ApiState>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<LogCommitted>, ApiError> {
+    let q = Params::parse(q);
+    let name = q.arg()?.to_string();
+    let group = q
+        .single("group")?
+        .ok_or_else(|| bad_request("argument \"group\" is required"))?
+        .to_string();
+    let offset = q
+        .num::<u64>("offset")?
+        .ok_or_else(|| bad_request("argument \"offset\" is required"))?;
+    let logs = logs(&s);
+    let g = group.clone();
+    blocking(move || logs.commit(&name, &g, offset)).await?;
+    Ok(Json(LogCommitted { group, offset }))
+}
+
+/// Appends `pending` (if any) with the GC lock held; folds the result
+/// into `done`.
+async fn flush(
+    s: &ApiState,
+    name: &str,
+    pending: &mut Vec<Bytes>,
+    done: &mut Option<(Appended, u64)>,
+) -> Result<(), ApiError> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let messages = std::mem::take(pending);
+    let count = messages.len() as u64;
+    let _guard = s.online.gc_lock().read().await;
+    let logs = logs(s);
+    let n = name.to_string();
+    let a = blocking(move || logs.append(&n, messages)).await?;
+    *done = Some(match done.take() {
+        None => (a, count),
+        Some((first, c)) => (
+            Appended {
+                first: first.first,
+                ..a
+            },
+            c + count,
+        ),
+    });
+    Ok(())
+}
+
+pub(super) async fn append(
+    State(s): State<ApiState>,
+    RawQuery(q): RawQuery,
+    req: Request,
+) -> Result<Json<LogAppended>, ApiError> {
+    let q = Params::parse(q);
+    let name = q.arg()?.to_string();
+    // The log exists and takes appends before any byte is read.
+    {
+        let logs = logs(&s);
+        let n = name.clone();
+        let state = blocking(move || logs.get(&n)).await?;
+        if state.origin != Origin::Local {
+            return Err(log_err(LogError::NotWritable { name }));
+        }
+    }
+    let mut multipart = Multipart::from_request(req, &()).await.map_err(|e| {
+        bad_request(format!(
+            "the data must be a multipart file: {}",
+            e.body_text()
+        ))
+    })?;
+    let mut field = multipart
+        .next_field()
+        .await
+        .map_err(UploadError::from)?
+        .ok_or(UploadError::Empty)?;
+    let mut line = BytesMut::new();
+    let mut pending: Vec<Bytes> = Vec::new();
+    let mut pending_bytes = 0usize;
+    let mut done: Option<(Appended, u64)> = None;
+    let too_long = || {
+        log_err(LogError::MessageTooLarge {
+            bytes: MAX_MESSAGE_BYTES + 1,
+            max: MAX_MESSAGE_BYTES,
+        })
+    };
+    while let Some(chunk) = field.chunk().await.map_err(UploadError::from)? {
+        let mut rest = &chunk[..];
+        while !rest.is_empty() {
+            let (part, ended) = match rest.iter().position(|b| *b == b'\n') {
+                Some(i) => (&rest[..i], true),
+                None => (rest, false),
+            };
+            if line.len() + part.len() > MAX_MESSAGE_BYTES {
+                return Err(too_long());
+            }
+            line.extend_from_slice(part);
+            rest = &rest[(part.len() + usize::from(ended))..];
+            if ended {
+                let m = line.split().freeze();
+                pending_bytes += m.len();
+                pending.push(m);
+                if pending.len() >= APPEND_MESSAGES || pending_bytes >= APPEND_BYTES {
+                    flush(&s, &name, &mut pending, &mut done).await?;
+                    pending_bytes = 0;
+                }
+            }
+        }
+    }
+    if !line.is_empty() {
+        pending.push(line.freeze());
+    }
+    flush(&s, &name, &mut pending, &mut done).await?;
+    let (a, count) = done.ok_or_else(|| log_err(LogError::Empty))?;
+    Ok(Json(LogAppended {
+        count,
+        first: a.first,
+        head: a.head.to_string(),
+        next: a.next,
+    }))
+}
+
+pub(super) async fn read(
+    State(s): State<ApiState>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let q = Params::parse(q);
+    let name = q.arg()?.to_string();
+    let follow = q.bool("follow", false)?;
+    let from = q.num::<u64>("from")?;
+    let from_cid = q
+        .single("from-cid")?
+        .map(|c| parse_cid(c).map_err(bad_request))
+        .transpose()?;
+    let group = q.single("group")?.map(str::to_string);
+    if from.is_some() && from_cid.is_some() {
+        return Err(bad_request("give --from or --from-cid, not both"));
+    }
+    let logs = logs(&s);
+    let start = {
+        let logs = Arc::clone(&logs);
+        let name = name.clone();
+        blocking(move || match (from, from_cid, group) {
+            (Some(o), _, _) => Ok(o),
+            (None, Some(c), _) => logs.offset_of(&name, &c),
+            (None, None, Some(g)) => logs.committed(&name, &g),
+            (None, None, None) => logs.get(&name).map(|_| 0),
+        })
+        .await?
+    };
+    let (tx, rx) = mpsc::channel::<Line<LogMessage>>(256);
+    let mut changes = logs.changes();
+    tokio::spawn(async move {
+        let mut at = start;
+        loop {
+            // Seen before reading, so a change while reading wakes the wait.
+            changes.borrow_and_update();
+            let (l, n) = (Arc::clone(&logs), name.clone());
+            let chunk =
+                tokio::task::spawn_blocking(move || l.read(&n, at, READ_MESSAGES, READ_BYTES))
+                    .await
+                    .map_err(|e| LogError::Damaged {
+                        name: name.clone(),
+                        reason: format!("worker thread: {e}"),
+                    })
+                    .and_then(|r| r);
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    let code = u8::from(e.is_bad_request());
+                    let _ = tx
+                        .send(Err(crate::rpc::types::ErrorBody::new(code, e.to_string())))
+                        .await;
+                    return;
+                }
+            };
+            if chunk.messages.is_empty() {
+                if !follow || changes.changed().await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            at = chunk.next;
+            for (offset, data) in chunk.messages {
+                let line = LogMessage {
+                    data: encode_multibase(&data),
+                    offset,
+                };
+                if tx.send(Ok(line)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    Ok(json_lines_or_error(rx).await)
+}

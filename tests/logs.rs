@@ -1,0 +1,163 @@
+//! Durable logs through the CLI of running daemons: appends, reads from
+//! offsets and batches, consumer groups that resume after a restart, bad
+//! input refused; and a follower on another daemon that catches up after
+//! it was killed (SIGKILL) and delivers every message once, in order.
+
+mod common;
+
+use common::{swarm_addr, Daemon, TestRepo};
+use std::time::Duration;
+
+/// Writes `lines` (each with a newline) to scratch file `name`.
+fn lines_file(repo: &TestRepo, name: &str, lines: &[String]) -> String {
+    let path = repo.scratch(name);
+    let mut text = lines.join("\n");
+    text.push('\n');
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn msgs(range: std::ops::Range<u32>) -> Vec<String> {
+    range.map(|i| format!("message {i}")).collect()
+}
+
+fn lines_of(text: &str) -> Vec<String> {
+    text.lines().map(str::to_string).collect()
+}
+
+/// The `log create` answer's id.
+fn created_id(out: &str) -> String {
+    out.split_whitespace().nth(1).expect("NAME ID").to_string()
+}
+
+#[test]
+fn appends_read_back_in_order_and_groups_resume_after_a_restart() {
+    let r = TestRepo::new();
+    let (mut d, _) = Daemon::start(&r, &[]);
+    let out = r.ok(&["log", "create", "orders", "--retention", "7d"]);
+    assert!(out.starts_with("orders 12D3Koo"), "{out}");
+    let f1 = lines_file(&r, "a", &msgs(0..3));
+    let appended = r.ok(&["log", "append", "orders", &f1]);
+    assert!(
+        appended.starts_with("appended 3 messages at offsets 0..2"),
+        "{appended}"
+    );
+    let f2 = lines_file(&r, "b", &msgs(3..5));
+    r.ok(&["log", "append", "orders", &f2]);
+    assert_eq!(lines_of(&r.ok(&["log", "read", "orders"])), msgs(0..5));
+    assert_eq!(
+        lines_of(&r.ok(&["log", "read", "orders", "--from", "2"])),
+        msgs(2..5)
+    );
+    let json = r.ok(&["log", "read", "orders", "--from", "4", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(v["Offset"], 4);
+    // From a batch: the second append's head starts at offset 3.
+    let head = appended
+        .trim_end()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .trim_end_matches(')');
+    assert_eq!(
+        lines_of(&r.ok(&["log", "read", "orders", "--from-cid", head])),
+        msgs(0..5)
+    );
+
+    // A group reads everything once, then only what is new.
+    assert_eq!(
+        lines_of(&r.ok(&["log", "read", "orders", "--group", "billing"])),
+        msgs(0..5)
+    );
+    assert_eq!(r.ok(&["log", "read", "orders", "--group", "billing"]), "");
+    let f3 = lines_file(&r, "c", &msgs(5..8));
+    r.ok(&["log", "append", "orders", &f3]);
+    assert_eq!(
+        lines_of(&r.ok(&["log", "read", "orders", "--group", "billing"])),
+        msgs(5..8)
+    );
+
+    // Restarted, the log and the group's offset are still there.
+    d.signal(libc::SIGTERM);
+    drop(d);
+    let (_d, _) = Daemon::start(&r, &[]);
+    assert_eq!(r.ok(&["log", "read", "orders", "--group", "billing"]), "");
+    assert_eq!(lines_of(&r.ok(&["log", "read", "orders"])), msgs(0..8));
+    let ls = r.ok(&["log", "ls"]);
+    assert!(ls.starts_with("orders\tlocal\t8 messages"), "{ls}");
+
+    // Bad input: refused with one clear line, nothing appended.
+    let e = r.fails(&["log", "append", "nope", &f1]);
+    assert!(e.contains("no log named \"nope\""), "{e}");
+    let e = r.fails(&["log", "create", "a/b"]);
+    assert!(e.contains("invalid log name"), "{e}");
+    let e = r.fails(&["log", "create", "orders"]);
+    assert!(e.contains("exists"), "{e}");
+    let e = r.fails(&["log", "create", "x", "--retention", "soon"]);
+    assert!(e.contains("invalid retention"), "{e}");
+    let e = r.fails(&["log", "read", "orders", "--from", "99"]);
+    assert!(e.contains("past the log's end"), "{e}");
+    let big = r.scratch("big");
+    std::fs::write(&big, vec![b'x'; (1 << 20) + 1]).unwrap();
+    let e = r.fails(&["log", "append", "orders", big.to_str().unwrap()]);
+    assert!(e.contains("over the limit"), "{e}");
+    assert_eq!(lines_of(&r.ok(&["log", "read", "orders"])), msgs(0..8));
+}
+
+/// Polls B's `log ls` until its log has `next` messages.
+fn wait_for_messages(repo: &TestRepo, next: u64) {
+    common::poll_every(
+        Duration::from_millis(200),
+        Duration::from_secs(60),
+        "the follower to catch up",
+        || {
+            let ls = repo.ok(&["log", "ls"]);
+            ls.contains(&format!("\t{next} messages")).then_some(())
+        },
+    );
+}
+
+#[test]
+fn a_follower_killed_mid_log_catches_up_and_reads_the_rest_once_in_order() {
+    let (ra, rb) = (TestRepo::new(), TestRepo::new());
+    let (_da, banner_a) = Daemon::start(&ra, &[]);
+    let a_addr = swarm_addr(&banner_a);
+    let (mut db, _) = Daemon::start(&rb, &["--bootstrap", &a_addr]);
+
+    let id = created_id(&ra.ok(&["log", "create", "events"]));
+    for (i, range) in [0..40, 40..100].into_iter().enumerate() {
+        let f = lines_file(&ra, &format!("first{i}"), &msgs(range));
+        ra.ok(&["log", "append", "events", &f]);
+    }
+    let followed = rb.ok(&["log", "follow", &id, "events"]);
+    assert_eq!(followed.trim(), format!("events {id}"));
+    wait_for_messages(&rb, 100);
+    assert_eq!(
+        lines_of(&rb.ok(&["log", "read", "events", "--group", "g"])),
+        msgs(0..100)
+    );
+    // Only the creator appends.
+    let e = rb.fails(&[
+        "log",
+        "append",
+        "events",
+        &lines_file(&rb, "x", &msgs(0..1)),
+    ]);
+    assert!(e.contains("followed from another node"), "{e}");
+
+    // B dies; A goes on.
+    db.signal(libc::SIGKILL);
+    drop(db);
+    for (i, range) in [100..150, 150..230, 230..300].into_iter().enumerate() {
+        let f = lines_file(&ra, &format!("second{i}"), &msgs(range));
+        ra.ok(&["log", "append", "events", &f]);
+    }
+    let (_db, _) = Daemon::start(&rb, &["--bootstrap", &a_addr]);
+    wait_for_messages(&rb, 300);
+    assert_eq!(
+        lines_of(&rb.ok(&["log", "read", "events", "--group", "g"])),
+        msgs(100..300)
+    );
+    assert_eq!(rb.ok(&["log", "read", "events", "--group", "g"]), "");
+    assert_eq!(lines_of(&rb.ok(&["log", "read", "events"])), msgs(0..300));
+}
