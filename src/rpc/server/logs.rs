@@ -190,21 +190,52 @@ pub(super) async fn append(
 ) -> Result<Json<LogAppended>, ApiError> {
     let q = Params::parse(q);
     let name = q.arg()?.to_string();
-    // The log exists and takes appends before any byte is read.
-    {
-        let logs = logs(&s);
-        let n = name.clone();
-        let state = blocking(move || logs.get(&n)).await?;
-        if state.origin != Origin::Local {
-            return Err(log_err(LogError::NotWritable { name }));
-        }
-    }
     let mut multipart = Multipart::from_request(req, &()).await.map_err(|e| {
         bad_request(format!(
             "the data must be a multipart file: {}",
             e.body_text()
         ))
     })?;
+    let result = append_from(&s, &name, &mut multipart).await;
+    if result.is_err() {
+        // A client still sending its file would see a broken pipe, not
+        // the answer: read (and drop) a bounded rest of the upload first.
+        drain(&mut multipart).await;
+    }
+    result
+}
+
+/// Most bytes of a refused upload read before the answer.
+const DRAIN_BYTES: usize = 64 << 20;
+
+async fn drain(multipart: &mut Multipart) {
+    let mut read = 0usize;
+    while let Ok(Some(mut field)) = multipart.next_field().await {
+        while let Ok(Some(chunk)) = field.chunk().await {
+            read += chunk.len();
+            if read > DRAIN_BYTES {
+                return;
+            }
+        }
+    }
+}
+
+async fn append_from(
+    s: &ApiState,
+    name: &str,
+    multipart: &mut Multipart,
+) -> Result<Json<LogAppended>, ApiError> {
+    // The log exists and takes appends before any byte is taken.
+    {
+        let logs = logs(s);
+        let n = name.to_string();
+        let state = blocking(move || logs.get(&n)).await?;
+        if state.origin != Origin::Local {
+            return Err(log_err(LogError::NotWritable {
+                name: name.to_string(),
+            }));
+        }
+    }
     let mut field = multipart
         .next_field()
         .await
@@ -237,7 +268,7 @@ pub(super) async fn append(
                 pending_bytes += m.len();
                 pending.push(m);
                 if pending.len() >= APPEND_MESSAGES || pending_bytes >= APPEND_BYTES {
-                    flush(&s, &name, &mut pending, &mut done).await?;
+                    flush(s, name, &mut pending, &mut done).await?;
                     pending_bytes = 0;
                 }
             }
@@ -246,7 +277,7 @@ pub(super) async fn append(
     if !line.is_empty() {
         pending.push(line.freeze());
     }
-    flush(&s, &name, &mut pending, &mut done).await?;
+    flush(s, name, &mut pending, &mut done).await?;
     let (a, count) = done.ok_or_else(|| log_err(LogError::Empty))?;
     Ok(Json(LogAppended {
         count,
