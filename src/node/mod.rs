@@ -36,8 +36,8 @@ pub use dag::{split_path, DagPutOptions, ObjectStat, MAX_DAG_PUT_INPUT};
 pub use error::{BoxedSource, NodeError, UnsupportedInput};
 pub use maintenance::{RepoStat, VerifyReport};
 pub use mfs::CopySource;
-pub use pins::PinEntry;
 pub(crate) use pins::user_claimed;
+pub use pins::PinEntry;
 pub use repo::Repo;
 
 use crate::dag::reader::ReadOptions;
