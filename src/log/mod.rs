@@ -310,7 +310,7 @@ impl Logs {
         state.head = Some(head.to_string());
         self.put_state(name, &state)?;
         self.let_go(old_head);
-        self.extend_index(name, &made);
+        self.extend_index(name, old_head, &made);
         self.changes.send_modify(|n| *n += 1);
         Ok(Appended {
             first,
@@ -346,9 +346,20 @@ impl Logs {
         }
     }
 
-    fn extend_index(&self, name: &str, made: &[(u64, Cid)]) {
-        if let Some(index) = self.indexes().get_mut(name) {
+    /// Adds the batches an append or adopt `made` on top of `old_head` to
+    /// the cached index of `name`, if that index ends at `old_head`. An
+    /// index that does not (a reader that built it from an older state
+    /// stored it after an append) is dropped, never extended over a gap:
+    /// the next read builds it again.
+    fn extend_index(&self, name: &str, old_head: Option<Cid>, made: &[(u64, Cid)]) {
+        let mut indexes = self.indexes();
+        let Some(index) = indexes.get_mut(name) else {
+            return;
+        };
+        if index.last_key_value().map(|(_, c)| *c) == old_head {
             index.extend(made.iter().copied());
+        } else {
+            indexes.remove(name);
         }
     }
 
@@ -421,6 +432,14 @@ impl Logs {
         let mut bytes = 0usize;
         for cid in index.range(start..).map(|(_, c)| *c) {
             let b = self.batch(&cid)?;
+            if b.first > chunk.next {
+                // A hole in the index: never skip past it silently.
+                self.indexes().remove(name);
+                return Err(LogError::Damaged {
+                    name: name.to_string(),
+                    reason: format!("its index has no batch holding offset {}", chunk.next),
+                });
+            }
             for (i, m) in b.messages.into_iter().enumerate() {
                 let offset = b.first + i as u64;
                 if offset < from {
@@ -547,7 +566,7 @@ impl Logs {
         state.bytes += bytes;
         self.put_state(name, &state)?;
         self.let_go(old_head);
-        self.extend_index(name, &made);
+        self.extend_index(name, old_head, &made);
         self.changes.send_modify(|n| *n += 1);
         Ok(next)
     }

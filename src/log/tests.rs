@@ -202,3 +202,45 @@ fn invalid_chains_are_refused_and_nothing_is_stored() {
 }
 
 use crate::dag::batch::BatchError;
+
+#[test]
+fn an_index_a_slow_reader_stored_after_an_append_is_not_extended_over_the_gap() {
+    let store = Arc::new(MemoryStore::new());
+    let logs = logs_on(&store);
+    logs.create("orders", 1, None).unwrap();
+    logs.append("orders", msgs(0..3)).unwrap();
+    // A reader builds the index of this state...
+    let state = logs.get("orders").unwrap();
+    let stale = logs.index_of("orders", &state).unwrap();
+    // ...an append moves the head meanwhile, then the reader stores its index.
+    logs.append("orders", msgs(3..6)).unwrap();
+    logs.indexes().insert("orders".to_string(), stale);
+    logs.append("orders", msgs(6..9)).unwrap();
+    let want: Vec<(u64, String)> = (0..9).map(|i| (i, format!("m{i}"))).collect();
+    assert_eq!(texts(&logs.read("orders", 0, 100, 1 << 20).unwrap()), want);
+    assert_eq!(
+        texts(&logs.read("orders", 4, 2, 1 << 20).unwrap()),
+        want[4..6].to_vec()
+    );
+}
+
+#[test]
+fn a_read_through_an_index_with_a_hole_fails_and_the_next_one_rebuilds_it() {
+    let store = Arc::new(MemoryStore::new());
+    let logs = logs_on(&store);
+    logs.create("orders", 1, None).unwrap();
+    logs.append("orders", msgs(0..3)).unwrap();
+    logs.append("orders", msgs(3..6)).unwrap();
+    let head = logs.append("orders", msgs(6..9)).unwrap().head;
+    let state = logs.get("orders").unwrap();
+    let mut holed = logs.index_of("orders", &state).unwrap();
+    holed.remove(&3);
+    assert_eq!(holed.last_key_value().map(|(_, c)| *c), Some(head));
+    logs.indexes().insert("orders".to_string(), holed);
+    assert!(matches!(
+        logs.read("orders", 4, 100, 1 << 20),
+        Err(LogError::Damaged { .. })
+    ));
+    let want: Vec<(u64, String)> = (4..9).map(|i| (i, format!("m{i}"))).collect();
+    assert_eq!(texts(&logs.read("orders", 4, 100, 1 << 20).unwrap()), want);
+}

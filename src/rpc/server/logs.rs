@@ -342,8 +342,14 @@ pub(super) async fn read(
                 }
             };
             if chunk.messages.is_empty() {
-                if !follow || changes.changed().await.is_err() {
+                if !follow {
                     return;
+                }
+                // A client that went away ends the follow at once, not at
+                // the next message (which may never come).
+                tokio::select! {
+                    changed = changes.changed() => if changed.is_err() { return },
+                    () = tx.closed() => return,
                 }
                 continue;
             }
