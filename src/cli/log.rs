@@ -3,7 +3,7 @@
 //! on the network, so every command needs the daemon.
 
 use anyhow::{bail, Result};
-use cairn::rpc::client::{Client, ClientError, UploadPart};
+use cairn::rpc::client::{Client, ClientError};
 use cairn::rpc::types::{
     decode_multibase, LogAppended, LogCommitted, LogInfo, LogList, LogMessage,
 };
@@ -105,20 +105,7 @@ pub(super) fn run(client: Option<&Client>, command: LogCommand) -> Result<()> {
             writeln!(out, "{} {}", info.name, info.id)?;
         }
         LogCommand::Append { name, file } => {
-            let part = match file {
-                Some(path) if path.as_os_str() != "-" => {
-                    if !path.is_file() {
-                        bail!("{}: not a readable file", path.display());
-                    }
-                    UploadPart::File {
-                        name: "data".into(),
-                        path,
-                    }
-                }
-                _ => UploadPart::Stdin {
-                    name: "data".into(),
-                },
-            };
+            let part = super::pubsub::data_part(file)?;
             let mut answer: Option<LogAppended> = None;
             client.call_lines(
                 "log/append",

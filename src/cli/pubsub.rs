@@ -50,20 +50,7 @@ pub(super) fn run(client: Option<&Client>, command: PubsubCommand) -> Result<()>
     let mut out = std::io::stdout().lock();
     match command {
         PubsubCommand::Pub { topic, file } => {
-            let part = match file {
-                Some(path) if path.as_os_str() != "-" => {
-                    if !path.is_file() {
-                        bail!("{}: not a readable file", path.display());
-                    }
-                    UploadPart::File {
-                        name: "data".into(),
-                        path,
-                    }
-                }
-                _ => UploadPart::Stdin {
-                    name: "data".into(),
-                },
-            };
+            let part = data_part(file)?;
             let arg = encode_multibase(topic.as_bytes());
             client.call_lines::<serde_json::Value>(
                 "pubsub/pub",
@@ -114,4 +101,23 @@ pub(super) fn run(client: Option<&Client>, command: PubsubCommand) -> Result<()>
         }
     }
     Ok(())
+}
+
+/// The upload part named `data` of a command's `[FILE|-]` argument: the
+/// file, or standard input when there is none or it is `-`.
+pub(super) fn data_part(file: Option<std::path::PathBuf>) -> anyhow::Result<UploadPart> {
+    Ok(match file {
+        Some(path) if path.as_os_str() != "-" => {
+            if !path.is_file() {
+                bail!("{}: not a readable file", path.display());
+            }
+            UploadPart::File {
+                name: "data".into(),
+                path,
+            }
+        }
+        _ => UploadPart::Stdin {
+            name: "data".into(),
+        },
+    })
 }
