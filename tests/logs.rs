@@ -161,3 +161,56 @@ fn a_follower_killed_mid_log_catches_up_and_reads_the_rest_once_in_order() {
     assert_eq!(rb.ok(&["log", "read", "events", "--group", "g"]), "");
     assert_eq!(lines_of(&rb.ok(&["log", "read", "events"])), msgs(0..300));
 }
+
+/// Whether `lines` holds each of `groups` as one contiguous run.
+fn contiguous(lines: &[String], groups: &[&[String]]) -> bool {
+    groups.iter().all(|g| {
+        let Some(start) = lines.iter().position(|l| *l == g[0]) else {
+            return false;
+        };
+        lines.get(start..start + g.len()) == Some(g)
+    })
+}
+
+#[test]
+fn an_upload_cut_off_midway_appends_nothing_and_concurrent_uploads_stay_contiguous() {
+    let r = TestRepo::new();
+    let (_d, _) = Daemon::start(&r, &[]);
+    r.ok(&["log", "create", "orders"]);
+    r.ok(&["log", "append", "orders", &lines_file(&r, "a", &msgs(0..3))]);
+
+    // More lines than one step stores, then one over 1 MiB: refused whole.
+    let mut text = msgs(3..6003).join("\n");
+    text.push('\n');
+    text.push_str(&"x".repeat((1 << 20) + 1));
+    text.push_str("\nafter\n");
+    let bad = r.scratch("bad");
+    std::fs::write(&bad, text).unwrap();
+    let e = r.fails(&["log", "append", "orders", bad.to_str().unwrap()]);
+    assert!(e.contains("over the limit"), "{e}");
+    assert_eq!(lines_of(&r.ok(&["log", "read", "orders"])), msgs(0..3));
+    let ls = r.ok(&["log", "ls"]);
+    assert!(ls.starts_with("orders\tlocal\t3 messages"), "{ls}");
+    // The retry appends each line once, at the next offsets.
+    let good = lines_file(&r, "good", &msgs(3..6003));
+    let out = r.ok(&["log", "append", "orders", &good]);
+    assert!(
+        out.starts_with("appended 6000 messages at offsets 3..6002"),
+        "{out}"
+    );
+    assert_eq!(lines_of(&r.ok(&["log", "read", "orders"])), msgs(0..6003));
+
+    // Two uploads at once, each several steps long: one after the other.
+    let a: Vec<String> = (0..10_000).map(|i| format!("a{i}")).collect();
+    let b: Vec<String> = (0..10_000).map(|i| format!("b{i}")).collect();
+    let (fa, fb) = (lines_file(&r, "ca", &a), lines_file(&r, "cb", &b));
+    std::thread::scope(|s| {
+        let ta = s.spawn(|| r.ok(&["log", "append", "orders", &fa]));
+        let tb = s.spawn(|| r.ok(&["log", "append", "orders", &fb]));
+        ta.join().unwrap();
+        tb.join().unwrap();
+    });
+    let all = lines_of(&r.ok(&["log", "read", "orders", "--from", "6003"]));
+    assert_eq!(all.len(), 20_000);
+    assert!(contiguous(&all, &[&a, &b]), "the two uploads interleaved");
+}

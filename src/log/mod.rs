@@ -4,6 +4,8 @@
 //!
 //! - this file: [`Logs`], the logs of one node: create, append, read,
 //!   list, consumer groups, and taking in batches fetched from peers;
+//! - `append.rs`: appends, all or nothing and one at a time per log
+//!   ([`Append`]);
 //! - `state.rs`: what the repo keeps of a log ([`LogState`]) and of its
 //!   groups, and the rules for names and retention;
 //! - [`announce`]: heads announced on a log's pub/sub topic, signed by
@@ -28,14 +30,16 @@
 //! [`Logs::adopt`] as `add` does.
 
 pub mod announce;
+mod append;
 mod error;
 pub mod state;
 
+pub use append::Append;
 pub use error::LogError;
 pub use state::{parse_retention, LogState, Origin, Retention};
 
 use crate::block::{Block, Cid};
-use crate::dag::batch::{self, LogBatch, MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, MAX_MESSAGE_BYTES};
+use crate::dag::batch::{self, LogBatch};
 use crate::names::Keystore;
 use crate::store::{PinKind, Store, StoreError};
 use bytes::Bytes;
@@ -90,6 +94,8 @@ pub struct Logs {
     write: Mutex<()>,
     /// Per log: first offset → batch, for logs read since they were opened.
     index: Mutex<HashMap<String, BTreeMap<u64, Cid>>>,
+    /// Per log: the turn an append holds from start to end.
+    turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     changes: tokio::sync::watch::Sender<u64>,
 }
 
@@ -102,6 +108,7 @@ impl Logs {
             keys,
             write: Mutex::new(()),
             index: Mutex::new(HashMap::new()),
+            turns: Mutex::new(HashMap::new()),
             changes: tokio::sync::watch::channel(0).0,
         };
         if let Err(e) = logs.repin_heads() {
@@ -249,74 +256,6 @@ impl Logs {
             return Err(LogError::TooMany { max: MAX_LOGS });
         }
         Ok(())
-    }
-
-    /// `log append`: `messages` at the end of log `name`, durable when
-    /// this returns. Messages beyond a batch's bounds go in several
-    /// batches, chained.
-    pub fn append(&self, name: &str, messages: Vec<Bytes>) -> Result<Appended, LogError> {
-        if let Some(m) = messages.iter().find(|m| m.len() > MAX_MESSAGE_BYTES) {
-            return Err(LogError::MessageTooLarge {
-                bytes: m.len(),
-                max: MAX_MESSAGE_BYTES,
-            });
-        }
-        let _w = self.writing();
-        let mut state = self.get(name)?;
-        if state.origin != Origin::Local {
-            return Err(LogError::NotWritable {
-                name: name.to_string(),
-            });
-        }
-        if messages.is_empty() {
-            return Err(LogError::Empty);
-        }
-        let old_head = state.head_cid(name)?;
-        let time_ms = now_ms();
-        let first = state.next;
-        let mut blocks: Vec<Block> = Vec::new();
-        let mut made: Vec<(u64, Cid)> = Vec::new();
-        let mut prev = old_head;
-        let mut rest = messages.into_iter().peekable();
-        while rest.peek().is_some() {
-            let mut batch = LogBatch {
-                log: state.id.clone(),
-                first: state.next,
-                messages: Vec::new(),
-                prev,
-                time_ms,
-            };
-            let mut bytes = 0usize;
-            while let Some(m) = rest.peek() {
-                if batch.messages.len() == MAX_BATCH_MESSAGES || bytes + m.len() > MAX_BATCH_BYTES {
-                    break;
-                }
-                bytes += m.len();
-                batch.messages.extend(rest.next());
-            }
-            let block = batch.encode()?;
-            prev = Some(*block.cid());
-            made.push((batch.first, *block.cid()));
-            state.next = batch.end();
-            state.batches += 1;
-            state.bytes += bytes as u64;
-            blocks.push(block);
-        }
-        let Some(head) = prev else {
-            return Err(LogError::Empty);
-        };
-        self.store.put_many(&mut blocks.into_iter())?;
-        self.pin_head(&head)?;
-        state.head = Some(head.to_string());
-        self.put_state(name, &state)?;
-        self.let_go(old_head);
-        self.extend_index(name, old_head, &made);
-        self.changes.send_modify(|n| *n += 1);
-        Ok(Appended {
-            first,
-            next: state.next,
-            head,
-        })
     }
 
     /// Pins `head` recursively as the log's: no replication tombstone

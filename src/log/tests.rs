@@ -1,4 +1,5 @@
 use super::*;
+use crate::dag::batch::{MAX_BATCH_MESSAGES, MAX_MESSAGE_BYTES};
 use crate::store::MemoryStore;
 
 fn logs_on(store: &Arc<MemoryStore>) -> Logs {
@@ -243,4 +244,79 @@ fn a_read_through_an_index_with_a_hole_fails_and_the_next_one_rebuilds_it() {
     ));
     let want: Vec<(u64, String)> = (4..9).map(|i| (i, format!("m{i}"))).collect();
     assert_eq!(texts(&logs.read("orders", 4, 100, 1 << 20).unwrap()), want);
+}
+
+#[test]
+fn an_append_dropped_before_its_end_leaves_the_log_as_it_was() {
+    let store = Arc::new(MemoryStore::new());
+    let logs = logs_on(&store);
+    logs.create("orders", 1, None).unwrap();
+    let before = logs.append("orders", msgs(0..3)).unwrap();
+    let turn = logs
+        .append_turn("orders")
+        .unwrap()
+        .try_lock_owned()
+        .unwrap();
+    let mut tx = logs.begin_append("orders", turn).unwrap();
+    logs.append_part(&mut tx, msgs(3..5)).unwrap();
+    logs.append_part(&mut tx, msgs(5..7)).unwrap();
+    // A part with a message over the limit fails; the upload is given up.
+    let huge = Bytes::from(vec![0u8; MAX_MESSAGE_BYTES + 1]);
+    assert!(matches!(
+        logs.append_part(&mut tx, vec![huge]),
+        Err(LogError::MessageTooLarge { .. })
+    ));
+    drop(tx);
+    let state = logs.get("orders").unwrap();
+    assert_eq!(state.next, 3);
+    assert_eq!(state.head, Some(before.head.to_string()));
+    assert_eq!(store.pins().unwrap().len(), 1);
+    // A retry appends its messages once, at the offsets they would have had.
+    let again = logs.append("orders", msgs(3..7)).unwrap();
+    assert_eq!((again.first, again.next), (3, 7));
+    let want: Vec<(u64, String)> = (0..7).map(|i| (i, format!("m{i}"))).collect();
+    assert_eq!(texts(&logs.read("orders", 0, 100, 1 << 20).unwrap()), want);
+}
+
+#[test]
+fn an_append_in_parts_moves_the_head_once_at_its_end() {
+    let store = Arc::new(MemoryStore::new());
+    let logs = logs_on(&store);
+    logs.create("orders", 1, None).unwrap();
+    let turn = logs
+        .append_turn("orders")
+        .unwrap()
+        .try_lock_owned()
+        .unwrap();
+    let mut tx = logs.begin_append("orders", turn).unwrap();
+    // While it runs, another append waits for its turn.
+    assert!(logs
+        .append_turn("orders")
+        .unwrap()
+        .try_lock_owned()
+        .is_err());
+    logs.append_part(&mut tx, msgs(0..2)).unwrap();
+    logs.append_part(&mut tx, msgs(2..5)).unwrap();
+    assert_eq!(logs.get("orders").unwrap().next, 0);
+    assert!(logs
+        .read("orders", 0, 10, 1 << 20)
+        .unwrap()
+        .messages
+        .is_empty());
+    assert_eq!(tx.count(), 5);
+    let a = logs.finish_append(tx).unwrap();
+    assert_eq!((a.first, a.next), (0, 5));
+    let state = logs.get("orders").unwrap();
+    assert_eq!((state.next, state.batches), (5, 2));
+    assert_eq!(store.pin_of(&a.head).unwrap(), Some(PinKind::Recursive));
+    assert!(logs.append_turn("orders").unwrap().try_lock_owned().is_ok());
+    // An append of nothing changes nothing.
+    let turn = logs
+        .append_turn("orders")
+        .unwrap()
+        .try_lock_owned()
+        .unwrap();
+    let tx = logs.begin_append("orders", turn).unwrap();
+    assert!(matches!(logs.finish_append(tx), Err(LogError::Empty)));
+    assert_eq!(logs.get("orders").unwrap(), state);
 }

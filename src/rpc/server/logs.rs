@@ -6,14 +6,18 @@
 //! `append` splits its file at newlines, one message a line (a last line
 //! without a newline is a message too), and appends a batch whenever
 //! [`APPEND_MESSAGES`] lines or [`APPEND_BYTES`] are waiting, so the
-//! upload is never held whole; each append is durable before the next
-//! starts, and the answer comes once the last is.
+//! upload is never held whole. The upload is one append, all or nothing
+//! ([`Append`]): its batches are stored as it streams, and the log's head
+//! moves once, after its last line, only if the whole upload was good (a
+//! line over the limit or a broken upload appends nothing, so a retry
+//! does not append twice). Two uploads to one log take turns, each one's
+//! messages contiguous.
 
 use super::upload::UploadError;
 use super::{bad_request, internal, json_lines_or_error, ApiError, ApiState, Line, Params};
 use crate::block::parse_cid;
 use crate::dag::batch::{MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, MAX_MESSAGE_BYTES};
-use crate::log::{parse_retention, Appended, LogError, LogState, Logs, Origin, Retention};
+use crate::log::{parse_retention, Append, LogError, LogState, Logs, Origin, Retention};
 use crate::rpc::types::{
     encode_multibase, LogAppended, LogCommitted, LogInfo, LogList, LogMessage,
 };
@@ -153,34 +157,19 @@ pub(super) async fn commit(
     Ok(Json(LogCommitted { group, offset }))
 }
 
-/// Appends `pending` (if any) with the GC lock held; folds the result
-/// into `done`.
-async fn flush(
+/// Stores `pending` (if any) as batches of append `tx`, which it hands
+/// back (an error drops it: nothing of the upload is appended).
+async fn store_part(
     s: &ApiState,
-    name: &str,
+    mut tx: Append,
     pending: &mut Vec<Bytes>,
-    done: &mut Option<(Appended, u64)>,
-) -> Result<(), ApiError> {
+) -> Result<Append, ApiError> {
     if pending.is_empty() {
-        return Ok(());
+        return Ok(tx);
     }
     let messages = std::mem::take(pending);
-    let count = messages.len() as u64;
-    let _guard = s.online.gc_lock().read().await;
     let logs = logs(s);
-    let n = name.to_string();
-    let a = blocking(move || logs.append(&n, messages)).await?;
-    *done = Some(match done.take() {
-        None => (a, count),
-        Some((first, c)) => (
-            Appended {
-                first: first.first,
-                ..a
-            },
-            c + count,
-        ),
-    });
-    Ok(())
+    blocking(move || logs.append_part(&mut tx, messages).map(|()| tx)).await
 }
 
 pub(super) async fn append(
@@ -225,17 +214,21 @@ async fn append_from(
     name: &str,
     multipart: &mut Multipart,
 ) -> Result<Json<LogAppended>, ApiError> {
-    // The log exists and takes appends before any byte is taken.
-    {
+    // The log exists and takes appends before any byte is taken; then
+    // it is this upload's alone until its end.
+    let turn = {
         let logs = logs(s);
         let n = name.to_string();
-        let state = blocking(move || logs.get(&n)).await?;
-        if state.origin != Origin::Local {
-            return Err(log_err(LogError::NotWritable {
-                name: name.to_string(),
-            }));
-        }
-    }
+        blocking(move || logs.append_turn(&n)).await?
+    };
+    let turn = turn.lock_owned().await;
+    // The batches stay unpinned until the end: no GC meanwhile.
+    let _gc = s.online.gc_lock().read().await;
+    let mut tx = {
+        let logs = logs(s);
+        let n = name.to_string();
+        blocking(move || logs.begin_append(&n, turn)).await?
+    };
     let mut field = multipart
         .next_field()
         .await
@@ -244,7 +237,6 @@ async fn append_from(
     let mut line = BytesMut::new();
     let mut pending: Vec<Bytes> = Vec::new();
     let mut pending_bytes = 0usize;
-    let mut done: Option<(Appended, u64)> = None;
     let too_long = || {
         log_err(LogError::MessageTooLarge {
             bytes: MAX_MESSAGE_BYTES + 1,
@@ -268,7 +260,7 @@ async fn append_from(
                 pending_bytes += m.len();
                 pending.push(m);
                 if pending.len() >= APPEND_MESSAGES || pending_bytes >= APPEND_BYTES {
-                    flush(s, name, &mut pending, &mut done).await?;
+                    tx = store_part(s, tx, &mut pending).await?;
                     pending_bytes = 0;
                 }
             }
@@ -277,8 +269,10 @@ async fn append_from(
     if !line.is_empty() {
         pending.push(line.freeze());
     }
-    flush(s, name, &mut pending, &mut done).await?;
-    let (a, count) = done.ok_or_else(|| log_err(LogError::Empty))?;
+    tx = store_part(s, tx, &mut pending).await?;
+    let count = tx.count();
+    let logs = logs(s);
+    let a = blocking(move || logs.finish_append(tx)).await?;
     Ok(Json(LogAppended {
         count,
         first: a.first,
