@@ -37,6 +37,15 @@ pub enum ConfigError {
         #[source]
         source: libp2p::multiaddr::Error,
     },
+    /// A `[net] static_relays` entry is not a multiaddr ending in
+    /// `/p2p/<ID>`.
+    #[error("[net] static_relays {addr:?}: {why}")]
+    RelayAddr {
+        /// The address as written.
+        addr: String,
+        /// What is wrong with it.
+        why: String,
+    },
     /// The `[import]` settings do not fit together (e.g. CIDv0 with BLAKE3).
     #[error("[import]: {0}")]
     Import(#[source] super::BoxedSource),

@@ -11,6 +11,7 @@
 //! - `reach.rs`: whether this node counts as reachable (the DHT mode),
 //!   from AutoNAT's answers when it runs.
 //! - `pubsub.rs`: gossipsub commands and events, local subscribers.
+//! - `relays.rs`: the relay client's reservations (which relays, when).
 //! - `traversal.rs`: which NAT traversal protocols run (AutoNAT, relay,
 //!   DCUtR, UPnP), and the relay service's limits.
 
@@ -19,6 +20,7 @@ mod dht;
 mod ports;
 mod pubsub;
 mod reach;
+mod relays;
 mod task;
 mod traversal;
 

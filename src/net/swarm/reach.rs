@@ -43,6 +43,9 @@ pub struct ReachInfo {
     /// Whether the DHT runs as a server (answers queries, is in others'
     /// routing tables) rather than as a client.
     pub dht_server: bool,
+    /// Our addresses through relays we hold a reservation on (ending in
+    /// `/p2p-circuit/p2p/<our ID>`).
+    pub relay_addrs: Vec<Multiaddr>,
 }
 
 /// AutoNAT's answers so far, v2 (per address) before v1 (one status).
@@ -102,7 +105,9 @@ impl Reach {
 /// peers to dial back (AutoNAT); an inbound connection is the same proof,
 /// made by whoever connects first.
 pub(super) fn reached_from_outside(local_addr: &Multiaddr) -> Option<Multiaddr> {
-    is_global(local_addr).then(|| local_addr.clone())
+    // Through a relay: the relay was reached, not us.
+    let relayed = local_addr.iter().any(|p| p == Protocol::P2pCircuit);
+    (is_global(local_addr) && !relayed).then(|| local_addr.clone())
 }
 
 /// Whether `addr` is at a global IP address (not loopback, private,
@@ -231,6 +236,10 @@ mod tests {
         assert!(reached("/ip4/8.8.4.4/tcp/4001").is_some());
         assert!(reached("/ip4/100.128.0.1/tcp/4001").is_some());
         assert!(reached("/ip6/2001:4860::1/udp/4001/quic-v1").is_some());
+        assert!(reached(
+            "/ip4/8.8.4.4/tcp/4001/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN/p2p-circuit"
+        )
+        .is_none());
         for local in [
             "/ip4/127.0.0.1/tcp/4001",
             "/ip4/10.1.2.3/tcp/4001",

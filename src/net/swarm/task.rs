@@ -5,6 +5,7 @@ use super::build::{Behaviour, BehaviourEvent};
 use super::dht::{learn_addresses, on_query_progress, Query};
 use super::pubsub::{self as ps, PubsubState};
 use super::reach::{confirm_if_local, is_global, reached_from_outside, Reach, ReachInfo};
+use super::relays::{self, is_relayed, Relays};
 use super::{Command, NetConfig, PeerEvent, SwarmHandle};
 use super::{CLOSE_TIMEOUT, PEER_EVENTS_DEPTH, RECORD_SWEEP_INTERVAL};
 use crate::net::NetError;
@@ -12,7 +13,7 @@ use futures::StreamExt;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, SwarmEvent};
-use libp2p::{autonat, identify, kad, mdns, Multiaddr, PeerId, Swarm};
+use libp2p::{autonat, identify, kad, mdns, relay, Multiaddr, PeerId, Swarm};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -76,6 +77,18 @@ pub async fn spawn(
             confirm_if_local(&mut swarm, addr);
         }
     }
+    // The relay client confirms its circuit addresses as external ones,
+    // which would make Kademlia's automatic mode serve the DHT from
+    // behind NAT: with it on, the task sets the mode from the direct
+    // external addresses instead.
+    let mut relays = Relays::new(
+        config.traversal.relay_client,
+        &config.traversal.static_relays,
+    );
+    let manual_dht = auto_mode && config.traversal.relay_client;
+    if manual_dht {
+        follow_direct_addrs(&mut swarm);
+    }
     let (reach_tx, reach_rx) = watch::channel(ReachInfo {
         dht_server: server_mode,
         ..ReachInfo::default()
@@ -98,8 +111,10 @@ pub async fn spawn(
         // whether this is already the retry from a new local port.
         let mut dials: HashMap<ConnectionId, (Multiaddr, DialReply, bool)> = HashMap::new();
         let mut queries: HashMap<kad::QueryId, Query> = HashMap::new();
-        // One address per connected peer, for `swarm peers`.
-        let mut connected: HashMap<PeerId, Multiaddr> = HashMap::new();
+        // Each connected peer's connections and their remote addresses.
+        let mut connected: HashMap<PeerId, Vec<(ConnectionId, Multiaddr)>> = HashMap::new();
+        let mut relay_tick = tokio::time::interval(relays::TICK);
+        relay_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Other peers' provider records are dropped when they expire (kad
         // itself only does so when someone asks for that key).
         let mut sweep = tokio::time::interval(RECORD_SWEEP_INTERVAL);
@@ -127,6 +142,7 @@ pub async fn spawn(
                         None => std::future::pending().await,
                     }
                 } => {}
+                _ = relay_tick.tick() => relays.tick(&mut swarm, reach.status()),
                 _ = sweep.tick() => {
                     let store = swarm.behaviour_mut().kad.store_mut();
                     let removed = store.remove_expired(std::time::Instant::now());
@@ -205,7 +221,7 @@ pub async fn spawn(
                         let _ = reply.send(listening.clone());
                     }
                     Some(Command::Peers(reply)) => {
-                        let _ = reply.send(connected.iter().map(|(p, a)| (*p, a.clone())).collect());
+                        let _ = reply.send(connected.iter().filter_map(|(p, cs)| Some((*p, preferred(cs)?.clone()))).collect());
                     }
                     Some(Command::Ban(peer, duration)) => {
                         tracing::info!(%peer, ?duration, "banning peer");
@@ -270,8 +286,17 @@ pub async fn spawn(
                         if matches!(addr.iter().last(), Some(Protocol::P2p(_))) {
                             addr.pop();
                         }
-                        connected.insert(peer_id, addr);
-                        if endpoint.is_dialer() {
+                        let conns = connected.entry(peer_id).or_default();
+                        conns.push((connection_id, addr));
+                        // Bitswap and replication open their streams on any
+                        // connection to the peer: once a direct one is up
+                        // (hole punched, or dialled), relayed ones go, so
+                        // that traffic never stays on a relay.
+                        for c in relayed_beside_direct(conns) {
+                            tracing::info!(%peer_id, "direct connection up: closing the relayed one");
+                            swarm.close_connection(c);
+                        }
+                        if endpoint.is_dialer() && !endpoint.is_relayed() {
                             // A peer we dialed: a routing table entry at once,
                             // before identify says more.
                             swarm.behaviour_mut().kad.add_address(&peer_id, endpoint.get_remote_address().clone());
@@ -289,9 +314,14 @@ pub async fn spawn(
                             let _ = reply.send(Ok(peer_id));
                         }
                     }
-                    SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
-                        connected.remove(&peer_id);
-                        let _ = peer_events.send(PeerEvent::Disconnected(peer_id));
+                    SwarmEvent::ConnectionClosed { peer_id, connection_id, num_established, .. } => {
+                        if let Some(cs) = connected.get_mut(&peer_id) {
+                            cs.retain(|(c, _)| *c != connection_id);
+                        }
+                        if num_established == 0 {
+                            connected.remove(&peer_id);
+                            let _ = peer_events.send(PeerEvent::Disconnected(peer_id));
+                        }
                     }
                     SwarmEvent::OutgoingConnectionError { connection_id, error, .. } => {
                         if let Some((addr, reply, retried)) = dials.remove(&connection_id) {
@@ -328,6 +358,19 @@ pub async fn spawn(
                     SwarmEvent::ExpiredListenAddr { address, .. } => {
                         listening.retain(|a| a != &address);
                     }
+                    SwarmEvent::ListenerClosed { listener_id, addresses, reason } => {
+                        listening.retain(|a| !addresses.contains(a));
+                        let why = match &reason { Ok(()) => "closed".to_string(), Err(e) => e.to_string() };
+                        if relays.listener_closed(listener_id, &why) {
+                            relays.tick(&mut swarm, reach.status());
+                        }
+                    }
+                    SwarmEvent::Behaviour(BehaviourEvent::RelayClient(relay::client::Event::ReservationReqAccepted { relay_peer_id, renewal, .. })) => {
+                        if !renewal {
+                            tracing::info!(relay = %relay_peer_id, "relay reservation accepted");
+                        }
+                        relays.accepted(relay_peer_id);
+                    }
                     SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
                         for (peer, addr) in found {
                             swarm.behaviour_mut().kad.add_address(&peer, addr);
@@ -337,7 +380,10 @@ pub async fn spawn(
                             let _ = swarm.dial(opts);
                         }
                     }
-                    SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
+                    SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, connection_id, info })) => {
+                        let addr = connected.get(&peer_id).and_then(|cs| cs.iter().find(|(c, _)| *c == connection_id)).map(|(_, a)| a);
+                        let direct = addr.is_some_and(|a| !is_relayed(a));
+                        relays.identified(peer_id, addr, direct, &info);
                         let speaks_kad = info.protocols.iter().any(|p| p.as_ref() == kad_protocol_name);
                         if speaks_kad {
                             learn_addresses(&mut swarm, peer_id, info.listen_addrs);
@@ -347,10 +393,18 @@ pub async fn spawn(
                     SwarmEvent::ExternalAddrConfirmed { address } => {
                         tracing::info!(%address, "external address confirmed");
                         push_addresses(&mut swarm);
+                        if manual_dht {
+                            follow_direct_addrs(&mut swarm);
+                        }
+                        publish_reach(&reach_tx, &reach, &swarm);
                     }
                     SwarmEvent::ExternalAddrExpired { address } => {
                         tracing::info!(%address, "external address no longer confirmed");
                         push_addresses(&mut swarm);
+                        if manual_dht {
+                            follow_direct_addrs(&mut swarm);
+                        }
+                        publish_reach(&reach_tx, &reach, &swarm);
                     }
                     SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::ModeChanged { new_mode })) => {
                         tracing::info!(%new_mode, "DHT mode");
@@ -372,6 +426,7 @@ pub async fn spawn(
                         reach.v1_status(new);
                         on_reach_change(&mut swarm, &reach, &before, auto_mode);
                         publish_reach(&reach_tx, &reach, &swarm);
+                        relays.tick(&mut swarm, reach.status());
                     }
                     SwarmEvent::Behaviour(BehaviourEvent::AutonatV2Client(e)) => {
                         match &e.result {
@@ -388,6 +443,7 @@ pub async fn spawn(
                             reach.v2_tested(&e.tested_addr, e.result.is_ok());
                             on_reach_change(&mut swarm, &reach, &before, auto_mode);
                             publish_reach(&reach_tx, &reach, &swarm);
+                            relays.tick(&mut swarm, reach.status());
                         }
                     }
                     SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed { id, result, step, stats })) => {
@@ -433,6 +489,38 @@ fn on_reach_change(
     }
 }
 
+/// Kademlia's mode set by hand: server while this node has a direct
+/// external address (its relayed ones do not make it reachable).
+fn follow_direct_addrs(swarm: &mut Swarm<Behaviour>) {
+    let mode = if swarm.external_addresses().any(|a| !is_relayed(a)) {
+        kad::Mode::Server
+    } else {
+        kad::Mode::Client
+    };
+    swarm.behaviour_mut().kad.set_mode(Some(mode));
+}
+
+/// A peer's relayed connections, when it also has a direct one.
+fn relayed_beside_direct(connections: &[(ConnectionId, Multiaddr)]) -> Vec<ConnectionId> {
+    if !connections.iter().any(|(_, a)| !is_relayed(a)) {
+        return Vec::new();
+    }
+    connections
+        .iter()
+        .filter(|(_, a)| is_relayed(a))
+        .map(|(c, _)| *c)
+        .collect()
+}
+
+/// The connection `swarm peers` shows: a direct one when there is one.
+fn preferred(connections: &[(ConnectionId, Multiaddr)]) -> Option<&Multiaddr> {
+    connections
+        .iter()
+        .map(|(_, a)| a)
+        .find(|a| !is_relayed(a))
+        .or_else(|| connections.first().map(|(_, a)| a))
+}
+
 /// Publishes the reachability and DHT mode for
 /// [`SwarmHandle::reachability`] and the metrics.
 fn publish_reach(tx: &watch::Sender<ReachInfo>, reach: &Reach, swarm: &Swarm<Behaviour>) {
@@ -440,6 +528,11 @@ fn publish_reach(tx: &watch::Sender<ReachInfo>, reach: &Reach, swarm: &Swarm<Beh
         status: reach.status(),
         confirmed: reach.confirmed(),
         dht_server: swarm.behaviour().kad.mode() == kad::Mode::Server,
+        relay_addrs: swarm
+            .external_addresses()
+            .filter(|a| is_relayed(a))
+            .cloned()
+            .collect(),
     });
 }
 
@@ -519,6 +612,28 @@ mod tests {
             let upgraded = Error::other(Upgrade(Error::other(Error::from(kind))));
             assert!(local_port_clash(&dial_error(upgraded)));
         }
+    }
+
+    #[test]
+    fn a_direct_connection_is_preferred_and_relayed_ones_beside_it_are_closed() {
+        let direct: Multiaddr = "/ip4/10.0.0.2/tcp/4001".parse().unwrap();
+        let relayed: Multiaddr = format!(
+            "/ip4/10.0.0.1/tcp/4001/p2p/{}/p2p-circuit",
+            PeerId::random()
+        )
+        .parse()
+        .unwrap();
+        let (a, b) = (
+            ConnectionId::new_unchecked(1),
+            ConnectionId::new_unchecked(2),
+        );
+        let only_relayed = [(a, relayed.clone())];
+        assert!(relayed_beside_direct(&only_relayed).is_empty());
+        assert_eq!(preferred(&only_relayed), Some(&relayed));
+        let both = [(a, relayed), (b, direct.clone())];
+        assert_eq!(relayed_beside_direct(&both), vec![a]);
+        assert_eq!(preferred(&both), Some(&direct));
+        assert_eq!(preferred(&[]), None);
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub struct Traversal {
     /// gateway search (SSDP multicast on the local network) starts when
     /// the swarm is built.
     pub upnp: bool,
+    /// Relays the relay client reserves on whether or not this node is
+    /// reachable, before any it finds (each ends in `/p2p/<ID>`).
+    pub static_relays: Vec<libp2p::Multiaddr>,
 }
 
 /// Limits of the relay service. The defaults are Kubo's
@@ -172,6 +175,7 @@ mod tests {
             relay_service: Some(RelayLimits::default()),
             hole_punching: true,
             upnp: false,
+            static_relays: Vec::new(),
         }
     }
 

@@ -126,6 +126,12 @@ pub struct NetSettings {
     /// Off in both profiles.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upnp: Option<bool>,
+    /// Relays to reserve a slot on (multiaddrs ending in `/p2p/<ID>`), as
+    /// Kubo's `Swarm.RelayClient.StaticRelays`: with the relay client on,
+    /// the node keeps reservations on them whether or not it is reachable,
+    /// and takes no other relay while one of them serves. None by default.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub static_relays: Vec<String>,
     /// The relay service's limits (Kubo's `Swarm.RelayService` defaults).
     pub relay_limits: RelayLimitSettings,
     /// AutoNAT also trusts and serves peers at private and shared
@@ -167,6 +173,7 @@ impl Default for NetSettings {
             hole_punching: None,
             relay_service: None,
             upnp: None,
+            static_relays: Vec::new(),
             relay_limits: RelayLimitSettings::default(),
             autonat_private_addrs: false,
             extra_transport: None,
@@ -233,7 +240,10 @@ impl NetSettings {
             extra_transport: self.extra_transport.clone(),
             value_validator: None,
             pubsub: None,
-            traversal: self.traversal(),
+            traversal: Traversal {
+                static_relays: self.parsed_static_relays()?,
+                ..self.traversal()
+            },
         })
     }
 
@@ -254,8 +264,31 @@ impl NetSettings {
         }
     }
 
+    /// `static_relays`, parsed; each must name its relay (`/p2p/<ID>`).
+    pub fn parsed_static_relays(&self) -> Result<Vec<libp2p::Multiaddr>, ConfigError> {
+        use libp2p::multiaddr::Protocol;
+        self.static_relays
+            .iter()
+            .map(|a| {
+                let bad = |why: String| ConfigError::RelayAddr {
+                    addr: a.clone(),
+                    why,
+                };
+                let addr: libp2p::Multiaddr = a.parse().map_err(|e| bad(format!("{e}")))?;
+                if !matches!(addr.iter().last(), Some(Protocol::P2p(_))) {
+                    return Err(bad("must end in /p2p/<relay's peer ID>".into()));
+                }
+                if addr.iter().any(|p| p == Protocol::P2pCircuit) {
+                    return Err(bad("a relay's own address, not a /p2p-circuit one".into()));
+                }
+                Ok(addr)
+            })
+            .collect()
+    }
+
     /// Which NAT traversal protocols run: the profile's choice, with each
-    /// key that is set overriding it.
+    /// key that is set overriding it (`static_relays` left empty: see
+    /// [`to_net_config`](Self::to_net_config)).
     pub fn traversal(&self) -> Traversal {
         let public = self.profile == Profile::Public;
         let pick = |key: Option<bool>, profile_default: bool| key.unwrap_or(profile_default);
@@ -266,6 +299,7 @@ impl NetSettings {
             relay_service: pick(self.relay_service, public).then(|| self.relay_limits.limits()),
             hole_punching: pick(self.hole_punching, public),
             upnp: pick(self.upnp, false),
+            static_relays: Vec::new(),
         }
     }
 }
@@ -390,6 +424,36 @@ mod tests {
             toml::from_str("[net]\nhole_punching = true\nrelay_client = true\n").unwrap();
         let t = c.net.traversal();
         assert!(t.hole_punching && t.relay_client && !t.autonat);
+    }
+
+    #[test]
+    fn static_relays_are_read_and_must_name_their_relay() {
+        let id = "12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN";
+        let c: Config = toml::from_str(&format!(
+            "[net]\nprofile = \"public\"\nstatic_relays = [\"/ip4/10.0.0.1/tcp/4001/p2p/{id}\"]\n"
+        ))
+        .unwrap();
+        let t = c.net.to_net_config().unwrap().traversal;
+        assert_eq!(
+            t.static_relays,
+            vec![format!("/ip4/10.0.0.1/tcp/4001/p2p/{id}").parse().unwrap()]
+        );
+        assert!(t.relay_client);
+        for bad in [
+            "not an address".to_string(),
+            "/ip4/10.0.0.1/tcp/4001".to_string(),
+            format!("/ip4/10.0.0.1/tcp/4001/p2p/{id}/p2p-circuit/p2p/{id}"),
+        ] {
+            let net = NetSettings {
+                static_relays: vec![bad.clone()],
+                ..NetSettings::default()
+            };
+            let err = net.to_net_config().unwrap_err().to_string();
+            assert!(err.starts_with("[net] static_relays"), "{bad}: {err}");
+        }
+        // Not written to new configs while empty.
+        let written = toml::to_string_pretty(&Config::default()).unwrap();
+        assert!(!written.contains("static_relays"), "{written}");
     }
 
     #[test]

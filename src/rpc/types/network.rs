@@ -37,6 +37,9 @@ pub struct IdReachability {
     /// "server" (answers DHT queries, listed in peers' routing tables) or
     /// "client".
     pub dht_mode: String,
+    /// Our addresses through the relays we hold a reservation on.
+    #[serde(default)]
+    pub relay_addresses: Vec<String>,
 }
 
 impl From<crate::net::swarm::ReachInfo> for IdReachability {
@@ -45,6 +48,7 @@ impl From<crate::net::swarm::ReachInfo> for IdReachability {
             status: r.status.as_str().into(),
             confirmed_addresses: r.confirmed.iter().map(|a| a.to_string()).collect(),
             dht_mode: if r.dht_server { "server" } else { "client" }.into(),
+            relay_addresses: r.relay_addrs.iter().map(|a| a.to_string()).collect(),
         }
     }
 }
