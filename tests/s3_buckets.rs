@@ -214,6 +214,9 @@ fn pins(repo: &TestRepo, cid: &str) -> bool {
         .any(|l| l.trim() == cid)
 }
 
+/// A bucket at factor 2: B holds its objects and root, deleting an object
+/// releases both copies, and once A is gone the bucket survives on B: a
+/// third node mounts it by the name A published and serves it over S3.
 #[test]
 fn a_replicated_buckets_objects_and_root_are_held_by_another_node_and_released_with_them() {
     let configure = |repo: &TestRepo| {
@@ -226,7 +229,7 @@ fn a_replicated_buckets_objects_and_root_are_held_by_another_node_and_released_w
     let (mut daemon_a, banner_a) = Daemon::start(&a, &["--s3", "127.0.0.1:0"]);
     let b = TestRepo::new();
     configure(&b);
-    let (_daemon_b, _) = Daemon::start(&b, &["--bootstrap", &common::swarm_addr(&banner_a)]);
+    let (_daemon_b, banner_b) = Daemon::start(&b, &["--bootstrap", &common::swarm_addr(&banner_a)]);
     let (key, secret) = create_key(&a, &[]);
 
     // Made by the CLI (through A's daemon) with a factor; S3's CreateBucket
@@ -280,12 +283,53 @@ fn a_replicated_buckets_objects_and_root_are_held_by_another_node_and_released_w
         },
     );
 
-    // A stops: B still serves the object by its CID.
+    // Published before A goes: its name resolves from the DHT after.
+    let out = a.ok(&["s3", "bucket", "publish", "kept"]);
+    let name = out
+        .trim()
+        .strip_prefix("Published kept to ")
+        .and_then(|r| r.split_once(": /ipfs/"))
+        .map(|(name, _)| name.to_string())
+        .unwrap_or_else(|| panic!("unexpected publish output {out:?}"));
+
+    // A stops: B still serves the object by its CID, and a third node
+    // that never met A mounts the bucket by its name and serves it over
+    // S3 from B's copies.
     daemon_a.signal(libc::SIGTERM);
     assert_eq!(b.ok(&["cat", &cid]), text);
     assert!(b.ok(&["block", "stat", &root2]).contains(&root2));
-    // Offline, A lists the factor as its daemon did.
-    assert_eq!(buckets(&a)["kept"], (root2, "replication:2".to_string()));
+    let c = TestRepo::new();
+    c.ok(&["init"]);
+    let (_daemon_c, banner_c) = Daemon::start(
+        &c,
+        &[
+            "--s3",
+            "127.0.0.1:0",
+            "--bootstrap",
+            &common::swarm_addr(&banner_b),
+        ],
+    );
+    c.ok(&["s3", "bucket", "mount", "kept", &format!("/ipns/{name}")]);
+    poll(Duration::from_secs(60), "C resolves the mount", || {
+        (buckets(&c).get("kept").map(|r| r.0.as_str()) == Some(root2.as_str())).then_some(())
+    });
+    let (key_c, secret_c) = create_key(&c, &[]);
+    let got = boto3_step(
+        &s3_url(&banner_c),
+        (&key_c, &secret_c),
+        "kept",
+        json!({"step": "get"}),
+    );
+    assert_eq!(
+        got["objects"],
+        json!({"kept.txt": sha256_hex(text.as_bytes())}),
+        "{got}"
+    );
+    // Offline, A lists the factor and publication as its daemon did.
+    assert_eq!(
+        buckets(&a)["kept"],
+        (root2, "published:self replication:2".to_string())
+    );
 }
 
 /// The replications a bucket started are the endpoint's to end across a
@@ -466,6 +510,97 @@ fn the_users_own_pins_of_a_buckets_cids_stay_when_the_bucket_lets_go() {
     // `pin rm` removes a claimed pin as any other.
     a.ok(&["pin", "rm", &cid("pinned.txt")]);
     assert!(!pins(&a, &cid("pinned.txt")));
+}
+
+/// `pin rm` never unpins what a bucket still names: a noncurrent version
+/// or an old root's blocks are kept by nothing else, so GC would free
+/// them. The endpoint's own pins are refused (online and offline); a pin
+/// the user made (`pin add` of an object's CID, or `add` of the same
+/// bytes before the PUT) loses the user's claim and stays the endpoint's,
+/// which lets it go with the last version naming it. A direct pin of a
+/// CID pinned recursively is refused as Kubo refuses it.
+#[test]
+fn pin_rm_never_unpins_what_a_bucket_still_names() {
+    let a = TestRepo::new();
+    a.ok(&["init"]);
+    let (mut daemon, banner) = Daemon::start(&a, &["--s3", "127.0.0.1:0"]);
+    let (key, secret) = create_key(&a, &[]);
+    let url = s3_url(&banner);
+    let step = |spec: Value| boto3_step(&url, (&key, &secret), "kept", spec);
+    step(json!({"step": "versioning"}));
+    let texts = [
+        ("own.txt", "only the endpoint pins these bytes"),
+        ("added.txt", "added by the user before the bucket had them"),
+        ("claimed.txt", "pinned by the user after the PUT"),
+    ];
+    let file = a.scratch("added.txt");
+    std::fs::write(&file, texts[1].1).unwrap();
+    let added = a.add(&file, &[]);
+    let puts: serde_json::Map<String, Value> = texts
+        .iter()
+        .map(|(k, t)| (k.to_string(), json!(t)))
+        .collect();
+    let first = step(json!({"step": "write", "puts": puts}));
+    let listed = objects(&a, "kept");
+    let cid = |k: &str| listed[k][0].clone();
+    assert_eq!(cid("added.txt"), added, "PUT and add: one CID");
+    a.ok(&["pin", "add", &cid("claimed.txt")]);
+    let old_root = buckets(&a)["kept"].0.clone();
+    // Every key overwritten: the first versions are noncurrent, held by
+    // their pins alone.
+    let news: serde_json::Map<String, Value> = texts
+        .iter()
+        .map(|(k, _)| (k.to_string(), json!(format!("new bytes of {k}"))))
+        .collect();
+    step(json!({"step": "write", "puts": news}));
+    assert_ne!(buckets(&a)["kept"].0, old_root);
+
+    let refused = a.fails(&["pin", "rm", &cid("own.txt")]);
+    assert!(refused.contains("S3 endpoint"), "{refused}");
+    let root = buckets(&a)["kept"].0.clone();
+    assert!(a.fails(&["pin", "rm", &root]).contains("S3 endpoint"));
+    a.ok(&["pin", "rm", &cid("added.txt")]);
+    a.ok(&["pin", "rm", &cid("claimed.txt")]);
+    a.ok(&["repo", "gc"]);
+    let versions: Vec<Value> = texts
+        .iter()
+        .map(|(k, _)| json!([k, first["versions"][k]]))
+        .collect();
+    let got = step(json!({"step": "get_versions", "versions": versions}));
+    for (i, (k, text)) in texts.iter().enumerate() {
+        assert!(pins(&a, &cid(k)), "{k}'s pin went while a version names it");
+        let want = sha256_hex(text.as_bytes());
+        assert_eq!(got["got"][i], json!(want), "{k}'s first version after gc");
+    }
+    assert!(a.run(&["dag", "export", &root]).status.success());
+
+    // A direct pin over the endpoint's recursive one is refused.
+    let current = objects(&a, "kept")["own.txt"][0].clone();
+    let direct = a.fails(&["pin", "add", "--recursive=false", &current]);
+    assert!(direct.contains("already pinned recursively"), "{direct}");
+
+    // Without the daemon, `pin rm` asks the bucket index the same.
+    daemon.signal(libc::SIGTERM);
+    assert!(a
+        .fails(&["pin", "rm", &cid("own.txt")])
+        .contains("S3 endpoint"));
+    assert!(a.fails(&["pin", "rm", &root]).contains("S3 endpoint"));
+
+    // The versions deleted, their pins go: the endpoint's alone now.
+    let (_daemon, banner) = Daemon::start(&a, &["--s3", "127.0.0.1:0"]);
+    let url = s3_url(&banner);
+    boto3_step(
+        &url,
+        (&key, &secret),
+        "kept",
+        json!({"step": "write", "delete_versions": versions}),
+    );
+    for (k, _) in &texts {
+        assert!(
+            !pins(&a, &cid(k)),
+            "{k} still pinned after its version went"
+        );
+    }
 }
 
 /// A factor the user sets on an object a replicated bucket keeps (`pin add

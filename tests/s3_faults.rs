@@ -250,6 +250,7 @@ fn bad_input_gets_s3_errors_and_leaves_nothing_behind() {
         "long_1025": "KeyTooLongError",
         "long_2k": "KeyTooLongError",
         "long_1024": "ok",
+        "too_large": "EntityTooLarge",
         "dots_inside": "ok",
         "chunked_signed": "ok",
         "chunked_bad_signature": "SignatureDoesNotMatch",

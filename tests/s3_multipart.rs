@@ -71,6 +71,9 @@ fn boto3_multipart_uploads_complete_to_the_cid_cairn_add_makes() {
         &data[10 * MIB..],
     ];
     let etag = multipart_etag(&parts);
+    // And parts of sizes no multiple of the chunk size.
+    let (a, b) = (5 * MIB + 12345, 10 * MIB + 12346);
+    let odd: Vec<&[u8]> = vec![&data[..a], &data[a..b], &data[b..b + 777]];
 
     let (mut daemon, banner) = Daemon::start(&repo, &["--s3", "127.0.0.1:0"]);
     let spec = json!({
@@ -107,6 +110,12 @@ fn boto3_multipart_uploads_complete_to_the_cid_cairn_add_makes() {
         "part_number_10001": "InvalidArgument",
         "malformed_xml": "MalformedXML",
         "complete_etag": etag,
+        "odd": [
+            multipart_etag(&odd),
+            sha256_hex(&data[..b + 777]),
+            b + 777,
+            sha256_hex(&data[a - 10..b + 10]),
+        ],
         "complete_cid": cid,
         "uploads_after": 0,
         "completed_again": "NoSuchUpload",

@@ -146,7 +146,15 @@ impl Daemon {
                     return Err(e.into());
                 }
             },
-            None => None,
+            // The index of buckets made while `[s3]` was on still names
+            // CIDs: `pin rm` must not unpin them.
+            None => match crate::s3::hold_pins_offline(online.node()) {
+                Ok(()) => None,
+                Err(e) => {
+                    let _ = daemon.shutdown().await;
+                    return Err(e.into());
+                }
+            },
         };
         if let Some((listener, bound, guard)) = api_listener {
             let state = crate::rpc::server::ApiState {

@@ -133,6 +133,23 @@ pub enum NodeError {
         /// The block concerned.
         cid: Cid,
     },
+    /// `pin add --recursive=false` of a CID pinned recursively.
+    #[error("{cid} is already pinned recursively")]
+    PinnedRecursively {
+        /// The block concerned.
+        cid: Cid,
+    },
+    /// `pin rm` of a pin another part of the node made and still needs.
+    #[error("{cid} is kept by {by}, not pinned by you: its pin goes when nothing there names it")]
+    HeldBy {
+        /// The block concerned.
+        cid: Cid,
+        /// Who holds it ("the S3 endpoint").
+        by: String,
+    },
+    /// A [`PinHolder`](super::PinHolder) could not answer `pin rm`.
+    #[error("asking who else keeps the pin: {0}")]
+    PinHolder(#[source] BoxedSource),
     /// The stored replication record of `root` does not decode.
     #[error("replication record of {root}: {source}")]
     Record {

@@ -37,7 +37,7 @@ pub use error::{BoxedSource, NodeError, UnsupportedInput};
 pub use maintenance::{RepoStat, VerifyReport};
 pub use mfs::CopySource;
 pub(crate) use pins::user_claimed;
-pub use pins::PinEntry;
+pub use pins::{Hold, PinEntry, PinHolder, Unpinned};
 pub use repo::Repo;
 
 use crate::dag::reader::ReadOptions;
@@ -64,6 +64,8 @@ pub struct Node {
     hot: Option<Arc<HotCache>>,
     /// Resolved paths and listings remembered (sized from `hot_cache`).
     resolved: Arc<crate::dag::reader::ResolveCache>,
+    /// Who else keeps pins (`pins.rs`): asked by `pin rm`.
+    pin_holders: std::sync::RwLock<Vec<Arc<dyn PinHolder>>>,
 }
 
 impl Node {
@@ -118,6 +120,7 @@ impl Node {
             path: Some(repo.path),
             read_opts: ReadOptions::default(),
             key_seed,
+            pin_holders: Default::default(),
         })
     }
 
@@ -159,6 +162,7 @@ impl Node {
             index_rebuilt: None,
             hot: None,
             resolved,
+            pin_holders: Default::default(),
         }
     }
 

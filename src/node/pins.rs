@@ -9,19 +9,19 @@ use crate::replicate::record::Record;
 use crate::store::{PinKind, Store, StoreError};
 use std::collections::HashSet;
 
-/// Metadata key prefix of the marks of pins the user made on a CID that
-/// was pinned already (by the S3 endpoint, say: one pin a CID, whoever
-/// made it).
+/// Metadata key prefix of the marks of the CIDs the user pinned (`pin
+/// add`, `add`, `block put --pin`): a CID has one pin, whoever made it, and
+/// the mark tells another holder of that pin (the S3 endpoint) that it is
+/// not its alone to remove.
 const USER_CLAIM_PREFIX: &str = "userpin/";
 
 fn user_claim_key(cid: &Cid) -> String {
     format!("{USER_CLAIM_PREFIX}{cid}")
 }
 
-/// Whether the user pinned `cid` while it was pinned already, so that the
-/// part of the node that made the pin (the S3 endpoint) must leave it when
-/// it lets go. True when the store cannot tell: nothing is unpinned on a
-/// guess.
+/// Whether the user pinned `cid`, so that another part of the node that
+/// holds the same pin (the S3 endpoint) must leave it when it lets go.
+/// True when the store cannot tell: nothing is unpinned on a guess.
 pub(crate) fn user_claimed(store: &dyn Store, cid: &Cid) -> bool {
     !matches!(store.meta_get(&user_claim_key(cid)), Ok(None))
 }
@@ -34,6 +34,42 @@ fn forget_user_claim(store: &dyn Store, cid: &Cid) -> Result<(), StoreError> {
         store.meta_put(&key, None)?;
     }
     Ok(())
+}
+
+/// A part of the node besides the user that keeps CIDs pinned through the
+/// store's one pin per CID (the S3 endpoint: its objects, versions and
+/// bucket roots). `pin rm` asks every holder before it removes a pin, so a
+/// CID something still names is never left unpinned.
+pub trait PinHolder: Send + Sync {
+    /// Whether `cid` is still needed by this holder, answered under the
+    /// holder's own write lock. If it is and the user pinned it too
+    /// (`user_pinned`), or the holder names the CID under a pin it did not
+    /// make, the holder takes the pin over (it removes it when it lets go)
+    /// and answers [`Hold::Kept`]; if the pin is the holder's alone,
+    /// [`Hold::Refused`].
+    fn hold(&self, cid: &Cid, user_pinned: bool) -> Result<Hold, NodeError>;
+}
+
+/// A [`PinHolder`]'s answer to `pin rm`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Hold {
+    /// The holder does not need the CID.
+    Free,
+    /// The holder needs the CID and keeps its pin from now on; the text
+    /// says who (e.g. "the S3 endpoint").
+    Kept(String),
+    /// The pin is the holder's, never the user's: `pin rm` refuses.
+    Refused(String),
+}
+
+/// What `pin rm` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unpinned {
+    /// The pin, of this kind, is gone.
+    Removed(PinKind),
+    /// The user's claim is gone, but the pin stays: the holder named here
+    /// still needs the CID and now keeps it alone.
+    KeptBy(String),
 }
 
 /// A pin as `pin ls` shows it.
@@ -52,16 +88,17 @@ impl Node {
     /// a bucket's root) is marked as theirs too ([`user_claimed`]), so it
     /// stays when the object is deleted or the root moves on.
     pub(super) fn user_pin(&self, cid: &Cid, kind: PinKind) -> Result<(), NodeError> {
-        let held = self.store.pin_of(cid)?.is_some();
+        // The mark first: a crash before the pin leaves a mark that only
+        // keeps a pin longer, never one that lets a pin go.
+        self.store.meta_put(&user_claim_key(cid), Some(b"1"))?;
         self.store.pin(cid, kind)?;
-        if held {
-            self.store.meta_put(&user_claim_key(cid), Some(b"1"))?;
-        }
         crate::replicate::disown_pin(&*self.store, cid)?;
         Ok(())
     }
 
-    /// Pins `cid`; a recursive pin first checks every block below is stored.
+    /// Pins `cid`; a recursive pin first checks every block below is
+    /// stored. A direct pin of a CID pinned recursively is refused, as
+    /// Kubo refuses it (it would drop the blocks below from the pin).
     pub fn pin_add(&self, cid: &Cid, recursive: bool) -> Result<(), NodeError> {
         if recursive {
             walk::reach(&*self.source(), cid, &mut HashSet::new(), &mut |_| Ok(()))?;
@@ -70,9 +107,20 @@ impl Node {
             if !self.store.has(cid)? {
                 return Err(NodeError::NotLocal { cid: *cid });
             }
+            if self.store.pin_of(cid)? == Some(PinKind::Recursive) {
+                return Err(NodeError::PinnedRecursively { cid: *cid });
+            }
             self.user_pin(cid, PinKind::Direct)?;
         }
         Ok(())
+    }
+
+    /// Registers `holder`: `pin rm` asks it before removing a pin.
+    pub fn add_pin_holder(&self, holder: std::sync::Arc<dyn PinHolder>) {
+        self.pin_holders
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(holder);
     }
 
     /// Pins `cid` recursively without walking its DAG: for a caller that has
@@ -142,13 +190,31 @@ impl Node {
             })
     }
 
-    /// Removes the pin on `cid` (and the replicator's claim on it); returns
-    /// what kind it was.
-    pub fn pin_rm(&self, cid: &Cid) -> Result<PinKind, NodeError> {
+    /// Removes the user's pin on `cid` (and the replicator's claim on
+    /// it). A CID another holder still names ([`PinHolder`]) keeps its
+    /// pin, now that holder's alone ([`Unpinned::KeptBy`]); one whose pin
+    /// was never the user's is refused ([`NodeError::HeldBy`]).
+    pub fn pin_rm(&self, cid: &Cid) -> Result<Unpinned, NodeError> {
+        let user_pinned = self.store.meta_get(&user_claim_key(cid))?.is_some();
+        let holders = self
+            .pin_holders
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        for holder in holders {
+            match holder.hold(cid, user_pinned)? {
+                Hold::Free => {}
+                Hold::Kept(by) => {
+                    forget_user_claim(&*self.store, cid)?;
+                    return Ok(Unpinned::KeptBy(by));
+                }
+                Hold::Refused(by) => return Err(NodeError::HeldBy { cid: *cid, by }),
+            }
+        }
         let kind = self.store.unpin(cid)?;
         crate::replicate::disown_pin(&*self.store, cid)?;
         forget_user_claim(&*self.store, cid)?;
-        Ok(kind)
+        Ok(Unpinned::Removed(kind))
     }
 
     /// The pin kinds `pin ls --type` names (`all` is every kind); `None`

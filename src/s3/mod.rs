@@ -77,6 +77,23 @@ use std::time::Duration;
 /// The response header naming an object's CID.
 pub const CID_HEADER: &str = "x-cairn-cid";
 
+/// Makes the bucket index of `node`'s repo, if it has one, a
+/// [`PinHolder`](crate::node::PinHolder) of `node` where the endpoint is
+/// not running (the CLI without a daemon, a daemon with `[s3]` off): `pin
+/// rm` then never unpins what a bucket still names.
+pub fn hold_pins_offline(node: &crate::node::Node) -> Result<(), crate::node::NodeError> {
+    let Some(repo) = node.repo_path() else {
+        return Ok(());
+    };
+    if !repo.join("s3").join("index").is_dir() {
+        return Ok(());
+    }
+    let index = index::BucketIndex::open(Some(repo), Arc::clone(node.store()))
+        .map_err(|e| crate::node::NodeError::PinHolder(Box::new(e)))?;
+    node.add_pin_holder(Arc::new(index));
+    Ok(())
+}
+
 /// The endpoint's state: the node, its access keys and bucket index.
 #[derive(Clone)]
 pub struct S3Endpoint {
@@ -114,6 +131,7 @@ impl S3Endpoint {
                 unpinned.len()
             );
         }
+        node.add_pin_holder(Arc::clone(&index) as Arc<dyn crate::node::PinHolder>);
         let source_of = Arc::clone(&online);
         index.set_remote_source(Arc::new(move |root: Cid| {
             let source: Arc<dyn crate::dag::BlockSource> = source_of.source(Some(root));

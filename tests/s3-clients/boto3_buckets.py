@@ -6,6 +6,12 @@ Reads a JSON spec on stdin: {"endpoint", "key", "secret", "bucket", "step",
 
 step "write": creates the bucket if needed, PUTs each of `puts` (with the
 content type and metadata) and DELETEs each of `deletes`.
+step "get": lists the bucket and GETs every object: {key: SHA-256}.
+step "versioning": turns versioning on.
+step "get_versions": GETs each [key, version] of `versions`: the body's
+SHA-256, or the error code.
+"write" also deletes each [key, version] of `delete_versions`, and returns
+each PUT's version id.
 step "read": lists the bucket (all keys; a prefix page of 2 with its
 continuation; the delimiter "/"), GETs and HEADs every object, and tries a
 PUT, a DELETE and a DeleteBucket (refused on a mounted bucket).
@@ -41,8 +47,34 @@ if spec["step"] == "write":
             Metadata=spec["metadata"],
         )
         out["etags"][key] = r["ETag"]
+        out.setdefault("versions", {})[key] = r.get("VersionId")
     for key in spec.get("deletes", []):
         s3.delete_object(Bucket=bucket, Key=key)
+    for key, version in spec.get("delete_versions", []):
+        s3.delete_object(Bucket=bucket, Key=key, VersionId=version)
+elif spec["step"] == "get":
+    out["objects"] = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for o in page.get("Contents", []):
+            body = s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
+            out["objects"][o["Key"]] = hashlib.sha256(body).hexdigest()
+elif spec["step"] == "versioning":
+    if error_code(lambda: s3.head_bucket(Bucket=bucket)) is not None:
+        s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(
+        Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}
+    )
+elif spec["step"] == "get_versions":
+    out["got"] = []
+    for key, version in spec["versions"]:
+        got = {}
+
+        def read():
+            body = s3.get_object(Bucket=bucket, Key=key, VersionId=version)["Body"]
+            got["sha256"] = hashlib.sha256(body.read()).hexdigest()
+
+        code = error_code(read)
+        out["got"].append(got.get("sha256") or code)
 elif spec["step"] == "read":
     out["buckets"] = [b["Name"] for b in s3.list_buckets()["Buckets"]]
     keys = []

@@ -8,6 +8,7 @@ unexpectedly raises (the script exits non-zero with the traceback).
 
 import hashlib
 import json
+import re
 import sys
 import time
 import urllib.error
@@ -129,12 +130,34 @@ out["presigned"] = urllib.request.urlopen(url).read().decode()
 expired = s3.generate_presigned_url(
     "get_object", Params={"Bucket": bucket, "Key": "docs/e"}, ExpiresIn=1
 )
+put_url = s3.generate_presigned_url(
+    "put_object", Params={"Bucket": bucket, "Key": "presigned-put"}, ExpiresIn=300
+)
+sent = urllib.request.Request(put_url, data=b"sent by a presigned PUT", method="PUT")
+out["presigned_put"] = urllib.request.urlopen(sent).status
+out["presigned_put_body"] = (
+    s3.get_object(Bucket=bucket, Key="presigned-put")["Body"].read().decode()
+)
+late_url = s3.generate_presigned_url(
+    "put_object", Params={"Bucket": bucket, "Key": "presigned-late"}, ExpiresIn=1
+)
 time.sleep(2)
 try:
     urllib.request.urlopen(expired)
     out["presigned_expired"] = 200
 except urllib.error.HTTPError as e:
     out["presigned_expired"] = e.code
+try:
+    urllib.request.urlopen(
+        urllib.request.Request(late_url, data=b"too late", method="PUT")
+    )
+    out["presigned_put_expired"] = [200]
+except urllib.error.HTTPError as e:
+    code = re.search(r"<Code>(.*?)</Code>", e.read().decode())
+    out["presigned_put_expired"] = [e.code, code and code.group(1)]
+out["presigned_late_key"] = error_code(
+    lambda: s3.head_object(Bucket=bucket, Key="presigned-late")
+)
 
 # Deleting.
 out["delete_full_bucket"] = error_code(lambda: s3.delete_bucket(Bucket=bucket))

@@ -180,6 +180,15 @@ def main(data):
     listing = s3.list_objects_v2(Bucket=BUCKET)["Contents"]
     out["listed"] = [[o["Key"], o["Size"], o["ETag"]] for o in listing]
 
+    # Parts whose sizes are no multiple of the chunk size: the object reads
+    # back whole, and across the parts' edges.
+    a, b = 5 * MIB + 12345, 10 * MIB + 12346
+    odd_id, odd_done = upload("odd.bin", [data[:a], data[a:b], data[b : b + 777]])
+    odd_etag = complete("odd.bin", odd_id, odd_done)["ETag"]
+    body = s3.get_object(Bucket=BUCKET, Key="odd.bin")["Body"].read()
+    edges = s3.get_object(Bucket=BUCKET, Key="odd.bin", Range=f"bytes={a - 10}-{b + 9}")
+    out["odd"] = [odd_etag, sha256(body), len(body), sha256(edges["Body"].read())]
+
     # Parts under 5 MiB but the last: refused at completion.
     small_id, small = upload("small", [b"a" * 1024, b"b" * 1024])
     out["entity_too_small"] = error_code(lambda: complete("small", small_id, small))

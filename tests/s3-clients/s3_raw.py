@@ -312,6 +312,9 @@ out["long_2k"] = signed("PUT", path_of(bucket, "k" * 2048), b"x")
 out["long_1024"] = signed("PUT", path_of(bucket, "good/" + "k" * 1019), b"x")
 out["dots_inside"] = signed("PUT", path_of(bucket, "good/a..b/.x"), b"x")
 
+# Over the 5 GiB a single PUT may hold: refused before any byte is read.
+out["too_large"] = truncated_put("too-large", 5 * 1024**3 + 1, 0)
+
 # 5 GiB declared, 1 MiB sent, then the connection ends.
 out["truncated"] = truncated_put("truncated", 5 * 1024**3, 1024 * 1024)
 

@@ -179,11 +179,20 @@ impl NodeApi for Node {
         let cid = self.resolve(path)?;
         // A replicated root is removed network-wide (a tombstone the next
         // daemon spreads), even where this node held no pin of its own.
-        let replicated = self.replication_tombstone(&cid)?;
+        crate::s3::hold_pins_offline(self)?;
         match Node::pin_rm(self, &cid) {
-            Ok(_) => {}
-            Err(_) if replicated => {}
-            Err(e) => return Err(e.into()),
+            // Still named by the S3 endpoint (its pin now): its
+            // replication, if any, is not the user's to end.
+            Ok(crate::node::Unpinned::KeptBy(_)) => {}
+            Ok(crate::node::Unpinned::Removed(_)) => {
+                self.replication_tombstone(&cid)?;
+            }
+            Err(e @ NodeError::HeldBy { .. }) => return Err(e.into()),
+            Err(e) => {
+                if !self.replication_tombstone(&cid)? {
+                    return Err(e.into());
+                }
+            }
         }
         Ok(vec![cid.to_string()])
     }

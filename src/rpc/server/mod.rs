@@ -78,6 +78,8 @@ fn node_err(e: NodeError) -> ApiError {
         | NodeError::Upload(_)
         | NodeError::DagInput(_)
         | NodeError::NotPinned { .. }
+        | NodeError::PinnedRecursively { .. }
+        | NodeError::HeldBy { .. }
         | NodeError::Config(_) => bad_request(e),
         NodeError::Key(ref k) if k.is_bad_request() => bad_request(e),
         NodeError::Ipns(ref i) if i.is_bad_request() => bad_request(e),

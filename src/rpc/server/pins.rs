@@ -7,6 +7,7 @@ use super::{
     Params,
 };
 use crate::block::{parse_cid, Cid};
+use crate::node::{NodeError, Unpinned};
 use crate::rpc::types::{
     HolderStatus, PinAddEvent, PinLsResponse, PinProgress, PinStatus, PinType, Pins,
 };
@@ -98,13 +99,24 @@ pub(super) async fn pin_rm(
         let node = Arc::clone(s.online.node());
         let p = p.to_string();
         let cid = blocking(move || node.resolve(&p)).await?;
-        // A replicated root is removed network-wide (a tombstone).
-        let replicated = s.online.replicator().unpin(&cid).await;
         let node = Arc::clone(s.online.node());
-        let unpinned = blocking(move || node.pin_rm(&cid).map(|_| ())).await;
-        if let Err(e) = unpinned {
-            if !replicated {
-                return Err(e);
+        let unpinned = tokio::task::spawn_blocking(move || node.pin_rm(&cid))
+            .await
+            .map_err(|e| internal(format!("worker thread: {e}")))?;
+        match unpinned {
+            // Still named by the S3 endpoint (its pin now): its
+            // replication, if any, is not the user's to end.
+            Ok(Unpinned::KeptBy(_)) => {}
+            Err(e @ NodeError::HeldBy { .. }) => return Err(node_err(e)),
+            // A replicated root is removed network-wide (a tombstone),
+            // even where this node held no pin of its own.
+            Ok(Unpinned::Removed(_)) => {
+                s.online.replicator().unpin(&cid).await;
+            }
+            Err(e) => {
+                if !s.online.replicator().unpin(&cid).await {
+                    return Err(node_err(e));
+                }
             }
         }
         removed.push(cid.to_string());

@@ -36,3 +36,41 @@ impl Refs {
         }
     }
 }
+
+/// Who `pin rm` is told holds a CID the index names.
+const HOLDER: &str =
+    "the S3 endpoint (an object, a version, an upload's part or a bucket root names it)";
+
+impl crate::node::PinHolder for super::BucketIndex {
+    fn hold(
+        &self,
+        cid: &crate::block::Cid,
+        user_pinned: bool,
+    ) -> Result<crate::node::Hold, crate::node::NodeError> {
+        use crate::node::Hold;
+        let held = (|| {
+            // Under the writer: no write decides about this pin meanwhile.
+            let _writer = self.writer();
+            let Some(refs) = self.refs_of(cid)? else {
+                return Ok(Hold::Free);
+            };
+            if refs.owned && !user_pinned {
+                return Ok(Hold::Refused(HOLDER.into()));
+            }
+            if !refs.owned {
+                // The pin was the user's; the endpoint keeps it from now on
+                // and removes it when nothing names the CID any more.
+                let taken = Refs {
+                    owned: true,
+                    ..refs
+                };
+                self.refs
+                    .insert(cid.to_bytes(), &taken.encode()[..])
+                    .map_err(super::failed("taking a pin over"))?;
+                self.flush()?;
+            }
+            Ok(Hold::Kept(HOLDER.into()))
+        })();
+        held.map_err(|e: S3Error| crate::node::NodeError::PinHolder(Box::new(e)))
+    }
+}
