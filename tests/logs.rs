@@ -214,3 +214,28 @@ fn an_upload_cut_off_midway_appends_nothing_and_concurrent_uploads_stay_contiguo
     assert_eq!(all.len(), 20_000);
     assert!(contiguous(&all, &[&a, &b]), "the two uploads interleaved");
 }
+
+#[test]
+fn a_logs_chain_survives_pin_rm_and_gc_and_a_foreign_key_is_not_taken() {
+    let r = TestRepo::new();
+    let (_d, _) = Daemon::start(&r, &[]);
+    r.ok(&["log", "create", "orders"]);
+    r.ok(&["log", "append", "orders", &lines_file(&r, "a", &msgs(0..3))]);
+    let out = r.ok(&["log", "append", "orders", &lines_file(&r, "b", &msgs(3..5))]);
+    let head = out
+        .trim_end()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .trim_end_matches(')');
+    // Its pin removed, the head is still a root of garbage collection.
+    r.ok(&["pin", "rm", head]);
+    r.ok(&["repo", "gc"]);
+    assert_eq!(lines_of(&r.ok(&["log", "read", "orders"])), msgs(0..5));
+
+    // A key named as a log's would be is someone else's: refused.
+    r.ok(&["key", "gen", "log-mine"]);
+    let e = r.fails(&["log", "create", "mine"]);
+    assert!(e.contains("key named \"log-mine\" already"), "{e}");
+    assert!(!r.ok(&["log", "ls"]).contains("mine"));
+}

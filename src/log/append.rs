@@ -25,7 +25,7 @@ pub struct Append {
     id: String,
     old_head: Option<Cid>,
     /// The newest batch stored so far (the old head before any).
-    prev: Option<Cid>,
+    pub(super) prev: Option<Cid>,
     first: u64,
     next: u64,
     bytes: u64,
@@ -142,13 +142,13 @@ impl Logs {
                 reason: "its head moved during an append".into(),
             });
         }
-        self.pin_head(&head)?;
+        self.pin_head(name, &head)?;
         state.head = Some(head.to_string());
         state.next = tx.next;
         state.batches += tx.made.len() as u64;
         state.bytes += tx.bytes;
         self.put_state(name, &state)?;
-        self.let_go(tx.old_head);
+        self.let_go(name, tx.old_head);
         self.extend_index(name, tx.old_head, &tx.made);
         self.changes.send_modify(|n| *n += 1);
         Ok(Appended {

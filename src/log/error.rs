@@ -103,6 +103,12 @@ pub enum LogError {
         /// What is wrong.
         reason: String,
     },
+    /// `log create NAME` when the keystore has a key `log-NAME` already.
+    #[error("the keystore has a key named {key:?} already, not made for this log: remove or rename it (`cairn key rm {key}`), or choose another log name")]
+    KeyExists {
+        /// The key's name.
+        key: String,
+    },
     /// The log's key.
     #[error("the log's key: {0}")]
     Key(#[from] crate::names::KeyError),
@@ -119,6 +125,7 @@ impl LogError {
             self,
             LogError::NotFound { .. }
                 | LogError::Exists { .. }
+                | LogError::KeyExists { .. }
                 | LogError::BadName { .. }
                 | LogError::BadId { .. }
                 | LogError::BadRetention { .. }

@@ -6,6 +6,8 @@
 //!   list, consumer groups, and taking in batches fetched from peers;
 //! - `append.rs`: appends, all or nothing and one at a time per log
 //!   ([`Append`]);
+//! - `pins.rs`: the pins of heads, marked as the logs', reconciled with
+//!   the logs' states when they are opened;
 //! - `state.rs`: what the repo keeps of a log ([`LogState`]) and of its
 //!   groups, and the rules for names and retention;
 //! - [`announce`]: heads announced on a log's pub/sub topic, signed by
@@ -26,13 +28,18 @@
 //! batches are added): about 50 bytes a batch.
 //!
 //! Garbage collection must not run between an append's block write and
-//! its pin: callers hold the node's GC lock around [`Logs::append`] and
-//! [`Logs::adopt`] as `add` does.
+//! its pin: callers hold the node's GC lock around an append (from
+//! [`Logs::begin_append`] to [`Logs::finish_append`]) and [`Logs::adopt`]
+//! as `add` does.
 
 pub mod announce;
 mod append;
 mod error;
+mod pins;
 pub mod state;
+
+#[cfg(test)]
+use pins::holds_pin;
 
 pub use append::Append;
 pub use error::LogError;
@@ -41,10 +48,10 @@ pub use state::{parse_retention, LogState, Origin, Retention};
 use crate::block::{Block, Cid};
 use crate::dag::batch::{self, LogBatch};
 use crate::names::Keystore;
-use crate::store::{PinKind, Store, StoreError};
+use crate::store::Store;
 use bytes::Bytes;
 use state::{check_name, group_key, meta_key, META_PREFIX};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The prefix of the keystore names of logs' keys.
@@ -93,9 +100,11 @@ pub struct Logs {
     /// Held by every change of a log's state (create, append, adopt).
     write: Mutex<()>,
     /// Per log: first offset → batch, for logs read since they were opened.
-    index: Mutex<HashMap<String, BTreeMap<u64, Cid>>>,
+    index: Mutex<HashMap<String, Arc<BTreeMap<u64, Cid>>>>,
     /// Per log: the turn an append holds from start to end.
     turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Logs whose damaged state was warned about.
+    warned: Mutex<HashSet<String>>,
     changes: tokio::sync::watch::Sender<u64>,
 }
 
@@ -109,30 +118,20 @@ impl Logs {
             write: Mutex::new(()),
             index: Mutex::new(HashMap::new()),
             turns: Mutex::new(HashMap::new()),
+            warned: Mutex::new(HashSet::new()),
             changes: tokio::sync::watch::channel(0).0,
         };
-        if let Err(e) = logs.repin_heads() {
+        if let Err(e) = logs.reconcile_pins() {
             tracing::warn!("logs: checking heads' pins: {e}");
         }
         logs
-    }
-
-    fn repin_heads(&self) -> Result<(), LogError> {
-        for entry in self.list()? {
-            if let Some(head) = entry.state.head_cid(&entry.name)? {
-                if self.store.pin_of(&head)?.is_none() && self.store.has(&head)? {
-                    self.pin_head(&head)?;
-                }
-            }
-        }
-        Ok(())
     }
 
     fn writing(&self) -> MutexGuard<'_, ()> {
         self.write.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn indexes(&self) -> MutexGuard<'_, HashMap<String, BTreeMap<u64, Cid>>> {
+    fn indexes(&self) -> MutexGuard<'_, HashMap<String, Arc<BTreeMap<u64, Cid>>>> {
         self.index.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -154,17 +153,23 @@ impl Logs {
         LogState::decode(name, &bytes)
     }
 
-    /// Every log, by name.
+    /// Every log, by name. A log whose state does not read back is left
+    /// out (with a warning, once), so the others go on working.
     pub fn list(&self) -> Result<Vec<LogEntry>, LogError> {
-        self.store
-            .meta_scan(META_PREFIX)?
-            .into_iter()
-            .map(|(key, bytes)| {
-                let name = key[META_PREFIX.len()..].to_string();
-                let state = LogState::decode(&name, &bytes)?;
-                Ok(LogEntry { name, state })
-            })
-            .collect()
+        let mut out = Vec::new();
+        for (key, bytes) in self.store.meta_scan(META_PREFIX)? {
+            let name = key[META_PREFIX.len()..].to_string();
+            match LogState::decode(&name, &bytes) {
+                Ok(state) => out.push(LogEntry { name, state }),
+                Err(e) => {
+                    let mut warned = self.warned.lock().unwrap_or_else(|e| e.into_inner());
+                    if warned.insert(name) {
+                        tracing::warn!("logs: skipped: {e}");
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn put_state(&self, name: &str, state: &LogState) -> Result<(), LogError> {
@@ -188,8 +193,10 @@ impl Logs {
         let _w = self.writing();
         self.check_new(name)?;
         let key_name = format!("{KEY_PREFIX}{name}");
+        // A key of that name is not this log's (the log is new): taking
+        // it would publish over its IPNS record.
         let id = match self.keys.get(&key_name) {
-            Ok(key) => key.public().to_peer_id(),
+            Ok(_) => return Err(LogError::KeyExists { key: key_name }),
             Err(crate::names::KeyError::NotFound { .. }) => {
                 self.keys.generate(&key_name, "ed25519")?.id
             }
@@ -258,33 +265,6 @@ impl Logs {
         Ok(())
     }
 
-    /// Pins `head` recursively as the log's: no replication tombstone
-    /// removes it (a copy held for the network may have pinned it first).
-    fn pin_head(&self, head: &Cid) -> Result<(), LogError> {
-        self.store.pin(head, PinKind::Recursive)?;
-        crate::replicate::disown_pin(&*self.store, head)?;
-        Ok(())
-    }
-
-    /// Removes the pin of a head the log moved past (the new head's pin
-    /// keeps its blocks).
-    fn let_go(&self, old: Option<Cid>) {
-        if let Some(old) = old {
-            // A copy the network asked this node to hold stays, the
-            // replicator's to remove.
-            if crate::replicate::replicated_here(&*self.store, &old) {
-                if let Err(e) = crate::replicate::own_pin(&*self.store, &old) {
-                    tracing::warn!(%old, "logs: handing a past head to the replicator: {e}");
-                }
-                return;
-            }
-            match self.store.unpin(&old) {
-                Ok(_) | Err(StoreError::NotPinned { .. }) => {}
-                Err(e) => tracing::warn!(%old, "logs: unpinning a past head: {e}"),
-            }
-        }
-    }
-
     /// Adds the batches an append or adopt `made` on top of `old_head` to
     /// the cached index of `name`, if that index ends at `old_head`. An
     /// index that does not (a reader that built it from an older state
@@ -296,7 +276,8 @@ impl Logs {
             return;
         };
         if index.last_key_value().map(|(_, c)| *c) == old_head {
-            index.extend(made.iter().copied());
+            // Copied only if a reader holds it meanwhile.
+            Arc::make_mut(index).extend(made.iter().copied());
         } else {
             indexes.remove(name);
         }
@@ -313,10 +294,12 @@ impl Logs {
 
     /// The index of log `name` (built now if need be), checked against
     /// its state: first offset → batch.
-    fn index_of(&self, name: &str, state: &LogState) -> Result<BTreeMap<u64, Cid>, LogError> {
+    /// Shared, not copied: a read step costs a lookup, not a copy of
+    /// the index.
+    fn index_of(&self, name: &str, state: &LogState) -> Result<Arc<BTreeMap<u64, Cid>>, LogError> {
         if let Some(index) = self.indexes().get(name) {
             if index.last_key_value().map(|(_, c)| c.to_string()) == state.head {
-                return Ok(index.clone());
+                return Ok(Arc::clone(index));
             }
         }
         let mut index = BTreeMap::new();
@@ -338,7 +321,8 @@ impl Logs {
             at = b.prev;
             newer = Some((cid, b));
         }
-        self.indexes().insert(name.to_string(), index.clone());
+        let index = Arc::new(index);
+        self.indexes().insert(name.to_string(), Arc::clone(&index));
         Ok(index)
     }
 
@@ -498,13 +482,13 @@ impl Logs {
         let count = newest.len() as u64;
         self.store
             .put_many(&mut newest.into_iter().map(|(block, _)| block))?;
-        self.pin_head(&head)?;
+        self.pin_head(name, &head)?;
         state.head = Some(head.to_string());
         state.next = next;
         state.batches += count;
         state.bytes += bytes;
         self.put_state(name, &state)?;
-        self.let_go(old_head);
+        self.let_go(name, old_head);
         self.extend_index(name, old_head, &made);
         self.changes.send_modify(|n| *n += 1);
         Ok(next)

@@ -1,6 +1,6 @@
 use super::*;
 use crate::dag::batch::{MAX_BATCH_MESSAGES, MAX_MESSAGE_BYTES};
-use crate::store::MemoryStore;
+use crate::store::{MemoryStore, PinKind};
 
 fn logs_on(store: &Arc<MemoryStore>) -> Logs {
     let store: Arc<dyn Store> = store.clone();
@@ -234,10 +234,10 @@ fn a_read_through_an_index_with_a_hole_fails_and_the_next_one_rebuilds_it() {
     logs.append("orders", msgs(3..6)).unwrap();
     let head = logs.append("orders", msgs(6..9)).unwrap().head;
     let state = logs.get("orders").unwrap();
-    let mut holed = logs.index_of("orders", &state).unwrap();
+    let mut holed = (*logs.index_of("orders", &state).unwrap()).clone();
     holed.remove(&3);
     assert_eq!(holed.last_key_value().map(|(_, c)| *c), Some(head));
-    logs.indexes().insert("orders".to_string(), holed);
+    logs.indexes().insert("orders".to_string(), Arc::new(holed));
     assert!(matches!(
         logs.read("orders", 4, 100, 1 << 20),
         Err(LogError::Damaged { .. })
@@ -319,4 +319,113 @@ fn an_append_in_parts_moves_the_head_once_at_its_end() {
     let tx = logs.begin_append("orders", turn).unwrap();
     assert!(matches!(logs.finish_append(tx), Err(LogError::Empty)));
     assert_eq!(logs.get("orders").unwrap(), state);
+}
+
+#[test]
+fn a_read_shares_the_index_instead_of_copying_it() {
+    let store = Arc::new(MemoryStore::new());
+    let logs = logs_on(&store);
+    logs.create("orders", 1, None).unwrap();
+    logs.append("orders", msgs(0..3)).unwrap();
+    let state = logs.get("orders").unwrap();
+    let a = logs.index_of("orders", &state).unwrap();
+    let b = logs.index_of("orders", &state).unwrap();
+    assert!(Arc::ptr_eq(&a, &b));
+    // An append while a reader holds it: the reader's stays as it was.
+    logs.append("orders", msgs(3..5)).unwrap();
+    assert_eq!(a.len(), 1);
+    let state = logs.get("orders").unwrap();
+    assert_eq!(logs.index_of("orders", &state).unwrap().len(), 2);
+}
+
+#[test]
+fn a_damaged_log_is_left_out_of_the_list_and_the_others_go_on() {
+    let store = Arc::new(MemoryStore::new());
+    let logs = logs_on(&store);
+    logs.create("a", 1, None).unwrap();
+    logs.create("c", 1, None).unwrap();
+    logs.append("c", msgs(0..2)).unwrap();
+    store.meta_put(&meta_key("b"), Some(b"{not json")).unwrap();
+    let names: Vec<String> = logs.list().unwrap().into_iter().map(|e| e.name).collect();
+    assert_eq!(names, ["a", "c"]);
+    assert!(matches!(logs.get("b"), Err(LogError::Damaged { .. })));
+    // Opening (which checks every head's pin) and reading still work.
+    let again = logs_on(&store);
+    assert_eq!(again.read("c", 0, 10, 1 << 20).unwrap().messages.len(), 2);
+    assert_eq!(again.heads().unwrap().len(), 1);
+}
+
+#[test]
+fn create_refuses_a_key_of_the_logs_name_it_did_not_make() {
+    let store = Arc::new(MemoryStore::new());
+    let logs = logs_on(&store);
+    let mine = logs.keys.generate("log-mine", "ed25519").unwrap();
+    let e = logs.create("mine", 1, None).unwrap_err();
+    assert!(matches!(e, LogError::KeyExists { .. }), "{e}");
+    assert!(e.to_string().contains("\"log-mine\""), "{e}");
+    assert!(matches!(logs.get("mine"), Err(LogError::NotFound { .. })));
+    // The key is untouched; another name works.
+    assert_eq!(
+        logs.keys.get("log-mine").unwrap().public().to_peer_id(),
+        mine.id
+    );
+    let other = logs.create("other", 1, None).unwrap();
+    assert_eq!(
+        logs.key("other").unwrap().public().to_peer_id().to_string(),
+        other.id
+    );
+}
+
+#[test]
+fn the_pin_of_a_head_a_crash_left_unnamed_is_let_go_on_open_and_only_that() {
+    let store = Arc::new(MemoryStore::new());
+    let logs = logs_on(&store);
+    logs.create("orders", 1, None).unwrap();
+    let kept = logs.append("orders", msgs(0..2)).unwrap().head;
+    // A crash after an append pinned its new head, before its state.
+    let turn = logs
+        .append_turn("orders")
+        .unwrap()
+        .try_lock_owned()
+        .unwrap();
+    let mut tx = logs.begin_append("orders", turn).unwrap();
+    logs.append_part(&mut tx, msgs(2..4)).unwrap();
+    let lost = tx.prev.unwrap();
+    logs.pin_head("orders", &lost).unwrap();
+    drop(tx);
+    // The user's own pin of a block the logs never marked.
+    let user = Block::new(
+        crate::block::CidFormat::V1_SHA2_256,
+        crate::block::RAW,
+        Bytes::from_static(b"mine"),
+    );
+    store.put(user.clone()).unwrap();
+    store.pin(user.cid(), PinKind::Direct).unwrap();
+    assert_eq!(store.pins().unwrap().len(), 3);
+
+    let again = logs_on(&store);
+    assert_eq!(store.pin_of(&lost).unwrap(), None);
+    assert_eq!(store.pin_of(&kept).unwrap(), Some(PinKind::Recursive));
+    assert_eq!(store.pin_of(user.cid()).unwrap(), Some(PinKind::Direct));
+    assert_eq!(again.get("orders").unwrap().next, 2);
+    assert_eq!(again.head_owner(&kept).unwrap().as_deref(), Some("orders"));
+    assert_eq!(again.head_owner(&lost).unwrap(), None);
+}
+
+#[test]
+fn a_head_the_user_pinned_too_stays_pinned_when_the_log_moves_past_it() {
+    let store = Arc::new(MemoryStore::new());
+    let logs = logs_on(&store);
+    logs.create("orders", 1, None).unwrap();
+    let first = logs.append("orders", msgs(0..2)).unwrap().head;
+    // As the node's pin_add does for a CID pinned already.
+    assert!(holds_pin(&*store, &first));
+    pins::claim_for_user(&*store, &first).unwrap();
+    let second = logs.append("orders", msgs(2..3)).unwrap().head;
+    assert_eq!(store.pin_of(&first).unwrap(), Some(PinKind::Recursive));
+    assert!(!holds_pin(&*store, &first));
+    assert!(holds_pin(&*store, &second));
+    // Reopening does not take it either.
+    logs_on(&store);
+    assert_eq!(store.pin_of(&first).unwrap(), Some(PinKind::Recursive));
 }

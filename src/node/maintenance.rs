@@ -34,7 +34,7 @@ pub struct RepoStat {
 }
 
 impl Node {
-    /// Removes every block no pin and no MFS root reaches and compacts
+    /// Removes every block no pin, no log head and no MFS root reaches and compacts
     /// storage. MFS changes wait meanwhile (its lock is held throughout),
     /// so a write cannot add blocks the live set missed.
     pub fn gc(&self) -> Result<SweepReport, NodeError> {
@@ -45,6 +45,8 @@ impl Node {
             };
             let (mut recursive, direct) = (of_kind(PinKind::Recursive), of_kind(PinKind::Direct));
             recursive.extend(mfs_root);
+            // Logs' heads, even if their pins were lost.
+            recursive.extend(self.logs.heads()?);
             let live = walk::live_set(&*self.source(), &recursive, &direct)?;
             Ok(self.store.sweep(&live)?)
         })?
