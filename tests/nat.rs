@@ -48,6 +48,24 @@ fn in_ns(ns: &str, args: &[&str]) -> String {
 }
 
 /// Why namespaces cannot be made here, if they cannot.
+/// Whether namespace tests can run here: if not, says why the test
+/// `name` is skipped; if so, installs what they need (tests/nat/setup.sh).
+fn namespaces_ready(name: &str) -> bool {
+    if let Some(why) = netns_unavailable() {
+        eprintln!("SKIPPED {name}: {why} (needs root and `ip netns`)");
+        return false;
+    }
+    let setup = Command::new(common::process::root().join("tests/nat/setup.sh"))
+        .output()
+        .expect("run tests/nat/setup.sh");
+    assert!(
+        setup.status.success(),
+        "tests/nat/setup.sh: {}",
+        String::from_utf8_lossy(&setup.stderr)
+    );
+    true
+}
+
 fn netns_unavailable() -> Option<String> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -228,18 +246,9 @@ fn table(ns: &str, repo: &TestRepo) -> Vec<String> {
 
 #[test]
 fn autonat_finds_who_is_reachable_and_the_dht_follows() {
-    if let Some(why) = netns_unavailable() {
-        eprintln!("SKIPPED autonat_finds_who_is_reachable_and_the_dht_follows: {why} (needs root and `ip netns`)");
+    if !namespaces_ready("autonat_finds_who_is_reachable_and_the_dht_follows") {
         return;
     }
-    let setup = Command::new(common::process::root().join("tests/nat/setup.sh"))
-        .output()
-        .expect("run tests/nat/setup.sh");
-    assert!(
-        setup.status.success(),
-        "tests/nat/setup.sh: {}",
-        String::from_utf8_lossy(&setup.stderr)
-    );
     // Dropped last: daemons stop before their namespaces go.
     let net = Topology::new();
     let (ra, rb, rh) = (public_repo(), public_repo(), public_repo());
@@ -537,18 +546,9 @@ fn peer_addr(ns: &str, repo: &TestRepo, peer: &str) -> Option<String> {
 
 #[test]
 fn nodes_behind_nat_reserve_on_relays_and_reach_each_other_through_them() {
-    if let Some(why) = netns_unavailable() {
-        eprintln!("SKIPPED nodes_behind_nat_reserve_on_relays_and_reach_each_other_through_them: {why} (needs root and `ip netns`)");
+    if !namespaces_ready("nodes_behind_nat_reserve_on_relays_and_reach_each_other_through_them") {
         return;
     }
-    let setup = Command::new(common::process::root().join("tests/nat/setup.sh"))
-        .output()
-        .expect("run tests/nat/setup.sh");
-    assert!(
-        setup.status.success(),
-        "tests/nat/setup.sh: {}",
-        String::from_utf8_lossy(&setup.stderr)
-    );
     let net = TwoHomes::new("cm", false);
     let [ns1, ns2] = [net.homes[0].as_str(), net.homes[1].as_str()];
     let (rr, rb, r1, r2) = (relay_repo(), relay_repo(), relay_repo(), relay_repo());
@@ -644,18 +644,11 @@ fn nodes_behind_nat_reserve_on_relays_and_reach_each_other_through_them() {
 
 #[test]
 fn a_relayed_connection_is_hole_punched_to_a_direct_one_and_the_fetch_goes_direct() {
-    if let Some(why) = netns_unavailable() {
-        eprintln!("SKIPPED a_relayed_connection_is_hole_punched_to_a_direct_one_and_the_fetch_goes_direct: {why} (needs root and `ip netns`)");
+    if !namespaces_ready(
+        "a_relayed_connection_is_hole_punched_to_a_direct_one_and_the_fetch_goes_direct",
+    ) {
         return;
     }
-    let setup = Command::new(common::process::root().join("tests/nat/setup.sh"))
-        .output()
-        .expect("run tests/nat/setup.sh");
-    assert!(
-        setup.status.success(),
-        "tests/nat/setup.sh: {}",
-        String::from_utf8_lossy(&setup.stderr)
-    );
     let net = TwoHomes::new("cp", true);
     let [ns1, ns2] = [net.homes[0].as_str(), net.homes[1].as_str()];
     let (rr, r1, r2) = (relay_repo(), public_repo(), public_repo());
