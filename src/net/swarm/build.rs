@@ -43,7 +43,7 @@ pub struct Behaviour {
     /// AutoNAT v2 server: dials back peers that ask.
     pub autonat_v2_server: Toggle<autonat::v2::server::Behaviour>,
     /// Circuit relay v2 service for other peers.
-    pub relay: Toggle<relay::Behaviour>,
+    pub relay: Toggle<super::traversal::RelayService>,
     /// DCUtR: hole punching over relayed connections.
     pub dcutr: Toggle<dcutr::Behaviour>,
     /// UPnP IGD port mapping.

@@ -31,7 +31,7 @@ pub use build::{
 pub use dht::{ValueAnswer, MAX_ADDRS_PER_PEER};
 pub use reach::{ReachInfo, Reachability};
 pub use task::spawn;
-pub use traversal::{RelayLimits, Traversal};
+pub use traversal::{RelayLimits, RelayService, Traversal};
 
 use super::NetError;
 use crate::block::Cid;

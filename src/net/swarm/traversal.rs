@@ -7,8 +7,17 @@
 //! see none of them in identify. Each is a [`Toggle`] in the
 //! [`Behaviour`](super::Behaviour), built once from [`Traversal`].
 
+use libp2p::core::transport::PortUse;
+use libp2p::core::Endpoint;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{autonat, dcutr, relay, upnp, PeerId};
+use libp2p::swarm::{
+    ConnectionDenied, ConnectionId, ExternalAddresses, FromSwarm, NetworkBehaviour, THandler,
+    THandlerInEvent, THandlerOutEvent, ToSwarm,
+};
+use libp2p::{autonat, dcutr, relay, upnp, Multiaddr, PeerId};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// Which NAT traversal protocols the swarm runs.
@@ -107,7 +116,7 @@ pub(super) struct TraversalBehaviours {
     pub(super) autonat_v1: Toggle<autonat::v1::Behaviour>,
     pub(super) autonat_v2_client: Toggle<autonat::v2::client::Behaviour>,
     pub(super) autonat_v2_server: Toggle<autonat::v2::server::Behaviour>,
-    pub(super) relay: Toggle<relay::Behaviour>,
+    pub(super) relay: Toggle<RelayService>,
     pub(super) dcutr: Toggle<dcutr::Behaviour>,
     pub(super) upnp: Toggle<upnp::tokio::Behaviour>,
 }
@@ -144,7 +153,7 @@ impl Traversal {
             relay: self
                 .relay_service
                 .as_ref()
-                .map(|limits| relay::Behaviour::new(peer_id, limits.relay_config()))
+                .map(|limits| RelayService::new(peer_id, limits))
                 .into(),
             dcutr: self
                 .hole_punching
@@ -152,6 +161,119 @@ impl Traversal {
                 .into(),
             upnp: self.upnp.then(upnp::tokio::Behaviour::default).into(),
         }
+    }
+}
+
+/// The circuit relay v2 service, accepting reservations only while this
+/// node has a confirmed external address.
+///
+/// libp2p-relay 0.21 accepts a reservation without one: it records the
+/// reservation against the client's connection, while the client refuses
+/// an answer that lists no address (`NoAddressesInReservation`) and
+/// forgets it. The relay then forwards circuits for that client over
+/// that connection; the client denies them (`NO_RESERVATION`), which the
+/// relay reports to the dialer as `UNEXPECTED_MESSAGE` — whenever the
+/// client holds a later, good reservation on another connection too,
+/// since the relay picks either. A relay starts without a confirmed
+/// address (AutoNAT confirms it seconds later), so clients reserving at
+/// once met this. Refused instead (`RESOURCE_LIMIT_EXCEEDED`), the relay
+/// records nothing and the client tries again later.
+pub struct RelayService {
+    inner: relay::Behaviour,
+    /// This node's confirmed external addresses, as the relay sees them.
+    external: ExternalAddresses,
+    /// Whether `external` is not empty (read by the reservation gate).
+    addressed: Arc<AtomicBool>,
+}
+
+impl RelayService {
+    /// The relay service of `peer_id` within `limits`.
+    pub fn new(peer_id: PeerId, limits: &RelayLimits) -> RelayService {
+        let addressed = Arc::new(AtomicBool::new(false));
+        let mut config = limits.relay_config();
+        let gate = addressed.clone();
+        // First: a refusal here spends none of the rate limiters' budget.
+        config.reservation_rate_limiters.insert(
+            0,
+            Box::new(move |_: PeerId, _: &Multiaddr, _: std::time::Instant| {
+                gate.load(Ordering::Relaxed)
+            }),
+        );
+        RelayService {
+            inner: relay::Behaviour::new(peer_id, config),
+            external: ExternalAddresses::default(),
+            addressed,
+        }
+    }
+}
+
+impl NetworkBehaviour for RelayService {
+    type ConnectionHandler = <relay::Behaviour as NetworkBehaviour>::ConnectionHandler;
+    type ToSwarm = relay::Event;
+
+    fn handle_pending_inbound_connection(
+        &mut self,
+        id: ConnectionId,
+        local: &Multiaddr,
+        remote: &Multiaddr,
+    ) -> Result<(), ConnectionDenied> {
+        self.inner
+            .handle_pending_inbound_connection(id, local, remote)
+    }
+
+    fn handle_established_inbound_connection(
+        &mut self,
+        id: ConnectionId,
+        peer: PeerId,
+        local: &Multiaddr,
+        remote: &Multiaddr,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.inner
+            .handle_established_inbound_connection(id, peer, local, remote)
+    }
+
+    fn handle_pending_outbound_connection(
+        &mut self,
+        id: ConnectionId,
+        peer: Option<PeerId>,
+        addrs: &[Multiaddr],
+        role: Endpoint,
+    ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
+        self.inner
+            .handle_pending_outbound_connection(id, peer, addrs, role)
+    }
+
+    fn handle_established_outbound_connection(
+        &mut self,
+        id: ConnectionId,
+        peer: PeerId,
+        addr: &Multiaddr,
+        role: Endpoint,
+        port_use: PortUse,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.inner
+            .handle_established_outbound_connection(id, peer, addr, role, port_use)
+    }
+
+    fn on_swarm_event(&mut self, event: FromSwarm) {
+        if self.external.on_swarm_event(&event) {
+            self.addressed
+                .store(self.external.iter().len() > 0, Ordering::Relaxed);
+        }
+        self.inner.on_swarm_event(event);
+    }
+
+    fn on_connection_handler_event(
+        &mut self,
+        peer: PeerId,
+        id: ConnectionId,
+        event: THandlerOutEvent<Self>,
+    ) {
+        self.inner.on_connection_handler_event(peer, id, event);
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<ToSwarm<relay::Event, THandlerInEvent<Self>>> {
+        self.inner.poll(cx)
     }
 }
 
@@ -277,6 +399,92 @@ mod tests {
         assert!(open.reservation_rate_limiters.is_empty());
         assert!(open.circuit_src_rate_limiters.is_empty());
         assert_eq!(open.max_circuit_bytes, 0);
+    }
+
+    /// A relay without a confirmed external address refuses reservations
+    /// (libp2p-relay would accept and record one its client then drops),
+    /// and accepts them once it has one.
+    #[tokio::test]
+    async fn a_relay_reserves_only_once_it_has_an_address_to_give() {
+        use crate::net::swarm::build::BehaviourEvent;
+        use libp2p::core::transport::ListenerId;
+        let make = |traversal: Traversal| {
+            let config = NetConfig {
+                traversal,
+                ..NetConfig::default()
+            };
+            let key = libp2p::identity::Keypair::generate_ed25519();
+            build(key, &config, &mut libp2p::metrics::Registry::default()).unwrap()
+        };
+        let mut relay = make(Traversal {
+            relay_service: Some(RelayLimits {
+                rate_limits: false,
+                ..RelayLimits::default()
+            }),
+            ..Traversal::default()
+        });
+        let mut client = make(Traversal {
+            relay_client: true,
+            ..Traversal::default()
+        });
+        relay
+            .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+            .unwrap();
+        let addr = loop {
+            if let SwarmEvent::NewListenAddr { address, .. } = relay.select_next_some().await {
+                break address;
+            }
+        };
+        let circuit = addr
+            .clone()
+            .with(libp2p::multiaddr::Protocol::P2p(*relay.local_peer_id()))
+            .with(libp2p::multiaddr::Protocol::P2pCircuit);
+        // What becomes of one reservation: (relay accepted it, the client
+        // got a circuit address).
+        async fn reserve(
+            relay: &mut libp2p::Swarm<crate::net::swarm::Behaviour>,
+            client: &mut libp2p::Swarm<crate::net::swarm::Behaviour>,
+            circuit: &Multiaddr,
+        ) -> (bool, bool) {
+            let id: ListenerId = client.listen_on(circuit.clone()).unwrap();
+            let (mut relay_said, mut client_got) = (None, None);
+            let deadline = tokio::time::sleep(Duration::from_secs(20));
+            tokio::pin!(deadline);
+            while relay_said.is_none() || client_got.is_none() {
+                tokio::select! {
+                    _ = &mut deadline => panic!("no answer: relay {relay_said:?}, client {client_got:?}"),
+                    e = relay.select_next_some() => match e {
+                        SwarmEvent::Behaviour(BehaviourEvent::Relay(
+                            relay::Event::ReservationReqAccepted { .. },
+                        )) => relay_said = Some(true),
+                        SwarmEvent::Behaviour(BehaviourEvent::Relay(
+                            relay::Event::ReservationReqDenied { .. },
+                        )) => relay_said = Some(false),
+                        _ => {}
+                    },
+                    e = client.select_next_some() => match e {
+                        SwarmEvent::NewListenAddr { listener_id, .. } if listener_id == id => {
+                            client_got = Some(true)
+                        }
+                        SwarmEvent::ListenerClosed { listener_id, .. } if listener_id == id => {
+                            client_got = Some(false)
+                        }
+                        _ => {}
+                    },
+                }
+            }
+            (relay_said.unwrap(), client_got.unwrap())
+        }
+        assert_eq!(
+            reserve(&mut relay, &mut client, &circuit).await,
+            (false, false),
+            "no address yet: refused, nothing recorded"
+        );
+        relay.add_external_address(addr);
+        assert_eq!(
+            reserve(&mut relay, &mut client, &circuit).await,
+            (true, true)
+        );
     }
 
     #[tokio::test]
