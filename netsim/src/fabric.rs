@@ -18,6 +18,24 @@
 //!   are reset when a split starts and refused until it heals.
 //! - **crashes**: a node that is down has every connection reset and every
 //!   dial to or from it refused (after one round trip, like a TCP reset).
+//! - **NAT** ([`Nat`], `fabric/nat.rs`): a node may sit behind a NAT. Its
+//!   own dials go out as before; a dial *to* it gets in only as a real NAT
+//!   would let it. A cone NAT (endpoint-independent mapping,
+//!   port-restricted filtering) lets in a peer that the node dialed from
+//!   its listening port within the mapping lifetime, when that peer dials
+//!   from its own listening port and is not behind a symmetric NAT (whose
+//!   port changes with each destination). A dial from a fresh port, as
+//!   AutoNAT's dial-backs are, never gets in. A symmetric NAT lets nothing
+//!   in. Hole punching is modelled as TCP's simultaneous open: a dial made
+//!   with the listener role (DCUtR's side that overrides its role) waits
+//!   a few round trips for the peer's dial towards it; when both got
+//!   through their NATs they become one connection (each side's dial
+//!   resolves to one end of it, nothing reaches a listener), otherwise the
+//!   punch fails. Ordinary dials crossing a punch in flight wait for it
+//!   the same way, and go to the listener if it never comes. What is not
+//!   modelled: addresses and ports themselves (a node's one address
+//!   stands for its NAT's public one), mapping or filtering by IP only
+//!   (full cone), hairpinning, NAT boxes shared by several nodes.
 //!
 //! Time is tokio's clock, scaled: every simulated duration is divided by the
 //! scenario's speed before it reaches a timer (see `scenario.rs`).
@@ -29,8 +47,8 @@ use crate::lock;
 use bytes::Bytes;
 use futures::task::AtomicWaker;
 use futures::{AsyncRead, AsyncWrite};
-use libp2p::core::transport::{DialOpts, ListenerId, TransportError, TransportEvent};
-use libp2p::core::Transport;
+use libp2p::core::transport::{DialOpts, ListenerId, PortUse};
+use libp2p::core::Endpoint;
 use libp2p::multiaddr::Protocol;
 use libp2p::Multiaddr;
 use std::collections::{HashMap, VecDeque};
@@ -43,6 +61,11 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+
+mod nat;
+mod transport;
+pub use nat::Nat;
+pub use transport::SimTransport;
 
 /// Bytes a link carries in one direction before its writer waits.
 pub const WINDOW: usize = 1 << 20;
@@ -57,8 +80,10 @@ pub fn node_addr(n: usize) -> Multiaddr {
 
 fn addr_node(addr: &Multiaddr) -> Option<usize> {
     let mut it = addr.iter();
-    match (it.next(), it.next()) {
-        (Some(Protocol::Memory(port)), None | Some(Protocol::P2p(_))) if port > 0 => {
+    // Nothing after the peer id: a `/p2p-circuit` address is the relay
+    // transport's.
+    match (it.next(), it.next(), it.next()) {
+        (Some(Protocol::Memory(port)), None | Some(Protocol::P2p(_)), None) if port > 0 => {
             Some(port as usize - 1)
         }
         _ => None,
@@ -103,6 +128,14 @@ impl Half {
     }
 }
 
+/// Where a dial stands once it reached the other side.
+enum Arrival {
+    /// Connected or refused.
+    Done(io::Result<SimConn>),
+    /// Waiting for the other half of a hole punch (receiver, waiter id).
+    Wait(tokio::sync::oneshot::Receiver<SimConn>, u64),
+}
+
 /// A connection between two nodes.
 struct Link {
     ends: [usize; 2],
@@ -134,6 +167,12 @@ pub struct FabricStats {
     pub refused: AtomicU64,
     /// Connections reset by a fault.
     pub resets: AtomicU64,
+    /// Dials a NAT kept out (counted in `refused` too).
+    pub nat_refused: AtomicU64,
+    /// Hole-punch dials (made with the listener role).
+    pub punches: AtomicU64,
+    /// Of those, punches that met the peer's dial: one direct connection.
+    pub punched: AtomicU64,
 }
 
 struct Listener {
@@ -148,6 +187,7 @@ struct State {
     links: Vec<Weak<Link>>,
     /// Per node: the instant its uplink is free again.
     uplink_free: Vec<Instant>,
+    nat: nat::NatTable,
 }
 
 /// The shared network.
@@ -171,6 +211,7 @@ impl Fabric {
                 group: Vec::new(),
                 links: Vec::new(),
                 uplink_free: Vec::new(),
+                nat: nat::NatTable::new(Duration::from_secs(120)),
             })),
             latency,
             uplink_bps,
@@ -227,6 +268,22 @@ impl Fabric {
                 l.break_now();
             }
         }
+    }
+
+    /// Puts node `n` behind `nat` (its live connections stay).
+    pub fn set_nat(&self, n: usize, nat: Nat) {
+        self.state().nat.set(n, nat);
+    }
+
+    /// Node `n`'s NAT.
+    pub fn nat(&self, n: usize) -> Nat {
+        self.state().nat.kind(n)
+    }
+
+    /// How long a NAT mapping stays open after the dial that made it
+    /// (wall clock; 120 s unless set).
+    pub fn set_mapping_ttl(&self, ttl: Duration) {
+        self.state().nat.mapping_ttl = ttl;
     }
 
     /// Ends a partition: every node may reach every other again.
@@ -287,48 +344,132 @@ impl Fabric {
             && group(a) == group(b)
     }
 
-    /// Connects `from` to the node listening at `to` after one round trip.
-    async fn connect(&self, from: usize, to: usize) -> io::Result<SimConn> {
-        let latency = self.latency.one_way(from, to);
-        tokio::time::sleep(latency * 2).await;
-        let mut s = self.state();
-        if !Self::reachable(&s, from, to) {
-            self.stats.refused.fetch_add(1, Ordering::Relaxed);
-            return Err(io::Error::new(
-                io::ErrorKind::ConnectionRefused,
-                format!("node {to} unreachable from node {from}"),
-            ));
-        }
-        let Some(listener) = s.listeners.get(&to) else {
-            self.stats.refused.fetch_add(1, Ordering::Relaxed);
-            return Err(io::Error::new(
-                io::ErrorKind::ConnectionRefused,
-                format!("node {to} is not listening"),
-            ));
-        };
+    fn refuse(&self, why: String) -> io::Error {
+        self.stats.refused.fetch_add(1, Ordering::Relaxed);
+        io::Error::new(io::ErrorKind::ConnectionRefused, why)
+    }
+
+    /// A new connection between `ends[0]` (which the dial made) and
+    /// `ends[1]`: the first end's and the second's halves.
+    fn link(&self, s: &mut State, ends: [usize; 2]) -> (SimConn, SimConn) {
         let link = Arc::new(Link {
-            ends: [from, to],
+            ends,
             dirs: [Half::new(), Half::new()],
             broken: AtomicBool::new(false),
-            latency,
+            latency: self.latency.one_way(ends[0], ends[1]),
         });
-        let ours = SimConn::new(self.clone(), Arc::clone(&link), 0);
-        let theirs = SimConn::new(self.clone(), Arc::clone(&link), 1);
-        if listener.incoming.send(theirs).is_err() {
-            s.listeners.remove(&to);
-            self.stats.refused.fetch_add(1, Ordering::Relaxed);
-            return Err(io::Error::new(
-                io::ErrorKind::ConnectionRefused,
-                format!("node {to} stopped listening"),
-            ));
-        }
         // Drop dead entries now and then: a large run opens hundreds of
         // thousands of connections.
         if s.links.len() >= 4096 && s.links.len().is_power_of_two() {
-            Self::live_links(&mut s);
+            Self::live_links(s);
         }
         s.links.push(Arc::downgrade(&link));
         self.stats.connections.fetch_add(1, Ordering::Relaxed);
+        (
+            SimConn::new(self.clone(), Arc::clone(&link), 0),
+            SimConn::new(self.clone(), link, 1),
+        )
+    }
+
+    /// Connects `from` to `to` after one round trip, through the NATs
+    /// (see the module header): to the node's listener, or, for a hole
+    /// punch, to the peer's own dial towards `from`.
+    async fn connect(&self, from: usize, to: usize, opts: DialOpts) -> io::Result<SimConn> {
+        let listener_role = opts.role == Endpoint::Listener;
+        let fresh_port = opts.port_use == PortUse::New;
+        let latency = self.latency.one_way(from, to);
+        {
+            let mut s = self.state();
+            s.nat.dialing(from, to, fresh_port, listener_role);
+            if listener_role {
+                self.stats.punches.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        tokio::time::sleep(latency * 2).await;
+        let (mut rx, id) = {
+            let mut s = self.state();
+            match self.arrive(&mut s, from, to, listener_role, fresh_port) {
+                Arrival::Done(result) => return result,
+                Arrival::Wait(rx, id) => (rx, id),
+            }
+        };
+        // DCUtR times both dials to leave together; a few round trips of
+        // slack, and never less than 200 ms of wall clock.
+        let window = latency * 8 + Duration::from_millis(200);
+        if let Ok(Ok(conn)) = tokio::time::timeout(window, &mut rx).await {
+            return Ok(conn);
+        }
+        let mut s = self.state();
+        if !s.nat.give_up(from, to, id) {
+            // Paired at the last moment.
+            if let Ok(conn) = rx.try_recv() {
+                return Ok(conn);
+            }
+        }
+        if listener_role {
+            return Err(self.refuse(format!(
+                "hole punch from node {from} to node {to}: no dial from node {to} met it"
+            )));
+        }
+        self.deliver(&mut s, from, to)
+    }
+
+    /// A dial from `from` reaches `to`'s side: refused, paired with a
+    /// hole punch waiting for it, made to wait for its other half, or
+    /// handed to `to`'s listener.
+    fn arrive(
+        &self,
+        s: &mut State,
+        from: usize,
+        to: usize,
+        listener_role: bool,
+        fresh_port: bool,
+    ) -> Arrival {
+        if listener_role {
+            s.nat.punch_arrived(from, to);
+        }
+        if !Self::reachable(s, from, to) {
+            s.nat.release(from, to);
+            return Arrival::Done(Err(
+                self.refuse(format!("node {to} unreachable from node {from}"))
+            ));
+        }
+        if !s.nat.admits(to, from, fresh_port) {
+            s.nat.release(from, to);
+            self.stats.nat_refused.fetch_add(1, Ordering::Relaxed);
+            return Arrival::Done(Err(
+                self.refuse(format!("node {to}'s NAT keeps out node {from}"))
+            ));
+        }
+        if let Some(partner) = s.nat.take_partner(to, from, listener_role) {
+            // Simultaneous open: both dials end in one connection.
+            let (ours, theirs) = self.link(s, [from, to]);
+            self.stats.punched.fetch_add(1, Ordering::Relaxed);
+            // A partner that stopped waiting just now drops this end.
+            let _ = partner.send(theirs);
+            return Arrival::Done(Ok(ours));
+        }
+        if s.nat.should_wait(from, to, listener_role) {
+            let (rx, id) = s.nat.wait(from, to, listener_role);
+            return Arrival::Wait(rx, id);
+        }
+        Arrival::Done(self.deliver(s, from, to))
+    }
+
+    /// Hands a new connection from `from` to `to`'s listener.
+    fn deliver(&self, s: &mut State, from: usize, to: usize) -> io::Result<SimConn> {
+        if !Self::reachable(s, from, to) {
+            return Err(self.refuse(format!("node {to} unreachable from node {from}")));
+        }
+        let Some(listener) = s.listeners.get(&to) else {
+            return Err(self.refuse(format!("node {to} is not listening")));
+        };
+        let incoming = listener.incoming.clone();
+        let (ours, theirs) = self.link(s, [from, to]);
+        if incoming.send(theirs).is_err() {
+            s.listeners.remove(&to);
+            return Err(self.refuse(format!("node {to} stopped listening")));
+        }
         Ok(ours)
     }
 
@@ -504,106 +645,19 @@ impl AsyncWrite for SimConn {
     }
 }
 
-/// A node's transport on the fabric.
-pub struct SimTransport {
-    fabric: Fabric,
-    node: usize,
-    listeners: Vec<(
-        ListenerId,
-        Multiaddr,
-        mpsc::UnboundedReceiver<SimConn>,
-        bool,
-    )>,
-}
-
-impl Transport for SimTransport {
-    type Output = SimConn;
-    type Error = io::Error;
-    type ListenerUpgrade = futures::future::Ready<Result<SimConn, io::Error>>;
-    type Dial = Pin<Box<dyn Future<Output = Result<SimConn, io::Error>> + Send>>;
-
-    fn listen_on(
-        &mut self,
-        id: ListenerId,
-        addr: Multiaddr,
-    ) -> Result<(), TransportError<Self::Error>> {
-        let Some(n) = addr_node(&addr) else {
-            return Err(TransportError::MultiaddrNotSupported(addr));
-        };
-        if n != self.node {
-            return Err(TransportError::Other(io::Error::new(
-                io::ErrorKind::AddrNotAvailable,
-                format!("node {} cannot listen on node {n}'s address", self.node),
-            )));
-        }
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.fabric
-            .state()
-            .listeners
-            .insert(n, Listener { id, incoming: tx });
-        self.listeners.push((id, node_addr(n), rx, false));
-        Ok(())
-    }
-
-    fn remove_listener(&mut self, id: ListenerId) -> bool {
-        let before = self.listeners.len();
-        self.listeners.retain(|(l, ..)| *l != id);
-        if self.listeners.len() != before {
-            let mut s = self.fabric.state();
-            // Only our own listener: a restarted node may listen anew.
-            if s.listeners.get(&self.node).is_some_and(|l| l.id == id) {
-                s.listeners.remove(&self.node);
-            }
-            true
-        } else {
-            false
-        }
-    }
-
-    fn dial(
-        &mut self,
-        addr: Multiaddr,
-        _opts: DialOpts,
-    ) -> Result<Self::Dial, TransportError<Self::Error>> {
-        let Some(to) = addr_node(&addr) else {
-            return Err(TransportError::MultiaddrNotSupported(addr));
-        };
-        let fabric = self.fabric.clone();
-        let from = self.node;
-        Ok(Box::pin(async move { fabric.connect(from, to).await }))
-    }
-
-    fn poll(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<TransportEvent<Self::ListenerUpgrade, Self::Error>> {
-        let node = self.node;
-        for (id, addr, rx, announced) in self.listeners.iter_mut() {
-            if !*announced {
-                *announced = true;
-                return Poll::Ready(TransportEvent::NewAddress {
-                    listener_id: *id,
-                    listen_addr: addr.clone(),
-                });
-            }
-            if let Poll::Ready(Some(conn)) = rx.poll_recv(cx) {
-                let peer = conn.link.ends[0];
-                return Poll::Ready(TransportEvent::Incoming {
-                    listener_id: *id,
-                    upgrade: futures::future::ready(Ok(conn)),
-                    local_addr: node_addr(node),
-                    send_back_addr: node_addr(peer),
-                });
-            }
-        }
-        Poll::Pending
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use futures::{AsyncReadExt, AsyncWriteExt};
+    use libp2p::core::Transport;
+
+    /// An ordinary dial's options.
+    fn dial() -> DialOpts {
+        DialOpts {
+            role: Endpoint::Dialer,
+            port_use: PortUse::Reuse,
+        }
+    }
 
     struct Fixed(Duration);
     impl LatencyModel for Fixed {
@@ -623,7 +677,7 @@ mod tests {
         fabric.set_up(1, true);
         let mut t1 = fabric.transport(1);
         t1.listen_on(ListenerId::next(), node_addr(1)).unwrap();
-        let a = fabric.connect(0, 1).await.unwrap();
+        let a = fabric.connect(0, 1, dial()).await.unwrap();
         let (_, _, rx, _) = &mut t1.listeners[0];
         let b = rx.recv().await.unwrap();
         (fabric, t1, a, b)
@@ -657,10 +711,10 @@ mod tests {
         let mut buf = [0u8; 4];
         assert!(b.read(&mut buf).await.is_err());
         assert!(a.write_all(b"hi").await.is_err());
-        assert!(fabric.connect(0, 1).await.is_err());
+        assert!(fabric.connect(0, 1, dial()).await.is_err());
         fabric.set_up(1, true);
         // Up again but not listening until its transport listens anew.
-        assert!(fabric.connect(0, 1).await.is_err());
+        assert!(fabric.connect(0, 1, dial()).await.is_err());
     }
 
     #[tokio::test]
@@ -669,9 +723,9 @@ mod tests {
         assert_eq!(fabric.open_links(), 1);
         fabric.partition(vec![0, 1]);
         assert_eq!(fabric.open_links(), 0);
-        assert!(fabric.connect(0, 1).await.is_err());
+        assert!(fabric.connect(0, 1, dial()).await.is_err());
         fabric.heal();
-        assert!(fabric.connect(0, 1).await.is_ok());
+        assert!(fabric.connect(0, 1, dial()).await.is_ok());
     }
 
     #[tokio::test]
@@ -687,5 +741,77 @@ mod tests {
         b.read_to_end(&mut got).await.unwrap();
         assert_eq!(got.len(), 200_000);
         assert!(start.elapsed() >= Duration::from_millis(190));
+    }
+
+    /// Nodes 0..3 up and listening, node 1 behind a cone NAT, node 2
+    /// behind a symmetric one.
+    fn natted() -> (Fabric, Vec<SimTransport>) {
+        let fabric = Fabric::new(Arc::new(Fixed(Duration::from_millis(5))), 0);
+        let mut ts = Vec::new();
+        for n in 0..3 {
+            fabric.set_up(n, true);
+            let mut t = fabric.transport(n);
+            t.listen_on(ListenerId::next(), node_addr(n)).unwrap();
+            ts.push(t);
+        }
+        fabric.set_nat(1, Nat::Cone);
+        fabric.set_nat(2, Nat::Symmetric);
+        (fabric, ts)
+    }
+
+    #[tokio::test]
+    async fn a_cone_nat_lets_in_only_whom_it_dialed_and_a_symmetric_one_nobody() {
+        let (fabric, _ts) = natted();
+        assert!(fabric.connect(0, 1, dial()).await.is_err());
+        assert_eq!(fabric.stats.nat_refused.load(Ordering::Relaxed), 1);
+        assert!(fabric.connect(1, 0, dial()).await.is_ok(), "out is fine");
+        assert!(fabric.connect(0, 1, dial()).await.is_ok(), "back in");
+        let fresh = DialOpts {
+            port_use: PortUse::New,
+            ..dial()
+        };
+        assert!(
+            fabric.connect(0, 1, fresh).await.is_err(),
+            "AutoNAT's dial-back"
+        );
+        assert!(fabric.connect(2, 0, dial()).await.is_ok());
+        assert!(fabric.connect(0, 2, dial()).await.is_err());
+        assert!(fabric.connect(1, 2, dial()).await.is_err());
+        assert!(fabric.connect(2, 1, dial()).await.is_err());
+    }
+
+    /// Node `a` punches (listener role) towards `b` while `b` dials `a`:
+    /// whether both dials end in one connection.
+    async fn punch(fabric: &Fabric, a: usize, b: usize) -> bool {
+        let punch = DialOpts {
+            role: Endpoint::Listener,
+            ..dial()
+        };
+        let (x, y) = tokio::join!(fabric.connect(a, b, punch), fabric.connect(b, a, dial()));
+        match (x, y) {
+            (Ok(x), Ok(y)) => {
+                assert!(Arc::ptr_eq(&x.link, &y.link), "one connection");
+                true
+            }
+            _ => false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hole_punch_joins_both_dials_unless_a_nat_is_symmetric() {
+        let (fabric, _ts) = natted();
+        fabric.set_nat(0, Nat::Cone);
+        assert!(punch(&fabric, 1, 0).await);
+        assert!(punch(&fabric, 0, 1).await);
+        assert_eq!(fabric.stats.punched.load(Ordering::Relaxed), 2);
+        assert!(!punch(&fabric, 1, 2).await);
+        assert!(!punch(&fabric, 2, 1).await);
+        // Alone, a punch finds nobody.
+        let alone = DialOpts {
+            role: Endpoint::Listener,
+            ..dial()
+        };
+        fabric.set_nat(0, Nat::Open);
+        assert!(fabric.connect(1, 0, alone).await.is_err());
     }
 }

@@ -5,7 +5,9 @@
 //!   network with latency, bandwidth caps, drops, partitions and churn;
 //!   prints a summary, writes `report.json`, `summary.txt` and SVG plots to
 //!   DIR (default `target/netsim/NAME-seedN`), and exits with an error when
-//!   the scenario's expectations are missed.
+//!   the scenario's expectations are missed. `--nodes N` changes the
+//!   network's size; `--no-nat` runs a scenario with NATs as if every node
+//!   were reachable (its all-reachable figures).
 //! - `netsim local [NODES] [FILES_PER_NODE] [FILE_KIB] [SEED]`: N in-memory
 //!   nodes without a network add and read back a seeded workload through
 //!   the real import and read paths.
@@ -41,7 +43,7 @@ fn seeded_bytes(len: usize, seed: u64) -> Vec<u8> {
     v
 }
 
-const USAGE: &str = "usage: netsim run SCENARIO.toml [--seed N | --seeds N,N,...] [--out DIR] [--nodes N] [--quiet]\n       netsim local [NODES] [FILES_PER_NODE] [FILE_KIB] [SEED]";
+const USAGE: &str = "usage: netsim run SCENARIO.toml [--seed N | --seeds N,N,...] [--out DIR] [--nodes N] [--no-nat] [--quiet]\n       netsim local [NODES] [FILES_PER_NODE] [FILE_KIB] [SEED]";
 
 /// Errors end the process with their causes (no backtrace, whatever
 /// RUST_BACKTRACE says) and exit status 1.
@@ -90,6 +92,7 @@ fn run(args: &[String]) -> Result<()> {
     let mut out: Option<PathBuf> = None;
     let mut quiet = false;
     let mut nodes: Option<usize> = None;
+    let mut no_nat = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = |flag: &str| {
@@ -119,6 +122,7 @@ fn run(args: &[String]) -> Result<()> {
                 );
             }
             "--quiet" => quiet = true,
+            "--no-nat" => no_nat = true,
             other if other.starts_with('-') => bail!("unknown flag {other}\n{USAGE}"),
             other => {
                 if path.replace(PathBuf::from(other)).is_some() {
@@ -136,6 +140,10 @@ fn run(args: &[String]) -> Result<()> {
             bail!("--nodes: at least 2");
         }
         scenario.nodes = n;
+    }
+    if no_nat {
+        scenario.nat = netsim::scenario::NatModel::default();
+        scenario.name.push_str("-no-nat");
     }
     let seeds = seeds.unwrap_or_else(|| vec![scenario.seed]);
     let mut reports = Vec::new();

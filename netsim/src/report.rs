@@ -1,8 +1,12 @@
 //! What a run measured: the JSON file, the terminal summary, the checks
 //! against the scenario's expectations, and the spread over seeds.
 
+use crate::fabric::Nat;
 use crate::scenario::Expect;
 use serde::Serialize;
+
+mod nat;
+pub use nat::NatReport;
 
 /// One lookup or get.
 #[derive(Clone, Debug, Serialize)]
@@ -17,6 +21,14 @@ pub struct OpSample {
     pub node: usize,
     /// The CID it was about.
     pub key: String,
+    /// The NAT of the node it ran on (`open` without NATs).
+    pub nat: Nat,
+    /// The NAT of the node that added the file.
+    pub origin_nat: Nat,
+    /// A get that succeeded, with NATs in the scenario: how the node was
+    /// connected to the file's origin just after ("direct", "relayed"),
+    /// unset when it was not.
+    pub via: Option<&'static str>,
 }
 
 /// The replication state at one moment.
@@ -161,6 +173,8 @@ pub struct Report {
     /// Storage faults and their outcome (scenarios that have or check
     /// them).
     pub disks: Option<DiskReport>,
+    /// What NAT traversal did (scenarios with NATs).
+    pub nat: Option<NatReport>,
     /// What the machine paid.
     pub costs: Costs,
     /// The progress lines of the run.
@@ -409,6 +423,9 @@ impl Report {
                 d.unreadable_at_end,
                 d.unreadable_lost
             ));
+        }
+        if let Some(n) = &self.nat {
+            out.push_str(&n.summary(&self.lookups, &self.gets));
         }
         out
     }

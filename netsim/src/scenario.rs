@@ -97,6 +97,9 @@ pub struct Scenario {
     /// cairn settings of every node.
     #[serde(default)]
     pub node: NodeSettings,
+    /// NATs in front of some nodes, and relays (none unless set).
+    #[serde(default)]
+    pub nat: NatModel,
     /// What users do.
     #[serde(default)]
     pub workload: Vec<Workload>,
@@ -180,6 +183,48 @@ impl Default for Latency {
             min: Duration::ZERO,
             max: Duration::ZERO,
         }
+    }
+}
+
+/// NATs (the fabric's model: `fabric.rs`). With `share` above zero, every
+/// node runs cairn's NAT traversal as the public profile does (AutoNAT,
+/// relay client, DCUtR hole punching); nodes behind a NAT run the DHT in
+/// automatic mode (AutoNAT decides; a node it finds unreachable is a
+/// client), reachable ones as servers (as every node without NAT does),
+/// and `relays` of the reachable ones serve as circuit relays with Kubo's
+/// limits. The first node is always reachable, and new nodes bootstrap
+/// from reachable ones only.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NatModel {
+    /// Share of the nodes behind a NAT (0: none, the all-reachable network).
+    pub share: f64,
+    /// Share of those whose NAT is symmetric (no hole punch gets through);
+    /// the others are cone NATs (endpoint-independent mapping,
+    /// port-restricted filtering).
+    pub symmetric: f64,
+    /// Reachable nodes that run the relay service.
+    pub relays: usize,
+    /// How long a NAT keeps the mapping a dial opened (simulated).
+    #[serde(with = "humantime_serde")]
+    pub mapping_ttl: Duration,
+}
+
+impl Default for NatModel {
+    fn default() -> Self {
+        NatModel {
+            share: 0.0,
+            symmetric: 0.0,
+            relays: 0,
+            mapping_ttl: Duration::from_secs(120),
+        }
+    }
+}
+
+impl NatModel {
+    /// Whether any node is behind a NAT.
+    pub fn on(&self) -> bool {
+        self.share > 0.0
     }
 }
 
@@ -430,6 +475,17 @@ impl Scenario {
         if self.node.replication_factor == 0 {
             return invalid("node.replication_factor", "at least 1");
         }
+        let nat = &self.nat;
+        if !(0.0..1.0).contains(&nat.share) || !(0.0..=1.0).contains(&nat.symmetric) {
+            return invalid("nat", "0 ≤ share < 1, 0 ≤ symmetric ≤ 1");
+        }
+        let reachable = self.nodes - (self.nodes as f64 * nat.share).round() as usize;
+        if nat.on() && (nat.relays == 0 || nat.relays > reachable) {
+            return invalid(
+                "nat.relays",
+                "at least 1 when nodes are behind NAT, at most the reachable nodes",
+            );
+        }
         for f in &self.faults {
             match f {
                 Fault::Partition { at, heal, share } => {
@@ -534,7 +590,10 @@ mod tests {
                 n += 1;
             }
         }
-        assert!(n >= 5, "lookup, churn, partition, smoke and disk at least");
+        assert!(
+            n >= 6,
+            "lookup, churn, partition, smoke, disk and nat-500 at least"
+        );
     }
 
     #[test]
@@ -551,6 +610,27 @@ mod tests {
         let get = "[[workload]]\nkind = \"get\"\nat = \"50s\"\nspread = \"20s\"\n";
         assert!(
             refusal(&format!("{base}{get}count = 1\ntimeout = \"1s\"")).contains("past the end")
+        );
+    }
+
+    #[test]
+    fn the_nat_model_is_read_and_checked() {
+        let base = "name = \"x\"\nnodes = 10\nduration = \"1m\"\n";
+        let sc = Scenario::parse(base).unwrap();
+        assert!(!sc.nat.on());
+        let sc = Scenario::parse(&format!(
+            "{base}[nat]\nshare = 0.6\nsymmetric = 0.25\nrelays = 2\nmapping_ttl = \"30s\"\n"
+        ))
+        .unwrap();
+        assert!(sc.nat.on());
+        assert_eq!(sc.nat.relays, 2);
+        assert_eq!(sc.nat.mapping_ttl, Duration::from_secs(30));
+        let refusal = |text: &str| Scenario::parse(text).unwrap_err().to_string();
+        assert!(refusal(&format!("{base}[nat]\nshare = 1.0\nrelays = 1\n")).contains("nat"));
+        assert!(refusal(&format!("{base}[nat]\nshare = 0.5\n")).contains("nat.relays"));
+        assert!(
+            refusal(&format!("{base}[nat]\nshare = 0.6\nrelays = 5\n")).contains("nat.relays"),
+            "4 reachable nodes cannot hold 5 relays"
         );
     }
 

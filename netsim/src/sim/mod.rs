@@ -8,6 +8,8 @@
 //! - `observation`: samples of the replication state and the report;
 //! - `final_checks`: retrievability, live copies and lookup hops at the end;
 //! - `disks`: storage faults (EIO, flipped bits) and what became of them;
+//! - `nat`: which nodes sit behind NATs or relay, and what their NAT
+//!   traversal did;
 //! - `error`: what can fail;
 //! - this file: the run itself (start-up, warmup, the event loop).
 //!
@@ -21,6 +23,7 @@
 mod disks;
 mod error;
 mod final_checks;
+mod nat;
 mod nodes;
 mod observation;
 mod operations;
@@ -48,6 +51,8 @@ pub struct Sim {
     sc: Scenario,
     seed: u64,
     fabric: Fabric,
+    /// Which slots sit behind NATs and which relay.
+    nat: nat::NatPlan,
     slots: Mutex<Vec<Slot>>,
     files: Mutex<Vec<Option<FileRec>>>,
     lookups: Mutex<Vec<OpSample>>,
@@ -68,10 +73,16 @@ impl Sim {
     /// progress lines off stderr (they still go to the report's log).
     pub fn new(sc: Scenario, seed: u64, quiet: bool) -> Arc<Sim> {
         let fabric = Sim::fabric(&sc, seed);
+        let nat = nat::NatPlan::new(&sc, seed);
+        for slot in 0..sc.nodes {
+            fabric.set_nat(slot, nat.kind(slot));
+        }
+        fabric.set_mapping_ttl(sc.wall(sc.nat.mapping_ttl));
         Arc::new(Sim {
             sc,
             seed,
             fabric,
+            nat,
             slots: Mutex::new(Vec::new()),
             files: Mutex::new(Vec::new()),
             lookups: Mutex::new(Vec::new()),
@@ -125,6 +136,7 @@ impl Sim {
         self.say("final checks".into());
         let checks = self.final_checks(partition_groups.as_deref()).await;
         let hops = self.hop_counts().await;
+        let nat = self.nat_report();
         let mut report = self.report(crate::report::Costs {
             startup_secs,
             rss_before,
@@ -145,6 +157,7 @@ impl Sim {
         report.above_max = checks.above_max;
         report.hops = hops;
         report.disks = self.disk_checks();
+        report.nat = nat;
         for (_, o) in self.up_slots() {
             o.shutdown();
         }

@@ -130,9 +130,10 @@ impl Sim {
         lock(&self.slots)
     }
 
-    /// The cairn config of every node: the defaults a user gets, with the
-    /// scenario's settings (durations and rates on the wall clock).
-    fn node_config(&self) -> Config {
+    /// The cairn config of slot `slot`: the defaults a user gets, with the
+    /// scenario's settings (durations and rates on the wall clock) and,
+    /// with NATs, the slot's traversal settings.
+    fn node_config(&self, slot: usize) -> Config {
         let n = &self.sc.node;
         let wall = |d: Duration| self.sc.wall(d);
         // Timers that must not reach zero at any speed: whole milliseconds,
@@ -163,6 +164,7 @@ impl Sim {
         } else {
             wall_ms(n.scrub_interval)
         };
+        self.nat_config(slot, &mut config);
         config
     }
 
@@ -183,7 +185,7 @@ impl Sim {
                 let key = key_seed(self.seed, n);
                 let disk = Arc::new(FaultyStore::new(Arc::new(MemoryStore::new())));
                 let store: Arc<dyn Store> = disk.clone();
-                let node = Node::with_store(store, self.node_config(), key);
+                let node = Node::with_store(store, self.node_config(n), key);
                 let peer = node
                     .peer_id()
                     .map_err(|source| SimError::NodeStart { slot: n, source })?;
@@ -213,11 +215,13 @@ impl Sim {
             .map_err(|source| SimError::NodeStart { slot, source })?;
         let online = Arc::new(online);
         self.slots()[slot].online = Some(Arc::clone(&online));
-        // Bootstrap links: nodes up, chosen from the seed.
+        // Bootstrap links: nodes up (reachable ones: a node behind NAT
+        // cannot be dialed), chosen from the seed.
         let targets = {
             let slots = self.slots();
             let up: Vec<usize> = (0..slots.len())
                 .filter(|&i| i != slot && slots[i].online.is_some())
+                .filter(|&i| self.nat.kind(i) == crate::fabric::Nat::Open)
                 .collect();
             let mut r = Rng::derive(self.seed, "bootstrap", slot as u64);
             r.sample(up.len(), self.sc.topology.bootstrap_links)

@@ -259,6 +259,7 @@ impl Sim {
             hops: Vec::new(),
             slots_used: self.slots().len(),
             disks: None,
+            nat: None,
             costs,
             log: lock(&self.log).clone(),
         }

@@ -24,6 +24,8 @@ pub(super) struct FileRec {
     pub(super) factor: u8,
     /// Simulated seconds after the warmup when the add finished.
     pub(super) added_at: f64,
+    /// The slot of the node that added it.
+    pub(super) origin: usize,
 }
 
 /// The bytes of a file: `size` bytes drawn from `seed`.
@@ -84,7 +86,8 @@ impl Sim {
         if up.is_empty() {
             return Err(SimError::NoNodeUp);
         }
-        let (_, online) = &up[(pick % up.len() as u64) as usize];
+        let (origin, online) = &up[(pick % up.len() as u64) as usize];
+        let origin = *origin;
         let content_seed = Rng::derive(self.seed, "file", file as u64).next_u64();
         let node = Arc::clone(online.node());
         let opts = AddOptions {
@@ -119,6 +122,7 @@ impl Sim {
                 content_seed,
                 factor,
                 added_at: t,
+                origin,
             });
         }
         Ok(())
@@ -170,6 +174,10 @@ impl Sim {
             }
         };
         let ms = started.elapsed().as_secs_f64() * self.sc.speed * 1000.0;
+        let via = match op {
+            Op::Get if ok && self.sc.nat.on() => self.path_to(&online, file.origin).await,
+            _ => None,
+        };
         let record = match op {
             Op::Get => &self.gets,
             Op::Lookup => &self.lookups,
@@ -180,7 +188,22 @@ impl Sim {
             ok,
             node: slot,
             key: file.cid.to_string(),
+            nat: self.fabric.nat(slot),
+            origin_nat: self.fabric.nat(file.origin),
+            via,
         });
+    }
+
+    /// How `online` is connected to the node of slot `origin`: "direct",
+    /// "relayed", or not at all (None).
+    async fn path_to(&self, online: &OnlineNode, origin: usize) -> Option<&'static str> {
+        let peer = self.slots().get(origin)?.peer;
+        let peers = online.net().swarm.peer_addrs().await.ok()?;
+        let (_, addr) = peers.iter().find(|(p, _)| *p == peer)?;
+        let relayed = addr
+            .iter()
+            .any(|p| p == libp2p::multiaddr::Protocol::P2pCircuit);
+        Some(if relayed { "relayed" } else { "direct" })
     }
 
     /// Waits for the workload's operations still running, at most as long
