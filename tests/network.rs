@@ -232,3 +232,60 @@ fn a_bootstrap_peer_that_starts_later_is_joined() {
     }
     eprintln!("B joined A {:?} after A started", start.elapsed());
 }
+
+/// The connection manager: a node over its high water mark closes idle
+/// peers down to its low water mark, and keeps the peer it just served
+/// over Bitswap though that peer connected first (idle peers go oldest
+/// first, so without Bitswap telling the manager it would go first).
+#[test]
+fn over_its_high_water_mark_a_node_closes_idle_peers_and_keeps_the_busy_one() {
+    let a = TestRepo::new();
+    a.set_config("net", "conn_low_water", "2");
+    a.set_config("net", "conn_high_water", "4");
+    a.set_config("net", "conn_grace_period", "\"1s\"");
+    let (_da, banner) = Daemon::start(&a, &[]);
+    let addr_a = common::swarm_addr(&banner);
+    let peers_of_a = || -> Vec<String> {
+        let out = a.ok(&["swarm", "peers"]);
+        out.lines().map(|l| l.trim().to_string()).collect()
+    };
+
+    // The busy peer: connected first, then fetches a file from a.
+    let busy = TestRepo::new();
+    let (_dbusy, _) = Daemon::start(&busy, &[]);
+    busy.ok(&["swarm", "connect", &addr_a]);
+    let data = common::random_bytes(1_500_000, 71);
+    let file = a.scratch("f.bin");
+    std::fs::write(&file, &data).unwrap();
+    let cid = a.add(&file, &[]);
+    assert!(busy.ok_bytes(&["cat", &cid]) == data);
+    let busy_id = peer_id(&busy);
+
+    // Six idle peers connect: seven connections, over the high water mark.
+    let mut idle = Vec::new();
+    for _ in 0..6 {
+        let repo = TestRepo::new();
+        let (daemon, _) = Daemon::start(&repo, &[]);
+        repo.ok(&["swarm", "connect", &addr_a]);
+        idle.push((repo, daemon));
+    }
+    let start = Instant::now();
+    let mut peers = peers_of_a();
+    while peers.len() > 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "a kept {} peers over its low water mark of 2: {peers:?}",
+            peers.len()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        peers = peers_of_a();
+    }
+    assert!(
+        peers.iter().any(|p| p.ends_with(&busy_id)),
+        "the peer a served over Bitswap was closed: {peers:?}"
+    );
+    // Closed peers are not refused: one that asks again gets in.
+    let (late, _) = &idle[0];
+    late.ok(&["swarm", "connect", &addr_a]);
+    assert_eq!(late.ok_bytes(&["cat", &cid]), data);
+}

@@ -46,6 +46,14 @@ pub enum ConfigError {
         /// What is wrong with it.
         why: String,
     },
+    /// `[net] conn_low_water` above `conn_high_water`.
+    #[error("[net] conn_low_water ({low}) is above conn_high_water ({high}): a trim could never reach it (conn_high_water = 0 turns the connection manager off)")]
+    ConnWaterMarks {
+        /// `conn_low_water`.
+        low: usize,
+        /// `conn_high_water`.
+        high: usize,
+    },
     /// The `[import]` settings do not fit together (e.g. CIDv0 with BLAKE3).
     #[error("[import]: {0}")]
     Import(#[source] super::BoxedSource),

@@ -54,6 +54,9 @@ impl Replicator {
         req: &Request,
     ) -> Result<Response, ReplicateError> {
         let root = req.record().root;
+        // A peer holding our replicas stays connected (the swarm's
+        // connection manager keeps recently active peers).
+        self.inner.swarm.activity().touch(peer);
         let mut control = self
             .inner
             .control

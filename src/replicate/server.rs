@@ -32,6 +32,7 @@ impl Replicator {
     /// thread; a fetch of a copy to hold starts in a task of its own.
     async fn answer(&self, from: PeerId, req: Request) -> Response {
         let root = req.record().root;
+        self.inner.swarm.activity().touch(from);
         let answered = match req {
             Request::Probe { record, sample } => {
                 self.blocking(move |this| (this.answer_probe(&record, &sample), None))

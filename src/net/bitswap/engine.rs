@@ -140,8 +140,14 @@ impl Engine {
 
     fn on_command(&mut self, cmd: EngineCommand) {
         match cmd {
-            EngineCommand::Inbound(peer, msg) => self.inbound(peer, msg),
+            EngineCommand::Inbound(peer, msg) => {
+                // A peer Bitswap talks with stays connected (see the
+                // swarm's connection manager).
+                self.writers.swarm.activity().touch(peer);
+                self.inbound(peer, msg)
+            }
             EngineCommand::Send(peer, msg) => {
+                self.writers.swarm.activity().touch(peer);
                 self.solicited.on_send(&peer, &msg);
                 self.send(peer, msg)
             }

@@ -12,10 +12,12 @@
 //!   from AutoNAT's answers when it runs.
 //! - `pubsub.rs`: gossipsub commands and events, local subscribers.
 //! - `relays.rs`: the relay client's reservations (which relays, when).
+//! - `connmgr.rs`: which connections close when too many are open.
 //! - `traversal.rs`: which NAT traversal protocols run (AutoNAT, relay,
 //!   DCUtR, UPnP), and the relay service's limits.
 
 mod build;
+mod connmgr;
 mod dht;
 mod ports;
 mod pubsub;
@@ -28,6 +30,7 @@ pub use build::{
     build, keypair_from_seed, yamux_config, Behaviour, MAX_STREAMS_PER_CONNECTION,
     YAMUX_WINDOW_BYTES,
 };
+pub use connmgr::{ConnManagerConfig, PeerActivity, ACTIVE_WINDOW};
 pub use dht::{ValueAnswer, MAX_ADDRS_PER_PEER};
 pub use reach::{ReachInfo, Reachability};
 pub use task::spawn;
@@ -122,6 +125,8 @@ pub struct NetConfig {
     pub mdns: bool,
     /// Connection limits.
     pub limits: ConnectionLimits,
+    /// When idle connections are closed for being too many.
+    pub conn_manager: ConnManagerConfig,
     /// Another transport beside TCP and QUIC (none by default).
     pub extra_transport: Option<ExtraTransport>,
     /// What checks value records (IPNS) before the DHT stores them; none:
@@ -145,6 +150,7 @@ impl Default for NetConfig {
             records: crate::net::records::RecordLimits::default(),
             mdns: false,
             limits: ConnectionLimits::default(),
+            conn_manager: ConnManagerConfig::default(),
             extra_transport: None,
             value_validator: None,
             pubsub: Some(crate::net::pubsub::PubsubConfig::default()),
@@ -218,6 +224,8 @@ pub struct SwarmHandle {
     shutdown: CancellationToken,
     /// Reachability and DHT mode, as the swarm task last saw them.
     reach: tokio::sync::watch::Receiver<ReachInfo>,
+    /// Peers in use, which the connection manager keeps.
+    activity: Arc<PeerActivity>,
 }
 
 impl std::fmt::Debug for SwarmHandle {
@@ -280,6 +288,12 @@ impl SwarmHandle {
     /// addresses, and whether the DHT runs as a server.
     pub fn reachability(&self) -> ReachInfo {
         self.reach.borrow().clone()
+    }
+
+    /// Where Bitswap and replication say which peers they use (the
+    /// connection manager keeps those connections).
+    pub fn activity(&self) -> &Arc<PeerActivity> {
+        &self.activity
     }
 
     /// Peers connecting and leaving from now on.

@@ -134,6 +134,12 @@ impl Relays {
         }
     }
 
+    /// The relays we hold or ask a reservation on (the connection manager
+    /// keeps them).
+    pub(super) fn relays_in_use(&self) -> impl Iterator<Item = PeerId> + '_ {
+        self.slots.values().map(|s| s.relay)
+    }
+
     /// A listener closed: when it was a reservation, its relay is left
     /// alone for a while and another is taken at the next tick.
     pub(super) fn listener_closed(&mut self, id: ListenerId, why: &str) -> bool {

@@ -2,6 +2,7 @@
 //! follows connections and answers DHT queries' callers.
 
 use super::build::{Behaviour, BehaviourEvent};
+use super::connmgr::{self, ConnManager, PeerActivity};
 use super::dht::{learn_addresses, on_query_progress, Query};
 use super::pubsub::{self as ps, PubsubState};
 use super::reach::{confirm_if_local, is_global, reached_from_outside, Reach, ReachInfo};
@@ -14,7 +15,8 @@ use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{autonat, identify, kad, mdns, relay, Multiaddr, PeerId, Swarm};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -106,6 +108,8 @@ pub async fn spawn(
     let mut pubsub = PubsubState::new(*swarm.local_peer_id(), config.pubsub.clone());
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
+    let activity = Arc::new(PeerActivity::default());
+    let mut connmgr = ConnManager::new(config.conn_manager, Arc::clone(&activity));
     tokio::spawn(async move {
         // Dials callers wait on: the address asked for, the reply, and
         // whether this is already the retry from a new local port.
@@ -119,6 +123,8 @@ pub async fn spawn(
         // itself only does so when someone asks for that key).
         let mut sweep = tokio::time::interval(RECORD_SWEEP_INTERVAL);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut trim_tick = tokio::time::interval(connmgr::TICK);
+        trim_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Set by `Close`: who waits, and until when connections may take
         // to close.
         let mut closing: Option<(oneshot::Sender<()>, tokio::time::Instant)> = None;
@@ -143,6 +149,7 @@ pub async fn spawn(
                     }
                 } => {}
                 _ = relay_tick.tick() => relays.tick(&mut swarm, reach.status()),
+                _ = trim_tick.tick() => trim(&mut swarm, &mut connmgr, &relays),
                 _ = sweep.tick() => {
                     let store = swarm.behaviour_mut().kad.store_mut();
                     let removed = store.remove_expired(std::time::Instant::now());
@@ -288,6 +295,7 @@ pub async fn spawn(
                         }
                         let conns = connected.entry(peer_id).or_default();
                         conns.push((connection_id, addr));
+                        connmgr.opened(connection_id, peer_id, tokio::time::Instant::now());
                         // Bitswap and replication open their streams on any
                         // connection to the peer: once a direct one is up
                         // (hole punched, or dialled), relayed ones go, so
@@ -313,11 +321,15 @@ pub async fn spawn(
                         if let Some((_, reply, _)) = dials.remove(&connection_id) {
                             let _ = reply.send(Ok(peer_id));
                         }
+                        if connmgr.due(tokio::time::Instant::now()) {
+                            trim(&mut swarm, &mut connmgr, &relays);
+                        }
                     }
                     SwarmEvent::ConnectionClosed { peer_id, connection_id, num_established, .. } => {
                         if let Some(cs) = connected.get_mut(&peer_id) {
                             cs.retain(|(c, _)| *c != connection_id);
                         }
+                        connmgr.closed(connection_id, peer_id, num_established == 0);
                         if num_established == 0 {
                             connected.remove(&peer_id);
                             let _ = peer_events.send(PeerEvent::Disconnected(peer_id));
@@ -371,6 +383,13 @@ pub async fn spawn(
                         }
                         relays.accepted(relay_peer_id);
                     }
+                    SwarmEvent::Behaviour(BehaviourEvent::Relay(e)) => match e {
+                        relay::Event::ReservationReqAccepted { src_peer_id, .. } => connmgr.reservation(src_peer_id, true),
+                        relay::Event::ReservationClosed { src_peer_id } | relay::Event::ReservationTimedOut { src_peer_id } => connmgr.reservation(src_peer_id, false),
+                        relay::Event::CircuitReqAccepted { src_peer_id, dst_peer_id } => connmgr.circuit(src_peer_id, dst_peer_id, true),
+                        relay::Event::CircuitClosed { src_peer_id, dst_peer_id, .. } => connmgr.circuit(src_peer_id, dst_peer_id, false),
+                        _ => {}
+                    },
                     SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
                         for (peer, addr) in found {
                             swarm.behaviour_mut().kad.add_address(&peer, addr);
@@ -460,7 +479,31 @@ pub async fn spawn(
         events,
         shutdown,
         reach: reach_rx,
+        activity,
     })
+}
+
+/// Closes the connections the connection manager picks, when a trim is
+/// due: over the high water mark, at most once per silence period.
+fn trim(swarm: &mut Swarm<Behaviour>, connmgr: &mut ConnManager, relays: &Relays) {
+    let now = tokio::time::Instant::now();
+    if !connmgr.due(now) {
+        return;
+    }
+    let mut kept: HashSet<PeerId> = relays.relays_in_use().collect();
+    if let Some(g) = swarm.behaviour().pubsub.as_ref() {
+        kept.extend(g.all_mesh_peers().copied());
+    }
+    let closing = connmgr.trim(now, &kept);
+    if !closing.is_empty() {
+        tracing::debug!(
+            peers = closing.len(),
+            "connection manager: over the high water mark, closing idle peers"
+        );
+    }
+    for peer in closing {
+        let _ = swarm.disconnect_peer_id(peer);
+    }
 }
 
 /// Tells every connected peer our addresses again (identify push): an

@@ -3,7 +3,7 @@
 //! the default) or "public" (NAT traversal on, for the Internet).
 
 use super::{ByteSize, ConfigError};
-use crate::net::swarm::{ConnectionLimits, NetConfig, RelayLimits, Traversal};
+use crate::net::swarm::{ConnManagerConfig, ConnectionLimits, NetConfig, RelayLimits, Traversal};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -80,6 +80,18 @@ pub struct NetSettings {
     /// How long an idle connection stays open.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// The connection manager (Kubo's `Swarm.ConnMgr.LowWater`): a trim
+    /// closes idle peers' connections until this many are left.
+    pub conn_low_water: usize,
+    /// A trim starts when more connections than this are open (Kubo's
+    /// `HighWater`, 96); 0 turns the connection manager off. Peers in use
+    /// (Bitswap or replication in the last 30 s, pub/sub mesh peers,
+    /// relays and the peers our relay service serves) are never closed.
+    pub conn_high_water: usize,
+    /// A peer connected for less than this is never closed by a trim
+    /// (Kubo's `GracePeriod`, 20 s).
+    #[serde(with = "humantime_serde")]
+    pub conn_grace_period: Duration,
     /// A fetch fails when no wanted block arrived for this long.
     #[serde(with = "humantime_serde")]
     pub fetch_timeout: Duration,
@@ -162,6 +174,9 @@ impl Default for NetSettings {
             max_pending_connections: 128,
             max_memory_bytes: 0,
             idle_timeout: Duration::from_secs(120),
+            conn_low_water: ConnManagerConfig::default().low_water,
+            conn_high_water: ConnManagerConfig::default().high_water,
+            conn_grace_period: ConnManagerConfig::default().grace,
             fetch_timeout: Duration::from_secs(60),
             max_remote_fetches: 64,
             dht_refresh: Duration::from_secs(600),
@@ -214,6 +229,12 @@ impl NetSettings {
                 })
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
+        if self.conn_high_water > 0 && self.conn_low_water > self.conn_high_water {
+            return Err(ConfigError::ConnWaterMarks {
+                low: self.conn_low_water,
+                high: self.conn_high_water,
+            });
+        }
         Ok(NetConfig {
             listen,
             kad_protocol: self.kad_protocol.clone(),
@@ -231,6 +252,11 @@ impl NetSettings {
                 max_per_peer: self.max_connections_per_peer,
                 max_pending: self.max_pending_connections,
                 max_memory_bytes: self.max_memory_bytes,
+            },
+            conn_manager: ConnManagerConfig {
+                low_water: self.conn_low_water,
+                high_water: self.conn_high_water,
+                grace: self.conn_grace_period,
             },
             records: crate::net::records::RecordLimits {
                 max_local_keys: self.dht_max_provided_keys,
