@@ -216,10 +216,12 @@ fn an_upload_cut_off_midway_appends_nothing_and_concurrent_uploads_stay_contiguo
 }
 
 #[test]
-fn a_logs_chain_survives_pin_rm_and_gc_and_a_foreign_key_is_not_taken() {
+fn a_logs_head_pin_is_kept_from_pin_rm_online_and_offline_and_a_foreign_key_is_not_taken() {
     let r = TestRepo::new();
-    let (_d, _) = Daemon::start(&r, &[]);
-    r.ok(&["log", "create", "orders"]);
+    let (mut d, _) = Daemon::start(&r, &[]);
+    // One copy: no replica of a head is held for the network here (the
+    // replicator would keep a past head's pin until its tombstone).
+    r.ok(&["log", "create", "orders", "--replication", "1"]);
     r.ok(&["log", "append", "orders", &lines_file(&r, "a", &msgs(0..3))]);
     let out = r.ok(&["log", "append", "orders", &lines_file(&r, "b", &msgs(3..5))]);
     let head = out
@@ -228,8 +230,18 @@ fn a_logs_chain_survives_pin_rm_and_gc_and_a_foreign_key_is_not_taken() {
         .next()
         .unwrap()
         .trim_end_matches(')');
-    // Its pin removed, the head is still a root of garbage collection.
+    // The head's pin is the log's: `pin rm` is refused, naming the log.
+    let e = r.fails(&["pin", "rm", head]);
+    assert!(
+        e.contains("is kept by the log \"orders\" (its head)"),
+        "{e}"
+    );
+    assert!(r.ok(&["pin", "ls", "--type", "recursive"]).contains(head));
+    // Pinned by the user too: `pin rm` takes the user's claim, the pin
+    // stays for the log.
+    r.ok(&["pin", "add", head]);
     r.ok(&["pin", "rm", head]);
+    assert!(r.ok(&["pin", "ls", "--type", "recursive"]).contains(head));
     r.ok(&["repo", "gc"]);
     assert_eq!(lines_of(&r.ok(&["log", "read", "orders"])), msgs(0..5));
 
@@ -238,4 +250,242 @@ fn a_logs_chain_survives_pin_rm_and_gc_and_a_foreign_key_is_not_taken() {
     let e = r.fails(&["log", "create", "mine"]);
     assert!(e.contains("key named \"log-mine\" already"), "{e}");
     assert!(!r.ok(&["log", "ls"]).contains("mine"));
+
+    // Without the daemon, `pin rm` of the head is refused the same way.
+    d.signal(libc::SIGTERM);
+    drop(d);
+    let e = r.fails(&["pin", "rm", head]);
+    assert!(
+        e.contains("is kept by the log \"orders\" (its head)"),
+        "{e}"
+    );
+    assert!(r.ok(&["pin", "ls", "--type", "recursive"]).contains(head));
+    // The log moved past it with the daemon: a past head is the user's to
+    // unpin (its blocks stay under the new head).
+    let (_d, _) = Daemon::start(&r, &[]);
+    r.ok(&["log", "append", "orders", &lines_file(&r, "c", &msgs(5..6))]);
+    assert!(!r.ok(&["pin", "ls", "--type", "recursive"]).contains(head));
+    r.ok(&["pin", "add", head]);
+    r.ok(&["pin", "rm", head]);
+    r.ok(&["repo", "gc"]);
+    assert_eq!(lines_of(&r.ok(&["log", "read", "orders"])), msgs(0..6));
+}
+
+/// A child process the test started, killed when dropped.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_follow_past_the_topic_cap_is_refused_up_front_and_a_follower_retries_with_backoff() {
+    let (ra, rb) = (TestRepo::new(), TestRepo::new());
+    let (_da, banner_a) = Daemon::start(&ra, &[]);
+    let a_addr = swarm_addr(&banner_a);
+    let mut ids = Vec::new();
+    for (name, n) in [("one", 3), ("two", 5)] {
+        ids.push(created_id(&ra.ok(&["log", "create", name])));
+        ra.ok(&["log", "append", name, &lines_file(&ra, name, &msgs(0..n))]);
+    }
+    rb.set_config("pubsub", "max_topics", "2");
+    let (mut db, _) = Daemon::start(&rb, &["--bootstrap", &a_addr]);
+    // Another subscriber takes one of B's two topics.
+    let holder = Killed(
+        rb.cmd(&["pubsub", "sub", "hold"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let topics = |want: bool| {
+        common::poll_every(
+            Duration::from_millis(100),
+            Duration::from_secs(20),
+            "pubsub ls",
+            || (rb.ok(&["pubsub", "ls"]).contains("hold") == want).then_some(()),
+        )
+    };
+    topics(true);
+    rb.ok(&["log", "follow", &ids[0], "one"]);
+    // No room for a second log's topic: refused at once, saying why and
+    // what to change, and no followed log is left half-made.
+    let e = rb.fails(&["log", "follow", &ids[1], "two"]);
+    assert!(
+        e.contains("already listens on 2 pub/sub topics") && e.contains("raise max_topics"),
+        "{e}"
+    );
+    assert!(!rb.ok(&["log", "ls"]).contains("two"), "a half-made log");
+    wait_for_messages(&rb, 3);
+    // A topic freed, the same follow works and catches up.
+    drop(holder);
+    topics(false);
+    rb.ok(&["log", "follow", &ids[1], "two"]);
+    wait_for_messages(&rb, 5);
+
+    // Restarted with room for one topic: one follower listens, the other
+    // tries again and again, waiting longer each time.
+    db.signal(libc::SIGTERM);
+    drop(db);
+    rb.set_config("pubsub", "max_topics", "1");
+    let stderr = rb.scratch("stderr");
+    let mut cmd = rb.cmd(&Daemon::loopback_args(&["--bootstrap", &a_addr]));
+    cmd.stderr(std::fs::File::create(&stderr).unwrap());
+    let (_db, _) = Daemon::launch(cmd);
+    let text = common::poll_every(
+        Duration::from_millis(200),
+        Duration::from_secs(30),
+        "the refused follower to retry twice",
+        || {
+            let text = std::fs::read_to_string(&stderr).unwrap_or_default();
+            text.contains("trying again in 2s").then_some(text)
+        },
+    );
+    assert!(text.contains("trying again in 1s"), "{text}");
+    assert!(text.contains("(raise [pubsub] max_topics)"), "{text}");
+    // The listening one still takes new messages.
+    for (name, n) in [("one", 3..10), ("two", 5..12)] {
+        ra.ok(&["log", "append", name, &lines_file(&ra, name, &msgs(n))]);
+    }
+    common::poll_every(
+        Duration::from_millis(200),
+        Duration::from_secs(60),
+        "the listening follower to catch up",
+        || {
+            let ls = rb.ok(&["log", "ls"]);
+            (ls.contains("\t10 messages") || ls.contains("\t12 messages")).then_some(())
+        },
+    );
+}
+
+/// The head CID an append's answer names.
+fn appended_head(out: &str) -> String {
+    out.trim_end()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .trim_end_matches(')')
+        .to_string()
+}
+
+/// The first offset `log ls` shows for the log on its line of `ls`.
+fn first_offset(ls: &str) -> u64 {
+    ls.split('\t')
+        .find_map(|f| f.trim().strip_prefix("first offset "))
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+#[test]
+fn size_retention_drops_old_batches_gc_frees_them_and_a_follower_gets_only_the_kept_part() {
+    let (ra, rb) = (TestRepo::new(), TestRepo::new());
+    let (mut da, banner_a) = Daemon::start(&ra, &[]);
+    let a_addr = swarm_addr(&banner_a);
+    let id = created_id(&ra.ok(&["log", "create", "small", "--retention", "2KiB"]));
+    let mut heads = Vec::new();
+    for k in 0..50u32 {
+        let f = lines_file(&ra, "batch", &msgs(10 * k..10 * k + 10));
+        heads.push(appended_head(&ra.ok(&["log", "append", "small", &f])));
+        if k == 1 {
+            // A group that read the first 20 messages, then stopped.
+            assert_eq!(
+                ra.ok(&["log", "read", "small", "--group", "g"])
+                    .lines()
+                    .count(),
+                20
+            );
+        }
+    }
+    // About 2 KiB of the newest messages (~11 bytes each) kept, whole
+    // batches of 10.
+    let floor = first_offset(&ra.ok(&["log", "ls"]));
+    assert!(
+        floor.is_multiple_of(10) && (300..=340).contains(&floor),
+        "floor {floor}"
+    );
+    ra.ok(&["repo", "gc"]);
+
+    // From the floor, in order; below it, refused with the first offset.
+    let out = ra.run(&["log", "read", "small"]);
+    assert!(out.status.success());
+    assert_eq!(
+        lines_of(&String::from_utf8_lossy(&out.stdout)),
+        msgs(floor as u32..500)
+    );
+    let note = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        note.contains(&format!("reading from the first available offset, {floor}")),
+        "{note}"
+    );
+    assert_eq!(
+        lines_of(&ra.ok(&["log", "read", "small", "--from", &floor.to_string()])),
+        msgs(floor as u32..500)
+    );
+    let e = ra.fails(&["log", "read", "small", "--from", "5"]);
+    assert!(
+        e.contains(&format!("the first available offset is {floor}")),
+        "{e}"
+    );
+    let out = ra.run(&["log", "read", "small", "--group", "g"]);
+    assert_eq!(
+        lines_of(&String::from_utf8_lossy(&out.stdout)),
+        msgs(floor as u32..500)
+    );
+    let note = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        note.contains("group g's committed offset 20 is no longer kept"),
+        "{note}"
+    );
+    assert_eq!(ra.ok(&["log", "read", "small", "--group", "g"]), "");
+
+    // A follower that starts now takes the kept part only.
+    let (mut db, _) = Daemon::start(&rb, &["--bootstrap", &a_addr]);
+    rb.ok(&["log", "follow", &id, "small"]);
+    wait_for_messages(&rb, 500);
+    assert_eq!(first_offset(&rb.ok(&["log", "ls"])), floor);
+    assert_eq!(
+        lines_of(&rb.ok(&["log", "read", "small", "--from", &floor.to_string()])),
+        msgs(floor as u32..500)
+    );
+    assert!(rb
+        .fails(&["log", "read", "small", "--from", "0"])
+        .contains(&format!("first available offset is {floor}")));
+    // The creator goes on: the floor moves up on both.
+    for k in 50..60u32 {
+        let f = lines_file(&ra, "batch", &msgs(10 * k..10 * k + 10));
+        heads.push(appended_head(&ra.ok(&["log", "append", "small", &f])));
+    }
+    let floor2 = first_offset(&ra.ok(&["log", "ls"]));
+    assert!(floor2 >= floor + 90, "{floor} → {floor2}");
+    wait_for_messages(&rb, 600);
+    common::poll_every(
+        Duration::from_millis(200),
+        Duration::from_secs(30),
+        "the follower's floor to move",
+        || (first_offset(&rb.ok(&["log", "ls"])) == floor2).then_some(()),
+    );
+    assert_eq!(
+        lines_of(&rb.ok(&["log", "read", "small"])),
+        msgs(floor2 as u32..600)
+    );
+    ra.ok(&["repo", "gc"]);
+    rb.ok(&["repo", "gc"]);
+
+    // Offline: the dropped batches are gone from both stores, the kept
+    // ones are there.
+    da.signal(libc::SIGTERM);
+    db.signal(libc::SIGTERM);
+    for (k, head) in heads.iter().enumerate() {
+        let kept = (10 * k as u64) >= floor2;
+        for r in [&ra, &rb] {
+            let stat = r.run(&["block", "stat", head]);
+            assert_eq!(
+                stat.status.success(),
+                kept,
+                "batch {k} at offset {}",
+                10 * k
+            );
+        }
+    }
 }

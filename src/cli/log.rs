@@ -21,8 +21,9 @@ pub(super) enum LogCommand {
         /// Copies the network keeps of the log [default: [replication] factor].
         #[arg(long)]
         replication: Option<u8>,
-        /// How much to keep: an age (`7d`) or a size (`10GiB`); recorded,
-        /// not enforced yet.
+        /// How much to keep: an age (`7d`) or a size (`10GiB`) of the
+        /// newest messages; older batches are dropped (the head batch is
+        /// always kept) and freed by the next `repo gc`.
         #[arg(long)]
         retention: Option<String>,
     },
@@ -156,6 +157,17 @@ pub(super) fn run(client: Option<&Client>, command: LogCommand) -> Result<()> {
                 Ok(())
             };
             client.call_lines("log/read", &args, None, &mut |m: LogMessage| {
+                if let Some(asked) = m.asked {
+                    let whose = match &group {
+                        Some(g) => format!("group {g}'s committed offset {asked}"),
+                        None => format!("offset {asked}"),
+                    };
+                    eprintln!(
+                        "cairn: log {name}: {whose} is no longer kept (retention dropped the \
+                         older messages): reading from the first available offset, {}",
+                        m.offset
+                    );
+                }
                 let written = if json {
                     serde_json::to_writer(&mut out, &m)
                         .map_err(std::io::Error::other)
@@ -182,11 +194,15 @@ pub(super) fn run(client: Option<&Client>, command: LogCommand) -> Result<()> {
         LogCommand::Ls => {
             let list: LogList = client.call_json("log/ls", &[])?;
             for l in list.logs {
-                writeln!(
+                write!(
                     out,
                     "{}\t{}\t{} messages\treplication {}\t{}",
                     l.name, l.origin, l.next, l.replication, l.id
                 )?;
+                if l.first > 0 {
+                    write!(out, "\tfirst offset {}", l.first)?;
+                }
+                writeln!(out)?;
             }
         }
     }

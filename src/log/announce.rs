@@ -1,11 +1,14 @@
 //! Heads announced on a log's pub/sub topic.
 //!
 //! Wire format: the topic of log `ID` is `/cairn/log/1/ID`; a message is
-//! JSON `{"id": ID, "head": CID, "next": N, "sig": BASE64}` where `sig`
-//! is the log key's signature (the key whose peer ID is `ID`) over
-//! `cairn-log-head` 0x00 ID 0x00 CID-bytes N (8 bytes big-endian). Only
-//! the log's key makes a valid one, so a peer cannot move a follower to
-//! a forged chain; the chain itself is checked again batch by batch.
+//! JSON `{"id": ID, "head": CID, "next": N, "floor": F, "sig": BASE64}`
+//! where `floor` (left out when 0) is the first offset the log keeps (its
+//! retention dropped the older batches: followers fetch nothing below it)
+//! and `sig` is the log key's signature (the key whose peer ID is `ID`)
+//! over `cairn-log-head` 0x00 ID 0x00 CID-bytes N (8 bytes big-endian),
+//! followed by F (8 bytes big-endian) when F is not 0. Only the log's key
+//! makes a valid one, so a peer cannot move a follower to a forged chain
+//! or floor; the chain itself is checked again batch by batch.
 
 use crate::block::Cid;
 use base64::Engine as _;
@@ -33,6 +36,8 @@ pub struct HeadAnnounce {
     pub head: Cid,
     /// The offset after that batch's last message.
     pub next: u64,
+    /// The first offset the log keeps (0: all).
+    pub floor: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -40,7 +45,13 @@ struct Wire {
     id: String,
     head: String,
     next: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    floor: u64,
     sig: String,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Why an announcement was refused.
@@ -57,12 +68,15 @@ pub enum AnnounceError {
     },
 }
 
-fn signed_bytes(id: &str, head: &Cid, next: u64) -> Vec<u8> {
+fn signed_bytes(id: &str, head: &Cid, next: u64, floor: u64) -> Vec<u8> {
     let mut out = b"cairn-log-head\0".to_vec();
     out.extend_from_slice(id.as_bytes());
     out.push(0);
     out.extend_from_slice(&head.to_bytes());
     out.extend_from_slice(&next.to_be_bytes());
+    if floor != 0 {
+        out.extend_from_slice(&floor.to_be_bytes());
+    }
     out
 }
 
@@ -70,12 +84,13 @@ impl HeadAnnounce {
     /// The message, signed with `key` (the log's).
     pub fn encode(&self, key: &Keypair) -> Result<Vec<u8>, AnnounceError> {
         let sig = key
-            .sign(&signed_bytes(&self.id, &self.head, self.next))
+            .sign(&signed_bytes(&self.id, &self.head, self.next, self.floor))
             .map_err(|e| AnnounceError::Malformed(e.to_string()))?;
         let wire = Wire {
             id: self.id.clone(),
             head: self.head.to_string(),
             next: self.next,
+            floor: self.floor,
             sig: base64::engine::general_purpose::STANDARD.encode(sig),
         };
         serde_json::to_vec(&wire).map_err(|e| AnnounceError::Malformed(e.to_string()))
@@ -96,13 +111,17 @@ impl HeadAnnounce {
             .decode(&wire.sig)
             .map_err(|e| bad(&e.to_string()))?;
         let key = public_key(id).ok_or_else(|| AnnounceError::BadSignature { id: id.into() })?;
-        if !key.verify(&signed_bytes(id, &head, wire.next), &sig) {
+        if !key.verify(&signed_bytes(id, &head, wire.next, wire.floor), &sig) {
             return Err(AnnounceError::BadSignature { id: id.into() });
+        }
+        if wire.floor > wire.next {
+            return Err(bad("a floor past the log's end"));
         }
         Ok(HeadAnnounce {
             id: wire.id,
             head,
             next: wire.next,
+            floor: wire.floor,
         })
     }
 }
@@ -130,6 +149,7 @@ mod tests {
             id: id.clone(),
             head,
             next: 42,
+            floor: 0,
         };
         let bytes = a.encode(&key).unwrap();
         assert_eq!(HeadAnnounce::decode(&id, &bytes).unwrap(), a);
@@ -149,5 +169,23 @@ mod tests {
         assert!(HeadAnnounce::decode(&id, b"{").is_err());
         assert!(HeadAnnounce::decode(&id, &vec![b' '; MAX_ANNOUNCE_BYTES + 1]).is_err());
         assert_eq!(topic(&id), format!("/cairn/log/1/{id}"));
+        // A floor is signed too: raised by someone else, refused.
+        let floored = HeadAnnounce {
+            floor: 40,
+            ..a.clone()
+        };
+        let bytes = floored.encode(&key).unwrap();
+        assert_eq!(HeadAnnounce::decode(&id, &bytes).unwrap(), floored);
+        let text = String::from_utf8(bytes)
+            .unwrap()
+            .replace("\"floor\":40", "\"floor\":41");
+        assert!(matches!(
+            HeadAnnounce::decode(&id, text.as_bytes()),
+            Err(AnnounceError::BadSignature { .. })
+        ));
+        // Without a floor, the message is as before (no field).
+        assert!(!String::from_utf8(a.encode(&key).unwrap())
+            .unwrap()
+            .contains("floor"));
     }
 }

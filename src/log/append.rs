@@ -142,7 +142,7 @@ impl Logs {
                 reason: "its head moved during an append".into(),
             });
         }
-        self.pin_head(name, &head)?;
+        self.pin_head(name, &head, state.head_pin_kind())?;
         state.head = Some(head.to_string());
         state.next = tx.next;
         state.batches += tx.made.len() as u64;
@@ -150,6 +150,10 @@ impl Logs {
         self.put_state(name, &state)?;
         self.let_go(name, tx.old_head);
         self.extend_index(name, tx.old_head, &tx.made);
+        // The append is durable whatever retention does now.
+        if let Err(e) = self.retain_locked(name, &mut state, now_ms()) {
+            tracing::warn!(log = name, "logs: applying the retention: {e}");
+        }
         self.changes.send_modify(|n| *n += 1);
         Ok(Appended {
             first: tx.first,

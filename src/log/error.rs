@@ -78,6 +78,31 @@ pub enum LogError {
         /// The log's next offset.
         end: u64,
     },
+    /// An offset retention dropped (Kafka's OffsetOutOfRange).
+    #[error("offset {offset} of log {name:?} is no longer kept (its retention dropped the older messages): the first available offset is {first}")]
+    OffsetOutOfRange {
+        /// The log.
+        name: String,
+        /// The offset asked for.
+        offset: u64,
+        /// The log's first kept offset.
+        first: u64,
+    },
+    /// `log follow` on a node subscribed to as many topics as it may.
+    #[error("cannot follow: this node already listens on {max} pub/sub topics, the most `[pubsub] max_topics` allows (a followed log takes one): raise max_topics under [pubsub] in the repo's config.toml and restart the daemon, or end a `pubsub sub`")]
+    TopicCap {
+        /// `[pubsub] max_topics`.
+        max: usize,
+    },
+    /// `log follow` when the log's topic cannot be subscribed to.
+    #[error("cannot follow: the log's pub/sub topic: {reason}")]
+    Pubsub {
+        /// Why.
+        reason: String,
+    },
+    /// The node is stopping.
+    #[error("the node is stopping")]
+    Stopping,
     /// A CID that is not one of the log's batches.
     #[error("{cid} is not a batch of log {name:?}")]
     NotInLog {
@@ -136,6 +161,9 @@ impl LogError {
                 | LogError::NotWritable { .. }
                 | LogError::NotFollowed { .. }
                 | LogError::BeyondEnd { .. }
+                | LogError::OffsetOutOfRange { .. }
+                | LogError::TopicCap { .. }
+                | LogError::Pubsub { .. }
                 | LogError::NotInLog { .. }
         )
     }

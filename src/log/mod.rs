@@ -7,7 +7,10 @@
 //! - `append.rs`: appends, all or nothing and one at a time per log
 //!   ([`Append`]);
 //! - `pins.rs`: the pins of heads, marked as the logs', reconciled with
-//!   the logs' states when they are opened;
+//!   the logs' states when they are opened; the logs as a
+//!   [`PinHolder`](crate::node::PinHolder) of their heads and their roots
+//!   of garbage collection;
+//! - `retain.rs`: retention, a floor below which batches are dropped;
 //! - `state.rs`: what the repo keeps of a log ([`LogState`]) and of its
 //!   groups, and the rules for names and retention;
 //! - [`announce`]: heads announced on a log's pub/sub topic, signed by
@@ -36,6 +39,7 @@ pub mod announce;
 mod append;
 mod error;
 mod pins;
+mod retain;
 pub mod state;
 
 #[cfg(test)]
@@ -43,6 +47,7 @@ use pins::holds_pin;
 
 pub use append::Append;
 pub use error::LogError;
+pub use retain::Dropped;
 pub use state::{parse_retention, LogState, Origin, Retention};
 
 use crate::block::{Block, Cid};
@@ -208,6 +213,7 @@ impl Logs {
             retention,
             head: None,
             next: 0,
+            floor: 0,
             batches: 0,
             bytes: 0,
             origin: Origin::Local,
@@ -237,6 +243,7 @@ impl Logs {
             retention: None,
             head: None,
             next: 0,
+            floor: 0,
             batches: 0,
             bytes: 0,
             origin: Origin::Follow,
@@ -318,6 +325,10 @@ impl Logs {
                 None => {}
             }
             index.insert(b.first, cid);
+            if b.first <= state.floor {
+                // The oldest batch kept: retention dropped the ones below.
+                break;
+            }
             at = b.prev;
             newer = Some((cid, b));
         }
@@ -340,6 +351,13 @@ impl Logs {
             return Err(LogError::BeyondEnd {
                 offset: from,
                 end: state.next,
+            });
+        }
+        if from < state.floor {
+            return Err(LogError::OffsetOutOfRange {
+                name: name.to_string(),
+                offset: from,
+                first: state.floor,
             });
         }
         let mut chunk = ReadChunk {
@@ -433,8 +451,16 @@ impl Logs {
     /// `newest` first, the oldest continuing the log's current head: each
     /// link is checked ([`batch::check_link`]) before anything is stored,
     /// then the blocks are stored, the newest pinned and made the head.
-    /// Returns the new next offset.
-    pub fn adopt(&self, name: &str, newest: Vec<(Block, LogBatch)>) -> Result<u64, LogError> {
+    /// With `restart`, the oldest may instead be the log's floor as its
+    /// creator announced it (the batches below were dropped by retention
+    /// and are never fetched): it must start at or after the local next
+    /// offset, and becomes the local floor. Returns the new next offset.
+    pub fn adopt(
+        &self,
+        name: &str,
+        newest: Vec<(Block, LogBatch)>,
+        restart: bool,
+    ) -> Result<u64, LogError> {
         let _w = self.writing();
         let mut state = self.get(name)?;
         if state.origin != Origin::Follow {
@@ -454,6 +480,7 @@ impl Logs {
             None => None,
         };
         let mut bytes = 0u64;
+        let mut floor = None;
         for (block, b) in newest.iter().rev() {
             if b.log != state.id {
                 return Err(batch::BatchError::OtherLog {
@@ -463,7 +490,24 @@ impl Logs {
                 }
                 .into());
             }
+            let continues = prev.as_ref().is_some_and(|(pcid, _)| b.prev == Some(*pcid));
             match &prev {
+                _ if restart
+                    && made.is_empty()
+                    && !continues
+                    && b.first > 0
+                    && b.first >= state.next =>
+                {
+                    // The creator's floor: the chain kept starts here.
+                    if b.prev.is_none() {
+                        return Err(LogError::Batch(batch::BatchError::BadStart {
+                            cid: *block.cid(),
+                            first: b.first,
+                            has_prev: b.prev.is_some(),
+                        }));
+                    }
+                    floor = Some(b.first);
+                }
                 Some((pcid, p)) => batch::check_link(&state.id, *block.cid(), b, *pcid, p)?,
                 None if b.first != 0 || b.prev.is_some() => {
                     return Err(LogError::Batch(batch::BatchError::BadStart {
@@ -482,21 +526,31 @@ impl Logs {
         let count = newest.len() as u64;
         self.store
             .put_many(&mut newest.into_iter().map(|(block, _)| block))?;
-        self.pin_head(name, &head)?;
+        if let Some(f) = floor {
+            // What was kept below is dropped: the kept chain starts anew.
+            state.floor = f;
+            state.batches = 0;
+            state.bytes = 0;
+        }
+        self.pin_head(name, &head, state.head_pin_kind())?;
         state.head = Some(head.to_string());
         state.next = next;
         state.batches += count;
         state.bytes += bytes;
         self.put_state(name, &state)?;
         self.let_go(name, old_head);
-        self.extend_index(name, old_head, &made);
+        if floor.is_some() {
+            self.indexes().remove(name);
+        } else {
+            self.extend_index(name, old_head, &made);
+        }
         self.changes.send_modify(|n| *n += 1);
         Ok(next)
     }
 }
 
 /// The clock in unix milliseconds (0 before 1970).
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)

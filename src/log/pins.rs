@@ -74,22 +74,73 @@ impl Logs {
             .map(|e| e.name))
     }
 
-    /// Pins `head` recursively as log `name`'s: marked first, and no
+    /// Pins `head` as log `name`'s, of `kind` (the log state's
+    /// [`head_pin_kind`](LogState::head_pin_kind)): marked first, and no
     /// replication tombstone removes it (a copy held for the network may
-    /// have pinned it first).
-    pub(super) fn pin_head(&self, name: &str, head: &Cid) -> Result<(), LogError> {
+    /// have pinned it first). A recursive pin someone else holds too (the
+    /// user, the replicator) is never made direct.
+    pub(super) fn pin_head(&self, name: &str, head: &Cid, kind: PinKind) -> Result<(), LogError> {
+        let store = &*self.store;
         let key = pin_key(head);
-        if self.store.meta_get(&key)?.is_none() {
-            if self.store.pin_of(head)?.is_some() && !crate::replicate::owns_pin(&*self.store, head)
-            {
+        let current = store.pin_of(head)?;
+        if store.meta_get(&key)?.is_none() {
+            if current.is_some() && !crate::replicate::owns_pin(store, head) {
                 // Someone else's pin: it stays theirs after the log's.
-                claim_for_user(&*self.store, head)?;
+                claim_for_user(store, head)?;
             }
-            self.store.meta_put(&key, Some(name.as_bytes()))?;
+            store.meta_put(&key, Some(name.as_bytes()))?;
         }
-        self.store.pin(head, PinKind::Recursive)?;
-        crate::replicate::disown_pin(&*self.store, head)?;
+        let shared = crate::node::user_claimed(store, head)
+            || crate::replicate::replicated_here(store, head);
+        let kind = match current {
+            Some(PinKind::Recursive) if shared => PinKind::Recursive,
+            _ => kind,
+        };
+        if current != Some(kind) {
+            store.pin(head, kind)?;
+        }
+        crate::replicate::disown_pin(store, head)?;
         Ok(())
+    }
+
+    /// The roots garbage collection keeps for the logs, recursive and
+    /// direct: the head of a log that keeps its whole chain, and every
+    /// kept batch (head to floor) of a [bounded](LogState::bounded) one.
+    /// A damaged state is left out; a chain that breaks off (a batch not
+    /// stored) keeps what was reached.
+    pub fn gc_roots(&self) -> Result<(Vec<Cid>, Vec<Cid>), StoreError> {
+        let (mut recursive, mut direct) = (Vec::new(), Vec::new());
+        for (key, bytes) in self.store.meta_scan(META_PREFIX)? {
+            let name = &key[META_PREFIX.len()..];
+            let Ok(state) = LogState::decode(name, &bytes) else {
+                continue;
+            };
+            let Ok(Some(head)) = state.head_cid(name) else {
+                continue;
+            };
+            if !state.bounded() {
+                recursive.push(head);
+                continue;
+            }
+            let mut at = Some(head);
+            let mut above = u64::MAX;
+            while let Some(cid) = at {
+                direct.push(cid);
+                match self.batch(&cid) {
+                    // Offsets fall along the chain: it ends.
+                    Ok(b) if b.first > state.floor && b.first < above => {
+                        above = b.first;
+                        at = b.prev;
+                    }
+                    Ok(_) => at = None,
+                    Err(e) => {
+                        tracing::warn!(log = name, %cid, "logs: walking the kept chain: {e}");
+                        at = None;
+                    }
+                }
+            }
+        }
+        Ok((recursive, direct))
     }
 
     /// Lets go of the pin of a head log `name` moved past (the new head's
@@ -130,8 +181,14 @@ impl Logs {
         for entry in self.list()? {
             if let Some(head) = entry.state.head_cid(&entry.name)? {
                 heads.insert(head);
-                if self.store.pin_of(&head)?.is_none() && self.store.has(&head)? {
-                    self.pin_head(&entry.name, &head)?;
+                let kind = entry.state.head_pin_kind();
+                let pinned = self.store.pin_of(&head)?;
+                // Missing, or recursive where the log keeps part of its
+                // chain (a crash after its floor moved).
+                let redo = pinned.is_none()
+                    || (kind == PinKind::Direct && pinned == Some(PinKind::Recursive));
+                if redo && self.store.has(&head)? {
+                    self.pin_head(&entry.name, &head, kind)?;
                 }
             }
         }
@@ -147,5 +204,34 @@ impl Logs {
             }
         }
         Ok(())
+    }
+}
+
+impl crate::node::PinHolder for Logs {
+    /// A log's current head is the logs': `pin rm` of it is refused when
+    /// the pin is the log's alone, and takes only the user's claim when
+    /// the user pinned it too (the log lets the pin go when it moves on).
+    fn hold(
+        &self,
+        cid: &Cid,
+        user_pinned: bool,
+    ) -> Result<crate::node::Hold, crate::node::NodeError> {
+        use crate::node::Hold;
+        // Under the logs' writer: no append moves a head meanwhile.
+        let _w = self.writing();
+        let owner = self
+            .head_owner(cid)
+            .map_err(|e| crate::node::NodeError::PinHolder(Box::new(e)))?;
+        Ok(match owner {
+            None => Hold::Free,
+            Some(name) => {
+                let by = format!("the log {name:?} (its head)");
+                if user_pinned {
+                    Hold::Kept(by)
+                } else {
+                    Hold::Refused(by)
+                }
+            }
+        })
     }
 }

@@ -18,8 +18,8 @@ pub const GROUP_PREFIX: &str = "log/group/";
 /// Longest log or group name.
 pub const MAX_NAME_BYTES: usize = 64;
 
-/// How much of a log is kept (recorded; dropping old batches is not done
-/// yet).
+/// How much of a log is kept: older batches are dropped (see
+/// `retain.rs`), always keeping the head.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Retention {
     /// Batches younger than this.
@@ -50,9 +50,14 @@ pub struct LogState {
     pub head: Option<String>,
     /// The offset the next message gets.
     pub next: u64,
-    /// Batches in the chain.
+    /// The first offset kept: retention dropped the messages before it,
+    /// and the batch starting there is the oldest one the log keeps (0:
+    /// the whole chain).
+    #[serde(default)]
+    pub floor: u64,
+    /// Batches kept (from the floor to the head).
     pub batches: u64,
-    /// Message bytes in the chain.
+    /// Message bytes kept.
     pub bytes: u64,
     /// Where its batches come from.
     pub origin: Origin,
@@ -70,6 +75,24 @@ impl LogState {
                 })
             })
             .transpose()
+    }
+
+    /// Whether the log keeps only part of its chain (a retention, or a
+    /// floor above 0): its head is then pinned directly and its kept
+    /// batches are roots of garbage collection one by one, down to the
+    /// floor, rather than through a recursive pin reaching the whole chain.
+    pub fn bounded(&self) -> bool {
+        self.floor > 0 || self.retention.is_some()
+    }
+
+    /// How the log's head is pinned: recursively (keeping the whole
+    /// chain), or directly when [`bounded`](Self::bounded).
+    pub fn head_pin_kind(&self) -> crate::store::PinKind {
+        if self.bounded() {
+            crate::store::PinKind::Direct
+        } else {
+            crate::store::PinKind::Recursive
+        }
     }
 
     /// The bytes kept for it.
@@ -189,6 +212,7 @@ mod tests {
             retention: Some(Retention::Age(Duration::from_secs(60))),
             head: None,
             next: 7,
+            floor: 3,
             batches: 2,
             bytes: 30,
             origin: Origin::Local,

@@ -145,11 +145,11 @@ fn a_follower_adopts_a_valid_chain_in_steps() {
     ));
     a.append("l", msgs(0..2)).unwrap();
     a.append("l", msgs(2..3)).unwrap();
-    assert_eq!(b.adopt("copy", chain(&a, &sa, "l")).unwrap(), 3);
+    assert_eq!(b.adopt("copy", chain(&a, &sa, "l"), false).unwrap(), 3);
     a.append("l", msgs(3..6)).unwrap();
     // Only what is new: the batch after B's head.
     let newer: Vec<_> = chain(&a, &sa, "l").into_iter().take(1).collect();
-    assert_eq!(b.adopt("copy", newer).unwrap(), 6);
+    assert_eq!(b.adopt("copy", newer, false).unwrap(), 6);
     let read = b.read("copy", 0, 100, 1 << 20).unwrap();
     let want: Vec<(u64, String)> = (0..6).map(|i| (i, format!("m{i}"))).collect();
     assert_eq!(texts(&read), want);
@@ -168,7 +168,10 @@ fn invalid_chains_are_refused_and_nothing_is_stored() {
     let blocks_before = sb.stat().unwrap().blocks;
     // A gap: the newest batch without its predecessor.
     let gap = vec![full[0].clone()];
-    assert!(matches!(b.adopt("copy", gap), Err(LogError::Batch(_))));
+    assert!(matches!(
+        b.adopt("copy", gap, false),
+        Err(LogError::Batch(_))
+    ));
     // Another log's chain (a forged id).
     let other = LogBatch {
         log: "12D3KooWother".into(),
@@ -179,7 +182,7 @@ fn invalid_chains_are_refused_and_nothing_is_stored() {
     };
     let ob = other.encode().unwrap();
     assert!(matches!(
-        b.adopt("copy", vec![(ob, other)]),
+        b.adopt("copy", vec![(ob, other)], false),
         Err(LogError::Batch(BatchError::OtherLog { .. }))
     ));
     // A batch claiming offsets that overlap its predecessor's.
@@ -193,13 +196,13 @@ fn invalid_chains_are_refused_and_nothing_is_stored() {
     };
     let ob = overlap.encode().unwrap();
     assert!(matches!(
-        b.adopt("copy", vec![(ob, overlap), first]),
+        b.adopt("copy", vec![(ob, overlap), first], false),
         Err(LogError::Batch(BatchError::Gap { .. }))
     ));
     assert_eq!(sb.stat().unwrap().blocks, blocks_before);
     assert_eq!(b.get("copy").unwrap().next, 0);
     // The real chain still goes in.
-    assert_eq!(b.adopt("copy", full).unwrap(), 4);
+    assert_eq!(b.adopt("copy", full, false).unwrap(), 4);
 }
 
 use crate::dag::batch::BatchError;
@@ -391,7 +394,7 @@ fn the_pin_of_a_head_a_crash_left_unnamed_is_let_go_on_open_and_only_that() {
     let mut tx = logs.begin_append("orders", turn).unwrap();
     logs.append_part(&mut tx, msgs(2..4)).unwrap();
     let lost = tx.prev.unwrap();
-    logs.pin_head("orders", &lost).unwrap();
+    logs.pin_head("orders", &lost, PinKind::Recursive).unwrap();
     drop(tx);
     // The user's own pin of a block the logs never marked.
     let user = Block::new(
@@ -428,4 +431,186 @@ fn a_head_the_user_pinned_too_stays_pinned_when_the_log_moves_past_it() {
     // Reopening does not take it either.
     logs_on(&store);
     assert_eq!(store.pin_of(&first).unwrap(), Some(PinKind::Recursive));
+}
+
+#[test]
+fn pin_rm_of_a_head_is_refused_or_takes_only_the_users_claim() {
+    use crate::node::{Node, NodeError, Unpinned};
+    let node = Node::in_memory(crate::node::Config::default(), [3; 32]);
+    let logs = node.logs();
+    logs.create("orders", 1, None).unwrap();
+    let first = logs.append("orders", msgs(0..2)).unwrap().head;
+    // The log's own pin: refused, naming the log.
+    let e = node.pin_rm(&first).unwrap_err();
+    assert!(matches!(e, NodeError::HeldBy { .. }), "{e}");
+    assert!(
+        e.to_string().contains("the log \"orders\" (its head)"),
+        "{e}"
+    );
+    assert_eq!(
+        node.store().pin_of(&first).unwrap(),
+        Some(PinKind::Recursive)
+    );
+    // Pinned by the user too: the user's claim goes, the pin stays the log's.
+    node.pin_add(&first, true).unwrap();
+    assert_eq!(
+        node.pin_rm(&first).unwrap(),
+        Unpinned::KeptBy("the log \"orders\" (its head)".into())
+    );
+    assert_eq!(
+        node.store().pin_of(&first).unwrap(),
+        Some(PinKind::Recursive)
+    );
+    // ... so it goes when the log moves past it.
+    let second = logs.append("orders", msgs(2..3)).unwrap().head;
+    assert_eq!(node.store().pin_of(&first).unwrap(), None);
+    // A past head is no longer the log's: the user's pin of it goes.
+    node.pin_add(&first, true).unwrap();
+    assert_eq!(
+        node.pin_rm(&first).unwrap(),
+        Unpinned::Removed(PinKind::Recursive)
+    );
+    assert_eq!(
+        node.store().pin_of(&second).unwrap(),
+        Some(PinKind::Recursive)
+    );
+}
+
+/// Three 10-byte messages: batch `k` of a log appended with them holds
+/// offsets 3k..3k+3 and 30 message bytes.
+fn ten_bytes(k: u32) -> Vec<Bytes> {
+    (0..3)
+        .map(|i| Bytes::from(format!("msg-{:06}", 3 * k + i)))
+        .collect()
+}
+
+#[test]
+fn size_retention_drops_the_oldest_batches_and_gc_frees_them() {
+    use crate::node::Node;
+    let node = Node::in_memory(crate::node::Config::default(), [5; 32]);
+    let logs = node.logs();
+    logs.create("small", 1, Some(Retention::Bytes(100)))
+        .unwrap();
+    let heads: Vec<Cid> = (0..20)
+        .map(|k| logs.append("small", ten_bytes(k)).unwrap().head)
+        .collect();
+    // The newest batches up to 100 bytes: 3 of 30.
+    let state = logs.get("small").unwrap();
+    assert_eq!(
+        (state.floor, state.batches, state.bytes, state.next),
+        (51, 3, 90, 60)
+    );
+    // The head is pinned directly; nothing else of the log is pinned.
+    assert_eq!(
+        node.store().pin_of(&heads[19]).unwrap(),
+        Some(PinKind::Direct)
+    );
+    assert_eq!(node.store().pins().unwrap().len(), 1);
+    let (recursive, direct) = logs.gc_roots().unwrap();
+    assert!(recursive.is_empty());
+    assert_eq!(direct, vec![heads[19], heads[18], heads[17]]);
+    // Below the floor: refused, naming the first offset kept.
+    let e = logs.read("small", 50, 100, 1 << 20).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            LogError::OffsetOutOfRange {
+                offset: 50,
+                first: 51,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(
+        e.to_string().contains("first available offset is 51"),
+        "{e}"
+    );
+    node.gc().unwrap();
+    for (k, head) in heads.iter().enumerate() {
+        assert_eq!(node.store().has(head).unwrap(), k >= 17, "batch {k}");
+    }
+    // What is kept reads back in order, also once reopened.
+    let want: Vec<(u64, String)> = (51..60).map(|i| (i, format!("msg-{i:06}"))).collect();
+    assert_eq!(texts(&logs.read("small", 51, 100, 1 << 20).unwrap()), want);
+    let store: Arc<dyn Store> = Arc::clone(node.store());
+    let again = Logs::open(store, Arc::clone(node.keys()));
+    assert_eq!(texts(&again.read("small", 51, 100, 1 << 20).unwrap()), want);
+    assert_eq!(again.retain("small", now_ms()).unwrap(), None);
+}
+
+#[test]
+fn age_retention_drops_what_is_older_but_keeps_the_head() {
+    let store = Arc::new(MemoryStore::new());
+    let logs = logs_on(&store);
+    let age = std::time::Duration::from_secs(60);
+    logs.create("aged", 1, Some(Retention::Age(age))).unwrap();
+    for k in 0..3 {
+        logs.append("aged", ten_bytes(k)).unwrap();
+    }
+    assert_eq!(logs.retain("aged", now_ms()).unwrap(), None);
+    assert_eq!(logs.get("aged").unwrap().floor, 0);
+    let later = now_ms() + 61_000;
+    let dropped = logs.retain("aged", later).unwrap().unwrap();
+    assert_eq!(
+        dropped,
+        Dropped {
+            floor: 6,
+            batches: 2,
+            bytes: 60
+        }
+    );
+    assert_eq!(logs.read("aged", 6, 10, 1 << 20).unwrap().messages.len(), 3);
+    assert_eq!(logs.retain("aged", later).unwrap(), None);
+    // A log without a retention keeps everything, its head recursively.
+    logs.create("all", 1, None).unwrap();
+    let h = logs.append("all", ten_bytes(0)).unwrap().head;
+    assert_eq!(logs.retain("all", later).unwrap(), None);
+    assert_eq!(store.pin_of(&h).unwrap(), Some(PinKind::Recursive));
+}
+
+#[test]
+fn a_follower_starts_at_the_creators_floor_and_follows_it_up() {
+    let (sa, sb) = (Arc::new(MemoryStore::new()), Arc::new(MemoryStore::new()));
+    let (a, b) = (logs_on(&sa), logs_on(&sb));
+    let id = a.create("l", 1, Some(Retention::Bytes(60))).unwrap().id;
+    for k in 0..5 {
+        a.append("l", ten_bytes(k)).unwrap();
+    }
+    assert_eq!(a.get("l").unwrap().floor, 9);
+    b.follow("copy", &id, 1).unwrap();
+    // What a catch-up fetches: head back to the floor's batch only.
+    let kept: Vec<_> = chain(&a, &sa, "l").into_iter().take(2).collect();
+    assert_eq!(kept[1].1.first, 9);
+    // Without restart the first batch must start the log.
+    assert!(b.adopt("copy", kept.clone(), false).is_err());
+    assert_eq!(b.adopt("copy", kept, true).unwrap(), 15);
+    let state = b.get("copy").unwrap();
+    assert_eq!((state.floor, state.batches, state.bytes), (9, 2, 60));
+    assert!(matches!(
+        b.read("copy", 0, 10, 1 << 20),
+        Err(LogError::OffsetOutOfRange { first: 9, .. })
+    ));
+    assert_eq!(b.read("copy", 9, 10, 1 << 20).unwrap().messages.len(), 6);
+    let head = state.head_cid("copy").unwrap().unwrap();
+    assert_eq!(sb.pin_of(&head).unwrap(), Some(PinKind::Direct));
+    // The creator goes on; the follower takes the new batch, then the
+    // announced floor.
+    a.append("l", ten_bytes(5)).unwrap();
+    let newer: Vec<_> = chain(&a, &sa, "l").into_iter().take(1).collect();
+    assert_eq!(b.adopt("copy", newer, true).unwrap(), 18);
+    let floor = a.get("l").unwrap().floor;
+    assert_eq!(floor, 12);
+    let dropped = b.raise_floor("copy", floor).unwrap().unwrap();
+    assert_eq!((dropped.floor, dropped.batches, dropped.bytes), (12, 1, 30));
+    let state = b.get("copy").unwrap();
+    assert_eq!((state.floor, state.batches, state.bytes), (12, 2, 60));
+    assert_eq!(b.read("copy", 12, 10, 1 << 20).unwrap().messages.len(), 6);
+    assert_eq!(b.raise_floor("copy", floor).unwrap(), None);
+}
+
+#[test]
+fn a_state_kept_before_floors_existed_reads_with_floor_0() {
+    let old = br#"{"id":"12D3KooW","replication":1,"retention":null,"head":null,"next":0,"batches":0,"bytes":0,"origin":"Local"}"#;
+    assert_eq!(LogState::decode("l", old).unwrap().floor, 0);
 }

@@ -12,7 +12,17 @@
 //!   and past the local one is fetched back by CID over Bitswap (from the
 //!   announcer and whoever else has the blocks) until the local head, each
 //!   link checked, then taken in oldest first ([`Logs::adopt`]), so every
-//!   message arrives once and in order.
+//!   message arrives once and in order; never below the floor the head
+//!   announcement carries (retention dropped those batches), and the
+//!   follower's own floor follows it ([`Logs::raise_floor`]). A follower
+//!   whose topic cannot be subscribed to tries again with capped
+//!   exponential backoff ([`resubscribe_wait`]); `log follow` itself
+//!   subscribes first and hands that subscription to the follower
+//!   ([`OnlineNode::follow_log`]), so a node at its topic cap refuses
+//!   at once.
+//!
+//! Local logs with a retention have it applied every [`RETAIN_INTERVAL`]
+//! (and after each append).
 
 use super::online::OnlineNode;
 use super::Node;
@@ -22,6 +32,7 @@ use crate::log::announce::{self, HeadAnnounce};
 use crate::log::{LogError, LogState, Logs, Origin};
 use crate::names::ipns::PublishOptions;
 use crate::net::bitswap::fetch::FetchOptions;
+use crate::net::pubsub::{PubsubError, Subscription};
 use crate::net::Network;
 use crate::replicate::Replicator;
 use libp2p::PeerId;
@@ -41,8 +52,44 @@ pub const MAX_CATCHUP_BATCHES: usize = 1 << 20;
 /// Batches taken in per step of a catch-up.
 const ADOPT_STEP: usize = 256;
 
+/// How often the daemon applies the retention of its logs (besides after
+/// every append): an age passes without appends.
+pub const RETAIN_INTERVAL: Duration = Duration::from_secs(10);
+
 /// How long a burst of changes is let settle before heads are announced.
 const SETTLE: Duration = Duration::from_millis(20);
+
+/// The wait before a follower tries its topic again after a failed
+/// subscription (doubled at each failure, up to [`RESUBSCRIBE_MAX`]).
+pub const RESUBSCRIBE_FIRST: Duration = Duration::from_secs(1);
+
+/// The longest wait between two subscription attempts of a follower.
+pub const RESUBSCRIBE_MAX: Duration = Duration::from_secs(60);
+
+/// The wait after `failures` failed subscription attempts in a row: capped
+/// exponential backoff.
+pub fn resubscribe_wait(failures: u32) -> Duration {
+    RESUBSCRIBE_FIRST
+        .saturating_mul(1u32 << failures.min(16))
+        .min(RESUBSCRIBE_MAX)
+}
+
+/// The followed logs whose follow task runs (by local name), shared by the
+/// driver and `log follow`, so a log has one task, made once.
+pub(super) type Following = Arc<std::sync::Mutex<HashSet<String>>>;
+
+fn lock(following: &Following) -> std::sync::MutexGuard<'_, HashSet<String>> {
+    following.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Takes a log's name out of [`Following`] when its follow task ends.
+struct FollowTask(Following, String);
+
+impl Drop for FollowTask {
+    fn drop(&mut self) {
+        lock(&self.0).remove(&self.1);
+    }
+}
 
 /// What the log tasks need of the online node.
 #[derive(Clone)]
@@ -52,6 +99,7 @@ struct LogDriver {
     replicator: Replicator,
     gc_lock: Arc<tokio::sync::RwLock<()>>,
     fetch: FetchOptions,
+    following: Following,
 }
 
 /// What the driver did last for a local log.
@@ -64,16 +112,69 @@ struct Sent {
 }
 
 impl OnlineNode {
-    /// Starts the log tasks.
-    pub(super) fn start_logs(&self) {
-        let driver = LogDriver {
+    fn log_driver(&self) -> LogDriver {
+        LogDriver {
             node: Arc::clone(self.node()),
             net: Arc::clone(self.net()),
             replicator: self.replicator().clone(),
             gc_lock: Arc::clone(self.gc_lock()),
             fetch: self.fetch_options(),
+            following: Arc::clone(&self.log_following),
+        }
+    }
+
+    /// Starts the log tasks.
+    pub(super) fn start_logs(&self) {
+        self.net().swarm.spawn_task(self.log_driver().run());
+    }
+
+    /// `log follow`: follows log `id` here as `name`. The log's topic is
+    /// subscribed first, and that subscription is the one its follow task
+    /// listens on, so a node that cannot take one more topic (`[pubsub]
+    /// max_topics`) or has pub/sub off refuses at once
+    /// ([`LogError::TopicCap`], [`LogError::Pubsub`]) and keeps no
+    /// half-made followed log.
+    pub async fn follow_log(
+        &self,
+        name: &str,
+        id: &str,
+        replication: u8,
+    ) -> Result<LogState, LogError> {
+        crate::log::state::check_name("log", name)?;
+        id.parse::<PeerId>().map_err(|_| LogError::BadId {
+            id: id.chars().take(80).collect(),
+        })?;
+        let logs = Arc::clone(self.node().logs());
+        let follow = {
+            let (name, id) = (name.to_string(), id.to_string());
+            move || logs.follow(&name, &id, replication)
         };
-        self.net().swarm.spawn_task(driver.run());
+        let driver = self.log_driver();
+        if !lock(&driver.following).insert(name.to_string()) {
+            // Its task runs (it listens already): only the state is asked.
+            return tokio::task::spawn_blocking(follow)
+                .await
+                .map_err(|_| LogError::Stopping)?;
+        }
+        let task = FollowTask(Arc::clone(&driver.following), name.to_string());
+        let sub = match self.net().swarm.pubsub_subscribe(announce::topic(id)).await {
+            Ok(sub) => sub,
+            Err(PubsubError::TooManyTopics { max }) => return Err(LogError::TopicCap { max }),
+            Err(e) => {
+                return Err(LogError::Pubsub {
+                    reason: e.to_string(),
+                })
+            }
+        };
+        // A refusal drops the subscription (and `task`, the name with it).
+        let state = tokio::task::spawn_blocking(follow)
+            .await
+            .map_err(|_| LogError::Stopping)??;
+        let (name, id) = (name.to_string(), state.id.clone());
+        self.net()
+            .swarm
+            .spawn_task(async move { driver.follow(task, name, id, Some(sub)).await });
+        Ok(state)
     }
 }
 
@@ -85,8 +186,8 @@ impl LogDriver {
     async fn run(self) {
         let mut changes = self.logs().changes();
         let mut tick = tokio::time::interval(ANNOUNCE_INTERVAL);
-        let mut following: HashSet<String> = HashSet::new();
         let mut sent: HashMap<String, Sent> = HashMap::new();
+        let mut last_retain = Instant::now();
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -107,23 +208,54 @@ impl LogDriver {
                 }
                 Err(_) => return,
             };
-            for entry in list {
+            let retain_due = last_retain.elapsed() >= RETAIN_INTERVAL;
+            if retain_due {
+                last_retain = Instant::now();
+            }
+            for mut entry in list {
                 match entry.state.origin {
                     Origin::Local => {
+                        if retain_due && entry.state.retention.is_some() {
+                            if let Some(state) = self.retain(&entry.name).await {
+                                entry.state = state;
+                            }
+                        }
                         let s = sent.entry(entry.name.clone()).or_default();
                         self.send_head(&entry.name, &entry.state, s).await;
                     }
                     Origin::Follow => {
-                        if following.insert(entry.name.clone()) {
+                        if lock(&self.following).insert(entry.name.clone()) {
                             let this = self.clone();
+                            let task = FollowTask(Arc::clone(&self.following), entry.name.clone());
                             let (name, id) = (entry.name, entry.state.id);
                             self.net
                                 .swarm
-                                .spawn_task(async move { this.follow(name, id).await });
+                                .spawn_task(async move { this.follow(task, name, id, None).await });
                         }
                     }
                 }
             }
+        }
+    }
+
+    /// Applies local log `name`'s retention (ages pass without appends):
+    /// its new state when that dropped batches.
+    async fn retain(&self, name: &str) -> Option<LogState> {
+        let logs = Arc::clone(self.logs());
+        let n = name.to_string();
+        let now_ms = crate::log::now_ms();
+        match tokio::task::spawn_blocking(move || {
+            logs.retain(&n, now_ms)?;
+            logs.get(&n)
+        })
+        .await
+        {
+            Ok(Ok(state)) => Some(state),
+            Ok(Err(e)) => {
+                tracing::warn!(log = name, "logs: applying the retention: {e}");
+                None
+            }
+            Err(_) => None,
         }
     }
 
@@ -144,6 +276,7 @@ impl LogDriver {
             id: state.id.clone(),
             head,
             next: state.next,
+            floor: state.floor,
         };
         match a.encode(&key) {
             Ok(data) => {
@@ -154,7 +287,9 @@ impl LogDriver {
             }
             Err(e) => tracing::warn!(log = name, "logs: signing the head: {e}"),
         }
-        if state.replication > 1 && sent.replicated != Some(head) {
+        // A replica pins a head recursively, so the whole chain: a log
+        // that keeps part of it is not handed to the replicator.
+        if state.replication > 1 && !state.bounded() && sent.replicated != Some(head) {
             match self
                 .replicator
                 .keep_held(head, Some(state.replication), Some(state.bytes))
@@ -200,14 +335,64 @@ impl LogDriver {
         }
     }
 
-    /// Follows log `id` as `name` until its subscription ends.
-    async fn follow(self, name: String, id: String) {
-        let mut sub = match self.net.swarm.pubsub_subscribe(announce::topic(&id)).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(log = name, "logs: following: {e}");
-                return;
+    /// Whether `name` is still a followed log of id `id` (`None`: the
+    /// node is stopping).
+    async fn still_followed(&self, name: &str, id: &str) -> Option<bool> {
+        let logs = Arc::clone(self.logs());
+        let n = name.to_string();
+        match tokio::task::spawn_blocking(move || logs.get(&n)).await {
+            Ok(Ok(s)) => Some(s.origin == Origin::Follow && s.id == id),
+            Ok(Err(_)) => Some(false),
+            Err(_) => None,
+        }
+    }
+
+    /// Subscribes to log `id`'s topic, trying again with capped
+    /// exponential backoff ([`resubscribe_wait`]) while `name` is still
+    /// followed (`None` once it is not, or the node stops).
+    async fn subscribe(&self, name: &str, id: &str) -> Option<Subscription> {
+        let mut failures = 0u32;
+        loop {
+            if self.still_followed(name, id).await != Some(true) {
+                return None;
             }
+            match self.net.swarm.pubsub_subscribe(announce::topic(id)).await {
+                Ok(sub) => {
+                    if failures > 0 {
+                        tracing::info!(
+                            log = name,
+                            "logs: following again after {failures} failed subscriptions"
+                        );
+                    }
+                    return Some(sub);
+                }
+                Err(PubsubError::Stopped) => return None,
+                Err(e) => {
+                    let wait = resubscribe_wait(failures);
+                    failures = failures.saturating_add(1);
+                    let hint = match e {
+                        PubsubError::TooManyTopics { .. } => " (raise [pubsub] max_topics)",
+                        _ => "",
+                    };
+                    tracing::warn!(
+                        log = name,
+                        "logs: following: subscribing to its topic: {e}{hint}; trying again in {wait:?}"
+                    );
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    /// Follows log `id` as `name` (on `sub`, or a subscription of its own)
+    /// until it is no longer followed or the node stops.
+    async fn follow(self, _task: FollowTask, name: String, id: String, sub: Option<Subscription>) {
+        let mut sub = match sub {
+            Some(sub) => sub,
+            None => match self.subscribe(&name, &id).await {
+                Some(sub) => sub,
+                None => return,
+            },
         };
         while let Some(m) = sub.next().await {
             // The newest of what is waiting.
@@ -231,11 +416,21 @@ impl LogDriver {
                 // Removed or replaced: stop following.
                 Ok(_) | Err(_) => return,
             };
-            if a.next <= state.next {
-                continue;
+            if a.next > state.next {
+                if let Err(e) = self.catch_up(&name, &state, &a, from).await {
+                    tracing::warn!(log = name, head = %a.head, peer = %from, "logs: catching up: {e}");
+                    continue;
+                }
             }
-            if let Err(e) = self.catch_up(&name, &state, &a, from).await {
-                tracing::warn!(log = name, head = %a.head, peer = %from, "logs: catching up: {e}");
+            if a.floor > state.floor {
+                // The creator dropped old batches: so does this node.
+                let logs = Arc::clone(self.logs());
+                let (n, floor) = (name.clone(), a.floor);
+                match tokio::task::spawn_blocking(move || logs.raise_floor(&n, floor)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::warn!(log = name, "logs: moving the floor: {e}"),
+                    Err(_) => return,
+                }
             }
         }
     }
@@ -257,6 +452,9 @@ impl LogDriver {
         let mut cids: Vec<Cid> = Vec::new();
         let mut newer: Option<(Cid, LogBatch)> = None;
         let mut at = Some(a.head);
+        // Set when the walk stops at the creator's floor, above the local
+        // head: nothing below it is fetched.
+        let mut restart = false;
         while let Some(cid) = at {
             if Some(cid) == ours {
                 break;
@@ -280,6 +478,10 @@ impl LogDriver {
                 return Err(CatchUpError::Mismatch(cid));
             }
             cids.push(cid);
+            if b.first > 0 && b.first <= a.floor && b.first >= state.next {
+                restart = true;
+                break;
+            }
             at = b.prev;
             newer = Some((cid, b));
         }
@@ -290,6 +492,8 @@ impl LogDriver {
             let logs = Arc::clone(self.logs());
             let store = Arc::clone(self.node.store());
             let (n, step) = (name.to_string(), step.to_vec());
+            // Only the oldest step starts at the floor.
+            let restart = std::mem::take(&mut restart);
             tokio::task::spawn_blocking(move || {
                 let mut batches: Vec<(Block, LogBatch)> = Vec::with_capacity(step.len());
                 for cid in &step {
@@ -299,7 +503,7 @@ impl LogDriver {
                     let b = LogBatch::decode(&block)?;
                     batches.push((block, b));
                 }
-                logs.adopt(&n, batches)
+                logs.adopt(&n, batches, restart)
             })
             .await
             .map_err(|_| CatchUpError::Stopped)??;
@@ -326,5 +530,17 @@ enum CatchUpError {
 impl From<crate::store::StoreError> for CatchUpError {
     fn from(e: crate::store::StoreError) -> Self {
         CatchUpError::Log(e.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resubscribing_backs_off_exponentially_up_to_a_cap() {
+        let waits: Vec<u64> = (0..9).map(|f| resubscribe_wait(f).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(resubscribe_wait(u32::MAX), RESUBSCRIBE_MAX);
     }
 }

@@ -43,10 +43,14 @@ impl Node {
             let of_kind = |kind: PinKind| -> Vec<Cid> {
                 pins.iter().filter(|p| p.1 == kind).map(|p| p.0).collect()
             };
-            let (mut recursive, direct) = (of_kind(PinKind::Recursive), of_kind(PinKind::Direct));
+            let (mut recursive, mut direct) =
+                (of_kind(PinKind::Recursive), of_kind(PinKind::Direct));
             recursive.extend(mfs_root);
-            // Logs' heads, even if their pins were lost.
-            recursive.extend(self.logs.heads()?);
+            // Logs' heads (their kept batches, for logs with a retention),
+            // even if their pins were lost.
+            let (log_recursive, log_direct) = self.logs.gc_roots()?;
+            recursive.extend(log_recursive);
+            direct.extend(log_direct);
             let live = walk::live_set(&*self.source(), &recursive, &direct)?;
             Ok(self.store.sweep(&live)?)
         })?

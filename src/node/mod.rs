@@ -104,7 +104,7 @@ impl Node {
             Arc::clone(&store),
             repo.config.ipns.clone(),
         );
-        Ok(Node {
+        let node = Node {
             logs: Arc::new(crate::log::Logs::open(
                 Arc::clone(&store),
                 Arc::clone(&keys),
@@ -121,7 +121,9 @@ impl Node {
             read_opts: ReadOptions::default(),
             key_seed,
             pin_holders: Default::default(),
-        })
+        };
+        node.hold_log_heads();
+        Ok(node)
     }
 
     /// The memory tier in front of the store (`[store] hot_cache`): its
@@ -146,7 +148,7 @@ impl Node {
         let keys = Arc::new(Keystore::in_memory(key_seed));
         let names = Names::new(Arc::clone(&keys), Arc::clone(&store), config.ipns.clone());
         let resolved = read::resolve_cache_for(config.store.hot_cache.bytes());
-        Node {
+        let node = Node {
             mfs: mfs::open(&store, &config),
             logs: Arc::new(crate::log::Logs::open(
                 Arc::clone(&store),
@@ -163,7 +165,16 @@ impl Node {
             hot: None,
             resolved,
             pin_holders: Default::default(),
-        }
+        };
+        node.hold_log_heads();
+        node
+    }
+
+    /// Makes the logs a [`PinHolder`]: `pin rm` of a log's head is refused
+    /// (or, pinned by the user too, takes only the user's claim), online
+    /// and offline alike.
+    fn hold_log_heads(&self) {
+        self.add_pin_holder(Arc::clone(&self.logs) as Arc<dyn PinHolder>);
     }
 
     /// The node's Ed25519 secret seed (its libp2p identity).

@@ -57,6 +57,8 @@ pub struct OnlineNode {
     replicator: crate::replicate::Replicator,
     /// Requests' fetches of content that is not local.
     remote: super::remote::RemoteFetches,
+    /// Followed logs whose follow task runs (`logs.rs`).
+    pub(super) log_following: super::logs::Following,
 }
 
 /// Transport rates and the reading they came from.
@@ -219,6 +221,7 @@ impl OnlineNode {
             requests: Default::default(),
             replicator,
             remote: super::remote::RemoteFetches::new(settings.max_remote_fetches),
+            log_following: Default::default(),
         };
         {
             let mut registry = online.net.metrics.lock().unwrap_or_else(|e| e.into_inner());

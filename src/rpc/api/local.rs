@@ -179,6 +179,8 @@ impl NodeApi for Node {
         let cid = self.resolve(path)?;
         // A replicated root is removed network-wide (a tombstone the next
         // daemon spreads), even where this node held no pin of its own.
+        // The logs hold their heads already (a holder of every Node); the
+        // S3 bucket index is asked when the repo has one.
         crate::s3::hold_pins_offline(self)?;
         match Node::pin_rm(self, &cid) {
             // Still named by the S3 endpoint (its pin now): its

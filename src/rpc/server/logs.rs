@@ -71,6 +71,7 @@ pub(super) fn info(name: &str, state: &LogState) -> LogInfo {
         id: state.id.clone(),
         name: name.to_string(),
         next: state.next,
+        first: state.floor,
         origin: match state.origin {
             Origin::Local => "local",
             Origin::Follow => "follow",
@@ -122,11 +123,11 @@ pub(super) async fn follow(
     let id = q.arg()?.to_string();
     let name = q.single("name")?.unwrap_or(id.as_str()).to_string();
     let factor = replication(&q, &s)?;
-    let logs = logs(&s);
-    let state = {
-        let name = name.clone();
-        blocking(move || logs.follow(&name, &id, factor)).await?
-    };
+    let state = s
+        .online
+        .follow_log(&name, &id, factor)
+        .await
+        .map_err(log_err)?;
     Ok(Json(info(&name, &state)))
 }
 
@@ -298,14 +299,31 @@ pub(super) async fn read(
         return Err(bad_request("give --from or --from-cid, not both"));
     }
     let logs = logs(&s);
-    let start = {
+    // An offset given below the floor is refused; one the read chose (a
+    // group's, or the start) begins at the floor, the first line saying so.
+    let (start, mut asked) = {
         let logs = Arc::clone(&logs);
         let name = name.clone();
-        blocking(move || match (from, from_cid, group) {
-            (Some(o), _, _) => Ok(o),
-            (None, Some(c), _) => logs.offset_of(&name, &c),
-            (None, None, Some(g)) => logs.committed(&name, &g),
-            (None, None, None) => logs.get(&name).map(|_| 0),
+        blocking(move || {
+            let floor = logs.get(&name)?.floor;
+            let asked = match (from, from_cid, group) {
+                (Some(o), _, _) if o < floor => {
+                    return Err(LogError::OffsetOutOfRange {
+                        name: name.clone(),
+                        offset: o,
+                        first: floor,
+                    })
+                }
+                (Some(o), _, _) => o,
+                (None, Some(c), _) => logs.offset_of(&name, &c)?,
+                (None, None, Some(g)) => logs.committed(&name, &g)?,
+                (None, None, None) => 0,
+            };
+            Ok(if asked < floor {
+                (floor, Some(asked))
+            } else {
+                (asked, None)
+            })
         })
         .await?
     };
@@ -327,6 +345,12 @@ pub(super) async fn read(
                     .and_then(|r| r);
             let chunk = match chunk {
                 Ok(c) => c,
+                // Retention passed the reader meanwhile: on from the floor.
+                Err(LogError::OffsetOutOfRange { first, .. }) if first > at => {
+                    asked = asked.or(Some(at));
+                    at = first;
+                    continue;
+                }
                 Err(e) => {
                     let code = u8::from(e.is_bad_request());
                     let _ = tx
@@ -352,6 +376,7 @@ pub(super) async fn read(
                 let line = LogMessage {
                     data: encode_multibase(&data),
                     offset,
+                    asked: asked.take(),
                 };
                 if tx.send(Ok(line)).await.is_err() {
                     return;

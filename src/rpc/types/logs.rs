@@ -19,6 +19,9 @@ pub struct LogInfo {
     pub name: String,
     /// The offset the next message gets (the number of messages so far).
     pub next: u64,
+    /// The first offset kept (its retention dropped the messages before).
+    #[serde(default)]
+    pub first: u64,
     /// `local` (appended to here) or `follow` (taken from its creator).
     pub origin: String,
     /// Copies the network keeps.
@@ -57,6 +60,12 @@ pub struct LogMessage {
     pub data: String,
     /// Its offset.
     pub offset: u64,
+    /// On the first message only, when the read starts at the log's
+    /// first kept offset because the one asked for (a group's committed
+    /// offset, or 0 when none was given) was dropped by retention: that
+    /// offset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asked: Option<u64>,
 }
 
 /// `log/commit`: the offset a group committed.
